@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian 12 packages, then configures and
+# builds taia (Release) into ./build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libdnnl-dev            # GEMM (oneDNN)
+  libopenblas-dev        # second GEMM, measured against oneDNN in bench/
+  nlohmann-json3-dev     # JSON
+  libcli11-dev           # command line
+  libgtest-dev libgmock-dev  # tests
+  libbenchmark-dev       # benchmarks
+  python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build --parallel
+echo "taia built: ./build/tools/cli/taia"

@@ -1,0 +1,30 @@
+// Autoregressive generation with a KV cache: one batched prefill of the prompt, then one
+// position at a time, stopping at an EOS id or after max_new_tokens.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "eval/sampling.h"
+#include "model/decoder.h"
+
+namespace taia {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 64;
+  SamplingParams sampling;
+  bool stop_at_eos = true;
+  std::vector<int64_t> eos_ids;  // empty: the model's eos_token_ids
+  // Called with each new id as soon as it is chosen (streaming); return false to stop.
+  std::function<bool(int32_t)> on_token;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> output_ids;  // generated ids only (an EOS that stopped the run included)
+  bool stopped_at_eos = false;
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+GenerateResult generate(Decoder& decoder, const std::vector<int32_t>& prompt_ids, const GenerateOptions& options);
+
+}  // namespace taia

@@ -1,0 +1,64 @@
+#include "io/json_util.h"
+
+#include "core/error.h"
+#include "core/mmap_file.h"
+
+namespace taia {
+
+Json parse_json_text(const std::string& text, const std::string& origin) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    std::string what = e.what();
+    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at line 1, column 2: ..."
+    const auto colon = what.find(": ");
+    std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
+    fail(origin, ": invalid JSON at byte ", e.byte, ": ", reason);
+  }
+}
+
+Json parse_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }
+
+namespace {
+std::string brief(const Json& v) {
+  std::string s = v.dump();
+  return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+}
+}  // namespace
+
+int64_t json_int(const Json& obj, const char* key, const std::string& origin) {
+  auto it = obj.find(key);
+  TAIA_CHECK(it != obj.end(), origin, ": missing required field '", key, "'");
+  TAIA_CHECK(it->is_number_integer(), origin, ": field '", key, "' expected an integer, got ", brief(*it));
+  return it->get<int64_t>();
+}
+
+int64_t json_int_or(const Json& obj, const char* key, int64_t fallback, const std::string& origin) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  TAIA_CHECK(it->is_number_integer(), origin, ": field '", key, "' expected an integer, got ", brief(*it));
+  return it->get<int64_t>();
+}
+
+double json_number_or(const Json& obj, const char* key, double fallback, const std::string& origin) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  TAIA_CHECK(it->is_number(), origin, ": field '", key, "' expected a number, got ", brief(*it));
+  return it->get<double>();
+}
+
+bool json_bool_or(const Json& obj, const char* key, bool fallback, const std::string& origin) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  TAIA_CHECK(it->is_boolean(), origin, ": field '", key, "' expected true or false, got ", brief(*it));
+  return it->get<bool>();
+}
+
+std::string json_string_or(const Json& obj, const char* key, const std::string& fallback, const std::string& origin) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  TAIA_CHECK(it->is_string(), origin, ": field '", key, "' expected a string, got ", brief(*it));
+  return it->get<std::string>();
+}
+
+}  // namespace taia

@@ -1,0 +1,114 @@
+#include "kernels/matmul.h"
+
+#include <dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+
+namespace taia {
+namespace {
+
+// Below this many rows a GEMM library is bandwidth bound anyway and its packing overhead
+// dominates; the row-streaming kernel reads each weight once for all M rows.
+constexpr int64_t kMatvecMaxRows = 8;
+// Rows of a BF16 weight widened to F32 per SGEMM call (scratch = kWidenBlock * K floats).
+constexpr int64_t kWidenBlock = 256;
+
+template <typename WT>
+inline float load_w(const WT* w, int64_t i);
+template <>
+inline float load_w<float>(const float* w, int64_t i) { return w[i]; }
+template <>
+inline float load_w<uint16_t>(const uint16_t* w, int64_t i) { return bf16_to_f32(w[i]); }
+
+template <typename WT>
+void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
+                 bool accumulate) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const WT* wn = w + n * K;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t k = 0; k < K; ++k) acc += xm[k] * load_w(wn, k);
+      if (bias) acc += bias[n];
+      float* out = y + m * N + n;
+      *out = accumulate ? *out + acc : acc;
+    }
+  }
+}
+
+void add_bias_rows(float* y, const float* bias, int64_t M, int64_t N) {
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
+}
+
+void check_linear_args(const TensorView& w, const char* where) {
+  TAIA_CHECK(w.rank() == 2 && w.is_contiguous(), "[", where, "] expected a contiguous 2-D weight, got '", w.name,
+             "' ", w.shape_string());
+  TAIA_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16, "[", where, "] expected an F32 or BF16 weight, got ",
+             dtype_name(w.dtype), " for '", w.name, "'");
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  TAIA_CHECK(st == dnnl_success, "[sgemm] oneDNN dnnl_sgemm failed with status ", int(st), " for M=", M, " N=", N,
+             " K=", K);
+}
+
+void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate) {
+  check_linear_args(w, "linear_forward");
+  const int64_t N = w.shape[0], K = w.shape[1];
+  if (M <= 0) return;
+  if (M <= kMatvecMaxRows) {
+    if (w.dtype == DType::F32)
+      matvec_rows(y, x, w.ptr<const float>(), bias, M, N, K, accumulate);
+    else
+      matvec_rows(y, x, w.ptr<const uint16_t>(), bias, M, N, K, accumulate);
+    return;
+  }
+  const float beta = accumulate ? 1.0f : 0.0f;
+  if (w.dtype == DType::F32) {
+    sgemm(false, true, M, N, K, 1.0f, x, K, w.ptr<const float>(), K, beta, y, N);
+  } else {
+    std::vector<float> block(size_t(std::min(kWidenBlock, N) * K));
+    const uint16_t* wb = w.ptr<const uint16_t>();
+    for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
+      const int64_t nb = std::min(kWidenBlock, N - n0);
+      const uint16_t* src = wb + n0 * K;
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
+      sgemm(false, true, M, nb, K, 1.0f, x, K, block.data(), K, beta, y + n0, N);
+    }
+  }
+  if (bias) add_bias_rows(y, bias, M, N);
+}
+
+void linear_forward_reference(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
+                              bool accumulate) {
+  check_linear_args(w, "linear_forward_reference");
+  const int64_t N = w.shape[0], K = w.shape[1];
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        float wv = w.dtype == DType::F32 ? w.ptr<const float>()[n * K + k] : bf16_to_f32(w.ptr<const uint16_t>()[n * K + k]);
+        acc += double(x[m * K + k]) * double(wv);
+      }
+      if (bias) acc += bias[n];
+      float& out = y[m * N + n];
+      out = accumulate ? out + float(acc) : float(acc);
+    }
+  }
+}
+
+}  // namespace taia

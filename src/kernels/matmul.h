@@ -1,0 +1,29 @@
+// Matrix products. The model's linear layers store W as [out_features, in_features]
+// (PyTorch layout), so the core operation is y = x W^T.
+//
+// Fast paths: few rows (decode) use an OpenMP matrix-vector kernel that streams the weights
+// once (memory bound); many rows (prefill) call oneDNN's SGEMM. BF16 weights are widened to
+// F32 block by block, so activations are never rounded: results match an F32 computation on
+// the BF16-valued weights.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace taia {
+
+// y[M, N] = x[M, K] @ W[N, K]^T (+ bias[N]) ; if accumulate, y += instead of y =.
+// W is F32 or BF16, contiguous [N, K]; bias may be null.
+void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
+                    bool accumulate = false);
+
+// Plain triple loop with double accumulation: the reference the tests compare against.
+void linear_forward_reference(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
+                              bool accumulate = false);
+
+// General row-major SGEMM: C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose if trans_*.
+// lda/ldb/ldc are row strides in elements. Backed by oneDNN.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace taia

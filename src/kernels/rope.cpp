@@ -1,0 +1,64 @@
+#include "kernels/rope.h"
+
+#include <cmath>
+
+namespace taia {
+
+std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling,
+                                 const std::vector<float>* freq_factors) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    // HF: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), in F32.
+    float exponent = float(2 * i) / float(head_dim);
+    inv[size_t(i)] = 1.0f / std::pow(theta, exponent);
+  }
+  if (scaling.type == RopeScaling::Type::Linear) {
+    for (float& f : inv) f /= scaling.factor;
+  } else if (scaling.type == RopeScaling::Type::Llama3) {
+    // HF _compute_llama3_parameters: long wavelengths are slowed by `factor`, short ones kept,
+    // the band between is interpolated smoothly.
+    const float old_len = float(scaling.original_max_position_embeddings);
+    const float low_freq_wavelen = old_len / scaling.low_freq_factor;
+    const float high_freq_wavelen = old_len / scaling.high_freq_factor;
+    const float pi = 3.14159265358979323846f;
+    for (float& f : inv) {
+      const float wavelen = 2.0f * pi / f;
+      float scaled = wavelen > low_freq_wavelen ? f / scaling.factor : f;
+      const float smooth = (old_len / wavelen - scaling.low_freq_factor) /
+                           (scaling.high_freq_factor - scaling.low_freq_factor);
+      const bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+      if (medium) scaled = (1.0f - smooth) * scaled / scaling.factor + smooth * scaled;
+      f = scaled;
+    }
+  }
+  if (freq_factors && freq_factors->size() == inv.size())
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] /= (*freq_factors)[i];
+  return inv;
+}
+
+void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+                  const float* inv_freq) {
+  const int64_t half = head_dim / 2;
+#pragma omp parallel for schedule(static) if (rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float pos = float(positions[r]);
+    // cos/sin of (position * inv_freq) in F32, as HF's rotary embedding computes them.
+    std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = pos * inv_freq[i];
+      c[size_t(i)] = std::cos(angle);
+      s[size_t(i)] = std::sin(angle);
+    }
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (r * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float x1 = v[i], x2 = v[i + half];
+        v[i] = x1 * c[size_t(i)] - x2 * s[size_t(i)];
+        v[i + half] = x2 * c[size_t(i)] + x1 * s[size_t(i)];
+      }
+    }
+  }
+}
+
+}  // namespace taia

@@ -1,0 +1,28 @@
+// Rotary position embedding in HF's rotate-half convention: the pairs are (i, i + d/2)
+// within each head, not adjacent elements (llama.cpp/Meta's convention; GGUF LLaMA weights
+// are un-permuted on load so that this one convention serves every source).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace taia {
+
+struct RopeScaling {
+  enum class Type { None, Linear, Llama3 };
+  Type type = Type::None;
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+// inv_freq[head_dim/2] as HF computes it (F32 arithmetic), with llama3 or linear scaling.
+// freq_factors (optional, GGUF `rope_freqs.weight`) divide the frequencies like llama3's.
+std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling,
+                                 const std::vector<float>* freq_factors = nullptr);
+
+// Rotates x[rows, n_heads, head_dim] in place; row r is at position positions[r].
+void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+                  const float* inv_freq);
+
+}  // namespace taia

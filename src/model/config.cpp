@@ -1,0 +1,181 @@
+#include "model/config.h"
+
+#include "core/error.h"
+
+namespace taia {
+
+const char* arch_name(Arch a) { return a == Arch::Llama ? "llama" : "qwen2"; }
+const char* arch_hf_class(Arch a) { return a == Arch::Llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM"; }
+
+void ModelConfig::validate(const std::string& origin) const {
+  auto positive = [&](int64_t v, const char* name, int64_t max) {
+    TAIA_CHECK(v > 0 && v <= max, origin, ": ", name, " expected 1..", max, ", got ", v);
+  };
+  positive(vocab_size, "vocab_size", int64_t(1) << 24);
+  positive(hidden_size, "hidden_size", int64_t(1) << 17);
+  positive(intermediate_size, "intermediate_size", int64_t(1) << 19);
+  positive(num_layers, "num_hidden_layers", 4096);
+  positive(num_heads, "num_attention_heads", 4096);
+  positive(num_kv_heads, "num_key_value_heads", 4096);
+  positive(head_dim, "head_dim", 4096);
+  positive(max_position_embeddings, "max_position_embeddings", int64_t(1) << 24);
+  TAIA_CHECK(num_heads % num_kv_heads == 0, origin, ": num_attention_heads (", num_heads,
+             ") expected a multiple of num_key_value_heads (", num_kv_heads, ")");
+  TAIA_CHECK(head_dim % 2 == 0, origin, ": head_dim expected an even number for RoPE, got ", head_dim);
+  TAIA_CHECK(rms_norm_eps > 0 && rms_norm_eps < 1, origin, ": rms_norm_eps expected in (0, 1), got ", rms_norm_eps);
+  TAIA_CHECK(rope_theta > 0, origin, ": rope_theta expected > 0, got ", rope_theta);
+  if (rope_scaling.type != RopeScaling::Type::None)
+    TAIA_CHECK(rope_scaling.factor > 0, origin, ": rope_scaling.factor expected > 0, got ", rope_scaling.factor);
+  if (rope_scaling.type == RopeScaling::Type::Llama3)
+    TAIA_CHECK(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor &&
+                   rope_scaling.original_max_position_embeddings > 0,
+               origin, ": rope_scaling (llama3) expected high_freq_factor > low_freq_factor and "
+               "original_max_position_embeddings > 0");
+  for (int64_t id : bos_token_ids)
+    TAIA_CHECK(id >= 0 && id < vocab_size, origin, ": bos_token_id ", id, " is outside the vocabulary (", vocab_size, ")");
+  for (int64_t id : eos_token_ids)
+    TAIA_CHECK(id >= 0 && id < vocab_size, origin, ": eos_token_id ", id, " is outside the vocabulary (", vocab_size, ")");
+}
+
+int64_t ModelConfig::parameter_count() const {
+  const int64_t D = hidden_size, I = intermediate_size;
+  int64_t per_layer = D * q_dim() + 2 * D * kv_dim() + q_dim() * D + 3 * D * I + 2 * D;
+  if (qkv_bias) per_layer += q_dim() + 2 * kv_dim();
+  if (o_bias) per_layer += D;
+  if (mlp_bias) per_layer += 2 * I + D;
+  int64_t total = vocab_size * D + num_layers * per_layer + D;
+  if (!tie_word_embeddings) total += vocab_size * D;
+  return total;
+}
+
+namespace {
+
+std::vector<int64_t> token_ids(const Json& j, const char* key, const std::string& origin) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (it->is_number_integer()) return {it->get<int64_t>()};
+  TAIA_CHECK(it->is_array(), origin, ": field '", key, "' expected an integer or a list of integers, got ",
+             it->dump());
+  std::vector<int64_t> ids;
+  for (const Json& v : *it) {
+    TAIA_CHECK(v.is_number_integer(), origin, ": field '", key, "' expected integers, got ", v.dump());
+    ids.push_back(v.get<int64_t>());
+  }
+  return ids;
+}
+
+void read_rope_scaling(const Json& rs, ModelConfig& c, const std::string& origin, const char* field) {
+  TAIA_CHECK(rs.is_object(), origin, ": '", field, "' expected an object, got ", rs.dump());
+  std::string type = json_string_or(rs, "rope_type", "", origin);
+  if (type.empty()) type = json_string_or(rs, "type", "default", origin);
+  if (rs.contains("rope_theta")) c.rope_theta = float(json_number_or(rs, "rope_theta", c.rope_theta, origin));
+  if (type == "default") {
+    c.rope_scaling.type = RopeScaling::Type::None;
+    return;
+  }
+  c.rope_scaling.factor = float(json_number_or(rs, "factor", 1.0, origin));
+  if (type == "linear") {
+    c.rope_scaling.type = RopeScaling::Type::Linear;
+  } else if (type == "llama3") {
+    c.rope_scaling.type = RopeScaling::Type::Llama3;
+    c.rope_scaling.low_freq_factor = float(json_number_or(rs, "low_freq_factor", 1.0, origin));
+    c.rope_scaling.high_freq_factor = float(json_number_or(rs, "high_freq_factor", 4.0, origin));
+    c.rope_scaling.original_max_position_embeddings =
+        json_int_or(rs, "original_max_position_embeddings", 8192, origin);
+  } else {
+    fail(origin, ": ", field, ".rope_type expected one of default, linear, llama3, got '", type, "'");
+  }
+}
+
+}  // namespace
+
+ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
+  TAIA_CHECK(j.is_object(), origin, ": expected a JSON object");
+  ModelConfig c;
+  std::string model_type = json_string_or(j, "model_type", "", origin);
+  std::string klass;
+  if (auto a = j.find("architectures"); a != j.end() && a->is_array() && !a->empty() && (*a)[0].is_string())
+    klass = (*a)[0].get<std::string>();
+  if (model_type == "llama" || klass == "LlamaForCausalLM" || model_type == "mistral" ||
+      klass == "MistralForCausalLM")
+    c.arch = Arch::Llama;
+  else if (model_type == "qwen2" || klass == "Qwen2ForCausalLM")
+    c.arch = Arch::Qwen2;
+  else
+    fail(origin, ": model_type expected 'llama' or 'qwen2' (LlamaForCausalLM, Qwen2ForCausalLM), got '",
+         model_type.empty() ? klass : model_type, "'");
+
+  c.vocab_size = json_int(j, "vocab_size", origin);
+  c.hidden_size = json_int(j, "hidden_size", origin);
+  c.intermediate_size = json_int(j, "intermediate_size", origin);
+  c.num_layers = json_int(j, "num_hidden_layers", origin);
+  c.num_heads = json_int(j, "num_attention_heads", origin);
+  c.num_kv_heads = json_int_or(j, "num_key_value_heads", c.num_heads, origin);
+  TAIA_CHECK(c.num_heads > 0, origin, ": num_attention_heads expected > 0, got ", c.num_heads);
+  c.head_dim = json_int_or(j, "head_dim", c.hidden_size / c.num_heads, origin);
+  c.rms_norm_eps = float(json_number_or(j, "rms_norm_eps", c.arch == Arch::Qwen2 ? 1e-6 : 1e-6, origin));
+  c.rope_theta = float(json_number_or(j, "rope_theta", 10000.0, origin));
+  c.max_position_embeddings = json_int_or(j, "max_position_embeddings", 2048, origin);
+  c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", false, origin);
+  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) read_rope_scaling(*rs, c, origin, "rope_scaling");
+  if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null())
+    read_rope_scaling(*rp, c, origin, "rope_parameters");
+  if (c.arch == Arch::Qwen2) {
+    c.qkv_bias = true;
+    c.o_bias = false;
+    TAIA_CHECK(!json_bool_or(j, "use_sliding_window", false, origin), origin,
+               ": use_sliding_window=true is not supported (taia attends over the full context)");
+  } else {
+    c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
+    c.mlp_bias = json_bool_or(j, "mlp_bias", false, origin);
+  }
+  const std::string act = json_string_or(j, "hidden_act", "silu", origin);
+  TAIA_CHECK(act == "silu", origin, ": hidden_act expected 'silu', got '", act, "'");
+  c.bos_token_ids = token_ids(j, "bos_token_id", origin);
+  c.eos_token_ids = token_ids(j, "eos_token_id", origin);
+  c.torch_dtype = json_string_or(j, "torch_dtype", json_string_or(j, "dtype", "float32", origin), origin);
+  c.validate(origin);
+  return c;
+}
+
+Json config_to_hf_json(const ModelConfig& c) {
+  Json j;
+  j["architectures"] = {arch_hf_class(c.arch)};
+  j["model_type"] = arch_name(c.arch);
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_layers;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_key_value_heads"] = c.num_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["hidden_act"] = "silu";
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["torch_dtype"] = c.torch_dtype;
+  if (c.arch == Arch::Llama) {
+    j["attention_bias"] = c.qkv_bias;
+    j["mlp_bias"] = c.mlp_bias;
+  }
+  if (c.rope_scaling.type == RopeScaling::Type::Linear) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
+  } else if (c.rope_scaling.type == RopeScaling::Type::Llama3) {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_scaling.factor},
+                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  }
+  auto ids = [](const std::vector<int64_t>& v) -> Json {
+    if (v.empty()) return nullptr;
+    if (v.size() == 1) return v[0];
+    return v;
+  };
+  j["bos_token_id"] = ids(c.bos_token_ids);
+  j["eos_token_id"] = ids(c.eos_token_ids);
+  return j;
+}
+
+}  // namespace taia

@@ -1,0 +1,40 @@
+// Forward pass of the decoder (LLaMA and Qwen2 share it): embedding, per layer
+// RMSNorm -> GQA attention with RoPE -> residual -> RMSNorm -> SwiGLU MLP -> residual,
+// final RMSNorm and LM head.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace taia {
+
+// Scratch activations, sized for the largest batch of positions seen so far.
+struct RunState {
+  std::vector<float> x;      // [T, D] residual stream
+  std::vector<float> xn;     // [T, D] normalised input of a sub-layer
+  std::vector<float> q;      // [T, H*hd]
+  std::vector<float> att;    // [T, H*hd] attention output before o_proj
+  std::vector<float> gate;   // [T, I]
+  std::vector<float> up;     // [T, I]
+  std::vector<int64_t> pos;  // [T]
+  std::vector<float> inv_freq;  // [hd/2]
+};
+
+class Decoder {
+ public:
+  explicit Decoder(const Model& model);
+
+  // Runs tokens[T] at positions cache.length() .. +T-1, appends their keys/values to the cache.
+  // logits: [T, V] if all_logits, else [V] for the last position only.
+  void forward(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, bool all_logits);
+
+  const Model& model() const { return model_; }
+
+ private:
+  const Model& model_;
+  RunState s_;
+};
+
+}  // namespace taia

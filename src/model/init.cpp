@@ -1,0 +1,65 @@
+#include "model/init.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
+#include "model/loader.h"
+
+namespace taia {
+
+std::unique_ptr<Model> init_model(const ModelConfig& config, uint64_t seed, DType linear_dtype, InitScheme scheme,
+                                  float std) {
+  config.validate("[init_model] config");
+  auto model = std::make_unique<Model>();
+  model->config = config;
+  model->source_format = "init";
+  allocate_model(*model, linear_dtype);
+  Rng rng(seed);
+  for (const ExpectedTensor& e : expected_tensors(config)) {
+    TensorView& t = *model->find(e.name);
+    std::vector<float> values(size_t(t.numel()));
+    const bool is_norm = e.name.find("norm") != std::string::npos;
+    const bool is_bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
+    for (float& v : values) {
+      if (is_norm)
+        v = scheme == InitScheme::Full ? 1.0f + float(0.1 * rng.normal()) : 1.0f;
+      else if (is_bias)
+        v = scheme == InitScheme::Full ? float(std * rng.normal()) : 0.0f;
+      else
+        v = float(std * rng.normal());
+    }
+    convert_from_f32(values.data(), t.dtype, t.data, values.size());
+  }
+  return model;
+}
+
+void save_hf_folder(Model& model, const std::string& dir, DType dtype) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, ": cannot create folder: ", std::strerror(errno));
+  ModelConfig config = model.config;
+  config.torch_dtype = dtype == DType::F32 ? "float32" : dtype == DType::BF16 ? "bfloat16" : "float16";
+  write_file_atomic(dir + "/config.json", config_to_hf_json(config).dump(2) + "\n");
+  // Convert every tensor to the file dtype; storage kept alive until written.
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<TensorView> views;
+  for (TensorView* t : model.named_tensors()) {
+    if (t->dtype == dtype) {
+      views.push_back(*t);
+      continue;
+    }
+    std::vector<float> f32(size_t(t->numel()));
+    convert_to_f32(t->dtype, t->data, f32.data(), f32.size());
+    storage.emplace_back(size_t(t->numel()) * dtype_size(dtype));
+    convert_from_f32(f32.data(), dtype, storage.back().data(), f32.size());
+    views.emplace_back(t->name, dtype, t->shape, storage.back().data());
+  }
+  write_safetensors(dir + "/model.safetensors", views, {{"format", "pt"}});
+}
+
+}  // namespace taia

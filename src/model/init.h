@@ -1,0 +1,23 @@
+// Random initialisation of a model and saving it as an HF folder.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/weights.h"
+
+namespace taia {
+
+enum class InitScheme {
+  Hf,    // as HF's _init_weights: N(0, std) for linear/embedding, biases 0, norms 1
+  Full,  // everything random (norms 1 + N(0, 0.1), biases N(0, std)): for parity tests
+};
+
+std::unique_ptr<Model> init_model(const ModelConfig& config, uint64_t seed, DType linear_dtype,
+                                  InitScheme scheme = InitScheme::Hf, float std = 0.02f);
+
+// Writes config.json + model.safetensors into dir (created if needed), each file atomically.
+// Tensors are stored in `dtype` (norms and biases too, as HF saves a whole model in one dtype).
+void save_hf_folder(Model& model, const std::string& dir, DType dtype);
+
+}  // namespace taia

@@ -1,0 +1,217 @@
+#include "model/loader.h"
+
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "io/json_util.h"
+#include "io/safetensors.h"
+
+namespace taia {
+
+void allocate_model(Model& model, DType linear_dtype) {
+  TAIA_CHECK(linear_dtype == DType::F32 || linear_dtype == DType::BF16,
+             "[allocate_model] expected linear dtype F32 or BF16, got ", dtype_name(linear_dtype));
+  model.linear_dtype = linear_dtype;
+  const ModelConfig& c = model.config;
+  model.weights.layers.assign(size_t(c.num_layers), LayerWeights{});
+  const auto expected = expected_tensors(c);
+  size_t bytes = 0;
+  for (const ExpectedTensor& e : expected)
+    bytes += Arena::aligned(size_t(checked_numel(e.shape, e.name)) * dtype_size(e.is_linear ? linear_dtype : DType::F32));
+  model.arena.reserve(bytes);
+  for (const ExpectedTensor& e : expected) {
+    const DType dt = e.is_linear ? linear_dtype : DType::F32;
+    TensorView* v = model.find(e.name);
+    TAIA_CHECK(v != nullptr, "[allocate_model] no slot for tensor '", e.name, "'");
+    *v = TensorView(e.name, dt, e.shape, model.arena.take(size_t(checked_numel(e.shape, e.name)) * dtype_size(dt)));
+  }
+  if (c.tie_word_embeddings) {
+    model.weights.lm_head = model.weights.embed;
+    model.weights.lm_head.name = "lm_head.weight";
+  }
+}
+
+void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t row_len) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> tmp(static_cast<size_t>(head_dim * row_len));
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* head = rows + h * head_dim * row_len;
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        std::memcpy(&tmp[size_t((j * half + i) * row_len)], head + (2 * i + j) * row_len, size_t(row_len) * 4);
+    std::memcpy(head, tmp.data(), tmp.size() * 4);
+  }
+}
+
+std::string gguf_tensor_name(const std::string& hf) {
+  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf == "model.norm.weight") return "output_norm.weight";
+  if (hf == "lm_head.weight") return "output.weight";
+  const std::string prefix = "model.layers.";
+  if (hf.compare(0, prefix.size(), prefix) != 0) return "";
+  const size_t dot = hf.find('.', prefix.size());
+  if (dot == std::string::npos) return "";
+  const std::string layer = hf.substr(prefix.size(), dot - prefix.size());
+  std::string rest = hf.substr(dot + 1);
+  std::string kind = "weight";
+  const size_t last = rest.rfind('.');
+  if (last != std::string::npos) {
+    kind = rest.substr(last + 1);
+    rest = rest.substr(0, last);
+  }
+  static const std::pair<const char*, const char*> map[] = {
+      {"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"},
+      {"self_attn.q_proj", "attn_q"},   {"self_attn.k_proj", "attn_k"},
+      {"self_attn.v_proj", "attn_v"},   {"self_attn.o_proj", "attn_output"},
+      {"mlp.gate_proj", "ffn_gate"},    {"mlp.up_proj", "ffn_up"},
+      {"mlp.down_proj", "ffn_down"},
+  };
+  for (const auto& [h, g] : map)
+    if (rest == h) return "blk." + layer + "." + g + "." + kind;
+  return "";
+}
+
+ModelConfig config_from_gguf(const GgufFile& g) {
+  const std::string arch = g.get_string("general.architecture");
+  ModelConfig c;
+  if (arch == "llama")
+    c.arch = Arch::Llama;
+  else if (arch == "qwen2")
+    c.arch = Arch::Qwen2;
+  else
+    fail(g.path(), ": general.architecture expected 'llama' or 'qwen2', got '", arch, "'");
+  const std::string p = arch + ".";
+  c.hidden_size = g.get_int(p + "embedding_length");
+  c.intermediate_size = g.get_int(p + "feed_forward_length");
+  c.num_layers = g.get_int(p + "block_count");
+  c.num_heads = g.get_int(p + "attention.head_count");
+  c.num_kv_heads = g.get_int_or(p + "attention.head_count_kv", c.num_heads);
+  TAIA_CHECK(c.num_heads > 0, g.path(), ": ", p, "attention.head_count expected > 0, got ", c.num_heads);
+  c.head_dim = g.get_int_or(p + "attention.key_length", c.hidden_size / c.num_heads);
+  c.rms_norm_eps = float(g.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5));
+  c.rope_theta = float(g.get_float_or(p + "rope.freq_base", 10000.0));
+  c.max_position_embeddings = g.get_int_or(p + "context_length", 2048);
+  if (const GgufValue* st = g.find(p + "rope.scaling.type")) {
+    TAIA_CHECK(st->type == GgufType::STRING, g.path(), ": ", p, "rope.scaling.type expected a string");
+    if (st->s == "linear") {
+      c.rope_scaling.type = RopeScaling::Type::Linear;
+      c.rope_scaling.factor = float(g.get_float_or(p + "rope.scaling.factor", 1.0));
+    } else {
+      TAIA_CHECK(st->s == "none", g.path(), ": ", p, "rope.scaling.type expected none or linear, got '", st->s, "'");
+    }
+  }
+  const GgufTensor* embd = g.find_tensor("token_embd.weight");
+  TAIA_CHECK(embd != nullptr && embd->ne.size() == 2, g.path(), ": expected a 2-D tensor 'token_embd.weight'");
+  c.vocab_size = embd->ne[1];
+  c.tie_word_embeddings = g.find_tensor("output.weight") == nullptr;
+  c.qkv_bias = g.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.o_bias = g.find_tensor("blk.0.attn_output.bias") != nullptr;
+  c.mlp_bias = g.find_tensor("blk.0.ffn_up.bias") != nullptr;
+  if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
+  if (g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {g.get_int("tokenizer.ggml.eos_token_id")};
+  c.validate(g.path());
+  return c;
+}
+
+namespace {
+
+DType default_linear_dtype(DType stored) { return stored == DType::BF16 ? DType::BF16 : DType::F32; }
+
+// Copies a source tensor into its slot, converting through F32 when the types differ.
+void fill_from_f32(TensorView& dst, const std::vector<float>& values) {
+  convert_from_f32(values.data(), dst.dtype, dst.data, values.size());
+}
+
+void load_hf(Model& model, const std::string& dir, const LoadOptions& options) {
+  const std::string config_path = dir + "/config.json";
+  TAIA_CHECK(file_exists(config_path), dir, ": expected an HF model folder with config.json");
+  model.config = config_from_hf_json(parse_json_file(config_path), config_path);
+  SafetensorsCollection st(dir);
+  const auto expected = expected_tensors(model.config);
+  // The dtype of the first linear weight decides the storage of all of them.
+  const SafetensorsTensor* first = st.find("model.layers.0.self_attn.q_proj.weight");
+  DType stored = first ? first->dtype : DType::F32;
+  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
+  for (const ExpectedTensor& e : expected) {
+    const SafetensorsTensor* t = st.find(e.name);
+    TAIA_CHECK(t != nullptr, st.describe_location(e.name), ": missing tensor '", e.name, "' required by ",
+               config_path);
+    if (t->shape != e.shape) {
+      TensorView want("", t->dtype, e.shape, nullptr);
+      fail(st.describe_location(e.name), ": tensor '", e.name, "' expected shape ", want.shape_string(), ", got ",
+           t->view().shape_string());
+    }
+    TensorView& dst = *model.find(e.name);
+    if (t->dtype == dst.dtype) {
+      std::memcpy(dst.data, t->data, dst.nbytes());
+    } else {
+      std::vector<float> tmp(size_t(dst.numel()));
+      convert_to_f32(t->dtype, t->data, tmp.data(), tmp.size());
+      fill_from_f32(dst, tmp);
+    }
+  }
+}
+
+void load_gguf(Model& model, const std::string& path, const LoadOptions& options) {
+  GgufFile g(path);
+  model.config = config_from_gguf(g);
+  const ModelConfig& c = model.config;
+  const GgufTensor* first = g.find_tensor("blk.0.attn_q.weight");
+  DType stored = DType::F32;
+  if (first && first->type == uint32_t(GgmlType::BF16)) stored = DType::BF16;
+  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
+  const bool permuted = c.arch == Arch::Llama;  // llama.cpp permutes Q/K rows only for LLaMA
+  for (const ExpectedTensor& e : expected_tensors(c)) {
+    const std::string gname = gguf_tensor_name(e.name);
+    const GgufTensor* t = g.find_tensor(gname);
+    TAIA_CHECK(t != nullptr, path, ": missing tensor '", gname, "' (", e.name, ")");
+    if (t->shape() != e.shape) {
+      TensorView want("", DType::F32, e.shape, nullptr), got("", DType::F32, t->shape(), nullptr);
+      fail(path, ": tensor '", gname, "' expected shape ", want.shape_string(), " (reversed ggml order), got ",
+           got.shape_string());
+    }
+    std::vector<float> tmp(size_t(t->numel()));
+    gguf_dequantize(*t, tmp.data(), path);
+    if (permuted) {
+      const bool is_q = gname.find(".attn_q.") != std::string::npos;
+      const bool is_k = gname.find(".attn_k.") != std::string::npos;
+      const int64_t row_len = e.shape.size() == 2 ? e.shape[1] : 1;
+      if (is_q) unpermute_qk_rows(tmp.data(), c.num_heads, c.head_dim, row_len);
+      if (is_k) unpermute_qk_rows(tmp.data(), c.num_kv_heads, c.head_dim, row_len);
+    }
+    fill_from_f32(*model.find(e.name), tmp);
+  }
+  if (const GgufTensor* rf = g.find_tensor("rope_freqs.weight")) {
+    TAIA_CHECK(rf->numel() == c.head_dim / 2, path, ": rope_freqs.weight expected ", c.head_dim / 2,
+               " elements, got ", rf->numel());
+    model.rope_freq_factors.resize(size_t(rf->numel()));
+    gguf_dequantize(*rf, model.rope_freq_factors.data(), path);
+  }
+}
+
+bool looks_like_gguf(const std::string& path) {
+  MappedFile f(path);
+  return f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
+  auto model = std::make_unique<Model>();
+  model->source_path = path;
+  if (is_directory(path)) {
+    model->source_format = "hf";
+    load_hf(*model, path, options);
+  } else {
+    TAIA_CHECK(file_exists(path), path, ": no such file or folder");
+    TAIA_CHECK(looks_like_gguf(path), path,
+               ": expected a GGUF file (magic 'GGUF') or an HF model folder with config.json");
+    model->source_format = "gguf";
+    load_gguf(*model, path, options);
+  }
+  return model;
+}
+
+}  // namespace taia

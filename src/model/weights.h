@@ -1,0 +1,56 @@
+// The weights of one decoder, in one arena. Linear weights keep the PyTorch layout
+// [out_features, in_features] in F32 or BF16; norms and biases are F32.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/tensor.h"
+#include "model/config.h"
+
+namespace taia {
+
+struct Linear {
+  TensorView weight;  // [out, in], F32 or BF16
+  TensorView bias;    // [out] F32, or empty
+  const float* bias_ptr() const { return bias.empty() ? nullptr : bias.ptr<const float>(); }
+};
+
+struct LayerWeights {
+  TensorView attn_norm;  // [D]
+  Linear q, k, v, o;     // q: [H*hd, D], k/v: [KV*hd, D], o: [D, H*hd]
+  TensorView ffn_norm;   // [D]
+  Linear gate, up, down; // gate/up: [I, D], down: [D, I]
+};
+
+struct ModelWeights {
+  TensorView embed;       // [V, D]
+  std::vector<LayerWeights> layers;
+  TensorView final_norm;  // [D]
+  TensorView lm_head;     // [V, D]; the same storage as embed when tied
+};
+
+// What a checkpoint must hold for a config, in HF names (model.layers.N.self_attn.q_proj.weight ...).
+struct ExpectedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool is_linear;  // stored in the linear dtype (else F32: norms, biases)
+};
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c);
+
+struct Model {
+  ModelConfig config;
+  ModelWeights weights;
+  Arena arena;
+  DType linear_dtype = DType::F32;
+  std::string source_path;
+  std::string source_format;  // "hf" or "gguf"
+  std::vector<float> rope_freq_factors;  // GGUF rope_freqs.weight (llama3 scaling), or empty
+
+  // The view of one tensor by its HF name (e.g. "model.layers.0.mlp.up_proj.weight").
+  TensorView* find(const std::string& hf_name);
+  // All tensors with HF names, in checkpoint order (the lm_head is skipped when tied).
+  std::vector<TensorView*> named_tensors();
+};
+
+}  // namespace taia

@@ -1,0 +1,36 @@
+// Pieces every subcommand shares: registration, output format, id lists, model loading.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/json_util.h"
+#include "model/loader.h"
+
+namespace taia::cli {
+
+// Each subcommand adds itself to the app; its callback runs the command and may throw taia::Error.
+void register_generate(CLI::App& app);
+void register_forward(CLI::App& app);
+void register_inspect(CLI::App& app);
+void register_init_model(CLI::App& app);
+
+enum class OutputFormat { Text, Json };
+void add_format_option(CLI::App* cmd, OutputFormat* format);
+void add_threads_option(CLI::App* cmd, int* threads);
+void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help);
+
+// "1,2,3" -> {1,2,3}; throws a usage error (CLI::ValidationError) for anything else.
+std::vector<int32_t> parse_id_list(const std::string& text, const char* option);
+std::optional<DType> dtype_option(const std::string& value);  // "" or "auto" -> nullopt
+
+// Loads a model and checks the prompt ids against its vocabulary.
+std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads);
+void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path);
+
+void print_json(const Json& j);  // one line on stdout
+
+}  // namespace taia::cli
