@@ -92,6 +92,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   }
   TAIA_CHECK(cursor == data_size, path, ": data section has ", data_size - cursor,
              " trailing bytes not covered by any tensor");
+  // File order: the JSON object's key order is not preserved by the parser, offsets are.
+  std::sort(tensors_.begin(), tensors_.end(), [](const auto& a, const auto& b) { return a.begin < b.begin; });
   for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 

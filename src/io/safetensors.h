@@ -36,7 +36,7 @@ class SafetensorsFile {
 
  private:
   MappedFile file_;
-  std::vector<SafetensorsTensor> tensors_;  // in header order
+  std::vector<SafetensorsTensor> tensors_;  // in file (offset) order
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };

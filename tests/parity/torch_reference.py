@@ -1,0 +1,117 @@
+"""An independent PyTorch implementation of HF's LlamaForCausalLM / Qwen2ForCausalLM forward
+pass, written from reading transformers' modeling_llama.py / modeling_qwen2.py.
+
+It reads the same config.json + model.safetensors as taia (its own safetensors reader, no
+taia code) and computes logits in float32 (BF16 weights are upcast, as model.float() does).
+Run with Debian's interpreter: /usr/bin/python3 (python3-torch).
+"""
+import json
+import math
+import os
+import struct
+
+import torch
+
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack_from("<Q", data, 0)
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        buf = bytearray(data[base + b:base + e])
+        t = torch.frombuffer(buf, dtype=DTYPES[info["dtype"]]) if e > b else torch.empty(0, dtype=DTYPES[info["dtype"]])
+        out[name] = t.reshape(info["shape"]).to(torch.float32)
+    return out
+
+
+def rope_inv_freq(cfg, head_dim):
+    base = cfg.get("rope_theta", 10000.0)
+    scaling = cfg.get("rope_scaling") or cfg.get("rope_parameters")
+    if scaling and "rope_theta" in scaling:
+        base = scaling["rope_theta"]
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    rtype = (scaling or {}).get("rope_type", (scaling or {}).get("type", "default"))
+    if rtype == "linear":
+        inv_freq = inv_freq / scaling["factor"]
+    elif rtype == "llama3":
+        factor = scaling["factor"]
+        low = scaling["low_freq_factor"]
+        high = scaling["high_freq_factor"]
+        old = scaling["original_max_position_embeddings"]
+        low_wavelen = old / low
+        high_wavelen = old / high
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        smooth = (old / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+        inv_freq = torch.where(medium, smoothed, scaled)
+    return inv_freq
+
+
+def rotate_half(x):
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rms_norm(x, w, eps):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return w * (x * torch.rsqrt(var + eps))
+
+
+def forward(model_dir, ids):
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    W = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    qwen2 = cfg.get("model_type") == "qwen2"
+    D = cfg["hidden_size"]
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads", H)
+    hd = cfg.get("head_dim") or D // H
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    L = cfg["num_hidden_layers"]
+    T = len(ids)
+
+    def lin(x, prefix):
+        y = x @ W[prefix + ".weight"].T
+        if prefix + ".bias" in W:
+            y = y + W[prefix + ".bias"]
+        return y
+
+    inv_freq = rope_inv_freq(cfg, hd)
+    pos = torch.arange(T, dtype=torch.float32)
+    freqs = pos[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()  # [T, hd]
+
+    x = W["model.embed_tokens.weight"][torch.tensor(ids)]
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    for l in range(L):
+        p = f"model.layers.{l}."
+        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        q = lin(h, p + "self_attn.q_proj").view(T, H, hd).transpose(0, 1)
+        k = lin(h, p + "self_attn.k_proj").view(T, KV, hd).transpose(0, 1)
+        v = lin(h, p + "self_attn.v_proj").view(T, KV, hd).transpose(0, 1)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KV, dim=0)
+        v = v.repeat_interleave(H // KV, dim=0)
+        att = (q @ k.transpose(1, 2)) / math.sqrt(hd) + mask
+        att = torch.softmax(att.float(), dim=-1)
+        o = (att @ v).transpose(0, 1).reshape(T, H * hd)
+        x = x + lin(o, p + "self_attn.o_proj")
+        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        g = lin(h, p + "mlp.gate_proj")
+        u = lin(h, p + "mlp.up_proj")
+        x = x + lin(torch.nn.functional.silu(g) * u, p + "mlp.down_proj")
+    x = rms_norm(x, W["model.norm.weight"], eps)
+    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else W["lm_head.weight"]
+    return x @ head.T

@@ -1,0 +1,112 @@
+#include "core/error.h"
+#include "model/config.h"
+#include "test_util.h"
+
+namespace taia {
+namespace {
+
+Json llama() {
+  return Json::parse(R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 128256,
+    "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "head_dim": 64, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "max_position_embeddings": 131072, "tie_word_embeddings": true, "bos_token_id": 128000,
+    "eos_token_id": [128001, 128008, 128009], "torch_dtype": "bfloat16", "attention_bias": false})");
+}
+
+TEST(Config, Llama32Fields) {
+  ModelConfig c = config_from_hf_json(llama(), "config.json");
+  EXPECT_EQ(c.arch, Arch::Llama);
+  EXPECT_EQ(c.num_kv_heads, 8);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::Llama3);
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 32.0f);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{128001, 128008, 128009}));
+  EXPECT_EQ(c.bos_token_ids, (std::vector<int64_t>{128000}));
+  EXPECT_FALSE(c.qkv_bias);
+  // Llama 3.2 1B has 1,235,814,400 parameters.
+  EXPECT_EQ(c.parameter_count(), 1235814400);
+}
+
+TEST(Config, Qwen25HasQkvBiasButNoOutputBias) {
+  Json j = Json::parse(R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936,
+    "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+    "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "max_position_embeddings": 32768,
+    "tie_word_embeddings": true, "bos_token_id": 151643, "eos_token_id": 151643, "use_sliding_window": false,
+    "sliding_window": 32768, "hidden_act": "silu"})");
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Qwen2);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_EQ(c.head_dim, 64);
+  // Qwen2.5-0.5B: 494,032,768 parameters.
+  EXPECT_EQ(c.parameter_count(), 494032768);
+}
+
+TEST(Config, RopeParametersForm) {
+  Json j = llama();
+  j.erase("rope_scaling");
+  j.erase("rope_theta");
+  j["rope_parameters"] = Json::parse(R"({"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+      "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})");
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_FLOAT_EQ(c.rope_theta, 500000.0f);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::Llama3);
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 8.0f);
+  j["rope_parameters"] = Json::parse(R"({"rope_type": "default", "rope_theta": 1234.0})");
+  c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::None);
+  EXPECT_FLOAT_EQ(c.rope_theta, 1234.0f);
+}
+
+TEST(Config, HeadDimDefaultsToHiddenOverHeads) {
+  Json j = llama();
+  j.erase("head_dim");
+  EXPECT_EQ(config_from_hf_json(j, "c").head_dim, 2048 / 32);
+}
+
+TEST(Config, RejectsInconsistentOrUnknown) {
+  auto expect_error = [](Json j, const std::string& needle) {
+    try {
+      config_from_hf_json(j, "config.json");
+      ADD_FAILURE() << "expected an error containing " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+    }
+  };
+  Json j = llama();
+  j["num_key_value_heads"] = 7;
+  expect_error(j, "num_key_value_heads");
+  j = llama();
+  j["model_type"] = "gpt2";
+  j["architectures"] = {"GPT2LMHeadModel"};
+  expect_error(j, "model_type");
+  j = llama();
+  j["hidden_size"] = "big";
+  expect_error(j, "hidden_size");
+  j = llama();
+  j["rope_scaling"]["rope_type"] = "yarn";
+  expect_error(j, "rope_type");
+  j = llama();
+  j["eos_token_id"] = 999999;
+  expect_error(j, "eos_token_id");
+  j = llama();
+  j.erase("vocab_size");
+  expect_error(j, "vocab_size");
+}
+
+TEST(Config, RoundTripsThroughHfJson) {
+  ModelConfig c = config_from_hf_json(llama(), "c");
+  ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
+  EXPECT_EQ(d.parameter_count(), c.parameter_count());
+  EXPECT_EQ(d.eos_token_ids, c.eos_token_ids);
+  EXPECT_EQ(d.rope_scaling.type, c.rope_scaling.type);
+  EXPECT_FLOAT_EQ(d.rope_scaling.high_freq_factor, c.rope_scaling.high_freq_factor);
+}
+
+}  // namespace
+}  // namespace taia

@@ -1,0 +1,115 @@
+#include "core/dtype.h"
+#include "core/error.h"
+#include "gguf_builder.h"
+#include "io/gguf.h"
+#include "test_util.h"
+
+namespace taia {
+namespace {
+
+TEST(Gguf, ReadsEveryMetadataType) {
+  for (uint32_t version : {2u, 3u}) {
+    test::GgufBuilder b(version);
+    b.kv_u8("a.u8", 200);
+    b.kv_i8("a.i8", -100);
+    b.kv_u16("a.u16", 60000);
+    b.kv_i16("a.i16", -30000);
+    b.kv_u32("a.u32", 4000000000u);
+    b.kv_i32("a.i32", -2000000000);
+    b.kv_f32("a.f32", 0.5f);
+    b.kv_bool("a.bool", true);
+    b.kv_str("a.str", "héllo");
+    b.kv_u64("a.u64", 1ull << 40);
+    b.kv_i64("a.i64", -(1ll << 40));
+    b.kv_f64("a.f64", 0.125);
+    b.kv_str_array("a.strs", {"x", "", "yz"});
+    b.kv_i32_array("a.ints", {1, -2, 3});
+    b.kv_u32("general.alignment", 64);
+    std::vector<float> t{1, 2, 3, 4, 5, 6};
+    b.tensor_f32("w", {3, 2}, t);
+    const std::string path = test::temp_dir() + "/m.gguf";
+    b.write(path, 64);
+    GgufFile g(path);
+    EXPECT_EQ(g.version(), version);
+    EXPECT_EQ(g.alignment(), 64u);
+    EXPECT_EQ(g.get_int("a.u8"), 200);
+    EXPECT_EQ(g.get_int("a.i8"), -100);
+    EXPECT_EQ(g.get_int("a.u16"), 60000);
+    EXPECT_EQ(g.get_int("a.i16"), -30000);
+    EXPECT_EQ(g.get_int("a.u32"), 4000000000ll);
+    EXPECT_EQ(g.get_int("a.i32"), -2000000000);
+    EXPECT_FLOAT_EQ(float(g.get_float_or("a.f32", 0)), 0.5f);
+    EXPECT_EQ(g.find("a.bool")->u, 1u);
+    EXPECT_EQ(g.get_string("a.str"), "héllo");
+    EXPECT_EQ(g.get_int("a.u64"), 1ll << 40);
+    EXPECT_EQ(g.get_int("a.i64"), -(1ll << 40));
+    EXPECT_DOUBLE_EQ(g.get_float_or("a.f64", 0), 0.125);
+    ASSERT_EQ(g.find("a.strs")->arr.size(), 3u);
+    EXPECT_EQ(g.find("a.strs")->arr[2].s, "yz");
+    EXPECT_EQ(g.find("a.ints")->arr[1].as_int(), -2);
+    const GgufTensor* w = g.find_tensor("w");
+    ASSERT_NE(w, nullptr);
+    EXPECT_EQ(w->shape(), (std::vector<int64_t>{2, 3}));
+    std::vector<float> out(6);
+    gguf_dequantize(*w, out.data(), path);
+    EXPECT_EQ(out, t);
+    EXPECT_THROW(g.get_string("a.u8"), Error);
+    EXPECT_THROW(g.get_int("missing"), Error);
+  }
+}
+
+TEST(Gguf, DequantizesF16Bf16AndQ8_0) {
+  test::GgufBuilder b;
+  std::vector<uint16_t> h{f32_to_f16(1.5f), f32_to_f16(-2.0f)}, bf{f32_to_bf16(3.0f), f32_to_bf16(-0.25f)};
+  b.tensor("h", {2}, 1, h.data(), 4);
+  b.tensor("bf", {2}, 30, bf.data(), 4);
+  // One Q8_0 block: scale 0.5, quants -16..15.
+  std::vector<uint8_t> q(34);
+  uint16_t d = f32_to_f16(0.5f);
+  std::memcpy(q.data(), &d, 2);
+  for (int i = 0; i < 32; ++i) q[size_t(2 + i)] = uint8_t(int8_t(i - 16));
+  b.tensor("q", {32}, 8, q.data(), q.size());
+  const std::string path = test::temp_dir() + "/q.gguf";
+  b.write(path);
+  GgufFile g(path);
+  std::vector<float> out(32);
+  gguf_dequantize(*g.find_tensor("h"), out.data(), path);
+  EXPECT_EQ(out[0], 1.5f);
+  EXPECT_EQ(out[1], -2.0f);
+  gguf_dequantize(*g.find_tensor("bf"), out.data(), path);
+  EXPECT_EQ(out[0], 3.0f);
+  EXPECT_EQ(out[1], -0.25f);
+  gguf_dequantize(*g.find_tensor("q"), out.data(), path);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(out[size_t(i)], 0.5f * float(i - 16));
+}
+
+TEST(Gguf, RefusesUnsupportedQuantTypesAtLoadNamingTheTensor) {
+  test::GgufBuilder b;
+  std::vector<uint8_t> q4(18, 0);
+  b.tensor("blk.0.attn_q.weight", {32}, 2, q4.data(), q4.size());
+  const std::string path = test::temp_dir() + "/q4.gguf";
+  b.write(path);
+  GgufFile g(path);  // parsing is fine: the layout is known
+  std::vector<float> out(32);
+  try {
+    gguf_dequantize(*g.find_tensor("blk.0.attn_q.weight"), out.data(), path);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Q4_0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("blk.0.attn_q.weight"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Gguf, RejectsVersion1AndBadMagic) {
+  const std::string dir = test::temp_dir();
+  test::GgufBuilder v1(1);
+  v1.write(dir + "/v1.gguf");
+  EXPECT_THROW(GgufFile(dir + "/v1.gguf"), Error);
+  auto bytes = test::GgufBuilder().bytes();
+  bytes[0] = 'X';
+  std::ofstream(dir + "/magic.gguf", std::ios::binary).write(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+  EXPECT_THROW(GgufFile(dir + "/magic.gguf"), Error);
+}
+
+}  // namespace
+}  // namespace taia

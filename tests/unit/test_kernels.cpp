@@ -1,0 +1,172 @@
+#include <cmath>
+
+#include "core/dtype.h"
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/softmax.h"
+#include "kernels/swiglu.h"
+#include "test_util.h"
+
+namespace taia {
+namespace {
+
+struct LinearCase {
+  int64_t M, N, K;
+  DType dtype;
+  bool bias, accumulate;
+};
+
+class LinearTest : public ::testing::TestWithParam<LinearCase> {};
+
+TEST_P(LinearTest, MatchesReference) {
+  const auto p = GetParam();
+  auto wf = test::random_vector(size_t(p.N * p.K), 1, 0.1f);
+  std::vector<uint16_t> wb(wf.size());
+  convert_from_f32(wf.data(), DType::BF16, wb.data(), wf.size());
+  TensorView w("w", p.dtype, {p.N, p.K}, p.dtype == DType::F32 ? static_cast<void*>(wf.data()) : wb.data());
+  auto x = test::random_vector(size_t(p.M * p.K), 2);
+  auto b = test::random_vector(size_t(p.N), 3);
+  auto y0 = test::random_vector(size_t(p.M * p.N), 4);
+  std::vector<float> fast = y0, ref = y0;
+  linear_forward(fast.data(), x.data(), w, p.bias ? b.data() : nullptr, p.M, p.accumulate);
+  linear_forward_reference(ref.data(), x.data(), w, p.bias ? b.data() : nullptr, p.M, p.accumulate);
+  EXPECT_LE(test::max_abs_diff(fast, ref), 2e-5f);
+  if (!p.accumulate) EXPECT_GT(test::max_abs_diff(fast, y0), 0.1f);  // the output was really written
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LinearTest,
+    ::testing::Values(LinearCase{1, 33, 64, DType::F32, false, false}, LinearCase{1, 300, 96, DType::BF16, true, false},
+                      LinearCase{3, 70, 40, DType::F32, true, true}, LinearCase{8, 65, 31, DType::BF16, false, true},
+                      LinearCase{9, 257, 64, DType::F32, true, false}, LinearCase{40, 600, 48, DType::BF16, true, true},
+                      LinearCase{64, 64, 128, DType::F32, false, true}, LinearCase{17, 513, 7, DType::BF16, false, false}));
+
+TEST(Sgemm, TransposesMatchPlainLoops) {
+  const int64_t M = 5, N = 7, K = 9;
+  auto a = test::random_vector(size_t(M * K), 5), b = test::random_vector(size_t(K * N), 6);
+  for (int ta = 0; ta < 2; ++ta) {
+    for (int tb = 0; tb < 2; ++tb) {
+      std::vector<float> c(size_t(M * N), 1.0f);
+      sgemm(ta, tb, M, N, K, 2.0f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, c.data(), N);
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          double acc = 0;
+          for (int64_t k = 0; k < K; ++k)
+            acc += double(ta ? a[size_t(k * M + i)] : a[size_t(i * K + k)]) * (tb ? b[size_t(j * K + k)] : b[size_t(k * N + j)]);
+          EXPECT_NEAR(c[size_t(i * N + j)], 2 * acc + 0.5, 1e-4) << ta << tb;
+        }
+    }
+  }
+}
+
+TEST(RmsNorm, MatchesFormula) {
+  const int64_t rows = 3, dim = 37;
+  auto x = test::random_vector(size_t(rows * dim), 7), w = test::random_vector(size_t(dim), 8);
+  std::vector<float> y(x.size());
+  rmsnorm_forward(y.data(), x.data(), w.data(), rows, dim, 1e-5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(x[size_t(r * dim + i)]) * x[size_t(r * dim + i)];
+    const double inv = 1.0 / std::sqrt(ss / dim + 1e-5);
+    for (int64_t i = 0; i < dim; ++i)
+      EXPECT_NEAR(y[size_t(r * dim + i)], w[size_t(i)] * x[size_t(r * dim + i)] * inv, 1e-5);
+  }
+}
+
+TEST(Softmax, SumsToOneAndIsShiftInvariant) {
+  std::vector<float> a{1000.0f, 1001.0f, 999.0f}, b{0.0f, 1.0f, -1.0f};
+  softmax_forward(a.data(), 3);
+  softmax_forward(b.data(), 3);
+  EXPECT_NEAR(a[0] + a[1] + a[2], 1.0f, 1e-6);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(a[size_t(i)], b[size_t(i)], 1e-6);
+  EXPECT_NEAR(b[1], std::exp(1.0) / (1 + std::exp(1.0) + std::exp(-1.0)), 1e-6);
+}
+
+TEST(SwiGlu, MatchesFormula) {
+  std::vector<float> g{-3.0f, 0.0f, 2.5f}, u{2.0f, 5.0f, -1.0f}, out(3);
+  swiglu_forward(out.data(), g.data(), u.data(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(out[size_t(i)], g[size_t(i)] / (1 + std::exp(-g[size_t(i)])) * u[size_t(i)], 1e-6);
+}
+
+TEST(Rope, RotatesHalvesByPositionTimesFrequency) {
+  const int64_t hd = 8;
+  auto inv = rope_inv_freq(hd, 10000.0f, RopeScaling{});
+  ASSERT_EQ(inv.size(), 4u);
+  EXPECT_FLOAT_EQ(inv[0], 1.0f);
+  EXPECT_NEAR(inv[1], std::pow(10000.0, -0.25), 1e-7);
+  auto x = test::random_vector(size_t(hd), 9);
+  std::vector<float> y = x;
+  const int64_t pos = 5;
+  rope_forward(y.data(), &pos, 1, 1, hd, inv.data());
+  for (int64_t i = 0; i < hd / 2; ++i) {
+    const double a = double(pos) * inv[size_t(i)];
+    EXPECT_NEAR(y[size_t(i)], x[size_t(i)] * std::cos(a) - x[size_t(i + 4)] * std::sin(a), 1e-5);
+    EXPECT_NEAR(y[size_t(i + 4)], x[size_t(i + 4)] * std::cos(a) + x[size_t(i)] * std::sin(a), 1e-5);
+  }
+}
+
+TEST(Rope, DotProductDependsOnlyOnRelativePosition) {
+  const int64_t hd = 16;
+  auto inv = rope_inv_freq(hd, 10000.0f, RopeScaling{});
+  auto q = test::random_vector(size_t(hd), 10), k = test::random_vector(size_t(hd), 11);
+  auto dot_at = [&](int64_t pq, int64_t pk) {
+    std::vector<float> a = q, b = k;
+    rope_forward(a.data(), &pq, 1, 1, hd, inv.data());
+    rope_forward(b.data(), &pk, 1, 1, hd, inv.data());
+    double d = 0;
+    for (int64_t i = 0; i < hd; ++i) d += double(a[size_t(i)]) * b[size_t(i)];
+    return d;
+  };
+  EXPECT_NEAR(dot_at(7, 3), dot_at(104, 100), 1e-4);
+  EXPECT_GT(std::abs(dot_at(7, 3) - dot_at(7, 6)), 1e-3);
+}
+
+TEST(Rope, Llama3ScalingKeepsHighAndSlowsLowFrequencies) {
+  RopeScaling s;
+  s.type = RopeScaling::Type::Llama3;
+  s.factor = 8;
+  s.low_freq_factor = 1;
+  s.high_freq_factor = 4;
+  s.original_max_position_embeddings = 8192;
+  const int64_t hd = 128;
+  auto plain = rope_inv_freq(hd, 500000.0f, RopeScaling{});
+  auto scaled = rope_inv_freq(hd, 500000.0f, s);
+  EXPECT_FLOAT_EQ(scaled[0], plain[0]);                 // wavelength 2*pi: untouched
+  EXPECT_FLOAT_EQ(scaled[63], plain[63] / 8.0f);        // longest wavelength: divided by factor
+  bool some_medium = false;
+  for (size_t i = 0; i < plain.size(); ++i)
+    if (scaled[i] < plain[i] && scaled[i] > plain[i] / 8.0f * 1.0001f) some_medium = true;
+  EXPECT_TRUE(some_medium);
+}
+
+TEST(Attention, MatchesNaiveCausalGqa) {
+  const AttentionShape shape{4, 2, 8};
+  const int64_t T = 6, pos0 = 3, ctx = pos0 + T, kvd = shape.n_kv_heads * shape.head_dim;
+  auto q = test::random_vector(size_t(T * shape.n_heads * shape.head_dim), 12);
+  auto k = test::random_vector(size_t(ctx * kvd), 13), v = test::random_vector(size_t(ctx * kvd), 14);
+  std::vector<float> out(q.size());
+  attention_forward(out.data(), q.data(), k.data(), v.data(), T, pos0, kvd, shape);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < shape.n_heads; ++h) {
+      const int64_t g = h / 2;
+      std::vector<double> s;
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j <= pos0 + t; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < 8; ++i) d += double(q[size_t((t * 4 + h) * 8 + i)]) * k[size_t(j * kvd + g * 8 + i)];
+        s.push_back(d / std::sqrt(8.0));
+        mx = std::max(mx, s.back());
+      }
+      for (double& e : s) sum += (e = std::exp(e - mx));
+      for (int64_t i = 0; i < 8; ++i) {
+        double o = 0;
+        for (size_t j = 0; j < s.size(); ++j) o += s[j] / sum * v[j * size_t(kvd) + size_t(g * 8 + i)];
+        EXPECT_NEAR(out[size_t((t * 4 + h) * 8 + i)], o, 1e-5);
+      }
+    }
+}
+
+}  // namespace
+}  // namespace taia

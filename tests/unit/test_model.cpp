@@ -1,0 +1,197 @@
+#include <fstream>
+
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "eval/generate.h"
+#include "gguf_builder.h"
+#include "io/json_util.h"
+#include "io/safetensors.h"
+#include "model/decoder.h"
+#include "model/init.h"
+#include "model/loader.h"
+#include "test_util.h"
+
+namespace taia {
+namespace {
+
+ModelConfig tiny_config(Arch arch, int64_t kv_heads, bool tied) {
+  ModelConfig c;
+  c.arch = arch;
+  c.vocab_size = 53;
+  c.hidden_size = 32;
+  c.intermediate_size = 72;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = 8;
+  c.rms_norm_eps = 1e-5f;
+  c.max_position_embeddings = 64;
+  c.tie_word_embeddings = tied;
+  c.qkv_bias = arch == Arch::Qwen2;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
+  Decoder d(m);
+  KVCache cache(m.config, int64_t(ids.size()));
+  std::vector<float> out(ids.size() * size_t(m.config.vocab_size));
+  d.forward(cache, ids.data(), int64_t(ids.size()), out.data(), true);
+  return out;
+}
+
+const std::vector<int32_t> kIds{1, 5, 9, 17, 33, 2, 40, 52, 0, 11, 7, 3};
+
+TEST(Model, IncrementalDecodingMatchesOneBatch) {
+  auto m = init_model(tiny_config(Arch::Llama, 2, false), 1, DType::F32, InitScheme::Full, 0.1f);
+  const auto batch = all_logits(*m, kIds);
+  Decoder d(*m);
+  KVCache cache(m->config, int64_t(kIds.size()));
+  const size_t V = size_t(m->config.vocab_size);
+  std::vector<float> step(V);
+  // First 5 positions in one prefill, the rest one at a time.
+  std::vector<float> prefill(5 * V);
+  d.forward(cache, kIds.data(), 5, prefill.data(), true);
+  for (size_t i = 0; i < 5 * V; ++i) ASSERT_NEAR(prefill[i], batch[i], 1e-5f);
+  for (size_t t = 5; t < kIds.size(); ++t) {
+    d.forward(cache, &kIds[t], 1, step.data(), false);
+    for (size_t v = 0; v < V; ++v) ASSERT_NEAR(step[v], batch[t * V + v], 1e-5f) << "position " << t;
+  }
+  EXPECT_EQ(cache.length(), int64_t(kIds.size()));
+}
+
+TEST(Model, SavedFolderReloadsToTheSameLogits) {
+  const std::string dir = test::temp_dir() + "/m";
+  auto m = init_model(tiny_config(Arch::Qwen2, 1, true), 3, DType::BF16, InitScheme::Full, 0.1f);
+  save_hf_folder(*m, dir + "32", DType::F32);  // lossless: norms and biases stay F32
+  auto exact = load_model(dir + "32");
+  EXPECT_EQ(exact->linear_dtype, DType::F32);
+  EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*exact, kIds)), 1e-6f);
+  save_hf_folder(*m, dir, DType::BF16);  // norms and biases rounded to BF16, as HF saves a BF16 model
+  auto r = load_model(dir);
+  EXPECT_EQ(r->linear_dtype, DType::BF16);
+  EXPECT_EQ(r->config.arch, Arch::Qwen2);
+  EXPECT_TRUE(r->config.tie_word_embeddings);
+  EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*r, kIds)), 3e-2f);
+  // Loading the BF16 folder as F32 changes storage, not values.
+  LoadOptions f32;
+  f32.linear_dtype = DType::F32;
+  auto w = load_model(dir, f32);
+  EXPECT_EQ(w->linear_dtype, DType::F32);
+  EXPECT_LE(test::max_abs_diff(all_logits(*w, kIds), all_logits(*r, kIds)), 1e-5f);
+}
+
+// HF -> GGUF as llama.cpp's converter does it: Q/K rows permuted within each head so that the
+// rotary pairs become adjacent, tensor dims reversed, names mapped.
+void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
+  const ModelConfig& c = m.config;
+  test::GgufBuilder b;
+  const std::string a = arch_name(c.arch);
+  b.kv_str("general.architecture", a);
+  b.kv_u32(a + ".embedding_length", uint32_t(c.hidden_size));
+  b.kv_u32(a + ".feed_forward_length", uint32_t(c.intermediate_size));
+  b.kv_u32(a + ".block_count", uint32_t(c.num_layers));
+  b.kv_u32(a + ".attention.head_count", uint32_t(c.num_heads));
+  b.kv_u32(a + ".attention.head_count_kv", uint32_t(c.num_kv_heads));
+  b.kv_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  b.kv_f32(a + ".rope.freq_base", c.rope_theta);
+  b.kv_u32(a + ".context_length", uint32_t(c.max_position_embeddings));
+  b.kv_u32("tokenizer.ggml.eos_token_id", 2);
+  for (TensorView* t : m.named_tensors()) {
+    std::vector<float> v(size_t(t->numel()));
+    convert_to_f32(t->dtype, t->data, v.data(), v.size());
+    const std::string g = gguf_tensor_name(t->name);
+    const bool is_q = g.find("attn_q.") != std::string::npos, is_k = g.find("attn_k.") != std::string::npos;
+    if (permute_qk && (is_q || is_k)) {
+      const int64_t heads = is_q ? c.num_heads : c.num_kv_heads, hd = c.head_dim, half = hd / 2;
+      const int64_t row = t->rank() == 2 ? t->shape[1] : 1;
+      std::vector<float> p(v.size());
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t j = 0; j < 2; ++j)
+          for (int64_t i = 0; i < half; ++i)
+            for (int64_t k = 0; k < row; ++k)
+              p[size_t((h * hd + 2 * i + j) * row + k)] = v[size_t((h * hd + j * half + i) * row + k)];
+      v = p;
+    }
+    std::vector<uint64_t> ne(t->shape.rbegin(), t->shape.rend());
+    b.tensor_f32(g, ne, v);
+  }
+  b.write(path);
+}
+
+TEST(Model, GgufFromHfFolderGivesTheSameLogits) {
+  for (Arch arch : {Arch::Llama, Arch::Qwen2}) {
+    auto m = init_model(tiny_config(arch, 2, arch == Arch::Qwen2), 5, DType::F32, InitScheme::Full, 0.1f);
+    const std::string path = test::temp_dir() + "/m.gguf";
+    write_gguf_from(*m, path, arch == Arch::Llama);
+    auto g = load_model(path);
+    EXPECT_EQ(g->source_format, "gguf");
+    EXPECT_EQ(g->config.arch, arch);
+    EXPECT_EQ(g->config.tie_word_embeddings, arch == Arch::Qwen2);
+    EXPECT_EQ(g->config.qkv_bias, arch == Arch::Qwen2);
+    EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f) << arch_name(arch);
+  }
+}
+
+TEST(Model, MissingOrMisshapenTensorsAreNamed) {
+  const std::string dir = test::temp_dir() + "/m";
+  auto m = init_model(tiny_config(Arch::Llama, 2, false), 1, DType::F32);
+  save_hf_folder(*m, dir, DType::F32);
+  // Rewrite the safetensors without one tensor, then with one of the wrong shape.
+  std::vector<TensorView> views;
+  for (TensorView* t : m->named_tensors())
+    if (t->name != "model.layers.1.mlp.up_proj.weight") views.push_back(*t);
+  write_safetensors(dir + "/model.safetensors", views);
+  try {
+    load_model(dir);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing tensor 'model.layers.1.mlp.up_proj.weight'"), std::string::npos)
+        << e.what();
+  }
+  views.push_back(m->find("model.layers.1.mlp.up_proj.weight")->reshaped({36, 64}));
+  write_safetensors(dir + "/model.safetensors", views);
+  try {
+    load_model(dir);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected shape [72, 32], got [36, 64]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Model, Stories260KGreedyMatchesReferenceC) {
+  const std::string dir = test::fixtures_dir() + "/models/stories260K";
+  if (!file_exists(dir + "/stories260K.gguf")) GTEST_SKIP() << "shared fixtures not found at " << dir;
+  Json golden = parse_json_text(read_text_file(dir + "/greedy-once-upon-a-time.jsonl"), "golden");
+  auto prompt = golden["prompt_ids"].get<std::vector<int32_t>>();
+  auto expected = golden["greedy_ids"].get<std::vector<int32_t>>();
+  auto m = load_model(dir + "/stories260K.gguf");
+  EXPECT_EQ(m->config.num_kv_heads, 4);
+  EXPECT_EQ(m->config.vocab_size, 512);
+  Decoder d(*m);
+  GenerateOptions o;
+  o.max_new_tokens = int64_t(expected.size());
+  o.sampling.temperature = 0;
+  GenerateResult r = generate(d, prompt, o);
+  EXPECT_EQ(r.output_ids, expected);
+}
+
+TEST(Model, GenerateStopsAtEosAndStreams) {
+  auto m = init_model(tiny_config(Arch::Llama, 2, false), 9, DType::F32, InitScheme::Full, 0.3f);
+  Decoder d(*m);
+  GenerateOptions o;
+  o.max_new_tokens = 40;
+  o.sampling.temperature = 0;
+  std::vector<int32_t> streamed;
+  o.on_token = [&](int32_t id) { streamed.push_back(id); return true; };
+  GenerateResult greedy = generate(d, {1, 2, 3}, o);
+  EXPECT_EQ(streamed, greedy.output_ids);
+  // Make the first greedy token the EOS: generation must stop right after it.
+  o.eos_ids = {greedy.output_ids[0]};
+  GenerateResult r = generate(d, {1, 2, 3}, o);
+  EXPECT_TRUE(r.stopped_at_eos);
+  EXPECT_EQ(r.output_ids.size(), 1u);
+}
+
+}  // namespace
+}  // namespace taia

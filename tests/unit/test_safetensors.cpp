@@ -1,0 +1,89 @@
+#include <cstring>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "io/json_util.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace taia {
+namespace {
+
+TEST(Safetensors, RoundTripsDtypesShapesAndMetadata) {
+  const std::string dir = test::temp_dir();
+  std::vector<float> a{1, 2, 3, 4, 5, 6};
+  std::vector<uint16_t> b{f32_to_bf16(1.5f), f32_to_bf16(-3.0f), f32_to_bf16(0.25f)};
+  std::vector<uint16_t> c{f32_to_f16(7.0f)};
+  write_safetensors(dir + "/t.safetensors",
+                    {TensorView("z.first", DType::F32, {2, 3}, a.data()), TensorView("a.second", DType::BF16, {3}, b.data()),
+                     TensorView("scalar", DType::F16, {}, c.data())},
+                    {{"format", "pt"}});
+  MappedFile raw(dir + "/t.safetensors");
+  uint64_t header_len;
+  std::memcpy(&header_len, raw.data(), 8);
+  EXPECT_EQ((8 + header_len) % 8, 0u) << "header must be padded to 8 bytes";
+  SafetensorsFile f(dir + "/t.safetensors");
+  ASSERT_EQ(f.tensors().size(), 3u);
+  EXPECT_EQ(f.tensors()[0].name, "z.first") << "tensors keep the written order";
+  EXPECT_EQ(f.tensors()[0].begin, 0u);
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+  const SafetensorsTensor* t = f.find("z.first");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(std::memcmp(t->data, a.data(), 24), 0);
+  EXPECT_EQ(f.find("a.second")->dtype, DType::BF16);
+  EXPECT_EQ(bf16_to_f32(reinterpret_cast<const uint16_t*>(f.find("a.second")->data)[1]), -3.0f);
+  EXPECT_EQ(f.find("scalar")->shape.size(), 0u);
+  EXPECT_EQ(f.find("missing"), nullptr);
+}
+
+TEST(Safetensors, WriterLeavesNoTemporaryFiles) {
+  const std::string dir = test::temp_dir();
+  std::vector<float> a{1};
+  write_safetensors(dir + "/x.safetensors", {TensorView("a", DType::F32, {1}, a.data())});
+  EXPECT_FALSE(file_exists(dir + "/x.safetensors.tmp-" + std::to_string(getpid())));
+  EXPECT_THROW(write_safetensors(dir + "/y.safetensors", {TensorView("a", DType::F32, {1}, a.data()),
+                                                          TensorView("a", DType::F32, {1}, a.data())}),
+               Error);
+  EXPECT_FALSE(file_exists(dir + "/y.safetensors"));
+}
+
+TEST(Safetensors, ShardedIndex) {
+  const std::string dir = test::temp_dir();
+  std::vector<float> a{1, 2}, b{3, 4, 5};
+  write_safetensors(dir + "/model-00001-of-00002.safetensors", {TensorView("a", DType::F32, {2}, a.data())});
+  write_safetensors(dir + "/model-00002-of-00002.safetensors", {TensorView("b", DType::F32, {3}, b.data())});
+  std::ofstream(dir + "/model.safetensors.index.json")
+      << R"({"metadata": {"total_size": 20}, "weight_map": {"a": "model-00001-of-00002.safetensors",
+             "b": "model-00002-of-00002.safetensors"}})";
+  SafetensorsCollection c(dir);
+  EXPECT_EQ(c.files().size(), 2u);
+  ASSERT_NE(c.find("b"), nullptr);
+  EXPECT_EQ(reinterpret_cast<const float*>(c.find("b")->data)[2], 5.0f);
+  EXPECT_EQ(c.all().size(), 2u);
+}
+
+TEST(Safetensors, IndexNamingAMissingTensorIsAnError) {
+  const std::string dir = test::temp_dir();
+  std::vector<float> a{1};
+  write_safetensors(dir + "/s1.safetensors", {TensorView("a", DType::F32, {1}, a.data())});
+  std::ofstream(dir + "/model.safetensors.index.json") << R"({"weight_map": {"a": "s1.safetensors", "b": "s1.safetensors"}})";
+  EXPECT_THROW(SafetensorsCollection c(dir), Error);
+  std::ofstream(dir + "/model.safetensors.index.json") << R"({"weight_map": {"a": "../s1.safetensors"}})";
+  EXPECT_THROW(SafetensorsCollection c(dir), Error);
+}
+
+TEST(Safetensors, JsonErrorsNameFileAndByte) {
+  try {
+    parse_json_text("{\"a\": [1, 2,, 3]}", "cfg.json");
+    FAIL();
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cfg.json"), std::string::npos) << m;
+    EXPECT_NE(m.find("byte 13"), std::string::npos) << m;
+  }
+}
+
+}  // namespace
+}  // namespace taia
