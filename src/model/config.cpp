@@ -68,7 +68,7 @@ void read_rope_scaling(const Json& rs, ModelConfig& c, const std::string& origin
   TAIA_CHECK(rs.is_object(), origin, ": '", field, "' expected an object, got ", rs.dump());
   std::string type = json_string_or(rs, "rope_type", "", origin);
   if (type.empty()) type = json_string_or(rs, "type", "default", origin);
-  if (rs.contains("rope_theta")) c.rope_theta = float(json_number_or(rs, "rope_theta", c.rope_theta, origin));
+  if (rs.contains("rope_theta")) c.rope_theta = json_number_or(rs, "rope_theta", c.rope_theta, origin);
   if (type == "default") {
     c.rope_scaling.type = RopeScaling::Type::None;
     return;
@@ -113,8 +113,8 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   c.num_kv_heads = json_int_or(j, "num_key_value_heads", c.num_heads, origin);
   TAIA_CHECK(c.num_heads > 0, origin, ": num_attention_heads expected > 0, got ", c.num_heads);
   c.head_dim = json_int_or(j, "head_dim", c.hidden_size / c.num_heads, origin);
-  c.rms_norm_eps = float(json_number_or(j, "rms_norm_eps", c.arch == Arch::Qwen2 ? 1e-6 : 1e-6, origin));
-  c.rope_theta = float(json_number_or(j, "rope_theta", 10000.0, origin));
+  c.rms_norm_eps = json_number_or(j, "rms_norm_eps", 1e-6, origin);
+  c.rope_theta = json_number_or(j, "rope_theta", 10000.0, origin);
   c.max_position_embeddings = json_int_or(j, "max_position_embeddings", 2048, origin);
   c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", false, origin);
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) read_rope_scaling(*rs, c, origin, "rope_scaling");

@@ -23,8 +23,8 @@ struct ModelConfig {
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
-  float rms_norm_eps = 1e-6f;
-  float rope_theta = 10000.0f;
+  double rms_norm_eps = 1e-6;  // double: config.json values round-trip exactly
+  double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   int64_t max_position_embeddings = 2048;
   bool tie_word_embeddings = false;

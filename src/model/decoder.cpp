@@ -13,7 +13,7 @@ namespace taia {
 
 Decoder::Decoder(const Model& model) : model_(model) {
   const ModelConfig& c = model.config;
-  s_.inv_freq = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling,
+  s_.inv_freq = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                               model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
 }
 
@@ -57,7 +57,7 @@ void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* l
     const LayerWeights& L = w.layers[size_t(l)];
     float* k_rows = cache.keys(l) + pos0 * KV;  // [T, KV] slots for the new positions
     float* v_rows = cache.values(l) + pos0 * KV;
-    rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, c.rms_norm_eps);
+    rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
     linear_forward(s_.q.data(), xn, L.q.weight, L.q.bias_ptr(), T);
     linear_forward(k_rows, xn, L.k.weight, L.k.bias_ptr(), T);
     linear_forward(v_rows, xn, L.v.weight, L.v.bias_ptr(), T);
@@ -66,7 +66,7 @@ void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* l
     attention_forward(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), T, pos0, cache.row_stride(), shape);
     linear_forward(x, s_.att.data(), L.o.weight, L.o.bias_ptr(), T, /*accumulate=*/true);
 
-    rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, c.rms_norm_eps);
+    rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
     linear_forward(s_.gate.data(), xn, L.gate.weight, L.gate.bias_ptr(), T);
     linear_forward(s_.up.data(), xn, L.up.weight, L.up.bias_ptr(), T);
     swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
@@ -75,7 +75,7 @@ void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* l
   cache.set_length(pos0 + T);
   const int64_t first = all_logits ? 0 : T - 1;
   const int64_t rows = T - first;
-  rmsnorm_forward(xn, x + first * D, w.final_norm.ptr<const float>(), rows, D, c.rms_norm_eps);
+  rmsnorm_forward(xn, x + first * D, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps));
   linear_forward(logits, xn, w.lm_head, nullptr, rows);
 }
 

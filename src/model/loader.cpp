@@ -90,8 +90,8 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   c.num_kv_heads = g.get_int_or(p + "attention.head_count_kv", c.num_heads);
   TAIA_CHECK(c.num_heads > 0, g.path(), ": ", p, "attention.head_count expected > 0, got ", c.num_heads);
   c.head_dim = g.get_int_or(p + "attention.key_length", c.hidden_size / c.num_heads);
-  c.rms_norm_eps = float(g.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5));
-  c.rope_theta = float(g.get_float_or(p + "rope.freq_base", 10000.0));
+  c.rms_norm_eps = g.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5);
+  c.rope_theta = g.get_float_or(p + "rope.freq_base", 10000.0);
   c.max_position_embeddings = g.get_int_or(p + "context_length", 2048);
   if (const GgufValue* st = g.find(p + "rope.scaling.type")) {
     TAIA_CHECK(st->type == GgufType::STRING, g.path(), ": ", p, "rope.scaling.type expected a string");
