@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <dnnl.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -16,6 +17,8 @@ namespace {
 constexpr int64_t kMatvecMaxRows = 8;
 // Rows of a BF16 weight widened to F32 per SGEMM call (scratch = kWidenBlock * K floats).
 constexpr int64_t kWidenBlock = 256;
+// Weight elements below which a matrix-vector product stays on one thread.
+constexpr int64_t kMinParallelWork = 1 << 16;
 
 template <typename WT>
 inline float load_w(const WT* w, int64_t i);
@@ -24,9 +27,10 @@ inline float load_w<float>(const float* w, int64_t i) { return w[i]; }
 template <>
 inline float load_w<uint16_t>(const uint16_t* w, int64_t i) { return bf16_to_f32(w[i]); }
 
+// Portable version: the compiler vectorises the inner reduction.
 template <typename WT>
-void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
-                 bool accumulate) {
+void matvec_rows_portable(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
+                          bool accumulate) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const WT* wn = w + n * K;
@@ -41,6 +45,71 @@ void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64
     }
   }
 }
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// AVX-512: four weight rows per step share each load of x; BF16 is widened in registers
+// (zero-extend to 32 bits, shift left 16), so decode streams the weights at memory speed.
+inline __m512 load16(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
+inline __m512 load16(const uint16_t* p, __mmask16 mask) {
+  const __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Dot products of x[K] with R consecutive weight rows, accumulators kept in registers.
+template <int R, typename WT>
+inline void dot_rows(const float* xm, const WT* w, int64_t K, float* out) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m512 xv = _mm512_loadu_ps(xm + k);
+    for (int r = 0; r < R; ++r) {
+      // The hardware prefetcher alone leaves BF16 decode at ~60 % of bandwidth on our test
+      // machine; fetching the same column of the next block of rows lifts it to ~85 %.
+      _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * K + k), _MM_HINT_T0);
+      acc[r] = _mm512_fmadd_ps(xv, load16(w + r * K + k, __mmask16(0xffff)), acc[r]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 mask = __mmask16((1u << (K - k)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(mask, xm + k);
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(xv, load16(w + r * K + k, mask), acc[r]);
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+template <typename WT>
+void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
+                 bool accumulate) {
+  constexpr int64_t R = 4;  // weight rows per step: each load of x feeds four FMAs
+  const int64_t blocks = (N + R - 1) / R;
+  // Tiny matrices (stories260K) run faster on one thread than a fork/join costs.
+#pragma omp parallel for schedule(static) if (N * K >= kMinParallelWork)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t n0 = b * R;
+    const int64_t rows = std::min(R, N - n0);
+    for (int64_t m = 0; m < M; ++m) {
+      float v[R];
+      if (rows == R) {
+        dot_rows<R>(x + m * K, w + n0 * K, K, v);
+      } else {
+        for (int64_t r = 0; r < rows; ++r) dot_rows<1>(x + m * K, w + (n0 + r) * K, K, v + r);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        float value = v[r] + (bias ? bias[n0 + r] : 0.0f);
+        float* out = y + m * N + n0 + r;
+        *out = accumulate ? *out + value : value;
+      }
+    }
+  }
+}
+#else
+template <typename WT>
+void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
+                 bool accumulate) {
+  matvec_rows_portable(y, x, w, bias, M, N, K, accumulate);
+}
+#endif
 
 void add_bias_rows(float* y, const float* bias, int64_t M, int64_t N) {
 #pragma omp parallel for schedule(static)
