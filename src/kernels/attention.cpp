@@ -6,37 +6,66 @@
 #include "kernels/softmax.h"
 
 namespace taia {
+namespace {
+
+// One query row against the history. HD > 0 fixes the head size at compile time so the
+// dot products unroll into a few vector FMAs and one reduction; HD == 0 is the generic loop.
+template <int HD>
+void attend_one(float* out, const float* qh, const float* k, const float* v, int64_t n_ctx, int64_t kv_row_stride,
+                int64_t hd_runtime, float scale, float* scores) {
+  const int64_t hd = HD > 0 ? HD : hd_runtime;
+  for (int64_t j = 0; j < n_ctx; ++j) {
+    const float* kj = k + j * kv_row_stride;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kj[i];
+    scores[j] = dot * scale;
+  }
+  softmax_forward(scores, n_ctx);
+  for (int64_t i = 0; i < hd; ++i) out[i] = 0.0f;
+  for (int64_t j = 0; j < n_ctx; ++j) {
+    const float p = scores[j];
+    const float* vj = v + j * kv_row_stride;
+#pragma omp simd
+    for (int64_t i = 0; i < hd; ++i) out[i] += p * vj[i];
+  }
+}
+
+using AttendFn = void (*)(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, float, float*);
+
+AttendFn pick(int64_t hd) {
+  switch (hd) {
+    case 8: return attend_one<8>;
+    case 16: return attend_one<16>;
+    case 32: return attend_one<32>;
+    case 64: return attend_one<64>;
+    case 80: return attend_one<80>;
+    case 96: return attend_one<96>;
+    case 128: return attend_one<128>;
+    case 256: return attend_one<256>;
+    default: return attend_one<0>;
+  }
+}
+
+}  // namespace
 
 void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t pos0,
                        int64_t kv_row_stride, const AttentionShape& shape) {
   const int64_t H = shape.n_heads, hd = shape.head_dim;
   const int64_t group = H / shape.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(hd));
-#pragma omp parallel
+  const AttendFn attend = pick(hd);
+  // Small problems (tiny models, short contexts) lose more to fork/join than they gain.
+  const bool parallel = T * H * (pos0 + T) * hd >= (int64_t(1) << 15);
+#pragma omp parallel if (parallel)
   {
     std::vector<float> scores(static_cast<size_t>(pos0 + T));  // one row of probabilities, per thread
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t h = 0; h < H; ++h) {
-        const float* qh = q + (t * H + h) * hd;
-        const int64_t kvh = h / group;
-        const int64_t n_ctx = pos0 + t + 1;
-        for (int64_t j = 0; j < n_ctx; ++j) {
-          const float* kj = k + j * kv_row_stride + kvh * hd;
-          float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-          for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kj[i];
-          scores[size_t(j)] = dot * scale;
-        }
-        softmax_forward(scores.data(), n_ctx);
-        float* oh = out + (t * H + h) * hd;
-        for (int64_t i = 0; i < hd; ++i) oh[i] = 0.0f;
-        for (int64_t j = 0; j < n_ctx; ++j) {
-          const float p = scores[size_t(j)];
-          const float* vj = v + j * kv_row_stride + kvh * hd;
-#pragma omp simd
-          for (int64_t i = 0; i < hd; ++i) oh[i] += p * vj[i];
-        }
+        const int64_t kv_offset = (h / group) * hd;
+        attend(out + (t * H + h) * hd, q + (t * H + h) * hd, k + kv_offset, v + kv_offset, pos0 + t + 1,
+               kv_row_stride, hd, scale, scores.data());
       }
     }
   }
