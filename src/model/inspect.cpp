@@ -15,28 +15,33 @@
 namespace taia {
 namespace {
 
+// The hyper-parameters under HF's own config.json names, plus the architecture and the
+// derived facts config.json leaves implicit.
 Json config_json(const ModelConfig& c) {
-  Json j;
+  Json j = config_to_hf_json(c);
   j["architecture"] = arch_name(c.arch);
-  j["vocab_size"] = c.vocab_size;
-  j["hidden_size"] = c.hidden_size;
-  j["intermediate_size"] = c.intermediate_size;
-  j["num_layers"] = c.num_layers;
-  j["num_heads"] = c.num_heads;
-  j["num_kv_heads"] = c.num_kv_heads;
   j["head_dim"] = c.head_dim;
-  j["rms_norm_eps"] = c.rms_norm_eps;
-  j["rope_theta"] = c.rope_theta;
-  j["rope_scaling"] = c.rope_scaling.type == RopeScaling::Type::None     ? "none"
-                      : c.rope_scaling.type == RopeScaling::Type::Linear ? "linear"
-                                                                          : "llama3";
-  j["max_position_embeddings"] = c.max_position_embeddings;
-  j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["qkv_bias"] = c.qkv_bias;
-  j["bos_token_ids"] = c.bos_token_ids;
-  j["eos_token_ids"] = c.eos_token_ids;
   return j;
 }
+
+// Name -> shape, dtype counts and parameter count of the tensors a file holds.
+struct TensorSummary {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::map<std::string, int64_t> dtypes;
+  int64_t parameters = 0;
+
+  void add(const std::string& name, const std::vector<int64_t>& shape, const std::string& dtype) {
+    shapes[name] = shape;
+    dtypes[dtype] += 1;
+    parameters += checked_numel(shape, name);
+  }
+  void write(Json& r) const {
+    r["tensor_count"] = shapes.size();
+    r["parameter_count"] = parameters;
+    r["dtypes"] = dtypes;
+  }
+};
 
 std::string shape_str(const std::vector<int64_t>& s) { return TensorView("", DType::F32, s, nullptr).shape_string(); }
 
@@ -79,20 +84,12 @@ Json inspect_hf(const std::string& dir) {
     problems.push_back("missing config.json");
   }
   SafetensorsCollection st(dir);
-  std::map<std::string, std::vector<int64_t>> present;
-  std::map<std::string, int64_t> dtypes;
-  int64_t params = 0;
-  for (const SafetensorsTensor* t : st.all()) {
-    present[t->name] = t->shape;
-    dtypes[dtype_name(t->dtype)] += 1;
-    params += checked_numel(t->shape, t->name);
-  }
+  TensorSummary summary;
+  for (const SafetensorsTensor* t : st.all()) summary.add(t->name, t->shape, dtype_name(t->dtype));
   r["files"] = Json::array();
   for (const auto& f : st.files()) r["files"].push_back(f->path());
-  r["tensor_count"] = present.size();
-  r["parameter_count"] = params;
-  r["dtypes"] = dtypes;
-  if (have_config) check_expected(c, present, [](const std::string& n) { return n; }, problems);
+  summary.write(r);
+  if (have_config) check_expected(c, summary.shapes, [](const std::string& n) { return n; }, problems);
   r["problems"] = problems;
   return r;
 }
@@ -108,24 +105,18 @@ Json inspect_gguf(const std::string& path) {
     if (k.rfind("tokenizer.ggml.", 0) != 0 || v.type != GgufType::ARRAY) meta[k] = v.to_string();
     else meta[k] = str_cat("[", v.arr.size(), " items]");
   r["metadata"] = meta;
-  std::map<std::string, std::vector<int64_t>> present;
-  std::map<std::string, int64_t> types;
-  int64_t params = 0;
+  TensorSummary summary;
   for (const GgufTensor& t : g.tensors()) {
-    present[t.name] = t.shape();
-    types[ggml_type_name(t.type)] += 1;
-    params += t.numel();
+    summary.add(t.name, t.shape(), ggml_type_name(t.type));
     if (!gguf_type_supported(t.type))
       problems.push_back(str_cat("tensor '", t.name, "' has type ", ggml_type_name(t.type),
                                  " (taia loads F32, F16, BF16, Q8_0)"));
   }
-  r["tensor_count"] = g.tensors().size();
-  r["parameter_count"] = params;
-  r["dtypes"] = types;
+  summary.write(r);
   try {
     ModelConfig c = config_from_gguf(g);
     r["config"] = config_json(c);
-    check_expected(c, present, gguf_tensor_name, problems);
+    check_expected(c, summary.shapes, gguf_tensor_name, problems);
   } catch (const Error& e) {
     problems.push_back(e.what());
   }
@@ -137,15 +128,9 @@ Json inspect_safetensors_file(const std::string& path) {
   SafetensorsFile f(path);
   Json r;
   r["format"] = "safetensors";
-  std::map<std::string, int64_t> dtypes;
-  int64_t params = 0;
-  for (const auto& t : f.tensors()) {
-    dtypes[dtype_name(t.dtype)] += 1;
-    params += checked_numel(t.shape, t.name);
-  }
-  r["tensor_count"] = f.tensors().size();
-  r["parameter_count"] = params;
-  r["dtypes"] = dtypes;
+  TensorSummary summary;
+  for (const auto& t : f.tensors()) summary.add(t.name, t.shape, dtype_name(t.dtype));
+  summary.write(r);
   r["metadata"] = f.metadata();
   r["problems"] = Json::array();
   return r;
@@ -177,26 +162,24 @@ Json inspect_path(const std::string& path) {
 
 std::string inspect_to_text(const Json& r) {
   std::ostringstream out;
+  auto field = [&](const std::string& name, const std::string& value) {
+    out << "  " << name << std::string(std::max<size_t>(25 - name.size(), 1), ' ') << value << "\n";
+  };
   out << r["path"].get<std::string>() << ": " << r["format"].get<std::string>() << "\n";
   if (r.contains("config")) {
     const Json& c = r["config"];
-    out << "  architecture   " << c["architecture"].get<std::string>() << "\n";
-    for (const char* k : {"vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads",
-                          "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "max_position_embeddings",
-                          "tie_word_embeddings", "qkv_bias"})
-      out << "  " << k << std::string(k == std::string("max_position_embeddings") ? 1 : 24 - std::strlen(k), ' ')
-          << c[k].dump() << "\n";
+    field("architecture", c["architecture"].get<std::string>());
+    for (const char* k : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                          "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta",
+                          "rope_scaling", "max_position_embeddings", "tie_word_embeddings", "qkv_bias"})
+      if (c.contains(k)) field(k, c[k].dump());
   }
-  out << "  tensors        " << r["tensor_count"].dump() << "\n";
-  out << "  parameters     " << r["parameter_count"].dump() << "\n";
-  out << "  dtypes         " << r["dtypes"].dump() << "\n";
+  field("tensors", r["tensor_count"].dump());
+  field("parameters", r["parameter_count"].dump());
+  field("dtypes", r["dtypes"].dump());
   const Json& p = r["problems"];
-  if (p.empty()) {
-    out << "  problems       none\n";
-  } else {
-    out << "  problems       " << p.size() << "\n";
-    for (const Json& s : p) out << "    - " << s.get<std::string>() << "\n";
-  }
+  field("problems", p.empty() ? "none" : std::to_string(p.size()));
+  for (const Json& s : p) out << "    - " << s.get<std::string>() << "\n";
   return out.str();
 }
 
