@@ -10,6 +10,9 @@ PACKAGES=(
   libopenblas-dev        # second GEMM, measured against oneDNN in bench/
   nlohmann-json3-dev     # JSON
   libcli11-dev           # command line
+  libpcre2-dev           # pre-tokenizer regexes (UTF + Unicode properties, JIT)
+  libutf8proc-dev        # NFC normalization
+  libsentencepiece-dev   # SentencePiece .model files
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev       # benchmarks
   python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)

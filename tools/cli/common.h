@@ -17,6 +17,7 @@ void register_generate(CLI::App& app);
 void register_forward(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_init_model(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);
