@@ -5,17 +5,33 @@
 #include "common.h"
 #include "core/error.h"
 #include "model/tokenizer_loader.h"
+#include "tokenizer/chat_template.h"
 
 namespace taia::cli {
 namespace {
 
 struct TokenizeArgs {
-  std::string tokenizer;
-  bool no_special = false, decode = false, skip_special = false;
+  std::string tokenizer, chat_template;
+  bool no_special = false, decode = false, skip_special = false, chat = false;
 };
+
+std::vector<ChatMessage> parse_messages(const Json& in, const std::string& where) {
+  TAIA_CHECK(in.is_object() && in.contains("messages") && in["messages"].is_array(), where,
+             ": expected an object with a 'messages' array");
+  std::vector<ChatMessage> messages;
+  for (const Json& m : in["messages"]) {
+    TAIA_CHECK(m.is_object() && m.contains("role") && m["role"].is_string() && m.contains("content") &&
+                   m["content"].is_string(),
+               where, ": each message expected {\"role\": string, \"content\": string}");
+    messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return messages;
+}
 
 void run_tokenize(const TokenizeArgs& a) {
   auto tok = load_tokenizer(a.tokenizer);
+  const ChatTemplate chat_template =
+      a.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(a.chat_template);
   std::string line;
   int64_t line_no = 0;
   while (std::getline(std::cin, line)) {
@@ -24,7 +40,14 @@ void run_tokenize(const TokenizeArgs& a) {
     const std::string where = "stdin:" + std::to_string(line_no);
     Json in = parse_json_text(line, where);
     Json out;
-    if (a.decode) {
+    if (a.chat) {
+      const ChatEncoding c = encode_chat(*tok, chat_template, parse_messages(in, where),
+                                         in.is_object() && in.value("add_generation_prompt", false));
+      out["ids"] = c.ids;
+      out["mask"] = c.mask;
+      out["text"] = c.text;
+      out["template"] = chat_template.name;
+    } else if (a.decode) {
       TAIA_CHECK(in.is_object() && in.contains("ids") && in["ids"].is_array(), where,
                  ": expected an object with an 'ids' array");
       std::vector<int32_t> ids;
@@ -59,6 +82,11 @@ void register_tokenize(CLI::App& app) {
   cmd->add_flag("--no-special", args->no_special, "Add no BOS/EOS tokens");
   cmd->add_flag("--decode", args->decode, "Decode {\"ids\": [...]} lines to text");
   cmd->add_flag("--skip-special", args->skip_special, "With --decode: leave special tokens out of the text");
+  cmd->add_flag("--chat", args->chat,
+                "Render {\"messages\": [{\"role\", \"content\"}...], \"add_generation_prompt\": bool} with the chat "
+                "template; output ids, mask (1 = assistant token) and text");
+  cmd->add_option("--chat-template", args->chat_template, "Template name (default: recognised from the tokenizer)")
+      ->check(CLI::IsMember(chat_template_names()));
   cmd->callback([args] { run_tokenize(*args); });
 }
 

@@ -1,0 +1,254 @@
+#include "tokenizer/chat_template.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace taia {
+namespace {
+
+std::string trim(const std::string& s, const char* chars = " \t\n\r") {
+  const size_t b = s.find_first_not_of(chars);
+  if (b == std::string::npos) return "";
+  const size_t e = s.find_last_not_of(chars);
+  return s.substr(b, e - b + 1);
+}
+
+std::string lstrip(const std::string& s, const char* chars) {
+  const size_t b = s.find_first_not_of(chars);
+  return b == std::string::npos ? "" : s.substr(b);
+}
+
+std::string rstrip(const std::string& s, const char* chars) {
+  const size_t e = s.find_last_not_of(chars);
+  return e == std::string::npos ? "" : s.substr(0, e + 1);
+}
+
+class Writer {
+ public:
+  RenderedChat out;
+  void text(const std::string& s) { out.text += s; }
+  void trained(const std::string& s) {
+    const size_t b = out.text.size();
+    out.text += s;
+    if (!s.empty()) out.assistant_spans.emplace_back(b, out.text.size());
+  }
+};
+
+void check_roles(const std::vector<ChatMessage>& messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string& r = messages[i].role;
+    TAIA_CHECK(r == "system" || r == "user" || r == "assistant", "[chat] message ", i,
+               " role expected system, user or assistant, got '", r, "'");
+  }
+}
+
+void render_chatml(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, bool gen) {
+  if (!t.default_system.empty() && (m.empty() || m[0].role != "system"))
+    w.text("<|im_start|>system\n" + t.default_system + "<|im_end|>\n");
+  for (const ChatMessage& msg : m) {
+    if (msg.role == "assistant") {
+      w.text("<|im_start|>assistant\n");
+      w.trained(msg.content + "<|im_end|>\n");
+    } else {
+      w.text("<|im_start|>" + msg.role + "\n" + msg.content + "<|im_end|>\n");
+    }
+  }
+  if (gen) w.text("<|im_start|>assistant\n");
+}
+
+// Qwen3's template without tools: ChatML, plus a <think> block on the assistant turns after the
+// last user message (empty when the reply carries no reasoning).
+void render_qwen3(Writer& w, const std::vector<ChatMessage>& m, bool gen) {
+  if (!m.empty() && m[0].role == "system") w.text("<|im_start|>system\n" + m[0].content + "<|im_end|>\n");
+  size_t last_query = m.empty() ? 0 : m.size() - 1;
+  for (size_t i = m.size(); i-- > 0;)
+    if (m[i].role == "user") {
+      last_query = i;
+      break;
+    }
+  for (size_t i = 0; i < m.size(); ++i) {
+    const ChatMessage& msg = m[i];
+    if (msg.role == "user" || (msg.role == "system" && i != 0)) {
+      w.text("<|im_start|>" + msg.role + "\n" + msg.content + "<|im_end|>\n");
+    } else if (msg.role == "assistant") {
+      std::string content = msg.content, reasoning;
+      const size_t close = content.rfind("</think>");
+      if (close != std::string::npos) {
+        const std::string before = content.substr(0, content.find("</think>"));
+        content = lstrip(content.substr(close + 8), "\n");
+        const size_t open = before.rfind("<think>");
+        reasoning = lstrip(rstrip(open == std::string::npos ? before : before.substr(open + 7), "\n"), "\n");
+      }
+      w.text("<|im_start|>assistant\n");
+      const bool last = i + 1 == m.size();
+      if (i > last_query && (last || !reasoning.empty()))
+        w.trained("<think>\n" + trim(reasoning, "\n") + "\n</think>\n\n" + lstrip(content, "\n") + "<|im_end|>\n");
+      else
+        w.trained(content + "<|im_end|>\n");
+    }
+  }
+  if (gen) w.text("<|im_start|>assistant\n");
+}
+
+void render_llama3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, bool gen,
+                   const std::string& bos) {
+  for (size_t i = 0; i < m.size(); ++i) {
+    std::string header = "<|start_header_id|>" + m[i].role + "<|end_header_id|>\n\n";
+    if (i == 0) header = bos + header;
+    if (m[i].role == "assistant") {
+      w.text(header);
+      w.trained(trim(m[i].content) + "<|eot_id|>");
+    } else {
+      w.text(header + trim(m[i].content) + "<|eot_id|>");
+    }
+  }
+  if (gen || t.always_generation_prompt) w.text("<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+void render_llama2(Writer& w, const std::vector<ChatMessage>& m, const std::string& bos, const std::string& eos) {
+  size_t start = 0;
+  std::string system;
+  if (!m.empty() && m[0].role == "system") {
+    system = m[0].content;
+    start = 1;
+  }
+  for (size_t i = start; i < m.size(); ++i) {
+    std::string content = m[i].content;
+    if (i == start && start == 1) content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + content;
+    if (m[i].role == "user") {
+      w.text(bos + "[INST] " + trim(content) + " [/INST]");
+    } else if (m[i].role == "assistant") {
+      w.text(" ");
+      w.trained(trim(content) + " " + eos);
+    }
+  }
+}
+
+void render_alpaca(Writer& w, const std::vector<ChatMessage>& m, bool gen, const std::string& eos) {
+  std::string system = "Below is an instruction that describes a task. "
+                       "Write a response that appropriately completes the request.";
+  size_t start = 0;
+  if (!m.empty() && m[0].role == "system") {
+    system = m[0].content;
+    start = 1;
+  }
+  w.text(system + "\n\n");
+  for (size_t i = start; i < m.size(); ++i) {
+    if (m[i].role == "user") {
+      w.text("### Instruction:\n" + m[i].content + "\n\n### Response:\n");
+    } else if (m[i].role == "assistant") {
+      w.trained(m[i].content + eos);
+      w.text("\n\n");
+    }
+  }
+  (void)gen;  // the response header already ends every instruction
+}
+
+void render_raw(Writer& w, const std::vector<ChatMessage>& m) {
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (m[i].role == "assistant")
+      w.trained(m[i].content);
+    else
+      w.text(m[i].content);
+    if (i + 1 < m.size()) w.text("\n");
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& chat_template_names() {
+  static const std::vector<std::string> names{"chatml", "qwen3", "llama3", "llama2", "alpaca", "raw"};
+  return names;
+}
+
+ChatTemplate chat_template_by_name(const std::string& name) {
+  ChatTemplate t;
+  t.name = name;
+  if (name == "chatml") t.format = ChatFormat::ChatML;
+  else if (name == "qwen3") t.format = ChatFormat::Qwen3;
+  else if (name == "llama3") t.format = ChatFormat::Llama3;
+  else if (name == "llama2") t.format = ChatFormat::Llama2;
+  else if (name == "alpaca") t.format = ChatFormat::Alpaca;
+  else if (name == "raw") t.format = ChatFormat::Raw;
+  else fail("[chat] template expected one of chatml, qwen3, llama3, llama2, alpaca, raw, got '", name, "'");
+  return t;
+}
+
+std::optional<ChatTemplate> recognize_chat_template(const std::string& j) {
+  auto has = [&](const char* s) { return j.find(s) != std::string::npos; };
+  if (j.empty()) return std::nullopt;
+  if (has("<|im_start|>")) {
+    if (has("<think>") || has("reasoning_content")) return chat_template_by_name("qwen3");
+    ChatTemplate t = chat_template_by_name("chatml");
+    // Qwen2 / Qwen2.5 templates insert a system turn when the conversation has none.
+    for (const char* prompt : {"You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+                               "You are a helpful assistant."}) {
+      const std::string quoted = std::string("<|im_start|>system\\n") + prompt;
+      if (j.find(quoted) != std::string::npos) {
+        t.default_system = prompt;
+        break;
+      }
+    }
+    return t;
+  }
+  if (has("<|start_header_id|>")) {
+    ChatTemplate t = chat_template_by_name("llama3");
+    t.always_generation_prompt = !has("add_generation_prompt");
+    return t;
+  }
+  if (has("[INST]")) return chat_template_by_name("llama2");
+  if (has("### Instruction")) return chat_template_by_name("alpaca");
+  return std::nullopt;
+}
+
+ChatTemplate chat_template_for(const Tokenizer& tok) {
+  if (auto t = recognize_chat_template(tok.chat_template)) return *t;
+  if (tok.piece_to_id("<|im_start|>")) return chat_template_by_name("chatml");
+  if (tok.piece_to_id("<|start_header_id|>")) return chat_template_by_name("llama3");
+  if (tok.piece_to_id("[INST]")) return chat_template_by_name("llama2");
+  return chat_template_by_name("raw");
+}
+
+RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool gen,
+                         const std::string& bos, const std::string& eos) {
+  check_roles(messages);
+  Writer w;
+  switch (t.format) {
+    case ChatFormat::ChatML: render_chatml(w, t, messages, gen); break;
+    case ChatFormat::Qwen3: render_qwen3(w, messages, gen); break;
+    case ChatFormat::Llama3: render_llama3(w, t, messages, gen, bos); break;
+    case ChatFormat::Llama2: render_llama2(w, messages, bos, eos); break;
+    case ChatFormat::Alpaca: render_alpaca(w, messages, gen, eos); break;
+    case ChatFormat::Raw: render_raw(w, messages); break;
+  }
+  return w.out;
+}
+
+ChatEncoding encode_chat(const Tokenizer& tok, const ChatTemplate& t, const std::vector<ChatMessage>& messages,
+                         bool gen) {
+  const std::string bos = tok.bos_id ? tok.id_to_piece(*tok.bos_id) : "";
+  const std::string eos = tok.eos_id ? tok.id_to_piece(*tok.eos_id) : "";
+  RenderedChat r = render_chat(t, messages, gen, bos, eos);
+  Encoding e = tok.encode(r.text, /*add_special=*/false);
+  ChatEncoding out;
+  out.ids = std::move(e.ids);
+  out.mask.resize(out.ids.size(), 0);
+  // A token is trained when its bytes overlap an assistant span: SentencePiece attaches the
+  // space before a reply to the reply's first word ("[/INST] Hi" -> "▁Hi"), which must count.
+  const size_t n = out.ids.size();
+  std::vector<size_t> ends(n, r.text.size());
+  for (size_t i = n; i-- > 0;) {
+    if (i + 1 < n) ends[i] = e.offsets[i + 1] > e.offsets[i] ? e.offsets[i + 1] : ends[i + 1];
+  }
+  size_t span = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t begin = e.offsets[i], end = std::max<size_t>(ends[i], begin + 1);
+    while (span < r.assistant_spans.size() && r.assistant_spans[span].second <= begin) ++span;
+    out.mask[i] = span < r.assistant_spans.size() && end > r.assistant_spans[span].first ? 1 : 0;
+  }
+  out.text = std::move(r.text);
+  return out;
+}
+
+}  // namespace taia

@@ -1,0 +1,132 @@
+"""Chat templates: taia's built-in renderings equal HF's Jinja rendering (@huggingface/jinja)
+of the Qwen3 and LLaMA 3 tokenizer_config.json templates on two-turn conversations, and the
+per-token masks cover exactly the assistant replies (plus their end-of-turn tokens) for every
+built-in template.
+
+usage: python3 test_chat_templates.py TAIA_BINARY FIXTURES WORK_DIR
+Exit code 77 (skipped) when the npm packages cannot be had (see test_diff_hf_js.py).
+"""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_diff_hf_js import npm_modules  # noqa: E402
+
+U, A, S = "user", "assistant", "system"
+
+
+def msg(role, content):
+    return {"role": role, "content": content}
+
+
+CASES = [
+    {"messages": [msg(U, "Hi there"), msg(A, "Hello! How can I help?"), msg(U, "What is 2+2?"), msg(A, "4")],
+     "add_generation_prompt": False},
+    {"messages": [msg(S, "You are terse."), msg(U, "Capital of France?"), msg(A, "Paris."), msg(U, "And Italy?"),
+                  msg(A, "Rome.")], "add_generation_prompt": False},
+    {"messages": [msg(U, "Hi"), msg(A, "Hello."), msg(U, "Tell me a joke")], "add_generation_prompt": True},
+    {"messages": [msg(S, "Be kind."), msg(U, "  spaces around  \n")], "add_generation_prompt": True},
+    {"messages": [msg(U, "Solve x+1=3"), msg(A, "\nx = 2\n\nDone. "), msg(U, "Thanks! 🦙"), msg(A, "You're welcome ✅")],
+     "add_generation_prompt": False},
+]
+
+# Text each template trains on, per assistant reply (what the mask must cover).
+def trained_parts(template, messages):
+    parts = []
+    for i, m in enumerate(messages):
+        if m["role"] != A:
+            continue
+        c = m["content"]
+        if template in ("chatml",):
+            parts.append(c + "<|im_end|>\n")
+        elif template == "qwen3":
+            last_user = max(j for j, x in enumerate(messages) if x["role"] == U)
+            think = "<think>\n\n</think>\n\n" if i > last_user and i == len(messages) - 1 else ""
+            parts.append(think + (c.lstrip("\n") if think else c) + "<|im_end|>\n")
+        elif template == "llama3":
+            parts.append(c.strip() + "<|eot_id|>")
+        elif template == "llama2":
+            parts.append(c.strip() + " </s>")
+        elif template == "alpaca":
+            parts.append(c + "</s>")
+        elif template == "raw":
+            parts.append(c)
+    return parts
+
+
+def run_chat(taia, tokenizer, cases, template=None):
+    args = [taia, "tokenize", "--chat", "--tokenizer", tokenizer] + (["--chat-template", template] if template else [])
+    r = subprocess.run(args, input="".join(json.dumps(c) + "\n" for c in cases), capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    return [json.loads(l) for l in r.stdout.splitlines()]
+
+
+def decode(taia, tokenizer, ids):
+    r = subprocess.run([taia, "tokenize", "--decode", "--tokenizer", tokenizer], input=json.dumps({"ids": ids}) + "\n",
+                       capture_output=True, text=True, timeout=60)
+    return json.loads(r.stdout)["text"]
+
+
+def masked_runs(ids, mask):
+    runs, cur = [], []
+    for i, m in zip(ids, mask):
+        if m:
+            cur.append(i)
+        elif cur:
+            runs.append(cur)
+            cur = []
+    if cur:
+        runs.append(cur)
+    return runs
+
+
+def main():
+    taia, fixtures, work = sys.argv[1:4]
+    os.makedirs(work, exist_ok=True)
+    modules = npm_modules()
+    here = os.path.dirname(os.path.abspath(__file__))
+    cases_file = os.path.join(work, "cases.json")
+    json.dump(CASES, open(cases_file, "w"))
+    failures = 0
+    tok_root = os.path.join(fixtures, "tokenizers")
+    # 1. Rendering equals HF's Jinja rendering of the model's own template.
+    for name, expected_template in (("qwen3", "qwen3"), ("llama3", "llama3")):
+        tok_dir = os.path.join(tok_root, name)
+        js = subprocess.run(["node", os.path.join(here, "hf_js_chat.mjs"), modules,
+                             os.path.join(tok_dir, "tokenizer_config.json"), cases_file],
+                            capture_output=True, text=True, timeout=120)
+        ref = json.loads(js.stdout) if js.returncode == 0 else None
+        ours = run_chat(taia, tok_dir, CASES)
+        for k, (o, c) in enumerate(zip(ours, CASES)):
+            ok = ref is not None and o["text"] == ref[k] and o["template"] == expected_template
+            failures += 0 if ok else 1
+            print(f"{'ok  ' if ok else 'FAIL'} {name} case {k} rendered by '{o['template']}' == HF jinja")
+            if not ok:
+                print(f"   taia {o['text']!r}\n   HF   {ref[k] if ref else js.stderr[-300:]!r}")
+    # 2. Masks cover exactly the assistant replies, for every built-in template.
+    for template, tok_name in (("chatml", "qwen3"), ("qwen3", "qwen3"), ("llama3", "llama3"), ("llama2", "mistral"),
+                               ("alpaca", "mistral"), ("raw", "llama3")):
+        tok_dir = os.path.join(tok_root, tok_name)
+        for k, (o, c) in enumerate(zip(run_chat(taia, tok_dir, CASES, template), CASES)):
+            runs = [decode(taia, tok_dir, r) for r in masked_runs(o["ids"], o["mask"])]
+            want = trained_parts(template, c["messages"])
+            if template == "raw":  # raw joins turns with newlines: replies are runs of their own tokens
+                ok = "".join(runs).replace("\n", "") == "".join(want).replace("\n", "")
+            else:
+                # A token that straddles the header/reply boundary ("\n" + "\n..." -> "\n\n") is
+                # trained with the reply: only such header whitespace may precede a reply.
+                ok = len(runs) == len(want) and all(
+                    r.endswith(w) and r[:len(r) - len(w)].strip() == "" for r, w in zip(runs, want))
+            failures += 0 if ok else 1
+            print(f"{'ok  ' if ok else 'FAIL'} mask {template} ({tok_name}) case {k}: {len(runs)} trained run(s)")
+            if not ok:
+                print(f"   runs {runs!r}\n   want {want!r}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
