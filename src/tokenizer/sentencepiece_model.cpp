@@ -2,6 +2,7 @@
 #include <sentencepiece_processor.h>
 
 #include "core/error.h"
+#include "tokenizer/pipeline.h"
 #include "tokenizer/sentencepiece_model.h"
 
 namespace taia {
@@ -16,6 +17,17 @@ class SentencePieceTokenizer : public Tokenizer {
     source = path;
     if (sp_.bos_id() >= 0) bos_id = sp_.bos_id();
     if (sp_.eos_id() >= 0) eos_id = sp_.eos_id();
+    // Decoding goes through our own decoder chain over the model's pieces: libsentencepiece
+    // replaces an incomplete byte sequence with U+FFFD, which breaks streaming and exact bytes.
+    const std::string space = "\xe2\x96\x81";
+    for (int i = 0; i < sp_.GetPieceSize(); ++i) {
+      pieces_.pieces.push_back(sp_.IdToPiece(i));
+      if (sp_.IsControl(i) || sp_.IsUnknown(i)) pieces_.added.push_back({i, sp_.IdToPiece(i), true});
+    }
+    pieces_.decoders = {{DecoderStep::Kind::Replace, space, " "}, {DecoderStep::Kind::ByteFallback, "", ""},
+                        {DecoderStep::Kind::Fuse, "", ""}, {DecoderStep::Kind::Strip, " ", ""}};
+    pieces_.decoders.back().start = 1;
+    pieces_.finalize();
   }
 
   Encoding encode(std::string_view text, bool add_special) const override {
@@ -34,14 +46,7 @@ class SentencePieceTokenizer : public Tokenizer {
   }
 
   std::string decode(const std::vector<int32_t>& ids, bool skip_special) const override {
-    std::vector<int> v;
-    for (int32_t id : ids) {
-      TAIA_CHECK(id >= 0 && id < sp_.GetPieceSize(), "[decode] token id ", id, " is outside the vocabulary (",
-                 sp_.GetPieceSize(), ")");
-      if (skip_special && is_special(id)) continue;
-      v.push_back(id);
-    }
-    return sp_.DecodeIds(v);
+    return pieces_.decode(ids, skip_special);
   }
 
   std::string id_to_piece(int32_t id) const override {
@@ -58,6 +63,7 @@ class SentencePieceTokenizer : public Tokenizer {
 
  private:
   sentencepiece::SentencePieceProcessor sp_;
+  PipelineTokenizer pieces_;  // pieces + decoder chain only (never encodes)
 };
 
 }  // namespace

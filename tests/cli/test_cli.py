@@ -110,12 +110,44 @@ if model and os.path.exists(model):
             "--temperature", "0", "--format", "json")
     out = json.loads(r.stdout) if r.returncode == 0 else {}
     check(out.get("output_ids") == golden["greedy_ids"], "stories260K greedy == llama2.c golden (CLI)", r.stderr)
+    # Text prompt through the GGUF's own vocabulary: same ids as the golden, same continuation.
+    r = run("generate", "--model", model, "--prompt", golden["prompt"], "-n", "60", "--temperature", "0",
+            "--format", "json")
+    out = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(out.get("prompt_ids") == golden["prompt_ids"] and out.get("output_ids") == golden["greedy_ids"]
+          and out.get("text", "").startswith(", there was"), "stories260K --prompt text == golden ids", r.stderr)
+    r = run("generate", "--model", model, "--prompt", golden["prompt"], "-n", "60", "--temperature", "0")
+    check(r.returncode == 0 and r.stdout.strip() == out.get("text", "").strip(), "text mode streams the same text",
+          repr(r.stdout[:80]))
     r = run("inspect", model, "--format", "json")
     rep = json.loads(r.stdout) if r.returncode == 0 else {}
     check(rep.get("format") == "gguf" and rep.get("tensor_count") == 48 and rep.get("config", {}).get("num_hidden_layers") == 5
           and rep.get("problems") == [], "inspect stories260K.gguf", r.stdout + r.stderr)
 else:
     print("skip stories260K checks: shared fixtures not found (pass the fixtures folder as third argument)")
+
+# --chat: the prompt is the chat template's rendering with a generation prompt.
+qwen = os.path.join(FIXTURES, "tokenizers", "qwen3") if FIXTURES else ""
+if qwen and os.path.isdir(qwen):
+    qcfg = os.path.join(WORK, "qwen_vocab.json")
+    json.dump({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 16,
+               "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+               "max_position_embeddings": 256, "tie_word_embeddings": True, "eos_token_id": 151645}, open(qcfg, "w"))
+    qmodel = os.path.join(WORK, "qwen_model")
+    run("init-model", "--config", qcfg, "--out", qmodel, "--seed", "3")
+    r = run("generate", "-m", qmodel, "--tokenizer", qwen, "--prompt", "Hi there", "--chat", "-n", "4",
+            "--temperature", "0", "--format", "json")
+    g = json.loads(r.stdout) if r.returncode == 0 else {}
+    t = subprocess.run([TAIA, "tokenize", "--chat", "--tokenizer", qwen],
+                       input=json.dumps({"messages": [{"role": "user", "content": "Hi there"}],
+                                         "add_generation_prompt": True}) + "\n", capture_output=True, text=True)
+    want = json.loads(t.stdout)["ids"] if t.returncode == 0 else None
+    check(g.get("prompt_ids") == want and g.get("chat_template") == "qwen3" and isinstance(g.get("text"), str),
+          "generate --chat renders the prompt with the model's chat template", r.stderr + str(g)[:200])
+    r = run("generate", "-m", qmodel, "--prompt", "Hi", "-n", "2")
+    check(r.returncode == 1 and "needs a tokenizer" in r.stderr, "--prompt without a tokenizer: exit 1", r.stderr)
+    r = run("generate", "-m", qmodel, "--prompt-ids", "1", "--prompt", "x")
+    check(r.returncode == 2, "--prompt-ids and --prompt together: usage error")
 
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)

@@ -1,15 +1,19 @@
-// taia generate: continue a prompt with greedy or sampled decoding.
+// taia generate: continue a prompt (ids, text, or a chat turn) with greedy or sampled decoding.
 #include <iostream>
 
 #include "common.h"
+#include "core/error.h"
 #include "eval/generate.h"
+#include "model/tokenizer_loader.h"
+#include "tokenizer/chat_template.h"
 
 namespace taia::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model;
-  std::string prompt_ids;
+  std::string model, tokenizer;
+  std::string prompt_ids, prompt, chat_template;
+  bool chat = false;
   int64_t n = 64;
   float temperature = 0.8f;
   int64_t top_k = 0;
@@ -23,9 +27,34 @@ struct GenerateArgs {
 };
 
 void run_generate(const GenerateArgs& a) {
-  std::vector<int32_t> prompt = parse_id_list(a.prompt_ids, "--prompt-ids");
+  std::vector<int32_t> prompt;
+  if (!a.prompt_ids.empty()) prompt = parse_id_list(a.prompt_ids, "--prompt-ids");  // usage errors first
   auto model = load_for_run(a.model, a.dtype, a.threads);
+  // The tokenizer: --tokenizer, else what the model carries (GGUF vocabulary, files in the folder).
+  std::unique_ptr<Tokenizer> tok;
+  if (!a.tokenizer.empty()) {
+    tok = load_tokenizer(a.tokenizer);
+  } else if (!a.prompt.empty() || a.format == OutputFormat::Text || a.chat) {
+    try {
+      tok = load_tokenizer(a.model);
+    } catch (const Error& e) {
+      TAIA_CHECK(a.prompt.empty() && !a.chat, a.model, ": --prompt needs a tokenizer and none was found (", e.what(),
+                 "); pass --tokenizer PATH or use --prompt-ids");
+    }
+  }
+  std::string chat_template_name;
+  if (a.prompt_ids.empty() && a.chat) {
+    const ChatTemplate t = a.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(a.chat_template);
+    chat_template_name = t.name;
+    prompt = encode_chat(*tok, t, {{"user", a.prompt}}, /*add_generation_prompt=*/true).ids;
+  } else if (a.prompt_ids.empty()) {
+    prompt = tok->encode(a.prompt, /*add_special=*/true).ids;
+  }
+  TAIA_CHECK(!prompt.empty(), "[generate] the prompt encodes to no tokens");
   check_ids_in_vocab(prompt, model->config, a.model);
+  TAIA_CHECK(!tok || tok->vocab_size() <= model->config.vocab_size, a.model, ": the tokenizer has ", tok->vocab_size(),
+             " tokens but the model only ", model->config.vocab_size);
+
   Decoder decoder(*model);
   GenerateOptions options;
   options.max_new_tokens = a.n;
@@ -35,12 +64,25 @@ void run_generate(const GenerateArgs& a) {
   options.sampling.repetition_penalty = a.repetition_penalty;
   options.sampling.seed = a.seed;
   options.stop_at_eos = !a.ignore_eos;
+  options.eos_ids = model->config.eos_token_ids;
+  if (tok) {
+    if (tok->eos_id) options.eos_ids.push_back(*tok->eos_id);
+    if (a.chat) options.eos_ids.insert(options.eos_ids.end(), tok->extra_eos_ids.begin(), tok->extra_eos_ids.end());
+  }
+  std::unique_ptr<IncrementalDecoder> stream;
   if (a.format == OutputFormat::Text) {
-    // Stream ids as they come: no tokenizer yet, so text mode prints ids.
-    options.on_token = [](int32_t id) {
-      std::cout << id << ' ' << std::flush;
-      return true;
-    };
+    if (tok) {
+      stream = std::make_unique<IncrementalDecoder>(*tok, /*skip_special=*/true);
+      options.on_token = [&](int32_t id) {
+        std::cout << stream->push(id) << std::flush;
+        return true;
+      };
+    } else {
+      options.on_token = [](int32_t id) {
+        std::cout << id << ' ' << std::flush;
+        return true;
+      };
+    }
   }
   GenerateResult r = generate(decoder, prompt, options);
   const double decode_tps = r.output_ids.size() > 1 && r.decode_seconds > 0
@@ -50,11 +92,14 @@ void run_generate(const GenerateArgs& a) {
     Json j;
     j["prompt_ids"] = prompt;
     j["output_ids"] = r.output_ids;
+    j["text"] = tok ? Json(tok->decode(r.output_ids, /*skip_special=*/true)) : Json(nullptr);
+    if (!chat_template_name.empty()) j["chat_template"] = chat_template_name;
     j["stopped_at_eos"] = r.stopped_at_eos;
     j["prefill_tokens_per_s"] = prefill_tps;
     j["decode_tokens_per_s"] = decode_tps;
-    print_json(j);
+    std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
   } else {
+    if (stream) std::cout << stream->flush();
     std::cout << std::endl;
     std::cerr << "[" << r.output_ids.size() << " tokens; prefill " << prefill_tps << " tok/s, decode " << decode_tps
               << " tok/s" << (r.stopped_at_eos ? "; stopped at EOS" : "") << "]" << std::endl;
@@ -67,7 +112,14 @@ void register_generate(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Continue a prompt (greedy with --temperature 0, else sampled)");
   cmd->add_option("-m,--model", args->model, "GGUF file or HF model folder")->required();
-  cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt as comma-separated token ids, e.g. 1,403,407")->required();
+  auto* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt as comma-separated token ids, e.g. 1,403,407");
+  auto* text = cmd->add_option("-p,--prompt", args->prompt, "Prompt text (encoded with the model's tokenizer, BOS added)");
+  ids->excludes(text);
+  cmd->add_flag("--chat", args->chat, "Wrap --prompt as a user turn in the chat template, then generate the reply")
+      ->needs(text);
+  cmd->add_option("--chat-template", args->chat_template, "Chat template name (default: recognised from the model)")
+      ->check(CLI::IsMember(chat_template_names()));
+  cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
   cmd->add_option("-n,--max-new-tokens", args->n, "Tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
   cmd->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--top-k", args->top_k, "Keep the K most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
@@ -78,7 +130,11 @@ void register_generate(CLI::App& app) {
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);
-  cmd->callback([args] { run_generate(*args); });
+  cmd->callback([args] {
+    if (args->prompt_ids.empty() && args->prompt.empty())
+      throw CLI::RequiredError("--prompt-ids or --prompt");
+    run_generate(*args);
+  });
 }
 
 }  // namespace taia::cli
