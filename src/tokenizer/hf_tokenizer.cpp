@@ -155,9 +155,7 @@ void add_post_processor(PipelineTokenizer& t, const Json& p, const std::string& 
   }
 }
 
-}  // namespace
-
-std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
+std::unique_ptr<Tokenizer> load_unchecked(const std::string& path) {
   Json j = parse_json_file(path);
   TAIA_CHECK(j.is_object(), path, ": expected a JSON object");
   auto t = std::make_unique<PipelineTokenizer>();
@@ -239,6 +237,17 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
   t->bpe = std::make_unique<BpeModel>(std::move(vocab), merges, options, path);
   t->finalize();
   return t;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
+  try {
+    return load_unchecked(path);
+  } catch (const Json::exception& e) {
+    // A field of the wrong JSON type deep inside a component; nlohmann's message says which.
+    fail(path, ": unexpected structure: ", e.what());
+  }
 }
 
 }  // namespace taia

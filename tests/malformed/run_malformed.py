@@ -206,15 +206,78 @@ case("cli: prompt id outside vocabulary", gen(base, "1,40"), "outside the vocabu
 case("cli: model path does not exist", gen(path("nope")), "no such file")
 case("cli: not a model file", gen(cfg_path), "expected a GGUF file")
 
+# ---------- tokenizers ----------
+def tokjson(name, obj):
+    return write(name, (obj if isinstance(obj, bytes) else json.dumps(obj).encode()))
+
+
+def tok(p, stdin='{"text": "hello"}\n'):
+    return (["tokenize", "--tokenizer", p], stdin)
+
+
+GOOD_MODEL = {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}
+case("tokenizer.json: invalid JSON", tok(tokjson("tj_bad.json", b'{"model": {"type": "BPE",,}}')), "invalid JSON at byte")
+case("tokenizer.json: no model", tok(tokjson("tj_nomodel.json", {"normalizer": None})), "missing 'model'")
+case("tokenizer.json: Unigram model", tok(tokjson("tj_unigram.json", {"model": {"type": "Unigram", "vocab": []}})),
+     "model type expected BPE, got 'Unigram'")
+case("tokenizer.json: merge of unknown pieces",
+     tok(tokjson("tj_merge.json", {"model": {**GOOD_MODEL, "merges": ["a q"]}})), "merge 0")
+case("tokenizer.json: merge without space", tok(tokjson("tj_merge2.json", {"model": {**GOOD_MODEL, "merges": ["ab"]}})),
+     "expected two pieces")
+case("tokenizer.json: vocab id not an integer",
+     tok(tokjson("tj_vocab.json", {"model": {**GOOD_MODEL, "vocab": {"a": "zero"}}})), "expected an integer id")
+case("tokenizer.json: negative vocab id",
+     tok(tokjson("tj_vocabneg.json", {"model": {**GOOD_MODEL, "vocab": {"a": -5}}})), "out of range")
+case("tokenizer.json: unsupported pre-tokenizer",
+     tok(tokjson("tj_pre.json", {"model": GOOD_MODEL, "pre_tokenizer": {"type": "BertPreTokenizer"}})),
+     "pre_tokenizer type 'BertPreTokenizer' is not supported")
+case("tokenizer.json: regex that does not compile",
+     tok(tokjson("tj_regex.json", {"model": GOOD_MODEL, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a"},
+                                                                          "behavior": "Isolated"}})),
+     "does not compile")
+case("tokenizer.json: added token without id",
+     tok(tokjson("tj_added.json", {"model": GOOD_MODEL, "added_tokens": [{"content": "<x>"}]})), "missing required field 'id'")
+case("tokenizer.json: unk_token outside vocab",
+     tok(tokjson("tj_unk.json", {"model": {**GOOD_MODEL, "unk_token": "<unk>"}})), "unk_token '<unk>'")
+case("tokenizer.json: unsupported normalizer",
+     tok(tokjson("tj_norm.json", {"model": GOOD_MODEL, "normalizer": {"type": "BertNormalizer"}})),
+     "normalizer type 'BertNormalizer'")
+case("sentencepiece: not a model", tok(write("garbage.model", b"\x0a\xff\xff\xff\xff not a protobuf")),
+     "not a SentencePiece model")
+case("gguf vocab: unknown tokenizer model",
+     tok(g("vocab_bert.gguf", gguf(kvs=gstr("tokenizer.ggml.model") + struct.pack("<I", 8) + gstr("bert") +
+                                   gstr("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 1) + gstr("a"), n_kv=2))),
+     "tokenizer.ggml.model expected 'llama' or 'gpt2'")
+case("gguf vocab: scores of another length",
+     tok(g("vocab_scores.gguf", gguf(kvs=gstr("tokenizer.ggml.model") + struct.pack("<I", 8) + gstr("llama") +
+                                     gstr("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + gstr("a") + gstr("b") +
+                                     gstr("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 6, 1) + struct.pack("<f", 0.0),
+                                     n_kv=3))), "tokenizer.ggml.scores has 1 entries, expected 2")
+case("gguf vocab: missing tokens",
+     tok(g("vocab_none.gguf", gguf(kvs=gstr("tokenizer.ggml.model") + struct.pack("<I", 8) + gstr("gpt2"), n_kv=1))),
+     "missing metadata key 'tokenizer.ggml.tokens'")
+case("tokenizer.json: Sequence without its list",
+     tok(tokjson("tj_seq.json", {"model": GOOD_MODEL, "normalizer": {"type": "Sequence"}})),
+     "unexpected structure", "normalizers")
+tiny_tok = tokjson("tj_good.json", {"model": GOOD_MODEL})
+case("tokenize: stdin line is not JSON", tok(tiny_tok, '{"text": "ok"}\n{"text": oops}\n'), "stdin:2", "invalid JSON")
+case("tokenize: stdin line without text", tok(tiny_tok, '{"txt": "x"}\n'), "stdin:1", "'text' string")
+case("tokenize: decode id outside vocabulary", (["tokenize", "--decode", "--tokenizer", tiny_tok], '{"ids": [99]}\n'),
+     "token id 99 is outside the vocabulary")
+
 failures = 0
 for label, argv, needles in CASES:
+    stdin = None
+    if isinstance(argv, tuple):
+        argv, stdin = argv
     try:
-        r = subprocess.run([TAIA] + argv, capture_output=True, text=True, timeout=60)
+        r = subprocess.run([TAIA] + argv, capture_output=True, text=True, timeout=60, input=stdin)
         code, err = r.returncode, r.stderr
     except subprocess.TimeoutExpired:
         code, err = "timeout", ""
-    target = argv[1] if argv[0] == "inspect" else argv[2]
-    names_file = os.path.basename(target.rstrip("/")) in err or "prompt id" in err
+    target = argv[1] if argv[0] == "inspect" else argv[argv.index("--tokenizer") + 1] if "--tokenizer" in argv else argv[2]
+    names_file = os.path.basename(target.rstrip("/")) in err or "prompt id" in err or "stdin:" in err or \
+        "token id" in err
     missing = [n for n in needles if n not in err]
     ok = code == 1 and not missing and names_file
     failures += 0 if ok else 1
