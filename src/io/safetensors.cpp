@@ -6,7 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "io/json_util.h"
+#include "core/json_util.h"
 
 namespace taia {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "io/json_util.h"
+#include "core/json_util.h"
 #include "kernels/rope.h"
 
 namespace taia {

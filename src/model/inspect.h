@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "io/json_util.h"
+#include "core/json_util.h"
 
 namespace taia {
 

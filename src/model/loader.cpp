@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "core/mmap_file.h"
-#include "io/json_util.h"
+#include "core/json_util.h"
 #include "io/safetensors.h"
 
 namespace taia {

@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "core/mmap_file.h"
-#include "io/json_util.h"
+#include "core/json_util.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/sentencepiece_model.h"
 #include "tokenizer/tokenizer.h"

@@ -4,7 +4,7 @@
 #include "core/mmap_file.h"
 #include "eval/generate.h"
 #include "gguf_builder.h"
-#include "io/json_util.h"
+#include "core/json_util.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/init.h"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "io/json_util.h"
+#include "core/json_util.h"
 #include "model/loader.h"
 
 namespace taia::cli {

@@ -1,4 +1,4 @@
-#include "io/json_util.h"
+#include "core/json_util.h"
 
 #include "core/error.h"
 #include "core/mmap_file.h"
