@@ -162,6 +162,36 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
   if (bias) add_bias_rows(y, bias, M, N);
 }
 
+void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M) {
+  check_linear_args(w, "linear_backward");
+  const int64_t N = w.shape[0], K = w.shape[1];
+  if (M <= 0) return;
+  if (dx) {
+    if (w.dtype == DType::F32) {
+      sgemm(false, false, M, K, N, 1.0f, dy, N, w.ptr<const float>(), K, 1.0f, dx, K);
+    } else {
+      std::vector<float> block(static_cast<size_t>(std::min(kWidenBlock, N) * K));
+      const uint16_t* wb = w.ptr<const uint16_t>();
+      for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
+        const int64_t nb = std::min(kWidenBlock, N - n0);
+        const uint16_t* src = wb + n0 * K;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
+        sgemm(false, false, M, K, nb, 1.0f, dy + n0, N, block.data(), K, 1.0f, dx, K);
+      }
+    }
+  }
+  if (dW) sgemm(true, false, N, K, M, 1.0f, dy, N, x, K, 1.0f, dW, K);
+  if (db) {
+#pragma omp parallel for schedule(static) if (N > 256)
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = 0.0f;
+      for (int64_t m = 0; m < M; ++m) acc += dy[m * N + n];
+      db[n] += acc;
+    }
+  }
+}
+
 void linear_forward_reference(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                               bool accumulate) {
   check_linear_args(w, "linear_forward_reference");

@@ -21,6 +21,11 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
 void linear_forward_reference(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                               bool accumulate = false);
 
+// Backward of linear_forward, accumulating: dx[M,K] += dy[M,N] W ; dW[N,K] += dy^T x (dW must be
+// F32; pass null for a frozen weight) ; db[N] += column sums of dy. Any output may be null.
+// W may be F32 or BF16 (widened block by block, like the forward).
+void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M);
+
 // General row-major SGEMM: C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose if trans_*.
 // lda/ldb/ldc are row strides in elements. Backed by oneDNN.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,

@@ -1,0 +1,165 @@
+// Every backward kernel against central finite differences of its forward, in double precision.
+#include <cmath>
+#include <functional>
+
+#include "core/dtype.h"
+#include "kernels/matmul.h"
+#include "kernels/rope.h"
+#include "kernels/train_ops.h"
+#include "test_util.h"
+
+namespace taia {
+namespace {
+
+using Vec = std::vector<double>;
+
+Vec random_doubles(size_t n, uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  Vec v(n);
+  for (double& x : v) x = rng.normal() * scale;
+  return v;
+}
+
+// Checks d(loss)/d(param) against (loss(p + h) - loss(p - h)) / 2h for every element.
+void expect_gradient(const char* what, Vec& param, const Vec& analytic, const std::function<double()>& loss,
+                     double tol = 1e-6) {
+  ASSERT_EQ(param.size(), analytic.size()) << what;
+  const double h = 1e-6;
+  double worst = 0;
+  for (size_t i = 0; i < param.size(); ++i) {
+    const double keep = param[i];
+    param[i] = keep + h;
+    const double up = loss();
+    param[i] = keep - h;
+    const double down = loss();
+    param[i] = keep;
+    const double numeric = (up - down) / (2 * h);
+    const double err = std::abs(numeric - analytic[i]) / std::max(1.0, std::abs(numeric));
+    worst = std::max(worst, err);
+  }
+  EXPECT_LT(worst, tol) << what << ": worst relative error " << worst;
+}
+
+double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+TEST(GradCheck, RmsNorm) {
+  const int64_t N = 3, D = 7;
+  Vec x = random_doubles(N * D, 1), w = random_doubles(D, 2), c = random_doubles(N * D, 3);
+  Vec y(N * D), rstd(N);
+  auto loss = [&] {
+    rmsnorm_train_forward<double>(y.data(), rstd.data(), x.data(), w.data(), N, D, 1e-5);
+    return dot(y, c);
+  };
+  loss();
+  Vec dx(N * D, 0), dw(D, 0);
+  rmsnorm_backward<double>(dx.data(), dw.data(), c.data(), x.data(), w.data(), rstd.data(), N, D);
+  expect_gradient("rmsnorm dx", x, dx, loss);
+  expect_gradient("rmsnorm dw", w, dw, loss);
+}
+
+TEST(GradCheck, Rope) {
+  const int64_t N = 4, heads = 3, hd = 8;
+  auto inv = rope_inv_freq(hd, 10000.0f, RopeScaling{});
+  std::vector<int64_t> pos{0, 3, 7, 100};
+  Vec x = random_doubles(N * heads * hd, 4), c = random_doubles(N * heads * hd, 5);
+  auto loss = [&] {
+    Vec y = x;
+    rope_apply<double>(y.data(), pos.data(), N, heads, hd, inv.data(), false);
+    return dot(y, c);
+  };
+  Vec dx = c;  // backward: rotate the upstream gradient by the negative angle
+  rope_apply<double>(dx.data(), pos.data(), N, heads, hd, inv.data(), true);
+  expect_gradient("rope dx", x, dx, loss);
+}
+
+TEST(GradCheck, SwiGlu) {
+  const int64_t n = 20;
+  Vec g = random_doubles(n, 6, 2.0), u = random_doubles(n, 7), c = random_doubles(n, 8), h(n);
+  auto loss = [&] {
+    swiglu_train_forward<double>(h.data(), g.data(), u.data(), n);
+    return dot(h, c);
+  };
+  Vec dg(n, 0), du(n, 0);
+  swiglu_backward<double>(dg.data(), du.data(), c.data(), g.data(), u.data(), n);
+  expect_gradient("swiglu dg", g, dg, loss);
+  expect_gradient("swiglu du", u, du, loss);
+}
+
+TEST(GradCheck, CausalGqaAttention) {
+  const int64_t B = 2, L = 5, H = 4, KV = 2, hd = 3;
+  Vec q = random_doubles(B * L * H * hd, 9), k = random_doubles(B * L * KV * hd, 10),
+      v = random_doubles(B * L * KV * hd, 11), c = random_doubles(B * L * H * hd, 12);
+  Vec out(B * L * H * hd), probs(B * H * L * L);
+  auto loss = [&] {
+    attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, H, KV, hd);
+    return dot(out, c);
+  };
+  loss();
+  Vec dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
+  attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
+                             L, H, KV, hd);
+  expect_gradient("attention dq", q, dq, loss);
+  expect_gradient("attention dk", k, dk, loss);
+  expect_gradient("attention dv", v, dv, loss);
+  // Causality: the output at position 0 ignores later keys.
+  const double before = out[0];
+  k[(0 * L + 3) * KV * hd] += 1.0;
+  loss();
+  EXPECT_EQ(out[0], before);
+}
+
+TEST(GradCheck, CrossEntropyWithIgnoredRows) {
+  const int64_t N = 4, V = 6;
+  Vec logits = random_doubles(N * V, 13, 2.0);
+  std::vector<int32_t> targets{2, -1, 5, 0};
+  const double scale = 1.0 / 3.0;  // mean over the 3 non-ignored rows
+  auto loss = [&] {
+    Vec l = logits;
+    return cross_entropy_forward_backward<double>(l.data(), targets.data(), N, V, scale) * scale;
+  };
+  Vec grad = logits;
+  cross_entropy_forward_backward<double>(grad.data(), targets.data(), N, V, scale);
+  expect_gradient("cross_entropy dlogits", logits, grad, loss);
+  for (int64_t i = 0; i < V; ++i) EXPECT_EQ(grad[size_t(V + i)], 0.0) << "ignored row has no gradient";
+}
+
+TEST(GradCheck, LinearReference) {
+  const int64_t M = 3, N = 4, K = 5;
+  Vec x = random_doubles(M * K, 14), W = random_doubles(N * K, 15), b = random_doubles(N, 16),
+      c = random_doubles(M * N, 17), y(M * N);
+  auto loss = [&] {
+    linear_train_forward_ref<double>(y.data(), x.data(), W.data(), b.data(), M, N, K);
+    return dot(y, c);
+  };
+  Vec dx(M * K, 0), dW(N * K, 0), db(N, 0);
+  linear_backward_ref<double>(dx.data(), dW.data(), db.data(), c.data(), x.data(), W.data(), M, N, K);
+  expect_gradient("linear dx", x, dx, loss);
+  expect_gradient("linear dW", W, dW, loss);
+  expect_gradient("linear db", b, db, loss);
+}
+
+TEST(GradCheck, FastLinearBackwardMatchesReference) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const int64_t M = 37, N = 300, K = 65;
+    auto x = test::random_vector(size_t(M * K), 18), wf = test::random_vector(size_t(N * K), 19, 0.1f),
+         dy = test::random_vector(size_t(M * N), 20);
+    std::vector<uint16_t> wb(wf.size());
+    convert_from_f32(wf.data(), DType::BF16, wb.data(), wf.size());
+    if (dt == DType::BF16) convert_to_f32(DType::BF16, wb.data(), wf.data(), wf.size());  // same values
+    TensorView w("w", dt, {N, K}, dt == DType::F32 ? static_cast<void*>(wf.data()) : wb.data());
+    std::vector<float> dx(size_t(M * K), 0.5f), dW(size_t(N * K), 0.25f), db(size_t(N), 1.0f);
+    std::vector<float> rdx = dx, rdW = dW, rdb = db;
+    linear_backward(dx.data(), dW.data(), db.data(), dy.data(), x.data(), w, M);
+    linear_backward_ref<float>(rdx.data(), rdW.data(), rdb.data(), dy.data(), x.data(), wf.data(), M, N, K);
+    EXPECT_LT(test::max_abs_diff(dx, rdx), 1e-4f) << dtype_name(dt);
+    EXPECT_LT(test::max_abs_diff(dW, rdW), 1e-4f) << dtype_name(dt);
+    EXPECT_LT(test::max_abs_diff(db, rdb), 1e-4f) << dtype_name(dt);
+  }
+}
+
+}  // namespace
+}  // namespace taia
