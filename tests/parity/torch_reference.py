@@ -68,22 +68,31 @@ def rms_norm(x, w, eps):
     return w * (x * torch.rsqrt(var + eps))
 
 
-def forward(model_dir, ids):
-    cfg = json.load(open(os.path.join(model_dir, "config.json")))
-    W = read_safetensors(os.path.join(model_dir, "model.safetensors"))
-    qwen2 = cfg.get("model_type") == "qwen2"
+def load_config(model_dir):
+    return json.load(open(os.path.join(model_dir, "config.json")))
+
+
+def forward_batch(cfg, W, ids, lora=None):
+    """Logits [B, L, V] for ids [B, L] (a list of lists or a LongTensor). W: tensor name ->
+    float32 tensor (may require grad). lora: module name ("model.layers.0.self_attn.q_proj") ->
+    (A [r, in], B [out, r], scale): y += scale * (x A^T) B^T, PEFT's LoRA without dropout."""
+    ids = torch.as_tensor(ids)
+    Bsz, T = ids.shape
     D = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
     KV = cfg.get("num_key_value_heads", H)
     hd = cfg.get("head_dim") or D // H
     eps = cfg.get("rms_norm_eps", 1e-6)
     L = cfg["num_hidden_layers"]
-    T = len(ids)
+    lora = lora or {}
 
     def lin(x, prefix):
         y = x @ W[prefix + ".weight"].T
         if prefix + ".bias" in W:
             y = y + W[prefix + ".bias"]
+        if prefix in lora:
+            A, Bm, scale = lora[prefix]
+            y = y + scale * ((x @ A.T) @ Bm.T)
         return y
 
     inv_freq = rope_inv_freq(cfg, hd)
@@ -92,21 +101,21 @@ def forward(model_dir, ids):
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()  # [T, hd]
 
-    x = W["model.embed_tokens.weight"][torch.tensor(ids)]
+    x = W["model.embed_tokens.weight"][ids]  # [B, T, D]
     mask = torch.full((T, T), float("-inf")).triu(1)
     for l in range(L):
         p = f"model.layers.{l}."
         h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-        q = lin(h, p + "self_attn.q_proj").view(T, H, hd).transpose(0, 1)
-        k = lin(h, p + "self_attn.k_proj").view(T, KV, hd).transpose(0, 1)
-        v = lin(h, p + "self_attn.v_proj").view(T, KV, hd).transpose(0, 1)
+        q = lin(h, p + "self_attn.q_proj").view(Bsz, T, H, hd).transpose(1, 2)
+        k = lin(h, p + "self_attn.k_proj").view(Bsz, T, KV, hd).transpose(1, 2)
+        v = lin(h, p + "self_attn.v_proj").view(Bsz, T, KV, hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        k = k.repeat_interleave(H // KV, dim=0)
-        v = v.repeat_interleave(H // KV, dim=0)
-        att = (q @ k.transpose(1, 2)) / math.sqrt(hd) + mask
+        k = k.repeat_interleave(H // KV, dim=1)
+        v = v.repeat_interleave(H // KV, dim=1)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
         att = torch.softmax(att.float(), dim=-1)
-        o = (att @ v).transpose(0, 1).reshape(T, H * hd)
+        o = (att @ v).transpose(1, 2).reshape(Bsz, T, H * hd)
         x = x + lin(o, p + "self_attn.o_proj")
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
         g = lin(h, p + "mlp.gate_proj")
@@ -115,3 +124,9 @@ def forward(model_dir, ids):
     x = rms_norm(x, W["model.norm.weight"], eps)
     head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else W["lm_head.weight"]
     return x @ head.T
+
+
+def forward(model_dir, ids):
+    cfg = load_config(model_dir)
+    W = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    return forward_batch(cfg, W, [ids])[0]

@@ -1,0 +1,327 @@
+#include "train/engine.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+#include "kernels/train_ops.h"
+
+namespace taia {
+
+int64_t TrainBatch::target_count() const {
+  return std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
+}
+
+float* FullGrads::find(const std::string& name) {
+  auto it = by_name.find(name);
+  return it == by_name.end() ? nullptr : it->second.data();
+}
+
+void FullGrads::zero() {
+  for (auto& [name, g] : by_name) std::fill(g.begin(), g.end(), 0.0f);
+}
+
+FullGrads make_full_grads(const Model& model, const std::array<bool, kNumProj>& targets) {
+  bool all = true;
+  for (bool t : targets) all = all && t;
+  FullGrads g;
+  for (const ExpectedTensor& e : expected_tensors(model.config)) {
+    bool trainable = all;
+    if (!all)
+      for (int i = 0; i < kNumProj; ++i)
+        if (targets[size_t(i)] && e.name.find(std::string(".") + proj_name(Proj(i)) + ".") != std::string::npos)
+          trainable = true;
+    if (trainable) g.by_name[e.name].assign(size_t(checked_numel(e.shape, e.name)), 0.0f);
+  }
+  return g;
+}
+
+namespace {
+
+// Counter-based dropout: keep(seed, step, layer, proj, index) needs no stored mask, so
+// backward and recomputation see exactly the forward's mask.
+inline bool dropout_keep(uint64_t seed, uint64_t step, int64_t layer, int proj, int64_t index, double p) {
+  uint64_t z = seed ^ (step * 0x9e3779b97f4a7c15ull) ^ (uint64_t(layer) << 48) ^ (uint64_t(proj) << 40) ^ uint64_t(index);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return double(z >> 11) * (1.0 / 9007199254740992.0) >= p;
+}
+
+const char* kLinearSuffix[kNumProj] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                       "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
+std::string tensor_name(int64_t l, Proj p, const char* kind) {
+  return "model.layers." + std::to_string(l) + "." + kLinearSuffix[int(p)] + "." + kind;
+}
+
+std::string layer_tensor(int64_t l, const char* rest) { return "model.layers." + std::to_string(l) + "." + rest; }
+
+}  // namespace
+
+TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads, const EngineOptions& options)
+    : model_(model), lora_(lora), grads_(grads), options_(options) {
+  const ModelConfig& c = model.config;
+  inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
+                            model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
+  if (grads_)
+    for (const auto& [name, g] : grads_->by_name) {
+      const TensorView* t = const_cast<Model&>(model).find(name);
+      TAIA_CHECK(t != nullptr, "[TrainEngine] no model tensor '", name, "' for a gradient");
+      TAIA_CHECK(t->dtype == DType::F32, "[TrainEngine] full fine-tuning needs F32 weights; '", name, "' is ",
+                 dtype_name(t->dtype), " (load with --dtype f32)");
+      TAIA_CHECK(int64_t(g.size()) == t->numel(), "[TrainEngine] gradient of '", name, "' has the wrong size");
+    }
+}
+
+const Linear& TrainEngine::base(int64_t l, Proj p) const {
+  const LayerWeights& w = model_.weights.layers[size_t(l)];
+  switch (p) {
+    case Proj::Q: return w.q;
+    case Proj::K: return w.k;
+    case Proj::V: return w.v;
+    case Proj::O: return w.o;
+    case Proj::Gate: return w.gate;
+    case Proj::Up: return w.up;
+    case Proj::Down: return w.down;
+  }
+  return w.q;
+}
+
+void TrainEngine::resize(const TrainBatch& batch) {
+  const ModelConfig& c = model_.config;
+  TAIA_CHECK(batch.B > 0 && batch.L > 0 && int64_t(batch.tokens.size()) == batch.B * batch.L &&
+                 batch.targets.size() == batch.tokens.size(),
+             "[TrainEngine] batch expected B*L tokens and targets");
+  TAIA_CHECK(batch.L <= c.max_position_embeddings, "[TrainEngine] sequence length ", batch.L,
+             " exceeds max_position_embeddings ", c.max_position_embeddings);
+  for (size_t i = 0; i < batch.tokens.size(); ++i) {
+    TAIA_CHECK(batch.tokens[i] >= 0 && batch.tokens[i] < c.vocab_size, "[TrainEngine] token id ", batch.tokens[i],
+               " at position ", i, " is outside the vocabulary (", c.vocab_size, ")");
+    TAIA_CHECK(batch.targets[i] < c.vocab_size, "[TrainEngine] target id ", batch.targets[i], " at position ", i,
+               " is outside the vocabulary (", c.vocab_size, ")");
+  }
+  B_ = batch.B;
+  L_ = batch.L;
+  N_ = B_ * L_;
+  const size_t N = size_t(N_), D = size_t(c.hidden_size), Q = size_t(c.q_dim()), KV = size_t(c.kv_dim()),
+               I = size_t(c.intermediate_size), H = size_t(c.num_heads);
+  positions_.resize(N);
+  for (int64_t i = 0; i < N_; ++i) positions_[size_t(i)] = i % L_;
+  const size_t sets = options_.recompute ? 1 : size_t(c.num_layers);
+  acts_.resize(sets);
+  for (LayerActs& a : acts_) {
+    a.x_in.resize(N * D);
+    a.ln1.resize(N * D);
+    a.rstd1.resize(N);
+    a.q.resize(N * Q);
+    a.k.resize(N * KV);
+    a.v.resize(N * KV);
+    a.probs.resize(size_t(B_) * H * size_t(L_) * size_t(L_));
+    a.att.resize(N * Q);
+    a.x_mid.resize(N * D);
+    a.ln2.resize(N * D);
+    a.rstd2.resize(N);
+    a.gate.resize(N * I);
+    a.up.resize(N * I);
+    a.h.resize(N * I);
+  }
+  if (options_.recompute) x_in_.assign(size_t(c.num_layers), std::vector<float>(N * D));
+  x_.resize(N * D);
+  lnf_.resize(N * D);
+  rstdf_.resize(N);
+  const size_t widest = std::max({D, Q, I});
+  scratch_in_.resize(N * widest);
+  scratch_in2_.resize(N * widest);
+  dbuf_a_.resize(N * widest);
+  dbuf_b_.resize(N * widest);
+  dbuf_c_.resize(N * widest);
+  dbuf_q_.resize(N * Q);
+  dbuf_k_.resize(N * KV);
+  dbuf_v_.resize(N * KV);
+  dbuf_gate_.resize(N * I);
+  dbuf_up_.resize(N * I);
+}
+
+void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train,
+                               uint64_t step, bool accumulate) {
+  const Linear& lin = base(l, p);
+  linear_forward(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
+  LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
+  if (!m) return;
+  const double pdrop = train ? lora_->config.dropout : 0.0;
+  const float* xin = x;
+  if (pdrop > 0) {
+    const float keep_scale = float(1.0 / (1.0 - pdrop));
+    float* xd = scratch_in2_.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N * m->in; ++i)
+      xd[i] = dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop) ? x[i] * keep_scale : 0.0f;
+    xin = xd;
+  }
+  std::vector<float>& u = a.lora_u[size_t(p)];
+  u.resize(size_t(N * m->rank));
+  sgemm(false, true, N, m->rank, m->in, 1.0f, xin, m->in, m->A.data(), m->in, 0.0f, u.data(), m->rank);
+  sgemm(false, true, N, m->out, m->rank, m->scale, u.data(), m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
+}
+
+void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N,
+                                LayerActs& a, uint64_t step) {
+  const Linear& lin = base(l, p);
+  float* dW = grads_ ? grads_->find(tensor_name(l, p, "weight")) : nullptr;
+  float* db = grads_ && !lin.bias.empty() ? grads_->find(tensor_name(l, p, "bias")) : nullptr;
+  linear_backward(dx, dW, db, dy, x, lin.weight, N);
+  LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
+  if (!m) return;
+  const std::vector<float>& u = a.lora_u[size_t(p)];
+  const double pdrop = lora_->config.dropout;
+  // dB += s * dy^T u ; du = s * dy B ; dA += du^T xd ; dx += dropout'(du A)
+  sgemm(true, false, m->out, m->rank, N, m->scale, dy, m->out, u.data(), m->rank, 1.0f, m->dB.data(), m->rank);
+  std::vector<float> du(size_t(N * m->rank));
+  sgemm(false, false, N, m->rank, m->out, m->scale, dy, m->out, m->B.data(), m->rank, 0.0f, du.data(), m->rank);
+  const float* xin = x;
+  const float keep_scale = float(1.0 / (1.0 - pdrop));
+  if (pdrop > 0) {
+    float* xd = scratch_in2_.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N * m->in; ++i)
+      xd[i] = dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop) ? x[i] * keep_scale : 0.0f;
+    xin = xd;
+  }
+  sgemm(true, false, m->rank, m->in, N, 1.0f, du.data(), m->rank, xin, m->in, 1.0f, m->dA.data(), m->in);
+  if (pdrop > 0) {
+    float* dxd = scratch_in2_.data();
+    sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 0.0f, dxd, m->in);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N * m->in; ++i)
+      if (dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop)) dx[i] += dxd[i] * keep_scale;
+  } else {
+    sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 1.0f, dx, m->in);
+  }
+}
+
+void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step) {
+  const ModelConfig& c = model_.config;
+  const LayerWeights& w = model_.weights.layers[size_t(l)];
+  const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
+  const float eps = float(c.rms_norm_eps);
+  std::memcpy(a.x_in.data(), x_in, size_t(N * D) * 4);
+  rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D, eps);
+  proj_forward(l, Proj::Q, a.q.data(), a.ln1.data(), N, a, train, step, false);
+  proj_forward(l, Proj::K, a.k.data(), a.ln1.data(), N, a, train, step, false);
+  proj_forward(l, Proj::V, a.v.data(), a.ln1.data(), N, a, train, step, false);
+  rope_apply<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, inv_freq_.data(), false);
+  rope_apply<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, inv_freq_.data(), false);
+  attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_, c.num_heads,
+                                 c.num_kv_heads, c.head_dim);
+  std::memcpy(a.x_mid.data(), a.x_in.data(), size_t(N * D) * 4);
+  proj_forward(l, Proj::O, a.x_mid.data(), a.att.data(), N, a, train, step, true);
+  rmsnorm_train_forward<float>(a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.ptr<const float>(), N, D, eps);
+  proj_forward(l, Proj::Gate, a.gate.data(), a.ln2.data(), N, a, train, step, false);
+  proj_forward(l, Proj::Up, a.up.data(), a.ln2.data(), N, a, train, step, false);
+  swiglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
+  if (x_out != a.x_mid.data()) std::memcpy(x_out, a.x_mid.data(), size_t(N * D) * 4);
+  proj_forward(l, Proj::Down, x_out, a.h.data(), N, a, train, step, true);
+}
+
+void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t step) {
+  // dx [N, D]: gradient at the layer output on entry, at the layer input on exit.
+  const ModelConfig& c = model_.config;
+  const LayerWeights& w = model_.weights.layers[size_t(l)];
+  const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
+  float* dh = dbuf_a_.data();
+  std::fill(dh, dh + N * I, 0.0f);
+  proj_backward(l, Proj::Down, dh, dx, a.h.data(), N, a, step);
+  std::fill(dbuf_gate_.begin(), dbuf_gate_.begin() + N * I, 0.0f);
+  std::fill(dbuf_up_.begin(), dbuf_up_.begin() + N * I, 0.0f);
+  swiglu_backward<float>(dbuf_gate_.data(), dbuf_up_.data(), dh, a.gate.data(), a.up.data(), N * I);
+  float* dln2 = dbuf_b_.data();
+  std::fill(dln2, dln2 + N * D, 0.0f);
+  proj_backward(l, Proj::Gate, dln2, dbuf_gate_.data(), a.ln2.data(), N, a, step);
+  proj_backward(l, Proj::Up, dln2, dbuf_up_.data(), a.ln2.data(), N, a, step);
+  // The residual passes dx straight through; the norm adds its share.
+  rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "post_attention_layernorm.weight")) : nullptr, dln2,
+                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
+  float* datt = dbuf_c_.data();
+  std::fill(datt, datt + N * c.q_dim(), 0.0f);
+  proj_backward(l, Proj::O, datt, dx, a.att.data(), N, a, step);
+  std::fill(dbuf_q_.begin(), dbuf_q_.end(), 0.0f);
+  std::fill(dbuf_k_.begin(), dbuf_k_.end(), 0.0f);
+  std::fill(dbuf_v_.begin(), dbuf_v_.end(), 0.0f);
+  attention_backward<float>(dbuf_q_.data(), dbuf_k_.data(), dbuf_v_.data(), datt, a.probs.data(), a.q.data(),
+                            a.k.data(), a.v.data(), B_, L_, c.num_heads, c.num_kv_heads, c.head_dim);
+  rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, inv_freq_.data(), true);
+  rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, inv_freq_.data(), true);
+  float* dln1 = dbuf_b_.data();
+  std::fill(dln1, dln1 + N * D, 0.0f);
+  proj_backward(l, Proj::Q, dln1, dbuf_q_.data(), a.ln1.data(), N, a, step);
+  proj_backward(l, Proj::K, dln1, dbuf_k_.data(), a.ln1.data(), N, a, step);
+  proj_backward(l, Proj::V, dln1, dbuf_v_.data(), a.ln1.data(), N, a, step);
+  rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "input_layernorm.weight")) : nullptr, dln1,
+                          a.x_in.data(), w.attn_norm.ptr<const float>(), a.rstd1.data(), N, D);
+}
+
+double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step) {
+  resize(batch);
+  const ModelConfig& c = model_.config;
+  const ModelWeights& w = model_.weights;
+  const int64_t N = N_, D = c.hidden_size, V = c.vocab_size;
+  // Embedding.
+  for (int64_t i = 0; i < N; ++i) {
+    const char* row = static_cast<const char*>(w.embed.data) + size_t(batch.tokens[size_t(i)]) * size_t(D) *
+                                                                   dtype_size(w.embed.dtype);
+    convert_to_f32(w.embed.dtype, row, x_.data() + i * D, size_t(D));
+  }
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerActs& a = acts_[options_.recompute ? 0 : size_t(l)];
+    if (options_.recompute) std::memcpy(x_in_[size_t(l)].data(), x_.data(), size_t(N * D) * 4);
+    layer_forward(l, a, x_.data(), x_.data(), backward, step);
+  }
+  rmsnorm_train_forward<float>(lnf_.data(), rstdf_.data(), x_.data(), w.final_norm.ptr<const float>(), N, D,
+                               float(c.rms_norm_eps));
+  // LM head + cross-entropy in row chunks so the logits never exist for the whole batch.
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V));
+  logits_.resize(size_t(chunk * V));
+  float* dlnf = dbuf_b_.data();
+  if (backward) std::fill(dlnf, dlnf + N * D, 0.0f);
+  float* d_head = nullptr;
+  if (backward && grads_)
+    d_head = grads_->find(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  double loss = 0;
+  for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+    const int64_t rows = std::min(chunk, N - r0);
+    linear_forward(logits_.data(), lnf_.data() + r0 * D, w.lm_head, nullptr, rows);
+    loss += cross_entropy_forward_backward<float>(logits_.data(), batch.targets.data() + r0, rows, V, grad_scale);
+    if (backward) linear_backward(dlnf + r0 * D, d_head, nullptr, logits_.data(), lnf_.data() + r0 * D, w.lm_head, rows);
+  }
+  if (!backward) return loss;
+  float* dx = scratch_in_.data();  // [N, D] gradient of the residual stream
+  std::fill(dx, dx + N * D, 0.0f);
+  rmsnorm_backward<float>(dx, grads_ ? grads_->find("model.norm.weight") : nullptr, dlnf, x_.data(),
+                          w.final_norm.ptr<const float>(), rstdf_.data(), N, D);
+  for (int64_t l = c.num_layers - 1; l >= 0; --l) {
+    LayerActs& a = acts_[options_.recompute ? 0 : size_t(l)];
+    if (options_.recompute) {
+      std::vector<float> out(size_t(N * D));
+      layer_forward(l, a, x_in_[size_t(l)].data(), out.data(), true, step);
+    }
+    layer_backward(l, a, dx, step);
+  }
+  if (float* d_embed = grads_ ? grads_->find("model.embed_tokens.weight") : nullptr) {
+    for (int64_t i = 0; i < N; ++i) {
+      float* row = d_embed + size_t(batch.tokens[size_t(i)]) * size_t(D);
+      const float* g = dx + i * D;
+      for (int64_t d = 0; d < D; ++d) row[d] += g[d];
+    }
+  }
+  return loss;
+}
+
+double TrainEngine::forward_backward(const TrainBatch& batch, float grad_scale, uint64_t step) {
+  return run(batch, true, grad_scale, step);
+}
+
+double TrainEngine::forward_loss(const TrainBatch& batch) { return run(batch, false, 0.0f, 0); }
+
+}  // namespace taia

@@ -1,0 +1,81 @@
+// Training forward and backward pass of the decoder, with LoRA branches and/or full
+// weight gradients. Per layer the activations backward needs are kept, or (recompute) only
+// the layer input is kept and the layer is run again during backward.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/weights.h"
+#include "train/lora.h"
+
+namespace taia {
+
+// B sequences of length L (padded); targets[i] = the id to predict at position i, -1 = no loss.
+struct TrainBatch {
+  int64_t B = 0, L = 0;
+  std::vector<int32_t> tokens;   // [B*L]
+  std::vector<int32_t> targets;  // [B*L]
+  int64_t target_count() const;
+};
+
+// Full fine-tuning gradients by HF tensor name (only the trainable tensors are present).
+struct FullGrads {
+  std::map<std::string, std::vector<float>> by_name;
+  float* find(const std::string& name);
+  void zero();
+};
+
+// Gradient buffers for full fine-tuning: the weights (and biases) of the targeted projections;
+// with all seven targeted, also embeddings, norms and the LM head (every weight trains).
+FullGrads make_full_grads(const Model& model, const std::array<bool, kNumProj>& targets);
+
+struct EngineOptions {
+  bool recompute = false;      // per-layer activation recomputation
+  uint64_t dropout_seed = 0;   // LoRA dropout masks are a pure function of (seed, step, place)
+};
+
+class TrainEngine {
+ public:
+  // model weights must be F32 where full gradients are requested. lora / grads may be null.
+  TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads, const EngineOptions& options);
+
+  // Forward + backward; gradients accumulate (+=) with the loss scaled by grad_scale (e.g.
+  // 1 / target tokens). Returns the summed (unscaled) loss over the targets. `step` varies the
+  // dropout masks between steps.
+  double forward_backward(const TrainBatch& batch, float grad_scale, uint64_t step);
+  // Forward only (no dropout): summed loss over the targets.
+  double forward_loss(const TrainBatch& batch);
+
+ private:
+  struct LayerActs {
+    std::vector<float> x_in, ln1, rstd1, q, k, v, probs, att, x_mid, ln2, rstd2, gate, up, h;
+    std::array<std::vector<float>, kNumProj> lora_u;  // [N, r] per adapted projection
+  };
+  double run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step);
+  void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step);
+  void layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t step);
+  void proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train, uint64_t step,
+                    bool accumulate);
+  void proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N, LayerActs& a,
+                     uint64_t step);
+  const Linear& base(int64_t l, Proj p) const;
+  void resize(const TrainBatch& batch);
+
+  const Model& model_;
+  LoraAdapter* lora_;
+  FullGrads* grads_;
+  EngineOptions options_;
+  std::vector<float> inv_freq_;
+  int64_t B_ = 0, L_ = 0, N_ = 0;
+  std::vector<int64_t> positions_;
+  std::vector<LayerActs> acts_;          // one per layer, or one scratch set with recompute
+  std::vector<std::vector<float>> x_in_; // per layer inputs (recompute mode)
+  std::vector<float> x_, lnf_, rstdf_;
+  std::vector<float> scratch_in_, scratch_in2_, scratch_r_, dbuf_a_, dbuf_b_, dbuf_c_, dbuf_q_, dbuf_k_, dbuf_v_,
+      dbuf_gate_, dbuf_up_, logits_;
+};
+
+}  // namespace taia

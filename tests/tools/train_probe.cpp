@@ -1,0 +1,127 @@
+// Test tool: runs taia's training engine on one batch and writes what the PyTorch parity test
+// compares: the initial LoRA weights, the gradients of the first backward pass, and the losses of
+// N AdamW steps on the same batch.
+//   train_probe MODEL_DIR SPEC.json OUT_DIR
+// SPEC: {"method": "lora"|"full", "targets": "all", "rank": 4, "alpha": 8, "rslora": false,
+//        "rank_pattern": {}, "alpha_pattern": {}, "init_b_std": 0.1, "seed": 1, "B": 2, "L": 8,
+//        "tokens": [...], "targets_ids": [...], "steps": 10, "lr": 1e-3, "weight_decay": 0.01,
+//        "recompute": false}
+#include <cstdio>
+#include <fstream>
+
+#include "core/json_util.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
+#include "model/loader.h"
+#include "train/engine.h"
+#include "train/optimizer.h"
+
+using namespace taia;
+
+namespace {
+
+std::string peft_key(int64_t l, Proj p, const char* ab) {
+  return "base_model.model." + module_name(l, p) + ".lora_" + ab + ".weight";
+}
+
+void save_lora(const LoraAdapter& a, const std::string& path, bool grads) {
+  std::vector<TensorView> views;
+  for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (const LoraModule* m = a.find(l, Proj(i))) {
+        views.emplace_back(peft_key(l, Proj(i), "A"), DType::F32, std::vector<int64_t>{m->rank, m->in},
+                           const_cast<float*>(grads ? m->dA.data() : m->A.data()));
+        views.emplace_back(peft_key(l, Proj(i), "B"), DType::F32, std::vector<int64_t>{m->out, m->rank},
+                           const_cast<float*>(grads ? m->dB.data() : m->B.data()));
+      }
+  write_safetensors(path, views);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: train_probe MODEL_DIR SPEC.json OUT_DIR\n");
+    return 2;
+  }
+  try {
+    const std::string out = argv[3];
+    Json spec = parse_json_file(argv[2]);
+    LoadOptions lo;
+    lo.linear_dtype = DType::F32;
+    const bool full = spec.value("method", "lora") == "full";
+    auto model = load_model(argv[1], full ? lo : LoadOptions{});
+    const auto targets = parse_targets(spec.value("targets", "all"));
+    LoraAdapter lora;
+    FullGrads grads;
+    if (full) {
+      grads = make_full_grads(*model, targets);
+    } else {
+      LoraConfig cfg;
+      cfg.rank = spec.value("rank", 4);
+      cfg.alpha = spec.value("alpha", 8.0);
+      cfg.dropout = 0.0;
+      cfg.use_rslora = spec.value("rslora", false);
+      cfg.targets = targets;
+      const Json rp = spec.value("rank_pattern", Json::object()), ap = spec.value("alpha_pattern", Json::object());
+      for (auto it = rp.begin(); it != rp.end(); ++it) cfg.rank_pattern[it.key()] = it.value().get<int64_t>();
+      for (auto it = ap.begin(); it != ap.end(); ++it) cfg.alpha_pattern[it.key()] = it.value().get<double>();
+      lora = LoraAdapter::create(model->config, cfg, spec.value("seed", 1));
+      // B is zero in PEFT's init, which makes every dA zero: the parity test draws B too.
+      Rng rng(spec.value("seed", 1) + 1000);
+      const double bstd = spec.value("init_b_std", 0.0);
+      for (auto& layer : lora.layers)
+        for (auto& m : layer)
+          if (m) for (float& b : m->B) b = float(bstd * rng.normal());
+      save_lora(lora, out + "/lora_init.safetensors", false);
+    }
+    EngineOptions eo;
+    eo.recompute = spec.value("recompute", false);
+    TrainEngine engine(*model, full ? nullptr : &lora, full ? &grads : nullptr, eo);
+    TrainBatch batch;
+    batch.B = spec.at("B");
+    batch.L = spec.at("L");
+    batch.tokens = spec.at("tokens").get<std::vector<int32_t>>();
+    batch.targets = spec.at("targets_ids").get<std::vector<int32_t>>();
+    const float scale = 1.0f / float(batch.target_count());
+    const double loss0 = engine.forward_backward(batch, scale, 0) * scale;
+    if (full) {
+      std::vector<TensorView> views;
+      for (auto& [name, g] : grads.by_name) views.emplace_back(name, DType::F32, model->find(name)->shape, g.data());
+      write_safetensors(out + "/grads.safetensors", views);
+    } else {
+      save_lora(lora, out + "/grads.safetensors", true);
+    }
+    // N AdamW steps on the same batch (the gradients above are step 1's).
+    std::vector<ParamRef> params;
+    if (full) {
+      for (auto& [name, g] : grads.by_name) {
+        TensorView* t = model->find(name);
+        const bool decay = name.find("norm") == std::string::npos && name.find(".bias") == std::string::npos;
+        params.push_back({name, t->ptr<float>(), g.data(), g.size(), decay});
+      }
+    } else {
+      for (int64_t l = 0; l < int64_t(lora.layers.size()); ++l)
+        for (int i = 0; i < kNumProj; ++i)
+          if (LoraModule* m = lora.find(l, Proj(i))) {
+            params.push_back({peft_key(l, Proj(i), "A"), m->A.data(), m->dA.data(), m->A.size(), true});
+            params.push_back({peft_key(l, Proj(i), "B"), m->B.data(), m->dB.data(), m->B.size(), true});
+          }
+    }
+    AdamWConfig ac;
+    ac.weight_decay = spec.value("weight_decay", 0.0);
+    AdamW opt(params, ac);
+    Json losses = Json::array({loss0});
+    const int steps = spec.value("steps", 0);
+    for (int s = 0; s < steps; ++s) {
+      opt.step(spec.value("lr", 1e-3));
+      if (full) grads.zero(); else lora.zero_grad();
+      losses.push_back(engine.forward_backward(batch, scale, uint64_t(s + 1)) * scale);
+    }
+    std::ofstream(out + "/result.json") << Json{{"loss", loss0}, {"losses", losses}}.dump() << "\n";
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train_probe: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
