@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "model/weights.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 namespace taia {
 

@@ -13,16 +13,13 @@
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
+#include "model/peft_adapter.h"
 #include "train/engine.h"
 #include "train/optimizer.h"
 
 using namespace taia;
 
 namespace {
-
-std::string peft_key(int64_t l, Proj p, const char* ab) {
-  return "base_model.model." + module_name(l, p) + ".lora_" + ab + ".weight";
-}
 
 void save_lora(const LoraAdapter& a, const std::string& path, bool grads) {
   std::vector<TensorView> views;

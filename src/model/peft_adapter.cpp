@@ -1,0 +1,121 @@
+#include "model/peft_adapter.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/mmap_file.h"
+#include "io/safetensors.h"
+
+namespace taia {
+
+std::string peft_key(int64_t layer, Proj p, const char* ab) {
+  return "base_model.model." + module_name(layer, p) + ".lora_" + ab + ".weight";
+}
+
+void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::string& base_model) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, ": cannot create folder: ", std::strerror(errno));
+  const LoraConfig& c = a.config;
+  Json cfg;
+  cfg["peft_type"] = "LORA";
+  cfg["task_type"] = "CAUSAL_LM";
+  cfg["r"] = c.rank;
+  cfg["lora_alpha"] = c.alpha;
+  cfg["lora_dropout"] = c.dropout;
+  cfg["bias"] = "none";
+  cfg["use_rslora"] = c.use_rslora;
+  cfg["use_dora"] = false;
+  cfg["fan_in_fan_out"] = false;
+  cfg["init_lora_weights"] = true;
+  cfg["inference_mode"] = true;
+  cfg["modules_to_save"] = nullptr;
+  cfg["base_model_name_or_path"] = base_model;
+  Json targets = Json::array();
+  for (int i = 0; i < kNumProj; ++i)
+    if (c.targets[size_t(i)]) targets.push_back(proj_name(Proj(i)));
+  cfg["target_modules"] = targets;
+  cfg["rank_pattern"] = Json(c.rank_pattern);
+  cfg["alpha_pattern"] = Json(c.alpha_pattern);
+  cfg["layers_to_transform"] = c.layers_to_transform.empty() ? Json(nullptr) : Json(c.layers_to_transform);
+  std::vector<TensorView> views;
+  for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (const LoraModule* m = a.find(l, Proj(i))) {
+        views.emplace_back(peft_key(l, Proj(i), "A"), DType::F32, std::vector<int64_t>{m->rank, m->in},
+                           const_cast<float*>(m->A.data()));
+        views.emplace_back(peft_key(l, Proj(i), "B"), DType::F32, std::vector<int64_t>{m->out, m->rank},
+                           const_cast<float*>(m->B.data()));
+      }
+  write_safetensors(dir + "/adapter_model.safetensors", views, {{"format", "pt"}});
+  write_file_atomic(dir + "/adapter_config.json", cfg.dump(2) + "\n");
+}
+
+LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) {
+  const std::string cfg_path = dir + "/adapter_config.json";
+  TAIA_CHECK(file_exists(cfg_path), dir, ": expected a PEFT adapter folder with adapter_config.json");
+  for (const char* pickle : {"adapter_model.bin", "adapter_model.pt", "adapter_model.pth"})
+    TAIA_CHECK(file_exists(dir + "/adapter_model.safetensors") || !file_exists(dir + "/" + pickle), dir, ": ",
+               pickle, " is a pickle file, which can run code when loaded; taia refuses it. Convert it once with "
+               "PEFT: PeftModel.from_pretrained(base, dir).save_pretrained(out, safe_serialization=True)");
+  Json j = parse_json_file(cfg_path);
+  TAIA_CHECK(j.is_object(), cfg_path, ": expected a JSON object");
+  const std::string type = json_string_or(j, "peft_type", "LORA", cfg_path);
+  TAIA_CHECK(type == "LORA", cfg_path, ": peft_type expected LORA, got '", type, "'");
+  TAIA_CHECK(!json_bool_or(j, "use_dora", false, cfg_path), cfg_path, ": DoRA adapters (use_dora) are not supported");
+  TAIA_CHECK(j.value("modules_to_save", Json()).is_null(), cfg_path,
+             ": modules_to_save is not supported (taia adapts only the seven projections)");
+  LoraConfig c;
+  c.rank = json_int(j, "r", cfg_path);
+  c.alpha = json_number_or(j, "lora_alpha", double(c.rank), cfg_path);
+  c.dropout = json_number_or(j, "lora_dropout", 0.0, cfg_path);
+  c.use_rslora = json_bool_or(j, "use_rslora", false, cfg_path);
+  c.targets.fill(false);
+  const Json tm = j.value("target_modules", Json());
+  if (tm.is_string()) {
+    c.targets = parse_targets(tm.get<std::string>() == "all-linear" ? "all" : tm.get<std::string>());
+  } else {
+    TAIA_CHECK(tm.is_array(), cfg_path, ": target_modules expected a list or a string");
+    for (const Json& t : tm) {
+      TAIA_CHECK(t.is_string(), cfg_path, ": target_modules expected strings");
+      const auto p = proj_from_name(t.get<std::string>());
+      TAIA_CHECK(p.has_value(), cfg_path, ": target module '", t.get<std::string>(),
+                 "' is not one of the seven projections (embedding LoRA is not supported)");
+      c.targets[size_t(*p)] = true;
+    }
+  }
+  const Json rp = j.value("rank_pattern", Json::object()), ap = j.value("alpha_pattern", Json::object());
+  for (auto it = rp.begin(); it != rp.end(); ++it) c.rank_pattern[it.key()] = it.value().get<int64_t>();
+  for (auto it = ap.begin(); it != ap.end(); ++it) c.alpha_pattern[it.key()] = it.value().get<double>();
+  const Json lt = j.value("layers_to_transform", Json());
+  if (lt.is_number_integer()) c.layers_to_transform = {lt.get<int64_t>()};
+  else if (lt.is_array()) for (const Json& v : lt) c.layers_to_transform.push_back(v.get<int64_t>());
+  // fan_in_fan_out describes Conv1D base layers (GPT-2); LLaMA/Qwen projections are nn.Linear,
+  // for which PEFT itself resets the flag to false (with a warning): A and B keep their shapes.
+  (void)json_bool_or(j, "fan_in_fan_out", false, cfg_path);
+
+  LoraAdapter a = LoraAdapter::create(model, c, 0);
+  SafetensorsFile st(dir + "/adapter_model.safetensors");
+  for (int64_t l = 0; l < model.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      LoraModule* m = a.find(l, Proj(i));
+      if (!m) continue;
+      for (const char* ab : {"A", "B"}) {
+        const std::string key = peft_key(l, Proj(i), ab);
+        const SafetensorsTensor* t = st.find(key);
+        TAIA_CHECK(t != nullptr, st.path(), ": missing tensor '", key, "' required by ", cfg_path);
+        std::vector<int64_t> want = ab[0] == 'A' ? std::vector<int64_t>{m->rank, m->in}
+                                                  : std::vector<int64_t>{m->out, m->rank};
+        TAIA_CHECK(t->shape == want, st.path(), ": tensor '", key, "' expected shape ", TensorView("", DType::F32, want, nullptr).shape_string(),
+                   ", got ", t->view().shape_string());
+        std::vector<float>& dst = ab[0] == 'A' ? m->A : m->B;
+        convert_to_f32(t->dtype, t->data, dst.data(), dst.size());
+      }
+    }
+  return a;
+}
+
+}  // namespace taia

@@ -1,0 +1,18 @@
+// PEFT LoRA adapter folders: adapter_config.json + adapter_model.safetensors with PEFT's key
+// names (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight, A [r, in], B [out, r]).
+#pragma once
+#include <string>
+
+#include "model/lora.h"
+
+namespace taia {
+
+// PEFT's tensor key for one LoRA matrix ("A" or "B").
+std::string peft_key(int64_t layer, Proj p, const char* ab);
+
+// Writes the folder (created if needed); each file atomically.
+void save_peft_adapter(const LoraAdapter& adapter, const std::string& dir, const std::string& base_model);
+// Reads a folder written by taia or PEFT for `model`; refuses what taia does not implement.
+LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model);
+
+}  // namespace taia
