@@ -9,6 +9,7 @@
 
 #include "core/json_util.h"
 #include "model/loader.h"
+#include "tokenizer/chat_template.h"
 
 namespace taia::cli {
 
@@ -18,6 +19,7 @@ void register_forward(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_init_model(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_train(CLI::App& app);
 
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);

@@ -1,0 +1,103 @@
+#include "train/checkpoint.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "io/safetensors.h"
+
+namespace taia {
+namespace {
+
+void make_dir(const std::string& d) {
+  if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) fail(d, ": cannot create folder: ", std::strerror(errno));
+}
+
+void remove_tree(const std::string& d) {
+  if (DIR* dir = ::opendir(d.c_str())) {
+    while (dirent* e = ::readdir(dir)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") std::remove((d + "/" + n).c_str());
+    }
+    ::closedir(dir);
+  }
+  ::rmdir(d.c_str());
+}
+
+}  // namespace
+
+CheckpointWriter::CheckpointWriter(const std::string& out_dir, int64_t step) {
+  make_dir(out_dir);
+  dir = out_dir + "/checkpoint-" + std::to_string(step);
+  tmp = dir + ".tmp-" + std::to_string(::getpid());
+  remove_tree(tmp);
+  make_dir(tmp);
+}
+
+void CheckpointWriter::commit(const Json& state) {
+  write_file_atomic(tmp + "/trainer_state.json", state.dump(2) + "\n");
+  write_file_atomic(tmp + "/COMPLETE", "ok\n");
+  remove_tree(dir);  // an older copy of the same step (e.g. rerun after resume)
+  TAIA_CHECK(std::rename(tmp.c_str(), dir.c_str()) == 0, dir, ": cannot rename checkpoint into place: ",
+             std::strerror(errno));
+}
+
+void save_optimizer_state(AdamW& opt, const std::string& path) {
+  std::vector<TensorView> views;
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    const auto& p = opt.params()[i];
+    views.emplace_back("m." + p.name, DType::F32, std::vector<int64_t>{int64_t(p.size)}, opt.m(i).data());
+    views.emplace_back("v." + p.name, DType::F32, std::vector<int64_t>{int64_t(p.size)}, opt.v(i).data());
+  }
+  write_safetensors(path, views, {{"steps_taken", std::to_string(opt.steps_taken())}});
+}
+
+void load_optimizer_state(AdamW& opt, const std::string& path) {
+  SafetensorsFile f(path);
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    const auto& p = opt.params()[i];
+    for (const char* which : {"m.", "v."}) {
+      const SafetensorsTensor* t = f.find(which + p.name);
+      TAIA_CHECK(t && t->dtype == DType::F32 && t->shape == std::vector<int64_t>{int64_t(p.size)}, path,
+                 ": expected an F32 tensor '", which, p.name, "' of ", p.size, " elements");
+      std::memcpy((which[0] == 'm' ? opt.m(i) : opt.v(i)).data(), t->data, p.size * 4);
+    }
+  }
+  auto it = f.metadata().find("steps_taken");
+  TAIA_CHECK(it != f.metadata().end(), path, ": missing steps_taken in the metadata");
+  opt.set_steps_taken(std::stoll(it->second));
+}
+
+std::optional<std::string> find_checkpoint(const std::string& path) {
+  if (file_exists(path + "/COMPLETE") && file_exists(path + "/trainer_state.json")) return path;
+  std::optional<std::string> best;
+  int64_t best_step = -1;
+  if (DIR* dir = ::opendir(path.c_str())) {
+    while (dirent* e = ::readdir(dir)) {
+      const std::string n = e->d_name;
+      if (n.rfind("checkpoint-", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
+      const std::string full = path + "/" + n;
+      if (!file_exists(full + "/COMPLETE")) continue;
+      int64_t step = -1;
+      try {
+        step = std::stoll(n.substr(11));
+      } catch (...) {
+        continue;
+      }
+      if (step > best_step) {
+        best_step = step;
+        best = full;
+      }
+    }
+    ::closedir(dir);
+  }
+  return best;
+}
+
+}  // namespace taia

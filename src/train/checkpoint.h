@@ -1,0 +1,28 @@
+// Checkpoints: out/checkpoint-STEP/ holding the trainable parameters (PEFT adapter files for
+// LoRA, trainable.safetensors for full fine-tuning), optimizer.safetensors (AdamW moments) and
+// trainer_state.json, written into a temporary folder that is renamed into place after a
+// COMPLETE marker is written last. A folder without the marker is never taken for a checkpoint.
+#pragma once
+#include <optional>
+#include <string>
+
+#include "core/json_util.h"
+#include "train/optimizer.h"
+
+namespace taia {
+
+struct CheckpointWriter {
+  std::string dir;  // the final folder (checkpoint-STEP)
+  std::string tmp;  // where files go until commit()
+  explicit CheckpointWriter(const std::string& out_dir, int64_t step);
+  void commit(const Json& state);  // writes trainer_state.json and COMPLETE, renames into place
+};
+
+void save_optimizer_state(AdamW& opt, const std::string& path);
+void load_optimizer_state(AdamW& opt, const std::string& path);
+
+// `path` is a checkpoint folder, or a folder holding checkpoint-* folders (the latest complete
+// one is taken). nullopt if none is complete.
+std::optional<std::string> find_checkpoint(const std::string& path);
+
+}  // namespace taia

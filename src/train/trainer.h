@@ -1,0 +1,50 @@
+// The training loop: data -> micro-batches -> forward/backward (gradient accumulation) ->
+// clipping -> AdamW with a warmup schedule; validation, metrics.jsonl, atomic checkpoints with
+// exact resume, NaN/Inf guard; a PEFT adapter (LoRA) or an HF folder (full) at the end.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "model/lora.h"
+#include "train/optimizer.h"
+
+namespace taia {
+
+struct TrainOptions {
+  std::string model_path, data_path, val_data_path, out_dir, resume_dir, tokenizer_path, chat_template;
+  std::string method = "lora";  // lora | full
+  std::string targets = "all";
+  LoraConfig lora;              // rank/alpha/dropout/rslora/patterns (targets from `targets`)
+  double lr = 2e-4;
+  std::string schedule = "cosine";
+  double warmup_ratio = 0.03;
+  AdamWConfig adamw;            // weight decay 0 by default (the paper's setting)
+  double max_grad_norm = 1.0;
+  int64_t epochs = 1;
+  int64_t max_steps = -1;       // > 0 overrides epochs
+  int64_t batch_size = 4;       // sequences per micro-batch
+  int64_t grad_accum = 16;      // micro-batches per optimizer step (effective batch 64)
+  int64_t max_length = 3072;
+  int64_t save_every = 0;       // optimizer steps; 0 = only at the end
+  int64_t eval_every = 0;       // optimizer steps; 0 = at the end only (if there is validation data)
+  double val_split = 0.0;       // held-out fraction of --data when no --val-data
+  uint64_t seed = 42;
+  bool skip_bad_records = false;
+  bool recompute = false;
+  int threads = 0;
+  std::string dtype = "auto";   // base weights in memory for LoRA (full fine-tuning uses F32)
+  bool progress = true;         // progress bar (only drawn on a terminal)
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double final_loss = 0, final_val_loss = -1;
+  double tokens_per_s = 0;
+  std::string output;  // the adapter or model folder written
+};
+
+// Log lines (warnings, counts) go to `log`.
+TrainSummary run_training(const TrainOptions& options, const std::function<void(const std::string&)>& log);
+
+}  // namespace taia

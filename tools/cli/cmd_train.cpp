@@ -1,0 +1,113 @@
+// taia train: LoRA or full fine-tuning; writes metrics.jsonl, checkpoints and the final PEFT
+// adapter (LoRA) or HF model folder (full) into --out. Defaults are the TAIA paper's settings.
+#include <iostream>
+
+#include "common.h"
+#include "core/error.h"
+#include "train/trainer.h"
+
+namespace taia::cli {
+namespace {
+
+struct TrainArgs {
+  TrainOptions o;
+  std::string rank_pattern, alpha_pattern, layers;
+  OutputFormat format = OutputFormat::Text;
+};
+
+// "q_proj=8,down_proj=4" -> {q_proj: 8, down_proj: 4}
+template <typename T>
+std::map<std::string, T> parse_pattern(const std::string& s, const char* option) {
+  std::map<std::string, T> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    const std::string item = s.substr(start, comma - start);
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw CLI::ValidationError(option, "expected key=value pairs, got '" + item + "'");
+    try {
+      out[item.substr(0, eq)] = T(std::stod(item.substr(eq + 1)));
+    } catch (const std::exception&) {
+      throw CLI::ValidationError(option, "expected a number after '=' in '" + item + "'");
+    }
+    start = comma + 1;
+  }
+  return out;
+}
+
+void run_train(TrainArgs& a) {
+  TrainOptions& o = a.o;
+  o.lora.rank_pattern = parse_pattern<int64_t>(a.rank_pattern, "--rank-pattern");
+  o.lora.alpha_pattern = parse_pattern<double>(a.alpha_pattern, "--alpha-pattern");
+  if (!a.layers.empty())
+    for (int32_t l : parse_id_list(a.layers, "--layers")) o.lora.layers_to_transform.push_back(l);
+  o.progress = a.format == OutputFormat::Text;
+  const TrainSummary s = run_training(o, [](const std::string& line) { std::cerr << line << std::endl; });
+  if (a.format == OutputFormat::Json) {
+    print_json({{"steps", s.steps},
+                {"final_loss", s.final_loss},
+                {"final_val_loss", s.final_val_loss < 0 ? Json(nullptr) : Json(s.final_val_loss)},
+                {"tokens_per_s", s.tokens_per_s},
+                {"output", s.output},
+                {"metrics", o.out_dir + "/metrics.jsonl"}});
+  } else {
+    std::cout << "trained " << s.steps << " steps, final loss " << s.final_loss;
+    if (s.final_val_loss >= 0) std::cout << ", validation loss " << s.final_val_loss;
+    std::cout << ", " << s.tokens_per_s << " tokens/s; wrote " << s.output << std::endl;
+  }
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  TrainOptions& o = args->o;
+  CLI::App* cmd = app.add_subcommand("train", "Fine-tune with LoRA (all seven projections by default) or fully");
+  cmd->add_option("-m,--model", o.model_path, "Base model: GGUF file or HF folder")->required();
+  cmd->add_option("--data", o.data_path, "Training data: Alpaca / ShareGPT / OpenAI chat JSON or JSONL, or .txt")
+      ->required();
+  cmd->add_option("--val-data", o.val_data_path, "Validation data (same formats)");
+  cmd->add_option("--val-split", o.val_split, "Hold out this fraction of --data for validation")
+      ->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("-o,--out", o.out_dir, "Output folder (adapter or model, metrics.jsonl, checkpoints)")->required();
+  cmd->add_option("--method", o.method, "lora or full")->check(CLI::IsMember({"lora", "full"}))->capture_default_str();
+  cmd->add_option("--targets", o.targets, "all, attn, ffn or a list of q,k,v,o,gate,up,down")->capture_default_str();
+  cmd->add_option("--lora-rank", o.lora.rank, "LoRA rank r")->check(CLI::Range(int64_t(1), int64_t(65536)))->capture_default_str();
+  cmd->add_option("--lora-alpha", o.lora.alpha, "LoRA alpha")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--lora-dropout", o.lora.dropout, "LoRA dropout")->check(CLI::Range(0.0, 0.99))->capture_default_str();
+  cmd->add_flag("--use-rslora", o.lora.use_rslora, "Scale by alpha / sqrt(r) (rsLoRA)");
+  cmd->add_option("--rank-pattern", args->rank_pattern, "Per-module ranks, PEFT rank_pattern: q_proj=8,down_proj=4");
+  cmd->add_option("--alpha-pattern", args->alpha_pattern, "Per-module alphas, PEFT alpha_pattern");
+  cmd->add_option("--layers", args->layers, "Layers to adapt (PEFT layers_to_transform), e.g. 0,1,2");
+  cmd->add_option("--lr", o.lr, "Peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--schedule", o.schedule, "constant, linear or cosine")
+      ->check(CLI::IsMember({"constant", "linear", "cosine"}))->capture_default_str();
+  cmd->add_option("--warmup-ratio", o.warmup_ratio, "Warmup steps as a fraction of all steps")
+      ->check(CLI::Range(0.0, 0.99))->capture_default_str();
+  cmd->add_option("--weight-decay", o.adamw.weight_decay, "AdamW weight decay (not on norms and biases)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--max-grad-norm", o.max_grad_norm, "Clip gradients to this global norm (0: off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--epochs", o.epochs, "Passes over the data")->check(CLI::Range(int64_t(1), int64_t(100000)))->capture_default_str();
+  cmd->add_option("--max-steps", o.max_steps, "Optimizer steps (overrides --epochs)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", o.batch_size, "Sequences per micro-batch")->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
+  cmd->add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->check(CLI::Range(int64_t(1), int64_t(65536)))->capture_default_str();
+  cmd->add_option("--max-length", o.max_length, "Truncate sequences to this many tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20))->capture_default_str();
+  cmd->add_option("--save-every", o.save_every, "Checkpoint every N optimizer steps (and at the end)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-every", o.eval_every, "Validation loss every N steps (and at the end)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--chat-template", o.chat_template, "Chat template (default: recognised from the model)")
+      ->check(CLI::IsMember(chat_template_names()));
+  cmd->add_option("--tokenizer", o.tokenizer_path, "Tokenizer to use instead of the model's own");
+  cmd->add_option("--seed", o.seed, "Seed for LoRA init, data order and dropout")->capture_default_str();
+  cmd->add_option("--resume", o.resume_dir, "Continue from a checkpoint (or the latest in a folder)");
+  cmd->add_flag("--skip-bad-records", o.skip_bad_records, "Skip and count malformed records instead of stopping");
+  cmd->add_flag("--recompute", o.recompute, "Recompute each layer's activations during backward (less memory)");
+  cmd->add_option("--dtype", o.dtype, "LoRA: base weights in memory (auto, f32, bf16)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}))->capture_default_str();
+  add_threads_option(cmd, &o.threads);
+  add_format_option(cmd, &args->format);
+  cmd->callback([args] { run_train(*args); });
+}
+
+}  // namespace taia::cli
