@@ -37,6 +37,20 @@ std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScalin
   return inv;
 }
 
+RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions) {
+  RopeTable t;
+  t.half = int64_t(inv_freq.size());
+  t.cos.resize(size_t(positions * t.half));
+  t.sin.resize(size_t(positions * t.half));
+  for (int64_t p = 0; p < positions; ++p)
+    for (int64_t i = 0; i < t.half; ++i) {
+      const float angle = float(p) * inv_freq[size_t(i)];  // F32, as HF computes it
+      t.cos[size_t(p * t.half + i)] = std::cos(angle);
+      t.sin[size_t(p * t.half + i)] = std::sin(angle);
+    }
+  return t;
+}
+
 void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
                   const float* inv_freq) {
   const int64_t half = head_dim / 2;

@@ -21,6 +21,14 @@ struct RopeScaling {
 std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling,
                                  const std::vector<float>* freq_factors = nullptr);
 
+// cos/sin of position * inv_freq for positions 0..positions-1: [positions, head_dim/2] each,
+// computed once per batch shape instead of per row and call (training).
+struct RopeTable {
+  int64_t half = 0;
+  std::vector<float> cos, sin;
+};
+RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions);
+
 // Rotates x[rows, n_heads, head_dim] in place; row r is at position positions[r].
 void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
                   const float* inv_freq);

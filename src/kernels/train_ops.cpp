@@ -1,7 +1,10 @@
 #include "kernels/train_ops.h"
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
+
+#include "kernels/matmul.h"
 
 namespace taia {
 
@@ -45,24 +48,20 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T
 }
 
 template <typename T>
-void rope_apply(T* x, const int64_t* positions, int64_t N, int64_t heads, int64_t hd, const float* inv_freq,
+void rope_apply(T* x, const int64_t* positions, int64_t N, int64_t heads, int64_t hd, const RopeTable& table,
                 bool inverse) {
   const int64_t half = hd / 2;
+  const T sign = inverse ? T(-1) : T(1);
 #pragma omp parallel for schedule(static) if (N > 16)
   for (int64_t r = 0; r < N; ++r) {
-    std::vector<T> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
-    const float pos = float(positions[r]);
-    for (int64_t i = 0; i < half; ++i) {
-      const float angle = pos * inv_freq[i];  // F32, as HF and the inference kernel compute it
-      c[size_t(i)] = T(std::cos(angle));
-      s[size_t(i)] = inverse ? -T(std::sin(angle)) : T(std::sin(angle));
-    }
+    const float* c = table.cos.data() + positions[r] * half;
+    const float* s = table.sin.data() + positions[r] * half;
     for (int64_t h = 0; h < heads; ++h) {
       T* v = x + (r * heads + h) * hd;
       for (int64_t i = 0; i < half; ++i) {
-        const T x1 = v[i], x2 = v[i + half];
-        v[i] = x1 * c[size_t(i)] - x2 * s[size_t(i)];
-        v[i + half] = x2 * c[size_t(i)] + x1 * s[size_t(i)];
+        const T x1 = v[i], x2 = v[i + half], ci = T(c[i]), si = sign * T(s[i]);
+        v[i] = x1 * ci - x2 * si;
+        v[i + half] = x2 * ci + x1 * si;
       }
     }
   }
@@ -90,6 +89,33 @@ void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* 
                              int64_t KV, int64_t hd) {
   const int64_t group = H / KV;
   const T scale = T(1) / std::sqrt(T(hd));
+  if constexpr (std::is_same_v<T, float>) {
+    // Per (sequence, head): S = Q K^T (one GEMM), causal softmax by rows, O = P V (one GEMM).
+    // Each thread runs its own single-threaded GEMMs (oneDNN does not nest parallelism).
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t g = h / group;
+        float* P = probs + (b * H + h) * L * L;
+        const float* Q = q + (b * L * H + h) * hd;
+        const float* K = k + (b * L * KV + g) * hd;
+        const float* Vm = v + (b * L * KV + g) * hd;
+        sgemm(false, true, L, L, hd, scale, Q, H * hd, K, KV * hd, 0.0f, P, L);
+        for (int64_t i = 0; i < L; ++i) {
+          float* p = P + i * L;
+          float mx = p[0];
+          for (int64_t j = 1; j <= i; ++j) mx = p[j] > mx ? p[j] : mx;
+          float sum = 0;
+          for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+          for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
+        }
+        sgemm(false, false, L, hd, L, 1.0f, P, L, Vm, KV * hd, 0.0f, out + (b * L * H + h) * hd, H * hd);
+      }
+    }
+    return;
+  }
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < H; ++h) {
@@ -125,6 +151,39 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
                         int64_t B, int64_t L, int64_t H, int64_t KV, int64_t hd) {
   const int64_t group = H / KV;
   const T scale = T(1) / std::sqrt(T(hd));
+  if constexpr (std::is_same_v<T, float>) {
+    // Per (sequence, KV head), for each query head of the group: dP = dO V^T, dS = P (dP - rowsum(P dP))
+    // * scale, dQ += dS K, dK += dS^T Q, dV += P^T dO: five GEMMs instead of scalar loops.
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t g = 0; g < KV; ++g) {
+        std::vector<float> dS(static_cast<size_t>(L * L));
+        const float* K = k + (b * L * KV + g) * hd;
+        const float* Vm = v + (b * L * KV + g) * hd;
+        float* dK = dk + (b * L * KV + g) * hd;
+        float* dV = dv + (b * L * KV + g) * hd;
+        for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+          const float* P = probs + (b * H + h) * L * L;
+          const float* dO = dout + (b * L * H + h) * hd;
+          const float* Q = q + (b * L * H + h) * hd;
+          float* dQ = dq + (b * L * H + h) * hd;
+          sgemm(false, true, L, L, hd, 1.0f, dO, H * hd, Vm, KV * hd, 0.0f, dS.data(), L);
+          for (int64_t i = 0; i < L; ++i) {
+            const float* p = P + i * L;
+            float* d = dS.data() + i * L;
+            float row = 0;
+            for (int64_t j = 0; j <= i; ++j) row += p[j] * d[j];
+            for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - row) * scale;
+            for (int64_t j = i + 1; j < L; ++j) d[j] = 0;
+          }
+          sgemm(false, false, L, hd, L, 1.0f, dS.data(), L, K, KV * hd, 1.0f, dQ, H * hd);
+          sgemm(true, false, L, hd, L, 1.0f, dS.data(), L, Q, H * hd, 1.0f, dK, KV * hd);
+          sgemm(true, false, L, hd, L, 1.0f, P, L, dO, H * hd, 1.0f, dV, KV * hd);
+        }
+      }
+    }
+    return;
+  }
   // Parallel over (sequence, KV head): every query head of a group writes the same dk/dv rows.
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
@@ -175,11 +234,16 @@ double cross_entropy_forward_backward(T* logits, const int32_t* targets, int64_t
     }
     T mx = row[0];
     for (int64_t i = 1; i < V; ++i) mx = row[i] > mx ? row[i] : mx;
+    const T target_logit = row[targets[r]];
+    // One exp per logit: row becomes exp(logit - max), then the scaled softmax minus one-hot.
     double sum = 0;
-    for (int64_t i = 0; i < V; ++i) sum += std::exp(double(row[i] - mx));
-    const double log_z = std::log(sum) + double(mx);
-    total += log_z - double(row[targets[r]]);
-    for (int64_t i = 0; i < V; ++i) row[i] = T(std::exp(double(row[i]) - log_z)) * scale;
+    for (int64_t i = 0; i < V; ++i) {
+      row[i] = std::exp(row[i] - mx);
+      sum += double(row[i]);
+    }
+    total += std::log(sum) + double(mx) - double(target_logit);
+    const T inv = T(double(scale) / sum);
+    for (int64_t i = 0; i < V; ++i) row[i] *= inv;
     row[targets[r]] -= scale;
   }
   return total;
@@ -211,7 +275,7 @@ void linear_backward_ref(T* dx, T* dW, T* db, const T* dy, const T* x, const T* 
 #define TAIA_INSTANTIATE(T)                                                                                        \
   template void rmsnorm_train_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, T);                         \
   template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t);             \
-  template void rope_apply<T>(T*, const int64_t*, int64_t, int64_t, int64_t, const float*, bool);                  \
+  template void rope_apply<T>(T*, const int64_t*, int64_t, int64_t, int64_t, const RopeTable&, bool);             \
   template void swiglu_train_forward<T>(T*, const T*, const T*, int64_t);                                          \
   template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);                                 \
   template void attention_train_forward<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t,        \

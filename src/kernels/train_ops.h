@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/rope.h"
+
 namespace taia {
 
 // y[N,D] = w[D] * x * rstd, rstd[N] = 1 / sqrt(mean(x^2) + eps) (saved for backward).
@@ -18,7 +20,7 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* w, const T
 // HF rotate-half RoPE on x[N, heads, hd] with cos/sin of position * inv_freq; `inverse` rotates by
 // the negative angle, which is the backward of the forward rotation (applied to the gradient).
 template <typename T>
-void rope_apply(T* x, const int64_t* positions, int64_t N, int64_t heads, int64_t hd, const float* inv_freq,
+void rope_apply(T* x, const int64_t* positions, int64_t N, int64_t heads, int64_t hd, const RopeTable& table,
                 bool inverse);
 
 // h[n] = silu(g) * u ; backward: dg += dh * u * silu'(g), du += dh * silu(g).

@@ -107,6 +107,7 @@ void TrainEngine::resize(const TrainBatch& batch) {
   N_ = B_ * L_;
   const size_t N = size_t(N_), D = size_t(c.hidden_size), Q = size_t(c.q_dim()), KV = size_t(c.kv_dim()),
                I = size_t(c.intermediate_size), H = size_t(c.num_heads);
+  if (rope_.cos.size() < size_t(L_) * size_t(c.head_dim / 2)) rope_ = rope_table(inv_freq_, L_);
   positions_.resize(N);
   for (int64_t i = 0; i < N_; ++i) positions_[size_t(i)] = i % L_;
   const size_t sets = options_.recompute ? 1 : size_t(c.num_layers);
@@ -211,8 +212,8 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   proj_forward(l, Proj::Q, a.q.data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::K, a.k.data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::V, a.v.data(), a.ln1.data(), N, a, train, step, false);
-  rope_apply<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, inv_freq_.data(), false);
-  rope_apply<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, inv_freq_.data(), false);
+  rope_apply<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, false);
+  rope_apply<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, false);
   attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_, c.num_heads,
                                  c.num_kv_heads, c.head_dim);
   std::memcpy(a.x_mid.data(), a.x_in.data(), size_t(N * D) * 4);
@@ -251,8 +252,8 @@ void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t st
   std::fill(dbuf_v_.begin(), dbuf_v_.end(), 0.0f);
   attention_backward<float>(dbuf_q_.data(), dbuf_k_.data(), dbuf_v_.data(), datt, a.probs.data(), a.q.data(),
                             a.k.data(), a.v.data(), B_, L_, c.num_heads, c.num_kv_heads, c.head_dim);
-  rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, inv_freq_.data(), true);
-  rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, inv_freq_.data(), true);
+  rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, true);
+  rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, true);
   float* dln1 = dbuf_b_.data();
   std::fill(dln1, dln1 + N * D, 0.0f);
   proj_backward(l, Proj::Q, dln1, dbuf_q_.data(), a.ln1.data(), N, a, step);

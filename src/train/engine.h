@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/rope.h"
 #include "model/weights.h"
 #include "model/lora.h"
 
@@ -69,6 +70,7 @@ class TrainEngine {
   FullGrads* grads_;
   EngineOptions options_;
   std::vector<float> inv_freq_;
+  RopeTable rope_;  // cos/sin for positions 0..L-1
   int64_t B_ = 0, L_ = 0, N_ = 0;
   std::vector<int64_t> positions_;
   std::vector<LayerActs> acts_;          // one per layer, or one scratch set with recompute

@@ -1,0 +1,85 @@
+// LoRA training speed on the PyTorch peer's model (../shared/peers/torch_lora_step.py):
+// LLaMA-style, vocab 8000, dim 512, 8 layers, 8 heads, SwiGLU 1376, untied head, batch 4 x 256,
+// LoRA r=8 (alpha 16, no dropout) on all seven projections, base frozen, AdamW.
+//   OMP_NUM_THREADS=2 ./build/bench/bench_train [trials] [f32|bf16]
+// Prints medians for fwd+bwd and fwd+bwd+AdamW, tokens/s and matmul GFLOP/s computed with the
+// peer's formula (2 x forward matmul FLOPs), so the two are directly comparable.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "model/init.h"
+#include "train/engine.h"
+#include "train/optimizer.h"
+
+using namespace taia;
+
+int main(int argc, char** argv) {
+  const int trials = argc > 1 ? std::atoi(argv[1]) : 5;
+  const DType dt = argc > 2 && std::string(argv[2]) == "bf16" ? DType::BF16 : DType::F32;
+  const int64_t B = 4, T = 256, V = 8000, D = 512, L = 8, FF = 1376, R = 8;
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.vocab_size = V;
+  c.hidden_size = D;
+  c.intermediate_size = FF;
+  c.num_layers = L;
+  c.num_heads = 8;
+  c.num_kv_heads = 8;
+  c.head_dim = D / 8;
+  c.max_position_embeddings = T;
+  c.rms_norm_eps = 1e-5;
+  auto model = init_model(c, 1, dt);
+  LoraConfig lc;
+  lc.rank = R;
+  lc.alpha = 16;
+  lc.dropout = 0;
+  LoraAdapter lora = LoraAdapter::create(c, lc, 2);
+  std::vector<ParamRef> params;
+  for (int64_t l = 0; l < L; ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (LoraModule* m = lora.find(l, Proj(i))) {
+        params.push_back({"A", m->A.data(), m->dA.data(), m->A.size(), true});
+        params.push_back({"B", m->B.data(), m->dB.data(), m->B.size(), true});
+      }
+  AdamW adam(params, AdamWConfig{});
+  TrainEngine engine(*model, &lora, nullptr, EngineOptions{});
+  TrainBatch batch;
+  batch.B = B;
+  batch.L = T;
+  Rng rng(3);
+  for (int64_t i = 0; i < B * T; ++i) batch.tokens.push_back(int32_t(rng.next_u64() % V));
+  for (int64_t i = 0; i < B * T; ++i) batch.targets.push_back(i % T == T - 1 ? -1 : batch.tokens[size_t(i + 1)]);
+  const float scale = 1.0f / float(batch.target_count());
+  auto time_of = [&](bool with_opt) {
+    const auto t0 = std::chrono::steady_clock::now();
+    lora.zero_grad();
+    engine.forward_backward(batch, scale, 0);
+    if (with_opt) adam.step(1e-4);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int i = 0; i < 2; ++i) time_of(true);  // warm-up
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<double> fb, fbo;
+  for (int i = 0; i < trials; ++i) fb.push_back(time_of(false));
+  for (int i = 0; i < trials; ++i) fbo.push_back(time_of(true));
+  const double tok = double(B * T);
+  const double lin = double(L) * (4.0 * D * D + 3.0 * D * FF) * 2 * tok;
+  const double lora_f = double(L) * R * (4.0 * (D + D) + 2.0 * (D + FF) + (FF + D)) * 2 * tok;
+  const double attn = double(L) * 2 * (2.0 * B * T * T * D);
+  const double head = 2 * tok * D * V;
+  const double fwd = lin + lora_f + attn + head;
+  std::printf("taia LoRA r=%lld, base %s, batch %lldx%lld, threads %s\n", (long long)R, dtype_name(dt), (long long)B,
+              (long long)T, std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "(all)");
+  std::printf("train fwd+bwd: median=%.1f ms -> %.0f tokens/s, %.1f GFLOP/s (2x fwd matmul flops)\n",
+              median(fb) * 1e3, tok / median(fb), 2 * fwd / median(fb) / 1e9);
+  std::printf("train fwd+bwd+AdamW: median=%.1f ms -> %.0f tokens/s\n", median(fbo) * 1e3, tok / median(fbo));
+  return 0;
+}
