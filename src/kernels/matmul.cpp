@@ -111,6 +111,22 @@ void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64
 }
 #endif
 
+// out[M, N] = x[M, K] W[N, K]^T for small N (<= 64): parallel over rows of x, every weight row
+// reused from cache.
+void few_rows_parallel_over_m(float* y, const float* x, const float* w, int64_t M, int64_t N, int64_t K) {
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xm = x + m * K;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* wn = w + n * K;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t k = 0; k < K; ++k) acc += xm[k] * wn[k];
+      y[m * N + n] = acc;
+    }
+  }
+}
+
 void add_bias_rows(float* y, const float* bias, int64_t M, int64_t N) {
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m)
@@ -160,6 +176,16 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
     }
   }
   if (bias) add_bias_rows(y, bias, M, N);
+}
+
+void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int64_t M) {
+  check_linear_args(w, "linear_forward_few_rows");
+  const int64_t N = w.shape[0], K = w.shape[1];
+  if (M <= 0) return;
+  if (w.dtype == DType::F32)
+    few_rows_parallel_over_m(y, x, w.ptr<const float>(), M, N, K);
+  else
+    matvec_rows(y, x, w.ptr<const uint16_t>(), nullptr, M, N, K, false);
 }
 
 void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M) {

@@ -17,6 +17,10 @@ namespace taia {
 void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                     bool accumulate = false);
 
+// y = x W^T through the row-streaming kernel whatever M is: for weights with few rows (LoRA's
+// A [r, in]), where a GEMM library's packing dominates. Parallel over weight-row blocks.
+void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int64_t M);
+
 // Plain triple loop with double accumulation: the reference the tests compare against.
 void linear_forward_reference(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                               bool accumulate = false);

@@ -4,9 +4,15 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/fast_math.h"
 #include "kernels/matmul.h"
 
 namespace taia {
+namespace {
+// exp: the vectorisable float version in float kernels, the exact one in the double checks.
+inline float exp_t(float x) { return fast_expf(x); }
+inline double exp_t(double x) { return std::exp(x); }
+}  // namespace
 
 template <typename T>
 void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* w, int64_t N, int64_t D, T eps) {
@@ -69,15 +75,15 @@ void rope_apply(T* x, const int64_t* positions, int64_t N, int64_t heads, int64_
 
 template <typename T>
 void swiglu_train_forward(T* h, const T* g, const T* u, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) h[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) h[i] = g[i] / (T(1) + exp_t(-g[i])) * u[i];
 }
 
 template <typename T>
 void swiglu_backward(T* dg, T* du, const T* dh, const T* g, const T* u, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    const T sig = T(1) / (T(1) + std::exp(-g[i]));
+    const T sig = T(1) / (T(1) + exp_t(-g[i]));
     const T silu = g[i] * sig;
     dg[i] += dh[i] * u[i] * sig * (T(1) + g[i] * (T(1) - sig));
     du[i] += dh[i] * silu;
@@ -106,7 +112,8 @@ void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* 
           float mx = p[0];
           for (int64_t j = 1; j <= i; ++j) mx = p[j] > mx ? p[j] : mx;
           float sum = 0;
-          for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
+#pragma omp simd reduction(+ : sum)
+          for (int64_t j = 0; j <= i; ++j) sum += (p[j] = fast_expf(p[j] - mx));
           const float inv = 1.0f / sum;
           for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
           for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
@@ -236,11 +243,13 @@ double cross_entropy_forward_backward(T* logits, const int32_t* targets, int64_t
     for (int64_t i = 1; i < V; ++i) mx = row[i] > mx ? row[i] : mx;
     const T target_logit = row[targets[r]];
     // One exp per logit: row becomes exp(logit - max), then the scaled softmax minus one-hot.
-    double sum = 0;
+    T sum_t = 0;
+#pragma omp simd reduction(+ : sum_t)
     for (int64_t i = 0; i < V; ++i) {
-      row[i] = std::exp(row[i] - mx);
-      sum += double(row[i]);
+      row[i] = exp_t(row[i] - mx);
+      sum_t += row[i];
     }
+    const double sum = double(sum_t);
     total += std::log(sum) + double(mx) - double(target_logit);
     const T inv = T(double(scale) / sum);
     for (int64_t i = 0; i < V; ++i) row[i] *= inv;

@@ -148,10 +148,22 @@ void TrainEngine::resize(const TrainBatch& batch) {
 void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train,
                                uint64_t step, bool accumulate) {
   const Linear& lin = base(l, p);
-  linear_forward(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
+  const double pdrop = m && train ? lora_->config.dropout : 0.0;
+  std::vector<float>& u = a.lora_u[size_t(p)];
+  if (m && pdrop == 0) {
+    std::vector<float>& w = a.w_eff[size_t(p)];
+    w.resize(size_t(m->out * m->in));
+    convert_to_f32(lin.weight.dtype, lin.weight.data, w.data(), w.size());
+    sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B.data(), m->rank, m->A.data(), m->in, 1.0f, w.data(),
+          m->in);
+    linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
+    u.resize(size_t(N * m->rank));
+    linear_forward_few_rows(u.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in}, m->A.data()), N);
+    return;
+  }
+  linear_forward(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
   if (!m) return;
-  const double pdrop = train ? lora_->config.dropout : 0.0;
   const float* xin = x;
   if (pdrop > 0) {
     const float keep_scale = float(1.0 / (1.0 - pdrop));
@@ -161,9 +173,8 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
       xd[i] = dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop) ? x[i] * keep_scale : 0.0f;
     xin = xd;
   }
-  std::vector<float>& u = a.lora_u[size_t(p)];
   u.resize(size_t(N * m->rank));
-  sgemm(false, true, N, m->rank, m->in, 1.0f, xin, m->in, m->A.data(), m->in, 0.0f, u.data(), m->rank);
+  linear_forward_few_rows(u.data(), xin, TensorView("lora_A", DType::F32, {m->rank, m->in}, m->A.data()), N);
   sgemm(false, true, N, m->out, m->rank, m->scale, u.data(), m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
 }
 
@@ -172,15 +183,23 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   const Linear& lin = base(l, p);
   float* dW = grads_ ? grads_->find(tensor_name(l, p, "weight")) : nullptr;
   float* db = grads_ && !lin.bias.empty() ? grads_->find(tensor_name(l, p, "bias")) : nullptr;
-  linear_backward(dx, dW, db, dy, x, lin.weight, N);
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
+  const double pdrop = m ? lora_->config.dropout : 0.0;
+  const bool folded = m && pdrop == 0;
+  // dx through W (+ scale B A when folded: the LoRA branch's dx comes with it).
+  if (folded)
+    linear_backward(dx, dW, db, dy, x, TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data()), N);
+  else
+    linear_backward(dx, dW, db, dy, x, lin.weight, N);
   if (!m) return;
   const std::vector<float>& u = a.lora_u[size_t(p)];
-  const double pdrop = lora_->config.dropout;
-  // dB += s * dy^T u ; du = s * dy B ; dA += du^T xd ; dx += dropout'(du A)
+  // dB += s * dy^T u ; du = s * dy B (as dy against s*B^T [r, out]) ; dA += du^T xd
   sgemm(true, false, m->out, m->rank, N, m->scale, dy, m->out, u.data(), m->rank, 1.0f, m->dB.data(), m->rank);
+  std::vector<float> bt(size_t(m->rank * m->out));
+  for (int64_t o = 0; o < m->out; ++o)
+    for (int64_t r = 0; r < m->rank; ++r) bt[size_t(r * m->out + o)] = m->scale * m->B[size_t(o * m->rank + r)];
   std::vector<float> du(size_t(N * m->rank));
-  sgemm(false, false, N, m->rank, m->out, m->scale, dy, m->out, m->B.data(), m->rank, 0.0f, du.data(), m->rank);
+  linear_forward_few_rows(du.data(), dy, TensorView("scaled_Bt", DType::F32, {m->rank, m->out}, bt.data()), N);
   const float* xin = x;
   const float keep_scale = float(1.0 / (1.0 - pdrop));
   if (pdrop > 0) {
@@ -191,15 +210,12 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
     xin = xd;
   }
   sgemm(true, false, m->rank, m->in, N, 1.0f, du.data(), m->rank, xin, m->in, 1.0f, m->dA.data(), m->in);
-  if (pdrop > 0) {
-    float* dxd = scratch_in2_.data();
-    sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 0.0f, dxd, m->in);
+  if (folded) return;
+  float* dxd = scratch_in2_.data();
+  sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 0.0f, dxd, m->in);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N * m->in; ++i)
-      if (dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop)) dx[i] += dxd[i] * keep_scale;
-  } else {
-    sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 1.0f, dx, m->in);
-  }
+  for (int64_t i = 0; i < N * m->in; ++i)
+    if (dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop)) dx[i] += dxd[i] * keep_scale;
 }
 
 void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step) {

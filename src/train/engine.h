@@ -54,6 +54,9 @@ class TrainEngine {
   struct LayerActs {
     std::vector<float> x_in, ln1, rstd1, q, k, v, probs, att, x_mid, ln2, rstd2, gate, up, h;
     std::array<std::vector<float>, kNumProj> lora_u;  // [N, r] per adapted projection
+    // Without dropout the LoRA branch folds into the weight: w_eff = W + scale B A [out, in] (F32),
+    // one large GEMM per projection forward and backward instead of four skinny ones.
+    std::array<std::vector<float>, kNumProj> w_eff;
   };
   double run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step);
   void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step);

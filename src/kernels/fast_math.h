@@ -1,0 +1,26 @@
+// exp for float in straight-line arithmetic, so loops calling it vectorise (libm's expf is
+// an opaque call per element). Cephes' expf polynomial: within 2 ulp of expf on
+// [-87.3, 88.7]; below that the result is 0, above it +inf.
+#pragma once
+#include <bit>
+#include <cstdint>
+
+namespace taia {
+
+inline float fast_expf(float x) {
+  x = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
+  const float n = __builtin_roundevenf(x * 1.44269504088896341f);
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t e = (int32_t(n) + 127) << 23;
+  return p * std::bit_cast<float>(e);
+}
+
+}  // namespace taia
