@@ -20,7 +20,9 @@ using namespace taia;
 
 int main(int argc, char** argv) {
   const int trials = argc > 1 ? std::atoi(argv[1]) : 5;
-  const DType dt = argc > 2 && std::string(argv[2]) == "bf16" ? DType::BF16 : DType::F32;
+  // f32: F32 base and compute; bf16: BF16 base weights, F32 compute; bf16c: BF16 base and BF16 GEMMs.
+  const std::string mode = argc > 2 ? argv[2] : "f32";
+  const DType dt = mode == "f32" ? DType::F32 : DType::BF16;
   const int64_t B = 4, T = 256, V = 8000, D = 512, L = 8, FF = 1376, R = 8;
   ModelConfig c;
   c.arch = Arch::Llama;
@@ -47,7 +49,9 @@ int main(int argc, char** argv) {
         params.push_back({"B", m->B.data(), m->dB.data(), m->B.size(), true});
       }
   AdamW adam(params, AdamWConfig{});
-  TrainEngine engine(*model, &lora, nullptr, EngineOptions{});
+  EngineOptions eo;
+  eo.compute_bf16 = mode == "bf16c";
+  TrainEngine engine(*model, &lora, nullptr, eo);
   TrainBatch batch;
   batch.B = B;
   batch.L = T;
@@ -76,7 +80,8 @@ int main(int argc, char** argv) {
   const double attn = double(L) * 2 * (2.0 * B * T * T * D);
   const double head = 2 * tok * D * V;
   const double fwd = lin + lora_f + attn + head;
-  std::printf("taia LoRA r=%lld, base %s, batch %lldx%lld, threads %s\n", (long long)R, dtype_name(dt), (long long)B,
+  std::printf("taia LoRA r=%lld, base %s, compute %s, batch %lldx%lld, threads %s\n", (long long)R, dtype_name(dt),
+              eo.compute_bf16 ? "BF16 GEMMs" : "F32", (long long)B,
               (long long)T, std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "(all)");
   std::printf("train fwd+bwd: median=%.1f ms -> %.0f tokens/s, %.1f GFLOP/s (2x fwd matmul flops)\n",
               median(fb) * 1e3, tok / median(fb), 2 * fwd / median(fb) / 1e9);

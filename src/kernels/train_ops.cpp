@@ -164,7 +164,10 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t g = 0; g < KV; ++g) {
-        std::vector<float> dS(static_cast<size_t>(L * L));
+        // Per-thread scratch that outlives the call: a fresh L x L buffer per head would be
+        // mapped and faulted in on every layer of every step.
+        thread_local std::vector<float> dS;
+        dS.resize(static_cast<size_t>(L * L));
         const float* K = k + (b * L * KV + g) * hd;
         const float* Vm = v + (b * L * KV + g) * hd;
         float* dK = dk + (b * L * KV + g) * hd;

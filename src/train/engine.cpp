@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/train_ops.h"
 
@@ -65,6 +66,8 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
   const ModelConfig& c = model.config;
   inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                             model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
+  TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
+             "computes in F32");
   if (grads_)
     for (const auto& [name, g] : grads_->by_name) {
       const TensorView* t = const_cast<Model&>(model).find(name);
@@ -73,6 +76,44 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
                  dtype_name(t->dtype), " (load with --dtype f32)");
       TAIA_CHECK(int64_t(g.size()) == t->numel(), "[TrainEngine] gradient of '", name, "' has the wrong size");
     }
+}
+
+const uint16_t* TrainEngine::bf16_weight(const TensorView& w) {
+  if (w.dtype == DType::BF16) return w.ptr<const uint16_t>();
+  auto it = bf16_copies_.find(w.data);
+  if (it == bf16_copies_.end()) {
+    std::vector<uint16_t> b(size_t(w.numel()));
+    convert_from_f32(w.ptr<const float>(), DType::BF16, b.data(), b.size());
+    it = bf16_copies_.emplace(w.data, std::move(b)).first;
+  }
+  return it->second.data();
+}
+
+void TrainEngine::linear_fwd(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
+                             bool accumulate) {
+  if (!options_.compute_bf16) {
+    linear_forward(y, x, w, bias, M, accumulate);
+    return;
+  }
+  const int64_t N = w.shape[0], K = w.shape[1];
+  act_bf16_.resize(size_t(M * K));
+  convert_from_f32(x, DType::BF16, act_bf16_.data(), act_bf16_.size());
+  gemm_bf16(M, N, K, act_bf16_.data(), K, bf16_weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
+  if (bias)
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
+}
+
+void TrainEngine::linear_bwd_dx(float* dx, const float* dy, const TensorView& w, int64_t M) {
+  if (!options_.compute_bf16) {
+    linear_backward(dx, nullptr, nullptr, dy, nullptr, w, M);
+    return;
+  }
+  const int64_t N = w.shape[0], K = w.shape[1];
+  act_bf16_.resize(size_t(M * N));
+  convert_from_f32(dy, DType::BF16, act_bf16_.data(), act_bf16_.size());
+  gemm_bf16(M, K, N, act_bf16_.data(), N, bf16_weight(w), K, /*b_is_nk=*/false, dx, K, /*accumulate=*/true);
 }
 
 const Linear& TrainEngine::base(int64_t l, Proj p) const {
@@ -151,7 +192,7 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
   const double pdrop = m && train ? lora_->config.dropout : 0.0;
   std::vector<float>& u = a.lora_u[size_t(p)];
-  if (m && pdrop == 0) {
+  if (m && pdrop == 0 && !options_.compute_bf16) {
     std::vector<float>& w = a.w_eff[size_t(p)];
     w.resize(size_t(m->out * m->in));
     convert_to_f32(lin.weight.dtype, lin.weight.data, w.data(), w.size());
@@ -162,7 +203,7 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
     linear_forward_few_rows(u.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in}, m->A.data()), N);
     return;
   }
-  linear_forward(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
+  linear_fwd(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
   if (!m) return;
   const float* xin = x;
   if (pdrop > 0) {
@@ -185,20 +226,24 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   float* db = grads_ && !lin.bias.empty() ? grads_->find(tensor_name(l, p, "bias")) : nullptr;
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
   const double pdrop = m ? lora_->config.dropout : 0.0;
-  const bool folded = m && pdrop == 0;
+  const bool folded = m && pdrop == 0 && !options_.compute_bf16;
   // dx through W (+ scale B A when folded: the LoRA branch's dx comes with it).
   if (folded)
     linear_backward(dx, dW, db, dy, x, TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data()), N);
+  else if (options_.compute_bf16)
+    linear_bwd_dx(dx, dy, lin.weight, N);
   else
     linear_backward(dx, dW, db, dy, x, lin.weight, N);
   if (!m) return;
   const std::vector<float>& u = a.lora_u[size_t(p)];
   // dB += s * dy^T u ; du = s * dy B (as dy against s*B^T [r, out]) ; dA += du^T xd
   sgemm(true, false, m->out, m->rank, N, m->scale, dy, m->out, u.data(), m->rank, 1.0f, m->dB.data(), m->rank);
-  std::vector<float> bt(size_t(m->rank * m->out));
+  std::vector<float>& bt = scratch_bt_;
+  bt.resize(size_t(m->rank * m->out));
   for (int64_t o = 0; o < m->out; ++o)
     for (int64_t r = 0; r < m->rank; ++r) bt[size_t(r * m->out + o)] = m->scale * m->B[size_t(o * m->rank + r)];
-  std::vector<float> du(size_t(N * m->rank));
+  std::vector<float>& du = scratch_du_;
+  du.resize(size_t(N * m->rank));
   linear_forward_few_rows(du.data(), dy, TensorView("scaled_Bt", DType::F32, {m->rank, m->out}, bt.data()), N);
   const float* xin = x;
   const float keep_scale = float(1.0 / (1.0 - pdrop));
@@ -211,6 +256,10 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   }
   sgemm(true, false, m->rank, m->in, N, 1.0f, du.data(), m->rank, xin, m->in, 1.0f, m->dA.data(), m->in);
   if (folded) return;
+  if (pdrop == 0) {
+    sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 1.0f, dx, m->in);
+    return;
+  }
   float* dxd = scratch_in2_.data();
   sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 0.0f, dxd, m->in);
 #pragma omp parallel for schedule(static)
@@ -308,9 +357,10 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
   double loss = 0;
   for (int64_t r0 = 0; r0 < N; r0 += chunk) {
     const int64_t rows = std::min(chunk, N - r0);
-    linear_forward(logits_.data(), lnf_.data() + r0 * D, w.lm_head, nullptr, rows);
+    linear_fwd(logits_.data(), lnf_.data() + r0 * D, w.lm_head, nullptr, rows, false);
     loss += cross_entropy_forward_backward<float>(logits_.data(), batch.targets.data() + r0, rows, V, grad_scale);
-    if (backward) linear_backward(dlnf + r0 * D, d_head, nullptr, logits_.data(), lnf_.data() + r0 * D, w.lm_head, rows);
+    if (backward && !d_head) linear_bwd_dx(dlnf + r0 * D, logits_.data(), w.lm_head, rows);
+    else if (backward) linear_backward(dlnf + r0 * D, d_head, nullptr, logits_.data(), lnf_.data() + r0 * D, w.lm_head, rows);
   }
   if (!backward) return loss;
   float* dx = scratch_in_.data();  // [N, D] gradient of the residual stream

@@ -36,6 +36,10 @@ FullGrads make_full_grads(const Model& model, const std::array<bool, kNumProj>& 
 struct EngineOptions {
   bool recompute = false;      // per-layer activation recomputation
   uint64_t dropout_seed = 0;   // LoRA dropout masks are a pure function of (seed, step, place)
+  // Mixed precision (LoRA only): the frozen base projections and LM head multiply in BF16
+  // (activations rounded to BF16, F32 accumulation), as torch autocast does; LoRA branches,
+  // norms, attention, softmax and the loss stay F32.
+  bool compute_bf16 = false;
 };
 
 class TrainEngine {
@@ -66,6 +70,9 @@ class TrainEngine {
   void proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N, LayerActs& a,
                      uint64_t step);
   const Linear& base(int64_t l, Proj p) const;
+  const uint16_t* bf16_weight(const TensorView& w);  // BF16 view of a frozen weight (converted once)
+  void linear_fwd(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate);
+  void linear_bwd_dx(float* dx, const float* dy, const TensorView& w, int64_t M);
   void resize(const TrainBatch& batch);
 
   const Model& model_;
@@ -78,9 +85,11 @@ class TrainEngine {
   std::vector<int64_t> positions_;
   std::vector<LayerActs> acts_;          // one per layer, or one scratch set with recompute
   std::vector<std::vector<float>> x_in_; // per layer inputs (recompute mode)
+  std::map<const void*, std::vector<uint16_t>> bf16_copies_;  // F32 frozen weights in BF16
+  std::vector<uint16_t> act_bf16_;                            // activations rounded for a BF16 GEMM
   std::vector<float> x_, lnf_, rstdf_;
   std::vector<float> scratch_in_, scratch_in2_, scratch_r_, dbuf_a_, dbuf_b_, dbuf_c_, dbuf_q_, dbuf_k_, dbuf_v_,
-      dbuf_gate_, dbuf_up_, logits_;
+      dbuf_gate_, dbuf_up_, logits_, scratch_bt_, scratch_du_;
 };
 
 }  // namespace taia

@@ -136,6 +136,9 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
   EngineOptions eo;
   eo.recompute = o.recompute;
   eo.dropout_seed = o.seed;
+  TAIA_CHECK(o.compute == "f32" || o.compute == "bf16", "[train] --compute expected f32 or bf16, got '", o.compute, "'");
+  TAIA_CHECK(o.compute == "f32" || !full, "[train] --compute bf16 is for LoRA; full fine-tuning computes in F32");
+  eo.compute_bf16 = o.compute == "bf16";
   TrainEngine engine(*model, full ? nullptr : &lora, full ? &grads : nullptr, eo);
   AdamW adam(params, o.adamw);
 

@@ -34,6 +34,7 @@ struct TrainOptions {
   bool recompute = false;
   int threads = 0;
   std::string dtype = "auto";   // base weights in memory for LoRA (full fine-tuning uses F32)
+  std::string compute = "f32";  // f32, or bf16: LoRA's frozen-base GEMMs in BF16 (mixed precision)
   bool progress = true;         // progress bar (only drawn on a terminal)
 };
 

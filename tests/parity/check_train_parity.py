@@ -31,6 +31,9 @@ CASES = [
                                                  "rslora": True, "rank_pattern": {"q_proj": 2, "layers.1.mlp.up_proj": 6},
                                                  "alpha_pattern": {"down_proj": 3}}),
     ("qwen2_lora_attn_only", QWEN, "f32", {"method": "lora", "targets": "q,k,v,o", "rank": 2, "alpha": 4}),
+    # Mixed precision: base GEMMs in BF16, so only a loose agreement with F32 PyTorch is expected.
+    ("llama_lora_bf16_compute", LLAMA, "bf16", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8,
+                                               "compute": "bf16", "tolerance": 3e-2}),
     ("llama_full_all", LLAMA, "f32", {"method": "full", "targets": "all"}),
     ("qwen2_full_tied", QWEN, "f32", {"method": "full", "targets": "all"}),
     ("qwen2_full_ffn_only", QWEN, "f32", {"method": "full", "targets": "ffn", "recompute": True}),
@@ -108,14 +111,15 @@ def run_case(taia, probe, work, name, cfg, dtype, spec):
     loss = loss_fn()
     loss.backward()
     problems = []
-    if abs(loss.item() - ours["loss"]) > 1e-4 * max(1.0, abs(loss.item())):
+    tol = spec.get("tolerance", 1e-4)
+    if abs(loss.item() - ours["loss"]) > tol * max(1.0, abs(loss.item())):
         problems.append(f"loss {ours['loss']} vs torch {loss.item()}")
     worst = 0.0
     if full:
         for n, g in grads.items():
             e = rel_err(g.numpy(), W[n].grad.numpy())
             worst = max(worst, e)
-            if e > 1e-4:
+            if e > tol:
                 problems.append(f"grad {n}: relative error {e:.2e}")
         count = len(grads)
     else:
@@ -123,7 +127,7 @@ def run_case(taia, probe, work, name, cfg, dtype, spec):
             for tag, t in (("A", A), ("B", Bm)):
                 e = rel_err(grads[f"base_model.model.{m}.lora_{tag}.weight"].numpy(), t.grad.numpy())
                 worst = max(worst, e)
-                if e > 1e-4:
+                if e > tol:
                     problems.append(f"grad {m}.lora_{tag}: relative error {e:.2e}")
         count = 2 * len(lora)
     opt = torch.optim.AdamW(groups, lr=2e-3, betas=(0.9, 0.999), eps=1e-8)
@@ -135,7 +139,7 @@ def run_case(taia, probe, work, name, cfg, dtype, spec):
         loss.backward()
         losses.append(loss.item())
     diff = max(abs(a - b) for a, b in zip(losses, ours["losses"]))
-    if diff > 1e-4 or len(ours["losses"]) != 11:
+    if diff > tol or len(ours["losses"]) != 11:
         problems.append(f"AdamW losses differ by {diff:.2e}: taia {ours['losses']} torch {losses}")
     print(f"{'ok  ' if not problems else 'FAIL'} {name}: loss {ours['loss']:.6f}, {count} gradient tensors, worst "
           f"relative error {worst:.2e}, 10 AdamW steps max |loss diff| {diff:.2e} "

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     }
     EngineOptions eo;
     eo.recompute = spec.value("recompute", false);
+    eo.compute_bf16 = spec.value("compute", "f32") == "bf16";
     TrainEngine engine(*model, full ? nullptr : &lora, full ? &grads : nullptr, eo);
     TrainBatch batch;
     batch.B = spec.at("B");

@@ -1,0 +1,98 @@
+#include "kernels/gemm_bf16.h"
+
+#include <dnnl.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "core/error.h"
+
+namespace taia {
+namespace {
+
+#define DNNL_OK(call)                                                                          \
+  do {                                                                                         \
+    dnnl_status_t s_ = (call);                                                                 \
+    TAIA_CHECK(s_ == dnnl_success, "[gemm_bf16] oneDNN call failed (status ", int(s_), "): ", #call); \
+  } while (0)
+
+dnnl_engine_t engine() {
+  static dnnl_engine_t e = [] {
+    dnnl_engine_t x = nullptr;
+    DNNL_OK(dnnl_engine_create(&x, dnnl_cpu, 0));
+    return x;
+  }();
+  return e;
+}
+
+dnnl_stream_t stream() {
+  static dnnl_stream_t s = [] {
+    dnnl_stream_t x = nullptr;
+    DNNL_OK(dnnl_stream_create(&x, engine(), dnnl_stream_default_flags));
+    return x;
+  }();
+  return s;
+}
+
+struct Plan {
+  dnnl_memory_desc_t a, b, c;
+  dnnl_primitive_t prim = nullptr;
+};
+
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+
+// Primitives are JIT-compiled once per shape and kept.
+Plan& plan_for(const Key& key) {
+  static std::map<Key, Plan> plans;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = plans.find(key);
+  if (it != plans.end()) return it->second;
+  const auto [M, N, K, lda, ldw, ldc, b_is_nk, accumulate] = key;
+  Plan p;
+  dnnl_dims_t a_dims = {M, K}, a_strides = {lda, 1};
+  dnnl_dims_t b_dims = {K, N}, b_strides = {b_is_nk ? 1 : ldw, b_is_nk ? ldw : 1};
+  dnnl_dims_t c_dims = {M, N}, c_strides = {ldc, 1};
+  DNNL_OK(dnnl_memory_desc_init_by_strides(&p.a, 2, a_dims, dnnl_bf16, a_strides));
+  DNNL_OK(dnnl_memory_desc_init_by_strides(&p.b, 2, b_dims, dnnl_bf16, b_strides));
+  DNNL_OK(dnnl_memory_desc_init_by_strides(&p.c, 2, c_dims, dnnl_f32, c_strides));
+  dnnl_matmul_desc_t desc;
+  DNNL_OK(dnnl_matmul_desc_init(&desc, &p.a, &p.b, nullptr, &p.c));
+  dnnl_primitive_attr_t attr = nullptr;
+  DNNL_OK(dnnl_primitive_attr_create(&attr));
+  if (accumulate) {
+    dnnl_post_ops_t po = nullptr;
+    DNNL_OK(dnnl_post_ops_create(&po));
+    DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
+    DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
+    dnnl_post_ops_destroy(po);
+  }
+  dnnl_primitive_desc_t pd = nullptr;
+  DNNL_OK(dnnl_primitive_desc_create(&pd, &desc, attr, engine(), nullptr));
+  DNNL_OK(dnnl_primitive_create(&p.prim, pd));
+  dnnl_primitive_desc_destroy(pd);
+  dnnl_primitive_attr_destroy(attr);
+  return plans.emplace(key, p).first->second;
+}
+
+}  // namespace
+
+void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* W, int64_t ldw,
+               bool b_is_nk, float* C, int64_t ldc, bool accumulate) {
+  if (M == 0 || N == 0) return;
+  Plan& p = plan_for(Key{M, N, K, lda, ldw, ldc, b_is_nk, accumulate});
+  dnnl_memory_t a = nullptr, b = nullptr, c = nullptr;
+  DNNL_OK(dnnl_memory_create(&a, &p.a, engine(), const_cast<uint16_t*>(A)));
+  DNNL_OK(dnnl_memory_create(&b, &p.b, engine(), const_cast<uint16_t*>(W)));
+  DNNL_OK(dnnl_memory_create(&c, &p.c, engine(), C));
+  dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+  const dnnl_status_t st = dnnl_primitive_execute(p.prim, stream(), 3, args);
+  dnnl_stream_wait(stream());
+  dnnl_memory_destroy(a);
+  dnnl_memory_destroy(b);
+  dnnl_memory_destroy(c);
+  TAIA_CHECK(st == dnnl_success, "[gemm_bf16] oneDNN matmul failed with status ", int(st));
+}
+
+}  // namespace taia
