@@ -27,6 +27,15 @@ inline float load_w<float>(const float* w, int64_t i) { return w[i]; }
 template <>
 inline float load_w<uint16_t>(const uint16_t* w, int64_t i) { return bf16_to_f32(w[i]); }
 
+// Dot product of an F32 row with an F32 or BF16 weight row; the compiler vectorises it.
+template <typename WT>
+inline float dot_row(const float* x, const WT* w, int64_t K) {
+  float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t k = 0; k < K; ++k) acc += x[k] * load_w(w, k);
+  return acc;
+}
+
 // Portable version: the compiler vectorises the inner reduction.
 template <typename WT>
 void matvec_rows_portable(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
@@ -35,10 +44,7 @@ void matvec_rows_portable(float* y, const float* x, const WT* w, const float* bi
   for (int64_t n = 0; n < N; ++n) {
     const WT* wn = w + n * K;
     for (int64_t m = 0; m < M; ++m) {
-      const float* xm = x + m * K;
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t k = 0; k < K; ++k) acc += xm[k] * load_w(wn, k);
+      float acc = dot_row(x + m * K, wn, K);
       if (bias) acc += bias[n];
       float* out = y + m * N + n;
       *out = accumulate ? *out + acc : acc;
@@ -116,14 +122,7 @@ void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64
 void few_rows_parallel_over_m(float* y, const float* x, const float* w, int64_t M, int64_t N, int64_t K) {
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
-    const float* xm = x + m * K;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* wn = w + n * K;
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t k = 0; k < K; ++k) acc += xm[k] * wn[k];
-      y[m * N + n] = acc;
-    }
+    for (int64_t n = 0; n < N; ++n) y[m * N + n] = dot_row(x + m * K, w + n * K, K);
   }
 }
 

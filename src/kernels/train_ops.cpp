@@ -12,6 +12,19 @@ namespace {
 // exp: the vectorisable float version in float kernels, the exact one in the double checks.
 inline float exp_t(float x) { return fast_expf(x); }
 inline double exp_t(double x) { return std::exp(x); }
+
+// Row i of a causal attention matrix: softmax over p[0..i], zeros after.
+template <typename T>
+void causal_softmax_row(T* p, int64_t i, int64_t L) {
+  T mx = p[0];
+  for (int64_t j = 1; j <= i; ++j) mx = p[j] > mx ? p[j] : mx;
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j <= i; ++j) sum += (p[j] = exp_t(p[j] - mx));
+  const T inv = T(1) / sum;
+  for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+  for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
+}
 }  // namespace
 
 template <typename T>
@@ -107,17 +120,7 @@ void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* 
         const float* K = k + (b * L * KV + g) * hd;
         const float* Vm = v + (b * L * KV + g) * hd;
         sgemm(false, true, L, L, hd, scale, Q, H * hd, K, KV * hd, 0.0f, P, L);
-        for (int64_t i = 0; i < L; ++i) {
-          float* p = P + i * L;
-          float mx = p[0];
-          for (int64_t j = 1; j <= i; ++j) mx = p[j] > mx ? p[j] : mx;
-          float sum = 0;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t j = 0; j <= i; ++j) sum += (p[j] = fast_expf(p[j] - mx));
-          const float inv = 1.0f / sum;
-          for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
-          for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
-        }
+        for (int64_t i = 0; i < L; ++i) causal_softmax_row(P + i * L, i, L);
         sgemm(false, false, L, hd, L, 1.0f, P, L, Vm, KV * hd, 0.0f, out + (b * L * H + h) * hd, H * hd);
       }
     }
@@ -130,18 +133,13 @@ void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* 
       for (int64_t i = 0; i < L; ++i) {
         const T* qi = q + ((b * L + i) * H + h) * hd;
         T* p = probs + ((b * H + h) * L + i) * L;
-        T mx = -INFINITY;
         for (int64_t j = 0; j <= i; ++j) {
           const T* kj = k + ((b * L + j) * KV + g) * hd;
           T dot = 0;
           for (int64_t d = 0; d < hd; ++d) dot += qi[d] * kj[d];
           p[j] = dot * scale;
-          mx = p[j] > mx ? p[j] : mx;
         }
-        T sum = 0;
-        for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
-        for (int64_t j = 0; j <= i; ++j) p[j] /= sum;
-        for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
+        causal_softmax_row(p, i, L);
         T* o = out + ((b * L + i) * H + h) * hd;
         for (int64_t d = 0; d < hd; ++d) o[d] = 0;
         for (int64_t j = 0; j <= i; ++j) {

@@ -50,6 +50,14 @@ inline bool dropout_keep(uint64_t seed, uint64_t step, int64_t layer, int proj, 
   return double(z >> 11) * (1.0 / 9007199254740992.0) >= p;
 }
 
+// xd[i] = keep ? x[i] / (1 - p) : 0 for the mask of (seed, step, layer, proj).
+void apply_dropout(float* xd, const float* x, int64_t n, uint64_t seed, uint64_t step, int64_t layer, int proj,
+                   double p) {
+  const float keep_scale = float(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) xd[i] = dropout_keep(seed, step, layer, proj, i, p) ? x[i] * keep_scale : 0.0f;
+}
+
 const char* kLinearSuffix[kNumProj] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
@@ -207,12 +215,8 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   if (!m) return;
   const float* xin = x;
   if (pdrop > 0) {
-    const float keep_scale = float(1.0 / (1.0 - pdrop));
-    float* xd = scratch_in2_.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N * m->in; ++i)
-      xd[i] = dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop) ? x[i] * keep_scale : 0.0f;
-    xin = xd;
+    apply_dropout(scratch_in2_.data(), x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
+    xin = scratch_in2_.data();
   }
   u.resize(size_t(N * m->rank));
   linear_forward_few_rows(u.data(), xin, TensorView("lora_A", DType::F32, {m->rank, m->in}, m->A.data()), N);
@@ -248,11 +252,8 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   const float* xin = x;
   const float keep_scale = float(1.0 / (1.0 - pdrop));
   if (pdrop > 0) {
-    float* xd = scratch_in2_.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N * m->in; ++i)
-      xd[i] = dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop) ? x[i] * keep_scale : 0.0f;
-    xin = xd;
+    apply_dropout(scratch_in2_.data(), x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
+    xin = scratch_in2_.data();
   }
   sgemm(true, false, m->rank, m->in, N, 1.0f, du.data(), m->rank, xin, m->in, 1.0f, m->dA.data(), m->in);
   if (folded) return;
