@@ -32,6 +32,34 @@ void embed_rows(float* out, const TensorView& embed, const int32_t* tokens, int6
 
 }  // namespace
 
+void Decoder::set_adapter(const LoraAdapter* adapter, const ModuleMask& mask) {
+  if (adapter) {
+    const ModelConfig& c = model_.config;
+    TAIA_CHECK(int64_t(adapter->layers.size()) == c.num_layers, "[Decoder::set_adapter] the adapter has ",
+               adapter->layers.size(), " layers, the model ", c.num_layers);
+    for (int64_t l = 0; l < c.num_layers; ++l)
+      for (int i = 0; i < kNumProj; ++i)
+        if (const LoraModule* m = adapter->find(l, Proj(i))) {
+          const auto [in, out] = proj_shape(c, Proj(i));
+          TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] ", module_name(l, Proj(i)), " is [",
+                     m->out, ", ", m->in, "] in the adapter but [", out, ", ", in, "] in the model");
+        }
+  }
+  adapter_ = adapter;
+  mask_ = mask;
+}
+
+void Decoder::project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate) {
+  linear_forward(y, x, lin.weight, lin.bias_ptr(), T, accumulate);
+  if (!adapter_ || !mask_[size_t(p)]) return;
+  const LoraModule* m = adapter_->find(layer, p);
+  if (!m) return;
+  lora_u_.resize(size_t(T * m->rank));
+  linear_forward_few_rows(lora_u_.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in},
+                                                        const_cast<float*>(m->A.data())), T);
+  sgemm(false, true, T, m->out, m->rank, m->scale, lora_u_.data(), m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
+}
+
 void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
   const ModelConfig& c = model_.config;
   const ModelWeights& w = model_.weights;
@@ -58,19 +86,19 @@ void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* l
     float* k_rows = cache.keys(l) + pos0 * KV;  // [T, KV] slots for the new positions
     float* v_rows = cache.values(l) + pos0 * KV;
     rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
-    linear_forward(s_.q.data(), xn, L.q.weight, L.q.bias_ptr(), T);
-    linear_forward(k_rows, xn, L.k.weight, L.k.bias_ptr(), T);
-    linear_forward(v_rows, xn, L.v.weight, L.v.bias_ptr(), T);
+    project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
+    project(l, Proj::K, L.k, k_rows, xn, T, false);
+    project(l, Proj::V, L.v, v_rows, xn, T, false);
     rope_forward(s_.q.data(), s_.pos.data(), T, c.num_heads, c.head_dim, s_.inv_freq.data());
     rope_forward(k_rows, s_.pos.data(), T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
     attention_forward(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), T, pos0, cache.row_stride(), shape);
-    linear_forward(x, s_.att.data(), L.o.weight, L.o.bias_ptr(), T, /*accumulate=*/true);
+    project(l, Proj::O, L.o, x, s_.att.data(), T, /*accumulate=*/true);
 
     rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
-    linear_forward(s_.gate.data(), xn, L.gate.weight, L.gate.bias_ptr(), T);
-    linear_forward(s_.up.data(), xn, L.up.weight, L.up.bias_ptr(), T);
+    project(l, Proj::Gate, L.gate, s_.gate.data(), xn, T, false);
+    project(l, Proj::Up, L.up, s_.up.data(), xn, T, false);
     swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
-    linear_forward(x, s_.gate.data(), L.down.weight, L.down.bias_ptr(), T, /*accumulate=*/true);
+    project(l, Proj::Down, L.down, x, s_.gate.data(), T, /*accumulate=*/true);
   }
   cache.set_length(pos0 + T);
   const int64_t first = all_logits ? 0 : T - 1;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/kv_cache.h"
+#include "model/lora.h"
 #include "model/weights.h"
 
 namespace taia {
@@ -32,9 +33,18 @@ class Decoder {
 
   const Model& model() const { return model_; }
 
+  // Runs with the adapter's modules in `mask` applied unmerged (y += scale * B A x); switching
+  // modes needs no reload. nullptr or an empty mask: the base model.
+  void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
+
  private:
+  void project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate);
+
   const Model& model_;
   RunState s_;
+  const LoraAdapter* adapter_ = nullptr;
+  ModuleMask mask_{};
+  std::vector<float> lora_u_;  // [T, r]
 };
 
 }  // namespace taia

@@ -54,9 +54,29 @@ std::array<bool, kNumProj> parse_targets(const std::string& spec) {
 
 std::string targets_to_string(const std::array<bool, kNumProj>& t) {
   std::string s;
-  for (int i = 0; i < kNumProj; ++i)
-    if (t[size_t(i)]) s += (s.empty() ? "" : ",") + std::string(kNames[i]);
+  for (int i = 0; i < kNumProj; ++i) {
+    if (!t[size_t(i)]) continue;
+    if (!s.empty()) s += ',';
+    s += kNames[i];
+  }
   return s;
+}
+
+ModuleMask parse_mode(const std::string& m) {
+  ModuleMask mask{};
+  if (m == "base") return mask;
+  if (m == "vanilla") return parse_targets("all");
+  if (m == "taia") return parse_targets("attn");
+  if (m == "taif") return parse_targets("ffn");
+  return parse_targets(m);
+}
+
+std::string mode_name(const ModuleMask& mask) {
+  if (mask == ModuleMask{}) return "base";
+  if (mask == parse_targets("all")) return "vanilla";
+  if (mask == parse_targets("attn")) return "taia";
+  if (mask == parse_targets("ffn")) return "taif";
+  return targets_to_string(mask);
 }
 
 std::string module_name(int64_t layer, Proj p) {

@@ -25,6 +25,12 @@ std::string targets_to_string(const std::array<bool, kNumProj>& t);
 // The HF module name: "model.layers.3.self_attn.q_proj".
 std::string module_name(int64_t layer, Proj p);
 
+// Which adapter modules a model runs with (the TAIA modes): base = none, vanilla = all,
+// taia = attention (q,k,v,o), taif = FFN (gate,up,down), or an explicit list ("q,k,v").
+using ModuleMask = std::array<bool, kNumProj>;
+ModuleMask parse_mode(const std::string& mode_or_modules);
+std::string mode_name(const ModuleMask& mask);  // "taia", "vanilla", ... or the module list
+
 struct LoraConfig {
   int64_t rank = 16;
   double alpha = 32;

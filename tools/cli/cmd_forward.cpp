@@ -13,6 +13,7 @@ struct ForwardArgs {
   std::string model, prompt_ids, out, dtype = "auto";
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
+  AdapterArgs adapter;
 };
 
 void run_forward(const ForwardArgs& a) {
@@ -22,7 +23,10 @@ void run_forward(const ForwardArgs& a) {
   check_ids_in_vocab(ids, c, a.model);
   TAIA_CHECK(int64_t(ids.size()) <= c.max_position_embeddings, "[forward] ", ids.size(),
              " ids exceed max_position_embeddings = ", c.max_position_embeddings);
+  ModuleMask mask;
+  auto adapter = apply_adapter_args(a.adapter, *model, &mask);
   Decoder decoder(*model);
+  decoder.set_adapter(adapter.get(), mask);
   KVCache cache(c, int64_t(ids.size()));
   std::vector<float> logits(ids.size() * size_t(c.vocab_size));  // [T, V]
   decoder.forward(cache, ids.data(), int64_t(ids.size()), logits.data(), /*all_logits=*/true);
@@ -59,6 +63,7 @@ void register_forward(CLI::App& app) {
   cmd->add_option("--prompt-ids", args->prompt_ids, "Comma-separated token ids")->required();
   cmd->add_option("-o,--out", args->out, "Write logits [positions, vocab] as raw little-endian float32");
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_forward(*args); });

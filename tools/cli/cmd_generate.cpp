@@ -24,6 +24,7 @@ struct GenerateArgs {
   std::string dtype = "auto";
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
+  AdapterArgs adapter;
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -55,7 +56,10 @@ void run_generate(const GenerateArgs& a) {
   TAIA_CHECK(!tok || tok->vocab_size() <= model->config.vocab_size, a.model, ": the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", model->config.vocab_size);
 
+  ModuleMask mask;
+  auto adapter = apply_adapter_args(a.adapter, *model, &mask);
   Decoder decoder(*model);
+  decoder.set_adapter(adapter.get(), mask);
   GenerateOptions options;
   options.max_new_tokens = a.n;
   options.sampling.temperature = a.temperature;
@@ -128,6 +132,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Sampling seed");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at the model's EOS ids");
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);
   cmd->callback([args] {

@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "core/threading.h"
+#include "model/merge.h"
+#include "model/peft_adapter.h"
 
 namespace taia::cli {
 
@@ -65,5 +67,32 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, c
 }
 
 void print_json(const Json& j) { std::cout << j.dump() << std::endl; }
+
+void add_adapter_options(CLI::App* cmd, AdapterArgs* args) {
+  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder");
+  auto* mode = cmd->add_option("--mode", args->mode,
+                               "Which adapter modules run: base, vanilla (all), taia (attention, the default), "
+                               "taif (FFN)")
+                   ->check(CLI::IsMember({"base", "vanilla", "taia", "taif"}));
+  auto* modules = cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode, e.g. q,k,v,o");
+  mode->excludes(modules);
+  cmd->add_flag("--merge", args->merge, "Merge the selected modules into the weights instead of applying them at run time");
+}
+
+std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& a, Model& model, ModuleMask* unmerged_mask) {
+  *unmerged_mask = ModuleMask{};
+  if (a.adapter.empty()) {
+    if (!a.mode.empty() || !a.modules.empty())
+      throw CLI::ValidationError("--mode/--modules", "need --adapter");
+    return nullptr;
+  }
+  const ModuleMask mask = parse_mode(a.modules.empty() ? (a.mode.empty() ? "taia" : a.mode) : a.modules);
+  auto adapter = std::make_unique<LoraAdapter>(load_peft_adapter(a.adapter, model.config));
+  if (a.merge)
+    merge_adapter(model, *adapter, mask);
+  else
+    *unmerged_mask = mask;
+  return adapter;
+}
 
 }  // namespace taia::cli

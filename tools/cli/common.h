@@ -9,6 +9,7 @@
 
 #include "core/json_util.h"
 #include "model/loader.h"
+#include "model/lora.h"
 #include "tokenizer/chat_template.h"
 
 namespace taia::cli {
@@ -20,6 +21,7 @@ void register_inspect(CLI::App& app);
 void register_init_model(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
+void register_merge(CLI::App& app);
 
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);
@@ -35,5 +37,15 @@ std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& 
 void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path);
 
 void print_json(const Json& j);  // one line on stdout
+
+// --adapter DIR with --mode base|vanilla|taia|taif or --modules q,k,... and --merge.
+struct AdapterArgs {
+  std::string adapter, mode, modules;
+  bool merge = false;
+};
+void add_adapter_options(CLI::App* cmd, AdapterArgs* args);
+// Loads the adapter (if any) and either merges the selected modules into the model or keeps
+// them for the decoder to apply unmerged. Returns the adapter (kept alive by the caller).
+std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& args, Model& model, ModuleMask* unmerged_mask);
 
 }  // namespace taia::cli

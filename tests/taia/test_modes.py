@@ -1,0 +1,144 @@
+"""TAIA inference modes and merging, end to end on stories260K:
+- unmerged and merged modes give the same logits (max abs diff <= 1e-5, F32);
+- base mode is the base model; taia with an FFN-only adapter is the base model;
+- `taia merge --adapter`: every gate/up/down tensor is bitwise the base's and every q/k/v/o tensor
+  equals W + scale * B A computed in double precision, rounded once to F32;
+- `taia merge --finetuned`: module-by-module provenance (attention fine-tuned, FFN base,
+  embeddings/norms fine-tuned unless --revert).
+
+usage: /usr/bin/python3 test_modes.py TAIA_BINARY FIXTURES WORK_DIR
+"""
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
+from torch_reference import read_safetensors  # noqa: E402
+
+TAIA, FIXTURES, WORK = sys.argv[1:4]
+MODEL = os.path.join(FIXTURES, "models", "stories260K", "stories260K.gguf")
+if not os.path.exists(MODEL):
+    print(f"skip: {MODEL} not found")
+    sys.exit(77)
+shutil.rmtree(WORK, ignore_errors=True)
+os.makedirs(WORK)
+failures = []
+IDS = "1,403,407,261,378,432,383,286"
+
+
+def check(cond, label, detail=""):
+    print(f"{'ok  ' if cond else 'FAIL'} {label}{'' if cond else ': ' + str(detail)[:500]}")
+    if not cond:
+        failures.append(label)
+
+
+def taia(*args):
+    r = subprocess.run([TAIA, *args], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        print(r.stderr)
+    return r
+
+
+def logits(*extra):
+    out = os.path.join(WORK, "logits.f32")
+    r = taia("forward", "-m", MODEL, "--prompt-ids", IDS, "-o", out, "--threads", "2", *extra)
+    return np.fromfile(out, dtype="<f4") if r.returncode == 0 else None
+
+
+rng = random.Random(1)
+with open(os.path.join(WORK, "data.jsonl"), "w") as f:
+    for _ in range(32):
+        n = rng.choice(["Lily", "Tom", "Sam"])
+        f.write(json.dumps({"instruction": f"Who is {n}?", "output": f"{n} is a happy child who likes to play."}) + "\n")
+data = os.path.join(WORK, "data.jsonl")
+adapter = os.path.join(WORK, "adapter")
+taia("train", "-m", MODEL, "--data", data, "-o", adapter, "--max-steps", "6", "--lr", "1e-2", "--batch-size", "4",
+     "--grad-accum", "1", "--lora-rank", "4", "--lora-alpha", "8", "--lora-dropout", "0")
+ffn_adapter = os.path.join(WORK, "ffn_adapter")
+taia("train", "-m", MODEL, "--data", data, "-o", ffn_adapter, "--max-steps", "3", "--lr", "1e-2", "--batch-size", "4",
+     "--grad-accum", "1", "--targets", "ffn")
+
+base = logits()
+check(base is not None, "base forward")
+for mode in ("base", "vanilla", "taia", "taif"):
+    un = logits("--adapter", adapter, "--mode", mode)
+    me = logits("--adapter", adapter, "--mode", mode, "--merge")
+    diff = float(np.abs(un - me).max())
+    check(diff <= 1e-5, f"{mode}: merged == unmerged logits (max |diff| {diff:.2e})", diff)
+    changed = float(np.abs(un - base).max())
+    check((changed == 0) == (mode == "base"), f"{mode}: {'equals' if mode == 'base' else 'differs from'} the base "
+          f"(max |diff| {changed:.3f})", changed)
+taia_l, vanilla_l = logits("--adapter", adapter, "--mode", "taia"), logits("--adapter", adapter, "--mode", "vanilla")
+check(float(np.abs(taia_l - vanilla_l).max()) > 1e-3, "taia differs from vanilla")
+q_only = logits("--adapter", adapter, "--modules", "q,k,v,o")
+check(np.array_equal(q_only, taia_l), "--modules q,k,v,o is taia")
+check(np.array_equal(logits("--adapter", ffn_adapter, "--mode", "taia"), base),
+      "taia with an FFN-only adapter is exactly the base")
+
+# Merged folders: FFN bitwise base, attention = W + s B A in double, rounded once.
+base_dir, taia_dir, taif_dir = (os.path.join(WORK, n) for n in ("m_base", "m_taia", "m_taif"))
+for d, mode in ((base_dir, "base"), (taia_dir, "taia"), (taif_dir, "taif")):
+    r = taia("merge", "--base", MODEL, "--adapter", adapter, "--mode", mode, "-o", d, "--format", "json")
+    check(r.returncode == 0, f"merge --mode {mode}", r.stderr)
+B = read_safetensors(os.path.join(base_dir, "model.safetensors"))
+Tm = read_safetensors(os.path.join(taia_dir, "model.safetensors"))
+Fm = read_safetensors(os.path.join(taif_dir, "model.safetensors"))
+AD = read_safetensors(os.path.join(adapter, "adapter_model.safetensors"))
+cfg = json.load(open(os.path.join(adapter, "adapter_config.json")))
+scale = cfg["lora_alpha"] / cfg["r"]
+bad_ffn, bad_attn, bad_other = [], [], []
+for name, w in B.items():
+    wb, wt, wf = w.numpy(), Tm[name].numpy(), Fm[name].numpy()
+    proj = next((p for p in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+                 if f".{p}." in name), None)
+    if proj is None:
+        if not (np.array_equal(wb, wt) and np.array_equal(wb, wf)):
+            bad_other.append(name)
+        continue
+    key = "base_model.model." + name[:-len(".weight")]
+    A = AD[key + ".lora_A.weight"].numpy().astype(np.float64)
+    Bm = AD[key + ".lora_B.weight"].numpy().astype(np.float64)
+    merged = (wb.astype(np.float64) + scale * (Bm @ A)).astype(np.float32)
+    attn = proj in ("q_proj", "k_proj", "v_proj", "o_proj")
+    if attn:
+        if not np.array_equal(wt, merged) or not np.array_equal(wf, wb):
+            bad_attn.append(name)
+    else:
+        if not np.array_equal(wt, wb) or not np.array_equal(wf, merged):
+            bad_ffn.append(name)
+check(not bad_attn, "taia export: q/k/v/o == W + s B A (double, rounded once); taif keeps them base", bad_attn[:3])
+check(not bad_ffn, "taia export: gate/up/down bitwise base; taif merges them", bad_ffn[:3])
+check(not bad_other, "embeddings and norms untouched by adapter merges", bad_other[:3])
+
+# Full fine-tuning merge: provenance and bitwise sources.
+full = os.path.join(WORK, "full")
+taia("train", "-m", MODEL, "--data", data, "-o", full, "--method", "full", "--max-steps", "3", "--lr", "1e-3",
+     "--batch-size", "4", "--grad-accum", "1")
+for revert in ("", "embeddings,norms"):
+    out = os.path.join(WORK, "full_taia" + ("_revert" if revert else ""))
+    args = ["merge", "--base", MODEL, "--finetuned", full, "--mode", "taia", "-o", out, "--format", "json"]
+    r = taia(*args, *(["--revert", revert] if revert else []))
+    prov = json.loads(r.stdout)["provenance"] if r.returncode == 0 else {}
+    M = read_safetensors(os.path.join(out, "model.safetensors"))
+    FT = read_safetensors(os.path.join(full, "model.safetensors"))
+    wrong = []
+    for name, src in prov.items():
+        attn = any(f".{p}." in name for p in ("q_proj", "k_proj", "v_proj", "o_proj"))
+        ffn = any(f".{p}." in name for p in ("gate_proj", "up_proj", "down_proj"))
+        reverted = bool(revert) and ("norm" in name or name == "model.embed_tokens.weight")
+        want = "finetuned" if attn else "base" if ffn or reverted else "finetuned"
+        ref = (FT if want == "finetuned" else B)[name].numpy()
+        if src != want or not np.array_equal(M[name].numpy(), ref):
+            wrong.append((name, src, want))
+    check(r.returncode == 0 and len(prov) == len(B) and not wrong,
+          f"full fine-tuning merge, revert '{revert}': provenance and bitwise sources", wrong[:3] or r.stderr)
+
+r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
+check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
+print(f"{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
