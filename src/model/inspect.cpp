@@ -1,5 +1,7 @@
 #include "model/inspect.h"
 
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -10,6 +12,7 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
+#include "model/lora.h"
 #include "model/weights.h"
 
 namespace taia {
@@ -136,11 +139,89 @@ Json inspect_safetensors_file(const std::string& path) {
   return r;
 }
 
+// A PEFT adapter folder, without its base model: modules, ranks, alphas, scales and the
+// Frobenius norm of every module's update ||scale * B A||, summed per layer for attention and FFN.
+Json inspect_adapter(const std::string& dir) {
+  Json r;
+  r["format"] = "peft-adapter";
+  const std::string cfg_path = dir + "/adapter_config.json";
+  Json cfg = parse_json_file(cfg_path);
+  TAIA_CHECK(cfg.is_object(), cfg_path, ": expected a JSON object");
+  LoraConfig c;
+  c.rank = json_int(cfg, "r", cfg_path);
+  c.alpha = json_number_or(cfg, "lora_alpha", double(c.rank), cfg_path);
+  c.use_rslora = json_bool_or(cfg, "use_rslora", false, cfg_path);
+  const Json rp = cfg.value("rank_pattern", Json::object()), ap = cfg.value("alpha_pattern", Json::object());
+  for (auto it = rp.begin(); it != rp.end(); ++it) c.rank_pattern[it.key()] = it.value().get<int64_t>();
+  for (auto it = ap.begin(); it != ap.end(); ++it) c.alpha_pattern[it.key()] = it.value().get<double>();
+  r["adapter_config"] = cfg;
+  SafetensorsFile st(dir + "/adapter_model.safetensors");
+  Json modules = Json::array();
+  std::map<int64_t, std::pair<double, double>> per_layer;  // squared norms: attention, FFN
+  Json problems = Json::array();
+  for (const SafetensorsTensor& t : st.tensors()) {
+    const std::string suffix = ".lora_A.weight";
+    if (t.name.size() < suffix.size() || t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string stem = t.name.substr(0, t.name.size() - suffix.size());  // base_model.model.model.layers.N.x.y_proj
+    const size_t lp = stem.find("layers.");
+    const size_t dot = stem.rfind('.');
+    const auto proj = dot == std::string::npos ? std::nullopt : proj_from_name(stem.substr(dot + 1));
+    if (lp == std::string::npos || !proj) {
+      problems.push_back("tensor '" + t.name + "' is not a LoRA matrix of one of the seven projections");
+      continue;
+    }
+    const int64_t layer = std::stoll(stem.substr(lp + 7));
+    const SafetensorsTensor* b = st.find(stem + ".lora_B.weight");
+    if (!b || t.shape.size() != 2 || b->shape.size() != 2 || b->shape[1] != t.shape[0]) {
+      problems.push_back("module '" + stem + "' has no matching lora_B of shape [out, " + std::to_string(t.shape[0]) + "]");
+      continue;
+    }
+    const int64_t rank = t.shape[0], in = t.shape[1], out = b->shape[0];
+    double alpha = c.alpha;
+    for (const auto& [key, value] : c.alpha_pattern)
+      if (stem.size() >= key.size() && stem.compare(stem.size() - key.size(), key.size(), key) == 0) {
+        alpha = value;
+        break;
+      }
+    const double scale = c.scale(rank, alpha);
+    // ||B A||_F^2 = sum_ij (B^T B)_ij (A A^T)_ij: two r x r products instead of an out x in one.
+    std::vector<float> A(size_t(rank * in)), B(size_t(out * rank));
+    convert_to_f32(t.dtype, t.data, A.data(), A.size());
+    convert_to_f32(b->dtype, b->data, B.data(), B.size());
+    double sq = 0;
+    for (int64_t i = 0; i < rank; ++i)
+      for (int64_t j = 0; j < rank; ++j) {
+        double btb = 0, aat = 0;
+        for (int64_t o = 0; o < out; ++o) btb += double(B[size_t(o * rank + i)]) * B[size_t(o * rank + j)];
+        for (int64_t k = 0; k < in; ++k) aat += double(A[size_t(i * in + k)]) * A[size_t(j * in + k)];
+        sq += btb * aat;
+      }
+    const double norm = scale * std::sqrt(std::max(0.0, sq));
+    modules.push_back({{"module", stem.substr(std::string("base_model.model.").size())}, {"layer", layer},
+                       {"rank", rank}, {"alpha", alpha}, {"scale", scale}, {"update_norm", norm}});
+    auto& acc = per_layer[layer];
+    (proj_is_attention(*proj) ? acc.first : acc.second) += norm * norm;
+  }
+  Json layers = Json::array();
+  for (const auto& [l, sq] : per_layer)
+    layers.push_back({{"layer", l}, {"attention_update_norm", std::sqrt(sq.first)}, {"ffn_update_norm", std::sqrt(sq.second)}});
+  r["modules"] = modules;
+  r["layers"] = layers;
+  TensorSummary summary;
+  for (const auto& t : st.tensors()) summary.add(t.name, t.shape, dtype_name(t.dtype));
+  summary.write(r);
+  r["problems"] = problems;
+  return r;
+}
+
 }  // namespace
 
 Json inspect_path(const std::string& path) {
   Json r;
-  if (is_directory(path)) {
+  if (is_directory(path) && file_exists(path + "/adapter_config.json")) {
+    r = inspect_adapter(path);
+  } else if (is_directory(path)) {
     r = inspect_hf(path);
   } else {
     TAIA_CHECK(file_exists(path), path, ": no such file or folder");
@@ -173,6 +254,15 @@ std::string inspect_to_text(const Json& r) {
                           "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta",
                           "rope_scaling", "max_position_embeddings", "tie_word_embeddings", "qkv_bias"})
       if (c.contains(k)) field(k, c[k].dump());
+  }
+  if (r.contains("layers")) {
+    out << "  layer   ||attention update||   ||FFN update||\n";
+    for (const Json& l : r["layers"]) {
+      char line[96];
+      std::snprintf(line, sizeof(line), "  %5lld   %20.6g   %14.6g\n", (long long)l["layer"].get<int64_t>(),
+                    l["attention_update_norm"].get<double>(), l["ffn_update_norm"].get<double>());
+      out << line;
+    }
   }
   field("tensors", r["tensor_count"].dump());
   field("parameters", r["parameter_count"].dump());

@@ -88,9 +88,13 @@ std::optional<std::pair<int64_t, double>> LoraConfig::module_rank_alpha(int64_t 
   if (!layers_to_transform.empty() &&
       std::find(layers_to_transform.begin(), layers_to_transform.end(), layer) == layers_to_transform.end())
     return std::nullopt;
+  const std::string name = module_name(layer, p);
+  if (!target_regex.empty()) {
+    Regex re("^(?:" + target_regex + ")$", "target_modules");
+    if (re.find_all(name).empty()) return std::nullopt;
+  }
   int64_t r = rank;
   double a = alpha;
-  const std::string name = module_name(layer, p);
   // PEFT: the first pattern key k with re.match(".*\.k$", name) wins.
   auto matches = [&](const std::string& key) {
     Regex re("^(?:.*\\.)?(?:" + key + ")$", "rank_pattern/alpha_pattern key");

@@ -40,6 +40,7 @@ struct LoraConfig {
   std::map<std::string, int64_t> rank_pattern;   // PEFT: key matches a module name's tail (regex)
   std::map<std::string, double> alpha_pattern;
   std::vector<int64_t> layers_to_transform;      // empty: every layer
+  std::string target_regex;  // PEFT target_modules given as a string: modules whose name full-matches
 
   // Rank and alpha for one module after the pattern overrides; nullopt if not adapted.
   std::optional<std::pair<int64_t, double>> module_rank_alpha(int64_t layer, Proj p) const;

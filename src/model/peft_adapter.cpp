@@ -37,7 +37,7 @@ void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::
   Json targets = Json::array();
   for (int i = 0; i < kNumProj; ++i)
     if (c.targets[size_t(i)]) targets.push_back(proj_name(Proj(i)));
-  cfg["target_modules"] = targets;
+  cfg["target_modules"] = c.target_regex.empty() ? targets : Json(c.target_regex);
   cfg["rank_pattern"] = Json(c.rank_pattern);
   cfg["alpha_pattern"] = Json(c.alpha_pattern);
   cfg["layers_to_transform"] = c.layers_to_transform.empty() ? Json(nullptr) : Json(c.layers_to_transform);
@@ -76,7 +76,9 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
   c.targets.fill(false);
   const Json tm = j.value("target_modules", Json());
   if (tm.is_string()) {
-    c.targets = parse_targets(tm.get<std::string>() == "all-linear" ? "all" : tm.get<std::string>());
+    // PEFT: "all-linear", or a regex that must match a module's whole name.
+    c.targets.fill(true);
+    if (tm.get<std::string>() != "all-linear") c.target_regex = tm.get<std::string>();
   } else {
     TAIA_CHECK(tm.is_array(), cfg_path, ": target_modules expected a list or a string");
     for (const Json& t : tm) {
@@ -115,6 +117,17 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
         convert_to_f32(t->dtype, t->data, dst.data(), dst.size());
       }
     }
+  // Every tensor must belong to a module this model has (an adapter for a deeper model, or for
+  // modules taia does not adapt, is refused rather than silently half-applied).
+  for (const SafetensorsTensor& t : st.tensors()) {
+    bool known = false;
+    for (int64_t l = 0; l < model.num_layers && !known; ++l)
+      for (int i = 0; i < kNumProj && !known; ++i)
+        if (a.find(l, Proj(i)) && (t.name == peft_key(l, Proj(i), "A") || t.name == peft_key(l, Proj(i), "B")))
+          known = true;
+    TAIA_CHECK(known, st.path(), ": tensor '", t.name, "' matches no adapted module of the model (",
+               model.num_layers, " layers; targets ", targets_to_string(c.targets), ")");
+  }
   return a;
 }
 

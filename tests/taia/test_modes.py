@@ -138,6 +138,22 @@ for revert in ("", "embeddings,norms"):
     check(r.returncode == 0 and len(prov) == len(B) and not wrong,
           f"full fine-tuning merge, revert '{revert}': provenance and bitwise sources", wrong[:3] or r.stderr)
 
+# inspect ADAPTER: per-module update norms ||s B A||_F, per layer attention vs FFN.
+r = taia("inspect", adapter, "--format", "json")
+rep = json.loads(r.stdout) if r.returncode == 0 else {}
+mods = {m["module"]: m for m in rep.get("modules", [])}
+key = "model.layers.2.mlp.up_proj"
+A = AD[f"base_model.model.{key}.lora_A.weight"].numpy().astype(np.float64)
+Bm = AD[f"base_model.model.{key}.lora_B.weight"].numpy().astype(np.float64)
+want = scale * np.linalg.norm(Bm @ A)
+check(len(mods) == 35 and key in mods and abs(mods[key]["update_norm"] - want) < 1e-6 * max(1.0, want)
+      and mods[key]["rank"] == 4 and len(rep.get("layers", [])) == 5,
+      "inspect ADAPTER: modules, ranks and ||s B A|| per module", (len(mods), mods.get(key), want))
+r = taia("inspect", ffn_adapter, "--format", "json")
+layers = json.loads(r.stdout)["layers"] if r.returncode == 0 else []
+check(layers and all(l["attention_update_norm"] == 0 and l["ffn_update_norm"] > 0 for l in layers),
+      "inspect: an FFN-only adapter changes no attention", layers[:2])
+
 r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
 print(f"{len(failures)} failure(s)")

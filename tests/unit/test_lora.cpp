@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "model/init.h"
+#include "io/safetensors.h"
 #include "model/peft_adapter.h"
 #include "test_util.h"
 #include "train/engine.h"
@@ -111,6 +112,58 @@ TEST(Lora, RefusesWhatTaiaDoesNotImplement) {
   expect_refused(R"({"peft_type": "PREFIX_TUNING"})", "peft_type expected LORA");
   std::ofstream(dir + "/adapter_model.bin") << "pickle";
   expect_refused(R"({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]})", "pickle");
+}
+
+}  // namespace
+}  // namespace taia
+
+namespace taia {
+namespace {
+
+// A PEFT folder written by hand: rank_pattern, alpha_pattern, rsLoRA and a regex target_modules.
+TEST(Lora, HandWrittenPeftFolderGetsPerModuleScales) {
+  const std::string dir = test::temp_dir();
+  std::ofstream(dir + "/adapter_config.json") << R"({
+    "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8, "use_rslora": true,
+    "target_modules": ".*layers\\.1\\.self_attn\\.(q|v)_proj|.*mlp\\.down_proj",
+    "rank_pattern": {"down_proj": 2}, "alpha_pattern": {"model.layers.1.self_attn.v_proj": 3},
+    "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": false})";
+  const ModelConfig c = tiny();
+  std::vector<TensorView> views;
+  std::vector<std::vector<float>> store;
+  auto add = [&](const std::string& key, std::vector<int64_t> shape, float v) {
+    store.emplace_back(size_t(shape[0] * shape[1]), v);
+    views.emplace_back(key, DType::F32, shape, store.back().data());
+  };
+  store.reserve(16);
+  add(peft_key(1, Proj::Q, "A"), {4, 16}, 0.5f);
+  add(peft_key(1, Proj::Q, "B"), {16, 4}, 0.25f);
+  add(peft_key(1, Proj::V, "A"), {4, 16}, 0.5f);
+  add(peft_key(1, Proj::V, "B"), {8, 4}, 0.25f);
+  for (int64_t l = 0; l < 2; ++l) {
+    add(peft_key(l, Proj::Down, "A"), {2, 24}, 1.0f);
+    add(peft_key(l, Proj::Down, "B"), {16, 2}, 1.0f);
+  }
+  write_safetensors(dir + "/adapter_model.safetensors", views);
+  LoraAdapter a = load_peft_adapter(dir, c);
+  EXPECT_EQ(a.find(0, Proj::Q), nullptr);  // the regex names layer 1 only
+  EXPECT_EQ(a.find(1, Proj::K), nullptr);
+  ASSERT_NE(a.find(1, Proj::Q), nullptr);
+  EXPECT_FLOAT_EQ(a.find(1, Proj::Q)->scale, float(8.0 / std::sqrt(4.0)));  // rsLoRA: alpha / sqrt(r)
+  EXPECT_FLOAT_EQ(a.find(1, Proj::V)->scale, float(3.0 / std::sqrt(4.0)));  // alpha_pattern
+  ASSERT_NE(a.find(0, Proj::Down), nullptr);
+  EXPECT_EQ(a.find(0, Proj::Down)->rank, 2);                                // rank_pattern
+  EXPECT_FLOAT_EQ(a.find(0, Proj::Down)->scale, float(8.0 / std::sqrt(2.0)));
+  EXPECT_EQ(a.find(1, Proj::Q)->B[0], 0.25f);
+  // A tensor of the wrong shape is named.
+  views[1] = TensorView(peft_key(1, Proj::Q, "B"), DType::F32, {16, 3}, store[1].data());
+  write_safetensors(dir + "/adapter_model.safetensors", views);
+  try {
+    load_peft_adapter(dir, c);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected shape [16, 4], got [16, 3]"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
