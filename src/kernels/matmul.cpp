@@ -132,6 +132,22 @@ void add_bias_rows(float* y, const float* bias, int64_t M, int64_t N) {
     for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
 }
 
+// Calls fn(first_row, rows, rows_as_f32) for blocks of kWidenBlock rows of a BF16 weight [N, K],
+// so F32 GEMMs can run on it without a full F32 copy and without rounding the activations.
+template <typename Fn>
+void for_each_widened_block(const TensorView& w, Fn fn) {
+  const int64_t N = w.shape[0], K = w.shape[1];
+  std::vector<float> block(static_cast<size_t>(std::min(kWidenBlock, N) * K));
+  const uint16_t* wb = w.ptr<const uint16_t>();
+  for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
+    const int64_t nb = std::min(kWidenBlock, N - n0);
+    const uint16_t* src = wb + n0 * K;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
+    fn(n0, nb, block.data());
+  }
+}
+
 void check_linear_args(const TensorView& w, const char* where) {
   TAIA_CHECK(w.rank() == 2 && w.is_contiguous(), "[", where, "] expected a contiguous 2-D weight, got '", w.name,
              "' ", w.shape_string());
@@ -164,15 +180,9 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
   if (w.dtype == DType::F32) {
     sgemm(false, true, M, N, K, 1.0f, x, K, w.ptr<const float>(), K, beta, y, N);
   } else {
-    std::vector<float> block(size_t(std::min(kWidenBlock, N) * K));
-    const uint16_t* wb = w.ptr<const uint16_t>();
-    for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
-      const int64_t nb = std::min(kWidenBlock, N - n0);
-      const uint16_t* src = wb + n0 * K;
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
-      sgemm(false, true, M, nb, K, 1.0f, x, K, block.data(), K, beta, y + n0, N);
-    }
+    for_each_widened_block(w, [&](int64_t n0, int64_t nb, const float* block) {
+      sgemm(false, true, M, nb, K, 1.0f, x, K, block, K, beta, y + n0, N);
+    });
   }
   if (bias) add_bias_rows(y, bias, M, N);
 }
@@ -195,15 +205,9 @@ void linear_backward(float* dx, float* dW, float* db, const float* dy, const flo
     if (w.dtype == DType::F32) {
       sgemm(false, false, M, K, N, 1.0f, dy, N, w.ptr<const float>(), K, 1.0f, dx, K);
     } else {
-      std::vector<float> block(static_cast<size_t>(std::min(kWidenBlock, N) * K));
-      const uint16_t* wb = w.ptr<const uint16_t>();
-      for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
-        const int64_t nb = std::min(kWidenBlock, N - n0);
-        const uint16_t* src = wb + n0 * K;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
-        sgemm(false, false, M, K, nb, 1.0f, dy + n0, N, block.data(), K, 1.0f, dx, K);
-      }
+      for_each_widened_block(w, [&](int64_t n0, int64_t nb, const float* block) {
+        sgemm(false, false, M, K, nb, 1.0f, dy + n0, N, block, K, 1.0f, dx, K);
+      });
     }
   }
   if (dW) sgemm(true, false, N, K, M, 1.0f, dy, N, x, K, 1.0f, dW, K);
