@@ -154,6 +154,22 @@ layers = json.loads(r.stdout)["layers"] if r.returncode == 0 else []
 check(layers and all(l["attention_update_norm"] == 0 and l["ffn_update_norm"] > 0 for l in layers),
       "inspect: an FFN-only adapter changes no attention", layers[:2])
 
+# export: hf == merge; peft holds the selected modules only and reloads to the same logits.
+hf = os.path.join(WORK, "export_hf")
+r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--format", "hf", "-o", hf, "--json")
+check(r.returncode == 0 and json.loads(r.stdout)["modules"] == 20, "export --format hf", r.stderr)
+H = read_safetensors(os.path.join(hf, "model.safetensors"))
+check(all(np.array_equal(H[n].numpy(), Tm[n].numpy()) for n in Tm), "hf export equals taia merge, tensor by tensor")
+pe = os.path.join(WORK, "export_peft")
+r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--format", "peft", "-o", pe, "--json")
+P = read_safetensors(os.path.join(pe, "adapter_model.safetensors")) if r.returncode == 0 else {}
+pcfg = json.load(open(os.path.join(pe, "adapter_config.json"))) if r.returncode == 0 else {}
+check(len(P) == 40 and all(any(f".{p}." in k for p in ("q_proj", "k_proj", "v_proj", "o_proj")) for k in P)
+      and sorted(pcfg.get("target_modules", [])) == ["k_proj", "o_proj", "q_proj", "v_proj"],
+      "peft export holds the attention modules only", (len(P), pcfg.get("target_modules")))
+check(np.array_equal(logits("--adapter", pe, "--mode", "vanilla"), taia_l),
+      "the exported PEFT adapter run as vanilla gives the TAIA logits")
+
 r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
 print(f"{len(failures)} failure(s)")

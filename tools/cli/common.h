@@ -22,6 +22,7 @@ void register_init_model(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_export(CLI::App& app);
 
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   taia::cli::register_tokenize(app);
   taia::cli::register_train(app);
   taia::cli::register_merge(app);
+  taia::cli::register_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,75 @@
+// taia export: an adapter's TAIA (or other mode) result in a format other tools load:
+//   hf   — a merged HF model folder (config.json, safetensors in the base's dtype, tokenizer files)
+//   peft — a PEFT adapter folder holding only the selected modules
+#include <iostream>
+
+#include "common.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "model/init.h"
+#include "model/merge.h"
+#include "model/peft_adapter.h"
+
+namespace taia::cli {
+namespace {
+
+struct ExportArgs {
+  std::string model, adapter, mode = "taia", modules, format_name, out;
+  bool json = false;
+};
+
+void copy_tokenizer_files(const std::string& from, const std::string& to) {
+  if (!is_directory(from)) return;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+                        "generation_config.json"})
+    if (file_exists(from + "/" + f)) write_file_atomic(to + "/" + f, read_text_file(from + "/" + f));
+}
+
+void run_export(const ExportArgs& a) {
+  const ModuleMask mask = parse_mode(a.modules.empty() ? a.mode : a.modules);
+  auto model = load_model(a.model);
+  LoraAdapter adapter = load_peft_adapter(a.adapter, model->config);
+  int64_t modules = 0;
+  if (a.format_name == "hf") {
+    merge_adapter(*model, adapter, mask);
+    save_hf_folder(*model, a.out, model->linear_dtype);
+    copy_tokenizer_files(a.model, a.out);
+  } else {
+    // Keep only the selected modules; the config's target list says which.
+    for (auto& layer : adapter.layers)
+      for (int i = 0; i < kNumProj; ++i)
+        if (!mask[size_t(i)]) layer[size_t(i)].reset();
+    for (int i = 0; i < kNumProj; ++i) adapter.config.targets[size_t(i)] = adapter.config.targets[size_t(i)] && mask[size_t(i)];
+    save_peft_adapter(adapter, a.out, model->source_path);
+  }
+  for (const auto& layer : adapter.layers)
+    for (int i = 0; i < kNumProj; ++i)
+      if (layer[size_t(i)] && mask[size_t(i)]) ++modules;
+  if (a.json)
+    print_json({{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules}});
+  else
+    std::cout << "wrote " << a.out << " (" << a.format_name << ", " << mode_name(mask) << ", " << modules
+              << " adapter modules)" << std::endl;
+}
+
+}  // namespace
+
+void register_export(CLI::App& app) {
+  auto args = std::make_shared<ExportArgs>();
+  CLI::App* cmd = app.add_subcommand("export", "Export an adapter's TAIA model: hf (merged folder) or peft (selected modules)");
+  cmd->add_option("-m,--model", args->model, "Base model (GGUF or HF folder)")->required();
+  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder")->required();
+  auto* mode = cmd->add_option("--mode", args->mode, "taia (attention), taif (FFN), vanilla (all), base")
+                   ->check(CLI::IsMember({"base", "vanilla", "taia", "taif"}))->capture_default_str();
+  cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode")->excludes(mode);
+  // --format names the export format here (as in llama.cpp/HF tooling); --json asks for the
+  // machine-readable summary that other subcommands give with --format json.
+  cmd->add_option("--format", args->format_name, "Export format: hf (merged HF folder) or peft (selected modules)")
+      ->check(CLI::IsMember({"hf", "peft"}))->required();
+  cmd->add_option("-o,--out", args->out, "Output folder")->required();
+  cmd->add_flag("--json", args->json, "Print the summary as one JSON object");
+  cmd->callback([args] { run_export(*args); });
+}
+
+}  // namespace taia::cli
