@@ -170,6 +170,23 @@ check(len(P) == 40 and all(any(f".{p}." in k for p in ("q_proj", "k_proj", "v_pr
 check(np.array_equal(logits("--adapter", pe, "--mode", "vanilla"), taia_l),
       "the exported PEFT adapter run as vanilla gives the TAIA logits")
 
+# gguf-lora: names, ggml shapes and alpha read back by an independent GGUF reader; applied to the
+# GGUF base (un-permuting Q/K rows of lora_b) it gives the TAIA logits.
+from check_gguf import read_gguf  # noqa: E402
+gl = os.path.join(WORK, "taia.lora.gguf")
+r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--format", "gguf-lora", "-o", gl)
+meta, T = read_gguf(gl) if r.returncode == 0 else ({}, {})
+names_ok = len(T) == 40 and all(re_name.match(n) for n in T for re_name in [__import__("re").compile(
+    r"^blk\.[0-4]\.attn_(q|k|v|output)\.weight\.lora_[ab]$")])
+shapes_ok = all(tuple(T[f"blk.0.{p}.weight.lora_a"].shape) == (4, 64) for p in ("attn_q", "attn_k", "attn_v", "attn_output")) \
+    and tuple(T["blk.0.attn_k.weight.lora_b"].shape) == (32, 4) if T else False
+check(r.returncode == 0 and meta.get("general.type") == "adapter" and meta.get("adapter.type") == "lora" and
+      meta.get("general.architecture") == "llama" and meta.get("adapter.lora.alpha") == 1.0 and names_ok and shapes_ok,
+      "gguf-lora export: metadata, names and shapes", (r.stderr, sorted(T)[:3], meta.get("adapter.lora.alpha")))
+via_gguf = logits("--adapter", gl, "--mode", "vanilla")
+diff = float(np.abs(via_gguf - taia_l).max()) if via_gguf is not None else 1.0
+check(diff <= 1e-5, f"the GGUF LoRA on the GGUF base gives the TAIA logits (max |diff| {diff:.2e})", diff)
+
 r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
 print(f"{len(failures)} failure(s)")

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "model/init.h"
+#include "model/gguf_lora.h"
 #include "model/merge.h"
 #include "model/peft_adapter.h"
 
@@ -35,6 +36,8 @@ void run_export(const ExportArgs& a) {
     merge_adapter(*model, adapter, mask);
     save_hf_folder(*model, a.out, model->linear_dtype);
     copy_tokenizer_files(a.model, a.out);
+  } else if (a.format_name == "gguf-lora") {
+    save_gguf_lora(adapter, mask, model->config, a.out);
   } else {
     // Keep only the selected modules; the config's target list says which.
     for (auto& layer : adapter.layers)
@@ -65,8 +68,8 @@ void register_export(CLI::App& app) {
   cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode")->excludes(mode);
   // --format names the export format here (as in llama.cpp/HF tooling); --json asks for the
   // machine-readable summary that other subcommands give with --format json.
-  cmd->add_option("--format", args->format_name, "Export format: hf (merged HF folder) or peft (selected modules)")
-      ->check(CLI::IsMember({"hf", "peft"}))->required();
+  cmd->add_option("--format", args->format_name, "Export format: hf (merged HF folder), peft (selected modules), gguf-lora (llama.cpp --lora file)")
+      ->check(CLI::IsMember({"hf", "peft", "gguf-lora"}))->required();
   cmd->add_option("-o,--out", args->out, "Output folder")->required();
   cmd->add_flag("--json", args->json, "Print the summary as one JSON object");
   cmd->callback([args] { run_export(*args); });

@@ -3,7 +3,9 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/mmap_file.h"
 #include "core/threading.h"
+#include "model/gguf_lora.h"
 #include "model/merge.h"
 #include "model/peft_adapter.h"
 
@@ -69,7 +71,7 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, c
 void print_json(const Json& j) { std::cout << j.dump() << std::endl; }
 
 void add_adapter_options(CLI::App* cmd, AdapterArgs* args) {
-  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder");
+  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or llama.cpp GGUF LoRA file");
   auto* mode = cmd->add_option("--mode", args->mode,
                                "Which adapter modules run: base, vanilla (all), taia (attention, the default), "
                                "taif (FFN)")
@@ -87,7 +89,8 @@ std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& a, Model& mod
     return nullptr;
   }
   const ModuleMask mask = parse_mode(a.modules.empty() ? (a.mode.empty() ? "taia" : a.mode) : a.modules);
-  auto adapter = std::make_unique<LoraAdapter>(load_peft_adapter(a.adapter, model.config));
+  auto adapter = std::make_unique<LoraAdapter>(is_directory(a.adapter) ? load_peft_adapter(a.adapter, model.config)
+                                                                        : load_gguf_lora(a.adapter, model.config));
   if (a.merge)
     merge_adapter(model, *adapter, mask);
   else

@@ -1,0 +1,79 @@
+#include "io/gguf_writer.h"
+
+#include <cstring>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace taia {
+namespace {
+constexpr uint64_t kAlignment = 32;
+template <typename T>
+void append(std::vector<uint8_t>& out, const T& v) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+}  // namespace
+
+void GgufWriter::put_string(const std::string& s) {
+  append(meta_, uint64_t(s.size()));
+  meta_.insert(meta_.end(), s.begin(), s.end());
+}
+
+void GgufWriter::key(const std::string& k, uint32_t type) {
+  put_string(k);
+  append(meta_, type);
+  ++n_kv_;
+}
+
+void GgufWriter::add_string(const std::string& k, const std::string& v) {
+  key(k, 8);
+  put_string(v);
+}
+
+void GgufWriter::add_u32(const std::string& k, uint32_t v) {
+  key(k, 4);
+  append(meta_, v);
+}
+
+void GgufWriter::add_f32(const std::string& k, float v) {
+  key(k, 6);
+  append(meta_, v);
+}
+
+void GgufWriter::add_tensor_f32(const std::string& name, std::vector<int64_t> ne, const float* data) {
+  int64_t n = 1;
+  for (int64_t d : ne) n *= d;
+  tensors_.push_back({name, std::move(ne), std::vector<float>(data, data + n)});
+}
+
+void GgufWriter::write(const std::string& path) const {
+  std::vector<uint8_t> head;
+  head.insert(head.end(), {'G', 'G', 'U', 'F'});
+  append(head, uint32_t(3));
+  append(head, uint64_t(tensors_.size()));
+  append(head, n_kv_);
+  head.insert(head.end(), meta_.begin(), meta_.end());
+  uint64_t offset = 0;
+  for (const Tensor& t : tensors_) {
+    append(head, uint64_t(t.name.size()));
+    head.insert(head.end(), t.name.begin(), t.name.end());
+    append(head, uint32_t(t.ne.size()));
+    for (int64_t d : t.ne) append(head, uint64_t(d));
+    append(head, uint32_t(0));  // F32
+    append(head, offset);
+    offset += (t.data.size() * 4 + kAlignment - 1) / kAlignment * kAlignment;
+  }
+  head.resize((head.size() + kAlignment - 1) / kAlignment * kAlignment, 0);
+  AtomicFile f(path);
+  f.write(head.data(), head.size());
+  const std::vector<uint8_t> zeros(kAlignment, 0);
+  for (const Tensor& t : tensors_) {
+    const size_t bytes = t.data.size() * 4;
+    f.write(t.data.data(), bytes);
+    f.write(zeros.data(), (kAlignment - bytes % kAlignment) % kAlignment);
+  }
+  f.commit();
+}
+
+}  // namespace taia

@@ -1,0 +1,31 @@
+// Writing GGUF v3 files: typed metadata and F32 tensors, data aligned to 32 bytes, written
+// atomically. Enough for LoRA adapters (and merged models later).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace taia {
+
+class GgufWriter {
+ public:
+  void add_string(const std::string& key, const std::string& value);
+  void add_u32(const std::string& key, uint32_t value);
+  void add_f32(const std::string& key, float value);
+  // ne in ggml order (innermost first); values copied.
+  void add_tensor_f32(const std::string& name, std::vector<int64_t> ne, const float* data);
+  void write(const std::string& path) const;
+
+ private:
+  struct Tensor {
+    std::string name;
+    std::vector<int64_t> ne;
+    std::vector<float> data;
+  };
+  std::vector<uint8_t> meta_;
+  uint64_t n_kv_ = 0;
+  std::vector<Tensor> tensors_;
+  void key(const std::string& k, uint32_t type);
+  void put_string(const std::string& s);
+};
+
+}  // namespace taia

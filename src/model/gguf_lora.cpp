@@ -1,0 +1,106 @@
+#include "model/gguf_lora.h"
+
+#include "core/error.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "model/loader.h"
+
+namespace taia {
+namespace {
+
+const char* kGgufProj[kNumProj] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+std::string tensor_name(int64_t l, Proj p, const char* ab) {
+  return "blk." + std::to_string(l) + "." + kGgufProj[int(p)] + ".weight.lora_" + ab;
+}
+
+// HF row order -> llama.cpp's (pairs interleaved), the inverse of unpermute_qk_rows.
+void permute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t row_len) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> tmp(size_t(head_dim * row_len));
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* head = rows + h * head_dim * row_len;
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        std::copy(head + (j * half + i) * row_len, head + (j * half + i + 1) * row_len,
+                  tmp.begin() + (2 * i + j) * row_len);
+    std::copy(tmp.begin(), tmp.end(), head);
+  }
+}
+
+int64_t heads_of(const ModelConfig& c, Proj p) { return p == Proj::Q ? c.num_heads : c.num_kv_heads; }
+
+}  // namespace
+
+void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelConfig& c, const std::string& path) {
+  GgufWriter w;
+  w.add_string("general.architecture", arch_name(c.arch));
+  w.add_string("general.type", "adapter");
+  w.add_string("adapter.type", "lora");
+  w.add_f32("adapter.lora.alpha", 1.0f);
+  const bool permute = c.arch == Arch::Llama;
+  for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      const Proj p = Proj(i);
+      const LoraModule* m = a.find(l, p);
+      if (!m || !mask[size_t(i)]) continue;
+      // llama.cpp applies (alpha / rank) * B A with alpha = 1: fold scale * rank into B.
+      std::vector<float> b(m->B);
+      const float k = m->scale * float(m->rank);
+      for (float& v : b) v *= k;
+      if (permute && (p == Proj::Q || p == Proj::K)) permute_qk_rows(b.data(), heads_of(c, p), c.head_dim, m->rank);
+      w.add_tensor_f32(tensor_name(l, p, "a"), {m->in, m->rank}, m->A.data());
+      w.add_tensor_f32(tensor_name(l, p, "b"), {m->rank, m->out}, b.data());
+    }
+  w.write(path);
+}
+
+LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
+  GgufFile g(path);
+  TAIA_CHECK(g.get_string("general.type") == "adapter" && g.get_string("adapter.type") == "lora", path,
+             ": expected a GGUF LoRA adapter (general.type adapter, adapter.type lora)");
+  const std::string arch = g.get_string("general.architecture");
+  TAIA_CHECK(arch == arch_name(c.arch), path, ": adapter architecture '", arch, "' does not match the model's '",
+             arch_name(c.arch), "'");
+  const double alpha = g.get_float_or("adapter.lora.alpha", 0.0);
+  LoraAdapter a;
+  a.config.dropout = 0;
+  a.config.targets.fill(false);
+  a.layers.resize(size_t(c.num_layers));
+  size_t used = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      const Proj p = Proj(i);
+      const GgufTensor* ta = g.find_tensor(tensor_name(l, p, "a"));
+      const GgufTensor* tb = g.find_tensor(tensor_name(l, p, "b"));
+      if (!ta && !tb) continue;
+      TAIA_CHECK(ta && tb, path, ": ", tensor_name(l, p, ta ? "b" : "a"), " is missing");
+      const auto [in, out] = proj_shape(c, p);
+      TAIA_CHECK(ta->ne.size() == 2 && tb->ne.size() == 2 && ta->ne[0] == in && tb->ne[1] == out &&
+                     ta->ne[1] == tb->ne[0],
+                 path, ": ", tensor_name(l, p, "a"), "/b expected ggml shapes [", in, ", r] and [r, ", out, "]");
+      LoraModule m;
+      m.in = in;
+      m.out = out;
+      m.rank = ta->ne[1];
+      m.scale = alpha != 0 ? float(alpha / double(m.rank)) : 1.0f;
+      m.A.resize(size_t(m.rank * in));
+      m.B.resize(size_t(out * m.rank));
+      gguf_dequantize(*ta, m.A.data(), path);
+      gguf_dequantize(*tb, m.B.data(), path);
+      if (c.arch == Arch::Llama && (p == Proj::Q || p == Proj::K))
+        unpermute_qk_rows(m.B.data(), heads_of(c, p), c.head_dim, m.rank);
+      m.dA.assign(m.A.size(), 0.0f);
+      m.dB.assign(m.B.size(), 0.0f);
+      a.config.targets[size_t(i)] = true;
+      a.config.rank = m.rank;
+      a.layers[size_t(l)][size_t(i)] = std::move(m);
+      used += 2;
+    }
+  TAIA_CHECK(used > 0, path, ": no LoRA tensor matches the model's layers and projections");
+  TAIA_CHECK(used == g.tensors().size(), path, ": ", g.tensors().size() - used,
+             " tensor(s) match no layer or projection of the model");
+  return a;
+}
+
+}  // namespace taia
