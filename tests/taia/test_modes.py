@@ -11,6 +11,7 @@ usage: /usr/bin/python3 test_modes.py TAIA_BINARY FIXTURES WORK_DIR
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
+from check_gguf import read_gguf  # noqa: E402
 from torch_reference import read_safetensors  # noqa: E402
 
 TAIA, FIXTURES, WORK = sys.argv[1:4]
@@ -172,12 +174,11 @@ check(np.array_equal(logits("--adapter", pe, "--mode", "vanilla"), taia_l),
 
 # gguf-lora: names, ggml shapes and alpha read back by an independent GGUF reader; applied to the
 # GGUF base (un-permuting Q/K rows of lora_b) it gives the TAIA logits.
-from check_gguf import read_gguf  # noqa: E402
 gl = os.path.join(WORK, "taia.lora.gguf")
 r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--format", "gguf-lora", "-o", gl)
 meta, T = read_gguf(gl) if r.returncode == 0 else ({}, {})
-names_ok = len(T) == 40 and all(re_name.match(n) for n in T for re_name in [__import__("re").compile(
-    r"^blk\.[0-4]\.attn_(q|k|v|output)\.weight\.lora_[ab]$")])
+LORA_NAME = re.compile(r"^blk\.[0-4]\.attn_(q|k|v|output)\.weight\.lora_[ab]$")
+names_ok = len(T) == 40 and all(LORA_NAME.match(n) for n in T)
 shapes_ok = all(tuple(T[f"blk.0.{p}.weight.lora_a"].shape) == (4, 64) for p in ("attn_q", "attn_k", "attn_v", "attn_output")) \
     and tuple(T["blk.0.attn_k.weight.lora_b"].shape) == (32, 4) if T else False
 check(r.returncode == 0 and meta.get("general.type") == "adapter" and meta.get("adapter.type") == "lora" and
