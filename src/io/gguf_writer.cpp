@@ -47,6 +47,33 @@ void GgufWriter::add_tensor_f32(const std::string& name, std::vector<int64_t> ne
   tensors_.push_back({name, std::move(ne), std::vector<float>(data, data + n)});
 }
 
+void GgufWriter::put_value(const GgufValue& v) {
+  switch (v.type) {
+    case GgufType::UINT8: append(meta_, uint8_t(v.u)); break;
+    case GgufType::INT8: append(meta_, int8_t(v.i)); break;
+    case GgufType::UINT16: append(meta_, uint16_t(v.u)); break;
+    case GgufType::INT16: append(meta_, int16_t(v.i)); break;
+    case GgufType::UINT32: append(meta_, uint32_t(v.u)); break;
+    case GgufType::INT32: append(meta_, int32_t(v.i)); break;
+    case GgufType::UINT64: append(meta_, uint64_t(v.u)); break;
+    case GgufType::INT64: append(meta_, int64_t(v.i)); break;
+    case GgufType::FLOAT32: append(meta_, float(v.f)); break;
+    case GgufType::FLOAT64: append(meta_, double(v.f)); break;
+    case GgufType::BOOL: append(meta_, uint8_t(v.u ? 1 : 0)); break;
+    case GgufType::STRING: put_string(v.s); break;
+    case GgufType::ARRAY:
+      append(meta_, uint32_t(v.elem_type));
+      append(meta_, uint64_t(v.arr.size()));
+      for (const GgufValue& e : v.arr) put_value(e);
+      break;
+  }
+}
+
+void GgufWriter::add_value(const std::string& k, const GgufValue& v) {
+  key(k, uint32_t(v.type));
+  put_value(v);
+}
+
 void GgufWriter::write(const std::string& path) const {
   std::vector<uint8_t> head;
   head.insert(head.end(), {'G', 'G', 'U', 'F'});

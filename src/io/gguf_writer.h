@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "io/gguf.h"
+
 namespace taia {
 
 class GgufWriter {
@@ -11,6 +13,8 @@ class GgufWriter {
   void add_string(const std::string& key, const std::string& value);
   void add_u32(const std::string& key, uint32_t value);
   void add_f32(const std::string& key, float value);
+  // Any value read by GgufFile (arrays included), e.g. to carry a base model's metadata over.
+  void add_value(const std::string& key, const GgufValue& value);
   // ne in ggml order (innermost first); values copied.
   void add_tensor_f32(const std::string& name, std::vector<int64_t> ne, const float* data);
   void write(const std::string& path) const;
@@ -26,6 +30,7 @@ class GgufWriter {
   std::vector<Tensor> tensors_;
   void key(const std::string& k, uint32_t type);
   void put_string(const std::string& s);
+  void put_value(const GgufValue& v);
 };
 
 }  // namespace taia

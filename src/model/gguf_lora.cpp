@@ -5,6 +5,8 @@
 #include "io/gguf_writer.h"
 #include "model/loader.h"
 
+#include <map>
+
 namespace taia {
 namespace {
 
@@ -101,6 +103,38 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
   TAIA_CHECK(used == g.tensors().size(), path, ": ", g.tensors().size() - used,
              " tensor(s) match no layer or projection of the model");
   return a;
+}
+
+}  // namespace taia
+
+namespace taia {
+
+void save_gguf_model(Model& model, const std::string& base_gguf, const std::string& path) {
+  GgufFile base(base_gguf);
+  GgufWriter w;
+  for (const auto& [key, value] : base.metadata())
+    if (key != "general.alignment") w.add_value(key, value);
+  const ModelConfig& c = model.config;
+  std::map<std::string, std::string> hf_of;  // GGUF name -> HF name
+  for (const ExpectedTensor& e : expected_tensors(c)) hf_of[gguf_tensor_name(e.name)] = e.name;
+  for (const GgufTensor& t : base.tensors()) {
+    std::vector<float> data(size_t(t.numel()));
+    auto it = hf_of.find(t.name);
+    if (it == hf_of.end()) {  // e.g. rope_freqs.weight: carried over unchanged
+      gguf_dequantize(t, data.data(), base_gguf);
+    } else {
+      const TensorView* v = model.find(it->second);
+      TAIA_CHECK(v && v->numel() == t.numel(), path, ": tensor '", t.name, "' does not match the model");
+      convert_to_f32(v->dtype, v->data, data.data(), data.size());
+      if (c.arch == Arch::Llama) {
+        const int64_t row = v->rank() == 2 ? v->shape[1] : 1;
+        if (t.name.find(".attn_q.") != std::string::npos) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);
+        if (t.name.find(".attn_k.") != std::string::npos) permute_qk_rows(data.data(), c.num_kv_heads, c.head_dim, row);
+      }
+    }
+    w.add_tensor_f32(t.name, t.ne, data.data());
+  }
+  w.write(path);
 }
 
 }  // namespace taia

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/lora.h"
+#include "model/weights.h"
 
 namespace taia {
 
@@ -15,5 +16,14 @@ namespace taia {
 void save_gguf_lora(const LoraAdapter& adapter, const ModuleMask& mask, const ModelConfig& model,
                     const std::string& path);
 LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& model);
+
+}  // namespace taia
+
+namespace taia {
+
+// A merged model as GGUF, for a model loaded from GGUF: the base file's metadata (tokenizer
+// included) carried over, every weight written as F32 in the base's tensor names and order,
+// LLaMA Q/K rows permuted back to llama.cpp's layout.
+void save_gguf_model(Model& model, const std::string& base_gguf, const std::string& path);
 
 }  // namespace taia

@@ -188,6 +188,16 @@ via_gguf = logits("--adapter", gl, "--mode", "vanilla")
 diff = float(np.abs(via_gguf - taia_l).max()) if via_gguf is not None else 1.0
 check(diff <= 1e-5, f"the GGUF LoRA on the GGUF base gives the TAIA logits (max |diff| {diff:.2e})", diff)
 
+# gguf: the merged TAIA model as a GGUF (base metadata and tokenizer carried over) loads to the TAIA logits.
+gm = os.path.join(WORK, "taia.gguf")
+r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--format", "gguf", "-o", gm)
+meta2, T2 = read_gguf(gm) if r.returncode == 0 else ({}, {})
+out = os.path.join(WORK, "gguf_logits.f32")
+r2 = taia("forward", "-m", gm, "--prompt-ids", IDS, "-o", out, "--threads", "2")
+diff = float(np.abs(np.fromfile(out, dtype="<f4") - taia_l).max()) if r2.returncode == 0 else 1.0
+check(len(T2) == 48 and len(meta2.get("tokenizer.ggml.tokens", [])) == 512 and diff <= 1e-5,
+      f"gguf export: merged TAIA model with the base's metadata (max |diff| {diff:.2e})", (len(T2), r.stderr, r2.stderr))
+
 r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
 print(f"{len(failures)} failure(s)")

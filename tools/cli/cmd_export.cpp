@@ -36,6 +36,11 @@ void run_export(const ExportArgs& a) {
     merge_adapter(*model, adapter, mask);
     save_hf_folder(*model, a.out, model->linear_dtype);
     copy_tokenizer_files(a.model, a.out);
+  } else if (a.format_name == "gguf") {
+    TAIA_CHECK(model->source_format == "gguf", a.model, ": --format gguf exports a merged model of a GGUF base; "
+               "this base is an HF folder (use --format hf)");
+    merge_adapter(*model, adapter, mask);
+    save_gguf_model(*model, a.model, a.out);
   } else if (a.format_name == "gguf-lora") {
     save_gguf_lora(adapter, mask, model->config, a.out);
   } else {
@@ -68,8 +73,8 @@ void register_export(CLI::App& app) {
   cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode")->excludes(mode);
   // --format names the export format here (as in llama.cpp/HF tooling); --json asks for the
   // machine-readable summary that other subcommands give with --format json.
-  cmd->add_option("--format", args->format_name, "Export format: hf (merged HF folder), peft (selected modules), gguf-lora (llama.cpp --lora file)")
-      ->check(CLI::IsMember({"hf", "peft", "gguf-lora"}))->required();
+  cmd->add_option("--format", args->format_name, "Export format: hf (merged HF folder), peft (selected modules), gguf-lora (llama.cpp --lora file), gguf (merged model, GGUF base only)")
+      ->check(CLI::IsMember({"hf", "peft", "gguf-lora", "gguf"}))->required();
   cmd->add_option("-o,--out", args->out, "Output folder")->required();
   cmd->add_flag("--json", args->json, "Print the summary as one JSON object");
   cmd->callback([args] { run_export(*args); });
