@@ -83,17 +83,18 @@ check(np.array_equal(logits("--adapter", ffn_adapter, "--mode", "taia"), base),
       "taia with an FFN-only adapter is exactly the base")
 
 # Merged folders: FFN bitwise base, attention = W + s B A in double, rounded once.
-base_dir, taia_dir, taif_dir = (os.path.join(WORK, n) for n in ("m_base", "m_taia", "m_taif"))
-for d, mode in ((base_dir, "base"), (taia_dir, "taia"), (taif_dir, "taif")):
+base_dir, taia_dir, taif_dir, van_dir = (os.path.join(WORK, n) for n in ("m_base", "m_taia", "m_taif", "m_vanilla"))
+for d, mode in ((base_dir, "base"), (taia_dir, "taia"), (taif_dir, "taif"), (van_dir, "vanilla")):
     r = taia("merge", "--base", MODEL, "--adapter", adapter, "--mode", mode, "-o", d, "--format", "json")
     check(r.returncode == 0, f"merge --mode {mode}", r.stderr)
 B = read_safetensors(os.path.join(base_dir, "model.safetensors"))
 Tm = read_safetensors(os.path.join(taia_dir, "model.safetensors"))
 Fm = read_safetensors(os.path.join(taif_dir, "model.safetensors"))
+Vm = read_safetensors(os.path.join(van_dir, "model.safetensors"))
 AD = read_safetensors(os.path.join(adapter, "adapter_model.safetensors"))
 cfg = json.load(open(os.path.join(adapter, "adapter_config.json")))
 scale = cfg["lora_alpha"] / cfg["r"]
-bad_ffn, bad_attn, bad_other = [], [], []
+bad_ffn, bad_attn, bad_other, bad_vanilla = [], [], [], []
 for name, w in B.items():
     wb, wt, wf = w.numpy(), Tm[name].numpy(), Fm[name].numpy()
     proj = next((p for p in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -107,6 +108,8 @@ for name, w in B.items():
     Bm = AD[key + ".lora_B.weight"].numpy().astype(np.float64)
     merged = (wb.astype(np.float64) + scale * (Bm @ A)).astype(np.float32)
     attn = proj in ("q_proj", "k_proj", "v_proj", "o_proj")
+    if not np.array_equal(Vm[name].numpy(), merged):
+        bad_vanilla.append(name)
     if attn:
         if not np.array_equal(wt, merged) or not np.array_equal(wf, wb):
             bad_attn.append(name)
@@ -116,6 +119,27 @@ for name, w in B.items():
 check(not bad_attn, "taia export: q/k/v/o == W + s B A (double, rounded once); taif keeps them base", bad_attn[:3])
 check(not bad_ffn, "taia export: gate/up/down bitwise base; taif merges them", bad_ffn[:3])
 check(not bad_other, "embeddings and norms untouched by adapter merges", bad_other[:3])
+check(not bad_vanilla, "vanilla export merges every module", bad_vanilla[:3])
+
+# Adapter / base mismatches are named.
+other_cfg = os.path.join(WORK, "other_config.json")
+json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512, "hidden_size": 32,
+           "intermediate_size": 64, "num_hidden_layers": 5, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "max_position_embeddings": 64}, open(other_cfg, "w"))
+other = os.path.join(WORK, "other_model")
+taia("init-model", "--config", other_cfg, "--out", other)
+r = subprocess.run([TAIA, "forward", "-m", other, "--prompt-ids", "1,2", "--adapter", adapter], capture_output=True,
+                   text=True)
+check(r.returncode == 1 and "expected shape" in r.stderr and "adapter_model.safetensors" in r.stderr,
+      "an adapter for another hidden size is refused, naming the tensor and shapes", r.stderr[-300:])
+json.dump(dict(json.load(open(other_cfg)), hidden_size=64, intermediate_size=172, num_attention_heads=8,
+               num_key_value_heads=4, num_hidden_layers=3), open(other_cfg, "w"))
+shallow = os.path.join(WORK, "shallow_model")
+taia("init-model", "--config", other_cfg, "--out", shallow)
+r = subprocess.run([TAIA, "forward", "-m", shallow, "--prompt-ids", "1,2", "--adapter", adapter], capture_output=True,
+                   text=True)
+check(r.returncode == 1 and "matches no adapted module" in r.stderr and "3 layers" in r.stderr,
+      "an adapter with more layers than the model is refused", r.stderr[-300:])
 
 # Full fine-tuning merge: provenance and bitwise sources.
 full = os.path.join(WORK, "full")
