@@ -33,7 +33,9 @@ TEST_P(LinearTest, MatchesReference) {
   linear_forward(fast.data(), x.data(), w, p.bias ? b.data() : nullptr, p.M, p.accumulate);
   linear_forward_reference(ref.data(), x.data(), w, p.bias ? b.data() : nullptr, p.M, p.accumulate);
   EXPECT_LE(test::max_abs_diff(fast, ref), 2e-5f);
-  if (!p.accumulate) EXPECT_GT(test::max_abs_diff(fast, y0), 0.1f);  // the output was really written
+  if (!p.accumulate) {
+    EXPECT_GT(test::max_abs_diff(fast, y0), 0.1f);  // the output was really written
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
