@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/mmap_file.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
@@ -60,6 +61,13 @@ void save_hf_folder(Model& model, const std::string& dir, DType dtype) {
     views.emplace_back(t->name, dtype, t->shape, storage.back().data());
   }
   write_safetensors(dir + "/model.safetensors", views, {{"format", "pt"}});
+}
+
+void copy_tokenizer_files(const std::string& from, const std::string& dir) {
+  if (!is_directory(from)) return;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+                        "generation_config.json"})
+    if (file_exists(from + "/" + f)) write_file_atomic(dir + "/" + f, read_text_file(from + "/" + f));
 }
 
 }  // namespace taia

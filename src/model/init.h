@@ -20,4 +20,9 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, uint64_t seed, DTyp
 // Tensors are stored in `dtype` (norms and biases too, as HF saves a whole model in one dtype).
 void save_hf_folder(Model& model, const std::string& dir, DType dtype);
 
+// Copies tokenizer.json, tokenizer_config.json, tokenizer.model, special_tokens_map.json and
+// generation_config.json (those present) from an HF folder into dir, so an exported or trained
+// model folder is self-contained. A `from` that is not a folder (a GGUF file) copies nothing.
+void copy_tokenizer_files(const std::string& from, const std::string& dir);
+
 }  // namespace taia

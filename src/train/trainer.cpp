@@ -52,13 +52,6 @@ void draw_progress(int64_t step, int64_t total, double loss, double lr, double t
   std::fflush(stderr);
 }
 
-// Copies tokenizer files beside an exported model so the folder is self-contained.
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
-                        "generation_config.json"})
-    if (file_exists(from_dir + "/" + f)) write_file_atomic(to_dir + "/" + f, read_text_file(from_dir + "/" + f));
-}
-
 }  // namespace
 
 TrainSummary run_training(const TrainOptions& o, const std::function<void(const std::string&)>& log) {
@@ -294,7 +287,7 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
   summary.tokens_per_s = elapsed > 0 ? double(tokens_done) / elapsed : 0;
   if (full) {
     save_hf_folder(*model, o.out_dir, DType::F32);
-    if (is_directory(o.model_path)) copy_tokenizer_files(o.model_path, o.out_dir);
+    copy_tokenizer_files(o.model_path, o.out_dir);
   } else {
     save_peft_adapter(lora, o.out_dir, o.model_path);
   }

@@ -146,6 +146,25 @@ if qwen and os.path.isdir(qwen):
           "generate --chat renders the prompt with the model's chat template", r.stderr + str(g)[:200])
     r = run("generate", "-m", qmodel, "--prompt", "Hi", "-n", "2")
     check(r.returncode == 1 and "needs a tokenizer" in r.stderr, "--prompt without a tokenizer: exit 1", r.stderr)
+    # An HF folder with its tokenizer: training and exports carry the tokenizer files over.
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(qwen, f), qmodel)
+    data = os.path.join(WORK, "chat.jsonl")
+    with open(data, "w") as fh:
+        fh.write(json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}) + "\n")
+    lora_out, full_out, hf_out = (os.path.join(WORK, n) for n in ("q_lora", "q_full", "q_hf"))
+    r1 = run("train", "-m", qmodel, "--data", data, "-o", lora_out, "--max-steps", "1", "--batch-size", "1",
+             "--grad-accum", "1")
+    r2 = run("export", "-m", qmodel, "--adapter", lora_out, "--format", "hf", "-o", hf_out)
+    r3 = run("train", "-m", qmodel, "--data", data, "-o", full_out, "--method", "full", "--max-steps", "1",
+             "--batch-size", "1", "--grad-accum", "1")
+    same = all(filecmp.cmp(os.path.join(qwen, f), os.path.join(d, f), shallow=False)
+               for d in (hf_out, full_out) for f in ("tokenizer.json", "tokenizer_config.json")
+               if os.path.exists(os.path.join(d, f)))
+    present = all(os.path.exists(os.path.join(d, f)) for d in (hf_out, full_out)
+                  for f in ("tokenizer.json", "tokenizer_config.json"))
+    check(r1.returncode == 0 and r2.returncode == 0 and r3.returncode == 0 and present and same,
+          "hf export and full fine-tuning carry the tokenizer files", r1.stderr + r2.stderr + r3.stderr)
     r = run("generate", "-m", qmodel, "--prompt-ids", "1", "--prompt", "x")
     check(r.returncode == 2, "--prompt-ids and --prompt together: usage error")
 

@@ -20,13 +20,6 @@ struct ExportArgs {
   bool json = false;
 };
 
-void copy_tokenizer_files(const std::string& from, const std::string& to) {
-  if (!is_directory(from)) return;
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
-                        "generation_config.json"})
-    if (file_exists(from + "/" + f)) write_file_atomic(to + "/" + f, read_text_file(from + "/" + f));
-}
-
 void run_export(const ExportArgs& a) {
   const ModuleMask mask = parse_mode(a.modules.empty() ? a.mode : a.modules);
   auto model = load_model(a.model);
