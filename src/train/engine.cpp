@@ -58,6 +58,18 @@ void apply_dropout(float* xd, const float* x, int64_t n, uint64_t seed, uint64_t
   for (int64_t i = 0; i < n; ++i) xd[i] = dropout_keep(seed, step, layer, proj, i, p) ? x[i] * keep_scale : 0.0f;
 }
 
+// Large buffer fills and copies, split over the threads (a single thread leaves memory
+// bandwidth unused and the other thread spinning at the next barrier).
+void parallel_zero(float* p, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
+}
+
+void parallel_copy(float* dst, const float* src, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
 const char* kLinearSuffix[kNumProj] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
@@ -203,7 +215,10 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   if (m && pdrop == 0 && !options_.compute_bf16) {
     std::vector<float>& w = a.w_eff[size_t(p)];
     w.resize(size_t(m->out * m->in));
-    convert_to_f32(lin.weight.dtype, lin.weight.data, w.data(), w.size());
+    if (lin.weight.dtype == DType::F32)
+      parallel_copy(w.data(), lin.weight.ptr<const float>(), int64_t(w.size()));
+    else
+      convert_to_f32(lin.weight.dtype, lin.weight.data, w.data(), w.size());
     sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B.data(), m->rank, m->A.data(), m->in, 1.0f, w.data(),
           m->in);
     linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
@@ -273,7 +288,7 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
   const float eps = float(c.rms_norm_eps);
-  std::memcpy(a.x_in.data(), x_in, size_t(N * D) * 4);
+  parallel_copy(a.x_in.data(), x_in, N * D);
   rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D, eps);
   proj_forward(l, Proj::Q, a.q.data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::K, a.k.data(), a.ln1.data(), N, a, train, step, false);
@@ -282,13 +297,13 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   rope_apply<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, false);
   attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_, c.num_heads,
                                  c.num_kv_heads, c.head_dim);
-  std::memcpy(a.x_mid.data(), a.x_in.data(), size_t(N * D) * 4);
+  parallel_copy(a.x_mid.data(), a.x_in.data(), N * D);
   proj_forward(l, Proj::O, a.x_mid.data(), a.att.data(), N, a, train, step, true);
   rmsnorm_train_forward<float>(a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.ptr<const float>(), N, D, eps);
   proj_forward(l, Proj::Gate, a.gate.data(), a.ln2.data(), N, a, train, step, false);
   proj_forward(l, Proj::Up, a.up.data(), a.ln2.data(), N, a, train, step, false);
   swiglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
-  if (x_out != a.x_mid.data()) std::memcpy(x_out, a.x_mid.data(), size_t(N * D) * 4);
+  if (x_out != a.x_mid.data()) parallel_copy(x_out, a.x_mid.data(), N * D);
   proj_forward(l, Proj::Down, x_out, a.h.data(), N, a, train, step, true);
 }
 
@@ -298,30 +313,30 @@ void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t st
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
   float* dh = dbuf_a_.data();
-  std::fill(dh, dh + N * I, 0.0f);
+  parallel_zero(dh, N * I);
   proj_backward(l, Proj::Down, dh, dx, a.h.data(), N, a, step);
-  std::fill(dbuf_gate_.begin(), dbuf_gate_.begin() + N * I, 0.0f);
-  std::fill(dbuf_up_.begin(), dbuf_up_.begin() + N * I, 0.0f);
+  parallel_zero(dbuf_gate_.data(), N * I);
+  parallel_zero(dbuf_up_.data(), N * I);
   swiglu_backward<float>(dbuf_gate_.data(), dbuf_up_.data(), dh, a.gate.data(), a.up.data(), N * I);
   float* dln2 = dbuf_b_.data();
-  std::fill(dln2, dln2 + N * D, 0.0f);
+  parallel_zero(dln2, N * D);
   proj_backward(l, Proj::Gate, dln2, dbuf_gate_.data(), a.ln2.data(), N, a, step);
   proj_backward(l, Proj::Up, dln2, dbuf_up_.data(), a.ln2.data(), N, a, step);
   // The residual passes dx straight through; the norm adds its share.
   rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "post_attention_layernorm.weight")) : nullptr, dln2,
                           a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
   float* datt = dbuf_c_.data();
-  std::fill(datt, datt + N * c.q_dim(), 0.0f);
+  parallel_zero(datt, N * c.q_dim());
   proj_backward(l, Proj::O, datt, dx, a.att.data(), N, a, step);
-  std::fill(dbuf_q_.begin(), dbuf_q_.end(), 0.0f);
-  std::fill(dbuf_k_.begin(), dbuf_k_.end(), 0.0f);
-  std::fill(dbuf_v_.begin(), dbuf_v_.end(), 0.0f);
+  parallel_zero(dbuf_q_.data(), int64_t(dbuf_q_.size()));
+  parallel_zero(dbuf_k_.data(), int64_t(dbuf_k_.size()));
+  parallel_zero(dbuf_v_.data(), int64_t(dbuf_v_.size()));
   attention_backward<float>(dbuf_q_.data(), dbuf_k_.data(), dbuf_v_.data(), datt, a.probs.data(), a.q.data(),
                             a.k.data(), a.v.data(), B_, L_, c.num_heads, c.num_kv_heads, c.head_dim);
   rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, true);
   rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, true);
   float* dln1 = dbuf_b_.data();
-  std::fill(dln1, dln1 + N * D, 0.0f);
+  parallel_zero(dln1, N * D);
   proj_backward(l, Proj::Q, dln1, dbuf_q_.data(), a.ln1.data(), N, a, step);
   proj_backward(l, Proj::K, dln1, dbuf_k_.data(), a.ln1.data(), N, a, step);
   proj_backward(l, Proj::V, dln1, dbuf_v_.data(), a.ln1.data(), N, a, step);
