@@ -1,5 +1,6 @@
 #include "kernels/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -8,30 +9,35 @@
 namespace taia {
 namespace {
 
-// One query row against the history. HD > 0 fixes the head size at compile time so the
-// dot products unroll into a few vector FMAs and one reduction; HD == 0 is the generic loop.
+// One query row against the rows of its key spans. HD > 0 fixes the head size at compile time
+// so the dot products unroll into a few vector FMAs and one reduction; HD == 0 is the generic loop.
 template <int HD>
-void attend_one(float* out, const float* qh, const float* k, const float* v, int64_t n_ctx, int64_t kv_row_stride,
-                int64_t hd_runtime, float scale, float* scores) {
+void attend_one(float* out, const float* qh, const float* k, const float* v, const KeySpans& spans,
+                int64_t kv_row_stride, int64_t hd_runtime, float scale, float* scores) {
   const int64_t hd = HD > 0 ? HD : hd_runtime;
-  for (int64_t j = 0; j < n_ctx; ++j) {
-    const float* kj = k + j * kv_row_stride;
-    float dot = 0.0f;
+  int64_t n = 0;
+  for (int s = 0; s < 2; ++s)
+    for (int64_t j = spans.begin[s]; j < spans.end[s]; ++j) {
+      const float* kj = k + j * kv_row_stride;
+      float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kj[i];
-    scores[j] = dot * scale;
-  }
-  softmax_forward(scores, n_ctx);
+      for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kj[i];
+      scores[n++] = dot * scale;
+    }
+  softmax_forward(scores, n);
   for (int64_t i = 0; i < hd; ++i) out[i] = 0.0f;
-  for (int64_t j = 0; j < n_ctx; ++j) {
-    const float p = scores[j];
-    const float* vj = v + j * kv_row_stride;
+  n = 0;
+  for (int s = 0; s < 2; ++s)
+    for (int64_t j = spans.begin[s]; j < spans.end[s]; ++j) {
+      const float p = scores[n++];
+      const float* vj = v + j * kv_row_stride;
 #pragma omp simd
-    for (int64_t i = 0; i < hd; ++i) out[i] += p * vj[i];
-  }
+      for (int64_t i = 0; i < hd; ++i) out[i] += p * vj[i];
+    }
 }
 
-using AttendFn = void (*)(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, float, float*);
+using AttendFn = void (*)(float*, const float*, const float*, const float*, const KeySpans&, int64_t, int64_t, float,
+                          float*);
 
 AttendFn pick(int64_t hd) {
   switch (hd) {
@@ -49,26 +55,38 @@ AttendFn pick(int64_t hd) {
 
 }  // namespace
 
-void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t pos0,
-                       int64_t kv_row_stride, const AttentionShape& shape) {
+void attention_forward_spans(float* out, const float* q, const float* k, const float* v, const KeySpans* spans,
+                             int64_t T, int64_t kv_row_stride, const AttentionShape& shape) {
   const int64_t H = shape.n_heads, hd = shape.head_dim;
   const int64_t group = H / shape.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(hd));
   const AttendFn attend = pick(hd);
+  int64_t longest = 0, work = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    longest = std::max(longest, spans[t].size());
+    work += spans[t].size();
+  }
   // Small problems (tiny models, short contexts) lose more to fork/join than they gain.
-  const bool parallel = T * H * (pos0 + T) * hd >= (int64_t(1) << 15);
+  const bool parallel = work * H * hd >= (int64_t(1) << 15);
 #pragma omp parallel if (parallel)
   {
-    std::vector<float> scores(static_cast<size_t>(pos0 + T));  // one row of probabilities, per thread
+    std::vector<float> scores(static_cast<size_t>(longest));  // one row of probabilities, per thread
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t h = 0; h < H; ++h) {
         const int64_t kv_offset = (h / group) * hd;
-        attend(out + (t * H + h) * hd, q + (t * H + h) * hd, k + kv_offset, v + kv_offset, pos0 + t + 1,
-               kv_row_stride, hd, scale, scores.data());
+        attend(out + (t * H + h) * hd, q + (t * H + h) * hd, k + kv_offset, v + kv_offset, spans[t], kv_row_stride,
+               hd, scale, scores.data());
       }
     }
   }
+}
+
+void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t pos0,
+                       int64_t kv_row_stride, const AttentionShape& shape) {
+  std::vector<KeySpans> spans(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) spans[size_t(t)].end[0] = pos0 + t + 1;
+  attention_forward_spans(out, q, k, v, spans.data(), T, kv_row_stride, shape);
 }
 
 }  // namespace taia

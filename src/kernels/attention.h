@@ -10,10 +10,24 @@ struct AttentionShape {
   int64_t head_dim;
 };
 
+// The cache rows one query attends to: [begin[0], end[0]) followed by [begin[1], end[1]).
+// Plain causal decoding uses the first span only; packed batches use the second for a shared
+// prefix (several answer options after one question, several sequences in one cache).
+struct KeySpans {
+  int64_t begin[2] = {0, 0};
+  int64_t end[2] = {0, 0};
+  int64_t size() const { return (end[0] - begin[0]) + (end[1] - begin[1]); }
+};
+
 // q[T, n_heads, head_dim] holds the queries of positions pos0 .. pos0+T-1.
 // k, v: [>= pos0+T, n_kv_heads, head_dim] rows for every position so far (row stride kv_row_stride
 // floats). Query t attends to positions 0 .. pos0+t. out[T, n_heads, head_dim].
 void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t pos0,
                        int64_t kv_row_stride, const AttentionShape& shape);
+
+// Query t attends to the cache rows spans[t] (each non-empty, the query's own row included by
+// the caller). Same layouts as attention_forward.
+void attention_forward_spans(float* out, const float* q, const float* k, const float* v, const KeySpans* spans,
+                             int64_t T, int64_t kv_row_stride, const AttentionShape& shape);
 
 }  // namespace taia

@@ -60,38 +60,100 @@ void Decoder::project(int64_t layer, Proj p, const Linear& lin, float* y, const 
   sgemm(false, true, T, m->out, m->rank, m->scale, lora_u_.data(), m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
 }
 
+int64_t PackedBatch::add(int32_t token, int64_t position, int64_t slot, const KeySpans& attend) {
+  tokens.push_back(token);
+  positions.push_back(position);
+  slots.push_back(slot);
+  spans.push_back(attend);
+  return size() - 1;
+}
+
+void PackedBatch::clear() {
+  tokens.clear();
+  positions.clear();
+  slots.clear();
+  spans.clear();
+  logit_rows.clear();
+}
+
 void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
-  const ModelConfig& c = model_.config;
-  const ModelWeights& w = model_.weights;
-  const int64_t D = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
   const int64_t pos0 = cache.length();
   TAIA_CHECK(T > 0, "[Decoder::forward] expected at least one token");
   TAIA_CHECK(pos0 + T <= cache.max_positions(), "[Decoder::forward] expected at most ", cache.max_positions(),
              " positions in the KV cache, got ", pos0 + T);
+  plain_.clear();
+  for (int64_t t = 0; t < T; ++t) {
+    KeySpans causal;
+    causal.end[0] = pos0 + t + 1;
+    plain_.add(tokens[t], pos0 + t, pos0 + t, causal);
+  }
+  for (int64_t t = all_logits ? 0 : T - 1; t < T; ++t) plain_.logit_rows.push_back(t);
+  forward_packed(cache, plain_, logits);
+  cache.set_length(pos0 + T);
+}
+
+void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits) {
+  const ModelConfig& c = model_.config;
+  const ModelWeights& w = model_.weights;
+  const int64_t D = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t T = b.size();
+  TAIA_CHECK(T > 0, "[Decoder::forward_packed] expected at least one token");
+  TAIA_CHECK(int64_t(b.positions.size()) == T && int64_t(b.slots.size()) == T && int64_t(b.spans.size()) == T,
+             "[Decoder::forward_packed] expected ", T, " positions, slots and spans");
+  bool contiguous = true;  // slots slot0.. slot0+T-1: keys/values are projected straight into the cache
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t slot = b.slots[size_t(t)];
+    const KeySpans& sp = b.spans[size_t(t)];
+    TAIA_CHECK(slot >= 0 && slot < cache.max_positions(), "[Decoder::forward_packed] row ", t, ": slot ", slot,
+               " is outside the KV cache (", cache.max_positions(), " rows)");
+    TAIA_CHECK(b.positions[size_t(t)] >= 0 && b.positions[size_t(t)] < c.max_position_embeddings,
+               "[Decoder::forward_packed] row ", t, ": position ", b.positions[size_t(t)],
+               " expected below max_position_embeddings = ", c.max_position_embeddings);
+    for (int s = 0; s < 2; ++s)
+      TAIA_CHECK(sp.begin[s] >= 0 && sp.begin[s] <= sp.end[s] && sp.end[s] <= cache.max_positions(),
+                 "[Decoder::forward_packed] row ", t, ": key span [", sp.begin[s], ", ", sp.end[s],
+                 ") is outside the KV cache");
+    TAIA_CHECK(sp.size() > 0, "[Decoder::forward_packed] row ", t, " attends to nothing");
+    contiguous = contiguous && slot == b.slots[0] + t;
+  }
+  for (size_t i = 0; i < b.logit_rows.size(); ++i) {
+    const int64_t r = b.logit_rows[i], prev = i ? b.logit_rows[i - 1] : -1;
+    TAIA_CHECK(r > prev && r < T, "[Decoder::forward_packed] logit rows expected increasing in 0..", T - 1, ", got ",
+               r, " after ", prev);
+  }
   s_.x.resize(size_t(T * D));
   s_.xn.resize(size_t(T * D));
   s_.q.resize(size_t(T * Q));
   s_.att.resize(size_t(T * Q));
   s_.gate.resize(size_t(T * I));
   s_.up.resize(size_t(T * I));
-  s_.pos.resize(size_t(T));
-  for (int64_t t = 0; t < T; ++t) s_.pos[size_t(t)] = pos0 + t;
+  if (!contiguous) {
+    s_.k.resize(size_t(T * KV));
+    s_.v.resize(size_t(T * KV));
+  }
 
   float* x = s_.x.data();
   float* xn = s_.xn.data();
-  embed_rows(x, w.embed, tokens, T, D);
+  embed_rows(x, w.embed, b.tokens.data(), T, D);
   const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
+  const int64_t* pos = b.positions.data();
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
-    float* k_rows = cache.keys(l) + pos0 * KV;  // [T, KV] slots for the new positions
-    float* v_rows = cache.values(l) + pos0 * KV;
+    float* k_rows = contiguous ? cache.keys(l) + b.slots[0] * KV : s_.k.data();  // [T, KV]
+    float* v_rows = contiguous ? cache.values(l) + b.slots[0] * KV : s_.v.data();
     rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
     project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
     project(l, Proj::K, L.k, k_rows, xn, T, false);
     project(l, Proj::V, L.v, v_rows, xn, T, false);
-    rope_forward(s_.q.data(), s_.pos.data(), T, c.num_heads, c.head_dim, s_.inv_freq.data());
-    rope_forward(k_rows, s_.pos.data(), T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
-    attention_forward(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), T, pos0, cache.row_stride(), shape);
+    rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, s_.inv_freq.data());
+    rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
+    if (!contiguous)
+      for (int64_t t = 0; t < T; ++t) {
+        std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
+        std::memcpy(cache.values(l) + b.slots[size_t(t)] * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
+      }
+    attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), b.spans.data(), T,
+                            cache.row_stride(), shape);
     project(l, Proj::O, L.o, x, s_.att.data(), T, /*accumulate=*/true);
 
     rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
@@ -100,10 +162,14 @@ void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* l
     swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
     project(l, Proj::Down, L.down, x, s_.gate.data(), T, /*accumulate=*/true);
   }
-  cache.set_length(pos0 + T);
-  const int64_t first = all_logits ? 0 : T - 1;
-  const int64_t rows = T - first;
-  rmsnorm_forward(xn, x + first * D, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps));
+  const int64_t rows = int64_t(b.logit_rows.size());
+  if (rows == 0) return;
+  // Gather the wanted rows (consecutive for plain forward calls) before the final norm and head.
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t r = b.logit_rows[size_t(i)];
+    if (r != i) std::memmove(x + i * D, x + r * D, size_t(D) * sizeof(float));
+  }
+  rmsnorm_forward(xn, x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps));
   linear_forward(logits, xn, w.lm_head, nullptr, rows);
 }
 

@@ -5,11 +5,29 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "model/kv_cache.h"
 #include "model/lora.h"
 #include "model/weights.h"
 
 namespace taia {
+
+// Rows of several sequences in one forward pass, each row with its own position (RoPE), the
+// cache slot its key/value go to and the cache rows it attends to. Used to score several
+// answer options after one shared question (the question's rows once, the options attending to
+// them and to themselves), and to run several prompts or decode steps in one pass.
+struct PackedBatch {
+  std::vector<int32_t> tokens;      // [T]
+  std::vector<int64_t> positions;   // [T] position ids
+  std::vector<int64_t> slots;       // [T] cache row written by each token (distinct)
+  std::vector<KeySpans> spans;      // [T] cache rows each token attends to (its own slot included)
+  std::vector<int64_t> logit_rows;  // rows whose logits are wanted, increasing
+
+  // Appends one row; returns its index.
+  int64_t add(int32_t token, int64_t position, int64_t slot, const KeySpans& attend);
+  int64_t size() const { return int64_t(tokens.size()); }
+  void clear();
+};
 
 // Scratch activations, sized for the largest batch of positions seen so far.
 struct RunState {
@@ -19,7 +37,7 @@ struct RunState {
   std::vector<float> att;    // [T, H*hd] attention output before o_proj
   std::vector<float> gate;   // [T, I]
   std::vector<float> up;     // [T, I]
-  std::vector<int64_t> pos;  // [T]
+  std::vector<float> k, v;   // [T, KV] new keys/values before they go to their cache slots
   std::vector<float> inv_freq;  // [hd/2]
 };
 
@@ -30,6 +48,10 @@ class Decoder {
   // Runs tokens[T] at positions cache.length() .. +T-1, appends their keys/values to the cache.
   // logits: [T, V] if all_logits, else [V] for the last position only.
   void forward(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, bool all_logits);
+
+  // Runs a packed batch; the cache's length is left alone (slots are managed by the caller).
+  // logits: [batch.logit_rows.size(), V].
+  void forward_packed(KVCache& cache, const PackedBatch& batch, float* logits);
 
   const Model& model() const { return model_; }
 
@@ -42,6 +64,7 @@ class Decoder {
 
   const Model& model_;
   RunState s_;
+  PackedBatch plain_;  // forward()'s rows
   const LoraAdapter* adapter_ = nullptr;
   ModuleMask mask_{};
   std::vector<float> lora_u_;  // [T, r]

@@ -42,6 +42,63 @@ std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
 
 const std::vector<int32_t> kIds{1, 5, 9, 17, 33, 2, 40, 52, 0, 11, 7, 3};
 
+// A packed batch: one shared prefix with two continuations that attend to it (the multiple-choice
+// layout), plus an unrelated sequence in slots far away, all in one pass. Every wanted row's
+// logits must equal those of running each full sequence on its own.
+TEST(Model, PackedBatchMatchesSeparateSequences) {
+  auto m = init_model(tiny_config(Arch::Qwen2, 1, true), 3, DType::F32, InitScheme::Full, 0.1f);
+  const size_t V = size_t(m->config.vocab_size);
+  const std::vector<int32_t> prefix{1, 5, 9, 17}, opt_a{33, 2}, opt_b{40, 52, 8}, other{7, 3, 11};
+  auto concat = [](std::vector<int32_t> a, const std::vector<int32_t>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  const auto ref_a = all_logits(*m, concat(prefix, opt_a));
+  const auto ref_b = all_logits(*m, concat(prefix, opt_b));
+  const auto ref_o = all_logits(*m, other);
+
+  PackedBatch b;
+  std::vector<std::pair<int64_t, const float*>> want;  // row -> reference logits
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    KeySpans sp;
+    sp.end[0] = int64_t(i) + 1;
+    b.add(prefix[i], int64_t(i), int64_t(i), sp);
+  }
+  int64_t slot = 4;
+  for (const auto* opt : {&opt_a, &opt_b}) {
+    const int64_t start = slot;
+    for (size_t j = 0; j < opt->size(); ++j) {
+      KeySpans sp;
+      sp.end[0] = 4;
+      sp.begin[1] = start;
+      sp.end[1] = slot + 1;
+      const int64_t row = b.add((*opt)[j], 4 + int64_t(j), slot++, sp);
+      want.push_back({row, (opt == &opt_a ? ref_a : ref_b).data() + (4 + j) * V});
+    }
+  }
+  for (size_t i = 0; i < other.size(); ++i) {  // its own region, slots 20..22, non-contiguous with the rest
+    KeySpans sp;
+    sp.begin[0] = 20;
+    sp.end[0] = 21 + int64_t(i);
+    const int64_t row = b.add(other[i], int64_t(i), 20 + int64_t(i), sp);
+    want.push_back({row, ref_o.data() + i * V});
+  }
+  want.insert(want.begin(), {3, ref_a.data() + 3 * V});  // the prefix's last row
+  for (const auto& [row, ref] : want) b.logit_rows.push_back(row);
+  Decoder d(*m);
+  KVCache cache(m->config, 32);
+  std::vector<float> out(want.size() * V);
+  d.forward_packed(cache, b, out.data());
+  for (size_t i = 0; i < want.size(); ++i)
+    for (size_t v = 0; v < V; ++v) ASSERT_NEAR(out[i * V + v], want[i].second[v], 2e-5f) << "row " << want[i].first;
+
+  b.logit_rows = {5, 2};  // not increasing
+  EXPECT_THROW(d.forward_packed(cache, b, out.data()), Error);
+  b.logit_rows = {0};
+  b.slots[1] = 40;  // outside the cache
+  EXPECT_THROW(d.forward_packed(cache, b, out.data()), Error);
+}
+
 TEST(Model, IncrementalDecodingMatchesOneBatch) {
   auto m = init_model(tiny_config(Arch::Llama, 2, false), 1, DType::F32, InitScheme::Full, 0.1f);
   const auto batch = all_logits(*m, kIds);
