@@ -1,8 +1,10 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -35,8 +37,8 @@ void AtomicFile::commit() {
   TAIA_CHECK(std::rename(tmp_path_.c_str(), path_.c_str()) == 0, path_, ": rename from ", tmp_path_,
              " failed: ", std::strerror(errno));
   committed_ = true;
-  std::string dir = path_.find('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/'));
-  if (dir.empty()) dir = "/";
+  const size_t slash = path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? std::string(".") : path_.substr(0, std::max<size_t>(slash, 1));
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
@@ -48,6 +50,15 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   AtomicFile f(path);
   f.write(content);
   f.commit();
+}
+
+void make_directories(const std::string& dir) {
+  TAIA_CHECK(!dir.empty(), "[make_directories] expected a folder name");
+  for (size_t p = dir.find('/', 1);; p = dir.find('/', p + 1)) {
+    const std::string part = p == std::string::npos ? dir : dir.substr(0, p);
+    if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) fail(part, ": cannot create folder: ", std::strerror(errno));
+    if (p == std::string::npos) break;
+  }
 }
 
 }  // namespace taia

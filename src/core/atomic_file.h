@@ -25,6 +25,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// Creates a folder and any missing parents (mkdir -p); throws naming the folder.
+void make_directories(const std::string& dir);
+
 // Writes a whole text file atomically.
 void write_file_atomic(const std::string& path, const std::string& content);
 

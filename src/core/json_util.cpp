@@ -1,5 +1,7 @@
 #include "core/json_util.h"
 
+#include <fstream>
+
 #include "core/error.h"
 #include "core/mmap_file.h"
 
@@ -59,6 +61,37 @@ std::string json_string_or(const Json& obj, const char* key, const std::string& 
   if (it == obj.end() || it->is_null()) return fallback;
   TAIA_CHECK(it->is_string(), origin, ": field '", key, "' expected a string, got ", brief(*it));
   return it->get<std::string>();
+}
+
+std::vector<JsonRecord> read_json_records(const std::string& path) {
+  std::ifstream in(path);
+  TAIA_CHECK(in.good(), path, ": cannot open");
+  std::vector<JsonRecord> out;
+  const int first = (in >> std::ws).peek();
+  if (first == '[') {  // one JSON array
+    Json arr = parse_json_file(path);
+    TAIA_CHECK(arr.is_array(), path, ": expected a JSON array of records");
+    for (size_t i = 0; i < arr.size(); ++i)
+      out.push_back({path + ": record " + std::to_string(i), std::move(arr[i]), ""});
+    return out;
+  }
+  in.clear();
+  in.seekg(0);
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    JsonRecord r;
+    r.where = path + ":" + std::to_string(n);
+    try {
+      r.value = parse_json_text(line, r.where);
+    } catch (const Error& e) {
+      r.error = e.what();
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace taia

@@ -2,6 +2,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace taia {
 
@@ -10,6 +11,16 @@ using Json = nlohmann::json;
 // Parses text; on error throws "<origin>: invalid JSON at byte N: <reason>".
 Json parse_json_text(const std::string& text, const std::string& origin);
 Json parse_json_file(const std::string& path);
+
+// The records of a JSON array file or a JSON Lines file (blank lines skipped). `where` is
+// "file:line" (JSON Lines) or "file: record i" (array, 0-based). A line that is not valid JSON
+// comes back with `error` set and a null value, so that callers can stop or skip it.
+struct JsonRecord {
+  std::string where;
+  Json value;
+  std::string error;
+};
+std::vector<JsonRecord> read_json_records(const std::string& path);
 
 // Typed accessors that throw "<origin>: field 'key' expected <type>, got <json>".
 int64_t json_int(const Json& obj, const char* key, const std::string& origin);

@@ -42,7 +42,7 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, uint64_t seed, DTyp
 }
 
 void save_hf_folder(Model& model, const std::string& dir, DType dtype) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, ": cannot create folder: ", std::strerror(errno));
+  make_directories(dir);
   ModelConfig config = model.config;
   config.torch_dtype = dtype == DType::F32 ? "float32" : dtype == DType::BF16 ? "bfloat16" : "float16";
   write_file_atomic(dir + "/config.json", config_to_hf_json(config).dump(2) + "\n");

@@ -18,7 +18,7 @@ std::string peft_key(int64_t layer, Proj p, const char* ab) {
 }
 
 void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::string& base_model) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, ": cannot create folder: ", std::strerror(errno));
+  make_directories(dir);
   const LoraConfig& c = a.config;
   Json cfg;
   cfg["peft_type"] = "LORA";

@@ -15,10 +15,6 @@
 namespace taia {
 namespace {
 
-void make_dir(const std::string& d) {
-  if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) fail(d, ": cannot create folder: ", std::strerror(errno));
-}
-
 void remove_tree(const std::string& d) {
   if (DIR* dir = ::opendir(d.c_str())) {
     while (dirent* e = ::readdir(dir)) {
@@ -33,11 +29,11 @@ void remove_tree(const std::string& d) {
 }  // namespace
 
 CheckpointWriter::CheckpointWriter(const std::string& out_dir, int64_t step) {
-  make_dir(out_dir);
+  make_directories(out_dir);
   dir = out_dir + "/checkpoint-" + std::to_string(step);
   tmp = dir + ".tmp-" + std::to_string(::getpid());
   remove_tree(tmp);
-  make_dir(tmp);
+  make_directories(tmp);
 }
 
 void CheckpointWriter::commit(const Json& state) {

@@ -97,25 +97,11 @@ std::vector<Record> load_records(const std::string& path, bool skip_bad, DataSta
       start = end + 2;
     }
   } else {
-    std::ifstream in(path);
-    TAIA_CHECK(in.good(), path, ": cannot open");
-    const int first = (in >> std::ws).peek();
-    if (first == '[') {  // one JSON array
-      Json arr = parse_json_file(path);
-      TAIA_CHECK(arr.is_array(), path, ": expected a JSON array of records");
-      for (size_t i = 0; i < arr.size(); ++i)
-        take([&] { return parse_record(arr[i], path + ": record " + std::to_string(i)); });
-    } else {  // JSON Lines
-      in.seekg(0);
-      std::string line;
-      int64_t n = 0;
-      while (std::getline(in, line)) {
-        ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = path + ":" + std::to_string(n);
-        take([&] { return parse_record(parse_json_text(line, where), where); });
-      }
-    }
+    for (const JsonRecord& r : read_json_records(path))
+      take([&] {
+        TAIA_CHECK(r.error.empty(), r.error);
+        return parse_record(r.value, r.where);
+      });
   }
   stats.records = int64_t(out.size());
   TAIA_CHECK(!out.empty(), path, ": no usable records", stats.skipped_bad ? " (all were bad and skipped)" : "");

@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/json_util.h"
 #include "core/mmap_file.h"
 #include "core/rng.h"
@@ -31,26 +31,6 @@ namespace taia {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string format_duration(double s) {
-  const int64_t t = int64_t(s + 0.5);
-  char buf[32];
-  if (t >= 3600)
-    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(t / 3600), (long long)(t / 60 % 60));
-  else
-    std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
-  return buf;
-}
-
-void draw_progress(int64_t step, int64_t total, double loss, double lr, double tps, double eta) {
-  const int width = 24;
-  const int filled = int(double(width) * double(step) / double(std::max<int64_t>(total, 1)));
-  std::string bar(size_t(filled), '#');
-  bar.resize(size_t(width), '.');
-  std::fprintf(stderr, "\r step %lld/%lld [%s] loss %.4f lr %.2e %.0f tok/s ETA %s   ", (long long)step,
-               (long long)total, bar.c_str(), loss, lr, tps, format_duration(eta).c_str());
-  std::fflush(stderr);
-}
 
 }  // namespace
 
@@ -181,8 +161,7 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
   TAIA_CHECK(start_step <= total, "[train] the checkpoint is at step ", start_step, ", past the planned ", total);
 
   // metrics.jsonl: keep what the resumed-from run wrote up to its checkpoint.
-  if (::mkdir(o.out_dir.c_str(), 0755) != 0 && errno != EEXIST)
-    fail(o.out_dir, ": cannot create folder: ", std::strerror(errno));
+  make_directories(o.out_dir);
   const std::string metrics_path = o.out_dir + "/metrics.jsonl";
   {
     std::string kept;
@@ -226,7 +205,7 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
 
   std::vector<std::vector<size_t>> epoch_batches;
   int64_t planned_epoch = -1;
-  const bool tty = o.progress && ::isatty(2);
+  ProgressBar progress("step", total, o.progress);
   const auto t_start = Clock::now();
   int64_t tokens_done = 0;
   TrainSummary summary;
@@ -275,13 +254,13 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
     }
     metrics << m.dump() << "\n" << std::flush;
     summary.final_loss = loss;
-    if (tty) {
-      const double per_step = elapsed / double(step - start_step);
-      draw_progress(step, total, loss, lr, double(tokens_done) / elapsed, per_step * double(total - step));
+    if (progress.drawing()) {
+      char extra[96];
+      std::snprintf(extra, sizeof(extra), "loss %.4f lr %.2e %.0f tok/s", loss, lr, double(tokens_done) / elapsed);
+      progress.update(step, extra, start_step);
     }
     if ((o.save_every > 0 && step % o.save_every == 0) || step == total) save_checkpoint(step);
   }
-  if (tty) std::fprintf(stderr, "\n");
   summary.steps = total;
   const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
   summary.tokens_per_s = elapsed > 0 ? double(tokens_done) / elapsed : 0;

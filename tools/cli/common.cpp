@@ -81,6 +81,10 @@ void add_adapter_options(CLI::App* cmd, AdapterArgs* args) {
   cmd->add_flag("--merge", args->merge, "Merge the selected modules into the weights instead of applying them at run time");
 }
 
+std::unique_ptr<LoraAdapter> load_adapter_path(const std::string& path, const ModelConfig& config) {
+  return std::make_unique<LoraAdapter>(is_directory(path) ? load_peft_adapter(path, config) : load_gguf_lora(path, config));
+}
+
 std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& a, Model& model, ModuleMask* unmerged_mask) {
   *unmerged_mask = ModuleMask{};
   if (a.adapter.empty()) {
@@ -89,8 +93,7 @@ std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& a, Model& mod
     return nullptr;
   }
   const ModuleMask mask = parse_mode(a.modules.empty() ? (a.mode.empty() ? "taia" : a.mode) : a.modules);
-  auto adapter = std::make_unique<LoraAdapter>(is_directory(a.adapter) ? load_peft_adapter(a.adapter, model.config)
-                                                                        : load_gguf_lora(a.adapter, model.config));
+  auto adapter = load_adapter_path(a.adapter, model.config);
   if (a.merge)
     merge_adapter(model, *adapter, mask);
   else

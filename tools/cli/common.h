@@ -23,6 +23,8 @@ void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_export(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_report(CLI::App& app);
 
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);
@@ -45,6 +47,8 @@ struct AdapterArgs {
   bool merge = false;
 };
 void add_adapter_options(CLI::App* cmd, AdapterArgs* args);
+// A PEFT adapter folder or a llama.cpp GGUF LoRA file.
+std::unique_ptr<LoraAdapter> load_adapter_path(const std::string& path, const ModelConfig& config);
 // Loads the adapter (if any) and either merges the selected modules into the model or keeps
 // them for the decoder to apply unmerged. Returns the adapter (kept alive by the caller).
 std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& args, Model& model, ModuleMask* unmerged_mask);

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   taia::cli::register_train(app);
   taia::cli::register_merge(app);
   taia::cli::register_export(app);
+  taia::cli::register_eval(app);
+  taia::cli::register_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,520 @@
+#include "eval/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "eval/answers.h"
+#include "eval/scoring.h"
+
+namespace taia {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool ends_with_space(const std::string& s) {
+  return !s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\t' || s.back() == '\r');
+}
+
+// The dialogue of one prompt: few-shot (question, answer) pairs, the question, and text the
+// reply starts with. Rendered through the chat template, or as "Question: ...\nAnswer:" text.
+struct Dialogue {
+  std::vector<std::pair<std::string, std::string>> demos;
+  std::string query;
+  std::string answer_prefix;
+};
+
+class Prompter {
+ public:
+  Prompter(const Tokenizer& tok, const EvalSettings& s) : tok_(tok) {
+    if (!s.chat) return;
+    tmpl_ = s.chat_template.empty() ? chat_template_for(tok) : chat_template_by_name(s.chat_template);
+    chat_ = tmpl_.format != ChatFormat::Raw;
+  }
+  bool chat() const { return chat_; }
+  const std::string& template_name() const { return tmpl_.name; }
+
+  std::string render(const Dialogue& d) const {
+    if (!chat_) {
+      std::string text;
+      for (const auto& [q, a] : d.demos) text += "Question: " + q + "\nAnswer: " + a + "\n\n";
+      text += "Question: " + d.query + "\nAnswer:";
+      if (!d.answer_prefix.empty()) text += " " + d.answer_prefix;
+      return text;
+    }
+    std::vector<ChatMessage> messages;
+    for (const auto& [q, a] : d.demos) {
+      messages.push_back({"user", q});
+      messages.push_back({"assistant", a});
+    }
+    messages.push_back({"user", d.query});
+    const std::string bos = tok_.bos_id ? tok_.id_to_piece(*tok_.bos_id) : "";
+    const std::string eos = tok_.eos_id ? tok_.id_to_piece(*tok_.eos_id) : "";
+    return render_chat(tmpl_, messages, /*add_generation_prompt=*/true, bos, eos).text + d.answer_prefix;
+  }
+  // Chat text carries its own BOS (the template writes it); plain text gets the tokenizer's.
+  std::vector<int32_t> encode(const std::string& text) const { return tok_.encode(text, !chat_).ids; }
+
+ private:
+  const Tokenizer& tok_;
+  ChatTemplate tmpl_;
+  bool chat_ = false;
+};
+
+std::string options_block(const TaskExample& e) {
+  std::string s;
+  for (size_t i = 0; i < e.choices.size(); ++i) s += "\n" + e.labels[i] + ". " + e.choices[i];
+  return s;
+}
+
+// The few-shot pool: --fewshot-file, else a sibling "train" file (test -> train in the name), else
+// the task's own examples (never the example being asked).
+std::vector<TaskExample> fewshot_pool(const Task& task, const EvalSettings& s, bool* from_task) {
+  *from_task = false;
+  if (!s.fewshot_file.empty()) return load_task(s.fewshot_file, task.format).examples;
+  const size_t slash = task.path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "" : task.path.substr(0, slash + 1);
+  std::string base = task.path.substr(dir.size());
+  for (const char* from : {"test", "validation", "val", "dev"}) {
+    const size_t p = base.find(from);
+    if (p == std::string::npos) continue;
+    const std::string sibling = dir + base.substr(0, p) + "train" + base.substr(p + std::string(from).size());
+    if (file_exists(sibling)) return load_task(sibling, task.format).examples;
+  }
+  *from_task = true;
+  return task.examples;
+}
+
+double mean(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+}
+
+// Standard error of the mean (sample standard deviation / sqrt(n)), as lm-eval-harness reports.
+double stderr_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  const double m = mean(v);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return std::sqrt(ss / double(v.size() - 1) / double(v.size()));
+}
+
+std::string safe_file_part(const std::string& s) {
+  std::string out;
+  for (char ch : s) out += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.' || ch == '@') ? ch : '_';
+  return out;
+}
+
+struct Prepared {
+  std::vector<std::string> prompts;                  // [examples] text
+  std::vector<LoglikRequest> loglik;                 // multiple choice by log-likelihood
+  std::vector<GenerationRequest> generation;         // letter / generative / refusal
+  std::vector<std::vector<int32_t>> letter_tokens;   // [examples] allowed first tokens
+  std::vector<std::vector<std::string>> letter_of;   // [examples] label of each allowed token
+  std::vector<std::vector<int32_t>> texts;           // perplexity: ids
+};
+
+class Evaluator {
+ public:
+  Evaluator(Decoder& d, const Tokenizer& tok, const EvalSettings& s)
+      : d_(d), tok_(tok), s_(s), prompter_(tok, s),
+        phrases_(s.refusal_phrases.empty() ? default_refusal_phrases() : s.refusal_phrases) {
+    const ModelConfig& c = d.model().config;
+    eos_ = c.eos_token_ids;
+    if (tok.eos_id) eos_.push_back(*tok.eos_id);
+    if (prompter_.chat()) eos_.insert(eos_.end(), tok.extra_eos_ids.begin(), tok.extra_eos_ids.end());
+  }
+  const Prompter& prompter() const { return prompter_; }
+
+  Prepared prepare(const Task& task, const std::vector<size_t>& picked, int64_t shots) {
+    Prepared p;
+    bool pool_is_task = false;
+    std::vector<TaskExample> pool;
+    if (shots > 0 && task.kind != TaskKind::Perplexity && task.kind != TaskKind::Refusal)
+      pool = fewshot_pool(task, s_, &pool_is_task);
+    for (size_t idx : picked) {
+      const TaskExample& e = task.examples[idx];
+      Dialogue d;
+      d.answer_prefix = e.answer_prefix;
+      // Demonstrations: `shots` distinct pool entries, drawn with (seed, example index).
+      if (!pool.empty()) {
+        std::vector<size_t> order(pool.size());
+        std::iota(order.begin(), order.end(), size_t(0));
+        Rng rng(s_.seed * 1000003u + idx);
+        for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.next_u64() % i]);
+        for (size_t i : order) {
+          if (int64_t(d.demos.size()) >= shots) break;
+          const TaskExample& x = pool[i];
+          if (pool_is_task && x.question == e.question) continue;
+          d.demos.push_back(demo_of(task, x));
+        }
+      }
+      d.query = query_of(task, e);
+      const std::string text = prompter_.render(d);
+      p.prompts.push_back(text);
+      switch (task.kind) {
+        case TaskKind::MultipleChoice:
+          if (s_.mc_method == McMethod::Loglik) p.loglik.push_back(loglik_request(text, e));
+          else add_letter_request(p, text, e);
+          break;
+        case TaskKind::Generative:
+        case TaskKind::Refusal:
+          p.generation.push_back({prompter_.encode(text), {}});
+          break;
+        case TaskKind::Perplexity:
+          p.texts.push_back(tok_.encode(e.text, true).ids);
+          break;
+      }
+    }
+    return p;
+  }
+
+  ModeScore score(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
+    switch (task.kind) {
+      case TaskKind::MultipleChoice:
+        return s_.mc_method == McMethod::Loglik ? score_mc_loglik(task, picked, p) : score_mc_letter(task, picked, p);
+      case TaskKind::Generative: return score_generative(task, picked, p);
+      case TaskKind::Refusal: return score_refusal(task, picked, p);
+      case TaskKind::Perplexity: return score_perplexity(task, picked, p);
+    }
+    fail("[eval] unknown task kind");
+  }
+
+ private:
+  std::pair<std::string, std::string> demo_of(const Task& task, const TaskExample& x) const {
+    if (task.kind == TaskKind::MultipleChoice) {
+      if (s_.mc_method == McMethod::Letter) return {x.question + options_block(x) + letter_instruction(), x.answer};
+      return {x.question, (x.answer_prefix.empty() ? "" : x.answer_prefix + " ") + x.choices[size_t(x.gold)]};
+    }
+    return {x.question, x.solution.empty() ? "The answer is " + x.answer + "." : x.solution};
+  }
+  std::string letter_instruction() const {
+    return prompter_.chat() ? "\nAnswer with the letter of the correct option." : "";
+  }
+  std::string query_of(const Task& task, const TaskExample& e) const {
+    if (task.kind == TaskKind::MultipleChoice && s_.mc_method == McMethod::Letter)
+      return e.question + options_block(e) + letter_instruction();
+    return e.question;
+  }
+
+  // lm-eval-harness's split: trailing whitespace of the context moves to the continuation, the
+  // continuation's tokens are those of encode(context + continuation) after encode(context).
+  LoglikRequest loglik_request(std::string context, const TaskExample& e) const {
+    std::string lead = ends_with_space(context) ? "" : " ";
+    size_t cut = context.size();
+    while (cut > 0 && ends_with_space(context.substr(0, cut))) --cut;
+    lead = context.substr(cut) + lead;
+    context.resize(cut);
+    LoglikRequest r;
+    r.context = prompter_.encode(context);
+    for (const auto& choice : e.choices) {
+      const std::vector<int32_t> whole = prompter_.encode(context + lead + choice);
+      if (whole.size() > r.context.size() && std::equal(r.context.begin(), r.context.end(), whole.begin()))
+        r.continuations.emplace_back(whole.begin() + int64_t(r.context.size()), whole.end());
+      else
+        r.continuations.push_back(tok_.encode(lead + choice, false).ids);
+      TAIA_CHECK(!r.continuations.back().empty(), e.where, ": choice '", choice, "' encodes to no tokens");
+    }
+    return r;
+  }
+
+  void add_letter_request(Prepared& p, const std::string& text, const TaskExample& e) const {
+    GenerationRequest g{prompter_.encode(text), {}};
+    std::vector<std::string> labels;
+    for (const auto& l : e.labels)
+      for (const std::string& variant : {l, " " + l}) {
+        const auto ids = tok_.encode(variant, false).ids;
+        if (ids.size() != 1 || std::find(g.first_token_allowed.begin(), g.first_token_allowed.end(), ids[0]) !=
+                                   g.first_token_allowed.end())
+          continue;
+        g.first_token_allowed.push_back(ids[0]);
+        labels.push_back(l);
+      }
+    TAIA_CHECK(!g.first_token_allowed.empty(), e.where, ": no option letter is a single token in this tokenizer");
+    p.letter_tokens.push_back(g.first_token_allowed);
+    p.letter_of.push_back(labels);
+    p.generation.push_back(std::move(g));
+  }
+
+  static Json entry(const char* metric, const std::vector<double>& per_example) {
+    return Json{{"metric", metric}, {"value", mean(per_example)}, {"stderr", stderr_of(per_example)},
+                {"n", per_example.size()}};
+  }
+
+  ModeScore score_mc_loglik(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
+    const auto res = score_loglik(d_, p.loglik, s_.batch_size);
+    ModeScore out;
+    std::vector<double> acc, acc_norm;
+    for (size_t i = 0; i < picked.size(); ++i) {
+      const TaskExample& e = task.examples[picked[i]];
+      size_t best = 0, best_norm = 0;
+      std::vector<double> norm;
+      for (size_t k = 0; k < e.choices.size(); ++k) {
+        // acc_norm divides by the option's length in bytes, as lm-eval-harness does.
+        norm.push_back(res[i].logprob[k] / double(std::max<size_t>(1, e.choices[k].size())));
+        if (res[i].logprob[k] > res[i].logprob[best]) best = k;
+        if (norm[k] > norm[best_norm]) best_norm = k;
+      }
+      acc.push_back(int64_t(best) == e.gold ? 1.0 : 0.0);
+      acc_norm.push_back(int64_t(best_norm) == e.gold ? 1.0 : 0.0);
+      out.samples.push_back(Json{{"where", e.where}, {"prompt", p.prompts[i]}, {"target", e.labels[size_t(e.gold)]},
+                                 {"output", e.choices[best]}, {"extracted", e.labels[best]},
+                                 {"correct", int64_t(best) == e.gold}, {"logprobs", res[i].logprob},
+                                 {"extracted_norm", e.labels[best_norm]}, {"greedy", res[i].greedy}});
+    }
+    out.entry = entry("acc", acc);
+    out.entry["acc_norm"] = mean(acc_norm);
+    out.entry["acc_norm_stderr"] = stderr_of(acc_norm);
+    out.entry["method"] = "loglik";
+    return out;
+  }
+
+  ModeScore score_mc_letter(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
+    GreedyOptions g;
+    g.max_new_tokens = 1;
+    const auto outs = generate_greedy(d_, p.generation, g, s_.batch_size);
+    ModeScore out;
+    std::vector<double> acc;
+    for (size_t i = 0; i < picked.size(); ++i) {
+      const TaskExample& e = task.examples[picked[i]];
+      std::string letter;
+      if (!outs[i].empty()) {
+        const auto& allowed = p.letter_tokens[i];
+        const size_t at = size_t(std::find(allowed.begin(), allowed.end(), outs[i][0]) - allowed.begin());
+        if (at < allowed.size()) letter = p.letter_of[i][at];
+      }
+      const bool ok = letter == e.labels[size_t(e.gold)];
+      acc.push_back(ok ? 1.0 : 0.0);
+      out.samples.push_back(Json{{"where", e.where}, {"prompt", p.prompts[i]}, {"target", e.labels[size_t(e.gold)]},
+                                 {"output", tok_.decode(outs[i], true)}, {"extracted", letter}, {"correct", ok}});
+    }
+    out.entry = entry("acc", acc);
+    out.entry["method"] = "letter";
+    return out;
+  }
+
+  // Plain prompts end a reply where the next "Question:" would start.
+  GreedyOptions reply_options(int64_t max_new, std::vector<std::string>* texts) {
+    GreedyOptions g;
+    g.max_new_tokens = max_new;
+    g.eos_ids = eos_;
+    if (!prompter_.chat())
+      g.stop = [this, texts](size_t i, const std::vector<int32_t>& out) {
+        (*texts)[i] = tok_.decode(out, true);
+        return (*texts)[i].find("Question:") != std::string::npos;
+      };
+    return g;
+  }
+  std::vector<std::string> reply_texts(const std::vector<std::vector<int32_t>>& outs) const {
+    std::vector<std::string> texts;
+    for (const auto& o : outs) {
+      std::string t = tok_.decode(o, true);
+      if (!prompter_.chat()) t = t.substr(0, t.find("Question:"));
+      texts.push_back(t);
+    }
+    return texts;
+  }
+
+  ModeScore score_generative(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
+    std::vector<std::string> scratch(p.generation.size());
+    const auto max_new = std::min<int64_t>(s_.max_new_tokens, d_.model().config.max_position_embeddings - 1);
+    const auto outs = generate_greedy(d_, p.generation, reply_options(max_new, &scratch), s_.batch_size);
+    std::vector<std::string> replies = reply_texts(outs);
+    AnswerStyle style;
+    style.numeric = task.numeric;
+    std::vector<std::optional<Extracted>> found(picked.size());
+    std::vector<size_t> retry;
+    for (size_t i = 0; i < picked.size(); ++i) {
+      found[i] = extract_answer(replies[i], style);
+      if (!found[i] && s_.second_pass) retry.push_back(i);
+    }
+    // The paper's second pass: the reply so far + " The answer is", a few more tokens.
+    std::vector<std::string> second(picked.size());
+    if (!retry.empty()) {
+      std::vector<GenerationRequest> again;
+      const auto suffix = tok_.encode(" The answer is", false).ids;
+      for (size_t i : retry) {
+        GenerationRequest g{p.generation[i].prompt, {}};
+        g.prompt.insert(g.prompt.end(), outs[i].begin(), outs[i].end());
+        g.prompt.insert(g.prompt.end(), suffix.begin(), suffix.end());
+        again.push_back(std::move(g));
+      }
+      std::vector<std::string> scratch2(again.size());
+      GreedyOptions g = reply_options(std::min<int64_t>(16, max_new), &scratch2);
+      g.stop = [this](size_t, const std::vector<int32_t>& out) {
+        return tok_.decode(out, true).find('\n') != std::string::npos;
+      };
+      const auto outs2 = generate_greedy(d_, again, g, s_.batch_size);
+      for (size_t r = 0; r < retry.size(); ++r) {
+        const size_t i = retry[r];
+        second[i] = tok_.decode(outs2[r], true);
+        found[i] = extract_answer("The answer is" + second[i], style);
+        if (found[i]) found[i]->rule = "second_pass_" + found[i]->rule;
+      }
+    }
+    ModeScore out;
+    std::vector<double> acc;
+    for (size_t i = 0; i < picked.size(); ++i) {
+      const TaskExample& e = task.examples[picked[i]];
+      const bool ok = found[i] && answers_match(found[i]->answer, e.answer);
+      acc.push_back(ok ? 1.0 : 0.0);
+      Json sample{{"where", e.where}, {"prompt", p.prompts[i]}, {"target", e.answer}, {"output", replies[i]},
+                  {"extracted", found[i] ? Json(found[i]->answer) : Json(nullptr)},
+                  {"rule", found[i] ? Json(found[i]->rule) : Json(nullptr)}, {"correct", ok}};
+      if (!second[i].empty()) sample["second_pass_output"] = second[i];
+      out.samples.push_back(std::move(sample));
+    }
+    out.entry = entry("acc", acc);
+    out.entry["answers_found"] =
+        double(std::count_if(found.begin(), found.end(), [](const auto& f) { return bool(f); })) /
+        double(std::max<size_t>(1, found.size()));
+    return out;
+  }
+
+  ModeScore score_refusal(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
+    std::vector<std::string> scratch(p.generation.size());
+    const auto outs = generate_greedy(d_, p.generation, reply_options(s_.refusal_tokens, &scratch), s_.batch_size);
+    const auto replies = reply_texts(outs);
+    ModeScore out;
+    std::vector<double> refused;
+    for (size_t i = 0; i < picked.size(); ++i) {
+      const TaskExample& e = task.examples[picked[i]];
+      const bool r = is_refusal(replies[i], phrases_);
+      refused.push_back(r ? 1.0 : 0.0);
+      out.samples.push_back(Json{{"where", e.where}, {"prompt", p.prompts[i]}, {"target", "refusal"},
+                                 {"output", replies[i]}, {"extracted", r ? "refusal" : "compliance"}, {"correct", r}});
+    }
+    out.entry = entry("refusal_rate", refused);
+    out.entry["attack_success_rate"] = 1.0 - mean(refused);
+    return out;
+  }
+
+  ModeScore score_perplexity(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
+    const int64_t window = std::min<int64_t>(s_.max_length, d_.model().config.max_position_embeddings);
+    ModeScore out;
+    std::vector<double> bits;
+    double bytes = 0;
+    for (size_t i = 0; i < picked.size(); ++i) {
+      const TaskExample& e = task.examples[picked[i]];
+      const auto lp = token_logprobs(d_, p.texts[i], window);
+      double sum = 0;
+      for (double v : lp) {
+        bits.push_back(-v / std::log(2.0));
+        sum += v;
+      }
+      bytes += double(e.text.size());
+      out.samples.push_back(Json{{"where", e.where}, {"tokens", p.texts[i].size()}, {"predicted", lp.size()},
+                                 {"bits", -sum / std::log(2.0)}, {"bytes", e.text.size()}});
+    }
+    TAIA_CHECK(!bits.empty(), task.path, ": the text is too short to predict any token");
+    out.entry = entry("bits_per_token", bits);
+    const double total_bits = std::accumulate(bits.begin(), bits.end(), 0.0);
+    out.entry["perplexity"] = std::exp(mean(bits) * std::log(2.0));
+    out.entry["bits_per_byte"] = bytes > 0 ? total_bits / bytes : 0.0;
+    out.entry["window"] = window;
+    return out;
+  }
+
+  Decoder& d_;
+  const Tokenizer& tok_;
+  const EvalSettings& s_;
+  Prompter prompter_;
+  std::vector<std::string> phrases_;
+  std::vector<int64_t> eos_;
+};
+
+}  // namespace
+
+Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter, const std::vector<Task>& tasks,
+              const EvalSettings& s, const std::string& out_dir, Json settings_json,
+              const std::function<void(const std::string&)>& log) {
+  TAIA_CHECK(!tasks.empty(), "[eval] expected at least one task");
+  TAIA_CHECK(!s.modes.empty() && !s.shots.empty(), "[eval] expected at least one mode and one shot count");
+  std::vector<std::pair<std::string, ModuleMask>> modes;
+  for (const auto& m : s.modes) {
+    const ModuleMask mask = parse_mode(m);
+    const bool any = std::any_of(mask.begin(), mask.end(), [](bool b) { return b; });
+    TAIA_CHECK(!any || adapter, "[eval] mode '", m, "' needs an adapter (--adapter DIR)");
+    modes.push_back({m, mask});
+  }
+  make_directories(out_dir + "/samples");
+  Evaluator ev(decoder, tok, s);
+  settings_json["chat_template"] = ev.prompter().chat() ? Json(ev.prompter().template_name()) : Json(nullptr);
+  Json results{{"tasks", Json::object()}, {"settings", settings_json}};
+  for (const Task& task : tasks) {
+    std::vector<size_t> picked(task.examples.size());
+    std::iota(picked.begin(), picked.end(), size_t(0));
+    if (s.limit > 0 && int64_t(picked.size()) > s.limit) picked.resize(size_t(s.limit));
+    const bool shotless = task.kind == TaskKind::Perplexity || task.kind == TaskKind::Refusal;
+    std::vector<int64_t> shot_list = shotless ? std::vector<int64_t>{0} : s.shots;
+    for (int64_t shots : shot_list) {
+      const std::string key = s.shots.size() > 1 && !shotless ? task.name + "@" + std::to_string(shots) + "shot"
+                                                              : task.name;
+      const Prepared prepared = ev.prepare(task, picked, shots);
+      for (const auto& [mode, mask] : modes) {
+        decoder.set_adapter(adapter, mask);
+        ProgressBar bar("eval " + key + " / " + mode, 1, s.progress);
+        bar.update(0);
+        const auto t0 = Clock::now();
+        ModeScore score = ev.score(task, picked, prepared);
+        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        bar.update(1);
+        Json& e = score.entry;
+        e["task"] = task.name;
+        e["kind"] = task_kind_name(task.kind);
+        e["format"] = task.format;
+        e["shots"] = shotless ? 0 : shots;
+        e["seconds"] = secs;
+        e["examples_per_s"] = secs > 0 ? double(picked.size()) / secs : 0.0;
+        results["tasks"][key][mode] = e;
+        std::string lines;
+        for (const Json& sample : score.samples) lines += sample.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+        write_file_atomic(out_dir + "/samples/" + safe_file_part(key) + "." + safe_file_part(mode) + ".jsonl", lines);
+        char buf[256];
+        std::snprintf(buf, sizeof(buf), "%s / %s: %s = %.4f ± %.4f (n = %lld), %.1f examples/s", key.c_str(),
+                      mode.c_str(), e["metric"].get<std::string>().c_str(), e["value"].get<double>(),
+                      e["stderr"].get<double>(), (long long)e["n"].get<int64_t>(), e["examples_per_s"].get<double>());
+        log(buf);
+      }
+    }
+  }
+  decoder.set_adapter(nullptr, ModuleMask{});
+  write_file_atomic(out_dir + "/results.json", results.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  return results;
+}
+
+std::string results_markdown(const Json& results) {
+  std::vector<std::string> modes;
+  for (const auto& [task, by_mode] : results.at("tasks").items())
+    for (const auto& [mode, e] : by_mode.items())
+      if (std::find(modes.begin(), modes.end(), mode) == modes.end()) modes.push_back(mode);
+  std::string out = "| task | metric |";
+  for (const auto& m : modes) out += " " + m + " |";
+  out += "\n|---|---|";
+  for (size_t i = 0; i < modes.size(); ++i) out += "---|";
+  out += "\n";
+  for (const auto& [task, by_mode] : results.at("tasks").items()) {
+    std::string metric;
+    for (const auto& [mode, e] : by_mode.items()) metric = e.value("metric", "");
+    out += "| " + task + " | " + metric + " |";
+    for (const auto& m : modes) {
+      if (!by_mode.contains(m)) {
+        out += " — |";
+        continue;
+      }
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), " %.4f ± %.4f |", by_mode[m]["value"].get<double>(),
+                    by_mode[m]["stderr"].get<double>());
+      out += buf;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace taia

@@ -1,0 +1,296 @@
+#include "eval/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/mmap_file.h"
+
+namespace taia {
+namespace {
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char ch : s) {
+    switch (ch) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&#39;"; break;
+      default: o += ch;
+    }
+  }
+  return o;
+}
+
+std::string num(double v, int digits = 4) {
+  if (!std::isfinite(v)) return "nan";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+const char* kColors[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"};
+const char* color(size_t i) { return kColors[i % (sizeof(kColors) / sizeof(kColors[0]))]; }
+
+// "Nice" upper bound of an axis.
+double axis_max(double v) {
+  if (!(v > 0)) return 1.0;
+  const double p = std::pow(10.0, std::floor(std::log10(v)));
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+std::string legend(const std::vector<std::string>& names, double x, double y) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const double ly = y + 16.0 * double(i);
+    s += "<rect x='" + num(x, 1) + "' y='" + num(ly - 9, 1) + "' width='10' height='10' fill='" + color(i) + "'/>";
+    s += "<text x='" + num(x + 14, 1) + "' y='" + num(ly, 1) + "' font-size='11'>" + esc(names[i]) + "</text>";
+  }
+  return s;
+}
+
+// Bars (one per mode) with standard-error whiskers.
+std::string bar_chart(const std::string& title, const std::vector<std::string>& modes, const std::vector<double>& values,
+                      const std::vector<double>& errors, const std::string& metric) {
+  const double W = 420, H = 240, left = 50, bottom = 40, top = 30, right = 10;
+  double hi = 0;
+  for (size_t i = 0; i < values.size(); ++i) hi = std::max(hi, values[i] + errors[i]);
+  const double ymax = axis_max(hi);
+  const double plot_h = H - top - bottom, plot_w = W - left - right;
+  const double slot = plot_w / double(std::max<size_t>(1, modes.size()));
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W, 0) + "' height='" + num(H, 0) +
+                  "' role='img' aria-label='" + esc(title) + "'>";
+  s += "<text x='" + num(W / 2, 1) + "' y='18' text-anchor='middle' font-size='13' font-weight='bold'>" + esc(title) +
+       "</text>";
+  for (int t = 0; t <= 4; ++t) {
+    const double v = ymax * t / 4, y = top + plot_h - plot_h * t / 4;
+    s += "<line x1='" + num(left, 1) + "' x2='" + num(W - right, 1) + "' y1='" + num(y, 1) + "' y2='" + num(y, 1) +
+         "' stroke='#ddd'/><text x='" + num(left - 4, 1) + "' y='" + num(y + 4, 1) +
+         "' text-anchor='end' font-size='10'>" + num(v, 3) + "</text>";
+  }
+  for (size_t i = 0; i < modes.size(); ++i) {
+    const double h = ymax > 0 ? plot_h * std::max(0.0, values[i]) / ymax : 0;
+    const double x = left + slot * double(i) + slot * 0.15, w = slot * 0.7, y = top + plot_h - h;
+    s += "<rect x='" + num(x, 1) + "' y='" + num(y, 1) + "' width='" + num(w, 1) + "' height='" + num(h, 1) +
+         "' fill='" + color(i) + "'><title>" + esc(modes[i]) + ": " + num(values[i]) + " ± " + num(errors[i]) +
+         "</title></rect>";
+    const double e_hi = top + plot_h - plot_h * std::min(ymax, values[i] + errors[i]) / ymax;
+    const double e_lo = top + plot_h - plot_h * std::max(0.0, values[i] - errors[i]) / ymax;
+    const double cx = x + w / 2;
+    s += "<line x1='" + num(cx, 1) + "' x2='" + num(cx, 1) + "' y1='" + num(e_hi, 1) + "' y2='" + num(e_lo, 1) +
+         "' stroke='#222'/>";
+    s += "<text x='" + num(cx, 1) + "' y='" + num(H - bottom + 14, 1) + "' text-anchor='middle' font-size='11'>" +
+         esc(modes[i]) + "</text>";
+    s += "<text x='" + num(cx, 1) + "' y='" + num(y - 3, 1) + "' text-anchor='middle' font-size='10'>" +
+         num(values[i], 3) + "</text>";
+  }
+  s += "<text x='12' y='" + num(top + plot_h / 2, 1) + "' font-size='11' transform='rotate(-90 12 " +
+       num(top + plot_h / 2, 1) + ")' text-anchor='middle'>" + esc(metric) + "</text></svg>";
+  return s;
+}
+
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;  // (x, y)
+};
+
+std::string line_chart(const std::string& title, const std::string& xlabel, const std::string& ylabel,
+                       const std::vector<Series>& series) {
+  const double W = 520, H = 280, left = 55, bottom = 40, top = 30, right = 110;
+  double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+  for (const auto& s : series)
+    for (const auto& [x, y] : s.points) {
+      if (!std::isfinite(y)) continue;
+      xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+    }
+  if (!std::isfinite(xmin)) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
+  if (xmax == xmin) xmax = xmin + 1;
+  ymin = std::min(0.0, ymin);
+  ymax = axis_max(ymax);
+  const double pw = W - left - right, ph = H - top - bottom;
+  auto X = [&](double x) { return left + pw * (x - xmin) / (xmax - xmin); };
+  auto Y = [&](double y) { return top + ph - ph * (y - ymin) / (ymax - ymin); };
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W, 0) + "' height='" + num(H, 0) +
+                  "' role='img' aria-label='" + esc(title) + "'>";
+  s += "<text x='" + num(left + pw / 2, 1) + "' y='18' text-anchor='middle' font-size='13' font-weight='bold'>" +
+       esc(title) + "</text>";
+  for (int t = 0; t <= 4; ++t) {
+    const double v = ymin + (ymax - ymin) * t / 4;
+    s += "<line x1='" + num(left, 1) + "' x2='" + num(left + pw, 1) + "' y1='" + num(Y(v), 1) + "' y2='" +
+         num(Y(v), 1) + "' stroke='#ddd'/><text x='" + num(left - 4, 1) + "' y='" + num(Y(v) + 4, 1) +
+         "' text-anchor='end' font-size='10'>" + num(v, 3) + "</text>";
+    const double xv = xmin + (xmax - xmin) * t / 4;
+    s += "<text x='" + num(X(xv), 1) + "' y='" + num(top + ph + 14, 1) + "' text-anchor='middle' font-size='10'>" +
+         num(xv, xmax - xmin >= 8 ? 0 : 1) + "</text>";
+  }
+  s += "<text x='" + num(left + pw / 2, 1) + "' y='" + num(H - 6, 1) + "' text-anchor='middle' font-size='11'>" +
+       esc(xlabel) + "</text>";
+  s += "<text x='12' y='" + num(top + ph / 2, 1) + "' font-size='11' transform='rotate(-90 12 " + num(top + ph / 2, 1) +
+       ")' text-anchor='middle'>" + esc(ylabel) + "</text>";
+  std::vector<std::string> names;
+  for (size_t i = 0; i < series.size(); ++i) {
+    names.push_back(series[i].name);
+    std::string pts;
+    for (const auto& [x, y] : series[i].points)
+      if (std::isfinite(y)) pts += num(X(x), 1) + "," + num(Y(y), 1) + " ";
+    s += "<polyline fill='none' stroke-width='2' stroke='" + std::string(color(i)) + "' points='" + pts + "'/>";
+    if (series[i].points.size() <= 12)
+      for (const auto& [x, y] : series[i].points)
+        if (std::isfinite(y))
+          s += "<circle r='3' cx='" + num(X(x), 1) + "' cy='" + num(Y(y), 1) + "' fill='" + color(i) + "'/>";
+  }
+  s += legend(names, left + pw + 12, top + 10) + "</svg>";
+  return s;
+}
+
+std::vector<Json> read_metrics(const std::string& dir) {
+  const std::string path = dir + "/metrics.jsonl";
+  TAIA_CHECK(file_exists(path), path, ": no such file (a training output folder holds metrics.jsonl)");
+  std::vector<Json> out;
+  for (const JsonRecord& r : read_json_records(path)) {
+    TAIA_CHECK(r.error.empty(), r.error);
+    TAIA_CHECK(r.value.is_object() && r.value.contains("step") && r.value["step"].is_number(), r.where,
+               ": expected a metrics record with a numeric 'step'");
+    out.push_back(r.value);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_report_html(const Json& results, const std::vector<std::pair<std::string, std::vector<Json>>>& runs) {
+  TAIA_CHECK(results.is_object() && results.contains("tasks") && results["tasks"].is_object(),
+             "[report] results expected an object with 'tasks'");
+  const Json& tasks = results["tasks"];
+  std::vector<std::string> modes;
+  for (const auto& [key, by_mode] : tasks.items()) {
+    TAIA_CHECK(by_mode.is_object(), "[report] results.tasks.", key, " expected an object of modes");
+    for (const auto& [mode, e] : by_mode.items()) {
+      TAIA_CHECK(e.is_object() && e.contains("value") && e["value"].is_number(), "[report] results.tasks.", key, ".",
+                 mode, " expected an object with a numeric 'value'");
+      if (std::find(modes.begin(), modes.end(), mode) == modes.end()) modes.push_back(mode);
+    }
+  }
+  std::string h =
+      "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>taia evaluation report</title>"
+      "<style>body{font-family:sans-serif;margin:24px;color:#222;background:#fff}table{border-collapse:collapse;"
+      "margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
+      "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}"
+      ".best{font-weight:bold}code{background:#f5f5f5}</style></head><body>\n"
+      "<h1>taia evaluation report</h1>\n";
+  // Table: task x mode.
+  h += "<h2>Scores (value ± standard error)</h2>\n<table><tr><th>task</th><th>metric</th><th>n</th>";
+  for (const auto& m : modes) h += "<th>" + esc(m) + "</th>";
+  h += "</tr>\n";
+  for (const auto& [key, by_mode] : tasks.items()) {
+    std::string metric;
+    int64_t n = 0;
+    for (const auto& [mode, e] : by_mode.items()) {
+      metric = e.value("metric", "");
+      n = e.value("n", int64_t(0));
+    }
+    h += "<tr><td>" + esc(key) + "</td><td>" + esc(metric) + "</td><td>" + std::to_string(n) + "</td>";
+    for (const auto& m : modes) {
+      if (!by_mode.contains(m)) {
+        h += "<td>—</td>";
+        continue;
+      }
+      const Json& e = by_mode[m];
+      h += "<td>" + num(e["value"].get<double>()) + " ± " + num(e.value("stderr", 0.0)) + "</td>";
+    }
+    h += "</tr>\n";
+  }
+  h += "</table>\n<h2>Per task</h2>\n<div class='charts'>\n";
+  for (const auto& [key, by_mode] : tasks.items()) {
+    std::vector<std::string> ms;
+    std::vector<double> v, e;
+    std::string metric;
+    for (const auto& m : modes)
+      if (by_mode.contains(m)) {
+        ms.push_back(m);
+        v.push_back(by_mode[m]["value"].get<double>());
+        e.push_back(by_mode[m].value("stderr", 0.0));
+        metric = by_mode[m].value("metric", "");
+      }
+    h += bar_chart(key, ms, v, e, metric) + "\n";
+  }
+  h += "</div>\n";
+  // Few-shot curves: entries of one task at several shot counts.
+  std::map<std::string, std::map<std::string, std::vector<std::pair<double, double>>>> curves;
+  for (const auto& [key, by_mode] : tasks.items())
+    for (const auto& [mode, e] : by_mode.items())
+      if (e.contains("task") && e.contains("shots") && e["shots"].is_number())
+        curves[e["task"].get<std::string>()][mode].push_back({e["shots"].get<double>(), e["value"].get<double>()});
+  std::string fewshot;
+  for (auto& [task, by_mode] : curves) {
+    std::vector<Series> series;
+    size_t most = 0;
+    for (const auto& m : modes)
+      if (by_mode.count(m)) {
+        auto pts = by_mode[m];
+        std::sort(pts.begin(), pts.end());
+        most = std::max(most, pts.size());
+        series.push_back({m, pts});
+      }
+    if (most >= 2) fewshot += line_chart(task + ": few-shot", "shots", "score", series) + "\n";
+  }
+  if (!fewshot.empty()) h += "<h2>Few-shot curves</h2>\n<div class='charts'>\n" + fewshot + "</div>\n";
+  // Training curves.
+  if (!runs.empty()) {
+    h += "<h2>Training</h2>\n<div class='charts'>\n";
+    for (const auto& [name, records] : runs) {
+      Series loss{"train loss", {}}, val{"val loss", {}};
+      for (const Json& r : records) {
+        const double step = r["step"].get<double>();
+        if (r.contains("loss") && r["loss"].is_number()) loss.points.push_back({step, r["loss"].get<double>()});
+        if (r.contains("val_loss") && r["val_loss"].is_number()) val.points.push_back({step, r["val_loss"].get<double>()});
+      }
+      std::vector<Series> series{loss};
+      if (!val.points.empty()) series.push_back(val);
+      h += line_chart(name, "step", "loss", series) + "\n";
+    }
+    h += "</div>\n";
+  }
+  h += "<h2>Settings</h2>\n<table>";
+  if (results.contains("settings") && results["settings"].is_object())
+    for (const auto& [k, v] : results["settings"].items())
+      h += "<tr><td>" + esc(k) + "</td><td><code>" + esc(v.dump(-1, ' ', false, Json::error_handler_t::replace)) +
+           "</code></td></tr>";
+  h += "</table>\n<p>Written by <code>taia report</code>.</p>\n</body></html>\n";
+  return h;
+}
+
+ReportSummary write_report(const std::string& run_dir, const std::vector<std::string>& train_dirs,
+                           const std::string& out) {
+  const std::string results_path = run_dir + "/results.json";
+  TAIA_CHECK(file_exists(results_path), results_path, ": no such file (expected an eval run folder)");
+  const Json results = parse_json_file(results_path);
+  std::vector<std::pair<std::string, std::vector<Json>>> runs;
+  for (const auto& d : train_dirs) runs.push_back({d, read_metrics(d)});
+  std::string html;
+  try {
+    html = render_report_html(results, runs);
+  } catch (const Error& e) {
+    fail(results_path, ": ", e.what());
+  }
+  write_file_atomic(out, html);
+  ReportSummary s;
+  s.tasks = int64_t(results["tasks"].size());
+  std::vector<std::string> modes;
+  for (const auto& [k, by_mode] : results["tasks"].items())
+    for (const auto& [m, e] : by_mode.items())
+      if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);
+  s.modes = int64_t(modes.size());
+  s.training_runs = int64_t(runs.size());
+  s.bytes = int64_t(html.size());
+  return s;
+}
+
+}  // namespace taia

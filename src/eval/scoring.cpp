@@ -1,0 +1,233 @@
+#include "eval/scoring.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "eval/sampling.h"
+
+namespace taia {
+namespace {
+
+// Logits are [rows, V] floats; keep one pass's share under this many floats (256 MB).
+constexpr int64_t kLogitBudget = int64_t(1) << 26;
+
+double log_sum_exp(const float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::exp(double(x[i]) - double(m));
+  return double(m) + std::log(s);
+}
+
+KeySpans one_span(int64_t begin, int64_t end) {
+  KeySpans s;
+  s.begin[0] = begin;
+  s.end[0] = end;
+  return s;
+}
+
+}  // namespace
+
+std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<LoglikRequest>& requests,
+                                       int64_t batch_size) {
+  const ModelConfig& c = decoder.model().config;
+  const int64_t V = c.vocab_size, max_pos = c.max_position_embeddings;
+  TAIA_CHECK(batch_size >= 1, "[score_loglik] batch_size expected >= 1, got ", batch_size);
+  std::vector<LoglikResult> results(requests.size());
+  // The (possibly left-cut) context of each request and the rows it needs.
+  std::vector<std::vector<int32_t>> contexts(requests.size());
+  std::vector<int64_t> rows_of(requests.size()), logit_rows_of(requests.size());
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const LoglikRequest& q = requests[r];
+    TAIA_CHECK(!q.context.empty(), "[score_loglik] request ", r, ": empty context");
+    size_t longest = 0;
+    int64_t rows = 0, logit_rows = 1;
+    for (const auto& cont : q.continuations) {
+      TAIA_CHECK(!cont.empty(), "[score_loglik] request ", r, ": empty continuation");
+      longest = std::max(longest, cont.size());
+      rows += int64_t(cont.size());
+      logit_rows += int64_t(cont.size()) - 1;
+    }
+    TAIA_CHECK(int64_t(longest) < max_pos, "[score_loglik] request ", r, ": a continuation of ", longest,
+               " tokens does not fit the model's ", max_pos, " positions");
+    const size_t keep = std::min(q.context.size(), size_t(max_pos) - longest);
+    contexts[r].assign(q.context.end() - int64_t(keep), q.context.end());
+    rows_of[r] = rows + int64_t(keep);
+    logit_rows_of[r] = logit_rows;
+  }
+
+  PackedBatch pb;
+  std::vector<float> logits;
+  size_t r0 = 0;
+  while (r0 < requests.size()) {
+    // Requests for this pass: up to batch_size, within the logits budget (at least one).
+    size_t r1 = r0;
+    int64_t slots = 0, logit_rows = 0;
+    while (r1 < requests.size() && int64_t(r1 - r0) < batch_size &&
+           (r1 == r0 || (logit_rows + logit_rows_of[r1]) * V <= kLogitBudget)) {
+      slots += rows_of[r1];
+      logit_rows += logit_rows_of[r1];
+      ++r1;
+    }
+    pb.clear();
+    // For every scored token: (request, continuation, packed row that predicts it).
+    struct Want {
+      size_t r, k;
+      int64_t row;
+      int32_t token;
+    };
+    std::vector<Want> wants;
+    int64_t slot = 0;
+    for (size_t r = r0; r < r1; ++r) {
+      const auto& ctx = contexts[r];
+      const int64_t base = slot, P = int64_t(ctx.size());
+      int64_t last_ctx_row = -1;
+      for (int64_t i = 0; i < P; ++i) {
+        last_ctx_row = pb.add(ctx[size_t(i)], i, slot, one_span(base, slot + 1));
+        ++slot;
+      }
+      for (size_t k = 0; k < requests[r].continuations.size(); ++k) {
+        const auto& cont = requests[r].continuations[k];
+        const int64_t start = slot;
+        int64_t prev_row = last_ctx_row;
+        for (size_t j = 0; j < cont.size(); ++j) {
+          wants.push_back({r, k, prev_row, cont[j]});
+          KeySpans sp = one_span(base, base + P);
+          sp.begin[1] = start;
+          sp.end[1] = slot + 1;
+          prev_row = pb.add(cont[j], P + int64_t(j), slot, sp);
+          ++slot;
+        }
+      }
+      results[r].logprob.assign(requests[r].continuations.size(), 0.0);
+      results[r].greedy.assign(requests[r].continuations.size(), true);
+    }
+    std::map<int64_t, size_t> out_index;  // packed row -> logits row
+    for (const Want& w : wants) out_index.emplace(w.row, 0);
+    for (auto& [row, idx] : out_index) {
+      idx = pb.logit_rows.size();
+      pb.logit_rows.push_back(row);
+    }
+    KVCache cache(c, slots);
+    logits.resize(size_t(int64_t(pb.logit_rows.size()) * V));
+    decoder.forward_packed(cache, pb, logits.data());
+    std::vector<double> lse(pb.logit_rows.size());
+    std::vector<int32_t> best(pb.logit_rows.size());
+    for (size_t i = 0; i < lse.size(); ++i) {
+      lse[i] = log_sum_exp(logits.data() + int64_t(i) * V, V);
+      best[i] = argmax(logits.data() + int64_t(i) * V, V);
+    }
+    for (const Want& w : wants) {
+      const size_t i = out_index[w.row];
+      TAIA_CHECK(w.token >= 0 && w.token < V, "[score_loglik] token id ", w.token, " outside the vocabulary (", V, ")");
+      results[w.r].logprob[w.k] += double(logits[i * size_t(V) + size_t(w.token)]) - lse[i];
+      if (best[i] != w.token) results[w.r].greedy[w.k] = false;
+    }
+    r0 = r1;
+  }
+  return results;
+}
+
+std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::vector<GenerationRequest>& requests,
+                                                  const GreedyOptions& options, int64_t batch_size) {
+  const ModelConfig& c = decoder.model().config;
+  const int64_t V = c.vocab_size, max_pos = c.max_position_embeddings;
+  const int64_t max_new = options.max_new_tokens;
+  TAIA_CHECK(batch_size >= 1, "[generate_greedy] batch_size expected >= 1, got ", batch_size);
+  TAIA_CHECK(max_new >= 1 && max_new < max_pos, "[generate_greedy] max_new_tokens expected in 1..", max_pos - 1,
+             ", got ", max_new);
+  std::vector<std::vector<int32_t>> outputs(requests.size());
+  PackedBatch pb;
+  std::vector<float> logits;
+  const int64_t per_pass = std::max<int64_t>(1, std::min<int64_t>(batch_size, kLogitBudget / V));
+  for (size_t r0 = 0; r0 < requests.size(); r0 += size_t(per_pass)) {
+    const size_t r1 = std::min(requests.size(), r0 + size_t(per_pass));
+    const size_t n = r1 - r0;
+    std::vector<int64_t> base(n), len(n);
+    std::vector<bool> active(n, true);
+    pb.clear();
+    int64_t slot = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const auto& prompt = requests[r0 + i].prompt;
+      TAIA_CHECK(!prompt.empty(), "[generate_greedy] request ", r0 + i, ": empty prompt");
+      const size_t keep = std::min(prompt.size(), size_t(max_pos - max_new));  // cut on the left
+      base[i] = slot;
+      int64_t last_row = -1;
+      for (size_t t = prompt.size() - keep; t < prompt.size(); ++t) {
+        last_row = pb.add(prompt[t], slot - base[i], slot, one_span(base[i], slot + 1));
+        ++slot;
+      }
+      len[i] = int64_t(keep);
+      pb.logit_rows.push_back(last_row);
+      slot += max_new;  // room for the reply
+    }
+    KVCache cache(c, slot);
+    for (int64_t step = 0;; ++step) {
+      logits.resize(pb.logit_rows.size() * size_t(V));
+      decoder.forward_packed(cache, pb, logits.data());
+      std::vector<size_t> order;  // requests of this pass's rows, in row order
+      for (size_t i = 0; i < n; ++i)
+        if (active[i]) order.push_back(i);
+      pb.clear();
+      for (size_t a = 0; a < order.size(); ++a) {
+        const size_t i = order[a];
+        const float* row = logits.data() + a * size_t(V);
+        const auto& allowed = requests[r0 + i].first_token_allowed;
+        int32_t next;
+        if (step == 0 && !allowed.empty()) {
+          next = allowed[0];
+          for (int32_t id : allowed) {
+            TAIA_CHECK(id >= 0 && id < V, "[generate_greedy] allowed token ", id, " outside the vocabulary");
+            if (row[id] > row[next] || (row[id] == row[next] && id < next)) next = id;
+          }
+        } else {
+          next = argmax(row, V);
+        }
+        auto& out = outputs[r0 + i];
+        const bool eos = std::find(options.eos_ids.begin(), options.eos_ids.end(), next) != options.eos_ids.end();
+        if (!eos) out.push_back(next);
+        if (eos || int64_t(out.size()) >= max_new || (options.stop && options.stop(r0 + i, out))) {
+          active[i] = false;
+          continue;
+        }
+        const int64_t s = base[i] + len[i];
+        pb.logit_rows.push_back(pb.add(next, len[i], s, one_span(base[i], s + 1)));
+        ++len[i];
+      }
+      if (pb.size() == 0) break;
+    }
+  }
+  return outputs;
+}
+
+std::vector<double> token_logprobs(Decoder& decoder, const std::vector<int32_t>& ids, int64_t window) {
+  const ModelConfig& c = decoder.model().config;
+  const int64_t V = c.vocab_size, n = int64_t(ids.size());
+  TAIA_CHECK(window >= 2 && window <= c.max_position_embeddings, "[token_logprobs] window expected in 2..",
+             c.max_position_embeddings, ", got ", window);
+  std::vector<double> out;
+  if (n < 2) return out;
+  const int64_t piece = std::max<int64_t>(1, std::min<int64_t>(window, kLogitBudget / V));
+  std::vector<float> logits;
+  KVCache cache(c, window);
+  for (int64_t s = 0; s < n - 1; s += window) {
+    const int64_t e = std::min(s + window, n - 1);  // inputs ids[s, e), targets ids[s+1, e]
+    cache.clear();
+    for (int64_t p = s; p < e; p += piece) {
+      const int64_t m = std::min(piece, e - p);
+      logits.resize(size_t(m * V));
+      decoder.forward(cache, ids.data() + p, m, logits.data(), true);
+      for (int64_t t = 0; t < m; ++t) {
+        const float* row = logits.data() + t * V;
+        const int32_t target = ids[size_t(p + t + 1)];
+        TAIA_CHECK(target >= 0 && target < V, "[token_logprobs] token id ", target, " outside the vocabulary");
+        out.push_back(double(row[target]) - log_sum_exp(row, V));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace taia

@@ -1,0 +1,50 @@
+// Batched scoring on the decoder: log-likelihoods of continuations (the question's rows run
+// once, every option attends to them), greedy generation of many prompts in one pass per step,
+// and token log-probabilities of long text for perplexity. All use Decoder::forward_packed.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/decoder.h"
+
+namespace taia {
+
+// One example: a shared context and the continuations scored after it.
+struct LoglikRequest {
+  std::vector<int32_t> context;                     // >= 1 token
+  std::vector<std::vector<int32_t>> continuations;  // each >= 1 token
+};
+
+struct LoglikResult {
+  std::vector<double> logprob;  // [continuations] sum of log p(token | everything before)
+  std::vector<bool> greedy;     // [continuations] every token was the argmax
+};
+
+// batch_size: examples per forward pass. Contexts too long for the model are cut on the left.
+std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<LoglikRequest>& requests,
+                                       int64_t batch_size);
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> first_token_allowed;  // non-empty: the first token is the best of these
+};
+
+struct GreedyOptions {
+  int64_t max_new_tokens = 256;
+  std::vector<int64_t> eos_ids;
+  // Called after each new token with the request index and its output so far; true stops it.
+  std::function<bool(size_t, const std::vector<int32_t>&)> stop;
+};
+
+// Greedy generation of every request, batch_size requests per pass; outputs exclude the prompt
+// (an EOS that ended a reply is dropped).
+std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::vector<GenerationRequest>& requests,
+                                                  const GreedyOptions& options, int64_t batch_size);
+
+// log p(ids[t] | ids[window start .. t-1]) for t = 1 .. n-1 (natural log), in windows of
+// `window` positions that do not overlap (each window's first token is context only, as in
+// the usual chunked perplexity). Returns n-1 values minus the first token of each later window.
+std::vector<double> token_logprobs(Decoder& decoder, const std::vector<int32_t>& ids, int64_t window);
+
+}  // namespace taia

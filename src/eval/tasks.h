@@ -1,0 +1,51 @@
+// Evaluation task files: GSM8K, MATH, SVAMP, MMLU, ARC / CommonsenseQA, BBH, AdvBench, plain
+// text (perplexity) and the generic JSONL schema of docs/EVAL.md, read into one shape.
+// The format is detected from the extension and the first record; `format` overrides.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace taia {
+
+enum class TaskKind {
+  MultipleChoice,  // choices + gold index: log-likelihood or generated letter
+  Generative,      // free answer, extracted and compared with the gold answer
+  Perplexity,      // bits per token on text
+  Refusal,         // harmful prompts: does the reply refuse?
+};
+const char* task_kind_name(TaskKind kind);
+
+struct TaskExample {
+  std::string where;                 // "file:line" of the record
+  std::string question;              // the prompt text (without the options)
+  std::vector<std::string> choices;  // multiple choice: option texts
+  std::vector<std::string> labels;   // their letters, "A", "B", ...
+  int64_t gold = -1;                 // multiple choice: index into choices
+  std::string answer;                // generative: the gold answer; refusal: the AdvBench target
+  std::string solution;              // worked answer for few-shot demonstrations
+  std::string answer_prefix;         // optional text the reply starts with (generic schema)
+  std::string text;                  // perplexity: the text
+};
+
+struct Task {
+  std::string name;    // file stem
+  std::string path;
+  std::string format;  // gsm8k, math, svamp, mmlu, arc, csqa, bbh, advbench, text, generic
+  TaskKind kind = TaskKind::Generative;
+  bool numeric = false;  // generative answers compared as numbers (GSM8K, SVAMP)
+  std::vector<TaskExample> examples;
+};
+
+// Names accepted as a format override.
+const std::vector<std::string>& task_format_names();
+
+// Reads a task file. Every problem throws "file:line: reason" (a missing answer field included).
+Task load_task(const std::string& path, const std::string& format = "");
+
+// The answer of a GSM8K solution ("... #### 1,234" -> "1234"); empty if there is none.
+std::string gsm8k_final_answer(const std::string& solution);
+// The content of the first \boxed{...} (balanced braces), or of \fbox{...}; empty if none.
+std::string first_boxed(const std::string& text);
+
+}  // namespace taia

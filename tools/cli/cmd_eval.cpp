@@ -1,0 +1,161 @@
+// taia eval: base / vanilla / TAIA / TAIF (or module lists) on downstream tasks in one run.
+#include <iostream>
+#include <sstream>
+
+#include "common.h"
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "eval/answers.h"
+#include "eval/evaluate.h"
+#include "model/tokenizer_loader.h"
+
+namespace taia::cli {
+namespace {
+
+struct EvalArgs {
+  std::string model, adapter, tokenizer, tasks, task_format, modes, shots = "0", out, mc_method = "loglik";
+  std::string refusal_phrases_file, dtype = "auto";
+  bool no_chat = false, no_second_pass = false;
+  EvalSettings s;
+  int threads = 0;
+  OutputFormat format = OutputFormat::Text;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void run_eval_cmd(EvalArgs& a) {
+  EvalSettings& s = a.s;
+  // Usage problems first, before anything is loaded.
+  s.shots.clear();
+  for (const auto& k : split_list(a.shots)) {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(k, &used);
+      if (used != k.size() || v < 0 || v > 64) throw std::invalid_argument(k);
+      s.shots.push_back(v);
+    } catch (const std::exception&) {
+      throw CLI::ValidationError("--shots", "expected a list of numbers 0..64, got '" + a.shots + "'");
+    }
+  }
+  if (s.shots.empty()) throw CLI::ValidationError("--shots", "expected at least one number");
+  const std::string modes = a.modes.empty() ? (a.adapter.empty() ? "base" : "base,vanilla,taia,taif") : a.modes;
+  // A module list ("q,k,v") is one mode: modes are separated by ';' when module lists are used.
+  s.modes = modes.find(';') != std::string::npos ? std::vector<std::string>{} : split_list(modes);
+  if (modes.find(';') != std::string::npos) {
+    std::stringstream ss(modes);
+    std::string m;
+    while (std::getline(ss, m, ';'))
+      if (!m.empty()) s.modes.push_back(m);
+  }
+  for (const auto& m : s.modes) {
+    try {
+      parse_mode(m);
+    } catch (const Error& e) {
+      throw CLI::ValidationError("--modes", e.what());
+    }
+  }
+  s.chat = !a.no_chat;
+  s.second_pass = !a.no_second_pass;
+  s.mc_method = a.mc_method == "letter" ? McMethod::Letter : McMethod::Loglik;
+  if (!a.refusal_phrases_file.empty()) {
+    std::stringstream ss(read_text_file(a.refusal_phrases_file));
+    std::string line;
+    while (std::getline(ss, line))
+      if (!line.empty() && line[0] != '#') s.refusal_phrases.push_back(line);
+    TAIA_CHECK(!s.refusal_phrases.empty(), a.refusal_phrases_file, ": no refusal phrases (one per line)");
+  }
+
+  std::vector<Task> tasks;
+  for (const auto& path : split_list(a.tasks)) tasks.push_back(load_task(path, a.task_format));
+  TAIA_CHECK(!tasks.empty(), "[eval] --tasks names no file");
+  auto model = load_for_run(a.model, a.dtype, a.threads);
+  auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
+  TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, a.model, ": the tokenizer has ", tok->vocab_size(),
+             " tokens but the model only ", model->config.vocab_size);
+  std::unique_ptr<LoraAdapter> adapter;
+  if (!a.adapter.empty()) adapter = load_adapter_path(a.adapter, model->config);
+  Decoder decoder(*model);
+
+  Json settings{{"model", a.model},
+                {"adapter", a.adapter.empty() ? Json(nullptr) : Json(a.adapter)},
+                {"modes", s.modes},
+                {"shots", s.shots},
+                {"limit", s.limit},
+                {"batch_size", s.batch_size},
+                {"chat", s.chat},
+                {"mc_method", a.mc_method},
+                {"max_new_tokens", s.max_new_tokens},
+                {"refusal_tokens", s.refusal_tokens},
+                {"max_length", s.max_length},
+                {"fewshot_file", s.fewshot_file},
+                {"seed", s.seed},
+                {"second_pass", s.second_pass},
+                {"threads", a.threads},
+                {"dtype", a.dtype},
+                {"task_files", split_list(a.tasks)}};
+  const bool json = a.format == OutputFormat::Json;
+  s.progress = !json;
+  const Json results = run_eval(decoder, *tok, adapter.get(), tasks, s, a.out, settings, [&](const std::string& line) {
+    if (!json) std::cerr << line << std::endl;
+  });
+  if (json)
+    print_json(results);
+  else
+    std::cout << results_markdown(results) << "\nresults: " << a.out << "/results.json" << std::endl;
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  EvalSettings& s = args->s;
+  CLI::App* cmd = app.add_subcommand("eval", "Score base / vanilla / TAIA / TAIF on task files; writes results.json");
+  cmd->add_option("-m,--model", args->model, "Base model: GGUF file or HF folder")->required();
+  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or GGUF LoRA file");
+  cmd->add_option("--modes", args->modes,
+                  "Comma-separated modes: base, vanilla, taia, taif (default: all four with --adapter, else base); "
+                  "module lists separated by ';', e.g. 'taia;q,k,v'");
+  cmd->add_option("--tasks", args->tasks,
+                  "Task files, comma-separated: GSM8K / MATH / SVAMP / ARC / CommonsenseQA / generic JSONL, MMLU / "
+                  "AdvBench CSV, BBH JSON, .txt (perplexity)")
+      ->required();
+  cmd->add_option("--task-format", args->task_format, "Read every task file as this format")
+      ->check(CLI::IsMember(task_format_names()));
+  cmd->add_option("--shots", args->shots, "Few-shot demonstrations; a list (0,1,2,4) runs each")->capture_default_str();
+  cmd->add_option("--fewshot-file", s.fewshot_file, "Demonstrations (default: the task's train split, else the task)");
+  cmd->add_option("--limit", s.limit, "Score only the first N examples of each task (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", s.batch_size, "Examples per forward pass")
+      ->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
+  cmd->add_option("-o,--out", args->out, "Run folder: results.json and samples/")->required();
+  cmd->add_flag("--no-chat", args->no_chat, "Plain 'Question: ... Answer:' prompts even if the model has a chat template");
+  cmd->add_option("--chat-template", s.chat_template, "Chat template (default: recognised from the model)")
+      ->check(CLI::IsMember(chat_template_names()));
+  cmd->add_option("--mc-method", args->mc_method,
+                  "Multiple choice: loglik (log-likelihood of each option) or letter (the generated option letter)")
+      ->check(CLI::IsMember({"loglik", "letter"}))->capture_default_str();
+  cmd->add_option("--max-new-tokens", s.max_new_tokens, "Reply length for generative tasks")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16))->capture_default_str();
+  cmd->add_option("--refusal-tokens", s.refusal_tokens, "Reply length for refusal tasks")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16))->capture_default_str();
+  cmd->add_option("--max-length", s.max_length, "Perplexity window in tokens")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 20))->capture_default_str();
+  cmd->add_option("--refusal-phrases", args->refusal_phrases_file, "File with one refusal phrase per line");
+  cmd->add_flag("--no-second-pass", args->no_second_pass,
+                "Do not continue with ' The answer is' when no answer was found");
+  cmd->add_option("--seed", s.seed, "Seed of the few-shot draw")->capture_default_str();
+  cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
+  add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_threads_option(cmd, &args->threads);
+  add_format_option(cmd, &args->format);
+  cmd->callback([args] { run_eval_cmd(*args); });
+}
+
+}  // namespace taia::cli
