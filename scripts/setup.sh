@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev       # benchmarks
   python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)
+  chromium               # renders the HTML report in the eval test (headless screenshot)
 )
 
 missing=()

@@ -85,6 +85,12 @@ std::optional<Extracted> extract_answer(const std::string& reply, const AnswerSt
       const auto nums = numbers_in(rest);
       if (!nums.empty()) return Extracted{nums.front(), "answer_is"};
     } else {
+      // The answer ends at the first period that is not a decimal point ("3.5" keeps its own).
+      for (size_t k = 0; k < rest.size(); ++k)
+        if (rest[k] == '.' && !(k > 0 && is_digit(rest[k - 1]) && k + 1 < rest.size() && is_digit(rest[k + 1]))) {
+          rest.resize(k);
+          break;
+        }
       while (!rest.empty() && (rest.back() == '.' || rest.back() == ' ')) rest.pop_back();
       if (!rest.empty()) return Extracted{rest, "answer_is"};
     }

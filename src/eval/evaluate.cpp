@@ -112,10 +112,8 @@ std::string safe_file_part(const std::string& s) {
 
 struct Prepared {
   std::vector<std::string> prompts;                  // [examples] text
-  std::vector<LoglikRequest> loglik;                 // multiple choice by log-likelihood
-  std::vector<GenerationRequest> generation;         // letter / generative / refusal
-  std::vector<std::vector<int32_t>> letter_tokens;   // [examples] allowed first tokens
-  std::vector<std::vector<std::string>> letter_of;   // [examples] label of each allowed token
+  std::vector<LoglikRequest> loglik;                 // multiple choice: the options, or their letters
+  std::vector<GenerationRequest> generation;         // generative / refusal
   std::vector<std::vector<int32_t>> texts;           // perplexity: ids
 };
 
@@ -159,12 +157,11 @@ class Evaluator {
       p.prompts.push_back(text);
       switch (task.kind) {
         case TaskKind::MultipleChoice:
-          if (s_.mc_method == McMethod::Loglik) p.loglik.push_back(loglik_request(text, e));
-          else add_letter_request(p, text, e);
+          p.loglik.push_back(loglik_request(text, s_.mc_method == McMethod::Loglik ? e.choices : e.labels, e));
           break;
         case TaskKind::Generative:
         case TaskKind::Refusal:
-          p.generation.push_back({prompter_.encode(text), {}});
+          p.generation.push_back({prompter_.encode(text)});
           break;
         case TaskKind::Perplexity:
           p.texts.push_back(tok_.encode(e.text, true).ids);
@@ -204,7 +201,8 @@ class Evaluator {
 
   // lm-eval-harness's split: trailing whitespace of the context moves to the continuation, the
   // continuation's tokens are those of encode(context + continuation) after encode(context).
-  LoglikRequest loglik_request(std::string context, const TaskExample& e) const {
+  LoglikRequest loglik_request(std::string context, const std::vector<std::string>& options,
+                               const TaskExample& e) const {
     std::string lead = ends_with_space(context) ? "" : " ";
     size_t cut = context.size();
     while (cut > 0 && ends_with_space(context.substr(0, cut))) --cut;
@@ -212,7 +210,7 @@ class Evaluator {
     context.resize(cut);
     LoglikRequest r;
     r.context = prompter_.encode(context);
-    for (const auto& choice : e.choices) {
+    for (const auto& choice : options) {
       const std::vector<int32_t> whole = prompter_.encode(context + lead + choice);
       if (whole.size() > r.context.size() && std::equal(r.context.begin(), r.context.end(), whole.begin()))
         r.continuations.emplace_back(whole.begin() + int64_t(r.context.size()), whole.end());
@@ -221,24 +219,6 @@ class Evaluator {
       TAIA_CHECK(!r.continuations.back().empty(), e.where, ": choice '", choice, "' encodes to no tokens");
     }
     return r;
-  }
-
-  void add_letter_request(Prepared& p, const std::string& text, const TaskExample& e) const {
-    GenerationRequest g{prompter_.encode(text), {}};
-    std::vector<std::string> labels;
-    for (const auto& l : e.labels)
-      for (const std::string& variant : {l, " " + l}) {
-        const auto ids = tok_.encode(variant, false).ids;
-        if (ids.size() != 1 || std::find(g.first_token_allowed.begin(), g.first_token_allowed.end(), ids[0]) !=
-                                   g.first_token_allowed.end())
-          continue;
-        g.first_token_allowed.push_back(ids[0]);
-        labels.push_back(l);
-      }
-    TAIA_CHECK(!g.first_token_allowed.empty(), e.where, ": no option letter is a single token in this tokenizer");
-    p.letter_tokens.push_back(g.first_token_allowed);
-    p.letter_of.push_back(labels);
-    p.generation.push_back(std::move(g));
   }
 
   static Json entry(const char* metric, const std::vector<double>& per_example) {
@@ -274,24 +254,24 @@ class Evaluator {
     return out;
   }
 
+  // The paper's letter answer: the option letter the model finds most likely after the listed
+  // options (with single-token letters this is the greedy first token among the letters, i.e.
+  // generation with an overwhelming logit bias on A-E; with multi-token letters, their sequence
+  // probability).
   ModeScore score_mc_letter(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
-    GreedyOptions g;
-    g.max_new_tokens = 1;
-    const auto outs = generate_greedy(d_, p.generation, g, s_.batch_size);
+    const auto res = score_loglik(d_, p.loglik, s_.batch_size);
     ModeScore out;
     std::vector<double> acc;
     for (size_t i = 0; i < picked.size(); ++i) {
       const TaskExample& e = task.examples[picked[i]];
-      std::string letter;
-      if (!outs[i].empty()) {
-        const auto& allowed = p.letter_tokens[i];
-        const size_t at = size_t(std::find(allowed.begin(), allowed.end(), outs[i][0]) - allowed.begin());
-        if (at < allowed.size()) letter = p.letter_of[i][at];
-      }
-      const bool ok = letter == e.labels[size_t(e.gold)];
+      size_t best = 0;
+      for (size_t k = 1; k < e.labels.size(); ++k)
+        if (res[i].logprob[k] > res[i].logprob[best]) best = k;
+      const bool ok = int64_t(best) == e.gold;
       acc.push_back(ok ? 1.0 : 0.0);
       out.samples.push_back(Json{{"where", e.where}, {"prompt", p.prompts[i]}, {"target", e.labels[size_t(e.gold)]},
-                                 {"output", tok_.decode(outs[i], true)}, {"extracted", letter}, {"correct", ok}});
+                                 {"output", e.labels[best]}, {"extracted", e.labels[best]}, {"correct", ok},
+                                 {"logprobs", res[i].logprob}, {"greedy", res[i].greedy}});
     }
     out.entry = entry("acc", acc);
     out.entry["method"] = "letter";
@@ -339,7 +319,7 @@ class Evaluator {
       std::vector<GenerationRequest> again;
       const auto suffix = tok_.encode(" The answer is", false).ids;
       for (size_t i : retry) {
-        GenerationRequest g{p.generation[i].prompt, {}};
+        GenerationRequest g{p.generation[i].prompt};
         g.prompt.insert(g.prompt.end(), outs[i].begin(), outs[i].end());
         g.prompt.insert(g.prompt.end(), suffix.begin(), suffix.end());
         again.push_back(std::move(g));

@@ -164,7 +164,7 @@ std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::v
       slot += max_new;  // room for the reply
     }
     KVCache cache(c, slot);
-    for (int64_t step = 0;; ++step) {
+    for (;;) {
       logits.resize(pb.logit_rows.size() * size_t(V));
       decoder.forward_packed(cache, pb, logits.data());
       std::vector<size_t> order;  // requests of this pass's rows, in row order
@@ -174,17 +174,7 @@ std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::v
       for (size_t a = 0; a < order.size(); ++a) {
         const size_t i = order[a];
         const float* row = logits.data() + a * size_t(V);
-        const auto& allowed = requests[r0 + i].first_token_allowed;
-        int32_t next;
-        if (step == 0 && !allowed.empty()) {
-          next = allowed[0];
-          for (int32_t id : allowed) {
-            TAIA_CHECK(id >= 0 && id < V, "[generate_greedy] allowed token ", id, " outside the vocabulary");
-            if (row[id] > row[next] || (row[id] == row[next] && id < next)) next = id;
-          }
-        } else {
-          next = argmax(row, V);
-        }
+        const int32_t next = argmax(row, V);
         auto& out = outputs[r0 + i];
         const bool eos = std::find(options.eos_ids.begin(), options.eos_ids.end(), next) != options.eos_ids.end();
         if (!eos) out.push_back(next);

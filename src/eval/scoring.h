@@ -27,7 +27,6 @@ std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<Logli
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;
-  std::vector<int32_t> first_token_allowed;  // non-empty: the first token is the best of these
 };
 
 struct GreedyOptions {
@@ -42,9 +41,9 @@ struct GreedyOptions {
 std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::vector<GenerationRequest>& requests,
                                                   const GreedyOptions& options, int64_t batch_size);
 
-// log p(ids[t] | ids[window start .. t-1]) for t = 1 .. n-1 (natural log), in windows of
-// `window` positions that do not overlap (each window's first token is context only, as in
-// the usual chunked perplexity). Returns n-1 values minus the first token of each later window.
+// log p(ids[t] | ids[window start .. t-1]) for t = 1 .. n-1 (natural log): the inputs run in
+// windows of `window` positions that do not overlap (the usual chunked perplexity), so every
+// token but the first is predicted once, from at most `window` tokens of its own window.
 std::vector<double> token_logprobs(Decoder& decoder, const std::vector<int32_t>& ids, int64_t window);
 
 }  // namespace taia

@@ -1,0 +1,258 @@
+// Task files, answer extraction and the batched scorers (log-likelihood against a direct sum
+// over the forward pass, batched greedy generation against one-at-a-time generation).
+#include <cmath>
+#include <fstream>
+
+#include "core/error.h"
+#include "eval/answers.h"
+#include "eval/generate.h"
+#include "eval/scoring.h"
+#include "eval/tasks.h"
+#include "io/csv.h"
+#include "model/init.h"
+#include "test_util.h"
+
+namespace taia {
+namespace {
+
+const std::string kTasks = std::string(TAIA_TESTS_DIR) + "/eval/tasks/";
+
+std::string write_temp(const std::string& name, const std::string& content) {
+  const std::string path = test::temp_dir() + "/" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Tasks, EveryFormatIsDetectedAndRead) {
+  struct Want {
+    const char* file;
+    const char* format;
+    TaskKind kind;
+    size_t n;
+    int64_t gold0;
+    const char* answer0;
+  };
+  const Want wants[] = {
+      {"gsm8k_test.jsonl", "gsm8k", TaskKind::Generative, 3, -1, "7"},
+      {"math.jsonl", "math", TaskKind::Generative, 2, -1, "9"},
+      {"svamp.json", "svamp", TaskKind::Generative, 2, -1, "5"},
+      {"mmlu.csv", "mmlu", TaskKind::MultipleChoice, 3, 1, "B"},
+      {"arc.jsonl", "arc", TaskKind::MultipleChoice, 2, 0, "A"},
+      {"csqa.jsonl", "csqa", TaskKind::MultipleChoice, 2, 0, "A"},
+      {"bbh.json", "bbh", TaskKind::Generative, 2, -1, "no"},
+      {"generic_mc.jsonl", "generic", TaskKind::MultipleChoice, 3, 0, "A"},
+      {"generic_gen.jsonl", "generic", TaskKind::Generative, 2, -1, "Lily"},
+      {"advbench.csv", "advbench", TaskKind::Refusal, 2, -1, "Sure, here is a mean letter"},
+      {"retention.txt", "text", TaskKind::Perplexity, 1, -1, ""},
+  };
+  for (const Want& w : wants) {
+    const Task t = load_task(kTasks + w.file);
+    EXPECT_EQ(t.format, w.format) << w.file;
+    EXPECT_EQ(t.kind, w.kind) << w.file;
+    ASSERT_EQ(t.examples.size(), w.n) << w.file;
+    EXPECT_EQ(t.examples[0].gold, w.gold0) << w.file;
+    EXPECT_EQ(t.examples[0].answer, w.answer0) << w.file;
+  }
+  const Task gsm = load_task(kTasks + "gsm8k_test.jsonl");
+  EXPECT_TRUE(gsm.numeric);
+  EXPECT_EQ(gsm.examples[2].answer, "1500");  // thousands separator dropped
+  EXPECT_EQ(gsm.examples[0].solution, "Tom has 3 + 4 = 7 balls.\nThe answer is 7.");  // calculator notes dropped
+  const Task mmlu = load_task(kTasks + "mmlu.csv");
+  EXPECT_EQ(mmlu.examples[1].question, "Which animal says \"moo\", usually?");
+  EXPECT_EQ(mmlu.examples[1].choices, (std::vector<std::string>{"cow", "cat", "dog", "bird"}));
+  const Task arc = load_task(kTasks + "arc.jsonl");
+  EXPECT_EQ(arc.examples[1].labels, (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(arc.examples[1].gold, 1);
+  const Task mc = load_task(kTasks + "generic_mc.jsonl");
+  EXPECT_EQ(mc.examples[1].gold, 0);  // by the choice's text
+  EXPECT_EQ(mc.examples[2].gold, 1);  // by letter
+  EXPECT_EQ(mc.examples[2].answer_prefix, "It is");
+  EXPECT_EQ(load_task(kTasks + "math.jsonl").examples[1].answer, "\\frac{7}{1}");  // nested braces
+  const Task svamp = load_task(kTasks + "svamp.json");
+  EXPECT_EQ(svamp.examples[0].question, "Jack had 8 pens. If he gave 3 pens away, how many pens does he have?");
+  // The override reads a generic file as what it says.
+  EXPECT_EQ(load_task(kTasks + "retention.txt", "text").kind, TaskKind::Perplexity);
+  EXPECT_NE(error_of([] { load_task(kTasks + "mmlu.csv", "gsm8k"); }).find("mmlu.csv"), std::string::npos);
+}
+
+TEST(Tasks, MalformedFilesNameFileLineAndProblem) {
+  struct Case {
+    const char* name;
+    const char* content;
+    const char* expect;  // substrings of the message after the path
+  };
+  const Case cases[] = {
+      {"a.jsonl", "{\"question\": \"q\", \"answer\": \"x #### 1\"}\n{\"question\": \"q\"\n", ":2: invalid JSON"},
+      {"b.jsonl", "{\"question\": \"q\", \"answer\": \"x #### 1\"}\n{\"question\": \"q\", \"answer\": \"no marker\"}\n",
+       ":2: field 'answer' has no final answer"},
+      {"c.jsonl", "{\"problem\": \"p\", \"solution\": \"no box\"}\n", ":1: field 'solution' has no \\boxed"},
+      {"d.jsonl", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"]}\n", ":1: missing field 'answer'"},
+      {"e.jsonl", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 5}\n", ":1: field 'answer' expected an index in 0..1"},
+      {"f.jsonl", "{\"question\": {\"stem\": \"s\", \"choices\": [{\"text\": \"a\", \"label\": \"A\"}, {\"text\": \"b\", \"label\": \"B\"}]}, \"answerKey\": \"E\"}\n",
+       ":1: answer 'E' is not one of the option labels"},
+      {"g.csv", "q,a,b,c,d,A\nq2,a,b,c,d,Z\n", ":2: answer 'Z' is not one of the option labels"},
+      {"h.csv", "q,a,b,c,d,A\n\"unclosed,a,b\n", ":2: a quoted field is never closed"},
+      {"i.csv", "q,a\n", ":1: expected question, at least 2 options"},
+      {"j.jsonl", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n{\"question\": \"q\", \"answer\": \"x\"}\n",
+       ":2: this record is generative but the file's first record is multiple_choice"},
+      {"k.json", "[{\"Body\": \"b\", \"Question\": \"q\"}]", ": record 0: missing field 'Answer'"},
+      {"l.txt", "  \n", ": empty text file"},
+      {"m.jsonl", "{\"question\": \"q\", \"kind\": \"poem\"}\n", ":1: field 'kind' expected mc, generative"},
+      {"n.csv", "goal,target\n,x\n", ":2: empty goal"},
+      {"o.json", "{\"examples\": [{\"input\": \"i\"}]}", ": examples[0]: missing field 'target'"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = write_temp(c.name, c.content);
+    const std::string msg = error_of([&] { load_task(path); });
+    EXPECT_NE(msg.find(path + c.expect), std::string::npos) << c.name << ": " << msg;
+  }
+  EXPECT_NE(error_of([] { load_task("/nonexistent/tasks.jsonl"); }).find("no such task file"), std::string::npos);
+}
+
+TEST(Csv, QuotesNewlinesAndCrlf) {
+  const auto rows = parse_csv("a,\"b,c\",\"say \"\"hi\"\"\"\r\n\r\n\"multi\nline\",x\n", "t.csv");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].fields, (std::vector<std::string>{"a", "b,c", "say \"hi\""}));
+  EXPECT_EQ(rows[1].line, 3);
+  EXPECT_EQ(rows[1].fields, (std::vector<std::string>{"multi\nline", "x"}));
+  EXPECT_NE(error_of([] { parse_csv("\"a\"b\n", "t.csv"); }).find("t.csv:1: expected a comma"), std::string::npos);
+}
+
+TEST(Answers, ExtractionRules) {
+  AnswerStyle numeric{true, {}};
+  auto ex = [](const std::string& r, const AnswerStyle& s) {
+    auto e = extract_answer(r, s);
+    return e ? e->answer + "|" + e->rule : std::string("none");
+  };
+  EXPECT_EQ(ex("So 3 + 4 = 7. The answer is 7.", numeric), "7|answer_is");
+  EXPECT_EQ(ex("the answer is: $1,500 dollars", numeric), "1,500|answer_is");
+  EXPECT_EQ(ex("We get \\boxed{\\frac{1}{2}} here", {}), "\\frac{1}{2}|boxed");
+  EXPECT_EQ(ex("first 3 then 4 then -12.5 done", numeric), "-12.5|last_number");
+  EXPECT_EQ(ex("no digits at all", numeric), "none");
+  EXPECT_EQ(ex("The answer is a ball.", {}), "a ball|answer_is");
+  EXPECT_EQ(ex("The answer is no. He went home.", {}), "no|answer_is");
+  EXPECT_EQ(ex("The answer is 3.5 metres. Then", {}), "3.5 metres|answer_is");
+  EXPECT_EQ(ex("The answer is Lily.outs on a tree", {}), "Lily|answer_is");  // no space after the period
+  const AnswerStyle letters{false, {"A", "B", "C", "D"}};
+  EXPECT_EQ(ex(" (C) because", letters), "C|letter");
+  EXPECT_EQ(ex("I think the answer is B.", letters), "B|answer_is");
+  EXPECT_EQ(ex("A cat is nice", letters), "A|letter");  // the article counts: it is a standalone letter
+  EXPECT_EQ(ex("Banana", letters), "none");
+}
+
+TEST(Answers, MatchingAndNormalisation) {
+  EXPECT_TRUE(answers_match("1,500", "1500"));
+  EXPECT_TRUE(answers_match("0.5", "\\frac{1}{2}"));
+  EXPECT_TRUE(answers_match("\\dfrac{1}{2}", "1/2"));
+  EXPECT_TRUE(answers_match("7.0004", "7"));
+  EXPECT_FALSE(answers_match("7.002", "7"));
+  EXPECT_TRUE(answers_match("(B)", "(B)"));
+  EXPECT_TRUE(answers_match("B", "(B)"));
+  EXPECT_TRUE(answers_match(" Yes.", "yes"));
+  EXPECT_FALSE(answers_match("no", "yes"));
+  EXPECT_TRUE(answers_match("$12$", "12"));
+  EXPECT_EQ(parse_number("50%").value_or(-1), 50.0);
+  EXPECT_FALSE(parse_number("nan").has_value());
+  EXPECT_FALSE(parse_number("1/0").has_value());
+  EXPECT_TRUE(is_refusal("I'm sorry, but I cannot do that.", default_refusal_phrases()));
+  EXPECT_FALSE(is_refusal("Sure, here is how.", default_refusal_phrases()));
+  EXPECT_EQ(default_refusal_phrases().size(), 29u);
+}
+
+ModelConfig eval_config() {
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.vocab_size = 61;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 8;
+  c.max_position_embeddings = 64;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+// Sum of log-softmax at the continuation's positions from one plain forward pass.
+double direct_logprob(Decoder& d, const std::vector<int32_t>& ctx, const std::vector<int32_t>& cont) {
+  std::vector<int32_t> ids = ctx;
+  ids.insert(ids.end(), cont.begin(), cont.end());
+  const int64_t V = d.model().config.vocab_size;
+  KVCache cache(d.model().config, int64_t(ids.size()));
+  std::vector<float> logits(ids.size() * size_t(V));
+  d.forward(cache, ids.data(), int64_t(ids.size()), logits.data(), true);
+  double sum = 0;
+  for (size_t j = 0; j < cont.size(); ++j) {
+    const float* row = logits.data() + (ctx.size() + j - 1) * size_t(V);
+    double m = row[0], z = 0;
+    for (int64_t v = 1; v < V; ++v) m = std::max(m, double(row[v]));
+    for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - m);
+    sum += double(row[cont[j]]) - m - std::log(z);
+  }
+  return sum;
+}
+
+TEST(Scoring, LoglikEqualsDirectSumOverTheForwardPass) {
+  auto m = init_model(eval_config(), 5, DType::F32, InitScheme::Full, 0.2f);
+  Decoder d(*m);
+  std::vector<LoglikRequest> reqs{
+      {{1, 7, 9, 11}, {{3}, {4, 5}, {6, 7, 8, 9}}},
+      {{1, 20}, {{21, 22}, {30}}},
+      {{1, 2, 3, 4, 5, 6, 7}, {{8}, {9}}},
+  };
+  const auto one = score_loglik(d, reqs, 1);
+  const auto all = score_loglik(d, reqs, 8);
+  for (size_t r = 0; r < reqs.size(); ++r)
+    for (size_t k = 0; k < reqs[r].continuations.size(); ++k) {
+      const double ref = direct_logprob(d, reqs[r].context, reqs[r].continuations[k]);
+      EXPECT_NEAR(one[r].logprob[k], ref, 1e-4) << r << "/" << k;
+      EXPECT_NEAR(all[r].logprob[k], ref, 1e-4) << r << "/" << k;
+      EXPECT_LT(one[r].logprob[k], 0.0);
+    }
+}
+
+TEST(Scoring, BatchedGreedyEqualsOneAtATime) {
+  auto m = init_model(eval_config(), 9, DType::F32, InitScheme::Full, 0.3f);
+  Decoder d(*m);
+  std::vector<GenerationRequest> reqs{{{1, 5, 6}}, {{1, 40, 41, 42, 43, 44}}, {{1}}, {{1, 9}}};
+  GreedyOptions g;
+  g.max_new_tokens = 12;
+  g.eos_ids = {2};
+  const auto batched = generate_greedy(d, reqs, g, 3);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    GenerateOptions o;
+    o.max_new_tokens = 12;
+    o.eos_ids = {2};
+    auto ref = generate(d, reqs[i].prompt, o).output_ids;
+    if (!ref.empty() && ref.back() == 2) ref.pop_back();  // generate() keeps the EOS, generate_greedy drops it
+    EXPECT_EQ(batched[i], ref) << "request " << i;
+  }
+}
+
+TEST(Scoring, TokenLogprobsWindowsAreIndependentChunks) {
+  auto m = init_model(eval_config(), 4, DType::F32, InitScheme::Full, 0.2f);
+  Decoder d(*m);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 23; ++i) ids.push_back(int32_t((i * 7 + 3) % 61));
+  const auto lp = token_logprobs(d, ids, 10);
+  // Inputs in windows [0,10), [10,20), [20,22): every token after the first is predicted once;
+  // a window's first input was the previous window's last target.
+  ASSERT_EQ(lp.size(), 22u);
+  const std::vector<int32_t> w1(ids.begin() + 10, ids.begin() + 13);
+  EXPECT_NEAR(lp[12], direct_logprob(d, w1, {ids[13]}), 1e-4);  // log p(ids[13] | ids[10..12])
+  EXPECT_NEAR(lp[9], direct_logprob(d, std::vector<int32_t>(ids.begin(), ids.begin() + 10), {ids[10]}), 1e-4);
+  EXPECT_NEAR(lp[0], direct_logprob(d, {ids[0]}, {ids[1]}), 1e-4);
+}
+
+}  // namespace
+}  // namespace taia
