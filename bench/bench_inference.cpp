@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_models.h"
 #include "core/mmap_file.h"
 #include "core/threading.h"
 #include "model/decoder.h"
@@ -126,24 +127,6 @@ Result run(const taia::Model& m, int64_t prefill_len, int64_t decode_steps) {
   return r;
 }
 
-taia::ModelConfig qwen25_05b_shape() {
-  taia::ModelConfig c;
-  c.arch = taia::Arch::Qwen2;
-  c.vocab_size = 151936;
-  c.hidden_size = 896;
-  c.intermediate_size = 4864;
-  c.num_layers = 24;
-  c.num_heads = 14;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.rms_norm_eps = 1e-6;
-  c.rope_theta = 1000000.0;
-  c.max_position_embeddings = 32768;
-  c.tie_word_embeddings = true;
-  c.qkv_bias = true;
-  return c;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,7 +170,7 @@ int main(int argc, char** argv) {
   const int64_t steps = quick ? 8 : 32;
   for (taia::DType dt : {taia::DType::F32, taia::DType::BF16}) {
     auto t = clock_type::now();
-    auto m = taia::init_model(qwen25_05b_shape(), 1, dt);
+    auto m = taia::init_model(taia::bench::qwen25_05b_shape(), 1, dt);
     std::fprintf(stderr, "initialised Qwen2.5-0.5B-shaped %s model in %.1f s\n", taia::dtype_name(dt), seconds_since(t));
     row("Qwen2.5-0.5B shape (random)", *m, 128, steps);
   }

@@ -29,3 +29,7 @@ echo
 echo "== inference"
 OMP_NUM_THREADS=$THREADS "$BUILD/bench/bench_inference" --threads "$THREADS" \
   --stories "$FIXTURES/models/stories260K/stories260K.gguf"
+echo
+echo "== multiple-choice scoring (taia eval)"
+OMP_NUM_THREADS=$THREADS "$BUILD/bench/bench_eval" --threads "$THREADS" \
+  --stories "$FIXTURES/models/stories260K/stories260K.gguf"

@@ -468,11 +468,30 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
   return results;
 }
 
-std::string results_markdown(const Json& results) {
+std::vector<std::string> modes_in(const Json& results) {
   std::vector<std::string> modes;
+  auto add = [&](const std::string& m) {
+    if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);
+  };
+  if (results.contains("settings") && results["settings"].is_object() && results["settings"].contains("modes") &&
+      results["settings"]["modes"].is_array())
+    for (const Json& m : results["settings"]["modes"])
+      if (m.is_string()) add(m.get<std::string>());
+  std::vector<std::string> present;
   for (const auto& [task, by_mode] : results.at("tasks").items())
-    for (const auto& [mode, e] : by_mode.items())
-      if (std::find(modes.begin(), modes.end(), mode) == modes.end()) modes.push_back(mode);
+    if (by_mode.is_object())
+      for (const auto& [mode, e] : by_mode.items()) present.push_back(mode);
+  modes.erase(std::remove_if(modes.begin(), modes.end(),
+                             [&](const std::string& m) {
+                               return std::find(present.begin(), present.end(), m) == present.end();
+                             }),
+              modes.end());
+  for (const auto& m : present) add(m);
+  return modes;
+}
+
+std::string results_markdown(const Json& results) {
+  const std::vector<std::string> modes = modes_in(results);
   std::string out = "| task | metric |";
   for (const auto& m : modes) out += " " + m + " |";
   out += "\n|---|---|";

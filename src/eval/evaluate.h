@@ -46,6 +46,10 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
               const EvalSettings& settings, const std::string& out_dir, Json settings_json,
               const std::function<void(const std::string&)>& log);
 
+// The modes of a results.json in the order the run asked for them (settings.modes), then any
+// others in key order.
+std::vector<std::string> modes_in(const Json& results);
+
 // Markdown table: one row per task, one column per mode, "value ± stderr".
 std::string results_markdown(const Json& results);
 

@@ -8,6 +8,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "eval/evaluate.h"
 
 namespace taia {
 namespace {
@@ -169,15 +170,13 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
   TAIA_CHECK(results.is_object() && results.contains("tasks") && results["tasks"].is_object(),
              "[report] results expected an object with 'tasks'");
   const Json& tasks = results["tasks"];
-  std::vector<std::string> modes;
   for (const auto& [key, by_mode] : tasks.items()) {
     TAIA_CHECK(by_mode.is_object(), "[report] results.tasks.", key, " expected an object of modes");
-    for (const auto& [mode, e] : by_mode.items()) {
+    for (const auto& [mode, e] : by_mode.items())
       TAIA_CHECK(e.is_object() && e.contains("value") && e["value"].is_number(), "[report] results.tasks.", key, ".",
                  mode, " expected an object with a numeric 'value'");
-      if (std::find(modes.begin(), modes.end(), mode) == modes.end()) modes.push_back(mode);
-    }
   }
+  const std::vector<std::string> modes = modes_in(results);
   std::string h =
       "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>taia evaluation report</title>"
       "<style>body{font-family:sans-serif;margin:24px;color:#222;background:#fff}table{border-collapse:collapse;"
@@ -283,11 +282,7 @@ ReportSummary write_report(const std::string& run_dir, const std::vector<std::st
   write_file_atomic(out, html);
   ReportSummary s;
   s.tasks = int64_t(results["tasks"].size());
-  std::vector<std::string> modes;
-  for (const auto& [k, by_mode] : results["tasks"].items())
-    for (const auto& [m, e] : by_mode.items())
-      if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);
-  s.modes = int64_t(modes.size());
+  s.modes = int64_t(modes_in(results).size());
   s.training_runs = int64_t(runs.size());
   s.bytes = int64_t(html.size());
   return s;

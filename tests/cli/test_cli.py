@@ -31,7 +31,7 @@ def check(cond, label, detail=""):
 # Help and usage errors.
 r = run("--help")
 check(r.returncode == 0 and "generate" in r.stdout and "init-model" in r.stdout, "taia --help lists subcommands")
-for sub in ("generate", "forward", "inspect", "init-model", "tokenize", "train", "merge", "export"):
+for sub in ("generate", "forward", "inspect", "init-model", "tokenize", "train", "merge", "export", "eval", "report"):
     r = run(sub, "--help")
     check(r.returncode == 0 and ("--format" in r.stdout or sub == "tokenize"), f"taia {sub} --help", r.stdout + r.stderr)
 for label, args in [("no subcommand", []), ("unknown subcommand", ["frobnicate"]),

@@ -277,6 +277,13 @@ check(all(e["n"] == 1 for k, m in j.get("tasks", {}).items() for e in m.values()
 html = os.path.join(WORK, "report.html")
 r = taia("report", run, adapter, fs, "-o", html, ok=False)
 check(r.returncode == 1 and "metrics.jsonl" in r.stderr, "report: a folder without metrics.jsonl is an error", r.stderr)
+bad_run = os.path.join(WORK, "bad_run")
+os.makedirs(bad_run, exist_ok=True)
+with open(os.path.join(bad_run, "results.json"), "w") as f:
+    f.write('{"tasks": {"t": {"base": {"metric": "acc"}}}}')
+r = taia("report", bad_run, "-o", html, ok=False)
+check(r.returncode == 1 and "results.json" in r.stderr and "'value'" in r.stderr,
+      "report: results.json without values is an error naming the file", r.stderr)
 r = taia("report", fs, adapter, "-o", html + ".fs.html")
 check(r.returncode == 0, "report of a few-shot run", r.stderr)
 with open(html + ".fs.html") as f:

@@ -1,0 +1,26 @@
+// Model shapes the benchmarks share.
+#pragma once
+#include "model/config.h"
+
+namespace taia::bench {
+
+// Qwen2.5-0.5B: hidden 896, 24 layers, 14 heads, 2 KV heads, intermediate 4864, vocab 151936, tied.
+inline ModelConfig qwen25_05b_shape() {
+  ModelConfig c;
+  c.arch = Arch::Qwen2;
+  c.vocab_size = 151936;
+  c.hidden_size = 896;
+  c.intermediate_size = 4864;
+  c.num_layers = 24;
+  c.num_heads = 14;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 1000000.0;
+  c.max_position_embeddings = 32768;
+  c.tie_word_embeddings = true;
+  c.qkv_bias = true;
+  return c;
+}
+
+}  // namespace taia::bench
