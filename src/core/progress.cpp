@@ -21,8 +21,9 @@ ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled)
     : label_(std::move(label)), total_(std::max<int64_t>(total, 1)), tty_(enabled && ::isatty(2)),
       start_(std::chrono::steady_clock::now()) {}
 
-ProgressBar::~ProgressBar() {
+void ProgressBar::finish() {
   if (drawn_) std::fprintf(stderr, "\n");
+  drawn_ = false;
 }
 
 void ProgressBar::update(int64_t done, const std::string& extra, int64_t first_done) {

@@ -13,7 +13,8 @@ class ProgressBar {
  public:
   // label: e.g. "step" or "eval gsm8k/taia"; enabled && isatty(2) decides whether it draws.
   ProgressBar(std::string label, int64_t total, bool enabled);
-  ~ProgressBar();  // ends the line if anything was drawn
+  ~ProgressBar() { finish(); }
+  void finish();  // ends the line if anything was drawn (before other output)
 
   // done of total finished; `extra` is shown after the bar (loss, tokens/s, ...). The ETA comes
   // from the time since construction (or since `first_done` for resumed runs).

@@ -128,6 +128,8 @@ class Evaluator {
     if (prompter_.chat()) eos_.insert(eos_.end(), tok.extra_eos_ids.begin(), tok.extra_eos_ids.end());
   }
   const Prompter& prompter() const { return prompter_; }
+  // Reports examples finished within the current score() call.
+  void set_progress(ProgressFn f) { progress_ = std::move(f); }
 
   Prepared prepare(const Task& task, const std::vector<size_t>& picked, int64_t shots) {
     Prepared p;
@@ -227,7 +229,7 @@ class Evaluator {
   }
 
   ModeScore score_mc_loglik(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
-    const auto res = score_loglik(d_, p.loglik, s_.batch_size);
+    const auto res = score_loglik(d_, p.loglik, s_.batch_size, progress_);
     ModeScore out;
     std::vector<double> acc, acc_norm;
     for (size_t i = 0; i < picked.size(); ++i) {
@@ -259,7 +261,7 @@ class Evaluator {
   // generation with an overwhelming logit bias on A-E; with multi-token letters, their sequence
   // probability).
   ModeScore score_mc_letter(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
-    const auto res = score_loglik(d_, p.loglik, s_.batch_size);
+    const auto res = score_loglik(d_, p.loglik, s_.batch_size, progress_);
     ModeScore out;
     std::vector<double> acc;
     for (size_t i = 0; i < picked.size(); ++i) {
@@ -283,6 +285,7 @@ class Evaluator {
     GreedyOptions g;
     g.max_new_tokens = max_new;
     g.eos_ids = eos_;
+    g.progress = progress_;
     if (!prompter_.chat())
       g.stop = [this, texts](size_t i, const std::vector<int32_t>& out) {
         (*texts)[i] = tok_.decode(out, true);
@@ -329,6 +332,7 @@ class Evaluator {
       g.stop = [this](size_t, const std::vector<int32_t>& out) {
         return tok_.decode(out, true).find('\n') != std::string::npos;
       };
+      g.progress = {};
       const auto outs2 = generate_greedy(d_, again, g, s_.batch_size);
       for (size_t r = 0; r < retry.size(); ++r) {
         const size_t i = retry[r];
@@ -390,6 +394,7 @@ class Evaluator {
       bytes += double(e.text.size());
       out.samples.push_back(Json{{"where", e.where}, {"tokens", p.texts[i].size()}, {"predicted", lp.size()},
                                  {"bits", -sum / std::log(2.0)}, {"bytes", e.text.size()}});
+      if (progress_) progress_(i + 1);
     }
     TAIA_CHECK(!bits.empty(), task.path, ": the text is too short to predict any token");
     out.entry = entry("bits_per_token", bits);
@@ -406,6 +411,7 @@ class Evaluator {
   Prompter prompter_;
   std::vector<std::string> phrases_;
   std::vector<int64_t> eos_;
+  ProgressFn progress_;
 };
 
 }  // namespace
@@ -438,12 +444,18 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
       const Prepared prepared = ev.prepare(task, picked, shots);
       for (const auto& [mode, mask] : modes) {
         decoder.set_adapter(adapter, mask);
-        ProgressBar bar("eval " + key + " / " + mode, 1, s.progress);
-        bar.update(0);
+        ProgressBar bar("eval " + key + " / " + mode, int64_t(picked.size()), s.progress);
         const auto t0 = Clock::now();
+        ev.set_progress([&](size_t done) {
+          const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+          char extra[48];
+          std::snprintf(extra, sizeof(extra), "%.1f ex/s", secs > 0 ? double(done) / secs : 0.0);
+          bar.update(int64_t(done), extra);
+        });
         ModeScore score = ev.score(task, picked, prepared);
+        ev.set_progress({});
+        bar.finish();
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-        bar.update(1);
         Json& e = score.entry;
         e["task"] = task.name;
         e["kind"] = task_kind_name(task.kind);

@@ -31,7 +31,7 @@ KeySpans one_span(int64_t begin, int64_t end) {
 }  // namespace
 
 std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<LoglikRequest>& requests,
-                                       int64_t batch_size) {
+                                       int64_t batch_size, const ProgressFn& progress) {
   const ModelConfig& c = decoder.model().config;
   const int64_t V = c.vocab_size, max_pos = c.max_position_embeddings;
   TAIA_CHECK(batch_size >= 1, "[score_loglik] batch_size expected >= 1, got ", batch_size);
@@ -126,6 +126,7 @@ std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<Logli
       if (best[i] != w.token) results[w.r].greedy[w.k] = false;
     }
     r0 = r1;
+    if (progress) progress(r0);
   }
   return results;
 }
@@ -188,6 +189,7 @@ std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::v
       }
       if (pb.size() == 0) break;
     }
+    if (options.progress) options.progress(r1);
   }
   return outputs;
 }

@@ -21,9 +21,12 @@ struct LoglikResult {
   std::vector<bool> greedy;     // [continuations] every token was the argmax
 };
 
+// Called after each forward pass with the number of requests finished so far.
+using ProgressFn = std::function<void(size_t)>;
+
 // batch_size: examples per forward pass. Contexts too long for the model are cut on the left.
 std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<LoglikRequest>& requests,
-                                       int64_t batch_size);
+                                       int64_t batch_size, const ProgressFn& progress = {});
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;
@@ -34,6 +37,7 @@ struct GreedyOptions {
   std::vector<int64_t> eos_ids;
   // Called after each new token with the request index and its output so far; true stops it.
   std::function<bool(size_t, const std::vector<int32_t>&)> stop;
+  ProgressFn progress;  // after each batch of requests
 };
 
 // Greedy generation of every request, batch_size requests per pass; outputs exclude the prompt
