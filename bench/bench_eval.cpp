@@ -73,19 +73,11 @@ void row(const char* name, taia::Decoder& d, int64_t n, int64_t batch) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2;
-  bool quick = false;
-  std::string stories = "../shared/fixtures/models/stories260K/stories260K.gguf";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--stories" && i + 1 < argc) stories = argv[++i];
-    else if (a == "--quick") quick = true;
-    else {
-      std::fprintf(stderr, "usage: bench_eval [--threads N] [--stories PATH.gguf] [--quick]\n");
-      return 2;
-    }
-  }
+  const taia::bench::BenchArgs args = taia::bench::parse_bench_args(argc, argv, "bench_eval");
+  if (!args.ok) return 2;
+  const int threads = args.threads;
+  const bool quick = args.quick;
+  const std::string& stories = args.stories;
   taia::set_num_threads(threads);
   std::printf("threads %d; examples: 64-token question, 4 options of 3-5 tokens\n\n", threads);
   std::printf("| model | examples | plain (each option its own sequence) ex/s | shared prefix, 1 example/pass ex/s | "

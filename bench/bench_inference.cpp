@@ -130,19 +130,11 @@ Result run(const taia::Model& m, int64_t prefill_len, int64_t decode_steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2;
-  bool quick = false;
-  std::string stories = "../shared/fixtures/models/stories260K/stories260K.gguf";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--stories" && i + 1 < argc) stories = argv[++i];
-    else if (a == "--quick") quick = true;
-    else {
-      std::fprintf(stderr, "usage: bench_inference [--threads N] [--stories PATH.gguf] [--quick]\n");
-      return 2;
-    }
-  }
+  const taia::bench::BenchArgs args = taia::bench::parse_bench_args(argc, argv, "bench_inference");
+  if (!args.ok) return 2;
+  const int threads = args.threads;
+  const bool quick = args.quick;
+  const std::string& stories = args.stories;
   taia::set_num_threads(threads);
   std::printf("threads %d, read bandwidth of a 4 GiB buffer (DRAM): %.1f GB/s\n\n", threads,
               read_bandwidth_gbs(size_t(4) << 30));

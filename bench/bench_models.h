@@ -1,5 +1,9 @@
 // Model shapes the benchmarks share.
 #pragma once
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 #include "model/config.h"
 
 namespace taia::bench {
@@ -21,6 +25,29 @@ inline ModelConfig qwen25_05b_shape() {
   c.tie_word_embeddings = true;
   c.qkv_bias = true;
   return c;
+}
+
+// [--threads N] [--stories PATH.gguf] [--quick], shared by bench_inference and bench_eval.
+struct BenchArgs {
+  int threads = 2;
+  bool quick = false;
+  std::string stories = "../shared/fixtures/models/stories260K/stories260K.gguf";
+  bool ok = true;
+};
+
+inline BenchArgs parse_bench_args(int argc, char** argv, const char* program) {
+  BenchArgs b;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) b.threads = std::atoi(argv[++i]);
+    else if (a == "--stories" && i + 1 < argc) b.stories = argv[++i];
+    else if (a == "--quick") b.quick = true;
+    else {
+      std::fprintf(stderr, "usage: %s [--threads N] [--stories PATH.gguf] [--quick]\n", program);
+      b.ok = false;
+    }
+  }
+  return b;
 }
 
 }  // namespace taia::bench

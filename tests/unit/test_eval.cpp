@@ -168,20 +168,7 @@ TEST(Answers, MatchingAndNormalisation) {
   EXPECT_EQ(default_refusal_phrases().size(), 29u);
 }
 
-ModelConfig eval_config() {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.vocab_size = 61;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 64;
-  c.eos_token_ids = {2};
-  return c;
-}
+ModelConfig eval_config() { return test::small_config(61, 32, 64, 2, 4, 2, 8, 64); }
 
 // Sum of log-softmax at the continuation's positions from one plain forward pass.
 double direct_logprob(Decoder& d, const std::vector<int32_t>& ctx, const std::vector<int32_t>& cont) {

@@ -11,18 +11,7 @@
 namespace taia {
 namespace {
 
-ModelConfig tiny() {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.max_position_embeddings = 32;
-  return c;
-}
+ModelConfig tiny() { return test::small_config(40, 16, 24, 2, 4, 2, 4, 32); }
 
 TEST(Lora, PatternsTargetsAndLayersFollowPeft) {
   LoraConfig c;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "model/config.h"
 
 namespace taia::test {
 
@@ -23,6 +24,23 @@ inline std::string temp_dir() {
   char* d = mkdtemp(buf.data());
   EXPECT_NE(d, nullptr);
   return d ? std::string(d) : std::string("/tmp");
+}
+
+// A small LLaMA-style config for tests (no biases, untied, eos 2).
+inline ModelConfig small_config(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads,
+                                int64_t kv_heads, int64_t head_dim, int64_t max_positions) {
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.max_position_embeddings = max_positions;
+  c.eos_token_ids = {2};
+  return c;
 }
 
 inline std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f) {
