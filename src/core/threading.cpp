@@ -1,6 +1,7 @@
 #include "core/threading.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 namespace taia {
 
@@ -10,5 +11,10 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+int64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : 0;
+}
 
 }  // namespace taia

@@ -32,12 +32,17 @@ const TypeLayout* layout_of(uint32_t type) {
 
 // Max nesting of arrays inside arrays; real files use none.
 constexpr int kMaxArrayDepth = 4;
+// Max array elements in all metadata together. Each becomes a GgufValue (~100 bytes) however
+// small it is in the file, so a file of N bytes could otherwise ask for ~100 N bytes of memory.
+// The largest real vocabularies hold ~260k tokens x 3 arrays (tokens, scores, types/merges).
+constexpr uint64_t kMaxArrayElements = uint64_t(1) << 23;
 
 class Cursor {
  public:
   Cursor(const uint8_t* data, size_t size, const std::string& path) : d_(data), n_(size), path_(path) {}
   size_t pos() const { return p_; }
   size_t remaining() const { return n_ - p_; }
+  uint64_t array_elements = 0;  // metadata array elements read so far
 
   template <typename T>
   T read(const char* what) {
@@ -115,6 +120,9 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& key, int depth
       v.elem_type = GgufType(et);
       TAIA_CHECK(count <= c.remaining() / min_value_size(v.elem_type), c.path(), ": at byte ", at, ": key '", key,
                  "' array of ", count, " elements cannot fit in the ", c.remaining(), " bytes left");
+      c.array_elements += count;
+      TAIA_CHECK(c.array_elements <= kMaxArrayElements, c.path(), ": at byte ", at, ": key '", key, "' brings the ",
+                 "metadata to ", c.array_elements, " array elements, more than the limit of ", kMaxArrayElements);
       v.arr.reserve(size_t(count));
       for (uint64_t k = 0; k < count; ++k) v.arr.push_back(read_value(c, v.elem_type, key, depth + 1));
       break;

@@ -133,7 +133,8 @@ void load_hf(Model& model, const std::string& dir, const LoadOptions& options) {
   // The dtype of the first linear weight decides the storage of all of them.
   const SafetensorsTensor* first = st.find("model.layers.0.self_attn.q_proj.weight");
   DType stored = first ? first->dtype : DType::F32;
-  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
+  // Every tensor present with its shape before anything is allocated: the sizes a config.json
+  // asks for are then backed by bytes in the files (whose offsets the reader validated).
   for (const ExpectedTensor& e : expected) {
     const SafetensorsTensor* t = st.find(e.name);
     TAIA_CHECK(t != nullptr, st.describe_location(e.name), ": missing tensor '", e.name, "' required by ",
@@ -143,6 +144,10 @@ void load_hf(Model& model, const std::string& dir, const LoadOptions& options) {
       fail(st.describe_location(e.name), ": tensor '", e.name, "' expected shape ", want.shape_string(), ", got ",
            t->view().shape_string());
     }
+  }
+  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
+  for (const ExpectedTensor& e : expected) {
+    const SafetensorsTensor* t = st.find(e.name);
     TensorView& dst = *model.find(e.name);
     if (t->dtype == dst.dtype) {
       std::memcpy(dst.data, t->data, dst.nbytes());
@@ -161,9 +166,8 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   const GgufTensor* first = g.find_tensor("blk.0.attn_q.weight");
   DType stored = DType::F32;
   if (first && first->type == uint32_t(GgmlType::BF16)) stored = DType::BF16;
-  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
-  const bool permuted = c.arch == Arch::Llama;  // llama.cpp permutes Q/K rows only for LLaMA
-  for (const ExpectedTensor& e : expected_tensors(c)) {
+  const auto expected = expected_tensors(c);
+  for (const ExpectedTensor& e : expected) {  // all present and shaped before allocating
     const std::string gname = gguf_tensor_name(e.name);
     const GgufTensor* t = g.find_tensor(gname);
     TAIA_CHECK(t != nullptr, path, ": missing tensor '", gname, "' (", e.name, ")");
@@ -172,6 +176,12 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
       fail(path, ": tensor '", gname, "' expected shape ", want.shape_string(), " (reversed ggml order), got ",
            got.shape_string());
     }
+  }
+  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
+  const bool permuted = c.arch == Arch::Llama;  // llama.cpp permutes Q/K rows only for LLaMA
+  for (const ExpectedTensor& e : expected) {
+    const std::string gname = gguf_tensor_name(e.name);
+    const GgufTensor* t = g.find_tensor(gname);
     std::vector<float> tmp(size_t(t->numel()));
     gguf_dequantize(*t, tmp.data(), path);
     if (permuted) {

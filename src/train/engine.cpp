@@ -150,6 +150,37 @@ const Linear& TrainEngine::base(int64_t l, Proj p) const {
   return w.q;
 }
 
+int64_t TrainEngine::working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& o,
+                                   const LoraAdapter* lora, bool full) {
+  const int64_t N = B * L, D = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size,
+                H = c.num_heads, V = c.vocab_size;
+  // LayerActs (see resize): x_in, ln1, x_mid, ln2 [N, D]; q, att [N, Q]; k, v [N, KV];
+  // gate, up, h [N, I]; probs [B, H, L, L]; rstd1, rstd2 [N].
+  const int64_t per_layer = N * (4 * D + 2 * Q + 2 * KV + 3 * I + 2) + B * H * L * L;
+  const int64_t sets = o.recompute ? 1 : c.num_layers;
+  int64_t floats = sets * per_layer;
+  if (o.recompute) floats += c.num_layers * N * D;  // saved layer inputs
+  const int64_t widest = std::max({D, Q, I});
+  floats += N * (3 * D + 2) + 5 * N * widest + N * (Q + 2 * KV + 2 * I);  // x, lnf, scratch, d-buffers
+  floats += std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V)) * V;  // logits chunk
+  int64_t bytes = floats * 4;
+  if (lora && !full) {
+    // lora_u [N, r] and the folded weight w_eff live in LayerActs: one set per layer, or one
+    // shared set (sized by the layer that needs most; layer 0 stands in) with recompute.
+    for (int64_t l = 0; l < int64_t(lora->layers.size()); ++l)
+      for (int i = 0; i < kNumProj; ++i)
+        if (const LoraModule* m = lora->find(l, Proj(i))) {
+          if (l < sets) {
+            bytes += N * m->rank * 4;
+            if (lora->config.dropout == 0 && !o.compute_bf16) bytes += m->out * m->in * 4;
+          }
+          if (o.compute_bf16) bytes += m->out * m->in * 2;  // BF16 copies of the frozen weights
+        }
+    if (o.compute_bf16) bytes += V * D * 2 + N * std::max(widest, V) * 2;
+  }
+  return bytes;
+}
+
 void TrainEngine::resize(const TrainBatch& batch) {
   const ModelConfig& c = model_.config;
   TAIA_CHECK(batch.B > 0 && batch.L > 0 && int64_t(batch.tokens.size()) == batch.B * batch.L &&

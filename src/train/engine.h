@@ -54,6 +54,11 @@ class TrainEngine {
   // Forward only (no dropout): summed loss over the targets.
   double forward_loss(const TrainBatch& batch);
 
+  // Bytes of working memory (activations, scratch, folded LoRA weights, BF16 copies) that a
+  // batch of B sequences of length L needs, by the same formulas as the buffers themselves.
+  static int64_t working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& options,
+                               const LoraAdapter* lora, bool full);
+
  private:
   struct LayerActs {
     std::vector<float> x_in, ln1, rstd1, q, k, v, probs, att, x_mid, ln2, rstd2, gate, up, h;

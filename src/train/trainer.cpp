@@ -112,6 +112,35 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
   TAIA_CHECK(o.compute == "f32" || o.compute == "bf16", "[train] --compute expected f32 or bf16, got '", o.compute, "'");
   TAIA_CHECK(o.compute == "f32" || !full, "[train] --compute bf16 is for LoRA; full fine-tuning computes in F32");
   eo.compute_bf16 = o.compute == "bf16";
+  {
+    // Memory before the first step: the model, what trains (value, gradient, AdamW m and v),
+    // and the engine's working set for the longest micro-batch.
+    int64_t longest = 1;
+    for (const Example& e : train) longest = std::max<int64_t>(longest, int64_t(e.ids.size()));
+    for (const Example& e : val) longest = std::max<int64_t>(longest, int64_t(e.ids.size()));
+    const int64_t model_bytes = int64_t(model->arena.capacity());
+    const int64_t train_bytes = n_trainable * 4 * (full ? 3 : 4);  // full: values are the model's
+    const int64_t work_bytes = TrainEngine::working_bytes(model->config, o.batch_size, longest, eo,
+                                                          full ? nullptr : &lora, full);
+    const int64_t total_bytes = model_bytes + train_bytes + work_bytes;
+    const int64_t limit = o.max_memory > 0 ? o.max_memory : physical_memory_bytes();
+    auto gib = [](int64_t b) {
+      char buf[32];
+      if (b >= (int64_t(1) << 30)) std::snprintf(buf, sizeof(buf), "%.2f GiB", double(b) / double(int64_t(1) << 30));
+      else std::snprintf(buf, sizeof(buf), "%.1f MiB", double(b) / double(int64_t(1) << 20));
+      return std::string(buf);
+    };
+    log("memory: estimated " + gib(total_bytes) + " (model " + gib(model_bytes) + ", trainable state " +
+        gib(train_bytes) + ", activations and scratch for " + std::to_string(o.batch_size) + " x " +
+        std::to_string(longest) + " tokens " + gib(work_bytes) + ")");
+    if (limit > 0 && total_bytes > limit)
+      fail("[train] the run needs an estimated ", gib(total_bytes), " (model ", gib(model_bytes), ", trainable state ",
+           gib(train_bytes), ", activations ", gib(work_bytes), " for micro-batches of ", o.batch_size, " x ", longest,
+           " tokens) but ", o.max_memory > 0 ? "--max-memory allows " : "the machine has ", gib(limit),
+           ". To fit: a smaller --batch-size (with a larger --grad-accum for the same effective batch), a "
+           "shorter --max-length, --recompute",
+           full ? ", LoRA (--method lora) instead of full fine-tuning" : ", --dtype bf16 for the frozen base", ".");
+  }
   TrainEngine engine(*model, full ? nullptr : &lora, full ? &grads : nullptr, eo);
   AdamW adam(params, o.adamw);
 

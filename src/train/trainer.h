@@ -36,6 +36,7 @@ struct TrainOptions {
   std::string dtype = "auto";   // base weights in memory for LoRA (full fine-tuning uses F32)
   std::string compute = "f32";  // f32, or bf16: LoRA's frozen-base GEMMs in BF16 (mixed precision)
   bool progress = true;         // progress bar (only drawn on a terminal)
+  int64_t max_memory = 0;       // bytes a run may need (estimate before the first step); 0: the machine's RAM
 };
 
 struct TrainSummary {

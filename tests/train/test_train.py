@@ -165,6 +165,14 @@ r = taia("train", "-m", MODEL, "--data", train, "-o", os.path.join(WORK, "short_
          "--max-length", "4")
 check(r.returncode == 1 and "no example has a token to train on" in r.stderr, "all prompts truncated away",
       r.stderr)
+r = taia("train", "-m", MODEL, "--data", train, "-o", os.path.join(WORK, "mem_out"), "--max-steps", "1",
+         "--max-memory", "1M")
+check(r.returncode == 1 and "needs an estimated" in r.stderr and "--max-memory allows 1.0 MiB" in r.stderr and
+      "--batch-size" in r.stderr and "--recompute" in r.stderr and not os.path.exists(os.path.join(WORK, "mem_out", "metrics.jsonl")),
+      "--max-memory: refused before the first step, with the estimate and what would fit", r.stderr[-500:])
+r = taia("train", "-m", MODEL, "--data", train, "-o", os.path.join(WORK, "mem_out"), "--max-steps", "1",
+         "--max-memory", "lots")
+check(r.returncode == 2, "--max-memory lots: usage error", r.stderr)
 nan_out = os.path.join(WORK, "nan_out")
 r = taia("train", "-m", MODEL, "--data", train, "-o", nan_out, "--lr", "1e30", "--max-grad-norm", "0",
          "--schedule", "constant", "--warmup-ratio", "0", "--max-steps", "20", "--save-every", "1",

@@ -11,7 +11,7 @@ namespace {
 
 struct TrainArgs {
   TrainOptions o;
-  std::string rank_pattern, alpha_pattern, layers;
+  std::string rank_pattern, alpha_pattern, layers, max_memory;
   OutputFormat format = OutputFormat::Text;
 };
 
@@ -43,6 +43,7 @@ void run_train(TrainArgs& a) {
   if (!a.layers.empty())
     for (int32_t l : parse_id_list(a.layers, "--layers")) o.lora.layers_to_transform.push_back(l);
   o.progress = a.format == OutputFormat::Text;
+  if (!a.max_memory.empty()) o.max_memory = parse_byte_size(a.max_memory, "--max-memory");
   const TrainSummary s = run_training(o, [](const std::string& line) { std::cerr << line << std::endl; });
   if (a.format == OutputFormat::Json) {
     print_json({{"steps", s.steps},
@@ -99,6 +100,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--chat-template", o.chat_template, "Chat template (default: recognised from the model)")
       ->check(CLI::IsMember(chat_template_names()));
   cmd->add_option("--tokenizer", o.tokenizer_path, "Tokenizer to use instead of the model's own");
+  cmd->add_option("--max-memory", args->max_memory,
+                  "Refuse to start when the estimated memory exceeds this (e.g. 8G, 512M; default: the RAM)");
   cmd->add_option("--seed", o.seed, "Seed for LoRA init, data order and dropout")->capture_default_str();
   cmd->add_option("--resume", o.resume_dir, "Continue from a checkpoint (or the latest in a folder)");
   cmd->add_flag("--skip-bad-records", o.skip_bad_records, "Skip and count malformed records instead of stopping");

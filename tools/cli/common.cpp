@@ -55,6 +55,26 @@ std::optional<DType> dtype_option(const std::string& value) {
   return parse_dtype(value);
 }
 
+int64_t parse_byte_size(const std::string& text, const char* option) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  int shift = -1;
+  if (unit.empty() || unit == "B") shift = 0;
+  else if (unit == "K" || unit == "KB" || unit == "KiB") shift = 10;
+  else if (unit == "M" || unit == "MB" || unit == "MiB") shift = 20;
+  else if (unit == "G" || unit == "GB" || unit == "GiB") shift = 30;
+  else if (unit == "T" || unit == "TB" || unit == "TiB") shift = 40;
+  if (used == 0 || shift < 0 || !(v > 0) || v * double(int64_t(1) << shift) > 9e18)
+    throw CLI::ValidationError(option, "expected a size such as 8G, 512M or 4096, got '" + text + "'");
+  return int64_t(v * double(int64_t(1) << shift));
+}
+
 std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads) {
   set_num_threads(threads);
   LoadOptions options;

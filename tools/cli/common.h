@@ -33,6 +33,8 @@ void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help);
 
 // "1,2,3" -> {1,2,3}; throws a usage error (CLI::ValidationError) for anything else.
 std::vector<int32_t> parse_id_list(const std::string& text, const char* option);
+// "8G", "512M", "100K", "4096" (bytes; binary units) -> bytes; usage error otherwise.
+int64_t parse_byte_size(const std::string& text, const char* option);
 std::optional<DType> dtype_option(const std::string& value);  // "" or "auto" -> nullopt
 
 // Loads a model and checks the prompt ids against its vocabulary.

@@ -1,0 +1,27 @@
+// PEFT adapter folders. Input: 4-byte little-endian length L, L bytes of adapter_config.json,
+// then adapter_model.safetensors. The base is a fixed 2-layer model.
+#include <cstring>
+
+#include "fuzz_common.h"
+#include "model/peft_adapter.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 4) return 0;
+  uint32_t n = 0;
+  std::memcpy(&n, data, 4);
+  if (n > size - 4) n = uint32_t(size - 4);
+  const std::string dir = taia::fuzz::work_dir() + "/adapter";
+  taia::make_directories(dir);
+  taia::fuzz::write_input("adapter/adapter_config.json", data + 4, n);
+  taia::fuzz::write_input("adapter/adapter_model.safetensors", data + 4 + n, size - 4 - n);
+  taia::ModelConfig c;
+  c.vocab_size = 32;
+  c.hidden_size = 8;
+  c.intermediate_size = 16;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = 4;
+  taia::fuzz::expect_clean("peft adapter", [&] { taia::load_peft_adapter(dir, c); });
+  return 0;
+}
