@@ -15,6 +15,7 @@ TARGETS=("$@")
 WORK="$BUILD/fuzz-work"
 mkdir -p "$WORK/artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=0
 for t in "${TARGETS[@]}"; do

@@ -16,6 +16,10 @@ Json parse_json_text(const std::string& text, const std::string& origin) {
     const auto colon = what.find(": ");
     std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
     fail(origin, ": invalid JSON at byte ", e.byte, ": ", reason);
+  } catch (const Json::exception& e) {  // e.g. out_of_range.406: a number too large for a double
+    std::string what = e.what();
+    const auto close = what.find("] ");
+    fail(origin, ": invalid JSON: ", close == std::string::npos ? what : what.substr(close + 2));
   }
 }
 

@@ -23,7 +23,8 @@ inline float fast_expf(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t e = (int32_t(n) + 127) << 23;
+  // NaN in, NaN out: p is NaN already; the exponent must not convert NaN to int (undefined).
+  const int32_t e = ((n == n ? int32_t(n) : 0) + 127) << 23;
   return p * std::bit_cast<float>(e);
 }
 

@@ -70,6 +70,18 @@ void load_optimizer_state(AdamW& opt, const std::string& path) {
   opt.set_steps_taken(std::stoll(it->second));
 }
 
+void remove_stale_checkpoint_temps(const std::string& out_dir) {
+  std::vector<std::string> stale;
+  if (DIR* dir = ::opendir(out_dir.c_str())) {
+    while (dirent* e = ::readdir(dir)) {
+      const std::string n = e->d_name;
+      if (n.rfind("checkpoint-", 0) == 0 && n.find(".tmp-") != std::string::npos) stale.push_back(out_dir + "/" + n);
+    }
+    ::closedir(dir);
+  }
+  for (const auto& d : stale) remove_tree(d);
+}
+
 std::optional<std::string> find_checkpoint(const std::string& path) {
   if (file_exists(path + "/COMPLETE") && file_exists(path + "/trainer_state.json")) return path;
   std::optional<std::string> best;

@@ -23,6 +23,9 @@ void load_optimizer_state(AdamW& opt, const std::string& path);
 
 // `path` is a checkpoint folder, or a folder holding checkpoint-* folders (the latest complete
 // one is taken). nullopt if none is complete.
+// Removes checkpoint-N.tmp-PID folders that killed runs left in out_dir (one run per folder).
+void remove_stale_checkpoint_temps(const std::string& out_dir);
+
 std::optional<std::string> find_checkpoint(const std::string& path);
 
 }  // namespace taia

