@@ -12,6 +12,7 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
+#include "model/peft_adapter.h"
 #include "model/lora.h"
 #include "model/weights.h"
 
@@ -144,16 +145,8 @@ Json inspect_safetensors_file(const std::string& path) {
 Json inspect_adapter(const std::string& dir) {
   Json r;
   r["format"] = "peft-adapter";
-  const std::string cfg_path = dir + "/adapter_config.json";
-  Json cfg = parse_json_file(cfg_path);
-  TAIA_CHECK(cfg.is_object(), cfg_path, ": expected a JSON object");
-  LoraConfig c;
-  c.rank = json_int(cfg, "r", cfg_path);
-  c.alpha = json_number_or(cfg, "lora_alpha", double(c.rank), cfg_path);
-  c.use_rslora = json_bool_or(cfg, "use_rslora", false, cfg_path);
-  const Json rp = cfg.value("rank_pattern", Json::object()), ap = cfg.value("alpha_pattern", Json::object());
-  for (auto it = rp.begin(); it != rp.end(); ++it) c.rank_pattern[it.key()] = it.value().get<int64_t>();
-  for (auto it = ap.begin(); it != ap.end(); ++it) c.alpha_pattern[it.key()] = it.value().get<double>();
+  const LoraConfig c = read_peft_config(dir);  // validates; the raw JSON is shown as it is
+  const Json cfg = parse_json_file(dir + "/adapter_config.json");
   r["adapter_config"] = cfg;
   SafetensorsFile st(dir + "/adapter_model.safetensors");
   Json modules = Json::array();
@@ -178,6 +171,15 @@ Json inspect_adapter(const std::string& dir) {
       continue;
     }
     const int64_t rank = t.shape[0], in = t.shape[1], out = b->shape[0];
+    int64_t want_rank = c.rank;
+    for (const auto& [key, value] : c.rank_pattern)
+      if (stem.size() >= key.size() && stem.compare(stem.size() - key.size(), key.size(), key) == 0) {
+        want_rank = value;
+        break;
+      }
+    if (rank != want_rank)
+      problems.push_back("module '" + stem + "' has rank " + std::to_string(rank) + " but adapter_config.json says " +
+                         std::to_string(want_rank));
     double alpha = c.alpha;
     for (const auto& [key, value] : c.alpha_pattern)
       if (stem.size() >= key.size() && stem.compare(stem.size() - key.size(), key.size(), key) == 0) {

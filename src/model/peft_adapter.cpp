@@ -1,5 +1,7 @@
 #include "model/peft_adapter.h"
 
+#include <cmath>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -54,7 +56,7 @@ void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::
   write_file_atomic(dir + "/adapter_config.json", cfg.dump(2) + "\n");
 }
 
-LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) {
+LoraConfig read_peft_config(const std::string& dir) {
   const std::string cfg_path = dir + "/adapter_config.json";
   TAIA_CHECK(file_exists(cfg_path), dir, ": expected a PEFT adapter folder with adapter_config.json");
   for (const char* pickle : {"adapter_model.bin", "adapter_model.pt", "adapter_model.pth"})
@@ -70,8 +72,11 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
              ": modules_to_save is not supported (taia adapts only the seven projections)");
   LoraConfig c;
   c.rank = json_int(j, "r", cfg_path);
+  TAIA_CHECK(c.rank >= 1 && c.rank <= 65536, cfg_path, ": field 'r' expected 1..65536, got ", c.rank);
   c.alpha = json_number_or(j, "lora_alpha", double(c.rank), cfg_path);
+  TAIA_CHECK(std::isfinite(c.alpha) && c.alpha > 0, cfg_path, ": field 'lora_alpha' expected > 0, got ", c.alpha);
   c.dropout = json_number_or(j, "lora_dropout", 0.0, cfg_path);
+  TAIA_CHECK(c.dropout >= 0 && c.dropout < 1, cfg_path, ": field 'lora_dropout' expected in [0, 1), got ", c.dropout);
   c.use_rslora = json_bool_or(j, "use_rslora", false, cfg_path);
   c.targets.fill(false);
   const Json tm = j.value("target_modules", Json());
@@ -90,15 +95,37 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
     }
   }
   const Json rp = j.value("rank_pattern", Json::object()), ap = j.value("alpha_pattern", Json::object());
-  for (auto it = rp.begin(); it != rp.end(); ++it) c.rank_pattern[it.key()] = it.value().get<int64_t>();
-  for (auto it = ap.begin(); it != ap.end(); ++it) c.alpha_pattern[it.key()] = it.value().get<double>();
+  TAIA_CHECK(rp.is_object() && ap.is_object(), cfg_path, ": rank_pattern and alpha_pattern expected objects");
+  for (auto it = rp.begin(); it != rp.end(); ++it) {
+    TAIA_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 1 && it.value().get<int64_t>() <= 65536,
+               cfg_path, ": rank_pattern['", it.key(), "'] expected a rank 1..65536, got ", it.value().dump());
+    c.rank_pattern[it.key()] = it.value().get<int64_t>();
+  }
+  for (auto it = ap.begin(); it != ap.end(); ++it) {
+    TAIA_CHECK(it.value().is_number() && std::isfinite(it.value().get<double>()) && it.value().get<double>() > 0,
+               cfg_path, ": alpha_pattern['", it.key(), "'] expected a number > 0, got ", it.value().dump());
+    c.alpha_pattern[it.key()] = it.value().get<double>();
+  }
   const Json lt = j.value("layers_to_transform", Json());
-  if (lt.is_number_integer()) c.layers_to_transform = {lt.get<int64_t>()};
-  else if (lt.is_array()) for (const Json& v : lt) c.layers_to_transform.push_back(v.get<int64_t>());
+  if (lt.is_number_integer()) {
+    c.layers_to_transform = {lt.get<int64_t>()};
+  } else if (lt.is_array()) {
+    for (const Json& v : lt) {
+      TAIA_CHECK(v.is_number_integer(), cfg_path, ": layers_to_transform expected integers, got ", v.dump());
+      c.layers_to_transform.push_back(v.get<int64_t>());
+    }
+  } else {
+    TAIA_CHECK(lt.is_null(), cfg_path, ": layers_to_transform expected an integer or a list, got ", lt.dump());
+  }
   // fan_in_fan_out describes Conv1D base layers (GPT-2); LLaMA/Qwen projections are nn.Linear,
   // for which PEFT itself resets the flag to false (with a warning): A and B keep their shapes.
   (void)json_bool_or(j, "fan_in_fan_out", false, cfg_path);
+  return c;
+}
 
+LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) {
+  const LoraConfig c = read_peft_config(dir);
+  const std::string cfg_path = dir + "/adapter_config.json";
   LoraAdapter a = LoraAdapter::create(model, c, 0);
   SafetensorsFile st(dir + "/adapter_model.safetensors");
   for (int64_t l = 0; l < model.num_layers; ++l)

@@ -12,6 +12,9 @@ std::string peft_key(int64_t layer, Proj p, const char* ab);
 
 // Writes the folder (created if needed); each file atomically.
 void save_peft_adapter(const LoraAdapter& adapter, const std::string& dir, const std::string& base_model);
+// adapter_config.json of a folder, every field checked; refuses pickle weights, DoRA,
+// modules_to_save, non-LoRA types and modules outside the seven projections.
+LoraConfig read_peft_config(const std::string& dir);
 // Reads a folder written by taia or PEFT for `model`; refuses what taia does not implement.
 LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model);
 

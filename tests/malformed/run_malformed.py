@@ -265,6 +265,66 @@ case("tokenize: stdin line without text", tok(tiny_tok, '{"txt": "x"}\n'), "stdi
 case("tokenize: decode id outside vocabulary", (["tokenize", "--decode", "--tokenizer", tiny_tok], '{"ids": [99]}\n'),
      "token id 99 is outside the vocabulary")
 
+
+# ---------- PEFT adapter folders (taia inspect ADAPTER) ----------
+def adapter(name, config, tensors=None, extra=None):
+    d = path(name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "adapter_config.json"), "wb") as f:
+        f.write(config if isinstance(config, bytes) else json.dumps(config).encode())
+    if tensors is not None:
+        with open(os.path.join(d, "adapter_model.safetensors"), "wb") as f:
+            f.write(tensors)
+    for fname, data in (extra or {}).items():
+        with open(os.path.join(d, fname), "wb") as f:
+            f.write(data)
+    return d + "/"
+
+
+LORA_CFG = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"],
+            "lora_dropout": 0.0, "bias": "none"}
+QA = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+QB = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"
+GOOD_T = st({QA: {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+             QB: {"dtype": "F32", "shape": [2, 2], "data_offsets": [16, 32]}}, F4 * 2)
+case("adapter: config is not JSON", inspect(adapter("ad_badjson", b'{"r": 8,', GOOD_T)), "invalid JSON")
+case("adapter: not LoRA", inspect(adapter("ad_ia3", dict(LORA_CFG, peft_type="IA3"), GOOD_T)), "peft_type", "IA3")
+case("adapter: DoRA", inspect(adapter("ad_dora", dict(LORA_CFG, use_dora=True), GOOD_T)), "DoRA")
+case("adapter: rank 0", inspect(adapter("ad_r0", dict(LORA_CFG, r=0), GOOD_T)), "'r'")
+case("adapter: no weights file", inspect(adapter("ad_noweights", LORA_CFG)), "adapter_model.safetensors")
+case("adapter: pickle weights only", inspect(adapter("ad_pickle", LORA_CFG, None, {"adapter_model.bin": b"\x80\x02"})),
+     "pickle file, which can run code")
+case("adapter: A without B", inspect(adapter("ad_halfpair", LORA_CFG, st(
+    {QA: {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}, F4))), "lora_B")
+case("adapter: rank differs from r", inspect(adapter("ad_rank", LORA_CFG, st(
+    {QA: {"dtype": "F32", "shape": [1, 4], "data_offsets": [0, 16]},
+     QB: {"dtype": "F32", "shape": [4, 1], "data_offsets": [16, 32]}}, F4 * 2))), "rank")
+
+# ---------- eval task files (taia eval --tasks FILE: read before the model) ----------
+def task(name, text):
+    p = write(name, text.encode())
+    return ["eval", "--tasks", p, "-m", path("no_model_needed"), "-o", path("eval_out")]
+
+
+case("task: invalid JSON line", task("t_badline.jsonl", '{"question": "q", "answer": "a"}\n{"question": \n'),
+     "t_badline.jsonl:2", "invalid JSON")
+case("task: GSM8K answer without ####", task("t_gsm.jsonl", '{"question": "q", "answer": "so #### 12"}\n'
+                                           '{"question": "q", "answer": "no marker"}\n'), "t_gsm.jsonl:2",
+     "no final answer after '####'")
+case("adapter: rank pattern not a number", inspect(adapter("ad_rp", dict(LORA_CFG, rank_pattern={"q_proj": "x"}), GOOD_T)),
+     "rank_pattern")
+case("task: missing answer field", task("t_noans.jsonl", '{"question": "q", "choices": ["a", "b"]}\n'),
+     "t_noans.jsonl:1", "missing field 'answer'")
+case("task: MMLU answer not a label", task("t_mmlu.csv", "q,a,b,c,d,A\nq2,a,b,c,d,F\n"), "t_mmlu.csv:2",
+     "not one of the option labels")
+case("task: CSV quote never closed", task("t_quote.csv", 'q,a,b,c,d,A\n"open,a,b,c,d,A\n'), "t_quote.csv:2",
+     "never closed")
+case("task: ARC choices not a list", task("t_arc.jsonl", '{"question": {"stem": "s", "choices": 5}, '
+                                        '"answerKey": "A"}\n'), "t_arc.jsonl:1", "choices")
+case("task: mixed kinds", task("t_mixed.jsonl", '{"question": "q", "choices": ["a", "b"], "answer": 0}\n'
+                                               '{"question": "q", "answer": "x"}\n'), "t_mixed.jsonl:2", "one kind")
+case("task: BBH examples not a list", task("t_bbh.json", '{"examples": {"input": "i"}}'), "examples")
+
 failures = 0
 for label, argv, needles in CASES:
     stdin = None
