@@ -2,7 +2,7 @@
 # Runs the whole test suite through CTest, then the sanitizer pass: a second build (build-asan:
 # clang, AddressSanitizer + UndefinedBehaviorSanitizer, libFuzzer targets) runs the test suite
 # (without the tests labelled slow, unless --sanitize-all) and fuzzes every parser for
-# TAIA_FUZZ_SECONDS (default 10) each. Exits non-zero on any failure.
+# TAIA_FUZZ_SECONDS (default 5) each. Exits non-zero on any failure.
 #   ./scripts/test.sh [--sanitize-all] [--no-sanitize] [extra ctest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +31,5 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure --parallel 2 "${SLOW_FILTER[@]}" "${ARGS[@]}")
-echo "== fuzzing each parser for ${TAIA_FUZZ_SECONDS:-10} s"
-./scripts/fuzz.sh "${TAIA_FUZZ_SECONDS:-10}"
+echo "== fuzzing each parser for ${TAIA_FUZZ_SECONDS:-5} s"
+./scripts/fuzz.sh "${TAIA_FUZZ_SECONDS:-5}"
