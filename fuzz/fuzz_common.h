@@ -12,6 +12,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "model/config.h"
 
 namespace taia::fuzz {
 
@@ -30,6 +31,19 @@ inline std::string write_input(const std::string& name, const uint8_t* data, siz
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(data), std::streamsize(size));
   return path;
+}
+
+// The 2-layer base that adapter inputs are checked against (hidden 8, FFN 16, 2 heads, 1 KV head).
+inline ModelConfig tiny_base_config() {
+  ModelConfig c;
+  c.vocab_size = 32;
+  c.hidden_size = 8;
+  c.intermediate_size = 16;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = 4;
+  return c;
 }
 
 // Runs f; taia::Error is a clean rejection. Any other exception is reported and aborts, so the

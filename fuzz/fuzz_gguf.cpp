@@ -31,14 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     });
     if (have_config && c.hidden_size * c.num_layers <= (1 << 16))
       taia::fuzz::expect_clean("gguf model", [&] { taia::load_model(path); });
-    taia::ModelConfig lora_base;
-    lora_base.vocab_size = 32;
-    lora_base.hidden_size = 8;
-    lora_base.intermediate_size = 16;
-    lora_base.num_layers = 2;
-    lora_base.num_heads = 2;
-    lora_base.num_kv_heads = 1;
-    lora_base.head_dim = 4;
+    const taia::ModelConfig lora_base = taia::fuzz::tiny_base_config();
     taia::fuzz::expect_clean("gguf lora", [&] { taia::load_gguf_lora(path, lora_base); });
   });
   return 0;

@@ -14,14 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   taia::make_directories(dir);
   taia::fuzz::write_input("adapter/adapter_config.json", data + 4, n);
   taia::fuzz::write_input("adapter/adapter_model.safetensors", data + 4 + n, size - 4 - n);
-  taia::ModelConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = 8;
-  c.intermediate_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
+  const taia::ModelConfig c = taia::fuzz::tiny_base_config();
   taia::fuzz::expect_clean("peft adapter", [&] { taia::load_peft_adapter(dir, c); });
   return 0;
 }

@@ -25,28 +25,17 @@ import sys
 import zlib
 
 import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, finish, setup  # noqa: E402
 
-TAIA, FIXTURES, WORK = sys.argv[1:4]
+TAIA, FIXTURES, WORK, MODEL = setup()
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASK_DIR = os.path.join(HERE, "tasks")
-MODEL = os.path.join(FIXTURES, "models", "stories260K", "stories260K.gguf")
-if not os.path.exists(MODEL):
-    print(f"skip: {MODEL} not found")
-    sys.exit(77)
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-failures = []
 
 TASKS = ["gsm8k_test.jsonl", "math.jsonl", "svamp.json", "mmlu.csv", "arc.jsonl", "csqa.jsonl", "bbh.json",
          "generic_mc.jsonl", "generic_gen.jsonl", "advbench.csv", "retention.txt"]
 TASK_ARG = ",".join(os.path.join(TASK_DIR, t) for t in TASKS)
 COMMON = ["--threads", "2", "--max-new-tokens", "24", "--refusal-tokens", "12", "--batch-size", "4"]
-
-
-def check(cond, label, detail=""):
-    print(f"{'ok  ' if cond else 'FAIL'} {label}{'' if cond else ': ' + str(detail)[:600]}")
-    if not cond:
-        failures.append(label)
 
 
 def taia(*args, ok=True):
@@ -353,5 +342,4 @@ else:
         colours = len({tuple(p) for p in px[::7, ::7].reshape(-1, 3)})
         check(non_white > 0.01 and colours > 8, "screenshot is not blank", (non_white, colours))
 
-print(f"{len(failures)} failure(s)" if failures else "all eval checks passed")
-sys.exit(1 if failures else 0)
+finish("all eval checks passed")

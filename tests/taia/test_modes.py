@@ -21,22 +21,11 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
 from check_gguf import read_gguf  # noqa: E402
 from torch_reference import read_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, finish, setup  # noqa: E402
 
-TAIA, FIXTURES, WORK = sys.argv[1:4]
-MODEL = os.path.join(FIXTURES, "models", "stories260K", "stories260K.gguf")
-if not os.path.exists(MODEL):
-    print(f"skip: {MODEL} not found")
-    sys.exit(77)
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-failures = []
+TAIA, FIXTURES, WORK, MODEL = setup()
 IDS = "1,403,407,261,378,432,383,286"
-
-
-def check(cond, label, detail=""):
-    print(f"{'ok  ' if cond else 'FAIL'} {label}{'' if cond else ': ' + str(detail)[:500]}")
-    if not cond:
-        failures.append(label)
 
 
 def taia(*args):
@@ -224,5 +213,4 @@ check(len(T2) == 48 and len(meta2.get("tokenizer.ggml.tokens", [])) == 512 and d
 
 r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
-print(f"{len(failures)} failure(s)")
-sys.exit(1 if failures else 0)
+finish()

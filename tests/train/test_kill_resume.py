@@ -25,22 +25,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
 from torch_reference import read_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, finish, setup  # noqa: E402
 
-TAIA, FIXTURES, WORK = sys.argv[1:4]
+TAIA, FIXTURES, WORK, MODEL = setup()
 KILLS = int(sys.argv[4]) if len(sys.argv) > 4 else 20
-MODEL = os.path.join(FIXTURES, "models", "stories260K", "stories260K.gguf")
-if not os.path.exists(MODEL):
-    print(f"skip: {MODEL} not found")
-    sys.exit(77)
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-failures = []
-
-
-def check(cond, label, detail=""):
-    print(f"{'ok  ' if cond else 'FAIL'} {label}{'' if cond else ': ' + str(detail)[:600]}")
-    if not cond:
-        failures.append(label)
 
 
 rng = random.Random(11)
@@ -167,5 +156,4 @@ r = subprocess.run([TAIA, *ARGS, "-o", os.path.join(blocker, "out")], capture_ou
 check(r.returncode == 1 and "cannot create folder" in r.stderr and "a_file" in r.stderr,
       "unwritable output folder: exit 1 with the folder named", r.stderr[-300:])
 
-print(f"{len(failures)} failure(s)" if failures else "all crash-safety checks passed")
-sys.exit(1 if failures else 0)
+finish("all crash-safety checks passed")

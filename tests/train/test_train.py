@@ -13,21 +13,10 @@ import shutil
 import struct
 import subprocess
 import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, finish, setup  # noqa: E402
 
-TAIA, FIXTURES, WORK = sys.argv[1:4]
-MODEL = os.path.join(FIXTURES, "models", "stories260K", "stories260K.gguf")
-if not os.path.exists(MODEL):
-    print(f"skip: {MODEL} not found")
-    sys.exit(77)
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-failures = []
-
-
-def check(cond, label, detail=""):
-    print(f"{'ok  ' if cond else 'FAIL'} {label}{'' if cond else ': ' + str(detail)[:600]}")
-    if not cond:
-        failures.append(label)
+TAIA, FIXTURES, WORK, MODEL = setup()
 
 
 def taia(*args, timeout=300):
@@ -179,5 +168,4 @@ r = taia("train", "-m", MODEL, "--data", train, "-o", nan_out, "--lr", "1e30", "
          "--batch-size", "4", "--grad-accum", "1")
 check(r.returncode == 1 and "non-finite" in r.stderr and "Last good checkpoint" in r.stderr,
       "a non-finite loss stops the run and names the last good checkpoint", r.stderr[-300:])
-print(f"{len(failures)} failure(s)")
-sys.exit(1 if failures else 0)
+finish()
