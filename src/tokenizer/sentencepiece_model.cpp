@@ -11,7 +11,12 @@ namespace {
 class SentencePieceTokenizer : public Tokenizer {
  public:
   explicit SentencePieceTokenizer(const std::string& path) {
-    const auto status = sp_.Load(path);
+    sentencepiece::util::Status status;
+    try {
+      status = sp_.Load(path);
+    } catch (const std::exception& e) {  // e.g. darts-clone's "zero-length key" on a crafted vocabulary
+      fail(path, ": not a usable SentencePiece model: libsentencepiece failed: ", e.what());
+    }
     TAIA_CHECK(status.ok(), path, ": not a SentencePiece model: ", status.ToString());
     kind = "sentencepiece";
     source = path;
