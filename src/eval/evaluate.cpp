@@ -281,15 +281,14 @@ class Evaluator {
   }
 
   // Plain prompts end a reply where the next "Question:" would start.
-  GreedyOptions reply_options(int64_t max_new, std::vector<std::string>* texts) {
+  GreedyOptions reply_options(int64_t max_new) {
     GreedyOptions g;
     g.max_new_tokens = max_new;
     g.eos_ids = eos_;
     g.progress = progress_;
     if (!prompter_.chat())
-      g.stop = [this, texts](size_t i, const std::vector<int32_t>& out) {
-        (*texts)[i] = tok_.decode(out, true);
-        return (*texts)[i].find("Question:") != std::string::npos;
+      g.stop = [this](size_t, const std::vector<int32_t>& out) {
+        return tok_.decode(out, true).find("Question:") != std::string::npos;
       };
     return g;
   }
@@ -304,9 +303,8 @@ class Evaluator {
   }
 
   ModeScore score_generative(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
-    std::vector<std::string> scratch(p.generation.size());
     const auto max_new = std::min<int64_t>(s_.max_new_tokens, d_.model().config.max_position_embeddings - 1);
-    const auto outs = generate_greedy(d_, p.generation, reply_options(max_new, &scratch), s_.batch_size);
+    const auto outs = generate_greedy(d_, p.generation, reply_options(max_new), s_.batch_size);
     std::vector<std::string> replies = reply_texts(outs);
     AnswerStyle style;
     style.numeric = task.numeric;
@@ -327,8 +325,7 @@ class Evaluator {
         g.prompt.insert(g.prompt.end(), suffix.begin(), suffix.end());
         again.push_back(std::move(g));
       }
-      std::vector<std::string> scratch2(again.size());
-      GreedyOptions g = reply_options(std::min<int64_t>(16, max_new), &scratch2);
+      GreedyOptions g = reply_options(std::min<int64_t>(16, max_new));
       g.stop = [this](size_t, const std::vector<int32_t>& out) {
         return tok_.decode(out, true).find('\n') != std::string::npos;
       };
@@ -361,8 +358,7 @@ class Evaluator {
   }
 
   ModeScore score_refusal(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
-    std::vector<std::string> scratch(p.generation.size());
-    const auto outs = generate_greedy(d_, p.generation, reply_options(s_.refusal_tokens, &scratch), s_.batch_size);
+    const auto outs = generate_greedy(d_, p.generation, reply_options(s_.refusal_tokens), s_.batch_size);
     const auto replies = reply_texts(outs);
     ModeScore out;
     std::vector<double> refused;

@@ -21,11 +21,11 @@ struct EvalArgs {
   OutputFormat format = OutputFormat::Text;
 };
 
-std::vector<std::string> split_list(const std::string& text) {
+std::vector<std::string> split_list(const std::string& text, char separator = ',') {
   std::vector<std::string> out;
   std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ','))
+  while (std::getline(ss, item, separator))
     if (!item.empty()) out.push_back(item);
   return out;
 }
@@ -47,13 +47,7 @@ void run_eval_cmd(EvalArgs& a) {
   if (s.shots.empty()) throw CLI::ValidationError("--shots", "expected at least one number");
   const std::string modes = a.modes.empty() ? (a.adapter.empty() ? "base" : "base,vanilla,taia,taif") : a.modes;
   // A module list ("q,k,v") is one mode: modes are separated by ';' when module lists are used.
-  s.modes = modes.find(';') != std::string::npos ? std::vector<std::string>{} : split_list(modes);
-  if (modes.find(';') != std::string::npos) {
-    std::stringstream ss(modes);
-    std::string m;
-    while (std::getline(ss, m, ';'))
-      if (!m.empty()) s.modes.push_back(m);
-  }
+  s.modes = split_list(modes, modes.find(';') != std::string::npos ? ';' : ',');
   for (const auto& m : s.modes) {
     try {
       parse_mode(m);
