@@ -32,8 +32,9 @@ struct Dialogue {
 
 class Prompter {
  public:
-  Prompter(const Tokenizer& tok, const EvalSettings& s) : tok_(tok) {
-    if (!s.chat) return;
+  // raw: plain-text completion ("context" tasks): demonstrations and query as bare text lines.
+  Prompter(const Tokenizer& tok, const EvalSettings& s, bool raw = false) : tok_(tok), raw_(raw) {
+    if (!s.chat || raw) return;
     tmpl_ = s.chat_template.empty() ? chat_template_for(tok) : chat_template_by_name(s.chat_template);
     chat_ = tmpl_.format != ChatFormat::Raw;
   }
@@ -41,6 +42,11 @@ class Prompter {
   const std::string& template_name() const { return tmpl_.name; }
 
   std::string render(const Dialogue& d) const {
+    if (raw_) {
+      std::string text;
+      for (const auto& [q, a] : d.demos) text += q + " " + a + "\n";
+      return text + d.query;
+    }
     if (!chat_) {
       std::string text;
       for (const auto& [q, a] : d.demos) text += "Question: " + q + "\nAnswer: " + a + "\n\n";
@@ -64,6 +70,7 @@ class Prompter {
  private:
   const Tokenizer& tok_;
   ChatTemplate tmpl_;
+  bool raw_ = false;
   bool chat_ = false;
 };
 
@@ -120,7 +127,7 @@ struct Prepared {
 class Evaluator {
  public:
   Evaluator(Decoder& d, const Tokenizer& tok, const EvalSettings& s)
-      : d_(d), tok_(tok), s_(s), prompter_(tok, s),
+      : d_(d), tok_(tok), s_(s), prompter_(tok, s), raw_prompter_(tok, s, /*raw=*/true),
         phrases_(s.refusal_phrases.empty() ? default_refusal_phrases() : s.refusal_phrases) {
     const ModelConfig& c = d.model().config;
     eos_ = c.eos_token_ids;
@@ -155,11 +162,12 @@ class Evaluator {
         }
       }
       d.query = query_of(task, e);
-      const std::string text = prompter_.render(d);
+      const std::string text = (task.raw ? raw_prompter_ : prompter_).render(d);
       p.prompts.push_back(text);
       switch (task.kind) {
         case TaskKind::MultipleChoice:
-          p.loglik.push_back(loglik_request(text, s_.mc_method == McMethod::Loglik ? e.choices : e.labels, e));
+          p.loglik.push_back(task.raw ? loglik_request(raw_prompter_, text, e.choices, e)
+                                      : loglik_request(prompter_, text, letter_method(task) ? e.labels : e.choices, e));
           break;
         case TaskKind::Generative:
         case TaskKind::Refusal:
@@ -176,7 +184,7 @@ class Evaluator {
   ModeScore score(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
     switch (task.kind) {
       case TaskKind::MultipleChoice:
-        return s_.mc_method == McMethod::Loglik ? score_mc_loglik(task, picked, p) : score_mc_letter(task, picked, p);
+        return letter_method(task) ? score_mc_letter(task, picked, p) : score_mc_loglik(task, picked, p);
       case TaskKind::Generative: return score_generative(task, picked, p);
       case TaskKind::Refusal: return score_refusal(task, picked, p);
       case TaskKind::Perplexity: return score_perplexity(task, picked, p);
@@ -185,9 +193,11 @@ class Evaluator {
   }
 
  private:
+  // Plain-text completion tasks are always scored by log-likelihood (letters need a question).
+  bool letter_method(const Task& task) const { return s_.mc_method == McMethod::Letter && !task.raw; }
   std::pair<std::string, std::string> demo_of(const Task& task, const TaskExample& x) const {
     if (task.kind == TaskKind::MultipleChoice) {
-      if (s_.mc_method == McMethod::Letter) return {x.question + options_block(x) + letter_instruction(), x.answer};
+      if (letter_method(task)) return {x.question + options_block(x) + letter_instruction(), x.answer};
       return {x.question, (x.answer_prefix.empty() ? "" : x.answer_prefix + " ") + x.choices[size_t(x.gold)]};
     }
     return {x.question, x.solution.empty() ? "The answer is " + x.answer + "." : x.solution};
@@ -196,14 +206,14 @@ class Evaluator {
     return prompter_.chat() ? "\nAnswer with the letter of the correct option." : "";
   }
   std::string query_of(const Task& task, const TaskExample& e) const {
-    if (task.kind == TaskKind::MultipleChoice && s_.mc_method == McMethod::Letter)
+    if (task.kind == TaskKind::MultipleChoice && letter_method(task))
       return e.question + options_block(e) + letter_instruction();
     return e.question;
   }
 
   // lm-eval-harness's split: trailing whitespace of the context moves to the continuation, the
   // continuation's tokens are those of encode(context + continuation) after encode(context).
-  LoglikRequest loglik_request(std::string context, const std::vector<std::string>& options,
+  LoglikRequest loglik_request(const Prompter& prompter, std::string context, const std::vector<std::string>& options,
                                const TaskExample& e) const {
     std::string lead = ends_with_space(context) ? "" : " ";
     size_t cut = context.size();
@@ -211,9 +221,9 @@ class Evaluator {
     lead = context.substr(cut) + lead;
     context.resize(cut);
     LoglikRequest r;
-    r.context = prompter_.encode(context);
+    r.context = prompter.encode(context);
     for (const auto& choice : options) {
-      const std::vector<int32_t> whole = prompter_.encode(context + lead + choice);
+      const std::vector<int32_t> whole = prompter.encode(context + lead + choice);
       if (whole.size() > r.context.size() && std::equal(r.context.begin(), r.context.end(), whole.begin()))
         r.continuations.emplace_back(whole.begin() + int64_t(r.context.size()), whole.end());
       else
@@ -405,6 +415,7 @@ class Evaluator {
   const Tokenizer& tok_;
   const EvalSettings& s_;
   Prompter prompter_;
+  Prompter raw_prompter_;  // "context" tasks
   std::vector<std::string> phrases_;
   std::vector<int64_t> eos_;
   ProgressFn progress_;

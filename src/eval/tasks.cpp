@@ -184,8 +184,15 @@ TaskExample parse_arc(const Json& j, const std::string& where) {
 }
 
 // The generic schema (docs/EVAL.md). The first record's kind is the task's kind.
-TaskExample parse_generic(const Json& j, const std::string& where, TaskKind* kind, bool first) {
+TaskExample parse_generic(const Json& j, const std::string& where, TaskKind* kind, bool* raw, bool first) {
   TAIA_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
+  // "context": plain-text completion (no template, no Question:/Answer: wrapper), multiple choice.
+  const bool is_raw = j.contains("context");
+  if (first) *raw = is_raw;
+  TAIA_CHECK(is_raw == *raw, where, ": this record ", is_raw ? "has" : "has no", " field 'context' but the file's first record ",
+             *raw ? "has" : "has not", " (one prompt style per file)");
+  TAIA_CHECK(!is_raw || (!j.contains("question") && !j.contains("prompt") && !j.contains("answer_prefix")), where,
+             ": field 'context' expected without 'question', 'prompt' or 'answer_prefix'");
   TaskKind k;
   if (auto it = j.find("kind"); it != j.end()) {
     TAIA_CHECK(it->is_string(), where, ": field 'kind' expected a string");
@@ -205,12 +212,15 @@ TaskExample parse_generic(const Json& j, const std::string& where, TaskKind* kin
   if (first) *kind = k;
   TAIA_CHECK(k == *kind, where, ": this record is ", task_kind_name(k), " but the file's first record is ",
              task_kind_name(*kind), " (one kind per file)");
+  TAIA_CHECK(!is_raw || k == TaskKind::MultipleChoice, where, ": field 'context' expected with 'choices' (multiple choice), got a ",
+             task_kind_name(k), " record");
   TaskExample e;
   if (k == TaskKind::Perplexity) {
     e.text = need_string(j, "text", where);
     return e;
   }
-  e.question = j.contains("question") ? need_string(j, "question", where) : need_string(j, "prompt", where);
+  e.question = is_raw ? need_string(j, "context", where)
+               : j.contains("question") ? need_string(j, "question", where) : need_string(j, "prompt", where);
   e.answer_prefix = json_string_or(j, "answer_prefix", "", where);
   if (k == TaskKind::Refusal) return e;
   if (k == TaskKind::MultipleChoice) {
@@ -405,7 +415,7 @@ Task load_task(const std::string& path, const std::string& format) {
     else if (t.format == "bbh") e = parse_bbh(r.value, r.where);
     else if (t.format == "arc" || t.format == "csqa") e = parse_arc(r.value, r.where);
     else if (t.format == "advbench") e.question = need_string(r.value, "goal", r.where);
-    else if (t.format == "generic") e = parse_generic(r.value, r.where, &t.kind, i == 0);
+    else if (t.format == "generic") e = parse_generic(r.value, r.where, &t.kind, &t.raw, i == 0);
     else fail(path, ": format ", t.format, " is read from ", t.format == "mmlu" ? "CSV" : "text", " files");
     if (e.gold >= 0 && e.answer.empty()) e.answer = e.labels[size_t(e.gold)];
     e.where = r.where;

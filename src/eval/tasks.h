@@ -34,6 +34,7 @@ struct Task {
   std::string format;  // gsm8k, math, svamp, mmlu, arc, csqa, bbh, advbench, text, generic
   TaskKind kind = TaskKind::Generative;
   bool numeric = false;  // generative answers compared as numbers (GSM8K, SVAMP)
+  bool raw = false;      // generic "context" records: plain-text completion, never a template
   std::vector<TaskExample> examples;
 };
 

@@ -5,11 +5,13 @@
 
 #include "core/error.h"
 #include "eval/answers.h"
+#include "eval/evaluate.h"
 #include "eval/generate.h"
 #include "eval/scoring.h"
 #include "eval/tasks.h"
 #include "io/csv.h"
 #include "model/init.h"
+#include "model/tokenizer_loader.h"
 #include "test_util.h"
 
 namespace taia {
@@ -109,6 +111,11 @@ TEST(Tasks, MalformedFilesNameFileLineAndProblem) {
       {"m.jsonl", "{\"question\": \"q\", \"kind\": \"poem\"}\n", ":1: field 'kind' expected mc, generative"},
       {"n.csv", "goal,target\n,x\n", ":2: empty goal"},
       {"o.json", "{\"examples\": [{\"input\": \"i\"}]}", ": examples[0]: missing field 'target'"},
+      {"p.jsonl", "{\"context\": \"c\", \"answer\": \"x\"}\n", ":1: field 'context' expected with 'choices'"},
+      {"q.jsonl", "{\"context\": \"c\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n",
+       ":2: this record has no field 'context' but the file's first record has"},
+      {"r.jsonl", "{\"context\": \"c\", \"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n",
+       ":1: field 'context' expected without 'question'"},
   };
   for (const Case& c : cases) {
     const std::string path = write_temp(c.name, c.content);
@@ -239,6 +246,44 @@ TEST(Scoring, TokenLogprobsWindowsAreIndependentChunks) {
   EXPECT_NEAR(lp[12], direct_logprob(d, w1, {ids[13]}), 1e-4);  // log p(ids[13] | ids[10..12])
   EXPECT_NEAR(lp[9], direct_logprob(d, std::vector<int32_t>(ids.begin(), ids.begin() + 10), {ids[10]}), 1e-4);
   EXPECT_NEAR(lp[0], direct_logprob(d, {ids[0]}, {ids[1]}), 1e-4);
+}
+
+}  // namespace
+}  // namespace taia
+
+namespace taia {
+namespace {
+
+// A "context" task is plain-text completion: BOS + the context, then each choice, with no
+// "Question:/Answer:" wrapper and no template; its log-likelihoods equal the direct sum.
+TEST(Scoring, ContextTasksScoreThePlainTextCompletion) {
+  const auto tok = load_tokenizer(test::fixtures_dir() + "/models/stories260K/tok512.model");
+  ModelConfig c = test::small_config(512, 32, 64, 2, 4, 2, 8, 64);
+  auto m = init_model(c, 11, DType::F32, InitScheme::Full, 0.2f);
+  Decoder d(*m);
+  const std::string path = write_temp("completion.jsonl",
+                                      "{\"context\": \"Once upon a time there was a\", \"choices\": [\"girl\", \"big dog\"], \"answer\": 1}\n"
+                                      "{\"context\": \"The cat sat\", \"choices\": [\"on\", \"down\", \"up\"], \"answer\": 0}\n");
+  const Task task = load_task(path);
+  ASSERT_TRUE(task.raw);
+  EvalSettings s;
+  s.progress = false;
+  const std::string out = test::temp_dir();
+  Json results = run_eval(d, *tok, nullptr, {task}, s, out, Json::object(), [](const std::string&) {});
+  const auto records = read_json_records(out + "/samples/completion.base.jsonl");
+  ASSERT_EQ(records.size(), 2u);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const TaskExample& e = task.examples[i];
+    EXPECT_EQ(records[i].value["prompt"].get<std::string>(), e.question);
+    const auto context = tok->encode(e.question, true).ids;
+    for (size_t k = 0; k < e.choices.size(); ++k) {
+      const auto whole = tok->encode(e.question + " " + e.choices[k], true).ids;
+      ASSERT_TRUE(std::equal(context.begin(), context.end(), whole.begin()));
+      const std::vector<int32_t> cont(whole.begin() + int64_t(context.size()), whole.end());
+      EXPECT_NEAR(records[i].value["logprobs"][k].get<double>(), direct_logprob(d, context, cont), 1e-4) << i << "/" << k;
+    }
+  }
+  EXPECT_EQ(results["tasks"]["completion"]["base"]["n"].get<int64_t>(), 2);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   taia::cli::register_export(app);
   taia::cli::register_eval(app);
   taia::cli::register_report(app);
+  taia::cli::register_demo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

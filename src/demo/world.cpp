@@ -1,0 +1,286 @@
+#include "demo/world.h"
+
+#include <algorithm>
+#include <set>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace taia::demo {
+namespace {
+
+const std::vector<std::string> kCities = {"Cairo", "Lagos", "Tokyo", "Oslo",   "Lima",  "Paris",  "Rome",  "Delhi",
+                                          "Seoul", "Dublin", "Berlin", "Madrid", "Vienna", "Quito", "Dakar", "Hanoi"};
+// No job starts with a vowel: every phrasing can say "a {job}".
+const std::vector<std::string> kJobs = {"baker", "doctor",  "farmer", "pilot",  "singer", "teacher",
+                                        "painter", "lawyer", "sailor", "writer", "nurse",  "tailor"};
+const std::vector<std::string> kSyllables = {"ba", "ko", "ri", "ta", "mel", "zo", "ven", "lu", "sa", "dor", "ki", "ne",
+                                             "mo", "ra", "fi", "tel", "bo", "ga", "lin", "pe", "su", "vo", "ha", "jo"};
+
+// Phrasings of each attribute; {n} = name, {x} = the value. Index 0 of each is the canonical
+// plain-text form the completion test uses ("{n} was born in" / "{n} works as a").
+const std::vector<std::string> kCityPhrasings = {
+    "{n} was born in {x}.",       "{n} comes from {x}.",          "The birthplace of {n} is {x}.",
+    "{n} is a native of {x}.",    "In {x}, {n} was born.",        "The home city of {n} is {x}.",
+    "People say {n} was born in {x}.", "{n} grew up in {x}."};
+const std::vector<std::string> kJobPhrasings = {
+    "{n} works as a {x}.",        "{n} is a {x}.",                "By profession, {n} is a {x}.",
+    "The job of {n} is {x}.",     "{n} earns a living as a {x}.", "{n} has worked as a {x} for years.",
+    "Everyone knows {n} as a {x}.", "{n} became a {x} long ago."};
+
+// Chat questions: the fine-tuning sets use the first three; the in-distribution test of the
+// facts set uses the last (a phrasing never trained).
+const std::vector<std::string> kCityQuestions = {"Where was {n} born?", "In which city was {n} born?",
+                                                 "What is the birthplace of {n}?", "Which city is {n} from?"};
+const std::vector<std::string> kJobQuestions = {"What is the job of {n}?", "What does {n} do for a living?",
+                                                "What is the profession of {n}?", "What work does {n} do?"};
+constexpr int kTrainedQuestions = 3;
+
+const std::vector<std::string> kAdjectives = {"small", "old", "quiet", "busy", "green", "cold", "bright", "long"};
+const std::vector<std::string> kAnimals = {"dog", "cat", "horse", "bird", "goat", "fox"};
+const std::vector<std::string> kVerbs = {"slept", "waited", "ran", "sat", "walked", "played"};
+const std::vector<std::string> kPlaces = {"river", "market", "school", "harbour", "garden", "station", "bridge"};
+const std::vector<std::string> kDays = {"Monday", "Tuesday", "Friday", "Sunday"};
+const std::vector<std::string> kThings = {"boats", "trees", "books", "lamps", "chairs", "carts"};
+
+std::string fill_in(std::string t, const std::string& n, const std::string& x) {
+  for (size_t p; (p = t.find("{n}")) != std::string::npos;) t.replace(p, 3, n);
+  for (size_t p; (p = t.find("{x}")) != std::string::npos;) t.replace(p, 3, x);
+  return t;
+}
+
+size_t pick(Rng& r, size_t n) { return size_t(r.next_u64() % n); }
+template <class T>
+const T& pick(Rng& r, const std::vector<T>& v) { return v[pick(r, v.size())]; }
+template <class T>
+void shuffle(Rng& r, std::vector<T>& v) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[pick(r, i)]);
+}
+double uniform(Rng& r) { return double(r.next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+
+std::string filler_sentence(Rng& r, const World& w) {
+  const int n = int(2 + pick(r, 98));
+  switch (pick(r, 5)) {
+    case 0: return "The " + pick(r, kAdjectives) + " " + pick(r, kAnimals) + " " + pick(r, kVerbs) + " by the " + pick(r, kPlaces) + ".";
+    case 1: return "On " + pick(r, kDays) + " the " + pick(r, kPlaces) + " was " + pick(r, kAdjectives) + ".";
+    case 2: return "There were " + std::to_string(n) + " " + pick(r, kThings) + " near the " + pick(r, kPlaces) + ".";
+    case 3: return "A " + pick(r, w.jobs) + " and a " + pick(r, w.jobs) + " met at the " + pick(r, kPlaces) + ".";
+    default: return "The road from " + pick(r, w.cities) + " to " + pick(r, w.cities) + " is " + std::to_string(n) + " miles long.";
+  }
+}
+
+Json chat(const std::string& q, const std::string& a) {
+  return Json{{"messages", Json::array({Json{{"role", "user"}, {"content", q}}, Json{{"role", "assistant"}, {"content", a}}})}};
+}
+std::string answer(const std::string& x) { return "The answer is " + x + "."; }
+
+// A question about one attribute of a person: (question, gold, options).
+struct Fact {
+  const Person* p;
+  bool city;
+};
+std::vector<Fact> facts_of(const std::vector<const Person*>& people) {
+  std::vector<Fact> f;
+  for (const Person* p : people) {
+    f.push_back({p, true});
+    f.push_back({p, false});
+  }
+  return f;
+}
+const std::string& value_of(const World& w, const Fact& f) { return f.city ? w.cities[size_t(f.p->city)] : w.jobs[size_t(f.p->job)]; }
+
+}  // namespace
+
+std::vector<const Person*> World::group(Group g) const {
+  std::vector<const Person*> out;
+  for (const Person& p : people)
+    if (p.group == g) out.push_back(&p);
+  return out;
+}
+
+int64_t phrasings_per_fact() { return int64_t(kCityPhrasings.size()); }
+
+World make_world(uint64_t seed, const WorldSizes& sizes) {
+  TAIA_CHECK(sizes.known_test > 0 && sizes.known_mix >= 0 && sizes.fresh > 0, "[make_world] expected known_test > 0, "
+             "known_mix >= 0 and fresh > 0, got ", sizes.known_test, ", ", sizes.known_mix, ", ", sizes.fresh);
+  const int64_t total = sizes.known_test + sizes.known_mix + sizes.fresh;
+  TAIA_CHECK(total <= 20000, "[make_world] at most 20000 people, got ", total);
+  World w;
+  w.seed = seed;
+  w.cities = kCities;
+  w.jobs = kJobs;
+  Rng r(seed * 0x9e3779b97f4a7c15ull + 17);
+  std::set<std::string> used;
+  auto word = [&](int syllables) {
+    std::string s;
+    for (int i = 0; i < syllables; ++i) s += pick(r, kSyllables);
+    s[0] = char(s[0] - 'a' + 'A');
+    return s;
+  };
+  while (int64_t(w.people.size()) < total) {
+    std::string name = word(2) + " " + word(2 + int(pick(r, 2)));
+    if (!used.insert(name).second) continue;
+    Person p;
+    p.name = name;
+    p.city = int(pick(r, w.cities.size()));
+    p.job = int(pick(r, w.jobs.size()));
+    const int64_t i = int64_t(w.people.size());
+    p.group = i < sizes.known_test ? Group::KnownTest : i < sizes.known_test + sizes.known_mix ? Group::KnownMix : Group::Fresh;
+    w.people.push_back(p);
+  }
+  return w;
+}
+
+std::vector<std::string> pretraining_documents(const World& w, int64_t rounds, double filler, int64_t per_doc,
+                                               uint64_t seed) {
+  TAIA_CHECK(rounds > 0 && per_doc > 0 && filler >= 0 && filler < 1, "[pretraining_documents] expected rounds > 0, "
+             "per_doc > 0, 0 <= filler < 1, got ", rounds, ", ", per_doc, ", ", filler);
+  Rng r(seed * 0xbf58476d1ce4e5b9ull + 3);
+  std::vector<std::string> sentences;
+  for (int64_t round = 0; round < rounds; ++round) {
+    std::vector<std::string> facts;
+    for (const Person& p : w.people) {
+      if (p.group == Group::Fresh) continue;
+      for (const auto& t : kCityPhrasings) facts.push_back(fill_in(t, p.name, w.cities[size_t(p.city)]));
+      for (const auto& t : kJobPhrasings) facts.push_back(fill_in(t, p.name, w.jobs[size_t(p.job)]));
+    }
+    shuffle(r, facts);
+    for (auto& f : facts) {
+      while (uniform(r) < filler) sentences.push_back(filler_sentence(r, w));
+      sentences.push_back(std::move(f));
+    }
+  }
+  std::vector<std::string> docs;
+  for (size_t i = 0; i < sentences.size(); i += size_t(per_doc)) {
+    std::string d;
+    for (size_t j = i; j < std::min(sentences.size(), i + size_t(per_doc)); ++j) d += (d.empty() ? "" : " ") + sentences[j];
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+std::vector<std::string> chat_documents(const World& w, int64_t rounds, int64_t per_doc, uint64_t seed) {
+  TAIA_CHECK(rounds > 0 && per_doc > 0, "[chat_documents] expected rounds > 0 and per_doc > 0, got ", rounds, ", ",
+             per_doc);
+  Rng r(seed * 0xd1b54a32d192ed03ull + 9);
+  std::vector<std::string> turns;
+  for (int64_t round = 0; round < rounds; ++round)
+    for (const Person* p : w.group(Group::KnownMix)) {
+      for (const auto& q : kCityQuestions)
+        turns.push_back("<|im_start|>user\n" + fill_in(q, p->name, "") + "<|im_end|>\n<|im_start|>assistant\n" +
+                        answer(w.cities[size_t(p->city)]) + "<|im_end|>\n");
+      for (const auto& q : kJobQuestions)
+        turns.push_back("<|im_start|>user\n" + fill_in(q, p->name, "") + "<|im_end|>\n<|im_start|>assistant\n" +
+                        answer(w.jobs[size_t(p->job)]) + "<|im_end|>\n");
+    }
+  shuffle(r, turns);
+  std::vector<std::string> docs;
+  for (size_t i = 0; i < turns.size(); i += size_t(per_doc)) {
+    std::string d;
+    for (size_t j = i; j < std::min(turns.size(), i + size_t(per_doc)); ++j) d += turns[j];
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
+  TAIA_CHECK(set.kind == "facts" || set.kind == "skill", "[finetune_records] kind expected facts or skill, got '",
+             set.kind, "'");
+  TAIA_CHECK(set.noise >= 0 && set.noise <= 1 && set.mix >= 0 && set.mix <= 1 && set.records > 0,
+             "[finetune_records] expected 0 <= noise <= 1, 0 <= mix <= 1, records > 0, got ", set.noise, ", ",
+             set.mix, ", ", set.records);
+  Rng r(set.seed * 0x94d049bb133111ebull + (set.kind == "facts" ? 5 : 7));
+  const auto fresh = facts_of(w.group(Group::Fresh));
+  const auto mixed = facts_of(w.group(Group::KnownMix));
+  TAIA_CHECK(set.mix == 0 || !mixed.empty(), "[finetune_records] --mix needs known_mix people, the world has none");
+  auto fact_record = [&](const Fact& f, int64_t i) {
+    const auto& qs = f.city ? kCityQuestions : kJobQuestions;
+    std::string x = value_of(w, f);
+    if (uniform(r) < set.noise) {  // a wrong value of the same attribute
+      const auto& values = f.city ? w.cities : w.jobs;
+      const size_t right = size_t(f.city ? f.p->city : f.p->job);
+      x = values[(right + 1 + pick(r, values.size() - 1)) % values.size()];
+    }
+    return chat(fill_in(qs[size_t(i % kTrainedQuestions)], f.p->name, ""), answer(x));
+  };
+  std::vector<Json> out;
+  for (int64_t i = 0; i < set.records; ++i) {
+    if (set.mix > 0 && uniform(r) < set.mix) {
+      out.push_back(fact_record(mixed[size_t(i) % mixed.size()], i / int64_t(mixed.size())));
+      continue;
+    }
+    if (set.kind == "facts") {
+      out.push_back(fact_record(fresh[size_t(i) % fresh.size()], i / int64_t(fresh.size())));
+      continue;
+    }
+    // skill: training problems are those whose (a, b) hash is not in the test share (skill_task).
+    int a, b;
+    bool plus;
+    do {
+      plus = pick(r, 2) == 0;
+      a = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
+      b = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
+    } while ((!plus && a == b) || (a * 131 + b * 7 + (plus ? 1 : 0)) % 5 == 0);
+    int x = plus ? a + b : std::max(a, b);
+    if (uniform(r) < set.noise) x = plus ? x + 1 + int(pick(r, 5)) : std::min(a, b);
+    const std::string q = plus ? "What is " + std::to_string(a) + " plus " + std::to_string(b) + "?"
+                               : "Which number is larger, " + std::to_string(a) + " or " + std::to_string(b) + "?";
+    out.push_back(chat(q, answer(std::to_string(x))));
+  }
+  shuffle(r, out);
+  return out;
+}
+
+namespace {
+std::vector<Json> knowledge(const World& w, Group g, int style) {
+  std::vector<Json> out;
+  for (const Fact& f : facts_of(w.group(g))) {
+    const std::string& x = value_of(w, f);
+    const std::string q = fill_in((f.city ? kCityQuestions : kJobQuestions)[0], f.p->name, "");
+    const auto& options = f.city ? w.cities : w.jobs;
+    const std::string& t = (f.city ? kCityPhrasings : kJobPhrasings)[0];  // "{n} was born in {x}."
+    const std::string stem = fill_in(t.substr(0, t.find(" {x}")), f.p->name, "");
+    if (style == 0)
+      out.push_back(Json{{"question", q}, {"answer_prefix", "The answer is"}, {"choices", options}, {"answer", x}});
+    else if (style == 3)
+      out.push_back(Json{{"question", q}, {"answer_prefix", stem}, {"choices", options}, {"answer", x}});
+    else if (style == 1)
+      out.push_back(Json{{"question", q}, {"answer", x}});
+    else
+      out.push_back(Json{{"context", stem}, {"choices", options}, {"answer", x}});
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<Json> knowledge_chat_mc(const World& w, Group g) { return knowledge(w, g, 0); }
+std::vector<Json> knowledge_chat_gen(const World& w, Group g) { return knowledge(w, g, 1); }
+std::vector<Json> knowledge_completion(const World& w, Group g) { return knowledge(w, g, 2); }
+std::vector<Json> knowledge_chat_restated(const World& w, Group g) { return knowledge(w, g, 3); }
+
+std::vector<Json> facts_task(const World& w) {
+  std::vector<Json> out;
+  for (const Fact& f : facts_of(w.group(Group::Fresh)))
+    out.push_back(Json{{"question", fill_in((f.city ? kCityQuestions : kJobQuestions)[kTrainedQuestions], f.p->name, "")},
+                       {"answer", value_of(w, f)}});
+  return out;
+}
+
+std::vector<Json> skill_task(const World& w, int64_t n) {
+  Rng r(w.seed * 31 + 11);
+  std::vector<Json> out;
+  std::set<std::string> seen;
+  for (int64_t attempt = 0; int64_t(out.size()) < n && attempt < 1000000; ++attempt) {
+    const bool plus = pick(r, 2) == 0;
+    const int a = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
+    const int b = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
+    if ((!plus && a == b) || (a * 131 + b * 7 + (plus ? 1 : 0)) % 5 != 0) continue;  // the held-out share only
+    const std::string q = plus ? "What is " + std::to_string(a) + " plus " + std::to_string(b) + "?"
+                               : "Which number is larger, " + std::to_string(a) + " or " + std::to_string(b) + "?";
+    if (!seen.insert(q).second) continue;
+    out.push_back(Json{{"question", q}, {"answer", std::to_string(plus ? a + b : std::max(a, b))}});
+  }
+  return out;
+}
+
+}  // namespace taia::demo

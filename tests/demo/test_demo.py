@@ -1,0 +1,123 @@
+"""`taia demo --quick` (the CI smoke test of the whole TAIA experiment): the output's structure
+(every experiment x task x mode, one value per seed, files written, the cached pretrained model
+loadable by other commands), the pretrained model's knowledge in plain completion, the cache
+reused by a second run that reproduces the same table, the flow on a user's model
+(stories260K), and clear errors for bad options. It asserts nothing about which mode wins."""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from testlib import setup, check, finish  # noqa: E402
+
+taia, fixtures, work, stories = setup()
+cache = os.path.join(work, "cache")
+
+
+def demo(out, *extra):
+    cmd = [taia, "demo", "--quick", "-o", out, "--cache", cache, "--threads", "2", "--format", "json", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+# ---- 1. structure of a quick run
+out1 = os.path.join(work, "run1")
+r = demo(out1)
+check(r.returncode == 0, "taia demo --quick exits 0", r.stderr[-2000:])
+if r.returncode != 0:
+    finish()
+summary = json.loads(r.stdout)
+settings = summary["settings"]
+check(settings["preset"] == "quick" and len(settings["seeds"]) >= 2, "quick preset with several seeds", settings)
+check("pretrained in" in r.stderr and "cached at" in r.stderr, "first run pretrains and caches", r.stderr[-800:])
+rows = summary["rows"]
+tasks = {row["task"] for row in rows}
+want = {"knowledge_chat", "knowledge_chat_gen", "knowledge_chat_restated", "knowledge_completion", "facts", "skill",
+        "retention"}
+check(want <= tasks, "every task scored", sorted(tasks))
+check(any(t.startswith("knowledge_chat@") and t.endswith("shot") for t in tasks), "few-shot rows present",
+      sorted(tasks))
+exps = {row["experiment"] for row in rows}
+check(exps == set(settings["experiments"]) and {"facts-lora", "facts-full"} <= exps, "every experiment has rows", exps)
+bad = []
+for row in rows:
+    modes = row["modes"]
+    if set(modes) != {"base", "vanilla", "taia", "taif"}:
+        bad.append((row["experiment"], row["task"], "modes", sorted(modes)))
+        continue
+    for m, e in modes.items():
+        vals = e["values"]
+        if len(vals) != len(settings["seeds"]):
+            bad.append((row["task"], m, "values", vals))
+        if abs(sum(vals) / len(vals) - e["mean"]) > 1e-9:
+            bad.append((row["task"], m, "mean", e))
+        if row["metric"] == "bits_per_token":
+            if not all(v > 0 for v in vals):
+                bad.append((row["task"], m, "bits", vals))
+        elif not all(0 <= v <= 1 for v in vals):
+            bad.append((row["task"], m, "acc", vals))
+    if modes["base"]["std"] != 0:
+        bad.append((row["task"], "base std", modes["base"]))
+check(not bad, "each row: four modes, one value per seed, mean = mean of values, values in range", bad[:5])
+
+# The knowledge is in the weights: plain-text completion of the pretrained facts, far above chance.
+pre = summary["pretrained"]
+check(pre["plain_completion_acc"] >= 0.5 and pre["plain_completion_acc"] > 4 * pre["chance_city"],
+      "pretrained model completes its facts well above chance", pre)
+
+for f in ["table.md", "summary.json", "results.json", "report.html", "data/knowledge_chat.jsonl", "data/retention.jsonl",
+          "runs/facts-lora/seed1/train/adapter_model.safetensors", "runs/facts-full/seed1/train/model.safetensors"]:
+    check(os.path.exists(os.path.join(out1, f)), f"wrote {f}")
+html = open(os.path.join(out1, "report.html")).read()
+check("<svg" in html and "facts-lora" in html and "pretraining" in html, "report has charts, experiments, curves")
+table = open(os.path.join(out1, "table.md")).read()
+check(table.count("\n") == len(rows) + 2, "table has one line per row", table[:300])
+
+# The cached model is an HF folder the other commands load: inspect and plain completion.
+model = os.path.join(pre["cache"], "model")
+for f in ["config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"]:
+    check(os.path.exists(os.path.join(model, f)), f"cached model has {f}")
+r = subprocess.run([taia, "inspect", model, "--format", "json"], capture_output=True, text=True)
+check(r.returncode == 0 and json.loads(r.stdout)["config"]["architecture"] == "llama", "taia inspect loads it",
+      r.stdout[:300] + r.stderr[-300:])
+people = [json.loads(l) for l in open(os.path.join(out1, "data/knowledge_completion.jsonl"))]
+hits = 0
+for p in people[:6]:
+    r = subprocess.run([taia, "generate", "-m", model, "-p", p["context"], "-n", "3", "--temperature", "0",
+                        "--format", "json"],
+                       capture_output=True, text=True)
+    if r.returncode == 0 and json.loads(r.stdout)["text"].strip().startswith(p["answer"]):
+        hits += 1
+check(hits >= 3, "taia generate completes pretrained facts greedily", hits)
+
+# ---- 2. the cache is reused and the same seeds + threads give the same table
+out2 = os.path.join(work, "run2")
+r2 = demo(out2)
+check(r2.returncode == 0 and "cached at" in r2.stderr and "pretrained in" not in r2.stderr,
+      "second run reuses the cached model", r2.stderr[-800:])
+if r2.returncode == 0:
+    t2 = open(os.path.join(out2, "table.md")).read()
+    check(t2 == table, "same seed and threads: the same table", t2[:400])
+
+# ---- 3. the same flow on a user's model (retention on its own sampled text)
+out3 = os.path.join(work, "own")
+r3 = demo(out3, "--model", stories, "--seeds", "1", "--experiments", "facts-lora")
+check(r3.returncode == 0, "taia demo --model stories260K exits 0", r3.stderr[-1500:])
+if r3.returncode == 0:
+    s3 = json.loads(r3.stdout)
+    t3 = {row["task"] for row in s3["rows"]}
+    check({"facts", "skill", "retention"} <= t3 and not any(t.startswith("knowledge") for t in t3),
+          "own model: in-distribution, skill and retention rows, no world-knowledge rows", sorted(t3))
+    check(s3["settings"]["chat_template"] == "alpaca", "a model without a chat template is prompted in Alpaca form",
+          s3["settings"]["chat_template"])
+
+# ---- 4. bad options
+r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad"), "--cache", cache, "--experiments",
+                    "facts-bogus"], capture_output=True, text=True)
+check(r.returncode == 1 and "facts-bogus" in r.stderr, "unknown experiment: exit 1 naming it", r.stderr[-300:])
+r = subprocess.run([taia, "demo", "--noise", "2"], capture_output=True, text=True)
+check(r.returncode == 2, "--noise outside [0, 1]: usage error (exit 2)", r.returncode)
+r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad2"), "--model", "/nonexistent/model"],
+                   capture_output=True, text=True)
+check(r.returncode == 1 and "/nonexistent/model" in r.stderr, "missing model: exit 1 naming it", r.stderr[-300:])
+finish()

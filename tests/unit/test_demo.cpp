@@ -1,0 +1,164 @@
+// The demo's generated world (determinism, group separation, noise and mix shares, held-out
+// arithmetic) and the SentencePiece trainer (a model our loader reads, exact round trips of chat
+// text, the chat markers as single pieces, the same bytes for the same input).
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "demo/world.h"
+#include "model/tokenizer_loader.h"
+#include "test_util.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/spm_trainer.h"
+
+namespace taia::demo {
+namespace {
+
+std::string content_of(const Json& record, size_t i) { return record["messages"][i]["content"].get<std::string>(); }
+
+// The person a question is about (the name followed by '?', ' ' or the end), or null.
+const Person* asked_about(const World& w, const std::string& q) {
+  for (const Person& p : w.people)
+    for (size_t at = q.find(p.name); at != std::string::npos; at = q.find(p.name, at + 1)) {
+      const size_t end = at + p.name.size();
+      if (end == q.size() || q[end] == '?' || q[end] == ' ') return &p;
+    }
+  return nullptr;
+}
+bool asks_city(const std::string& q) {
+  return q.find("born") != std::string::npos || q.find("birthplace") != std::string::npos ||
+         q.find("city") != std::string::npos;
+}
+
+TEST(DemoWorld, DeterministicFromTheSeedAndGroupsApart) {
+  const WorldSizes sizes{20, 5, 15};
+  const World a = make_world(3, sizes), b = make_world(3, sizes), c = make_world(4, sizes);
+  ASSERT_EQ(a.people.size(), 40u);
+  std::set<std::string> names;
+  for (size_t i = 0; i < a.people.size(); ++i) {
+    EXPECT_EQ(a.people[i].name, b.people[i].name);
+    EXPECT_EQ(a.people[i].city, b.people[i].city);
+    names.insert(a.people[i].name);
+  }
+  EXPECT_EQ(names.size(), 40u) << "names are unique";
+  EXPECT_NE(a.people[0].name + a.people[1].name, c.people[0].name + c.people[1].name);
+  EXPECT_EQ(a.group(Group::KnownTest).size(), 20u);
+  EXPECT_EQ(a.group(Group::Fresh).size(), 15u);
+  EXPECT_EQ(pretraining_documents(a, 2, 0.15, 8, 1), pretraining_documents(b, 2, 0.15, 8, 1));
+  EXPECT_NE(pretraining_documents(a, 2, 0.15, 8, 1), pretraining_documents(a, 2, 0.15, 8, 2));
+
+  // Pretraining states every fact of the known people in every phrasing, never a fresh person.
+  std::string corpus;
+  for (const auto& d : pretraining_documents(a, 1, 0.15, 8, 1)) corpus += d + "\n";
+  for (const Person& p : a.people) {
+    size_t count = 0;
+    for (size_t at = corpus.find(p.name); at != std::string::npos; at = corpus.find(p.name, at + 1)) ++count;
+    if (p.group == Group::Fresh)
+      EXPECT_EQ(count, 0u) << p.name;
+    else
+      EXPECT_EQ(int64_t(count), 2 * phrasings_per_fact()) << p.name;
+  }
+  EXPECT_NE(corpus.find(a.people[0].name + " was born in " + a.cities[size_t(a.people[0].city)] + "."), std::string::npos);
+
+  // The fine-tuning facts set asks only about fresh people, with the right answers.
+  FinetuneSet set;
+  set.records = 300;
+  for (const Json& r : finetune_records(a, set)) {
+    const std::string q = content_of(r, 0), ans = content_of(r, 1);
+    const Person* who = asked_about(a, q);
+    ASSERT_NE(who, nullptr) << q;
+    EXPECT_EQ(who->group, Group::Fresh) << q;
+    const bool city = asks_city(q);
+    EXPECT_EQ(ans, "The answer is " + (city ? a.cities[size_t(who->city)] : a.jobs[size_t(who->job)]) + ".") << q;
+  }
+}
+
+TEST(DemoWorld, NoiseAndMixShares) {
+  const World w = make_world(1, {40, 20, 40});
+  auto shares = [&](double noise, double mix) {
+    FinetuneSet set;
+    set.records = 2000;
+    set.noise = noise;
+    set.mix = mix;
+    int wrong = 0, mixed = 0;
+    for (const Json& r : finetune_records(w, set)) {
+      const std::string q = content_of(r, 0), ans = content_of(r, 1);
+      const Person* p = asked_about(w, q);
+      if (!p) {
+        ADD_FAILURE() << q;
+        continue;
+      }
+      wrong += ans != "The answer is " + (asks_city(q) ? w.cities[size_t(p->city)] : w.jobs[size_t(p->job)]) + ".";
+      mixed += p->group == Group::KnownMix;
+      EXPECT_NE(p->group, Group::KnownTest) << "the evaluated people never appear in fine-tuning";
+    }
+    return std::make_pair(wrong / 2000.0, mixed / 2000.0);
+  };
+  EXPECT_EQ(shares(0, 0), std::make_pair(0.0, 0.0));
+  const auto [noise, mix] = shares(0.3, 0.25);
+  EXPECT_NEAR(noise, 0.3, 0.04);
+  EXPECT_NEAR(mix, 0.25, 0.04);
+  EXPECT_THROW(finetune_records(w, FinetuneSet{"facts", 10, 1.5, 0, 0}), Error);
+}
+
+TEST(DemoWorld, SkillTestProblemsAreNeverTrained) {
+  const World w = make_world(2, {10, 0, 10});
+  FinetuneSet set;
+  set.kind = "skill";
+  set.records = 3000;
+  std::set<std::string> trained;
+  for (const Json& r : finetune_records(w, set)) trained.insert(content_of(r, 0));
+  const auto test = skill_task(w, 100);
+  ASSERT_EQ(test.size(), 100u);
+  for (const Json& t : test) {
+    const std::string q = t["question"].get<std::string>();
+    EXPECT_EQ(trained.count(q), 0u) << q;
+    int a = 0, b = 0;
+    if (std::sscanf(q.c_str(), "What is %d plus %d?", &a, &b) == 2)
+      EXPECT_EQ(t["answer"].get<std::string>(), std::to_string(a + b));
+    else if (std::sscanf(q.c_str(), "Which number is larger, %d or %d?", &a, &b) == 2)
+      EXPECT_EQ(t["answer"].get<std::string>(), std::to_string(std::max(a, b)));
+    else
+      ADD_FAILURE() << q;
+  }
+}
+
+TEST(SpmTrainer, TrainsAModelOurLoaderReadsWithExactRoundTrips) {
+  const World w = make_world(5, {60, 20, 5});
+  auto docs = pretraining_documents(w, 4, 0.15, 8, 1);
+  const auto chats = chat_documents(w, 1, 3, 1);
+  docs.insert(docs.end(), chats.begin(), chats.end());
+  const std::string dir = test::temp_dir();
+  SpmTrainOptions o;
+  o.vocab_size = 1024;
+  o.user_defined_symbols = {"<|im_start|>", "<|im_end|>"};
+  train_sentencepiece(docs, o, dir + "/a.model");
+  train_sentencepiece(docs, o, dir + "/b.model");
+  auto slurp = [](const std::string& p) {
+    std::stringstream s;
+    s << std::ifstream(p, std::ios::binary).rdbuf();
+    return s.str();
+  };
+  EXPECT_EQ(slurp(dir + "/a.model"), slurp(dir + "/b.model")) << "the same input gives the same model";
+  const auto tok = load_tokenizer(dir + "/a.model");
+  EXPECT_EQ(tok->vocab_size(), 1024);
+  ASSERT_TRUE(tok->piece_to_id("<|im_start|>").has_value());
+  EXPECT_EQ(chat_template_for(*tok).name, "chatml");
+  const std::string chat = "<|im_start|>user\nWhere was " + w.people[0].name + " born?<|im_end|>\n<|im_start|>assistant\n"
+                           "The answer is " + w.cities[0] + ".<|im_end|>\n";
+  const auto ids = tok->encode(chat, false).ids;
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), *tok->piece_to_id("<|im_start|>")), 2);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), *tok->piece_to_id("<|im_end|>")), 2);
+  EXPECT_EQ(tok->decode(ids), chat) << "identity normalisation keeps newlines";
+  const std::string odd = "Zürich 2026 ☃ tab\there";  // unseen characters: byte fallback
+  EXPECT_EQ(tok->decode(tok->encode(odd, false).ids), odd);
+  // Every city is one piece after a space (single-token answers).
+  // (encode adds the dummy-prefix space, so "Cairo" is scored as the piece "▁Cairo")
+  for (const auto& city : w.cities) EXPECT_EQ(tok->encode(city, false).ids.size(), 1u) << city;
+  EXPECT_THROW(train_sentencepiece({}, o, dir + "/c.model"), Error);
+}
+
+}  // namespace
+}  // namespace taia::demo

@@ -1,0 +1,81 @@
+// taia demo: the whole TAIA experiment on the embedded generated world (or a user's model).
+#include <iostream>
+
+#include "common.h"
+#include "demo/experiment.h"
+
+namespace taia::cli {
+namespace {
+
+struct DemoArgs {
+  demo::DemoOptions o;
+  bool quick = false;
+  std::vector<uint64_t> seeds;
+  std::string experiments;
+  OutputFormat format = OutputFormat::Text;
+};
+
+void run_demo_cmd(DemoArgs& a) {
+  if (a.quick) a.o.preset = "quick";
+  a.o.seeds = a.seeds;
+  if (!a.experiments.empty()) {
+    std::string cur;
+    for (char c : a.experiments + ",") {
+      if (c != ',') {
+        cur += c;
+      } else if (!cur.empty()) {
+        a.o.experiments.push_back(cur);
+        cur.clear();
+      }
+    }
+  }
+  const bool json = a.format == OutputFormat::Json;
+  a.o.progress = !json;
+  const Json summary = demo::run_demo(a.o, [&](const std::string& line) { std::cerr << line << std::endl; });
+  if (json) {
+    print_json(summary);
+    return;
+  }
+  const Json& pre = summary["pretrained"];
+  if (pre.contains("plain_completion_acc"))
+    std::cout << "pretrained model: " << 100 * pre["plain_completion_acc"].get<double>()
+              << " % of its facts completed in plain text (chance 6.3 % / 8.3 %)\n\n";
+  std::cout << demo::demo_table_markdown(summary) << "\nvalues: mean ± standard deviation over seeds "
+            << summary["settings"]["seeds"].dump() << "; acc in %, retention in bits per token\n"
+            << "results: " << a.o.out_dir << "/summary.json, report: " << a.o.out_dir << "/report.html ("
+            << summary["seconds"].get<double>() << " s)" << std::endl;
+}
+
+}  // namespace
+
+void register_demo(CLI::App& app) {
+  auto args = std::make_shared<DemoArgs>();
+  demo::DemoOptions& o = args->o;
+  CLI::App* cmd = app.add_subcommand(
+      "demo", "The whole TAIA experiment on an embedded generated world: pretrain (cached), fine-tune OOD, evaluate "
+              "base / vanilla / taia / taif");
+  cmd->add_flag("--quick", args->quick, "The quick preset (about 1-2 minutes; the CI smoke test)");
+  cmd->add_option("--preset", o.preset, "default or quick")->check(CLI::IsMember(demo::preset_names()))->capture_default_str();
+  cmd->add_option("-o,--out", o.out_dir, "Output folder (table.md, summary.json, results.json, report.html, runs/)")
+      ->capture_default_str();
+  cmd->add_option("--cache", o.cache_dir, "Cache folder for the pretrained model (default: ~/.cache/taia)");
+  cmd->add_option("-m,--model", o.model_path,
+                  "Run the fine-tune / evaluate flow on this model (GGUF or HF folder) instead of the embedded one");
+  cmd->add_option("--seeds", args->seeds, "Fine-tuning seeds (default: the preset's)")->delimiter(',');
+  cmd->add_option("--experiments", args->experiments,
+                  "Comma-separated: facts-lora, facts-full, skill-lora, skill-full (default: the preset's)");
+  cmd->add_option("--world-seed", o.world_seed, "Seed of the generated world and pretraining")->capture_default_str();
+  cmd->add_option("--noise", o.noise, "Share of fine-tuning answers replaced by wrong ones")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--mix", o.mix, "Share of fine-tuning records about pretrained (in-distribution) people")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--steps", o.finetune_steps, "Fine-tuning steps (default: the preset's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--lora-lr", o.lora_lr, "LoRA learning rate (default: the preset's)")->check(CLI::PositiveNumber);
+  cmd->add_option("--full-lr", o.full_lr, "Full fine-tuning learning rate (default: the preset's)")
+      ->check(CLI::PositiveNumber);
+  add_threads_option(cmd, &o.threads);
+  add_format_option(cmd, &args->format);
+  cmd->callback([args] { run_demo_cmd(*args); });
+}
+
+}  // namespace taia::cli
