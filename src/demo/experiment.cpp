@@ -298,8 +298,9 @@ Preset preset_by_name(const std::string& name) {
     p.pretrain_lr = 3e-3;
     p.experiments = {"facts-lora", "facts-full", "skill-lora"};
     p.finetune_records = 1200;
-    p.finetune_steps = 150;
+    p.finetune_steps = 300;
     p.lora_lr = 2e-3;
+    p.retention_docs = 160;
     p.full_lr = 5e-4;
     p.seeds = {1, 2, 3};
     p.shots = {0, 1, 2, 3, 4};
@@ -312,13 +313,14 @@ Preset preset_by_name(const std::string& name) {
     p.intermediate = 384;
     p.layers = 2;
     p.heads = 4;
-    p.pretrain_steps = 250;
+    p.pretrain_steps = 400;
     p.pretrain_batch = 16;
     p.pretrain_lr = 3e-3;
     p.experiments = {"facts-lora", "facts-full"};
     p.finetune_records = 300;
-    p.finetune_steps = 40;
+    p.finetune_steps = 60;
     p.lora_lr = 2e-3;
+    p.retention_docs = 60;
     p.full_lr = 5e-4;
     p.seeds = {1, 2};
     p.shots = {0, 2};
@@ -382,8 +384,8 @@ Json run_demo(const DemoOptions& o, const Log& log) {
     // Held-out documents of the pretraining distribution, one record each (BOS + document, as
     // in pretraining: a long concatenation would reach positions the model never trained).
     std::vector<Json> heldout;
-    for (const auto& doc : pretraining_documents(w, p.heldout_rounds, p.filler, p.sentences_per_doc, o.world_seed * 2 + 2))
-      heldout.push_back(Json{{"text", doc}});
+    for (const auto& doc : pretraining_documents(w, 1, p.filler, p.sentences_per_doc, o.world_seed * 2 + 2))
+      if (int64_t(heldout.size()) < p.retention_docs) heldout.push_back(Json{{"text", doc}});
     write_jsonl(d + "retention.jsonl", heldout);
     files.main = {d + "knowledge_chat.jsonl", d + "knowledge_chat_gen.jsonl", d + "knowledge_chat_restated.jsonl",
                   d + "knowledge_completion.jsonl"};

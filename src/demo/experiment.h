@@ -19,7 +19,8 @@ struct Preset {
   std::string name;
   // world and pretraining corpus
   WorldSizes world;
-  int64_t corpus_rounds = 0, sentences_per_doc = 8, heldout_rounds = 1;
+  int64_t corpus_rounds = 0, sentences_per_doc = 8;
+  int64_t retention_docs = 0;  // held-out pretraining documents scored for retention
   double filler = 0.15;
   // model (LLaMA architecture) and its tokenizer
   int64_t vocab = 0, hidden = 0, intermediate = 0, layers = 0, heads = 0, max_positions = 256;

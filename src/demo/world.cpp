@@ -183,6 +183,50 @@ std::vector<std::string> chat_documents(const World& w, int64_t rounds, int64_t 
   return docs;
 }
 
+namespace {
+
+// The words of the copying skill: every third is held out for the test.
+std::vector<std::string> copy_words(bool held_out) {
+  std::vector<std::string> all;
+  for (const auto* list : {&kAnimals, &kThings, &kPlaces, &kAdjectives, &kDays}) all.insert(all.end(), list->begin(), list->end());
+  std::vector<std::string> out;
+  for (size_t i = 0; i < all.size(); ++i)
+    if ((i % 3 == 0) == held_out) out.push_back(all[i]);
+  return out;
+}
+
+// One problem of the skill set (no facts about anyone): copy a word, the number after n, the
+// larger of two numbers. held_out picks from the test share (about a fifth of the numbers, a
+// third of the words), never seen in training. noise: chance of a wrong answer. Returns the
+// question and the bare answer.
+std::pair<std::string, std::string> skill_problem(Rng& r, bool held_out, double noise) {
+  auto held = [](int a, int b, int kind) { return (a * 131 + b * 7 + kind) % 5 == 0; };
+  const bool wrong = uniform(r) < noise;
+  switch (pick(r, 3)) {
+    case 0: {
+      const auto words = copy_words(held_out);
+      const std::string& w = pick(r, words);
+      return {"Repeat the word " + w + ".", wrong ? pick(r, copy_words(!held_out)) : w};
+    }
+    case 1: {
+      int a;
+      do a = int(10 + pick(r, 89)); while (held(a, 0, 1) != held_out);
+      return {"What number comes after " + std::to_string(a) + "?", std::to_string(wrong ? a + 2 : a + 1)};
+    }
+    default: {
+      int a, b;
+      do {
+        a = int(10 + pick(r, 90));
+        b = int(10 + pick(r, 90));
+      } while (a == b || held(a, b, 2) != held_out);
+      return {"Which number is larger, " + std::to_string(a) + " or " + std::to_string(b) + "?",
+              std::to_string(wrong ? std::min(a, b) : std::max(a, b))};
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
   TAIA_CHECK(set.kind == "facts" || set.kind == "skill", "[finetune_records] kind expected facts or skill, got '",
              set.kind, "'");
@@ -213,19 +257,8 @@ std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
       out.push_back(fact_record(fresh[size_t(i) % fresh.size()], i / int64_t(fresh.size())));
       continue;
     }
-    // skill: training problems are those whose (a, b) hash is not in the test share (skill_task).
-    int a, b;
-    bool plus;
-    do {
-      plus = pick(r, 2) == 0;
-      a = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
-      b = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
-    } while ((!plus && a == b) || (a * 131 + b * 7 + (plus ? 1 : 0)) % 5 == 0);
-    int x = plus ? a + b : std::max(a, b);
-    if (uniform(r) < set.noise) x = plus ? x + 1 + int(pick(r, 5)) : std::min(a, b);
-    const std::string q = plus ? "What is " + std::to_string(a) + " plus " + std::to_string(b) + "?"
-                               : "Which number is larger, " + std::to_string(a) + " or " + std::to_string(b) + "?";
-    out.push_back(chat(q, answer(std::to_string(x))));
+    const auto [q, a] = skill_problem(r, /*held_out=*/false, set.noise);
+    out.push_back(chat(q, answer(a)));
   }
   shuffle(r, out);
   return out;
@@ -271,14 +304,8 @@ std::vector<Json> skill_task(const World& w, int64_t n) {
   std::vector<Json> out;
   std::set<std::string> seen;
   for (int64_t attempt = 0; int64_t(out.size()) < n && attempt < 1000000; ++attempt) {
-    const bool plus = pick(r, 2) == 0;
-    const int a = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
-    const int b = plus ? int(pick(r, 10)) : int(10 + pick(r, 90));
-    if ((!plus && a == b) || (a * 131 + b * 7 + (plus ? 1 : 0)) % 5 != 0) continue;  // the held-out share only
-    const std::string q = plus ? "What is " + std::to_string(a) + " plus " + std::to_string(b) + "?"
-                               : "Which number is larger, " + std::to_string(a) + " or " + std::to_string(b) + "?";
-    if (!seen.insert(q).second) continue;
-    out.push_back(Json{{"question", q}, {"answer", std::to_string(plus ? a + b : std::max(a, b))}});
+    const auto [q, a] = skill_problem(r, /*held_out=*/true, 0.0);
+    if (seen.insert(q).second) out.push_back(Json{{"question", q}, {"answer", a}});
   }
   return out;
 }

@@ -112,17 +112,24 @@ TEST(DemoWorld, SkillTestProblemsAreNeverTrained) {
   for (const Json& r : finetune_records(w, set)) trained.insert(content_of(r, 0));
   const auto test = skill_task(w, 100);
   ASSERT_EQ(test.size(), 100u);
+  std::set<std::string> kinds;
   for (const Json& t : test) {
     const std::string q = t["question"].get<std::string>();
     EXPECT_EQ(trained.count(q), 0u) << q;
-    int a = 0, b = 0;
-    if (std::sscanf(q.c_str(), "What is %d plus %d?", &a, &b) == 2)
-      EXPECT_EQ(t["answer"].get<std::string>(), std::to_string(a + b));
-    else if (std::sscanf(q.c_str(), "Which number is larger, %d or %d?", &a, &b) == 2)
-      EXPECT_EQ(t["answer"].get<std::string>(), std::to_string(std::max(a, b)));
+    const std::string a = t["answer"].get<std::string>();
+    int x = 0, y = 0;
+    char word[64] = {0};
+    if (std::sscanf(q.c_str(), "What number comes after %d?", &x) == 1)
+      EXPECT_EQ(a, std::to_string(x + 1));
+    else if (std::sscanf(q.c_str(), "Which number is larger, %d or %d?", &x, &y) == 2)
+      EXPECT_EQ(a, std::to_string(std::max(x, y)));
+    else if (std::sscanf(q.c_str(), "Repeat the word %63[A-Za-z].", word) == 1)
+      EXPECT_EQ(a, std::string(word));
     else
       ADD_FAILURE() << q;
+    kinds.insert(q.substr(0, 6));
   }
+  EXPECT_EQ(kinds.size(), 3u) << "all three skills are tested";
 }
 
 TEST(SpmTrainer, TrainsAModelOurLoaderReadsWithExactRoundTrips) {
