@@ -1,7 +1,9 @@
 #include "demo/experiment.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -98,6 +100,20 @@ std::string pretrain_recipe(const Preset& p, uint64_t world_seed) {
   return s.str();
 }
 
+// Removes "<dir>.tmp-PID" folders left by killed runs (their process is gone).
+void remove_dead_builds(const std::string& dir) {
+  const fs::path d(dir);
+  std::error_code ec;
+  if (!fs::is_directory(d.parent_path(), ec)) return;
+  const std::string prefix = d.filename().string() + ".tmp-";
+  for (const auto& e : fs::directory_iterator(d.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const long pid = std::atol(name.c_str() + prefix.size());
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+  }
+}
+
 // The pretrained model of the preset: from the cache, or made now (tokenizer trained on the
 // corpus, random LLaMA initialisation, full training with our trainer) and cached. The cache
 // entry is built in a temporary folder and renamed into place, so an interrupted run leaves
@@ -117,6 +133,7 @@ std::string ensure_pretrained(const Preset& p, const World& w, uint64_t world_se
   (*info)["cached"] = false;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  remove_dead_builds(dir);
   fs::remove_all(tmp);
   make_directories(tmp + "/init");
   auto docs = pretraining_documents(w, p.corpus_rounds, p.filler, p.sentences_per_doc, world_seed * 2 + 1);
@@ -191,8 +208,12 @@ std::string ensure_pretrained(const Preset& p, const World& w, uint64_t world_se
   fs::remove_all(tmp + "/init");
   write_file_atomic(tmp + "/COMPLETE", recipe + "\n");
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  fs::rename(tmp, dir, ec);
+  if (file_exists(dir + "/COMPLETE")) {
+    fs::remove_all(tmp, ec);  // another run finished the same model first: keep its entry
+  } else {
+    fs::remove_all(dir, ec);  // an incomplete entry (no COMPLETE marker)
+    fs::rename(tmp, dir, ec);
+  }
   TAIA_CHECK(!ec || file_exists(dir + "/COMPLETE"), "[demo] ", dir, ": cannot move the pretrained model into the cache: ",
              ec.message());
   (*info)["pretrain_seconds"] = seconds_since(t0);
@@ -351,6 +372,8 @@ Json run_demo(const DemoOptions& o, const Log& log) {
     TAIA_CHECK(e == "facts-lora" || e == "facts-full" || e == "skill-lora" || e == "skill-full",
                "[demo] experiment expected facts-lora, facts-full, skill-lora or skill-full, got '", e, "'");
   TAIA_CHECK(!p.seeds.empty(), "[demo] expected at least one seed");
+  TAIA_CHECK(!own_model || o.mix == 0, "[demo] --mix adds questions about the generated world's pretrained people; "
+             "with --model the model never read them: expected --mix 0, got ", o.mix);
   TAIA_CHECK(o.noise >= 0 && o.noise <= 1 && o.mix >= 0 && o.mix <= 1, "[demo] --noise and --mix expected in [0, 1], got ",
              o.noise, " and ", o.mix);
   if (o.threads > 0) set_num_threads(o.threads);
@@ -446,7 +469,7 @@ Json run_demo(const DemoOptions& o, const Log& log) {
       set.kind = kind;
       set.records = p.finetune_records;
       set.noise = o.noise;
-      set.mix = own_model ? 0.0 : o.mix;
+      set.mix = o.mix;
       set.seed = seed;
       make_directories(run);
       write_jsonl(run + "/train.jsonl", finetune_records(w, set));

@@ -25,7 +25,10 @@ out1 = os.path.join(work, "run1")
 r = demo(out1)
 check(r.returncode == 0, "taia demo --quick exits 0", r.stderr[-2000:])
 if r.returncode != 0:
-    finish()
+    r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad3"), "--model", stories, "--mix", "0.2"],
+                   capture_output=True, text=True)
+check(r.returncode == 1 and "--mix" in r.stderr, "--mix with --model: exit 1 saying why", r.stderr[-300:])
+finish()
 summary = json.loads(r.stdout)
 settings = summary["settings"]
 check(settings["preset"] == "quick" and len(settings["seeds"]) >= 2, "quick preset with several seeds", settings)
@@ -120,4 +123,7 @@ check(r.returncode == 2, "--noise outside [0, 1]: usage error (exit 2)", r.retur
 r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad2"), "--model", "/nonexistent/model"],
                    capture_output=True, text=True)
 check(r.returncode == 1 and "/nonexistent/model" in r.stderr, "missing model: exit 1 naming it", r.stderr[-300:])
+r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad3"), "--model", stories, "--mix", "0.2"],
+                   capture_output=True, text=True)
+check(r.returncode == 1 and "--mix" in r.stderr, "--mix with --model: exit 1 saying why", r.stderr[-300:])
 finish()
