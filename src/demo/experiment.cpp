@@ -582,7 +582,9 @@ Json run_demo(const DemoOptions& o, const Log& log) {
                 {"threads", num_threads()},
                 {"model", base_path},
                 {"chat_template", has_template ? chat_template_for(*tok).name : chat_template},
-                {"note", "value = mean over seeds, ± = standard deviation over seeds (not a standard error)"}};
+                {"note", "value = mean over seeds, ± = standard deviation over seeds (not a standard error)"},
+                {"report_title", "taia demo: base / vanilla / TAIA / TAIF after out-of-distribution fine-tuning"},
+                {"spread", "standard deviation over seeds"}};
   results["settings"] = settings;
   Json summary{{"rows", rows}, {"pretrained", pretrained}, {"settings", settings}, {"out", out},
                {"seconds", seconds_since(t0)}};

@@ -177,15 +177,21 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
                  mode, " expected an object with a numeric 'value'");
   }
   const std::vector<std::string> modes = modes_in(results);
+  // A results.json may name its report and what its "±" means (taia demo: std over seeds).
+  const Json settings = results.contains("settings") && results["settings"].is_object() ? results["settings"] : Json::object();
+  const std::string title = settings.contains("report_title") && settings["report_title"].is_string()
+                                ? settings["report_title"].get<std::string>() : "taia evaluation report";
+  const std::string spread = settings.contains("spread") && settings["spread"].is_string()
+                                 ? settings["spread"].get<std::string>() : "standard error";
   std::string h =
-      "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>taia evaluation report</title>"
+      "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>" + esc(title) + "</title>"
       "<style>body{font-family:sans-serif;margin:24px;color:#222;background:#fff}table{border-collapse:collapse;"
       "margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
       "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}"
       ".best{font-weight:bold}code{background:#f5f5f5}</style></head><body>\n"
-      "<h1>taia evaluation report</h1>\n";
+      "<h1>" + esc(title) + "</h1>\n";
   // Table: task x mode.
-  h += "<h2>Scores (value ± standard error)</h2>\n<table><tr><th>task</th><th>metric</th><th>n</th>";
+  h += "<h2>Scores (value ± " + esc(spread) + ")</h2>\n<table><tr><th>task</th><th>metric</th><th>n</th>";
   for (const auto& m : modes) h += "<th>" + esc(m) + "</th>";
   h += "</tr>\n";
   for (const auto& [key, by_mode] : tasks.items()) {

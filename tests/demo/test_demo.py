@@ -25,10 +25,7 @@ out1 = os.path.join(work, "run1")
 r = demo(out1)
 check(r.returncode == 0, "taia demo --quick exits 0", r.stderr[-2000:])
 if r.returncode != 0:
-    r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad3"), "--model", stories, "--mix", "0.2"],
-                   capture_output=True, text=True)
-check(r.returncode == 1 and "--mix" in r.stderr, "--mix with --model: exit 1 saying why", r.stderr[-300:])
-finish()
+    finish()
 summary = json.loads(r.stdout)
 settings = summary["settings"]
 check(settings["preset"] == "quick" and len(settings["seeds"]) >= 2, "quick preset with several seeds", settings)
@@ -72,7 +69,8 @@ for f in ["table.md", "summary.json", "results.json", "report.html", "data/knowl
           "runs/facts-lora/seed1/train/adapter_model.safetensors", "runs/facts-full/seed1/train/model.safetensors"]:
     check(os.path.exists(os.path.join(out1, f)), f"wrote {f}")
 html = open(os.path.join(out1, "report.html")).read()
-check("<svg" in html and "facts-lora" in html and "pretraining" in html, "report has charts, experiments, curves")
+check("<svg" in html and "facts-lora" in html and "pretraining" in html and "standard deviation over seeds" in html,
+      "report has charts, experiments, curves, and says what ± is")
 table = open(os.path.join(out1, "table.md")).read()
 check(table.count("\n") == len(rows) + 2, "table has one line per row", table[:300])
 
