@@ -14,6 +14,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "core/progress.h"
 #include "core/threading.h"
 #include "eval/evaluate.h"
 #include "eval/generate.h"
@@ -327,14 +328,14 @@ Preset preset_by_name(const std::string& name) {
     p.shots = {0, 1, 2, 3, 4};
     p.skill_examples = 100;
   } else if (name == "quick") {
-    p.world = {30, 30, 30};
+    p.world = {20, 20, 20};
     p.corpus_rounds = 20;
     p.vocab = 512;
     p.hidden = 128;
     p.intermediate = 384;
     p.layers = 2;
     p.heads = 4;
-    p.pretrain_steps = 400;
+    p.pretrain_steps = 300;
     p.pretrain_batch = 16;
     p.pretrain_lr = 3e-3;
     p.experiments = {"facts-lora", "facts-full"};
@@ -458,6 +459,7 @@ Json run_demo(const DemoOptions& o, const Log& log) {
     }
   }
   const int64_t total_runs = int64_t(p.experiments.size() * p.seeds.size());
+  const auto t_runs = std::chrono::steady_clock::now();
   int64_t done = 0;
   for (const auto& exp : p.experiments) {
     const std::string kind = exp.substr(0, exp.find('-'));
@@ -515,10 +517,11 @@ Json run_demo(const DemoOptions& o, const Log& log) {
       }
       per_experiment[exp].push_back(std::move(scores));
       ++done;
-      const double elapsed = seconds_since(t0);
+      const double elapsed = seconds_since(t0), runs_time = seconds_since(t_runs);
       log("[demo] " + std::to_string(done) + "/" + std::to_string(total_runs) + " " + exp + " seed " +
           std::to_string(seed) + ": final loss " + fmt(ts.final_loss, 3) + ", " + fmt(seconds_since(tr)) + " s (elapsed " +
-          fmt(elapsed) + " s)");
+          format_duration(elapsed) + ", about " + format_duration(runs_time / double(done) * double(total_runs - done)) +
+          " left)");
     }
   }
 

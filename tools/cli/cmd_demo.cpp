@@ -54,7 +54,7 @@ void register_demo(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "demo", "The whole TAIA experiment on an embedded generated world: pretrain (cached), fine-tune OOD, evaluate "
               "base / vanilla / taia / taif");
-  cmd->add_flag("--quick", args->quick, "The quick preset (about 1-2 minutes; the CI smoke test)");
+  cmd->add_flag("--quick", args->quick, "The quick preset (about 30 s on 2 cores; the CI smoke test)");
   cmd->add_option("--preset", o.preset, "default or quick")->check(CLI::IsMember(demo::preset_names()))->capture_default_str();
   cmd->add_option("-o,--out", o.out_dir, "Output folder (table.md, summary.json, results.json, report.html, runs/)")
       ->capture_default_str();
