@@ -101,6 +101,13 @@ std::string pretrain_recipe(const Preset& p, uint64_t world_seed) {
   return s.str();
 }
 
+// rm -rf that throws a taia::Error naming the folder.
+void remove_folder(const std::string& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  TAIA_CHECK(!ec, "[demo] ", dir, ": cannot remove the folder: ", ec.message());
+}
+
 // Removes "<dir>.tmp-PID" folders left by killed runs (their process is gone).
 void remove_dead_builds(const std::string& dir) {
   const fs::path d(dir);
@@ -135,7 +142,7 @@ std::string ensure_pretrained(const Preset& p, const World& w, uint64_t world_se
   const auto t0 = std::chrono::steady_clock::now();
   const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
   remove_dead_builds(dir);
-  fs::remove_all(tmp);
+  remove_folder(tmp);
   make_directories(tmp + "/init");
   auto docs = pretraining_documents(w, p.corpus_rounds, p.filler, p.sentences_per_doc, world_seed * 2 + 1);
   const auto chats = chat_documents(w, p.corpus_rounds, 3, world_seed * 2 + 1);
@@ -205,8 +212,10 @@ std::string ensure_pretrained(const Preset& p, const World& w, uint64_t world_se
   const TrainSummary s = run_training(t, [&](const std::string& line) {
     if (line.rfind("warning: ", 0) != 0 && line.find("truncated") == std::string::npos) log("  " + line);
   });
-  fs::rename(tmp + "/model/metrics.jsonl", tmp + "/pretrain-metrics.jsonl");
-  fs::remove_all(tmp + "/init");
+  std::error_code moved;
+  fs::rename(tmp + "/model/metrics.jsonl", tmp + "/pretrain-metrics.jsonl", moved);
+  TAIA_CHECK(!moved, "[demo] ", tmp, "/model/metrics.jsonl: cannot move the pretraining metrics: ", moved.message());
+  remove_folder(tmp + "/init");
   write_file_atomic(tmp + "/COMPLETE", recipe + "\n");
   std::error_code ec;
   if (file_exists(dir + "/COMPLETE")) {
@@ -491,7 +500,7 @@ Json run_demo(const DemoOptions& o, const Log& log) {
       t.threads = o.threads;
       t.progress = o.progress;
       t.chat_template = chat_template;
-      fs::remove_all(t.out_dir);
+      remove_folder(t.out_dir);  // a previous run's adapter and checkpoints
       const TrainSummary ts = run_training(t, [](const std::string&) {});
       Scores scores;
       if (method == "lora") {
