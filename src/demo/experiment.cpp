@@ -253,9 +253,11 @@ std::vector<std::string> sample_own_text(const std::string& model_path, const To
   return texts;
 }
 
-struct TaskFiles {
-  std::vector<std::string> main;  // scored with 0 shots
-  std::string fewshot_task, fewshot_file;
+// The task files, read once and scored after every fine-tuning run.
+struct TaskSet {
+  std::vector<Task> main;          // scored with 0 shots, in this order
+  std::vector<Task> fewshot;       // the task scored with demonstrations (none or one)
+  std::string fewshot_file;        // demonstrations ("": the task's other examples)
 };
 
 // Scores of one evaluation: task key -> mode -> results.json leaf.
@@ -272,7 +274,7 @@ void collect(const Json& results, const std::map<std::string, std::string>& rena
 }
 
 Scores evaluate(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter, const std::vector<std::string>& modes,
-                const TaskFiles& files, const Preset& p, const std::string& chat_template,
+                const TaskSet& tasks, const Preset& p, const std::string& chat_template,
                 const std::map<std::string, std::string>& rename, const std::string& out_dir, bool progress) {
   Scores scores;
   EvalSettings s;
@@ -282,18 +284,15 @@ Scores evaluate(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapt
   s.batch_size = 16;
   s.max_length = 256;
   s.progress = progress;
-  std::vector<Task> tasks;
-  for (const auto& f : files.main) tasks.push_back(load_task(f));
   const Log quiet = [](const std::string&) {};
-  collect(run_eval(decoder, tok, adapter, tasks, s, out_dir, Json{{"demo", true}}, quiet), rename, 0, &scores);
+  collect(run_eval(decoder, tok, adapter, tasks.main, s, out_dir, Json{{"demo", true}}, quiet), rename, 0, &scores);
   std::vector<int64_t> shots;
   for (int64_t k : p.shots)
     if (k > 0) shots.push_back(k);
-  if (!shots.empty() && !files.fewshot_task.empty()) {
+  if (!shots.empty() && !tasks.fewshot.empty()) {
     s.shots = shots;
-    s.fewshot_file = files.fewshot_file;
-    collect(run_eval(decoder, tok, adapter, {load_task(files.fewshot_task)}, s, out_dir + "-fewshot",
-                     Json{{"demo", true}}, quiet),
+    s.fewshot_file = tasks.fewshot_file;
+    collect(run_eval(decoder, tok, adapter, tasks.fewshot, s, out_dir + "-fewshot", Json{{"demo", true}}, quiet),
             rename, shots.size() == 1 ? shots[0] : 0, &scores);
   }
   return scores;
@@ -394,20 +393,17 @@ Json run_demo(const DemoOptions& o, const Log& log) {
   // 1. The world, its fine-tuning sets and task files.
   const World w = make_world(o.world_seed, p.world);
   Json pretrained{{"chance_city", 1.0 / double(w.cities.size())}, {"chance_job", 1.0 / double(w.jobs.size())}};
-  std::string base_path;
-  if (own_model) {
-    base_path = o.model_path;
-    pretrained["model"] = base_path;
-  } else {
-    base_path = ensure_pretrained(p, w, o.world_seed, cache, o.threads, o.progress, log, &pretrained);
-    pretrained["model"] = base_path;
-  }
+  const std::string base_path =
+      own_model ? o.model_path : ensure_pretrained(p, w, o.world_seed, cache, o.threads, o.progress, log, &pretrained);
+  pretrained["model"] = base_path;
   auto tok = load_tokenizer(base_path);
   const bool has_template = chat_template_for(*tok).format != ChatFormat::Raw;
   const std::string chat_template = has_template ? "" : "alpaca";  // a template every tokenizer can spell
 
   const std::string d = out + "/data/";
-  TaskFiles files;
+  TaskSet task_set;
+  std::vector<std::string> task_files;  // scored with 0 shots, in this order
+  std::string fewshot_task;
   if (!own_model) {
     write_jsonl(d + "knowledge_chat.jsonl", knowledge_chat_mc(w, Group::KnownTest));
     write_jsonl(d + "knowledge_chat_gen.jsonl", knowledge_chat_gen(w, Group::KnownTest));
@@ -420,23 +416,22 @@ Json run_demo(const DemoOptions& o, const Log& log) {
     for (const auto& doc : pretraining_documents(w, 1, p.filler, p.sentences_per_doc, o.world_seed * 2 + 2))
       if (int64_t(heldout.size()) < p.retention_docs) heldout.push_back(Json{{"text", doc}});
     write_jsonl(d + "retention.jsonl", heldout);
-    files.main = {d + "knowledge_chat.jsonl", d + "knowledge_chat_gen.jsonl", d + "knowledge_chat_restated.jsonl",
+    task_files = {d + "knowledge_chat.jsonl", d + "knowledge_chat_gen.jsonl", d + "knowledge_chat_restated.jsonl",
                   d + "knowledge_completion.jsonl"};
-    files.fewshot_task = d + "knowledge_chat.jsonl";
-    files.fewshot_file = d + "knowledge_chat_demos.jsonl";
+    fewshot_task = d + "knowledge_chat.jsonl";
+    task_set.fewshot_file = d + "knowledge_chat_demos.jsonl";
   } else {
     log("[demo] retention text: 8 samples of the base model's own text");
     std::vector<Json> own;
     for (auto& text : sample_own_text(base_path, *tok, 8, 128)) own.push_back(Json{{"text", text}});
     write_jsonl(d + "retention.jsonl", own);
-    files.fewshot_task = d + "facts.jsonl";
-    files.fewshot_file = "";
+    fewshot_task = d + "facts.jsonl";
   }
   write_jsonl(d + "facts.jsonl", facts_task(w));
   write_jsonl(d + "skill.jsonl", skill_task(w, p.skill_examples));
-  files.main.push_back(d + "facts.jsonl");
-  files.main.push_back(d + "skill.jsonl");
-  files.main.push_back(d + "retention.jsonl");
+  for (const char* f : {"facts.jsonl", "skill.jsonl", "retention.jsonl"}) task_files.push_back(d + f);
+  for (const auto& f : task_files) task_set.main.push_back(load_task(f));
+  task_set.fewshot.push_back(load_task(fewshot_task));
 
   // 2. The base model's scores (the same for every experiment and seed).
   auto base = load_model(base_path);
@@ -444,7 +439,7 @@ Json run_demo(const DemoOptions& o, const Log& log) {
   {
     log("[demo] evaluating the base model");
     Decoder dec(*base);
-    base_scores = evaluate(dec, *tok, nullptr, {"base"}, files, p, chat_template, {}, out + "/runs/base/eval", o.progress);
+    base_scores = evaluate(dec, *tok, nullptr, {"base"}, task_set, p, chat_template, {}, out + "/runs/base/eval", o.progress);
   }
   if (!own_model) {
     const Json& e = base_scores["knowledge_completion"]["base"];
@@ -506,14 +501,14 @@ Json run_demo(const DemoOptions& o, const Log& log) {
       if (method == "lora") {
         const LoraAdapter adapter = load_peft_adapter(ts.output, base->config);
         Decoder dec(*base);
-        scores = evaluate(dec, *tok, &adapter, {"vanilla", "taia", "taif"}, files, p, chat_template, {}, run + "/eval",
+        scores = evaluate(dec, *tok, &adapter, {"vanilla", "taia", "taif"}, task_set, p, chat_template, {}, run + "/eval",
                           o.progress);
       } else {
         for (const std::string mode : {"vanilla", "taia", "taif"}) {
           auto ft = load_model(ts.output);
           if (mode != "vanilla") merge_full(*ft, *base, parse_mode(mode), RevertSet{});
           Decoder dec(*ft);
-          Scores one = evaluate(dec, *tok, nullptr, {"base"}, files, p, chat_template, {{"base", mode}},
+          Scores one = evaluate(dec, *tok, nullptr, {"base"}, task_set, p, chat_template, {{"base", mode}},
                                 run + "/eval-" + mode, o.progress);
           for (auto& [task, modes] : one)
             for (auto& [m, e] : modes) scores[task][m] = e;
@@ -543,11 +538,9 @@ Json run_demo(const DemoOptions& o, const Log& log) {
     for (const auto& [task, modes] : runs.front()) keys.push_back(task);
     // Order: the task files' order, then few-shot counts.
     std::vector<std::string> order;
-    for (const auto& f : files.main) {
-      const std::string stem = fs::path(f).stem().string();
+    for (const Task& t : task_set.main)
       for (const auto& k : keys)
-        if (split_shots(k).first == stem && split_shots(k).second == 0) order.push_back(k);
-    }
+        if (split_shots(k).first == t.name && split_shots(k).second == 0) order.push_back(k);
     for (const auto& k : keys)
       if (split_shots(k).second > 0) order.push_back(k);
     for (const auto& task : order) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "tokenizer/chat_template.h"
 
 namespace taia::demo {
 namespace {
@@ -74,7 +75,19 @@ Json chat(const std::string& q, const std::string& a) {
 }
 std::string answer(const std::string& x) { return "The answer is " + x + "."; }
 
-// A question about one attribute of a person: (question, gold, options).
+// Consecutive `per_doc` items joined by `separator` into one document each.
+std::vector<std::string> join_into_documents(const std::vector<std::string>& items, int64_t per_doc,
+                                             const std::string& separator) {
+  std::vector<std::string> docs;
+  for (size_t i = 0; i < items.size(); i += size_t(per_doc)) {
+    std::string d;
+    for (size_t j = i; j < std::min(items.size(), i + size_t(per_doc)); ++j) d += (j == i ? "" : separator) + items[j];
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+// One attribute of one person: the birth city (city = true) or the job.
 struct Fact {
   const Person* p;
   bool city;
@@ -150,37 +163,24 @@ std::vector<std::string> pretraining_documents(const World& w, int64_t rounds, d
       sentences.push_back(std::move(f));
     }
   }
-  std::vector<std::string> docs;
-  for (size_t i = 0; i < sentences.size(); i += size_t(per_doc)) {
-    std::string d;
-    for (size_t j = i; j < std::min(sentences.size(), i + size_t(per_doc)); ++j) d += (d.empty() ? "" : " ") + sentences[j];
-    docs.push_back(std::move(d));
-  }
-  return docs;
+  return join_into_documents(sentences, per_doc, " ");
 }
 
 std::vector<std::string> chat_documents(const World& w, int64_t rounds, int64_t per_doc, uint64_t seed) {
   TAIA_CHECK(rounds > 0 && per_doc > 0, "[chat_documents] expected rounds > 0 and per_doc > 0, got ", rounds, ", ",
              per_doc);
   Rng r(seed * 0xd1b54a32d192ed03ull + 9);
+  const ChatTemplate chatml = chat_template_by_name("chatml");
+  const auto facts = facts_of(w.group(Group::KnownMix));
   std::vector<std::string> turns;
   for (int64_t round = 0; round < rounds; ++round)
-    for (const Person* p : w.group(Group::KnownMix)) {
-      for (const auto& q : kCityQuestions)
-        turns.push_back("<|im_start|>user\n" + fill_in(q, p->name, "") + "<|im_end|>\n<|im_start|>assistant\n" +
-                        answer(w.cities[size_t(p->city)]) + "<|im_end|>\n");
-      for (const auto& q : kJobQuestions)
-        turns.push_back("<|im_start|>user\n" + fill_in(q, p->name, "") + "<|im_end|>\n<|im_start|>assistant\n" +
-                        answer(w.jobs[size_t(p->job)]) + "<|im_end|>\n");
-    }
+    for (const Fact& f : facts)
+      for (const auto& q : f.city ? kCityQuestions : kJobQuestions)
+        turns.push_back(render_chat(chatml, {{"user", fill_in(q, f.p->name, "")}, {"assistant", answer(value_of(w, f))}},
+                                    /*add_generation_prompt=*/false, "", "")
+                            .text);
   shuffle(r, turns);
-  std::vector<std::string> docs;
-  for (size_t i = 0; i < turns.size(); i += size_t(per_doc)) {
-    std::string d;
-    for (size_t j = i; j < std::min(turns.size(), i + size_t(per_doc)); ++j) d += turns[j];
-    docs.push_back(std::move(d));
-  }
-  return docs;
+  return join_into_documents(turns, per_doc, "");
 }
 
 namespace {
@@ -265,7 +265,13 @@ std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
 }
 
 namespace {
-std::vector<Json> knowledge(const World& w, Group g, int style) {
+enum class Style {
+  ChatMc,        // chat question, "The answer is" + options
+  ChatGen,       // chat question, generated answer
+  Completion,    // "X was born in" + options, plain text
+  ChatRestated,  // chat question, "X was born in" + options
+};
+std::vector<Json> knowledge(const World& w, Group g, Style style) {
   std::vector<Json> out;
   for (const Fact& f : facts_of(w.group(g))) {
     const std::string& x = value_of(w, f);
@@ -273,23 +279,25 @@ std::vector<Json> knowledge(const World& w, Group g, int style) {
     const auto& options = f.city ? w.cities : w.jobs;
     const std::string& t = (f.city ? kCityPhrasings : kJobPhrasings)[0];  // "{n} was born in {x}."
     const std::string stem = fill_in(t.substr(0, t.find(" {x}")), f.p->name, "");
-    if (style == 0)
-      out.push_back(Json{{"question", q}, {"answer_prefix", "The answer is"}, {"choices", options}, {"answer", x}});
-    else if (style == 3)
-      out.push_back(Json{{"question", q}, {"answer_prefix", stem}, {"choices", options}, {"answer", x}});
-    else if (style == 1)
-      out.push_back(Json{{"question", q}, {"answer", x}});
-    else
-      out.push_back(Json{{"context", stem}, {"choices", options}, {"answer", x}});
+    switch (style) {
+      case Style::ChatMc:
+        out.push_back(Json{{"question", q}, {"answer_prefix", "The answer is"}, {"choices", options}, {"answer", x}});
+        break;
+      case Style::ChatGen: out.push_back(Json{{"question", q}, {"answer", x}}); break;
+      case Style::Completion: out.push_back(Json{{"context", stem}, {"choices", options}, {"answer", x}}); break;
+      case Style::ChatRestated:
+        out.push_back(Json{{"question", q}, {"answer_prefix", stem}, {"choices", options}, {"answer", x}});
+        break;
+    }
   }
   return out;
 }
 }  // namespace
 
-std::vector<Json> knowledge_chat_mc(const World& w, Group g) { return knowledge(w, g, 0); }
-std::vector<Json> knowledge_chat_gen(const World& w, Group g) { return knowledge(w, g, 1); }
-std::vector<Json> knowledge_completion(const World& w, Group g) { return knowledge(w, g, 2); }
-std::vector<Json> knowledge_chat_restated(const World& w, Group g) { return knowledge(w, g, 3); }
+std::vector<Json> knowledge_chat_mc(const World& w, Group g) { return knowledge(w, g, Style::ChatMc); }
+std::vector<Json> knowledge_chat_gen(const World& w, Group g) { return knowledge(w, g, Style::ChatGen); }
+std::vector<Json> knowledge_completion(const World& w, Group g) { return knowledge(w, g, Style::Completion); }
+std::vector<Json> knowledge_chat_restated(const World& w, Group g) { return knowledge(w, g, Style::ChatRestated); }
 
 std::vector<Json> facts_task(const World& w) {
   std::vector<Json> out;

@@ -10,25 +10,11 @@ namespace {
 struct DemoArgs {
   demo::DemoOptions o;
   bool quick = false;
-  std::vector<uint64_t> seeds;
-  std::string experiments;
   OutputFormat format = OutputFormat::Text;
 };
 
 void run_demo_cmd(DemoArgs& a) {
   if (a.quick) a.o.preset = "quick";
-  a.o.seeds = a.seeds;
-  if (!a.experiments.empty()) {
-    std::string cur;
-    for (char c : a.experiments + ",") {
-      if (c != ',') {
-        cur += c;
-      } else if (!cur.empty()) {
-        a.o.experiments.push_back(cur);
-        cur.clear();
-      }
-    }
-  }
   const bool json = a.format == OutputFormat::Json;
   a.o.progress = !json;
   const Json summary = demo::run_demo(a.o, [&](const std::string& line) { std::cerr << line << std::endl; });
@@ -61,9 +47,10 @@ void register_demo(CLI::App& app) {
   cmd->add_option("--cache", o.cache_dir, "Cache folder for the pretrained model (default: ~/.cache/taia)");
   cmd->add_option("-m,--model", o.model_path,
                   "Run the fine-tune / evaluate flow on this model (GGUF or HF folder) instead of the embedded one");
-  cmd->add_option("--seeds", args->seeds, "Fine-tuning seeds (default: the preset's)")->delimiter(',');
-  cmd->add_option("--experiments", args->experiments,
-                  "Comma-separated: facts-lora, facts-full, skill-lora, skill-full (default: the preset's)");
+  cmd->add_option("--seeds", o.seeds, "Fine-tuning seeds (default: the preset's)")->delimiter(',');
+  cmd->add_option("--experiments", o.experiments,
+                  "Comma-separated: facts-lora, facts-full, skill-lora, skill-full (default: the preset's)")
+      ->delimiter(',');
   cmd->add_option("--world-seed", o.world_seed, "Seed of the generated world and pretraining")->capture_default_str();
   cmd->add_option("--noise", o.noise, "Share of fine-tuning answers replaced by wrong ones")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
