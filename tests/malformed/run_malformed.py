@@ -323,6 +323,11 @@ case("task: ARC choices not a list", task("t_arc.jsonl", '{"question": {"stem": 
                                         '"answerKey": "A"}\n'), "t_arc.jsonl:1", "choices")
 case("task: mixed kinds", task("t_mixed.jsonl", '{"question": "q", "choices": ["a", "b"], "answer": 0}\n'
                                                '{"question": "q", "answer": "x"}\n'), "t_mixed.jsonl:2", "one kind")
+case("task: completion context without choices", task("t_ctx.jsonl", '{"context": "X was born in", "answer": "Oslo"}\n'),
+     "t_ctx.jsonl:1", "field 'context' expected with 'choices'")
+case("task: completion and question records mixed", task("t_ctxmix.jsonl",
+     '{"context": "c", "choices": ["a", "b"], "answer": 0}\n{"question": "q", "choices": ["a", "b"], "answer": 0}\n'),
+     "t_ctxmix.jsonl:2", "one prompt style per file")
 case("task: BBH examples not a list", task("t_bbh.json", '{"examples": {"input": "i"}}'), "examples")
 
 failures = 0
