@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libdnnl-dev            # GEMM (oneDNN)
+  ocl-icd-opencl-dev     # Debian's oneDNN CMake config calls find_package(OpenCL) (GPU runtime OCL)
   libopenblas-dev        # second GEMM, measured against oneDNN in bench/
   nlohmann-json3-dev     # JSON
   libcli11-dev           # command line
@@ -15,6 +16,7 @@ PACKAGES=(
   libsentencepiece-dev   # SentencePiece .model files
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev       # benchmarks
+  clang libclang-rt-dev  # sanitizer pass of scripts/test.sh (ASan + UBSan runtimes, libFuzzer)
   python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)
   chromium               # renders the HTML report in the eval test (headless screenshot)
 )
