@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   AdamW adam(params, AdamWConfig{});
   EngineOptions eo;
   eo.compute_bf16 = mode == "bf16c";
+  eo.profile = true;  // a clock read per phase: ~1 us in a step of hundreds of ms
   TrainEngine engine(*model, &lora, nullptr, eo);
   TrainBatch batch;
   batch.B = B;
@@ -72,7 +73,9 @@ int main(int argc, char** argv) {
     return v[v.size() / 2];
   };
   std::vector<double> fb, fbo;
+  engine.reset_phase_times();
   for (int i = 0; i < trials; ++i) fb.push_back(time_of(false));
+  const PhaseTimes phases = engine.phase_times();
   for (int i = 0; i < trials; ++i) fbo.push_back(time_of(true));
   const double tok = double(B * T);
   const double lin = double(L) * (4.0 * D * D + 3.0 * D * FF) * 2 * tok;
@@ -86,5 +89,12 @@ int main(int argc, char** argv) {
   std::printf("train fwd+bwd: median=%.1f ms -> %.0f tokens/s, %.1f GFLOP/s (2x fwd matmul flops)\n",
               median(fb) * 1e3, tok / median(fb), 2 * fwd / median(fb) / 1e9);
   std::printf("train fwd+bwd+AdamW: median=%.1f ms -> %.0f tokens/s\n", median(fbo) * 1e3, tok / median(fbo));
+  // Mean time per fwd+bwd step in each phase (the rest: parallel-region starts, gradient zeroing).
+  double mean_step = 0;
+  for (double t : fb) mean_step += t / double(fb.size());
+  std::printf("phases (mean ms per fwd+bwd of %.1f ms):", mean_step * 1e3);
+  for (int p = 0; p < int(Phase::Count); ++p)
+    std::printf("%s %s %.1f", p ? "," : "", phase_name(Phase(p)), phases.seconds[size_t(p)] / double(trials) * 1e3);
+  std::printf("\n");
   return 0;
 }

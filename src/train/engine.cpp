@@ -1,7 +1,9 @@
 #include "train/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "core/error.h"
 #include "kernels/gemm_bf16.h"
@@ -38,7 +40,37 @@ FullGrads make_full_grads(const Model& model, const std::array<bool, kNumProj>& 
   return g;
 }
 
+const char* phase_name(Phase p) {
+  switch (p) {
+    case Phase::BaseGemm: return "base GEMMs";
+    case Phase::Lora: return "LoRA branches";
+    case Phase::Attention: return "attention + RoPE";
+    case Phase::Norm: return "RMSNorm";
+    case Phase::Elementwise: return "SwiGLU, copies, embedding";
+    case Phase::HeadLoss: return "LM head + loss";
+    case Phase::Count: break;
+  }
+  return "?";
+}
+
 namespace {
+
+// Adds the wall time of its scope to *slot; no clock is read when slot is null (not profiling).
+class PhaseScope {
+ public:
+  explicit PhaseScope(double* slot) : slot_(slot) {
+    if (slot_) t0_ = std::chrono::steady_clock::now();
+  }
+  ~PhaseScope() {
+    if (slot_) *slot_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  PhaseScope(const PhaseScope&) = delete;
+  PhaseScope& operator=(const PhaseScope&) = delete;
+
+ private:
+  double* slot_;
+  std::chrono::steady_clock::time_point t0_{};
+};
 
 // Counter-based dropout: keep(seed, step, layer, proj, index) needs no stored mask, so
 // backward and recomputation see exactly the forward's mask.
@@ -245,20 +277,31 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   std::vector<float>& u = a.lora_u[size_t(p)];
   if (m && pdrop == 0 && !options_.compute_bf16) {
     std::vector<float>& w = a.w_eff[size_t(p)];
-    w.resize(size_t(m->out * m->in));
-    if (lin.weight.dtype == DType::F32)
-      parallel_copy(w.data(), lin.weight.ptr<const float>(), int64_t(w.size()));
-    else
-      convert_to_f32(lin.weight.dtype, lin.weight.data, w.data(), w.size());
-    sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B.data(), m->rank, m->A.data(), m->in, 1.0f, w.data(),
-          m->in);
-    linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
+    {
+      PhaseScope t(phase_slot(Phase::Lora));
+      w.resize(size_t(m->out * m->in));
+      if (lin.weight.dtype == DType::F32)
+        parallel_copy(w.data(), lin.weight.ptr<const float>(), int64_t(w.size()));
+      else
+        convert_to_f32(lin.weight.dtype, lin.weight.data, w.data(), w.size());
+      sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B.data(), m->rank, m->A.data(), m->in, 1.0f,
+            w.data(), m->in);
+    }
+    {
+      PhaseScope t(phase_slot(Phase::BaseGemm));
+      linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
+    }
+    PhaseScope t(phase_slot(Phase::Lora));
     u.resize(size_t(N * m->rank));
     linear_forward_few_rows(u.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in}, m->A.data()), N);
     return;
   }
-  linear_fwd(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
+  {
+    PhaseScope t(phase_slot(Phase::BaseGemm));
+    linear_fwd(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
+  }
   if (!m) return;
+  PhaseScope t(phase_slot(Phase::Lora));
   const float* xin = x;
   if (pdrop > 0) {
     apply_dropout(scratch_in2_.data(), x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
@@ -278,13 +321,18 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   const double pdrop = m ? lora_->config.dropout : 0.0;
   const bool folded = m && pdrop == 0 && !options_.compute_bf16;
   // dx through W (+ scale B A when folded: the LoRA branch's dx comes with it).
-  if (folded)
-    linear_backward(dx, dW, db, dy, x, TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data()), N);
-  else if (options_.compute_bf16)
-    linear_bwd_dx(dx, dy, lin.weight, N);
-  else
-    linear_backward(dx, dW, db, dy, x, lin.weight, N);
+  {
+    PhaseScope t(phase_slot(Phase::BaseGemm));
+    if (folded)
+      linear_backward(dx, dW, db, dy, x, TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data()),
+                      N);
+    else if (options_.compute_bf16)
+      linear_bwd_dx(dx, dy, lin.weight, N);
+    else
+      linear_backward(dx, dW, db, dy, x, lin.weight, N);
+  }
   if (!m) return;
+  PhaseScope t(phase_slot(Phase::Lora));
   const std::vector<float>& u = a.lora_u[size_t(p)];
   // dB += s * dy^T u ; du = s * dy B (as dy against s*B^T [r, out]) ; dA += du^T xd
   sgemm(true, false, m->out, m->rank, N, m->scale, dy, m->out, u.data(), m->rank, 1.0f, m->dB.data(), m->rank);
@@ -319,22 +367,42 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
   const float eps = float(c.rms_norm_eps);
-  parallel_copy(a.x_in.data(), x_in, N * D);
-  rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D, eps);
+  {
+    PhaseScope t(phase_slot(Phase::Elementwise));
+    parallel_copy(a.x_in.data(), x_in, N * D);
+  }
+  {
+    PhaseScope t(phase_slot(Phase::Norm));
+    rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D,
+                                 eps);
+  }
   proj_forward(l, Proj::Q, a.q.data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::K, a.k.data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::V, a.v.data(), a.ln1.data(), N, a, train, step, false);
-  rope_apply<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, false);
-  rope_apply<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, false);
-  attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_, c.num_heads,
-                                 c.num_kv_heads, c.head_dim);
-  parallel_copy(a.x_mid.data(), a.x_in.data(), N * D);
+  {
+    PhaseScope t(phase_slot(Phase::Attention));
+    rope_apply<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, false);
+    rope_apply<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, false);
+    attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_,
+                                   c.num_heads, c.num_kv_heads, c.head_dim);
+  }
+  {
+    PhaseScope t(phase_slot(Phase::Elementwise));
+    parallel_copy(a.x_mid.data(), a.x_in.data(), N * D);
+  }
   proj_forward(l, Proj::O, a.x_mid.data(), a.att.data(), N, a, train, step, true);
-  rmsnorm_train_forward<float>(a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.ptr<const float>(), N, D, eps);
+  {
+    PhaseScope t(phase_slot(Phase::Norm));
+    rmsnorm_train_forward<float>(a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.ptr<const float>(), N, D,
+                                 eps);
+  }
   proj_forward(l, Proj::Gate, a.gate.data(), a.ln2.data(), N, a, train, step, false);
   proj_forward(l, Proj::Up, a.up.data(), a.ln2.data(), N, a, train, step, false);
-  swiglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
-  if (x_out != a.x_mid.data()) parallel_copy(x_out, a.x_mid.data(), N * D);
+  {
+    PhaseScope t(phase_slot(Phase::Elementwise));
+    swiglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
+    if (x_out != a.x_mid.data()) parallel_copy(x_out, a.x_mid.data(), N * D);
+  }
   proj_forward(l, Proj::Down, x_out, a.h.data(), N, a, train, step, true);
 }
 
@@ -344,33 +412,52 @@ void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t st
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
   float* dh = dbuf_a_.data();
-  parallel_zero(dh, N * I);
+  {
+    PhaseScope t(phase_slot(Phase::Elementwise));
+    parallel_zero(dh, N * I);
+  }
   proj_backward(l, Proj::Down, dh, dx, a.h.data(), N, a, step);
-  parallel_zero(dbuf_gate_.data(), N * I);
-  parallel_zero(dbuf_up_.data(), N * I);
-  swiglu_backward<float>(dbuf_gate_.data(), dbuf_up_.data(), dh, a.gate.data(), a.up.data(), N * I);
   float* dln2 = dbuf_b_.data();
-  parallel_zero(dln2, N * D);
+  {
+    PhaseScope t(phase_slot(Phase::Elementwise));
+    parallel_zero(dbuf_gate_.data(), N * I);
+    parallel_zero(dbuf_up_.data(), N * I);
+    swiglu_backward<float>(dbuf_gate_.data(), dbuf_up_.data(), dh, a.gate.data(), a.up.data(), N * I);
+    parallel_zero(dln2, N * D);
+  }
   proj_backward(l, Proj::Gate, dln2, dbuf_gate_.data(), a.ln2.data(), N, a, step);
   proj_backward(l, Proj::Up, dln2, dbuf_up_.data(), a.ln2.data(), N, a, step);
-  // The residual passes dx straight through; the norm adds its share.
-  rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "post_attention_layernorm.weight")) : nullptr, dln2,
-                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
+  {
+    // The residual passes dx straight through; the norm adds its share.
+    PhaseScope t(phase_slot(Phase::Norm));
+    rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "post_attention_layernorm.weight")) : nullptr,
+                            dln2, a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
+  }
   float* datt = dbuf_c_.data();
-  parallel_zero(datt, N * c.q_dim());
+  {
+    PhaseScope t(phase_slot(Phase::Elementwise));
+    parallel_zero(datt, N * c.q_dim());
+  }
   proj_backward(l, Proj::O, datt, dx, a.att.data(), N, a, step);
-  parallel_zero(dbuf_q_.data(), int64_t(dbuf_q_.size()));
-  parallel_zero(dbuf_k_.data(), int64_t(dbuf_k_.size()));
-  parallel_zero(dbuf_v_.data(), int64_t(dbuf_v_.size()));
-  attention_backward<float>(dbuf_q_.data(), dbuf_k_.data(), dbuf_v_.data(), datt, a.probs.data(), a.q.data(),
-                            a.k.data(), a.v.data(), B_, L_, c.num_heads, c.num_kv_heads, c.head_dim);
-  rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, true);
-  rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, true);
+  {
+    PhaseScope t(phase_slot(Phase::Attention));
+    parallel_zero(dbuf_q_.data(), int64_t(dbuf_q_.size()));
+    parallel_zero(dbuf_k_.data(), int64_t(dbuf_k_.size()));
+    parallel_zero(dbuf_v_.data(), int64_t(dbuf_v_.size()));
+    attention_backward<float>(dbuf_q_.data(), dbuf_k_.data(), dbuf_v_.data(), datt, a.probs.data(), a.q.data(),
+                              a.k.data(), a.v.data(), B_, L_, c.num_heads, c.num_kv_heads, c.head_dim);
+    rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, true);
+    rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, true);
+  }
   float* dln1 = dbuf_b_.data();
-  parallel_zero(dln1, N * D);
+  {
+    PhaseScope t(phase_slot(Phase::Elementwise));
+    parallel_zero(dln1, N * D);
+  }
   proj_backward(l, Proj::Q, dln1, dbuf_q_.data(), a.ln1.data(), N, a, step);
   proj_backward(l, Proj::K, dln1, dbuf_k_.data(), a.ln1.data(), N, a, step);
   proj_backward(l, Proj::V, dln1, dbuf_v_.data(), a.ln1.data(), N, a, step);
+  PhaseScope t(phase_slot(Phase::Norm));
   rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "input_layernorm.weight")) : nullptr, dln1,
                           a.x_in.data(), w.attn_norm.ptr<const float>(), a.rstd1.data(), N, D);
 }
@@ -381,18 +468,23 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
   const ModelWeights& w = model_.weights;
   const int64_t N = N_, D = c.hidden_size, V = c.vocab_size;
   // Embedding.
+  std::optional<PhaseScope> timer;
+  timer.emplace(phase_slot(Phase::Elementwise));
   for (int64_t i = 0; i < N; ++i) {
     const char* row = static_cast<const char*>(w.embed.data) + size_t(batch.tokens[size_t(i)]) * size_t(D) *
                                                                    dtype_size(w.embed.dtype);
     convert_to_f32(w.embed.dtype, row, x_.data() + i * D, size_t(D));
   }
+  timer.reset();
   for (int64_t l = 0; l < c.num_layers; ++l) {
     LayerActs& a = acts_[options_.recompute ? 0 : size_t(l)];
     if (options_.recompute) std::memcpy(x_in_[size_t(l)].data(), x_.data(), size_t(N * D) * 4);
     layer_forward(l, a, x_.data(), x_.data(), backward, step);
   }
+  timer.emplace(phase_slot(Phase::Norm));
   rmsnorm_train_forward<float>(lnf_.data(), rstdf_.data(), x_.data(), w.final_norm.ptr<const float>(), N, D,
                                float(c.rms_norm_eps));
+  timer.emplace(phase_slot(Phase::HeadLoss));
   // LM head + cross-entropy in row chunks so the logits never exist for the whole batch.
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V));
   logits_.resize(size_t(chunk * V));
@@ -409,11 +501,14 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
     if (backward && !d_head) linear_bwd_dx(dlnf + r0 * D, logits_.data(), w.lm_head, rows);
     else if (backward) linear_backward(dlnf + r0 * D, d_head, nullptr, logits_.data(), lnf_.data() + r0 * D, w.lm_head, rows);
   }
+  timer.reset();
   if (!backward) return loss;
   float* dx = scratch_in_.data();  // [N, D] gradient of the residual stream
+  timer.emplace(phase_slot(Phase::Norm));
   std::fill(dx, dx + N * D, 0.0f);
   rmsnorm_backward<float>(dx, grads_ ? grads_->find("model.norm.weight") : nullptr, dlnf, x_.data(),
                           w.final_norm.ptr<const float>(), rstdf_.data(), N, D);
+  timer.reset();
   for (int64_t l = c.num_layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[options_.recompute ? 0 : size_t(l)];
     if (options_.recompute) {

@@ -33,6 +33,14 @@ struct FullGrads {
 // with all seven targeted, also embeddings, norms and the LM head (every weight trains).
 FullGrads make_full_grads(const Model& model, const std::array<bool, kNumProj>& targets);
 
+// Where a step's time goes, for benchmarks (EngineOptions::profile): wall seconds per phase,
+// summed over calls since the last reset.
+enum class Phase { BaseGemm, Lora, Attention, Norm, Elementwise, HeadLoss, Count };
+const char* phase_name(Phase p);
+struct PhaseTimes {
+  std::array<double, size_t(Phase::Count)> seconds{};
+};
+
 struct EngineOptions {
   bool recompute = false;      // per-layer activation recomputation
   uint64_t dropout_seed = 0;   // LoRA dropout masks are a pure function of (seed, step, place)
@@ -40,6 +48,7 @@ struct EngineOptions {
   // (activations rounded to BF16, F32 accumulation), as torch autocast does; LoRA branches,
   // norms, attention, softmax and the loss stay F32.
   bool compute_bf16 = false;
+  bool profile = false;  // accumulate PhaseTimes (a clock read around each phase)
 };
 
 class TrainEngine {
@@ -56,6 +65,9 @@ class TrainEngine {
 
   // Bytes of working memory (activations, scratch, folded LoRA weights, BF16 copies) that a
   // batch of B sequences of length L needs, by the same formulas as the buffers themselves.
+  const PhaseTimes& phase_times() const { return phase_times_; }
+  void reset_phase_times() { phase_times_ = PhaseTimes{}; }
+
   static int64_t working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& options,
                                const LoraAdapter* lora, bool full);
 
@@ -79,11 +91,13 @@ class TrainEngine {
   void linear_fwd(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate);
   void linear_bwd_dx(float* dx, const float* dy, const TensorView& w, int64_t M);
   void resize(const TrainBatch& batch);
+  double* phase_slot(Phase p) { return options_.profile ? &phase_times_.seconds[size_t(p)] : nullptr; }
 
   const Model& model_;
   LoraAdapter* lora_;
   FullGrads* grads_;
   EngineOptions options_;
+  PhaseTimes phase_times_;
   std::vector<float> inv_freq_;
   RopeTable rope_;  // cos/sin for positions 0..L-1
   int64_t B_ = 0, L_ = 0, N_ = 0;
