@@ -269,6 +269,12 @@ void TrainEngine::resize(const TrainBatch& batch) {
   dbuf_up_.resize(N * I);
 }
 
+// u[N, r] = x A^T, the input of the LoRA up-projection (kept for dB).
+void TrainEngine::lora_down(std::vector<float>& u, const float* x, const LoraModule& m, int64_t N) {
+  u.resize(size_t(N * m.rank));
+  sgemm(false, true, N, m.rank, m.in, 1.0f, x, m.in, m.A.data(), m.in, 0.0f, u.data(), m.rank);
+}
+
 void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train,
                                uint64_t step, bool accumulate) {
   const Linear& lin = base(l, p);
@@ -292,8 +298,7 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
       linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
     }
     PhaseScope t(phase_slot(Phase::Lora));
-    u.resize(size_t(N * m->rank));
-    linear_forward_few_rows(u.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in}, m->A.data()), N);
+    lora_down(u, x, *m, N);
     return;
   }
   {
@@ -307,8 +312,7 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
     apply_dropout(scratch_in2_.data(), x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
     xin = scratch_in2_.data();
   }
-  u.resize(size_t(N * m->rank));
-  linear_forward_few_rows(u.data(), xin, TensorView("lora_A", DType::F32, {m->rank, m->in}, m->A.data()), N);
+  lora_down(u, xin, *m, N);
   sgemm(false, true, N, m->out, m->rank, m->scale, u.data(), m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
 }
 
@@ -334,15 +338,16 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   if (!m) return;
   PhaseScope t(phase_slot(Phase::Lora));
   const std::vector<float>& u = a.lora_u[size_t(p)];
-  // dB += s * dy^T u ; du = s * dy B (as dy against s*B^T [r, out]) ; dA += du^T xd
-  sgemm(true, false, m->out, m->rank, N, m->scale, dy, m->out, u.data(), m->rank, 1.0f, m->dB.data(), m->rank);
-  std::vector<float>& bt = scratch_bt_;
-  bt.resize(size_t(m->rank * m->out));
+  // dB += s * dy^T u, formed as its transpose s * u^T dy [r, out] (the r-row product runs ~3x
+  // faster in oneDNN than the r-column one); du = s * dy B [N, r]; dA += du^T xd.
+  std::vector<float>& dbt = scratch_bt_;
+  dbt.resize(size_t(m->rank * m->out));
+  sgemm(true, false, m->rank, m->out, N, m->scale, u.data(), m->rank, dy, m->out, 0.0f, dbt.data(), m->out);
   for (int64_t o = 0; o < m->out; ++o)
-    for (int64_t r = 0; r < m->rank; ++r) bt[size_t(r * m->out + o)] = m->scale * m->B[size_t(o * m->rank + r)];
+    for (int64_t r = 0; r < m->rank; ++r) m->dB[size_t(o * m->rank + r)] += dbt[size_t(r * m->out + o)];
   std::vector<float>& du = scratch_du_;
   du.resize(size_t(N * m->rank));
-  linear_forward_few_rows(du.data(), dy, TensorView("scaled_Bt", DType::F32, {m->rank, m->out}, bt.data()), N);
+  sgemm(false, false, N, m->rank, m->out, m->scale, dy, m->out, m->B.data(), m->rank, 0.0f, du.data(), m->rank);
   const float* xin = x;
   const float keep_scale = float(1.0 / (1.0 - pdrop));
   if (pdrop > 0) {

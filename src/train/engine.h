@@ -87,6 +87,7 @@ class TrainEngine {
   void proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N, LayerActs& a,
                      uint64_t step);
   const Linear& base(int64_t l, Proj p) const;
+  static void lora_down(std::vector<float>& u, const float* x, const LoraModule& m, int64_t N);
   const uint16_t* bf16_weight(const TensorView& w);  // BF16 view of a frozen weight (converted once)
   void linear_fwd(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate);
   void linear_bwd_dx(float* dx, const float* dy, const TensorView& w, int64_t M);
