@@ -330,8 +330,9 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
     if (folded)
       linear_backward(dx, dW, db, dy, x, TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data()),
                       N);
-    else if (options_.compute_bf16)
-      linear_bwd_dx(dx, dy, lin.weight, N);
+    else if (options_.compute_bf16) {
+      if (dx) linear_bwd_dx(dx, dy, lin.weight, N);
+    }
     else
       linear_backward(dx, dW, db, dy, x, lin.weight, N);
   }
@@ -355,7 +356,7 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
     xin = scratch_in2_.data();
   }
   sgemm(true, false, m->rank, m->in, N, 1.0f, du.data(), m->rank, xin, m->in, 1.0f, m->dA.data(), m->in);
-  if (folded) return;
+  if (folded || !dx) return;
   if (pdrop == 0) {
     sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 1.0f, dx, m->in);
     return;
@@ -412,7 +413,8 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
 }
 
 void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t step) {
-  // dx [N, D]: gradient at the layer output on entry, at the layer input on exit.
+  // dx [N, D]: gradient at the layer output on entry, at the layer input on exit (left as it
+  // is in the first layer when nothing below it trains; see need_dx).
   const ModelConfig& c = model_.config;
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
@@ -454,17 +456,23 @@ void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t st
     rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, true);
     rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, true);
   }
-  float* dln1 = dbuf_b_.data();
-  {
+  // The first layer's input is the embedding: unless the embedding (or this norm) trains, no
+  // gradient flows on from here, and the three input products of dx are skipped (as autograd
+  // skips inputs that need no gradient).
+  float* d_attn_norm = grads_ ? grads_->find(layer_tensor(l, "input_layernorm.weight")) : nullptr;
+  const bool need_dx = l > 0 || d_attn_norm || (grads_ && grads_->find("model.embed_tokens.weight"));
+  float* dln1 = need_dx ? dbuf_b_.data() : nullptr;
+  if (need_dx) {
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_zero(dln1, N * D);
   }
   proj_backward(l, Proj::Q, dln1, dbuf_q_.data(), a.ln1.data(), N, a, step);
   proj_backward(l, Proj::K, dln1, dbuf_k_.data(), a.ln1.data(), N, a, step);
   proj_backward(l, Proj::V, dln1, dbuf_v_.data(), a.ln1.data(), N, a, step);
+  if (!need_dx) return;
   PhaseScope t(phase_slot(Phase::Norm));
-  rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "input_layernorm.weight")) : nullptr, dln1,
-                          a.x_in.data(), w.attn_norm.ptr<const float>(), a.rstd1.data(), N, D);
+  rmsnorm_backward<float>(dx, d_attn_norm, dln1, a.x_in.data(), w.attn_norm.ptr<const float>(), a.rstd1.data(), N,
+                          D);
 }
 
 double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step) {

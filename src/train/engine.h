@@ -84,6 +84,7 @@ class TrainEngine {
   void layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t step);
   void proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train, uint64_t step,
                     bool accumulate);
+  // dx may be null: the projection's input needs no gradient (its LoRA / weight gradients still do).
   void proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N, LayerActs& a,
                      uint64_t step);
   const Linear& base(int64_t l, Proj p) const;
