@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
-#include "kernels/gemm_bf16.h"
+#include "kernels/gemm_matmul.h"
 #include "kernels/matmul.h"
 #include "kernels/train_ops.h"
 
@@ -141,16 +141,23 @@ const uint16_t* TrainEngine::bf16_weight(const TensorView& w) {
   return it->second.data();
 }
 
+// Products of more rows than a decode step go to oneDNN's matmul primitive (gemm_matmul.h);
+// smaller ones and non-F32 weights (F32 compute) to linear_forward / linear_backward.
+constexpr int64_t kMatmulMinRows = 9;
+
 void TrainEngine::linear_fwd(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                              bool accumulate) {
-  if (!options_.compute_bf16) {
+  const int64_t N = w.shape[0], K = w.shape[1];
+  if (options_.compute_bf16) {
+    act_bf16_.resize(size_t(M * K));
+    convert_from_f32(x, DType::BF16, act_bf16_.data(), act_bf16_.size());
+    gemm_bf16(M, N, K, act_bf16_.data(), K, bf16_weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
+  } else if (w.dtype == DType::F32 && M >= kMatmulMinRows) {
+    gemm_f32(M, N, K, x, K, w.ptr<const float>(), K, /*b_is_nk=*/true, y, N, accumulate);
+  } else {
     linear_forward(y, x, w, bias, M, accumulate);
     return;
   }
-  const int64_t N = w.shape[0], K = w.shape[1];
-  act_bf16_.resize(size_t(M * K));
-  convert_from_f32(x, DType::BF16, act_bf16_.data(), act_bf16_.size());
-  gemm_bf16(M, N, K, act_bf16_.data(), K, bf16_weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
   if (bias)
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; ++m)
@@ -158,11 +165,14 @@ void TrainEngine::linear_fwd(float* y, const float* x, const TensorView& w, cons
 }
 
 void TrainEngine::linear_bwd_dx(float* dx, const float* dy, const TensorView& w, int64_t M) {
+  const int64_t N = w.shape[0], K = w.shape[1];
   if (!options_.compute_bf16) {
-    linear_backward(dx, nullptr, nullptr, dy, nullptr, w, M);
+    if (w.dtype == DType::F32 && M >= kMatmulMinRows)
+      gemm_f32(M, K, N, dy, N, w.ptr<const float>(), K, /*b_is_nk=*/false, dx, K, /*accumulate=*/true);
+    else
+      linear_backward(dx, nullptr, nullptr, dy, nullptr, w, M);
     return;
   }
-  const int64_t N = w.shape[0], K = w.shape[1];
   act_bf16_.resize(size_t(M * N));
   convert_from_f32(dy, DType::BF16, act_bf16_.data(), act_bf16_.size());
   gemm_bf16(M, K, N, act_bf16_.data(), N, bf16_weight(w), K, /*b_is_nk=*/false, dx, K, /*accumulate=*/true);
@@ -295,7 +305,7 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
     }
     {
       PhaseScope t(phase_slot(Phase::BaseGemm));
-      linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
+      linear_fwd(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
     }
     PhaseScope t(phase_slot(Phase::Lora));
     lora_down(u, x, *m, N);
@@ -327,14 +337,10 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   // dx through W (+ scale B A when folded: the LoRA branch's dx comes with it).
   {
     PhaseScope t(phase_slot(Phase::BaseGemm));
-    if (folded)
-      linear_backward(dx, dW, db, dy, x, TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data()),
-                      N);
-    else if (options_.compute_bf16) {
-      if (dx) linear_bwd_dx(dx, dy, lin.weight, N);
-    }
-    else
-      linear_backward(dx, dW, db, dy, x, lin.weight, N);
+    const TensorView w = folded ? TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data())
+                                : lin.weight;
+    if (dx) linear_bwd_dx(dx, dy, w, N);
+    if (dW || db) linear_backward(nullptr, dW, db, dy, x, w, N);
   }
   if (!m) return;
   PhaseScope t(phase_slot(Phase::Lora));

@@ -1,4 +1,4 @@
-#include "kernels/gemm_bf16.h"
+#include "kernels/gemm_matmul.h"
 
 #include <dnnl.h>
 
@@ -14,7 +14,7 @@ namespace {
 #define DNNL_OK(call)                                                                          \
   do {                                                                                         \
     dnnl_status_t s_ = (call);                                                                 \
-    TAIA_CHECK(s_ == dnnl_success, "[gemm_bf16] oneDNN call failed (status ", int(s_), "): ", #call); \
+    TAIA_CHECK(s_ == dnnl_success, "[gemm] oneDNN call failed (status ", int(s_), "): ", #call); \
   } while (0)
 
 dnnl_engine_t engine() {
@@ -40,7 +40,8 @@ struct Plan {
   dnnl_primitive_t prim = nullptr;
 };
 
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+// (M, N, K, lda, ldw, ldc, b_is_nk, accumulate, operand type)
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, dnnl_data_type_t>;
 
 // Primitives are JIT-compiled once per shape and kept.
 Plan& plan_for(const Key& key) {
@@ -49,13 +50,13 @@ Plan& plan_for(const Key& key) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
-  const auto [M, N, K, lda, ldw, ldc, b_is_nk, accumulate] = key;
+  const auto [M, N, K, lda, ldw, ldc, b_is_nk, accumulate, type] = key;
   Plan p;
   dnnl_dims_t a_dims = {M, K}, a_strides = {lda, 1};
   dnnl_dims_t b_dims = {K, N}, b_strides = {b_is_nk ? 1 : ldw, b_is_nk ? ldw : 1};
   dnnl_dims_t c_dims = {M, N}, c_strides = {ldc, 1};
-  DNNL_OK(dnnl_memory_desc_init_by_strides(&p.a, 2, a_dims, dnnl_bf16, a_strides));
-  DNNL_OK(dnnl_memory_desc_init_by_strides(&p.b, 2, b_dims, dnnl_bf16, b_strides));
+  DNNL_OK(dnnl_memory_desc_init_by_strides(&p.a, 2, a_dims, type, a_strides));
+  DNNL_OK(dnnl_memory_desc_init_by_strides(&p.b, 2, b_dims, type, b_strides));
   DNNL_OK(dnnl_memory_desc_init_by_strides(&p.c, 2, c_dims, dnnl_f32, c_strides));
   dnnl_matmul_desc_t desc;
   DNNL_OK(dnnl_matmul_desc_init(&desc, &p.a, &p.b, nullptr, &p.c));
@@ -76,15 +77,13 @@ Plan& plan_for(const Key& key) {
   return plans.emplace(key, p).first->second;
 }
 
-}  // namespace
-
-void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* W, int64_t ldw,
-               bool b_is_nk, float* C, int64_t ldc, bool accumulate) {
+void run_matmul(dnnl_data_type_t type, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* W,
+                int64_t ldw, bool b_is_nk, float* C, int64_t ldc, bool accumulate) {
   if (M == 0 || N == 0) return;
-  Plan& p = plan_for(Key{M, N, K, lda, ldw, ldc, b_is_nk, accumulate});
+  Plan& p = plan_for(Key{M, N, K, lda, ldw, ldc, b_is_nk, accumulate, type});
   dnnl_memory_t a = nullptr, b = nullptr, c = nullptr;
-  DNNL_OK(dnnl_memory_create(&a, &p.a, engine(), const_cast<uint16_t*>(A)));
-  DNNL_OK(dnnl_memory_create(&b, &p.b, engine(), const_cast<uint16_t*>(W)));
+  DNNL_OK(dnnl_memory_create(&a, &p.a, engine(), const_cast<void*>(A)));
+  DNNL_OK(dnnl_memory_create(&b, &p.b, engine(), const_cast<void*>(W)));
   DNNL_OK(dnnl_memory_create(&c, &p.c, engine(), C));
   dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
   const dnnl_status_t st = dnnl_primitive_execute(p.prim, stream(), 3, args);
@@ -92,7 +91,19 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, 
   dnnl_memory_destroy(a);
   dnnl_memory_destroy(b);
   dnnl_memory_destroy(c);
-  TAIA_CHECK(st == dnnl_success, "[gemm_bf16] oneDNN matmul failed with status ", int(st));
+  TAIA_CHECK(st == dnnl_success, "[gemm] oneDNN matmul failed with status ", int(st), " for M=", M, " N=", N, " K=", K);
+}
+
+}  // namespace
+
+void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* W, int64_t ldw,
+               bool b_is_nk, float* C, int64_t ldc, bool accumulate) {
+  run_matmul(dnnl_bf16, M, N, K, A, lda, W, ldw, b_is_nk, C, ldc, accumulate);
+}
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* W, int64_t ldw,
+              bool b_is_nk, float* C, int64_t ldc, bool accumulate) {
+  run_matmul(dnnl_f32, M, N, K, A, lda, W, ldw, b_is_nk, C, ldc, accumulate);
 }
 
 }  // namespace taia
