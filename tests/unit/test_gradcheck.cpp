@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "core/dtype.h"
+#include "kernels/gemm_matmul.h"
 #include "kernels/matmul.h"
 #include "kernels/rope.h"
 #include "kernels/train_ops.h"
@@ -160,6 +161,56 @@ TEST(GradCheck, FastLinearBackwardMatchesReference) {
     EXPECT_LT(test::max_abs_diff(dW, rdW), 1e-4f) << dtype_name(dt);
     EXPECT_LT(test::max_abs_diff(db, rdb), 1e-4f) << dtype_name(dt);
   }
+}
+
+// The float kernels run attention as GEMMs in blocks of 64 query rows against the keys up to
+// the block's end; L = 150 gives two full blocks and a partial one. They must compute what the
+// double-precision loops (checked above against finite differences) compute.
+TEST(GradCheck, BlockedFloatAttentionMatchesDoubleLoops) {
+  const int64_t B = 2, L = 150, H = 4, KV = 2, hd = 16;
+  const Vec q = random_doubles(B * L * H * hd, 31, 0.5), k = random_doubles(B * L * KV * hd, 32, 0.5),
+            v = random_doubles(B * L * KV * hd, 33), c = random_doubles(B * L * H * hd, 34);
+  Vec out(q.size()), probs(size_t(B * H * L * L)), dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
+  attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, H, KV, hd);
+  attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
+                             L, H, KV, hd);
+  auto to_f = [](const Vec& x) { return std::vector<float>(x.begin(), x.end()); };
+  std::vector<float> qf = to_f(q), kf = to_f(k), vf = to_f(v), cf = to_f(c);
+  std::vector<float> outf(out.size()), probsf(probs.size(), 7.0f), dqf(dq.size(), 0), dkf(dk.size(), 0),
+      dvf(dv.size(), 0);
+  attention_train_forward<float>(outf.data(), probsf.data(), qf.data(), kf.data(), vf.data(), B, L, H, KV, hd);
+  attention_backward<float>(dqf.data(), dkf.data(), dvf.data(), cf.data(), probsf.data(), qf.data(), kf.data(),
+                            vf.data(), B, L, H, KV, hd);
+  auto worst = [](const Vec& ref, const std::vector<float>& got) {
+    double w = 0;
+    for (size_t i = 0; i < ref.size(); ++i) w = std::max(w, std::abs(double(got[i]) - ref[i]) / std::max(1.0, std::abs(ref[i])));
+    return w;
+  };
+  EXPECT_LT(worst(out, outf), 1e-5);
+  EXPECT_LT(worst(probs, probsf), 1e-5);  // includes the zero upper triangle (probsf started at 7)
+  EXPECT_LT(worst(dq, dqf), 1e-4);
+  EXPECT_LT(worst(dk, dkf), 1e-4);
+  EXPECT_LT(worst(dv, dvf), 1e-4);
+}
+
+// gemm_f32 (oneDNN's matmul primitive) in both weight layouts, overwriting and accumulating.
+TEST(GradCheck, MatmulPrimitiveF32MatchesReference) {
+  const int64_t M = 37, N = 300, K = 65;
+  auto x = test::random_vector(size_t(M * K), 41), w = test::random_vector(size_t(N * K), 42, 0.1f);
+  std::vector<float> ref(size_t(M * N));
+  linear_train_forward_ref<float>(ref.data(), x.data(), w.data(), nullptr, M, N, K);
+  std::vector<float> wt(size_t(K * N));  // W^T [K, N]
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t kk = 0; kk < K; ++kk) wt[size_t(kk * N + n)] = w[size_t(n * K + kk)];
+  for (bool b_is_nk : {true, false})
+    for (bool accumulate : {false, true}) {
+      std::vector<float> y(size_t(M * N), 0.5f), want = ref;
+      if (accumulate)
+        for (float& e : want) e += 0.5f;
+      gemm_f32(M, N, K, x.data(), K, b_is_nk ? w.data() : wt.data(), b_is_nk ? K : N, b_is_nk, y.data(), N,
+               accumulate);
+      EXPECT_LT(test::max_abs_diff(y, want), 1e-4f) << "b_is_nk " << b_is_nk << " accumulate " << accumulate;
+    }
 }
 
 }  // namespace

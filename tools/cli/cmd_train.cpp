@@ -109,7 +109,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--dtype", o.dtype, "LoRA: base weights in memory (auto, f32, bf16)")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}))->capture_default_str();
   cmd->add_option("--compute", o.compute,
-                  "f32 (exact), or bf16: LoRA's frozen-base matrix products in BF16 (mixed precision, ~1.3x faster)")
+                  "f32 (exact), or bf16: LoRA's frozen-base matrix products in BF16 (mixed precision, ~1.6x faster: docs/BENCHMARKS.md)")
       ->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
   add_threads_option(cmd, &o.threads);
   add_format_option(cmd, &args->format);
