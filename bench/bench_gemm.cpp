@@ -12,7 +12,8 @@
 
 #include "core/dtype.h"
 #include "core/rng.h"
-#include "kernels/matmul.h"
+#include "kernels/gemm.h"
+#include "kernels/linear.h"
 
 namespace {
 

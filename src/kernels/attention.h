@@ -1,4 +1,7 @@
-// Causal grouped-query attention over a key/value history (the KV cache).
+// Causal grouped-query attention. Inference: queries against a key/value history (the KV
+// cache), with per-row key spans for packed batches. Training: B sequences of length L, the
+// probabilities saved for the backward. One set of names: q [rows, n_heads, head_dim],
+// k, v [rows, n_kv_heads, head_dim], out like q; AttentionShape gives the head counts.
 #pragma once
 #include <cstdint>
 
@@ -29,5 +32,17 @@ void attention_forward(float* out, const float* q, const float* k, const float* 
 // the caller). Same layouts as attention_forward.
 void attention_forward_spans(float* out, const float* q, const float* k, const float* v, const KeySpans* spans,
                              int64_t T, int64_t kv_row_stride, const AttentionShape& shape);
+
+// Training, within each of `batch` sequences of `seq_len` rows: q [batch, seq_len, n_heads,
+// head_dim], k/v [batch, seq_len, n_kv_heads, head_dim] -> out like q; probs [batch, n_heads,
+// seq_len, seq_len] saved (upper triangle zero). Templated on the scalar (float in training:
+// GEMMs over 64-row query blocks; double in the gradient checks: plain loops).
+template <typename T>
+void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* v, int64_t batch, int64_t seq_len,
+                             const AttentionShape& shape);
+// dq, dk, dv += the gradients for dout (same layouts as the forward).
+template <typename T>
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
+                        int64_t batch, int64_t seq_len, const AttentionShape& shape);
 
 }  // namespace taia

@@ -3,6 +3,7 @@
 // [-87.3, 88.7]; below that the result is 0, above it +inf.
 #pragma once
 #include <bit>
+#include <cmath>
 #include <cstdint>
 
 namespace taia {
@@ -25,5 +26,10 @@ inline float fast_expf(float x) {
   const int32_t e = ((n == n ? int32_t(n) : 0) + 127) << 23;
   return p * std::bit_cast<float>(e);
 }
+
+// exp for the kernels templated on the scalar: the vectorisable float version in training,
+// the exact one in the double-precision gradient checks.
+inline float exp_t(float x) { return fast_expf(x); }
+inline double exp_t(double x) { return std::exp(x); }
 
 }  // namespace taia

@@ -1,10 +1,22 @@
-// RMSNorm as HF's LlamaRMSNorm: y = weight * x / sqrt(mean(x^2) + eps), computed in F32.
+// RMSNorm as HF's LlamaRMSNorm: y = weight * (x * rstd), rstd = 1 / sqrt(mean(x^2) + eps).
+// The inference forward (F32), the training forward (saves rstd) and its backward, with one
+// set of names: x, y, dx, dy [rows, dim]; weight, dweight [dim]; rstd [rows].
+// Training kernels are templated on the scalar: float in training, double in the gradient
+// checks (tests/unit/test_gradcheck.cpp). Backward kernels accumulate (+=) into gradients.
 #pragma once
 #include <cstdint>
 
 namespace taia {
 
-// out[rows, dim], x[rows, dim], weight[dim]. out may alias x.
-void rmsnorm_forward(float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps);
+// y may alias x.
+void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows, int64_t dim, float eps);
+
+template <typename T>
+void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, T eps);
+
+// dx += ..., dweight += ... (dweight may be null: a frozen norm).
+template <typename T>
+void rmsnorm_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weight, const T* rstd, int64_t rows,
+                      int64_t dim);
 
 }  // namespace taia

@@ -75,4 +75,47 @@ void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_he
   }
 }
 
+namespace {
+
+// Rotates by +angle (sign 1) or -angle (sign -1) with the table's cos/sin.
+template <typename T>
+void rope_rotate(T* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+                 const RopeTable& table, T sign) {
+  const int64_t half = head_dim / 2;
+#pragma omp parallel for schedule(static) if (rows > 16)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = table.cos.data() + positions[r] * half;
+    const float* s = table.sin.data() + positions[r] * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      T* v = x + (r * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const T x1 = v[i], x2 = v[i + half], ci = T(c[i]), si = sign * T(s[i]);
+        v[i] = x1 * ci - x2 * si;
+        v[i + half] = x2 * ci + x1 * si;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void rope_train_forward(T* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+                        const RopeTable& table) {
+  rope_rotate(x, positions, rows, n_heads, head_dim, table, T(1));
+}
+
+template <typename T>
+void rope_backward(T* dx, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+                   const RopeTable& table) {
+  rope_rotate(dx, positions, rows, n_heads, head_dim, table, T(-1));
+}
+
+#define TAIA_INSTANTIATE(T)                                                                                    \
+  template void rope_train_forward<T>(T*, const int64_t*, int64_t, int64_t, int64_t, const RopeTable&);       \
+  template void rope_backward<T>(T*, const int64_t*, int64_t, int64_t, int64_t, const RopeTable&);
+TAIA_INSTANTIATE(float)
+TAIA_INSTANTIATE(double)
+#undef TAIA_INSTANTIATE
+
 }  // namespace taia

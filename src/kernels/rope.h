@@ -1,6 +1,8 @@
 // Rotary position embedding in HF's rotate-half convention: the pairs are (i, i + d/2)
 // within each head, not adjacent elements (llama.cpp/Meta's convention; GGUF LLaMA weights
 // are un-permuted on load so that this one convention serves every source).
+// The inference forward, the training forward and its backward, with one set of names:
+// x [rows, n_heads, head_dim] rotated in place, row r at position positions[r].
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -29,8 +31,19 @@ struct RopeTable {
 };
 RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions);
 
-// Rotates x[rows, n_heads, head_dim] in place; row r is at position positions[r].
+// Inference: cos/sin computed per row from inv_freq[head_dim/2] (positions are arbitrary).
 void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
                   const float* inv_freq);
+
+// Training: cos/sin from a table covering every position. Templated on the scalar (float in
+// training, double in the gradient checks).
+template <typename T>
+void rope_train_forward(T* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+                        const RopeTable& table);
+// The rotation is orthogonal, so its backward rotates the gradient dx [rows, n_heads, head_dim]
+// by the negative angle, in place.
+template <typename T>
+void rope_backward(T* dx, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+                   const RopeTable& table);
 
 }  // namespace taia

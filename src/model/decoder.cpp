@@ -4,7 +4,8 @@
 
 #include "core/error.h"
 #include "kernels/attention.h"
-#include "kernels/matmul.h"
+#include "kernels/gemm.h"
+#include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"

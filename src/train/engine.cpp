@@ -6,9 +6,13 @@
 #include <optional>
 
 #include "core/error.h"
-#include "kernels/gemm_matmul.h"
-#include "kernels/matmul.h"
-#include "kernels/train_ops.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/gemm.h"
+#include "kernels/linear.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
 
 namespace taia {
 
@@ -393,10 +397,10 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   proj_forward(l, Proj::V, a.v.data(), a.ln1.data(), N, a, train, step, false);
   {
     PhaseScope t(phase_slot(Phase::Attention));
-    rope_apply<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, false);
-    rope_apply<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, false);
+    rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
+    rope_train_forward<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
     attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_,
-                                   c.num_heads, c.num_kv_heads, c.head_dim);
+                                   AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
   }
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
@@ -458,9 +462,9 @@ void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t st
     parallel_zero(dbuf_k_.data(), int64_t(dbuf_k_.size()));
     parallel_zero(dbuf_v_.data(), int64_t(dbuf_v_.size()));
     attention_backward<float>(dbuf_q_.data(), dbuf_k_.data(), dbuf_v_.data(), datt, a.probs.data(), a.q.data(),
-                              a.k.data(), a.v.data(), B_, L_, c.num_heads, c.num_kv_heads, c.head_dim);
-    rope_apply<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_, true);
-    rope_apply<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_, true);
+                              a.k.data(), a.v.data(), B_, L_, AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
+    rope_backward<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
+    rope_backward<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
   }
   // The first layer's input is the embedding: unless the embedding (or this norm) trains, no
   // gradient flows on from here, and the three input products of dx are skipped (as autograd

@@ -3,10 +3,13 @@
 #include <functional>
 
 #include "core/dtype.h"
-#include "kernels/gemm_matmul.h"
-#include "kernels/matmul.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/gemm.h"
+#include "kernels/linear.h"
+#include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
-#include "kernels/train_ops.h"
+#include "kernels/swiglu.h"
 #include "test_util.h"
 
 namespace taia {
@@ -70,11 +73,11 @@ TEST(GradCheck, Rope) {
   Vec x = random_doubles(N * heads * hd, 4), c = random_doubles(N * heads * hd, 5);
   auto loss = [&] {
     Vec y = x;
-    rope_apply<double>(y.data(), pos.data(), N, heads, hd, table, false);
+    rope_train_forward<double>(y.data(), pos.data(), N, heads, hd, table);
     return dot(y, c);
   };
   Vec dx = c;  // backward: rotate the upstream gradient by the negative angle
-  rope_apply<double>(dx.data(), pos.data(), N, heads, hd, table, true);
+  rope_backward<double>(dx.data(), pos.data(), N, heads, hd, table);
   expect_gradient("rope dx", x, dx, loss);
 }
 
@@ -97,13 +100,13 @@ TEST(GradCheck, CausalGqaAttention) {
       v = random_doubles(B * L * KV * hd, 11), c = random_doubles(B * L * H * hd, 12);
   Vec out(B * L * H * hd), probs(B * H * L * L);
   auto loss = [&] {
-    attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, H, KV, hd);
+    attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, AttentionShape{H, KV, hd});
     return dot(out, c);
   };
   loss();
   Vec dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
   attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
-                             L, H, KV, hd);
+                             L, AttentionShape{H, KV, hd});
   expect_gradient("attention dq", q, dq, loss);
   expect_gradient("attention dk", k, dk, loss);
   expect_gradient("attention dv", v, dv, loss);
@@ -171,16 +174,16 @@ TEST(GradCheck, BlockedFloatAttentionMatchesDoubleLoops) {
   const Vec q = random_doubles(B * L * H * hd, 31, 0.5), k = random_doubles(B * L * KV * hd, 32, 0.5),
             v = random_doubles(B * L * KV * hd, 33), c = random_doubles(B * L * H * hd, 34);
   Vec out(q.size()), probs(size_t(B * H * L * L)), dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
-  attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, H, KV, hd);
+  attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, AttentionShape{H, KV, hd});
   attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
-                             L, H, KV, hd);
+                             L, AttentionShape{H, KV, hd});
   auto to_f = [](const Vec& x) { return std::vector<float>(x.begin(), x.end()); };
   std::vector<float> qf = to_f(q), kf = to_f(k), vf = to_f(v), cf = to_f(c);
   std::vector<float> outf(out.size()), probsf(probs.size(), 7.0f), dqf(dq.size(), 0), dkf(dk.size(), 0),
       dvf(dv.size(), 0);
-  attention_train_forward<float>(outf.data(), probsf.data(), qf.data(), kf.data(), vf.data(), B, L, H, KV, hd);
+  attention_train_forward<float>(outf.data(), probsf.data(), qf.data(), kf.data(), vf.data(), B, L, AttentionShape{H, KV, hd});
   attention_backward<float>(dqf.data(), dkf.data(), dvf.data(), cf.data(), probsf.data(), qf.data(), kf.data(),
-                            vf.data(), B, L, H, KV, hd);
+                            vf.data(), B, L, AttentionShape{H, KV, hd});
   auto worst = [](const Vec& ref, const std::vector<float>& got) {
     double w = 0;
     for (size_t i = 0; i < ref.size(); ++i) w = std::max(w, std::abs(double(got[i]) - ref[i]) / std::max(1.0, std::abs(ref[i])));

@@ -2,7 +2,8 @@
 
 #include "core/dtype.h"
 #include "kernels/attention.h"
-#include "kernels/matmul.h"
+#include "kernels/gemm.h"
+#include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/softmax.h"

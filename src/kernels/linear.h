@@ -30,9 +30,11 @@ void linear_forward_reference(float* y, const float* x, const TensorView& w, con
 // W may be F32 or BF16 (widened block by block, like the forward).
 void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M);
 
-// General row-major SGEMM: C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose if trans_*.
-// lda/ldb/ldc are row strides in elements. Backed by oneDNN.
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// Plain loops for the gradient checks, templated on the scalar: y[M,N] = x[M,K] W[N,K]^T (+ b);
+// backward dx[M,K] += dy W, dW[N,K] += dy^T x, db[N] += column sums of dy (any may be null).
+template <typename T>
+void linear_train_forward_ref(T* y, const T* x, const T* W, const T* b, int64_t M, int64_t N, int64_t K);
+template <typename T>
+void linear_backward_ref(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, int64_t M, int64_t N, int64_t K);
 
 }  // namespace taia

@@ -1,5 +1,10 @@
-// Matrix products through oneDNN's matmul primitive (its brgemm kernels), JIT-compiled once per
-// shape and kept. BF16 x BF16 -> F32 runs at about twice the F32 rate on AVX-512 BF16 hardware
+// The general matrix products every op builds on, all through oneDNN: `sgemm` (dnnl_sgemm, any
+// transposes and strides: attention blocks, LoRA branches, weight gradients) and `gemm_f32` /
+// `gemm_bf16` (the matmul primitive, its brgemm kernels, JIT-compiled once per shape and kept).
+// Linear layers (y = x W^T, by rows and precision) go through kernels/linear.h, which routes to
+// these.
+//
+// The matmul primitive: BF16 x BF16 -> F32 runs at about twice the F32 rate on AVX-512 BF16 hardware
 // and is used only where the caller accepts activations rounded to BF16 (opt-in mixed-precision
 // training). The F32 form computes what dnnl_sgemm computes, 5-20 % faster on the training
 // shapes (M = batch x time rows); the training engine uses it for the large products.
@@ -7,6 +12,11 @@
 #include <cstdint>
 
 namespace taia {
+
+// Row-major SGEMM: C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose if trans_*.
+// lda/ldb/ldc are row strides in elements.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // C[M,N] (+)= A[M,K] B[K,N]; A row-major bf16 with row stride lda; B given either as W[N,K]
 // row-major (b_is_nk: B = W^T, the linear-layer layout) or as W[K,N] row-major; C f32, ldc.

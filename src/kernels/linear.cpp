@@ -1,6 +1,5 @@
-#include "kernels/matmul.h"
+#include "kernels/linear.h"
 
-#include <dnnl.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -8,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 
 namespace taia {
 namespace {
@@ -157,14 +157,6 @@ void check_linear_args(const TensorView& w, const char* where) {
 
 }  // namespace
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  TAIA_CHECK(st == dnnl_success, "[sgemm] oneDNN dnnl_sgemm failed with status ", int(st), " for M=", M, " N=", N,
-             " K=", K);
-}
-
 void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate) {
   check_linear_args(w, "linear_forward");
   const int64_t N = w.shape[0], K = w.shape[1];
@@ -238,5 +230,35 @@ void linear_forward_reference(float* y, const float* x, const TensorView& w, con
     }
   }
 }
+
+template <typename T>
+void linear_train_forward_ref(T* y, const T* x, const T* W, const T* b, int64_t M, int64_t N, int64_t K) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      T acc = b ? b[n] : T(0);
+      for (int64_t k = 0; k < K; ++k) acc += x[m * K + k] * W[n * K + k];
+      y[m * N + n] = acc;
+    }
+}
+
+template <typename T>
+void linear_backward_ref(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, int64_t M, int64_t N, int64_t K) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      const T g = dy[m * N + n];
+      if (db) db[n] += g;
+      for (int64_t k = 0; k < K; ++k) {
+        if (dx) dx[m * K + k] += g * W[n * K + k];
+        if (dW) dW[n * K + k] += g * x[m * K + k];
+      }
+    }
+}
+
+#define TAIA_INSTANTIATE(T)                                                                                       \
+  template void linear_train_forward_ref<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t);         \
+  template void linear_backward_ref<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t);
+TAIA_INSTANTIATE(float)
+TAIA_INSTANTIATE(double)
+#undef TAIA_INSTANTIATE
 
 }  // namespace taia

@@ -1,4 +1,4 @@
-#include "kernels/gemm_matmul.h"
+#include "kernels/gemm.h"
 
 #include <dnnl.h>
 
@@ -95,6 +95,14 @@ void run_matmul(dnnl_data_type_t type, int64_t M, int64_t N, int64_t K, const vo
 }
 
 }  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  TAIA_CHECK(st == dnnl_success, "[sgemm] oneDNN dnnl_sgemm failed with status ", int(st), " for M=", M, " N=", N,
+             " K=", K);
+}
 
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* W, int64_t ldw,
                bool b_is_nk, float* C, int64_t ldc, bool accumulate) {
