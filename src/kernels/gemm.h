@@ -6,8 +6,9 @@
 //
 // The matmul primitive: BF16 x BF16 -> F32 runs at about twice the F32 rate on AVX-512 BF16 hardware
 // and is used only where the caller accepts activations rounded to BF16 (opt-in mixed-precision
-// training). The F32 form computes what dnnl_sgemm computes, 5-20 % faster on the training
-// shapes (M = batch x time rows); the training engine uses it for the large products.
+// training). The F32 form computes the product dnnl_sgemm computes (not always with the same
+// rounding: the two block the reduction differently), 5-20 % faster on the training shapes
+// (M = batch x time rows); kernels/linear uses it for every F32 product of more than 8 rows.
 #pragma once
 #include <cstdint>
 

@@ -12,9 +12,6 @@
 namespace taia {
 namespace {
 
-// Below this many rows a GEMM library is bandwidth bound anyway and its packing overhead
-// dominates; the row-streaming kernel reads each weight once for all M rows.
-constexpr int64_t kMatvecMaxRows = 8;
 // Rows of a BF16 weight widened to F32 per SGEMM call (scratch = kWidenBlock * K floats).
 constexpr int64_t kWidenBlock = 256;
 // Weight elements below which a matrix-vector product stays on one thread.
@@ -157,21 +154,50 @@ void check_linear_args(const TensorView& w, const char* where) {
 
 }  // namespace
 
-void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate) {
+const uint16_t* Bf16Workspace::weight(const TensorView& w) {
+  if (w.dtype == DType::BF16) return w.ptr<const uint16_t>();
+  auto it = weights_.find(w.data);
+  if (it == weights_.end()) {
+    std::vector<uint16_t> b(size_t(w.numel()));
+    convert_from_f32(w.ptr<const float>(), DType::BF16, b.data(), b.size());
+    it = weights_.emplace(w.data, std::move(b)).first;
+  }
+  return it->second.data();
+}
+
+const uint16_t* Bf16Workspace::activations(const float* x, int64_t n) {
+  activations_.resize(size_t(n));
+  convert_from_f32(x, DType::BF16, activations_.data(), activations_.size());
+  return activations_.data();
+}
+
+namespace {
+
+Bf16Workspace& bf16_workspace(const LinearCompute& compute, const char* where) {
+  TAIA_CHECK(compute.bf16 != nullptr, "[", where, "] expected a Bf16Workspace with Precision::BF16, got none");
+  return *compute.bf16;
+}
+
+}  // namespace
+
+void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate,
+                    const LinearCompute& compute) {
   check_linear_args(w, "linear_forward");
   const int64_t N = w.shape[0], K = w.shape[1];
   if (M <= 0) return;
-  if (M <= kMatvecMaxRows) {
+  if (compute.precision == Precision::BF16) {
+    Bf16Workspace& ws = bf16_workspace(compute, "linear_forward");
+    gemm_bf16(M, N, K, ws.activations(x, M * K), K, ws.weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
+  } else if (M <= kMatvecMaxRows) {
     if (w.dtype == DType::F32)
       matvec_rows(y, x, w.ptr<const float>(), bias, M, N, K, accumulate);
     else
       matvec_rows(y, x, w.ptr<const uint16_t>(), bias, M, N, K, accumulate);
     return;
-  }
-  const float beta = accumulate ? 1.0f : 0.0f;
-  if (w.dtype == DType::F32) {
-    sgemm(false, true, M, N, K, 1.0f, x, K, w.ptr<const float>(), K, beta, y, N);
+  } else if (w.dtype == DType::F32) {
+    gemm_f32(M, N, K, x, K, w.ptr<const float>(), K, /*b_is_nk=*/true, y, N, accumulate);
   } else {
+    const float beta = accumulate ? 1.0f : 0.0f;
     for_each_widened_block(w, [&](int64_t n0, int64_t nb, const float* block) {
       sgemm(false, true, M, nb, K, 1.0f, x, K, block, K, beta, y + n0, N);
     });
@@ -189,12 +215,18 @@ void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int6
     matvec_rows(y, x, w.ptr<const uint16_t>(), nullptr, M, N, K, false);
 }
 
-void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M) {
+void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M,
+                     const LinearCompute& compute) {
   check_linear_args(w, "linear_backward");
   const int64_t N = w.shape[0], K = w.shape[1];
   if (M <= 0) return;
   if (dx) {
-    if (w.dtype == DType::F32) {
+    if (compute.precision == Precision::BF16) {
+      Bf16Workspace& ws = bf16_workspace(compute, "linear_backward");
+      gemm_bf16(M, K, N, ws.activations(dy, M * N), N, ws.weight(w), K, /*b_is_nk=*/false, dx, K, /*accumulate=*/true);
+    } else if (w.dtype == DType::F32 && M > kMatvecMaxRows) {
+      gemm_f32(M, K, N, dy, N, w.ptr<const float>(), K, /*b_is_nk=*/false, dx, K, /*accumulate=*/true);
+    } else if (w.dtype == DType::F32) {
       sgemm(false, false, M, K, N, 1.0f, dy, N, w.ptr<const float>(), K, 1.0f, dx, K);
     } else {
       for_each_widened_block(w, [&](int64_t n0, int64_t nb, const float* block) {

@@ -1,21 +1,52 @@
-// Matrix products. The model's linear layers store W as [out_features, in_features]
-// (PyTorch layout), so the core operation is y = x W^T.
+// Linear layers, y = x W^T (+ b) with W [out_features, in_features] in PyTorch's layout, F32 or
+// BF16: the one router that the decoder and the training engine both call, and its backward.
 //
-// Fast paths: few rows (decode) use an OpenMP matrix-vector kernel that streams the weights
-// once (memory bound); many rows (prefill) call oneDNN's SGEMM. BF16 weights are widened to
-// F32 block by block, so activations are never rounded: results match an F32 computation on
-// the BF16-valued weights.
+// Routing, by rows (M) and compute precision:
+//   Precision::BF16 (opt-in mixed-precision training): activations rounded to BF16, the weight in
+//                       BF16 (F32 weights converted once, kept in a Bf16Workspace), oneDNN's BF16
+//                       matmul primitive (kernels/gemm.h), F32 accumulation;
+//   M <= kMatvecMaxRows (decode): the AVX-512 matrix-vector kernel, weights streamed once
+//                       (memory bound), BF16 widened in registers;
+//   larger M, F32 W:    oneDNN's F32 matmul primitive (brgemm);
+//   larger M, BF16 W:   widened to F32 in blocks of 256 rows, dnnl_sgemm per block, so the
+//                       activations are never rounded (the logits of an F32 computation on the
+//                       BF16-valued weights).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace taia {
 
+// Rows up to which a product is a matrix-vector product (decode, small batches of rows): below
+// it a GEMM library's packing dominates and the weights are best streamed once for all rows.
+constexpr int64_t kMatvecMaxRows = 8;
+
+enum class Precision { F32, BF16 };
+
+// What the BF16 path keeps between calls: BF16 copies of F32 weights (by address: the weights
+// must not change while it is alive, so it serves frozen weights only) and one activation buffer.
+class Bf16Workspace {
+ public:
+  const uint16_t* weight(const TensorView& w);        // BF16 weights as they are, F32 converted once
+  const uint16_t* activations(const float* x, int64_t n);  // x[n] rounded to BF16 (reused buffer)
+
+ private:
+  std::map<const void*, std::vector<uint16_t>> weights_;
+  std::vector<uint16_t> activations_;
+};
+
+struct LinearCompute {
+  Precision precision = Precision::F32;
+  Bf16Workspace* bf16 = nullptr;  // required with Precision::BF16
+};
+
 // y[M, N] = x[M, K] @ W[N, K]^T (+ bias[N]) ; if accumulate, y += instead of y =.
 // W is F32 or BF16, contiguous [N, K]; bias may be null.
 void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
-                    bool accumulate = false);
+                    bool accumulate = false, const LinearCompute& compute = {});
 
 // y = x W^T through the row-streaming kernel whatever M is: for weights with few rows (LoRA's
 // A [r, in]), where a GEMM library's packing dominates. Parallel over weight-row blocks.
@@ -25,10 +56,11 @@ void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int6
 void linear_forward_reference(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                               bool accumulate = false);
 
-// Backward of linear_forward, accumulating: dx[M,K] += dy[M,N] W ; dW[N,K] += dy^T x (dW must be
-// F32; pass null for a frozen weight) ; db[N] += column sums of dy. Any output may be null.
-// W may be F32 or BF16 (widened block by block, like the forward).
-void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M);
+// Backward of linear_forward, accumulating: dx[M,K] += dy[M,N] W, routed as the forward (dy
+// rounded to BF16 with Precision::BF16) ; dW[N,K] += dy^T x (F32, dnnl_sgemm; null for a frozen
+// weight) ; db[N] += column sums of dy. Any output may be null.
+void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M,
+                     const LinearCompute& compute = {});
 
 // Plain loops for the gradient checks, templated on the scalar: y[M,N] = x[M,K] W[N,K]^T (+ b);
 // backward dx[M,K] += dy W, dW[N,K] += dy^T x, db[N] += column sums of dy (any may be null).

@@ -119,6 +119,8 @@ std::string layer_tensor(int64_t l, const char* rest) { return "model.layers." +
 
 TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads, const EngineOptions& options)
     : model_(model), lora_(lora), grads_(grads), options_(options) {
+  compute_.precision = options.compute_bf16 ? Precision::BF16 : Precision::F32;
+  compute_.bf16 = &bf16_;
   const ModelConfig& c = model.config;
   inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                             model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
@@ -132,54 +134,6 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
                  dtype_name(t->dtype), " (load with --dtype f32)");
       TAIA_CHECK(int64_t(g.size()) == t->numel(), "[TrainEngine] gradient of '", name, "' has the wrong size");
     }
-}
-
-const uint16_t* TrainEngine::bf16_weight(const TensorView& w) {
-  if (w.dtype == DType::BF16) return w.ptr<const uint16_t>();
-  auto it = bf16_copies_.find(w.data);
-  if (it == bf16_copies_.end()) {
-    std::vector<uint16_t> b(size_t(w.numel()));
-    convert_from_f32(w.ptr<const float>(), DType::BF16, b.data(), b.size());
-    it = bf16_copies_.emplace(w.data, std::move(b)).first;
-  }
-  return it->second.data();
-}
-
-// Products of more rows than a decode step go to oneDNN's matmul primitive (gemm_matmul.h);
-// smaller ones and non-F32 weights (F32 compute) to linear_forward / linear_backward.
-constexpr int64_t kMatmulMinRows = 9;
-
-void TrainEngine::linear_fwd(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
-                             bool accumulate) {
-  const int64_t N = w.shape[0], K = w.shape[1];
-  if (options_.compute_bf16) {
-    act_bf16_.resize(size_t(M * K));
-    convert_from_f32(x, DType::BF16, act_bf16_.data(), act_bf16_.size());
-    gemm_bf16(M, N, K, act_bf16_.data(), K, bf16_weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
-  } else if (w.dtype == DType::F32 && M >= kMatmulMinRows) {
-    gemm_f32(M, N, K, x, K, w.ptr<const float>(), K, /*b_is_nk=*/true, y, N, accumulate);
-  } else {
-    linear_forward(y, x, w, bias, M, accumulate);
-    return;
-  }
-  if (bias)
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
-}
-
-void TrainEngine::linear_bwd_dx(float* dx, const float* dy, const TensorView& w, int64_t M) {
-  const int64_t N = w.shape[0], K = w.shape[1];
-  if (!options_.compute_bf16) {
-    if (w.dtype == DType::F32 && M >= kMatmulMinRows)
-      gemm_f32(M, K, N, dy, N, w.ptr<const float>(), K, /*b_is_nk=*/false, dx, K, /*accumulate=*/true);
-    else
-      linear_backward(dx, nullptr, nullptr, dy, nullptr, w, M);
-    return;
-  }
-  act_bf16_.resize(size_t(M * N));
-  convert_from_f32(dy, DType::BF16, act_bf16_.data(), act_bf16_.size());
-  gemm_bf16(M, K, N, act_bf16_.data(), N, bf16_weight(w), K, /*b_is_nk=*/false, dx, K, /*accumulate=*/true);
 }
 
 const Linear& TrainEngine::base(int64_t l, Proj p) const {
@@ -309,7 +263,8 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
     }
     {
       PhaseScope t(phase_slot(Phase::BaseGemm));
-      linear_fwd(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate);
+      linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate,
+                     compute_);
     }
     PhaseScope t(phase_slot(Phase::Lora));
     lora_down(u, x, *m, N);
@@ -317,7 +272,7 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   }
   {
     PhaseScope t(phase_slot(Phase::BaseGemm));
-    linear_fwd(y, x, lin.weight, lin.bias_ptr(), N, accumulate);
+    linear_forward(y, x, lin.weight, lin.bias_ptr(), N, accumulate, compute_);
   }
   if (!m) return;
   PhaseScope t(phase_slot(Phase::Lora));
@@ -343,8 +298,7 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
     PhaseScope t(phase_slot(Phase::BaseGemm));
     const TensorView w = folded ? TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data())
                                 : lin.weight;
-    if (dx) linear_bwd_dx(dx, dy, w, N);
-    if (dW || db) linear_backward(nullptr, dW, db, dy, x, w, N);
+    linear_backward(dx, dW, db, dy, x, w, N, compute_);
   }
   if (!m) return;
   PhaseScope t(phase_slot(Phase::Lora));
@@ -519,10 +473,10 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
   double loss = 0;
   for (int64_t r0 = 0; r0 < N; r0 += chunk) {
     const int64_t rows = std::min(chunk, N - r0);
-    linear_fwd(logits_.data(), lnf_.data() + r0 * D, w.lm_head, nullptr, rows, false);
+    linear_forward(logits_.data(), lnf_.data() + r0 * D, w.lm_head, nullptr, rows, false, compute_);
     loss += cross_entropy_forward_backward<float>(logits_.data(), batch.targets.data() + r0, rows, V, grad_scale);
-    if (backward && !d_head) linear_bwd_dx(dlnf + r0 * D, logits_.data(), w.lm_head, rows);
-    else if (backward) linear_backward(dlnf + r0 * D, d_head, nullptr, logits_.data(), lnf_.data() + r0 * D, w.lm_head, rows);
+    if (backward)
+      linear_backward(dlnf + r0 * D, d_head, nullptr, logits_.data(), lnf_.data() + r0 * D, w.lm_head, rows, compute_);
   }
   timer.reset();
   if (!backward) return loss;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/linear.h"
 #include "kernels/rope.h"
 #include "model/weights.h"
 #include "model/lora.h"
@@ -89,9 +90,6 @@ class TrainEngine {
                      uint64_t step);
   const Linear& base(int64_t l, Proj p) const;
   static void lora_down(std::vector<float>& u, const float* x, const LoraModule& m, int64_t N);
-  const uint16_t* bf16_weight(const TensorView& w);  // BF16 view of a frozen weight (converted once)
-  void linear_fwd(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate);
-  void linear_bwd_dx(float* dx, const float* dy, const TensorView& w, int64_t M);
   void resize(const TrainBatch& batch);
   double* phase_slot(Phase p) { return options_.profile ? &phase_times_.seconds[size_t(p)] : nullptr; }
 
@@ -106,8 +104,8 @@ class TrainEngine {
   std::vector<int64_t> positions_;
   std::vector<LayerActs> acts_;          // one per layer, or one scratch set with recompute
   std::vector<std::vector<float>> x_in_; // per layer inputs (recompute mode)
-  std::map<const void*, std::vector<uint16_t>> bf16_copies_;  // F32 frozen weights in BF16
-  std::vector<uint16_t> act_bf16_;                            // activations rounded for a BF16 GEMM
+  Bf16Workspace bf16_;     // BF16 copies of the frozen weights, rounded activations (--compute bf16)
+  LinearCompute compute_;  // the precision of the frozen-base and LM-head products
   std::vector<float> x_, lnf_, rstdf_;
   std::vector<float> scratch_in_, scratch_in2_, scratch_r_, dbuf_a_, dbuf_b_, dbuf_c_, dbuf_q_, dbuf_k_, dbuf_v_,
       dbuf_gate_, dbuf_up_, logits_, scratch_bt_, scratch_du_;
