@@ -10,10 +10,8 @@
 namespace taia {
 namespace {
 
-const char* kGgufProj[kNumProj] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-
 std::string tensor_name(int64_t l, Proj p, const char* ab) {
-  return "blk." + std::to_string(l) + "." + kGgufProj[int(p)] + ".weight.lora_" + ab;
+  return gguf_proj_tensor_name(l, p, std::string(".weight.lora_") + ab);
 }
 
 // HF row order -> llama.cpp's (pairs interleaved), the inverse of unpermute_qk_rows.

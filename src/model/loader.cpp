@@ -29,7 +29,7 @@ void allocate_model(Model& model, DType linear_dtype) {
   }
   if (c.tie_word_embeddings) {
     model.weights.lm_head = model.weights.embed;
-    model.weights.lm_head.name = "lm_head.weight";
+    model.weights.lm_head.name = kLmHeadTensor;
   }
 }
 
@@ -43,34 +43,6 @@ void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t r
         std::memcpy(&tmp[size_t((j * half + i) * row_len)], head + (2 * i + j) * row_len, size_t(row_len) * 4);
     std::memcpy(head, tmp.data(), tmp.size() * 4);
   }
-}
-
-std::string gguf_tensor_name(const std::string& hf) {
-  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf == "model.norm.weight") return "output_norm.weight";
-  if (hf == "lm_head.weight") return "output.weight";
-  const std::string prefix = "model.layers.";
-  if (hf.compare(0, prefix.size(), prefix) != 0) return "";
-  const size_t dot = hf.find('.', prefix.size());
-  if (dot == std::string::npos) return "";
-  const std::string layer = hf.substr(prefix.size(), dot - prefix.size());
-  std::string rest = hf.substr(dot + 1);
-  std::string kind = "weight";
-  const size_t last = rest.rfind('.');
-  if (last != std::string::npos) {
-    kind = rest.substr(last + 1);
-    rest = rest.substr(0, last);
-  }
-  static const std::pair<const char*, const char*> map[] = {
-      {"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"},
-      {"self_attn.q_proj", "attn_q"},   {"self_attn.k_proj", "attn_k"},
-      {"self_attn.v_proj", "attn_v"},   {"self_attn.o_proj", "attn_output"},
-      {"mlp.gate_proj", "ffn_gate"},    {"mlp.up_proj", "ffn_up"},
-      {"mlp.down_proj", "ffn_down"},
-  };
-  for (const auto& [h, g] : map)
-    if (rest == h) return "blk." + layer + "." + g + "." + kind;
-  return "";
 }
 
 ModelConfig config_from_gguf(const GgufFile& g) {
@@ -131,7 +103,7 @@ void load_hf(Model& model, const std::string& dir, const LoadOptions& options) {
   SafetensorsCollection st(dir);
   const auto expected = expected_tensors(model.config);
   // The dtype of the first linear weight decides the storage of all of them.
-  const SafetensorsTensor* first = st.find("model.layers.0.self_attn.q_proj.weight");
+  const SafetensorsTensor* first = st.find(proj_tensor_name(0, Proj::Q, "weight"));
   DType stored = first ? first->dtype : DType::F32;
   // Every tensor present with its shape before anything is allocated: the sizes a config.json
   // asks for are then backed by bytes in the files (whose offsets the reader validated).

@@ -20,9 +20,6 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
 
 // Hyper-parameters of a GGUF model of architecture llama or qwen2.
 ModelConfig config_from_gguf(const GgufFile& gguf);
-// The GGUF tensor name of an HF tensor name ("model.layers.3.self_attn.q_proj.weight" ->
-// "blk.3.attn_q.weight"); empty if there is none.
-std::string gguf_tensor_name(const std::string& hf_name);
 
 // Reserves the arena and points every weight view into it (contents zero). Used by the
 // loader and by init-model.

@@ -9,80 +9,6 @@
 
 namespace taia {
 
-namespace {
-const char* kNames[kNumProj] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-}
-
-const char* proj_name(Proj p) { return kNames[int(p)]; }
-const char* proj_parent(Proj p) { return proj_is_attention(p) ? "self_attn" : "mlp"; }
-bool proj_is_attention(Proj p) { return int(p) <= int(Proj::O); }
-
-std::optional<Proj> proj_from_name(const std::string& name) {
-  for (int i = 0; i < kNumProj; ++i) {
-    const std::string full = kNames[i];
-    if (name == full || name == full.substr(0, full.size() - 5)) return Proj(i);
-  }
-  return std::nullopt;
-}
-
-std::array<bool, kNumProj> parse_targets(const std::string& spec) {
-  std::array<bool, kNumProj> t{};
-  if (spec == "all" || spec == "all-linear") {
-    t.fill(true);
-    return t;
-  }
-  if (spec == "attn" || spec == "attention") {
-    for (int i = 0; i < 4; ++i) t[size_t(i)] = true;
-    return t;
-  }
-  if (spec == "ffn" || spec == "mlp") {
-    for (int i = 4; i < kNumProj; ++i) t[size_t(i)] = true;
-    return t;
-  }
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t comma = spec.find(',', start);
-    if (comma == std::string::npos) comma = spec.size();
-    const std::string item = spec.substr(start, comma - start);
-    const auto p = proj_from_name(item);
-    TAIA_CHECK(p.has_value(), "[targets] expected all, attn, ffn or a list of q,k,v,o,gate,up,down, got '", item, "'");
-    t[size_t(*p)] = true;
-    start = comma + 1;
-  }
-  return t;
-}
-
-std::string targets_to_string(const std::array<bool, kNumProj>& t) {
-  std::string s;
-  for (int i = 0; i < kNumProj; ++i) {
-    if (!t[size_t(i)]) continue;
-    if (!s.empty()) s += ',';
-    s += kNames[i];
-  }
-  return s;
-}
-
-ModuleMask parse_mode(const std::string& m) {
-  ModuleMask mask{};
-  if (m == "base") return mask;
-  if (m == "vanilla") return parse_targets("all");
-  if (m == "taia") return parse_targets("attn");
-  if (m == "taif") return parse_targets("ffn");
-  return parse_targets(m);
-}
-
-std::string mode_name(const ModuleMask& mask) {
-  if (mask == ModuleMask{}) return "base";
-  if (mask == parse_targets("all")) return "vanilla";
-  if (mask == parse_targets("attn")) return "taia";
-  if (mask == parse_targets("ffn")) return "taif";
-  return targets_to_string(mask);
-}
-
-std::string module_name(int64_t layer, Proj p) {
-  return "model.layers." + std::to_string(layer) + "." + proj_parent(p) + "." + proj_name(p);
-}
-
 std::optional<std::pair<int64_t, double>> LoraConfig::module_rank_alpha(int64_t layer, Proj p) const {
   if (!targets[size_t(p)]) return std::nullopt;
   if (!layers_to_transform.empty() &&
@@ -114,17 +40,6 @@ std::optional<std::pair<int64_t, double>> LoraConfig::module_rank_alpha(int64_t 
 }
 
 double LoraConfig::scale(int64_t r, double a) const { return use_rslora ? a / std::sqrt(double(r)) : a / double(r); }
-
-std::pair<int64_t, int64_t> proj_shape(const ModelConfig& c, Proj p) {
-  switch (p) {
-    case Proj::Q: return {c.hidden_size, c.q_dim()};
-    case Proj::K: case Proj::V: return {c.hidden_size, c.kv_dim()};
-    case Proj::O: return {c.q_dim(), c.hidden_size};
-    case Proj::Gate: case Proj::Up: return {c.hidden_size, c.intermediate_size};
-    case Proj::Down: return {c.intermediate_size, c.hidden_size};
-  }
-  return {0, 0};
-}
 
 LoraAdapter LoraAdapter::create(const ModelConfig& model, const LoraConfig& config, uint64_t seed) {
   TAIA_CHECK(config.rank > 0 && config.rank <= 65536, "[lora] rank expected 1..65536, got ", config.rank);

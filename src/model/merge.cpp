@@ -57,8 +57,8 @@ std::vector<std::pair<std::string, std::string>> merge_full(Model& ft, const Mod
   std::vector<std::pair<std::string, std::string>> provenance;
   for (const ExpectedTensor& e : expected_tensors(ft.config)) {
     bool from_base = false;
-    if (e.name == "model.embed_tokens.weight") from_base = revert.embeddings;
-    else if (e.name == "lm_head.weight") from_base = revert.lm_head;
+    if (e.name == kEmbedTensor) from_base = revert.embeddings;
+    else if (e.name == kLmHeadTensor) from_base = revert.lm_head;
     else if (e.name.find("norm") != std::string::npos) from_base = revert.norms;
     else
       for (int i = 0; i < kNumProj; ++i)

@@ -7,6 +7,7 @@
 #include "core/arena.h"
 #include "core/tensor.h"
 #include "model/config.h"
+#include "model/tensor_names.h"
 
 namespace taia {
 
@@ -29,6 +30,10 @@ struct ModelWeights {
   TensorView final_norm;  // [D]
   TensorView lm_head;     // [V, D]; the same storage as embed when tied
 };
+
+// In and out features of a projection, and whether the config gives it a bias.
+std::pair<int64_t, int64_t> proj_shape(const ModelConfig& c, Proj p);
+bool proj_has_bias(const ModelConfig& c, Proj p);
 
 // What a checkpoint must hold for a config, in HF names (model.layers.N.self_attn.q_proj.weight ...).
 struct ExpectedTensor {

@@ -106,15 +106,6 @@ void parallel_copy(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 
-const char* kLinearSuffix[kNumProj] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                       "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
-
-std::string tensor_name(int64_t l, Proj p, const char* kind) {
-  return "model.layers." + std::to_string(l) + "." + kLinearSuffix[int(p)] + "." + kind;
-}
-
-std::string layer_tensor(int64_t l, const char* rest) { return "model.layers." + std::to_string(l) + "." + rest; }
-
 }  // namespace
 
 TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads, const EngineOptions& options)
@@ -136,19 +127,7 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
     }
 }
 
-const Linear& TrainEngine::base(int64_t l, Proj p) const {
-  const LayerWeights& w = model_.weights.layers[size_t(l)];
-  switch (p) {
-    case Proj::Q: return w.q;
-    case Proj::K: return w.k;
-    case Proj::V: return w.v;
-    case Proj::O: return w.o;
-    case Proj::Gate: return w.gate;
-    case Proj::Up: return w.up;
-    case Proj::Down: return w.down;
-  }
-  return w.q;
-}
+const Linear& TrainEngine::base(int64_t l, Proj p) const { return layer_proj(model_.weights.layers[size_t(l)], p); }
 
 int64_t TrainEngine::working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& o,
                                    const LoraAdapter* lora, bool full) {
@@ -288,8 +267,8 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
 void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N,
                                 LayerActs& a, uint64_t step) {
   const Linear& lin = base(l, p);
-  float* dW = grads_ ? grads_->find(tensor_name(l, p, "weight")) : nullptr;
-  float* db = grads_ && !lin.bias.empty() ? grads_->find(tensor_name(l, p, "bias")) : nullptr;
+  float* dW = grads_ ? grads_->find(proj_tensor_name(l, p, "weight")) : nullptr;
+  float* db = grads_ && !lin.bias.empty() ? grads_->find(proj_tensor_name(l, p, "bias")) : nullptr;
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
   const double pdrop = m ? lora_->config.dropout : 0.0;
   const bool folded = m && pdrop == 0 && !options_.compute_bf16;
@@ -401,7 +380,7 @@ void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t st
   {
     // The residual passes dx straight through; the norm adds its share.
     PhaseScope t(phase_slot(Phase::Norm));
-    rmsnorm_backward<float>(dx, grads_ ? grads_->find(layer_tensor(l, "post_attention_layernorm.weight")) : nullptr,
+    rmsnorm_backward<float>(dx, grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Ffn)) : nullptr,
                             dln2, a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
   }
   float* datt = dbuf_c_.data();
@@ -423,8 +402,8 @@ void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t st
   // The first layer's input is the embedding: unless the embedding (or this norm) trains, no
   // gradient flows on from here, and the three input products of dx are skipped (as autograd
   // skips inputs that need no gradient).
-  float* d_attn_norm = grads_ ? grads_->find(layer_tensor(l, "input_layernorm.weight")) : nullptr;
-  const bool need_dx = l > 0 || d_attn_norm || (grads_ && grads_->find("model.embed_tokens.weight"));
+  float* d_attn_norm = grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Attn)) : nullptr;
+  const bool need_dx = l > 0 || d_attn_norm || (grads_ && grads_->find(kEmbedTensor));
   float* dln1 = need_dx ? dbuf_b_.data() : nullptr;
   if (need_dx) {
     PhaseScope t(phase_slot(Phase::Elementwise));
@@ -469,7 +448,7 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
   if (backward) std::fill(dlnf, dlnf + N * D, 0.0f);
   float* d_head = nullptr;
   if (backward && grads_)
-    d_head = grads_->find(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    d_head = grads_->find(c.tie_word_embeddings ? kEmbedTensor : kLmHeadTensor);
   double loss = 0;
   for (int64_t r0 = 0; r0 < N; r0 += chunk) {
     const int64_t rows = std::min(chunk, N - r0);
@@ -483,7 +462,7 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
   float* dx = scratch_in_.data();  // [N, D] gradient of the residual stream
   timer.emplace(phase_slot(Phase::Norm));
   std::fill(dx, dx + N * D, 0.0f);
-  rmsnorm_backward<float>(dx, grads_ ? grads_->find("model.norm.weight") : nullptr, dlnf, x_.data(),
+  rmsnorm_backward<float>(dx, grads_ ? grads_->find(kFinalNormTensor) : nullptr, dlnf, x_.data(),
                           w.final_norm.ptr<const float>(), rstdf_.data(), N, D);
   timer.reset();
   for (int64_t l = c.num_layers - 1; l >= 0; --l) {
@@ -494,7 +473,7 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
     }
     layer_backward(l, a, dx, step);
   }
-  if (float* d_embed = grads_ ? grads_->find("model.embed_tokens.weight") : nullptr) {
+  if (float* d_embed = grads_ ? grads_->find(kEmbedTensor) : nullptr) {
     for (int64_t i = 0; i < N; ++i) {
       float* row = d_embed + size_t(batch.tokens[size_t(i)]) * size_t(D);
       const float* g = dx + i * D;

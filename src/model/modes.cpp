@@ -1,0 +1,84 @@
+#include "model/modes.h"
+
+#include "core/error.h"
+
+namespace taia {
+
+namespace {
+constexpr ModuleMask kNone{};
+constexpr ModuleMask kAll{true, true, true, true, true, true, true};
+constexpr ModuleMask kAttention{true, true, true, true, false, false, false};
+constexpr ModuleMask kFfn{false, false, false, false, true, true, true};
+}  // namespace
+
+const std::vector<ModeInfo>& mode_table() {
+  static const std::vector<ModeInfo> table = {
+      {"base", "no updates (the pretrained model)", kNone},
+      {"vanilla", "all updates", kAll},
+      {"taia", "attention updates only (q, k, v, o)", kAttention},
+      {"taif", "FFN updates only (gate, up, down)", kFfn},
+  };
+  return table;
+}
+
+const std::vector<std::string>& mode_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const ModeInfo& m : mode_table()) n.push_back(m.name);
+    return n;
+  }();
+  return names;
+}
+
+std::string modes_help() {
+  std::string s;
+  for (const ModeInfo& m : mode_table()) s += std::string(s.empty() ? "" : ", ") + m.name + " (" + m.help + ")";
+  return s;
+}
+
+ModuleMask parse_targets(const std::string& spec) {
+  if (spec == "all" || spec == "all-linear") return kAll;
+  if (spec == "attn" || spec == "attention") return kAttention;
+  if (spec == "ffn" || spec == "mlp") return kFfn;
+  ModuleMask t{};
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t comma = spec.find(',', start);
+    if (comma == std::string::npos) comma = spec.size();
+    const std::string item = spec.substr(start, comma - start);
+    const auto p = proj_from_name(item);
+    TAIA_CHECK(p.has_value(), "[targets] expected all, attn, ffn or a list of q,k,v,o,gate,up,down, got '", item, "'");
+    t[size_t(*p)] = true;
+    start = comma + 1;
+  }
+  return t;
+}
+
+std::string targets_to_string(const ModuleMask& t) {
+  std::string s;
+  for (int i = 0; i < kNumProj; ++i) {
+    if (!t[size_t(i)]) continue;
+    if (!s.empty()) s += ',';
+    s += proj_name(Proj(i));
+  }
+  return s;
+}
+
+ModuleMask parse_mode(const std::string& m) {
+  for (const ModeInfo& info : mode_table())
+    if (m == info.name) return info.mask;
+  return parse_targets(m);
+}
+
+std::string mode_name(const ModuleMask& mask) {
+  for (const ModeInfo& info : mode_table())
+    if (mask == info.mask) return info.name;
+  return targets_to_string(mask);
+}
+
+ModuleMask select_modules(const std::string& mode, const std::string& modules, const std::string& default_mode) {
+  if (!modules.empty()) return parse_mode(modules);
+  return parse_mode(mode.empty() ? default_mode : mode);
+}
+
+}  // namespace taia

@@ -1,0 +1,34 @@
+// The TAIA modes, declared once for the library and the CLI: which adapter modules (or which
+// fine-tuned projections) a model runs with. base = none, vanilla = all seven, taia = attention
+// (q, k, v, o), taif = FFN (gate, up, down), or an explicit module list ("q,k,v").
+#pragma once
+#include <array>
+#include <string>
+#include <vector>
+
+#include "model/tensor_names.h"
+
+namespace taia {
+
+using ModuleMask = std::array<bool, kNumProj>;
+
+struct ModeInfo {
+  const char* name;  // "taia"
+  const char* help;  // "attention updates only"
+  ModuleMask mask;
+};
+const std::vector<ModeInfo>& mode_table();      // base, vanilla, taia, taif in this order
+const std::vector<std::string>& mode_names();   // their names
+// "base, vanilla (all updates), taia (attention only), taif (FFN only)": the one help text.
+std::string modes_help();
+
+// "all", "attn", "ffn" or a comma list of q,k,v,o,gate,up,down (with or without _proj).
+ModuleMask parse_targets(const std::string& spec);
+std::string targets_to_string(const ModuleMask& t);  // "q_proj,k_proj,..."
+
+ModuleMask parse_mode(const std::string& mode_or_modules);  // a mode name or a module list
+std::string mode_name(const ModuleMask& mask);              // "taia", "vanilla", ... or the module list
+// What --mode / --modules select: the module list when given, else the mode, else default_mode.
+ModuleMask select_modules(const std::string& mode, const std::string& modules, const std::string& default_mode);
+
+}  // namespace taia

@@ -1,0 +1,92 @@
+#include "model/tensor_names.h"
+
+#include "model/weights.h"
+
+namespace taia {
+namespace {
+
+constexpr ProjNames kProjNames[kNumProj] = {
+    {"q_proj", "self_attn", "attn_q"},   {"k_proj", "self_attn", "attn_k"}, {"v_proj", "self_attn", "attn_v"},
+    {"o_proj", "self_attn", "attn_output"}, {"gate_proj", "mlp", "ffn_gate"}, {"up_proj", "mlp", "ffn_up"},
+    {"down_proj", "mlp", "ffn_down"},
+};
+
+struct NormNames {
+  const char* hf;    // "input_layernorm"
+  const char* gguf;  // "attn_norm"
+};
+constexpr NormNames kNormNames[2] = {{"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"}};
+
+// Model-level tensors: HF name -> GGUF name.
+constexpr std::pair<const char*, const char*> kModelTensors[] = {
+    {kEmbedTensor, "token_embd.weight"}, {kFinalNormTensor, "output_norm.weight"}, {kLmHeadTensor, "output.weight"}};
+
+std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
+
+}  // namespace
+
+const ProjNames& proj_names(Proj p) { return kProjNames[int(p)]; }
+const char* proj_name(Proj p) { return kProjNames[int(p)].module; }
+const char* proj_parent(Proj p) { return kProjNames[int(p)].parent; }
+bool proj_is_attention(Proj p) { return int(p) <= int(Proj::O); }
+
+std::optional<Proj> proj_from_name(const std::string& name) {
+  for (int i = 0; i < kNumProj; ++i) {
+    const std::string full = kProjNames[i].module;
+    if (name == full || name == full.substr(0, full.size() - 5)) return Proj(i);
+  }
+  return std::nullopt;
+}
+
+Linear& layer_proj(LayerWeights& w, Proj p) {
+  switch (p) {
+    case Proj::Q: return w.q;
+    case Proj::K: return w.k;
+    case Proj::V: return w.v;
+    case Proj::O: return w.o;
+    case Proj::Gate: return w.gate;
+    case Proj::Up: return w.up;
+    case Proj::Down: return w.down;
+  }
+  return w.q;
+}
+
+const Linear& layer_proj(const LayerWeights& w, Proj p) { return layer_proj(const_cast<LayerWeights&>(w), p); }
+
+std::string module_name(int64_t layer, Proj p) {
+  return layer_prefix(layer) + proj_parent(p) + "." + proj_name(p);
+}
+
+std::string proj_tensor_name(int64_t layer, Proj p, const char* kind) { return module_name(layer, p) + "." + kind; }
+
+std::string norm_tensor_name(int64_t layer, LayerNorm n) {
+  return layer_prefix(layer) + kNormNames[int(n)].hf + ".weight";
+}
+
+std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix) {
+  return "blk." + std::to_string(layer) + "." + kProjNames[int(p)].gguf + suffix;
+}
+
+std::string gguf_tensor_name(const std::string& hf) {
+  for (const auto& [h, g] : kModelTensors)
+    if (hf == h) return g;
+  const std::string prefix = "model.layers.";
+  if (hf.compare(0, prefix.size(), prefix) != 0) return "";
+  const size_t dot = hf.find('.', prefix.size());
+  if (dot == std::string::npos) return "";
+  const std::string layer = hf.substr(prefix.size(), dot - prefix.size());
+  std::string rest = hf.substr(dot + 1);
+  std::string kind = "weight";
+  const size_t last = rest.rfind('.');
+  if (last != std::string::npos) {
+    kind = rest.substr(last + 1);
+    rest = rest.substr(0, last);
+  }
+  for (const NormNames& n : kNormNames)
+    if (rest == n.hf) return "blk." + layer + "." + n.gguf + "." + kind;
+  for (const ProjNames& p : kProjNames)
+    if (rest == std::string(p.parent) + "." + p.module) return "blk." + layer + "." + p.gguf + "." + kind;
+  return "";
+}
+
+}  // namespace taia

@@ -1,0 +1,51 @@
+// Every tensor name taia reads or writes, HF and GGUF, in one table (llama.cpp keeps its
+// LLM_TENSOR_NAMES the same way): the model-level tensors, and per layer the two norms and the
+// seven projections, with the projection -> weight mapping. Adapters (PEFT keys, GGUF LoRA
+// tensors) and the training engine's gradients build their names from here.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace taia {
+
+struct Linear;
+struct LayerWeights;
+
+// The seven linear projections of a decoder layer.
+enum class Proj : int { Q = 0, K, V, O, Gate, Up, Down };
+constexpr int kNumProj = 7;
+
+struct ProjNames {
+  const char* module;  // HF module: "q_proj"
+  const char* parent;  // HF parent module: "self_attn" or "mlp"
+  const char* gguf;    // GGUF tensor stem: "attn_q"
+};
+const ProjNames& proj_names(Proj p);
+const char* proj_name(Proj p);    // "q_proj", ..., "down_proj"
+const char* proj_parent(Proj p);  // "self_attn" or "mlp"
+bool proj_is_attention(Proj p);
+std::optional<Proj> proj_from_name(const std::string& name);  // "q", "q_proj", "gate", ...
+
+// The projection's weights in a layer (q -> w.q, ..., down -> w.down).
+const Linear& layer_proj(const LayerWeights& w, Proj p);
+Linear& layer_proj(LayerWeights& w, Proj p);
+
+// The two norms of a layer.
+enum class LayerNorm { Attn, Ffn };
+
+// HF names.
+inline constexpr const char* kEmbedTensor = "model.embed_tokens.weight";
+inline constexpr const char* kFinalNormTensor = "model.norm.weight";
+inline constexpr const char* kLmHeadTensor = "lm_head.weight";
+std::string module_name(int64_t layer, Proj p);                          // "model.layers.3.self_attn.q_proj"
+std::string proj_tensor_name(int64_t layer, Proj p, const char* kind);  // + ".weight" / ".bias"
+std::string norm_tensor_name(int64_t layer, LayerNorm n);               // "model.layers.3.input_layernorm.weight"
+
+// GGUF names.
+std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix);  // "blk.3.attn_q" + suffix
+// The GGUF tensor name of an HF tensor name ("model.layers.3.self_attn.q_proj.weight" ->
+// "blk.3.attn_q.weight"); empty if there is none.
+std::string gguf_tensor_name(const std::string& hf_name);
+
+}  // namespace taia
