@@ -1,5 +1,6 @@
 #include "eval/evaluate.h"
 
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "core/rng.h"
 #include "eval/answers.h"
 #include "eval/scoring.h"
+#include "eval/stats.h"
 
 namespace taia {
 namespace {
@@ -96,19 +98,6 @@ std::vector<TaskExample> fewshot_pool(const Task& task, const EvalSettings& s, b
   }
   *from_task = true;
   return task.examples;
-}
-
-double mean(const std::vector<double>& v) {
-  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
-}
-
-// Standard error of the mean (sample standard deviation / sqrt(n)), as lm-eval-harness reports.
-double stderr_of(const std::vector<double>& v) {
-  if (v.size() < 2) return 0.0;
-  const double m = mean(v);
-  double ss = 0;
-  for (double x : v) ss += (x - m) * (x - m);
-  return std::sqrt(ss / double(v.size() - 1) / double(v.size()));
 }
 
 std::string safe_file_part(const std::string& s) {
@@ -234,7 +223,7 @@ class Evaluator {
   }
 
   static Json entry(const char* metric, const std::vector<double>& per_example) {
-    return Json{{"metric", metric}, {"value", mean(per_example)}, {"stderr", stderr_of(per_example)},
+    return Json{{"metric", metric}, {"value", mean_of(per_example)}, {"stderr", standard_error(per_example)},
                 {"n", per_example.size()}};
   }
 
@@ -260,8 +249,8 @@ class Evaluator {
                                  {"extracted_norm", e.labels[best_norm]}, {"greedy", res[i].greedy}});
     }
     out.entry = entry("acc", acc);
-    out.entry["acc_norm"] = mean(acc_norm);
-    out.entry["acc_norm_stderr"] = stderr_of(acc_norm);
+    out.entry["acc_norm"] = mean_of(acc_norm);
+    out.entry["acc_norm_stderr"] = standard_error(acc_norm);
     out.entry["method"] = "loglik";
     return out;
   }
@@ -380,7 +369,7 @@ class Evaluator {
                                  {"output", replies[i]}, {"extracted", r ? "refusal" : "compliance"}, {"correct", r}});
     }
     out.entry = entry("refusal_rate", refused);
-    out.entry["attack_success_rate"] = 1.0 - mean(refused);
+    out.entry["attack_success_rate"] = 1.0 - mean_of(refused);
     return out;
   }
 
@@ -405,7 +394,7 @@ class Evaluator {
     TAIA_CHECK(!bits.empty(), task.path, ": the text is too short to predict any token");
     out.entry = entry("bits_per_token", bits);
     const double total_bits = std::accumulate(bits.begin(), bits.end(), 0.0);
-    out.entry["perplexity"] = std::exp(mean(bits) * std::log(2.0));
+    out.entry["perplexity"] = std::exp(mean_of(bits) * std::log(2.0));
     out.entry["bits_per_byte"] = bytes > 0 ? total_bits / bytes : 0.0;
     out.entry["window"] = window;
     return out;

@@ -13,6 +13,10 @@
 namespace taia {
 namespace {
 
+// The ± of a results.json leaf: the standard error of an evaluation ("stderr") or the standard
+// deviation over seeds of an aggregate such as the demo's ("std"); settings.spread names it.
+double spread_of(const Json& e) { return e.contains("stderr") ? e.value("stderr", 0.0) : e.value("std", 0.0); }
+
 std::string esc(const std::string& s) {
   std::string o;
   for (char ch : s) {
@@ -208,7 +212,7 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
         continue;
       }
       const Json& e = by_mode[m];
-      h += "<td>" + num(e["value"].get<double>()) + " ± " + num(e.value("stderr", 0.0)) + "</td>";
+      h += "<td>" + num(e["value"].get<double>()) + " ± " + num(spread_of(e)) + "</td>";
     }
     h += "</tr>\n";
   }
@@ -221,7 +225,7 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
       if (by_mode.contains(m)) {
         ms.push_back(m);
         v.push_back(by_mode[m]["value"].get<double>());
-        e.push_back(by_mode[m].value("stderr", 0.0));
+        e.push_back(spread_of(by_mode[m]));
         metric = by_mode[m].value("metric", "");
       }
     h += bar_chart(key, ms, v, e, metric) + "\n";

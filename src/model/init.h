@@ -20,6 +20,13 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, uint64_t seed, DTyp
 // Tensors are stored in `dtype` (norms and biases too, as HF saves a whole model in one dtype).
 void save_hf_folder(Model& model, const std::string& dir, DType dtype);
 
+// The one writer of a complete model folder (taia merge, taia export --format hf, full
+// fine-tuning): save_hf_folder, the tokenizer files of `source` (copy_tokenizer_files), and
+// generation_config.json: the source's, else one with the config's BOS/EOS ids as HF's
+// save_pretrained writes it. A GGUF source has no tokenizer files to copy (its vocabulary is
+// inside the GGUF file).
+void save_model_folder(Model& model, const std::string& dir, DType dtype, const std::string& source);
+
 // Copies tokenizer.json, tokenizer_config.json, tokenizer.model, special_tokens_map.json and
 // generation_config.json (those present) from an HF folder into dir, so an exported or trained
 // model folder is self-contained. A `from` that is not a folder (a GGUF file) copies nothing.

@@ -29,21 +29,6 @@ void FullGrads::zero() {
   for (auto& [name, g] : by_name) std::fill(g.begin(), g.end(), 0.0f);
 }
 
-FullGrads make_full_grads(const Model& model, const std::array<bool, kNumProj>& targets) {
-  bool all = true;
-  for (bool t : targets) all = all && t;
-  FullGrads g;
-  for (const ExpectedTensor& e : expected_tensors(model.config)) {
-    bool trainable = all;
-    if (!all)
-      for (int i = 0; i < kNumProj; ++i)
-        if (targets[size_t(i)] && e.name.find(std::string(".") + proj_name(Proj(i)) + ".") != std::string::npos)
-          trainable = true;
-    if (trainable) g.by_name[e.name].assign(size_t(checked_numel(e.shape, e.name)), 0.0f);
-  }
-  return g;
-}
-
 const char* phase_name(Phase p) {
   switch (p) {
     case Phase::BaseGemm: return "base GEMMs";
@@ -129,34 +114,91 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
 
 const Linear& TrainEngine::base(int64_t l, Proj p) const { return layer_proj(model_.weights.layers[size_t(l)], p); }
 
+namespace {
+
+// Rows of logits computed at a time: the LM head and the loss run in chunks of about 4M floats
+// so the logits never exist for the whole batch.
+int64_t logits_chunk_rows(int64_t N, int64_t V) { return std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V)); }
+
+}  // namespace
+
+template <typename Fn>
+void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
+  const ModelConfig& c = *s.config;
+  const EngineOptions& o = *s.options;
+  const int64_t N = s.B * s.L, D = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size,
+                H = c.num_heads, V = c.vocab_size;
+  const int64_t sets = o.recompute ? 1 : c.num_layers;
+  b.acts.resize(size_t(sets));
+  for (int64_t set = 0; set < sets; ++set) {
+    LayerActs& a = b.acts[size_t(set)];
+    for (std::vector<float>* v : {&a.x_in, &a.ln1, &a.x_mid, &a.ln2}) size(*v, N * D);
+    for (std::vector<float>* v : {&a.rstd1, &a.rstd2}) size(*v, N);
+    for (std::vector<float>* v : {&a.q, &a.att}) size(*v, N * Q);
+    for (std::vector<float>* v : {&a.k, &a.v}) size(*v, N * KV);
+    for (std::vector<float>* v : {&a.gate, &a.up, &a.h}) size(*v, N * I);
+    size(a.probs, s.B * H * s.L * s.L);
+    // LoRA: u per adapted projection (the largest rank over the layers this set serves), and the
+    // folded weight w_eff.
+    for (int i = 0; i < kNumProj; ++i) {
+      int64_t rank = 0, folded = 0;
+      for (int64_t l = set; s.lora && l < (o.recompute ? c.num_layers : set + 1); ++l)
+        if (const LoraModule* m = s.lora->find(l, Proj(i))) {
+          rank = std::max(rank, m->rank);
+          // Folded whenever the base multiplies in F32: training without dropout, and every
+          // forward_loss (validation runs without dropout whatever the config says).
+          if (!o.compute_bf16) folded = m->out * m->in;
+        }
+      size(a.lora_u[size_t(i)], N * rank);
+      size(a.w_eff[size_t(i)], folded);
+    }
+  }
+  b.saved_inputs.resize(o.recompute ? size_t(c.num_layers) : 0);
+  for (std::vector<float>& v : b.saved_inputs) size(v, N * D);
+  size(b.recomputed_out, o.recompute ? N * D : 0);
+  size(b.x, N * D);
+  size(b.lnf, N * D);
+  size(b.rstdf, N);
+  size(b.logits, logits_chunk_rows(N, V) * V);
+  GradScratch& g = b.grad;
+  for (std::vector<float>* v : {&g.d_residual, &g.d_norm_out}) size(*v, N * D);
+  for (std::vector<float>* v : {&g.d_h, &g.d_gate, &g.d_up}) size(*v, N * I);
+  for (std::vector<float>* v : {&g.d_att, &g.d_q}) size(*v, N * Q);
+  for (std::vector<float>* v : {&g.d_k, &g.d_v}) size(*v, N * KV);
+  int64_t max_rank = 0, max_in = 0, max_rank_out = 0;
+  for (int64_t l = 0; s.lora && l < c.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (const LoraModule* m = s.lora->find(l, Proj(i))) {
+        max_rank = std::max(max_rank, m->rank);
+        max_in = std::max(max_in, m->in);
+        max_rank_out = std::max(max_rank_out, m->rank * m->out);
+      }
+  const bool dropout = s.lora && s.lora->config.dropout > 0;
+  size(g.lora_x_dropped, dropout ? N * max_in : 0);
+  size(g.lora_d_x_dropped, dropout ? N * max_in : 0);
+  size(g.lora_dBt, max_rank_out);
+  size(g.lora_du, N * max_rank);
+}
+
+int64_t TrainEngine::bf16_workspace_bytes(const ModelConfig& c, int64_t N, const LoraAdapter* lora) {
+  int64_t bytes = 0;
+  for (int64_t l = 0; lora && l < c.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      const auto [in, out] = proj_shape(c, Proj(i));
+      bytes += in * out * 2;  // every frozen projection is multiplied in BF16
+    }
+  const int64_t widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
+  return bytes + c.vocab_size * c.hidden_size * 2 + N * std::max(widest, c.vocab_size) * 2;
+}
+
 int64_t TrainEngine::working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& o,
                                    const LoraAdapter* lora, bool full) {
-  const int64_t N = B * L, D = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size,
-                H = c.num_heads, V = c.vocab_size;
-  // LayerActs (see resize): x_in, ln1, x_mid, ln2 [N, D]; q, att [N, Q]; k, v [N, KV];
-  // gate, up, h [N, I]; probs [B, H, L, L]; rstd1, rstd2 [N].
-  const int64_t per_layer = N * (4 * D + 2 * Q + 2 * KV + 3 * I + 2) + B * H * L * L;
-  const int64_t sets = o.recompute ? 1 : c.num_layers;
-  int64_t floats = sets * per_layer;
-  if (o.recompute) floats += c.num_layers * N * D;  // saved layer inputs
-  const int64_t widest = std::max({D, Q, I});
-  floats += N * (3 * D + 2) + 5 * N * widest + N * (Q + 2 * KV + 2 * I);  // x, lnf, scratch, d-buffers
-  floats += std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V)) * V;  // logits chunk
+  const LoraAdapter* adapter = full ? nullptr : lora;
+  Buffers none;  // only sized, never allocated
+  int64_t floats = 0;
+  plan_buffers(none, PlanShape{&c, B, L, &o, adapter}, [&](std::vector<float>&, int64_t n) { floats += n; });
   int64_t bytes = floats * 4;
-  if (lora && !full) {
-    // lora_u [N, r] and the folded weight w_eff live in LayerActs: one set per layer, or one
-    // shared set (sized by the layer that needs most; layer 0 stands in) with recompute.
-    for (int64_t l = 0; l < int64_t(lora->layers.size()); ++l)
-      for (int i = 0; i < kNumProj; ++i)
-        if (const LoraModule* m = lora->find(l, Proj(i))) {
-          if (l < sets) {
-            bytes += N * m->rank * 4;
-            if (lora->config.dropout == 0 && !o.compute_bf16) bytes += m->out * m->in * 4;
-          }
-          if (o.compute_bf16) bytes += m->out * m->in * 2;  // BF16 copies of the frozen weights
-        }
-    if (o.compute_bf16) bytes += V * D * 2 + N * std::max(widest, V) * 2;
-  }
+  if (o.compute_bf16) bytes += bf16_workspace_bytes(c, B * L, adapter);
   return bytes;
 }
 
@@ -176,50 +218,15 @@ void TrainEngine::resize(const TrainBatch& batch) {
   B_ = batch.B;
   L_ = batch.L;
   N_ = B_ * L_;
-  const size_t N = size_t(N_), D = size_t(c.hidden_size), Q = size_t(c.q_dim()), KV = size_t(c.kv_dim()),
-               I = size_t(c.intermediate_size), H = size_t(c.num_heads);
   if (rope_.cos.size() < size_t(L_) * size_t(c.head_dim / 2)) rope_ = rope_table(inv_freq_, L_);
-  positions_.resize(N);
+  positions_.resize(size_t(N_));
   for (int64_t i = 0; i < N_; ++i) positions_[size_t(i)] = i % L_;
-  const size_t sets = options_.recompute ? 1 : size_t(c.num_layers);
-  acts_.resize(sets);
-  for (LayerActs& a : acts_) {
-    a.x_in.resize(N * D);
-    a.ln1.resize(N * D);
-    a.rstd1.resize(N);
-    a.q.resize(N * Q);
-    a.k.resize(N * KV);
-    a.v.resize(N * KV);
-    a.probs.resize(size_t(B_) * H * size_t(L_) * size_t(L_));
-    a.att.resize(N * Q);
-    a.x_mid.resize(N * D);
-    a.ln2.resize(N * D);
-    a.rstd2.resize(N);
-    a.gate.resize(N * I);
-    a.up.resize(N * I);
-    a.h.resize(N * I);
-  }
-  if (options_.recompute) x_in_.assign(size_t(c.num_layers), std::vector<float>(N * D));
-  x_.resize(N * D);
-  lnf_.resize(N * D);
-  rstdf_.resize(N);
-  const size_t widest = std::max({D, Q, I});
-  scratch_in_.resize(N * widest);
-  scratch_in2_.resize(N * widest);
-  dbuf_a_.resize(N * widest);
-  dbuf_b_.resize(N * widest);
-  dbuf_c_.resize(N * widest);
-  dbuf_q_.resize(N * Q);
-  dbuf_k_.resize(N * KV);
-  dbuf_v_.resize(N * KV);
-  dbuf_gate_.resize(N * I);
-  dbuf_up_.resize(N * I);
+  plan_buffers(buf_, PlanShape{&c, B_, L_, &options_, lora_}, [](std::vector<float>& v, int64_t n) { v.resize(size_t(n)); });
 }
 
 // u[N, r] = x A^T, the input of the LoRA up-projection (kept for dB).
-void TrainEngine::lora_down(std::vector<float>& u, const float* x, const LoraModule& m, int64_t N) {
-  u.resize(size_t(N * m.rank));
-  sgemm(false, true, N, m.rank, m.in, 1.0f, x, m.in, m.A.data(), m.in, 0.0f, u.data(), m.rank);
+void TrainEngine::lora_down(float* u, const float* x, const LoraModule& m, int64_t N) {
+  sgemm(false, true, N, m.rank, m.in, 1.0f, x, m.in, m.A.data(), m.in, 0.0f, u, m.rank);
 }
 
 void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train,
@@ -227,22 +234,21 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   const Linear& lin = base(l, p);
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
   const double pdrop = m && train ? lora_->config.dropout : 0.0;
-  std::vector<float>& u = a.lora_u[size_t(p)];
+  float* u = a.lora_u[size_t(p)].data();
   if (m && pdrop == 0 && !options_.compute_bf16) {
-    std::vector<float>& w = a.w_eff[size_t(p)];
+    float* w_eff = a.w_eff[size_t(p)].data();
     {
       PhaseScope t(phase_slot(Phase::Lora));
-      w.resize(size_t(m->out * m->in));
       if (lin.weight.dtype == DType::F32)
-        parallel_copy(w.data(), lin.weight.ptr<const float>(), int64_t(w.size()));
+        parallel_copy(w_eff, lin.weight.ptr<const float>(), m->out * m->in);
       else
-        convert_to_f32(lin.weight.dtype, lin.weight.data, w.data(), w.size());
-      sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B.data(), m->rank, m->A.data(), m->in, 1.0f,
-            w.data(), m->in);
+        convert_to_f32(lin.weight.dtype, lin.weight.data, w_eff, size_t(m->out * m->in));
+      sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B.data(), m->rank, m->A.data(), m->in, 1.0f, w_eff,
+            m->in);
     }
     {
       PhaseScope t(phase_slot(Phase::BaseGemm));
-      linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w.data()), lin.bias_ptr(), N, accumulate,
+      linear_forward(y, x, TensorView("w_eff", DType::F32, {m->out, m->in}, w_eff), lin.bias_ptr(), N, accumulate,
                      compute_);
     }
     PhaseScope t(phase_slot(Phase::Lora));
@@ -257,11 +263,12 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   PhaseScope t(phase_slot(Phase::Lora));
   const float* xin = x;
   if (pdrop > 0) {
-    apply_dropout(scratch_in2_.data(), x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
-    xin = scratch_in2_.data();
+    float* x_dropped = buf_.grad.lora_x_dropped.data();
+    apply_dropout(x_dropped, x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
+    xin = x_dropped;
   }
   lora_down(u, xin, *m, N);
-  sgemm(false, true, N, m->out, m->rank, m->scale, u.data(), m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
+  sgemm(false, true, N, m->out, m->rank, m->scale, u, m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
 }
 
 void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N,
@@ -270,8 +277,7 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   float* dW = grads_ ? grads_->find(proj_tensor_name(l, p, "weight")) : nullptr;
   float* db = grads_ && !lin.bias.empty() ? grads_->find(proj_tensor_name(l, p, "bias")) : nullptr;
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
-  const double pdrop = m ? lora_->config.dropout : 0.0;
-  const bool folded = m && pdrop == 0 && !options_.compute_bf16;
+  const bool folded = m && lora_->config.dropout == 0 && !options_.compute_bf16;
   // dx through W (+ scale B A when folded: the LoRA branch's dx comes with it).
   {
     PhaseScope t(phase_slot(Phase::BaseGemm));
@@ -281,34 +287,40 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   }
   if (!m) return;
   PhaseScope t(phase_slot(Phase::Lora));
-  const std::vector<float>& u = a.lora_u[size_t(p)];
+  lora_backward(l, p, *m, dx, dy, x, N, a, step, folded);
+}
+
+void TrainEngine::lora_backward(int64_t l, Proj p, LoraModule& m, float* dx, const float* dy, const float* x,
+                                int64_t N, LayerActs& a, uint64_t step, bool folded) {
+  const double pdrop = lora_->config.dropout;
+  const float* u = a.lora_u[size_t(p)].data();
+  GradScratch& g = buf_.grad;
   // dB += s * dy^T u, formed as its transpose s * u^T dy [r, out] (the r-row product runs ~3x
   // faster in oneDNN than the r-column one); du = s * dy B [N, r]; dA += du^T xd.
-  std::vector<float>& dbt = scratch_bt_;
-  dbt.resize(size_t(m->rank * m->out));
-  sgemm(true, false, m->rank, m->out, N, m->scale, u.data(), m->rank, dy, m->out, 0.0f, dbt.data(), m->out);
-  for (int64_t o = 0; o < m->out; ++o)
-    for (int64_t r = 0; r < m->rank; ++r) m->dB[size_t(o * m->rank + r)] += dbt[size_t(r * m->out + o)];
-  std::vector<float>& du = scratch_du_;
-  du.resize(size_t(N * m->rank));
-  sgemm(false, false, N, m->rank, m->out, m->scale, dy, m->out, m->B.data(), m->rank, 0.0f, du.data(), m->rank);
+  float* dBt = g.lora_dBt.data();
+  sgemm(true, false, m.rank, m.out, N, m.scale, u, m.rank, dy, m.out, 0.0f, dBt, m.out);
+  for (int64_t o = 0; o < m.out; ++o)
+    for (int64_t r = 0; r < m.rank; ++r) m.dB[size_t(o * m.rank + r)] += dBt[size_t(r * m.out + o)];
+  float* du = g.lora_du.data();
+  sgemm(false, false, N, m.rank, m.out, m.scale, dy, m.out, m.B.data(), m.rank, 0.0f, du, m.rank);
   const float* xin = x;
-  const float keep_scale = float(1.0 / (1.0 - pdrop));
   if (pdrop > 0) {
-    apply_dropout(scratch_in2_.data(), x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
-    xin = scratch_in2_.data();
+    apply_dropout(g.lora_x_dropped.data(), x, N * m.in, options_.dropout_seed, step, l, int(p), pdrop);
+    xin = g.lora_x_dropped.data();
   }
-  sgemm(true, false, m->rank, m->in, N, 1.0f, du.data(), m->rank, xin, m->in, 1.0f, m->dA.data(), m->in);
+  sgemm(true, false, m.rank, m.in, N, 1.0f, du, m.rank, xin, m.in, 1.0f, m.dA.data(), m.in);
   if (folded || !dx) return;
   if (pdrop == 0) {
-    sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 1.0f, dx, m->in);
+    sgemm(false, false, N, m.in, m.rank, 1.0f, du, m.rank, m.A.data(), m.in, 1.0f, dx, m.in);
     return;
   }
-  float* dxd = scratch_in2_.data();
-  sgemm(false, false, N, m->in, m->rank, 1.0f, du.data(), m->rank, m->A.data(), m->in, 0.0f, dxd, m->in);
+  // dx += mask * (du A) / (1 - p): the gradient through the dropped input.
+  float* d_x_dropped = g.lora_d_x_dropped.data();
+  sgemm(false, false, N, m.in, m.rank, 1.0f, du, m.rank, m.A.data(), m.in, 0.0f, d_x_dropped, m.in);
+  const float keep_scale = float(1.0 / (1.0 - pdrop));
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N * m->in; ++i)
-    if (dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop)) dx[i] += dxd[i] * keep_scale;
+  for (int64_t i = 0; i < N * m.in; ++i)
+    if (dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop)) dx[i] += d_x_dropped[i] * keep_scale;
 }
 
 void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step) {
@@ -355,131 +367,156 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   proj_forward(l, Proj::Down, x_out, a.h.data(), N, a, train, step, true);
 }
 
-void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t step) {
-  // dx [N, D]: gradient at the layer output on entry, at the layer input on exit (left as it
-  // is in the first layer when nothing below it trains; see need_dx).
+// d_residual [N, D]: the gradient at the layer output on entry, at the layer input on exit (left
+// as it is in the first layer when nothing below it trains; see attention_block_backward).
+void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
+  ffn_backward(l, a, d_residual, step);
+  attention_block_backward(l, a, d_residual, step);
+}
+
+void TrainEngine::ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
   const ModelConfig& c = model_.config;
   const LayerWeights& w = model_.weights.layers[size_t(l)];
   const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
-  float* dh = dbuf_a_.data();
+  GradScratch& g = buf_.grad;
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
-    parallel_zero(dh, N * I);
+    parallel_zero(g.d_h.data(), N * I);
   }
-  proj_backward(l, Proj::Down, dh, dx, a.h.data(), N, a, step);
-  float* dln2 = dbuf_b_.data();
+  proj_backward(l, Proj::Down, g.d_h.data(), d_residual, a.h.data(), N, a, step);
+  float* d_ln2 = g.d_norm_out.data();
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
-    parallel_zero(dbuf_gate_.data(), N * I);
-    parallel_zero(dbuf_up_.data(), N * I);
-    swiglu_backward<float>(dbuf_gate_.data(), dbuf_up_.data(), dh, a.gate.data(), a.up.data(), N * I);
-    parallel_zero(dln2, N * D);
+    parallel_zero(g.d_gate.data(), N * I);
+    parallel_zero(g.d_up.data(), N * I);
+    swiglu_backward<float>(g.d_gate.data(), g.d_up.data(), g.d_h.data(), a.gate.data(), a.up.data(), N * I);
+    parallel_zero(d_ln2, N * D);
   }
-  proj_backward(l, Proj::Gate, dln2, dbuf_gate_.data(), a.ln2.data(), N, a, step);
-  proj_backward(l, Proj::Up, dln2, dbuf_up_.data(), a.ln2.data(), N, a, step);
-  {
-    // The residual passes dx straight through; the norm adds its share.
-    PhaseScope t(phase_slot(Phase::Norm));
-    rmsnorm_backward<float>(dx, grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Ffn)) : nullptr,
-                            dln2, a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
-  }
-  float* datt = dbuf_c_.data();
+  proj_backward(l, Proj::Gate, d_ln2, g.d_gate.data(), a.ln2.data(), N, a, step);
+  proj_backward(l, Proj::Up, d_ln2, g.d_up.data(), a.ln2.data(), N, a, step);
+  // The residual passes d_residual straight through; the norm adds its share.
+  PhaseScope t(phase_slot(Phase::Norm));
+  rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Ffn)) : nullptr, d_ln2,
+                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
+}
+
+void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
+  const ModelConfig& c = model_.config;
+  const LayerWeights& w = model_.weights.layers[size_t(l)];
+  const int64_t N = N_, D = c.hidden_size;
+  GradScratch& g = buf_.grad;
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
-    parallel_zero(datt, N * c.q_dim());
+    parallel_zero(g.d_att.data(), N * c.q_dim());
   }
-  proj_backward(l, Proj::O, datt, dx, a.att.data(), N, a, step);
+  proj_backward(l, Proj::O, g.d_att.data(), d_residual, a.att.data(), N, a, step);
   {
     PhaseScope t(phase_slot(Phase::Attention));
-    parallel_zero(dbuf_q_.data(), int64_t(dbuf_q_.size()));
-    parallel_zero(dbuf_k_.data(), int64_t(dbuf_k_.size()));
-    parallel_zero(dbuf_v_.data(), int64_t(dbuf_v_.size()));
-    attention_backward<float>(dbuf_q_.data(), dbuf_k_.data(), dbuf_v_.data(), datt, a.probs.data(), a.q.data(),
+    parallel_zero(g.d_q.data(), int64_t(g.d_q.size()));
+    parallel_zero(g.d_k.data(), int64_t(g.d_k.size()));
+    parallel_zero(g.d_v.data(), int64_t(g.d_v.size()));
+    attention_backward<float>(g.d_q.data(), g.d_k.data(), g.d_v.data(), g.d_att.data(), a.probs.data(), a.q.data(),
                               a.k.data(), a.v.data(), B_, L_, AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
-    rope_backward<float>(dbuf_q_.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
-    rope_backward<float>(dbuf_k_.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
+    rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
+    rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
   }
   // The first layer's input is the embedding: unless the embedding (or this norm) trains, no
   // gradient flows on from here, and the three input products of dx are skipped (as autograd
   // skips inputs that need no gradient).
   float* d_attn_norm = grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Attn)) : nullptr;
   const bool need_dx = l > 0 || d_attn_norm || (grads_ && grads_->find(kEmbedTensor));
-  float* dln1 = need_dx ? dbuf_b_.data() : nullptr;
+  float* d_ln1 = need_dx ? g.d_norm_out.data() : nullptr;
   if (need_dx) {
     PhaseScope t(phase_slot(Phase::Elementwise));
-    parallel_zero(dln1, N * D);
+    parallel_zero(d_ln1, N * D);
   }
-  proj_backward(l, Proj::Q, dln1, dbuf_q_.data(), a.ln1.data(), N, a, step);
-  proj_backward(l, Proj::K, dln1, dbuf_k_.data(), a.ln1.data(), N, a, step);
-  proj_backward(l, Proj::V, dln1, dbuf_v_.data(), a.ln1.data(), N, a, step);
+  proj_backward(l, Proj::Q, d_ln1, g.d_q.data(), a.ln1.data(), N, a, step);
+  proj_backward(l, Proj::K, d_ln1, g.d_k.data(), a.ln1.data(), N, a, step);
+  proj_backward(l, Proj::V, d_ln1, g.d_v.data(), a.ln1.data(), N, a, step);
   if (!need_dx) return;
   PhaseScope t(phase_slot(Phase::Norm));
-  rmsnorm_backward<float>(dx, d_attn_norm, dln1, a.x_in.data(), w.attn_norm.ptr<const float>(), a.rstd1.data(), N,
-                          D);
+  rmsnorm_backward<float>(d_residual, d_attn_norm, d_ln1, a.x_in.data(), w.attn_norm.ptr<const float>(),
+                          a.rstd1.data(), N, D);
+}
+
+void TrainEngine::embed(const TrainBatch& batch) {
+  const ModelWeights& w = model_.weights;
+  const int64_t D = model_.config.hidden_size;
+  PhaseScope t(phase_slot(Phase::Elementwise));
+  for (int64_t i = 0; i < N_; ++i) {
+    const char* row = static_cast<const char*>(w.embed.data) + size_t(batch.tokens[size_t(i)]) * size_t(D) *
+                                                                   dtype_size(w.embed.dtype);
+    convert_to_f32(w.embed.dtype, row, buf_.x.data() + i * D, size_t(D));
+  }
+}
+
+// Final norm, LM head and cross-entropy in row chunks; with backward, the gradient at the final
+// norm's output is left in d_norm_out (and the head's weight gradient, when it trains).
+double TrainEngine::head_and_loss(const TrainBatch& batch, bool backward, float grad_scale) {
+  const ModelConfig& c = model_.config;
+  const ModelWeights& w = model_.weights;
+  const int64_t N = N_, D = c.hidden_size, V = c.vocab_size;
+  {
+    PhaseScope t(phase_slot(Phase::Norm));
+    rmsnorm_train_forward<float>(buf_.lnf.data(), buf_.rstdf.data(), buf_.x.data(), w.final_norm.ptr<const float>(),
+                                 N, D, float(c.rms_norm_eps));
+  }
+  PhaseScope t(phase_slot(Phase::HeadLoss));
+  const int64_t chunk = logits_chunk_rows(N, V);
+  float* logits = buf_.logits.data();
+  float* d_lnf = buf_.grad.d_norm_out.data();
+  if (backward) std::fill(d_lnf, d_lnf + N * D, 0.0f);
+  float* d_head = nullptr;
+  if (backward && grads_) d_head = grads_->find(c.tie_word_embeddings ? kEmbedTensor : kLmHeadTensor);
+  double loss = 0;
+  for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+    const int64_t rows = std::min(chunk, N - r0);
+    const float* lnf = buf_.lnf.data() + r0 * D;
+    linear_forward(logits, lnf, w.lm_head, nullptr, rows, false, compute_);
+    loss += cross_entropy_forward_backward<float>(logits, batch.targets.data() + r0, rows, V, grad_scale);
+    if (backward) linear_backward(d_lnf + r0 * D, d_head, nullptr, logits, lnf, w.lm_head, rows, compute_);
+  }
+  return loss;
+}
+
+void TrainEngine::embedding_backward(const TrainBatch& batch) {
+  float* d_embed = grads_ ? grads_->find(kEmbedTensor) : nullptr;
+  if (!d_embed) return;
+  const int64_t D = model_.config.hidden_size;
+  const float* d_residual = buf_.grad.d_residual.data();
+  for (int64_t i = 0; i < N_; ++i) {
+    float* row = d_embed + size_t(batch.tokens[size_t(i)]) * size_t(D);
+    const float* g = d_residual + i * D;
+    for (int64_t d = 0; d < D; ++d) row[d] += g[d];
+  }
 }
 
 double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step) {
   resize(batch);
   const ModelConfig& c = model_.config;
-  const ModelWeights& w = model_.weights;
-  const int64_t N = N_, D = c.hidden_size, V = c.vocab_size;
-  // Embedding.
-  std::optional<PhaseScope> timer;
-  timer.emplace(phase_slot(Phase::Elementwise));
-  for (int64_t i = 0; i < N; ++i) {
-    const char* row = static_cast<const char*>(w.embed.data) + size_t(batch.tokens[size_t(i)]) * size_t(D) *
-                                                                   dtype_size(w.embed.dtype);
-    convert_to_f32(w.embed.dtype, row, x_.data() + i * D, size_t(D));
-  }
-  timer.reset();
+  const int64_t N = N_, D = c.hidden_size;
+  const bool recompute = options_.recompute;
+  embed(batch);
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    LayerActs& a = acts_[options_.recompute ? 0 : size_t(l)];
-    if (options_.recompute) std::memcpy(x_in_[size_t(l)].data(), x_.data(), size_t(N * D) * 4);
-    layer_forward(l, a, x_.data(), x_.data(), backward, step);
+    LayerActs& a = buf_.acts[recompute ? 0 : size_t(l)];
+    if (recompute) std::memcpy(buf_.saved_inputs[size_t(l)].data(), buf_.x.data(), size_t(N * D) * 4);
+    layer_forward(l, a, buf_.x.data(), buf_.x.data(), backward, step);
   }
-  timer.emplace(phase_slot(Phase::Norm));
-  rmsnorm_train_forward<float>(lnf_.data(), rstdf_.data(), x_.data(), w.final_norm.ptr<const float>(), N, D,
-                               float(c.rms_norm_eps));
-  timer.emplace(phase_slot(Phase::HeadLoss));
-  // LM head + cross-entropy in row chunks so the logits never exist for the whole batch.
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V));
-  logits_.resize(size_t(chunk * V));
-  float* dlnf = dbuf_b_.data();
-  if (backward) std::fill(dlnf, dlnf + N * D, 0.0f);
-  float* d_head = nullptr;
-  if (backward && grads_)
-    d_head = grads_->find(c.tie_word_embeddings ? kEmbedTensor : kLmHeadTensor);
-  double loss = 0;
-  for (int64_t r0 = 0; r0 < N; r0 += chunk) {
-    const int64_t rows = std::min(chunk, N - r0);
-    linear_forward(logits_.data(), lnf_.data() + r0 * D, w.lm_head, nullptr, rows, false, compute_);
-    loss += cross_entropy_forward_backward<float>(logits_.data(), batch.targets.data() + r0, rows, V, grad_scale);
-    if (backward)
-      linear_backward(dlnf + r0 * D, d_head, nullptr, logits_.data(), lnf_.data() + r0 * D, w.lm_head, rows, compute_);
-  }
-  timer.reset();
+  const double loss = head_and_loss(batch, backward, grad_scale);
   if (!backward) return loss;
-  float* dx = scratch_in_.data();  // [N, D] gradient of the residual stream
-  timer.emplace(phase_slot(Phase::Norm));
-  std::fill(dx, dx + N * D, 0.0f);
-  rmsnorm_backward<float>(dx, grads_ ? grads_->find(kFinalNormTensor) : nullptr, dlnf, x_.data(),
-                          w.final_norm.ptr<const float>(), rstdf_.data(), N, D);
-  timer.reset();
+  float* d_residual = buf_.grad.d_residual.data();
+  {
+    PhaseScope t(phase_slot(Phase::Norm));
+    std::fill(d_residual, d_residual + N * D, 0.0f);
+    rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(kFinalNormTensor) : nullptr, buf_.grad.d_norm_out.data(),
+                            buf_.x.data(), model_.weights.final_norm.ptr<const float>(), buf_.rstdf.data(), N, D);
+  }
   for (int64_t l = c.num_layers - 1; l >= 0; --l) {
-    LayerActs& a = acts_[options_.recompute ? 0 : size_t(l)];
-    if (options_.recompute) {
-      std::vector<float> out(size_t(N * D));
-      layer_forward(l, a, x_in_[size_t(l)].data(), out.data(), true, step);
-    }
-    layer_backward(l, a, dx, step);
+    LayerActs& a = buf_.acts[recompute ? 0 : size_t(l)];
+    if (recompute) layer_forward(l, a, buf_.saved_inputs[size_t(l)].data(), buf_.recomputed_out.data(), true, step);
+    layer_backward(l, a, d_residual, step);
   }
-  if (float* d_embed = grads_ ? grads_->find(kEmbedTensor) : nullptr) {
-    for (int64_t i = 0; i < N; ++i) {
-      float* row = d_embed + size_t(batch.tokens[size_t(i)]) * size_t(D);
-      const float* g = dx + i * D;
-      for (int64_t d = 0; d < D; ++d) row[d] += g[d];
-    }
-  }
+  embedding_backward(batch);
   return loss;
 }
 

@@ -23,16 +23,13 @@ struct TrainBatch {
   int64_t target_count() const;
 };
 
-// Full fine-tuning gradients by HF tensor name (only the trainable tensors are present).
+// Full fine-tuning gradients by HF tensor name (only the trainable tensors are present;
+// train/trainable.h decides which).
 struct FullGrads {
   std::map<std::string, std::vector<float>> by_name;
   float* find(const std::string& name);
   void zero();
 };
-
-// Gradient buffers for full fine-tuning: the weights (and biases) of the targeted projections;
-// with all seven targeted, also embeddings, norms and the LM head (every weight trains).
-FullGrads make_full_grads(const Model& model, const std::array<bool, kNumProj>& targets);
 
 // Where a step's time goes, for benchmarks (EngineOptions::profile): wall seconds per phase,
 // summed over calls since the last reset.
@@ -64,32 +61,91 @@ class TrainEngine {
   // Forward only (no dropout): summed loss over the targets.
   double forward_loss(const TrainBatch& batch);
 
-  // Bytes of working memory (activations, scratch, folded LoRA weights, BF16 copies) that a
-  // batch of B sequences of length L needs, by the same formulas as the buffers themselves.
   const PhaseTimes& phase_times() const { return phase_times_; }
   void reset_phase_times() { phase_times_ = PhaseTimes{}; }
 
+  // Bytes of working memory (activations, gradient scratch, folded LoRA weights, BF16 copies)
+  // that a batch of B sequences of length L needs: the sizes resize() allocates, added up.
   static int64_t working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& options,
                                const LoraAdapter* lora, bool full);
 
+  // Bytes of the BF16 workspace (--compute bf16): BF16 copies of the frozen weights and the
+  // rounded activations. The router fills it on first use, so it is estimated, not planned.
+  static int64_t bf16_workspace_bytes(const ModelConfig& c, int64_t N, const LoraAdapter* lora);
+
  private:
+  // Saved forward activations of one layer; N = B x L rows, D hidden, H / KV heads of hd,
+  // I intermediate.
   struct LayerActs {
-    std::vector<float> x_in, ln1, rstd1, q, k, v, probs, att, x_mid, ln2, rstd2, gate, up, h;
-    std::array<std::vector<float>, kNumProj> lora_u;  // [N, r] per adapted projection
+    std::vector<float> x_in;   // [N, D] the layer's input (residual stream)
+    std::vector<float> ln1;    // [N, D] attention-norm output
+    std::vector<float> rstd1;  // [N] its 1 / rms
+    std::vector<float> q;      // [N, H * hd] after RoPE
+    std::vector<float> k, v;   // [N, KV * hd] (k after RoPE)
+    std::vector<float> probs;  // [B, H, L, L] attention probabilities
+    std::vector<float> att;    // [N, H * hd] attention output
+    std::vector<float> x_mid;  // [N, D] residual after the attention block
+    std::vector<float> ln2;    // [N, D] FFN-norm output
+    std::vector<float> rstd2;  // [N]
+    std::vector<float> gate, up, h;  // [N, I]; h = silu(gate) * up
+    std::array<std::vector<float>, kNumProj> lora_u;  // [N, r] = x A^T of each adapted projection
     // Without dropout the LoRA branch folds into the weight: w_eff = W + scale B A [out, in] (F32),
     // one large GEMM per projection forward and backward instead of four skinny ones.
     std::array<std::vector<float>, kNumProj> w_eff;
   };
+  // The gradients of one backward pass, one buffer per meaning.
+  struct GradScratch {
+    std::vector<float> d_residual;  // [N, D] the residual stream's gradient, from the head down to layer 0
+    std::vector<float> d_norm_out;  // [N, D] at the output of the norm being back-propagated (final, FFN, attention)
+    std::vector<float> d_h;         // [N, I] at the SwiGLU output
+    std::vector<float> d_gate, d_up;  // [N, I]
+    std::vector<float> d_att;       // [N, H * hd] at the attention output
+    std::vector<float> d_q;         // [N, H * hd]
+    std::vector<float> d_k, d_v;    // [N, KV * hd]
+    std::vector<float> lora_x_dropped;    // [N, in] a LoRA branch's input under its dropout mask (dropout > 0)
+    std::vector<float> lora_d_x_dropped;  // [N, in] the branch's input gradient before the mask (dropout > 0)
+    std::vector<float> lora_dBt;          // [r, out] dB transposed
+    std::vector<float> lora_du;           // [N, r] = scale dy B
+  };
+  // Every working buffer, allocated by one plan (plan_buffers).
+  struct Buffers {
+    std::vector<LayerActs> acts;                   // one per layer, or one scratch set with recompute
+    std::vector<std::vector<float>> saved_inputs;  // [layers][N, D] layer inputs (recompute only)
+    std::vector<float> x;       // [N, D] residual stream
+    std::vector<float> lnf;     // [N, D] final-norm output
+    std::vector<float> rstdf;   // [N]
+    std::vector<float> logits;  // [chunk, V] one row chunk of logits, then of their gradient
+    std::vector<float> recomputed_out;  // [N, D] a recomputed layer's output, not needed again (recompute only)
+    GradScratch grad;
+  };
+  struct PlanShape {
+    const ModelConfig* config;
+    int64_t B, L;
+    const EngineOptions* options;
+    const LoraAdapter* lora;  // null without LoRA
+  };
+  // Calls size(buffer, floats) for every buffer of `b` that a batch shape needs: resize()
+  // allocates by it and working_bytes() adds it up, so the estimate cannot drift.
+  template <typename Fn>
+  static void plan_buffers(Buffers& b, const PlanShape& s, Fn&& size);
+
   double run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step);
+  void embed(const TrainBatch& batch);
+  double head_and_loss(const TrainBatch& batch, bool backward, float grad_scale);
   void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step);
-  void layer_backward(int64_t l, LayerActs& a, float* dx, uint64_t step);
+  void layer_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
+  void ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
+  void attention_block_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
+  void embedding_backward(const TrainBatch& batch);
   void proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train, uint64_t step,
                     bool accumulate);
   // dx may be null: the projection's input needs no gradient (its LoRA / weight gradients still do).
   void proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N, LayerActs& a,
                      uint64_t step);
+  void lora_backward(int64_t l, Proj p, LoraModule& m, float* dx, const float* dy, const float* x, int64_t N,
+                     LayerActs& a, uint64_t step, bool folded);
   const Linear& base(int64_t l, Proj p) const;
-  static void lora_down(std::vector<float>& u, const float* x, const LoraModule& m, int64_t N);
+  static void lora_down(float* u, const float* x, const LoraModule& m, int64_t N);
   void resize(const TrainBatch& batch);
   double* phase_slot(Phase p) { return options_.profile ? &phase_times_.seconds[size_t(p)] : nullptr; }
 
@@ -101,14 +157,10 @@ class TrainEngine {
   std::vector<float> inv_freq_;
   RopeTable rope_;  // cos/sin for positions 0..L-1
   int64_t B_ = 0, L_ = 0, N_ = 0;
-  std::vector<int64_t> positions_;
-  std::vector<LayerActs> acts_;          // one per layer, or one scratch set with recompute
-  std::vector<std::vector<float>> x_in_; // per layer inputs (recompute mode)
+  std::vector<int64_t> positions_;  // [N] position of each row within its sequence
+  Buffers buf_;
   Bf16Workspace bf16_;     // BF16 copies of the frozen weights, rounded activations (--compute bf16)
   LinearCompute compute_;  // the precision of the frozen-base and LM-head products
-  std::vector<float> x_, lnf_, rstdf_;
-  std::vector<float> scratch_in_, scratch_in2_, scratch_r_, dbuf_a_, dbuf_b_, dbuf_c_, dbuf_q_, dbuf_k_, dbuf_v_,
-      dbuf_gate_, dbuf_up_, logits_, scratch_bt_, scratch_du_;
 };
 
 }  // namespace taia

@@ -15,6 +15,7 @@
 #include "model/loader.h"
 #include "model/peft_adapter.h"
 #include "train/engine.h"
+#include "train/trainable.h"
 #include "train/optimizer.h"
 
 using namespace taia;
@@ -91,21 +92,7 @@ int main(int argc, char** argv) {
       save_lora(lora, out + "/grads.safetensors", true);
     }
     // N AdamW steps on the same batch (the gradients above are step 1's).
-    std::vector<ParamRef> params;
-    if (full) {
-      for (auto& [name, g] : grads.by_name) {
-        TensorView* t = model->find(name);
-        const bool decay = name.find("norm") == std::string::npos && name.find(".bias") == std::string::npos;
-        params.push_back({name, t->ptr<float>(), g.data(), g.size(), decay});
-      }
-    } else {
-      for (int64_t l = 0; l < int64_t(lora.layers.size()); ++l)
-        for (int i = 0; i < kNumProj; ++i)
-          if (LoraModule* m = lora.find(l, Proj(i))) {
-            params.push_back({peft_key(l, Proj(i), "A"), m->A.data(), m->dA.data(), m->A.size(), true});
-            params.push_back({peft_key(l, Proj(i), "B"), m->B.data(), m->dB.data(), m->B.size(), true});
-          }
-    }
+    std::vector<ParamRef> params = trainable_params(*model, full ? &grads : nullptr, full ? nullptr : &lora);
     AdamWConfig ac;
     ac.weight_decay = spec.value("weight_decay", 0.0);
     AdamW opt(params, ac);

@@ -25,7 +25,8 @@ void run_demo_cmd(DemoArgs& a) {
   const Json& pre = summary["pretrained"];
   if (pre.contains("plain_completion_acc"))
     std::cout << "pretrained model: " << 100 * pre["plain_completion_acc"].get<double>()
-              << " % of its facts completed in plain text (chance 6.3 % / 8.3 %)\n\n";
+              << " % of its facts completed in plain text (chance " << 100 * pre["chance_city"].get<double>() << " % / "
+              << 100 * pre["chance_job"].get<double>() << " %)\n\n";
   std::cout << demo::demo_table_markdown(summary) << "\nvalues: mean ± standard deviation over seeds "
             << summary["settings"]["seeds"].dump() << "; acc in %, retention in bits per token\n"
             << "results: " << a.o.out_dir << "/summary.json, report: " << a.o.out_dir << "/report.html ("

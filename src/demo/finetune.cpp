@@ -1,0 +1,84 @@
+#include "demo/finetune.h"
+
+#include "core/atomic_file.h"
+#include "core/mmap_file.h"
+#include "demo/util.h"
+#include "model/loader.h"
+#include "model/merge.h"
+#include "model/peft_adapter.h"
+
+namespace taia::demo {
+namespace {
+
+const std::vector<std::string> kFinetunedModes = {"vanilla", "taia", "taif"};
+
+TrainOptions finetune_options(const RunContext& ctx, const std::string& method, uint64_t seed,
+                              const std::string& run_dir) {
+  const Preset& p = *ctx.preset;
+  TrainOptions t;
+  t.model_path = ctx.base_path;
+  t.data_path = run_dir + "/train.jsonl";
+  t.out_dir = run_dir + "/train";
+  t.method = method;
+  t.lora.rank = p.lora_rank;
+  t.lora.alpha = p.lora_alpha;
+  t.lr = method == "lora" ? p.lora_lr : p.full_lr;
+  t.max_steps = p.finetune_steps;
+  t.batch_size = p.finetune_batch;
+  t.grad_accum = 1;
+  t.max_length = 256;
+  t.seed = seed;
+  t.threads = ctx.threads;
+  t.progress = ctx.progress;
+  t.chat_template = ctx.eval.chat_template;
+  return t;
+}
+
+// The adapter applied unmerged to the base in each mode.
+Scores evaluate_adapter(const RunContext& ctx, const std::string& adapter_dir, const std::string& run_dir) {
+  const LoraAdapter adapter = load_peft_adapter(adapter_dir, ctx.base->config);
+  Decoder decoder(*ctx.base);
+  return evaluate_modes(decoder, *ctx.tok, &adapter, kFinetunedModes, *ctx.tasks, ctx.eval, {}, run_dir + "/eval");
+}
+
+// The fine-tuned model as it is (vanilla), and merged with the base: taia keeps the fine-tuned
+// attention projections, taif the fine-tuned FFN.
+Scores evaluate_full(const RunContext& ctx, const std::string& model_dir, const std::string& run_dir) {
+  Scores scores;
+  for (const std::string& mode : kFinetunedModes) {
+    auto finetuned = load_model(model_dir);
+    if (mode != "vanilla") merge_full(*finetuned, *ctx.base, parse_mode(mode), RevertSet{});
+    Decoder decoder(*finetuned);
+    const Scores one = evaluate_modes(decoder, *ctx.tok, nullptr, {"base"}, *ctx.tasks, ctx.eval, {{"base", mode}},
+                                      run_dir + "/eval-" + mode);
+    for (const auto& [task, modes] : one)
+      for (const auto& [m, e] : modes) scores[task][m] = e;
+  }
+  return scores;
+}
+
+}  // namespace
+
+RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed) {
+  const std::string kind = experiment.substr(0, experiment.find('-'));
+  const std::string method = experiment.substr(experiment.find('-') + 1);
+  const std::string run_dir = ctx.out_dir + "/runs/" + experiment + "/seed" + std::to_string(seed);
+  FinetuneSet set;
+  set.kind = kind;
+  set.records = ctx.preset->finetune_records;
+  set.noise = ctx.noise;
+  set.mix = ctx.mix;
+  set.seed = seed;
+  make_directories(run_dir);
+  write_jsonl(run_dir + "/train.jsonl", finetune_records(*ctx.world, set));
+  const TrainOptions options = finetune_options(ctx, method, seed, run_dir);
+  remove_folder(options.out_dir);  // a previous run's adapter and checkpoints
+  RunResult r;
+  r.training = run_training(options, [](const std::string&) {});
+  r.train_dir = options.out_dir;
+  r.scores = method == "lora" ? evaluate_adapter(ctx, r.training.output, run_dir)
+                              : evaluate_full(ctx, r.training.output, run_dir);
+  return r;
+}
+
+}  // namespace taia::demo

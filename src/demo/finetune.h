@@ -1,0 +1,39 @@
+// One fine-tuning run of the demo: an out-of-distribution fine-tuning set for a seed, LoRA or
+// full fine-tuning of the base, and the evaluation of the result in the vanilla, taia and taif
+// modes (LoRA: the adapter applied unmerged; full: the fine-tuned model merged module by module
+// with the base).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "demo/scores.h"
+#include "model/weights.h"
+#include "train/trainer.h"
+
+namespace taia::demo {
+
+// What every run of a demo shares.
+struct RunContext {
+  const World* world = nullptr;
+  const Preset* preset = nullptr;
+  double noise = 0, mix = 0;       // shares of wrong answers and of in-distribution records
+  std::string base_path;           // the base model's folder
+  const Model* base = nullptr;     // the base, loaded once
+  const Tokenizer* tok = nullptr;
+  const TaskSet* tasks = nullptr;
+  EvalRun eval;
+  std::string out_dir;             // OUT/runs/EXPERIMENT/seedN go under it
+  int threads = 0;
+  bool progress = true;
+};
+
+struct RunResult {
+  Scores scores;         // vanilla / taia / taif per task
+  TrainSummary training;
+  std::string train_dir;  // adapter or model folder with metrics.jsonl
+};
+
+// experiment = "facts-lora", "facts-full", "skill-lora" or "skill-full".
+RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed);
+
+}  // namespace taia::demo

@@ -1,0 +1,61 @@
+#include "demo/presets.h"
+
+#include "core/error.h"
+
+namespace taia::demo {
+
+const std::vector<std::string>& preset_names() {
+  static const std::vector<std::string> names = {"default", "quick"};
+  return names;
+}
+
+Preset preset_by_name(const std::string& name) {
+  Preset p;
+  p.name = name;
+  if (name == "default") {
+    p.world = {100, 100, 100};
+    p.corpus_rounds = 16;
+    p.vocab = 1024;
+    p.hidden = 192;
+    p.intermediate = 512;
+    p.layers = 4;
+    p.heads = 4;
+    p.pretrain_steps = 1200;
+    p.pretrain_batch = 16;
+    p.pretrain_lr = 3e-3;
+    p.experiments = {"facts-lora", "facts-full", "skill-lora"};
+    p.finetune_records = 1200;
+    p.finetune_steps = 300;
+    p.lora_lr = 2e-3;
+    p.retention_docs = 160;
+    p.full_lr = 5e-4;
+    p.seeds = {1, 2, 3};
+    p.shots = {0, 1, 2, 3, 4};
+    p.skill_examples = 100;
+  } else if (name == "quick") {
+    p.world = {20, 20, 20};
+    p.corpus_rounds = 20;
+    p.vocab = 512;
+    p.hidden = 128;
+    p.intermediate = 384;
+    p.layers = 2;
+    p.heads = 4;
+    p.pretrain_steps = 300;
+    p.pretrain_batch = 16;
+    p.pretrain_lr = 3e-3;
+    p.experiments = {"facts-lora", "facts-full"};
+    p.finetune_records = 300;
+    p.finetune_steps = 60;
+    p.lora_lr = 2e-3;
+    p.retention_docs = 60;
+    p.full_lr = 5e-4;
+    p.seeds = {1, 2};
+    p.shots = {0, 2};
+    p.skill_examples = 30;
+  } else {
+    fail("[demo] preset expected one of default, quick, got '", name, "'");
+  }
+  return p;
+}
+
+}  // namespace taia::demo

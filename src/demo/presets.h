@@ -1,0 +1,40 @@
+// The demo's presets: everything a run fixes before any result is seen (world and corpus sizes,
+// the model, pretraining, fine-tuning and evaluation settings); docs/REPRODUCTION.md records them.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "demo/world.h"
+
+namespace taia::demo {
+
+// Everything a preset fixes before any result is seen (docs/REPRODUCTION.md records them).
+struct Preset {
+  std::string name;
+  // world and pretraining corpus
+  WorldSizes world;
+  int64_t corpus_rounds = 0, sentences_per_doc = 8;
+  int64_t retention_docs = 0;  // held-out pretraining documents scored for retention
+  double filler = 0.15;
+  // model (LLaMA architecture) and its tokenizer
+  int64_t vocab = 0, hidden = 0, intermediate = 0, layers = 0, heads = 0, max_positions = 256;
+  // pretraining (full training from random initialisation)
+  int64_t pretrain_steps = 0, pretrain_batch = 16, pretrain_max_length = 128;
+  double pretrain_lr = 0;
+  // fine-tuning
+  std::vector<std::string> experiments;  // "facts-lora", "facts-full", "skill-lora", "skill-full"
+  int64_t finetune_records = 0, finetune_steps = 0, finetune_batch = 16;
+  double lora_lr = 0, full_lr = 0;
+  int64_t lora_rank = 16;
+  double lora_alpha = 32;
+  std::vector<uint64_t> seeds;
+  // evaluation
+  std::vector<int64_t> shots;  // few-shot counts on the chat knowledge questions (log-likelihood; 0 always runs)
+  int64_t skill_examples = 0, max_new_tokens = 16;
+};
+
+const std::vector<std::string>& preset_names();  // "default", "quick"
+Preset preset_by_name(const std::string& name);
+
+}  // namespace taia::demo

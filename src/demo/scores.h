@@ -1,0 +1,50 @@
+// The demo's evaluation: the task files written once per demo, scored after every fine-tuning
+// run in every mode, and the scores of one run keyed by task and mode.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/json_util.h"
+#include "demo/presets.h"
+#include "demo/world.h"
+#include "eval/tasks.h"
+#include "model/decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace taia::demo {
+
+// The task files, read once and scored after every fine-tuning run.
+struct TaskSet {
+  std::vector<Task> main;     // scored with 0 shots, in this order
+  std::vector<Task> fewshot;  // the task scored with demonstrations (none or one)
+  std::string fewshot_file;   // demonstrations ("": the task's other examples)
+};
+
+// Writes the task files into data_dir and reads them back. On the generated world: the
+// knowledge tasks about the known people, retention on held-out pretraining documents; on a
+// user's model (`own_text` set): retention on samples of its own text. Both: facts and skill.
+TaskSet write_tasks(const World& w, const Preset& p, uint64_t world_seed, const std::string& data_dir,
+                    const std::vector<std::string>* own_text);
+
+// Scores of one evaluation: task key ("facts", "knowledge_chat@2shot") -> mode -> results.json leaf.
+using Scores = std::map<std::string, std::map<std::string, Json>>;
+
+struct EvalRun {
+  const Preset* preset;
+  std::string chat_template;  // "" = the tokenizer's own
+  bool progress = true;
+};
+
+// Scores `tasks` in `modes` (0 shots, then the few-shot task with the preset's shot counts).
+// rename maps a mode's name in the results to the name it is stored under (full fine-tuning
+// runs score their merged models as "base").
+Scores evaluate_modes(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter,
+                      const std::vector<std::string>& modes, const TaskSet& tasks, const EvalRun& run,
+                      const std::map<std::string, std::string>& rename, const std::string& out_dir);
+
+// "knowledge_chat_gen@2shot" -> ("knowledge_chat_gen", 2); plain names are 0 shots.
+std::pair<std::string, int64_t> split_shots(const std::string& key);
+
+}  // namespace taia::demo

@@ -1,0 +1,51 @@
+#include "train/trainable.h"
+
+#include "core/error.h"
+#include "model/peft_adapter.h"
+
+namespace taia {
+
+FullGrads make_full_grads(const Model& model, const ModuleMask& targets) {
+  const ModelConfig& c = model.config;
+  bool all = true;
+  for (bool t : targets) all = all && t;
+  FullGrads g;
+  auto add = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    g.by_name[name].assign(size_t(checked_numel(shape, name)), 0.0f);
+  };
+  if (all) {
+    for (const ExpectedTensor& e : expected_tensors(c)) add(e.name, e.shape);
+    return g;
+  }
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      if (!targets[size_t(i)]) continue;
+      const auto [in, out] = proj_shape(c, Proj(i));
+      add(proj_tensor_name(l, Proj(i), "weight"), {out, in});
+      if (proj_has_bias(c, Proj(i))) add(proj_tensor_name(l, Proj(i), "bias"), {out});
+    }
+  return g;
+}
+
+std::vector<ParamRef> trainable_params(Model& model, FullGrads* grads, LoraAdapter* lora) {
+  std::vector<ParamRef> params;
+  if (grads) {
+    for (auto& [name, g] : grads->by_name) {
+      TensorView* t = model.find(name);
+      TAIA_CHECK(t != nullptr, "[train] no model tensor '", name, "' for a trainable parameter");
+      const bool decay = name.find("norm") == std::string::npos && name.find(".bias") == std::string::npos;
+      params.push_back({name, t->ptr<float>(), g.data(), g.size(), decay});
+    }
+  }
+  if (lora) {
+    for (int64_t l = 0; l < int64_t(lora->layers.size()); ++l)
+      for (int i = 0; i < kNumProj; ++i)
+        if (LoraModule* m = lora->find(l, Proj(i))) {
+          params.push_back({peft_key(l, Proj(i), "A"), m->A.data(), m->dA.data(), m->A.size(), true});
+          params.push_back({peft_key(l, Proj(i), "B"), m->B.data(), m->dB.data(), m->B.size(), true});
+        }
+  }
+  return params;
+}
+
+}  // namespace taia
