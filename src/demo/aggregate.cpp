@@ -1,6 +1,7 @@
 #include "demo/aggregate.h"
 
 #include "eval/stats.h"
+#include "model/modes.h"
 
 namespace taia::demo {
 namespace {
@@ -39,10 +40,7 @@ std::vector<double> seed_values(const std::vector<Scores>& runs, const Scores& b
 
 }  // namespace
 
-const std::vector<std::string>& demo_modes() {
-  static const std::vector<std::string> modes = {"base", "vanilla", "taia", "taif"};
-  return modes;
-}
+const std::vector<std::string>& demo_modes() { return mode_names(); }
 
 Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
                                const std::map<std::string, std::vector<Scores>>& runs_by_experiment,

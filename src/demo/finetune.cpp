@@ -5,12 +5,14 @@
 #include "demo/util.h"
 #include "model/loader.h"
 #include "model/merge.h"
+#include "model/modes.h"
 #include "model/peft_adapter.h"
 
 namespace taia::demo {
 namespace {
 
-const std::vector<std::string> kFinetunedModes = {"vanilla", "taia", "taif"};
+// Every mode but base (the base model is scored once per demo).
+const std::vector<std::string> kFinetunedModes(mode_names().begin() + 1, mode_names().end());
 
 TrainOptions finetune_options(const RunContext& ctx, const std::string& method, uint64_t seed,
                               const std::string& run_dir) {
@@ -47,7 +49,7 @@ Scores evaluate_full(const RunContext& ctx, const std::string& model_dir, const 
   Scores scores;
   for (const std::string& mode : kFinetunedModes) {
     auto finetuned = load_model(model_dir);
-    if (mode != "vanilla") merge_full(*finetuned, *ctx.base, parse_mode(mode), RevertSet{});
+    merge_full(*finetuned, *ctx.base, parse_mode(mode), RevertSet{});  // vanilla: nothing reverts
     Decoder decoder(*finetuned);
     const Scores one = evaluate_modes(decoder, *ctx.tok, nullptr, {"base"}, *ctx.tasks, ctx.eval, {{"base", mode}},
                                       run_dir + "/eval-" + mode);

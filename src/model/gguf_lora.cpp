@@ -30,6 +30,27 @@ void permute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t row
 
 int64_t heads_of(const ModelConfig& c, Proj p) { return p == Proj::Q ? c.num_heads : c.num_kv_heads; }
 
+// The config of a loaded GGUF LoRA, stated so that PEFT's alpha / r reproduces every module's
+// scale (a PEFT export of it must not fall back to PEFT's default alpha): r and lora_alpha from
+// the first module, rank_pattern (and, without adapter.lora.alpha, alpha_pattern: llama.cpp then
+// uses scale 1) for modules of other ranks.
+void describe_scales(LoraAdapter& a, double alpha) {
+  bool first = true;
+  for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      const LoraModule* m = a.find(l, Proj(i));
+      if (!m) continue;
+      if (first) {
+        a.config.rank = m->rank;
+        a.config.alpha = alpha != 0 ? alpha : double(m->rank);
+        first = false;
+      } else if (m->rank != a.config.rank) {
+        a.config.rank_pattern[module_name(l, Proj(i))] = m->rank;
+        if (alpha == 0) a.config.alpha_pattern[module_name(l, Proj(i))] = double(m->rank);
+      }
+    }
+}
+
 }  // namespace
 
 void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelConfig& c, const std::string& path) {
@@ -93,13 +114,13 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
       m.dA.assign(m.A.size(), 0.0f);
       m.dB.assign(m.B.size(), 0.0f);
       a.config.targets[size_t(i)] = true;
-      a.config.rank = m.rank;
       a.layers[size_t(l)][size_t(i)] = std::move(m);
       used += 2;
     }
   TAIA_CHECK(used > 0, path, ": no LoRA tensor matches the model's layers and projections");
   TAIA_CHECK(used == g.tensors().size(), path, ": ", g.tensors().size() - used,
              " tensor(s) match no layer or projection of the model");
+  describe_scales(a, alpha);
   return a;
 }
 

@@ -211,6 +211,72 @@ diff = float(np.abs(np.fromfile(out, dtype="<f4") - taia_l).max()) if r2.returnc
 check(len(T2) == 48 and len(meta2.get("tokenizer.ggml.tokens", [])) == 512 and diff <= 1e-5,
       f"gguf export: merged TAIA model with the base's metadata (max |diff| {diff:.2e})", (len(T2), r.stderr, r2.stderr))
 
+# A llama.cpp GGUF LoRA is an adapter like a PEFT folder for merge and export: from the GGUF LoRA
+# exported from `adapter` (rank 4, alpha 8: llama.cpp's alpha 1 with B scaled by alpha, exact in
+# F32), merge and export hf give the PEFT adapter's tensors bit for bit, and export peft writes a
+# PEFT adapter whose alpha / r reproduces the scales (merged again: the same tensors).
+gl_all = os.path.join(WORK, "vanilla.lora.gguf")
+taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "vanilla", "--format", "gguf-lora", "-o", gl_all)
+from_gguf = os.path.join(WORK, "m_taia_from_gguf_lora")
+r = taia("merge", "--base", MODEL, "--adapter", gl_all, "--mode", "taia", "-o", from_gguf)
+G = read_safetensors(os.path.join(from_gguf, "model.safetensors")) if r.returncode == 0 else {}
+check(len(G) == len(Tm) and all(np.array_equal(G[n].numpy(), Tm[n].numpy()) for n in Tm),
+      "merge --adapter GGUF-LoRA: the PEFT adapter's merged tensors, bit for bit", r.stderr[-300:])
+hf_gguf = os.path.join(WORK, "export_hf_from_gguf_lora")
+r = taia("export", "-m", MODEL, "--adapter", gl_all, "--mode", "taia", "--format", "hf", "-o", hf_gguf, "--json")
+G = read_safetensors(os.path.join(hf_gguf, "model.safetensors")) if r.returncode == 0 else {}
+check(r.returncode == 0 and json.loads(r.stdout)["modules"] == 20 and
+      all(np.array_equal(G[n].numpy(), Tm[n].numpy()) for n in Tm),
+      "export --format hf --adapter GGUF-LoRA: the PEFT adapter's merged tensors", r.stderr[-300:])
+pe_gguf = os.path.join(WORK, "export_peft_from_gguf_lora")
+r = taia("export", "-m", MODEL, "--adapter", gl_all, "--mode", "taia", "--format", "peft", "-o", pe_gguf)
+remerged = os.path.join(WORK, "m_from_peft_from_gguf_lora")
+r2 = taia("merge", "--base", MODEL, "--adapter", pe_gguf, "--mode", "vanilla", "-o", remerged)
+G = read_safetensors(os.path.join(remerged, "model.safetensors")) if r2.returncode == 0 else {}
+check(r.returncode == 0 and all(np.array_equal(G[n].numpy(), Tm[n].numpy()) for n in Tm),
+      "export --format peft --adapter GGUF-LoRA: a PEFT adapter with the same effective updates",
+      r.stderr[-300:] + r2.stderr[-300:])
+
+# A merged folder is complete (tokenizer files, generation config): eval and generate run on it as
+# they do on its base. The HF base: stories260K as a folder with its SentencePiece model.
+hf_base = os.path.join(WORK, "hf_base")
+taia("merge", "--base", MODEL, "--adapter", adapter, "--mode", "base", "-o", hf_base)
+shutil.copy(os.path.join(FIXTURES, "models", "stories260K", "tok512.model"), os.path.join(hf_base, "tokenizer.model"))
+merged_base, merged_taia = os.path.join(WORK, "merged_base"), os.path.join(WORK, "merged_taia")
+for d, mode in ((merged_base, "base"), (merged_taia, "taia")):
+    r = taia("merge", "--base", hf_base, "--adapter", adapter, "--mode", mode, "-o", d)
+    check(r.returncode == 0 and all(os.path.exists(os.path.join(d, f)) for f in
+                                    ("config.json", "model.safetensors", "tokenizer.model", "generation_config.json")),
+          f"merge --mode {mode} of an HF base writes the tokenizer and generation config", os.listdir(d))
+gen = json.load(open(os.path.join(merged_base, "generation_config.json")))
+check(gen.get("bos_token_id") == 1 and gen.get("eos_token_id") == 2, "generation_config.json holds BOS / EOS", gen)
+
+
+def generate(model, *extra):
+    r = taia("generate", "-m", model, "--prompt", "Once upon a time", "-n", "12", "--temperature", "0",
+             "--format", "json", *extra)
+    return json.loads(r.stdout)["output_ids"] if r.returncode == 0 else r.stderr[-300:]
+
+
+def eval_values(model, name, *extra):
+    out = os.path.join(WORK, "eval_" + name)
+    r = taia("eval", "-m", model, "--tasks", os.path.join(os.path.dirname(__file__), "..", "eval", "tasks",
+             "generic_mc.jsonl"), "--limit", "4", "-o", out, *extra)
+    if r.returncode != 0:
+        return r.stderr[-300:]
+    res = json.load(open(os.path.join(out, "results.json")))["tasks"]
+    return {t: {m: e["value"] for m, e in modes.items()} for t, modes in res.items()}
+
+
+check(generate(merged_base) == generate(hf_base) and isinstance(generate(hf_base), list),
+      "generate --prompt on the merged (base) folder: the base's output", (generate(merged_base), generate(hf_base)))
+check(isinstance(generate(merged_taia), list), "generate --prompt on the merged TAIA folder runs", generate(merged_taia))
+base_eval = eval_values(hf_base, "base")
+check(isinstance(base_eval, dict) and eval_values(merged_base, "merged_base") == base_eval,
+      "eval on the merged (base) folder: the base's scores", (base_eval, eval_values(merged_base, "merged_base")))
+taia_eval = eval_values(merged_taia, "merged_taia")
+check(isinstance(taia_eval, dict), "eval on the merged TAIA folder runs", taia_eval)
+
 r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
 finish()

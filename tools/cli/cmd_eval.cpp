@@ -7,6 +7,7 @@
 #include "core/mmap_file.h"
 #include "eval/answers.h"
 #include "eval/evaluate.h"
+#include "model/adapter.h"
 #include "model/tokenizer_loader.h"
 
 namespace taia::cli {
@@ -45,7 +46,9 @@ void run_eval_cmd(EvalArgs& a) {
     }
   }
   if (s.shots.empty()) throw CLI::ValidationError("--shots", "expected at least one number");
-  const std::string modes = a.modes.empty() ? (a.adapter.empty() ? "base" : "base,vanilla,taia,taif") : a.modes;
+  std::string all_modes;
+  for (const auto& m : mode_names()) all_modes += (all_modes.empty() ? "" : ",") + m;
+  const std::string modes = a.modes.empty() ? (a.adapter.empty() ? "base" : all_modes) : a.modes;
   // A module list ("q,k,v") is one mode: modes are separated by ';' when module lists are used.
   s.modes = split_list(modes, modes.find(';') != std::string::npos ? ';' : ',');
   for (const auto& m : s.modes) {
@@ -74,7 +77,7 @@ void run_eval_cmd(EvalArgs& a) {
   TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, a.model, ": the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", model->config.vocab_size);
   std::unique_ptr<LoraAdapter> adapter;
-  if (!a.adapter.empty()) adapter = load_adapter_path(a.adapter, model->config);
+  if (!a.adapter.empty()) adapter = load_adapter(a.adapter, model->config);
   Decoder decoder(*model);
 
   Json settings{{"model", a.model},
@@ -114,7 +117,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("-m,--model", args->model, "Base model: GGUF file or HF folder")->required();
   cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or GGUF LoRA file");
   cmd->add_option("--modes", args->modes,
-                  "Comma-separated modes: base, vanilla, taia, taif (default: all four with --adapter, else base); "
+                  "Comma-separated modes: " + modes_help() + " (default: all four with --adapter, else base); "
                   "module lists separated by ';', e.g. 'taia;q,k,v'");
   cmd->add_option("--tasks", args->tasks,
                   "Task files, comma-separated: GSM8K / MATH / SVAMP / ARC / CommonsenseQA / generic JSONL, MMLU / "

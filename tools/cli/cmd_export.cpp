@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "model/adapter.h"
 #include "model/init.h"
 #include "model/gguf_lora.h"
 #include "model/merge.h"
@@ -16,37 +17,30 @@ namespace taia::cli {
 namespace {
 
 struct ExportArgs {
-  std::string model, adapter, mode = "taia", modules, format_name, out;
+  std::string model, adapter, format_name, out;
+  ModeArgs modes;
   bool json = false;
 };
 
 void run_export(const ExportArgs& a) {
-  const ModuleMask mask = parse_mode(a.modules.empty() ? a.mode : a.modules);
+  const ModuleMask mask = a.modes.mask();
   auto model = load_model(a.model);
-  LoraAdapter adapter = load_peft_adapter(a.adapter, model->config);
-  int64_t modules = 0;
+  auto adapter = load_adapter(a.adapter, model->config);
+  const int64_t modules = count_modules(*adapter, mask);
   if (a.format_name == "hf") {
-    merge_adapter(*model, adapter, mask);
-    save_hf_folder(*model, a.out, model->linear_dtype);
-    copy_tokenizer_files(a.model, a.out);
+    merge_adapter(*model, *adapter, mask);
+    save_model_folder(*model, a.out, model->linear_dtype, a.model);
   } else if (a.format_name == "gguf") {
     TAIA_CHECK(model->source_format == "gguf", a.model, ": --format gguf exports a merged model of a GGUF base; "
                "this base is an HF folder (use --format hf)");
-    merge_adapter(*model, adapter, mask);
+    merge_adapter(*model, *adapter, mask);
     save_gguf_model(*model, a.model, a.out);
   } else if (a.format_name == "gguf-lora") {
-    save_gguf_lora(adapter, mask, model->config, a.out);
+    save_gguf_lora(*adapter, mask, model->config, a.out);
   } else {
-    // Keep only the selected modules; the config's target list says which.
-    for (auto& layer : adapter.layers)
-      for (int i = 0; i < kNumProj; ++i)
-        if (!mask[size_t(i)]) layer[size_t(i)].reset();
-    for (int i = 0; i < kNumProj; ++i) adapter.config.targets[size_t(i)] = adapter.config.targets[size_t(i)] && mask[size_t(i)];
-    save_peft_adapter(adapter, a.out, model->source_path);
+    keep_modules(*adapter, mask);
+    save_peft_adapter(*adapter, a.out, model->source_path);
   }
-  for (const auto& layer : adapter.layers)
-    for (int i = 0; i < kNumProj; ++i)
-      if (layer[size_t(i)] && mask[size_t(i)]) ++modules;
   if (a.json)
     print_json({{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules}});
   else
@@ -60,10 +54,8 @@ void register_export(CLI::App& app) {
   auto args = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand("export", "Export an adapter's TAIA model: hf (merged folder) or peft (selected modules)");
   cmd->add_option("-m,--model", args->model, "Base model (GGUF or HF folder)")->required();
-  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder")->required();
-  auto* mode = cmd->add_option("--mode", args->mode, "taia (attention), taif (FFN), vanilla (all), base")
-                   ->check(CLI::IsMember({"base", "vanilla", "taia", "taif"}))->capture_default_str();
-  cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode")->excludes(mode);
+  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or llama.cpp GGUF LoRA file")->required();
+  add_mode_options(cmd, &args->modes);
   // --format names the export format here (as in llama.cpp/HF tooling); --json asks for the
   // machine-readable summary that other subcommands give with --format json.
   cmd->add_option("--format", args->format_name, "Export format: hf (merged HF folder), peft (selected modules), gguf-lora (llama.cpp --lora file), gguf (merged model, GGUF base only)")

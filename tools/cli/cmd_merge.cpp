@@ -7,19 +7,20 @@
 #include "core/error.h"
 #include "model/init.h"
 #include "model/merge.h"
-#include "model/peft_adapter.h"
+#include "model/adapter.h"
 
 namespace taia::cli {
 namespace {
 
 struct MergeArgs {
-  std::string base, finetuned, adapter, mode = "taia", modules, revert, out, dtype = "auto";
+  std::string base, finetuned, adapter, revert, out, dtype = "auto";
+  ModeArgs modes;
   OutputFormat format = OutputFormat::Text;
 };
 
 void run_merge(const MergeArgs& a) {
   TAIA_CHECK(a.finetuned.empty() != a.adapter.empty(), "[merge] expected exactly one of --finetuned and --adapter");
-  const ModuleMask mask = parse_mode(a.modules.empty() ? a.mode : a.modules);
+  const ModuleMask mask = a.modes.mask();
   LoadOptions lo;
   lo.linear_dtype = dtype_option(a.dtype);
   Json report;
@@ -27,7 +28,7 @@ void run_merge(const MergeArgs& a) {
   if (!a.adapter.empty()) {
     TAIA_CHECK(a.revert.empty(), "[merge] --revert applies to --finetuned merges only");
     result = load_model(a.base, lo);
-    merge_adapter(*result, load_peft_adapter(a.adapter, result->config), mask);
+    merge_adapter(*result, *load_adapter(a.adapter, result->config), mask);
   } else {
     result = load_model(a.finetuned, lo);
     auto base = load_model(a.base, lo);
@@ -35,7 +36,9 @@ void run_merge(const MergeArgs& a) {
     for (const auto& [name, from] : merge_full(*result, *base, mask, parse_revert(a.revert))) prov[name] = from;
     report["provenance"] = prov;
   }
-  save_hf_folder(*result, a.out, result->linear_dtype);
+  // The tokenizer files and generation config come from the base (an adapter merge) or from the
+  // fine-tuned folder (a full merge), so the folder runs as it is in taia and in HF.
+  save_model_folder(*result, a.out, result->linear_dtype, a.adapter.empty() ? a.finetuned : a.base);
   report["out"] = a.out;
   report["mode"] = mode_name(mask);
   if (a.format == OutputFormat::Json)
@@ -51,10 +54,8 @@ void register_merge(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("merge", "Write a TAIA (or TAIF / vanilla / custom) model as an HF folder");
   cmd->add_option("--base", args->base, "The pretrained model (GGUF or HF folder)")->required();
   cmd->add_option("--finetuned", args->finetuned, "A fully fine-tuned model of the same shape");
-  cmd->add_option("--adapter", args->adapter, "A PEFT LoRA adapter folder");
-  auto* mode = cmd->add_option("--mode", args->mode, "taia (attention), taif (FFN), vanilla (all), base")
-                   ->check(CLI::IsMember({"base", "vanilla", "taia", "taif"}))->capture_default_str();
-  cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode")->excludes(mode);
+  cmd->add_option("--adapter", args->adapter, "A PEFT LoRA adapter folder or llama.cpp GGUF LoRA file");
+  add_mode_options(cmd, &args->modes);
   cmd->add_option("--revert", args->revert, "With --finetuned: also take these from the base: embeddings,norms,lm_head");
   cmd->add_option("-o,--out", args->out, "Output HF folder")->required();
   add_dtype_option(cmd, &args->dtype, "Weight storage: auto (as stored), f32, bf16");

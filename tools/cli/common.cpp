@@ -5,9 +5,8 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/threading.h"
-#include "model/gguf_lora.h"
+#include "model/adapter.h"
 #include "model/merge.h"
-#include "model/peft_adapter.h"
 
 namespace taia::cli {
 
@@ -90,30 +89,27 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, c
 
 void print_json(const Json& j) { std::cout << j.dump() << std::endl; }
 
-void add_adapter_options(CLI::App* cmd, AdapterArgs* args) {
-  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or llama.cpp GGUF LoRA file");
-  auto* mode = cmd->add_option("--mode", args->mode,
-                               "Which adapter modules run: base, vanilla (all), taia (attention, the default), "
-                               "taif (FFN)")
-                   ->check(CLI::IsMember({"base", "vanilla", "taia", "taif"}));
-  auto* modules = cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode, e.g. q,k,v,o");
-  mode->excludes(modules);
-  cmd->add_flag("--merge", args->merge, "Merge the selected modules into the weights instead of applying them at run time");
+void add_mode_options(CLI::App* cmd, ModeArgs* args) {
+  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run: " + modes_help() + "; default taia")
+                   ->check(CLI::IsMember(mode_names()));
+  cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode, e.g. q,k,v,o")->excludes(mode);
 }
 
-std::unique_ptr<LoraAdapter> load_adapter_path(const std::string& path, const ModelConfig& config) {
-  return std::make_unique<LoraAdapter>(is_directory(path) ? load_peft_adapter(path, config) : load_gguf_lora(path, config));
+void add_adapter_options(CLI::App* cmd, AdapterArgs* args) {
+  cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or llama.cpp GGUF LoRA file");
+  add_mode_options(cmd, &args->modes);
+  cmd->add_flag("--merge", args->merge, "Merge the selected modules into the weights instead of applying them at run time");
 }
 
 std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& a, Model& model, ModuleMask* unmerged_mask) {
   *unmerged_mask = ModuleMask{};
   if (a.adapter.empty()) {
-    if (!a.mode.empty() || !a.modules.empty())
+    if (!a.modes.mode.empty() || !a.modes.modules.empty())
       throw CLI::ValidationError("--mode/--modules", "need --adapter");
     return nullptr;
   }
-  const ModuleMask mask = parse_mode(a.modules.empty() ? (a.mode.empty() ? "taia" : a.mode) : a.modules);
-  auto adapter = load_adapter_path(a.adapter, model.config);
+  const ModuleMask mask = a.modes.mask();
+  auto adapter = load_adapter(a.adapter, model.config);
   if (a.merge)
     merge_adapter(model, *adapter, mask);
   else

@@ -10,6 +10,7 @@
 #include "core/json_util.h"
 #include "model/loader.h"
 #include "model/lora.h"
+#include "model/modes.h"
 #include "tokenizer/chat_template.h"
 
 namespace taia::cli {
@@ -44,14 +45,21 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, c
 
 void print_json(const Json& j);  // one line on stdout
 
-// --adapter DIR with --mode base|vanilla|taia|taif or --modules q,k,... and --merge.
+// --mode base|vanilla|taia|taif or --modules q,k,... (the modes of model/modes.h), declared
+// once for every command; --modules overrides --mode, and neither given means taia.
+struct ModeArgs {
+  std::string mode, modules;
+  ModuleMask mask() const { return select_modules(mode, modules, "taia"); }
+};
+void add_mode_options(CLI::App* cmd, ModeArgs* args);
+
+// --adapter (a PEFT folder or a llama.cpp GGUF LoRA file), its --mode / --modules, and --merge.
 struct AdapterArgs {
-  std::string adapter, mode, modules;
+  std::string adapter;
+  ModeArgs modes;
   bool merge = false;
 };
 void add_adapter_options(CLI::App* cmd, AdapterArgs* args);
-// A PEFT adapter folder or a llama.cpp GGUF LoRA file.
-std::unique_ptr<LoraAdapter> load_adapter_path(const std::string& path, const ModelConfig& config);
 // Loads the adapter (if any) and either merges the selected modules into the model or keeps
 // them for the decoder to apply unmerged. Returns the adapter (kept alive by the caller).
 std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& args, Model& model, ModuleMask* unmerged_mask);
