@@ -15,6 +15,7 @@
 #include "model/init.h"
 #include "train/engine.h"
 #include "train/optimizer.h"
+#include "train/trainable.h"
 
 using namespace taia;
 
@@ -41,13 +42,7 @@ int main(int argc, char** argv) {
   lc.alpha = 16;
   lc.dropout = 0;
   LoraAdapter lora = LoraAdapter::create(c, lc, 2);
-  std::vector<ParamRef> params;
-  for (int64_t l = 0; l < L; ++l)
-    for (int i = 0; i < kNumProj; ++i)
-      if (LoraModule* m = lora.find(l, Proj(i))) {
-        params.push_back({"A", m->A.data(), m->dA.data(), m->A.size(), true});
-        params.push_back({"B", m->B.data(), m->dB.data(), m->B.size(), true});
-      }
+  const std::vector<ParamRef> params = trainable_params(*model, nullptr, &lora);
   AdamW adam(params, AdamWConfig{});
   EngineOptions eo;
   eo.compute_bf16 = mode == "bf16c";

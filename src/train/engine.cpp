@@ -202,6 +202,13 @@ int64_t TrainEngine::working_bytes(const ModelConfig& c, int64_t B, int64_t L, c
   return bytes;
 }
 
+int64_t TrainEngine::allocated_bytes() {
+  int64_t bytes = 0;
+  plan_buffers(buf_, PlanShape{&model_.config, B_, L_, &options_, lora_},
+               [&](std::vector<float>& v, int64_t) { bytes += int64_t(v.capacity()) * 4; });
+  return bytes;
+}
+
 void TrainEngine::resize(const TrainBatch& batch) {
   const ModelConfig& c = model_.config;
   TAIA_CHECK(batch.B > 0 && batch.L > 0 && int64_t(batch.tokens.size()) == batch.B * batch.L &&

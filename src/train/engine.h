@@ -69,6 +69,10 @@ class TrainEngine {
   static int64_t working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& options,
                                const LoraAdapter* lora, bool full);
 
+  // Bytes the working buffers hold now (their capacities, BF16 workspace excluded): after a
+  // step on a B x L batch, working_bytes(B, L) less the BF16 workspace, as the tests check.
+  int64_t allocated_bytes();
+
   // Bytes of the BF16 workspace (--compute bf16): BF16 copies of the frozen weights and the
   // rounded activations. The router fills it on first use, so it is estimated, not planned.
   static int64_t bf16_workspace_bytes(const ModelConfig& c, int64_t N, const LoraAdapter* lora);

@@ -400,7 +400,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log) {
              plan.total);
 
   make_directories(o.out_dir);
-  Run run{o, *model, *trainables, engine, adam, data, plan, schedule, tok->eos_id.value_or(0)};
+  Run run{o, *model, *trainables, engine, adam, data, plan, schedule, tok->eos_id.value_or(0), {}, -1, {}};
   TrainSummary summary;
   train_loop(run, start_step, summary);
   summary.steps = plan.total;

@@ -41,11 +41,13 @@ void run_export(const ExportArgs& a) {
     keep_modules(*adapter, mask);
     save_peft_adapter(*adapter, a.out, model->source_path);
   }
+  const std::string note = a.format_name == "hf" ? missing_tokenizer_note(a.out, a.model) : "";
   if (a.json)
-    print_json({{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules}});
+    print_json({{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules},
+                {"note", note.empty() ? Json(nullptr) : Json(note)}});
   else
     std::cout << "wrote " << a.out << " (" << a.format_name << ", " << mode_name(mask) << ", " << modules
-              << " adapter modules)" << std::endl;
+              << " adapter modules)" << (note.empty() ? "" : "; " + note) << std::endl;
 }
 
 }  // namespace

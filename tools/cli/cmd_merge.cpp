@@ -38,13 +38,16 @@ void run_merge(const MergeArgs& a) {
   }
   // The tokenizer files and generation config come from the base (an adapter merge) or from the
   // fine-tuned folder (a full merge), so the folder runs as it is in taia and in HF.
-  save_model_folder(*result, a.out, result->linear_dtype, a.adapter.empty() ? a.finetuned : a.base);
+  const std::string source = a.adapter.empty() ? a.finetuned : a.base;
+  save_model_folder(*result, a.out, result->linear_dtype, source);
+  const std::string note = missing_tokenizer_note(a.out, source);
   report["out"] = a.out;
   report["mode"] = mode_name(mask);
+  report["note"] = note.empty() ? Json(nullptr) : Json(note);
   if (a.format == OutputFormat::Json)
     print_json(report);
   else
-    std::cout << "wrote " << a.out << " (" << mode_name(mask) << ")" << std::endl;
+    std::cout << "wrote " << a.out << " (" << mode_name(mask) << ")" << (note.empty() ? "" : "; " + note) << std::endl;
 }
 
 }  // namespace

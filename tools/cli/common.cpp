@@ -89,6 +89,13 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, c
 
 void print_json(const Json& j) { std::cout << j.dump() << std::endl; }
 
+std::string missing_tokenizer_note(const std::string& folder, const std::string& source) {
+  for (const char* f : {"tokenizer.json", "tokenizer.model"})
+    if (file_exists(folder + "/" + f)) return "";
+  return "no tokenizer files: the vocabulary is inside " + source + "; pass --tokenizer " + source +
+         " to taia eval / generate";
+}
+
 void add_mode_options(CLI::App* cmd, ModeArgs* args) {
   auto* mode = cmd->add_option("--mode", args->mode, "Which updates run: " + modes_help() + "; default taia")
                    ->check(CLI::IsMember(mode_names()));

@@ -45,6 +45,10 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, c
 
 void print_json(const Json& j);  // one line on stdout
 
+// For a model folder just written from `source`: "" when it holds tokenizer files, else a note
+// that the vocabulary stays in the source (a GGUF file) and how to pass it.
+std::string missing_tokenizer_note(const std::string& folder, const std::string& source);
+
 // --mode base|vanilla|taia|taif or --modules q,k,... (the modes of model/modes.h), declared
 // once for every command; --modules overrides --mode, and neither given means taia.
 struct ModeArgs {
