@@ -111,37 +111,45 @@ void attention_forward(float* out, const float* q, const float* k, const float* 
   attention_forward_spans(out, q, k, v, spans.data(), T, kv_row_stride, shape);
 }
 
+namespace {
+
+// Float: per (sequence, head), GEMMs over blocks of query rows.
+void attention_train_forward_blocked(float* out, float* probs, const float* q, const float* k, const float* v,
+                                     int64_t batch, int64_t seq_len, const AttentionShape& shape) {
+  const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
+  const int64_t group = H / KV;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  // Per (sequence, head) and block of query rows [r0, r1): S = Q K^T over keys [0, r1) only
+  // (causality: later keys are masked), causal softmax by rows, O = P V over the same keys.
+  // Blocks skip ~40 % of the full L x L products. Each thread runs its own single-threaded
+  // GEMMs (oneDNN does not nest parallelism).
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / group;
+      float* P = probs + (b * H + h) * L * L;
+      const float* Q = q + (b * L * H + h) * hd;
+      const float* K = k + (b * L * KV + g) * hd;
+      const float* Vm = v + (b * L * KV + g) * hd;
+      for (int64_t r0 = 0; r0 < L; r0 += kCausalBlock) {
+        const int64_t r1 = std::min(L, r0 + kCausalBlock);
+        float* Pb = P + r0 * L;
+        sgemm(false, true, r1 - r0, r1, hd, scale, Q + r0 * H * hd, H * hd, K, KV * hd, 0.0f, Pb, L);
+        for (int64_t i = r0; i < r1; ++i) causal_softmax_row(P + i * L, i, L);
+        sgemm(false, false, r1 - r0, hd, r1, 1.0f, Pb, L, Vm, KV * hd, 0.0f, out + (b * L * H + h + r0 * H) * hd,
+              H * hd);
+      }
+    }
+  }
+}
+
+// Any scalar (double in the gradient checks): plain loops, the definition.
 template <typename T>
-void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* v, int64_t batch, int64_t seq_len,
-                             const AttentionShape& shape) {
+void attention_train_forward_loops(T* out, T* probs, const T* q, const T* k, const T* v, int64_t batch,
+                                   int64_t seq_len, const AttentionShape& shape) {
   const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
   const int64_t group = H / KV;
   const T scale = T(1) / std::sqrt(T(hd));
-  if constexpr (std::is_same_v<T, float>) {
-    // Per (sequence, head) and block of query rows [r0, r1): S = Q K^T over keys [0, r1) only
-    // (causality: later keys are masked), causal softmax by rows, O = P V over the same keys.
-    // Blocks skip ~40 % of the full L x L products. Each thread runs its own single-threaded
-    // GEMMs (oneDNN does not nest parallelism).
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t h = 0; h < H; ++h) {
-        const int64_t g = h / group;
-        float* P = probs + (b * H + h) * L * L;
-        const float* Q = q + (b * L * H + h) * hd;
-        const float* K = k + (b * L * KV + g) * hd;
-        const float* Vm = v + (b * L * KV + g) * hd;
-        for (int64_t r0 = 0; r0 < L; r0 += kCausalBlock) {
-          const int64_t r1 = std::min(L, r0 + kCausalBlock);
-          float* Pb = P + r0 * L;
-          sgemm(false, true, r1 - r0, r1, hd, scale, Q + r0 * H * hd, H * hd, K, KV * hd, 0.0f, Pb, L);
-          for (int64_t i = r0; i < r1; ++i) causal_softmax_row(P + i * L, i, L);
-          sgemm(false, false, r1 - r0, hd, r1, 1.0f, Pb, L, Vm, KV * hd, 0.0f, out + (b * L * H + h + r0 * H) * hd,
-                H * hd);
-        }
-      }
-    }
-    return;
-  }
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < H; ++h) {
@@ -167,57 +175,64 @@ void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* 
   }
 }
 
-template <typename T>
-void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
-                        int64_t batch, int64_t seq_len, const AttentionShape& shape) {
+// Float: per (sequence, KV head), GEMMs over blocks of query rows.
+void attention_backward_blocked(float* dq, float* dk, float* dv, const float* dout, const float* probs,
+                                const float* q, const float* k, const float* v, int64_t batch, int64_t seq_len,
+                                const AttentionShape& shape) {
   const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
   const int64_t group = H / KV;
-  const T scale = T(1) / std::sqrt(T(hd));
-  if constexpr (std::is_same_v<T, float>) {
-    // Per (sequence, KV head), for each query head of the group and each block of query rows
-    // [r0, r1) against keys [0, r1): dP = dO V^T, dS = P (dP - rowsum(P dP)) * scale,
-    // dQ += dS K, dK += dS^T Q, dV += P^T dO: five GEMMs instead of scalar loops.
+  const float scale = 1.0f / std::sqrt(float(hd));
+  // Per (sequence, KV head), for each query head of the group and each block of query rows
+  // [r0, r1) against keys [0, r1): dP = dO V^T, dS = P (dP - rowsum(P dP)) * scale,
+  // dQ += dS K, dK += dS^T Q, dV += P^T dO: five GEMMs instead of scalar loops.
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t g = 0; g < KV; ++g) {
-        // Per-thread scratch that outlives the call: a fresh L x L buffer per head would be
-        // mapped and faulted in on every layer of every step.
-        thread_local std::vector<float> dS;
-        dS.resize(static_cast<size_t>(L * L));
-        const float* K = k + (b * L * KV + g) * hd;
-        const float* Vm = v + (b * L * KV + g) * hd;
-        float* dK = dk + (b * L * KV + g) * hd;
-        float* dV = dv + (b * L * KV + g) * hd;
-        for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-          const float* P = probs + (b * H + h) * L * L;
-          const float* dO = dout + (b * L * H + h) * hd;
-          const float* Q = q + (b * L * H + h) * hd;
-          float* dQ = dq + (b * L * H + h) * hd;
-          for (int64_t r0 = 0; r0 < L; r0 += kCausalBlock) {
-            const int64_t r1 = std::min(L, r0 + kCausalBlock), rows = r1 - r0;
-            float* dSb = dS.data() + r0 * L;
-            const float* Pb = P + r0 * L;
-            const float* dOb = dO + r0 * H * hd;
-            sgemm(false, true, rows, r1, hd, 1.0f, dOb, H * hd, Vm, KV * hd, 0.0f, dSb, L);
-            for (int64_t i = r0; i < r1; ++i) {
-              const float* p = P + i * L;
-              float* d = dS.data() + i * L;
-              float row = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t g = 0; g < KV; ++g) {
+      // Per-thread scratch that outlives the call: a fresh L x L buffer per head would be
+      // mapped and faulted in on every layer of every step.
+      thread_local std::vector<float> dS;
+      dS.resize(static_cast<size_t>(L * L));
+      const float* K = k + (b * L * KV + g) * hd;
+      const float* Vm = v + (b * L * KV + g) * hd;
+      float* dK = dk + (b * L * KV + g) * hd;
+      float* dV = dv + (b * L * KV + g) * hd;
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        const float* P = probs + (b * H + h) * L * L;
+        const float* dO = dout + (b * L * H + h) * hd;
+        const float* Q = q + (b * L * H + h) * hd;
+        float* dQ = dq + (b * L * H + h) * hd;
+        for (int64_t r0 = 0; r0 < L; r0 += kCausalBlock) {
+          const int64_t r1 = std::min(L, r0 + kCausalBlock), rows = r1 - r0;
+          float* dSb = dS.data() + r0 * L;
+          const float* Pb = P + r0 * L;
+          const float* dOb = dO + r0 * H * hd;
+          sgemm(false, true, rows, r1, hd, 1.0f, dOb, H * hd, Vm, KV * hd, 0.0f, dSb, L);
+          for (int64_t i = r0; i < r1; ++i) {
+            const float* p = P + i * L;
+            float* d = dS.data() + i * L;
+            float row = 0;
 #pragma omp simd reduction(+ : row)
-              for (int64_t j = 0; j <= i; ++j) row += p[j] * d[j];
+            for (int64_t j = 0; j <= i; ++j) row += p[j] * d[j];
 #pragma omp simd
-              for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - row) * scale;
-              for (int64_t j = i + 1; j < r1; ++j) d[j] = 0;
-            }
-            sgemm(false, false, rows, hd, r1, 1.0f, dSb, L, K, KV * hd, 1.0f, dQ + r0 * H * hd, H * hd);
-            sgemm(true, false, r1, hd, rows, 1.0f, dSb, L, Q + r0 * H * hd, H * hd, 1.0f, dK, KV * hd);
-            sgemm(true, false, r1, hd, rows, 1.0f, Pb, L, dOb, H * hd, 1.0f, dV, KV * hd);
+            for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - row) * scale;
+            for (int64_t j = i + 1; j < r1; ++j) d[j] = 0;
           }
+          sgemm(false, false, rows, hd, r1, 1.0f, dSb, L, K, KV * hd, 1.0f, dQ + r0 * H * hd, H * hd);
+          sgemm(true, false, r1, hd, rows, 1.0f, dSb, L, Q + r0 * H * hd, H * hd, 1.0f, dK, KV * hd);
+          sgemm(true, false, r1, hd, rows, 1.0f, Pb, L, dOb, H * hd, 1.0f, dV, KV * hd);
         }
       }
     }
-    return;
   }
+}
+
+// Any scalar: plain loops, the definition.
+template <typename T>
+void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k,
+                              const T* v, int64_t batch, int64_t seq_len, const AttentionShape& shape) {
+  const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
+  const int64_t group = H / KV;
+  const T scale = T(1) / std::sqrt(T(hd));
   // Parallel over (sequence, KV head): every query head of a group writes the same dk/dv rows.
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
@@ -254,6 +269,27 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
       }
     }
   }
+}
+
+
+}  // namespace
+
+template <typename T>
+void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* v, int64_t batch, int64_t seq_len,
+                             const AttentionShape& shape) {
+  if constexpr (std::is_same_v<T, float>)
+    attention_train_forward_blocked(out, probs, q, k, v, batch, seq_len, shape);
+  else
+    attention_train_forward_loops(out, probs, q, k, v, batch, seq_len, shape);
+}
+
+template <typename T>
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
+                        int64_t batch, int64_t seq_len, const AttentionShape& shape) {
+  if constexpr (std::is_same_v<T, float>)
+    attention_backward_blocked(dq, dk, dv, dout, probs, q, k, v, batch, seq_len, shape);
+  else
+    attention_backward_loops(dq, dk, dv, dout, probs, q, k, v, batch, seq_len, shape);
 }
 
 #define TAIA_INSTANTIATE(T)                                                                                   \
