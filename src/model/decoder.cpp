@@ -93,15 +93,16 @@ void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* l
   cache.set_length(pos0 + T);
 }
 
-void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits) {
+// Every row's slot, position and key spans inside the cache and the model, and the logit rows
+// increasing. Returns whether the slots are consecutive (keys and values then go straight into
+// the cache).
+bool Decoder::check_packed_batch(const KVCache& cache, const PackedBatch& b) const {
   const ModelConfig& c = model_.config;
-  const ModelWeights& w = model_.weights;
-  const int64_t D = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
   const int64_t T = b.size();
   TAIA_CHECK(T > 0, "[Decoder::forward_packed] expected at least one token");
   TAIA_CHECK(int64_t(b.positions.size()) == T && int64_t(b.slots.size()) == T && int64_t(b.spans.size()) == T,
              "[Decoder::forward_packed] expected ", T, " positions, slots and spans");
-  bool contiguous = true;  // slots slot0.. slot0+T-1: keys/values are projected straight into the cache
+  bool contiguous = true;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t slot = b.slots[size_t(t)];
     const KeySpans& sp = b.spans[size_t(t)];
@@ -122,6 +123,47 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     TAIA_CHECK(r > prev && r < T, "[Decoder::forward_packed] logit rows expected increasing in 0..", T - 1, ", got ",
                r, " after ", prev);
   }
+  return contiguous;
+}
+
+// One decoder layer on the T rows in s_.x (the residual stream, updated in place).
+void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, bool contiguous) {
+  const ModelConfig& c = model_.config;
+  const LayerWeights& L = model_.weights.layers[size_t(l)];
+  const int64_t T = b.size(), D = c.hidden_size, I = c.intermediate_size, KV = c.kv_dim();
+  float* x = s_.x.data();
+  float* xn = s_.xn.data();
+  const int64_t* pos = b.positions.data();
+  float* k_rows = contiguous ? cache.keys(l) + b.slots[0] * KV : s_.k.data();  // [T, KV]
+  float* v_rows = contiguous ? cache.values(l) + b.slots[0] * KV : s_.v.data();
+  rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
+  project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
+  project(l, Proj::K, L.k, k_rows, xn, T, false);
+  project(l, Proj::V, L.v, v_rows, xn, T, false);
+  rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, s_.inv_freq.data());
+  rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
+  if (!contiguous)
+    for (int64_t t = 0; t < T; ++t) {
+      std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
+      std::memcpy(cache.values(l) + b.slots[size_t(t)] * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
+    }
+  attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), b.spans.data(), T,
+                          cache.row_stride(), AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
+  project(l, Proj::O, L.o, x, s_.att.data(), T, /*accumulate=*/true);
+
+  rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
+  project(l, Proj::Gate, L.gate, s_.gate.data(), xn, T, false);
+  project(l, Proj::Up, L.up, s_.up.data(), xn, T, false);
+  swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
+  project(l, Proj::Down, L.down, x, s_.gate.data(), T, /*accumulate=*/true);
+}
+
+void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits) {
+  const bool contiguous = check_packed_batch(cache, b);
+  const ModelConfig& c = model_.config;
+  const ModelWeights& w = model_.weights;
+  const int64_t D = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t T = b.size();
   s_.x.resize(size_t(T * D));
   s_.xn.resize(size_t(T * D));
   s_.q.resize(size_t(T * Q));
@@ -132,37 +174,9 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     s_.k.resize(size_t(T * KV));
     s_.v.resize(size_t(T * KV));
   }
-
   float* x = s_.x.data();
-  float* xn = s_.xn.data();
   embed_rows(x, w.embed, b.tokens.data(), T, D);
-  const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
-  const int64_t* pos = b.positions.data();
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    const LayerWeights& L = w.layers[size_t(l)];
-    float* k_rows = contiguous ? cache.keys(l) + b.slots[0] * KV : s_.k.data();  // [T, KV]
-    float* v_rows = contiguous ? cache.values(l) + b.slots[0] * KV : s_.v.data();
-    rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
-    project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
-    project(l, Proj::K, L.k, k_rows, xn, T, false);
-    project(l, Proj::V, L.v, v_rows, xn, T, false);
-    rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, s_.inv_freq.data());
-    rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
-    if (!contiguous)
-      for (int64_t t = 0; t < T; ++t) {
-        std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
-        std::memcpy(cache.values(l) + b.slots[size_t(t)] * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
-      }
-    attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), b.spans.data(), T,
-                            cache.row_stride(), shape);
-    project(l, Proj::O, L.o, x, s_.att.data(), T, /*accumulate=*/true);
-
-    rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
-    project(l, Proj::Gate, L.gate, s_.gate.data(), xn, T, false);
-    project(l, Proj::Up, L.up, s_.up.data(), xn, T, false);
-    swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
-    project(l, Proj::Down, L.down, x, s_.gate.data(), T, /*accumulate=*/true);
-  }
+  for (int64_t l = 0; l < c.num_layers; ++l) layer_forward(l, cache, b, contiguous);
   const int64_t rows = int64_t(b.logit_rows.size());
   if (rows == 0) return;
   // Gather the wanted rows (consecutive for plain forward calls) before the final norm and head.
@@ -170,8 +184,8 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     const int64_t r = b.logit_rows[size_t(i)];
     if (r != i) std::memmove(x + i * D, x + r * D, size_t(D) * sizeof(float));
   }
-  rmsnorm_forward(xn, x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps));
-  linear_forward(logits, xn, w.lm_head, nullptr, rows);
+  rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps));
+  linear_forward(logits, s_.xn.data(), w.lm_head, nullptr, rows);
 }
 
 }  // namespace taia

@@ -61,6 +61,8 @@ class Decoder {
 
  private:
   void project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate);
+  bool check_packed_batch(const KVCache& cache, const PackedBatch& b) const;
+  void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
 
   const Model& model_;
   RunState s_;

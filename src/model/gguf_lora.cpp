@@ -147,8 +147,9 @@ void save_gguf_model(Model& model, const std::string& base_gguf, const std::stri
       convert_to_f32(v->dtype, v->data, data.data(), data.size());
       if (c.arch == Arch::Llama) {
         const int64_t row = v->rank() == 2 ? v->shape[1] : 1;
-        if (t.name.find(".attn_q.") != std::string::npos) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);
-        if (t.name.find(".attn_k.") != std::string::npos) permute_qk_rows(data.data(), c.num_kv_heads, c.head_dim, row);
+        const auto proj = proj_of_tensor(it->second);
+        if (proj == Proj::Q) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);
+        if (proj == Proj::K) permute_qk_rows(data.data(), c.num_kv_heads, c.head_dim, row);
       }
     }
     w.add_tensor_f32(t.name, t.ne, data.data());

@@ -78,9 +78,9 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   TAIA_CHECK(embd != nullptr && embd->ne.size() == 2, g.path(), ": expected a 2-D tensor 'token_embd.weight'");
   c.vocab_size = embd->ne[1];
   c.tie_word_embeddings = g.find_tensor("output.weight") == nullptr;
-  c.qkv_bias = g.find_tensor("blk.0.attn_q.bias") != nullptr;
-  c.o_bias = g.find_tensor("blk.0.attn_output.bias") != nullptr;
-  c.mlp_bias = g.find_tensor("blk.0.ffn_up.bias") != nullptr;
+  c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias")) != nullptr;
+  c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias")) != nullptr;
+  c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Up, ".bias")) != nullptr;
   if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
   if (g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {g.get_int("tokenizer.ggml.eos_token_id")};
   c.validate(g.path());
@@ -135,7 +135,7 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   GgufFile g(path);
   model.config = config_from_gguf(g);
   const ModelConfig& c = model.config;
-  const GgufTensor* first = g.find_tensor("blk.0.attn_q.weight");
+  const GgufTensor* first = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".weight"));
   DType stored = DType::F32;
   if (first && first->type == uint32_t(GgmlType::BF16)) stored = DType::BF16;
   const auto expected = expected_tensors(c);
@@ -157,8 +157,8 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
     std::vector<float> tmp(size_t(t->numel()));
     gguf_dequantize(*t, tmp.data(), path);
     if (permuted) {
-      const bool is_q = gname.find(".attn_q.") != std::string::npos;
-      const bool is_k = gname.find(".attn_k.") != std::string::npos;
+      const auto proj = proj_of_tensor(e.name);
+      const bool is_q = proj == Proj::Q, is_k = proj == Proj::K;
       const int64_t row_len = e.shape.size() == 2 ? e.shape[1] : 1;
       if (is_q) unpermute_qk_rows(tmp.data(), c.num_heads, c.head_dim, row_len);
       if (is_k) unpermute_qk_rows(tmp.data(), c.num_kv_heads, c.head_dim, row_len);

@@ -63,6 +63,14 @@ std::string norm_tensor_name(int64_t layer, LayerNorm n) {
   return layer_prefix(layer) + kNormNames[int(n)].hf + ".weight";
 }
 
+std::optional<Proj> proj_of_tensor(const std::string& hf_name) {
+  for (int i = 0; i < kNumProj; ++i) {
+    const std::string stem = std::string(".") + kProjNames[i].parent + "." + kProjNames[i].module + ".";
+    if (hf_name.find(stem) != std::string::npos) return Proj(i);
+  }
+  return std::nullopt;
+}
+
 std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix) {
   return "blk." + std::to_string(layer) + "." + kProjNames[int(p)].gguf + suffix;
 }

@@ -41,6 +41,8 @@ inline constexpr const char* kLmHeadTensor = "lm_head.weight";
 std::string module_name(int64_t layer, Proj p);                          // "model.layers.3.self_attn.q_proj"
 std::string proj_tensor_name(int64_t layer, Proj p, const char* kind);  // + ".weight" / ".bias"
 std::string norm_tensor_name(int64_t layer, LayerNorm n);               // "model.layers.3.input_layernorm.weight"
+// The projection an HF tensor name belongs to (its weight or bias), if any.
+std::optional<Proj> proj_of_tensor(const std::string& hf_name);
 
 // GGUF names.
 std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix);  // "blk.3.attn_q" + suffix
