@@ -13,10 +13,10 @@ constexpr ModuleMask kFfn{false, false, false, false, true, true, true};
 
 const std::vector<ModeInfo>& mode_table() {
   static const std::vector<ModeInfo> table = {
-      {"base", "no updates (the pretrained model)", kNone},
+      {"base", "no update, the pretrained model", kNone},
       {"vanilla", "all updates", kAll},
-      {"taia", "attention updates only (q, k, v, o)", kAttention},
-      {"taif", "FFN updates only (gate, up, down)", kFfn},
+      {"taia", "attention updates only (q,k,v,o)", kAttention},
+      {"taif", "FFN updates only (gate,up,down)", kFfn},
   };
   return table;
 }
@@ -32,7 +32,7 @@ const std::vector<std::string>& mode_names() {
 
 std::string modes_help() {
   std::string s;
-  for (const ModeInfo& m : mode_table()) s += std::string(s.empty() ? "" : ", ") + m.name + " (" + m.help + ")";
+  for (const ModeInfo& m : mode_table()) s += std::string(s.empty() ? "" : "; ") + m.name + " = " + m.help;
   return s;
 }
 

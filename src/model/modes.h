@@ -14,12 +14,12 @@ using ModuleMask = std::array<bool, kNumProj>;
 
 struct ModeInfo {
   const char* name;  // "taia"
-  const char* help;  // "attention updates only"
+  const char* help;  // "attention updates only (q,k,v,o)"
   ModuleMask mask;
 };
 const std::vector<ModeInfo>& mode_table();      // base, vanilla, taia, taif in this order
 const std::vector<std::string>& mode_names();   // their names
-// "base, vanilla (all updates), taia (attention only), taif (FFN only)": the one help text.
+// "base = no update, the pretrained model; vanilla = all updates; ...": the one help text.
 std::string modes_help();
 
 // "all", "attn", "ffn" or a comma list of q,k,v,o,gate,up,down (with or without _proj).

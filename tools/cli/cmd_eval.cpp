@@ -117,8 +117,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("-m,--model", args->model, "Base model: GGUF file or HF folder")->required();
   cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or GGUF LoRA file");
   cmd->add_option("--modes", args->modes,
-                  "Comma-separated modes: " + modes_help() + " (default: all four with --adapter, else base); "
-                  "module lists separated by ';', e.g. 'taia;q,k,v'");
+                  "Comma-separated modes (default: all four with --adapter, else base; module lists separated "
+                  "by ';', e.g. 'taia;q,k,v'): " + modes_help());
   cmd->add_option("--tasks", args->tasks,
                   "Task files, comma-separated: GSM8K / MATH / SVAMP / ARC / CommonsenseQA / generic JSONL, MMLU / "
                   "AdvBench CSV, BBH JSON, .txt (perplexity)")

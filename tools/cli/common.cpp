@@ -97,7 +97,7 @@ std::string missing_tokenizer_note(const std::string& folder, const std::string&
 }
 
 void add_mode_options(CLI::App* cmd, ModeArgs* args) {
-  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run: " + modes_help() + "; default taia")
+  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run (default taia): " + modes_help())
                    ->check(CLI::IsMember(mode_names()));
   cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode, e.g. q,k,v,o")->excludes(mode);
 }
