@@ -22,10 +22,10 @@ std::vector<std::string> ordered_task_keys(const Scores& scores, const TaskSet& 
 std::vector<double> seed_values(const std::vector<Scores>& runs, const Scores& base, const std::string& task,
                                 const std::string& mode, Json* entry) {
   std::vector<double> values;
-  if (mode == "base") {
+  if (mode == kBaseMode) {
     auto it = base.find(task);
     if (it == base.end()) return values;
-    *entry = it->second.at("base");
+    *entry = it->second.at(kBaseMode);
     values.assign(runs.size(), (*entry)["value"].get<double>());
     return values;
   }

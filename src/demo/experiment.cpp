@@ -71,17 +71,17 @@ std::vector<std::string> sample_own_text(const std::string& model_path, const To
 Scores evaluate_base(const RunContext& ctx, bool own_model, const Log& log, Json* pretrained) {
   log("[demo] evaluating the base model");
   Decoder decoder(*ctx.base);
-  Scores scores = evaluate_modes(decoder, *ctx.tok, nullptr, {"base"}, *ctx.tasks, ctx.eval, {},
+  Scores scores = evaluate_modes(decoder, *ctx.tok, nullptr, {kBaseMode}, *ctx.tasks, ctx.eval, {},
                                  ctx.out_dir + "/runs/base/eval");
   if (own_model) return scores;
-  const Json& e = scores["knowledge_completion"]["base"];
+  const Json& e = scores["knowledge_completion"][kBaseMode];
   (*pretrained)["plain_completion_acc"] = e["value"];
   (*pretrained)["plain_completion_stderr"] = e["stderr"];
   (*pretrained)["plain_completion_n"] = e["n"];
   log("[demo] the pretrained model completes \"X was born in\" / \"X works as a\" correctly for " +
       fmt(100 * e["value"].get<double>()) + " % of " + std::to_string(e["n"].get<int64_t>()) + " facts (chance: " +
-      fmt(100 * (*pretrained)["chance_city"].get<double>()) + " % cities, " +
-      fmt(100 * (*pretrained)["chance_job"].get<double>()) + " % jobs)");
+      fmt(100 * (*pretrained)["chance_city"].get<double>(), 2) + " % cities, " +
+      fmt(100 * (*pretrained)["chance_job"].get<double>(), 2) + " % jobs)");
   return scores;
 }
 

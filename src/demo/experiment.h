@@ -38,5 +38,4 @@ Json run_demo(const DemoOptions& options, const std::function<void(const std::st
 // "mean ± std" over the seeds.
 std::string demo_table_markdown(const Json& summary);
 
-
 }  // namespace taia::demo

@@ -6,13 +6,10 @@
 #include "model/loader.h"
 #include "model/merge.h"
 #include "model/modes.h"
-#include "model/peft_adapter.h"
+#include "model/adapter.h"
 
 namespace taia::demo {
 namespace {
-
-// Every mode but base (the base model is scored once per demo).
-const std::vector<std::string> kFinetunedModes(mode_names().begin() + 1, mode_names().end());
 
 TrainOptions finetune_options(const RunContext& ctx, const std::string& method, uint64_t seed,
                               const std::string& run_dir) {
@@ -38,20 +35,20 @@ TrainOptions finetune_options(const RunContext& ctx, const std::string& method, 
 
 // The adapter applied unmerged to the base in each mode.
 Scores evaluate_adapter(const RunContext& ctx, const std::string& adapter_dir, const std::string& run_dir) {
-  const LoraAdapter adapter = load_peft_adapter(adapter_dir, ctx.base->config);
+  const auto adapter = load_adapter(adapter_dir, ctx.base->config);
   Decoder decoder(*ctx.base);
-  return evaluate_modes(decoder, *ctx.tok, &adapter, kFinetunedModes, *ctx.tasks, ctx.eval, {}, run_dir + "/eval");
+  return evaluate_modes(decoder, *ctx.tok, adapter.get(), finetuned_mode_names(), *ctx.tasks, ctx.eval, {}, run_dir + "/eval");
 }
 
 // The fine-tuned model as it is (vanilla), and merged with the base: taia keeps the fine-tuned
 // attention projections, taif the fine-tuned FFN.
 Scores evaluate_full(const RunContext& ctx, const std::string& model_dir, const std::string& run_dir) {
   Scores scores;
-  for (const std::string& mode : kFinetunedModes) {
+  for (const std::string& mode : finetuned_mode_names()) {
     auto finetuned = load_model(model_dir);
     merge_full(*finetuned, *ctx.base, parse_mode(mode), RevertSet{});  // vanilla: nothing reverts
     Decoder decoder(*finetuned);
-    const Scores one = evaluate_modes(decoder, *ctx.tok, nullptr, {"base"}, *ctx.tasks, ctx.eval, {{"base", mode}},
+    const Scores one = evaluate_modes(decoder, *ctx.tok, nullptr, {kBaseMode}, *ctx.tasks, ctx.eval, {{kBaseMode, mode}},
                                       run_dir + "/eval-" + mode);
     for (const auto& [task, modes] : one)
       for (const auto& [m, e] : modes) scores[task][m] = e;

@@ -32,7 +32,7 @@ TaskSet write_tasks(const World& w, const Preset& p, uint64_t world_seed, const 
 using Scores = std::map<std::string, std::map<std::string, Json>>;
 
 struct EvalRun {
-  const Preset* preset;
+  const Preset* preset = nullptr;
   std::string chat_template;  // "" = the tokenizer's own
   bool progress = true;
 };

@@ -1,6 +1,5 @@
 #include "eval/evaluate.h"
 
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>

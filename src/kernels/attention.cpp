@@ -30,7 +30,6 @@ void causal_softmax_row(T* p, int64_t i, int64_t L) {
   for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
 }
 
-
 // One query row against the rows of its key spans. HD > 0 fixes the head size at compile time
 // so the dot products unroll into a few vector FMAs and one reduction; HD == 0 is the generic loop.
 template <int HD>
@@ -270,7 +269,6 @@ void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs
     }
   }
 }
-
 
 }  // namespace
 

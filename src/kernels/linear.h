@@ -56,9 +56,10 @@ void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int6
 void linear_forward_reference(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                               bool accumulate = false);
 
-// Backward of linear_forward, accumulating: dx[M,K] += dy[M,N] W, routed as the forward (dy
-// rounded to BF16 with Precision::BF16) ; dW[N,K] += dy^T x (F32, dnnl_sgemm; null for a frozen
-// weight) ; db[N] += column sums of dy. Any output may be null.
+// Backward of linear_forward, accumulating: dx[M,K] += dy[M,N] W (Precision::BF16: dy rounded,
+// BF16 matmul primitive; F32 weights and M > kMatvecMaxRows: F32 matmul primitive; otherwise
+// dnnl_sgemm, BF16 weights widened in blocks) ; dW[N,K] += dy^T x (F32, dnnl_sgemm; null for a
+// frozen weight) ; db[N] += column sums of dy. Any output may be null.
 void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M,
                      const LinearCompute& compute = {});
 

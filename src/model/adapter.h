@@ -1,6 +1,6 @@
 // The one adapter loader of the product: a PEFT LoRA folder or a llama.cpp GGUF LoRA file (the
-// kind is told by the path: a folder is PEFT). generate, forward, eval, merge and export all load
-// adapters through it.
+// kind is told by the path: a folder is PEFT). generate, forward, eval, merge, export and the
+// demo load adapters through it (inspect reads PEFT folders itself: it needs no base model).
 #pragma once
 #include <memory>
 #include <string>

@@ -73,7 +73,7 @@ void copy_tokenizer_files(const std::string& from, const std::string& dir) {
 void save_model_folder(Model& model, const std::string& dir, DType dtype, const std::string& source) {
   save_hf_folder(model, dir, dtype);
   copy_tokenizer_files(source, dir);
-  if (file_exists(dir + "/generation_config.json")) return;
+  if (is_directory(source) && file_exists(source + "/generation_config.json")) return;  // copied
   Json gen{{"_from_model_config", true}};
   auto ids = [](const std::vector<int64_t>& v) { return v.size() == 1 ? Json(v[0]) : Json(v); };
   if (!model.config.bos_token_ids.empty()) gen["bos_token_id"] = ids(model.config.bos_token_ids);

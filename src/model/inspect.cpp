@@ -66,7 +66,7 @@ void check_expected(const ModelConfig& c, const std::map<std::string, std::vecto
                          shape_str(it->second));
   }
   for (const auto& [name, shape] : present)
-    if (!used.count(name) && name != "rope_freqs.weight") problems.push_back("unexpected tensor '" + name + "'");
+    if (!used.count(name) && name != kGgufRopeFreqsTensor) problems.push_back("unexpected tensor '" + name + "'");
 }
 
 Json inspect_hf(const std::string& dir) {
@@ -200,7 +200,7 @@ Json inspect_adapter(const std::string& dir) {
         sq += btb * aat;
       }
     const double norm = scale * std::sqrt(std::max(0.0, sq));
-    modules.push_back({{"module", stem.substr(std::string("base_model.model.").size())}, {"layer", layer},
+    modules.push_back({{"module", stem.substr(std::string(kPeftKeyPrefix).size())}, {"layer", layer},
                        {"rank", rank}, {"alpha", alpha}, {"scale", scale}, {"update_norm", norm}});
     auto& acc = per_layer[layer];
     (proj_is_attention(*proj) ? acc.first : acc.second) += norm * norm;

@@ -74,10 +74,11 @@ ModelConfig config_from_gguf(const GgufFile& g) {
       TAIA_CHECK(st->s == "none", g.path(), ": ", p, "rope.scaling.type expected none or linear, got '", st->s, "'");
     }
   }
-  const GgufTensor* embd = g.find_tensor("token_embd.weight");
-  TAIA_CHECK(embd != nullptr && embd->ne.size() == 2, g.path(), ": expected a 2-D tensor 'token_embd.weight'");
+  const std::string embd_name = gguf_tensor_name(kEmbedTensor);
+  const GgufTensor* embd = g.find_tensor(embd_name);
+  TAIA_CHECK(embd != nullptr && embd->ne.size() == 2, g.path(), ": expected a 2-D tensor '", embd_name, "'");
   c.vocab_size = embd->ne[1];
-  c.tie_word_embeddings = g.find_tensor("output.weight") == nullptr;
+  c.tie_word_embeddings = g.find_tensor(gguf_tensor_name(kLmHeadTensor)) == nullptr;
   c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias")) != nullptr;
   c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias")) != nullptr;
   c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Up, ".bias")) != nullptr;
@@ -165,8 +166,8 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
     }
     fill_from_f32(*model.find(e.name), tmp);
   }
-  if (const GgufTensor* rf = g.find_tensor("rope_freqs.weight")) {
-    TAIA_CHECK(rf->numel() == c.head_dim / 2, path, ": rope_freqs.weight expected ", c.head_dim / 2,
+  if (const GgufTensor* rf = g.find_tensor(kGgufRopeFreqsTensor)) {
+    TAIA_CHECK(rf->numel() == c.head_dim / 2, path, ": ", kGgufRopeFreqsTensor, " expected ", c.head_dim / 2,
                " elements, got ", rf->numel());
     model.rope_freq_factors.resize(size_t(rf->numel()));
     gguf_dequantize(*rf, model.rope_freq_factors.data(), path);

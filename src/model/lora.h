@@ -53,5 +53,4 @@ struct LoraAdapter {
   int64_t parameter_count() const;
 };
 
-
 }  // namespace taia

@@ -13,7 +13,7 @@ constexpr ModuleMask kFfn{false, false, false, false, true, true, true};
 
 const std::vector<ModeInfo>& mode_table() {
   static const std::vector<ModeInfo> table = {
-      {"base", "no update, the pretrained model", kNone},
+      {kBaseMode, "no update, the pretrained model", kNone},
       {"vanilla", "all updates", kAll},
       {"taia", "attention updates only (q,k,v,o)", kAttention},
       {"taif", "FFN updates only (gate,up,down)", kFfn},
@@ -25,6 +25,16 @@ const std::vector<std::string>& mode_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> n;
     for (const ModeInfo& m : mode_table()) n.push_back(m.name);
+    return n;
+  }();
+  return names;
+}
+
+const std::vector<std::string>& finetuned_mode_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const ModeInfo& m : mode_table())
+      if (m.mask != kNone) n.push_back(m.name);
     return n;
   }();
   return names;

@@ -12,12 +12,16 @@ namespace taia {
 
 using ModuleMask = std::array<bool, kNumProj>;
 
+inline constexpr const char* kBaseMode = "base";     // the pretrained model, no update
+inline constexpr const char* kDefaultMode = "taia";  // what runs when an adapter is given without a mode
+
 struct ModeInfo {
   const char* name;  // "taia"
   const char* help;  // "attention updates only (q,k,v,o)"
   ModuleMask mask;
 };
 const std::vector<ModeInfo>& mode_table();      // base, vanilla, taia, taif in this order
+const std::vector<std::string>& finetuned_mode_names();  // every mode but base
 const std::vector<std::string>& mode_names();   // their names
 // "base = no update, the pretrained model; vanilla = all updates; ...": the one help text.
 std::string modes_help();

@@ -16,7 +16,7 @@
 namespace taia {
 
 std::string peft_key(int64_t layer, Proj p, const char* ab) {
-  return "base_model.model." + module_name(layer, p) + ".lora_" + ab + ".weight";
+  return kPeftKeyPrefix + module_name(layer, p) + ".lora_" + ab + ".weight";
 }
 
 void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::string& base_model) {

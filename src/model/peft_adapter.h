@@ -7,6 +7,8 @@
 
 namespace taia {
 
+// What PEFT puts before a module name in its tensor keys.
+inline constexpr const char* kPeftKeyPrefix = "base_model.model.";
 // PEFT's tensor key for one LoRA matrix ("A" or "B").
 std::string peft_key(int64_t layer, Proj p, const char* ab);
 

@@ -25,7 +25,6 @@ std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_strin
 
 }  // namespace
 
-const ProjNames& proj_names(Proj p) { return kProjNames[int(p)]; }
 const char* proj_name(Proj p) { return kProjNames[int(p)].module; }
 const char* proj_parent(Proj p) { return kProjNames[int(p)].parent; }
 bool proj_is_attention(Proj p) { return int(p) <= int(Proj::O); }

@@ -21,7 +21,6 @@ struct ProjNames {
   const char* parent;  // HF parent module: "self_attn" or "mlp"
   const char* gguf;    // GGUF tensor stem: "attn_q"
 };
-const ProjNames& proj_names(Proj p);
 const char* proj_name(Proj p);    // "q_proj", ..., "down_proj"
 const char* proj_parent(Proj p);  // "self_attn" or "mlp"
 bool proj_is_attention(Proj p);
@@ -44,7 +43,8 @@ std::string norm_tensor_name(int64_t layer, LayerNorm n);               // "mode
 // The projection an HF tensor name belongs to (its weight or bias), if any.
 std::optional<Proj> proj_of_tensor(const std::string& hf_name);
 
-// GGUF names.
+// GGUF names. rope_freqs.weight (llama3 frequency factors) is a GGUF-only tensor.
+inline constexpr const char* kGgufRopeFreqsTensor = "rope_freqs.weight";
 std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix);  // "blk.3.attn_q" + suffix
 // The GGUF tensor name of an HF tensor name ("model.layers.3.self_attn.q_proj.weight" ->
 // "blk.3.attn_q.weight"); empty if there is none.

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <optional>
 
 #include "core/error.h"
+#include "core/threading.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/gemm.h"
@@ -145,9 +145,9 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
       for (int64_t l = set; s.lora && l < (o.recompute ? c.num_layers : set + 1); ++l)
         if (const LoraModule* m = s.lora->find(l, Proj(i))) {
           rank = std::max(rank, m->rank);
-          // Folded whenever the base multiplies in F32: training without dropout, and every
-          // forward_loss (validation runs without dropout whatever the config says).
-          if (!o.compute_bf16) folded = m->out * m->in;
+          // Folded when the base multiplies in F32 and a pass runs without dropout: training
+          // without dropout, or validation (forward_loss) with it.
+          if (!o.compute_bf16 && (s.lora->config.dropout == 0 || o.validation)) folded = m->out * m->in;
         }
       size(a.lora_u[size_t(i)], N * rank);
       size(a.w_eff[size_t(i)], folded);
@@ -180,26 +180,33 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   size(g.lora_du, N * max_rank);
 }
 
-int64_t TrainEngine::bf16_workspace_bytes(const ModelConfig& c, int64_t N, const LoraAdapter* lora) {
-  int64_t bytes = 0;
-  for (int64_t l = 0; lora && l < c.num_layers; ++l)
-    for (int i = 0; i < kNumProj; ++i) {
-      const auto [in, out] = proj_shape(c, Proj(i));
-      bytes += in * out * 2;  // every frozen projection is multiplied in BF16
+int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& o) {
+  const ModelConfig& c = model.config;
+  const int64_t N = B * L, widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
+  int64_t bytes = int64_t(num_threads()) * L * L * 4;  // attention backward: dS per thread
+  if (o.compute_bf16) {
+    // Every frozen projection and the LM head multiply in BF16: F32 weights are copied once.
+    if (model.linear_dtype == DType::F32) {
+      for (int i = 0; i < kNumProj; ++i) {
+        const auto [in, out] = proj_shape(c, Proj(i));
+        bytes += c.num_layers * in * out * 2;
+      }
+      bytes += c.vocab_size * c.hidden_size * 2;
     }
-  const int64_t widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
-  return bytes + c.vocab_size * c.hidden_size * 2 + N * std::max(widest, c.vocab_size) * 2;
+    bytes += N * std::max(widest, c.vocab_size) * 2;  // rounded activations
+  } else if (model.linear_dtype == DType::BF16) {
+    bytes += std::min<int64_t>(256, std::max(widest, c.vocab_size)) * widest * 4;  // a widened block
+  }
+  return bytes;
 }
 
-int64_t TrainEngine::working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& o,
+int64_t TrainEngine::working_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& o,
                                    const LoraAdapter* lora, bool full) {
-  const LoraAdapter* adapter = full ? nullptr : lora;
   Buffers none;  // only sized, never allocated
   int64_t floats = 0;
-  plan_buffers(none, PlanShape{&c, B, L, &o, adapter}, [&](std::vector<float>&, int64_t n) { floats += n; });
-  int64_t bytes = floats * 4;
-  if (o.compute_bf16) bytes += bf16_workspace_bytes(c, B * L, adapter);
-  return bytes;
+  plan_buffers(none, PlanShape{&model.config, B, L, &o, full ? nullptr : lora},
+               [&](std::vector<float>&, int64_t n) { floats += n; });
+  return floats * 4 + kernel_scratch_bytes(model, B, L, o);
 }
 
 int64_t TrainEngine::allocated_bytes() {
@@ -242,7 +249,9 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
   const double pdrop = m && train ? lora_->config.dropout : 0.0;
   float* u = a.lora_u[size_t(p)].data();
-  if (m && pdrop == 0 && !options_.compute_bf16) {
+  // Folded (w_eff = W + s B A) whenever no dropout applies and the plan holds w_eff: training
+  // without dropout, and validation when EngineOptions::validation says it runs.
+  if (m && pdrop == 0 && !options_.compute_bf16 && !a.w_eff[size_t(p)].empty()) {
     float* w_eff = a.w_eff[size_t(p)].data();
     {
       PhaseScope t(phase_slot(Phase::Lora));

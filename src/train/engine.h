@@ -47,6 +47,9 @@ struct EngineOptions {
   // norms, attention, softmax and the loss stay F32.
   bool compute_bf16 = false;
   bool profile = false;  // accumulate PhaseTimes (a clock read around each phase)
+  // forward_loss will run (validation). With LoRA dropout it multiplies through the folded
+  // weights W + s B A, which are then planned too; without this flag it runs the unfolded branch.
+  bool validation = false;
 };
 
 class TrainEngine {
@@ -64,18 +67,24 @@ class TrainEngine {
   const PhaseTimes& phase_times() const { return phase_times_; }
   void reset_phase_times() { phase_times_ = PhaseTimes{}; }
 
-  // Bytes of working memory (activations, gradient scratch, folded LoRA weights, BF16 copies)
-  // that a batch of B sequences of length L needs: the sizes resize() allocates, added up.
-  static int64_t working_bytes(const ModelConfig& c, int64_t B, int64_t L, const EngineOptions& options,
+  TrainEngine(const TrainEngine&) = delete;  // compute_ points into this object
+  TrainEngine& operator=(const TrainEngine&) = delete;
+
+  // Bytes of working memory that a batch of B sequences of length L needs: the buffers
+  // resize() allocates (activations, gradient scratch, folded LoRA weights), added up, plus the
+  // kernels' own scratch (kernel_scratch_bytes).
+  static int64_t working_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& options,
                                const LoraAdapter* lora, bool full);
 
-  // Bytes the working buffers hold now (their capacities, BF16 workspace excluded): after a
-  // step on a B x L batch, working_bytes(B, L) less the BF16 workspace, as the tests check.
+  // Bytes the planned buffers hold now (their capacities). After a step on a B x L batch it is
+  // working_bytes(B, L) less kernel_scratch_bytes, as the tests check. Call it after a step
+  // (before one it sizes the plan's containers).
   int64_t allocated_bytes();
 
-  // Bytes of the BF16 workspace (--compute bf16): BF16 copies of the frozen weights and the
-  // rounded activations. The router fills it on first use, so it is estimated, not planned.
-  static int64_t bf16_workspace_bytes(const ModelConfig& c, int64_t N, const LoraAdapter* lora);
+  // Scratch outside the plan, estimated: the BF16 workspace of --compute bf16 (copies of the
+  // frozen F32 weights, rounded activations), the attention backward's per-thread L x L block,
+  // and the F32 block a BF16 weight is widened into under F32 compute.
+  static int64_t kernel_scratch_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& options);
 
  private:
   // Saved forward activations of one layer; N = B x L rows, D hidden, H / KV heads of hd,
@@ -123,10 +132,10 @@ class TrainEngine {
     GradScratch grad;
   };
   struct PlanShape {
-    const ModelConfig* config;
-    int64_t B, L;
-    const EngineOptions* options;
-    const LoraAdapter* lora;  // null without LoRA
+    const ModelConfig* config = nullptr;
+    int64_t B = 0, L = 0;
+    const EngineOptions* options = nullptr;
+    const LoraAdapter* lora = nullptr;  // null without LoRA
   };
   // Calls size(buffer, floats) for every buffer of `b` that a batch shape needs: resize()
   // allocates by it and working_bytes() adds it up, so the estimate cannot drift.

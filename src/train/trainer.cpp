@@ -121,7 +121,7 @@ void check_memory(const TrainOptions& o, const Model& model, const Trainables& t
   const bool full = o.method == "full";
   const int64_t model_bytes = int64_t(model.arena.capacity());
   const int64_t train_bytes = t.count * 4 * (full ? 3 : 4);  // full: the values are the model's
-  const int64_t work_bytes = TrainEngine::working_bytes(model.config, o.batch_size, longest, eo,
+  const int64_t work_bytes = TrainEngine::working_bytes(model, o.batch_size, longest, eo,
                                                         full ? nullptr : &t.lora, full);
   const int64_t total_bytes = model_bytes + train_bytes + work_bytes;
   const int64_t limit = o.max_memory > 0 ? o.max_memory : physical_memory_bytes();
@@ -387,6 +387,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log) {
   eo.recompute = o.recompute;
   eo.dropout_seed = o.seed;
   eo.compute_bf16 = o.compute == "bf16";
+  eo.validation = !data.val.empty();
   check_memory(o, *model, *trainables, data.longest, eo, log);
   TrainEngine engine(*model, full ? nullptr : &trainables->lora, full ? &trainables->grads : nullptr, eo);
   AdamW adam(trainables->params, o.adamw);

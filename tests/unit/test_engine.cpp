@@ -21,6 +21,7 @@ struct PlanCase {
   bool full, recompute;
   double dropout;
   bool mixed_ranks;
+  bool validation = false;
 };
 
 void PrintTo(const PlanCase& c, std::ostream* os) { *os << c.name; }
@@ -32,6 +33,7 @@ TEST_P(EnginePlan, AStepAllocatesWhatTheEstimateCounts) {
   auto model = init_model(test::small_config(40, 16, 24, 3, 4, 2, 4, 32), 3, DType::F32, InitScheme::Full, 0.1f);
   EngineOptions eo;
   eo.recompute = pc.recompute;
+  eo.validation = pc.validation;
   LoraAdapter lora;
   FullGrads grads;
   if (pc.full) {
@@ -48,7 +50,8 @@ TEST_P(EnginePlan, AStepAllocatesWhatTheEstimateCounts) {
     const TrainBatch batch = batch_of(B, L, 40);
     engine.forward_backward(batch, 0.01f, 1);
     engine.forward_loss(batch);
-    const int64_t estimate = TrainEngine::working_bytes(model->config, B, L, eo, pc.full ? nullptr : &lora, pc.full);
+    const int64_t estimate = TrainEngine::working_bytes(*model, B, L, eo, pc.full ? nullptr : &lora, pc.full) -
+                             TrainEngine::kernel_scratch_bytes(*model, B, L, eo);
     // A larger batch before a smaller one leaves the larger capacities: compare the first shape
     // exactly and the second as a bound.
     if (B == 2) EXPECT_EQ(engine.allocated_bytes(), estimate) << pc.name;
@@ -59,6 +62,7 @@ TEST_P(EnginePlan, AStepAllocatesWhatTheEstimateCounts) {
 INSTANTIATE_TEST_SUITE_P(Cases, EnginePlan,
                          ::testing::Values(PlanCase{"lora", false, false, 0.0, false},
                                            PlanCase{"lora_dropout", false, false, 0.1, false},
+                                           PlanCase{"lora_dropout_validation", false, false, 0.1, false, true},
                                            PlanCase{"lora_recompute_mixed_ranks", false, true, 0.0, true},
                                            PlanCase{"full", true, false, 0.0, false},
                                            PlanCase{"full_recompute", true, true, 0.0, false}),

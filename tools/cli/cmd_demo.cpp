@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "demo/experiment.h"
+#include "demo/util.h"
 
 namespace taia::cli {
 namespace {
@@ -25,8 +26,8 @@ void run_demo_cmd(DemoArgs& a) {
   const Json& pre = summary["pretrained"];
   if (pre.contains("plain_completion_acc"))
     std::cout << "pretrained model: " << 100 * pre["plain_completion_acc"].get<double>()
-              << " % of its facts completed in plain text (chance " << 100 * pre["chance_city"].get<double>() << " % / "
-              << 100 * pre["chance_job"].get<double>() << " %)\n\n";
+              << " % of its facts completed in plain text (chance " << demo::fmt(100 * pre["chance_city"].get<double>(), 2)
+              << " % / " << demo::fmt(100 * pre["chance_job"].get<double>(), 2) << " %)\n\n";
   std::cout << demo::demo_table_markdown(summary) << "\nvalues: mean ± standard deviation over seeds "
             << summary["settings"]["seeds"].dump() << "; acc in %, retention in bits per token\n"
             << "results: " << a.o.out_dir << "/summary.json, report: " << a.o.out_dir << "/report.html ("

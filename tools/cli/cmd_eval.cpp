@@ -48,7 +48,7 @@ void run_eval_cmd(EvalArgs& a) {
   if (s.shots.empty()) throw CLI::ValidationError("--shots", "expected at least one number");
   std::string all_modes;
   for (const auto& m : mode_names()) all_modes += (all_modes.empty() ? "" : ",") + m;
-  const std::string modes = a.modes.empty() ? (a.adapter.empty() ? "base" : all_modes) : a.modes;
+  const std::string modes = a.modes.empty() ? (a.adapter.empty() ? kBaseMode : all_modes) : a.modes;
   // A module list ("q,k,v") is one mode: modes are separated by ';' when module lists are used.
   s.modes = split_list(modes, modes.find(';') != std::string::npos ? ';' : ',');
   for (const auto& m : s.modes) {

@@ -42,9 +42,10 @@ void run_export(const ExportArgs& a) {
     save_peft_adapter(*adapter, a.out, model->source_path);
   }
   const std::string note = a.format_name == "hf" ? missing_tokenizer_note(a.out, a.model) : "";
+  Json report{{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules}};
+  if (!note.empty()) report["note"] = note;
   if (a.json)
-    print_json({{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules},
-                {"note", note.empty() ? Json(nullptr) : Json(note)}});
+    print_json(report);
   else
     std::cout << "wrote " << a.out << " (" << a.format_name << ", " << mode_name(mask) << ", " << modules
               << " adapter modules)" << (note.empty() ? "" : "; " + note) << std::endl;

@@ -43,7 +43,7 @@ void run_merge(const MergeArgs& a) {
   const std::string note = missing_tokenizer_note(a.out, source);
   report["out"] = a.out;
   report["mode"] = mode_name(mask);
-  report["note"] = note.empty() ? Json(nullptr) : Json(note);
+  if (!note.empty()) report["note"] = note;
   if (a.format == OutputFormat::Json)
     print_json(report);
   else

@@ -92,12 +92,13 @@ void print_json(const Json& j) { std::cout << j.dump() << std::endl; }
 std::string missing_tokenizer_note(const std::string& folder, const std::string& source) {
   for (const char* f : {"tokenizer.json", "tokenizer.model"})
     if (file_exists(folder + "/" + f)) return "";
+  if (is_directory(source)) return "no tokenizer files: " + source + " has none to copy";
   return "no tokenizer files: the vocabulary is inside " + source + "; pass --tokenizer " + source +
          " to taia eval / generate";
 }
 
 void add_mode_options(CLI::App* cmd, ModeArgs* args) {
-  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run (default taia): " + modes_help())
+  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run (default " + std::string(kDefaultMode) + "): " + modes_help())
                    ->check(CLI::IsMember(mode_names()));
   cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode, e.g. q,k,v,o")->excludes(mode);
 }

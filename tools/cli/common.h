@@ -53,7 +53,7 @@ std::string missing_tokenizer_note(const std::string& folder, const std::string&
 // once for every command; --modules overrides --mode, and neither given means taia.
 struct ModeArgs {
   std::string mode, modules;
-  ModuleMask mask() const { return select_modules(mode, modules, "taia"); }
+  ModuleMask mask() const { return select_modules(mode, modules, kDefaultMode); }
 };
 void add_mode_options(CLI::App* cmd, ModeArgs* args);
 
