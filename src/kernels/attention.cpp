@@ -16,17 +16,19 @@ namespace {
 // the masked upper triangle, larger ones run the GEMMs closer to their peak rate.
 constexpr int64_t kCausalBlock = 64;
 
-// Row i of a causal attention matrix: softmax over p[0..i], zeros after.
+// Row i of a causal attention matrix: softmax over p[lo..i] (lo > 0 under a sliding window),
+// zeros elsewhere.
 template <typename T>
-void causal_softmax_row(T* p, int64_t i, int64_t L) {
-  T mx = p[0];
+void causal_softmax_row(T* p, int64_t i, int64_t L, int64_t lo) {
+  T mx = p[lo];
 #pragma omp simd reduction(max : mx)
-  for (int64_t j = 1; j <= i; ++j) mx = p[j] > mx ? p[j] : mx;
+  for (int64_t j = lo + 1; j <= i; ++j) mx = p[j] > mx ? p[j] : mx;
   T sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j <= i; ++j) sum += (p[j] = exp_t(p[j] - mx));
+  for (int64_t j = lo; j <= i; ++j) sum += (p[j] = exp_t(p[j] - mx));
   const T inv = T(1) / sum;
-  for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+  for (int64_t j = lo; j <= i; ++j) p[j] *= inv;
+  for (int64_t j = 0; j < lo; ++j) p[j] = 0;
   for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
 }
 
@@ -106,7 +108,10 @@ void attention_forward_spans(float* out, const float* q, const float* k, const f
 void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t pos0,
                        int64_t kv_row_stride, const AttentionShape& shape) {
   std::vector<KeySpans> spans(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) spans[size_t(t)].end[0] = pos0 + t + 1;
+  for (int64_t t = 0; t < T; ++t) {
+    spans[size_t(t)].begin[0] = window_start(pos0 + t, shape.window);
+    spans[size_t(t)].end[0] = pos0 + t + 1;
+  }
   attention_forward_spans(out, q, k, v, spans.data(), T, kv_row_stride, shape);
 }
 
@@ -118,10 +123,10 @@ void attention_train_forward_blocked(float* out, float* probs, const float* q, c
   const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
   const int64_t group = H / KV;
   const float scale = 1.0f / std::sqrt(float(hd));
-  // Per (sequence, head) and block of query rows [r0, r1): S = Q K^T over keys [0, r1) only
-  // (causality: later keys are masked), causal softmax by rows, O = P V over the same keys.
-  // Blocks skip ~40 % of the full L x L products. Each thread runs its own single-threaded
-  // GEMMs (oneDNN does not nest parallelism).
+  // Per (sequence, head) and block of query rows [r0, r1): S = Q K^T over keys [k0, r1) only
+  // (causality: later keys are masked; k0 > 0 under a sliding window), causal softmax by rows,
+  // O = P V over the same keys. Blocks skip ~40 % of the full L x L products. Each thread runs
+  // its own single-threaded GEMMs (oneDNN does not nest parallelism).
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < H; ++h) {
@@ -131,12 +136,13 @@ void attention_train_forward_blocked(float* out, float* probs, const float* q, c
       const float* K = k + (b * L * KV + g) * hd;
       const float* Vm = v + (b * L * KV + g) * hd;
       for (int64_t r0 = 0; r0 < L; r0 += kCausalBlock) {
-        const int64_t r1 = std::min(L, r0 + kCausalBlock);
+        const int64_t r1 = std::min(L, r0 + kCausalBlock), k0 = window_start(r0, shape.window);
         float* Pb = P + r0 * L;
-        sgemm(false, true, r1 - r0, r1, hd, scale, Q + r0 * H * hd, H * hd, K, KV * hd, 0.0f, Pb, L);
-        for (int64_t i = r0; i < r1; ++i) causal_softmax_row(P + i * L, i, L);
-        sgemm(false, false, r1 - r0, hd, r1, 1.0f, Pb, L, Vm, KV * hd, 0.0f, out + (b * L * H + h + r0 * H) * hd,
-              H * hd);
+        sgemm(false, true, r1 - r0, r1 - k0, hd, scale, Q + r0 * H * hd, H * hd, K + k0 * KV * hd, KV * hd, 0.0f,
+              Pb + k0, L);
+        for (int64_t i = r0; i < r1; ++i) causal_softmax_row(P + i * L, i, L, window_start(i, shape.window));
+        sgemm(false, false, r1 - r0, hd, r1 - k0, 1.0f, Pb + k0, L, Vm + k0 * KV * hd, KV * hd, 0.0f,
+              out + (b * L * H + h + r0 * H) * hd, H * hd);
       }
     }
   }
@@ -156,16 +162,17 @@ void attention_train_forward_loops(T* out, T* probs, const T* q, const T* k, con
       for (int64_t i = 0; i < L; ++i) {
         const T* qi = q + ((b * L + i) * H + h) * hd;
         T* p = probs + ((b * H + h) * L + i) * L;
-        for (int64_t j = 0; j <= i; ++j) {
+        const int64_t lo = window_start(i, shape.window);
+        for (int64_t j = lo; j <= i; ++j) {
           const T* kj = k + ((b * L + j) * KV + g) * hd;
           T dot = 0;
           for (int64_t d = 0; d < hd; ++d) dot += qi[d] * kj[d];
           p[j] = dot * scale;
         }
-        causal_softmax_row(p, i, L);
+        causal_softmax_row(p, i, L, lo);
         T* o = out + ((b * L + i) * H + h) * hd;
         for (int64_t d = 0; d < hd; ++d) o[d] = 0;
-        for (int64_t j = 0; j <= i; ++j) {
+        for (int64_t j = lo; j <= i; ++j) {
           const T* vj = v + ((b * L + j) * KV + g) * hd;
           for (int64_t d = 0; d < hd; ++d) o[d] += p[j] * vj[d];
         }
@@ -182,7 +189,7 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
   const int64_t group = H / KV;
   const float scale = 1.0f / std::sqrt(float(hd));
   // Per (sequence, KV head), for each query head of the group and each block of query rows
-  // [r0, r1) against keys [0, r1): dP = dO V^T, dS = P (dP - rowsum(P dP)) * scale,
+  // [r0, r1) against keys [k0, r1): dP = dO V^T, dS = P (dP - rowsum(P dP)) * scale,
   // dQ += dS K, dK += dS^T Q, dV += P^T dO: five GEMMs instead of scalar loops.
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
@@ -201,24 +208,27 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
         const float* Q = q + (b * L * H + h) * hd;
         float* dQ = dq + (b * L * H + h) * hd;
         for (int64_t r0 = 0; r0 < L; r0 += kCausalBlock) {
-          const int64_t r1 = std::min(L, r0 + kCausalBlock), rows = r1 - r0;
-          float* dSb = dS.data() + r0 * L;
-          const float* Pb = P + r0 * L;
+          const int64_t r1 = std::min(L, r0 + kCausalBlock), rows = r1 - r0, k0 = window_start(r0, shape.window);
+          const int64_t keys = r1 - k0;
+          float* dSb = dS.data() + r0 * L + k0;
+          const float* Pb = P + r0 * L + k0;
           const float* dOb = dO + r0 * H * hd;
-          sgemm(false, true, rows, r1, hd, 1.0f, dOb, H * hd, Vm, KV * hd, 0.0f, dSb, L);
+          sgemm(false, true, rows, keys, hd, 1.0f, dOb, H * hd, Vm + k0 * KV * hd, KV * hd, 0.0f, dSb, L);
           for (int64_t i = r0; i < r1; ++i) {
             const float* p = P + i * L;
             float* d = dS.data() + i * L;
+            const int64_t lo = window_start(i, shape.window);
             float row = 0;
 #pragma omp simd reduction(+ : row)
-            for (int64_t j = 0; j <= i; ++j) row += p[j] * d[j];
+            for (int64_t j = lo; j <= i; ++j) row += p[j] * d[j];
 #pragma omp simd
-            for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - row) * scale;
+            for (int64_t j = lo; j <= i; ++j) d[j] = p[j] * (d[j] - row) * scale;
+            for (int64_t j = k0; j < lo; ++j) d[j] = 0;
             for (int64_t j = i + 1; j < r1; ++j) d[j] = 0;
           }
-          sgemm(false, false, rows, hd, r1, 1.0f, dSb, L, K, KV * hd, 1.0f, dQ + r0 * H * hd, H * hd);
-          sgemm(true, false, r1, hd, rows, 1.0f, dSb, L, Q + r0 * H * hd, H * hd, 1.0f, dK, KV * hd);
-          sgemm(true, false, r1, hd, rows, 1.0f, Pb, L, dOb, H * hd, 1.0f, dV, KV * hd);
+          sgemm(false, false, rows, hd, keys, 1.0f, dSb, L, K + k0 * KV * hd, KV * hd, 1.0f, dQ + r0 * H * hd, H * hd);
+          sgemm(true, false, keys, hd, rows, 1.0f, dSb, L, Q + r0 * H * hd, H * hd, 1.0f, dK + k0 * KV * hd, KV * hd);
+          sgemm(true, false, keys, hd, rows, 1.0f, Pb, L, dOb, H * hd, 1.0f, dV + k0 * KV * hd, KV * hd);
         }
       }
     }
@@ -241,8 +251,9 @@ void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs
         for (int64_t i = 0; i < L; ++i) {
           const T* p = probs + ((b * H + h) * L + i) * L;
           const T* doi = dout + ((b * L + i) * H + h) * hd;
+          const int64_t lo = window_start(i, shape.window);
           T row = 0;
-          for (int64_t j = 0; j <= i; ++j) {
+          for (int64_t j = lo; j <= i; ++j) {
             const T* vj = v + ((b * L + j) * KV + g) * hd;
             T* dvj = dv + ((b * L + j) * KV + g) * hd;
             T d = 0;
@@ -255,7 +266,7 @@ void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs
           }
           const T* qi = q + ((b * L + i) * H + h) * hd;
           T* dqi = dq + ((b * L + i) * H + h) * hd;
-          for (int64_t j = 0; j <= i; ++j) {
+          for (int64_t j = lo; j <= i; ++j) {
             const T ds = p[j] * (dp[size_t(j)] - row) * scale;
             const T* kj = k + ((b * L + j) * KV + g) * hd;
             T* dkj = dk + ((b * L + j) * KV + g) * hd;

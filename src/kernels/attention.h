@@ -11,7 +11,17 @@ struct AttentionShape {
   int64_t n_heads;     // query heads
   int64_t n_kv_heads;  // key/value heads; each serves n_heads / n_kv_heads query heads
   int64_t head_dim;
+  // Sliding window (Mistral): the query at position i attends to the keys at positions
+  // i - window + 1 .. i (HF's `kv_idx > q_idx - sliding_window`); 0 = every earlier position.
+  // attention_forward and the training kernels apply it; attention_forward_spans takes spans
+  // the caller has already trimmed (sliding_window_spans).
+  int64_t window = 0;
 };
+
+// The first position a query at `position` attends to under `window` (0: no window).
+inline int64_t window_start(int64_t position, int64_t window) {
+  return window > 0 && position - window + 1 > 0 ? position - window + 1 : 0;
+}
 
 // The cache rows one query attends to: [begin[0], end[0]) followed by [begin[1], end[1]).
 // Plain causal decoding uses the first span only; packed batches use the second for a shared

@@ -4,8 +4,21 @@
 
 namespace taia {
 
-const char* arch_name(Arch a) { return a == Arch::Llama ? "llama" : "qwen2"; }
-const char* arch_hf_class(Arch a) { return a == Arch::Llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM"; }
+namespace {
+constexpr ArchInfo kArchs[] = {
+    {Arch::Llama, "llama", "LlamaForCausalLM", "llama", true},
+    {Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", false},
+    {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true},
+};
+}  // namespace
+
+const ArchInfo& arch_info(Arch a) {
+  for (const ArchInfo& i : kArchs)
+    if (i.arch == a) return i;
+  return kArchs[0];
+}
+const char* arch_name(Arch a) { return arch_info(a).model_type; }
+const char* arch_hf_class(Arch a) { return arch_info(a).hf_class; }
 
 void ModelConfig::validate(const std::string& origin) const {
   auto positive = [&](int64_t v, const char* name, int64_t max) {
@@ -24,6 +37,7 @@ void ModelConfig::validate(const std::string& origin) const {
   TAIA_CHECK(head_dim % 2 == 0, origin, ": head_dim expected an even number for RoPE, got ", head_dim);
   TAIA_CHECK(rms_norm_eps > 0 && rms_norm_eps < 1, origin, ": rms_norm_eps expected in (0, 1), got ", rms_norm_eps);
   TAIA_CHECK(rope_theta > 0, origin, ": rope_theta expected > 0, got ", rope_theta);
+  TAIA_CHECK(sliding_window >= 0, origin, ": sliding_window expected >= 1 or null, got ", sliding_window);
   if (rope_scaling.type != RopeScaling::Type::None)
     TAIA_CHECK(rope_scaling.factor > 0, origin, ": rope_scaling.factor expected > 0, got ", rope_scaling.factor);
   if (rope_scaling.type == RopeScaling::Type::Llama3)
@@ -96,14 +110,14 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   std::string klass;
   if (auto a = j.find("architectures"); a != j.end() && a->is_array() && !a->empty() && (*a)[0].is_string())
     klass = (*a)[0].get<std::string>();
-  if (model_type == "llama" || klass == "LlamaForCausalLM" || model_type == "mistral" ||
-      klass == "MistralForCausalLM")
-    c.arch = Arch::Llama;
-  else if (model_type == "qwen2" || klass == "Qwen2ForCausalLM")
-    c.arch = Arch::Qwen2;
-  else
-    fail(origin, ": model_type expected 'llama' or 'qwen2' (LlamaForCausalLM, Qwen2ForCausalLM), got '",
-         model_type.empty() ? klass : model_type, "'");
+  const ArchInfo* found = nullptr;
+  for (const ArchInfo& a : kArchs)
+    if (model_type == a.model_type) found = &a;
+  for (const ArchInfo& a : kArchs)
+    if (!found && klass == a.hf_class) found = &a;
+  if (found) c.arch = found->arch;
+  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2' or 'mistral' (LlamaForCausalLM, Qwen2ForCausalLM, "
+             "MistralForCausalLM), got '", model_type.empty() ? klass : model_type, "'");
 
   c.vocab_size = json_int(j, "vocab_size", origin);
   c.hidden_size = json_int(j, "hidden_size", origin);
@@ -125,6 +139,13 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
     c.o_bias = false;
     TAIA_CHECK(!json_bool_or(j, "use_sliding_window", false, origin), origin,
                ": use_sliding_window=true is not supported (taia attends over the full context)");
+  } else if (c.arch == Arch::Mistral) {
+    // MistralAttention / MistralMLP have no biases; sliding_window null means none.
+    if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
+      TAIA_CHECK(sw->is_number_integer() && sw->get<int64_t>() > 0, origin,
+                 ": sliding_window expected a positive integer or null, got ", sw->dump());
+      c.sliding_window = sw->get<int64_t>();
+    }
   } else {
     c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
     c.mlp_bias = json_bool_or(j, "mlp_bias", false, origin);
@@ -159,6 +180,7 @@ Json config_to_hf_json(const ModelConfig& c) {
     j["attention_bias"] = c.qkv_bias;
     j["mlp_bias"] = c.mlp_bias;
   }
+  if (c.arch == Arch::Mistral) j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
   if (c.rope_scaling.type == RopeScaling::Type::Linear) {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
   } else if (c.rope_scaling.type == RopeScaling::Type::Llama3) {

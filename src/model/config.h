@@ -10,9 +10,19 @@
 
 namespace taia {
 
-enum class Arch { Llama, Qwen2 };
-const char* arch_name(Arch a);            // "llama", "qwen2"
-const char* arch_hf_class(Arch a);        // "LlamaForCausalLM", "Qwen2ForCausalLM"
+// The architectures and what differs between them outside the layer math, in one table
+// (config.cpp): names in HF and GGUF, and whether llama.cpp's converter permutes Q/K rows.
+enum class Arch { Llama, Qwen2, Mistral };
+struct ArchInfo {
+  Arch arch;
+  const char* model_type;     // HF config.json "model_type": "llama", "qwen2", "mistral"
+  const char* hf_class;       // "LlamaForCausalLM", ...
+  const char* gguf_arch;      // GGUF general.architecture (llama.cpp converts Mistral as "llama")
+  bool gguf_permutes_qk;      // llama.cpp interleaves the rotary pairs of Q/K rows (LLaMA-style RoPE)
+};
+const ArchInfo& arch_info(Arch a);
+const char* arch_name(Arch a);      // model_type
+const char* arch_hf_class(Arch a);  // hf_class
 
 struct ModelConfig {
   Arch arch = Arch::Llama;
@@ -31,18 +41,23 @@ struct ModelConfig {
   bool qkv_bias = false;  // LLaMA `attention_bias`; always true for Qwen2
   bool o_bias = false;    // LLaMA `attention_bias`; never for Qwen2
   bool mlp_bias = false;  // LLaMA `mlp_bias`
+  // Mistral's `sliding_window`: each query attends to the last sliding_window positions (its
+  // own included); 0 = the whole context.
+  int64_t sliding_window = 0;
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";
 
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
+  // The attention window of a layer (0: full causal attention).
+  int64_t layer_window(int64_t layer) const { return sliding_window; }
   // Throws "<origin>: <field> expected ..., got ..." for an inconsistent configuration.
   void validate(const std::string& origin) const;
   int64_t parameter_count() const;
 };
 
-// Reads an HF config.json object (LlamaForCausalLM / Qwen2ForCausalLM).
+// Reads an HF config.json object (LlamaForCausalLM / Qwen2ForCausalLM / MistralForCausalLM).
 ModelConfig config_from_hf_json(const Json& j, const std::string& origin);
 // The HF config.json object for a config (what init-model and exports write).
 Json config_to_hf_json(const ModelConfig& c);

@@ -126,6 +126,25 @@ bool Decoder::check_packed_batch(const KVCache& cache, const PackedBatch& b) con
   return contiguous;
 }
 
+// The key spans of a layer: the batch's own, or under the layer's sliding window each span
+// trimmed to the rows whose positions lie in the window of the query's position. The rows of a
+// span hold consecutive increasing positions (how generation and the packed scorers fill the
+// cache), so trimming the front is enough.
+const KeySpans* Decoder::layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b) {
+  const int64_t window = model_.config.layer_window(layer);
+  if (window == 0) return b.spans.data();
+  if (window_spans_for_ == window) return window_spans_.data();
+  window_spans_ = b.spans;
+  for (int64_t t = 0; t < b.size(); ++t) {
+    KeySpans& sp = window_spans_[size_t(t)];
+    const int64_t first = window_start(b.positions[size_t(t)], window);
+    for (int s = 0; s < 2; ++s)
+      while (sp.begin[s] < sp.end[s] && cache.position(sp.begin[s]) < first) ++sp.begin[s];
+  }
+  window_spans_for_ = window;
+  return window_spans_.data();
+}
+
 // One decoder layer on the T rows in s_.x (the residual stream, updated in place).
 void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, bool contiguous) {
   const ModelConfig& c = model_.config;
@@ -147,7 +166,7 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
       std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
       std::memcpy(cache.values(l) + b.slots[size_t(t)] * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
     }
-  attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), b.spans.data(), T,
+  attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), layer_spans(l, cache, b), T,
                           cache.row_stride(), AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
   project(l, Proj::O, L.o, x, s_.att.data(), T, /*accumulate=*/true);
 
@@ -174,6 +193,8 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     s_.k.resize(size_t(T * KV));
     s_.v.resize(size_t(T * KV));
   }
+  for (int64_t t = 0; t < T; ++t) cache.set_position(b.slots[size_t(t)], b.positions[size_t(t)]);
+  window_spans_for_ = 0;
   float* x = s_.x.data();
   embed_rows(x, w.embed, b.tokens.data(), T, D);
   for (int64_t l = 0; l < c.num_layers; ++l) layer_forward(l, cache, b, contiguous);

@@ -63,6 +63,7 @@ class Decoder {
   void project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate);
   bool check_packed_batch(const KVCache& cache, const PackedBatch& b) const;
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
+  const KeySpans* layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b);
 
   const Model& model_;
   RunState s_;
@@ -70,6 +71,8 @@ class Decoder {
   const LoraAdapter* adapter_ = nullptr;
   ModuleMask mask_{};
   std::vector<float> lora_u_;  // [T, r]
+  std::vector<KeySpans> window_spans_;  // [T] the batch's spans under window_spans_for_ (0: not built)
+  int64_t window_spans_for_ = 0;
 };
 
 }  // namespace taia

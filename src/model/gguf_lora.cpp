@@ -55,11 +55,11 @@ void describe_scales(LoraAdapter& a, double alpha) {
 
 void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelConfig& c, const std::string& path) {
   GgufWriter w;
-  w.add_string("general.architecture", arch_name(c.arch));
+  w.add_string("general.architecture", arch_info(c.arch).gguf_arch);
   w.add_string("general.type", "adapter");
   w.add_string("adapter.type", "lora");
   w.add_f32("adapter.lora.alpha", 1.0f);
-  const bool permute = c.arch == Arch::Llama;
+  const bool permute = arch_info(c.arch).gguf_permutes_qk;
   for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
     for (int i = 0; i < kNumProj; ++i) {
       const Proj p = Proj(i);
@@ -81,8 +81,8 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
   TAIA_CHECK(g.get_string("general.type") == "adapter" && g.get_string("adapter.type") == "lora", path,
              ": expected a GGUF LoRA adapter (general.type adapter, adapter.type lora)");
   const std::string arch = g.get_string("general.architecture");
-  TAIA_CHECK(arch == arch_name(c.arch), path, ": adapter architecture '", arch, "' does not match the model's '",
-             arch_name(c.arch), "'");
+  TAIA_CHECK(arch == arch_info(c.arch).gguf_arch, path, ": adapter architecture '", arch,
+             "' does not match the model's '", arch_info(c.arch).gguf_arch, "'");
   const double alpha = g.get_float_or("adapter.lora.alpha", 0.0);
   LoraAdapter a;
   a.config.dropout = 0;
@@ -109,7 +109,7 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
       m.B.resize(size_t(out * m.rank));
       gguf_dequantize(*ta, m.A.data(), path);
       gguf_dequantize(*tb, m.B.data(), path);
-      if (c.arch == Arch::Llama && (p == Proj::Q || p == Proj::K))
+      if (arch_info(c.arch).gguf_permutes_qk && (p == Proj::Q || p == Proj::K))
         unpermute_qk_rows(m.B.data(), heads_of(c, p), c.head_dim, m.rank);
       m.dA.assign(m.A.size(), 0.0f);
       m.dB.assign(m.B.size(), 0.0f);
@@ -145,7 +145,7 @@ void save_gguf_model(Model& model, const std::string& base_gguf, const std::stri
       const TensorView* v = model.find(it->second);
       TAIA_CHECK(v && v->numel() == t.numel(), path, ": tensor '", t.name, "' does not match the model");
       convert_to_f32(v->dtype, v->data, data.data(), data.size());
-      if (c.arch == Arch::Llama) {
+      if (arch_info(c.arch).gguf_permutes_qk) {
         const int64_t row = v->rank() == 2 ? v->shape[1] : 1;
         const auto proj = proj_of_tensor(it->second);
         if (proj == Proj::Q) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);

@@ -10,6 +10,7 @@ KVCache::KVCache(const ModelConfig& config, int64_t max_positions)
   const size_t n = size_t(config.num_layers * max_positions * kv_dim_);
   k_.assign(n, 0.0f);
   v_.assign(n, 0.0f);
+  positions_.assign(size_t(max_positions), 0);
 }
 
 void KVCache::set_length(int64_t n) {

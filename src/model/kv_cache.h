@@ -20,10 +20,14 @@ class KVCache {
   float* keys(int64_t layer) { return k_.data() + layer * max_positions_ * kv_dim_; }
   float* values(int64_t layer) { return v_.data() + layer * max_positions_ * kv_dim_; }
   int64_t row_stride() const { return kv_dim_; }
+  // The position of the token whose key and value a row holds (what a sliding window compares).
+  int64_t position(int64_t row) const { return positions_[size_t(row)]; }
+  void set_position(int64_t row, int64_t position) { positions_[size_t(row)] = position; }
 
  private:
   int64_t max_positions_, kv_dim_, length_ = 0;
-  std::vector<float> k_, v_;  // [layers, max_positions, kv_dim]
+  std::vector<float> k_, v_;        // [layers, max_positions, kv_dim]
+  std::vector<int64_t> positions_;  // [max_positions]
 };
 
 }  // namespace taia

@@ -151,7 +151,7 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
     }
   }
   allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
-  const bool permuted = c.arch == Arch::Llama;  // llama.cpp permutes Q/K rows only for LLaMA
+  const bool permuted = arch_info(c.arch).gguf_permutes_qk;
   for (const ExpectedTensor& e : expected) {
     const std::string gname = gguf_tensor_name(e.name);
     const GgufTensor* t = g.find_tensor(gname);

@@ -361,7 +361,7 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
     rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
     rope_train_forward<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
     attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_,
-                                   AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
+                                   AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim, c.layer_window(l)});
   }
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
@@ -432,7 +432,8 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     parallel_zero(g.d_k.data(), int64_t(g.d_k.size()));
     parallel_zero(g.d_v.data(), int64_t(g.d_v.size()));
     attention_backward<float>(g.d_q.data(), g.d_k.data(), g.d_v.data(), g.d_att.data(), a.probs.data(), a.q.data(),
-                              a.k.data(), a.v.data(), B_, L_, AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
+                              a.k.data(), a.v.data(), B_, L_,
+                              AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim, c.layer_window(l)});
     rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
     rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
   }

@@ -40,6 +40,10 @@ CASES = {
     "qwen2_tied": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_key_value_heads": 2,
                    "tie_word_embeddings": True, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0},
     "qwen2_untied": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_key_value_heads": 1},
+    # A window shorter than the 40-position prompt: every position from 6 on loses keys.
+    "mistral_window": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "num_key_value_heads": 2,
+                       "sliding_window": 6},
+    "mistral_no_window": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": None},
 }
 
 
@@ -58,7 +62,9 @@ def run_case(taia, work, name, overrides, dtype, ids):
                     "--threads", "2"], check=True, stdout=subprocess.DEVNULL)
     ours = np.fromfile(out, dtype="<f4").reshape(len(ids), cfg["vocab_size"])
     with torch.no_grad():
-        ref = torch_reference.forward(model, ids).numpy()
+        # The reference follows the config the case asked for, so a model folder that lost a
+        # setting on the way (Mistral's sliding_window once did) fails here.
+        ref = torch_reference.forward(model, ids, cfg).numpy()
     diff = float(np.abs(ours - ref).max())
     scale = float(np.abs(ref).max())
     return diff, scale

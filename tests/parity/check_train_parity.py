@@ -23,6 +23,8 @@ QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_siz
         "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 2,
         "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "max_position_embeddings": 64, "tie_word_embeddings": True}
 
+MISTRAL = dict(LLAMA, architectures=["MistralForCausalLM"], model_type="mistral", sliding_window=5)
+
 CASES = [
     ("llama_lora_all", LLAMA, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
     ("llama_lora_bf16_base_recompute", LLAMA, "bf16", {"method": "lora", "targets": "all", "rank": 3, "alpha": 5,
@@ -37,6 +39,9 @@ CASES = [
     ("llama_full_all", LLAMA, "f32", {"method": "full", "targets": "all"}),
     ("qwen2_full_tied", QWEN, "f32", {"method": "full", "targets": "all"}),
     ("qwen2_full_ffn_only", QWEN, "f32", {"method": "full", "targets": "ffn", "recompute": True}),
+    # Sliding window 5 over sequences of 12: the window's mask in the backward too.
+    ("mistral_window_lora", MISTRAL, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
+    ("mistral_window_full_recompute", MISTRAL, "f32", {"method": "full", "targets": "all", "recompute": True}),
 ]
 PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
         "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}

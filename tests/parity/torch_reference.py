@@ -1,5 +1,7 @@
-"""An independent PyTorch implementation of HF's LlamaForCausalLM / Qwen2ForCausalLM forward
-pass, written from reading transformers' modeling_llama.py / modeling_qwen2.py.
+"""An independent PyTorch implementation of HF's LlamaForCausalLM / Qwen2ForCausalLM /
+MistralForCausalLM forward pass, written from reading transformers' modeling_llama.py /
+modeling_qwen2.py / modeling_mistral.py (Mistral: LLaMA's layer without biases, and the
+`sliding_window` mask of masking_utils: key j is visible to query i when i - window < j <= i).
 
 It reads the same config.json + model.safetensors as taia (its own safetensors reader, no
 taia code) and computes logits in float32 (BF16 weights are upcast, as model.float() does).
@@ -103,6 +105,11 @@ def forward_batch(cfg, W, ids, lora=None):
 
     x = W["model.embed_tokens.weight"][ids]  # [B, T, D]
     mask = torch.full((T, T), float("-inf")).triu(1)
+    window = cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
+    if window:
+        i = torch.arange(T)[:, None]
+        j = torch.arange(T)[None, :]
+        mask = mask.masked_fill(j <= i - window, float("-inf"))
     for l in range(L):
         p = f"model.layers.{l}."
         h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
@@ -126,7 +133,8 @@ def forward_batch(cfg, W, ids, lora=None):
     return x @ head.T
 
 
-def forward(model_dir, ids):
-    cfg = load_config(model_dir)
+def forward(model_dir, ids, cfg=None):
+    """Logits of one sequence; cfg: the config to follow (default: the folder's config.json)."""
+    cfg = cfg or load_config(model_dir)
     W = read_safetensors(os.path.join(model_dir, "model.safetensors"))
     return forward_batch(cfg, W, [ids])[0]

@@ -108,5 +108,30 @@ TEST(Config, RoundTripsThroughHfJson) {
   EXPECT_FLOAT_EQ(d.rope_scaling.high_freq_factor, c.rope_scaling.high_freq_factor);
 }
 
+// Mistral 7B v0.1: LLaMA's layer without biases and a 4096-position sliding window; v0.2 and
+// later write null (no window). It must not be read as a plain LLaMA (the window was ignored).
+TEST(Config, MistralSlidingWindow) {
+  Json j = Json::parse(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral", "vocab_size": 32000,
+    "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "max_position_embeddings": 32768,
+    "sliding_window": 4096, "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
+    "hidden_act": "silu"})");
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Mistral);
+  EXPECT_EQ(c.sliding_window, 4096);
+  EXPECT_EQ(c.layer_window(31), 4096);
+  EXPECT_FALSE(c.qkv_bias || c.o_bias || c.mlp_bias);
+  EXPECT_EQ(c.parameter_count(), 7241732096);  // Mistral-7B-v0.1
+  EXPECT_STREQ(arch_info(c.arch).gguf_arch, "llama");  // llama.cpp converts Mistral as LLaMA
+  const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
+  EXPECT_EQ(d.arch, Arch::Mistral);
+  EXPECT_EQ(d.sliding_window, 4096);
+  j["sliding_window"] = nullptr;
+  EXPECT_EQ(config_from_hf_json(j, "c").sliding_window, 0);
+  EXPECT_EQ(config_to_hf_json(config_from_hf_json(j, "c"))["sliding_window"], nullptr);
+  j["sliding_window"] = 0;
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);
+}
+
 }  // namespace
 }  // namespace taia

@@ -166,24 +166,58 @@ TEST(GradCheck, FastLinearBackwardMatchesReference) {
   }
 }
 
+// Sliding-window attention (Mistral): finite differences, and keys outside the window ignored.
+TEST(GradCheck, SlidingWindowAttention) {
+  const int64_t B = 2, L = 7, H = 4, KV = 2, hd = 3, W = 3;
+  Vec q = random_doubles(B * L * H * hd, 19), k = random_doubles(B * L * KV * hd, 20),
+      v = random_doubles(B * L * KV * hd, 21), c = random_doubles(B * L * H * hd, 22);
+  Vec out(B * L * H * hd), probs(B * H * L * L);
+  const AttentionShape shape{H, KV, hd, W};
+  auto loss = [&] {
+    attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, shape);
+    return dot(out, c);
+  };
+  loss();
+  Vec dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
+  attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
+                             L, shape);
+  expect_gradient("window attention dq", q, dq, loss);
+  expect_gradient("window attention dk", k, dk, loss);
+  expect_gradient("window attention dv", v, dv, loss);
+  // Position 6 attends to 4..6: moving key 3 leaves it, moving key 4 does not.
+  const size_t o6 = size_t((0 * L + 6) * H * hd);
+  const double before = out[o6];
+  k[size_t((0 * L + 3) * KV * hd)] += 1.0;
+  loss();
+  EXPECT_EQ(out[o6], before);
+  k[size_t((0 * L + 4) * KV * hd)] += 1.0;
+  loss();
+  EXPECT_NE(out[o6], before);
+}
+
 // The float kernels run attention as GEMMs in blocks of 64 query rows against the keys up to
-// the block's end; L = 150 gives two full blocks and a partial one. They must compute what the
-// double-precision loops (checked above against finite differences) compute.
-TEST(GradCheck, BlockedFloatAttentionMatchesDoubleLoops) {
-  const int64_t B = 2, L = 150, H = 4, KV = 2, hd = 16;
+// the block's end (from the window's start under a sliding window); L = 150 gives two full
+// blocks and a partial one. They must compute what the double-precision loops (checked above
+// against finite differences) compute, with and without a window (37: blocks start mid-window).
+class BlockedAttention : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(BlockedAttention, FloatMatchesDoubleLoops) {
+  const int64_t B = 2, L = 150, H = 4, KV = 2, hd = 16, W = GetParam();
   const Vec q = random_doubles(B * L * H * hd, 31, 0.5), k = random_doubles(B * L * KV * hd, 32, 0.5),
             v = random_doubles(B * L * KV * hd, 33), c = random_doubles(B * L * H * hd, 34);
   Vec out(q.size()), probs(size_t(B * H * L * L)), dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
-  attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, AttentionShape{H, KV, hd});
+  attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L,
+                                  AttentionShape{H, KV, hd, W});
   attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
-                             L, AttentionShape{H, KV, hd});
+                             L, AttentionShape{H, KV, hd, W});
   auto to_f = [](const Vec& x) { return std::vector<float>(x.begin(), x.end()); };
   std::vector<float> qf = to_f(q), kf = to_f(k), vf = to_f(v), cf = to_f(c);
   std::vector<float> outf(out.size()), probsf(probs.size(), 7.0f), dqf(dq.size(), 0), dkf(dk.size(), 0),
       dvf(dv.size(), 0);
-  attention_train_forward<float>(outf.data(), probsf.data(), qf.data(), kf.data(), vf.data(), B, L, AttentionShape{H, KV, hd});
+  attention_train_forward<float>(outf.data(), probsf.data(), qf.data(), kf.data(), vf.data(), B, L,
+                                 AttentionShape{H, KV, hd, W});
   attention_backward<float>(dqf.data(), dkf.data(), dvf.data(), cf.data(), probsf.data(), qf.data(), kf.data(),
-                            vf.data(), B, L, AttentionShape{H, KV, hd});
+                            vf.data(), B, L, AttentionShape{H, KV, hd, W});
   auto worst = [](const Vec& ref, const std::vector<float>& got) {
     double w = 0;
     for (size_t i = 0; i < ref.size(); ++i) w = std::max(w, std::abs(double(got[i]) - ref[i]) / std::max(1.0, std::abs(ref[i])));
@@ -195,6 +229,8 @@ TEST(GradCheck, BlockedFloatAttentionMatchesDoubleLoops) {
   EXPECT_LT(worst(dk, dkf), 1e-4);
   EXPECT_LT(worst(dv, dvf), 1e-4);
 }
+
+INSTANTIATE_TEST_SUITE_P(Windows, BlockedAttention, ::testing::Values(int64_t(0), int64_t(37), int64_t(64)));
 
 // gemm_f32 (oneDNN's matmul primitive) in both weight layouts, overwriting and accumulating.
 TEST(GradCheck, MatmulPrimitiveF32MatchesReference) {

@@ -144,8 +144,11 @@ TEST(Rope, Llama3ScalingKeepsHighAndSlowsLowFrequencies) {
   EXPECT_TRUE(some_medium);
 }
 
-TEST(Attention, MatchesNaiveCausalGqa) {
-  const AttentionShape shape{4, 2, 8};
+// window 0: full causal attention; 4: each query sees its last 4 positions (Mistral's window).
+class Attention : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(Attention, MatchesNaiveCausalGqa) {
+  const AttentionShape shape{4, 2, 8, GetParam()};
   const int64_t T = 6, pos0 = 3, ctx = pos0 + T, kvd = shape.n_kv_heads * shape.head_dim;
   auto q = test::random_vector(size_t(T * shape.n_heads * shape.head_dim), 12);
   auto k = test::random_vector(size_t(ctx * kvd), 13), v = test::random_vector(size_t(ctx * kvd), 14);
@@ -156,7 +159,8 @@ TEST(Attention, MatchesNaiveCausalGqa) {
       const int64_t g = h / 2;
       std::vector<double> s;
       double mx = -1e300, sum = 0;
-      for (int64_t j = 0; j <= pos0 + t; ++j) {
+      const int64_t first = shape.window > 0 ? std::max<int64_t>(0, pos0 + t - shape.window + 1) : 0;
+      for (int64_t j = first; j <= pos0 + t; ++j) {
         double d = 0;
         for (int64_t i = 0; i < 8; ++i) d += double(q[size_t((t * 4 + h) * 8 + i)]) * k[size_t(j * kvd + g * 8 + i)];
         s.push_back(d / std::sqrt(8.0));
@@ -165,11 +169,13 @@ TEST(Attention, MatchesNaiveCausalGqa) {
       for (double& e : s) sum += (e = std::exp(e - mx));
       for (int64_t i = 0; i < 8; ++i) {
         double o = 0;
-        for (size_t j = 0; j < s.size(); ++j) o += s[j] / sum * v[j * size_t(kvd) + size_t(g * 8 + i)];
+        for (size_t j = 0; j < s.size(); ++j) o += s[j] / sum * v[(first + j) * size_t(kvd) + size_t(g * 8 + i)];
         EXPECT_NEAR(out[size_t((t * 4 + h) * 8 + i)], o, 1e-5);
       }
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Windows, Attention, ::testing::Values(int64_t(0), int64_t(4)));
 
 }  // namespace
 }  // namespace taia

@@ -45,8 +45,8 @@ const std::vector<int32_t> kIds{1, 5, 9, 17, 33, 2, 40, 52, 0, 11, 7, 3};
 // A packed batch: one shared prefix with two continuations that attend to it (the multiple-choice
 // layout), plus an unrelated sequence in slots far away, all in one pass. Every wanted row's
 // logits must equal those of running each full sequence on its own.
-TEST(Model, PackedBatchMatchesSeparateSequences) {
-  auto m = init_model(tiny_config(Arch::Qwen2, 1, true), 3, DType::F32, InitScheme::Full, 0.1f);
+void check_packed_batch_matches_separate_sequences(const ModelConfig& config) {
+  auto m = init_model(config, 3, DType::F32, InitScheme::Full, 0.1f);
   const size_t V = size_t(m->config.vocab_size);
   const std::vector<int32_t> prefix{1, 5, 9, 17}, opt_a{33, 2}, opt_b{40, 52, 8}, other{7, 3, 11};
   auto concat = [](std::vector<int32_t> a, const std::vector<int32_t>& b) {
@@ -99,8 +99,24 @@ TEST(Model, PackedBatchMatchesSeparateSequences) {
   EXPECT_THROW(d.forward_packed(cache, b, out.data()), Error);
 }
 
-TEST(Model, IncrementalDecodingMatchesOneBatch) {
-  auto m = init_model(tiny_config(Arch::Llama, 2, false), 1, DType::F32, InitScheme::Full, 0.1f);
+// A Mistral whose window (3) is shorter than the sequences: packed spans are trimmed by the
+// keys' positions.
+ModelConfig windowed_config() {
+  ModelConfig c = tiny_config(Arch::Mistral, 2, false);
+  c.sliding_window = 3;
+  return c;
+}
+
+TEST(Model, PackedBatchMatchesSeparateSequences) {
+  check_packed_batch_matches_separate_sequences(tiny_config(Arch::Qwen2, 1, true));
+}
+
+TEST(Model, PackedBatchMatchesSeparateSequencesUnderASlidingWindow) {
+  check_packed_batch_matches_separate_sequences(windowed_config());
+}
+
+void check_incremental_decoding_matches_one_batch(const ModelConfig& config) {
+  auto m = init_model(config, 1, DType::F32, InitScheme::Full, 0.1f);
   const auto batch = all_logits(*m, kIds);
   Decoder d(*m);
   KVCache cache(m->config, int64_t(kIds.size()));
@@ -115,6 +131,30 @@ TEST(Model, IncrementalDecodingMatchesOneBatch) {
     for (size_t v = 0; v < V; ++v) ASSERT_NEAR(step[v], batch[t * V + v], 1e-5f) << "position " << t;
   }
   EXPECT_EQ(cache.length(), int64_t(kIds.size()));
+}
+
+TEST(Model, IncrementalDecodingMatchesOneBatch) {
+  check_incremental_decoding_matches_one_batch(tiny_config(Arch::Llama, 2, false));
+}
+
+TEST(Model, IncrementalDecodingMatchesOneBatchUnderASlidingWindow) {
+  check_incremental_decoding_matches_one_batch(windowed_config());
+}
+
+// The window changes exactly the positions that have keys beyond it.
+TEST(Model, SlidingWindowChangesOnlyPositionsPastIt) {
+  ModelConfig full = windowed_config();
+  full.sliding_window = 0;
+  auto windowed = init_model(windowed_config(), 4, DType::F32, InitScheme::Full, 0.1f);
+  auto unwindowed = init_model(full, 4, DType::F32, InitScheme::Full, 0.1f);
+  const auto a = all_logits(*windowed, kIds), b = all_logits(*unwindowed, kIds);
+  const size_t V = size_t(full.vocab_size);
+  for (size_t t = 0; t < kIds.size(); ++t) {
+    float diff = 0;
+    for (size_t v = 0; v < V; ++v) diff = std::max(diff, std::abs(a[t * V + v] - b[t * V + v]));
+    if (t < 3) EXPECT_EQ(diff, 0.0f) << "position " << t;
+    else EXPECT_GT(diff, 1e-4f) << "position " << t;
+  }
 }
 
 TEST(Model, SavedFolderReloadsToTheSameLogits) {
