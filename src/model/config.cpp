@@ -9,6 +9,7 @@ constexpr ArchInfo kArchs[] = {
     {Arch::Llama, "llama", "LlamaForCausalLM", "llama", true},
     {Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", false},
     {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true},
+    {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false},
 };
 }  // namespace
 
@@ -19,6 +20,12 @@ const ArchInfo& arch_info(Arch a) {
 }
 const char* arch_name(Arch a) { return arch_info(a).model_type; }
 const char* arch_hf_class(Arch a) { return arch_info(a).hf_class; }
+
+Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin) {
+  for (const ArchInfo& i : kArchs)
+    if (gguf_arch == i.gguf_arch) return i.arch;
+  fail(origin, ": general.architecture expected 'llama', 'qwen2' or 'qwen3', got '", gguf_arch, "'");
+}
 
 void ModelConfig::validate(const std::string& origin) const {
   auto positive = [&](int64_t v, const char* name, int64_t max) {
@@ -57,6 +64,7 @@ int64_t ModelConfig::parameter_count() const {
   if (qkv_bias) per_layer += q_dim() + 2 * kv_dim();
   if (o_bias) per_layer += D;
   if (mlp_bias) per_layer += 2 * I + D;
+  if (qk_norm) per_layer += 2 * head_dim;
   int64_t total = vocab_size * D + num_layers * per_layer + D;
   if (!tie_word_embeddings) total += vocab_size * D;
   return total;
@@ -116,8 +124,9 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   for (const ArchInfo& a : kArchs)
     if (!found && klass == a.hf_class) found = &a;
   if (found) c.arch = found->arch;
-  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2' or 'mistral' (LlamaForCausalLM, Qwen2ForCausalLM, "
-             "MistralForCausalLM), got '", model_type.empty() ? klass : model_type, "'");
+  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2', 'qwen3' or 'mistral' (LlamaForCausalLM, "
+             "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM), got '", model_type.empty() ? klass : model_type,
+             "'");
 
   c.vocab_size = json_int(j, "vocab_size", origin);
   c.hidden_size = json_int(j, "hidden_size", origin);
@@ -134,9 +143,11 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) read_rope_scaling(*rs, c, origin, "rope_scaling");
   if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null())
     read_rope_scaling(*rp, c, origin, "rope_parameters");
-  if (c.arch == Arch::Qwen2) {
-    c.qkv_bias = true;
-    c.o_bias = false;
+  if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
+    // Qwen2: biases on q, k, v only; Qwen3: `attention_bias` on q, k, v and o, and QK-norm.
+    c.qkv_bias = c.arch == Arch::Qwen2 || json_bool_or(j, "attention_bias", false, origin);
+    c.o_bias = c.arch == Arch::Qwen3 && c.qkv_bias;
+    c.qk_norm = c.arch == Arch::Qwen3;
     TAIA_CHECK(!json_bool_or(j, "use_sliding_window", false, origin), origin,
                ": use_sliding_window=true is not supported (taia attends over the full context)");
   } else if (c.arch == Arch::Mistral) {
@@ -180,6 +191,7 @@ Json config_to_hf_json(const ModelConfig& c) {
     j["attention_bias"] = c.qkv_bias;
     j["mlp_bias"] = c.mlp_bias;
   }
+  if (c.arch == Arch::Qwen3) j["attention_bias"] = c.qkv_bias;
   if (c.arch == Arch::Mistral) j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
   if (c.rope_scaling.type == RopeScaling::Type::Linear) {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};

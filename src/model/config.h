@@ -12,7 +12,7 @@ namespace taia {
 
 // The architectures and what differs between them outside the layer math, in one table
 // (config.cpp): names in HF and GGUF, and whether llama.cpp's converter permutes Q/K rows.
-enum class Arch { Llama, Qwen2, Mistral };
+enum class Arch { Llama, Qwen2, Mistral, Qwen3 };
 struct ArchInfo {
   Arch arch;
   const char* model_type;     // HF config.json "model_type": "llama", "qwen2", "mistral"
@@ -23,6 +23,9 @@ struct ArchInfo {
 const ArchInfo& arch_info(Arch a);
 const char* arch_name(Arch a);      // model_type
 const char* arch_hf_class(Arch a);  // hf_class
+// The architecture of a GGUF general.architecture ("llama" is LLaMA: llama.cpp writes Mistral so
+// too); an unknown one is refused naming `origin`.
+Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin);
 
 struct ModelConfig {
   Arch arch = Arch::Llama;
@@ -41,6 +44,9 @@ struct ModelConfig {
   bool qkv_bias = false;  // LLaMA `attention_bias`; always true for Qwen2
   bool o_bias = false;    // LLaMA `attention_bias`; never for Qwen2
   bool mlp_bias = false;  // LLaMA `mlp_bias`
+  // Qwen3's QK-norm: an RMSNorm over head_dim (weights q_norm, k_norm) on every query and key
+  // head, after the projection and before RoPE.
+  bool qk_norm = false;
   // Mistral's `sliding_window`: each query attends to the last sliding_window positions (its
   // own included); 0 = the whole context.
   int64_t sliding_window = 0;

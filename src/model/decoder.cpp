@@ -159,6 +159,12 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
   project(l, Proj::K, L.k, k_rows, xn, T, false);
   project(l, Proj::V, L.v, v_rows, xn, T, false);
+  if (c.qk_norm) {  // per head: [T, H, hd] as T*H rows of hd
+    rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * c.num_heads, c.head_dim,
+                    float(c.rms_norm_eps));
+    rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * c.num_kv_heads, c.head_dim,
+                    float(c.rms_norm_eps));
+  }
   rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, s_.inv_freq.data());
   rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
   if (!contiguous)

@@ -26,6 +26,19 @@ Json config_json(const ModelConfig& c) {
   j["architecture"] = arch_name(c.arch);
   j["head_dim"] = c.head_dim;
   j["qkv_bias"] = c.qkv_bias;
+  // Every architecture feature taia found, by name (what changes the layer's math).
+  Json features = Json::array();
+  if (c.qkv_bias) features.push_back("qkv_bias");
+  if (c.o_bias) features.push_back("o_bias");
+  if (c.mlp_bias) features.push_back("mlp_bias");
+  if (c.qk_norm) features.push_back("qk_norm");
+  if (c.sliding_window > 0) features.push_back("sliding_window=" + std::to_string(c.sliding_window));
+  if (c.head_dim * c.num_heads != c.hidden_size) features.push_back("head_dim=" + std::to_string(c.head_dim));
+  if (c.num_kv_heads != c.num_heads) features.push_back("gqa=" + std::to_string(c.num_heads / c.num_kv_heads));
+  if (c.tie_word_embeddings) features.push_back("tied_embeddings");
+  if (c.rope_scaling.type == RopeScaling::Type::Linear) features.push_back("rope_scaling=linear");
+  if (c.rope_scaling.type == RopeScaling::Type::Llama3) features.push_back("rope_scaling=llama3");
+  j["features"] = features;
   return j;
 }
 
@@ -256,6 +269,9 @@ std::string inspect_to_text(const Json& r) {
                           "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta",
                           "rope_scaling", "max_position_embeddings", "tie_word_embeddings", "qkv_bias"})
       if (c.contains(k)) field(k, c[k].dump());
+    std::string features;
+    for (const Json& f : c.value("features", Json::array())) features += (features.empty() ? "" : ", ") + f.get<std::string>();
+    field("features", features.empty() ? "none" : features);
   }
   if (r.contains("layers")) {
     out << "  layer   ||attention update||   ||FFN update||\n";

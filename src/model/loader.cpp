@@ -48,12 +48,7 @@ void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t r
 ModelConfig config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
   ModelConfig c;
-  if (arch == "llama")
-    c.arch = Arch::Llama;
-  else if (arch == "qwen2")
-    c.arch = Arch::Qwen2;
-  else
-    fail(g.path(), ": general.architecture expected 'llama' or 'qwen2', got '", arch, "'");
+  c.arch = arch_from_gguf(arch, g.path());
   const std::string p = arch + ".";
   c.hidden_size = g.get_int(p + "embedding_length");
   c.intermediate_size = g.get_int(p + "feed_forward_length");
@@ -82,6 +77,7 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias")) != nullptr;
   c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias")) != nullptr;
   c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Up, ".bias")) != nullptr;
+  c.qk_norm = c.arch == Arch::Qwen3;
   if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
   if (g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {g.get_int("tokenizer.ggml.eos_token_id")};
   c.validate(g.path());

@@ -15,7 +15,10 @@ struct NormNames {
   const char* hf;    // "input_layernorm"
   const char* gguf;  // "attn_norm"
 };
-constexpr NormNames kNormNames[2] = {{"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"}};
+constexpr NormNames kNormNames[] = {{"input_layernorm", "attn_norm"},
+                                    {"post_attention_layernorm", "ffn_norm"},
+                                    {"self_attn.q_norm", "attn_q_norm"},
+                                    {"self_attn.k_norm", "attn_k_norm"}};
 
 // Model-level tensors: HF name -> GGUF name.
 constexpr std::pair<const char*, const char*> kModelTensors[] = {

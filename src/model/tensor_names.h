@@ -30,8 +30,8 @@ std::optional<Proj> proj_from_name(const std::string& name);  // "q", "q_proj", 
 const Linear& layer_proj(const LayerWeights& w, Proj p);
 Linear& layer_proj(LayerWeights& w, Proj p);
 
-// The two norms of a layer.
-enum class LayerNorm { Attn, Ffn };
+// The norms of a layer: before attention and before the FFN; Qwen3's per-head QK-norm.
+enum class LayerNorm { Attn, Ffn, Q, K };
 
 // HF names.
 inline constexpr const char* kEmbedTensor = "model.embed_tokens.weight";

@@ -30,6 +30,10 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   for (int64_t l = 0; l < c.num_layers; ++l) {
     out.push_back({norm_tensor_name(l, LayerNorm::Attn), {D}, false});
     for (Proj p : {Proj::Q, Proj::K, Proj::V, Proj::O}) add_proj(l, p);
+    if (c.qk_norm) {
+      out.push_back({norm_tensor_name(l, LayerNorm::Q), {c.head_dim}, false});
+      out.push_back({norm_tensor_name(l, LayerNorm::K), {c.head_dim}, false});
+    }
     out.push_back({norm_tensor_name(l, LayerNorm::Ffn), {D}, false});
     for (Proj p : {Proj::Gate, Proj::Up, Proj::Down}) add_proj(l, p);
   }
@@ -63,6 +67,8 @@ TensorView* Model::find(const std::string& name) {
   LayerWeights& L = w.layers[size_t(l)];
   if (name == norm_tensor_name(l, LayerNorm::Attn)) return &L.attn_norm;
   if (name == norm_tensor_name(l, LayerNorm::Ffn)) return &L.ffn_norm;
+  if (name == norm_tensor_name(l, LayerNorm::Q)) return &L.q_norm;
+  if (name == norm_tensor_name(l, LayerNorm::K)) return &L.k_norm;
   for (int i = 0; i < kNumProj; ++i) {
     if (name == proj_tensor_name(l, Proj(i), "weight")) return &layer_proj(L, Proj(i)).weight;
     if (name == proj_tensor_name(l, Proj(i), "bias")) return &layer_proj(L, Proj(i)).bias;

@@ -138,6 +138,10 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
     for (std::vector<float>* v : {&a.k, &a.v}) size(*v, N * KV);
     for (std::vector<float>* v : {&a.gate, &a.up, &a.h}) size(*v, N * I);
     size(a.probs, s.B * H * s.L * s.L);
+    size(a.q_raw, c.qk_norm ? N * Q : 0);
+    size(a.k_raw, c.qk_norm ? N * KV : 0);
+    size(a.rstd_q, c.qk_norm ? N * H : 0);
+    size(a.rstd_k, c.qk_norm ? N * c.num_kv_heads : 0);
     // LoRA: u per adapted projection (the largest rank over the layers this set serves), and the
     // folded weight w_eff.
     for (int i = 0; i < kNumProj; ++i) {
@@ -165,6 +169,8 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   for (std::vector<float>* v : {&g.d_h, &g.d_gate, &g.d_up}) size(*v, N * I);
   for (std::vector<float>* v : {&g.d_att, &g.d_q}) size(*v, N * Q);
   for (std::vector<float>* v : {&g.d_k, &g.d_v}) size(*v, N * KV);
+  size(g.d_q_raw, c.qk_norm ? N * Q : 0);
+  size(g.d_k_raw, c.qk_norm ? N * KV : 0);
   int64_t max_rank = 0, max_in = 0, max_rank_out = 0;
   for (int64_t l = 0; s.lora && l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i)
@@ -353,9 +359,16 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
     rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D,
                                  eps);
   }
-  proj_forward(l, Proj::Q, a.q.data(), a.ln1.data(), N, a, train, step, false);
-  proj_forward(l, Proj::K, a.k.data(), a.ln1.data(), N, a, train, step, false);
+  proj_forward(l, Proj::Q, (c.qk_norm ? a.q_raw : a.q).data(), a.ln1.data(), N, a, train, step, false);
+  proj_forward(l, Proj::K, (c.qk_norm ? a.k_raw : a.k).data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::V, a.v.data(), a.ln1.data(), N, a, train, step, false);
+  if (c.qk_norm) {  // per head: [N, H, hd] as N*H rows of hd
+    PhaseScope t(phase_slot(Phase::Norm));
+    rmsnorm_train_forward<float>(a.q.data(), a.rstd_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(),
+                                 N * c.num_heads, c.head_dim, eps);
+    rmsnorm_train_forward<float>(a.k.data(), a.rstd_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(),
+                                 N * c.num_kv_heads, c.head_dim, eps);
+  }
   {
     PhaseScope t(phase_slot(Phase::Attention));
     rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
@@ -437,6 +450,21 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
     rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
   }
+  const float* d_q_proj = g.d_q.data();  // the gradient at the q / k projections' outputs
+  const float* d_k_proj = g.d_k.data();
+  if (c.qk_norm) {
+    PhaseScope t(phase_slot(Phase::Norm));
+    parallel_zero(g.d_q_raw.data(), int64_t(g.d_q_raw.size()));
+    parallel_zero(g.d_k_raw.data(), int64_t(g.d_k_raw.size()));
+    rmsnorm_backward<float>(g.d_q_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Q)) : nullptr,
+                            g.d_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(), a.rstd_q.data(),
+                            N * c.num_heads, c.head_dim);
+    rmsnorm_backward<float>(g.d_k_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::K)) : nullptr,
+                            g.d_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(), a.rstd_k.data(),
+                            N * c.num_kv_heads, c.head_dim);
+    d_q_proj = g.d_q_raw.data();
+    d_k_proj = g.d_k_raw.data();
+  }
   // The first layer's input is the embedding: unless the embedding (or this norm) trains, no
   // gradient flows on from here, and the three input products of dx are skipped (as autograd
   // skips inputs that need no gradient).
@@ -447,8 +475,8 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_zero(d_ln1, N * D);
   }
-  proj_backward(l, Proj::Q, d_ln1, g.d_q.data(), a.ln1.data(), N, a, step);
-  proj_backward(l, Proj::K, d_ln1, g.d_k.data(), a.ln1.data(), N, a, step);
+  proj_backward(l, Proj::Q, d_ln1, d_q_proj, a.ln1.data(), N, a, step);
+  proj_backward(l, Proj::K, d_ln1, d_k_proj, a.ln1.data(), N, a, step);
   proj_backward(l, Proj::V, d_ln1, g.d_v.data(), a.ln1.data(), N, a, step);
   if (!need_dx) return;
   PhaseScope t(phase_slot(Phase::Norm));

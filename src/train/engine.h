@@ -95,6 +95,8 @@ class TrainEngine {
     std::vector<float> rstd1;  // [N] its 1 / rms
     std::vector<float> q;      // [N, H * hd] after RoPE
     std::vector<float> k, v;   // [N, KV * hd] (k after RoPE)
+    std::vector<float> q_raw, k_raw;    // [N, H * hd], [N, KV * hd] projections before QK-norm (Qwen3; else empty)
+    std::vector<float> rstd_q, rstd_k;  // [N * H], [N * KV] their 1 / rms per head
     std::vector<float> probs;  // [B, H, L, L] attention probabilities
     std::vector<float> att;    // [N, H * hd] attention output
     std::vector<float> x_mid;  // [N, D] residual after the attention block
@@ -115,6 +117,7 @@ class TrainEngine {
     std::vector<float> d_att;       // [N, H * hd] at the attention output
     std::vector<float> d_q;         // [N, H * hd]
     std::vector<float> d_k, d_v;    // [N, KV * hd]
+    std::vector<float> d_q_raw, d_k_raw;  // [N, H * hd], [N, KV * hd] before QK-norm (Qwen3; else empty)
     std::vector<float> lora_x_dropped;    // [N, in] a LoRA branch's input under its dropout mask (dropout > 0)
     std::vector<float> lora_d_x_dropped;  // [N, in] the branch's input gradient before the mask (dropout > 0)
     std::vector<float> lora_dBt;          // [r, out] dB transposed

@@ -44,6 +44,11 @@ CASES = {
     "mistral_window": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "num_key_value_heads": 2,
                        "sliding_window": 6},
     "mistral_no_window": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": None},
+    # Qwen3: QK-norm, explicit head_dim (not hidden / heads), tied embeddings; and with biases.
+    "qwen3_tied": {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "head_dim": 32,
+                   "num_key_value_heads": 2, "tie_word_embeddings": True, "rms_norm_eps": 1e-6,
+                   "rope_theta": 1000000.0},
+    "qwen3_bias": {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": True},
 }
 
 

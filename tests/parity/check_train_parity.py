@@ -24,6 +24,7 @@ QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_siz
         "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "max_position_embeddings": 64, "tie_word_embeddings": True}
 
 MISTRAL = dict(LLAMA, architectures=["MistralForCausalLM"], model_type="mistral", sliding_window=5)
+QWEN3 = dict(QWEN, architectures=["Qwen3ForCausalLM"], model_type="qwen3", head_dim=12)
 
 CASES = [
     ("llama_lora_all", LLAMA, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
@@ -42,6 +43,9 @@ CASES = [
     # Sliding window 5 over sequences of 12: the window's mask in the backward too.
     ("mistral_window_lora", MISTRAL, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
     ("mistral_window_full_recompute", MISTRAL, "f32", {"method": "full", "targets": "all", "recompute": True}),
+    # QK-norm: its backward, and full fine-tuning of q_norm / k_norm.
+    ("qwen3_lora_all", QWEN3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
+    ("qwen3_full_all", QWEN3, "f32", {"method": "full", "targets": "all"}),
 ]
 PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
         "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}

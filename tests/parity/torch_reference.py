@@ -1,7 +1,9 @@
 """An independent PyTorch implementation of HF's LlamaForCausalLM / Qwen2ForCausalLM /
 MistralForCausalLM forward pass, written from reading transformers' modeling_llama.py /
-modeling_qwen2.py / modeling_mistral.py (Mistral: LLaMA's layer without biases, and the
-`sliding_window` mask of masking_utils: key j is visible to query i when i - window < j <= i).
+modeling_qwen2.py / modeling_mistral.py / modeling_qwen3.py (Mistral: LLaMA's layer without
+biases, and the `sliding_window` mask of masking_utils: key j is visible to query i when
+i - window < j <= i; Qwen3: q_norm / k_norm, RMSNorm over head_dim of every query and key head
+before RoPE, `attention_bias` on q, k, v and o).
 
 It reads the same config.json + model.safetensors as taia (its own safetensors reader, no
 taia code) and computes logits in float32 (BF16 weights are upcast, as model.float() does).
@@ -116,6 +118,9 @@ def forward_batch(cfg, W, ids, lora=None):
         q = lin(h, p + "self_attn.q_proj").view(Bsz, T, H, hd).transpose(1, 2)
         k = lin(h, p + "self_attn.k_proj").view(Bsz, T, KV, hd).transpose(1, 2)
         v = lin(h, p + "self_attn.v_proj").view(Bsz, T, KV, hd).transpose(1, 2)
+        if cfg.get("model_type") == "qwen3":
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(H // KV, dim=1)

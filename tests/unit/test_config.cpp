@@ -133,5 +133,32 @@ TEST(Config, MistralSlidingWindow) {
   EXPECT_THROW(config_from_hf_json(j, "c"), Error);
 }
 
+// Qwen3-0.6B: QK-norm, head_dim 128 with hidden 1024 and 16 heads (not hidden / heads), tied
+// embeddings, no biases.
+TEST(Config, Qwen3QkNormAndExplicitHeadDim) {
+  Json j = Json::parse(R"({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 151936,
+    "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
+    "num_key_value_heads": 8, "head_dim": 128, "rms_norm_eps": 1e-06, "rope_theta": 1000000,
+    "max_position_embeddings": 40960, "tie_word_embeddings": true, "attention_bias": false,
+    "use_sliding_window": false, "sliding_window": null, "max_window_layers": 28, "hidden_act": "silu",
+    "bos_token_id": 151643, "eos_token_id": 151645, "torch_dtype": "bfloat16"})");
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Qwen3);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.q_dim(), 2048);
+  EXPECT_FALSE(c.qkv_bias || c.o_bias || c.mlp_bias);
+  EXPECT_EQ(c.parameter_count(), 596049920);  // 0.44B without the embeddings, as Qwen reports
+  const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
+  EXPECT_EQ(d.arch, Arch::Qwen3);
+  EXPECT_TRUE(d.qk_norm);
+  EXPECT_EQ(d.parameter_count(), c.parameter_count());
+  j["attention_bias"] = true;  // Qwen3 puts it on q, k, v and o
+  const ModelConfig b = config_from_hf_json(j, "c");
+  EXPECT_TRUE(b.qkv_bias && b.o_bias && !b.mlp_bias);
+  j["use_sliding_window"] = true;
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);
+}
+
 }  // namespace
 }  // namespace taia

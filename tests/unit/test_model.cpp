@@ -190,6 +190,7 @@ void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
   b.kv_u32(a + ".block_count", uint32_t(c.num_layers));
   b.kv_u32(a + ".attention.head_count", uint32_t(c.num_heads));
   b.kv_u32(a + ".attention.head_count_kv", uint32_t(c.num_kv_heads));
+  b.kv_u32(a + ".attention.key_length", uint32_t(c.head_dim));
   b.kv_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_norm_eps);
   b.kv_f32(a + ".rope.freq_base", c.rope_theta);
   b.kv_u32(a + ".context_length", uint32_t(c.max_position_embeddings));
@@ -228,6 +229,28 @@ TEST(Model, GgufFromHfFolderGivesTheSameLogits) {
     EXPECT_EQ(g->config.qkv_bias, arch == Arch::Qwen2);
     EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f) << arch_name(arch);
   }
+}
+
+// Qwen3 in GGUF (llama.cpp's `qwen3`): attn_q_norm / attn_k_norm, key_length for a head_dim that
+// is not hidden / heads, no Q/K permutation (NEOX rope).
+TEST(Model, Qwen3GgufGivesTheSameLogits) {
+  ModelConfig c = tiny_config(Arch::Qwen3, 2, true);
+  c.qkv_bias = false;
+  c.qk_norm = true;
+  c.head_dim = 12;
+  auto m = init_model(c, 6, DType::F32, InitScheme::Full, 0.1f);
+  const std::string path = test::temp_dir() + "/q3.gguf";
+  write_gguf_from(*m, path, false);
+  auto g = load_model(path);
+  EXPECT_EQ(g->config.arch, Arch::Qwen3);
+  EXPECT_TRUE(g->config.qk_norm);
+  EXPECT_EQ(g->config.head_dim, 12);
+  EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f);
+  // The QK-norm weights are applied: scaling layer 0's q_norm moves the logits.
+  const auto before = all_logits(*g, kIds);
+  float* qn = g->find(norm_tensor_name(0, LayerNorm::Q))->ptr<float>();
+  for (int64_t i = 0; i < c.head_dim; ++i) qn[i] *= 1.5f;
+  EXPECT_GT(test::max_abs_diff(before, all_logits(*g, kIds)), 1e-3f);
 }
 
 TEST(Model, MissingOrMisshapenTensorsAreNamed) {
