@@ -170,11 +170,15 @@ std::unique_ptr<Tokenizer> load_unchecked(const std::string& path) {
     TAIA_CHECK(json_string_or(m, affix, "", path).empty(), path, ": BPE ", affix, " is not supported");
   TAIA_CHECK(m.contains("vocab") && m["vocab"].is_object(), path, ": model.vocab expected an object");
   std::unordered_map<std::string, int32_t> vocab;
+  std::unordered_map<int32_t, std::string> piece_of;  // one piece per id: decoding needs it
   int64_t max_id = -1;
   for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
     TAIA_CHECK(it.value().is_number_integer(), path, ": model.vocab['", it.key(), "'] expected an integer id");
     const int64_t id = it.value().get<int64_t>();
     TAIA_CHECK(id >= 0 && id < (int64_t(1) << 24), path, ": model.vocab['", it.key(), "'] id ", id, " is out of range");
+    const auto [seen, fresh] = piece_of.emplace(int32_t(id), it.key());
+    TAIA_CHECK(fresh, path, ": model.vocab maps both '", seen->second, "' and '", it.key(), "' to id ", id,
+               " (expected one piece per id)");
     vocab[it.key()] = int32_t(id);
     max_id = std::max(max_id, id);
   }

@@ -68,6 +68,25 @@ TEST(Tokenizer, RefusesMergesOutsideTheVocabulary) {
   }
 }
 
+// Two vocabulary pieces on one id would decode that id to one of them at random: refused by
+// name. An added token repeating the vocabulary's own piece for its id stays allowed (HF does).
+TEST(Tokenizer, RefusesTwoVocabularyPiecesForOneId) {
+  const std::string dir = test::temp_dir();
+  std::ofstream(dir + "/dup.json") << R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 1}, "merges": []}})";
+  try {
+    load_tokenizer(dir + "/dup.json");
+    FAIL();
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("to id 1"), std::string::npos) << what;
+    EXPECT_NE(what.find("'b'"), std::string::npos) << what;
+    EXPECT_NE(what.find("'c'"), std::string::npos) << what;
+  }
+  std::ofstream(dir + "/added.json") << R"({"model": {"type": "BPE", "vocab": {"a": 0, "<s>": 1}, "merges": []},
+    "added_tokens": [{"id": 1, "content": "<s>", "special": true}]})";
+  EXPECT_NO_THROW(load_tokenizer(dir + "/added.json"));
+}
+
 class RealTokenizer : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(RealTokenizer, IncrementalDecodingNeverSplitsCharactersAndMatchesDecode) {
