@@ -27,6 +27,26 @@ inline ModelConfig qwen25_05b_shape() {
   return c;
 }
 
+// Qwen3-0.6B: hidden 1024, 28 layers, 16 heads of 128 (q_dim 2048 > hidden), 8 KV heads,
+// intermediate 3072, vocab 151936, tied, QK-norm.
+inline ModelConfig qwen3_06b_shape() {
+  ModelConfig c;
+  c.arch = Arch::Qwen3;
+  c.vocab_size = 151936;
+  c.hidden_size = 1024;
+  c.intermediate_size = 3072;
+  c.num_layers = 28;
+  c.num_heads = 16;
+  c.num_kv_heads = 8;
+  c.head_dim = 128;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 1000000.0;
+  c.max_position_embeddings = 40960;
+  c.tie_word_embeddings = true;
+  c.qk_norm = true;
+  return c;
+}
+
 // [--threads N] [--stories PATH.gguf] [--quick], shared by bench_inference and bench_eval.
 struct BenchArgs {
   int threads = 2;
