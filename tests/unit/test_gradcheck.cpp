@@ -5,10 +5,12 @@
 #include "core/dtype.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/geglu.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/softcap.h"
 #include "kernels/swiglu.h"
 #include "test_util.h"
 
@@ -79,6 +81,51 @@ TEST(GradCheck, Rope) {
   Vec dx = c;  // backward: rotate the upstream gradient by the negative angle
   rope_backward<double>(dx.data(), pos.data(), N, heads, hd, table);
   expect_gradient("rope dx", x, dx, loss);
+}
+
+// GeGLU (Gemma's MLP, tanh-approximated GELU): gradients against finite differences; the float
+// inference and training forwards against the double definition; the known value of gelu(1).
+TEST(GradCheck, GeGlu) {
+  const int64_t n = 20;
+  Vec g = random_doubles(n, 46, 3.0), u = random_doubles(n, 47), c = random_doubles(n, 48), h(n);
+  auto loss = [&] {
+    geglu_train_forward<double>(h.data(), g.data(), u.data(), n);
+    return dot(h, c);
+  };
+  Vec dg(n, 0), du(n, 0);
+  geglu_backward<double>(dg.data(), du.data(), c.data(), g.data(), u.data(), n);
+  expect_gradient("geglu dgate", g, dg, loss);
+  expect_gradient("geglu dup", u, du, loss);
+  loss();
+  std::vector<float> gf(g.begin(), g.end()), uf(u.begin(), u.end()), hi(n), ht(n);
+  geglu_forward(hi.data(), gf.data(), uf.data(), n);
+  geglu_train_forward<float>(ht.data(), gf.data(), uf.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(hi[size_t(i)], h[size_t(i)], 1e-5 * std::max(1.0, std::abs(h[size_t(i)])));
+    EXPECT_NEAR(ht[size_t(i)], h[size_t(i)], 1e-5 * std::max(1.0, std::abs(h[size_t(i)])));
+  }
+  const float one = 1.0f;
+  float gelu1 = 0;
+  geglu_forward(&gelu1, &one, &one, 1);
+  EXPECT_NEAR(gelu1, 0.8411920, 1e-6);  // torch.nn.functional.gelu(1, approximate="tanh")
+}
+
+// Soft-capping (Gemma 2's attention and final logits): cap * tanh(x / cap), bounded by cap,
+// gradients from the capped values against finite differences.
+TEST(GradCheck, SoftCap) {
+  const int64_t n = 16;
+  const double cap = 2.5;
+  Vec x = random_doubles(n, 49, 6.0), c = random_doubles(n, 50), y(n);
+  auto loss = [&] {
+    y = x;
+    softcap_forward<double>(y.data(), n, cap);
+    return dot(y, c);
+  };
+  loss();
+  for (double v : y) EXPECT_LT(std::abs(v), cap);
+  Vec dx(n, 0);
+  softcap_backward<double>(dx.data(), c.data(), y.data(), n, cap);
+  expect_gradient("softcap dx", x, dx, loss);
 }
 
 TEST(GradCheck, SwiGlu) {
