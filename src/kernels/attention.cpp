@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
 #include "kernels/softmax.h"
@@ -36,7 +37,7 @@ void causal_softmax_row(T* p, int64_t i, int64_t L, int64_t lo) {
 // so the dot products unroll into a few vector FMAs and one reduction; HD == 0 is the generic loop.
 template <int HD>
 void attend_one(float* out, const float* qh, const float* k, const float* v, const KeySpans& spans,
-                int64_t kv_row_stride, int64_t hd_runtime, float scale, float* scores) {
+                int64_t kv_row_stride, int64_t hd_runtime, float scale, float softcap, float* scores) {
   const int64_t hd = HD > 0 ? HD : hd_runtime;
   int64_t n = 0;
   for (int s = 0; s < 2; ++s)
@@ -47,6 +48,8 @@ void attend_one(float* out, const float* qh, const float* k, const float* v, con
       for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kj[i];
       scores[n++] = dot * scale;
     }
+  if (softcap > 0.0f)
+    for (int64_t i = 0; i < n; ++i) scores[i] = softcap * std::tanh(scores[i] / softcap);
   softmax_forward(scores, n);
   for (int64_t i = 0; i < hd; ++i) out[i] = 0.0f;
   n = 0;
@@ -60,7 +63,7 @@ void attend_one(float* out, const float* qh, const float* k, const float* v, con
 }
 
 using AttendFn = void (*)(float*, const float*, const float*, const float*, const KeySpans&, int64_t, int64_t, float,
-                          float*);
+                          float, float*);
 
 AttendFn pick(int64_t hd) {
   switch (hd) {
@@ -82,7 +85,7 @@ void attention_forward_spans(float* out, const float* q, const float* k, const f
                              int64_t T, int64_t kv_row_stride, const AttentionShape& shape) {
   const int64_t H = shape.n_heads, hd = shape.head_dim;
   const int64_t group = H / shape.n_kv_heads;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  const float scale = shape.scale > 0.0f ? shape.scale : 1.0f / std::sqrt(float(hd));
   const AttendFn attend = pick(hd);
   int64_t longest = 0, work = 0;
   for (int64_t t = 0; t < T; ++t) {
@@ -99,7 +102,7 @@ void attention_forward_spans(float* out, const float* q, const float* k, const f
       for (int64_t h = 0; h < H; ++h) {
         const int64_t kv_offset = (h / group) * hd;
         attend(out + (t * H + h) * hd, q + (t * H + h) * hd, k + kv_offset, v + kv_offset, spans[t], kv_row_stride,
-               hd, scale, scores.data());
+               hd, scale, shape.softcap, scores.data());
       }
     }
   }
@@ -281,11 +284,17 @@ void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs
   }
 }
 
+void check_trainable(const AttentionShape& shape, const char* where) {
+  TAIA_CHECK(shape.scale == 0.0f && shape.softcap == 0.0f, "[", where, "] expected the default scale and no "
+             "soft-capping (not implemented in training), got scale ", shape.scale, ", softcap ", shape.softcap);
+}
+
 }  // namespace
 
 template <typename T>
 void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* v, int64_t batch, int64_t seq_len,
                              const AttentionShape& shape) {
+  check_trainable(shape, "attention_train_forward");
   if constexpr (std::is_same_v<T, float>)
     attention_train_forward_blocked(out, probs, q, k, v, batch, seq_len, shape);
   else
@@ -295,6 +304,7 @@ void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* 
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
                         int64_t batch, int64_t seq_len, const AttentionShape& shape) {
+  check_trainable(shape, "attention_backward");
   if constexpr (std::is_same_v<T, float>)
     attention_backward_blocked(dq, dk, dv, dout, probs, q, k, v, batch, seq_len, shape);
   else

@@ -4,7 +4,8 @@
 
 namespace taia {
 
-void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows, int64_t dim, float eps) {
+void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
+                     float weight_offset) {
 #pragma omp parallel for schedule(static) if (rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
@@ -13,7 +14,11 @@ void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows
 #pragma omp simd reduction(+ : ss)
     for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
     const float rstd = 1.0f / std::sqrt(ss / float(dim) + eps);
-    for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * rstd);
+    if (weight_offset == 0.0f) {
+      for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * rstd);
+    } else {
+      for (int64_t i = 0; i < dim; ++i) yr[i] = (weight_offset + weight[i]) * (xr[i] * rstd);
+    }
   }
 }
 

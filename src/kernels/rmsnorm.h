@@ -8,8 +8,9 @@
 
 namespace taia {
 
-// y may alias x.
-void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows, int64_t dim, float eps);
+// y may alias x. weight_offset 1: Gemma's norm, y = (1 + weight) * (x * rstd).
+void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
+                     float weight_offset = 0.0f);
 
 template <typename T>
 void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, T eps);

@@ -1,15 +1,18 @@
 #include "model/config.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace taia {
 
 namespace {
 constexpr ArchInfo kArchs[] = {
-    {Arch::Llama, "llama", "LlamaForCausalLM", "llama", true},
-    {Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", false},
-    {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true},
-    {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false},
+    {Arch::Llama, "llama", "LlamaForCausalLM", "llama", true, true},
+    {Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", false, true},
+    {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true, true},
+    {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false, true},
+    {Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", false, false},
 };
 }  // namespace
 
@@ -23,7 +26,7 @@ const char* arch_hf_class(Arch a) { return arch_info(a).hf_class; }
 
 Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin) {
   for (const ArchInfo& i : kArchs)
-    if (gguf_arch == i.gguf_arch) return i.arch;
+    if (gguf_arch == i.gguf_arch && i.gguf_supported) return i.arch;
   fail(origin, ": general.architecture expected 'llama', 'qwen2' or 'qwen3', got '", gguf_arch, "'");
 }
 
@@ -65,6 +68,7 @@ int64_t ModelConfig::parameter_count() const {
   if (o_bias) per_layer += D;
   if (mlp_bias) per_layer += 2 * I + D;
   if (qk_norm) per_layer += 2 * head_dim;
+  if (sandwich_norms) per_layer += 2 * D;
   int64_t total = vocab_size * D + num_layers * per_layer + D;
   if (!tie_word_embeddings) total += vocab_size * D;
   return total;
@@ -109,7 +113,54 @@ void read_rope_scaling(const Json& rs, ModelConfig& c, const std::string& origin
   }
 }
 
+// A positive number or null (0) under `key`.
+double optional_positive(const Json& j, const char* key, const std::string& origin) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return 0;
+  TAIA_CHECK(it->is_number() && it->get<double>() > 0, origin, ": ", key, " expected a positive number or null, got ",
+             it->dump());
+  return it->get<double>();
+}
+
+// Gemma 2: GeGLU, (1 + w) norms, scaled embeddings, four norms a layer, soft-capping,
+// query_pre_attn_scalar, a sliding window on the even layers.
+void read_gemma2(const Json& j, ModelConfig& c, const std::string& origin) {
+  const std::string act = json_string_or(j, "hidden_activation", json_string_or(j, "hidden_act", "gelu_pytorch_tanh",
+                                                                                  origin), origin);
+  TAIA_CHECK(act == "gelu_pytorch_tanh", origin, ": hidden_activation expected 'gelu_pytorch_tanh', got '", act, "'");
+  c.activation = Activation::GeluTanh;
+  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
+  c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", true, origin);
+  c.attn_softcap = optional_positive(j, "attn_logit_softcapping", origin);
+  c.final_softcap = optional_positive(j, "final_logit_softcapping", origin);
+  c.query_pre_attn_scalar = optional_positive(j, "query_pre_attn_scalar", origin);
+  c.sliding_window = int64_t(optional_positive(j, "sliding_window", origin));
+  c.sliding_window_pattern = 2;
+  if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
+    // The explicit form of the same pattern: it must say what the pattern says.
+    TAIA_CHECK(lt->is_array() && int64_t(lt->size()) == c.num_layers, origin, ": layer_types expected ",
+               c.num_layers, " entries");
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      const std::string want = l % 2 == 0 ? "sliding_attention" : "full_attention";
+      TAIA_CHECK((*lt)[size_t(l)] == want, origin, ": layer_types[", l, "] expected '", want, "' (Gemma 2 alternates "
+                 "sliding and full attention), got ", (*lt)[size_t(l)].dump());
+    }
+  }
+}
+
 }  // namespace
+
+float ModelConfig::attention_scale() const {
+  return 1.0f / std::sqrt(float(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : double(head_dim)));
+}
+
+std::string ModelConfig::training_gap() const {
+  if (arch == Arch::Gemma2)
+    return "Gemma 2 training (the backward of its sandwich norms, soft-capping and scaled embeddings) is not "
+           "implemented yet (inference is)";
+  return "";
+}
 
 ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   TAIA_CHECK(j.is_object(), origin, ": expected a JSON object");
@@ -143,7 +194,9 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) read_rope_scaling(*rs, c, origin, "rope_scaling");
   if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null())
     read_rope_scaling(*rp, c, origin, "rope_parameters");
-  if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
+  if (c.arch == Arch::Gemma2) {
+    read_gemma2(j, c, origin);
+  } else if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
     // Qwen2: biases on q, k, v only; Qwen3: `attention_bias` on q, k, v and o, and QK-norm.
     c.qkv_bias = c.arch == Arch::Qwen2 || json_bool_or(j, "attention_bias", false, origin);
     c.o_bias = c.arch == Arch::Qwen3 && c.qkv_bias;
@@ -161,8 +214,10 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
     c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
     c.mlp_bias = json_bool_or(j, "mlp_bias", false, origin);
   }
-  const std::string act = json_string_or(j, "hidden_act", "silu", origin);
-  TAIA_CHECK(act == "silu", origin, ": hidden_act expected 'silu', got '", act, "'");
+  if (c.arch != Arch::Gemma2) {
+    const std::string act = json_string_or(j, "hidden_act", "silu", origin);
+    TAIA_CHECK(act == "silu", origin, ": hidden_act expected 'silu', got '", act, "'");
+  }
   c.bos_token_ids = token_ids(j, "bos_token_id", origin);
   c.eos_token_ids = token_ids(j, "eos_token_id", origin);
   c.torch_dtype = json_string_or(j, "torch_dtype", json_string_or(j, "dtype", "float32", origin), origin);
@@ -192,6 +247,14 @@ Json config_to_hf_json(const ModelConfig& c) {
     j["mlp_bias"] = c.mlp_bias;
   }
   if (c.arch == Arch::Qwen3) j["attention_bias"] = c.qkv_bias;
+  if (c.arch == Arch::Gemma2) {
+    j["hidden_act"] = j["hidden_activation"] = "gelu_pytorch_tanh";
+    j["attention_bias"] = c.qkv_bias;
+    j["query_pre_attn_scalar"] = c.query_pre_attn_scalar > 0 ? Json(c.query_pre_attn_scalar) : Json(nullptr);
+    j["attn_logit_softcapping"] = c.attn_softcap > 0 ? Json(c.attn_softcap) : Json(nullptr);
+    j["final_logit_softcapping"] = c.final_softcap > 0 ? Json(c.final_softcap) : Json(nullptr);
+    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
+  }
   if (c.arch == Arch::Mistral) j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
   if (c.rope_scaling.type == RopeScaling::Type::Linear) {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};

@@ -7,18 +7,22 @@
 
 #include "core/json_util.h"
 #include "kernels/rope.h"
+#include "model/tensor_names.h"
 
 namespace taia {
 
 // The architectures and what differs between them outside the layer math, in one table
 // (config.cpp): names in HF and GGUF, and whether llama.cpp's converter permutes Q/K rows.
-enum class Arch { Llama, Qwen2, Mistral, Qwen3 };
+enum class Arch { Llama, Qwen2, Mistral, Qwen3, Gemma2 };
+// The MLP's gate: SwiGLU (silu) or GeGLU (HF's gelu_pytorch_tanh).
+enum class Activation { Silu, GeluTanh };
 struct ArchInfo {
   Arch arch;
   const char* model_type;     // HF config.json "model_type": "llama", "qwen2", "mistral"
   const char* hf_class;       // "LlamaForCausalLM", ...
   const char* gguf_arch;      // GGUF general.architecture (llama.cpp converts Mistral as "llama")
   bool gguf_permutes_qk;      // llama.cpp interleaves the rotary pairs of Q/K rows (LLaMA-style RoPE)
+  bool gguf_supported;        // taia reads this architecture from GGUF files
 };
 const ArchInfo& arch_info(Arch a);
 const char* arch_name(Arch a);      // model_type
@@ -47,9 +51,19 @@ struct ModelConfig {
   // Qwen3's QK-norm: an RMSNorm over head_dim (weights q_norm, k_norm) on every query and key
   // head, after the projection and before RoPE.
   bool qk_norm = false;
-  // Mistral's `sliding_window`: each query attends to the last sliding_window positions (its
-  // own included); 0 = the whole context.
+  // Mistral's / Gemma's `sliding_window`: each query attends to the last sliding_window positions
+  // (its own included); 0 = the whole context. With sliding_window_pattern P > 1, every P-th layer
+  // ((l + 1) % P == 0) attends globally (Gemma 2: P = 2, the odd layers).
   int64_t sliding_window = 0;
+  int64_t sliding_window_pattern = 1;
+  // Gemma 2.
+  Activation activation = Activation::Silu;
+  bool norm_plus_one = false;        // RMSNorm multiplies by (1 + weight)
+  bool scale_embeddings = false;     // embedding rows times sqrt(hidden_size)
+  bool sandwich_norms = false;       // norms on the attention and FFN outputs too (NormLayout::Sandwich)
+  double attn_softcap = 0;           // attention logits -> cap * tanh(logit / cap); 0: none
+  double final_softcap = 0;          // final logits likewise
+  double query_pre_attn_scalar = 0;  // attention scale 1 / sqrt(this); 0: head_dim
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";
@@ -57,7 +71,15 @@ struct ModelConfig {
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
   // The attention window of a layer (0: full causal attention).
-  int64_t layer_window(int64_t layer) const { return sliding_window; }
+  int64_t layer_window(int64_t layer) const {
+    if (sliding_window_pattern > 1 && (layer + 1) % sliding_window_pattern == 0) return 0;
+    return sliding_window;
+  }
+  NormLayout norm_layout() const { return sandwich_norms ? NormLayout::Sandwich : NormLayout::PreNorm; }
+  // The attention logits' scale: 1 / sqrt(query_pre_attn_scalar or head_dim).
+  float attention_scale() const;
+  // What the training engine does not implement yet for this architecture ("" when nothing).
+  std::string training_gap() const;
   // Throws "<origin>: <field> expected ..., got ..." for an inconsistent configuration.
   void validate(const std::string& origin) const;
   int64_t parameter_count() const;

@@ -1,9 +1,12 @@
 #include "model/decoder.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/geglu.h"
+#include "kernels/softcap.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
@@ -155,15 +158,15 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   const int64_t* pos = b.positions.data();
   float* k_rows = contiguous ? cache.keys(l) + b.slots[0] * KV : s_.k.data();  // [T, KV]
   float* v_rows = contiguous ? cache.values(l) + b.slots[0] * KV : s_.v.data();
-  rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
+  const float eps = float(c.rms_norm_eps), norm_offset = c.norm_plus_one ? 1.0f : 0.0f;
+  rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, eps, norm_offset);
   project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
   project(l, Proj::K, L.k, k_rows, xn, T, false);
   project(l, Proj::V, L.v, v_rows, xn, T, false);
   if (c.qk_norm) {  // per head: [T, H, hd] as T*H rows of hd
-    rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * c.num_heads, c.head_dim,
-                    float(c.rms_norm_eps));
-    rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * c.num_kv_heads, c.head_dim,
-                    float(c.rms_norm_eps));
+    rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * c.num_heads, c.head_dim, eps,
+                    norm_offset);
+    rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * c.num_kv_heads, c.head_dim, eps, norm_offset);
   }
   rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, s_.inv_freq.data());
   rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
@@ -172,15 +175,39 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
       std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
       std::memcpy(cache.values(l) + b.slots[size_t(t)] * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
     }
+  AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
+  if (c.query_pre_attn_scalar > 0) shape.scale = c.attention_scale();
+  shape.softcap = float(c.attn_softcap);
   attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), layer_spans(l, cache, b), T,
-                          cache.row_stride(), AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim});
-  project(l, Proj::O, L.o, x, s_.att.data(), T, /*accumulate=*/true);
+                          cache.row_stride(), shape);
+  sublayer_output(l, Proj::O, L.o, L.attn_out_norm, s_.att.data(), T);
 
-  rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, float(c.rms_norm_eps));
+  rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, eps, norm_offset);
   project(l, Proj::Gate, L.gate, s_.gate.data(), xn, T, false);
   project(l, Proj::Up, L.up, s_.up.data(), xn, T, false);
-  swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
-  project(l, Proj::Down, L.down, x, s_.gate.data(), T, /*accumulate=*/true);
+  if (c.activation == Activation::GeluTanh)
+    geglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
+  else
+    swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
+  sublayer_output(l, Proj::Down, L.down, L.ffn_out_norm, s_.gate.data(), T);
+}
+
+// The last projection of a sub-layer (o or down) added to the residual stream s_.x: directly,
+// or (sandwich norms) through its output norm first.
+void Decoder::sublayer_output(int64_t l, Proj p, const Linear& lin, const TensorView& out_norm, const float* in,
+                              int64_t T) {
+  const ModelConfig& c = model_.config;
+  const int64_t D = c.hidden_size;
+  if (!c.sandwich_norms) {
+    project(l, p, lin, s_.x.data(), in, T, /*accumulate=*/true);
+    return;
+  }
+  float* y = s_.block_out.data();
+  project(l, p, lin, y, in, T, false);
+  rmsnorm_forward(y, y, out_norm.ptr<const float>(), T, D, float(c.rms_norm_eps), c.norm_plus_one ? 1.0f : 0.0f);
+  float* x = s_.x.data();
+#pragma omp parallel for schedule(static) if (T * D > 65536)
+  for (int64_t i = 0; i < T * D; ++i) x[i] += y[i];
 }
 
 void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits) {
@@ -195,6 +222,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   s_.att.resize(size_t(T * Q));
   s_.gate.resize(size_t(T * I));
   s_.up.resize(size_t(T * I));
+  if (c.sandwich_norms) s_.block_out.resize(size_t(T * D));
   if (!contiguous) {
     s_.k.resize(size_t(T * KV));
     s_.v.resize(size_t(T * KV));
@@ -203,6 +231,10 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   window_spans_for_ = 0;
   float* x = s_.x.data();
   embed_rows(x, w.embed, b.tokens.data(), T, D);
+  if (c.scale_embeddings) {  // Gemma: times sqrt(hidden) rounded to the activations' dtype, as HF does
+    const float normalizer = float(std::sqrt(double(D)));
+    for (int64_t i = 0; i < T * D; ++i) x[i] *= normalizer;
+  }
   for (int64_t l = 0; l < c.num_layers; ++l) layer_forward(l, cache, b, contiguous);
   const int64_t rows = int64_t(b.logit_rows.size());
   if (rows == 0) return;
@@ -211,8 +243,10 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     const int64_t r = b.logit_rows[size_t(i)];
     if (r != i) std::memmove(x + i * D, x + r * D, size_t(D) * sizeof(float));
   }
-  rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps));
+  rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps),
+                  c.norm_plus_one ? 1.0f : 0.0f);
   linear_forward(logits, s_.xn.data(), w.lm_head, nullptr, rows);
+  if (c.final_softcap > 0) softcap_forward<float>(logits, rows * c.vocab_size, float(c.final_softcap));
 }
 
 }  // namespace taia

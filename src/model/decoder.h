@@ -38,6 +38,7 @@ struct RunState {
   std::vector<float> gate;   // [T, I]
   std::vector<float> up;     // [T, I]
   std::vector<float> k, v;   // [T, KV] new keys/values before they go to their cache slots
+  std::vector<float> block_out;  // [T, D] an attention / FFN output before its norm (sandwich norms)
   std::vector<float> inv_freq;  // [hd/2]
 };
 
@@ -64,6 +65,8 @@ class Decoder {
   bool check_packed_batch(const KVCache& cache, const PackedBatch& b) const;
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
   const KeySpans* layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b);
+  void sublayer_output(int64_t layer, Proj p, const Linear& lin, const TensorView& out_norm, const float* in,
+                       int64_t T);
 
   const Model& model_;
   RunState s_;

@@ -135,7 +135,7 @@ void save_gguf_model(Model& model, const std::string& base_gguf, const std::stri
     if (key != "general.alignment") w.add_value(key, value);
   const ModelConfig& c = model.config;
   std::map<std::string, std::string> hf_of;  // GGUF name -> HF name
-  for (const ExpectedTensor& e : expected_tensors(c)) hf_of[gguf_tensor_name(e.name)] = e.name;
+  for (const ExpectedTensor& e : expected_tensors(c)) hf_of[gguf_tensor_name(e.name, c.norm_layout())] = e.name;
   for (const GgufTensor& t : base.tensors()) {
     std::vector<float> data(size_t(t.numel()));
     auto it = hf_of.find(t.name);

@@ -36,6 +36,16 @@ Json config_json(const ModelConfig& c) {
   if (c.head_dim * c.num_heads != c.hidden_size) features.push_back("head_dim=" + std::to_string(c.head_dim));
   if (c.num_kv_heads != c.num_heads) features.push_back("gqa=" + std::to_string(c.num_heads / c.num_kv_heads));
   if (c.tie_word_embeddings) features.push_back("tied_embeddings");
+  if (c.activation == Activation::GeluTanh) features.push_back("geglu");
+  if (c.norm_plus_one) features.push_back("norm_plus_one");
+  if (c.scale_embeddings) features.push_back("scaled_embeddings");
+  if (c.sandwich_norms) features.push_back("sandwich_norms");
+  if (c.sliding_window_pattern > 1)
+    features.push_back("global_every=" + std::to_string(c.sliding_window_pattern));
+  if (c.attn_softcap > 0) features.push_back("attn_softcap=" + Json(c.attn_softcap).dump());
+  if (c.final_softcap > 0) features.push_back("final_softcap=" + Json(c.final_softcap).dump());
+  if (c.query_pre_attn_scalar > 0)
+    features.push_back("query_pre_attn_scalar=" + Json(c.query_pre_attn_scalar).dump());
   if (c.rope_scaling.type == RopeScaling::Type::Linear) features.push_back("rope_scaling=linear");
   if (c.rope_scaling.type == RopeScaling::Type::Llama3) features.push_back("rope_scaling=llama3");
   j["features"] = features;
@@ -133,7 +143,7 @@ Json inspect_gguf(const std::string& path) {
   try {
     ModelConfig c = config_from_gguf(g);
     r["config"] = config_json(c);
-    check_expected(c, summary.shapes, gguf_tensor_name, problems);
+    check_expected(c, summary.shapes, [&](const std::string& n) { return gguf_tensor_name(n, c.norm_layout()); }, problems);
   } catch (const Error& e) {
     problems.push_back(e.what());
   }

@@ -69,11 +69,11 @@ ModelConfig config_from_gguf(const GgufFile& g) {
       TAIA_CHECK(st->s == "none", g.path(), ": ", p, "rope.scaling.type expected none or linear, got '", st->s, "'");
     }
   }
-  const std::string embd_name = gguf_tensor_name(kEmbedTensor);
+  const std::string embd_name = gguf_tensor_name(kEmbedTensor, c.norm_layout());
   const GgufTensor* embd = g.find_tensor(embd_name);
   TAIA_CHECK(embd != nullptr && embd->ne.size() == 2, g.path(), ": expected a 2-D tensor '", embd_name, "'");
   c.vocab_size = embd->ne[1];
-  c.tie_word_embeddings = g.find_tensor(gguf_tensor_name(kLmHeadTensor)) == nullptr;
+  c.tie_word_embeddings = g.find_tensor(gguf_tensor_name(kLmHeadTensor, c.norm_layout())) == nullptr;
   c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias")) != nullptr;
   c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias")) != nullptr;
   c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Up, ".bias")) != nullptr;
@@ -137,7 +137,7 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   if (first && first->type == uint32_t(GgmlType::BF16)) stored = DType::BF16;
   const auto expected = expected_tensors(c);
   for (const ExpectedTensor& e : expected) {  // all present and shaped before allocating
-    const std::string gname = gguf_tensor_name(e.name);
+    const std::string gname = gguf_tensor_name(e.name, c.norm_layout());
     const GgufTensor* t = g.find_tensor(gname);
     TAIA_CHECK(t != nullptr, path, ": missing tensor '", gname, "' (", e.name, ")");
     if (t->shape() != e.shape) {
@@ -149,7 +149,7 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
   const bool permuted = arch_info(c.arch).gguf_permutes_qk;
   for (const ExpectedTensor& e : expected) {
-    const std::string gname = gguf_tensor_name(e.name);
+    const std::string gname = gguf_tensor_name(e.name, c.norm_layout());
     const GgufTensor* t = g.find_tensor(gname);
     std::vector<float> tmp(size_t(t->numel()));
     gguf_dequantize(*t, tmp.data(), path);

@@ -2,6 +2,9 @@
 
 #include "model/weights.h"
 
+#include <iterator>
+#include <utility>
+
 namespace taia {
 namespace {
 
@@ -12,13 +15,32 @@ constexpr ProjNames kProjNames[kNumProj] = {
 };
 
 struct NormNames {
+  LayerNorm norm;
   const char* hf;    // "input_layernorm"
   const char* gguf;  // "attn_norm"
 };
-constexpr NormNames kNormNames[] = {{"input_layernorm", "attn_norm"},
-                                    {"post_attention_layernorm", "ffn_norm"},
-                                    {"self_attn.q_norm", "attn_q_norm"},
-                                    {"self_attn.k_norm", "attn_k_norm"}};
+constexpr NormNames kPreNormNames[] = {{LayerNorm::Attn, "input_layernorm", "attn_norm"},
+                                       {LayerNorm::Ffn, "post_attention_layernorm", "ffn_norm"},
+                                       {LayerNorm::Q, "self_attn.q_norm", "attn_q_norm"},
+                                       {LayerNorm::K, "self_attn.k_norm", "attn_k_norm"}};
+constexpr NormNames kSandwichNames[] = {{LayerNorm::Attn, "input_layernorm", "attn_norm"},
+                                        {LayerNorm::AttnOut, "post_attention_layernorm", "post_attention_norm"},
+                                        {LayerNorm::Ffn, "pre_feedforward_layernorm", "ffn_norm"},
+                                        {LayerNorm::FfnOut, "post_feedforward_layernorm", "post_ffw_norm"},
+                                        {LayerNorm::Q, "self_attn.q_norm", "attn_q_norm"},
+                                        {LayerNorm::K, "self_attn.k_norm", "attn_k_norm"}};
+
+std::pair<const NormNames*, const NormNames*> norm_table(NormLayout layout) {
+  if (layout == NormLayout::Sandwich) return {std::begin(kSandwichNames), std::end(kSandwichNames)};
+  return {std::begin(kPreNormNames), std::end(kPreNormNames)};
+}
+
+const NormNames* norm_names(LayerNorm n, NormLayout layout) {
+  const auto [first, last] = norm_table(layout);
+  for (const NormNames* x = first; x != last; ++x)
+    if (x->norm == n) return x;
+  return nullptr;
+}
 
 // Model-level tensors: HF name -> GGUF name.
 constexpr std::pair<const char*, const char*> kModelTensors[] = {
@@ -61,8 +83,9 @@ std::string module_name(int64_t layer, Proj p) {
 
 std::string proj_tensor_name(int64_t layer, Proj p, const char* kind) { return module_name(layer, p) + "." + kind; }
 
-std::string norm_tensor_name(int64_t layer, LayerNorm n) {
-  return layer_prefix(layer) + kNormNames[int(n)].hf + ".weight";
+std::string norm_tensor_name(int64_t layer, LayerNorm n, NormLayout layout) {
+  const NormNames* names = norm_names(n, layout);
+  return names ? layer_prefix(layer) + names->hf + ".weight" : "";
 }
 
 std::optional<Proj> proj_of_tensor(const std::string& hf_name) {
@@ -77,7 +100,7 @@ std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suff
   return "blk." + std::to_string(layer) + "." + kProjNames[int(p)].gguf + suffix;
 }
 
-std::string gguf_tensor_name(const std::string& hf) {
+std::string gguf_tensor_name(const std::string& hf, NormLayout layout) {
   for (const auto& [h, g] : kModelTensors)
     if (hf == h) return g;
   const std::string prefix = "model.layers.";
@@ -92,8 +115,9 @@ std::string gguf_tensor_name(const std::string& hf) {
     kind = rest.substr(last + 1);
     rest = rest.substr(0, last);
   }
-  for (const NormNames& n : kNormNames)
-    if (rest == n.hf) return "blk." + layer + "." + n.gguf + "." + kind;
+  const auto [norms_begin, norms_end] = norm_table(layout);
+  for (const NormNames* n = norms_begin; n != norms_end; ++n)
+    if (rest == n->hf) return "blk." + layer + "." + n->gguf + "." + kind;
   for (const ProjNames& p : kProjNames)
     if (rest == std::string(p.parent) + "." + p.module) return "blk." + layer + "." + p.gguf + "." + kind;
   return "";

@@ -30,8 +30,15 @@ std::optional<Proj> proj_from_name(const std::string& name);  // "q", "q_proj", 
 const Linear& layer_proj(const LayerWeights& w, Proj p);
 Linear& layer_proj(LayerWeights& w, Proj p);
 
-// The norms of a layer: before attention and before the FFN; Qwen3's per-head QK-norm.
-enum class LayerNorm { Attn, Ffn, Q, K };
+// The norms of a layer: before attention and before the FFN; Qwen3's per-head QK-norm; Gemma 2's
+// norms on the attention and FFN outputs (before their residual adds).
+enum class LayerNorm { Attn, Ffn, Q, K, AttnOut, FfnOut };
+
+// How a family names its layer norms in HF checkpoints. PreNorm (LLaMA, Qwen, Mistral):
+// input_layernorm before attention, post_attention_layernorm before the FFN. Sandwich (Gemma 2):
+// input_layernorm, post_attention_layernorm on the attention output, pre_feedforward_layernorm,
+// post_feedforward_layernorm. The same HF name means another norm in each.
+enum class NormLayout { PreNorm, Sandwich };
 
 // HF names.
 inline constexpr const char* kEmbedTensor = "model.embed_tokens.weight";
@@ -39,7 +46,8 @@ inline constexpr const char* kFinalNormTensor = "model.norm.weight";
 inline constexpr const char* kLmHeadTensor = "lm_head.weight";
 std::string module_name(int64_t layer, Proj p);                          // "model.layers.3.self_attn.q_proj"
 std::string proj_tensor_name(int64_t layer, Proj p, const char* kind);  // + ".weight" / ".bias"
-std::string norm_tensor_name(int64_t layer, LayerNorm n);               // "model.layers.3.input_layernorm.weight"
+// "model.layers.3.input_layernorm.weight"
+std::string norm_tensor_name(int64_t layer, LayerNorm n, NormLayout layout);
 // The projection an HF tensor name belongs to (its weight or bias), if any.
 std::optional<Proj> proj_of_tensor(const std::string& hf_name);
 
@@ -48,6 +56,6 @@ inline constexpr const char* kGgufRopeFreqsTensor = "rope_freqs.weight";
 std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix);  // "blk.3.attn_q" + suffix
 // The GGUF tensor name of an HF tensor name ("model.layers.3.self_attn.q_proj.weight" ->
 // "blk.3.attn_q.weight"); empty if there is none.
-std::string gguf_tensor_name(const std::string& hf_name);
+std::string gguf_tensor_name(const std::string& hf_name, NormLayout layout);
 
 }  // namespace taia

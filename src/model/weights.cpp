@@ -27,15 +27,19 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
     out.push_back({proj_tensor_name(l, p, "weight"), {outf, in}, true});
     if (proj_has_bias(c, p)) out.push_back({proj_tensor_name(l, p, "bias"), {outf}, false});
   };
+  const NormLayout layout = c.norm_layout();
+  auto add_norm = [&](int64_t l, LayerNorm n, int64_t size) { out.push_back({norm_tensor_name(l, n, layout), {size}, false}); };
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    out.push_back({norm_tensor_name(l, LayerNorm::Attn), {D}, false});
+    add_norm(l, LayerNorm::Attn, D);
     for (Proj p : {Proj::Q, Proj::K, Proj::V, Proj::O}) add_proj(l, p);
     if (c.qk_norm) {
-      out.push_back({norm_tensor_name(l, LayerNorm::Q), {c.head_dim}, false});
-      out.push_back({norm_tensor_name(l, LayerNorm::K), {c.head_dim}, false});
+      add_norm(l, LayerNorm::Q, c.head_dim);
+      add_norm(l, LayerNorm::K, c.head_dim);
     }
-    out.push_back({norm_tensor_name(l, LayerNorm::Ffn), {D}, false});
+    if (c.sandwich_norms) add_norm(l, LayerNorm::AttnOut, D);
+    add_norm(l, LayerNorm::Ffn, D);
     for (Proj p : {Proj::Gate, Proj::Up, Proj::Down}) add_proj(l, p);
+    if (c.sandwich_norms) add_norm(l, LayerNorm::FfnOut, D);
   }
   out.push_back({kFinalNormTensor, {D}, false});
   if (!c.tie_word_embeddings) out.push_back({kLmHeadTensor, {c.vocab_size, D}, true});
@@ -65,10 +69,13 @@ TensorView* Model::find(const std::string& name) {
   }
   if (l < 0 || l >= int64_t(w.layers.size())) return nullptr;
   LayerWeights& L = w.layers[size_t(l)];
-  if (name == norm_tensor_name(l, LayerNorm::Attn)) return &L.attn_norm;
-  if (name == norm_tensor_name(l, LayerNorm::Ffn)) return &L.ffn_norm;
-  if (name == norm_tensor_name(l, LayerNorm::Q)) return &L.q_norm;
-  if (name == norm_tensor_name(l, LayerNorm::K)) return &L.k_norm;
+  const NormLayout layout = config.norm_layout();
+  const std::pair<LayerNorm, TensorView*> norms[] = {{LayerNorm::Attn, &L.attn_norm}, {LayerNorm::Ffn, &L.ffn_norm},
+                                                     {LayerNorm::Q, &L.q_norm},        {LayerNorm::K, &L.k_norm},
+                                                     {LayerNorm::AttnOut, &L.attn_out_norm},
+                                                     {LayerNorm::FfnOut, &L.ffn_out_norm}};
+  for (const auto& [n, view] : norms)
+    if (name == norm_tensor_name(l, n, layout)) return view;
   for (int i = 0; i < kNumProj; ++i) {
     if (name == proj_tensor_name(l, Proj(i), "weight")) return &layer_proj(L, Proj(i)).weight;
     if (name == proj_tensor_name(l, Proj(i), "bias")) return &layer_proj(L, Proj(i)).bias;

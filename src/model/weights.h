@@ -21,6 +21,7 @@ struct LayerWeights {
   TensorView attn_norm;  // [D]
   Linear q, k, v, o;     // q: [H*hd, D], k/v: [KV*hd, D], o: [D, H*hd]
   TensorView q_norm, k_norm;  // [hd] Qwen3's QK-norm, or empty
+  TensorView attn_out_norm, ffn_out_norm;  // [D] Gemma 2's norms on the attention / FFN outputs, or empty
   TensorView ffn_norm;   // [D]
   Linear gate, up, down; // gate/up: [I, D], down: [D, I]
 };

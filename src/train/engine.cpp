@@ -98,6 +98,7 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
   compute_.precision = options.compute_bf16 ? Precision::BF16 : Precision::F32;
   compute_.bf16 = &bf16_;
   const ModelConfig& c = model.config;
+  TAIA_CHECK(c.training_gap().empty(), "[TrainEngine] ", arch_name(c.arch), ": ", c.training_gap());
   inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                             model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
@@ -425,7 +426,7 @@ void TrainEngine::ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint6
   proj_backward(l, Proj::Up, d_ln2, g.d_up.data(), a.ln2.data(), N, a, step);
   // The residual passes d_residual straight through; the norm adds its share.
   PhaseScope t(phase_slot(Phase::Norm));
-  rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Ffn)) : nullptr, d_ln2,
+  rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Ffn, c.norm_layout())) : nullptr, d_ln2,
                           a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
 }
 
@@ -456,10 +457,10 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     PhaseScope t(phase_slot(Phase::Norm));
     parallel_zero(g.d_q_raw.data(), int64_t(g.d_q_raw.size()));
     parallel_zero(g.d_k_raw.data(), int64_t(g.d_k_raw.size()));
-    rmsnorm_backward<float>(g.d_q_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Q)) : nullptr,
+    rmsnorm_backward<float>(g.d_q_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Q, c.norm_layout())) : nullptr,
                             g.d_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(), a.rstd_q.data(),
                             N * c.num_heads, c.head_dim);
-    rmsnorm_backward<float>(g.d_k_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::K)) : nullptr,
+    rmsnorm_backward<float>(g.d_k_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::K, c.norm_layout())) : nullptr,
                             g.d_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(), a.rstd_k.data(),
                             N * c.num_kv_heads, c.head_dim);
     d_q_proj = g.d_q_raw.data();
@@ -468,7 +469,7 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
   // The first layer's input is the embedding: unless the embedding (or this norm) trains, no
   // gradient flows on from here, and the three input products of dx are skipped (as autograd
   // skips inputs that need no gradient).
-  float* d_attn_norm = grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Attn)) : nullptr;
+  float* d_attn_norm = grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Attn, c.norm_layout())) : nullptr;
   const bool need_dx = l > 0 || d_attn_norm || (grads_ && grads_->find(kEmbedTensor));
   float* d_ln1 = need_dx ? g.d_norm_out.data() : nullptr;
   if (need_dx) {

@@ -49,6 +49,17 @@ CASES = {
                    "num_key_value_heads": 2, "tie_word_embeddings": True, "rms_norm_eps": 1e-6,
                    "rope_theta": 1000000.0},
     "qwen3_bias": {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": True},
+    # Gemma 2 with every quirk biting: soft-caps small enough to bend the logits, a window of 6
+    # on the even layers, query_pre_attn_scalar != head_dim, head_dim 32 != hidden / heads.
+    "gemma2": {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "num_key_value_heads": 2,
+               "head_dim": 32, "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 24,
+               "attn_logit_softcapping": 0.5, "final_logit_softcapping": 0.8, "sliding_window": 6,
+               "tie_word_embeddings": True, "rms_norm_eps": 1e-6},
+    # The same with a final cap far above the logits, so that the final tanh does not flatten
+    # (and hide) a difference in the layers beneath it.
+    "gemma2_mild_final_cap": {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2",
+                              "query_pre_attn_scalar": 16, "attn_logit_softcapping": 0.5,
+                              "final_logit_softcapping": 30.0, "sliding_window": 6},
 }
 
 

@@ -3,7 +3,11 @@ MistralForCausalLM forward pass, written from reading transformers' modeling_lla
 modeling_qwen2.py / modeling_mistral.py / modeling_qwen3.py (Mistral: LLaMA's layer without
 biases, and the `sliding_window` mask of masking_utils: key j is visible to query i when
 i - window < j <= i; Qwen3: q_norm / k_norm, RMSNorm over head_dim of every query and key head
-before RoPE, `attention_bias` on q, k, v and o).
+before RoPE, `attention_bias` on q, k, v and o; Gemma 2, modeling_gemma2.py: RMSNorm times
+(1 + weight), embeddings times sqrt(hidden) in float32, four norms a layer (the attention and MLP
+outputs normalised before their residual adds), GELU-tanh gate, logits scaled by
+query_pre_attn_scalar**-0.5 and soft-capped (attention and final), the sliding window on the even
+layers).
 
 It reads the same config.json + model.safetensors as taia (its own safetensors reader, no
 taia code) and computes logits in float32 (BF16 weights are upcast, as model.float() does).
@@ -105,16 +109,27 @@ def forward_batch(cfg, W, ids, lora=None):
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()  # [T, hd]
 
+    gemma = cfg.get("model_type") == "gemma2"
+
+    def norm(x, w):
+        return rms_norm(x, 1.0 + w if gemma else w, eps)
+
     x = W["model.embed_tokens.weight"][ids]  # [B, T, D]
-    mask = torch.full((T, T), float("-inf")).triu(1)
-    window = cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
+    if gemma:
+        x = x * torch.tensor(D ** 0.5, dtype=torch.float32)
+    causal = torch.full((T, T), float("-inf")).triu(1)
+    window = cfg.get("sliding_window") if cfg.get("model_type") in ("mistral", "gemma2") else None
+    windowed = causal
     if window:
         i = torch.arange(T)[:, None]
         j = torch.arange(T)[None, :]
-        mask = mask.masked_fill(j <= i - window, float("-inf"))
+        windowed = causal.masked_fill(j <= i - window, float("-inf"))
+    scaling = cfg["query_pre_attn_scalar"] ** -0.5 if gemma and cfg.get("query_pre_attn_scalar") else None
+    softcap = cfg.get("attn_logit_softcapping") if gemma else None
     for l in range(L):
         p = f"model.layers.{l}."
-        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        mask = windowed if (not gemma or l % 2 == 0) else causal
+        h = norm(x, W[p + "input_layernorm.weight"])
         q = lin(h, p + "self_attn.q_proj").view(Bsz, T, H, hd).transpose(1, 2)
         k = lin(h, p + "self_attn.k_proj").view(Bsz, T, KV, hd).transpose(1, 2)
         v = lin(h, p + "self_attn.v_proj").view(Bsz, T, KV, hd).transpose(1, 2)
@@ -125,17 +140,31 @@ def forward_batch(cfg, W, ids, lora=None):
         k = k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(H // KV, dim=1)
         v = v.repeat_interleave(H // KV, dim=1)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
+        att = q @ k.transpose(-1, -2)
+        att = att * scaling if scaling is not None else att / math.sqrt(hd)
+        if softcap:
+            att = torch.tanh(att / softcap) * softcap
+        att = att + mask
         att = torch.softmax(att.float(), dim=-1)
         o = (att @ v).transpose(1, 2).reshape(Bsz, T, H * hd)
-        x = x + lin(o, p + "self_attn.o_proj")
-        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        o = lin(o, p + "self_attn.o_proj")
+        if gemma:
+            x = x + norm(o, W[p + "post_attention_layernorm.weight"])
+            h = norm(x, W[p + "pre_feedforward_layernorm.weight"])
+        else:
+            x = x + o
+            h = norm(x, W[p + "post_attention_layernorm.weight"])
         g = lin(h, p + "mlp.gate_proj")
         u = lin(h, p + "mlp.up_proj")
-        x = x + lin(torch.nn.functional.silu(g) * u, p + "mlp.down_proj")
-    x = rms_norm(x, W["model.norm.weight"], eps)
-    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else W["lm_head.weight"]
-    return x @ head.T
+        act = torch.nn.functional.gelu(g, approximate="tanh") if gemma else torch.nn.functional.silu(g)
+        m = lin(act * u, p + "mlp.down_proj")
+        x = x + (norm(m, W[p + "post_feedforward_layernorm.weight"]) if gemma else m)
+    x = norm(x, W["model.norm.weight"])
+    tied = cfg.get("tie_word_embeddings", gemma)
+    head = W["model.embed_tokens.weight"] if tied else W["lm_head.weight"]
+    logits = x @ head.T
+    cap = cfg.get("final_logit_softcapping") if gemma else None
+    return torch.tanh(logits / cap) * cap if cap else logits
 
 
 def forward(model_dir, ids, cfg=None):

@@ -133,6 +133,35 @@ TEST(Config, MistralSlidingWindow) {
   EXPECT_THROW(config_from_hf_json(j, "c"), Error);
 }
 
+// Gemma-2-2B: GeGLU, sandwich norms, soft-capping, query_pre_attn_scalar, a window on the even
+// layers; 2,614,341,888 parameters as HF counts them.
+TEST(Config, Gemma2Fields) {
+  Json j = Json::parse(R"({"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "vocab_size": 256000,
+    "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26, "num_attention_heads": 8,
+    "num_key_value_heads": 4, "head_dim": 256, "hidden_act": "gelu_pytorch_tanh",
+    "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 256, "attn_logit_softcapping": 50.0,
+    "final_logit_softcapping": 30.0, "sliding_window": 4096, "rms_norm_eps": 1e-06, "rope_theta": 10000.0,
+    "max_position_embeddings": 8192, "attention_bias": false, "bos_token_id": 2, "eos_token_id": 1})");
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Gemma2);
+  EXPECT_EQ(c.activation, Activation::GeluTanh);
+  EXPECT_TRUE(c.norm_plus_one && c.scale_embeddings && c.sandwich_norms && c.tie_word_embeddings);
+  EXPECT_EQ(c.layer_window(0), 4096);
+  EXPECT_EQ(c.layer_window(1), 0);
+  EXPECT_EQ(c.layer_window(24), 4096);
+  EXPECT_DOUBLE_EQ(c.attn_softcap, 50.0);
+  EXPECT_FLOAT_EQ(c.attention_scale(), 1.0f / 16.0f);
+  EXPECT_EQ(c.parameter_count(), 2614341888);
+  EXPECT_FALSE(c.training_gap().empty());
+  const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
+  EXPECT_EQ(d.arch, Arch::Gemma2);
+  EXPECT_EQ(d.parameter_count(), c.parameter_count());
+  EXPECT_DOUBLE_EQ(d.final_softcap, 30.0);
+  EXPECT_EQ(d.sliding_window, 4096);
+  j["hidden_activation"] = "gelu";  // the exact GELU: not what taia computes
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);
+}
+
 // Qwen3-0.6B: QK-norm, head_dim 128 with hidden 1024 and 16 heads (not hidden / heads), tied
 // embeddings, no biases.
 TEST(Config, Qwen3QkNormAndExplicitHeadDim) {

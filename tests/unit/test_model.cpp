@@ -198,7 +198,7 @@ void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
   for (TensorView* t : m.named_tensors()) {
     std::vector<float> v(size_t(t->numel()));
     convert_to_f32(t->dtype, t->data, v.data(), v.size());
-    const std::string g = gguf_tensor_name(t->name);
+    const std::string g = gguf_tensor_name(t->name, c.norm_layout());
     const bool is_q = g.find("attn_q.") != std::string::npos, is_k = g.find("attn_k.") != std::string::npos;
     if (permute_qk && (is_q || is_k)) {
       const int64_t heads = is_q ? c.num_heads : c.num_kv_heads, hd = c.head_dim, half = hd / 2;
@@ -248,7 +248,7 @@ TEST(Model, Qwen3GgufGivesTheSameLogits) {
   EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f);
   // The QK-norm weights are applied: scaling layer 0's q_norm moves the logits.
   const auto before = all_logits(*g, kIds);
-  float* qn = g->find(norm_tensor_name(0, LayerNorm::Q))->ptr<float>();
+  float* qn = g->find(norm_tensor_name(0, LayerNorm::Q, NormLayout::PreNorm))->ptr<float>();
   for (int64_t i = 0; i < c.head_dim; ++i) qn[i] *= 1.5f;
   EXPECT_GT(test::max_abs_diff(before, all_logits(*g, kIds)), 1e-3f);
 }
