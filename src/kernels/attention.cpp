@@ -17,6 +17,19 @@ namespace {
 // the masked upper triangle, larger ones run the GEMMs closer to their peak rate.
 constexpr int64_t kCausalBlock = 64;
 
+// Soft-capping of one row's logits p[lo..i] (Gemma 2): cap * tanh(x / cap), as HF divides.
+template <typename T>
+void soft_cap_row(T* p, int64_t lo, int64_t i, T cap) {
+  for (int64_t j = lo; j <= i; ++j) p[j] = cap * std::tanh(p[j] / cap);
+}
+
+// d cap*tanh(x/cap) / dx at the logit x.
+template <typename T>
+inline T soft_cap_grad(T x, T cap) {
+  const T t = std::tanh(x / cap);
+  return T(1) - t * t;
+}
+
 // Row i of a causal attention matrix: softmax over p[lo..i] (lo > 0 under a sliding window),
 // zeros elsewhere.
 template <typename T>
@@ -125,7 +138,8 @@ void attention_train_forward_blocked(float* out, float* probs, const float* q, c
                                      int64_t batch, int64_t seq_len, const AttentionShape& shape) {
   const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
   const int64_t group = H / KV;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  const float scale = shape.scale > 0.0f ? shape.scale : 1.0f / std::sqrt(float(hd));
+  const float cap = shape.softcap;
   // Per (sequence, head) and block of query rows [r0, r1): S = Q K^T over keys [k0, r1) only
   // (causality: later keys are masked; k0 > 0 under a sliding window), causal softmax by rows,
   // O = P V over the same keys. Blocks skip ~40 % of the full L x L products. Each thread runs
@@ -143,7 +157,11 @@ void attention_train_forward_blocked(float* out, float* probs, const float* q, c
         float* Pb = P + r0 * L;
         sgemm(false, true, r1 - r0, r1 - k0, hd, scale, Q + r0 * H * hd, H * hd, K + k0 * KV * hd, KV * hd, 0.0f,
               Pb + k0, L);
-        for (int64_t i = r0; i < r1; ++i) causal_softmax_row(P + i * L, i, L, window_start(i, shape.window));
+        for (int64_t i = r0; i < r1; ++i) {
+          const int64_t lo = window_start(i, shape.window);
+          if (cap > 0.0f) soft_cap_row(P + i * L, lo, i, cap);
+          causal_softmax_row(P + i * L, i, L, lo);
+        }
         sgemm(false, false, r1 - r0, hd, r1 - k0, 1.0f, Pb + k0, L, Vm + k0 * KV * hd, KV * hd, 0.0f,
               out + (b * L * H + h + r0 * H) * hd, H * hd);
       }
@@ -157,7 +175,8 @@ void attention_train_forward_loops(T* out, T* probs, const T* q, const T* k, con
                                    int64_t seq_len, const AttentionShape& shape) {
   const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
   const int64_t group = H / KV;
-  const T scale = T(1) / std::sqrt(T(hd));
+  const T scale = shape.scale > 0.0f ? T(shape.scale) : T(1) / std::sqrt(T(hd));
+  const T cap = T(shape.softcap);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < H; ++h) {
@@ -172,6 +191,7 @@ void attention_train_forward_loops(T* out, T* probs, const T* q, const T* k, con
           for (int64_t d = 0; d < hd; ++d) dot += qi[d] * kj[d];
           p[j] = dot * scale;
         }
+        if (cap > T(0)) soft_cap_row(p, lo, i, cap);
         causal_softmax_row(p, i, L, lo);
         T* o = out + ((b * L + i) * H + h) * hd;
         for (int64_t d = 0; d < hd; ++d) o[d] = 0;
@@ -190,7 +210,8 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
                                 const AttentionShape& shape) {
   const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
   const int64_t group = H / KV;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  const float scale = shape.scale > 0.0f ? shape.scale : 1.0f / std::sqrt(float(hd));
+  const float cap = shape.softcap;
   // Per (sequence, KV head), for each query head of the group and each block of query rows
   // [r0, r1) against keys [k0, r1): dP = dO V^T, dS = P (dP - rowsum(P dP)) * scale,
   // dQ += dS K, dK += dS^T Q, dV += P^T dO: five GEMMs instead of scalar loops.
@@ -199,8 +220,9 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
     for (int64_t g = 0; g < KV; ++g) {
       // Per-thread scratch that outlives the call: a fresh L x L buffer per head would be
       // mapped and faulted in on every layer of every step.
-      thread_local std::vector<float> dS;
+      thread_local std::vector<float> dS, S;
       dS.resize(static_cast<size_t>(L * L));
+      if (cap > 0.0f) S.resize(static_cast<size_t>(kCausalBlock * L));  // a block's capped logits, recomputed
       const float* K = k + (b * L * KV + g) * hd;
       const float* Vm = v + (b * L * KV + g) * hd;
       float* dK = dk + (b * L * KV + g) * hd;
@@ -217,6 +239,9 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
           const float* Pb = P + r0 * L + k0;
           const float* dOb = dO + r0 * H * hd;
           sgemm(false, true, rows, keys, hd, 1.0f, dOb, H * hd, Vm + k0 * KV * hd, KV * hd, 0.0f, dSb, L);
+          if (cap > 0.0f)  // the capped logits again (probs hold their softmax): S = cap tanh(scale Q K^T / cap)
+            sgemm(false, true, rows, keys, hd, scale, Q + r0 * H * hd, H * hd, K + k0 * KV * hd, KV * hd, 0.0f,
+                  S.data() + k0, L);
           for (int64_t i = r0; i < r1; ++i) {
             const float* p = P + i * L;
             float* d = dS.data() + i * L;
@@ -224,8 +249,13 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
             float row = 0;
 #pragma omp simd reduction(+ : row)
             for (int64_t j = lo; j <= i; ++j) row += p[j] * d[j];
+            if (cap > 0.0f) {
+              const float* s = S.data() + (i - r0) * L;
+              for (int64_t j = lo; j <= i; ++j) d[j] = p[j] * (d[j] - row) * soft_cap_grad(s[j], cap) * scale;
+            } else {
 #pragma omp simd
-            for (int64_t j = lo; j <= i; ++j) d[j] = p[j] * (d[j] - row) * scale;
+              for (int64_t j = lo; j <= i; ++j) d[j] = p[j] * (d[j] - row) * scale;
+            }
             for (int64_t j = k0; j < lo; ++j) d[j] = 0;
             for (int64_t j = i + 1; j < r1; ++j) d[j] = 0;
           }
@@ -244,7 +274,8 @@ void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs
                               const T* v, int64_t batch, int64_t seq_len, const AttentionShape& shape) {
   const int64_t B = batch, L = seq_len, H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim;
   const int64_t group = H / KV;
-  const T scale = T(1) / std::sqrt(T(hd));
+  const T scale = shape.scale > 0.0f ? T(shape.scale) : T(1) / std::sqrt(T(hd));
+  const T cap = T(shape.softcap);
   // Parallel over (sequence, KV head): every query head of a group writes the same dk/dv rows.
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
   for (int64_t b = 0; b < B; ++b) {
@@ -270,8 +301,14 @@ void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs
           const T* qi = q + ((b * L + i) * H + h) * hd;
           T* dqi = dq + ((b * L + i) * H + h) * hd;
           for (int64_t j = lo; j <= i; ++j) {
-            const T ds = p[j] * (dp[size_t(j)] - row) * scale;
             const T* kj = k + ((b * L + j) * KV + g) * hd;
+            T capped_grad = T(1);
+            if (cap > T(0)) {  // the logit before the cap, recomputed
+              T dot = 0;
+              for (int64_t e = 0; e < hd; ++e) dot += qi[e] * kj[e];
+              capped_grad = soft_cap_grad(dot * scale, cap);
+            }
+            const T ds = p[j] * (dp[size_t(j)] - row) * capped_grad * scale;
             T* dkj = dk + ((b * L + j) * KV + g) * hd;
             for (int64_t e = 0; e < hd; ++e) {
               dqi[e] += ds * kj[e];
@@ -284,17 +321,12 @@ void attention_backward_loops(T* dq, T* dk, T* dv, const T* dout, const T* probs
   }
 }
 
-void check_trainable(const AttentionShape& shape, const char* where) {
-  TAIA_CHECK(shape.scale == 0.0f && shape.softcap == 0.0f, "[", where, "] expected the default scale and no "
-             "soft-capping (not implemented in training), got scale ", shape.scale, ", softcap ", shape.softcap);
-}
 
 }  // namespace
 
 template <typename T>
 void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* v, int64_t batch, int64_t seq_len,
                              const AttentionShape& shape) {
-  check_trainable(shape, "attention_train_forward");
   if constexpr (std::is_same_v<T, float>)
     attention_train_forward_blocked(out, probs, q, k, v, batch, seq_len, shape);
   else
@@ -304,7 +336,6 @@ void attention_train_forward(T* out, T* probs, const T* q, const T* k, const T* 
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
                         int64_t batch, int64_t seq_len, const AttentionShape& shape) {
-  check_trainable(shape, "attention_backward");
   if constexpr (std::is_same_v<T, float>)
     attention_backward_blocked(dq, dk, dv, dout, probs, q, k, v, batch, seq_len, shape);
   else

@@ -16,9 +16,10 @@ struct AttentionShape {
   // attention_forward and the training kernels apply it; attention_forward_spans takes spans
   // the caller has already trimmed (sliding_window_spans).
   int64_t window = 0;
-  // Inference only (the training kernels refuse them): the logits' scale (0: 1/sqrt(head_dim);
-  // Gemma 2: 1/sqrt(query_pre_attn_scalar)) and soft-capping, logit -> softcap * tanh(logit /
-  // softcap) before the softmax (0: none).
+  // The logits' scale (0: 1/sqrt(head_dim); Gemma 2: 1/sqrt(query_pre_attn_scalar)) and
+  // soft-capping, logit -> softcap * tanh(logit / softcap) before the softmax (0: none). The
+  // training backward recomputes the capped logits of a block (one more GEMM) instead of keeping
+  // them beside the probabilities.
   float scale = 0.0f;
   float softcap = 0.0f;
 };

@@ -1,6 +1,7 @@
 #include "kernels/rmsnorm.h"
 
 #include <cmath>
+#include <vector>
 
 namespace taia {
 
@@ -23,7 +24,8 @@ void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows
 }
 
 template <typename T>
-void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, T eps) {
+void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, T eps,
+                           T weight_offset) {
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * dim;
@@ -32,13 +34,24 @@ void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* weight, int64_t r
     const T s = T(1) / std::sqrt(ss / T(dim) + eps);
     rstd[r] = s;
     T* yr = y + r * dim;
-    for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * s);
+    if (weight_offset == T(0)) {
+      for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * s);
+    } else {
+      for (int64_t i = 0; i < dim; ++i) yr[i] = (weight_offset + weight[i]) * (xr[i] * s);
+    }
   }
 }
 
 template <typename T>
 void rmsnorm_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weight, const T* rstd, int64_t rows,
-                      int64_t dim) {
+                      int64_t dim, T weight_offset) {
+  // With an offset the effective weight is (offset + weight), formed once.
+  std::vector<T> effective;
+  if (weight_offset != T(0)) {
+    effective.resize(size_t(dim));
+    for (int64_t i = 0; i < dim; ++i) effective[size_t(i)] = weight_offset + weight[i];
+  }
+  const T* w = weight_offset != T(0) ? effective.data() : weight;
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * dim;
@@ -46,10 +59,10 @@ void rmsnorm_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weigh
     const T s = rstd[r];
     // dx = s * (w*dy - xhat * mean(w*dy*xhat)), xhat = x*s
     T dot = 0;
-    for (int64_t i = 0; i < dim; ++i) dot += weight[i] * dyr[i] * xr[i] * s;
+    for (int64_t i = 0; i < dim; ++i) dot += w[i] * dyr[i] * xr[i] * s;
     dot /= T(dim);
     T* dxr = dx + r * dim;
-    for (int64_t i = 0; i < dim; ++i) dxr[i] += s * (weight[i] * dyr[i] - xr[i] * s * dot);
+    for (int64_t i = 0; i < dim; ++i) dxr[i] += s * (w[i] * dyr[i] - xr[i] * s * dot);
   }
   if (dweight) {
     // Column sums: parallel over features so no two threads write the same dweight[i].
@@ -63,8 +76,8 @@ void rmsnorm_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weigh
 }
 
 #define TAIA_INSTANTIATE(T)                                                                               \
-  template void rmsnorm_train_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, T);                \
-  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t);
+  template void rmsnorm_train_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, T, T);             \
+  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t, T);
 TAIA_INSTANTIATE(float)
 TAIA_INSTANTIATE(double)
 #undef TAIA_INSTANTIATE

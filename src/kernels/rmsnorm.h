@@ -12,12 +12,15 @@ namespace taia {
 void rmsnorm_forward(float* y, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
                      float weight_offset = 0.0f);
 
+// weight_offset as in rmsnorm_forward (1: Gemma's (1 + weight)).
 template <typename T>
-void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, T eps);
+void rmsnorm_train_forward(T* y, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, T eps,
+                           T weight_offset = T(0));
 
-// dx += ..., dweight += ... (dweight may be null: a frozen norm).
+// dx += ..., dweight += ... (dweight may be null: a frozen norm). The gradient of the weight is
+// the same with an offset; dx uses (offset + weight).
 template <typename T>
 void rmsnorm_backward(T* dx, T* dweight, const T* dy, const T* x, const T* weight, const T* rstd, int64_t rows,
-                      int64_t dim);
+                      int64_t dim, T weight_offset = T(0));
 
 }  // namespace taia

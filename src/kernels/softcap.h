@@ -13,5 +13,8 @@ void softcap_forward(T* x, int64_t n, T cap);
 // dx[n] += dy * (1 - (y / cap)^2), y the capped values softcap_forward left.
 template <typename T>
 void softcap_backward(T* dx, const T* dy, const T* y, int64_t n, T cap);
+// The same in place: d[n] (the gradient at the capped values) becomes the gradient at the inputs.
+template <typename T>
+void softcap_backward_inplace(T* d, const T* y, int64_t n, T cap);
 
 }  // namespace taia

@@ -155,13 +155,6 @@ float ModelConfig::attention_scale() const {
   return 1.0f / std::sqrt(float(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : double(head_dim)));
 }
 
-std::string ModelConfig::training_gap() const {
-  if (arch == Arch::Gemma2)
-    return "Gemma 2 training (the backward of its sandwich norms, soft-capping and scaled embeddings) is not "
-           "implemented yet (inference is)";
-  return "";
-}
-
 ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   TAIA_CHECK(j.is_object(), origin, ": expected a JSON object");
   ModelConfig c;

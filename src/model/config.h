@@ -78,8 +78,6 @@ struct ModelConfig {
   NormLayout norm_layout() const { return sandwich_norms ? NormLayout::Sandwich : NormLayout::PreNorm; }
   // The attention logits' scale: 1 / sqrt(query_pre_attn_scalar or head_dim).
   float attention_scale() const;
-  // What the training engine does not implement yet for this architecture ("" when nothing).
-  std::string training_gap() const;
   // Throws "<origin>: <field> expected ..., got ..." for an inconsistent configuration.
   void validate(const std::string& origin) const;
   int64_t parameter_count() const;

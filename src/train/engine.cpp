@@ -8,10 +8,12 @@
 #include "core/threading.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/geglu.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/softcap.h"
 #include "kernels/swiglu.h"
 
 namespace taia {
@@ -98,7 +100,6 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
   compute_.precision = options.compute_bf16 ? Precision::BF16 : Precision::F32;
   compute_.bf16 = &bf16_;
   const ModelConfig& c = model.config;
-  TAIA_CHECK(c.training_gap().empty(), "[TrainEngine] ", arch_name(c.arch), ": ", c.training_gap());
   inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                             model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
@@ -143,6 +144,8 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
     size(a.k_raw, c.qk_norm ? N * KV : 0);
     size(a.rstd_q, c.qk_norm ? N * H : 0);
     size(a.rstd_k, c.qk_norm ? N * c.num_kv_heads : 0);
+    for (std::vector<float>* v : {&a.attn_out, &a.ffn_out}) size(*v, c.sandwich_norms ? N * D : 0);
+    for (std::vector<float>* v : {&a.rstd_attn_out, &a.rstd_ffn_out}) size(*v, c.sandwich_norms ? N : 0);
     // LoRA: u per adapted projection (the largest rank over the layers this set serves), and the
     // folded weight w_eff.
     for (int i = 0; i < kNumProj; ++i) {
@@ -165,6 +168,8 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   size(b.lnf, N * D);
   size(b.rstdf, N);
   size(b.logits, logits_chunk_rows(N, V) * V);
+  size(b.sublayer_normed, c.sandwich_norms ? N * D : 0);
+  size(b.logits_capped, c.final_softcap > 0 ? logits_chunk_rows(N, V) * V : 0);
   GradScratch& g = b.grad;
   for (std::vector<float>* v : {&g.d_residual, &g.d_norm_out}) size(*v, N * D);
   for (std::vector<float>* v : {&g.d_h, &g.d_gate, &g.d_up}) size(*v, N * I);
@@ -172,6 +177,7 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   for (std::vector<float>* v : {&g.d_k, &g.d_v}) size(*v, N * KV);
   size(g.d_q_raw, c.qk_norm ? N * Q : 0);
   size(g.d_k_raw, c.qk_norm ? N * KV : 0);
+  size(g.d_sublayer_out, c.sandwich_norms ? N * D : 0);
   int64_t max_rank = 0, max_in = 0, max_rank_out = 0;
   for (int64_t l = 0; s.lora && l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i)
@@ -358,7 +364,7 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   {
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D,
-                                 eps);
+                                 eps, norm_offset());
   }
   proj_forward(l, Proj::Q, (c.qk_norm ? a.q_raw : a.q).data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::K, (c.qk_norm ? a.k_raw : a.k).data(), a.ln1.data(), N, a, train, step, false);
@@ -366,35 +372,83 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   if (c.qk_norm) {  // per head: [N, H, hd] as N*H rows of hd
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(a.q.data(), a.rstd_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(),
-                                 N * c.num_heads, c.head_dim, eps);
+                                 N * c.num_heads, c.head_dim, eps, norm_offset());
     rmsnorm_train_forward<float>(a.k.data(), a.rstd_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(),
-                                 N * c.num_kv_heads, c.head_dim, eps);
+                                 N * c.num_kv_heads, c.head_dim, eps, norm_offset());
   }
   {
     PhaseScope t(phase_slot(Phase::Attention));
     rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
     rope_train_forward<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
     attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_,
-                                   AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim, c.layer_window(l)});
+                                   attention_shape(l));
   }
-  {
-    PhaseScope t(phase_slot(Phase::Elementwise));
-    parallel_copy(a.x_mid.data(), a.x_in.data(), N * D);
-  }
-  proj_forward(l, Proj::O, a.x_mid.data(), a.att.data(), N, a, train, step, true);
+  sublayer_forward(l, Proj::O, a, a.att.data(), a.x_in.data(), a.x_mid.data(), a.attn_out, a.rstd_attn_out,
+                   w.attn_out_norm, train, step);
   {
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.ptr<const float>(), N, D,
-                                 eps);
+                                 eps, norm_offset());
   }
   proj_forward(l, Proj::Gate, a.gate.data(), a.ln2.data(), N, a, train, step, false);
   proj_forward(l, Proj::Up, a.up.data(), a.ln2.data(), N, a, train, step, false);
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
-    swiglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
-    if (x_out != a.x_mid.data()) parallel_copy(x_out, a.x_mid.data(), N * D);
+    if (c.activation == Activation::GeluTanh)
+      geglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
+    else
+      swiglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
   }
-  proj_forward(l, Proj::Down, x_out, a.h.data(), N, a, train, step, true);
+  sublayer_forward(l, Proj::Down, a, a.h.data(), a.x_mid.data(), x_out, a.ffn_out, a.rstd_ffn_out, w.ffn_out_norm,
+                   train, step);
+}
+
+AttentionShape TrainEngine::attention_shape(int64_t l) const {
+  const ModelConfig& c = model_.config;
+  AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, c.layer_window(l)};
+  if (c.query_pre_attn_scalar > 0) shape.scale = c.attention_scale();
+  shape.softcap = float(c.attn_softcap);
+  return shape;
+}
+
+// x_out = x_res + the sub-layer's last projection (o or down) of `in`: accumulated straight into
+// x_out, or with sandwich norms (Gemma 2) projected into `pre` [N, D], normalised by out_norm
+// (rstd saved) and added.
+void TrainEngine::sublayer_forward(int64_t l, Proj p, LayerActs& a, const float* in, const float* x_res, float* x_out,
+                                   std::vector<float>& pre, std::vector<float>& rstd, const TensorView& out_norm,
+                                   bool train, uint64_t step) {
+  const int64_t N = N_, D = model_.config.hidden_size;
+  if (!model_.config.sandwich_norms) {
+    if (x_out != x_res) {
+      PhaseScope t(phase_slot(Phase::Elementwise));
+      parallel_copy(x_out, x_res, N * D);
+    }
+    proj_forward(l, p, x_out, in, N, a, train, step, true);
+    return;
+  }
+  proj_forward(l, p, pre.data(), in, N, a, train, step, false);
+  PhaseScope t(phase_slot(Phase::Norm));
+  float* normed = buf_.sublayer_normed.data();
+  rmsnorm_train_forward<float>(normed, rstd.data(), pre.data(), out_norm.ptr<const float>(), N, D,
+                               float(model_.config.rms_norm_eps), norm_offset());
+#pragma omp parallel for schedule(static) if (N * D > 65536)
+  for (int64_t i = 0; i < N * D; ++i) x_out[i] = x_res[i] + normed[i];
+}
+
+// The gradient at a sub-layer's last projection output: d_residual itself, or with sandwich
+// norms d_residual back through the output norm (into d_sublayer_out; its weight's gradient too).
+const float* TrainEngine::sublayer_backward_norm(int64_t l, LayerNorm n, const float* d_residual,
+                                                 const std::vector<float>& pre, const std::vector<float>& rstd,
+                                                 const TensorView& out_norm) {
+  const ModelConfig& c = model_.config;
+  if (!c.sandwich_norms) return d_residual;
+  const int64_t N = N_, D = c.hidden_size;
+  PhaseScope t(phase_slot(Phase::Norm));
+  float* d_pre = buf_.grad.d_sublayer_out.data();
+  parallel_zero(d_pre, N * D);
+  rmsnorm_backward<float>(d_pre, grads_ ? grads_->find(norm_tensor_name(l, n, c.norm_layout())) : nullptr, d_residual,
+                          pre.data(), out_norm.ptr<const float>(), rstd.data(), N, D, norm_offset());
+  return d_pre;
 }
 
 // d_residual [N, D]: the gradient at the layer output on entry, at the layer input on exit (left
@@ -413,13 +467,18 @@ void TrainEngine::ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint6
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_zero(g.d_h.data(), N * I);
   }
-  proj_backward(l, Proj::Down, g.d_h.data(), d_residual, a.h.data(), N, a, step);
+  proj_backward(l, Proj::Down, g.d_h.data(),
+                sublayer_backward_norm(l, LayerNorm::FfnOut, d_residual, a.ffn_out, a.rstd_ffn_out, w.ffn_out_norm),
+                a.h.data(), N, a, step);
   float* d_ln2 = g.d_norm_out.data();
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_zero(g.d_gate.data(), N * I);
     parallel_zero(g.d_up.data(), N * I);
-    swiglu_backward<float>(g.d_gate.data(), g.d_up.data(), g.d_h.data(), a.gate.data(), a.up.data(), N * I);
+    if (c.activation == Activation::GeluTanh)
+      geglu_backward<float>(g.d_gate.data(), g.d_up.data(), g.d_h.data(), a.gate.data(), a.up.data(), N * I);
+    else
+      swiglu_backward<float>(g.d_gate.data(), g.d_up.data(), g.d_h.data(), a.gate.data(), a.up.data(), N * I);
     parallel_zero(d_ln2, N * D);
   }
   proj_backward(l, Proj::Gate, d_ln2, g.d_gate.data(), a.ln2.data(), N, a, step);
@@ -427,7 +486,7 @@ void TrainEngine::ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint6
   // The residual passes d_residual straight through; the norm adds its share.
   PhaseScope t(phase_slot(Phase::Norm));
   rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Ffn, c.norm_layout())) : nullptr, d_ln2,
-                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D);
+                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D, norm_offset());
 }
 
 void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
@@ -439,15 +498,16 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_zero(g.d_att.data(), N * c.q_dim());
   }
-  proj_backward(l, Proj::O, g.d_att.data(), d_residual, a.att.data(), N, a, step);
+  proj_backward(l, Proj::O, g.d_att.data(),
+                sublayer_backward_norm(l, LayerNorm::AttnOut, d_residual, a.attn_out, a.rstd_attn_out, w.attn_out_norm),
+                a.att.data(), N, a, step);
   {
     PhaseScope t(phase_slot(Phase::Attention));
     parallel_zero(g.d_q.data(), int64_t(g.d_q.size()));
     parallel_zero(g.d_k.data(), int64_t(g.d_k.size()));
     parallel_zero(g.d_v.data(), int64_t(g.d_v.size()));
     attention_backward<float>(g.d_q.data(), g.d_k.data(), g.d_v.data(), g.d_att.data(), a.probs.data(), a.q.data(),
-                              a.k.data(), a.v.data(), B_, L_,
-                              AttentionShape{c.num_heads, c.num_kv_heads, c.head_dim, c.layer_window(l)});
+                              a.k.data(), a.v.data(), B_, L_, attention_shape(l));
     rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
     rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
   }
@@ -459,10 +519,10 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     parallel_zero(g.d_k_raw.data(), int64_t(g.d_k_raw.size()));
     rmsnorm_backward<float>(g.d_q_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Q, c.norm_layout())) : nullptr,
                             g.d_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(), a.rstd_q.data(),
-                            N * c.num_heads, c.head_dim);
+                            N * c.num_heads, c.head_dim, norm_offset());
     rmsnorm_backward<float>(g.d_k_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::K, c.norm_layout())) : nullptr,
                             g.d_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(), a.rstd_k.data(),
-                            N * c.num_kv_heads, c.head_dim);
+                            N * c.num_kv_heads, c.head_dim, norm_offset());
     d_q_proj = g.d_q_raw.data();
     d_k_proj = g.d_k_raw.data();
   }
@@ -482,7 +542,7 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
   if (!need_dx) return;
   PhaseScope t(phase_slot(Phase::Norm));
   rmsnorm_backward<float>(d_residual, d_attn_norm, d_ln1, a.x_in.data(), w.attn_norm.ptr<const float>(),
-                          a.rstd1.data(), N, D);
+                          a.rstd1.data(), N, D, norm_offset());
 }
 
 void TrainEngine::embed(const TrainBatch& batch) {
@@ -493,6 +553,10 @@ void TrainEngine::embed(const TrainBatch& batch) {
     const char* row = static_cast<const char*>(w.embed.data) + size_t(batch.tokens[size_t(i)]) * size_t(D) *
                                                                    dtype_size(w.embed.dtype);
     convert_to_f32(w.embed.dtype, row, buf_.x.data() + i * D, size_t(D));
+  }
+  if (model_.config.scale_embeddings) {  // Gemma: times sqrt(hidden) in F32, as HF does
+    const float normalizer = embedding_scale();
+    for (int64_t i = 0; i < N_ * D; ++i) buf_.x[size_t(i)] *= normalizer;
   }
 }
 
@@ -505,7 +569,7 @@ double TrainEngine::head_and_loss(const TrainBatch& batch, bool backward, float 
   {
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(buf_.lnf.data(), buf_.rstdf.data(), buf_.x.data(), w.final_norm.ptr<const float>(),
-                                 N, D, float(c.rms_norm_eps));
+                                 N, D, float(c.rms_norm_eps), norm_offset());
   }
   PhaseScope t(phase_slot(Phase::HeadLoss));
   const int64_t chunk = logits_chunk_rows(N, V);
@@ -519,7 +583,13 @@ double TrainEngine::head_and_loss(const TrainBatch& batch, bool backward, float 
     const int64_t rows = std::min(chunk, N - r0);
     const float* lnf = buf_.lnf.data() + r0 * D;
     linear_forward(logits, lnf, w.lm_head, nullptr, rows, false, compute_);
+    const float cap = float(c.final_softcap);
+    if (cap > 0) {  // Gemma 2: the loss sees cap * tanh(logit / cap); keep them for the backward
+      softcap_forward<float>(logits, rows * V, cap);
+      if (backward) parallel_copy(buf_.logits_capped.data(), logits, rows * V);
+    }
     loss += cross_entropy_forward_backward<float>(logits, batch.targets.data() + r0, rows, V, grad_scale);
+    if (backward && cap > 0) softcap_backward_inplace<float>(logits, buf_.logits_capped.data(), rows * V, cap);
     if (backward) linear_backward(d_lnf + r0 * D, d_head, nullptr, logits, lnf, w.lm_head, rows, compute_);
   }
   return loss;
@@ -530,10 +600,15 @@ void TrainEngine::embedding_backward(const TrainBatch& batch) {
   if (!d_embed) return;
   const int64_t D = model_.config.hidden_size;
   const float* d_residual = buf_.grad.d_residual.data();
+  const float scale = model_.config.scale_embeddings ? embedding_scale() : 1.0f;
   for (int64_t i = 0; i < N_; ++i) {
     float* row = d_embed + size_t(batch.tokens[size_t(i)]) * size_t(D);
     const float* g = d_residual + i * D;
-    for (int64_t d = 0; d < D; ++d) row[d] += g[d];
+    if (scale == 1.0f) {
+      for (int64_t d = 0; d < D; ++d) row[d] += g[d];
+    } else {
+      for (int64_t d = 0; d < D; ++d) row[d] += g[d] * scale;
+    }
   }
 }
 
@@ -555,7 +630,8 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
     PhaseScope t(phase_slot(Phase::Norm));
     std::fill(d_residual, d_residual + N * D, 0.0f);
     rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(kFinalNormTensor) : nullptr, buf_.grad.d_norm_out.data(),
-                            buf_.x.data(), model_.weights.final_norm.ptr<const float>(), buf_.rstdf.data(), N, D);
+                            buf_.x.data(), model_.weights.final_norm.ptr<const float>(), buf_.rstdf.data(), N, D,
+                            norm_offset());
   }
   for (int64_t l = c.num_layers - 1; l >= 0; --l) {
     LayerActs& a = buf_.acts[recompute ? 0 : size_t(l)];

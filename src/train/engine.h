@@ -3,11 +3,13 @@
 // the layer input is kept and the layer is run again during backward.
 #pragma once
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/linear.h"
 #include "kernels/rope.h"
 #include "model/weights.h"
@@ -97,6 +99,9 @@ class TrainEngine {
     std::vector<float> k, v;   // [N, KV * hd] (k after RoPE)
     std::vector<float> q_raw, k_raw;    // [N, H * hd], [N, KV * hd] projections before QK-norm (Qwen3; else empty)
     std::vector<float> rstd_q, rstd_k;  // [N * H], [N * KV] their 1 / rms per head
+    // Sandwich norms (Gemma 2): the o / down projections' outputs before their norms, and rstd.
+    std::vector<float> attn_out, ffn_out;            // [N, D] (else empty)
+    std::vector<float> rstd_attn_out, rstd_ffn_out;  // [N]
     std::vector<float> probs;  // [B, H, L, L] attention probabilities
     std::vector<float> att;    // [N, H * hd] attention output
     std::vector<float> x_mid;  // [N, D] residual after the attention block
@@ -118,6 +123,7 @@ class TrainEngine {
     std::vector<float> d_q;         // [N, H * hd]
     std::vector<float> d_k, d_v;    // [N, KV * hd]
     std::vector<float> d_q_raw, d_k_raw;  // [N, H * hd], [N, KV * hd] before QK-norm (Qwen3; else empty)
+    std::vector<float> d_sublayer_out;    // [N, D] at an o / down output before its norm (sandwich norms; else empty)
     std::vector<float> lora_x_dropped;    // [N, in] a LoRA branch's input under its dropout mask (dropout > 0)
     std::vector<float> lora_d_x_dropped;  // [N, in] the branch's input gradient before the mask (dropout > 0)
     std::vector<float> lora_dBt;          // [r, out] dB transposed
@@ -132,6 +138,8 @@ class TrainEngine {
     std::vector<float> rstdf;   // [N]
     std::vector<float> logits;  // [chunk, V] one row chunk of logits, then of their gradient
     std::vector<float> recomputed_out;  // [N, D] a recomputed layer's output, not needed again (recompute only)
+    std::vector<float> sublayer_normed; // [N, D] an o / down output after its norm (sandwich norms; else empty)
+    std::vector<float> logits_capped;   // [chunk, V] the soft-capped logits of a chunk (final soft-cap; else empty)
     GradScratch grad;
   };
   struct PlanShape {
@@ -149,6 +157,14 @@ class TrainEngine {
   void embed(const TrainBatch& batch);
   double head_and_loss(const TrainBatch& batch, bool backward, float grad_scale);
   void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step);
+  AttentionShape attention_shape(int64_t l) const;
+  float norm_offset() const { return model_.config.norm_plus_one ? 1.0f : 0.0f; }
+  float embedding_scale() const { return float(std::sqrt(double(model_.config.hidden_size))); }
+  void sublayer_forward(int64_t l, Proj p, LayerActs& a, const float* in, const float* x_res, float* x_out,
+                        std::vector<float>& pre, std::vector<float>& rstd, const TensorView& out_norm, bool train,
+                        uint64_t step);
+  const float* sublayer_backward_norm(int64_t l, LayerNorm n, const float* d_residual, const std::vector<float>& pre,
+                                      const std::vector<float>& rstd, const TensorView& out_norm);
   void layer_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
   void ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
   void attention_block_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);

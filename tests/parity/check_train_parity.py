@@ -25,6 +25,11 @@ QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_siz
 
 MISTRAL = dict(LLAMA, architectures=["MistralForCausalLM"], model_type="mistral", sliding_window=5)
 QWEN3 = dict(QWEN, architectures=["Qwen3ForCausalLM"], model_type="qwen3", head_dim=12)
+# Gemma 2 with caps that bite, a window of 5 over 12 positions on the even layer, a custom
+# attention scale, head_dim != hidden / heads, tied embeddings.
+GEMMA2 = dict(LLAMA, architectures=["Gemma2ForCausalLM"], model_type="gemma2", head_dim=12,
+              hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=10, attn_logit_softcapping=0.6,
+              final_logit_softcapping=2.0, sliding_window=5, tie_word_embeddings=True)
 
 CASES = [
     ("llama_lora_all", LLAMA, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
@@ -46,6 +51,9 @@ CASES = [
     # QK-norm: its backward, and full fine-tuning of q_norm / k_norm.
     ("qwen3_lora_all", QWEN3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
     ("qwen3_full_all", QWEN3, "f32", {"method": "full", "targets": "all"}),
+    # Gemma 2: sandwich norms, (1 + w), scaled embeddings, GeGLU, both soft-caps, the window.
+    ("gemma2_lora_all", GEMMA2, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
+    ("gemma2_full_all_recompute", GEMMA2, "f32", {"method": "full", "targets": "all", "recompute": True}),
 ]
 PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
         "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}

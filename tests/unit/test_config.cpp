@@ -152,7 +152,6 @@ TEST(Config, Gemma2Fields) {
   EXPECT_DOUBLE_EQ(c.attn_softcap, 50.0);
   EXPECT_FLOAT_EQ(c.attention_scale(), 1.0f / 16.0f);
   EXPECT_EQ(c.parameter_count(), 2614341888);
-  EXPECT_FALSE(c.training_gap().empty());
   const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
   EXPECT_EQ(d.arch, Arch::Gemma2);
   EXPECT_EQ(d.parameter_count(), c.parameter_count());

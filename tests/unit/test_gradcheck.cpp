@@ -242,6 +242,28 @@ TEST(GradCheck, SlidingWindowAttention) {
   EXPECT_NE(out[o6], before);
 }
 
+// Gemma 2's attention: logits scaled by a custom factor and soft-capped, with a window.
+TEST(GradCheck, SoftCappedScaledAttention) {
+  const int64_t B = 1, L = 6, H = 2, KV = 1, hd = 4;
+  Vec q = random_doubles(B * L * H * hd, 51, 2.0), k = random_doubles(B * L * KV * hd, 52, 2.0),
+      v = random_doubles(B * L * KV * hd, 53), c = random_doubles(B * L * H * hd, 54);
+  Vec out(B * L * H * hd), probs(B * H * L * L);
+  AttentionShape shape{H, KV, hd, 4};
+  shape.scale = 0.7f;
+  shape.softcap = 1.5f;  // |q.k| * 0.7 reaches several units: the cap bends it
+  auto loss = [&] {
+    attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, shape);
+    return dot(out, c);
+  };
+  loss();
+  Vec dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
+  attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
+                             L, shape);
+  expect_gradient("capped attention dq", q, dq, loss);
+  expect_gradient("capped attention dk", k, dk, loss);
+  expect_gradient("capped attention dv", v, dv, loss);
+}
+
 // The float kernels run attention as GEMMs in blocks of 64 query rows against the keys up to
 // the block's end (from the window's start under a sliding window); L = 150 gives two full
 // blocks and a partial one. They must compute what the double-precision loops (checked above
@@ -278,6 +300,36 @@ TEST_P(BlockedAttention, FloatMatchesDoubleLoops) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Windows, BlockedAttention, ::testing::Values(int64_t(0), int64_t(37), int64_t(64)));
+
+// The blocked float kernels with Gemma 2's scale and soft-cap (the backward recomputes the capped
+// logits of each block) against the double loops.
+TEST(GradCheck, BlockedSoftCappedAttentionMatchesDoubleLoops) {
+  const int64_t B = 1, L = 150, H = 2, KV = 1, hd = 16;
+  const Vec q = random_doubles(B * L * H * hd, 55, 1.0), k = random_doubles(B * L * KV * hd, 56, 1.0),
+            v = random_doubles(B * L * KV * hd, 57), c = random_doubles(B * L * H * hd, 58);
+  AttentionShape shape{H, KV, hd, 37};
+  shape.scale = 0.5f;
+  shape.softcap = 2.0f;
+  Vec out(q.size()), probs(size_t(B * H * L * L)), dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
+  attention_train_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), B, L, shape);
+  attention_backward<double>(dq.data(), dk.data(), dv.data(), c.data(), probs.data(), q.data(), k.data(), v.data(), B,
+                             L, shape);
+  auto to_f = [](const Vec& x) { return std::vector<float>(x.begin(), x.end()); };
+  std::vector<float> qf = to_f(q), kf = to_f(k), vf = to_f(v), cf = to_f(c);
+  std::vector<float> outf(out.size()), probsf(probs.size()), dqf(dq.size(), 0), dkf(dk.size(), 0), dvf(dv.size(), 0);
+  attention_train_forward<float>(outf.data(), probsf.data(), qf.data(), kf.data(), vf.data(), B, L, shape);
+  attention_backward<float>(dqf.data(), dkf.data(), dvf.data(), cf.data(), probsf.data(), qf.data(), kf.data(),
+                            vf.data(), B, L, shape);
+  auto worst = [](const Vec& ref, const std::vector<float>& got) {
+    double w = 0;
+    for (size_t i = 0; i < ref.size(); ++i) w = std::max(w, std::abs(double(got[i]) - ref[i]) / std::max(1.0, std::abs(ref[i])));
+    return w;
+  };
+  EXPECT_LT(worst(out, outf), 1e-5);
+  EXPECT_LT(worst(dq, dqf), 1e-4);
+  EXPECT_LT(worst(dk, dkf), 1e-4);
+  EXPECT_LT(worst(dv, dvf), 1e-4);
+}
 
 // gemm_f32 (oneDNN's matmul primitive) in both weight layouts, overwriting and accumulating.
 TEST(GradCheck, MatmulPrimitiveF32MatchesReference) {
