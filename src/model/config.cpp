@@ -13,6 +13,7 @@ constexpr ArchInfo kArchs[] = {
     {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true, true},
     {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false, true},
     {Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", false, false},
+    {Arch::Gemma3, "gemma3_text", "Gemma3ForCausalLM", "gemma3", false, false},
 };
 }  // namespace
 
@@ -122,9 +123,10 @@ double optional_positive(const Json& j, const char* key, const std::string& orig
   return it->get<double>();
 }
 
-// Gemma 2: GeGLU, (1 + w) norms, scaled embeddings, four norms a layer, soft-capping,
-// query_pre_attn_scalar, a sliding window on the even layers.
-void read_gemma2(const Json& j, ModelConfig& c, const std::string& origin) {
+// Gemma 2 and 3: GeGLU, (1 + w) norms, scaled embeddings, four norms a layer, soft-capping (2),
+// query_pre_attn_scalar, windowed layers with every P-th one global (2: P = 2; 3:
+// sliding_window_pattern, 6), Gemma 3's QK-norm and local RoPE base.
+void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
   const std::string act = json_string_or(j, "hidden_activation", json_string_or(j, "hidden_act", "gelu_pytorch_tanh",
                                                                                   origin), origin);
   TAIA_CHECK(act == "gelu_pytorch_tanh", origin, ": hidden_activation expected 'gelu_pytorch_tanh', got '", act, "'");
@@ -136,15 +138,23 @@ void read_gemma2(const Json& j, ModelConfig& c, const std::string& origin) {
   c.final_softcap = optional_positive(j, "final_logit_softcapping", origin);
   c.query_pre_attn_scalar = optional_positive(j, "query_pre_attn_scalar", origin);
   c.sliding_window = int64_t(optional_positive(j, "sliding_window", origin));
-  c.sliding_window_pattern = 2;
+  c.sliding_window_pattern = c.arch == Arch::Gemma2 ? 2 : json_int_or(j, "sliding_window_pattern", 6, origin);
+  TAIA_CHECK(c.sliding_window_pattern >= 1, origin, ": sliding_window_pattern expected >= 1, got ",
+             c.sliding_window_pattern);
+  if (c.arch == Arch::Gemma3) {
+    c.qk_norm = true;
+    c.rope_local_theta = json_number_or(j, "rope_local_base_freq", 10000.0, origin);
+    TAIA_CHECK(c.rope_local_theta > 0, origin, ": rope_local_base_freq expected > 0, got ", c.rope_local_theta);
+  }
   if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
     // The explicit form of the same pattern: it must say what the pattern says.
     TAIA_CHECK(lt->is_array() && int64_t(lt->size()) == c.num_layers, origin, ": layer_types expected ",
                c.num_layers, " entries");
     for (int64_t l = 0; l < c.num_layers; ++l) {
-      const std::string want = l % 2 == 0 ? "sliding_attention" : "full_attention";
-      TAIA_CHECK((*lt)[size_t(l)] == want, origin, ": layer_types[", l, "] expected '", want, "' (Gemma 2 alternates "
-                 "sliding and full attention), got ", (*lt)[size_t(l)].dump());
+      const bool sliding_pattern = (c.sliding_window_pattern <= 1 || (l + 1) % c.sliding_window_pattern != 0);
+      const std::string pattern = sliding_pattern ? "sliding_attention" : "full_attention";
+      TAIA_CHECK((*lt)[size_t(l)] == pattern, origin, ": layer_types[", l, "] expected '", pattern,
+                 "' (every ", c.sliding_window_pattern, "th layer full), got ", (*lt)[size_t(l)].dump());
     }
   }
 }
@@ -152,7 +162,8 @@ void read_gemma2(const Json& j, ModelConfig& c, const std::string& origin) {
 }  // namespace
 
 float ModelConfig::attention_scale() const {
-  return 1.0f / std::sqrt(float(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : double(head_dim)));
+  // In double, rounded once, as HF's Python float scaling multiplies the float32 logits.
+  return float(1.0 / std::sqrt(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : double(head_dim)));
 }
 
 ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
@@ -168,9 +179,9 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   for (const ArchInfo& a : kArchs)
     if (!found && klass == a.hf_class) found = &a;
   if (found) c.arch = found->arch;
-  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2', 'qwen3' or 'mistral' (LlamaForCausalLM, "
-             "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM), got '", model_type.empty() ? klass : model_type,
-             "'");
+  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2', 'qwen3', 'mistral', 'gemma2' or 'gemma3_text' "
+             "(LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM, "
+             "Gemma3ForCausalLM), got '", model_type.empty() ? klass : model_type, "'");
 
   c.vocab_size = json_int(j, "vocab_size", origin);
   c.hidden_size = json_int(j, "hidden_size", origin);
@@ -187,8 +198,8 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) read_rope_scaling(*rs, c, origin, "rope_scaling");
   if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null())
     read_rope_scaling(*rp, c, origin, "rope_parameters");
-  if (c.arch == Arch::Gemma2) {
-    read_gemma2(j, c, origin);
+  if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) {
+    read_gemma(j, c, origin);
   } else if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
     // Qwen2: biases on q, k, v only; Qwen3: `attention_bias` on q, k, v and o, and QK-norm.
     c.qkv_bias = c.arch == Arch::Qwen2 || json_bool_or(j, "attention_bias", false, origin);
@@ -207,7 +218,7 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
     c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
     c.mlp_bias = json_bool_or(j, "mlp_bias", false, origin);
   }
-  if (c.arch != Arch::Gemma2) {
+  if (c.arch != Arch::Gemma2 && c.arch != Arch::Gemma3) {
     const std::string act = json_string_or(j, "hidden_act", "silu", origin);
     TAIA_CHECK(act == "silu", origin, ": hidden_act expected 'silu', got '", act, "'");
   }
@@ -240,13 +251,17 @@ Json config_to_hf_json(const ModelConfig& c) {
     j["mlp_bias"] = c.mlp_bias;
   }
   if (c.arch == Arch::Qwen3) j["attention_bias"] = c.qkv_bias;
-  if (c.arch == Arch::Gemma2) {
+  if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) {
     j["hidden_act"] = j["hidden_activation"] = "gelu_pytorch_tanh";
     j["attention_bias"] = c.qkv_bias;
     j["query_pre_attn_scalar"] = c.query_pre_attn_scalar > 0 ? Json(c.query_pre_attn_scalar) : Json(nullptr);
     j["attn_logit_softcapping"] = c.attn_softcap > 0 ? Json(c.attn_softcap) : Json(nullptr);
     j["final_logit_softcapping"] = c.final_softcap > 0 ? Json(c.final_softcap) : Json(nullptr);
     j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
+    if (c.arch == Arch::Gemma3) {
+      j["sliding_window_pattern"] = c.sliding_window_pattern;
+      j["rope_local_base_freq"] = c.rope_local_theta;
+    }
   }
   if (c.arch == Arch::Mistral) j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
   if (c.rope_scaling.type == RopeScaling::Type::Linear) {

@@ -13,7 +13,7 @@ namespace taia {
 
 // The architectures and what differs between them outside the layer math, in one table
 // (config.cpp): names in HF and GGUF, and whether llama.cpp's converter permutes Q/K rows.
-enum class Arch { Llama, Qwen2, Mistral, Qwen3, Gemma2 };
+enum class Arch { Llama, Qwen2, Mistral, Qwen3, Gemma2, Gemma3 };
 // The MLP's gate: SwiGLU (silu) or GeGLU (HF's gelu_pytorch_tanh).
 enum class Activation { Silu, GeluTanh };
 struct ArchInfo {
@@ -64,6 +64,9 @@ struct ModelConfig {
   double attn_softcap = 0;           // attention logits -> cap * tanh(logit / cap); 0: none
   double final_softcap = 0;          // final logits likewise
   double query_pre_attn_scalar = 0;  // attention scale 1 / sqrt(this); 0: head_dim
+  // Gemma 3: the RoPE base of the windowed (local) layers, which take no rope_scaling; the global
+  // layers use rope_theta and rope_scaling. 0: every layer uses rope_theta and rope_scaling.
+  double rope_local_theta = 0;
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";
@@ -76,6 +79,8 @@ struct ModelConfig {
     return sliding_window;
   }
   NormLayout norm_layout() const { return sandwich_norms ? NormLayout::Sandwich : NormLayout::PreNorm; }
+  // Whether a layer rotates with the local RoPE (rope_local_theta, no scaling).
+  bool layer_uses_local_rope(int64_t layer) const { return rope_local_theta > 0 && layer_window(layer) > 0; }
   // The attention logits' scale: 1 / sqrt(query_pre_attn_scalar or head_dim).
   float attention_scale() const;
   // Throws "<origin>: <field> expected ..., got ..." for an inconsistent configuration.

@@ -19,6 +19,7 @@ Decoder::Decoder(const Model& model) : model_(model) {
   const ModelConfig& c = model.config;
   s_.inv_freq = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                               model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
+  if (c.rope_local_theta > 0) s_.inv_freq_local = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
 }
 
 namespace {
@@ -168,8 +169,9 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
                     norm_offset);
     rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * c.num_kv_heads, c.head_dim, eps, norm_offset);
   }
-  rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, s_.inv_freq.data());
-  rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, s_.inv_freq.data());
+  const float* inv_freq = c.layer_uses_local_rope(l) ? s_.inv_freq_local.data() : s_.inv_freq.data();
+  rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, inv_freq);
+  rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, inv_freq);
   if (!contiguous)
     for (int64_t t = 0; t < T; ++t) {
       std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));

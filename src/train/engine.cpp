@@ -102,6 +102,7 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
   const ModelConfig& c = model.config;
   inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                             model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
+  if (c.rope_local_theta > 0) inv_freq_local_ = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
              "computes in F32");
   if (grads_)
@@ -245,7 +246,10 @@ void TrainEngine::resize(const TrainBatch& batch) {
   B_ = batch.B;
   L_ = batch.L;
   N_ = B_ * L_;
-  if (rope_.cos.size() < size_t(L_) * size_t(c.head_dim / 2)) rope_ = rope_table(inv_freq_, L_);
+  if (rope_.cos.size() < size_t(L_) * size_t(c.head_dim / 2)) {
+    rope_ = rope_table(inv_freq_, L_);
+    if (!inv_freq_local_.empty()) rope_local_ = rope_table(inv_freq_local_, L_);
+  }
   positions_.resize(size_t(N_));
   for (int64_t i = 0; i < N_; ++i) positions_[size_t(i)] = i % L_;
   plan_buffers(buf_, PlanShape{&c, B_, L_, &options_, lora_}, [](std::vector<float>& v, int64_t n) { v.resize(size_t(n)); });
@@ -378,8 +382,8 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   }
   {
     PhaseScope t(phase_slot(Phase::Attention));
-    rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
-    rope_train_forward<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
+    rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, layer_rope(l));
+    rope_train_forward<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, layer_rope(l));
     attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_,
                                    attention_shape(l));
   }
@@ -508,8 +512,8 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     parallel_zero(g.d_v.data(), int64_t(g.d_v.size()));
     attention_backward<float>(g.d_q.data(), g.d_k.data(), g.d_v.data(), g.d_att.data(), a.probs.data(), a.q.data(),
                               a.k.data(), a.v.data(), B_, L_, attention_shape(l));
-    rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, rope_);
-    rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, rope_);
+    rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, layer_rope(l));
+    rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, layer_rope(l));
   }
   const float* d_q_proj = g.d_q.data();  // the gradient at the q / k projections' outputs
   const float* d_k_proj = g.d_k.data();

@@ -187,7 +187,12 @@ class TrainEngine {
   EngineOptions options_;
   PhaseTimes phase_times_;
   std::vector<float> inv_freq_;
-  RopeTable rope_;  // cos/sin for positions 0..L-1
+  RopeTable rope_;        // cos/sin for positions 0..L-1
+  std::vector<float> inv_freq_local_;  // Gemma 3's local layers (rope_local_theta), else empty
+  RopeTable rope_local_;  // their cos/sin
+  const RopeTable& layer_rope(int64_t l) const {
+    return model_.config.layer_uses_local_rope(l) ? rope_local_ : rope_;
+  }
   int64_t B_ = 0, L_ = 0, N_ = 0;
   std::vector<int64_t> positions_;  // [N] position of each row within its sequence
   Buffers buf_;

@@ -60,6 +60,12 @@ CASES = {
     "gemma2_mild_final_cap": {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2",
                               "query_pre_attn_scalar": 16, "attn_logit_softcapping": 0.5,
                               "final_logit_softcapping": 30.0, "sliding_window": 6},
+    # Gemma 3: QK-norm, layers 0-1 windowed with the local RoPE base, layer 2 global with its own
+    # base and linear scaling.
+    "gemma3": {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "num_hidden_layers": 3,
+               "num_key_value_heads": 2, "head_dim": 32, "query_pre_attn_scalar": 24, "sliding_window": 6,
+               "sliding_window_pattern": 3, "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0,
+               "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "tie_word_embeddings": True},
 }
 
 

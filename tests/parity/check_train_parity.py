@@ -30,6 +30,10 @@ QWEN3 = dict(QWEN, architectures=["Qwen3ForCausalLM"], model_type="qwen3", head_
 GEMMA2 = dict(LLAMA, architectures=["Gemma2ForCausalLM"], model_type="gemma2", head_dim=12,
               hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=10, attn_logit_softcapping=0.6,
               final_logit_softcapping=2.0, sliding_window=5, tie_word_embeddings=True)
+GEMMA3 = dict(LLAMA, architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", head_dim=12, num_hidden_layers=3,
+              hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=10, sliding_window=5,
+              sliding_window_pattern=3, rope_local_base_freq=10000.0, rope_theta=1000000.0,
+              rope_scaling={"rope_type": "linear", "factor": 8.0}, tie_word_embeddings=True)
 
 CASES = [
     ("llama_lora_all", LLAMA, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
@@ -54,6 +58,9 @@ CASES = [
     # Gemma 2: sandwich norms, (1 + w), scaled embeddings, GeGLU, both soft-caps, the window.
     ("gemma2_lora_all", GEMMA2, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
     ("gemma2_full_all_recompute", GEMMA2, "f32", {"method": "full", "targets": "all", "recompute": True}),
+    # Gemma 3: QK-norm (1 + w), two RoPE bases, a global third layer.
+    ("gemma3_lora_all", GEMMA3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
+    ("gemma3_full_all", GEMMA3, "f32", {"method": "full", "targets": "all"}),
 ]
 PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
         "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}

@@ -7,7 +7,9 @@ before RoPE, `attention_bias` on q, k, v and o; Gemma 2, modeling_gemma2.py: RMS
 (1 + weight), embeddings times sqrt(hidden) in float32, four norms a layer (the attention and MLP
 outputs normalised before their residual adds), GELU-tanh gate, logits scaled by
 query_pre_attn_scalar**-0.5 and soft-capped (attention and final), the sliding window on the even
-layers).
+layers; Gemma 3 text, modeling_gemma3.py: Gemma 2's layer with q_norm / k_norm (times 1 + weight),
+no soft-capping, every sliding_window_pattern-th layer global, the local layers rotating with
+rope_local_base_freq and no scaling, the global ones with rope_theta and rope_scaling).
 
 It reads the same config.json + model.safetensors as taia (its own safetensors reader, no
 taia code) and computes logits in float32 (BF16 weights are upcast, as model.float() does).
@@ -103,13 +105,20 @@ def forward_batch(cfg, W, ids, lora=None):
             y = y + scale * ((x @ A.T) @ Bm.T)
         return y
 
-    inv_freq = rope_inv_freq(cfg, hd)
-    pos = torch.arange(T, dtype=torch.float32)
-    freqs = pos[:, None] * inv_freq[None, :]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()  # [T, hd]
+    def cos_sin(rope_cfg):
+        inv_freq = rope_inv_freq(rope_cfg, hd)
+        pos = torch.arange(T, dtype=torch.float32)
+        freqs = pos[:, None] * inv_freq[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos(), emb.sin()  # [T, hd]
 
-    gemma = cfg.get("model_type") == "gemma2"
+    cos, sin = cos_sin(cfg)
+    gemma3 = cfg.get("model_type") == "gemma3_text"
+    if gemma3:
+        local_cos, local_sin = cos_sin({"rope_theta": cfg.get("rope_local_base_freq", 10000.0)})
+        pattern = cfg.get("sliding_window_pattern", 6)
+
+    gemma = cfg.get("model_type") in ("gemma2", "gemma3_text")
 
     def norm(x, w):
         return rms_norm(x, 1.0 + w if gemma else w, eps)
@@ -118,7 +127,7 @@ def forward_batch(cfg, W, ids, lora=None):
     if gemma:
         x = x * torch.tensor(D ** 0.5, dtype=torch.float32)
     causal = torch.full((T, T), float("-inf")).triu(1)
-    window = cfg.get("sliding_window") if cfg.get("model_type") in ("mistral", "gemma2") else None
+    window = cfg.get("sliding_window") if cfg.get("model_type") in ("mistral", "gemma2", "gemma3_text") else None
     windowed = causal
     if window:
         i = torch.arange(T)[:, None]
@@ -128,16 +137,18 @@ def forward_batch(cfg, W, ids, lora=None):
     softcap = cfg.get("attn_logit_softcapping") if gemma else None
     for l in range(L):
         p = f"model.layers.{l}."
-        mask = windowed if (not gemma or l % 2 == 0) else causal
+        sliding = (l + 1) % pattern != 0 if gemma3 else (not gemma or l % 2 == 0)
+        mask = windowed if sliding else causal
+        c_l, s_l = (local_cos, local_sin) if gemma3 and sliding else (cos, sin)
         h = norm(x, W[p + "input_layernorm.weight"])
         q = lin(h, p + "self_attn.q_proj").view(Bsz, T, H, hd).transpose(1, 2)
         k = lin(h, p + "self_attn.k_proj").view(Bsz, T, KV, hd).transpose(1, 2)
         v = lin(h, p + "self_attn.v_proj").view(Bsz, T, KV, hd).transpose(1, 2)
-        if cfg.get("model_type") == "qwen3":
-            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
-            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        if cfg.get("model_type") in ("qwen3", "gemma3_text"):
+            q = norm(q, W[p + "self_attn.q_norm.weight"])
+            k = norm(k, W[p + "self_attn.k_norm.weight"])
+        q = q * c_l + rotate_half(q) * s_l
+        k = k * c_l + rotate_half(k) * s_l
         k = k.repeat_interleave(H // KV, dim=1)
         v = v.repeat_interleave(H // KV, dim=1)
         att = q @ k.transpose(-1, -2)

@@ -161,6 +161,35 @@ TEST(Config, Gemma2Fields) {
   EXPECT_THROW(config_from_hf_json(j, "c"), Error);
 }
 
+// Gemma-3-1B (text): Gemma 2's layer with QK-norm, no soft-capping, five windowed layers to one
+// global, the windowed ones rotating with rope_local_base_freq.
+TEST(Config, Gemma3TextFields) {
+  Json j = Json::parse(R"({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+    "vocab_size": 262144, "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+    "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+    "query_pre_attn_scalar": 256, "sliding_window": 512, "sliding_window_pattern": 6,
+    "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0, "rope_scaling": null, "rms_norm_eps": 1e-06,
+    "attn_logit_softcapping": null, "final_logit_softcapping": null, "max_position_embeddings": 32768,
+    "bos_token_id": 2, "eos_token_id": [1, 106]})");
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Gemma3);
+  EXPECT_TRUE(c.qk_norm && c.sandwich_norms && c.norm_plus_one && c.tie_word_embeddings);
+  EXPECT_EQ(c.attn_softcap, 0);
+  EXPECT_EQ(c.layer_window(0), 512);
+  EXPECT_EQ(c.layer_window(5), 0);  // every sixth layer is global
+  EXPECT_TRUE(c.layer_uses_local_rope(4));
+  EXPECT_FALSE(c.layer_uses_local_rope(11));
+  // 26 x (attention 2,949,120 + MLP 23,887,872 + norms 5,120) + embeddings 301,989,888 + final norm
+  EXPECT_EQ(c.parameter_count(), 999885952);
+  const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
+  EXPECT_EQ(d.arch, Arch::Gemma3);
+  EXPECT_EQ(d.sliding_window_pattern, 6);
+  EXPECT_DOUBLE_EQ(d.rope_local_theta, 10000.0);
+  j["layer_types"] = Json::array();
+  for (int l = 0; l < 26; ++l) j["layer_types"].push_back(l % 2 ? "full_attention" : "sliding_attention");
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);  // contradicts the pattern
+}
+
 // Qwen3-0.6B: QK-norm, head_dim 128 with hidden 1024 and 16 heads (not hidden / heads), tied
 // embeddings, no biases.
 TEST(Config, Qwen3QkNormAndExplicitHeadDim) {
