@@ -125,6 +125,30 @@ void render_llama2(Writer& w, const std::vector<ChatMessage>& m, const std::stri
   }
 }
 
+// Gemma 2 / 3: BOS, <start_of_turn>user|model, the content trimmed, <end_of_turn>; a system
+// message becomes the first user turn's prefix (content + blank line), as the templates do.
+void render_gemma(Writer& w, const std::vector<ChatMessage>& m, bool gen, const std::string& bos) {
+  w.text(bos);
+  size_t start = 0;
+  std::string prefix;
+  if (!m.empty() && m[0].role == "system") {
+    prefix = m[0].content + "\n\n";
+    start = 1;
+  }
+  for (size_t i = start; i < m.size(); ++i) {
+    const bool model = m[i].role == "assistant";
+    const std::string header = "<start_of_turn>" + std::string(model ? "model" : m[i].role) + "\n" +
+                               (i == start ? prefix : "");
+    if (model) {
+      w.text(header);
+      w.trained(trim(m[i].content) + "<end_of_turn>\n");
+    } else {
+      w.text(header + trim(m[i].content) + "<end_of_turn>\n");
+    }
+  }
+  if (gen) w.text("<start_of_turn>model\n");
+}
+
 void render_alpaca(Writer& w, const std::vector<ChatMessage>& m, bool gen, const std::string& eos) {
   std::string system = "Below is an instruction that describes a task. "
                        "Write a response that appropriately completes the request.";
@@ -158,7 +182,7 @@ void render_raw(Writer& w, const std::vector<ChatMessage>& m) {
 }  // namespace
 
 const std::vector<std::string>& chat_template_names() {
-  static const std::vector<std::string> names{"chatml", "qwen3", "llama3", "llama2", "alpaca", "raw"};
+  static const std::vector<std::string> names{"chatml", "qwen3", "llama3", "llama2", "gemma", "alpaca", "raw"};
   return names;
 }
 
@@ -169,9 +193,10 @@ ChatTemplate chat_template_by_name(const std::string& name) {
   else if (name == "qwen3") t.format = ChatFormat::Qwen3;
   else if (name == "llama3") t.format = ChatFormat::Llama3;
   else if (name == "llama2") t.format = ChatFormat::Llama2;
+  else if (name == "gemma") t.format = ChatFormat::Gemma;
   else if (name == "alpaca") t.format = ChatFormat::Alpaca;
   else if (name == "raw") t.format = ChatFormat::Raw;
-  else fail("[chat] template expected one of chatml, qwen3, llama3, llama2, alpaca, raw, got '", name, "'");
+  else fail("[chat] template expected one of chatml, qwen3, llama3, llama2, gemma, alpaca, raw, got '", name, "'");
   return t;
 }
 
@@ -198,6 +223,7 @@ std::optional<ChatTemplate> recognize_chat_template(const std::string& j) {
     return t;
   }
   if (has("[INST]")) return chat_template_by_name("llama2");
+  if (has("<start_of_turn>")) return chat_template_by_name("gemma");
   if (has("### Instruction")) return chat_template_by_name("alpaca");
   return std::nullopt;
 }
@@ -207,6 +233,7 @@ ChatTemplate chat_template_for(const Tokenizer& tok) {
   if (tok.piece_to_id("<|im_start|>")) return chat_template_by_name("chatml");
   if (tok.piece_to_id("<|start_header_id|>")) return chat_template_by_name("llama3");
   if (tok.piece_to_id("[INST]")) return chat_template_by_name("llama2");
+  if (tok.piece_to_id("<start_of_turn>")) return chat_template_by_name("gemma");
   return chat_template_by_name("raw");
 }
 
@@ -219,6 +246,7 @@ RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& 
     case ChatFormat::Qwen3: render_qwen3(w, messages, gen); break;
     case ChatFormat::Llama3: render_llama3(w, t, messages, gen, bos); break;
     case ChatFormat::Llama2: render_llama2(w, messages, bos, eos); break;
+    case ChatFormat::Gemma: render_gemma(w, messages, gen, bos); break;
     case ChatFormat::Alpaca: render_alpaca(w, messages, gen, eos); break;
     case ChatFormat::Raw: render_raw(w, messages); break;
   }

@@ -20,11 +20,11 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatFormat { ChatML, Qwen3, Llama3, Llama2, Alpaca, Raw };
+enum class ChatFormat { ChatML, Qwen3, Llama3, Llama2, Gemma, Alpaca, Raw };
 
 struct ChatTemplate {
   ChatFormat format = ChatFormat::Raw;
-  std::string name;                   // "chatml", "qwen3", "llama3", "llama2", "alpaca", "raw"
+  std::string name;                   // "chatml", "qwen3", "llama3", "llama2", "gemma", "alpaca", "raw"
   std::string default_system;         // ChatML: system prompt used when the conversation has none
   bool always_generation_prompt = false;  // LLaMA 3 templates that append the header unconditionally
 };

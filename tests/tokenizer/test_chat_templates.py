@@ -1,5 +1,5 @@
 """Chat templates: taia's built-in renderings equal HF's Jinja rendering (@huggingface/jinja)
-of the Qwen3 and LLaMA 3 tokenizer_config.json templates on two-turn conversations, and the
+of the Qwen3, LLaMA 3 and Gemma 3 tokenizer_config.json templates on two-turn conversations, and the
 per-token masks cover exactly the assistant replies (plus their end-of-turn tokens) for every
 built-in template.
 
@@ -49,6 +49,8 @@ def trained_parts(template, messages):
             parts.append(c.strip() + "<|eot_id|>")
         elif template == "llama2":
             parts.append(c.strip() + " </s>")
+        elif template == "gemma":
+            parts.append(c.strip() + "<end_of_turn>\n")
         elif template == "alpaca":
             parts.append(c + "</s>")
         elif template == "raw":
@@ -94,7 +96,7 @@ def main():
     failures = 0
     tok_root = os.path.join(fixtures, "tokenizers")
     # 1. Rendering equals HF's Jinja rendering of the model's own template.
-    for name, expected_template in (("qwen3", "qwen3"), ("llama3", "llama3")):
+    for name, expected_template in (("qwen3", "qwen3"), ("llama3", "llama3"), ("gemma3", "gemma")):
         tok_dir = os.path.join(tok_root, name)
         js = subprocess.run(["node", os.path.join(here, "hf_js_chat.mjs"), modules,
                              os.path.join(tok_dir, "tokenizer_config.json"), cases_file],
@@ -109,7 +111,7 @@ def main():
                 print(f"   taia {o['text']!r}\n   HF   {ref[k] if ref else js.stderr[-300:]!r}")
     # 2. Masks cover exactly the assistant replies, for every built-in template.
     for template, tok_name in (("chatml", "qwen3"), ("qwen3", "qwen3"), ("llama3", "llama3"), ("llama2", "mistral"),
-                               ("alpaca", "mistral"), ("raw", "llama3")):
+                               ("gemma", "gemma3"), ("alpaca", "mistral"), ("raw", "llama3")):
         tok_dir = os.path.join(tok_root, tok_name)
         for k, (o, c) in enumerate(zip(run_chat(taia, tok_dir, CASES, template), CASES)):
             runs = [decode(taia, tok_dir, r) for r in masked_runs(o["ids"], o["mask"])]

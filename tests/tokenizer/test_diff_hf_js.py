@@ -54,7 +54,7 @@ def main():
             f.write(json.dumps({"text": t}) + "\n")
     here = os.path.dirname(os.path.abspath(__file__))
     failures = 0
-    for name in ("llama3", "qwen3", "mistral"):
+    for name in ("llama3", "qwen3", "mistral", "gemma3"):
         tok_dir = os.path.join(fixtures, "tokenizers", name)
         js = subprocess.run(["node", os.path.join(here, "hf_js_tokenize.mjs"), modules, tok_dir, lines_file],
                             capture_output=True, text=True, timeout=600)
