@@ -59,7 +59,7 @@ void render_chatml(Writer& w, const ChatTemplate& t, const std::vector<ChatMessa
 
 // Qwen3's template without tools: ChatML, plus a <think> block on the assistant turns after the
 // last user message (empty when the reply carries no reasoning).
-void render_qwen3(Writer& w, const std::vector<ChatMessage>& m, bool gen) {
+void render_qwen3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, bool gen) {
   if (!m.empty() && m[0].role == "system") w.text("<|im_start|>system\n" + m[0].content + "<|im_end|>\n");
   size_t last_query = m.empty() ? 0 : m.size() - 1;
   for (size_t i = m.size(); i-- > 0;)
@@ -88,7 +88,10 @@ void render_qwen3(Writer& w, const std::vector<ChatMessage>& m, bool gen) {
         w.trained(content + "<|im_end|>\n");
     }
   }
-  if (gen) w.text("<|im_start|>assistant\n");
+  if (gen) {
+    w.text("<|im_start|>assistant\n");
+    if (t.enable_thinking == false) w.text("<think>\n\n</think>\n\n");
+  }
 }
 
 void render_llama3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, bool gen,
@@ -243,7 +246,7 @@ RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& 
   Writer w;
   switch (t.format) {
     case ChatFormat::ChatML: render_chatml(w, t, messages, gen); break;
-    case ChatFormat::Qwen3: render_qwen3(w, messages, gen); break;
+    case ChatFormat::Qwen3: render_qwen3(w, t, messages, gen); break;
     case ChatFormat::Llama3: render_llama3(w, t, messages, gen, bos); break;
     case ChatFormat::Llama2: render_llama2(w, messages, bos, eos); break;
     case ChatFormat::Gemma: render_gemma(w, messages, gen, bos); break;

@@ -27,6 +27,10 @@ struct ChatTemplate {
   std::string name;                   // "chatml", "qwen3", "llama3", "llama2", "gemma", "alpaca", "raw"
   std::string default_system;         // ChatML: system prompt used when the conversation has none
   bool always_generation_prompt = false;  // LLaMA 3 templates that append the header unconditionally
+  // Qwen3's enable_thinking: false appends the empty <think> block after the generation prompt
+  // (the reply starts without reasoning), as HF renders enable_thinking=False; unset or true:
+  // nothing (the model decides to think).
+  std::optional<bool> enable_thinking;
 };
 
 // Names accepted by --chat-template.

@@ -17,6 +17,7 @@ const out = cases.map((c) =>
   template.render({
     messages: c.messages,
     add_generation_prompt: c.add_generation_prompt,
+    enable_thinking: c.enable_thinking,
     bos_token: token(config.bos_token),
     eos_token: token(config.eos_token),
   }),

@@ -30,6 +30,9 @@ CASES = [
     {"messages": [msg(S, "Be kind."), msg(U, "  spaces around  \n")], "add_generation_prompt": True},
     {"messages": [msg(U, "Solve x+1=3"), msg(A, "\nx = 2\n\nDone. "), msg(U, "Thanks! 🦙"), msg(A, "You're welcome ✅")],
      "add_generation_prompt": False},
+    # Qwen3's enable_thinking (other templates ignore it, as HF's do).
+    {"messages": [msg(U, "Why is the sky blue?")], "add_generation_prompt": True, "enable_thinking": False},
+    {"messages": [msg(U, "Why is the sky blue?")], "add_generation_prompt": True, "enable_thinking": True},
 ]
 
 # Text each template trains on, per assistant reply (what the mask must cover).

@@ -14,6 +14,7 @@ struct GenerateArgs {
   std::string model, tokenizer;
   std::string prompt_ids, prompt, chat_template;
   bool chat = false;
+  bool no_thinking = false;
   int64_t n = 64;
   float temperature = 0.8f;
   int64_t top_k = 0;
@@ -45,7 +46,8 @@ void run_generate(const GenerateArgs& a) {
   }
   std::string chat_template_name;
   if (a.prompt_ids.empty() && a.chat) {
-    const ChatTemplate t = a.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(a.chat_template);
+    ChatTemplate t = a.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(a.chat_template);
+    if (a.no_thinking) t.enable_thinking = false;
     chat_template_name = t.name;
     prompt = encode_chat(*tok, t, {{"user", a.prompt}}, /*add_generation_prompt=*/true).ids;
   } else if (a.prompt_ids.empty()) {
@@ -119,8 +121,11 @@ void register_generate(CLI::App& app) {
   auto* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt as comma-separated token ids, e.g. 1,403,407");
   auto* text = cmd->add_option("-p,--prompt", args->prompt, "Prompt text (encoded with the model's tokenizer, BOS added)");
   ids->excludes(text);
-  cmd->add_flag("--chat", args->chat, "Wrap --prompt as a user turn in the chat template, then generate the reply")
+  auto* chat = cmd->add_flag("--chat", args->chat, "Wrap --prompt as a user turn in the chat template, then generate the reply")
       ->needs(text);
+  cmd->add_flag("--no-thinking", args->no_thinking,
+                "With --chat on Qwen3: render enable_thinking=False (an empty <think> block opens the reply)")
+      ->needs(chat);
   cmd->add_option("--chat-template", args->chat_template, "Chat template name (default: recognised from the model)")
       ->check(CLI::IsMember(chat_template_names()));
   cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");

@@ -41,7 +41,10 @@ void run_tokenize(const TokenizeArgs& a) {
     Json in = parse_json_text(line, where);
     Json out;
     if (a.chat) {
-      const ChatEncoding c = encode_chat(*tok, chat_template, parse_messages(in, where),
+      ChatTemplate t = chat_template;
+      if (in.is_object() && in.contains("enable_thinking"))
+        t.enable_thinking = json_bool_or(in, "enable_thinking", true, where);
+      const ChatEncoding c = encode_chat(*tok, t, parse_messages(in, where),
                                          in.is_object() && in.value("add_generation_prompt", false));
       out["ids"] = c.ids;
       out["mask"] = c.mask;
@@ -83,8 +86,9 @@ void register_tokenize(CLI::App& app) {
   cmd->add_flag("--decode", args->decode, "Decode {\"ids\": [...]} lines to text");
   cmd->add_flag("--skip-special", args->skip_special, "With --decode: leave special tokens out of the text");
   cmd->add_flag("--chat", args->chat,
-                "Render {\"messages\": [{\"role\", \"content\"}...], \"add_generation_prompt\": bool} with the chat "
-                "template; output ids, mask (1 = assistant token) and text");
+                "Render {\"messages\": [{\"role\", \"content\"}...], \"add_generation_prompt\": bool, "
+                "\"enable_thinking\": bool (Qwen3, optional)} with the chat template; output ids, mask (1 = assistant "
+                "token) and text");
   cmd->add_option("--chat-template", args->chat_template, "Template name (default: recognised from the tokenizer)")
       ->check(CLI::IsMember(chat_template_names()));
   cmd->callback([args] { run_tokenize(*args); });
