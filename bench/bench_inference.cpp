@@ -4,7 +4,8 @@
 //   ./build/bench/bench_inference [--threads N] [--stories PATH.gguf] [--quick]
 // Models: stories260K (GGUF fixture), random models shaped like Qwen2.5-0.5B (hidden 896, 24
 // layers, 14 heads, 2 KV heads, intermediate 4864, vocab 151936; F32 and BF16) and Qwen3-0.6B
-// (bench_models.h; BF16: QK-norm, head_dim 128).
+// (bench_models.h; BF16: QK-norm, head_dim 128) and Gemma-3-1B (BF16: GeGLU, sandwich norms,
+// a 256K vocabulary).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -172,6 +173,12 @@ int main(int argc, char** argv) {
     auto m = taia::init_model(taia::bench::qwen3_06b_shape(), 1, taia::DType::BF16);
     std::fprintf(stderr, "initialised Qwen3-0.6B-shaped BF16 model in %.1f s\n", seconds_since(t));
     row("Qwen3-0.6B shape (random)", *m, 128, steps);
+  }
+  {
+    auto t = clock_type::now();
+    auto m = taia::init_model(taia::bench::gemma3_1b_shape(), 1, taia::DType::BF16);
+    std::fprintf(stderr, "initialised Gemma-3-1B-shaped BF16 model in %.1f s\n", seconds_since(t));
+    row("Gemma-3-1B shape (random)", *m, 128, steps);
   }
   return 0;
 }

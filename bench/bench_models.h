@@ -47,6 +47,32 @@ inline ModelConfig qwen3_06b_shape() {
   return c;
 }
 
+// Gemma-3-1B (text): hidden 1152, 26 layers, 4 heads of 256, 1 KV head, intermediate 6912, vocab
+// 262144, tied; GeGLU, sandwich norms, QK-norm, a 512-position window on five layers of six.
+inline ModelConfig gemma3_1b_shape() {
+  ModelConfig c;
+  c.arch = Arch::Gemma3;
+  c.vocab_size = 262144;
+  c.hidden_size = 1152;
+  c.intermediate_size = 6912;
+  c.num_layers = 26;
+  c.num_heads = 4;
+  c.num_kv_heads = 1;
+  c.head_dim = 256;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 1000000.0;
+  c.rope_local_theta = 10000.0;
+  c.max_position_embeddings = 32768;
+  c.tie_word_embeddings = true;
+  c.qk_norm = true;
+  c.activation = Activation::GeluTanh;
+  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  c.query_pre_attn_scalar = 256;
+  c.sliding_window = 512;
+  c.sliding_window_pattern = 6;
+  return c;
+}
+
 // [--threads N] [--stories PATH.gguf] [--quick], shared by bench_inference and bench_eval.
 struct BenchArgs {
   int threads = 2;
