@@ -8,12 +8,12 @@ namespace taia {
 
 namespace {
 constexpr ArchInfo kArchs[] = {
-    {Arch::Llama, "llama", "LlamaForCausalLM", "llama", true, true},
-    {Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", false, true},
-    {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true, true},
-    {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false, true},
-    {Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", false, false},
-    {Arch::Gemma3, "gemma3_text", "Gemma3ForCausalLM", "gemma3", false, false},
+    {Arch::Llama, "llama", "LlamaForCausalLM", "llama", true, true, false},
+    {Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", false, true, false},
+    {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true, true, false},
+    {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false, true, false},
+    {Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", false, true, true},
+    {Arch::Gemma3, "gemma3_text", "Gemma3ForCausalLM", "gemma3", false, false, true},
 };
 }  // namespace
 
@@ -28,7 +28,7 @@ const char* arch_hf_class(Arch a) { return arch_info(a).hf_class; }
 Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin) {
   for (const ArchInfo& i : kArchs)
     if (gguf_arch == i.gguf_arch && i.gguf_supported) return i.arch;
-  fail(origin, ": general.architecture expected 'llama', 'qwen2' or 'qwen3', got '", gguf_arch, "'");
+  fail(origin, ": general.architecture expected 'llama', 'qwen2', 'qwen3' or 'gemma2', got '", gguf_arch, "'");
 }
 
 void ModelConfig::validate(const std::string& origin) const {

@@ -23,6 +23,7 @@ struct ArchInfo {
   const char* gguf_arch;      // GGUF general.architecture (llama.cpp converts Mistral as "llama")
   bool gguf_permutes_qk;      // llama.cpp interleaves the rotary pairs of Q/K rows (LLaMA-style RoPE)
   bool gguf_supported;        // taia reads this architecture from GGUF files
+  bool gguf_norms_plus_one;   // llama.cpp's converter stores the (1 + weight) norms with the 1 added
 };
 const ArchInfo& arch_info(Arch a);
 const char* arch_name(Arch a);      // model_type

@@ -134,23 +134,26 @@ void save_gguf_model(Model& model, const std::string& base_gguf, const std::stri
   for (const auto& [key, value] : base.metadata())
     if (key != "general.alignment") w.add_value(key, value);
   const ModelConfig& c = model.config;
-  std::map<std::string, std::string> hf_of;  // GGUF name -> HF name
-  for (const ExpectedTensor& e : expected_tensors(c)) hf_of[gguf_tensor_name(e.name, c.norm_layout())] = e.name;
+  std::map<std::string, const ExpectedTensor*> hf_of;  // GGUF name -> HF tensor
+  const std::vector<ExpectedTensor> expected = expected_tensors(c);
+  for (const ExpectedTensor& e : expected) hf_of[gguf_tensor_name(e.name, c.norm_layout())] = &e;
   for (const GgufTensor& t : base.tensors()) {
     std::vector<float> data(size_t(t.numel()));
     auto it = hf_of.find(t.name);
     if (it == hf_of.end()) {  // e.g. rope_freqs.weight: carried over unchanged
       gguf_dequantize(t, data.data(), base_gguf);
     } else {
-      const TensorView* v = model.find(it->second);
+      const TensorView* v = model.find(it->second->name);
       TAIA_CHECK(v && v->numel() == t.numel(), path, ": tensor '", t.name, "' does not match the model");
       convert_to_f32(v->dtype, v->data, data.data(), data.size());
       if (arch_info(c.arch).gguf_permutes_qk) {
         const int64_t row = v->rank() == 2 ? v->shape[1] : 1;
-        const auto proj = proj_of_tensor(it->second);
+        const auto proj = proj_of_tensor(it->second->name);
         if (proj == Proj::Q) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);
         if (proj == Proj::K) permute_qk_rows(data.data(), c.num_kv_heads, c.head_dim, row);
       }
+      if (arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(*it->second))
+        for (float& x : data) x += 1.0f;  // llama.cpp's convention: the stored norm is 1 + weight
     }
     w.add_tensor_f32(t.name, t.ne, data.data());
   }

@@ -45,6 +45,23 @@ void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t r
   }
 }
 
+namespace {
+
+// Gemma 2 as llama.cpp's converter writes it. The file has no query_pre_attn_scalar: like
+// llama.cpp, the 46-layer model (27B) scales by 1/sqrt(hidden / heads), the others by
+// 1/sqrt(head_dim), which is what their configs say.
+void read_gemma2_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
+  c.activation = Activation::GeluTanh;
+  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  c.attn_softcap = g.get_float_or(p + "attn_logit_softcapping", 0.0);
+  c.final_softcap = g.get_float_or(p + "final_logit_softcapping", 0.0);
+  c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);
+  c.sliding_window_pattern = 2;
+  c.query_pre_attn_scalar = c.num_layers == 46 ? double(c.hidden_size / c.num_heads) : double(c.head_dim);
+}
+
+}  // namespace
+
 ModelConfig config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
   ModelConfig c;
@@ -78,6 +95,7 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias")) != nullptr;
   c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Up, ".bias")) != nullptr;
   c.qk_norm = c.arch == Arch::Qwen3;
+  if (c.arch == Arch::Gemma2) read_gemma2_gguf(g, p, c);
   if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
   if (g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {g.get_int("tokenizer.ggml.eos_token_id")};
   c.validate(g.path());
@@ -160,6 +178,8 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
       if (is_q) unpermute_qk_rows(tmp.data(), c.num_heads, c.head_dim, row_len);
       if (is_k) unpermute_qk_rows(tmp.data(), c.num_kv_heads, c.head_dim, row_len);
     }
+    if (arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e))
+      for (float& v : tmp) v -= 1.0f;  // llama.cpp stored 1 + weight; taia keeps HF's weight
     fill_from_f32(*model.find(e.name), tmp);
   }
   if (const GgufTensor* rf = g.find_tensor(kGgufRopeFreqsTensor)) {

@@ -46,6 +46,10 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   return out;
 }
 
+bool is_norm_tensor(const ExpectedTensor& e) {
+  return !e.is_linear && e.name.size() > 7 && e.name.compare(e.name.size() - 7, 7, ".weight") == 0;
+}
+
 std::vector<TensorView*> Model::named_tensors() {
   std::vector<TensorView*> out;
   for (const ExpectedTensor& e : expected_tensors(config)) out.push_back(find(e.name));

@@ -44,6 +44,8 @@ struct ExpectedTensor {
   bool is_linear;  // stored in the linear dtype (else F32: norms, biases)
 };
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c);
+// A norm's weight (F32, not a bias).
+bool is_norm_tensor(const ExpectedTensor& e);
 
 struct Model {
   ModelConfig config;

@@ -7,6 +7,7 @@
 #include "core/json_util.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
+#include "model/gguf_lora.h"
 #include "model/init.h"
 #include "model/loader.h"
 #include "test_util.h"
@@ -191,6 +192,11 @@ void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
   b.kv_u32(a + ".attention.head_count", uint32_t(c.num_heads));
   b.kv_u32(a + ".attention.head_count_kv", uint32_t(c.num_kv_heads));
   b.kv_u32(a + ".attention.key_length", uint32_t(c.head_dim));
+  if (c.arch == Arch::Gemma2) {  // as llama.cpp's converter writes Gemma 2
+    b.kv_f32(a + ".attn_logit_softcapping", float(c.attn_softcap));
+    b.kv_f32(a + ".final_logit_softcapping", float(c.final_softcap));
+    b.kv_u32(a + ".attention.sliding_window", uint32_t(c.sliding_window));
+  }
   b.kv_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_norm_eps);
   b.kv_f32(a + ".rope.freq_base", c.rope_theta);
   b.kv_u32(a + ".context_length", uint32_t(c.max_position_embeddings));
@@ -199,6 +205,8 @@ void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
     std::vector<float> v(size_t(t->numel()));
     convert_to_f32(t->dtype, t->data, v.data(), v.size());
     const std::string g = gguf_tensor_name(t->name, c.norm_layout());
+    if (c.norm_plus_one && g.find("norm") != std::string::npos)
+      for (float& x : v) x += 1.0f;  // llama.cpp stores Gemma's norms as 1 + weight
     const bool is_q = g.find("attn_q.") != std::string::npos, is_k = g.find("attn_k.") != std::string::npos;
     if (permute_qk && (is_q || is_k)) {
       const int64_t heads = is_q ? c.num_heads : c.num_kv_heads, hd = c.head_dim, half = hd / 2;
@@ -251,6 +259,34 @@ TEST(Model, Qwen3GgufGivesTheSameLogits) {
   float* qn = g->find(norm_tensor_name(0, LayerNorm::Q, NormLayout::PreNorm))->ptr<float>();
   for (int64_t i = 0; i < c.head_dim; ++i) qn[i] *= 1.5f;
   EXPECT_GT(test::max_abs_diff(before, all_logits(*g, kIds)), 1e-3f);
+}
+
+// Gemma 2 in GGUF as llama.cpp writes it: norms stored as 1 + weight, soft-caps and the window in
+// metadata, the attention scale from head_dim (query_pre_attn_scalar is not in the file).
+TEST(Model, Gemma2GgufGivesTheSameLogits) {
+  ModelConfig c = tiny_config(Arch::Gemma2, 2, true);
+  c.qkv_bias = false;
+  c.activation = Activation::GeluTanh;
+  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  c.attn_softcap = 1.5;
+  c.final_softcap = 3.0;
+  c.query_pre_attn_scalar = double(c.head_dim);
+  c.sliding_window = 3;
+  c.sliding_window_pattern = 2;
+  auto m = init_model(c, 8, DType::F32, InitScheme::Full, 0.1f);
+  const std::string path = test::temp_dir() + "/g2.gguf";
+  write_gguf_from(*m, path, false);
+  auto g = load_model(path);
+  EXPECT_EQ(g->config.arch, Arch::Gemma2);
+  EXPECT_EQ(g->config.layer_window(0), 3);
+  EXPECT_EQ(g->config.layer_window(1), 0);
+  EXPECT_DOUBLE_EQ(g->config.final_softcap, 3.0);
+  EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f);
+  // Written back as GGUF, the norms carry the 1 again: the file reloads to the same logits.
+  const std::string again = test::temp_dir() + "/g2b.gguf";
+  save_gguf_model(*g, path, again);
+  auto h = load_model(again);
+  EXPECT_LE(test::max_abs_diff(all_logits(*g, kIds), all_logits(*h, kIds)), 1e-6f);
 }
 
 TEST(Model, MissingOrMisshapenTensorsAreNamed) {
