@@ -239,7 +239,7 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
           const float* Pb = P + r0 * L + k0;
           const float* dOb = dO + r0 * H * hd;
           sgemm(false, true, rows, keys, hd, 1.0f, dOb, H * hd, Vm + k0 * KV * hd, KV * hd, 0.0f, dSb, L);
-          if (cap > 0.0f)  // the capped logits again (probs hold their softmax): S = cap tanh(scale Q K^T / cap)
+          if (cap > 0.0f)  // the logits before the cap again (probs hold only the softmax): S = scale Q K^T
             sgemm(false, true, rows, keys, hd, scale, Q + r0 * H * hd, H * hd, K + k0 * KV * hd, KV * hd, 0.0f,
                   S.data() + k0, L);
           for (int64_t i = r0; i < r1; ++i) {

@@ -14,7 +14,7 @@ struct AttentionShape {
   // Sliding window (Mistral): the query at position i attends to the keys at positions
   // i - window + 1 .. i (HF's `kv_idx > q_idx - sliding_window`); 0 = every earlier position.
   // attention_forward and the training kernels apply it; attention_forward_spans takes spans
-  // the caller has already trimmed (sliding_window_spans).
+  // the caller has already trimmed (Decoder::layer_spans).
   int64_t window = 0;
   // The logits' scale (0: 1/sqrt(head_dim); Gemma 2: 1/sqrt(query_pre_attn_scalar)) and
   // soft-capping, logit -> softcap * tanh(logit / softcap) before the softmax (0: none). The

@@ -114,36 +114,60 @@ void read_rope_scaling(const Json& rs, ModelConfig& c, const std::string& origin
   }
 }
 
-// A positive number or null (0) under `key`.
-double optional_positive(const Json& j, const char* key, const std::string& origin) {
+// A positive number under `key`: `absent` when the key is missing (HF's config-class default),
+// 0 when it is null (the feature off).
+double positive_or(const Json& j, const char* key, double absent, const std::string& origin) {
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return 0;
+  if (it == j.end()) return absent;
+  if (it->is_null()) return 0;
   TAIA_CHECK(it->is_number() && it->get<double>() > 0, origin, ": ", key, " expected a positive number or null, got ",
              it->dump());
   return it->get<double>();
 }
 
+// transformers v5 writes Gemma 3's RoPE per layer type: {"full_attention": {...}, "sliding_attention":
+// {...}}. The full-attention entry is the global RoPE (base and scaling); the sliding one may only
+// set a base.
+bool read_per_layer_rope(const Json& rp, ModelConfig& c, const std::string& origin) {
+  if (!rp.is_object() || !(rp.contains("full_attention") || rp.contains("sliding_attention"))) return false;
+  TAIA_CHECK(c.arch == Arch::Gemma3, origin, ": rope_parameters per layer type is only read for Gemma 3");
+  if (rp.contains("full_attention")) read_rope_scaling(rp["full_attention"], c, origin, "rope_parameters.full_attention");
+  if (rp.contains("sliding_attention")) {
+    const Json& s = rp["sliding_attention"];
+    ModelConfig local;
+    read_rope_scaling(s, local, origin, "rope_parameters.sliding_attention");
+    TAIA_CHECK(local.rope_scaling.type == RopeScaling::Type::None, origin,
+               ": rope_parameters.sliding_attention expected rope_type default (the local layers are not scaled)");
+    c.rope_local_theta = json_number_or(s, "rope_theta", 10000.0, origin);
+  }
+  return true;
+}
+
 // Gemma 2 and 3: GeGLU, (1 + w) norms, scaled embeddings, four norms a layer, soft-capping (2),
 // query_pre_attn_scalar, windowed layers with every P-th one global (2: P = 2; 3:
-// sliding_window_pattern, 6), Gemma 3's QK-norm and local RoPE base.
+// sliding_window_pattern, 6), Gemma 3's QK-norm and local RoPE base. Missing keys take the HF
+// config classes' defaults.
 void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
   const std::string act = json_string_or(j, "hidden_activation", json_string_or(j, "hidden_act", "gelu_pytorch_tanh",
                                                                                   origin), origin);
   TAIA_CHECK(act == "gelu_pytorch_tanh", origin, ": hidden_activation expected 'gelu_pytorch_tanh', got '", act, "'");
+  TAIA_CHECK(!json_bool_or(j, "use_bidirectional_attention", false, origin), origin,
+             ": use_bidirectional_attention=true (an embedding model) is not supported: taia's attention is causal");
+  const bool gemma2 = c.arch == Arch::Gemma2;
   c.activation = Activation::GeluTanh;
   c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
   c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
   c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", true, origin);
-  c.attn_softcap = optional_positive(j, "attn_logit_softcapping", origin);
-  c.final_softcap = optional_positive(j, "final_logit_softcapping", origin);
-  c.query_pre_attn_scalar = optional_positive(j, "query_pre_attn_scalar", origin);
-  c.sliding_window = int64_t(optional_positive(j, "sliding_window", origin));
-  c.sliding_window_pattern = c.arch == Arch::Gemma2 ? 2 : json_int_or(j, "sliding_window_pattern", 6, origin);
+  c.attn_softcap = positive_or(j, "attn_logit_softcapping", gemma2 ? 50.0 : 0.0, origin);
+  c.final_softcap = positive_or(j, "final_logit_softcapping", gemma2 ? 30.0 : 0.0, origin);
+  c.query_pre_attn_scalar = positive_or(j, "query_pre_attn_scalar", 256.0, origin);
+  c.sliding_window = int64_t(positive_or(j, "sliding_window", gemma2 ? 4096.0 : 512.0, origin));
+  c.sliding_window_pattern = gemma2 ? 2 : json_int_or(j, "sliding_window_pattern", 6, origin);
   TAIA_CHECK(c.sliding_window_pattern >= 1, origin, ": sliding_window_pattern expected >= 1, got ",
              c.sliding_window_pattern);
-  if (c.arch == Arch::Gemma3) {
+  if (!gemma2) {
     c.qk_norm = true;
-    c.rope_local_theta = json_number_or(j, "rope_local_base_freq", 10000.0, origin);
+    if (c.rope_local_theta == 0) c.rope_local_theta = json_number_or(j, "rope_local_base_freq", 10000.0, origin);
     TAIA_CHECK(c.rope_local_theta > 0, origin, ": rope_local_base_freq expected > 0, got ", c.rope_local_theta);
   }
   if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
@@ -151,10 +175,9 @@ void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
     TAIA_CHECK(lt->is_array() && int64_t(lt->size()) == c.num_layers, origin, ": layer_types expected ",
                c.num_layers, " entries");
     for (int64_t l = 0; l < c.num_layers; ++l) {
-      const bool sliding_pattern = (c.sliding_window_pattern <= 1 || (l + 1) % c.sliding_window_pattern != 0);
-      const std::string pattern = sliding_pattern ? "sliding_attention" : "full_attention";
-      TAIA_CHECK((*lt)[size_t(l)] == pattern, origin, ": layer_types[", l, "] expected '", pattern,
-                 "' (every ", c.sliding_window_pattern, "th layer full), got ", (*lt)[size_t(l)].dump());
+      const std::string want = c.layer_is_local(l) ? "sliding_attention" : "full_attention";
+      TAIA_CHECK((*lt)[size_t(l)] == want, origin, ": layer_types[", l, "] expected '", want, "' (layer l global iff (l + 1) % ",
+                 c.sliding_window_pattern, " == 0), got ", (*lt)[size_t(l)].dump());
     }
   }
 }
@@ -190,13 +213,14 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   c.num_heads = json_int(j, "num_attention_heads", origin);
   c.num_kv_heads = json_int_or(j, "num_key_value_heads", c.num_heads, origin);
   TAIA_CHECK(c.num_heads > 0, origin, ": num_attention_heads expected > 0, got ", c.num_heads);
-  c.head_dim = json_int_or(j, "head_dim", c.hidden_size / c.num_heads, origin);
+  const bool gemma = c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3;
+  c.head_dim = json_int_or(j, "head_dim", gemma ? 256 : c.hidden_size / c.num_heads, origin);
   c.rms_norm_eps = json_number_or(j, "rms_norm_eps", 1e-6, origin);
-  c.rope_theta = json_number_or(j, "rope_theta", 10000.0, origin);
+  c.rope_theta = json_number_or(j, "rope_theta", c.arch == Arch::Gemma3 ? 1000000.0 : 10000.0, origin);
   c.max_position_embeddings = json_int_or(j, "max_position_embeddings", 2048, origin);
   c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", false, origin);
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) read_rope_scaling(*rs, c, origin, "rope_scaling");
-  if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null())
+  if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null() && !read_per_layer_rope(*rp, c, origin))
     read_rope_scaling(*rp, c, origin, "rope_parameters");
   if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) {
     read_gemma(j, c, origin);

@@ -53,10 +53,11 @@ struct ModelConfig {
   // head, after the projection and before RoPE.
   bool qk_norm = false;
   // Mistral's / Gemma's `sliding_window`: each query attends to the last sliding_window positions
-  // (its own included); 0 = the whole context. With sliding_window_pattern P > 1, every P-th layer
-  // ((l + 1) % P == 0) attends globally (Gemma 2: P = 2, the odd layers).
+  // (its own included); 0 = the whole context. sliding_window_pattern 0: every layer windowed
+  // (Mistral); P >= 1: layer l windowed iff (l + 1) % P != 0, HF's rule (Gemma 2: P = 2, the
+  // even layers; Gemma 3: P = 6; P = 1: none).
   int64_t sliding_window = 0;
-  int64_t sliding_window_pattern = 1;
+  int64_t sliding_window_pattern = 0;
   // Gemma 2.
   Activation activation = Activation::Silu;
   bool norm_plus_one = false;        // RMSNorm multiplies by (1 + weight)
@@ -75,13 +76,13 @@ struct ModelConfig {
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
   // The attention window of a layer (0: full causal attention).
-  int64_t layer_window(int64_t layer) const {
-    if (sliding_window_pattern > 1 && (layer + 1) % sliding_window_pattern == 0) return 0;
-    return sliding_window;
+  bool layer_is_local(int64_t layer) const {
+    return sliding_window_pattern == 0 || (layer + 1) % sliding_window_pattern != 0;
   }
+  int64_t layer_window(int64_t layer) const { return layer_is_local(layer) ? sliding_window : 0; }
   NormLayout norm_layout() const { return sandwich_norms ? NormLayout::Sandwich : NormLayout::PreNorm; }
   // Whether a layer rotates with the local RoPE (rope_local_theta, no scaling).
-  bool layer_uses_local_rope(int64_t layer) const { return rope_local_theta > 0 && layer_window(layer) > 0; }
+  bool layer_uses_local_rope(int64_t layer) const { return rope_local_theta > 0 && layer_is_local(layer); }
   // The attention logits' scale: 1 / sqrt(query_pre_attn_scalar or head_dim).
   float attention_scale() const;
   // Throws "<origin>: <field> expected ..., got ..." for an inconsistent configuration.

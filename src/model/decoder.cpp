@@ -144,6 +144,8 @@ const KeySpans* Decoder::layer_spans(int64_t layer, const KVCache& cache, const 
     const int64_t first = window_start(b.positions[size_t(t)], window);
     for (int s = 0; s < 2; ++s)
       while (sp.begin[s] < sp.end[s] && cache.position(sp.begin[s]) < first) ++sp.begin[s];
+    TAIA_CHECK(sp.size() > 0, "[Decoder::forward_packed] row ", t, " (position ", b.positions[size_t(t)],
+               ") attends to no key inside its window of ", window);
   }
   window_spans_for_ = window;
   return window_spans_.data();

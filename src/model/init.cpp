@@ -27,10 +27,12 @@ std::unique_ptr<Model> init_model(const ModelConfig& config, uint64_t seed, DTyp
     TensorView& t = *model->find(e.name);
     std::vector<float> values(size_t(t.numel()));
     const bool is_norm = e.name.find("norm") != std::string::npos;
+    // Gemma's norms multiply by (1 + w): HF initialises w to 0, a scale of 1.
+    const float norm_one = config.norm_plus_one ? 0.0f : 1.0f;
     const bool is_bias = e.name.size() > 5 && e.name.compare(e.name.size() - 5, 5, ".bias") == 0;
     for (float& v : values) {
       if (is_norm)
-        v = scheme == InitScheme::Full ? 1.0f + float(0.1 * rng.normal()) : 1.0f;
+        v = scheme == InitScheme::Full ? norm_one + float(0.1 * rng.normal()) : norm_one;
       else if (is_bias)
         v = scheme == InitScheme::Full ? float(std * rng.normal()) : 0.0f;
       else

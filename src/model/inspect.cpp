@@ -40,7 +40,7 @@ Json config_json(const ModelConfig& c) {
   if (c.norm_plus_one) features.push_back("norm_plus_one");
   if (c.scale_embeddings) features.push_back("scaled_embeddings");
   if (c.sandwich_norms) features.push_back("sandwich_norms");
-  if (c.sliding_window_pattern > 1)
+  if (c.sliding_window_pattern >= 1 && c.sliding_window > 0)
     features.push_back("global_every=" + std::to_string(c.sliding_window_pattern));
   if (c.attn_softcap > 0) features.push_back("attn_softcap=" + Json(c.attn_softcap).dump());
   if (c.final_softcap > 0) features.push_back("final_softcap=" + Json(c.final_softcap).dump());

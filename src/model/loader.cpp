@@ -56,7 +56,7 @@ void read_gemma2_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
   c.attn_softcap = g.get_float_or(p + "attn_logit_softcapping", 0.0);
   c.final_softcap = g.get_float_or(p + "final_logit_softcapping", 0.0);
   c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);
-  c.sliding_window_pattern = 2;
+  c.sliding_window_pattern = 2;  // HF's rule (l + 1) % 2: the even layers windowed
   c.query_pre_attn_scalar = c.num_layers == 46 ? double(c.hidden_size / c.num_heads) : double(c.head_dim);
 }
 

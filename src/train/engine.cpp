@@ -198,6 +198,7 @@ int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t
   const ModelConfig& c = model.config;
   const int64_t N = B * L, widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
   int64_t bytes = int64_t(num_threads()) * L * L * 4;  // attention backward: dS per thread
+  if (c.attn_softcap > 0) bytes += int64_t(num_threads()) * 64 * L * 4;  // and a block's recomputed logits
   if (o.compute_bf16) {
     // Every frozen projection and the LM head multiply in BF16: F32 weights are copied once.
     if (model.linear_dtype == DType::F32) {

@@ -91,7 +91,8 @@ def forward_batch(cfg, W, ids, lora=None):
     D = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
     KV = cfg.get("num_key_value_heads", H)
-    hd = cfg.get("head_dim") or D // H
+    gemma_any = cfg.get("model_type") in ("gemma2", "gemma3_text")
+    hd = cfg.get("head_dim") or (256 if gemma_any else D // H)  # HF's Gemma configs default to 256
     eps = cfg.get("rms_norm_eps", 1e-6)
     L = cfg["num_hidden_layers"]
     lora = lora or {}
@@ -127,14 +128,21 @@ def forward_batch(cfg, W, ids, lora=None):
     if gemma:
         x = x * torch.tensor(D ** 0.5, dtype=torch.float32)
     causal = torch.full((T, T), float("-inf")).triu(1)
-    window = cfg.get("sliding_window") if cfg.get("model_type") in ("mistral", "gemma2", "gemma3_text") else None
+    gemma2 = cfg.get("model_type") == "gemma2"
+    # Keys missing from a Gemma config take the HF config classes' defaults.
+    if cfg.get("model_type") == "mistral":
+        window = cfg.get("sliding_window")
+    elif gemma:
+        window = cfg.get("sliding_window", 4096 if gemma2 else 512)
+    else:
+        window = None
     windowed = causal
     if window:
         i = torch.arange(T)[:, None]
         j = torch.arange(T)[None, :]
         windowed = causal.masked_fill(j <= i - window, float("-inf"))
-    scaling = cfg["query_pre_attn_scalar"] ** -0.5 if gemma and cfg.get("query_pre_attn_scalar") else None
-    softcap = cfg.get("attn_logit_softcapping") if gemma else None
+    scaling = cfg.get("query_pre_attn_scalar", 256) ** -0.5 if gemma else None
+    softcap = cfg.get("attn_logit_softcapping", 50.0 if gemma2 else None) if gemma else None
     for l in range(L):
         p = f"model.layers.{l}."
         sliding = (l + 1) % pattern != 0 if gemma3 else (not gemma or l % 2 == 0)
@@ -174,7 +182,7 @@ def forward_batch(cfg, W, ids, lora=None):
     tied = cfg.get("tie_word_embeddings", gemma)
     head = W["model.embed_tokens.weight"] if tied else W["lm_head.weight"]
     logits = x @ head.T
-    cap = cfg.get("final_logit_softcapping") if gemma else None
+    cap = cfg.get("final_logit_softcapping", 30.0 if gemma2 else None) if gemma else None
     return torch.tanh(logits / cap) * cap if cap else logits
 
 

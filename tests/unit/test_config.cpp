@@ -188,6 +188,38 @@ TEST(Config, Gemma3TextFields) {
   j["layer_types"] = Json::array();
   for (int l = 0; l < 26; ++l) j["layer_types"].push_back(l % 2 ? "full_attention" : "sliding_attention");
   EXPECT_THROW(config_from_hf_json(j, "c"), Error);  // contradicts the pattern
+  j["layer_types"] = Json::array();  // as HF generates it: "sliding" iff (l + 1) % 6
+  for (int l = 0; l < 26; ++l) j["layer_types"].push_back((l + 1) % 6 ? "sliding_attention" : "full_attention");
+  EXPECT_NO_THROW(config_from_hf_json(j, "c"));
+  j.erase("layer_types");
+  j["sliding_window_pattern"] = 1;  // HF: (l + 1) % 1 == 0, every layer global
+  const ModelConfig all_global = config_from_hf_json(j, "c");
+  for (int64_t l : {0, 5, 25}) {
+    EXPECT_EQ(all_global.layer_window(l), 0);
+    EXPECT_FALSE(all_global.layer_uses_local_rope(l));
+  }
+  j["sliding_window_pattern"] = 6;
+  j["use_bidirectional_attention"] = true;  // EmbeddingGemma: not a causal LM
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);
+}
+
+// transformers v5 writes Gemma 3's RoPE per layer type, without a top-level rope_theta.
+TEST(Config, Gemma3PerLayerTypeRopeParameters) {
+  Json j = Json::parse(R"({"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+    "vocab_size": 262208, "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "sliding_window": 1024,
+    "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}})");
+  const ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1000000.0);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::Linear);
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 8.0f);
+  EXPECT_DOUBLE_EQ(c.rope_local_theta, 10000.0);
+  j["rope_parameters"]["sliding_attention"]["rope_type"] = "linear";  // the local layers are never scaled
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);
+  j["model_type"] = "llama";  // the per-layer form is Gemma 3's only
+  j["architectures"] = {"LlamaForCausalLM"};
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);
 }
 
 // Qwen3-0.6B: QK-norm, head_dim 128 with hidden 1024 and 16 heads (not hidden / heads), tied

@@ -125,6 +125,9 @@ TEST(GradCheck, SoftCap) {
   for (double v : y) EXPECT_LT(std::abs(v), cap);
   Vec dx(n, 0);
   softcap_backward<double>(dx.data(), c.data(), y.data(), n, cap);
+  Vec in_place = c;  // the engine's form: the gradient at the capped values becomes the input's
+  softcap_backward_inplace<double>(in_place.data(), y.data(), n, cap);
+  for (int64_t i = 0; i < n; ++i) EXPECT_DOUBLE_EQ(in_place[size_t(i)], dx[size_t(i)]);
   expect_gradient("softcap dx", x, dx, loss);
 }
 

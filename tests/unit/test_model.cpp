@@ -142,6 +142,37 @@ TEST(Model, IncrementalDecodingMatchesOneBatchUnderASlidingWindow) {
   check_incremental_decoding_matches_one_batch(windowed_config());
 }
 
+// Gemma 2 (soft-caps, sandwich norms, windows on even layers) and Gemma 3 (QK-norm, a local
+// RoPE base on windowed layers, every third layer global) through the same decoding paths.
+ModelConfig gemma_config(Arch arch) {
+  ModelConfig c = tiny_config(arch, 2, true);
+  c.num_layers = 3;
+  c.qkv_bias = false;
+  c.activation = Activation::GeluTanh;
+  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  c.query_pre_attn_scalar = 6;
+  c.sliding_window = 3;
+  if (arch == Arch::Gemma2) {
+    c.attn_softcap = 1.0;
+    c.final_softcap = 2.0;
+    c.sliding_window_pattern = 2;
+  } else {
+    c.qk_norm = true;
+    c.rope_local_theta = 10000.0;
+    c.rope_theta = 1000000.0;
+    c.sliding_window_pattern = 3;
+  }
+  return c;
+}
+
+TEST(Model, GemmaPackedBatchesAndIncrementalDecodingMatchOneBatch) {
+  for (Arch arch : {Arch::Gemma2, Arch::Gemma3}) {
+    SCOPED_TRACE(arch_name(arch));
+    check_packed_batch_matches_separate_sequences(gemma_config(arch));
+    check_incremental_decoding_matches_one_batch(gemma_config(arch));
+  }
+}
+
 // The window changes exactly the positions that have keys beyond it.
 TEST(Model, SlidingWindowChangesOnlyPositionsPastIt) {
   ModelConfig full = windowed_config();
