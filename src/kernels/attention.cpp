@@ -8,20 +8,12 @@
 #include "core/error.h"
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
+#include "kernels/softcap.h"
 #include "kernels/softmax.h"
 
 namespace taia {
 namespace {
 
-// Query rows per block of the causal attention GEMMs in training: smaller blocks skip more of
-// the masked upper triangle, larger ones run the GEMMs closer to their peak rate.
-constexpr int64_t kCausalBlock = 64;
-
-// Soft-capping of one row's logits p[lo..i] (Gemma 2): cap * tanh(x / cap), as HF divides.
-template <typename T>
-void soft_cap_row(T* p, int64_t lo, int64_t i, T cap) {
-  for (int64_t j = lo; j <= i; ++j) p[j] = cap * std::tanh(p[j] / cap);
-}
 
 // d cap*tanh(x/cap) / dx at the logit x.
 template <typename T>
@@ -61,8 +53,7 @@ void attend_one(float* out, const float* qh, const float* k, const float* v, con
       for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kj[i];
       scores[n++] = dot * scale;
     }
-  if (softcap > 0.0f)
-    for (int64_t i = 0; i < n; ++i) scores[i] = softcap * std::tanh(scores[i] / softcap);
+  if (softcap > 0.0f) softcap_forward<float>(scores, n, softcap);
   softmax_forward(scores, n);
   for (int64_t i = 0; i < hd; ++i) out[i] = 0.0f;
   n = 0;
@@ -159,7 +150,7 @@ void attention_train_forward_blocked(float* out, float* probs, const float* q, c
               Pb + k0, L);
         for (int64_t i = r0; i < r1; ++i) {
           const int64_t lo = window_start(i, shape.window);
-          if (cap > 0.0f) soft_cap_row(P + i * L, lo, i, cap);
+          if (cap > 0.0f) softcap_forward<float>(P + i * L + lo, i - lo + 1, cap);
           causal_softmax_row(P + i * L, i, L, lo);
         }
         sgemm(false, false, r1 - r0, hd, r1 - k0, 1.0f, Pb + k0, L, Vm + k0 * KV * hd, KV * hd, 0.0f,
@@ -191,7 +182,7 @@ void attention_train_forward_loops(T* out, T* probs, const T* q, const T* k, con
           for (int64_t d = 0; d < hd; ++d) dot += qi[d] * kj[d];
           p[j] = dot * scale;
         }
-        if (cap > T(0)) soft_cap_row(p, lo, i, cap);
+        if (cap > T(0)) softcap_forward<T>(p + lo, i - lo + 1, cap);
         causal_softmax_row(p, i, L, lo);
         T* o = out + ((b * L + i) * H + h) * hd;
         for (int64_t d = 0; d < hd; ++d) o[d] = 0;
@@ -222,7 +213,8 @@ void attention_backward_blocked(float* dq, float* dk, float* dv, const float* do
       // mapped and faulted in on every layer of every step.
       thread_local std::vector<float> dS, S;
       dS.resize(static_cast<size_t>(L * L));
-      if (cap > 0.0f) S.resize(static_cast<size_t>(kCausalBlock * L));  // a block's capped logits, recomputed
+      // A block's logits before the cap, recomputed.
+      if (cap > 0.0f) S.resize(static_cast<size_t>(kCausalBlock * L));
       const float* K = k + (b * L * KV + g) * hd;
       const float* Vm = v + (b * L * KV + g) * hd;
       float* dK = dk + (b * L * KV + g) * hd;

@@ -24,6 +24,11 @@ struct AttentionShape {
   float softcap = 0.0f;
 };
 
+// Query rows per block of the training kernels' GEMMs: smaller blocks skip more of the masked
+// upper triangle, larger ones run the GEMMs closer to their peak rate. (The memory estimate of
+// the training engine counts per-thread scratch in these blocks.)
+inline constexpr int64_t kCausalBlock = 64;
+
 // The first position a query at `position` attends to under `window` (0: no window).
 inline int64_t window_start(int64_t position, int64_t window) {
   return window > 0 && position - window + 1 > 0 ? position - window + 1 : 0;

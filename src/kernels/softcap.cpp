@@ -6,9 +6,9 @@ namespace taia {
 
 template <typename T>
 void softcap_forward(T* x, int64_t n, T cap) {
-  const T inv = T(1) / cap;
+  // x / cap, as HF divides (a multiplication by 1 / cap would round differently).
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] * inv);
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
 template <typename T>

@@ -6,7 +6,8 @@
 
 namespace taia {
 
-// x[n] -> cap * tanh(x / cap), in place. Templated on the scalar (double in the gradient checks).
+// x[n] -> cap * tanh(x / cap), in place (no threads below 64K values, so it can run on one
+// attention row inside a parallel region). Templated on the scalar (double in the gradient checks).
 template <typename T>
 void softcap_forward(T* x, int64_t n, T cap);
 

@@ -154,8 +154,7 @@ void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
   TAIA_CHECK(!json_bool_or(j, "use_bidirectional_attention", false, origin), origin,
              ": use_bidirectional_attention=true (an embedding model) is not supported: taia's attention is causal");
   const bool gemma2 = c.arch == Arch::Gemma2;
-  c.activation = Activation::GeluTanh;
-  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  set_gemma_layer(c);
   c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
   c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", true, origin);
   c.attn_softcap = positive_or(j, "attn_logit_softcapping", gemma2 ? 50.0 : 0.0, origin);
@@ -183,6 +182,20 @@ void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
 }
 
 }  // namespace
+
+void set_gemma_layer(ModelConfig& c) {
+  c.activation = Activation::GeluTanh;
+  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+}
+
+AttentionShape ModelConfig::attention_shape(int64_t layer) const {
+  AttentionShape shape{num_heads, num_kv_heads, head_dim, layer_window(layer)};
+  if (query_pre_attn_scalar > 0) shape.scale = attention_scale();
+  shape.softcap = float(attn_softcap);
+  return shape;
+}
+
+float ModelConfig::embedding_scale() const { return scale_embeddings ? float(std::sqrt(double(hidden_size))) : 1.0f; }
 
 float ModelConfig::attention_scale() const {
   // In double, rounded once, as HF's Python float scaling multiplies the float32 logits.

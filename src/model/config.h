@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/json_util.h"
+#include "kernels/attention.h"
 #include "kernels/rope.h"
 #include "model/tensor_names.h"
 
@@ -85,10 +86,19 @@ struct ModelConfig {
   bool layer_uses_local_rope(int64_t layer) const { return rope_local_theta > 0 && layer_is_local(layer); }
   // The attention logits' scale: 1 / sqrt(query_pre_attn_scalar or head_dim).
   float attention_scale() const;
+  // The attention of a layer: heads, its window, Gemma's scale and soft-cap (decoder and engine).
+  AttentionShape attention_shape(int64_t layer) const;
+  float norm_weight_offset() const { return norm_plus_one ? 1.0f : 0.0f; }  // RMSNorm's (offset + w)
+  // What embedding rows are multiplied by: Gemma's sqrt(hidden) rounded once to F32, as HF does.
+  float embedding_scale() const;
   // Throws "<origin>: <field> expected ..., got ..." for an inconsistent configuration.
   void validate(const std::string& origin) const;
   int64_t parameter_count() const;
 };
+
+// The Gemma family's layer (Gemma 2 and 3): GeGLU, (1 + w) norms, embeddings times sqrt(hidden),
+// sandwich norms. Shared by the config.json and GGUF readers.
+void set_gemma_layer(ModelConfig& c);
 
 // Reads an HF config.json object (LlamaForCausalLM / Qwen2ForCausalLM / MistralForCausalLM).
 ModelConfig config_from_hf_json(const Json& j, const std::string& origin);

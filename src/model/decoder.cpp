@@ -161,7 +161,7 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   const int64_t* pos = b.positions.data();
   float* k_rows = contiguous ? cache.keys(l) + b.slots[0] * KV : s_.k.data();  // [T, KV]
   float* v_rows = contiguous ? cache.values(l) + b.slots[0] * KV : s_.v.data();
-  const float eps = float(c.rms_norm_eps), norm_offset = c.norm_plus_one ? 1.0f : 0.0f;
+  const float eps = float(c.rms_norm_eps), norm_offset = c.norm_weight_offset();
   rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, eps, norm_offset);
   project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
   project(l, Proj::K, L.k, k_rows, xn, T, false);
@@ -179,11 +179,9 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
       std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
       std::memcpy(cache.values(l) + b.slots[size_t(t)] * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
     }
-  AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
-  if (c.query_pre_attn_scalar > 0) shape.scale = c.attention_scale();
-  shape.softcap = float(c.attn_softcap);
+  // The spans carry the layer's window (layer_spans); the shape adds Gemma's scale and soft-cap.
   attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), layer_spans(l, cache, b), T,
-                          cache.row_stride(), shape);
+                          cache.row_stride(), c.attention_shape(l));
   sublayer_output(l, Proj::O, L.o, L.attn_out_norm, s_.att.data(), T);
 
   rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, eps, norm_offset);
@@ -208,7 +206,7 @@ void Decoder::sublayer_output(int64_t l, Proj p, const Linear& lin, const Tensor
   }
   float* y = s_.block_out.data();
   project(l, p, lin, y, in, T, false);
-  rmsnorm_forward(y, y, out_norm.ptr<const float>(), T, D, float(c.rms_norm_eps), c.norm_plus_one ? 1.0f : 0.0f);
+  rmsnorm_forward(y, y, out_norm.ptr<const float>(), T, D, float(c.rms_norm_eps), c.norm_weight_offset());
   float* x = s_.x.data();
 #pragma omp parallel for schedule(static) if (T * D > 65536)
   for (int64_t i = 0; i < T * D; ++i) x[i] += y[i];
@@ -236,7 +234,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   float* x = s_.x.data();
   embed_rows(x, w.embed, b.tokens.data(), T, D);
   if (c.scale_embeddings) {  // Gemma: times sqrt(hidden) rounded to the activations' dtype, as HF does
-    const float normalizer = float(std::sqrt(double(D)));
+    const float normalizer = c.embedding_scale();
     for (int64_t i = 0; i < T * D; ++i) x[i] *= normalizer;
   }
   for (int64_t l = 0; l < c.num_layers; ++l) layer_forward(l, cache, b, contiguous);
@@ -248,7 +246,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     if (r != i) std::memmove(x + i * D, x + r * D, size_t(D) * sizeof(float));
   }
   rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps),
-                  c.norm_plus_one ? 1.0f : 0.0f);
+                  c.norm_weight_offset());
   linear_forward(logits, s_.xn.data(), w.lm_head, nullptr, rows);
   if (c.final_softcap > 0) softcap_forward<float>(logits, rows * c.vocab_size, float(c.final_softcap));
 }

@@ -51,8 +51,7 @@ namespace {
 // llama.cpp, the 46-layer model (27B) scales by 1/sqrt(hidden / heads), the others by
 // 1/sqrt(head_dim), which is what their configs say.
 void read_gemma2_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
-  c.activation = Activation::GeluTanh;
-  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  set_gemma_layer(c);
   c.attn_softcap = g.get_float_or(p + "attn_logit_softcapping", 0.0);
   c.final_softcap = g.get_float_or(p + "final_logit_softcapping", 0.0);
   c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);

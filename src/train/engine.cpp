@@ -198,7 +198,7 @@ int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t
   const ModelConfig& c = model.config;
   const int64_t N = B * L, widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
   int64_t bytes = int64_t(num_threads()) * L * L * 4;  // attention backward: dS per thread
-  if (c.attn_softcap > 0) bytes += int64_t(num_threads()) * 64 * L * 4;  // and a block's recomputed logits
+  if (c.attn_softcap > 0) bytes += int64_t(num_threads()) * kCausalBlock * L * 4;  // a block's recomputed logits
   if (o.compute_bf16) {
     // Every frozen projection and the LM head multiply in BF16: F32 weights are copied once.
     if (model.linear_dtype == DType::F32) {
@@ -369,7 +369,7 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   {
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D,
-                                 eps, norm_offset());
+                                 eps, c.norm_weight_offset());
   }
   proj_forward(l, Proj::Q, (c.qk_norm ? a.q_raw : a.q).data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::K, (c.qk_norm ? a.k_raw : a.k).data(), a.ln1.data(), N, a, train, step, false);
@@ -377,23 +377,23 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   if (c.qk_norm) {  // per head: [N, H, hd] as N*H rows of hd
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(a.q.data(), a.rstd_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(),
-                                 N * c.num_heads, c.head_dim, eps, norm_offset());
+                                 N * c.num_heads, c.head_dim, eps, c.norm_weight_offset());
     rmsnorm_train_forward<float>(a.k.data(), a.rstd_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(),
-                                 N * c.num_kv_heads, c.head_dim, eps, norm_offset());
+                                 N * c.num_kv_heads, c.head_dim, eps, c.norm_weight_offset());
   }
   {
     PhaseScope t(phase_slot(Phase::Attention));
     rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, layer_rope(l));
     rope_train_forward<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, layer_rope(l));
     attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_,
-                                   attention_shape(l));
+                                   c.attention_shape(l));
   }
   sublayer_forward(l, Proj::O, a, a.att.data(), a.x_in.data(), a.x_mid.data(), a.attn_out, a.rstd_attn_out,
                    w.attn_out_norm, train, step);
   {
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.ptr<const float>(), N, D,
-                                 eps, norm_offset());
+                                 eps, c.norm_weight_offset());
   }
   proj_forward(l, Proj::Gate, a.gate.data(), a.ln2.data(), N, a, train, step, false);
   proj_forward(l, Proj::Up, a.up.data(), a.ln2.data(), N, a, train, step, false);
@@ -406,14 +406,6 @@ void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, floa
   }
   sublayer_forward(l, Proj::Down, a, a.h.data(), a.x_mid.data(), x_out, a.ffn_out, a.rstd_ffn_out, w.ffn_out_norm,
                    train, step);
-}
-
-AttentionShape TrainEngine::attention_shape(int64_t l) const {
-  const ModelConfig& c = model_.config;
-  AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, c.layer_window(l)};
-  if (c.query_pre_attn_scalar > 0) shape.scale = c.attention_scale();
-  shape.softcap = float(c.attn_softcap);
-  return shape;
 }
 
 // x_out = x_res + the sub-layer's last projection (o or down) of `in`: accumulated straight into
@@ -435,13 +427,18 @@ void TrainEngine::sublayer_forward(int64_t l, Proj p, LayerActs& a, const float*
   PhaseScope t(phase_slot(Phase::Norm));
   float* normed = buf_.sublayer_normed.data();
   rmsnorm_train_forward<float>(normed, rstd.data(), pre.data(), out_norm.ptr<const float>(), N, D,
-                               float(model_.config.rms_norm_eps), norm_offset());
+                               float(model_.config.rms_norm_eps), model_.config.norm_weight_offset());
 #pragma omp parallel for schedule(static) if (N * D > 65536)
   for (int64_t i = 0; i < N * D; ++i) x_out[i] = x_res[i] + normed[i];
 }
 
 // The gradient at a sub-layer's last projection output: d_residual itself, or with sandwich
 // norms d_residual back through the output norm (into d_sublayer_out; its weight's gradient too).
+// The gradient buffer of a layer norm's weight (full fine-tuning), or null when it is frozen.
+float* TrainEngine::norm_grad(int64_t l, LayerNorm n) {
+  return grads_ ? grads_->find(norm_tensor_name(l, n, model_.config.norm_layout())) : nullptr;
+}
+
 const float* TrainEngine::sublayer_backward_norm(int64_t l, LayerNorm n, const float* d_residual,
                                                  const std::vector<float>& pre, const std::vector<float>& rstd,
                                                  const TensorView& out_norm) {
@@ -451,8 +448,8 @@ const float* TrainEngine::sublayer_backward_norm(int64_t l, LayerNorm n, const f
   PhaseScope t(phase_slot(Phase::Norm));
   float* d_pre = buf_.grad.d_sublayer_out.data();
   parallel_zero(d_pre, N * D);
-  rmsnorm_backward<float>(d_pre, grads_ ? grads_->find(norm_tensor_name(l, n, c.norm_layout())) : nullptr, d_residual,
-                          pre.data(), out_norm.ptr<const float>(), rstd.data(), N, D, norm_offset());
+  rmsnorm_backward<float>(d_pre, norm_grad(l, n), d_residual,
+                          pre.data(), out_norm.ptr<const float>(), rstd.data(), N, D, c.norm_weight_offset());
   return d_pre;
 }
 
@@ -490,8 +487,8 @@ void TrainEngine::ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint6
   proj_backward(l, Proj::Up, d_ln2, g.d_up.data(), a.ln2.data(), N, a, step);
   // The residual passes d_residual straight through; the norm adds its share.
   PhaseScope t(phase_slot(Phase::Norm));
-  rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Ffn, c.norm_layout())) : nullptr, d_ln2,
-                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D, norm_offset());
+  rmsnorm_backward<float>(d_residual, norm_grad(l, LayerNorm::Ffn), d_ln2,
+                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D, c.norm_weight_offset());
 }
 
 void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
@@ -512,7 +509,7 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     parallel_zero(g.d_k.data(), int64_t(g.d_k.size()));
     parallel_zero(g.d_v.data(), int64_t(g.d_v.size()));
     attention_backward<float>(g.d_q.data(), g.d_k.data(), g.d_v.data(), g.d_att.data(), a.probs.data(), a.q.data(),
-                              a.k.data(), a.v.data(), B_, L_, attention_shape(l));
+                              a.k.data(), a.v.data(), B_, L_, c.attention_shape(l));
     rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, layer_rope(l));
     rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, layer_rope(l));
   }
@@ -522,19 +519,19 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     PhaseScope t(phase_slot(Phase::Norm));
     parallel_zero(g.d_q_raw.data(), int64_t(g.d_q_raw.size()));
     parallel_zero(g.d_k_raw.data(), int64_t(g.d_k_raw.size()));
-    rmsnorm_backward<float>(g.d_q_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Q, c.norm_layout())) : nullptr,
+    rmsnorm_backward<float>(g.d_q_raw.data(), norm_grad(l, LayerNorm::Q),
                             g.d_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(), a.rstd_q.data(),
-                            N * c.num_heads, c.head_dim, norm_offset());
-    rmsnorm_backward<float>(g.d_k_raw.data(), grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::K, c.norm_layout())) : nullptr,
+                            N * c.num_heads, c.head_dim, c.norm_weight_offset());
+    rmsnorm_backward<float>(g.d_k_raw.data(), norm_grad(l, LayerNorm::K),
                             g.d_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(), a.rstd_k.data(),
-                            N * c.num_kv_heads, c.head_dim, norm_offset());
+                            N * c.num_kv_heads, c.head_dim, c.norm_weight_offset());
     d_q_proj = g.d_q_raw.data();
     d_k_proj = g.d_k_raw.data();
   }
   // The first layer's input is the embedding: unless the embedding (or this norm) trains, no
   // gradient flows on from here, and the three input products of dx are skipped (as autograd
   // skips inputs that need no gradient).
-  float* d_attn_norm = grads_ ? grads_->find(norm_tensor_name(l, LayerNorm::Attn, c.norm_layout())) : nullptr;
+  float* d_attn_norm = norm_grad(l, LayerNorm::Attn);
   const bool need_dx = l > 0 || d_attn_norm || (grads_ && grads_->find(kEmbedTensor));
   float* d_ln1 = need_dx ? g.d_norm_out.data() : nullptr;
   if (need_dx) {
@@ -547,7 +544,7 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
   if (!need_dx) return;
   PhaseScope t(phase_slot(Phase::Norm));
   rmsnorm_backward<float>(d_residual, d_attn_norm, d_ln1, a.x_in.data(), w.attn_norm.ptr<const float>(),
-                          a.rstd1.data(), N, D, norm_offset());
+                          a.rstd1.data(), N, D, c.norm_weight_offset());
 }
 
 void TrainEngine::embed(const TrainBatch& batch) {
@@ -560,7 +557,7 @@ void TrainEngine::embed(const TrainBatch& batch) {
     convert_to_f32(w.embed.dtype, row, buf_.x.data() + i * D, size_t(D));
   }
   if (model_.config.scale_embeddings) {  // Gemma: times sqrt(hidden) in F32, as HF does
-    const float normalizer = embedding_scale();
+    const float normalizer = model_.config.embedding_scale();
     for (int64_t i = 0; i < N_ * D; ++i) buf_.x[size_t(i)] *= normalizer;
   }
 }
@@ -574,7 +571,7 @@ double TrainEngine::head_and_loss(const TrainBatch& batch, bool backward, float 
   {
     PhaseScope t(phase_slot(Phase::Norm));
     rmsnorm_train_forward<float>(buf_.lnf.data(), buf_.rstdf.data(), buf_.x.data(), w.final_norm.ptr<const float>(),
-                                 N, D, float(c.rms_norm_eps), norm_offset());
+                                 N, D, float(c.rms_norm_eps), c.norm_weight_offset());
   }
   PhaseScope t(phase_slot(Phase::HeadLoss));
   const int64_t chunk = logits_chunk_rows(N, V);
@@ -605,7 +602,7 @@ void TrainEngine::embedding_backward(const TrainBatch& batch) {
   if (!d_embed) return;
   const int64_t D = model_.config.hidden_size;
   const float* d_residual = buf_.grad.d_residual.data();
-  const float scale = model_.config.scale_embeddings ? embedding_scale() : 1.0f;
+  const float scale = model_.config.embedding_scale();
   for (int64_t i = 0; i < N_; ++i) {
     float* row = d_embed + size_t(batch.tokens[size_t(i)]) * size_t(D);
     const float* g = d_residual + i * D;
@@ -636,7 +633,7 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
     std::fill(d_residual, d_residual + N * D, 0.0f);
     rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(kFinalNormTensor) : nullptr, buf_.grad.d_norm_out.data(),
                             buf_.x.data(), model_.weights.final_norm.ptr<const float>(), buf_.rstdf.data(), N, D,
-                            norm_offset());
+                            c.norm_weight_offset());
   }
   for (int64_t l = c.num_layers - 1; l >= 0; --l) {
     LayerActs& a = buf_.acts[recompute ? 0 : size_t(l)];

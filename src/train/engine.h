@@ -157,12 +157,10 @@ class TrainEngine {
   void embed(const TrainBatch& batch);
   double head_and_loss(const TrainBatch& batch, bool backward, float grad_scale);
   void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step);
-  AttentionShape attention_shape(int64_t l) const;
-  float norm_offset() const { return model_.config.norm_plus_one ? 1.0f : 0.0f; }
-  float embedding_scale() const { return float(std::sqrt(double(model_.config.hidden_size))); }
   void sublayer_forward(int64_t l, Proj p, LayerActs& a, const float* in, const float* x_res, float* x_out,
                         std::vector<float>& pre, std::vector<float>& rstd, const TensorView& out_norm, bool train,
                         uint64_t step);
+  float* norm_grad(int64_t l, LayerNorm n);
   const float* sublayer_backward_norm(int64_t l, LayerNorm n, const float* d_residual, const std::vector<float>& pre,
                                       const std::vector<float>& rstd, const TensorView& out_norm);
   void layer_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);

@@ -148,8 +148,7 @@ ModelConfig gemma_config(Arch arch) {
   ModelConfig c = tiny_config(arch, 2, true);
   c.num_layers = 3;
   c.qkv_bias = false;
-  c.activation = Activation::GeluTanh;
-  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+  set_gemma_layer(c);
   c.query_pre_attn_scalar = 6;
   c.sliding_window = 3;
   if (arch == Arch::Gemma2) {
@@ -295,15 +294,8 @@ TEST(Model, Qwen3GgufGivesTheSameLogits) {
 // Gemma 2 in GGUF as llama.cpp writes it: norms stored as 1 + weight, soft-caps and the window in
 // metadata, the attention scale from head_dim (query_pre_attn_scalar is not in the file).
 TEST(Model, Gemma2GgufGivesTheSameLogits) {
-  ModelConfig c = tiny_config(Arch::Gemma2, 2, true);
-  c.qkv_bias = false;
-  c.activation = Activation::GeluTanh;
-  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
-  c.attn_softcap = 1.5;
-  c.final_softcap = 3.0;
-  c.query_pre_attn_scalar = double(c.head_dim);
-  c.sliding_window = 3;
-  c.sliding_window_pattern = 2;
+  ModelConfig c = gemma_config(Arch::Gemma2);
+  c.query_pre_attn_scalar = double(c.head_dim);  // the scale llama.cpp assumes (not in the file)
   auto m = init_model(c, 8, DType::F32, InitScheme::Full, 0.1f);
   const std::string path = test::temp_dir() + "/g2.gguf";
   write_gguf_from(*m, path, false);
@@ -311,7 +303,7 @@ TEST(Model, Gemma2GgufGivesTheSameLogits) {
   EXPECT_EQ(g->config.arch, Arch::Gemma2);
   EXPECT_EQ(g->config.layer_window(0), 3);
   EXPECT_EQ(g->config.layer_window(1), 0);
-  EXPECT_DOUBLE_EQ(g->config.final_softcap, 3.0);
+  EXPECT_DOUBLE_EQ(g->config.final_softcap, c.final_softcap);
   EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f);
   // Written back as GGUF, the norms carry the 1 again: the file reloads to the same logits.
   const std::string again = test::temp_dir() + "/g2b.gguf";
