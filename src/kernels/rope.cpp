@@ -5,7 +5,7 @@
 namespace taia {
 
 std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling,
-                                 const std::vector<float>* freq_factors) {
+                                 const std::vector<float>* freq_factors, bool long_factors) {
   const int64_t half = head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -31,13 +31,20 @@ std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScalin
       if (medium) scaled = (1.0f - smooth) * scaled / scaling.factor + smooth * scaled;
       f = scaled;
     }
+  } else if (scaling.type == RopeScaling::Type::LongRope) {
+    // HF _compute_longrope_parameters: 1 / (ext_factors * base ** (arange(0, dim, 2) / dim)), F32.
+    const std::vector<float>& ext = long_factors ? scaling.long_factor : scaling.short_factor;
+    for (size_t i = 0; i < inv.size() && i < ext.size(); ++i) {
+      const float exponent = float(2 * int64_t(i)) / float(head_dim);
+      inv[i] = 1.0f / (ext[i] * std::pow(theta, exponent));
+    }
   }
   if (freq_factors && freq_factors->size() == inv.size())
     for (size_t i = 0; i < inv.size(); ++i) inv[i] /= (*freq_factors)[i];
   return inv;
 }
 
-RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions) {
+RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions, float mscale) {
   RopeTable t;
   t.half = int64_t(inv_freq.size());
   t.cos.resize(size_t(positions * t.half));
@@ -45,14 +52,14 @@ RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions) {
   for (int64_t p = 0; p < positions; ++p)
     for (int64_t i = 0; i < t.half; ++i) {
       const float angle = float(p) * inv_freq[size_t(i)];  // F32, as HF computes it
-      t.cos[size_t(p * t.half + i)] = std::cos(angle);
-      t.sin[size_t(p * t.half + i)] = std::sin(angle);
+      t.cos[size_t(p * t.half + i)] = std::cos(angle) * mscale;
+      t.sin[size_t(p * t.half + i)] = std::sin(angle) * mscale;
     }
   return t;
 }
 
 void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
-                  const float* inv_freq) {
+                  const float* inv_freq, float mscale) {
   const int64_t half = head_dim / 2;
 #pragma omp parallel for schedule(static) if (rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
@@ -61,8 +68,8 @@ void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_he
     std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
     for (int64_t i = 0; i < half; ++i) {
       const float angle = pos * inv_freq[i];
-      c[size_t(i)] = std::cos(angle);
-      s[size_t(i)] = std::sin(angle);
+      c[size_t(i)] = std::cos(angle) * mscale;
+      s[size_t(i)] = std::sin(angle) * mscale;
     }
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (r * n_heads + h) * head_dim;

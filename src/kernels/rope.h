@@ -10,18 +10,32 @@
 namespace taia {
 
 struct RopeScaling {
-  enum class Type { None, Linear, Llama3 };
+  // LongRope: Phi-3's (HF "longrope", formerly "su"): every frequency divided by its own factor,
+  // short_factor while a sequence fits original_max_position_embeddings, long_factor beyond,
+  // and cos/sin multiplied by attention_factor.
+  enum class Type { None, Linear, Llama3, LongRope };
   Type type = Type::None;
   float factor = 1.0f;
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
   int64_t original_max_position_embeddings = 8192;
+  std::vector<float> short_factor, long_factor;  // [head_dim/2] (LongRope)
+  float attention_factor = 1.0f;                 // (LongRope)
+
+  // Whether a sequence of `length` positions rotates with long_factor: HF decides per forward
+  // call by max(position_ids) + 1 > original_max_position_embeddings.
+  bool uses_long_factors(int64_t length) const {
+    return type == Type::LongRope && length > original_max_position_embeddings;
+  }
+  // What cos/sin are multiplied by.
+  float mscale() const { return type == Type::LongRope ? attention_factor : 1.0f; }
 };
 
-// inv_freq[head_dim/2] as HF computes it (F32 arithmetic), with llama3 or linear scaling.
-// freq_factors (optional, GGUF `rope_freqs.weight`) divide the frequencies like llama3's.
+// inv_freq[head_dim/2] as HF computes it (F32 arithmetic), with llama3, linear or LongRope
+// scaling (long_factor when `long_factors`, else short_factor). freq_factors (optional, GGUF
+// `rope_freqs.weight`) divide the frequencies like llama3's.
 std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling,
-                                 const std::vector<float>* freq_factors = nullptr);
+                                 const std::vector<float>* freq_factors = nullptr, bool long_factors = false);
 
 // cos/sin of position * inv_freq for positions 0..positions-1: [positions, head_dim/2] each,
 // computed once per batch shape instead of per row and call (training).
@@ -29,19 +43,20 @@ struct RopeTable {
   int64_t half = 0;
   std::vector<float> cos, sin;
 };
-RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions);
+// mscale multiplies cos and sin (LongRope's attention factor), as HF's rotary embedding does.
+RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions, float mscale = 1.0f);
 
-// Inference: cos/sin computed per row from inv_freq[head_dim/2] (positions are arbitrary).
+// Inference: cos/sin computed per row from inv_freq[head_dim/2] (positions are arbitrary), times mscale.
 void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
-                  const float* inv_freq);
+                  const float* inv_freq, float mscale = 1.0f);
 
 // Training: cos/sin from a table covering every position. Templated on the scalar (float in
 // training, double in the gradient checks).
 template <typename T>
 void rope_train_forward(T* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
                         const RopeTable& table);
-// The rotation is orthogonal, so its backward rotates the gradient dx [rows, n_heads, head_dim]
-// by the negative angle, in place.
+// The rotation is orthogonal (times mscale), so its backward rotates the gradient dx
+// [rows, n_heads, head_dim] by the negative angle (times mscale), in place.
 template <typename T>
 void rope_backward(T* dx, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
                    const RopeTable& table);

@@ -20,6 +20,7 @@ int64_t count_modules(const LoraAdapter& adapter, const ModuleMask& mask) {
 }
 
 int64_t keep_modules(LoraAdapter& adapter, const ModuleMask& mask) {
+  check_fused_targets(mask, adapter.layout, "[adapter] modules");
   for (auto& layer : adapter.layers)
     for (int i = 0; i < kNumProj; ++i)
       if (!mask[size_t(i)]) layer[size_t(i)].reset();

@@ -14,6 +14,7 @@ constexpr ArchInfo kArchs[] = {
     {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false, true, false},
     {Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", false, true, true},
     {Arch::Gemma3, "gemma3_text", "Gemma3ForCausalLM", "gemma3", false, false, true},
+    {Arch::Phi3, "phi3", "Phi3ForCausalLM", "phi3", false, true, false},
 };
 }  // namespace
 
@@ -28,7 +29,7 @@ const char* arch_hf_class(Arch a) { return arch_info(a).hf_class; }
 Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin) {
   for (const ArchInfo& i : kArchs)
     if (gguf_arch == i.gguf_arch && i.gguf_supported) return i.arch;
-  fail(origin, ": general.architecture expected 'llama', 'qwen2', 'qwen3' or 'gemma2', got '", gguf_arch, "'");
+  fail(origin, ": general.architecture expected 'llama', 'qwen2', 'qwen3', 'gemma2' or 'phi3', got '", gguf_arch, "'");
 }
 
 void ModelConfig::validate(const std::string& origin) const {
@@ -56,6 +57,16 @@ void ModelConfig::validate(const std::string& origin) const {
                    rope_scaling.original_max_position_embeddings > 0,
                origin, ": rope_scaling (llama3) expected high_freq_factor > low_freq_factor and "
                "original_max_position_embeddings > 0");
+  if (rope_scaling.type == RopeScaling::Type::LongRope) {
+    for (const auto* f : {&rope_scaling.short_factor, &rope_scaling.long_factor}) {
+      TAIA_CHECK(int64_t(f->size()) == head_dim / 2, origin, ": rope_scaling (longrope) expected ", head_dim / 2,
+                 " short_factor and long_factor entries (head_dim / 2), got ", f->size());
+      for (float v : *f)
+        TAIA_CHECK(std::isfinite(v) && v > 0, origin, ": rope_scaling (longrope) factors expected > 0, got ", v);
+    }
+    TAIA_CHECK(rope_scaling.original_max_position_embeddings > 0 && rope_scaling.attention_factor > 0, origin,
+               ": rope_scaling (longrope) expected original_max_position_embeddings > 0 and attention_factor > 0");
+  }
   for (int64_t id : bos_token_ids)
     TAIA_CHECK(id >= 0 && id < vocab_size, origin, ": bos_token_id ", id, " is outside the vocabulary (", vocab_size, ")");
   for (int64_t id : eos_token_ids)
@@ -109,8 +120,58 @@ void read_rope_scaling(const Json& rs, ModelConfig& c, const std::string& origin
     c.rope_scaling.high_freq_factor = float(json_number_or(rs, "high_freq_factor", 4.0, origin));
     c.rope_scaling.original_max_position_embeddings =
         json_int_or(rs, "original_max_position_embeddings", 8192, origin);
+  } else if (type == "longrope" || type == "su") {  // "su": Phi-3's first name for it, which HF maps here
+    c.rope_scaling.type = RopeScaling::Type::LongRope;
+    for (auto [key, dst] : {std::pair{"short_factor", &c.rope_scaling.short_factor},
+                            std::pair{"long_factor", &c.rope_scaling.long_factor}}) {
+      auto it = rs.find(key);
+      TAIA_CHECK(it != rs.end() && it->is_array(), origin, ": ", field, ".", key, " expected a list of numbers");
+      dst->clear();
+      for (const Json& v : *it) {
+        TAIA_CHECK(v.is_number(), origin, ": ", field, ".", key, " expected numbers, got ", v.dump());
+        dst->push_back(v.get<float>());
+      }
+    }
+    c.rope_scaling.original_max_position_embeddings = json_int_or(rs, "original_max_position_embeddings", 0, origin);
+    c.rope_scaling.attention_factor = float(json_number_or(rs, "attention_factor", 0.0, origin));
   } else {
-    fail(origin, ": ", field, ".rope_type expected one of default, linear, llama3, got '", type, "'");
+    fail(origin, ": ", field, ".rope_type expected one of default, linear, llama3, longrope, got '", type, "'");
+  }
+}
+
+// LongRope's limits, as HF's _compute_longrope_parameters decides them: with a top-level
+// original_max_position_embeddings (Phi-3), factor = max_position_embeddings / it; without, the
+// original is max_position_embeddings and factor the rope_scaling's. attention_factor, unless
+// given: sqrt(1 + ln(factor) / ln(original)) for factor > 1, else 1.
+void finish_longrope(const Json& j, ModelConfig& c, const std::string& origin) {
+  RopeScaling& rs = c.rope_scaling;
+  if (rs.type != RopeScaling::Type::LongRope) return;
+  double factor = rs.factor;
+  if (j.contains("original_max_position_embeddings")) {
+    rs.original_max_position_embeddings = json_int(j, "original_max_position_embeddings", origin);
+    TAIA_CHECK(rs.original_max_position_embeddings > 0, origin, ": original_max_position_embeddings expected > 0");
+    factor = double(c.max_position_embeddings) / double(rs.original_max_position_embeddings);
+  } else if (rs.original_max_position_embeddings == 0) {
+    rs.original_max_position_embeddings = c.max_position_embeddings;
+  }
+  if (rs.attention_factor == 0) rs.attention_factor = longrope_attention_factor(factor, rs.original_max_position_embeddings);
+}
+
+// Phi-3: fused projections without biases, SwiGLU, a window on every layer (sliding_window, or
+// null for none), LongRope where rope_scaling says so. Training-time dropouts and a partial
+// rotary dimension are not implemented: refused unless they are off.
+void read_phi3(const Json& j, ModelConfig& c, const std::string& origin) {
+  c.fused_proj = true;
+  if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
+    TAIA_CHECK(sw->is_number_integer() && sw->get<int64_t>() > 0, origin,
+               ": sliding_window expected a positive integer or null, got ", sw->dump());
+    c.sliding_window = sw->get<int64_t>();
+  }
+  const double prf = json_number_or(j, "partial_rotary_factor", 1.0, origin);
+  TAIA_CHECK(prf == 1.0, origin, ": partial_rotary_factor ", prf, " is not supported (taia rotates whole heads: 1.0)");
+  for (const char* key : {"resid_pdrop", "embd_pdrop", "attention_dropout"}) {
+    const double p = json_number_or(j, key, 0.0, origin);
+    TAIA_CHECK(p == 0.0, origin, ": ", key, " ", p, " is not supported (taia trains without this dropout: 0.0)");
   }
 }
 
@@ -183,6 +244,11 @@ void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
 
 }  // namespace
 
+float longrope_attention_factor(double factor, int64_t original_max_position_embeddings) {
+  if (factor <= 1.0) return 1.0f;
+  return float(std::sqrt(1.0 + std::log(factor) / std::log(double(original_max_position_embeddings))));
+}
+
 void set_gemma_layer(ModelConfig& c) {
   c.activation = Activation::GeluTanh;
   c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
@@ -215,9 +281,9 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   for (const ArchInfo& a : kArchs)
     if (!found && klass == a.hf_class) found = &a;
   if (found) c.arch = found->arch;
-  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2', 'qwen3', 'mistral', 'gemma2' or 'gemma3_text' "
-             "(LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM, "
-             "Gemma3ForCausalLM), got '", model_type.empty() ? klass : model_type, "'");
+  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text' "
+             "or 'phi3' (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM, "
+             "Gemma3ForCausalLM, Phi3ForCausalLM), got '", model_type.empty() ? klass : model_type, "'");
 
   c.vocab_size = json_int(j, "vocab_size", origin);
   c.hidden_size = json_int(j, "hidden_size", origin);
@@ -244,6 +310,8 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
     c.qk_norm = c.arch == Arch::Qwen3;
     TAIA_CHECK(!json_bool_or(j, "use_sliding_window", false, origin), origin,
                ": use_sliding_window=true is not supported (taia attends over the full context)");
+  } else if (c.arch == Arch::Phi3) {
+    read_phi3(j, c, origin);
   } else if (c.arch == Arch::Mistral) {
     // MistralAttention / MistralMLP have no biases; sliding_window null means none.
     if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
@@ -255,6 +323,7 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
     c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
     c.mlp_bias = json_bool_or(j, "mlp_bias", false, origin);
   }
+  finish_longrope(j, c, origin);
   if (c.arch != Arch::Gemma2 && c.arch != Arch::Gemma3) {
     const std::string act = json_string_or(j, "hidden_act", "silu", origin);
     TAIA_CHECK(act == "silu", origin, ": hidden_act expected 'silu', got '", act, "'");
@@ -300,7 +369,8 @@ Json config_to_hf_json(const ModelConfig& c) {
       j["rope_local_base_freq"] = c.rope_local_theta;
     }
   }
-  if (c.arch == Arch::Mistral) j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
+  if (c.arch == Arch::Mistral || c.arch == Arch::Phi3)
+    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
   if (c.rope_scaling.type == RopeScaling::Type::Linear) {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
   } else if (c.rope_scaling.type == RopeScaling::Type::Llama3) {
@@ -309,6 +379,15 @@ Json config_to_hf_json(const ModelConfig& c) {
                          {"low_freq_factor", c.rope_scaling.low_freq_factor},
                          {"high_freq_factor", c.rope_scaling.high_freq_factor},
                          {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  } else if (c.rope_scaling.type == RopeScaling::Type::LongRope) {
+    // The three fields Phi3Config accepts; attention_factor only when it is not the one the
+    // limits give (a reload then computes the same float).
+    const RopeScaling& rs = c.rope_scaling;
+    j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", rs.short_factor}, {"long_factor", rs.long_factor}};
+    j["original_max_position_embeddings"] = rs.original_max_position_embeddings;
+    const double factor = double(c.max_position_embeddings) / double(rs.original_max_position_embeddings);
+    if (rs.attention_factor != longrope_attention_factor(factor, rs.original_max_position_embeddings))
+      j["rope_scaling"]["attention_factor"] = double(rs.attention_factor);
   }
   auto ids = [](const std::vector<int64_t>& v) -> Json {
     if (v.empty()) return nullptr;

@@ -14,7 +14,7 @@ namespace taia {
 
 // The architectures and what differs between them outside the layer math, in one table
 // (config.cpp): names in HF and GGUF, and whether llama.cpp's converter permutes Q/K rows.
-enum class Arch { Llama, Qwen2, Mistral, Qwen3, Gemma2, Gemma3 };
+enum class Arch { Llama, Qwen2, Mistral, Qwen3, Gemma2, Gemma3, Phi3 };
 // The MLP's gate: SwiGLU (silu) or GeGLU (HF's gelu_pytorch_tanh).
 enum class Activation { Silu, GeluTanh };
 struct ArchInfo {
@@ -70,6 +70,8 @@ struct ModelConfig {
   // Gemma 3: the RoPE base of the windowed (local) layers, which take no rope_scaling; the global
   // layers use rope_theta and rope_scaling. 0: every layer uses rope_theta and rope_scaling.
   double rope_local_theta = 0;
+  // Phi-3: q, k, v in one qkv_proj tensor and gate, up in one gate_up_proj (ProjLayout::Fused).
+  bool fused_proj = false;
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";
@@ -82,6 +84,7 @@ struct ModelConfig {
   }
   int64_t layer_window(int64_t layer) const { return layer_is_local(layer) ? sliding_window : 0; }
   NormLayout norm_layout() const { return sandwich_norms ? NormLayout::Sandwich : NormLayout::PreNorm; }
+  ProjLayout proj_layout() const { return fused_proj ? ProjLayout::Fused : ProjLayout::Split; }
   // Whether a layer rotates with the local RoPE (rope_local_theta, no scaling).
   bool layer_uses_local_rope(int64_t layer) const { return rope_local_theta > 0 && layer_is_local(layer); }
   // The attention logits' scale: 1 / sqrt(query_pre_attn_scalar or head_dim).
@@ -99,6 +102,9 @@ struct ModelConfig {
 // The Gemma family's layer (Gemma 2 and 3): GeGLU, (1 + w) norms, embeddings times sqrt(hidden),
 // sandwich norms. Shared by the config.json and GGUF readers.
 void set_gemma_layer(ModelConfig& c);
+
+// LongRope's default attention factor, HF's: sqrt(1 + ln(factor) / ln(original)) for factor > 1, else 1.
+float longrope_attention_factor(double factor, int64_t original_max_position_embeddings);
 
 // Reads an HF config.json object (LlamaForCausalLM / Qwen2ForCausalLM / MistralForCausalLM).
 ModelConfig config_from_hf_json(const Json& j, const std::string& origin);

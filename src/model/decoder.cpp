@@ -1,5 +1,6 @@
 #include "model/decoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -20,6 +21,8 @@ Decoder::Decoder(const Model& model) : model_(model) {
   s_.inv_freq = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                               model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
   if (c.rope_local_theta > 0) s_.inv_freq_local = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
+  if (c.rope_scaling.type == RopeScaling::Type::LongRope)
+    s_.inv_freq_long = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling, nullptr, true);
 }
 
 namespace {
@@ -42,12 +45,15 @@ void Decoder::set_adapter(const LoraAdapter* adapter, const ModuleMask& mask) {
     const ModelConfig& c = model_.config;
     TAIA_CHECK(int64_t(adapter->layers.size()) == c.num_layers, "[Decoder::set_adapter] the adapter has ",
                adapter->layers.size(), " layers, the model ", c.num_layers);
+    TAIA_CHECK(adapter->layout == c.proj_layout(), "[Decoder::set_adapter] the adapter's modules are ",
+               adapter->layout == ProjLayout::Fused ? "fused" : "split", ", the model's are not");
+    check_fused_targets(mask, c.proj_layout(), "[Decoder::set_adapter] modules");
     for (int64_t l = 0; l < c.num_layers; ++l)
       for (int i = 0; i < kNumProj; ++i)
         if (const LoraModule* m = adapter->find(l, Proj(i))) {
-          const auto [in, out] = proj_shape(c, Proj(i));
-          TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] ", module_name(l, Proj(i)), " is [",
-                     m->out, ", ", m->in, "] in the adapter but [", out, ", ", in, "] in the model");
+          const auto [in, out] = module_shape(c, Proj(i));
+          TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] ", adapter->module_name(l, Proj(i)),
+                     " is [", m->out, ", ", m->in, "] in the adapter but [", out, ", ", in, "] in the model");
         }
   }
   adapter_ = adapter;
@@ -57,12 +63,12 @@ void Decoder::set_adapter(const LoraAdapter* adapter, const ModuleMask& mask) {
 void Decoder::project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate) {
   linear_forward(y, x, lin.weight, lin.bias_ptr(), T, accumulate);
   if (!adapter_ || !mask_[size_t(p)]) return;
-  const LoraModule* m = adapter_->find(layer, p);
+  const auto m = adapter_->view(layer, p, proj_row_offset(model_.config, p), lin.weight.shape[0]);
   if (!m) return;
   lora_u_.resize(size_t(T * m->rank));
   linear_forward_few_rows(lora_u_.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in},
-                                                        const_cast<float*>(m->A.data())), T);
-  sgemm(false, true, T, m->out, m->rank, m->scale, lora_u_.data(), m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
+                                                        const_cast<float*>(m->A)), T);
+  sgemm(false, true, T, m->out, m->rank, m->scale, lora_u_.data(), m->rank, m->B, m->rank, 1.0f, y, m->out);
 }
 
 int64_t PackedBatch::add(int32_t token, int64_t position, int64_t slot, const KeySpans& attend) {
@@ -172,8 +178,14 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
     rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * c.num_kv_heads, c.head_dim, eps, norm_offset);
   }
   const float* inv_freq = c.layer_uses_local_rope(l) ? s_.inv_freq_local.data() : s_.inv_freq.data();
-  rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, inv_freq);
-  rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, inv_freq);
+  const float mscale = c.rope_scaling.mscale();
+  // LongRope: long factors when this call's positions pass the original context, as HF decides
+  // per forward call (keys cached before keep the rotation they were written with, as in HF).
+  if (!s_.inv_freq_long.empty() && T > 0 &&
+      c.rope_scaling.uses_long_factors(*std::max_element(pos, pos + T) + 1))
+    inv_freq = s_.inv_freq_long.data();
+  rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, inv_freq, mscale);
+  rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, inv_freq, mscale);
   if (!contiguous)
     for (int64_t t = 0; t < T; ++t) {
       std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));

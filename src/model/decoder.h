@@ -40,6 +40,7 @@ struct RunState {
   std::vector<float> k, v;   // [T, KV] new keys/values before they go to their cache slots
   std::vector<float> block_out;  // [T, D] an attention / FFN output before its norm (sandwich norms)
   std::vector<float> inv_freq;        // [hd/2]
+  std::vector<float> inv_freq_long;   // [hd/2] LongRope's long factors, else empty
   std::vector<float> inv_freq_local;  // [hd/2] Gemma 3's local layers (rope_local_theta), else empty
 };
 

@@ -10,8 +10,9 @@
 namespace taia {
 namespace {
 
-std::string tensor_name(int64_t l, Proj p, const char* ab) {
-  return gguf_proj_tensor_name(l, p, std::string(".weight.lora_") + ab);
+// "blk.3.attn_q.weight.lora_a"; a fused module's: "blk.3.attn_qkv.weight.lora_a".
+std::string tensor_name(int64_t l, Proj p, const char* ab, ProjLayout layout) {
+  return gguf_proj_tensor_name(l, p, std::string(".weight.lora_") + ab, layout);
 }
 
 // HF row order -> llama.cpp's (pairs interleaved), the inverse of unpermute_qk_rows.
@@ -45,8 +46,8 @@ void describe_scales(LoraAdapter& a, double alpha) {
         a.config.alpha = alpha != 0 ? alpha : double(m->rank);
         first = false;
       } else if (m->rank != a.config.rank) {
-        a.config.rank_pattern[module_name(l, Proj(i))] = m->rank;
-        if (alpha == 0) a.config.alpha_pattern[module_name(l, Proj(i))] = double(m->rank);
+        a.config.rank_pattern[a.module_name(l, Proj(i))] = m->rank;
+        if (alpha == 0) a.config.alpha_pattern[a.module_name(l, Proj(i))] = double(m->rank);
       }
     }
 }
@@ -60,6 +61,8 @@ void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelCon
   w.add_string("adapter.type", "lora");
   w.add_f32("adapter.lora.alpha", 1.0f);
   const bool permute = arch_info(c.arch).gguf_permutes_qk;
+  TAIA_CHECK(a.layout == c.proj_layout(), path, ": the adapter's module layout (fused or split) is not the model's");
+  check_fused_targets(mask, a.layout, "[export gguf-lora] modules");
   for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
     for (int i = 0; i < kNumProj; ++i) {
       const Proj p = Proj(i);
@@ -70,8 +73,8 @@ void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelCon
       const float k = m->scale * float(m->rank);
       for (float& v : b) v *= k;
       if (permute && (p == Proj::Q || p == Proj::K)) permute_qk_rows(b.data(), heads_of(c, p), c.head_dim, m->rank);
-      w.add_tensor_f32(tensor_name(l, p, "a"), {m->in, m->rank}, m->A.data());
-      w.add_tensor_f32(tensor_name(l, p, "b"), {m->rank, m->out}, b.data());
+      w.add_tensor_f32(tensor_name(l, p, "a", a.layout), {m->in, m->rank}, m->A.data());
+      w.add_tensor_f32(tensor_name(l, p, "b", a.layout), {m->rank, m->out}, b.data());
     }
   w.write(path);
 }
@@ -87,19 +90,22 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
   LoraAdapter a;
   a.config.dropout = 0;
   a.config.targets.fill(false);
+  a.layout = c.proj_layout();
   a.layers.resize(size_t(c.num_layers));
   size_t used = 0;
   for (int64_t l = 0; l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i) {
       const Proj p = Proj(i);
-      const GgufTensor* ta = g.find_tensor(tensor_name(l, p, "a"));
-      const GgufTensor* tb = g.find_tensor(tensor_name(l, p, "b"));
+      if (module_slot(p, a.layout) != p) continue;  // inside a fused module (attn_qkv, ffn_up)
+      const GgufTensor* ta = g.find_tensor(tensor_name(l, p, "a", a.layout));
+      const GgufTensor* tb = g.find_tensor(tensor_name(l, p, "b", a.layout));
       if (!ta && !tb) continue;
-      TAIA_CHECK(ta && tb, path, ": ", tensor_name(l, p, ta ? "b" : "a"), " is missing");
-      const auto [in, out] = proj_shape(c, p);
+      TAIA_CHECK(ta && tb, path, ": ", tensor_name(l, p, ta ? "b" : "a", a.layout), " is missing");
+      const auto [in, out] = module_shape(c, p);
       TAIA_CHECK(ta->ne.size() == 2 && tb->ne.size() == 2 && ta->ne[0] == in && tb->ne[1] == out &&
                      ta->ne[1] == tb->ne[0],
-                 path, ": ", tensor_name(l, p, "a"), "/b expected ggml shapes [", in, ", r] and [r, ", out, "]");
+                 path, ": ", tensor_name(l, p, "a", a.layout), "/b expected ggml shapes [", in, ", r] and [r, ", out,
+                 "]");
       LoraModule m;
       m.in = in;
       m.out = out;
@@ -113,7 +119,8 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
         unpermute_qk_rows(m.B.data(), heads_of(c, p), c.head_dim, m.rank);
       m.dA.assign(m.A.size(), 0.0f);
       m.dB.assign(m.B.size(), 0.0f);
-      a.config.targets[size_t(i)] = true;
+      for (int j = 0; j < kNumProj; ++j)
+        if (module_slot(Proj(j), a.layout) == p) a.config.targets[size_t(j)] = true;
       a.layers[size_t(l)][size_t(i)] = std::move(m);
       used += 2;
     }

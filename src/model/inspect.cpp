@@ -182,9 +182,11 @@ Json inspect_adapter(const std::string& dir) {
     const std::string stem = t.name.substr(0, t.name.size() - suffix.size());  // base_model.model.model.layers.N.x.y_proj
     const size_t lp = stem.find("layers.");
     const size_t dot = stem.rfind('.');
-    const auto proj = dot == std::string::npos ? std::nullopt : proj_from_name(stem.substr(dot + 1));
+    const auto projs = dot == std::string::npos ? std::vector<Proj>{} : projs_from_name(stem.substr(dot + 1));
+    const std::optional<Proj> proj = projs.empty() ? std::nullopt : std::optional<Proj>(projs[0]);  // fused: the group's first
     if (lp == std::string::npos || !proj) {
-      problems.push_back("tensor '" + t.name + "' is not a LoRA matrix of one of the seven projections");
+      problems.push_back("tensor '" + t.name + "' is not a LoRA matrix of one of the seven projections (or of Phi-3's "
+                         "fused qkv_proj / gate_up_proj)");
       continue;
     }
     const int64_t layer = std::stoll(stem.substr(lp + 7));

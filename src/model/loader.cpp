@@ -10,6 +10,22 @@
 
 namespace taia {
 
+// Phi-3: q, k, v and gate, up as row views of their fused tensors.
+static void set_fused_views(Model& model) {
+  const ModelConfig& c = model.config;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerWeights& L = model.weights.layers[size_t(l)];
+    for (int i = 0; i < kNumProj; ++i) {
+      const Proj p = Proj(i);
+      if (!fused_group(p)) continue;
+      const TensorView& fused = module_linear(L, module_slot(p, ProjLayout::Fused)).weight;
+      const auto [in, out] = proj_shape(c, p);
+      char* rows = static_cast<char*>(fused.data) + size_t(proj_row_offset(c, p) * in) * dtype_size(fused.dtype);
+      layer_proj(L, p).weight = TensorView(proj_tensor_name(l, p, "weight"), fused.dtype, {out, in}, rows);
+    }
+  }
+}
+
 void allocate_model(Model& model, DType linear_dtype) {
   TAIA_CHECK(linear_dtype == DType::F32 || linear_dtype == DType::BF16,
              "[allocate_model] expected linear dtype F32 or BF16, got ", dtype_name(linear_dtype));
@@ -31,7 +47,9 @@ void allocate_model(Model& model, DType linear_dtype) {
     model.weights.lm_head = model.weights.embed;
     model.weights.lm_head.name = kLmHeadTensor;
   }
+  if (c.fused_proj) set_fused_views(model);
 }
+
 
 void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t row_len) {
   const int64_t half = head_dim / 2;
@@ -59,12 +77,37 @@ void read_gemma2_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
   c.query_pre_attn_scalar = c.num_layers == 46 ? double(c.hidden_size / c.num_heads) : double(c.head_dim);
 }
 
+// Phi-3 as llama.cpp's converter writes it: a window on every layer (0: none), and for the
+// LongRope models the factors as the tensors rope_factors_short / rope_factors_long with the
+// attention factor and the original context length as metadata.
+void read_phi3_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
+  c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);
+  const int64_t rot = g.get_int_or(p + "rope.dimension_count", c.head_dim);
+  TAIA_CHECK(rot == c.head_dim, g.path(), ": ", p, "rope.dimension_count ", rot, " is not supported (taia rotates ",
+             "whole heads: ", c.head_dim, ")");
+  const GgufTensor* shortf = g.find_tensor("rope_factors_short.weight");
+  const GgufTensor* longf = g.find_tensor("rope_factors_long.weight");
+  if (!shortf && !longf) return;
+  TAIA_CHECK(shortf && longf, g.path(), ": expected both rope_factors_short.weight and rope_factors_long.weight");
+  RopeScaling& rs = c.rope_scaling;
+  rs.type = RopeScaling::Type::LongRope;
+  for (auto [t, dst] : {std::pair{shortf, &rs.short_factor}, std::pair{longf, &rs.long_factor}}) {
+    TAIA_CHECK(t->numel() == c.head_dim / 2, g.path(), ": ", t->name, " expected ", c.head_dim / 2, " elements, got ",
+               t->numel());
+    dst->resize(size_t(t->numel()));
+    gguf_dequantize(*t, dst->data(), g.path());
+  }
+  rs.original_max_position_embeddings = g.get_int(p + "rope.scaling.original_context_length");
+  rs.attention_factor = float(g.get_float_or(p + "rope.scaling.attn_factor", 1.0));
+}
+
 }  // namespace
 
 ModelConfig config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
   ModelConfig c;
   c.arch = arch_from_gguf(arch, g.path());
+  c.fused_proj = c.arch == Arch::Phi3;
   const std::string p = arch + ".";
   c.hidden_size = g.get_int(p + "embedding_length");
   c.intermediate_size = g.get_int(p + "feed_forward_length");
@@ -90,11 +133,13 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   TAIA_CHECK(embd != nullptr && embd->ne.size() == 2, g.path(), ": expected a 2-D tensor '", embd_name, "'");
   c.vocab_size = embd->ne[1];
   c.tie_word_embeddings = g.find_tensor(gguf_tensor_name(kLmHeadTensor, c.norm_layout())) == nullptr;
-  c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias")) != nullptr;
-  c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias")) != nullptr;
-  c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Up, ".bias")) != nullptr;
+  const ProjLayout pl = c.proj_layout();
+  c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias", pl)) != nullptr;
+  c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias", pl)) != nullptr;
+  c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Down, ".bias", pl)) != nullptr;
   c.qk_norm = c.arch == Arch::Qwen3;
   if (c.arch == Arch::Gemma2) read_gemma2_gguf(g, p, c);
+  if (c.arch == Arch::Phi3) read_phi3_gguf(g, p, c);
   if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
   if (g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {g.get_int("tokenizer.ggml.eos_token_id")};
   c.validate(g.path());
@@ -117,7 +162,7 @@ void load_hf(Model& model, const std::string& dir, const LoadOptions& options) {
   SafetensorsCollection st(dir);
   const auto expected = expected_tensors(model.config);
   // The dtype of the first linear weight decides the storage of all of them.
-  const SafetensorsTensor* first = st.find(proj_tensor_name(0, Proj::Q, "weight"));
+  const SafetensorsTensor* first = st.find(proj_tensor_name(0, Proj::Q, "weight", model.config.proj_layout()));
   DType stored = first ? first->dtype : DType::F32;
   // Every tensor present with its shape before anything is allocated: the sizes a config.json
   // asks for are then backed by bytes in the files (whose offsets the reader validated).
@@ -149,7 +194,7 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   GgufFile g(path);
   model.config = config_from_gguf(g);
   const ModelConfig& c = model.config;
-  const GgufTensor* first = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".weight"));
+  const GgufTensor* first = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".weight", c.proj_layout()));
   DType stored = DType::F32;
   if (first && first->type == uint32_t(GgmlType::BF16)) stored = DType::BF16;
   const auto expected = expected_tensors(c);

@@ -9,12 +9,13 @@
 
 namespace taia {
 
-std::optional<std::pair<int64_t, double>> LoraConfig::module_rank_alpha(int64_t layer, Proj p) const {
+std::optional<std::pair<int64_t, double>> LoraConfig::module_rank_alpha(int64_t layer, Proj p,
+                                                                       ProjLayout layout) const {
   if (!targets[size_t(p)]) return std::nullopt;
   if (!layers_to_transform.empty() &&
       std::find(layers_to_transform.begin(), layers_to_transform.end(), layer) == layers_to_transform.end())
     return std::nullopt;
-  const std::string name = module_name(layer, p);
+  const std::string name = module_name(layer, p, layout);
   if (!target_regex.empty()) {
     Regex re("^(?:" + target_regex + ")$", "target_modules");
     if (re.find_all(name).empty()) return std::nullopt;
@@ -49,16 +50,19 @@ LoraAdapter LoraAdapter::create(const ModelConfig& model, const LoraConfig& conf
                model.num_layers - 1);
   LoraAdapter a;
   a.config = config;
+  a.layout = model.proj_layout();
+  check_fused_targets(config.targets, a.layout, "[lora] targets");
   a.layers.resize(size_t(model.num_layers));
   Rng rng(seed);
   for (int64_t l = 0; l < model.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i) {
       const Proj p = Proj(i);
-      const auto ra = config.module_rank_alpha(l, p);
+      if (module_slot(p, a.layout) != p) continue;  // covered by its fused group's module
+      const auto ra = config.module_rank_alpha(l, p, a.layout);
       if (!ra) continue;
-      TAIA_CHECK(ra->first > 0, "[lora] rank of ", module_name(l, p), " expected > 0, got ", ra->first);
+      TAIA_CHECK(ra->first > 0, "[lora] rank of ", a.module_name(l, p), " expected > 0, got ", ra->first);
       LoraModule m;
-      std::tie(m.in, m.out) = proj_shape(model, p);
+      std::tie(m.in, m.out) = module_shape(model, p);
       m.rank = ra->first;
       m.scale = float(config.scale(ra->first, ra->second));
       m.A.resize(size_t(m.rank * m.in));
@@ -81,6 +85,40 @@ LoraModule* LoraAdapter::find(int64_t layer, Proj p) {
 
 const LoraModule* LoraAdapter::find(int64_t layer, Proj p) const {
   return const_cast<LoraAdapter*>(this)->find(layer, p);
+}
+
+std::optional<LoraView> LoraAdapter::view(int64_t layer, Proj p, int64_t row0, int64_t rows) {
+  LoraModule* m = find(layer, module_slot(p, layout));
+  if (!m) return std::nullopt;
+  TAIA_CHECK(row0 >= 0 && rows >= 0 && row0 + rows <= m->out, "[lora] rows ", row0, "..", row0 + rows, " of ",
+             module_name(layer, p), " expected within its ", m->out, " rows");
+  LoraView v;
+  v.rank = m->rank;
+  v.in = m->in;
+  v.out = rows;
+  v.scale = m->scale;
+  v.A = m->A.data();
+  v.dA = m->dA.empty() ? nullptr : m->dA.data();
+  v.B = m->B.data() + row0 * m->rank;
+  v.dB = m->dB.empty() ? nullptr : m->dB.data() + row0 * m->rank;
+  return v;
+}
+
+std::optional<LoraView> LoraAdapter::view(int64_t layer, Proj p, int64_t row0, int64_t rows) const {
+  auto v = const_cast<LoraAdapter*>(this)->view(layer, p, row0, rows);
+  if (v) v->dA = v->dB = nullptr;
+  return v;
+}
+
+void check_fused_targets(const ModuleMask& mask, ProjLayout layout, const char* what) {
+  if (layout != ProjLayout::Fused) return;
+  for (int i = 0; i < kNumProj; ++i) {
+    const FusedGroup* g = fused_group(Proj(i));
+    if (!g || mask[size_t(i)] == mask[size_t(g->first)]) continue;
+    fail(what, ": this model fuses its projections (q, k, v into qkv_proj; gate, up into gate_up_proj), so a "
+         "module list takes all of a group or none of it; got ", proj_name(Proj(i)),
+         mask[size_t(i)] ? " without " : " with ", proj_name(g->first));
+  }
 }
 
 void LoraAdapter::zero_grad() {

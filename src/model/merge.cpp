@@ -10,13 +10,15 @@ void merge_adapter(Model& model, const LoraAdapter& a, const ModuleMask& mask) {
   const ModelConfig& c = model.config;
   TAIA_CHECK(int64_t(a.layers.size()) == c.num_layers, "[merge] the adapter has ", a.layers.size(),
              " layers, the model ", c.num_layers);
+  TAIA_CHECK(a.layout == c.proj_layout(), "[merge] the adapter's module layout (fused or split) is not the model's");
+  check_fused_targets(mask, a.layout, "[merge] modules");
   for (int64_t l = 0; l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i) {
       const Proj p = Proj(i);
       const LoraModule* m = a.find(l, p);
       if (!m || !mask[size_t(i)]) continue;
-      TensorView* w = model.find(module_name(l, p) + ".weight");
-      TAIA_CHECK(w && w->shape == std::vector<int64_t>({m->out, m->in}), "[merge] ", module_name(l, p),
+      TensorView* w = model.find(a.module_name(l, p) + ".weight");  // a fused module: the fused tensor
+      TAIA_CHECK(w && w->shape == std::vector<int64_t>({m->out, m->in}), "[merge] ", a.module_name(l, p),
                  " has another shape in the model than in the adapter");
       std::vector<float> row(size_t(m->in));
       for (int64_t o = 0; o < m->out; ++o) {
@@ -60,9 +62,8 @@ std::vector<std::pair<std::string, std::string>> merge_full(Model& ft, const Mod
     if (e.name == kEmbedTensor) from_base = revert.embeddings;
     else if (e.name == kLmHeadTensor) from_base = revert.lm_head;
     else if (e.name.find("norm") != std::string::npos) from_base = revert.norms;
-    else
-      for (int i = 0; i < kNumProj; ++i)
-        if (e.name.find(std::string(".") + proj_name(Proj(i)) + ".") != std::string::npos) from_base = !mask[size_t(i)];
+    else if (const auto p = proj_of_tensor(e.name))  // a fused tensor by its group's first projection
+      from_base = !mask[size_t(*p)];
     if (from_base) {
       TensorView* dst = ft.find(e.name);
       const TensorView* src = const_cast<Model&>(base).find(e.name);

@@ -56,9 +56,10 @@ ModuleMask parse_targets(const std::string& spec) {
     size_t comma = spec.find(',', start);
     if (comma == std::string::npos) comma = spec.size();
     const std::string item = spec.substr(start, comma - start);
-    const auto p = proj_from_name(item);
-    TAIA_CHECK(p.has_value(), "[targets] expected all, attn, ffn or a list of q,k,v,o,gate,up,down, got '", item, "'");
-    t[size_t(*p)] = true;
+    const auto projs = projs_from_name(item);
+    TAIA_CHECK(!projs.empty(), "[targets] expected all, attn, ffn or a list of q,k,v,o,gate,up,down (or Phi-3's "
+               "fused qkv, gate_up), got '", item, "'");
+    for (Proj p : projs) t[size_t(p)] = true;
     start = comma + 1;
   }
   return t;

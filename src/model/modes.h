@@ -26,7 +26,8 @@ const std::vector<std::string>& mode_names();   // their names
 // "base = no update, the pretrained model; vanilla = all updates; ...": the one help text.
 std::string modes_help();
 
-// "all", "attn", "ffn" or a comma list of q,k,v,o,gate,up,down (with or without _proj).
+// "all", "attn", "ffn" or a comma list of q,k,v,o,gate,up,down (with or without _proj); qkv and
+// gate_up stand for their groups (Phi-3's fused modules).
 ModuleMask parse_targets(const std::string& spec);
 std::string targets_to_string(const ModuleMask& t);  // "q_proj,k_proj,..."
 

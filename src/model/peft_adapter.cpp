@@ -15,8 +15,8 @@
 
 namespace taia {
 
-std::string peft_key(int64_t layer, Proj p, const char* ab) {
-  return kPeftKeyPrefix + module_name(layer, p) + ".lora_" + ab + ".weight";
+std::string peft_key(int64_t layer, Proj p, const char* ab, ProjLayout layout) {
+  return kPeftKeyPrefix + module_name(layer, p, layout) + ".lora_" + ab + ".weight";
 }
 
 void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::string& base_model) {
@@ -36,9 +36,11 @@ void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::
   cfg["inference_mode"] = true;
   cfg["modules_to_save"] = nullptr;
   cfg["base_model_name_or_path"] = base_model;
-  Json targets = Json::array();
+  Json targets = Json::array();  // module names: a fused group's once ("qkv_proj")
   for (int i = 0; i < kNumProj; ++i)
-    if (c.targets[size_t(i)]) targets.push_back(proj_name(Proj(i)));
+    if (c.targets[size_t(i)] && module_slot(Proj(i), a.layout) == Proj(i))
+      targets.push_back(a.layout == ProjLayout::Fused && fused_group(Proj(i)) ? fused_group(Proj(i))->module
+                                                                                 : proj_name(Proj(i)));
   cfg["target_modules"] = c.target_regex.empty() ? targets : Json(c.target_regex);
   cfg["rank_pattern"] = Json(c.rank_pattern);
   cfg["alpha_pattern"] = Json(c.alpha_pattern);
@@ -47,9 +49,9 @@ void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::
   for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
     for (int i = 0; i < kNumProj; ++i)
       if (const LoraModule* m = a.find(l, Proj(i))) {
-        views.emplace_back(peft_key(l, Proj(i), "A"), DType::F32, std::vector<int64_t>{m->rank, m->in},
+        views.emplace_back(peft_key(l, Proj(i), "A", a.layout), DType::F32, std::vector<int64_t>{m->rank, m->in},
                            const_cast<float*>(m->A.data()));
-        views.emplace_back(peft_key(l, Proj(i), "B"), DType::F32, std::vector<int64_t>{m->out, m->rank},
+        views.emplace_back(peft_key(l, Proj(i), "B", a.layout), DType::F32, std::vector<int64_t>{m->out, m->rank},
                            const_cast<float*>(m->B.data()));
       }
   write_safetensors(dir + "/adapter_model.safetensors", views, {{"format", "pt"}});
@@ -88,10 +90,11 @@ LoraConfig read_peft_config(const std::string& dir) {
     TAIA_CHECK(tm.is_array(), cfg_path, ": target_modules expected a list or a string");
     for (const Json& t : tm) {
       TAIA_CHECK(t.is_string(), cfg_path, ": target_modules expected strings");
-      const auto p = proj_from_name(t.get<std::string>());
-      TAIA_CHECK(p.has_value(), cfg_path, ": target module '", t.get<std::string>(),
-                 "' is not one of the seven projections (embedding LoRA is not supported)");
-      c.targets[size_t(*p)] = true;
+      const auto projs = projs_from_name(t.get<std::string>());
+      TAIA_CHECK(!projs.empty(), cfg_path, ": target module '", t.get<std::string>(),
+                 "' is not one of the seven projections or Phi-3's fused qkv_proj / gate_up_proj (embedding LoRA "
+                 "is not supported)");
+      for (Proj p : projs) c.targets[size_t(p)] = true;
     }
   }
   const Json rp = j.value("rank_pattern", Json::object()), ap = j.value("alpha_pattern", Json::object());
@@ -133,7 +136,7 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
       LoraModule* m = a.find(l, Proj(i));
       if (!m) continue;
       for (const char* ab : {"A", "B"}) {
-        const std::string key = peft_key(l, Proj(i), ab);
+        const std::string key = peft_key(l, Proj(i), ab, a.layout);
         const SafetensorsTensor* t = st.find(key);
         TAIA_CHECK(t != nullptr, st.path(), ": missing tensor '", key, "' required by ", cfg_path);
         std::vector<int64_t> want = ab[0] == 'A' ? std::vector<int64_t>{m->rank, m->in}
@@ -150,7 +153,8 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
     bool known = false;
     for (int64_t l = 0; l < model.num_layers && !known; ++l)
       for (int i = 0; i < kNumProj && !known; ++i)
-        if (a.find(l, Proj(i)) && (t.name == peft_key(l, Proj(i), "A") || t.name == peft_key(l, Proj(i), "B")))
+        if (a.find(l, Proj(i)) &&
+            (t.name == peft_key(l, Proj(i), "A", a.layout) || t.name == peft_key(l, Proj(i), "B", a.layout)))
           known = true;
     TAIA_CHECK(known, st.path(), ": tensor '", t.name, "' matches no adapted module of the model (",
                model.num_layers, " layers; targets ", targets_to_string(c.targets), ")");

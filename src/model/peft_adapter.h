@@ -9,8 +9,8 @@ namespace taia {
 
 // What PEFT puts before a module name in its tensor keys.
 inline constexpr const char* kPeftKeyPrefix = "base_model.model.";
-// PEFT's tensor key for one LoRA matrix ("A" or "B").
-std::string peft_key(int64_t layer, Proj p, const char* ab);
+// PEFT's tensor key for one LoRA matrix ("A" or "B") of the module in slot p.
+std::string peft_key(int64_t layer, Proj p, const char* ab, ProjLayout layout);
 
 // Writes the folder (created if needed); each file atomically.
 void save_peft_adapter(const LoraAdapter& adapter, const std::string& dir, const std::string& base_model);

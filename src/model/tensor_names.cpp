@@ -14,6 +14,8 @@ constexpr ProjNames kProjNames[kNumProj] = {
     {"down_proj", "mlp", "ffn_down"},
 };
 
+constexpr FusedGroup kFusedGroups[] = {{"qkv_proj", "attn_qkv", Proj::Q, 3}, {"gate_up_proj", "ffn_up", Proj::Gate, 2}};
+
 struct NormNames {
   LayerNorm norm;
   const char* hf;    // "input_layernorm"
@@ -62,6 +64,30 @@ std::optional<Proj> proj_from_name(const std::string& name) {
   return std::nullopt;
 }
 
+const FusedGroup* fused_group(Proj p) {
+  for (const FusedGroup& g : kFusedGroups)
+    if (int(p) >= int(g.first) && int(p) < int(g.first) + g.count) return &g;
+  return nullptr;
+}
+
+Proj module_slot(Proj p, ProjLayout layout) {
+  const FusedGroup* g = layout == ProjLayout::Fused ? fused_group(p) : nullptr;
+  return g ? g->first : p;
+}
+
+std::vector<Proj> projs_from_name(const std::string& name) {
+  if (const auto p = proj_from_name(name)) return {*p};
+  for (const FusedGroup& g : kFusedGroups) {
+    const std::string full = g.module;
+    if (name == full || name == full.substr(0, full.size() - 5)) {
+      std::vector<Proj> out;
+      for (int i = 0; i < g.count; ++i) out.push_back(Proj(int(g.first) + i));
+      return out;
+    }
+  }
+  return {};
+}
+
 Linear& layer_proj(LayerWeights& w, Proj p) {
   switch (p) {
     case Proj::Q: return w.q;
@@ -77,11 +103,14 @@ Linear& layer_proj(LayerWeights& w, Proj p) {
 
 const Linear& layer_proj(const LayerWeights& w, Proj p) { return layer_proj(const_cast<LayerWeights&>(w), p); }
 
-std::string module_name(int64_t layer, Proj p) {
-  return layer_prefix(layer) + proj_parent(p) + "." + proj_name(p);
+std::string module_name(int64_t layer, Proj p, ProjLayout layout) {
+  const FusedGroup* g = layout == ProjLayout::Fused ? fused_group(p) : nullptr;
+  return layer_prefix(layer) + proj_parent(p) + "." + (g ? g->module : proj_name(p));
 }
 
-std::string proj_tensor_name(int64_t layer, Proj p, const char* kind) { return module_name(layer, p) + "." + kind; }
+std::string proj_tensor_name(int64_t layer, Proj p, const char* kind, ProjLayout layout) {
+  return module_name(layer, p, layout) + "." + kind;
+}
 
 std::string norm_tensor_name(int64_t layer, LayerNorm n, NormLayout layout) {
   const NormNames* names = norm_names(n, layout);
@@ -89,6 +118,9 @@ std::string norm_tensor_name(int64_t layer, LayerNorm n, NormLayout layout) {
 }
 
 std::optional<Proj> proj_of_tensor(const std::string& hf_name) {
+  for (const FusedGroup& g : kFusedGroups)
+    if (hf_name.find(std::string(".") + proj_parent(g.first) + "." + g.module + ".") != std::string::npos)
+      return g.first;
   for (int i = 0; i < kNumProj; ++i) {
     const std::string stem = std::string(".") + kProjNames[i].parent + "." + kProjNames[i].module + ".";
     if (hf_name.find(stem) != std::string::npos) return Proj(i);
@@ -96,8 +128,9 @@ std::optional<Proj> proj_of_tensor(const std::string& hf_name) {
   return std::nullopt;
 }
 
-std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix) {
-  return "blk." + std::to_string(layer) + "." + kProjNames[int(p)].gguf + suffix;
+std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix, ProjLayout layout) {
+  const FusedGroup* g = layout == ProjLayout::Fused ? fused_group(p) : nullptr;
+  return "blk." + std::to_string(layer) + "." + (g ? g->gguf : kProjNames[int(p)].gguf) + suffix;
 }
 
 std::string gguf_tensor_name(const std::string& hf, NormLayout layout) {
@@ -120,6 +153,8 @@ std::string gguf_tensor_name(const std::string& hf, NormLayout layout) {
     if (rest == n->hf) return "blk." + layer + "." + n->gguf + "." + kind;
   for (const ProjNames& p : kProjNames)
     if (rest == std::string(p.parent) + "." + p.module) return "blk." + layer + "." + p.gguf + "." + kind;
+  for (const FusedGroup& g : kFusedGroups)
+    if (rest == std::string(proj_parent(g.first)) + "." + g.module) return "blk." + layer + "." + g.gguf + "." + kind;
   return "";
 }
 

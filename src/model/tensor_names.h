@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace taia {
 
@@ -26,6 +27,24 @@ const char* proj_parent(Proj p);  // "self_attn" or "mlp"
 bool proj_is_attention(Proj p);
 std::optional<Proj> proj_from_name(const std::string& name);  // "q", "q_proj", "gate", ...
 
+// Phi-3 stores q, k, v in one tensor self_attn.qkv_proj and gate, up in mlp.gate_up_proj (rows in
+// that order): PEFT adapts the fused modules and llama.cpp names them attn_qkv and ffn_up. In the
+// Fused layout a LoRA module sits at its group's first projection (Q or Gate) and covers the group.
+enum class ProjLayout { Split, Fused };
+struct FusedGroup {
+  const char* module;  // "qkv_proj"
+  const char* gguf;    // "attn_qkv"
+  Proj first;          // Q
+  int count;           // 3
+};
+// The fused group p belongs to (Q, K, V -> qkv_proj; Gate, Up -> gate_up_proj), or null (O, Down).
+const FusedGroup* fused_group(Proj p);
+// The projection whose slot holds p's module and tensor: p itself, or its fused group's first.
+Proj module_slot(Proj p, ProjLayout layout);
+// The projections a module name stands for: "q" / "q_proj" -> {Q}; "qkv_proj" -> {Q, K, V};
+// "gate_up_proj" -> {Gate, Up}; empty if it names none.
+std::vector<Proj> projs_from_name(const std::string& name);
+
 // The projection's weights in a layer (q -> w.q, ..., down -> w.down).
 const Linear& layer_proj(const LayerWeights& w, Proj p);
 Linear& layer_proj(LayerWeights& w, Proj p);
@@ -44,16 +63,21 @@ enum class NormLayout { PreNorm, Sandwich };
 inline constexpr const char* kEmbedTensor = "model.embed_tokens.weight";
 inline constexpr const char* kFinalNormTensor = "model.norm.weight";
 inline constexpr const char* kLmHeadTensor = "lm_head.weight";
-std::string module_name(int64_t layer, Proj p);                          // "model.layers.3.self_attn.q_proj"
-std::string proj_tensor_name(int64_t layer, Proj p, const char* kind);  // + ".weight" / ".bias"
+// The module holding p: "model.layers.3.self_attn.q_proj" (Fused: "...self_attn.qkv_proj" for q, k, v).
+std::string module_name(int64_t layer, Proj p, ProjLayout layout = ProjLayout::Split);
+// + ".weight" / ".bias"
+std::string proj_tensor_name(int64_t layer, Proj p, const char* kind, ProjLayout layout = ProjLayout::Split);
 // "model.layers.3.input_layernorm.weight"
 std::string norm_tensor_name(int64_t layer, LayerNorm n, NormLayout layout);
-// The projection an HF tensor name belongs to (its weight or bias), if any.
+// The projection an HF tensor name belongs to (its weight or bias), if any; a fused tensor's
+// first projection (qkv_proj -> Q, gate_up_proj -> Gate).
 std::optional<Proj> proj_of_tensor(const std::string& hf_name);
 
 // GGUF names. rope_freqs.weight (llama3 frequency factors) is a GGUF-only tensor.
 inline constexpr const char* kGgufRopeFreqsTensor = "rope_freqs.weight";
-std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix);  // "blk.3.attn_q" + suffix
+// "blk.3.attn_q" + suffix (Fused: "blk.3.attn_qkv" for q, k, v; "blk.3.ffn_up" for gate, up)
+std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suffix,
+                                  ProjLayout layout = ProjLayout::Split);
 // The GGUF tensor name of an HF tensor name ("model.layers.3.self_attn.q_proj.weight" ->
 // "blk.3.attn_q.weight"); empty if there is none.
 std::string gguf_tensor_name(const std::string& hf_name, NormLayout layout);

@@ -13,6 +13,27 @@ std::pair<int64_t, int64_t> proj_shape(const ModelConfig& c, Proj p) {
   return {0, 0};
 }
 
+std::pair<int64_t, int64_t> module_shape(const ModelConfig& c, Proj slot) {
+  const FusedGroup* g = c.proj_layout() == ProjLayout::Fused ? fused_group(slot) : nullptr;
+  if (!g) return proj_shape(c, slot);
+  int64_t out = 0;
+  for (int i = 0; i < g->count; ++i) out += proj_shape(c, Proj(int(g->first) + i)).second;
+  return {proj_shape(c, slot).first, out};
+}
+
+int64_t proj_row_offset(const ModelConfig& c, Proj p) {
+  const FusedGroup* g = c.proj_layout() == ProjLayout::Fused ? fused_group(p) : nullptr;
+  int64_t row = 0;
+  for (int i = g ? int(g->first) : int(p); i < int(p); ++i) row += proj_shape(c, Proj(i)).second;
+  return row;
+}
+
+const Linear& module_linear(const LayerWeights& w, Proj slot) {
+  if (slot == Proj::Q && !w.qkv.weight.empty()) return w.qkv;
+  if (slot == Proj::Gate && !w.gate_up.weight.empty()) return w.gate_up;
+  return layer_proj(w, slot);
+}
+
 bool proj_has_bias(const ModelConfig& c, Proj p) {
   if (p == Proj::O) return c.o_bias;
   return proj_is_attention(p) ? c.qkv_bias : c.mlp_bias;
@@ -22,10 +43,13 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   const int64_t D = c.hidden_size;
   std::vector<ExpectedTensor> out;
   out.push_back({kEmbedTensor, {c.vocab_size, D}, true});
+  // One tensor per module: a fused group's once, at its first projection.
+  const ProjLayout pl = c.proj_layout();
   auto add_proj = [&](int64_t l, Proj p) {
-    const auto [in, outf] = proj_shape(c, p);
-    out.push_back({proj_tensor_name(l, p, "weight"), {outf, in}, true});
-    if (proj_has_bias(c, p)) out.push_back({proj_tensor_name(l, p, "bias"), {outf}, false});
+    if (module_slot(p, pl) != p) return;
+    const auto [in, outf] = module_shape(c, p);
+    out.push_back({proj_tensor_name(l, p, "weight", pl), {outf, in}, true});
+    if (proj_has_bias(c, p)) out.push_back({proj_tensor_name(l, p, "bias", pl), {outf}, false});
   };
   const NormLayout layout = c.norm_layout();
   auto add_norm = [&](int64_t l, LayerNorm n, int64_t size) { out.push_back({norm_tensor_name(l, n, layout), {size}, false}); };
@@ -80,6 +104,10 @@ TensorView* Model::find(const std::string& name) {
                                                      {LayerNorm::FfnOut, &L.ffn_out_norm}};
   for (const auto& [n, view] : norms)
     if (name == norm_tensor_name(l, n, layout)) return view;
+  if (config.fused_proj) {
+    if (name == proj_tensor_name(l, Proj::Q, "weight", ProjLayout::Fused)) return &L.qkv.weight;
+    if (name == proj_tensor_name(l, Proj::Gate, "weight", ProjLayout::Fused)) return &L.gate_up.weight;
+  }
   for (int i = 0; i < kNumProj; ++i) {
     if (name == proj_tensor_name(l, Proj(i), "weight")) return &layer_proj(L, Proj(i)).weight;
     if (name == proj_tensor_name(l, Proj(i), "bias")) return &layer_proj(L, Proj(i)).bias;

@@ -24,7 +24,14 @@ struct LayerWeights {
   TensorView attn_out_norm, ffn_out_norm;  // [D] Gemma 2's norms on the attention / FFN outputs, or empty
   TensorView ffn_norm;   // [D]
   Linear gate, up, down; // gate/up: [I, D], down: [D, I]
+  // Phi-3's fused storage (ProjLayout::Fused), else empty: qkv [H*hd + 2*KV*hd, D] and gate_up
+  // [2*I, D]; q, k, v and gate, up above are then views of their rows.
+  Linear qkv, gate_up;
 };
+
+// The weight a LoRA module in slot p adapts: the projection's, or in a fused layer the fused
+// tensor of p's group (qkv for Q, gate_up for Gate).
+const Linear& module_linear(const LayerWeights& w, Proj slot);
 
 struct ModelWeights {
   TensorView embed;       // [V, D]
@@ -35,6 +42,10 @@ struct ModelWeights {
 
 // In and out features of a projection, and whether the config gives it a bias.
 std::pair<int64_t, int64_t> proj_shape(const ModelConfig& c, Proj p);
+// In and out features of the module in slot p: the projection's, or a fused group's (out summed).
+std::pair<int64_t, int64_t> module_shape(const ModelConfig& c, Proj slot);
+// The first row of p within its module's tensor: 0, or its offset in a fused tensor (K: H*hd).
+int64_t proj_row_offset(const ModelConfig& c, Proj p);
 bool proj_has_bias(const ModelConfig& c, Proj p);
 
 // What a checkpoint must hold for a config, in HF names (model.layers.N.self_attn.q_proj.weight ...).

@@ -102,6 +102,10 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
   const ModelConfig& c = model.config;
   inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
                             model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
+  if (c.rope_scaling.type == RopeScaling::Type::LongRope)
+    inv_freq_long_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling, nullptr, true);
+  TAIA_CHECK(!lora_ || lora_->layout == c.proj_layout(), "[TrainEngine] the adapter's module layout (fused or split "
+             "projections) is not the model's");
   if (c.rope_local_theta > 0) inv_freq_local_ = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
              "computes in F32");
@@ -151,12 +155,13 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
     // folded weight w_eff.
     for (int i = 0; i < kNumProj; ++i) {
       int64_t rank = 0, folded = 0;
+      const auto [in, out] = proj_shape(c, Proj(i));
       for (int64_t l = set; s.lora && l < (o.recompute ? c.num_layers : set + 1); ++l)
-        if (const LoraModule* m = s.lora->find(l, Proj(i))) {
+        if (const LoraModule* m = s.lora->find(l, module_slot(Proj(i), s.lora->layout))) {
           rank = std::max(rank, m->rank);
           // Folded when the base multiplies in F32 and a pass runs without dropout: training
           // without dropout, or validation (forward_loss) with it.
-          if (!o.compute_bf16 && (s.lora->config.dropout == 0 || o.validation)) folded = m->out * m->in;
+          if (!o.compute_bf16 && (s.lora->config.dropout == 0 || o.validation)) folded = out * in;
         }
       size(a.lora_u[size_t(i)], N * rank);
       size(a.w_eff[size_t(i)], folded);
@@ -182,10 +187,10 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   int64_t max_rank = 0, max_in = 0, max_rank_out = 0;
   for (int64_t l = 0; s.lora && l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i)
-      if (const LoraModule* m = s.lora->find(l, Proj(i))) {
+      if (const LoraModule* m = s.lora->find(l, module_slot(Proj(i), s.lora->layout))) {
         max_rank = std::max(max_rank, m->rank);
         max_in = std::max(max_in, m->in);
-        max_rank_out = std::max(max_rank_out, m->rank * m->out);
+        max_rank_out = std::max(max_rank_out, m->rank * proj_shape(c, Proj(i)).second);  // a projection's rows
       }
   const bool dropout = s.lora && s.lora->config.dropout > 0;
   size(g.lora_x_dropped, dropout ? N * max_in : 0);
@@ -247,8 +252,11 @@ void TrainEngine::resize(const TrainBatch& batch) {
   B_ = batch.B;
   L_ = batch.L;
   N_ = B_ * L_;
-  if (rope_.cos.size() < size_t(L_) * size_t(c.head_dim / 2)) {
-    rope_ = rope_table(inv_freq_, L_);
+  // LongRope: the long factors when the batch's sequences pass the original context, as HF decides per call.
+  const bool long_factors = c.rope_scaling.uses_long_factors(L_);
+  if (rope_.cos.size() < size_t(L_) * size_t(c.head_dim / 2) || long_factors != rope_long_factors_) {
+    rope_long_factors_ = long_factors;
+    rope_ = rope_table(long_factors ? inv_freq_long_ : inv_freq_, L_, c.rope_scaling.mscale());
     if (!inv_freq_local_.empty()) rope_local_ = rope_table(inv_freq_local_, L_);
   }
   positions_.resize(size_t(N_));
@@ -257,14 +265,22 @@ void TrainEngine::resize(const TrainBatch& batch) {
 }
 
 // u[N, r] = x A^T, the input of the LoRA up-projection (kept for dB).
-void TrainEngine::lora_down(float* u, const float* x, const LoraModule& m, int64_t N) {
-  sgemm(false, true, N, m.rank, m.in, 1.0f, x, m.in, m.A.data(), m.in, 0.0f, u, m.rank);
+void TrainEngine::lora_down(float* u, const float* x, const LoraView& m, int64_t N) {
+  sgemm(false, true, N, m.rank, m.in, 1.0f, x, m.in, m.A, m.in, 0.0f, u, m.rank);
 }
+
+std::optional<LoraView> TrainEngine::lora_view(int64_t l, Proj p) {
+  if (!lora_) return std::nullopt;
+  const ModelConfig& c = model_.config;
+  return lora_->view(l, p, proj_row_offset(c, p), proj_shape(c, p).second);
+}
+
+int TrainEngine::dropout_place(Proj p) const { return int(module_slot(p, model_.config.proj_layout())); }
 
 void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train,
                                uint64_t step, bool accumulate) {
   const Linear& lin = base(l, p);
-  LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
+  const auto m = lora_view(l, p);
   const double pdrop = m && train ? lora_->config.dropout : 0.0;
   float* u = a.lora_u[size_t(p)].data();
   // Folded (w_eff = W + s B A) whenever no dropout applies and the plan holds w_eff: training
@@ -277,8 +293,7 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
         parallel_copy(w_eff, lin.weight.ptr<const float>(), m->out * m->in);
       else
         convert_to_f32(lin.weight.dtype, lin.weight.data, w_eff, size_t(m->out * m->in));
-      sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B.data(), m->rank, m->A.data(), m->in, 1.0f, w_eff,
-            m->in);
+      sgemm(false, false, m->out, m->in, m->rank, m->scale, m->B, m->rank, m->A, m->in, 1.0f, w_eff, m->in);
     }
     {
       PhaseScope t(phase_slot(Phase::BaseGemm));
@@ -298,19 +313,24 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   const float* xin = x;
   if (pdrop > 0) {
     float* x_dropped = buf_.grad.lora_x_dropped.data();
-    apply_dropout(x_dropped, x, N * m->in, options_.dropout_seed, step, l, int(p), pdrop);
+    apply_dropout(x_dropped, x, N * m->in, options_.dropout_seed, step, l, dropout_place(p), pdrop);
     xin = x_dropped;
   }
   lora_down(u, xin, *m, N);
-  sgemm(false, true, N, m->out, m->rank, m->scale, u, m->rank, m->B.data(), m->rank, 1.0f, y, m->out);
+  sgemm(false, true, N, m->out, m->rank, m->scale, u, m->rank, m->B, m->rank, 1.0f, y, m->out);
 }
 
 void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N,
                                 LayerActs& a, uint64_t step) {
   const Linear& lin = base(l, p);
-  float* dW = grads_ ? grads_->find(proj_tensor_name(l, p, "weight")) : nullptr;
-  float* db = grads_ && !lin.bias.empty() ? grads_->find(proj_tensor_name(l, p, "bias")) : nullptr;
-  LoraModule* m = lora_ ? lora_->find(l, p) : nullptr;
+  // Full gradients: p's rows of its tensor's gradient (a fused tensor's for Phi-3).
+  const ModelConfig& c = model_.config;
+  const int64_t row0 = proj_row_offset(c, p), in = proj_shape(c, p).first;
+  float* dW = grads_ ? grads_->find(proj_tensor_name(l, p, "weight", c.proj_layout())) : nullptr;
+  float* db = grads_ && !lin.bias.empty() ? grads_->find(proj_tensor_name(l, p, "bias", c.proj_layout())) : nullptr;
+  if (dW) dW += row0 * in;
+  if (db) db += row0;
+  const auto m = lora_view(l, p);
   const bool folded = m && lora_->config.dropout == 0 && !options_.compute_bf16;
   // dx through W (+ scale B A when folded: the LoRA branch's dx comes with it).
   {
@@ -324,7 +344,7 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   lora_backward(l, p, *m, dx, dy, x, N, a, step, folded);
 }
 
-void TrainEngine::lora_backward(int64_t l, Proj p, LoraModule& m, float* dx, const float* dy, const float* x,
+void TrainEngine::lora_backward(int64_t l, Proj p, const LoraView& m, float* dx, const float* dy, const float* x,
                                 int64_t N, LayerActs& a, uint64_t step, bool folded) {
   const double pdrop = lora_->config.dropout;
   const float* u = a.lora_u[size_t(p)].data();
@@ -336,25 +356,25 @@ void TrainEngine::lora_backward(int64_t l, Proj p, LoraModule& m, float* dx, con
   for (int64_t o = 0; o < m.out; ++o)
     for (int64_t r = 0; r < m.rank; ++r) m.dB[size_t(o * m.rank + r)] += dBt[size_t(r * m.out + o)];
   float* du = g.lora_du.data();
-  sgemm(false, false, N, m.rank, m.out, m.scale, dy, m.out, m.B.data(), m.rank, 0.0f, du, m.rank);
+  sgemm(false, false, N, m.rank, m.out, m.scale, dy, m.out, m.B, m.rank, 0.0f, du, m.rank);
   const float* xin = x;
   if (pdrop > 0) {
-    apply_dropout(g.lora_x_dropped.data(), x, N * m.in, options_.dropout_seed, step, l, int(p), pdrop);
+    apply_dropout(g.lora_x_dropped.data(), x, N * m.in, options_.dropout_seed, step, l, dropout_place(p), pdrop);
     xin = g.lora_x_dropped.data();
   }
-  sgemm(true, false, m.rank, m.in, N, 1.0f, du, m.rank, xin, m.in, 1.0f, m.dA.data(), m.in);
+  sgemm(true, false, m.rank, m.in, N, 1.0f, du, m.rank, xin, m.in, 1.0f, m.dA, m.in);
   if (folded || !dx) return;
   if (pdrop == 0) {
-    sgemm(false, false, N, m.in, m.rank, 1.0f, du, m.rank, m.A.data(), m.in, 1.0f, dx, m.in);
+    sgemm(false, false, N, m.in, m.rank, 1.0f, du, m.rank, m.A, m.in, 1.0f, dx, m.in);
     return;
   }
   // dx += mask * (du A) / (1 - p): the gradient through the dropped input.
   float* d_x_dropped = g.lora_d_x_dropped.data();
-  sgemm(false, false, N, m.in, m.rank, 1.0f, du, m.rank, m.A.data(), m.in, 0.0f, d_x_dropped, m.in);
+  sgemm(false, false, N, m.in, m.rank, 1.0f, du, m.rank, m.A, m.in, 0.0f, d_x_dropped, m.in);
   const float keep_scale = float(1.0 / (1.0 - pdrop));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N * m.in; ++i)
-    if (dropout_keep(options_.dropout_seed, step, l, int(p), i, pdrop)) dx[i] += d_x_dropped[i] * keep_scale;
+    if (dropout_keep(options_.dropout_seed, step, l, dropout_place(p), i, pdrop)) dx[i] += d_x_dropped[i] * keep_scale;
 }
 
 void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step) {

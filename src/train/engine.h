@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -172,10 +173,14 @@ class TrainEngine {
   // dx may be null: the projection's input needs no gradient (its LoRA / weight gradients still do).
   void proj_backward(int64_t l, Proj p, float* dx, const float* dy, const float* x, int64_t N, LayerActs& a,
                      uint64_t step);
-  void lora_backward(int64_t l, Proj p, LoraModule& m, float* dx, const float* dy, const float* x, int64_t N,
+  void lora_backward(int64_t l, Proj p, const LoraView& m, float* dx, const float* dy, const float* x, int64_t N,
                      LayerActs& a, uint64_t step, bool folded);
   const Linear& base(int64_t l, Proj p) const;
-  static void lora_down(float* u, const float* x, const LoraModule& m, int64_t N);
+  static void lora_down(float* u, const float* x, const LoraView& m, int64_t N);
+  // p's view of the LoRA module covering it (a fused module's rows for Phi-3), if any.
+  std::optional<LoraView> lora_view(int64_t l, Proj p);
+  // The place that keys p's dropout mask: a fused group's projections share their module's input mask.
+  int dropout_place(Proj p) const;
   void resize(const TrainBatch& batch);
   double* phase_slot(Phase p) { return options_.profile ? &phase_times_.seconds[size_t(p)] : nullptr; }
 
@@ -185,7 +190,9 @@ class TrainEngine {
   EngineOptions options_;
   PhaseTimes phase_times_;
   std::vector<float> inv_freq_;
+  std::vector<float> inv_freq_long_;   // LongRope's long factors, else empty
   RopeTable rope_;        // cos/sin for positions 0..L-1
+  bool rope_long_factors_ = false;  // rope_ holds LongRope's long factors
   std::vector<float> inv_freq_local_;  // Gemma 3's local layers (rope_local_theta), else empty
   RopeTable rope_local_;  // their cos/sin
   const RopeTable& layer_rope(int64_t l) const {

@@ -17,12 +17,14 @@ FullGrads make_full_grads(const Model& model, const ModuleMask& targets) {
     for (const ExpectedTensor& e : expected_tensors(c)) add(e.name, e.shape);
     return g;
   }
+  check_fused_targets(targets, c.proj_layout(), "[train] --targets");
   for (int64_t l = 0; l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i) {
-      if (!targets[size_t(i)]) continue;
-      const auto [in, out] = proj_shape(c, Proj(i));
-      add(proj_tensor_name(l, Proj(i), "weight"), {out, in});
-      if (proj_has_bias(c, Proj(i))) add(proj_tensor_name(l, Proj(i), "bias"), {out});
+      const Proj p = Proj(i);
+      if (!targets[size_t(i)] || module_slot(p, c.proj_layout()) != p) continue;  // a fused tensor once
+      const auto [in, out] = module_shape(c, p);
+      add(proj_tensor_name(l, p, "weight", c.proj_layout()), {out, in});
+      if (proj_has_bias(c, p)) add(proj_tensor_name(l, p, "bias", c.proj_layout()), {out});
     }
   return g;
 }
@@ -41,8 +43,8 @@ std::vector<ParamRef> trainable_params(Model& model, FullGrads* grads, LoraAdapt
     for (int64_t l = 0; l < int64_t(lora->layers.size()); ++l)
       for (int i = 0; i < kNumProj; ++i)
         if (LoraModule* m = lora->find(l, Proj(i))) {
-          params.push_back({peft_key(l, Proj(i), "A"), m->A.data(), m->dA.data(), m->A.size(), true});
-          params.push_back({peft_key(l, Proj(i), "B"), m->B.data(), m->dB.data(), m->B.size(), true});
+          params.push_back({peft_key(l, Proj(i), "A", lora->layout), m->A.data(), m->dA.data(), m->A.size(), true});
+          params.push_back({peft_key(l, Proj(i), "B", lora->layout), m->B.data(), m->dB.data(), m->B.size(), true});
         }
   }
   return params;

@@ -181,7 +181,7 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
         if (LoraModule* m = t.lora.find(l, Proj(i))) {
           const LoraModule* s = saved.find(l, Proj(i));
           TAIA_CHECK(s && s->A.size() == m->A.size() && s->B.size() == m->B.size(), *ck,
-                     ": adapter does not match this run's LoRA settings at ", module_name(l, Proj(i)));
+                     ": adapter does not match this run's LoRA settings at ", t.lora.module_name(l, Proj(i)));
           m->A = s->A;
           m->B = s->B;
         }

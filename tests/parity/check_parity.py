@@ -66,6 +66,16 @@ CASES = {
                "num_key_value_heads": 2, "head_dim": 32, "query_pre_attn_scalar": 24, "sliding_window": 6,
                "sliding_window_pattern": 3, "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0,
                "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "tie_word_embeddings": True},
+    # Phi-3: fused qkv_proj / gate_up_proj (with GQA, as Phi-3-medium), a window of 6 on every
+    # layer; LongRoPE with factors far from 1 and an attention factor of 1.13 (max / original =
+    # 16). The 40-position prompt passes the original context of 32 (long factors), the 5-position
+    # one does not (short factors).
+    "phi3_longrope": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "num_key_value_heads": 2,
+                      "sliding_window": 6, "max_position_embeddings": 512, "original_max_position_embeddings": 32,
+                      "rope_scaling": {"type": "longrope", "short_factor": [1.0 + 0.25 * i for i in range(8)],
+                                       "long_factor": [2.0 + 3.0 * i for i in range(8)]},
+                      "pad_token_id": 0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attention_dropout": 0.0},
+    "phi3_plain": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "sliding_window": None},
 }
 
 

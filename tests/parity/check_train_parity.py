@@ -34,6 +34,11 @@ GEMMA3 = dict(LLAMA, architectures=["Gemma3ForCausalLM"], model_type="gemma3_tex
               hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=10, sliding_window=5,
               sliding_window_pattern=3, rope_local_base_freq=10000.0, rope_theta=1000000.0,
               rope_scaling={"rope_type": "linear", "factor": 8.0}, tie_word_embeddings=True)
+# Phi-3: fused qkv_proj / gate_up_proj (LoRA on the fused modules: one A per module, B's rows
+# split among q, k, v), a window of 5, LongRoPE with the long factors (12 positions > 8).
+PHI3 = dict(LLAMA, architectures=["Phi3ForCausalLM"], model_type="phi3", sliding_window=5,
+            original_max_position_embeddings=8,
+            rope_scaling={"type": "longrope", "short_factor": [1.0, 1.5, 2.0, 2.5], "long_factor": [3.0, 5.0, 9.0, 17.0]})
 
 CASES = [
     ("llama_lora_all", LLAMA, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
@@ -61,6 +66,12 @@ CASES = [
     # Gemma 3: QK-norm (1 + w), two RoPE bases, a global third layer.
     ("gemma3_lora_all", GEMMA3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
     ("gemma3_full_all", GEMMA3, "f32", {"method": "full", "targets": "all"}),
+    ("phi3_lora_all", PHI3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8,
+                                    "rank_pattern": {"gate_up_proj": 3}}),
+    ("phi3_lora_attn_recompute", PHI3, "f32", {"method": "lora", "targets": "qkv,o", "rank": 2, "alpha": 4,
+                                               "recompute": True}),
+    ("phi3_full_all", PHI3, "f32", {"method": "full", "targets": "all"}),
+    ("phi3_full_ffn_only", PHI3, "f32", {"method": "full", "targets": "ffn"}),
 ]
 PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
         "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}

@@ -9,7 +9,12 @@ outputs normalised before their residual adds), GELU-tanh gate, logits scaled by
 query_pre_attn_scalar**-0.5 and soft-capped (attention and final), the sliding window on the even
 layers; Gemma 3 text, modeling_gemma3.py: Gemma 2's layer with q_norm / k_norm (times 1 + weight),
 no soft-capping, every sliding_window_pattern-th layer global, the local layers rotating with
-rope_local_base_freq and no scaling, the global ones with rope_theta and rope_scaling).
+rope_local_base_freq and no scaling, the global ones with rope_theta and rope_scaling; Phi-3,
+modeling_phi3.py: q, k, v as column slices of one qkv_proj output and gate, up as the two halves
+of gate_up_proj's, LLaMA's layer otherwise, `sliding_window` on every layer, and LongRoPE
+(rope_utils' _compute_longrope_parameters: short_factor or, once max(position_ids) + 1 passes
+original_max_position_embeddings, long_factor dividing each frequency, cos and sin times the
+attention factor).
 
 It reads the same config.json + model.safetensors as taia (its own safetensors reader, no
 taia code) and computes logits in float32 (BF16 weights are upcast, as model.float() does).
@@ -42,7 +47,19 @@ def read_safetensors(path):
     return out
 
 
-def rope_inv_freq(cfg, head_dim):
+def longrope_attention_factor(cfg, scaling):
+    if scaling.get("attention_factor") is not None:
+        return scaling["attention_factor"]
+    if "original_max_position_embeddings" in cfg:
+        orig = cfg["original_max_position_embeddings"]
+        factor = cfg["max_position_embeddings"] / orig
+    else:
+        orig = cfg["max_position_embeddings"]
+        factor = scaling.get("factor", 1.0)
+    return 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(orig))
+
+
+def rope_inv_freq(cfg, head_dim, seq_len=0):
     base = cfg.get("rope_theta", 10000.0)
     scaling = cfg.get("rope_scaling") or cfg.get("rope_parameters")
     if scaling and "rope_theta" in scaling:
@@ -64,7 +81,17 @@ def rope_inv_freq(cfg, head_dim):
         smoothed = (1 - smooth) * scaled / factor + smooth * scaled
         medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
         inv_freq = torch.where(medium, smoothed, scaled)
+    elif rtype in ("longrope", "su"):
+        orig = cfg.get("original_max_position_embeddings", cfg["max_position_embeddings"])
+        ext = torch.tensor(scaling["long_factor"] if seq_len > orig else scaling["short_factor"], dtype=torch.float32)
+        inv_freq = 1.0 / (ext * base ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
     return inv_freq
+
+
+def rope_mscale(cfg):
+    scaling = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    rtype = scaling.get("rope_type", scaling.get("type", "default"))
+    return longrope_attention_factor(cfg, scaling) if rtype in ("longrope", "su") else 1.0
 
 
 def rotate_half(x):
@@ -107,11 +134,12 @@ def forward_batch(cfg, W, ids, lora=None):
         return y
 
     def cos_sin(rope_cfg):
-        inv_freq = rope_inv_freq(rope_cfg, hd)
+        inv_freq = rope_inv_freq(rope_cfg, hd, T)
         pos = torch.arange(T, dtype=torch.float32)
         freqs = pos[:, None] * inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
-        return emb.cos(), emb.sin()  # [T, hd]
+        m = rope_mscale(rope_cfg)
+        return emb.cos() * m, emb.sin() * m  # [T, hd]
 
     cos, sin = cos_sin(cfg)
     gemma3 = cfg.get("model_type") == "gemma3_text"
@@ -130,7 +158,8 @@ def forward_batch(cfg, W, ids, lora=None):
     causal = torch.full((T, T), float("-inf")).triu(1)
     gemma2 = cfg.get("model_type") == "gemma2"
     # Keys missing from a Gemma config take the HF config classes' defaults.
-    if cfg.get("model_type") == "mistral":
+    phi3 = cfg.get("model_type") == "phi3"
+    if cfg.get("model_type") in ("mistral", "phi3"):
         window = cfg.get("sliding_window")
     elif gemma:
         window = cfg.get("sliding_window", 4096 if gemma2 else 512)
@@ -149,9 +178,16 @@ def forward_batch(cfg, W, ids, lora=None):
         mask = windowed if sliding else causal
         c_l, s_l = (local_cos, local_sin) if gemma3 and sliding else (cos, sin)
         h = norm(x, W[p + "input_layernorm.weight"])
-        q = lin(h, p + "self_attn.q_proj").view(Bsz, T, H, hd).transpose(1, 2)
-        k = lin(h, p + "self_attn.k_proj").view(Bsz, T, KV, hd).transpose(1, 2)
-        v = lin(h, p + "self_attn.v_proj").view(Bsz, T, KV, hd).transpose(1, 2)
+        if phi3:
+            qkv = lin(h, p + "self_attn.qkv_proj")
+            q, k, v = qkv[..., :H * hd], qkv[..., H * hd:(H + KV) * hd], qkv[..., (H + KV) * hd:]
+        else:
+            q = lin(h, p + "self_attn.q_proj")
+            k = lin(h, p + "self_attn.k_proj")
+            v = lin(h, p + "self_attn.v_proj")
+        q = q.reshape(Bsz, T, H, hd).transpose(1, 2)
+        k = k.reshape(Bsz, T, KV, hd).transpose(1, 2)
+        v = v.reshape(Bsz, T, KV, hd).transpose(1, 2)
         if cfg.get("model_type") in ("qwen3", "gemma3_text"):
             q = norm(q, W[p + "self_attn.q_norm.weight"])
             k = norm(k, W[p + "self_attn.k_norm.weight"])
@@ -173,8 +209,11 @@ def forward_batch(cfg, W, ids, lora=None):
         else:
             x = x + o
             h = norm(x, W[p + "post_attention_layernorm.weight"])
-        g = lin(h, p + "mlp.gate_proj")
-        u = lin(h, p + "mlp.up_proj")
+        if phi3:
+            g, u = lin(h, p + "mlp.gate_up_proj").chunk(2, dim=-1)
+        else:
+            g = lin(h, p + "mlp.gate_proj")
+            u = lin(h, p + "mlp.up_proj")
         act = torch.nn.functional.gelu(g, approximate="tanh") if gemma else torch.nn.functional.silu(g)
         m = lin(act * u, p + "mlp.down_proj")
         x = x + (norm(m, W[p + "post_feedforward_layernorm.weight"]) if gemma else m)

@@ -14,6 +14,7 @@ PAIRS = [  # (golden file, tokenizer path relative to the fixtures' tokenizers/ 
     ("ggml-vocab-llama-bpe.gguf", "llama3/tokenizer.json"),
     ("ggml-vocab-qwen2.gguf", "qwen3/tokenizer.json"),
     ("ggml-vocab-gpt-2.gguf", "goldens/ggml-vocab-gpt-2.gguf"),
+    ("ggml-vocab-phi-3.gguf", "goldens/ggml-vocab-phi-3.gguf"),
 ]
 
 

@@ -27,9 +27,9 @@ void save_lora(const LoraAdapter& a, const std::string& path, bool grads) {
   for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
     for (int i = 0; i < kNumProj; ++i)
       if (const LoraModule* m = a.find(l, Proj(i))) {
-        views.emplace_back(peft_key(l, Proj(i), "A"), DType::F32, std::vector<int64_t>{m->rank, m->in},
+        views.emplace_back(peft_key(l, Proj(i), "A", a.layout), DType::F32, std::vector<int64_t>{m->rank, m->in},
                            const_cast<float*>(grads ? m->dA.data() : m->A.data()));
-        views.emplace_back(peft_key(l, Proj(i), "B"), DType::F32, std::vector<int64_t>{m->out, m->rank},
+        views.emplace_back(peft_key(l, Proj(i), "B", a.layout), DType::F32, std::vector<int64_t>{m->out, m->rank},
                            const_cast<float*>(grads ? m->dB.data() : m->B.data()));
       }
   write_safetensors(path, views);

@@ -125,13 +125,13 @@ TEST(Lora, HandWrittenPeftFolderGetsPerModuleScales) {
     views.emplace_back(key, DType::F32, shape, store.back().data());
   };
   store.reserve(16);
-  add(peft_key(1, Proj::Q, "A"), {4, 16}, 0.5f);
-  add(peft_key(1, Proj::Q, "B"), {16, 4}, 0.25f);
-  add(peft_key(1, Proj::V, "A"), {4, 16}, 0.5f);
-  add(peft_key(1, Proj::V, "B"), {8, 4}, 0.25f);
+  add(peft_key(1, Proj::Q, "A", ProjLayout::Split), {4, 16}, 0.5f);
+  add(peft_key(1, Proj::Q, "B", ProjLayout::Split), {16, 4}, 0.25f);
+  add(peft_key(1, Proj::V, "A", ProjLayout::Split), {4, 16}, 0.5f);
+  add(peft_key(1, Proj::V, "B", ProjLayout::Split), {8, 4}, 0.25f);
   for (int64_t l = 0; l < 2; ++l) {
-    add(peft_key(l, Proj::Down, "A"), {2, 24}, 1.0f);
-    add(peft_key(l, Proj::Down, "B"), {16, 2}, 1.0f);
+    add(peft_key(l, Proj::Down, "A", ProjLayout::Split), {2, 24}, 1.0f);
+    add(peft_key(l, Proj::Down, "B", ProjLayout::Split), {16, 2}, 1.0f);
   }
   write_safetensors(dir + "/adapter_model.safetensors", views);
   LoraAdapter a = load_peft_adapter(dir, c);
@@ -145,7 +145,7 @@ TEST(Lora, HandWrittenPeftFolderGetsPerModuleScales) {
   EXPECT_FLOAT_EQ(a.find(0, Proj::Down)->scale, float(8.0 / std::sqrt(2.0)));
   EXPECT_EQ(a.find(1, Proj::Q)->B[0], 0.25f);
   // A tensor of the wrong shape is named.
-  views[1] = TensorView(peft_key(1, Proj::Q, "B"), DType::F32, {16, 3}, store[1].data());
+  views[1] = TensorView(peft_key(1, Proj::Q, "B", ProjLayout::Split), DType::F32, {16, 3}, store[1].data());
   write_safetensors(dir + "/adapter_model.safetensors", views);
   try {
     load_peft_adapter(dir, c);
