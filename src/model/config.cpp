@@ -162,6 +162,8 @@ void finish_longrope(const Json& j, ModelConfig& c, const std::string& origin) {
 // rotary dimension are not implemented: refused unless they are off.
 void read_phi3(const Json& j, ModelConfig& c, const std::string& origin) {
   c.fused_proj = true;
+  TAIA_CHECK(!json_bool_or(j, "attention_bias", false, origin), origin,
+             ": attention_bias=true is not supported for Phi-3 (its projections have no biases)");
   if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
     TAIA_CHECK(sw->is_number_integer() && sw->get<int64_t>() > 0, origin,
                ": sliding_window expected a positive integer or null, got ", sw->dump());

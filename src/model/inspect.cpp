@@ -46,8 +46,13 @@ Json config_json(const ModelConfig& c) {
   if (c.final_softcap > 0) features.push_back("final_softcap=" + Json(c.final_softcap).dump());
   if (c.query_pre_attn_scalar > 0)
     features.push_back("query_pre_attn_scalar=" + Json(c.query_pre_attn_scalar).dump());
+  if (c.rope_local_theta > 0) features.push_back("rope_local_theta=" + Json(c.rope_local_theta).dump());
+  if (c.fused_proj) features.push_back("fused_projections=qkv_proj,gate_up_proj");
   if (c.rope_scaling.type == RopeScaling::Type::Linear) features.push_back("rope_scaling=linear");
   if (c.rope_scaling.type == RopeScaling::Type::Llama3) features.push_back("rope_scaling=llama3");
+  if (c.rope_scaling.type == RopeScaling::Type::LongRope)
+    features.push_back("rope_scaling=longrope(original=" + std::to_string(c.rope_scaling.original_max_position_embeddings) +
+                       ", attention_factor=" + Json(c.rope_scaling.attention_factor).dump() + ")");
   j["features"] = features;
   return j;
 }

@@ -116,8 +116,8 @@ void check_fused_targets(const ModuleMask& mask, ProjLayout layout, const char* 
     const FusedGroup* g = fused_group(Proj(i));
     if (!g || mask[size_t(i)] == mask[size_t(g->first)]) continue;
     fail(what, ": this model fuses its projections (q, k, v into qkv_proj; gate, up into gate_up_proj), so a "
-         "module list takes all of a group or none of it; got ", proj_name(Proj(i)),
-         mask[size_t(i)] ? " without " : " with ", proj_name(g->first));
+         "module list takes all of a group or none of it; got ", proj_name(mask[size_t(i)] ? Proj(i) : g->first),
+         " without ", proj_name(mask[size_t(i)] ? g->first : Proj(i)));
   }
 }
 

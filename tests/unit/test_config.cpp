@@ -251,3 +251,58 @@ TEST(Config, Qwen3QkNormAndExplicitHeadDim) {
 
 }  // namespace
 }  // namespace taia
+
+namespace taia {
+namespace {
+
+// Phi-3.5-mini: fused projections, LongRoPE over 48 factor pairs (max / original = 32, so the
+// attention factor is sqrt(1 + ln 32 / ln 4096)), a window on every layer.
+TEST(Config, Phi3LongRopeFields) {
+  Json j = Json::parse(R"({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "attention_bias": false,
+    "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0, "eos_token_id": 32000, "hidden_act": "silu",
+    "hidden_size": 3072, "intermediate_size": 8192, "max_position_embeddings": 131072, "num_attention_heads": 32,
+    "num_hidden_layers": 32, "num_key_value_heads": 32, "original_max_position_embeddings": 4096,
+    "pad_token_id": 32000, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+    "sliding_window": 262144, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 32064})");
+  j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", std::vector<double>(48, 1.05)},
+                       {"long_factor", std::vector<double>(48, 7.5)}};
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Phi3);
+  EXPECT_TRUE(c.fused_proj);
+  EXPECT_EQ(c.proj_layout(), ProjLayout::Fused);
+  EXPECT_EQ(c.head_dim, 96);
+  EXPECT_EQ(c.layer_window(7), 262144);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::LongRope);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_FLOAT_EQ(c.rope_scaling.attention_factor, float(std::sqrt(1.0 + std::log(32.0) / std::log(4096.0))));
+  EXPECT_FALSE(c.rope_scaling.uses_long_factors(4096));
+  EXPECT_TRUE(c.rope_scaling.uses_long_factors(4097));
+  // 3,821,079,552: Phi-3.5-mini's count (32 x 113,252,352 + 2 x 98,500,608 + 3,072).
+  EXPECT_EQ(c.parameter_count(), 3821079552);
+  const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");  // as Phi3Config accepts it
+  EXPECT_EQ(config_to_hf_json(c)["rope_scaling"].size(), 3u);
+  EXPECT_EQ(d.rope_scaling.long_factor, c.rope_scaling.long_factor);
+  EXPECT_EQ(d.rope_scaling.attention_factor, c.rope_scaling.attention_factor);
+  EXPECT_EQ(d.sliding_window, 262144);
+  // What taia does not implement is refused by name.
+  for (const auto& [key, value, needle] :
+       {std::tuple<const char*, Json, const char*>{"partial_rotary_factor", 0.75, "partial_rotary_factor"},
+        {"resid_pdrop", 0.1, "resid_pdrop"},
+        {"attention_bias", true, "attention_bias"},
+        {"rope_scaling", Json::parse(R"({"type": "yarn", "factor": 4.0})"), "yarn"}}) {
+    Json bad = j;
+    bad[key] = value;
+    try {
+      config_from_hf_json(bad, "config.json");
+      ADD_FAILURE() << key << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+  Json short_factors = j;
+  short_factors["rope_scaling"]["short_factor"] = std::vector<double>(47, 1.0);
+  EXPECT_THROW(config_from_hf_json(short_factors, "c"), Error);
+}
+
+}  // namespace
+}  // namespace taia

@@ -2,7 +2,10 @@
 
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "model/decoder.h"
+#include "model/gguf_lora.h"
 #include "model/init.h"
+#include "model/merge.h"
 #include "io/safetensors.h"
 #include "model/peft_adapter.h"
 #include "test_util.h"
@@ -101,6 +104,98 @@ TEST(Lora, RefusesWhatTaiaDoesNotImplement) {
   expect_refused(R"({"peft_type": "PREFIX_TUNING"})", "peft_type expected LORA");
   std::ofstream(dir + "/adapter_model.bin") << "pickle";
   expect_refused(R"({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]})", "pickle");
+}
+
+// Phi-3's fused projections: one module per fused tensor (qkv_proj, gate_up_proj) under PEFT's
+// names; run unmerged it equals the merged weights; a TAIA merge changes the fused attention
+// tensor by s B A and leaves the fused FFN tensor bitwise; PEFT and GGUF-LoRA files round-trip.
+ModelConfig phi3() {
+  ModelConfig c = tiny();
+  c.arch = Arch::Phi3;
+  c.fused_proj = true;
+  return c;
+}
+
+std::vector<float> logits_of(const Model& m, const LoraAdapter* a, const ModuleMask& mask) {
+  const std::vector<int32_t> ids{1, 5, 9, 2, 7, 3, 11};
+  Decoder d(m);
+  d.set_adapter(a, mask);
+  KVCache cache(m.config, int64_t(ids.size()));
+  std::vector<float> out(ids.size() * size_t(m.config.vocab_size));
+  d.forward(cache, ids.data(), int64_t(ids.size()), out.data(), true);
+  return out;
+}
+
+TEST(Lora, Phi3AdaptsTheFusedModules) {
+  const ModelConfig c = phi3();
+  LoraConfig lc;
+  lc.rank = 3;
+  lc.alpha = 5;
+  lc.rank_pattern = {{"gate_up_proj", 2}};
+  LoraAdapter a = LoraAdapter::create(c, lc, 4);
+  Rng rng(5);
+  for (auto& layer : a.layers)
+    for (auto& m : layer)
+      if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
+  ASSERT_TRUE(a.find(0, Proj::Q) && a.find(0, Proj::Gate) && a.find(0, Proj::O) && a.find(0, Proj::Down));
+  EXPECT_FALSE(a.find(0, Proj::K) || a.find(0, Proj::V) || a.find(0, Proj::Up));
+  EXPECT_EQ(a.find(0, Proj::Q)->out, c.q_dim() + 2 * c.kv_dim());
+  EXPECT_EQ(a.find(0, Proj::Gate)->out, 2 * c.intermediate_size);
+  EXPECT_EQ(a.find(1, Proj::Gate)->rank, 2);
+  EXPECT_EQ(a.module_name(1, Proj::V), "model.layers.1.self_attn.qkv_proj");
+  // A module list that splits a group is refused by name.
+  lc.targets = parse_targets("q,k,o");
+  try {
+    LoraAdapter::create(c, lc, 4);
+    ADD_FAILURE() << "a split group was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q_proj without v_proj"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(parse_targets("qkv,gate_up"), parse_targets("q,k,v,gate,up"));
+
+  auto model = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
+  auto base = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
+  const ModuleMask all = parse_mode("vanilla"), taia_mask = parse_mode("taia");
+  const auto unmerged = logits_of(*model, &a, all);
+  merge_adapter(*model, a, all);
+  EXPECT_LE(test::max_abs_diff(unmerged, logits_of(*model, nullptr, all)), 1e-5f);
+  EXPECT_GT(test::max_abs_diff(unmerged, logits_of(*base, nullptr, all)), 1e-3f);
+
+  auto t = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
+  merge_adapter(*t, a, taia_mask);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights &W = t->weights.layers[size_t(l)], &B0 = base->weights.layers[size_t(l)];
+    const float* gu = W.gate_up.weight.ptr<const float>();
+    EXPECT_TRUE(std::equal(gu, gu + W.gate_up.weight.numel(), B0.gate_up.weight.ptr<const float>()));
+    const LoraModule& m = *a.find(l, Proj::Q);
+    const float* w = W.qkv.weight.ptr<const float>();
+    const float* w0 = B0.qkv.weight.ptr<const float>();
+    float worst = 0;
+    for (int64_t o = 0; o < m.out; ++o)
+      for (int64_t k = 0; k < m.in; ++k) {
+        double d = 0;
+        for (int64_t r = 0; r < m.rank; ++r) d += double(m.B[size_t(o * m.rank + r)]) * m.A[size_t(r * m.in + k)];
+        worst = std::max(worst, std::abs(w[o * m.in + k] - float(double(w0[o * m.in + k]) + m.scale * d)));
+      }
+    EXPECT_EQ(worst, 0.0f) << "layer " << l;  // W + s B A in double, rounded once
+  }
+
+  const std::string dir = test::temp_dir() + "/phi3_adapter";
+  save_peft_adapter(a, dir, "phi3");
+  SafetensorsFile st(dir + "/adapter_model.safetensors");
+  EXPECT_NE(st.find("base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight"), nullptr);
+  EXPECT_NE(st.find("base_model.model.model.layers.1.mlp.gate_up_proj.lora_B.weight"), nullptr);
+  EXPECT_EQ(st.tensors().size(), size_t(2 * 4 * c.num_layers));
+  LoraAdapter b = load_peft_adapter(dir, c);
+  EXPECT_EQ(test::max_abs_diff(logits_of(*base, &a, taia_mask), logits_of(*base, &b, taia_mask)), 0.0f);
+  const std::string gl = test::temp_dir() + "/phi3.lora.gguf";
+  save_gguf_lora(a, all, c, gl);
+  LoraAdapter g = load_gguf_lora(gl, c);
+  EXPECT_EQ(g.layout, ProjLayout::Fused);
+  EXPECT_LE(test::max_abs_diff(logits_of(*base, &a, all), logits_of(*base, &g, all)), 1e-5f);
+  // A split adapter on a fused model is refused.
+  LoraAdapter split = LoraAdapter::create(tiny(), LoraConfig{}, 1);
+  EXPECT_THROW(logits_of(*base, &split, all), Error);
 }
 
 }  // namespace

@@ -222,6 +222,16 @@ void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
   b.kv_u32(a + ".attention.head_count", uint32_t(c.num_heads));
   b.kv_u32(a + ".attention.head_count_kv", uint32_t(c.num_kv_heads));
   b.kv_u32(a + ".attention.key_length", uint32_t(c.head_dim));
+  if (c.arch == Arch::Phi3) {  // as llama.cpp's converter writes Phi-3 (Phi3MiniModel)
+    b.kv_u32(a + ".attention.sliding_window", uint32_t(c.sliding_window));
+    b.kv_u32(a + ".rope.dimension_count", uint32_t(c.head_dim));
+    if (c.rope_scaling.type == RopeScaling::Type::LongRope) {
+      b.kv_u32(a + ".rope.scaling.original_context_length", uint32_t(c.rope_scaling.original_max_position_embeddings));
+      b.kv_f32(a + ".rope.scaling.attn_factor", c.rope_scaling.attention_factor);
+      b.tensor_f32("rope_factors_long.weight", {uint64_t(c.head_dim / 2)}, c.rope_scaling.long_factor);
+      b.tensor_f32("rope_factors_short.weight", {uint64_t(c.head_dim / 2)}, c.rope_scaling.short_factor);
+    }
+  }
   if (c.arch == Arch::Gemma2) {  // as llama.cpp's converter writes Gemma 2
     b.kv_f32(a + ".attn_logit_softcapping", float(c.attn_softcap));
     b.kv_f32(a + ".final_logit_softcapping", float(c.final_softcap));
@@ -307,6 +317,73 @@ TEST(Model, Gemma2GgufGivesTheSameLogits) {
   EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f);
   // Written back as GGUF, the norms carry the 1 again: the file reloads to the same logits.
   const std::string again = test::temp_dir() + "/g2b.gguf";
+  save_gguf_model(*g, path, again);
+  auto h = load_model(again);
+  EXPECT_LE(test::max_abs_diff(all_logits(*g, kIds), all_logits(*h, kIds)), 1e-6f);
+}
+
+// Phi-3: q, k, v and gate, up in fused tensors; a window on every layer.
+ModelConfig phi3_config() {
+  ModelConfig c = tiny_config(Arch::Phi3, 2, false);
+  c.qkv_bias = false;
+  c.fused_proj = true;
+  c.sliding_window = 3;
+  return c;
+}
+
+TEST(Model, Phi3PackedBatchesAndIncrementalDecodingMatchOneBatch) {
+  check_packed_batch_matches_separate_sequences(phi3_config());
+  check_incremental_decoding_matches_one_batch(phi3_config());
+}
+
+// The fused tensors hold the projections: q, k, v are views of qkv_proj's rows, gate and up of
+// gate_up_proj's halves, so writing through one is seen by the other.
+TEST(Model, Phi3ProjectionsAreViewsOfTheFusedTensors) {
+  auto m = init_model(phi3_config(), 3, DType::F32, InitScheme::Full, 0.1f);
+  const ModelConfig& c = m->config;
+  LayerWeights& L = m->weights.layers[1];
+  ASSERT_EQ(L.qkv.weight.shape, (std::vector<int64_t>{c.q_dim() + 2 * c.kv_dim(), c.hidden_size}));
+  ASSERT_EQ(L.gate_up.weight.shape, (std::vector<int64_t>{2 * c.intermediate_size, c.hidden_size}));
+  EXPECT_EQ(L.k.weight.ptr<float>(), L.qkv.weight.ptr<float>() + c.q_dim() * c.hidden_size);
+  EXPECT_EQ(L.v.weight.ptr<float>(), L.qkv.weight.ptr<float>() + (c.q_dim() + c.kv_dim()) * c.hidden_size);
+  EXPECT_EQ(L.up.weight.ptr<float>(), L.gate_up.weight.ptr<float>() + c.intermediate_size * c.hidden_size);
+  EXPECT_EQ(m->find("model.layers.1.self_attn.qkv_proj.weight"), &L.qkv.weight);
+  EXPECT_EQ(m->find("model.layers.1.mlp.gate_up_proj.weight"), &L.gate_up.weight);
+  int fused = 0;
+  for (TensorView* t : m->named_tensors()) {
+    EXPECT_EQ(t->name.find("q_proj"), std::string::npos) << t->name;  // only the fused names are stored
+    fused += t->name.find("qkv_proj") != std::string::npos || t->name.find("gate_up_proj") != std::string::npos;
+  }
+  EXPECT_EQ(fused, 2 * c.num_layers);
+}
+
+// Phi-3 in GGUF (llama.cpp's `phi3`): attn_qkv, the fused gate/up as ffn_up, the window, and
+// LongRoPE's factors as rope_factors_short / rope_factors_long with the attention factor.
+TEST(Model, Phi3GgufWithLongRopeGivesTheSameLogits) {
+  ModelConfig c = phi3_config();
+  c.rope_scaling.type = RopeScaling::Type::LongRope;
+  c.rope_scaling.short_factor = {1.0f, 1.5f, 2.0f, 3.0f};
+  c.rope_scaling.long_factor = {2.0f, 5.0f, 11.0f, 23.0f};
+  c.rope_scaling.original_max_position_embeddings = 4;  // kIds pass it: the long factors
+  c.rope_scaling.attention_factor = longrope_attention_factor(16.0, 4);
+  auto m = init_model(c, 9, DType::F32, InitScheme::Full, 0.1f);
+  const std::string path = test::temp_dir() + "/phi3.gguf";
+  write_gguf_from(*m, path, false);
+  auto g = load_model(path);
+  EXPECT_EQ(g->config.arch, Arch::Phi3);
+  EXPECT_TRUE(g->config.fused_proj);
+  EXPECT_EQ(g->config.sliding_window, 3);
+  EXPECT_EQ(g->config.rope_scaling.type, RopeScaling::Type::LongRope);
+  EXPECT_EQ(g->config.rope_scaling.long_factor, c.rope_scaling.long_factor);
+  EXPECT_FLOAT_EQ(g->config.rope_scaling.attention_factor, c.rope_scaling.attention_factor);
+  EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f);
+  // The factors are applied: the same weights without LongRoPE give other logits.
+  ModelConfig plain = c;
+  plain.rope_scaling = RopeScaling{};
+  auto p = init_model(plain, 9, DType::F32, InitScheme::Full, 0.1f);
+  EXPECT_GT(test::max_abs_diff(all_logits(*m, kIds), all_logits(*p, kIds)), 1e-3f);
+  // Written back as GGUF (factors carried over), it reloads to the same logits.
+  const std::string again = test::temp_dir() + "/phi3b.gguf";
   save_gguf_model(*g, path, again);
   auto h = load_model(again);
   EXPECT_LE(test::max_abs_diff(all_logits(*g, kIds), all_logits(*h, kIds)), 1e-6f);
