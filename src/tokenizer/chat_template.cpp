@@ -128,6 +128,43 @@ void render_llama2(Writer& w, const std::vector<ChatMessage>& m, const std::stri
   }
 }
 
+// Mistral-7B-Instruct v0.1 / v0.2: BOS, "[INST] " + user + " [/INST]", the reply + EOS; roles
+// must alternate user / assistant and system messages are refused, as the template raises.
+void render_mistral(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, const std::string& bos,
+                    const std::string& eos) {
+  w.text(bos);
+  for (size_t i = 0; i < m.size(); ++i) {
+    TAIA_CHECK(m[i].role != "system", "[chat] the Mistral template supports only user and assistant roles (message ",
+               i, " is a system message)");
+    TAIA_CHECK((m[i].role == "user") == (i % 2 == 0), "[chat] the Mistral template needs roles alternating "
+               "user/assistant/user/... (message ", i, " is ", m[i].role, ")");
+    if (m[i].role == "user") {
+      w.text("[INST] " + m[i].content + " [/INST]");
+    } else {
+      w.trained(m[i].content + eos);
+      if (t.space_after_eos) w.text(" ");
+    }
+  }
+}
+
+// Phi-3: <|user|>\n...<|end|>\n, <|assistant|>\n + the reply + <|end|>\n (trained), in the two
+// forms of ChatTemplate::phi3_header_after_user.
+void render_phi3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, bool gen,
+                 const std::string& bos, const std::string& eos) {
+  if (t.phi3_header_after_user) w.text(bos);
+  for (const ChatMessage& msg : m) {
+    if (msg.role == "assistant") {
+      if (!t.phi3_header_after_user) w.text("<|assistant|>\n");
+      w.trained(msg.content + "<|end|>\n");
+    } else if (msg.role == "user") {
+      w.text("<|user|>\n" + msg.content + "<|end|>\n" + (t.phi3_header_after_user ? "<|assistant|>\n" : ""));
+    } else if (!t.phi3_header_after_user && !msg.content.empty()) {
+      w.text("<|system|>\n" + msg.content + "<|end|>\n");
+    }
+  }
+  if (!t.phi3_header_after_user) w.text(gen ? "<|assistant|>\n" : eos);
+}
+
 // Gemma 2 / 3: BOS, <start_of_turn>user|model, the content trimmed, <end_of_turn>; a system
 // message becomes the first user turn's prefix (content + blank line), as the templates do.
 void render_gemma(Writer& w, const std::vector<ChatMessage>& m, bool gen, const std::string& bos) {
@@ -185,7 +222,8 @@ void render_raw(Writer& w, const std::vector<ChatMessage>& m) {
 }  // namespace
 
 const std::vector<std::string>& chat_template_names() {
-  static const std::vector<std::string> names{"chatml", "qwen3", "llama3", "llama2", "gemma", "alpaca", "raw"};
+  static const std::vector<std::string> names{"chatml", "qwen3", "llama3", "llama2", "mistral", "gemma", "phi3",
+                                              "alpaca", "raw"};
   return names;
 }
 
@@ -196,10 +234,13 @@ ChatTemplate chat_template_by_name(const std::string& name) {
   else if (name == "qwen3") t.format = ChatFormat::Qwen3;
   else if (name == "llama3") t.format = ChatFormat::Llama3;
   else if (name == "llama2") t.format = ChatFormat::Llama2;
+  else if (name == "mistral") t.format = ChatFormat::Mistral;
   else if (name == "gemma") t.format = ChatFormat::Gemma;
+  else if (name == "phi3") t.format = ChatFormat::Phi3;
   else if (name == "alpaca") t.format = ChatFormat::Alpaca;
   else if (name == "raw") t.format = ChatFormat::Raw;
-  else fail("[chat] template expected one of chatml, qwen3, llama3, llama2, gemma, alpaca, raw, got '", name, "'");
+  else fail("[chat] template expected one of chatml, qwen3, llama3, llama2, mistral, gemma, phi3, alpaca, raw, got '",
+            name, "'");
   return t;
 }
 
@@ -225,8 +266,19 @@ std::optional<ChatTemplate> recognize_chat_template(const std::string& j) {
     t.always_generation_prompt = !has("add_generation_prompt");
     return t;
   }
+  // Mistral v0.1 / v0.2: "[INST] " + content + " [/INST]", the reply + EOS (v0.1: + ' ').
+  if (has("[INST]") && !has("<<SYS>>") && has("' [/INST]'") && has("message['content'] + eos_token")) {
+    ChatTemplate t = chat_template_by_name("mistral");
+    t.space_after_eos = has("eos_token + ' '");
+    return t;
+  }
   if (has("[INST]")) return chat_template_by_name("llama2");
   if (has("<start_of_turn>")) return chat_template_by_name("gemma");
+  if (has("<|assistant|>") && has("<|end|>")) {
+    ChatTemplate t = chat_template_by_name("phi3");
+    t.phi3_header_after_user = !has("add_generation_prompt");
+    return t;
+  }
   if (has("### Instruction")) return chat_template_by_name("alpaca");
   return std::nullopt;
 }
@@ -237,6 +289,7 @@ ChatTemplate chat_template_for(const Tokenizer& tok) {
   if (tok.piece_to_id("<|start_header_id|>")) return chat_template_by_name("llama3");
   if (tok.piece_to_id("[INST]")) return chat_template_by_name("llama2");
   if (tok.piece_to_id("<start_of_turn>")) return chat_template_by_name("gemma");
+  if (tok.piece_to_id("<|assistant|>") && tok.piece_to_id("<|end|>")) return chat_template_by_name("phi3");
   return chat_template_by_name("raw");
 }
 
@@ -249,7 +302,9 @@ RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& 
     case ChatFormat::Qwen3: render_qwen3(w, t, messages, gen); break;
     case ChatFormat::Llama3: render_llama3(w, t, messages, gen, bos); break;
     case ChatFormat::Llama2: render_llama2(w, messages, bos, eos); break;
+    case ChatFormat::Mistral: render_mistral(w, t, messages, bos, eos); break;
     case ChatFormat::Gemma: render_gemma(w, messages, gen, bos); break;
+    case ChatFormat::Phi3: render_phi3(w, t, messages, gen, bos, eos); break;
     case ChatFormat::Alpaca: render_alpaca(w, messages, gen, eos); break;
     case ChatFormat::Raw: render_raw(w, messages); break;
   }

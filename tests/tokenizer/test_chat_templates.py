@@ -1,5 +1,7 @@
 """Chat templates: taia's built-in renderings equal HF's Jinja rendering (@huggingface/jinja)
-of the Qwen3, LLaMA 3 and Gemma 3 tokenizer_config.json templates on two-turn conversations, and the
+of the Qwen3, LLaMA 3 and Gemma 3 tokenizer_config.json templates, of the Phi-3 template in the
+phi-3 GGUF vocabulary, and of the published Phi-3.5-mini and Mistral-7B-Instruct v0.1 / v0.2
+templates (quoted below from their tokenizer_config.json) on two-turn conversations, and the
 per-token masks cover exactly the assistant replies (plus their end-of-turn tokens) for every
 built-in template.
 
@@ -8,6 +10,7 @@ Exit code 77 (skipped) when the npm packages cannot be had (see test_diff_hf_js.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -35,6 +38,27 @@ CASES = [
     {"messages": [msg(U, "Why is the sky blue?")], "add_generation_prompt": True, "enable_thinking": True},
 ]
 
+# Published templates without a fixture file of their own (tokenizer_config.json "chat_template").
+PHI35_TEMPLATE = ("{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
+                  "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}"
+                  "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}"
+                  "{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+                  "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}")
+MISTRAL_V02_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}")
+MISTRAL_V01_TEMPLATE = MISTRAL_V02_TEMPLATE.replace("message['content'] + eos_token}}",
+                                                    "message['content'] + eos_token + ' ' }}")
+
+
+def alternating(case):
+    """Mistral's template raises on system messages and on roles that do not alternate."""
+    return all((m["role"] == U) == (i % 2 == 0) for i, m in enumerate(case["messages"]))
+
+
 # Text each template trains on, per assistant reply (what the mask must cover).
 def trained_parts(template, messages):
     parts = []
@@ -54,6 +78,10 @@ def trained_parts(template, messages):
             parts.append(c.strip() + " </s>")
         elif template == "gemma":
             parts.append(c.strip() + "<end_of_turn>\n")
+        elif template == "mistral":
+            parts.append(c + "</s>")
+        elif template == "phi3":
+            parts.append(c + "<|end|>\n")
         elif template == "alpaca":
             parts.append(c + "</s>")
         elif template == "raw":
@@ -112,12 +140,52 @@ def main():
             print(f"{'ok  ' if ok else 'FAIL'} {name} case {k} rendered by '{o['template']}' == HF jinja")
             if not ok:
                 print(f"   taia {o['text']!r}\n   HF   {ref[k] if ref else js.stderr[-300:]!r}")
+    # 1b. Templates given as a tokenizer_config.json beside a fixture vocabulary: recognised by
+    # their markers and rendered as HF renders them.
+    phi3_gguf = os.path.join(tok_root, "goldens", "ggml-vocab-phi-3.gguf")
+    r = subprocess.run([taia, "inspect", phi3_gguf, "--format", "json"], capture_output=True, text=True)
+    phi3_template = json.loads(json.loads(r.stdout)["metadata"]["tokenizer.chat_template"], strict=False)
+    mistral_json = os.path.join(tok_root, "mistral", "tokenizer.json")
+    variants = [  # (label, vocabulary, template, bos, eos, expected template name, cases)
+        ("phi-3 (GGUF)", phi3_gguf, phi3_template, "<s>", "<|endoftext|>", "phi3", CASES),
+        ("phi-3.5", phi3_gguf, PHI35_TEMPLATE, "<s>", "<|endoftext|>", "phi3", CASES),
+        ("mistral v0.2", mistral_json, MISTRAL_V02_TEMPLATE, "<s>", "</s>", "mistral",
+         [c for c in CASES if alternating(c)]),
+        ("mistral v0.1", mistral_json, MISTRAL_V01_TEMPLATE, "<s>", "</s>", "mistral",
+         [c for c in CASES if alternating(c)]),
+    ]
+    for label, vocab, template, bos, eos, expected_template, cases in variants:
+        d = os.path.join(work, label.replace(" ", "_").replace("(", "").replace(")", ""))
+        os.makedirs(d, exist_ok=True)
+        cfg = os.path.join(d, "tokenizer_config.json")
+        json.dump({"chat_template": template, "bos_token": bos, "eos_token": eos}, open(cfg, "w"))
+        tok = vocab
+        if vocab.endswith(".json"):  # a folder: tokenizer.json + this tokenizer_config.json
+            shutil.copy(vocab, os.path.join(d, "tokenizer.json"))
+            tok = d
+        sub_cases = os.path.join(d, "cases.json")
+        json.dump(cases, open(sub_cases, "w"))
+        js = subprocess.run(["node", os.path.join(here, "hf_js_chat.mjs"), modules, cfg, sub_cases],
+                            capture_output=True, text=True, timeout=120)
+        ref = json.loads(js.stdout) if js.returncode == 0 else None
+        # A GGUF carries its own template; the Phi-3.5 one is taia's "phi3" by name.
+        ours = run_chat(taia, tok, cases, None if label != "phi-3.5" else "phi3")
+        for k, o in enumerate(ours):
+            ok = ref is not None and o["text"] == ref[k] and o["template"] == expected_template
+            failures += 0 if ok else 1
+            print(f"{'ok  ' if ok else 'FAIL'} {label} case {k} rendered by '{o['template']}' == HF jinja")
+            if not ok:
+                print(f"   taia {o['text']!r}\n   HF   {ref[k] if ref else js.stderr[-300:]!r}")
     # 2. Masks cover exactly the assistant replies, for every built-in template.
     for template, tok_name in (("chatml", "qwen3"), ("qwen3", "qwen3"), ("llama3", "llama3"), ("llama2", "mistral"),
-                               ("gemma", "gemma3"), ("alpaca", "mistral"), ("raw", "llama3")):
+                               ("mistral", "mistral"), ("gemma", "gemma3"), ("phi3", "goldens/ggml-vocab-phi-3.gguf"),
+                               ("alpaca", "mistral"), ("raw", "llama3")):
         tok_dir = os.path.join(tok_root, tok_name)
-        for k, (o, c) in enumerate(zip(run_chat(taia, tok_dir, CASES, template), CASES)):
+        cases = [c for c in CASES if alternating(c)] if template == "mistral" else CASES
+        for k, (o, c) in enumerate(zip(run_chat(taia, tok_dir, cases, template), cases)):
             runs = [decode(taia, tok_dir, r) for r in masked_runs(o["ids"], o["mask"])]
+            if template == "phi3":  # SentencePiece prefixes the "\n" after <|end|> with its own "▁" token
+                runs = [r.replace("<|end|> \n", "<|end|>\n") for r in runs]
             want = trained_parts(template, c["messages"])
             if template == "raw":  # raw joins turns with newlines: replies are runs of their own tokens
                 ok = "".join(runs).replace("\n", "") == "".join(want).replace("\n", "")

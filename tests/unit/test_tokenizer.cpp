@@ -148,5 +148,33 @@ TEST(ChatTemplate, RecognisesFormatsAndRefusesUnknownNames) {
   EXPECT_THROW(render_chat(chat_template_by_name("chatml"), {{"tool", "x"}}, false, "", ""), Error);
 }
 
+// Mistral's [INST] template (no <<SYS>>) and Phi-3's, in their two published forms each.
+TEST(ChatTemplate, MistralAndPhi3) {
+  const auto v02 = recognize_chat_template("{{ '[INST] ' + message['content'] + ' [/INST]' }}{{ message['content'] + "
+                                           "eos_token}}");
+  ASSERT_TRUE(v02);
+  EXPECT_EQ(v02->name, "mistral");
+  EXPECT_FALSE(v02->space_after_eos);
+  EXPECT_TRUE(recognize_chat_template("' [/INST]' }}{{ message['content'] + eos_token + ' ' }}")->space_after_eos);
+  RenderedChat r = render_chat(*v02, {{"user", " U1"}, {"assistant", "A1 "}, {"user", "U2"}}, true, "<s>", "</s>");
+  EXPECT_EQ(r.text, "<s>[INST]  U1 [/INST]A1 </s>[INST] U2 [/INST]");  // contents as they are, not trimmed
+  EXPECT_THROW(render_chat(*v02, {{"system", "S"}, {"user", "U"}}, false, "<s>", "</s>"), Error);
+  EXPECT_THROW(render_chat(*v02, {{"user", "U"}, {"user", "V"}}, false, "<s>", "</s>"), Error);
+  const auto phi35 = recognize_chat_template("{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}"
+                                             "{% if add_generation_prompt %}");
+  ASSERT_TRUE(phi35);
+  EXPECT_EQ(phi35->name, "phi3");
+  EXPECT_FALSE(phi35->phi3_header_after_user);
+  r = render_chat(*phi35, {{"system", "S"}, {"user", "U"}, {"assistant", "A"}}, false, "<s>", "<|endoftext|>");
+  EXPECT_EQ(r.text, "<|system|>\nS<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\nA<|end|>\n<|endoftext|>");
+  ASSERT_EQ(r.assistant_spans.size(), 1u);
+  EXPECT_EQ(r.text.substr(r.assistant_spans[0].first, r.assistant_spans[0].second - r.assistant_spans[0].first),
+            "A<|end|>\n");
+  ChatTemplate phi3 = *phi35;
+  phi3.phi3_header_after_user = true;  // Phi-3-mini's first template: no system turn, no EOS
+  EXPECT_EQ(render_chat(phi3, {{"system", "S"}, {"user", "U"}}, true, "<s>", "<|endoftext|>").text,
+            "<s><|user|>\nU<|end|>\n<|assistant|>\n");
+}
+
 }  // namespace
 }  // namespace taia
