@@ -23,6 +23,7 @@ struct GenerateResult {
   std::vector<int32_t> output_ids;  // generated ids only (an EOS that stopped the run included)
   bool stopped_at_eos = false;
   double prefill_seconds = 0, decode_seconds = 0;
+  int64_t kv_cache_bytes = 0;  // keys and values held (windowed layers: rings of their windows)
 };
 
 GenerateResult generate(Decoder& decoder, const std::vector<int32_t>& prompt_ids, const GenerateOptions& options);

@@ -88,17 +88,34 @@ void PackedBatch::clear() {
 }
 
 void Decoder::forward(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
+  forward_rows(cache, tokens, T, logits, all_logits ? LogitRows::All : LogitRows::Last);
+}
+
+void Decoder::forward_rows(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, LogitRows want) {
   const int64_t pos0 = cache.length();
   TAIA_CHECK(T > 0, "[Decoder::forward] expected at least one token");
   TAIA_CHECK(pos0 + T <= cache.max_positions(), "[Decoder::forward] expected at most ", cache.max_positions(),
              " positions in the KV cache, got ", pos0 + T);
+  const int64_t chunk = cache.rows_per_call();
+  if (cache.has_rings() && T > chunk) {  // ring caches hold the windows of calls of at most `chunk` rows
+    const int64_t V = model_.config.vocab_size;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+      const int64_t n = std::min(chunk, T - t0);
+      const LogitRows part = want == LogitRows::All ? LogitRows::All
+                             : want == LogitRows::Last && t0 + n == T ? LogitRows::Last
+                                                                      : LogitRows::None;
+      forward_rows(cache, tokens + t0, n, want == LogitRows::All ? logits + t0 * V : logits, part);
+    }
+    return;
+  }
   plain_.clear();
   for (int64_t t = 0; t < T; ++t) {
     KeySpans causal;
     causal.end[0] = pos0 + t + 1;
     plain_.add(tokens[t], pos0 + t, pos0 + t, causal);
   }
-  for (int64_t t = all_logits ? 0 : T - 1; t < T; ++t) plain_.logit_rows.push_back(t);
+  if (want != LogitRows::None)
+    for (int64_t t = want == LogitRows::All ? 0 : T - 1; t < T; ++t) plain_.logit_rows.push_back(t);
   forward_packed(cache, plain_, logits);
   cache.set_length(pos0 + T);
 }
@@ -143,7 +160,8 @@ bool Decoder::check_packed_batch(const KVCache& cache, const PackedBatch& b) con
 const KeySpans* Decoder::layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b) {
   const int64_t window = model_.config.layer_window(layer);
   if (window == 0) return b.spans.data();
-  if (window_spans_for_ == window) return window_spans_.data();
+  const int64_t ring = cache.is_ring(layer) ? cache.layer_rows(layer) : 0;
+  if (window_spans_for_ == window && ring_rows_for_ == ring) return window_spans_.data();
   window_spans_ = b.spans;
   for (int64_t t = 0; t < b.size(); ++t) {
     KeySpans& sp = window_spans_[size_t(t)];
@@ -153,8 +171,31 @@ const KeySpans* Decoder::layer_spans(int64_t layer, const KVCache& cache, const 
     TAIA_CHECK(sp.size() > 0, "[Decoder::forward_packed] row ", t, " (position ", b.positions[size_t(t)],
                ") attends to no key inside its window of ", window);
   }
+  if (ring > 0) map_spans_to_ring(window_spans_, b, ring);
   window_spans_for_ = window;
+  ring_rows_for_ = ring;
   return window_spans_.data();
+}
+
+// Slots -> rows of a ring of `rows` rows: a row's one span of slots [begin, end) becomes one or
+// two row ranges (wrapping at the end of the ring). Every slot the call reads or writes must
+// have a row of its own: from the oldest slot read to the newest written, at most `rows` slots.
+void Decoder::map_spans_to_ring(std::vector<KeySpans>& spans, const PackedBatch& b, int64_t rows) {
+  int64_t oldest = b.slots[0], newest = b.slots[0];
+  for (int64_t t = 0; t < b.size(); ++t) {
+    KeySpans& sp = spans[size_t(t)];
+    TAIA_CHECK(sp.begin[1] == sp.end[1], "[Decoder::forward_packed] row ", t, " attends to two spans of slots, "
+               "which a ring KV cache cannot hold (make the cache with rows_per_call 0)");
+    oldest = std::min(oldest, sp.begin[0]);
+    newest = std::max(newest, b.slots[size_t(t)]);
+    const int64_t first = sp.begin[0] % rows, n = sp.end[0] - sp.begin[0];
+    sp.begin[0] = first;
+    sp.end[0] = std::min(rows, first + n);
+    sp.begin[1] = 0;
+    sp.end[1] = first + n - sp.end[0];
+  }
+  TAIA_CHECK(newest - oldest < rows, "[Decoder::forward_packed] the call reads slot ", oldest, " and writes slot ",
+             newest, ": more than the ", rows, " rows of a ring KV cache");
 }
 
 // One decoder layer on the T rows in s_.x (the residual stream, updated in place).
@@ -165,8 +206,11 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   float* x = s_.x.data();
   float* xn = s_.xn.data();
   const int64_t* pos = b.positions.data();
-  float* k_rows = contiguous ? cache.keys(l) + b.slots[0] * KV : s_.k.data();  // [T, KV]
-  float* v_rows = contiguous ? cache.values(l) + b.slots[0] * KV : s_.v.data();
+  // Consecutive slots go straight into the cache unless they wrap around a ring.
+  const int64_t row0 = cache.row_of(l, b.slots[0]);
+  contiguous = contiguous && row0 + T <= cache.layer_rows(l);
+  float* k_rows = contiguous ? cache.keys(l) + row0 * KV : s_.k.data();  // [T, KV]
+  float* v_rows = contiguous ? cache.values(l) + row0 * KV : s_.v.data();
   const float eps = float(c.rms_norm_eps), norm_offset = c.norm_weight_offset();
   rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, eps, norm_offset);
   project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
@@ -188,8 +232,9 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, inv_freq, mscale);
   if (!contiguous)
     for (int64_t t = 0; t < T; ++t) {
-      std::memcpy(cache.keys(l) + b.slots[size_t(t)] * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
-      std::memcpy(cache.values(l) + b.slots[size_t(t)] * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
+      const int64_t row = cache.row_of(l, b.slots[size_t(t)]);
+      std::memcpy(cache.keys(l) + row * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
+      std::memcpy(cache.values(l) + row * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
     }
   // The spans carry the layer's window (layer_spans); the shape adds Gemma's scale and soft-cap.
   attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), layer_spans(l, cache, b), T,
@@ -237,12 +282,12 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   s_.gate.resize(size_t(T * I));
   s_.up.resize(size_t(T * I));
   if (c.sandwich_norms) s_.block_out.resize(size_t(T * D));
-  if (!contiguous) {
+  if (!contiguous || cache.has_rings()) {
     s_.k.resize(size_t(T * KV));
     s_.v.resize(size_t(T * KV));
   }
   for (int64_t t = 0; t < T; ++t) cache.set_position(b.slots[size_t(t)], b.positions[size_t(t)]);
-  window_spans_for_ = 0;
+  window_spans_for_ = ring_rows_for_ = 0;
   float* x = s_.x.data();
   embed_rows(x, w.embed, b.tokens.data(), T, D);
   if (c.scale_embeddings) {  // Gemma: times sqrt(hidden) rounded to the activations' dtype, as HF does

@@ -49,7 +49,8 @@ class Decoder {
   explicit Decoder(const Model& model);
 
   // Runs tokens[T] at positions cache.length() .. +T-1, appends their keys/values to the cache.
-  // logits: [T, V] if all_logits, else [V] for the last position only.
+  // logits: [T, V] if all_logits, else [V] for the last position only. A cache with rings runs
+  // in calls of at most its rows_per_call rows.
   void forward(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, bool all_logits);
 
   // Runs a packed batch; the cache's length is left alone (slots are managed by the caller).
@@ -63,10 +64,13 @@ class Decoder {
   void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
 
  private:
+  enum class LogitRows { All, Last, None };
+  void forward_rows(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, LogitRows want);
   void project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate);
   bool check_packed_batch(const KVCache& cache, const PackedBatch& b) const;
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
   const KeySpans* layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b);
+  static void map_spans_to_ring(std::vector<KeySpans>& spans, const PackedBatch& b, int64_t rows);
   void sublayer_output(int64_t layer, Proj p, const Linear& lin, const TensorView& out_norm, const float* in,
                        int64_t T);
 
@@ -76,8 +80,10 @@ class Decoder {
   const LoraAdapter* adapter_ = nullptr;
   ModuleMask mask_{};
   std::vector<float> lora_u_;  // [T, r]
-  std::vector<KeySpans> window_spans_;  // [T] the batch's spans under window_spans_for_ (0: not built)
-  int64_t window_spans_for_ = 0;
+  // [T] the batch's spans under the window of window_spans_for_ (0: not built), in the rows of a
+  // ring of ring_rows_for_ rows (0: slots are rows).
+  std::vector<KeySpans> window_spans_;
+  int64_t window_spans_for_ = 0, ring_rows_for_ = 0;
 };
 
 }  // namespace taia

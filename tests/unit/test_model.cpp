@@ -142,6 +142,46 @@ TEST(Model, IncrementalDecodingMatchesOneBatchUnderASlidingWindow) {
   check_incremental_decoding_matches_one_batch(windowed_config());
 }
 
+// A ring KV cache (windowed layers keep window - 1 + rows_per_call rows) gives the full cache's
+// logits: one prompt in calls of rows_per_call rows, then one token at a time far past the ring.
+void check_ring_cache_matches_full_cache(const ModelConfig& config) {
+  auto m = init_model(config, 2, DType::F32, InitScheme::Full, 0.1f);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(int32_t((i * 7 + 3) % config.vocab_size));
+  const size_t V = size_t(config.vocab_size), n = ids.size();
+  std::vector<float> full(n * V), ring(n * V);
+  {
+    Decoder d(*m);
+    KVCache cache(m->config, int64_t(n));
+    d.forward(cache, ids.data(), int64_t(n), full.data(), true);
+  }
+  Decoder d(*m);
+  KVCache cache(m->config, int64_t(n), 2);
+  ASSERT_TRUE(cache.has_rings());
+  KVCache plain(m->config, int64_t(n));
+  EXPECT_LT(cache.bytes(), plain.bytes());
+  for (int64_t l = 0; l < config.num_layers; ++l)
+    EXPECT_EQ(cache.layer_rows(l), config.layer_window(l) ? config.layer_window(l) + 1 : int64_t(n)) << "layer " << l;
+  d.forward(cache, ids.data(), 15, ring.data(), true);  // 8 calls of <= 2 rows
+  for (size_t t = 15; t < n; ++t) d.forward(cache, &ids[t], 1, ring.data() + t * V, true);
+  EXPECT_LE(test::max_abs_diff(full, ring), 1e-5f);
+  // A call that would overwrite keys it still reads is refused, never silently wrong.
+  PackedBatch b;  // 6 rows in one call: slot 0 (read by row 0) and slot 5 share a row of the ring
+  for (int64_t t = 0; t < 6; ++t) {
+    KeySpans sp;
+    sp.end[0] = t + 1;
+    b.add(ids[size_t(t)], t, t, sp);
+  }
+  KVCache small(m->config, int64_t(n), 2);
+  std::vector<float> out(V);
+  b.logit_rows = {5};
+  EXPECT_THROW(d.forward_packed(small, b, out.data()), Error);
+}
+
+TEST(Model, RingKvCacheOfWindowedLayersMatchesTheFullCache) {
+  check_ring_cache_matches_full_cache(windowed_config());
+}
+
 // Gemma 2 (soft-caps, sandwich norms, windows on even layers) and Gemma 3 (QK-norm, a local
 // RoPE base on windowed layers, every third layer global) through the same decoding paths.
 ModelConfig gemma_config(Arch arch) {
@@ -169,6 +209,7 @@ TEST(Model, GemmaPackedBatchesAndIncrementalDecodingMatchOneBatch) {
     SCOPED_TRACE(arch_name(arch));
     check_packed_batch_matches_separate_sequences(gemma_config(arch));
     check_incremental_decoding_matches_one_batch(gemma_config(arch));
+    check_ring_cache_matches_full_cache(gemma_config(arch));
   }
 }
 
@@ -334,6 +375,7 @@ ModelConfig phi3_config() {
 TEST(Model, Phi3PackedBatchesAndIncrementalDecodingMatchOneBatch) {
   check_packed_batch_matches_separate_sequences(phi3_config());
   check_incremental_decoding_matches_one_batch(phi3_config());
+  check_ring_cache_matches_full_cache(phi3_config());
 }
 
 // The fused tensors hold the projections: q, k, v are views of qkv_proj's rows, gate and up of

@@ -103,6 +103,7 @@ void run_generate(const GenerateArgs& a) {
     j["stopped_at_eos"] = r.stopped_at_eos;
     j["prefill_tokens_per_s"] = prefill_tps;
     j["decode_tokens_per_s"] = decode_tps;
+    j["kv_cache_bytes"] = r.kv_cache_bytes;
     std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl;
   } else {
     if (stream) std::cout << stream->flush();
