@@ -1,0 +1,241 @@
+"""taia against llama.cpp on the same GGUF files: for the architectures the llama.cpp snapshot
+implements (llama, gemma2, phi3), a tiny random model is written as GGUF with llama.cpp's own
+gguf-py (the metadata and tensor layout its convert_hf_to_gguf.py writes: LLaMA's Q/K rows
+permuted, Gemma 2's norms stored as 1 + weight, Phi-3's fused attn_qkv / ffn_up, its window and
+LongRoPE factors) over a real vocabulary, then
+- `llama-cli --temp 0` and `taia generate --temperature 0` continue a prompt with the same text;
+- a LoRA trained by taia on that GGUF and exported with `--format gguf-lora --mode taia` loads in
+  llama-cli (`--lora`) and gives there the continuation taia gives with it.
+
+Needs a built llama.cpp: LLAMA_CPP_DIR (its source tree, with build/bin/llama-cli and gguf-py).
+Exits 77 (skipped) without it.
+
+usage: /usr/bin/python3 check_llamacpp.py TAIA_BINARY FIXTURES WORK_DIR
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_reference import read_safetensors  # noqa: E402
+
+PROMPT = "Once upon a time, there was a little girl"
+N_NEW = 24
+
+
+def load_gguf_py(llama_dir):
+    # gguf-py's package imports sentencepiece for its vocabulary helpers, which writing does not
+    # use: a stand-in module lets it import without the package installed.
+    sys.modules.setdefault("sentencepiece", types.SimpleNamespace(SentencePieceProcessor=None))
+    sys.path.insert(0, os.path.join(llama_dir, "gguf-py"))
+    import gguf  # noqa: E402
+    return gguf
+
+
+def copy_vocab(gguf, writer, vocab_path):
+    r = gguf.GGUFReader(vocab_path)
+    f = r.fields
+    def strings(key):
+        return [bytes(f[key].parts[i]).decode("utf-8") for i in f[key].data]
+    def numbers(key):
+        return [f[key].parts[i][0].item() for i in f[key].data]
+    def scalar(key):
+        return f[key].parts[f[key].data[0]][0].item()
+    writer.add_tokenizer_model(bytes(f["tokenizer.ggml.model"].parts[f["tokenizer.ggml.model"].data[0]]).decode())
+    writer.add_token_list(strings("tokenizer.ggml.tokens"))
+    writer.add_token_scores(numbers("tokenizer.ggml.scores"))
+    writer.add_token_types(numbers("tokenizer.ggml.token_type"))
+    writer.add_bos_token_id(scalar("tokenizer.ggml.bos_token_id"))
+    writer.add_eos_token_id(scalar("tokenizer.ggml.eos_token_id"))
+    if "tokenizer.ggml.unknown_token_id" in f:
+        writer.add_unk_token_id(scalar("tokenizer.ggml.unknown_token_id"))
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    return len(f["tokenizer.ggml.tokens"].data)
+
+
+def permute(w, n_head):
+    """convert_hf_to_gguf.py's LlamaModel.permute: rotary halves -> interleaved pairs per head."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_gguf(gguf, arch, cfg, model_dir, vocab_path, out):
+    W = {k: v.numpy() for k, v in read_safetensors(os.path.join(model_dir, "model.safetensors")).items()}
+    w = gguf.GGUFWriter(out, arch)
+    copy_vocab(gguf, w, vocab_path)
+    H, KV, D = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["hidden_size"]
+    hd = cfg.get("head_dim", D // H)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(D)
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(H)
+    w.add_head_count_kv(KV)
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    if arch == "llama":
+        w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
+        w.add_rope_dimension_count(hd)
+    elif arch == "gemma2":
+        w.add_key_length(hd)
+        w.add_value_length(hd)
+        w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+        w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+        w.add_sliding_window(cfg["sliding_window"])
+    elif arch == "phi3":
+        w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
+        w.add_rope_dimension_count(hd)
+        w.add_rope_scaling_orig_ctx_len(cfg["original_max_position_embeddings"])
+        w.add_sliding_window(cfg["sliding_window"])
+        rs = cfg["rope_scaling"]
+        scale = cfg["max_position_embeddings"] / cfg["original_max_position_embeddings"]
+        w.add_rope_scaling_attn_factors(float(np.sqrt(1 + np.log(scale) / np.log(cfg["original_max_position_embeddings"]))))
+        w.add_tensor("rope_factors_long.weight", np.array(rs["long_factor"], dtype=np.float32))
+        w.add_tensor("rope_factors_short.weight", np.array(rs["short_factor"], dtype=np.float32))
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    layer = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+             "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.qkv_proj": "attn_qkv",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+             "mlp.gate_up_proj": "ffn_up"}
+    if arch == "gemma2":
+        layer.update({"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+                      "post_feedforward_layernorm": "post_ffw_norm"})
+    else:
+        layer["post_attention_layernorm"] = "ffn_norm"
+    for name, t in W.items():
+        if name in names:
+            g = names[name]
+        else:
+            parts = name.split(".")  # model.layers.N.<module...>.weight
+            g = f"blk.{parts[2]}.{layer['.'.join(parts[3:-1])]}.weight"
+        t = t.astype(np.float32)
+        if arch == "llama" and g.endswith("attn_q.weight"):
+            t = permute(t, H)
+        if arch == "llama" and g.endswith("attn_k.weight"):
+            t = permute(t, KV)
+        if arch == "gemma2" and g.endswith("norm.weight"):
+            t = t + 1
+        w.add_tensor(g, np.ascontiguousarray(t))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=300, **kw)
+    if r.returncode != 0:
+        print(f"$ {' '.join(cmd)}\n{r.stderr[-1500:]}")
+    return r
+
+
+def same_text(a, b):
+    """Equal texts, an invalid UTF-8 sequence (a byte token cut off) counting as one mark on both sides."""
+    norm = lambda t: re.sub("\ufffd+", "\ufffd", t.strip())
+    return norm(a) == norm(b)
+
+
+def llama_cli(llama_dir, model, lora=None):
+    cmd = [os.path.join(llama_dir, "build", "bin", "llama-cli"), "-m", model, "-p", PROMPT, "-n", str(N_NEW),
+           "--temp", "0", "--ignore-eos", "-no-cnv", "--no-warmup", "-t", "2", "-c", "128", "--seed", "1"]
+    if lora:
+        cmd += ["--lora", lora]
+    r = run(cmd, stdin=subprocess.DEVNULL)
+    return r.stdout if r.returncode == 0 else None
+
+
+def taia_generate(taia, model, *extra):
+    """The prompt and its continuation as one text (decoded together, as llama-cli prints them)."""
+    r = run([taia, "generate", "-m", model, "--prompt", PROMPT, "-n", str(N_NEW), "--temperature", "0",
+             "--ignore-eos", "--format", "json", "--threads", "2", *extra])
+    if r.returncode != 0:
+        return None
+    g = json.loads(r.stdout)
+    d = run([taia, "tokenize", "--decode", "--skip-special", "--tokenizer", model],
+            input=json.dumps({"ids": g["prompt_ids"] + g["output_ids"]}) + "\n")
+    return json.loads(d.stdout)["text"] if d.returncode == 0 else None
+
+
+COMMON = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+          "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "max_position_embeddings": 128, "bos_token_id": 1,
+          "eos_token_id": 2, "tie_word_embeddings": False}
+ARCHS = {
+    "llama": ("ggml-vocab-llama-spm.gguf", dict(architectures=["LlamaForCausalLM"], model_type="llama")),
+    # A window of 6 over a ~35-position run, caps that bite; 26 layers, a depth llama.cpp knows
+    # (Gemma-2-2B's: it picks the attention scale by model size and refuses others).
+    "gemma2": ("ggml-vocab-llama-spm.gguf", dict(architectures=["Gemma2ForCausalLM"], model_type="gemma2",
+                                                  num_hidden_layers=26,
+                                                  head_dim=16, query_pre_attn_scalar=16,
+                                                  hidden_activation="gelu_pytorch_tanh", attn_logit_softcapping=8.0,
+                                                  final_logit_softcapping=12.0, sliding_window=6,
+                                                  tie_word_embeddings=True)),
+    # LongRoPE with the short factors (llama-cli -c 128 = the original context) and its attention factor.
+    "phi3": ("ggml-vocab-phi-3.gguf", dict(architectures=["Phi3ForCausalLM"], model_type="phi3", sliding_window=6,
+                                           max_position_embeddings=512, original_max_position_embeddings=128,
+                                           rope_scaling={"type": "longrope",
+                                                         "short_factor": [1.0 + 0.2 * i for i in range(8)],
+                                                         "long_factor": [4.0 + i for i in range(8)]})),
+}
+
+
+def main():
+    taia, fixtures, work = sys.argv[1:4]
+    llama_dir = os.environ.get("LLAMA_CPP_DIR", "")
+    if not os.path.exists(os.path.join(llama_dir, "build", "bin", "llama-cli")):
+        print("skip: set LLAMA_CPP_DIR to a llama.cpp tree with build/bin/llama-cli and gguf-py")
+        sys.exit(77)
+    gguf = load_gguf_py(llama_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    data = os.path.join(work, "data.jsonl")
+    with open(data, "w") as f:
+        for i in range(24):
+            f.write(json.dumps({"text": "Once upon a time, there was a little girl named Lily. She liked red balls."})
+                    + "\n")
+    failures = 0
+    for arch, (vocab_file, overrides) in ARCHS.items():
+        vocab = os.path.join(fixtures, "tokenizers", "goldens", vocab_file)
+        reader = gguf.GGUFReader(vocab)
+        cfg = dict(COMMON, vocab_size=len(reader.fields["tokenizer.ggml.tokens"].data), **overrides)
+        d = os.path.join(work, arch)
+        os.makedirs(d)
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+        hf = os.path.join(d, "hf")
+        run([taia, "init-model", "--config", os.path.join(d, "config.json"), "--out", hf, "--seed", "11",
+             "--init", "full", "--std", "0.35"])
+        model = os.path.join(d, "model.gguf")
+        write_gguf(gguf, arch, cfg, hf, vocab, model)
+        ours = taia_generate(taia, model)
+        theirs = llama_cli(llama_dir, model)
+        ok = ours is not None and theirs is not None and same_text(theirs, ours)
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {arch}: greedy continuation of {N_NEW} tokens, llama-cli == taia generate")
+        if not ok:
+            print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
+        adapter = os.path.join(d, "adapter")
+        run([taia, "train", "-m", model, "--data", data, "-o", adapter, "--max-steps", "8", "--lr", "3e-2",
+             "--batch-size", "4", "--grad-accum", "1", "--lora-rank", "4", "--lora-alpha", "8", "--lora-dropout", "0",
+             "--threads", "2"])
+        lora = os.path.join(d, "taia.lora.gguf")
+        run([taia, "export", "-m", model, "--adapter", adapter, "--mode", "taia", "--format", "gguf-lora", "-o", lora])
+        ours_l = taia_generate(taia, model, "--adapter", lora, "--mode", "vanilla")
+        theirs_l = llama_cli(llama_dir, model, lora)
+        ok = (ours_l is not None and theirs_l is not None and ours is not None and
+              same_text(theirs_l, ours_l) and ours_l != ours)
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {arch}: the TAIA gguf-lora export loads in llama-cli --lora and continues "
+              f"as taia does with it (and differently from the base)")
+        if not ok:
+            print(f"   llama.cpp {theirs_l!r}\n   taia      {ours_l!r}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
