@@ -13,7 +13,7 @@ constexpr ArchInfo kArchs[] = {
     {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true, true, false},
     {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false, true, false},
     {Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", false, true, true},
-    {Arch::Gemma3, "gemma3_text", "Gemma3ForCausalLM", "gemma3", false, false, true},
+    {Arch::Gemma3, "gemma3_text", "Gemma3ForCausalLM", "gemma3", false, true, true},
     {Arch::Phi3, "phi3", "Phi3ForCausalLM", "phi3", false, true, false},
 };
 }  // namespace
@@ -29,7 +29,8 @@ const char* arch_hf_class(Arch a) { return arch_info(a).hf_class; }
 Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin) {
   for (const ArchInfo& i : kArchs)
     if (gguf_arch == i.gguf_arch && i.gguf_supported) return i.arch;
-  fail(origin, ": general.architecture expected 'llama', 'qwen2', 'qwen3', 'gemma2' or 'phi3', got '", gguf_arch, "'");
+  fail(origin, ": general.architecture expected 'llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3' or 'phi3', got '",
+       gguf_arch, "'");
 }
 
 void ModelConfig::validate(const std::string& origin) const {

@@ -65,16 +65,24 @@ void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t r
 
 namespace {
 
-// Gemma 2 as llama.cpp's converter writes it. The file has no query_pre_attn_scalar: like
-// llama.cpp, the 46-layer model (27B) scales by 1/sqrt(hidden / heads), the others by
-// 1/sqrt(head_dim), which is what their configs say.
-void read_gemma2_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
+// Gemma 2 and 3 as llama.cpp's converter writes them. The file has no query_pre_attn_scalar:
+// like llama.cpp, the 27B models (Gemma 2: 46 layers, Gemma 3: 62) scale by 1/sqrt(hidden /
+// heads), the others by 1/sqrt(head_dim), which is what their configs say. Gemma 3's file has
+// no layer pattern or local RoPE base either: llama.cpp fixes them at 6 and 10000, as every
+// Gemma 3 config has them.
+void read_gemma_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
   set_gemma_layer(c);
+  const bool gemma2 = c.arch == Arch::Gemma2;
   c.attn_softcap = g.get_float_or(p + "attn_logit_softcapping", 0.0);
   c.final_softcap = g.get_float_or(p + "final_logit_softcapping", 0.0);
   c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);
-  c.sliding_window_pattern = 2;  // HF's rule (l + 1) % 2: the even layers windowed
-  c.query_pre_attn_scalar = c.num_layers == 46 ? double(c.hidden_size / c.num_heads) : double(c.head_dim);
+  c.sliding_window_pattern = gemma2 ? 2 : 6;  // HF's rule: layer l windowed iff (l + 1) % P != 0
+  const bool is_27b = c.num_layers == (gemma2 ? 46 : 62);
+  c.query_pre_attn_scalar = is_27b ? double(c.hidden_size / c.num_heads) : double(c.head_dim);
+  if (!gemma2) {
+    c.qk_norm = true;
+    c.rope_local_theta = 10000.0;
+  }
 }
 
 // Phi-3 as llama.cpp's converter writes it: a window on every layer (0: none), and for the
@@ -138,7 +146,7 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias", pl)) != nullptr;
   c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Down, ".bias", pl)) != nullptr;
   c.qk_norm = c.arch == Arch::Qwen3;
-  if (c.arch == Arch::Gemma2) read_gemma2_gguf(g, p, c);
+  if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) read_gemma_gguf(g, p, c);
   if (c.arch == Arch::Phi3) read_phi3_gguf(g, p, c);
   if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
   if (g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {g.get_int("tokenizer.ggml.eos_token_id")};

@@ -255,7 +255,7 @@ TEST(Model, SavedFolderReloadsToTheSameLogits) {
 void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
   const ModelConfig& c = m.config;
   test::GgufBuilder b;
-  const std::string a = arch_name(c.arch);
+  const std::string a = arch_info(c.arch).gguf_arch;
   b.kv_str("general.architecture", a);
   b.kv_u32(a + ".embedding_length", uint32_t(c.hidden_size));
   b.kv_u32(a + ".feed_forward_length", uint32_t(c.intermediate_size));
@@ -277,6 +277,13 @@ void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
     b.kv_f32(a + ".attn_logit_softcapping", float(c.attn_softcap));
     b.kv_f32(a + ".final_logit_softcapping", float(c.final_softcap));
     b.kv_u32(a + ".attention.sliding_window", uint32_t(c.sliding_window));
+  }
+  if (c.arch == Arch::Gemma3) {  // Gemma3Model: the window, the global layers' linear scaling
+    b.kv_u32(a + ".attention.sliding_window", uint32_t(c.sliding_window));
+    if (c.rope_scaling.type == RopeScaling::Type::Linear) {
+      b.kv_str(a + ".rope.scaling.type", "linear");
+      b.kv_f32(a + ".rope.scaling.factor", c.rope_scaling.factor);
+    }
   }
   b.kv_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_norm_eps);
   b.kv_f32(a + ".rope.freq_base", c.rope_theta);
@@ -426,6 +433,33 @@ TEST(Model, Phi3GgufWithLongRopeGivesTheSameLogits) {
   EXPECT_GT(test::max_abs_diff(all_logits(*m, kIds), all_logits(*p, kIds)), 1e-3f);
   // Written back as GGUF (factors carried over), it reloads to the same logits.
   const std::string again = test::temp_dir() + "/phi3b.gguf";
+  save_gguf_model(*g, path, again);
+  auto h = load_model(again);
+  EXPECT_LE(test::max_abs_diff(all_logits(*g, kIds), all_logits(*h, kIds)), 1e-6f);
+}
+
+// Gemma 3 in GGUF as llama.cpp writes it: Gemma 2's layout plus attn_q_norm / attn_k_norm (also
+// stored as 1 + weight), linear RoPE scaling of the global layers in metadata, the local layers'
+// base (10000) and the 5 : 1 pattern fixed as llama.cpp fixes them.
+TEST(Model, Gemma3GgufGivesTheSameLogits) {
+  ModelConfig c = gemma_config(Arch::Gemma3);
+  c.num_layers = 7;  // layers 5 global, the others windowed
+  c.sliding_window_pattern = 6;
+  c.query_pre_attn_scalar = double(c.head_dim);
+  c.rope_scaling.type = RopeScaling::Type::Linear;
+  c.rope_scaling.factor = 8.0f;
+  auto m = init_model(c, 8, DType::F32, InitScheme::Full, 0.1f);
+  const std::string path = test::temp_dir() + "/g3.gguf";
+  write_gguf_from(*m, path, false);
+  auto g = load_model(path);
+  EXPECT_EQ(g->config.arch, Arch::Gemma3);
+  EXPECT_TRUE(g->config.qk_norm);
+  EXPECT_EQ(g->config.layer_window(4), 3);
+  EXPECT_EQ(g->config.layer_window(5), 0);
+  EXPECT_TRUE(g->config.layer_uses_local_rope(0));
+  EXPECT_EQ(g->config.rope_scaling.type, RopeScaling::Type::Linear);
+  EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), all_logits(*g, kIds)), 1e-5f);
+  const std::string again = test::temp_dir() + "/g3b.gguf";
   save_gguf_model(*g, path, again);
   auto h = load_model(again);
   EXPECT_LE(test::max_abs_diff(all_logits(*g, kIds), all_logits(*h, kIds)), 1e-6f);
