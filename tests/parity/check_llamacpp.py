@@ -1,8 +1,11 @@
 """taia against llama.cpp on the same GGUF files: for the architectures the llama.cpp snapshot
-implements (llama, gemma2, phi3), a tiny random model is written as GGUF with llama.cpp's own
-gguf-py (the metadata and tensor layout its convert_hf_to_gguf.py writes: LLaMA's Q/K rows
-permuted, Gemma 2's norms stored as 1 + weight, Phi-3's fused attn_qkv / ffn_up, its window and
+implements (llama, qwen2, gemma2, phi3), a tiny random model is written as GGUF with llama.cpp's
+own gguf-py (the metadata and tensor layout its convert_hf_to_gguf.py writes: LLaMA's Q/K rows
+permuted, Gemma's norms stored as 1 + weight, Phi-3's fused attn_qkv / ffn_up, its window and
 LongRoPE factors) over a real vocabulary, then
+- `taia forward` on the GGUF gives the logits of the PyTorch reference on the HF folder (<= 1e-4;
+  also for qwen3 and gemma3, which the snapshot does not run, in the layout later llama.cpp
+  writes);
 - `llama-cli --temp 0` and `taia generate --temperature 0` continue a prompt with the same text;
 - a LoRA trained by taia on that GGUF and exported with `--format gguf-lora --mode taia` loads in
   llama-cli (`--lora`) and gives there the continuation taia gives with it.
@@ -79,15 +82,22 @@ def write_gguf(gguf, arch, cfg, model_dir, vocab_path, out):
     w.add_head_count_kv(KV)
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    if arch == "llama":
+    if arch in ("llama", "qwen2", "qwen3"):
         w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
-        w.add_rope_dimension_count(hd)
-    elif arch == "gemma2":
+        if "head_dim" in cfg:
+            w.add_key_length(hd)
+            w.add_value_length(hd)
+    elif arch in ("gemma2", "gemma3"):
         w.add_key_length(hd)
         w.add_value_length(hd)
+        w.add_sliding_window(cfg["sliding_window"])
+    if arch == "gemma2":
         w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
         w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
-        w.add_sliding_window(cfg["sliding_window"])
+    elif arch == "gemma3":
+        w.add_rope_freq_base(cfg["rope_theta"])
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(cfg["rope_scaling"]["factor"])
     elif arch == "phi3":
         w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
         w.add_rope_dimension_count(hd)
@@ -103,8 +113,8 @@ def write_gguf(gguf, arch, cfg, model_dir, vocab_path, out):
     layer = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.qkv_proj": "attn_qkv",
              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
-             "mlp.gate_up_proj": "ffn_up"}
-    if arch == "gemma2":
+             "mlp.gate_up_proj": "ffn_up", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
+    if arch in ("gemma2", "gemma3"):
         layer.update({"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
                       "post_feedforward_layernorm": "post_ffw_norm"})
     else:
@@ -113,14 +123,14 @@ def write_gguf(gguf, arch, cfg, model_dir, vocab_path, out):
         if name in names:
             g = names[name]
         else:
-            parts = name.split(".")  # model.layers.N.<module...>.weight
-            g = f"blk.{parts[2]}.{layer['.'.join(parts[3:-1])]}.weight"
+            parts = name.split(".")  # model.layers.N.<module...>.weight|bias
+            g = f"blk.{parts[2]}.{layer['.'.join(parts[3:-1])]}.{parts[-1]}"
         t = t.astype(np.float32)
         if arch == "llama" and g.endswith("attn_q.weight"):
             t = permute(t, H)
         if arch == "llama" and g.endswith("attn_k.weight"):
             t = permute(t, KV)
-        if arch == "gemma2" and g.endswith("norm.weight"):
+        if arch in ("gemma2", "gemma3") and g.endswith("norm.weight"):
             t = t + 1
         w.add_tensor(g, np.ascontiguousarray(t))
     w.write_header_to_file()
@@ -166,8 +176,20 @@ def taia_generate(taia, model, *extra):
 COMMON = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
           "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "max_position_embeddings": 128, "bos_token_id": 1,
           "eos_token_id": 2, "tie_word_embeddings": False}
-ARCHS = {
+ARCHS = {  # GGUF architecture -> (vocabulary, config.json overrides)
     "llama": ("ggml-vocab-llama-spm.gguf", dict(architectures=["LlamaForCausalLM"], model_type="llama")),
+    "qwen2": ("ggml-vocab-llama-spm.gguf", dict(architectures=["Qwen2ForCausalLM"], model_type="qwen2",
+                                                 rope_theta=1000000.0)),
+    "qwen3": ("ggml-vocab-llama-spm.gguf", dict(architectures=["Qwen3ForCausalLM"], model_type="qwen3", head_dim=24,
+                                                 rope_theta=1000000.0)),
+    # Gemma 3 with 7 layers: layer 5 global (base 1e6, linear scaling 8), the others local (10000).
+    "gemma3": ("ggml-vocab-llama-spm.gguf", dict(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text",
+                                                  num_hidden_layers=7, head_dim=16, query_pre_attn_scalar=16,
+                                                  hidden_activation="gelu_pytorch_tanh", sliding_window=6,
+                                                  sliding_window_pattern=6, rope_local_base_freq=10000.0,
+                                                  rope_theta=1000000.0,
+                                                  rope_scaling={"rope_type": "linear", "factor": 8.0},
+                                                  tie_word_embeddings=True)),
     # A window of 6 over a ~35-position run, caps that bite; 26 layers, a depth llama.cpp knows
     # (Gemma-2-2B's: it picks the attention scale by model size and refuses others).
     "gemma2": ("ggml-vocab-llama-spm.gguf", dict(architectures=["Gemma2ForCausalLM"], model_type="gemma2",
@@ -183,6 +205,23 @@ ARCHS = {
                                                          "short_factor": [1.0 + 0.2 * i for i in range(8)],
                                                          "long_factor": [4.0 + i for i in range(8)]})),
 }
+
+
+LLAMA_CPP_RUNS = ("llama", "qwen2", "gemma2", "phi3")  # the snapshot's architectures
+
+
+def logits_vs_reference(taia, model, hf, cfg, d):
+    import torch  # noqa: E402
+    import torch_reference  # noqa: E402
+    ids = [(i * 37 + 11) % cfg["vocab_size"] for i in range(20)]
+    out = os.path.join(d, "logits.f32")
+    r = run([taia, "forward", "-m", model, "--prompt-ids", ",".join(map(str, ids)), "-o", out, "--threads", "2"])
+    if r.returncode != 0:
+        return float("inf"), 0.0
+    ours = np.fromfile(out, dtype="<f4").reshape(len(ids), cfg["vocab_size"])
+    with torch.no_grad():
+        ref = torch_reference.forward(hf, ids, cfg).numpy()
+    return float(np.abs(ours - ref).max()), float(np.abs(ref).max())
 
 
 def main():
@@ -212,6 +251,13 @@ def main():
              "--init", "full", "--std", "0.35"])
         model = os.path.join(d, "model.gguf")
         write_gguf(gguf, arch, cfg, hf, vocab, model)
+        diff, scale = logits_vs_reference(taia, model, hf, cfg, d)
+        ok = diff <= 1e-4 and scale > 0.05
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {arch}: taia forward on the gguf-py file == PyTorch reference on the HF "
+              f"folder (max |diff| {diff:.2e}, max |logit| {scale:.1f})")
+        if arch not in LLAMA_CPP_RUNS:
+            continue
         ours = taia_generate(taia, model)
         theirs = llama_cli(llama_dir, model)
         ok = ours is not None and theirs is not None and same_text(theirs, ours)
