@@ -65,13 +65,20 @@ ModuleMask parse_targets(const std::string& spec) {
   return t;
 }
 
-std::string targets_to_string(const ModuleMask& t) {
-  std::string s;
+std::vector<std::string> target_module_names(const ModuleMask& t, ProjLayout layout) {
+  std::vector<std::string> names;
   for (int i = 0; i < kNumProj; ++i) {
-    if (!t[size_t(i)]) continue;
-    if (!s.empty()) s += ',';
-    s += proj_name(Proj(i));
+    const Proj p = Proj(i);
+    if (!t[size_t(i)] || module_slot(p, layout) != p) continue;
+    const FusedGroup* g = layout == ProjLayout::Fused ? fused_group(p) : nullptr;
+    names.push_back(g ? g->module : proj_name(p));
   }
+  return names;
+}
+
+std::string targets_to_string(const ModuleMask& t, ProjLayout layout) {
+  std::string s;
+  for (const std::string& name : target_module_names(t, layout)) s += (s.empty() ? "" : ",") + name;
   return s;
 }
 

@@ -29,7 +29,10 @@ std::string modes_help();
 // "all", "attn", "ffn" or a comma list of q,k,v,o,gate,up,down (with or without _proj); qkv and
 // gate_up stand for their groups (Phi-3's fused modules).
 ModuleMask parse_targets(const std::string& spec);
-std::string targets_to_string(const ModuleMask& t);  // "q_proj,k_proj,..."
+// The module names a mask adapts ("q_proj", ...; a fused group once: "qkv_proj"), and joined
+// with commas. A fused group counts when its first projection is set (masks keep groups whole).
+std::vector<std::string> target_module_names(const ModuleMask& t, ProjLayout layout = ProjLayout::Split);
+std::string targets_to_string(const ModuleMask& t, ProjLayout layout = ProjLayout::Split);
 
 ModuleMask parse_mode(const std::string& mode_or_modules);  // a mode name or a module list
 std::string mode_name(const ModuleMask& mask);              // "taia", "vanilla", ... or the module list

@@ -36,12 +36,8 @@ void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::
   cfg["inference_mode"] = true;
   cfg["modules_to_save"] = nullptr;
   cfg["base_model_name_or_path"] = base_model;
-  Json targets = Json::array();  // module names: a fused group's once ("qkv_proj")
-  for (int i = 0; i < kNumProj; ++i)
-    if (c.targets[size_t(i)] && module_slot(Proj(i), a.layout) == Proj(i))
-      targets.push_back(a.layout == ProjLayout::Fused && fused_group(Proj(i)) ? fused_group(Proj(i))->module
-                                                                                 : proj_name(Proj(i)));
-  cfg["target_modules"] = c.target_regex.empty() ? targets : Json(c.target_regex);
+  // Module names: a fused group's once ("qkv_proj").
+  cfg["target_modules"] = c.target_regex.empty() ? Json(target_module_names(c.targets, a.layout)) : Json(c.target_regex);
   cfg["rank_pattern"] = Json(c.rank_pattern);
   cfg["alpha_pattern"] = Json(c.alpha_pattern);
   cfg["layers_to_transform"] = c.layers_to_transform.empty() ? Json(nullptr) : Json(c.layers_to_transform);
@@ -157,7 +153,7 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
             (t.name == peft_key(l, Proj(i), "A", a.layout) || t.name == peft_key(l, Proj(i), "B", a.layout)))
           known = true;
     TAIA_CHECK(known, st.path(), ": tensor '", t.name, "' matches no adapted module of the model (",
-               model.num_layers, " layers; targets ", targets_to_string(c.targets), ")");
+               model.num_layers, " layers; targets ", targets_to_string(c.targets, model.proj_layout()), ")");
   }
   return a;
 }

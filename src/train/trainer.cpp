@@ -393,7 +393,8 @@ TrainSummary run_training(const TrainOptions& o, const Log& log) {
   AdamW adam(trainables->params, o.adamw);
 
   const StepPlan plan = plan_steps(o, int64_t(data.train.size()));
-  log("train: " + std::string(full ? "full fine-tuning" : "LoRA") + " of " + targets_to_string(targets) + ", " +
+  log("train: " + std::string(full ? "full fine-tuning" : "LoRA") + " of " +
+      targets_to_string(targets, model->config.proj_layout()) + ", " +
       std::to_string(trainables->count) + " trainable parameters, " + std::to_string(plan.total) + " steps of " +
       std::to_string(o.grad_accum) + " x " + std::to_string(o.batch_size) + " sequences");
   const int64_t start_step = resume_from_checkpoint(o, *model, *trainables, adam, log);
