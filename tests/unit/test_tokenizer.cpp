@@ -155,7 +155,10 @@ TEST(ChatTemplate, MistralAndPhi3) {
   ASSERT_TRUE(v02);
   EXPECT_EQ(v02->name, "mistral");
   EXPECT_FALSE(v02->space_after_eos);
-  EXPECT_TRUE(recognize_chat_template("' [/INST]' }}{{ message['content'] + eos_token + ' ' }}")->space_after_eos);
+  const auto v01 = recognize_chat_template("{{ '[INST] ' + message['content'] + ' [/INST]' }}{{ message['content'] + "
+                                           "eos_token + ' ' }}");
+  ASSERT_TRUE(v01);
+  EXPECT_TRUE(v01->space_after_eos);
   RenderedChat r = render_chat(*v02, {{"user", " U1"}, {"assistant", "A1 "}, {"user", "U2"}}, true, "<s>", "</s>");
   EXPECT_EQ(r.text, "<s>[INST]  U1 [/INST]A1 </s>[INST] U2 [/INST]");  // contents as they are, not trimmed
   EXPECT_THROW(render_chat(*v02, {{"system", "S"}, {"user", "U"}}, false, "<s>", "</s>"), Error);
