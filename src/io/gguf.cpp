@@ -1,5 +1,7 @@
 #include "io/gguf.h"
 
+#include "io/ggml_quants.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -304,8 +306,10 @@ double GgufFile::get_float_or(const std::string& key, double fallback) const {
 
 bool gguf_type_supported(uint32_t type) {
   return type == uint32_t(GgmlType::F32) || type == uint32_t(GgmlType::F16) || type == uint32_t(GgmlType::BF16) ||
-         type == uint32_t(GgmlType::Q8_0);
+         is_dequantizable_block_type(type);
 }
+
+const char* gguf_supported_types() { return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"; }
 
 void gguf_dequantize(const GgufTensor& t, float* out, const std::string& path) {
   const size_t n = size_t(t.numel());
@@ -313,22 +317,10 @@ void gguf_dequantize(const GgufTensor& t, float* out, const std::string& path) {
     case GgmlType::F32: convert_to_f32(DType::F32, t.data, out, n); return;
     case GgmlType::F16: convert_to_f32(DType::F16, t.data, out, n); return;
     case GgmlType::BF16: convert_to_f32(DType::BF16, t.data, out, n); return;
-    case GgmlType::Q8_0: {
-      // Blocks of 32: an F16 scale d, then 32 int8 quants q; value = d * q.
-      const size_t blocks = n / 32;
-      for (size_t b = 0; b < blocks; ++b) {
-        const uint8_t* blk = t.data + b * 34;
-        uint16_t d_bits;
-        std::memcpy(&d_bits, blk, 2);
-        const float d = f16_to_f32(d_bits);
-        const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-        for (int k = 0; k < 32; ++k) out[b * 32 + size_t(k)] = d * float(q[k]);
-      }
-      return;
-    }
     default:
-      fail(path, ": tensor '", t.name, "' has ggml type ", ggml_type_name(t.type),
-           ", which taia does not load (supported: F32, F16, BF16, Q8_0)");
+      TAIA_CHECK(is_dequantizable_block_type(t.type), path, ": tensor '", t.name, "' has ggml type ",
+                 ggml_type_name(t.type), ", which taia does not load (supported: ", gguf_supported_types(), ")");
+      dequantize_blocks(t.type, t.data, out, t.numel());
   }
 }
 

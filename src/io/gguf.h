@@ -79,9 +79,11 @@ class GgufFile {
   std::map<std::string, size_t> index_;
 };
 
-// Dequantizes a tensor of type F32, F16, BF16 or Q8_0 into out[numel] (F32).
+// Dequantizes a tensor of type F32, F16, BF16 or a block type of io/ggml_quants (Q4_0 ... Q6_K)
+// into out[numel] (F32).
 // Throws naming the tensor for any other type.
 void gguf_dequantize(const GgufTensor& t, float* out, const std::string& path);
 bool gguf_type_supported(uint32_t type);
+const char* gguf_supported_types();  // "F32, F16, BF16, Q4_0, ..." for messages
 
 }  // namespace taia

@@ -138,13 +138,16 @@ Json inspect_gguf(const std::string& path) {
     else meta[k] = str_cat("[", v.arr.size(), " items]");
   r["metadata"] = meta;
   TensorSummary summary;
+  std::map<std::string, int64_t> type_bytes;  // bytes of tensor data per ggml type
   for (const GgufTensor& t : g.tensors()) {
     summary.add(t.name, t.shape(), ggml_type_name(t.type));
+    type_bytes[ggml_type_name(t.type)] += int64_t(t.nbytes);
     if (!gguf_type_supported(t.type))
-      problems.push_back(str_cat("tensor '", t.name, "' has type ", ggml_type_name(t.type),
-                                 " (taia loads F32, F16, BF16, Q8_0)"));
+      problems.push_back(str_cat("tensor '", t.name, "' has type ", ggml_type_name(t.type), " (taia loads ",
+                                 gguf_supported_types(), ")"));
   }
   summary.write(r);
+  r["bytes_per_type"] = type_bytes;
   try {
     ModelConfig c = config_from_gguf(g);
     r["config"] = config_json(c);
@@ -302,6 +305,7 @@ std::string inspect_to_text(const Json& r) {
   field("tensors", r["tensor_count"].dump());
   field("parameters", r["parameter_count"].dump());
   field("dtypes", r["dtypes"].dump());
+  if (r.contains("bytes_per_type")) field("bytes per type", r["bytes_per_type"].dump());
   const Json& p = r["problems"];
   field("problems", p.empty() ? "none" : std::to_string(p.size()));
   for (const Json& s : p) out << "    - " << s.get<std::string>() << "\n";

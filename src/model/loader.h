@@ -12,7 +12,7 @@ namespace taia {
 
 struct LoadOptions {
   // Storage of linear weights, embeddings and LM head. Unset: keep F32 and BF16 as stored;
-  // F16 and Q8_0 are widened to F32 (the kernels compute with F32 or BF16 weights).
+  // F16 and the quantized block types are widened to F32 (the kernels compute with F32 or BF16 weights).
   std::optional<DType> linear_dtype;
 };
 

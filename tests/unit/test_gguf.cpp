@@ -1,4 +1,8 @@
+#include <cstdio>
+#include <set>
+
 #include "core/dtype.h"
+#include "core/json_util.h"
 #include "core/error.h"
 #include "gguf_builder.h"
 #include "io/gguf.h"
@@ -85,17 +89,17 @@ TEST(Gguf, DequantizesF16Bf16AndQ8_0) {
 
 TEST(Gguf, RefusesUnsupportedQuantTypesAtLoadNamingTheTensor) {
   test::GgufBuilder b;
-  std::vector<uint8_t> q4(18, 0);
-  b.tensor("blk.0.attn_q.weight", {32}, 2, q4.data(), q4.size());
-  const std::string path = test::temp_dir() + "/q4.gguf";
+  std::vector<uint8_t> q8k(292, 0);  // Q8_K: llama.cpp's intermediate type, never a model's
+  b.tensor("blk.0.attn_q.weight", {256}, 15, q8k.data(), q8k.size());
+  const std::string path = test::temp_dir() + "/q8k.gguf";
   b.write(path);
   GgufFile g(path);  // parsing is fine: the layout is known
-  std::vector<float> out(32);
+  std::vector<float> out(256);
   try {
     gguf_dequantize(*g.find_tensor("blk.0.attn_q.weight"), out.data(), path);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("Q4_0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Q8_K"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("blk.0.attn_q.weight"), std::string::npos) << e.what();
   }
 }
@@ -109,6 +113,52 @@ TEST(Gguf, RejectsVersion1AndBadMagic) {
   bytes[0] = 'X';
   std::ofstream(dir + "/magic.gguf", std::ios::binary).write(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
   EXPECT_THROW(GgufFile(dir + "/magic.gguf"), Error);
+}
+
+}  // namespace
+}  // namespace taia
+
+namespace taia {
+namespace {
+
+// sum over i of bits(v[i]) * (2 i + 1) mod 2^64: tests/data/quant/make_fixtures.py's checksum.
+std::string checksum(const std::vector<float>& v) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &v[i], 4);
+    total += uint64_t(bits) * (2 * uint64_t(i) + 1);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(total));
+  return hex;
+}
+
+// Every tensor of files quantized by llama.cpp's llama-quantize (Q4_0 ... Q6_K with --pure,
+// token_embd and output included, and a Q4_K_M mix) dequantizes to the F32 values gguf-py's
+// reference gives, bit for bit.
+TEST(Gguf, DequantizesEveryBlockTypeAsGgufPy) {
+  const std::string dir = std::string(TAIA_TESTS_DIR) + "/data/quant";
+  const Json goldens = parse_json_file(dir + "/goldens.json");
+  std::set<std::string> types;
+  int tensors = 0;
+  for (auto file = goldens.begin(); file != goldens.end(); ++file) {
+    GgufFile g(dir + "/" + file.key());
+    for (auto t = file.value().begin(); t != file.value().end(); ++t) {
+      const GgufTensor* tensor = g.find_tensor(t.key());
+      ASSERT_NE(tensor, nullptr) << file.key() << ": " << t.key();
+      EXPECT_EQ(ggml_type_name(tensor->type), t.value()["type"].get<std::string>());
+      std::vector<float> out(size_t(tensor->numel()));
+      gguf_dequantize(*tensor, out.data(), g.path());
+      EXPECT_EQ(checksum(out), t.value()["checksum"].get<std::string>()) << file.key() << ": " << t.key() << " ("
+                                                                         << ggml_type_name(tensor->type) << ")";
+      EXPECT_EQ(out[0], t.value()["first"][0].get<float>()) << file.key() << ": " << t.key();
+      types.insert(ggml_type_name(tensor->type));
+      ++tensors;
+    }
+  }
+  EXPECT_EQ(types.size(), 11u);  // F32 norms and the ten block types
+  EXPECT_EQ(tensors, 11 * 12);
 }
 
 }  // namespace

@@ -1,0 +1,175 @@
+#include "io/ggml_quants.h"
+
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+// Exactness: gguf-py rounds each product and each sum to F32 separately; a fused multiply-add
+// would round once and give other bits. CMake compiles this file with -ffp-contract=off.
+
+namespace taia {
+namespace {
+
+enum : uint32_t { kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ2_K = 10, kQ3_K = 11, kQ4_K = 12,
+                  kQ5_K = 13, kQ6_K = 14 };
+constexpr int kQK = 256;  // values per K-quant super-block
+
+float f16_at(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return f16_to_f32(bits);
+}
+
+uint32_t u32_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1: 32 values; quant j (0..15) in the low nibble of qs[j], quant j + 16
+// in its high nibble; Q5 adds bit j of the u32 qh as bit 4 of quant j.
+template <bool kHasMin, bool kFiveBit>
+void dequantize_q4_q5(const uint8_t* blk, float* out) {
+  const float d = f16_at(blk);
+  const float m = kHasMin ? f16_at(blk + 2) : 0.0f;
+  const uint8_t* p = blk + (kHasMin ? 4 : 2);
+  const uint32_t qh = kFiveBit ? u32_at(p) : 0;
+  const uint8_t* qs = p + (kFiveBit ? 4 : 0);
+  for (int j = 0; j < 32; ++j) {
+    int q = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+    if (kFiveBit) q |= int((qh >> j) & 1u) << 4;
+    if (kHasMin) {
+      const float dq = d * float(q);
+      out[j] = dq + m;
+    } else {
+      out[j] = d * float(q - (kFiveBit ? 16 : 8));
+    }
+  }
+}
+
+void dequantize_q8_0(const uint8_t* blk, float* out) {
+  const float d = f16_at(blk);
+  const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+  for (int j = 0; j < 32; ++j) out[j] = float(q[j]) * d;
+}
+
+// Q2_K: scales[16] (low nibble: scale, high: min, per 16 values), qs[64] (2 bits), d, dmin.
+// Value e: half h = e / 128, shift s = (e % 128) / 32, j = e % 32 -> (qs[32 h + j] >> 2 s) & 3.
+void dequantize_q2_k(const uint8_t* blk, float* out) {
+  const uint8_t* scales = blk;
+  const uint8_t* qs = blk + 16;
+  const float d = f16_at(blk + 80), dmin = f16_at(blk + 82);
+  for (int e = 0; e < kQK; ++e) {
+    const int h = e / 128, s = (e % 128) / 32, j = e % 32;
+    const int q = (qs[32 * h + j] >> (2 * s)) & 3;
+    const uint8_t sc = scales[e / 16];
+    const float dl = d * float(sc & 0x0F), ml = dmin * float(sc >> 4);
+    const float dq = dl * float(q);
+    out[e] = dq - ml;
+  }
+}
+
+// Q3_K: hmask[32], qs[64] (2 low bits), scales[12] (16 six-bit scales, offset 32), d.
+void dequantize_q3_k(const uint8_t* blk, float* out) {
+  const uint8_t* hmask = blk;
+  const uint8_t* qs = blk + 32;
+  const uint8_t* sc = blk + 96;
+  const float d = f16_at(blk + 108);
+  for (int e = 0; e < kQK; ++e) {
+    const int i = e / 16;  // scale index: low 4 bits from sc[0..7], high 2 bits from sc[8..11]
+    const int low = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
+    const int high = (sc[8 + i % 4] >> (2 * (i / 4))) & 3;
+    const float dl = d * float(int8_t(uint8_t(low | (high << 4))) - 32);
+    const int h = e / 128, s = (e % 128) / 32, j = e % 32;
+    const int ql = (qs[32 * h + j] >> (2 * s)) & 3;
+    const int hbit = (hmask[j] >> (e / 32)) & 1;
+    out[e] = dl * float(ql - ((hbit ^ 1) << 2));
+  }
+}
+
+// Q4_K / Q5_K scales: 8 six-bit scales and 8 six-bit minimums packed in 12 bytes.
+void k_scale_min(const uint8_t* s, int i, int& sc, int& m) {
+  if (i < 4) {
+    sc = s[i] & 0x3F;
+    m = s[4 + i] & 0x3F;
+  } else {
+    sc = (s[8 + i - 4] & 0x0F) | ((s[i - 4] >> 2) & 0x30);
+    m = (s[8 + i - 4] >> 4) | ((s[4 + i - 4] >> 2) & 0x30);
+  }
+}
+
+// Q4_K: d, dmin, scales[12], qs[128]; Q5_K adds qh[32] before qs. Value e: chunk c = e / 64,
+// nibble (e % 64) / 32, j = e % 32 -> (qs[32 c + j] >> 4 nibble) & 15; Q5_K's bit 4 is
+// (qh[j] >> (e / 32)) & 1. Sub-block (scale, min) e / 32.
+template <bool kFiveBit>
+void dequantize_q4_q5_k(const uint8_t* blk, float* out) {
+  const float d = f16_at(blk), dmin = f16_at(blk + 2);
+  const uint8_t* scales = blk + 4;
+  const uint8_t* qh = blk + 16;
+  const uint8_t* qs = blk + (kFiveBit ? 48 : 16);
+  for (int sub = 0; sub < 8; ++sub) {
+    int sc = 0, m = 0;
+    k_scale_min(scales, sub, sc, m);
+    const float dl = d * float(sc), ml = dmin * float(m);
+    for (int j = 0; j < 32; ++j) {
+      const int e = sub * 32 + j;
+      int q = (qs[32 * (sub / 2) + j] >> (4 * (sub % 2))) & 0x0F;
+      if (kFiveBit) q |= ((qh[j] >> sub) & 1) << 4;
+      const float dq = dl * float(q);
+      out[e] = dq - ml;
+    }
+  }
+}
+
+// Q6_K: ql[128] (low 4 bits), qh[64] (high 2 bits), scales[16] (int8, per 16 values), d.
+void dequantize_q6_k(const uint8_t* blk, float* out) {
+  const uint8_t* ql = blk;
+  const uint8_t* qh = blk + 128;
+  const int8_t* scales = reinterpret_cast<const int8_t*>(blk + 192);
+  const float d = f16_at(blk + 208);
+  for (int e = 0; e < kQK; ++e) {
+    const int h = e / 128, r = e % 128;
+    const int low = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0F;
+    const int high = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
+    const float dl = d * float(scales[e / 16]);
+    out[e] = dl * float((low | (high << 4)) - 32);
+  }
+}
+
+struct BlockFormat {
+  uint32_t type;
+  int64_t values, bytes;
+  void (*dequantize)(const uint8_t*, float*);
+};
+
+constexpr BlockFormat kFormats[] = {
+    {kQ4_0, 32, 18, dequantize_q4_q5<false, false>}, {kQ4_1, 32, 20, dequantize_q4_q5<true, false>},
+    {kQ5_0, 32, 22, dequantize_q4_q5<false, true>},  {kQ5_1, 32, 24, dequantize_q4_q5<true, true>},
+    {kQ8_0, 32, 34, dequantize_q8_0},                {kQ2_K, kQK, 84, dequantize_q2_k},
+    {kQ3_K, kQK, 110, dequantize_q3_k},              {kQ4_K, kQK, 144, dequantize_q4_q5_k<false>},
+    {kQ5_K, kQK, 176, dequantize_q4_q5_k<true>},     {kQ6_K, kQK, 210, dequantize_q6_k},
+};
+
+const BlockFormat* format_of(uint32_t type) {
+  for (const BlockFormat& f : kFormats)
+    if (f.type == type) return &f;
+  return nullptr;
+}
+
+}  // namespace
+
+bool is_dequantizable_block_type(uint32_t type) { return format_of(type) != nullptr; }
+int64_t block_values(uint32_t type) { return format_of(type) ? format_of(type)->values : 0; }
+int64_t block_bytes(uint32_t type) { return format_of(type) ? format_of(type)->bytes : 0; }
+
+void dequantize_blocks(uint32_t type, const uint8_t* blocks, float* out, int64_t n) {
+  const BlockFormat* f = format_of(type);
+  TAIA_CHECK(f != nullptr, "[dequantize_blocks] ggml type ", type, " is not a block format taia reads");
+  TAIA_CHECK(n % f->values == 0, "[dequantize_blocks] expected a multiple of ", f->values, " values, got ", n);
+  const int64_t count = n / f->values;
+#pragma omp parallel for schedule(static) if (count > 4096)
+  for (int64_t b = 0; b < count; ++b) f->dequantize(blocks + b * f->bytes, out + b * f->values);
+}
+
+}  // namespace taia
