@@ -1,6 +1,7 @@
 #include "core/dtype.h"
 
 #include "core/error.h"
+#include "core/ggml_quants.h"
 
 namespace taia {
 
@@ -9,8 +10,17 @@ size_t dtype_size(DType dtype) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
+    default: return 0;
   }
-  return 0;
+}
+
+bool is_block_dtype(DType dtype) { return dtype_size(dtype) == 0; }
+
+size_t dtype_bytes(DType dtype, int64_t n) {
+  if (!is_block_dtype(dtype)) return size_t(n) * dtype_size(dtype);
+  const int64_t values = block_values(dtype);
+  TAIA_CHECK(n % values == 0, "[dtype_bytes] ", dtype_name(dtype), " holds blocks of ", values, " values, got ", n);
+  return size_t(n / values) * size_t(block_bytes(dtype));
 }
 
 const char* dtype_name(DType dtype) {
@@ -18,6 +28,16 @@ const char* dtype_name(DType dtype) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_1: return "Q4_1";
+    case DType::Q5_0: return "Q5_0";
+    case DType::Q5_1: return "Q5_1";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q2_K: return "Q2_K";
+    case DType::Q3_K: return "Q3_K";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
 }
@@ -97,6 +117,9 @@ void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
+    default:
+      dequantize_blocks(src_type, static_cast<const uint8_t*>(src), dst, int64_t(n));
+      return;
   }
 }
 
@@ -115,6 +138,8 @@ void convert_from_f32(const float* src, DType dst_type, void* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
       return;
     }
+    default:
+      fail("[convert_from_f32] quantizing to ", dtype_name(dst_type), " is not implemented (write F32, F16 or BF16)");
   }
 }
 

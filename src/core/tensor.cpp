@@ -51,7 +51,7 @@ TensorView TensorView::row(int64_t i) const {
   TAIA_CHECK(rank() == 2 && is_contiguous(), "[TensorView::row] expected a contiguous 2-D tensor, got '", name,
              "' ", shape_string());
   TAIA_CHECK(i >= 0 && i < shape[0], "[TensorView::row] row ", i, " out of range for '", name, "' ", shape_string());
-  char* base = static_cast<char*>(data) + size_t(i) * size_t(shape[1]) * dtype_size(dtype);
+  char* base = static_cast<char*>(data) + size_t(i) * dtype_bytes(dtype, shape[1]);
   return TensorView(name, dtype, {shape[1]}, base);
 }
 

@@ -21,7 +21,7 @@ struct TensorView {
   TensorView(std::string name, DType dtype, std::vector<int64_t> shape, void* data);
 
   int64_t numel() const;
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  size_t nbytes() const { return dtype_bytes(dtype, numel()); }
   int rank() const { return int(shape.size()); }
   int64_t dim(int i) const;  // negative i counts from the end
   bool is_contiguous() const;

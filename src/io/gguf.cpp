@@ -1,6 +1,6 @@
 #include "io/gguf.h"
 
-#include "io/ggml_quants.h"
+#include "core/ggml_quants.h"
 
 #include <algorithm>
 #include <cstring>
@@ -304,24 +304,19 @@ double GgufFile::get_float_or(const std::string& key, double fallback) const {
   return v->as_double();
 }
 
-bool gguf_type_supported(uint32_t type) {
-  return type == uint32_t(GgmlType::F32) || type == uint32_t(GgmlType::F16) || type == uint32_t(GgmlType::BF16) ||
-         is_dequantizable_block_type(type);
-}
+bool gguf_type_supported(uint32_t type) { return dtype_of_ggml_type(type).has_value(); }
 
 const char* gguf_supported_types() { return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"; }
 
+DType gguf_tensor_dtype(const GgufTensor& t, const std::string& path) {
+  const auto dtype = dtype_of_ggml_type(t.type);
+  TAIA_CHECK(dtype.has_value(), path, ": tensor '", t.name, "' has ggml type ", ggml_type_name(t.type),
+             ", which taia does not load (supported: ", gguf_supported_types(), ")");
+  return *dtype;
+}
+
 void gguf_dequantize(const GgufTensor& t, float* out, const std::string& path) {
-  const size_t n = size_t(t.numel());
-  switch (GgmlType(t.type)) {
-    case GgmlType::F32: convert_to_f32(DType::F32, t.data, out, n); return;
-    case GgmlType::F16: convert_to_f32(DType::F16, t.data, out, n); return;
-    case GgmlType::BF16: convert_to_f32(DType::BF16, t.data, out, n); return;
-    default:
-      TAIA_CHECK(is_dequantizable_block_type(t.type), path, ": tensor '", t.name, "' has ggml type ",
-                 ggml_type_name(t.type), ", which taia does not load (supported: ", gguf_supported_types(), ")");
-      dequantize_blocks(t.type, t.data, out, t.numel());
-  }
+  convert_to_f32(gguf_tensor_dtype(t, path), t.data, out, size_t(t.numel()));
 }
 
 }  // namespace taia

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
+
 #include "core/mmap_file.h"
 
 namespace taia {
@@ -85,5 +87,7 @@ class GgufFile {
 void gguf_dequantize(const GgufTensor& t, float* out, const std::string& path);
 bool gguf_type_supported(uint32_t type);
 const char* gguf_supported_types();  // "F32, F16, BF16, Q4_0, ..." for messages
+// The storage type of a tensor; a type taia does not read is refused naming the tensor.
+DType gguf_tensor_dtype(const GgufTensor& t, const std::string& path);
 
 }  // namespace taia

@@ -170,6 +170,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
     TAIA_CHECK(t.is_contiguous(), "[write_safetensors] ", path, ": tensor '", t.name, "' is not contiguous");
     TAIA_CHECK(names.insert(t.name).second, "[write_safetensors] ", path, ": duplicate tensor name '", t.name, "'");
     TAIA_CHECK(t.name != "__metadata__", "[write_safetensors] ", path, ": '__metadata__' is reserved");
+    TAIA_CHECK(!is_block_dtype(t.dtype), "[write_safetensors] ", path, ": tensor '", t.name, "' is ",
+               dtype_name(t.dtype), ", a GGUF block type that safetensors cannot hold (dequantize it first)");
     const uint64_t n = t.nbytes();
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
     offset += n;

@@ -8,17 +8,22 @@
 // 34; K-quants 256 values: Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210.
 #pragma once
 #include <cstdint>
+#include <optional>
+
+#include "core/dtype.h"
 
 namespace taia {
 
-// Whether dequantize_blocks handles a ggml type (F32 / F16 / BF16 are not block formats).
-bool is_dequantizable_block_type(uint32_t ggml_type);
+// The storage type of a ggml type id (F32 0, F16 1, Q4_0 2, ..., Q6_K 14, BF16 30), if taia
+// reads it.
+std::optional<DType> dtype_of_ggml_type(uint32_t ggml_type);
+uint32_t ggml_type_of(DType dtype);
 
-// Values per block and bytes per block of a block type (0 if it is not one).
-int64_t block_values(uint32_t ggml_type);
-int64_t block_bytes(uint32_t ggml_type);
+// Values per block and bytes per block of a block type (1 and the element size otherwise).
+int64_t block_values(DType dtype);
+int64_t block_bytes(DType dtype);
 
 // Dequantizes n values (a multiple of block_values) from consecutive blocks into out[n].
-void dequantize_blocks(uint32_t ggml_type, const uint8_t* blocks, float* out, int64_t n);
+void dequantize_blocks(DType dtype, const uint8_t* blocks, float* out, int64_t n);
 
 }  // namespace taia

@@ -1,4 +1,4 @@
-#include "io/ggml_quants.h"
+#include "core/ggml_quants.h"
 
 #include <cstring>
 
@@ -11,8 +11,6 @@
 namespace taia {
 namespace {
 
-enum : uint32_t { kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ2_K = 10, kQ3_K = 11, kQ4_K = 12,
-                  kQ5_K = 13, kQ6_K = 14 };
 constexpr int kQK = 256;  // values per K-quant super-block
 
 float f16_at(const uint8_t* p) {
@@ -138,34 +136,50 @@ void dequantize_q6_k(const uint8_t* blk, float* out) {
 }
 
 struct BlockFormat {
-  uint32_t type;
+  DType dtype;
+  uint32_t ggml_type;
   int64_t values, bytes;
   void (*dequantize)(const uint8_t*, float*);
 };
 
 constexpr BlockFormat kFormats[] = {
-    {kQ4_0, 32, 18, dequantize_q4_q5<false, false>}, {kQ4_1, 32, 20, dequantize_q4_q5<true, false>},
-    {kQ5_0, 32, 22, dequantize_q4_q5<false, true>},  {kQ5_1, 32, 24, dequantize_q4_q5<true, true>},
-    {kQ8_0, 32, 34, dequantize_q8_0},                {kQ2_K, kQK, 84, dequantize_q2_k},
-    {kQ3_K, kQK, 110, dequantize_q3_k},              {kQ4_K, kQK, 144, dequantize_q4_q5_k<false>},
-    {kQ5_K, kQK, 176, dequantize_q4_q5_k<true>},     {kQ6_K, kQK, 210, dequantize_q6_k},
+    {DType::Q4_0, 2, 32, 18, dequantize_q4_q5<false, false>}, {DType::Q4_1, 3, 32, 20, dequantize_q4_q5<true, false>},
+    {DType::Q5_0, 6, 32, 22, dequantize_q4_q5<false, true>},  {DType::Q5_1, 7, 32, 24, dequantize_q4_q5<true, true>},
+    {DType::Q8_0, 8, 32, 34, dequantize_q8_0},                {DType::Q2_K, 10, kQK, 84, dequantize_q2_k},
+    {DType::Q3_K, 11, kQK, 110, dequantize_q3_k},             {DType::Q4_K, 12, kQK, 144, dequantize_q4_q5_k<false>},
+    {DType::Q5_K, 13, kQK, 176, dequantize_q4_q5_k<true>},    {DType::Q6_K, 14, kQK, 210, dequantize_q6_k},
 };
 
-const BlockFormat* format_of(uint32_t type) {
+const BlockFormat* format_of(DType dtype) {
   for (const BlockFormat& f : kFormats)
-    if (f.type == type) return &f;
+    if (f.dtype == dtype) return &f;
   return nullptr;
 }
 
 }  // namespace
 
-bool is_dequantizable_block_type(uint32_t type) { return format_of(type) != nullptr; }
-int64_t block_values(uint32_t type) { return format_of(type) ? format_of(type)->values : 0; }
-int64_t block_bytes(uint32_t type) { return format_of(type) ? format_of(type)->bytes : 0; }
+std::optional<DType> dtype_of_ggml_type(uint32_t type) {
+  if (type == 0) return DType::F32;
+  if (type == 1) return DType::F16;
+  if (type == 30) return DType::BF16;
+  for (const BlockFormat& f : kFormats)
+    if (f.ggml_type == type) return f.dtype;
+  return std::nullopt;
+}
 
-void dequantize_blocks(uint32_t type, const uint8_t* blocks, float* out, int64_t n) {
-  const BlockFormat* f = format_of(type);
-  TAIA_CHECK(f != nullptr, "[dequantize_blocks] ggml type ", type, " is not a block format taia reads");
+uint32_t ggml_type_of(DType dtype) {
+  if (dtype == DType::F32) return 0;
+  if (dtype == DType::F16) return 1;
+  if (dtype == DType::BF16) return 30;
+  return format_of(dtype)->ggml_type;
+}
+
+int64_t block_values(DType dtype) { return format_of(dtype) ? format_of(dtype)->values : 1; }
+int64_t block_bytes(DType dtype) { return format_of(dtype) ? format_of(dtype)->bytes : int64_t(dtype_size(dtype)); }
+
+void dequantize_blocks(DType dtype, const uint8_t* blocks, float* out, int64_t n) {
+  const BlockFormat* f = format_of(dtype);
+  TAIA_CHECK(f != nullptr, "[dequantize_blocks] ", dtype_name(dtype), " is not a block type");
   TAIA_CHECK(n % f->values == 0, "[dequantize_blocks] expected a multiple of ", f->values, " values, got ", n);
   const int64_t count = n / f->values;
 #pragma omp parallel for schedule(static) if (count > 4096)
