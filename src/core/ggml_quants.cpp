@@ -174,6 +174,8 @@ uint32_t ggml_type_of(DType dtype) {
   return format_of(dtype)->ggml_type;
 }
 
+DequantizeBlockFn block_dequantizer(DType dtype) { return format_of(dtype) ? format_of(dtype)->dequantize : nullptr; }
+
 int64_t block_values(DType dtype) { return format_of(dtype) ? format_of(dtype)->values : 1; }
 int64_t block_bytes(DType dtype) { return format_of(dtype) ? format_of(dtype)->bytes : int64_t(dtype_size(dtype)); }
 

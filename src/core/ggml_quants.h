@@ -26,4 +26,9 @@ int64_t block_bytes(DType dtype);
 // Dequantizes n values (a multiple of block_values) from consecutive blocks into out[n].
 void dequantize_blocks(DType dtype, const uint8_t* blocks, float* out, int64_t n);
 
+// The dequantizer of one block of a block type (out[block_values]), for kernels that widen
+// blocks one at a time; null for element types.
+using DequantizeBlockFn = void (*)(const uint8_t* block, float* out);
+DequantizeBlockFn block_dequantizer(DType dtype);
+
 }  // namespace taia

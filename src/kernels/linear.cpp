@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/quant_matvec.h"
 
 namespace taia {
 namespace {
@@ -129,18 +130,25 @@ void add_bias_rows(float* y, const float* bias, int64_t M, int64_t N) {
     for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
 }
 
-// Calls fn(first_row, rows, rows_as_f32) for blocks of kWidenBlock rows of a BF16 weight [N, K],
-// so F32 GEMMs can run on it without a full F32 copy and without rounding the activations.
+// Calls fn(first_row, rows, rows_as_f32) for blocks of kWidenBlock rows of a BF16 or
+// block-quantized weight [N, K], so F32 GEMMs can run on it without a full F32 copy and without
+// rounding the activations.
 template <typename Fn>
 void for_each_widened_block(const TensorView& w, Fn fn) {
   const int64_t N = w.shape[0], K = w.shape[1];
   std::vector<float> block(static_cast<size_t>(std::min(kWidenBlock, N) * K));
-  const uint16_t* wb = w.ptr<const uint16_t>();
+  const size_t row_bytes = dtype_bytes(w.dtype, K);
   for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
     const int64_t nb = std::min(kWidenBlock, N - n0);
-    const uint16_t* src = wb + n0 * K;
+    if (w.dtype == DType::BF16) {
+      const uint16_t* src = w.ptr<const uint16_t>() + n0 * K;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
+      for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
+    } else {
+      const char* src = static_cast<const char*>(w.data) + size_t(n0) * row_bytes;
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < nb; ++r) convert_to_f32(w.dtype, src + size_t(r) * row_bytes, block.data() + r * K, size_t(K));
+    }
     fn(n0, nb, block.data());
   }
 }
@@ -148,14 +156,16 @@ void for_each_widened_block(const TensorView& w, Fn fn) {
 void check_linear_args(const TensorView& w, const char* where) {
   TAIA_CHECK(w.rank() == 2 && w.is_contiguous(), "[", where, "] expected a contiguous 2-D weight, got '", w.name,
              "' ", w.shape_string());
-  TAIA_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16, "[", where, "] expected an F32 or BF16 weight, got ",
-             dtype_name(w.dtype), " for '", w.name, "'");
+  TAIA_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || is_block_dtype(w.dtype), "[", where,
+             "] expected an F32, BF16 or block-quantized weight, got ", dtype_name(w.dtype), " for '", w.name, "'");
 }
 
 }  // namespace
 
 const uint16_t* Bf16Workspace::weight(const TensorView& w) {
   if (w.dtype == DType::BF16) return w.ptr<const uint16_t>();
+  TAIA_CHECK(w.dtype == DType::F32, "[Bf16Workspace] BF16 compute multiplies F32 or BF16 weights; '", w.name, "' is ",
+             dtype_name(w.dtype), " (a quantized weight multiplies through F32 tiles: compute in F32)");
   auto it = weights_.find(w.data);
   if (it == weights_.end()) {
     std::vector<uint16_t> b(size_t(w.numel()));
@@ -191,8 +201,10 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
   } else if (M <= kMatvecMaxRows) {
     if (w.dtype == DType::F32)
       matvec_rows(y, x, w.ptr<const float>(), bias, M, N, K, accumulate);
-    else
+    else if (w.dtype == DType::BF16)
       matvec_rows(y, x, w.ptr<const uint16_t>(), bias, M, N, K, accumulate);
+    else
+      quant_matvec(y, x, w, bias, M, accumulate);
     return;
   } else if (w.dtype == DType::F32) {
     gemm_f32(M, N, K, x, K, w.ptr<const float>(), K, /*b_is_nk=*/true, y, N, accumulate);
@@ -211,8 +223,10 @@ void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int6
   if (M <= 0) return;
   if (w.dtype == DType::F32)
     few_rows_parallel_over_m(y, x, w.ptr<const float>(), M, N, K);
-  else
+  else if (w.dtype == DType::BF16)
     matvec_rows(y, x, w.ptr<const uint16_t>(), nullptr, M, N, K, false);
+  else
+    linear_forward(y, x, w, nullptr, M, false);
 }
 
 void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x, const TensorView& w, int64_t M,
@@ -220,6 +234,8 @@ void linear_backward(float* dx, float* dW, float* db, const float* dy, const flo
   check_linear_args(w, "linear_backward");
   const int64_t N = w.shape[0], K = w.shape[1];
   if (M <= 0) return;
+  TAIA_CHECK(!dW || !is_block_dtype(w.dtype), "[linear_backward] '", w.name, "' is ", dtype_name(w.dtype),
+             ": a quantized weight is frozen (no weight gradient)");
   if (dx) {
     if (compute.precision == Precision::BF16) {
       Bf16Workspace& ws = bf16_workspace(compute, "linear_backward");
@@ -249,12 +265,14 @@ void linear_forward_reference(float* y, const float* x, const TensorView& w, con
                               bool accumulate) {
   check_linear_args(w, "linear_forward_reference");
   const int64_t N = w.shape[0], K = w.shape[1];
+  std::vector<float> row(static_cast<size_t>(K));
+  const size_t row_bytes = dtype_bytes(w.dtype, K);
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t n = 0; n < N; ++n) {
+      convert_to_f32(w.dtype, static_cast<const char*>(w.data) + size_t(n) * row_bytes, row.data(), row.size());
       double acc = 0.0;
       for (int64_t k = 0; k < K; ++k) {
-        float wv = w.dtype == DType::F32 ? w.ptr<const float>()[n * K + k] : bf16_to_f32(w.ptr<const uint16_t>()[n * K + k]);
-        acc += double(x[m * K + k]) * double(wv);
+        acc += double(x[m * K + k]) * double(row[size_t(k)]);
       }
       if (bias) acc += bias[n];
       float& out = y[m * N + n];

@@ -33,7 +33,7 @@ void embed_rows(float* out, const TensorView& embed, const int32_t* tokens, int6
     const int64_t id = tokens[t];
     TAIA_CHECK(id >= 0 && id < V, "[Decoder::forward] token id ", id, " at position ", t,
                " is outside the vocabulary (", V, ")");
-    const char* row = static_cast<const char*>(embed.data) + size_t(id * D) * dtype_size(embed.dtype);
+    const char* row = static_cast<const char*>(embed.data) + size_t(id) * dtype_bytes(embed.dtype, D);
     convert_to_f32(embed.dtype, row, out + t * D, size_t(D));
   }
 }

@@ -65,6 +65,12 @@ void save_hf_folder(Model& model, const std::string& dir, DType dtype) {
   write_safetensors(dir + "/model.safetensors", views, {{"format", "pt"}});
 }
 
+DType model_file_dtype(Model& model) {
+  for (TensorView* t : model.named_tensors())
+    if (t->dtype == DType::BF16) return DType::BF16;
+  return model.linear_dtype;
+}
+
 void copy_tokenizer_files(const std::string& from, const std::string& dir) {
   if (!is_directory(from)) return;
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",

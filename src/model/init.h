@@ -26,6 +26,9 @@ void save_hf_folder(Model& model, const std::string& dir, DType dtype);
 // save_pretrained writes it. A GGUF source has no tokenizer files to copy (its vocabulary is
 // inside the GGUF file).
 void save_model_folder(Model& model, const std::string& dir, DType dtype, const std::string& source);
+// The dtype an HF folder of the model is written in: its linear dtype, or BF16 when weights of a
+// quantized GGUF were dequantized to BF16 on load (LoadOptions::block_dtype).
+DType model_file_dtype(Model& model);
 
 // Copies tokenizer.json, tokenizer_config.json, tokenizer.model, special_tokens_map.json and
 // generation_config.json (those present) from an HF folder into dir, so an exported or trained

@@ -1,9 +1,11 @@
 #include "model/loader.h"
 
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "core/error.h"
+#include "core/ggml_quants.h"
 #include "core/mmap_file.h"
 #include "core/json_util.h"
 #include "io/safetensors.h"
@@ -20,28 +22,31 @@ static void set_fused_views(Model& model) {
       if (!fused_group(p)) continue;
       const TensorView& fused = module_linear(L, module_slot(p, ProjLayout::Fused)).weight;
       const auto [in, out] = proj_shape(c, p);
-      char* rows = static_cast<char*>(fused.data) + size_t(proj_row_offset(c, p) * in) * dtype_size(fused.dtype);
+      char* rows = static_cast<char*>(fused.data) + size_t(proj_row_offset(c, p)) * dtype_bytes(fused.dtype, in);
       layer_proj(L, p).weight = TensorView(proj_tensor_name(l, p, "weight"), fused.dtype, {out, in}, rows);
     }
   }
 }
 
-void allocate_model(Model& model, DType linear_dtype) {
+void allocate_model(Model& model, DType linear_dtype, const std::map<std::string, DType>& kept) {
   TAIA_CHECK(linear_dtype == DType::F32 || linear_dtype == DType::BF16,
              "[allocate_model] expected linear dtype F32 or BF16, got ", dtype_name(linear_dtype));
   model.linear_dtype = linear_dtype;
   const ModelConfig& c = model.config;
   model.weights.layers.assign(size_t(c.num_layers), LayerWeights{});
   const auto expected = expected_tensors(c);
+  auto dtype_of = [&](const ExpectedTensor& e) {
+    const auto it = kept.find(e.name);
+    return it != kept.end() ? it->second : e.is_linear ? linear_dtype : DType::F32;
+  };
   size_t bytes = 0;
-  for (const ExpectedTensor& e : expected)
-    bytes += Arena::aligned(size_t(checked_numel(e.shape, e.name)) * dtype_size(e.is_linear ? linear_dtype : DType::F32));
+  for (const ExpectedTensor& e : expected) bytes += Arena::aligned(dtype_bytes(dtype_of(e), checked_numel(e.shape, e.name)));
   model.arena.reserve(bytes);
   for (const ExpectedTensor& e : expected) {
-    const DType dt = e.is_linear ? linear_dtype : DType::F32;
+    const DType dt = dtype_of(e);
     TensorView* v = model.find(e.name);
     TAIA_CHECK(v != nullptr, "[allocate_model] no slot for tensor '", e.name, "'");
-    *v = TensorView(e.name, dt, e.shape, model.arena.take(size_t(checked_numel(e.shape, e.name)) * dtype_size(dt)));
+    *v = TensorView(e.name, dt, e.shape, model.arena.take(dtype_bytes(dt, checked_numel(e.shape, e.name))));
   }
   if (c.tie_word_embeddings) {
     model.weights.lm_head = model.weights.embed;
@@ -52,14 +57,18 @@ void allocate_model(Model& model, DType linear_dtype) {
 
 
 void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t row_len) {
+  unpermute_qk_row_bytes(rows, n_heads, head_dim, size_t(row_len) * sizeof(float));
+}
+
+void unpermute_qk_row_bytes(void* rows, int64_t n_heads, int64_t head_dim, size_t row_bytes) {
   const int64_t half = head_dim / 2;
-  std::vector<float> tmp(static_cast<size_t>(head_dim * row_len));
+  std::vector<char> tmp(size_t(head_dim) * row_bytes);
   for (int64_t h = 0; h < n_heads; ++h) {
-    float* head = rows + h * head_dim * row_len;
+    char* head = static_cast<char*>(rows) + size_t(h * head_dim) * row_bytes;
     for (int64_t i = 0; i < half; ++i)
       for (int64_t j = 0; j < 2; ++j)
-        std::memcpy(&tmp[size_t((j * half + i) * row_len)], head + (2 * i + j) * row_len, size_t(row_len) * 4);
-    std::memcpy(head, tmp.data(), tmp.size() * 4);
+        std::memcpy(&tmp[size_t(j * half + i) * row_bytes], head + size_t(2 * i + j) * row_bytes, row_bytes);
+    std::memcpy(head, tmp.data(), tmp.size());
   }
 }
 
@@ -158,6 +167,18 @@ namespace {
 
 DType default_linear_dtype(DType stored) { return stored == DType::BF16 ? DType::BF16 : DType::F32; }
 
+// A block-quantized GGUF weight into its slot as stored: its bytes, with LLaMA's Q/K rows
+// un-permuted whole (a row of a quantized matrix is a run of blocks).
+void copy_quantized(TensorView& dst, const GgufTensor& t, const ExpectedTensor& e, const ModelConfig& c, bool permuted) {
+  TAIA_CHECK(dst.nbytes() == t.nbytes, "[load_gguf] tensor '", t.name, "' holds ", t.nbytes, " bytes, expected ",
+             dst.nbytes());
+  std::memcpy(dst.data, t.data, dst.nbytes());
+  const auto proj = proj_of_tensor(e.name);
+  if (!permuted || (proj != Proj::Q && proj != Proj::K) || e.shape.size() != 2) return;
+  const size_t row_bytes = dtype_bytes(dst.dtype, e.shape[1]);
+  unpermute_qk_row_bytes(dst.data, proj == Proj::Q ? c.num_heads : c.num_kv_heads, c.head_dim, row_bytes);
+}
+
 // Copies a source tensor into its slot, converting through F32 when the types differ.
 void fill_from_f32(TensorView& dst, const std::vector<float>& values) {
   convert_from_f32(values.data(), dst.dtype, dst.data, values.size());
@@ -216,11 +237,22 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
            got.shape_string());
     }
   }
-  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)));
+  // Block-quantized weights stay quantized unless a storage type was asked for (linear_dtype for
+  // every weight, block_dtype for the quantized ones).
+  std::map<std::string, DType> kept;
+  for (const ExpectedTensor& e : expected) {
+    const DType dt = gguf_tensor_dtype(*g.find_tensor(gguf_tensor_name(e.name, c.norm_layout())), path);
+    if (e.is_linear && is_block_dtype(dt) && !options.linear_dtype) kept[e.name] = options.block_dtype.value_or(dt);
+  }
+  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)), kept);
   const bool permuted = arch_info(c.arch).gguf_permutes_qk;
   for (const ExpectedTensor& e : expected) {
     const std::string gname = gguf_tensor_name(e.name, c.norm_layout());
     const GgufTensor* t = g.find_tensor(gname);
+    if (is_block_dtype(model.find(e.name)->dtype)) {
+      copy_quantized(*model.find(e.name), *t, e, c, permuted);
+      continue;
+    }
     std::vector<float> tmp(size_t(t->numel()));
     gguf_dequantize(*t, tmp.data(), path);
     if (permuted) {
@@ -248,6 +280,14 @@ bool looks_like_gguf(const std::string& path) {
 }
 
 }  // namespace
+
+bool has_quantized_weights(const std::string& path) {
+  if (is_directory(path) || !file_exists(path) || !looks_like_gguf(path)) return false;
+  GgufFile g(path);
+  for (const GgufTensor& t : g.tensors())
+    if (const auto d = dtype_of_ggml_type(t.type); d && is_block_dtype(*d)) return true;
+  return false;
+}
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
   auto model = std::make_unique<Model>();

@@ -1,6 +1,7 @@
 // Loading a decoder from an HF model folder (config.json + safetensors, single or sharded)
 // or a GGUF file (architectures llama and qwen2), into one arena.
 #pragma once
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,22 +12,30 @@
 namespace taia {
 
 struct LoadOptions {
-  // Storage of linear weights, embeddings and LM head. Unset: keep F32 and BF16 as stored;
-  // F16 and the quantized block types are widened to F32 (the kernels compute with F32 or BF16 weights).
+  // Storage of linear weights, embeddings and LM head. Unset: keep F32, BF16 and GGUF's
+  // block-quantized types as stored (the kernels read them); F16 is widened to F32. Set: every
+  // such tensor converted to F32 or BF16 (dequantized).
   std::optional<DType> linear_dtype;
+  // Without linear_dtype: the type GGUF block-quantized weights are dequantized to (what merges
+  // and HF writers need); unset: kept quantized.
+  std::optional<DType> block_dtype;
 };
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
+// Whether a model file is a GGUF with block-quantized tensors (read before choosing how to load).
+bool has_quantized_weights(const std::string& path);
 
 // Hyper-parameters of a GGUF model of architecture llama or qwen2.
 ModelConfig config_from_gguf(const GgufFile& gguf);
 
 // Reserves the arena and points every weight view into it (contents zero). Used by the
-// loader and by init-model.
-void allocate_model(Model& model, DType linear_dtype);
+// loader and by init-model. `kept`: tensors stored in another type (GGUF block types).
+void allocate_model(Model& model, DType linear_dtype, const std::map<std::string, DType>& kept = {});
 
 // Reverses llama.cpp's Q/K row permutation for one head group: GGUF stores, within each head,
 // the rotary pairs interleaved (row 2i+j) where HF has them split in halves (row j*hd/2+i).
 void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t row_len);
+// The same on rows of any storage type, row_bytes each (a quantized row is a run of blocks).
+void unpermute_qk_row_bytes(void* rows, int64_t n_heads, int64_t head_dim, size_t row_bytes);
 
 }  // namespace taia

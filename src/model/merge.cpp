@@ -20,9 +20,12 @@ void merge_adapter(Model& model, const LoraAdapter& a, const ModuleMask& mask) {
       TensorView* w = model.find(a.module_name(l, p) + ".weight");  // a fused module: the fused tensor
       TAIA_CHECK(w && w->shape == std::vector<int64_t>({m->out, m->in}), "[merge] ", a.module_name(l, p),
                  " has another shape in the model than in the adapter");
+      TAIA_CHECK(!is_block_dtype(w->dtype), "[merge] ", a.module_name(l, p), " is ", dtype_name(w->dtype),
+                 ": merging into a quantized weight would re-quantize it, which taia does not do; run the adapter "
+                 "unmerged, or load the base dequantized (--dtype f32 or bf16)");
       std::vector<float> row(size_t(m->in));
       for (int64_t o = 0; o < m->out; ++o) {
-        char* dst = static_cast<char*>(w->data) + size_t(o * m->in) * dtype_size(w->dtype);
+        char* dst = static_cast<char*>(w->data) + size_t(o) * dtype_bytes(w->dtype, m->in);
         convert_to_f32(w->dtype, dst, row.data(), row.size());
         for (int64_t k = 0; k < m->in; ++k) {
           double delta = 0;

@@ -80,6 +80,12 @@ std::vector<TensorView*> Model::named_tensors() {
   return out;
 }
 
+bool Model::has_block_weights() {
+  for (TensorView* t : named_tensors())
+    if (is_block_dtype(t->dtype)) return true;
+  return false;
+}
+
 TensorView* Model::find(const std::string& name) {
   ModelWeights& w = weights;
   if (name == kEmbedTensor) return &w.embed;

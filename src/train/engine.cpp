@@ -106,6 +106,7 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
     inv_freq_long_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling, nullptr, true);
   TAIA_CHECK(!lora_ || lora_->layout == c.proj_layout(), "[TrainEngine] the adapter's module layout (fused or split "
              "projections) is not the model's");
+  fold_allowed_ = !const_cast<Model&>(model).has_block_weights();
   if (c.rope_local_theta > 0) inv_freq_local_ = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
              "computes in F32");
@@ -161,7 +162,7 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
           rank = std::max(rank, m->rank);
           // Folded when the base multiplies in F32 and a pass runs without dropout: training
           // without dropout, or validation (forward_loss) with it.
-          if (!o.compute_bf16 && (s.lora->config.dropout == 0 || o.validation)) folded = out * in;
+          if (s.fold_allowed && !o.compute_bf16 && (s.lora->config.dropout == 0 || o.validation)) folded = out * in;
         }
       size(a.lora_u[size_t(i)], N * rank);
       size(a.w_eff[size_t(i)], folded);
@@ -224,14 +225,14 @@ int64_t TrainEngine::working_bytes(const Model& model, int64_t B, int64_t L, con
                                    const LoraAdapter* lora, bool full) {
   Buffers none;  // only sized, never allocated
   int64_t floats = 0;
-  plan_buffers(none, PlanShape{&model.config, B, L, &o, full ? nullptr : lora},
+  plan_buffers(none, PlanShape{&model.config, B, L, &o, full ? nullptr : lora, !const_cast<Model&>(model).has_block_weights()},
                [&](std::vector<float>&, int64_t n) { floats += n; });
   return floats * 4 + kernel_scratch_bytes(model, B, L, o);
 }
 
 int64_t TrainEngine::allocated_bytes() {
   int64_t bytes = 0;
-  plan_buffers(buf_, PlanShape{&model_.config, B_, L_, &options_, lora_},
+  plan_buffers(buf_, PlanShape{&model_.config, B_, L_, &options_, lora_, fold_allowed_},
                [&](std::vector<float>& v, int64_t) { bytes += int64_t(v.capacity()) * 4; });
   return bytes;
 }
@@ -261,7 +262,8 @@ void TrainEngine::resize(const TrainBatch& batch) {
   }
   positions_.resize(size_t(N_));
   for (int64_t i = 0; i < N_; ++i) positions_[size_t(i)] = i % L_;
-  plan_buffers(buf_, PlanShape{&c, B_, L_, &options_, lora_}, [](std::vector<float>& v, int64_t n) { v.resize(size_t(n)); });
+  plan_buffers(buf_, PlanShape{&c, B_, L_, &options_, lora_, fold_allowed_},
+               [](std::vector<float>& v, int64_t n) { v.resize(size_t(n)); });
 }
 
 // u[N, r] = x A^T, the input of the LoRA up-projection (kept for dB).
@@ -331,7 +333,7 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
   if (dW) dW += row0 * in;
   if (db) db += row0;
   const auto m = lora_view(l, p);
-  const bool folded = m && lora_->config.dropout == 0 && !options_.compute_bf16;
+  const bool folded = m && lora_->config.dropout == 0 && !options_.compute_bf16 && !a.w_eff[size_t(p)].empty();
   // dx through W (+ scale B A when folded: the LoRA branch's dx comes with it).
   {
     PhaseScope t(phase_slot(Phase::BaseGemm));
@@ -572,8 +574,8 @@ void TrainEngine::embed(const TrainBatch& batch) {
   const int64_t D = model_.config.hidden_size;
   PhaseScope t(phase_slot(Phase::Elementwise));
   for (int64_t i = 0; i < N_; ++i) {
-    const char* row = static_cast<const char*>(w.embed.data) + size_t(batch.tokens[size_t(i)]) * size_t(D) *
-                                                                   dtype_size(w.embed.dtype);
+    const char* row = static_cast<const char*>(w.embed.data) + size_t(batch.tokens[size_t(i)]) *
+                                                                   dtype_bytes(w.embed.dtype, D);
     convert_to_f32(w.embed.dtype, row, buf_.x.data() + i * D, size_t(D));
   }
   if (model_.config.scale_embeddings) {  // Gemma: times sqrt(hidden) in F32, as HF does

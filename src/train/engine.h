@@ -148,6 +148,9 @@ class TrainEngine {
     int64_t B = 0, L = 0;
     const EngineOptions* options = nullptr;
     const LoraAdapter* lora = nullptr;  // null without LoRA
+    // LoRA may fold into the weight (w_eff = W + s B A): not over a quantized base, whose
+    // projections would then be held whole in F32.
+    bool fold_allowed = true;
   };
   // Calls size(buffer, floats) for every buffer of `b` that a batch shape needs: resize()
   // allocates by it and working_bytes() adds it up, so the estimate cannot drift.
@@ -193,6 +196,7 @@ class TrainEngine {
   std::vector<float> inv_freq_long_;   // LongRope's long factors, else empty
   RopeTable rope_;        // cos/sin for positions 0..L-1
   bool rope_long_factors_ = false;  // rope_ holds LongRope's long factors
+  bool fold_allowed_ = true;        // PlanShape::fold_allowed for this model
   std::vector<float> inv_freq_local_;  // Gemma 3's local layers (rope_local_theta), else empty
   RopeTable rope_local_;  // their cos/sin
   const RopeTable& layer_rope(int64_t l) const {

@@ -372,10 +372,15 @@ TrainSummary run_training(const TrainOptions& o, const Log& log) {
   const bool full = o.method == "full";
   const ModuleMask targets = parse_targets(o.targets);
   const Schedule schedule = parse_schedule(o.schedule);
+  TAIA_CHECK(!full || !has_quantized_weights(o.model_path), "[train] ", o.model_path, " holds quantized weights, "
+             "which full fine-tuning cannot update: fine-tune a LoRA on it (--method lora, the frozen base stays "
+             "quantized), or dequantize it first (e.g. to a BF16 GGUF or HF folder) for full fine-tuning");
   LoadOptions load;
   if (full) load.linear_dtype = DType::F32;
   else if (o.dtype != "auto") load.linear_dtype = parse_dtype(o.dtype);
   auto model = load_model(o.model_path, load);
+  TAIA_CHECK(o.compute != "bf16" || !model->has_block_weights(), "[train] --compute bf16 multiplies F32 or BF16 base "
+             "weights; ", o.model_path, " is quantized, and its weights multiply through F32 tiles (use --compute f32)");
   auto tok = load_tokenizer(o.tokenizer_path.empty() ? o.model_path : o.tokenizer_path);
   TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, "[train] the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", model->config.vocab_size);

@@ -70,3 +70,92 @@ INSTANTIATE_TEST_SUITE_P(Cases, EnginePlan,
 
 }  // namespace
 }  // namespace taia
+
+#include "core/rng.h"
+#include "model/decoder.h"
+#include "model/loader.h"
+
+namespace taia {
+namespace {
+
+std::string quant_fixture(const char* name) { return std::string(TAIA_TESTS_DIR) + "/data/quant/" + name; }
+
+// A GGUF quantized by llama-quantize, kept quantized in memory, gives the logits of the same file
+// dequantized to F32 on load (the same values multiplied in another order), for every block type.
+TEST(QuantizedBase, LogitsEqualTheDequantizedModels) {
+  const std::vector<int32_t> ids{1, 17, 200, 3, 45, 99, 128, 5, 250, 7};
+  for (const char* file : {"tiny-q4_0.gguf", "tiny-q4_1.gguf", "tiny-q5_0.gguf", "tiny-q5_1.gguf", "tiny-q8_0.gguf",
+                           "tiny-q2_k.gguf", "tiny-q3_k.gguf", "tiny-q4_k.gguf", "tiny-q5_k.gguf", "tiny-q6_k.gguf",
+                           "tiny-q4_k_m.gguf"}) {
+    SCOPED_TRACE(file);
+    auto q = load_model(quant_fixture(file));
+    LoadOptions dense;
+    dense.linear_dtype = DType::F32;
+    auto f = load_model(quant_fixture(file), dense);
+    EXPECT_TRUE(q->has_block_weights());
+    EXPECT_FALSE(f->has_block_weights());
+    EXPECT_LT(q->arena.capacity(), f->arena.capacity() / 2);  // held at its quantized size
+    std::vector<float> lq(ids.size() * 256), lf(lq.size());
+    for (auto [m, out] : {std::pair{q.get(), &lq}, std::pair{f.get(), &lf}}) {
+      Decoder d(*m);
+      KVCache cache(m->config, int64_t(ids.size()));
+      d.forward(cache, ids.data(), 4, out->data(), true);  // a prefill (widened tiles) ...
+      for (size_t t = 4; t < ids.size(); ++t)               // ... then decode steps (matrix-vector kernel)
+        d.forward(cache, &ids[t], 1, out->data() + t * 256, true);
+    }
+    float scale = 0;
+    for (float v : lf) scale = std::max(scale, std::abs(v));
+    EXPECT_LE(test::max_abs_diff(lq, lf), 1e-5f * std::max(1.0f, scale));
+    EXPECT_GT(scale, 0.5f);
+  }
+}
+
+// QLoRA: LoRA gradients over the quantized base equal those over the same weights dequantized
+// (whose F32 path check_train_parity.py compares with PyTorch); the frozen quantized
+// projections are never folded into an F32 copy.
+TEST(QuantizedBase, LoraGradientsEqualTheDequantizedModels) {
+  auto q = load_model(quant_fixture("tiny-q4_k_m.gguf"));
+  LoadOptions dense;
+  dense.linear_dtype = DType::F32;
+  auto f = load_model(quant_fixture("tiny-q4_k_m.gguf"), dense);
+  LoraConfig lc;
+  lc.rank = 4;
+  lc.alpha = 8;
+  lc.dropout = 0;
+  LoraAdapter aq = LoraAdapter::create(q->config, lc, 3), af = LoraAdapter::create(f->config, lc, 3);
+  for (LoraAdapter* a : {&aq, &af}) {
+    Rng rng(4);
+    for (auto& layer : a->layers)
+      for (auto& m : layer)
+        if (m) for (float& b : m->B) b = float(0.2 * rng.normal());
+  }
+  TrainBatch batch;
+  batch.B = 2;
+  batch.L = 12;
+  for (int i = 0; i < 24; ++i) {
+    batch.tokens.push_back(int32_t((i * 37 + 5) % 256));
+    batch.targets.push_back(i % 12 == 11 ? -1 : int32_t((i * 37 + 42) % 256));
+  }
+  TrainEngine eq(*q, &aq, nullptr, EngineOptions{}), ef(*f, &af, nullptr, EngineOptions{});
+  const double loss_q = eq.forward_backward(batch, 1.0f / 22, 1), loss_f = ef.forward_backward(batch, 1.0f / 22, 1);
+  EXPECT_NEAR(loss_q, loss_f, 1e-4 * loss_f);
+  float worst = 0, scale = 0;
+  for (int64_t l = 0; l < q->config.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      const LoraModule *mq = aq.find(l, Proj(i)), *mf = af.find(l, Proj(i));
+      ASSERT_TRUE(mq && mf);
+      for (auto [gq, gf] : {std::pair{&mq->dA, &mf->dA}, std::pair{&mq->dB, &mf->dB}})
+        for (size_t k = 0; k < gq->size(); ++k) {
+          worst = std::max(worst, std::abs((*gq)[k] - (*gf)[k]));
+          scale = std::max(scale, std::abs((*gf)[k]));
+        }
+    }
+  EXPECT_GT(scale, 1e-3f);
+  EXPECT_LE(worst, 1e-4f * scale);
+  // Planned without F32 copies of the quantized projections.
+  EXPECT_LT(TrainEngine::working_bytes(*q, 2, 12, EngineOptions{}, &aq, false),
+            TrainEngine::working_bytes(*f, 2, 12, EngineOptions{}, &af, false));
+}
+
+}  // namespace
+}  // namespace taia

@@ -1,6 +1,11 @@
 #include <cmath>
 
+#include <cstring>
+
 #include "core/dtype.h"
+#include "core/error.h"
+#include "core/ggml_quants.h"
+#include "core/rng.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
@@ -45,6 +50,65 @@ INSTANTIATE_TEST_SUITE_P(
                       LinearCase{3, 70, 40, DType::F32, true, true}, LinearCase{8, 65, 31, DType::BF16, false, true},
                       LinearCase{9, 257, 64, DType::F32, true, false}, LinearCase{40, 600, 48, DType::BF16, true, true},
                       LinearCase{64, 64, 128, DType::F32, false, true}, LinearCase{17, 513, 7, DType::BF16, false, false}));
+
+// Random blocks of a GGUF block type: random quant bits, F16 scales (and minimums) set to
+// sane values at their offsets in the block.
+std::vector<uint8_t> random_blocks(DType dtype, int64_t values, uint64_t seed) {
+  struct ScaleOffsets {
+    DType dtype;
+    std::vector<int> offsets;
+  };
+  static const ScaleOffsets kOffsets[] = {
+      {DType::Q4_0, {0}}, {DType::Q4_1, {0, 2}}, {DType::Q5_0, {0}},   {DType::Q5_1, {0, 2}}, {DType::Q8_0, {0}},
+      {DType::Q2_K, {80, 82}}, {DType::Q3_K, {108}}, {DType::Q4_K, {0, 2}}, {DType::Q5_K, {0, 2}}, {DType::Q6_K, {208}}};
+  std::vector<uint8_t> bytes(dtype_bytes(dtype, values));
+  Rng rng(seed);
+  for (uint8_t& b : bytes) b = uint8_t(rng.next_u64() & 0xff);
+  const int64_t bb = block_bytes(dtype);
+  for (const ScaleOffsets& so : kOffsets)
+    if (so.dtype == dtype)
+      for (size_t blk = 0; blk < bytes.size(); blk += size_t(bb))
+        for (int off : so.offsets) {
+          const uint16_t h = f32_to_f16(float(0.002 + 0.01 * rng.uniform()));
+          std::memcpy(&bytes[blk + size_t(off)], &h, 2);
+        }
+  return bytes;
+}
+
+// Quantized weights through the router: the matrix-vector kernel (M <= 8, blocks widened in
+// registers) and the widened-tile GEMM (M > 8), and the input gradient, against double-precision
+// products with the dequantized rows.
+TEST(LinearQuantized, EveryBlockTypeMatchesTheDequantizedReference) {
+  for (DType dtype : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                      DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const int64_t N = 37, K = 512;
+    std::vector<uint8_t> wq = random_blocks(dtype, N * K, 7);
+    TensorView w("w", dtype, {N, K}, wq.data());
+    std::vector<float> wf(size_t(N * K));
+    convert_to_f32(dtype, wq.data(), wf.data(), wf.size());
+    TensorView w32("w32", DType::F32, {N, K}, wf.data());
+    for (int64_t M : {1, 5, 8, 9, 40}) {
+      auto x = test::random_vector(size_t(M * K), 2);
+      auto bias = test::random_vector(size_t(N), 3);
+      std::vector<float> fast(size_t(M * N), 1.0f), ref(size_t(M * N), 1.0f);
+      linear_forward(fast.data(), x.data(), w, bias.data(), M, /*accumulate=*/true);
+      linear_forward_reference(ref.data(), x.data(), w, bias.data(), M, /*accumulate=*/true);
+      float scale = 0;
+      for (float v : ref) scale = std::max(scale, std::abs(v));
+      EXPECT_LE(test::max_abs_diff(fast, ref), 2e-6f * scale + 1e-6f) << "M = " << M;
+      EXPECT_GT(scale, 0.1f);
+      auto dy = test::random_vector(size_t(M * N), 4);
+      std::vector<float> dx(size_t(M * K), 0.5f), dx_ref(size_t(M * K), 0.5f);
+      linear_backward(dx.data(), nullptr, nullptr, dy.data(), x.data(), w, M);
+      linear_backward(dx_ref.data(), nullptr, nullptr, dy.data(), x.data(), w32, M);
+      EXPECT_LE(test::max_abs_diff(dx, dx_ref), 1e-4f) << "M = " << M;
+    }
+    std::vector<float> dW(size_t(N * K));
+    auto dy = test::random_vector(size_t(N), 4), x = test::random_vector(size_t(K), 2);
+    EXPECT_THROW(linear_backward(nullptr, dW.data(), nullptr, dy.data(), x.data(), w, 1), Error);  // frozen
+  }
+}
 
 TEST(Sgemm, TransposesMatchPlainLoops) {
   const int64_t M = 5, N = 7, K = 9;

@@ -24,12 +24,17 @@ struct ExportArgs {
 
 void run_export(const ExportArgs& a) {
   const ModuleMask mask = a.modes.mask();
-  auto model = load_model(a.model);
+  // A quantized base is dequantized for the formats that merge: BF16 for an HF folder, F32 for a
+  // GGUF (whose untouched tensors then keep their dequantized values exactly).
+  LoadOptions lo;
+  if (a.format_name == "hf") lo.block_dtype = DType::BF16;
+  if (a.format_name == "gguf") lo.block_dtype = DType::F32;
+  auto model = load_model(a.model, lo);
   auto adapter = load_adapter(a.adapter, model->config);
   const int64_t modules = count_modules(*adapter, mask);
   if (a.format_name == "hf") {
     merge_adapter(*model, *adapter, mask);
-    save_model_folder(*model, a.out, model->linear_dtype, a.model);
+    save_model_folder(*model, a.out, model_file_dtype(*model), a.model);
   } else if (a.format_name == "gguf") {
     TAIA_CHECK(model->source_format == "gguf", a.model, ": --format gguf exports a merged model of a GGUF base; "
                "this base is an HF folder (use --format hf)");

@@ -23,6 +23,7 @@ void run_merge(const MergeArgs& a) {
   const ModuleMask mask = a.modes.mask();
   LoadOptions lo;
   lo.linear_dtype = dtype_option(a.dtype);
+  lo.block_dtype = DType::BF16;  // a quantized base merges in BF16 (what an HF folder of it holds)
   Json report;
   std::unique_ptr<Model> result;
   if (!a.adapter.empty()) {
@@ -39,7 +40,7 @@ void run_merge(const MergeArgs& a) {
   // The tokenizer files and generation config come from the base (an adapter merge) or from the
   // fine-tuned folder (a full merge), so the folder runs as it is in taia and in HF.
   const std::string source = a.adapter.empty() ? a.finetuned : a.base;
-  save_model_folder(*result, a.out, result->linear_dtype, source);
+  save_model_folder(*result, a.out, model_file_dtype(*result), source);
   const std::string note = missing_tokenizer_note(a.out, source);
   report["out"] = a.out;
   report["mode"] = mode_name(mask);
