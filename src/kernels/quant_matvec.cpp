@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/ggml_quants.h"
@@ -21,11 +22,206 @@ inline void accumulate_block(__m512* acc, const float* block, const float* x, in
     for (int64_t m = 0; m < M; ++m) acc[m] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + m * K + i), acc[m]);
   }
 }
+
+// The fast kernels: 16 weights at a time dequantized in registers (shared by the M activation
+// rows), then one FMA per row. Values equal the reference dequantization's up to the rounding
+// of d * scale products; sums run in another order than the widened path's.
+inline float f16_scalar(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return _cvtsh_ss(bits);
+}
+
+// The accumulators live in registers: M is a compile-time constant of every kernel.
+template <int M>
+inline void fma_rows(__m512* acc, __m512 w, const float* x, int64_t K) {
+  for (int m = 0; m < M; ++m) acc[m] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + m * K), acc[m]);
+}
+
+inline __m512i bytes16(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+// Q8_0: d, then 32 int8 quants.
+template <int M>
+void rows_q8_0(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+  for (int64_t k0 = 0; k0 < K; k0 += 32, row += 34) {
+    const __m512 d = _mm512_set1_ps(f16_scalar(row));
+    for (int h = 0; h < 2; ++h) {
+      const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 + 16 * h)));
+      fma_rows<M>(acc, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q)), x + k0 + 16 * h, K);
+    }
+  }
+}
+
+// Q4_0: d, then 16 bytes: values 0..15 the low nibbles, 16..31 the high ones, offset 8.
+template <int M>
+void rows_q4_0(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+  const __m512i nibble = _mm512_set1_epi32(0x0F), eight = _mm512_set1_epi32(8);
+  for (int64_t k0 = 0; k0 < K; k0 += 32, row += 18) {
+    const __m512 d = _mm512_set1_ps(f16_scalar(row));
+    const __m512i b = bytes16(row + 2);
+    const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(b, nibble), eight);
+    const __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(b, 4), eight);
+    fma_rows<M>(acc, _mm512_mul_ps(d, _mm512_cvtepi32_ps(lo)), x + k0, K);
+    fma_rows<M>(acc, _mm512_mul_ps(d, _mm512_cvtepi32_ps(hi)), x + k0 + 16, K);
+  }
+}
+
+// Q4_1 / Q5_0 / Q5_1: like Q4_0 (d, then m for the _1 types: value = d * q + m, q unsigned),
+// the Q5 types with bit j of the u32 qh as bit 4 of quant j (offset 16 for Q5_0).
+template <int M, bool kHasMin, bool kFiveBit>
+void rows_q4_q5(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+  constexpr int64_t kBytes = 2 + (kHasMin ? 2 : 0) + (kFiveBit ? 4 : 0) + 16;
+  const __m512i nibble = _mm512_set1_epi32(0x0F), one = _mm512_set1_epi32(1);
+  const __m512i lanes_lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lanes_hi = _mm512_add_epi32(lanes_lo, _mm512_set1_epi32(16));
+  for (int64_t k0 = 0; k0 < K; k0 += 32, row += kBytes) {
+    const __m512 d = _mm512_set1_ps(f16_scalar(row));
+    const __m512 mn = _mm512_set1_ps(kHasMin ? f16_scalar(row + 2) : 0.0f);
+    const uint8_t* p = row + (kHasMin ? 4 : 2);
+    uint32_t qh = 0;
+    if (kFiveBit) std::memcpy(&qh, p, 4);
+    const __m512i b = bytes16(p + (kFiveBit ? 4 : 0));
+    __m512i lo = _mm512_and_si512(b, nibble), hi = _mm512_srli_epi32(b, 4);
+    if (kFiveBit) {
+      const __m512i h = _mm512_set1_epi32(int32_t(qh));
+      lo = _mm512_or_si512(lo, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(h, lanes_lo), one), 4));
+      hi = _mm512_or_si512(hi, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(h, lanes_hi), one), 4));
+    }
+    if (!kHasMin) {  // Q5_0: offset 16 (Q4_0 has its own kernel)
+      const __m512i sixteen = _mm512_set1_epi32(16);
+      lo = _mm512_sub_epi32(lo, sixteen);
+      hi = _mm512_sub_epi32(hi, sixteen);
+    }
+    fma_rows<M>(acc, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), d, mn), x + k0, K);
+    fma_rows<M>(acc, _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), d, mn), x + k0 + 16, K);
+  }
+}
+template <int M>
+void rows_q4_1(__m512* acc, const uint8_t* row, const float* x, int64_t K) { rows_q4_q5<M, true, false>(acc, row, x, K); }
+template <int M>
+void rows_q5_0(__m512* acc, const uint8_t* row, const float* x, int64_t K) { rows_q4_q5<M, false, true>(acc, row, x, K); }
+template <int M>
+void rows_q5_1(__m512* acc, const uint8_t* row, const float* x, int64_t K) { rows_q4_q5<M, true, true>(acc, row, x, K); }
+
+// Q5_K: Q4_K's layout with qh[32] before the nibbles: bit `sub` of qh[i] is bit 4 of value i of
+// sub-block `sub`.
+template <int M>
+void rows_q5_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+  const __m512i nibble = _mm512_set1_epi32(0x0F), one = _mm512_set1_epi32(1);
+  for (int64_t k0 = 0; k0 < K; k0 += 256, row += 176) {
+    const float d = f16_scalar(row), dmin = f16_scalar(row + 2);
+    const uint8_t* s = row + 4;
+    const uint8_t* qh = row + 16;
+    const uint8_t* qs = row + 48;
+    for (int j = 0; j < 8; ++j) {
+      const int sc = j < 4 ? (s[j] & 0x3F) : ((s[j + 4] & 0x0F) | ((s[j - 4] >> 2) & 0x30));
+      const int mn = j < 4 ? (s[j + 4] & 0x3F) : ((s[j + 4] >> 4) | ((s[j] >> 2) & 0x30));
+      const __m512 scale = _mm512_set1_ps(d * float(sc)), min = _mm512_set1_ps(dmin * float(mn));
+      for (int h = 0; h < 2; ++h) {
+        const __m512i b = bytes16(qs + 32 * (j / 2) + 16 * h);
+        const __m512i low = (j % 2) ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, nibble);
+        const __m512i high = _mm512_and_si512(_mm512_srli_epi32(bytes16(qh + 16 * h), j), one);
+        const __m512i q = _mm512_or_si512(low, _mm512_slli_epi32(high, 4));
+        fma_rows<M>(acc, _mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), x + k0 + 32 * j + 16 * h, K);
+      }
+    }
+  }
+}
+
+// Q4_K: d, dmin, 12 bytes of six-bit scales and minimums, 128 bytes of nibbles; sub-block j
+// (32 values) = d * sc_j * q - dmin * m_j, its quants the low (j even) or high (j odd) nibbles
+// of bytes 32 (j / 2) ... + 31.
+template <int M>
+void rows_q4_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+  const __m512i nibble = _mm512_set1_epi32(0x0F);
+  for (int64_t k0 = 0; k0 < K; k0 += 256, row += 144) {
+    const float d = f16_scalar(row), dmin = f16_scalar(row + 2);
+    const uint8_t* s = row + 4;
+    const uint8_t* qs = row + 16;
+    for (int j = 0; j < 8; ++j) {
+      const int sc = j < 4 ? (s[j] & 0x3F) : ((s[j + 4] & 0x0F) | ((s[j - 4] >> 2) & 0x30));
+      const int mn = j < 4 ? (s[j + 4] & 0x3F) : ((s[j + 4] >> 4) | ((s[j] >> 2) & 0x30));
+      const __m512 scale = _mm512_set1_ps(d * float(sc)), min = _mm512_set1_ps(dmin * float(mn));
+      for (int h = 0; h < 2; ++h) {
+        const __m512i b = bytes16(qs + 32 * (j / 2) + 16 * h);
+        const __m512i q = (j % 2) ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, nibble);
+        fma_rows<M>(acc, _mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), x + k0 + 32 * j + 16 * h, K);
+      }
+    }
+  }
+}
+
+// Q6_K: 128 bytes of low nibbles, 64 of high bit pairs, 16 int8 scales, d; value e =
+// d * sc[e / 16] * (q - 32). A group of 16 values reads 16 consecutive bytes of each array.
+template <int M>
+void rows_q6_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+  const __m512i nibble = _mm512_set1_epi32(0x0F), two_bits = _mm512_set1_epi32(3), offset = _mm512_set1_epi32(32);
+  for (int64_t k0 = 0; k0 < K; k0 += 256, row += 210) {
+    const uint8_t* ql = row;
+    const uint8_t* qh = row + 128;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(row + 192);
+    const float d = f16_scalar(row + 208);
+    for (int g = 0; g < 16; ++g) {
+      const int h = g / 8, r = (g % 8) * 16;
+      const __m512i low = _mm512_and_si512(_mm512_srli_epi32(bytes16(ql + 64 * h + r % 64), 4 * (r / 64)), nibble);
+      const __m512i high = _mm512_and_si512(_mm512_srli_epi32(bytes16(qh + 32 * h + r % 32), 2 * (r / 32)), two_bits);
+      const __m512i q = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), offset);
+      fma_rows<M>(acc, _mm512_mul_ps(_mm512_set1_ps(d * float(sc[g])), _mm512_cvtepi32_ps(q)), x + k0 + 16 * g, K);
+    }
+  }
+}
+
+// out[m] = row . x[m] for M rows, a type's kernel with its accumulators in registers.
+using RowsKernel = void (*)(float* out, const uint8_t* row, const float* x, int64_t K);
+template <int M, void (*Kernel)(__m512*, const uint8_t*, const float*, int64_t)>
+void run_rows(float* out, const uint8_t* row, const float* x, int64_t K) {
+  __m512 acc[M];
+  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+  Kernel(acc, row, x, K);
+  for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
+}
+
+#define TAIA_ROWS_TABLE(fn)                                                                                          \
+  {run_rows<1, fn<1>>, run_rows<2, fn<2>>, run_rows<3, fn<3>>, run_rows<4, fn<4>>,                               \
+   run_rows<5, fn<5>>, run_rows<6, fn<6>>, run_rows<7, fn<7>>, run_rows<8, fn<8>>}
+
+RowsKernel fast_kernel(DType dtype, int64_t M) {
+  static const RowsKernel q8_0[] = TAIA_ROWS_TABLE(rows_q8_0);
+  static const RowsKernel q4_0[] = TAIA_ROWS_TABLE(rows_q4_0);
+  static const RowsKernel q4_k[] = TAIA_ROWS_TABLE(rows_q4_k);
+  static const RowsKernel q6_k[] = TAIA_ROWS_TABLE(rows_q6_k);
+  static const RowsKernel q4_1[] = TAIA_ROWS_TABLE(rows_q4_1);
+  static const RowsKernel q5_0[] = TAIA_ROWS_TABLE(rows_q5_0);
+  static const RowsKernel q5_1[] = TAIA_ROWS_TABLE(rows_q5_1);
+  static const RowsKernel q5_k[] = TAIA_ROWS_TABLE(rows_q5_k);
+  switch (dtype) {
+    case DType::Q8_0: return q8_0[M - 1];
+    case DType::Q4_0: return q4_0[M - 1];
+    case DType::Q4_1: return q4_1[M - 1];
+    case DType::Q5_0: return q5_0[M - 1];
+    case DType::Q5_1: return q5_1[M - 1];
+    case DType::Q5_K: return q5_k[M - 1];
+    case DType::Q4_K: return q4_k[M - 1];
+    case DType::Q6_K: return q6_k[M - 1];
+    default: return nullptr;
+  }
+}
+#undef TAIA_ROWS_TABLE
 #endif
 
-// One weight row against the M activation rows.
+#if !defined(__AVX512F__)
+using RowsKernel = void (*)(float*, const uint8_t*, const float*, int64_t);
+RowsKernel fast_kernel(DType, int64_t) { return nullptr; }
+#endif
+
+// One weight row against the M activation rows: a type's fast kernel, or its blocks widened one
+// at a time into an L1 buffer (the reference path, every type).
 void row_dot(float* out, const uint8_t* row, const float* x, int64_t M, int64_t K, int64_t bv, int64_t bb,
-             DequantizeBlockFn dequantize) {
+             DequantizeBlockFn dequantize, RowsKernel fast) {
+  if (fast) {
+    fast(out, row, x, K);
+    return;
+  }
   alignas(64) float block[256];
 #if defined(__AVX512F__)
   __m512 acc[kMaxRows];
@@ -48,6 +244,12 @@ void row_dot(float* out, const uint8_t* row, const float* x, int64_t M, int64_t 
 
 }  // namespace
 
+namespace {
+bool g_fast_kernels = true;
+}
+bool use_fast_kernels() { return g_fast_kernels; }
+void set_quant_fast_kernels(bool on) { g_fast_kernels = on; }
+
 void quant_matvec(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate) {
   const DequantizeBlockFn dequantize = block_dequantizer(w.dtype);
   TAIA_CHECK(dequantize != nullptr, "[quant_matvec] expected a block-quantized weight, got ", dtype_name(w.dtype),
@@ -57,10 +259,11 @@ void quant_matvec(float* y, const float* x, const TensorView& w, const float* bi
   const int64_t bv = block_values(w.dtype), bb = block_bytes(w.dtype);
   const int64_t row_bytes = int64_t(dtype_bytes(w.dtype, K));
   const uint8_t* rows = static_cast<const uint8_t*>(w.data);
+  const RowsKernel fast = use_fast_kernels() ? fast_kernel(w.dtype, M) : nullptr;
 #pragma omp parallel for schedule(static) if (N * K >= kMinParallelWork)
   for (int64_t n = 0; n < N; ++n) {
     float v[kMaxRows];
-    row_dot(v, rows + n * row_bytes, x, M, K, bv, bb, dequantize);
+    row_dot(v, rows + n * row_bytes, x, M, K, bv, bb, dequantize, fast);
     for (int64_t m = 0; m < M; ++m) {
       const float value = v[m] + (bias ? bias[n] : 0.0f);
       float* out = y + m * N + n;

@@ -9,6 +9,7 @@
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
+#include "kernels/quant_matvec.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/softmax.h"
@@ -107,6 +108,30 @@ TEST(LinearQuantized, EveryBlockTypeMatchesTheDequantizedReference) {
     std::vector<float> dW(size_t(N * K));
     auto dy = test::random_vector(size_t(N), 4), x = test::random_vector(size_t(K), 2);
     EXPECT_THROW(linear_backward(nullptr, dW.data(), nullptr, dy.data(), x.data(), w, 1), Error);  // frozen
+  }
+}
+
+// The AVX-512 kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) against the reference path (blocks widened by
+// the exact dequantizer), on random blocks and rows.
+TEST(LinearQuantized, FastKernelsMatchTheReferencePath) {
+  for (DType dtype : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                      DType::Q6_K}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const int64_t N = 29, K = 768;
+    std::vector<uint8_t> wq = random_blocks(dtype, N * K, 11);
+    TensorView w("w", dtype, {N, K}, wq.data());
+    for (int64_t M : {1, 3, 8}) {
+      auto x = test::random_vector(size_t(M * K), 12);
+      std::vector<float> fast(size_t(M * N)), ref(size_t(M * N));
+      set_quant_fast_kernels(false);
+      quant_matvec(ref.data(), x.data(), w, nullptr, M, false);
+      set_quant_fast_kernels(true);
+      quant_matvec(fast.data(), x.data(), w, nullptr, M, false);
+      float scale = 0;
+      for (float v : ref) scale = std::max(scale, std::abs(v));
+      EXPECT_GT(scale, 0.1f);
+      EXPECT_LE(test::max_abs_diff(fast, ref), 2e-6f * scale) << "M = " << M;
+    }
   }
 }
 
