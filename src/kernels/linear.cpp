@@ -137,7 +137,6 @@ template <typename Fn>
 void for_each_widened_block(const TensorView& w, Fn fn) {
   const int64_t N = w.shape[0], K = w.shape[1];
   std::vector<float> block(static_cast<size_t>(std::min(kWidenBlock, N) * K));
-  const size_t row_bytes = dtype_bytes(w.dtype, K);
   for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
     const int64_t nb = std::min(kWidenBlock, N - n0);
     if (w.dtype == DType::BF16) {
@@ -145,9 +144,7 @@ void for_each_widened_block(const TensorView& w, Fn fn) {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
     } else {
-      const char* src = static_cast<const char*>(w.data) + size_t(n0) * row_bytes;
-#pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < nb; ++r) convert_to_f32(w.dtype, src + size_t(r) * row_bytes, block.data() + r * K, size_t(K));
+      quant_widen_rows(w, n0, nb, block.data());
     }
     fn(n0, nb, block.data());
   }

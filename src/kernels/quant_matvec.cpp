@@ -32,44 +32,56 @@ inline float f16_scalar(const uint8_t* p) {
   return _cvtsh_ss(bits);
 }
 
-// The accumulators live in registers: M is a compile-time constant of every kernel.
+// Where a kernel's 16 dequantized weights (values k .. k + 15 of the row) go. FmaSink: one FMA
+// per activation row, the accumulators in registers (M is a compile-time constant). StoreSink:
+// into an F32 row (the widened tiles of prefill).
 template <int M>
-inline void fma_rows(__m512* acc, __m512 w, const float* x, int64_t K) {
-  for (int m = 0; m < M; ++m) acc[m] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + m * K), acc[m]);
-}
+struct FmaSink {
+  __m512 acc[M];
+  const float* x;
+  int64_t K;
+  inline void operator()(__m512 w, int64_t k) {
+    for (int m = 0; m < M; ++m) acc[m] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + m * K + k), acc[m]);
+  }
+};
+
+struct StoreSink {
+  float* out;
+  inline void operator()(__m512 w, int64_t k) { _mm512_storeu_ps(out + k, w); }
+};
 
 inline __m512i bytes16(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
 // Q8_0: d, then 32 int8 quants.
-template <int M>
-void rows_q8_0(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+template <class Sink>
+void rows_q8_0(Sink& sink, const uint8_t* row, int64_t K) {
   for (int64_t k0 = 0; k0 < K; k0 += 32, row += 34) {
     const __m512 d = _mm512_set1_ps(f16_scalar(row));
     for (int h = 0; h < 2; ++h) {
       const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 + 16 * h)));
-      fma_rows<M>(acc, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q)), x + k0 + 16 * h, K);
+      sink(_mm512_mul_ps(d, _mm512_cvtepi32_ps(q)), k0 + 16 * h);
     }
   }
 }
 
 // Q4_0: d, then 16 bytes: values 0..15 the low nibbles, 16..31 the high ones, offset 8.
-template <int M>
-void rows_q4_0(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+template <class Sink>
+void rows_q4_0(Sink& sink, const uint8_t* row, int64_t K) {
   const __m512i nibble = _mm512_set1_epi32(0x0F), eight = _mm512_set1_epi32(8);
   for (int64_t k0 = 0; k0 < K; k0 += 32, row += 18) {
     const __m512 d = _mm512_set1_ps(f16_scalar(row));
     const __m512i b = bytes16(row + 2);
     const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(b, nibble), eight);
     const __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(b, 4), eight);
-    fma_rows<M>(acc, _mm512_mul_ps(d, _mm512_cvtepi32_ps(lo)), x + k0, K);
-    fma_rows<M>(acc, _mm512_mul_ps(d, _mm512_cvtepi32_ps(hi)), x + k0 + 16, K);
+    sink(_mm512_mul_ps(d, _mm512_cvtepi32_ps(lo)), k0);
+    sink(_mm512_mul_ps(d, _mm512_cvtepi32_ps(hi)), k0 + 16);
   }
 }
 
 // Q4_1 / Q5_0 / Q5_1: like Q4_0 (d, then m for the _1 types: value = d * q + m, q unsigned),
 // the Q5 types with bit j of the u32 qh as bit 4 of quant j (offset 16 for Q5_0).
-template <int M, bool kHasMin, bool kFiveBit>
-void rows_q4_q5(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+template <bool kHasMin, bool kFiveBit, class Sink>
+void rows_q4_q5(Sink& sink, const uint8_t* row, int64_t K) {
   constexpr int64_t kBytes = 2 + (kHasMin ? 2 : 0) + (kFiveBit ? 4 : 0) + 16;
   const __m512i nibble = _mm512_set1_epi32(0x0F), one = _mm512_set1_epi32(1);
   const __m512i lanes_lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -92,21 +104,21 @@ void rows_q4_q5(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
       lo = _mm512_sub_epi32(lo, sixteen);
       hi = _mm512_sub_epi32(hi, sixteen);
     }
-    fma_rows<M>(acc, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), d, mn), x + k0, K);
-    fma_rows<M>(acc, _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), d, mn), x + k0 + 16, K);
+    sink(_mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), d, mn), k0);
+    sink(_mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), d, mn), k0 + 16);
   }
 }
-template <int M>
-void rows_q4_1(__m512* acc, const uint8_t* row, const float* x, int64_t K) { rows_q4_q5<M, true, false>(acc, row, x, K); }
-template <int M>
-void rows_q5_0(__m512* acc, const uint8_t* row, const float* x, int64_t K) { rows_q4_q5<M, false, true>(acc, row, x, K); }
-template <int M>
-void rows_q5_1(__m512* acc, const uint8_t* row, const float* x, int64_t K) { rows_q4_q5<M, true, true>(acc, row, x, K); }
+template <class Sink>
+void rows_q4_1(Sink& sink, const uint8_t* row, int64_t K) { rows_q4_q5<true, false>(sink, row, K); }
+template <class Sink>
+void rows_q5_0(Sink& sink, const uint8_t* row, int64_t K) { rows_q4_q5<false, true>(sink, row, K); }
+template <class Sink>
+void rows_q5_1(Sink& sink, const uint8_t* row, int64_t K) { rows_q4_q5<true, true>(sink, row, K); }
 
 // Q5_K: Q4_K's layout with qh[32] before the nibbles: bit `sub` of qh[i] is bit 4 of value i of
 // sub-block `sub`.
-template <int M>
-void rows_q5_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+template <class Sink>
+void rows_q5_k(Sink& sink, const uint8_t* row, int64_t K) {
   const __m512i nibble = _mm512_set1_epi32(0x0F), one = _mm512_set1_epi32(1);
   for (int64_t k0 = 0; k0 < K; k0 += 256, row += 176) {
     const float d = f16_scalar(row), dmin = f16_scalar(row + 2);
@@ -122,7 +134,7 @@ void rows_q5_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
         const __m512i low = (j % 2) ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, nibble);
         const __m512i high = _mm512_and_si512(_mm512_srli_epi32(bytes16(qh + 16 * h), j), one);
         const __m512i q = _mm512_or_si512(low, _mm512_slli_epi32(high, 4));
-        fma_rows<M>(acc, _mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), x + k0 + 32 * j + 16 * h, K);
+        sink(_mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), k0 + 32 * j + 16 * h);
       }
     }
   }
@@ -131,8 +143,8 @@ void rows_q5_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
 // Q4_K: d, dmin, 12 bytes of six-bit scales and minimums, 128 bytes of nibbles; sub-block j
 // (32 values) = d * sc_j * q - dmin * m_j, its quants the low (j even) or high (j odd) nibbles
 // of bytes 32 (j / 2) ... + 31.
-template <int M>
-void rows_q4_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+template <class Sink>
+void rows_q4_k(Sink& sink, const uint8_t* row, int64_t K) {
   const __m512i nibble = _mm512_set1_epi32(0x0F);
   for (int64_t k0 = 0; k0 < K; k0 += 256, row += 144) {
     const float d = f16_scalar(row), dmin = f16_scalar(row + 2);
@@ -145,7 +157,7 @@ void rows_q4_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
       for (int h = 0; h < 2; ++h) {
         const __m512i b = bytes16(qs + 32 * (j / 2) + 16 * h);
         const __m512i q = (j % 2) ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, nibble);
-        fma_rows<M>(acc, _mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), x + k0 + 32 * j + 16 * h, K);
+        sink(_mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), k0 + 32 * j + 16 * h);
       }
     }
   }
@@ -153,8 +165,8 @@ void rows_q4_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
 
 // Q6_K: 128 bytes of low nibbles, 64 of high bit pairs, 16 int8 scales, d; value e =
 // d * sc[e / 16] * (q - 32). A group of 16 values reads 16 consecutive bytes of each array.
-template <int M>
-void rows_q6_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
+template <class Sink>
+void rows_q6_k(Sink& sink, const uint8_t* row, int64_t K) {
   const __m512i nibble = _mm512_set1_epi32(0x0F), two_bits = _mm512_set1_epi32(3), offset = _mm512_set1_epi32(32);
   for (int64_t k0 = 0; k0 < K; k0 += 256, row += 210) {
     const uint8_t* ql = row;
@@ -166,52 +178,85 @@ void rows_q6_k(__m512* acc, const uint8_t* row, const float* x, int64_t K) {
       const __m512i low = _mm512_and_si512(_mm512_srli_epi32(bytes16(ql + 64 * h + r % 64), 4 * (r / 64)), nibble);
       const __m512i high = _mm512_and_si512(_mm512_srli_epi32(bytes16(qh + 32 * h + r % 32), 2 * (r / 32)), two_bits);
       const __m512i q = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), offset);
-      fma_rows<M>(acc, _mm512_mul_ps(_mm512_set1_ps(d * float(sc[g])), _mm512_cvtepi32_ps(q)), x + k0 + 16 * g, K);
+      sink(_mm512_mul_ps(_mm512_set1_ps(d * float(sc[g])), _mm512_cvtepi32_ps(q)), k0 + 16 * g);
     }
   }
 }
 
 // out[m] = row . x[m] for M rows, a type's kernel with its accumulators in registers.
 using RowsKernel = void (*)(float* out, const uint8_t* row, const float* x, int64_t K);
-template <int M, void (*Kernel)(__m512*, const uint8_t*, const float*, int64_t)>
+template <int M, template <class> class Kernel>
 void run_rows(float* out, const uint8_t* row, const float* x, int64_t K) {
-  __m512 acc[M];
-  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
-  Kernel(acc, row, x, K);
-  for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
+  FmaSink<M> sink;
+  for (int m = 0; m < M; ++m) sink.acc[m] = _mm512_setzero_ps();
+  sink.x = x;
+  sink.K = K;
+  Kernel<FmaSink<M>>::run(sink, row, K);
+  for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(sink.acc[m]);
 }
 
-#define TAIA_ROWS_TABLE(fn)                                                                                          \
-  {run_rows<1, fn<1>>, run_rows<2, fn<2>>, run_rows<3, fn<3>>, run_rows<4, fn<4>>,                               \
-   run_rows<5, fn<5>>, run_rows<6, fn<6>>, run_rows<7, fn<7>>, run_rows<8, fn<8>>}
+// A row widened to F32 by a type's kernel.
+using WidenKernel = void (*)(float* out, const uint8_t* row, int64_t K);
+template <template <class> class Kernel>
+void widen_row(float* out, const uint8_t* row, int64_t K) {
+  StoreSink sink{out};
+  Kernel<StoreSink>::run(sink, row, K);
+}
+
+#define TAIA_KERNEL(fn)                                                                      \
+  template <class Sink>                                                                      \
+  struct fn##_k {                                                                             \
+    static void run(Sink& sink, const uint8_t* row, int64_t K) { fn<Sink>(sink, row, K); }   \
+  };
+TAIA_KERNEL(rows_q8_0)
+TAIA_KERNEL(rows_q4_0)
+TAIA_KERNEL(rows_q4_1)
+TAIA_KERNEL(rows_q5_0)
+TAIA_KERNEL(rows_q5_1)
+TAIA_KERNEL(rows_q4_k)
+TAIA_KERNEL(rows_q5_k)
+TAIA_KERNEL(rows_q6_k)
+#undef TAIA_KERNEL
+
+struct FastKernels {
+  DType dtype;
+  RowsKernel rows[kMaxRows];
+  WidenKernel widen;
+};
+#define TAIA_ENTRY(dtype, fn)                                                                                    \
+  {dtype,                                                                                                        \
+   {run_rows<1, fn##_k>, run_rows<2, fn##_k>, run_rows<3, fn##_k>, run_rows<4, fn##_k>, run_rows<5, fn##_k>,    \
+    run_rows<6, fn##_k>, run_rows<7, fn##_k>, run_rows<8, fn##_k>},                                             \
+   widen_row<fn##_k>}
+const FastKernels kFast[] = {
+    TAIA_ENTRY(DType::Q8_0, rows_q8_0), TAIA_ENTRY(DType::Q4_0, rows_q4_0), TAIA_ENTRY(DType::Q4_1, rows_q4_1),
+    TAIA_ENTRY(DType::Q5_0, rows_q5_0), TAIA_ENTRY(DType::Q5_1, rows_q5_1), TAIA_ENTRY(DType::Q4_K, rows_q4_k),
+    TAIA_ENTRY(DType::Q5_K, rows_q5_k), TAIA_ENTRY(DType::Q6_K, rows_q6_k),
+};
+#undef TAIA_ENTRY
+
+const FastKernels* fast_kernels(DType dtype) {
+  for (const FastKernels& f : kFast)
+    if (f.dtype == dtype) return &f;
+  return nullptr;
+}
 
 RowsKernel fast_kernel(DType dtype, int64_t M) {
-  static const RowsKernel q8_0[] = TAIA_ROWS_TABLE(rows_q8_0);
-  static const RowsKernel q4_0[] = TAIA_ROWS_TABLE(rows_q4_0);
-  static const RowsKernel q4_k[] = TAIA_ROWS_TABLE(rows_q4_k);
-  static const RowsKernel q6_k[] = TAIA_ROWS_TABLE(rows_q6_k);
-  static const RowsKernel q4_1[] = TAIA_ROWS_TABLE(rows_q4_1);
-  static const RowsKernel q5_0[] = TAIA_ROWS_TABLE(rows_q5_0);
-  static const RowsKernel q5_1[] = TAIA_ROWS_TABLE(rows_q5_1);
-  static const RowsKernel q5_k[] = TAIA_ROWS_TABLE(rows_q5_k);
-  switch (dtype) {
-    case DType::Q8_0: return q8_0[M - 1];
-    case DType::Q4_0: return q4_0[M - 1];
-    case DType::Q4_1: return q4_1[M - 1];
-    case DType::Q5_0: return q5_0[M - 1];
-    case DType::Q5_1: return q5_1[M - 1];
-    case DType::Q5_K: return q5_k[M - 1];
-    case DType::Q4_K: return q4_k[M - 1];
-    case DType::Q6_K: return q6_k[M - 1];
-    default: return nullptr;
-  }
+  const FastKernels* f = fast_kernels(dtype);
+  return f ? f->rows[M - 1] : nullptr;
 }
-#undef TAIA_ROWS_TABLE
+
+WidenKernel fast_widen(DType dtype) {
+  const FastKernels* f = fast_kernels(dtype);
+  return f ? f->widen : nullptr;
+}
 #endif
 
 #if !defined(__AVX512F__)
 using RowsKernel = void (*)(float*, const uint8_t*, const float*, int64_t);
+using WidenKernel = void (*)(float*, const uint8_t*, int64_t);
 RowsKernel fast_kernel(DType, int64_t) { return nullptr; }
+WidenKernel fast_widen(DType) { return nullptr; }
 #endif
 
 // One weight row against the M activation rows: a type's fast kernel, or its blocks widened one
@@ -249,6 +294,20 @@ bool g_fast_kernels = true;
 }
 bool use_fast_kernels() { return g_fast_kernels; }
 void set_quant_fast_kernels(bool on) { g_fast_kernels = on; }
+
+void quant_widen_rows(const TensorView& w, int64_t n0, int64_t rows, float* out) {
+  const int64_t K = w.shape[1];
+  const size_t row_bytes = dtype_bytes(w.dtype, K);
+  const uint8_t* src = static_cast<const uint8_t*>(w.data) + size_t(n0) * row_bytes;
+  const WidenKernel widen = use_fast_kernels() ? fast_widen(w.dtype) : nullptr;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    if (widen)
+      widen(out + r * K, src + size_t(r) * row_bytes, K);
+    else
+      convert_to_f32(w.dtype, src + size_t(r) * row_bytes, out + r * K, size_t(K));
+  }
+}
 
 void quant_matvec(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate) {
   const DequantizeBlockFn dequantize = block_dequantizer(w.dtype);

@@ -14,6 +14,9 @@ namespace taia {
 // the accumulators stay in registers); every type also runs the reference path (whole blocks
 // widened into a buffer), which the tests compare the kernels with.
 void quant_matvec(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate);
+// Rows n0 .. n0 + rows - 1 of a block-type W [N, K] widened to F32 into out[rows, K] (the tiles
+// prefill and LoRA's input gradient multiply through), by the same kernels.
+void quant_widen_rows(const TensorView& w, int64_t n0, int64_t rows, float* out);
 // Tests: off runs every type through the reference path.
 void set_quant_fast_kernels(bool on);
 bool use_fast_kernels();
