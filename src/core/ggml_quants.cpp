@@ -86,8 +86,10 @@ void dequantize_q3_k(const uint8_t* blk, float* out) {
   }
 }
 
+}  // namespace
+
 // Q4_K / Q5_K scales: 8 six-bit scales and 8 six-bit minimums packed in 12 bytes.
-void k_scale_min(const uint8_t* s, int i, int& sc, int& m) {
+void k_quant_scale_min(const uint8_t* s, int i, int& sc, int& m) {
   if (i < 4) {
     sc = s[i] & 0x3F;
     m = s[4 + i] & 0x3F;
@@ -96,6 +98,8 @@ void k_scale_min(const uint8_t* s, int i, int& sc, int& m) {
     m = (s[8 + i - 4] >> 4) | ((s[4 + i - 4] >> 2) & 0x30);
   }
 }
+
+namespace {
 
 // Q4_K: d, dmin, scales[12], qs[128]; Q5_K adds qh[32] before qs. Value e: chunk c = e / 64,
 // nibble (e % 64) / 32, j = e % 32 -> (qs[32 c + j] >> 4 nibble) & 15; Q5_K's bit 4 is
@@ -108,7 +112,7 @@ void dequantize_q4_q5_k(const uint8_t* blk, float* out) {
   const uint8_t* qs = blk + (kFiveBit ? 48 : 16);
   for (int sub = 0; sub < 8; ++sub) {
     int sc = 0, m = 0;
-    k_scale_min(scales, sub, sc, m);
+    k_quant_scale_min(scales, sub, sc, m);
     const float dl = d * float(sc), ml = dmin * float(m);
     for (int j = 0; j < 32; ++j) {
       const int e = sub * 32 + j;

@@ -26,6 +26,10 @@ int64_t block_bytes(DType dtype);
 // Dequantizes n values (a multiple of block_values) from consecutive blocks into out[n].
 void dequantize_blocks(DType dtype, const uint8_t* blocks, float* out, int64_t n);
 
+// Q4_K / Q5_K: the six-bit scale and minimum of sub-block `sub` (0..7) from the block's 12
+// packed bytes.
+void k_quant_scale_min(const uint8_t* scales, int sub, int& scale, int& min);
+
 // The dequantizer of one block of a block type (out[block_values]), for kernels that widen
 // blocks one at a time; null for element types.
 using DequantizeBlockFn = void (*)(const uint8_t* block, float* out);

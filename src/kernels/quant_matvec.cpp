@@ -126,8 +126,8 @@ void rows_q5_k(Sink& sink, const uint8_t* row, int64_t K) {
     const uint8_t* qh = row + 16;
     const uint8_t* qs = row + 48;
     for (int j = 0; j < 8; ++j) {
-      const int sc = j < 4 ? (s[j] & 0x3F) : ((s[j + 4] & 0x0F) | ((s[j - 4] >> 2) & 0x30));
-      const int mn = j < 4 ? (s[j + 4] & 0x3F) : ((s[j + 4] >> 4) | ((s[j] >> 2) & 0x30));
+      int sc = 0, mn = 0;
+      k_quant_scale_min(s, j, sc, mn);
       const __m512 scale = _mm512_set1_ps(d * float(sc)), min = _mm512_set1_ps(dmin * float(mn));
       for (int h = 0; h < 2; ++h) {
         const __m512i b = bytes16(qs + 32 * (j / 2) + 16 * h);
@@ -151,8 +151,8 @@ void rows_q4_k(Sink& sink, const uint8_t* row, int64_t K) {
     const uint8_t* s = row + 4;
     const uint8_t* qs = row + 16;
     for (int j = 0; j < 8; ++j) {
-      const int sc = j < 4 ? (s[j] & 0x3F) : ((s[j + 4] & 0x0F) | ((s[j - 4] >> 2) & 0x30));
-      const int mn = j < 4 ? (s[j + 4] & 0x3F) : ((s[j + 4] >> 4) | ((s[j] >> 2) & 0x30));
+      int sc = 0, mn = 0;
+      k_quant_scale_min(s, j, sc, mn);
       const __m512 scale = _mm512_set1_ps(d * float(sc)), min = _mm512_set1_ps(dmin * float(mn));
       for (int h = 0; h < 2; ++h) {
         const __m512i b = bytes16(qs + 32 * (j / 2) + 16 * h);

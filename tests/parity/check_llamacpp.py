@@ -50,9 +50,16 @@ def copy_vocab(gguf, writer, vocab_path):
         return [f[key].parts[i][0].item() for i in f[key].data]
     def scalar(key):
         return f[key].parts[f[key].data[0]][0].item()
-    writer.add_tokenizer_model(bytes(f["tokenizer.ggml.model"].parts[f["tokenizer.ggml.model"].data[0]]).decode())
+    def string(key):
+        return bytes(f[key].parts[f[key].data[0]]).decode()
+    writer.add_tokenizer_model(string("tokenizer.ggml.model"))
+    if "tokenizer.ggml.pre" in f:
+        writer.add_tokenizer_pre(string("tokenizer.ggml.pre"))
     writer.add_token_list(strings("tokenizer.ggml.tokens"))
-    writer.add_token_scores(numbers("tokenizer.ggml.scores"))
+    if "tokenizer.ggml.scores" in f:  # SentencePiece vocabularies
+        writer.add_token_scores(numbers("tokenizer.ggml.scores"))
+    if "tokenizer.ggml.merges" in f:  # BPE vocabularies
+        writer.add_token_merges(strings("tokenizer.ggml.merges"))
     writer.add_token_types(numbers("tokenizer.ggml.token_type"))
     writer.add_bos_token_id(scalar("tokenizer.ggml.bos_token_id"))
     writer.add_eos_token_id(scalar("tokenizer.ggml.eos_token_id"))
