@@ -183,6 +183,48 @@ void rows_q6_k(Sink& sink, const uint8_t* row, int64_t K) {
   }
 }
 
+// Q2_K: scales[16] (low nibble scale, high nibble minimum of 16 values), 64 bytes of 2-bit
+// quants, d, dmin; value e: (qs[32 h + j] >> 2 s) & 3 with h = e / 128, s = (e % 128) / 32,
+// j = e % 32, times d * scale minus dmin * min.
+template <class Sink>
+void rows_q2_k(Sink& sink, const uint8_t* row, int64_t K) {
+  const __m512i two_bits = _mm512_set1_epi32(3);
+  for (int64_t k0 = 0; k0 < K; k0 += 256, row += 84) {
+    const uint8_t* sc = row;
+    const uint8_t* qs = row + 16;
+    const float d = f16_scalar(row + 80), dmin = f16_scalar(row + 82);
+    for (int g = 0; g < 16; ++g) {
+      const int h = g / 8, shift = 2 * ((g % 8) / 2), j0 = 16 * (g % 2);
+      const __m512i q = _mm512_and_si512(_mm512_srli_epi32(bytes16(qs + 32 * h + j0), shift), two_bits);
+      const __m512 scale = _mm512_set1_ps(d * float(sc[g] & 0x0F)), min = _mm512_set1_ps(dmin * float(sc[g] >> 4));
+      sink(_mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), k0 + 16 * g);
+    }
+  }
+}
+
+// Q3_K: hmask[32], 64 bytes of 2-bit low quants, 12 bytes of sixteen 6-bit scales (offset 32),
+// d; value e: low bits as Q2_K's, minus 4 unless bit e / 32 of hmask[e % 32] is set.
+template <class Sink>
+void rows_q3_k(Sink& sink, const uint8_t* row, int64_t K) {
+  const __m512i two_bits = _mm512_set1_epi32(3), one = _mm512_set1_epi32(1);
+  for (int64_t k0 = 0; k0 < K; k0 += 256, row += 110) {
+    const uint8_t* hmask = row;
+    const uint8_t* qs = row + 32;
+    const uint8_t* sc = row + 96;
+    const float d = f16_scalar(row + 108);
+    for (int g = 0; g < 16; ++g) {
+      const int low = g < 8 ? (sc[g] & 0x0F) : (sc[g - 8] >> 4);
+      const int high = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
+      const float dl = d * float(int8_t(uint8_t(low | (high << 4))) - 32);
+      const int h = g / 8, shift = 2 * ((g % 8) / 2), j0 = 16 * (g % 2);
+      const __m512i ql = _mm512_and_si512(_mm512_srli_epi32(bytes16(qs + 32 * h + j0), shift), two_bits);
+      const __m512i hbit = _mm512_and_si512(_mm512_srli_epi32(bytes16(hmask + j0), g / 2), one);
+      const __m512i q = _mm512_sub_epi32(ql, _mm512_slli_epi32(_mm512_xor_si512(hbit, one), 2));
+      sink(_mm512_mul_ps(_mm512_set1_ps(dl), _mm512_cvtepi32_ps(q)), k0 + 16 * g);
+    }
+  }
+}
+
 // out[m] = row . x[m] for M rows, a type's kernel with its accumulators in registers.
 using RowsKernel = void (*)(float* out, const uint8_t* row, const float* x, int64_t K);
 template <int M, template <class> class Kernel>
@@ -216,6 +258,8 @@ TAIA_KERNEL(rows_q5_1)
 TAIA_KERNEL(rows_q4_k)
 TAIA_KERNEL(rows_q5_k)
 TAIA_KERNEL(rows_q6_k)
+TAIA_KERNEL(rows_q2_k)
+TAIA_KERNEL(rows_q3_k)
 #undef TAIA_KERNEL
 
 struct FastKernels {
@@ -231,7 +275,8 @@ struct FastKernels {
 const FastKernels kFast[] = {
     TAIA_ENTRY(DType::Q8_0, rows_q8_0), TAIA_ENTRY(DType::Q4_0, rows_q4_0), TAIA_ENTRY(DType::Q4_1, rows_q4_1),
     TAIA_ENTRY(DType::Q5_0, rows_q5_0), TAIA_ENTRY(DType::Q5_1, rows_q5_1), TAIA_ENTRY(DType::Q4_K, rows_q4_k),
-    TAIA_ENTRY(DType::Q5_K, rows_q5_k), TAIA_ENTRY(DType::Q6_K, rows_q6_k),
+    TAIA_ENTRY(DType::Q5_K, rows_q5_k), TAIA_ENTRY(DType::Q6_K, rows_q6_k), TAIA_ENTRY(DType::Q2_K, rows_q2_k),
+    TAIA_ENTRY(DType::Q3_K, rows_q3_k),
 };
 #undef TAIA_ENTRY
 

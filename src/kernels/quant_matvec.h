@@ -9,8 +9,8 @@
 
 namespace taia {
 
-// y[M, N] (+)= x[M, K] W[N, K]^T (+ bias[N]) for a block-type W. Every type but Q2_K and Q3_K
-// has an AVX-512 kernel that dequantizes 16 weights in registers (M a compile-time constant, so
+// y[M, N] (+)= x[M, K] W[N, K]^T (+ bias[N]) for a block-type W. Every type has an AVX-512
+// kernel that dequantizes 16 weights in registers (M a compile-time constant, so
 // the accumulators stay in registers); every type also runs the reference path (whole blocks
 // widened into a buffer), which the tests compare the kernels with.
 void quant_matvec(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate);

@@ -111,11 +111,11 @@ TEST(LinearQuantized, EveryBlockTypeMatchesTheDequantizedReference) {
   }
 }
 
-// The AVX-512 kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) against the reference path (blocks widened by
+// The AVX-512 kernels of every block type against the reference path (blocks widened by
 // the exact dequantizer), on random blocks and rows.
 TEST(LinearQuantized, FastKernelsMatchTheReferencePath) {
-  for (DType dtype : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
-                      DType::Q6_K}) {
+  for (DType dtype : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                      DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     SCOPED_TRACE(dtype_name(dtype));
     const int64_t N = 29, K = 768;
     std::vector<uint8_t> wq = random_blocks(dtype, N * K, 11);
