@@ -139,7 +139,8 @@ void convert_from_f32(const float* src, DType dst_type, void* dst, size_t n) {
       return;
     }
     default:
-      fail("[convert_from_f32] quantizing to ", dtype_name(dst_type), " is not implemented (write F32, F16 or BF16)");
+      quantize_blocks(dst_type, src, static_cast<uint8_t*>(dst), int64_t(n));
+      return;
   }
 }
 

@@ -40,8 +40,8 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t bits);
 uint16_t f32_to_f16(float f);  // round to nearest even, overflow to inf
 
-// Converts n elements of any storage type to F32 (block types: dequantized) / from F32 (element
-// types only: quantizing is refused).
+// Converts n elements of any storage type to F32 (block types: dequantized) / from F32 (the
+// block types taia writes: quantized by ggml's reference quantizers; the others refused).
 void convert_to_f32(DType src_type, const void* src, float* dst, size_t n);
 void convert_from_f32(const float* src, DType dst_type, void* dst, size_t n);
 

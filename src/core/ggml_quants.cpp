@@ -1,5 +1,7 @@
 #include "core/ggml_quants.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/dtype.h"
@@ -139,19 +141,90 @@ void dequantize_q6_k(const uint8_t* blk, float* out) {
   }
 }
 
+// ggml's reference quantizers, as quantize_row_*_ref computes them: the scale in F32 (rounded to
+// F16 only where stored), 1 / d applied by multiplication, quants truncated after the +0.5
+// offsets (int8 casts) or rounded (Q8_0).
+void put_f16(uint8_t* p, float v) {
+  const uint16_t bits = f32_to_f16(v);
+  std::memcpy(p, &bits, 2);
+}
+
+void quantize_q8_0(const float* x, uint8_t* blk) {
+  float amax = 0;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(blk, d);
+  for (int j = 0; j < 32; ++j) blk[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
+}
+
+// Q4_0 / Q5_0: d = (the value of largest magnitude) / -8 (-16); quants x / d + 8.5 (16.5).
+template <bool kFiveBit>
+void quantize_q4_q5_0(const float* x, uint8_t* blk) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; ++j)
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  const float d = max / (kFiveBit ? -16.0f : -8.0f), id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(blk, d);
+  uint8_t* qs = blk + (kFiveBit ? 6 : 2);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    const float offset = kFiveBit ? 16.5f : 8.5f;
+    const int top = kFiveBit ? 31 : 15;
+    const int q0 = std::min(top, int(int8_t(x[j] * id + offset)));
+    const int q1 = std::min(top, int(int8_t(x[16 + j] * id + offset)));
+    qs[j] = uint8_t((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+    if (kFiveBit) qh |= (uint32_t((q0 & 0x10) >> 4) << j) | (uint32_t((q1 & 0x10) >> 4) << (j + 16));
+  }
+  if (kFiveBit) std::memcpy(blk + 2, &qh, 4);
+}
+
+// Q4_1 / Q5_1: d = (max - min) / 15 (31), m = min; quants (x - min) / d + 0.5.
+template <bool kFiveBit>
+void quantize_q4_q5_1(const float* x, uint8_t* blk) {
+  float min = x[0], max = x[0];
+  for (int j = 1; j < 32; ++j) {
+    min = std::min(min, x[j]);
+    max = std::max(max, x[j]);
+  }
+  const float d = (max - min) / (kFiveBit ? 31.0f : 15.0f), id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(blk, d);
+  put_f16(blk + 2, min);
+  uint8_t* qs = blk + (kFiveBit ? 8 : 4);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    int q0 = int(int8_t((x[j] - min) * id + 0.5f)), q1 = int(int8_t((x[16 + j] - min) * id + 0.5f));
+    if (!kFiveBit) {
+      q0 = std::min(15, q0);
+      q1 = std::min(15, q1);
+    }
+    qs[j] = uint8_t((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+    if (kFiveBit) qh |= (uint32_t((q0 & 0x10) >> 4) << j) | (uint32_t((q1 & 0x10) >> 4) << (j + 16));
+  }
+  if (kFiveBit) std::memcpy(blk + 4, &qh, 4);
+}
+
 struct BlockFormat {
   DType dtype;
   uint32_t ggml_type;
   int64_t values, bytes;
   void (*dequantize)(const uint8_t*, float*);
+  void (*quantize)(const float*, uint8_t*);  // null: read only
 };
 
 constexpr BlockFormat kFormats[] = {
-    {DType::Q4_0, 2, 32, 18, dequantize_q4_q5<false, false>}, {DType::Q4_1, 3, 32, 20, dequantize_q4_q5<true, false>},
-    {DType::Q5_0, 6, 32, 22, dequantize_q4_q5<false, true>},  {DType::Q5_1, 7, 32, 24, dequantize_q4_q5<true, true>},
-    {DType::Q8_0, 8, 32, 34, dequantize_q8_0},                {DType::Q2_K, 10, kQK, 84, dequantize_q2_k},
-    {DType::Q3_K, 11, kQK, 110, dequantize_q3_k},             {DType::Q4_K, 12, kQK, 144, dequantize_q4_q5_k<false>},
-    {DType::Q5_K, 13, kQK, 176, dequantize_q4_q5_k<true>},    {DType::Q6_K, 14, kQK, 210, dequantize_q6_k},
+    {DType::Q4_0, 2, 32, 18, dequantize_q4_q5<false, false>, quantize_q4_q5_0<false>},
+    {DType::Q4_1, 3, 32, 20, dequantize_q4_q5<true, false>, quantize_q4_q5_1<false>},
+    {DType::Q5_0, 6, 32, 22, dequantize_q4_q5<false, true>, quantize_q4_q5_0<true>},
+    {DType::Q5_1, 7, 32, 24, dequantize_q4_q5<true, true>, quantize_q4_q5_1<true>},
+    {DType::Q8_0, 8, 32, 34, dequantize_q8_0, quantize_q8_0},
+    {DType::Q2_K, 10, kQK, 84, dequantize_q2_k, nullptr},
+    {DType::Q3_K, 11, kQK, 110, dequantize_q3_k, nullptr},
+    {DType::Q4_K, 12, kQK, 144, dequantize_q4_q5_k<false>, nullptr},
+    {DType::Q5_K, 13, kQK, 176, dequantize_q4_q5_k<true>, nullptr},
+    {DType::Q6_K, 14, kQK, 210, dequantize_q6_k, nullptr},
 };
 
 const BlockFormat* format_of(DType dtype) {
@@ -176,6 +249,18 @@ uint32_t ggml_type_of(DType dtype) {
   if (dtype == DType::F16) return 1;
   if (dtype == DType::BF16) return 30;
   return format_of(dtype)->ggml_type;
+}
+
+bool can_quantize(DType dtype) { return format_of(dtype) && format_of(dtype)->quantize; }
+
+void quantize_blocks(DType dtype, const float* in, uint8_t* blocks, int64_t n) {
+  const BlockFormat* f = format_of(dtype);
+  TAIA_CHECK(f && f->quantize, "[quantize_blocks] taia does not write ", dtype_name(dtype),
+             " (it writes Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+  TAIA_CHECK(n % f->values == 0, "[quantize_blocks] expected a multiple of ", f->values, " values, got ", n);
+  const int64_t count = n / f->values;
+#pragma omp parallel for schedule(static) if (count > 4096)
+  for (int64_t b = 0; b < count; ++b) f->quantize(in + b * f->values, blocks + b * f->bytes);
 }
 
 DequantizeBlockFn block_dequantizer(DType dtype) { return format_of(dtype) ? format_of(dtype)->dequantize : nullptr; }

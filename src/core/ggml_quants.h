@@ -26,6 +26,12 @@ int64_t block_bytes(DType dtype);
 // Dequantizes n values (a multiple of block_values) from consecutive blocks into out[n].
 void dequantize_blocks(DType dtype, const uint8_t* blocks, float* out, int64_t n);
 
+// Whether quantize_blocks writes a type: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0, with ggml's reference
+// quantizers (quantize_row_*_ref); the K-quants are read only.
+bool can_quantize(DType dtype);
+// Quantizes n values (a multiple of block_values) into consecutive blocks.
+void quantize_blocks(DType dtype, const float* in, uint8_t* blocks, int64_t n);
+
 // Q4_K / Q5_K: the six-bit scale and minimum of sub-block `sub` (0..7) from the block's 12
 // packed bytes.
 void k_quant_scale_min(const uint8_t* scales, int sub, int& scale, int& min);

@@ -4,6 +4,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/ggml_quants.h"
 
 namespace taia {
 namespace {
@@ -42,9 +43,17 @@ void GgufWriter::add_f32(const std::string& k, float v) {
 }
 
 void GgufWriter::add_tensor_f32(const std::string& name, std::vector<int64_t> ne, const float* data) {
+  add_tensor(name, std::move(ne), DType::F32, data);
+}
+
+void GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> ne, DType dtype, const void* data) {
   int64_t n = 1;
   for (int64_t d : ne) n *= d;
-  tensors_.push_back({name, std::move(ne), std::vector<float>(data, data + n)});
+  TAIA_CHECK(ne.empty() || ne[0] % block_values(dtype) == 0, "[GgufWriter] tensor '", name, "': ", dtype_name(dtype),
+             " needs rows of a multiple of ", block_values(dtype), " values, got ", ne.empty() ? 0 : ne[0]);
+  const size_t bytes = dtype_bytes(dtype, n);
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  tensors_.push_back({name, std::move(ne), ggml_type_of(dtype), std::vector<uint8_t>(p, p + bytes)});
 }
 
 void GgufWriter::put_value(const GgufValue& v) {
@@ -87,16 +96,16 @@ void GgufWriter::write(const std::string& path) const {
     head.insert(head.end(), t.name.begin(), t.name.end());
     append(head, uint32_t(t.ne.size()));
     for (int64_t d : t.ne) append(head, uint64_t(d));
-    append(head, uint32_t(0));  // F32
+    append(head, t.ggml_type);
     append(head, offset);
-    offset += (t.data.size() * 4 + kAlignment - 1) / kAlignment * kAlignment;
+    offset += (t.data.size() + kAlignment - 1) / kAlignment * kAlignment;
   }
   head.resize((head.size() + kAlignment - 1) / kAlignment * kAlignment, 0);
   AtomicFile f(path);
   f.write(head.data(), head.size());
   const std::vector<uint8_t> zeros(kAlignment, 0);
   for (const Tensor& t : tensors_) {
-    const size_t bytes = t.data.size() * 4;
+    const size_t bytes = t.data.size();
     f.write(t.data.data(), bytes);
     f.write(zeros.data(), (kAlignment - bytes % kAlignment) % kAlignment);
   }

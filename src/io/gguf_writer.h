@@ -1,5 +1,5 @@
-// Writing GGUF v3 files: typed metadata and F32 tensors, data aligned to 32 bytes, written
-// atomically. Enough for LoRA adapters (and merged models later).
+// Writing GGUF v3 files: typed metadata and tensors of any storage type taia has (F32, F16,
+// BF16, the block types), data aligned to 32 bytes, written atomically.
 #pragma once
 #include <string>
 #include <vector>
@@ -17,13 +17,16 @@ class GgufWriter {
   void add_value(const std::string& key, const GgufValue& value);
   // ne in ggml order (innermost first); values copied.
   void add_tensor_f32(const std::string& name, std::vector<int64_t> ne, const float* data);
+  // A tensor of any storage type (F32, F16, BF16, a block type), its bytes copied.
+  void add_tensor(const std::string& name, std::vector<int64_t> ne, DType dtype, const void* data);
   void write(const std::string& path) const;
 
  private:
   struct Tensor {
     std::string name;
     std::vector<int64_t> ne;
-    std::vector<float> data;
+    uint32_t ggml_type;
+    std::vector<uint8_t> data;  // the stored bytes
   };
   std::vector<uint8_t> meta_;
   uint64_t n_kv_ = 0;

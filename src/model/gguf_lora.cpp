@@ -1,10 +1,12 @@
 #include "model/gguf_lora.h"
 
 #include "core/error.h"
+#include "core/ggml_quants.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "model/loader.h"
 
+#include <cstring>
 #include <map>
 
 namespace taia {
@@ -135,7 +137,38 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
 
 namespace taia {
 
-void save_gguf_model(Model& model, const std::string& base_gguf, const std::string& path) {
+namespace {
+
+// The model's tensor in the GGUF file's convention (LLaMA Q/K rows permuted, Gemma norms + 1), F32.
+std::vector<float> gguf_values(Model& model, const ExpectedTensor& e, const GgufTensor& t, const std::string& path) {
+  const ModelConfig& c = model.config;
+  std::vector<float> data(size_t(t.numel()));
+  const TensorView* v = model.find(e.name);
+  TAIA_CHECK(v && v->numel() == t.numel(), path, ": tensor '", t.name, "' does not match the model");
+  convert_to_f32(v->dtype, v->data, data.data(), data.size());
+  if (arch_info(c.arch).gguf_permutes_qk) {
+    const int64_t row = v->rank() == 2 ? v->shape[1] : 1;
+    const auto proj = proj_of_tensor(e.name);
+    if (proj == Proj::Q) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);
+    if (proj == Proj::K) permute_qk_rows(data.data(), c.num_kv_heads, c.head_dim, row);
+  }
+  if (arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e))
+    for (float& x : data) x += 1.0f;  // llama.cpp's convention: the stored norm is 1 + weight
+  return data;
+}
+
+// The type a changed tensor is written in (see save_gguf_model).
+DType rewrite_type(DType original, std::optional<DType> requested, int64_t row) {
+  DType t = requested.value_or(original);
+  if (is_block_dtype(t) && !can_quantize(t)) t = DType::Q8_0;
+  if (row % block_values(t) != 0) t = DType::F32;  // rows a block type cannot hold (1-D tensors of odd sizes)
+  return t;
+}
+
+}  // namespace
+
+GgufModelExport save_gguf_model(Model& model, const std::string& base_gguf, const std::string& path,
+                                std::optional<DType> dtype) {
   GgufFile base(base_gguf);
   GgufWriter w;
   for (const auto& [key, value] : base.metadata())
@@ -144,27 +177,28 @@ void save_gguf_model(Model& model, const std::string& base_gguf, const std::stri
   std::map<std::string, const ExpectedTensor*> hf_of;  // GGUF name -> HF tensor
   const std::vector<ExpectedTensor> expected = expected_tensors(c);
   for (const ExpectedTensor& e : expected) hf_of[gguf_tensor_name(e.name, c.norm_layout())] = &e;
+  GgufModelExport report;
   for (const GgufTensor& t : base.tensors()) {
-    std::vector<float> data(size_t(t.numel()));
+    const DType original = gguf_tensor_dtype(t, base_gguf);
     auto it = hf_of.find(t.name);
-    if (it == hf_of.end()) {  // e.g. rope_freqs.weight: carried over unchanged
-      gguf_dequantize(t, data.data(), base_gguf);
-    } else {
-      const TensorView* v = model.find(it->second->name);
-      TAIA_CHECK(v && v->numel() == t.numel(), path, ": tensor '", t.name, "' does not match the model");
-      convert_to_f32(v->dtype, v->data, data.data(), data.size());
-      if (arch_info(c.arch).gguf_permutes_qk) {
-        const int64_t row = v->rank() == 2 ? v->shape[1] : 1;
-        const auto proj = proj_of_tensor(it->second->name);
-        if (proj == Proj::Q) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);
-        if (proj == Proj::K) permute_qk_rows(data.data(), c.num_kv_heads, c.head_dim, row);
+    if (it != hf_of.end()) {
+      const std::vector<float> data = gguf_values(model, *it->second, t, path);
+      std::vector<float> stored(data.size());
+      convert_to_f32(original, t.data, stored.data(), stored.size());
+      if (std::memcmp(stored.data(), data.data(), data.size() * sizeof(float)) != 0) {
+        const DType out = rewrite_type(original, dtype, t.ne.empty() ? 1 : t.ne[0]);
+        std::vector<uint8_t> bytes(dtype_bytes(out, t.numel()));
+        convert_from_f32(data.data(), out, bytes.data(), data.size());
+        w.add_tensor(t.name, t.ne, out, bytes.data());
+        report.rewritten[t.name] = str_cat(dtype_name(original), " -> ", dtype_name(out));
+        continue;
       }
-      if (arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(*it->second))
-        for (float& x : data) x += 1.0f;  // llama.cpp's convention: the stored norm is 1 + weight
     }
-    w.add_tensor_f32(t.name, t.ne, data.data());
+    w.add_tensor(t.name, t.ne, original, t.data);  // unchanged (or not a model tensor: rope_freqs ...)
+    ++report.copied;
   }
   w.write(path);
+  return report;
 }
 
 }  // namespace taia

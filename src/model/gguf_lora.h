@@ -3,6 +3,8 @@
 // ggml dimension order, scale = adapter.lora.alpha / rank. For LLaMA, lora_b carries llama.cpp's
 // Q/K row permutation, as the base GGUF's weights do.
 #pragma once
+#include <map>
+#include <optional>
 #include <string>
 
 #include "model/lora.h"
@@ -22,8 +24,15 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& model);
 namespace taia {
 
 // A merged model as GGUF, for a model loaded from GGUF: the base file's metadata (tokenizer
-// included) carried over, every weight written as F32 in the base's tensor names and order,
-// LLaMA Q/K rows permuted back to llama.cpp's layout.
-void save_gguf_model(Model& model, const std::string& base_gguf, const std::string& path);
+// included) carried over, its tensors in its names and order. A tensor whose values the model
+// did not change is copied byte for byte (any type); a changed one is written in `dtype` if given,
+// else in its own type when taia writes that type (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0),
+// else (a K-quant) as Q8_0. LLaMA Q/K rows are permuted back to llama.cpp's layout.
+struct GgufModelExport {
+  int64_t copied = 0;                           // tensors copied byte for byte
+  std::map<std::string, std::string> rewritten;  // changed tensors: name -> "Q4_K -> Q8_0"
+};
+GgufModelExport save_gguf_model(Model& model, const std::string& base_gguf, const std::string& path,
+                                std::optional<DType> dtype = std::nullopt);
 
 }  // namespace taia

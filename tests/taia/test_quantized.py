@@ -1,7 +1,8 @@
 """A quantized GGUF base through the CLI (tests/data/quant/tiny-q4_k_m.gguf, made by llama.cpp's
 llama-quantize: Q4_K and Q6_K weights): LoRA fine-tuning on the frozen quantized base (the loss
-falls), generate in the modes, the TAIA gguf-lora export (the same logits back in taia), the hf
-export (BF16), inspect's bytes per type, and the refusals: full fine-tuning, --compute bf16, and
+falls), generate in the modes, the TAIA gguf-lora export (the same logits back in taia), the gguf
+export (unchanged tensors copied byte for byte, the merged ones re-quantized), the hf export
+(BF16), inspect's bytes per type, and the refusals: full fine-tuning, --compute bf16, and
 merging into quantized weights, each with its reason.
 
 usage: python3 test_quantized.py TAIA_BINARY WORK_DIR
@@ -69,6 +70,21 @@ r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--forma
 back = logits("--adapter", gl, "--mode", "vanilla") if r.returncode == 0 else None
 check(max_diff(back, taia_l) <= 1e-5, f"gguf-lora TAIA export read back gives the taia logits "
       f"(max |diff| {max_diff(back, taia_l):.1e})", r.stderr[-300:])
+
+gm = os.path.join(WORK, "taia.gguf")
+r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--format", "gguf", "-o", gm, "--json")
+rep = json.loads(r.stdout) if r.returncode == 0 else {}
+rewritten = rep.get("tensors_rewritten", {})
+check(rep.get("tensors_copied") == 8 and sorted(rewritten) == [f"blk.0.attn_{p}.weight" for p in ("k", "output", "q", "v")]
+      and all(v.endswith("-> Q8_0") for v in rewritten.values()),
+      "export gguf --mode taia: FFN, norms and embeddings copied byte for byte, the merged attention re-quantized "
+      "(K-quants as Q8_0)", rep or r.stderr[-300:])
+out = os.path.join(WORK, "exported.f32")
+r2 = taia("forward", "-m", gm, "--prompt-ids", IDS, "-o", out, "--threads", "2")
+exported = struct.unpack(f"<{os.path.getsize(out) // 4}f", open(out, "rb").read()) if r2.returncode == 0 else None
+scale = max(abs(v) for v in taia_l) if taia_l else 1.0
+check(max_diff(exported, taia_l) <= 0.05 * scale, f"the exported GGUF gives the taia logits within Q8_0's error "
+      f"(max |diff| {max_diff(exported, taia_l):.3f}, max |logit| {scale:.2f})", r2.stderr[-300:])
 
 hf = os.path.join(WORK, "hf")
 r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--format", "hf", "-o", hf)

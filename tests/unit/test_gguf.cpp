@@ -2,6 +2,7 @@
 #include <set>
 
 #include "core/dtype.h"
+#include "core/ggml_quants.h"
 #include "core/json_util.h"
 #include "core/error.h"
 #include "gguf_builder.h"
@@ -159,6 +160,68 @@ TEST(Gguf, DequantizesEveryBlockTypeAsGgufPy) {
   }
   EXPECT_EQ(types.size(), 11u);  // F32 norms and the ten block types
   EXPECT_EQ(tensors, 11 * 12);
+}
+
+}  // namespace
+}  // namespace taia
+
+namespace taia {
+namespace {
+
+// ggml's reference quantizers, checked where they are fixed points: a tensor llama-quantize wrote,
+// dequantized and quantized again by taia, gives back the file's bytes (for every block of every
+// tensor of the five types taia writes).
+TEST(Gguf, QuantizersReproduceLlamaQuantizeBlocks) {
+  const std::string dir = std::string(TAIA_TESTS_DIR) + "/data/quant";
+  for (const char* file : {"tiny-q4_0.gguf", "tiny-q4_1.gguf", "tiny-q5_0.gguf", "tiny-q5_1.gguf", "tiny-q8_0.gguf"}) {
+    SCOPED_TRACE(file);
+    GgufFile g(dir + "/" + file);
+    int checked = 0;
+    for (const GgufTensor& t : g.tensors()) {
+      const DType dtype = gguf_tensor_dtype(t, g.path());
+      if (!is_block_dtype(dtype)) continue;
+      ASSERT_TRUE(can_quantize(dtype));
+      std::vector<float> values(size_t(t.numel()));
+      gguf_dequantize(t, values.data(), g.path());
+      std::vector<uint8_t> again(t.nbytes);
+      quantize_blocks(dtype, values.data(), again.data(), t.numel());
+      EXPECT_EQ(std::memcmp(again.data(), t.data, t.nbytes), 0) << t.name;
+      ++checked;
+    }
+    EXPECT_EQ(checked, 9);
+  }
+  EXPECT_FALSE(can_quantize(DType::Q4_K));
+  std::vector<float> x(256, 1.0f);
+  std::vector<uint8_t> out(144);
+  EXPECT_THROW(quantize_blocks(DType::Q4_K, x.data(), out.data(), 256), Error);
+}
+
+// Quantizing random values: every value comes back within half a step of its block's scale
+// (a full step for Q4_0 / Q5_0, whose range ends one step short on the side opposite the
+// block's largest magnitude: those values are clipped).
+TEST(Gguf, QuantizersRoundToTheNearestStep) {
+  for (DType dtype : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    auto x = test::random_vector(1024, 9);
+    std::vector<uint8_t> q(dtype_bytes(dtype, 1024));
+    quantize_blocks(dtype, x.data(), q.data(), 1024);
+    std::vector<float> back(1024);
+    convert_to_f32(dtype, q.data(), back.data(), back.size());
+    const float levels = dtype == DType::Q8_0 ? 127.0f : dtype == DType::Q4_0 ? 8.0f : dtype == DType::Q5_0 ? 16.0f
+                         : dtype == DType::Q4_1 ? 15.0f : 31.0f;
+    for (int64_t b = 0; b < 32; ++b) {
+      float amax = 0, lo = x[size_t(b * 32)], hi = lo;
+      for (int j = 0; j < 32; ++j) {
+        amax = std::max(amax, std::abs(x[size_t(b * 32 + j)]));
+        lo = std::min(lo, x[size_t(b * 32 + j)]);
+        hi = std::max(hi, x[size_t(b * 32 + j)]);
+      }
+      const bool offset = dtype == DType::Q4_1 || dtype == DType::Q5_1;
+      const float step = offset ? (hi - lo) / levels : amax / levels;
+      const float bound = (dtype == DType::Q4_0 || dtype == DType::Q5_0 ? 1.0f : 0.5f) * step * 1.01f + 1e-3f * amax;
+      for (int j = 0; j < 32; ++j) EXPECT_LE(std::abs(back[size_t(b * 32 + j)] - x[size_t(b * 32 + j)]), bound);
+    }
+  }
 }
 
 }  // namespace

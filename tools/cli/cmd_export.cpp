@@ -2,6 +2,8 @@
 //   hf   — a merged HF model folder (config.json, safetensors in the base's dtype, tokenizer files)
 //   peft — a PEFT adapter folder holding only the selected modules
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include "common.h"
 #include "core/atomic_file.h"
@@ -17,13 +19,37 @@ namespace taia::cli {
 namespace {
 
 struct ExportArgs {
-  std::string model, adapter, format_name, out;
+  std::string model, adapter, format_name, out, dtype;
   ModeArgs modes;
   bool json = false;
 };
 
+// --dtype of a GGUF export: the storage type of the tensors the merge changed.
+DType gguf_dtype(const std::string& name) {
+  static const std::map<std::string, DType> kTypes{{"f32", DType::F32},   {"f16", DType::F16},   {"bf16", DType::BF16},
+                                                   {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1},
+                                                   {"q5_0", DType::Q5_0}, {"q5_1", DType::Q5_1}};
+  const auto it = kTypes.find(name);
+  TAIA_CHECK(it != kTypes.end(), "[export] --dtype expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1, got '",
+             name, "'");
+  return it->second;
+}
+
+// ", 9 tensors copied, 4 rewritten (Q4_K -> Q8_0)" for the text summary of a GGUF export.
+std::string gguf_summary(const Json& details) {
+  if (!details.contains("tensors_copied")) return "";
+  std::map<std::string, int> kinds;
+  for (const auto& [name, change] : details["tensors_rewritten"].items()) ++kinds[change.get<std::string>()];
+  std::string s = ", " + details["tensors_copied"].dump() + " tensors copied byte for byte, " +
+                  std::to_string(details["tensors_rewritten"].size()) + " rewritten";
+  for (const auto& [change, n] : kinds) s += " (" + std::to_string(n) + " " + change + ")";
+  return s;
+}
+
 void run_export(const ExportArgs& a) {
   const ModuleMask mask = a.modes.mask();
+  TAIA_CHECK(a.dtype.empty() || a.format_name == "gguf", "[export] --dtype applies to --format gguf");
+  Json details = Json::object();
   // A quantized base is dequantized for the formats that merge: BF16 for an HF folder, F32 for a
   // GGUF (whose untouched tensors then keep their dequantized values exactly).
   LoadOptions lo;
@@ -39,7 +65,10 @@ void run_export(const ExportArgs& a) {
     TAIA_CHECK(model->source_format == "gguf", a.model, ": --format gguf exports a merged model of a GGUF base; "
                "this base is an HF folder (use --format hf)");
     merge_adapter(*model, *adapter, mask);
-    save_gguf_model(*model, a.model, a.out);
+    const GgufModelExport written =
+        save_gguf_model(*model, a.model, a.out, a.dtype.empty() ? std::nullopt : std::optional<DType>(gguf_dtype(a.dtype)));
+    details["tensors_copied"] = written.copied;
+    details["tensors_rewritten"] = written.rewritten;
   } else if (a.format_name == "gguf-lora") {
     save_gguf_lora(*adapter, mask, model->config, a.out);
   } else {
@@ -48,12 +77,13 @@ void run_export(const ExportArgs& a) {
   }
   const std::string note = a.format_name == "hf" ? missing_tokenizer_note(a.out, a.model) : "";
   Json report{{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules}};
+  report.update(details);
   if (!note.empty()) report["note"] = note;
   if (a.json)
     print_json(report);
   else
     std::cout << "wrote " << a.out << " (" << a.format_name << ", " << mode_name(mask) << ", " << modules
-              << " adapter modules)" << (note.empty() ? "" : "; " + note) << std::endl;
+              << " adapter modules" << gguf_summary(details) << ")" << (note.empty() ? "" : "; " + note) << std::endl;
 }
 
 }  // namespace
@@ -69,6 +99,9 @@ void register_export(CLI::App& app) {
   cmd->add_option("--format", args->format_name, "Export format: hf (merged HF folder), peft (selected modules), gguf-lora (llama.cpp --lora file), gguf (merged model, GGUF base only)")
       ->check(CLI::IsMember({"hf", "peft", "gguf-lora", "gguf"}))->required();
   cmd->add_option("-o,--out", args->out, "Output folder")->required();
+  cmd->add_option("--dtype", args->dtype,
+                  "With --format gguf: the type of the tensors the merge changes (f32, f16, bf16, q8_0, q4_0, q4_1, "
+                  "q5_0, q5_1; default: each tensor's own type, K-quants written as q8_0)");
   cmd->add_flag("--json", args->json, "Print the summary as one JSON object");
   cmd->callback([args] { run_export(*args); });
 }
