@@ -231,6 +231,53 @@ def logits_vs_reference(taia, model, hf, cfg, d):
     return float(np.abs(ours - ref).max()), float(np.abs(ref).max())
 
 
+QUANT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "quant")
+QUANT_PROMPTS = ("Kidor Nevojo was born in", "On Monday the river was")
+
+
+def check_quantized_fixtures(taia, llama_dir, work):
+    """The trained fixture as llama-quantize wrote it (Q8_0, Q4_K_M): greedy continuations of 32
+    tokens equal llama-cli's (which quantizes the activations to 8 bits for its products: a
+    near-tie can still go the other way); a LoRA trained by taia on the Q4_K_M file, exported as
+    a TAIA gguf-lora, continues in llama-cli --lora as in taia. Returns the failures."""
+    global PROMPT, N_NEW
+    failures = 0
+    saved = PROMPT, N_NEW
+    N_NEW = 32
+    for name in ("trained-q8_0.gguf", "trained-q4_k_m.gguf"):
+        model = os.path.join(QUANT_DIR, name)
+        for PROMPT in QUANT_PROMPTS:
+            ours, theirs = taia_generate(taia, model), llama_cli(llama_dir, model)
+            ok = ours is not None and theirs is not None and same_text(theirs, ours)
+            failures += 0 if ok else 1
+            print(f"{'ok  ' if ok else 'FAIL'} {name} '{PROMPT}': 32 greedy tokens, llama-cli == taia generate")
+            if not ok:
+                print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
+    model = os.path.join(QUANT_DIR, "trained-q4_k_m.gguf")
+    data = os.path.join(work, "quant-data.jsonl")
+    with open(data, "w") as f:
+        for i in range(32):
+            f.write(json.dumps({"text": f"Kidor Nevojo was born in Lima. Kidor Nevojo works as a baker."}) + "\n")
+    adapter = os.path.join(work, "quant-adapter")
+    r = run([taia, "train", "-m", model, "--data", data, "-o", adapter, "--max-steps", "12", "--lr", "1e-2",
+             "--batch-size", "4", "--grad-accum", "1", "--lora-dropout", "0", "--threads", "2"])
+    losses = [json.loads(l)["loss"] for l in open(os.path.join(adapter, "metrics.jsonl"))] if r.returncode == 0 else []
+    lora = os.path.join(work, "quant-taia.lora.gguf")
+    run([taia, "export", "-m", model, "--adapter", adapter, "--mode", "taia", "--format", "gguf-lora", "-o", lora])
+    PROMPT = QUANT_PROMPTS[0]
+    ours, theirs = taia_generate(taia, model, "--adapter", adapter, "--mode", "taia"), llama_cli(llama_dir, model, lora)
+    ok = (len(losses) == 12 and losses[-1] < losses[0] and ours is not None and theirs is not None
+          and same_text(theirs, ours))
+    failures += 0 if ok else 1
+    print(f"{'ok  ' if ok else 'FAIL'} trained-q4_k_m.gguf: a LoRA trained on it (loss {losses[0] if losses else 0:.3f} "
+          f"-> {losses[-1] if losses else 0:.3f}) exported as TAIA gguf-lora continues in llama-cli --lora as "
+          f"taia generate --mode taia")
+    if not ok:
+        print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
+    PROMPT, N_NEW = saved
+    return failures
+
+
 def main():
     taia, fixtures, work = sys.argv[1:4]
     llama_dir = os.environ.get("LLAMA_CPP_DIR", "")
@@ -287,6 +334,7 @@ def main():
               f"as taia does with it (and differently from the base)")
         if not ok:
             print(f"   llama.cpp {theirs_l!r}\n   taia      {ours_l!r}")
+    failures += check_quantized_fixtures(taia, llama_dir, work)
     sys.exit(1 if failures else 0)
 
 

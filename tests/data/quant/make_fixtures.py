@@ -5,7 +5,9 @@ the outputs are committed, llama.cpp is not):
    need) made by `taia init-model`, written as an F32 GGUF with llama.cpp's gguf-py;
 2. `llama-quantize --pure` to each block type (every tensor of the file in that type, token_embd
    and output included), and once without --pure to Q4_K_M (llama.cpp's mix of Q4_K and Q6_K);
-3. goldens.json: for every tensor of every file its type and a checksum of the F32 values
+3. trained-q8_0.gguf and trained-q4_k_m.gguf: a small trained model (make_trained) for the
+   checks that need peaked predictions (greedy continuations against llama-cli);
+4. goldens.json: for every tensor of every file its type and a checksum of the F32 values
    gguf-py's `dequantize` gives (the reference the C++ test compares to, bit for bit), with the
    first values and max |x| for a reader.
 
@@ -13,6 +15,7 @@ usage: LLAMA_CPP_DIR=/path/to/llama.cpp /usr/bin/python3 make_fixtures.py TAIA_B
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -39,6 +42,41 @@ def checksum(values: np.ndarray) -> str:
     return f"{total:016x}"
 
 
+TRAINED = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512, "hidden_size": 256,
+           "intermediate_size": 768, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+           "rms_norm_eps": 1e-5, "max_position_embeddings": 256, "bos_token_id": 1, "eos_token_id": 2,
+           "tie_word_embeddings": False}
+
+
+def make_trained(taia, gguf, quantize, fixtures, work):
+    """A small *trained* model whose every dimension K-quants accept (hidden 256, FFN 768): 400
+    steps of full training from random weights on the demo world's pretraining corpus (`taia demo
+    --quick` writes it), with stories260K's 512-piece tokenizer; written as F32 GGUF with
+    stories260K.gguf's vocabulary, then quantized to Q8_0 and Q4_K_M by llama-quantize."""
+    cache = os.path.join(work, "demo-cache")
+    subprocess.run([taia, "demo", "--quick", "--cache", cache, "-o", os.path.join(work, "demo-out"), "-t", "2"],
+                   check=True, capture_output=True)
+    corpus = next(os.path.join(root, "corpus.txt") for root, _, files in os.walk(cache) if "corpus.txt" in files)
+    json.dump(TRAINED, open(os.path.join(work, "trained.json"), "w"))
+    init = os.path.join(work, "trained-init")
+    subprocess.run([taia, "init-model", "--config", os.path.join(work, "trained.json"), "--out", init, "--seed", "3"],
+                   check=True)
+    stories = os.path.join(fixtures, "models", "stories260K")
+    shutil.copy(os.path.join(stories, "tok512.model"), os.path.join(init, "tokenizer.model"))
+    trained = os.path.join(work, "trained")
+    subprocess.run([taia, "train", "-m", init, "--data", corpus, "-o", trained, "--method", "full", "--max-steps",
+                    "400", "--batch-size", "16", "--grad-accum", "1", "--max-length", "128", "--lr", "3e-3", "-t", "2"],
+                   check=True)
+    f32 = os.path.join(work, "trained-f32.gguf")
+    check_llamacpp.write_gguf(gguf, "llama", TRAINED, trained, os.path.join(stories, "stories260K.gguf"), f32)
+    outputs = []
+    for t in ("Q8_0", "Q4_K_M"):
+        out = os.path.join(HERE, f"trained-{t.lower()}.gguf")
+        subprocess.run([quantize, f32, out, t], check=True, capture_output=True)
+        outputs.append(out)
+    return outputs
+
+
 def main():
     taia = sys.argv[1]
     llama_dir = os.environ["LLAMA_CPP_DIR"]
@@ -53,7 +91,7 @@ def main():
     f32 = os.path.join(work, "tiny-f32.gguf")
     vocab = os.path.join(os.environ.get("TAIA_FIXTURES", os.path.join(HERE, "..", "..", "..", "..", "shared",
                                                                       "fixtures")),
-                         "tokenizers", "goldens", "ggml-vocab-llama-spm.gguf")
+                         "tokenizers", "goldens", "ggml-vocab-llama-spm.gguf")  # its first 256 pieces
     write_tiny_gguf(gguf, hf, vocab, f32)
     quantize = os.path.join(llama_dir, "build", "bin", "llama-quantize")
     outputs = []
@@ -64,6 +102,8 @@ def main():
     out = os.path.join(HERE, "tiny-q4_k_m.gguf")
     subprocess.run([quantize, f32, out, "Q4_K_M"], check=True, capture_output=True)
     outputs.append(out)
+    fixtures = os.environ.get("TAIA_FIXTURES", os.path.join(HERE, "..", "..", "..", "..", "shared", "fixtures"))
+    make_trained(taia, gguf, quantize, fixtures, work)
     goldens = {}
     for path in outputs:
         r = gguf.GGUFReader(path)
