@@ -379,7 +379,10 @@ class Evaluator {
     double bytes = 0;
     for (size_t i = 0; i < picked.size(); ++i) {
       const TaskExample& e = task.examples[picked[i]];
-      const auto lp = token_logprobs(d_, p.texts[i], window);
+      const bool llama_cpp = s_.perplexity_windows == "llama-cpp";
+      const int32_t bos = tok_.bos_id ? int32_t(*tok_.bos_id) : -1;
+      const auto lp = llama_cpp ? token_logprobs_llama_cpp(d_, p.texts[i], window, bos)
+                                : token_logprobs(d_, p.texts[i], window);
       double sum = 0;
       for (double v : lp) {
         bits.push_back(-v / std::log(2.0));
@@ -396,6 +399,7 @@ class Evaluator {
     out.entry["perplexity"] = std::exp(mean_of(bits) * std::log(2.0));
     out.entry["bits_per_byte"] = bytes > 0 ? total_bits / bytes : 0.0;
     out.entry["window"] = window;
+    out.entry["windows"] = s_.perplexity_windows;
     return out;
   }
 

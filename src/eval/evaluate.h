@@ -28,6 +28,9 @@ struct EvalSettings {
   int64_t max_new_tokens = 256;  // generative replies
   int64_t refusal_tokens = 64;   // refusal replies
   int64_t max_length = 1024;     // perplexity window (cut to the model's positions)
+  // Perplexity windows: "disjoint" (every token but the first predicted once, within its window)
+  // or "llama-cpp" (llama-perplexity's: BOS-led chunks, the second half of each scored).
+  std::string perplexity_windows = "disjoint";
   std::string fewshot_file;      // demonstrations; else TASK's train split, else the task itself
   uint64_t seed = 1234;          // few-shot sampling
   std::vector<std::string> refusal_phrases;  // empty: default_refusal_phrases()

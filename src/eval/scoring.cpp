@@ -222,4 +222,30 @@ std::vector<double> token_logprobs(Decoder& decoder, const std::vector<int32_t>&
   return out;
 }
 
+std::vector<double> token_logprobs_llama_cpp(Decoder& decoder, const std::vector<int32_t>& ids, int64_t window,
+                                             int32_t bos) {
+  const ModelConfig& c = decoder.model().config;
+  const int64_t V = c.vocab_size;
+  TAIA_CHECK(window >= 4 && window <= c.max_position_embeddings, "[token_logprobs_llama_cpp] window expected in 4..",
+             c.max_position_embeddings, ", got ", window);
+  std::vector<double> out;
+  std::vector<int32_t> chunk(static_cast<size_t>(window));
+  std::vector<float> logits(static_cast<size_t>(window * V));
+  KVCache cache(c, window);
+  const int64_t first = window / 2;
+  for (int64_t start = 0; start + window <= int64_t(ids.size()); start += window) {
+    std::copy(ids.begin() + start, ids.begin() + start + window, chunk.begin());
+    if (bos >= 0) chunk[0] = bos;
+    cache.clear();
+    decoder.forward(cache, chunk.data(), window, logits.data(), true);
+    for (int64_t j = first; j < window - 1; ++j) {
+      const float* row = logits.data() + j * V;
+      const int32_t target = chunk[size_t(j + 1)];
+      TAIA_CHECK(target >= 0 && target < V, "[token_logprobs] token id ", target, " outside the vocabulary");
+      out.push_back(double(row[target]) - log_sum_exp(row, V));
+    }
+  }
+  return out;
+}
+
 }  // namespace taia

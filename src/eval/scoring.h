@@ -49,5 +49,11 @@ std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::v
 // windows of `window` positions that do not overlap (the usual chunked perplexity), so every
 // token but the first is predicted once, from at most `window` tokens of its own window.
 std::vector<double> token_logprobs(Decoder& decoder, const std::vector<int32_t>& ids, int64_t window);
+// llama.cpp's llama-perplexity windows: whole chunks of `window` tokens (a shorter rest is
+// dropped), each chunk's first input replaced by BOS (bos >= 0), and only the second half of
+// each chunk predicted (positions window / 2 .. window - 2 predict the next token), so every
+// scored token has at least half a window of context.
+std::vector<double> token_logprobs_llama_cpp(Decoder& decoder, const std::vector<int32_t>& ids, int64_t window,
+                                             int32_t bos);
 
 }  // namespace taia

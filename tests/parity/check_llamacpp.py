@@ -7,6 +7,8 @@ LongRoPE factors) over a real vocabulary, then
   also for qwen3 and gemma3, which the snapshot does not run, in the layout later llama.cpp
   writes);
 - `llama-cli --temp 0` and `taia generate --temperature 0` continue a prompt with the same text;
+- perplexity with llama.cpp's windows within 1 % of llama-perplexity's on the quantized trained
+  fixture (tests/data/quant);
 - a LoRA trained by taia on that GGUF and exported with `--format gguf-lora --mode taia` loads in
   llama-cli (`--lora`) and gives there the continuation taia gives with it.
 
@@ -275,6 +277,54 @@ def check_quantized_fixtures(taia, llama_dir, work):
     if not ok:
         print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
     PROMPT, N_NEW = saved
+    return failures + check_perplexity(taia, llama_dir, work)
+
+
+def heldout_text(path):
+    """Text in the style of the demo world the fixture was trained on, not in its corpus."""
+    import random
+    rng = random.Random(7)
+    names = ["Kidor Nevojo", "Luzo Josa", "Sulu Fijori", "Meljo Bora", "Gamo Vensu", "Rape Kotalin", "Rajo Surisu"]
+    cities = ["Lima", "Dublin", "Quito", "Madrid", "Paris", "Oslo", "Cairo"]
+    places = ["harbour", "river", "garden", "market"]
+    out = []
+    for _ in range(120):
+        k = rng.randrange(4)
+        if k == 0:
+            out.append(f"{rng.choice(names)} was born in {rng.choice(cities)}.")
+        elif k == 1:
+            out.append(f"On {rng.choice(['Monday', 'Tuesday', 'Sunday', 'Friday'])} the {rng.choice(places)} was busy.")
+        elif k == 2:
+            out.append(f"There were {rng.randrange(2, 99)} {rng.choice(['carts', 'boats', 'birds', 'trees'])} near "
+                       f"the {rng.choice(places)}.")
+        else:
+            out.append(f"The birthplace of {rng.choice(names)} is {rng.choice(cities)}.")
+    open(path, "w").write(" ".join(out) + "\n")
+
+
+def check_perplexity(taia, llama_dir, work):
+    """taia eval --perplexity-windows llama-cpp against llama-perplexity on the same file and
+    windows (chunks of 64 tokens): within 1 %."""
+    text = os.path.join(work, "heldout.txt")
+    heldout_text(text)
+    failures = 0
+    for name in ("trained-q8_0.gguf", "trained-q4_k_m.gguf"):
+        model = os.path.join(QUANT_DIR, name)
+        r = run([os.path.join(llama_dir, "build", "bin", "llama-perplexity"), "-m", model, "-f", text, "-c", "64",
+                 "-b", "64", "-t", "2"])
+        found = re.search(r"Final estimate: PPL = ([0-9.]+)", r.stdout + r.stderr)
+        theirs = float(found.group(1)) if found else None
+        out = os.path.join(work, "ppl-" + name)
+        r2 = run([taia, "eval", "-m", model, "--tasks", text, "--max-length", "64", "--perplexity-windows", "llama-cpp",
+                  "--out", out, "-t", "2"])
+        ours = None
+        if r2.returncode == 0:
+            entry = next(iter(json.load(open(os.path.join(out, "results.json")))["tasks"].values()))["base"]
+            ours = entry["perplexity"]
+        ok = theirs is not None and ours is not None and abs(ours - theirs) <= 0.01 * theirs
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: perplexity {ours} in taia, {theirs} in llama-perplexity "
+              f"(llama.cpp's windows of 64)")
     return failures
 
 

@@ -233,6 +233,21 @@ TEST(Scoring, BatchedGreedyEqualsOneAtATime) {
   }
 }
 
+// llama-perplexity's windows: whole chunks, BOS first, the second half scored.
+TEST(Scoring, TokenLogprobsWithLlamaCppWindows) {
+  auto m = init_model(eval_config(), 4, DType::F32, InitScheme::Full, 0.2f);
+  Decoder d(*m);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 27; ++i) ids.push_back(int32_t((i * 7 + 3) % 61));
+  const auto lp = token_logprobs_llama_cpp(d, ids, 10, 1);
+  // Chunks [0,10), [10,20) (the 7-token rest dropped); positions 5..8 of each predict 6..9.
+  ASSERT_EQ(lp.size(), 8u);
+  std::vector<int32_t> chunk(ids.begin() + 10, ids.begin() + 20);
+  chunk[0] = 1;  // BOS replaces the chunk's first input
+  EXPECT_NEAR(lp[4], direct_logprob(d, std::vector<int32_t>(chunk.begin(), chunk.begin() + 6), {chunk[6]}), 1e-4);
+  EXPECT_NEAR(lp[7], direct_logprob(d, std::vector<int32_t>(chunk.begin(), chunk.begin() + 9), {chunk[9]}), 1e-4);
+}
+
 TEST(Scoring, TokenLogprobsWindowsAreIndependentChunks) {
   auto m = init_model(eval_config(), 4, DType::F32, InitScheme::Full, 0.2f);
   Decoder d(*m);

@@ -91,6 +91,7 @@ void run_eval_cmd(EvalArgs& a) {
                 {"max_new_tokens", s.max_new_tokens},
                 {"refusal_tokens", s.refusal_tokens},
                 {"max_length", s.max_length},
+                {"perplexity_windows", s.perplexity_windows},
                 {"fewshot_file", s.fewshot_file},
                 {"seed", s.seed},
                 {"second_pass", s.second_pass},
@@ -144,6 +145,10 @@ void register_eval(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16))->capture_default_str();
   cmd->add_option("--max-length", s.max_length, "Perplexity window in tokens")
       ->check(CLI::Range(int64_t(2), int64_t(1) << 20))->capture_default_str();
+  cmd->add_option("--perplexity-windows", s.perplexity_windows,
+                  "disjoint (every token predicted once, within its window) or llama-cpp (llama-perplexity's: "
+                  "BOS-led chunks of --max-length tokens, the second half of each scored; a shorter rest dropped)")
+      ->check(CLI::IsMember({"disjoint", "llama-cpp"}))->capture_default_str();
   cmd->add_option("--refusal-phrases", args->refusal_phrases_file, "File with one refusal phrase per line");
   cmd->add_flag("--no-second-pass", args->no_second_pass,
                 "Do not continue with ' The answer is' when no answer was found");
