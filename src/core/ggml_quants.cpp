@@ -206,6 +206,210 @@ void quantize_q4_q5_1(const float* x, uint8_t* blk) {
   if (kFiveBit) std::memcpy(blk + 4, &qh, 4);
 }
 
+// K-quant quantizers, ggml's reference semantics (quantize_row_q{4,5,6}_K_ref, without an
+// importance matrix, as llama-quantize runs them).
+
+// Round to nearest, ties to even, as ggml's nearest_int (a magic-number add).
+int nearest(float v) {
+  const float shifted = v + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, 4);
+  return (bits & 0x007fffff) - 0x00400000;
+}
+
+// An asymmetric fit of n values to levels 0..nmax: value ~ scale * L - min_out (returned min_out
+// >= 0), the least weighted squared error over nstep + 1 trial scales around nmax / (max - min)
+// (ggml's make_qkx2_quants with use_mad false).
+float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* min_out, float rmin,
+                    float rdelta, int nstep) {
+  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
+  for (int i = 1; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (lo > 0) lo = 0;
+  if (hi == lo) {
+    std::fill(L, L + n, uint8_t(0));
+    *min_out = -lo;
+    return 0.0f;
+  }
+  float iscale = float(nmax) / (hi - lo), scale = 1.0f / iscale, best = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = uint8_t(std::max(0, std::min(nmax, nearest(iscale * (x[i] - lo)))));
+    const float diff = scale * float(L[i]) + lo - x[i];
+    best += w[i] * (diff * diff);
+  }
+  uint8_t trial[32];
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * float(is) + float(nmax)) / (hi - lo);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(0, std::min(nmax, nearest(iscale * (x[i] - lo))));
+      trial[i] = uint8_t(l);
+      sum_l += w[i] * float(l);
+      sum_l2 += w[i] * float(l) * float(l);
+      sum_xl += w[i] * float(l) * x[i];
+    }
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (det <= 0) continue;
+    float s = (sum_w * sum_xl - sum_x * sum_l) / det, m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    if (m > 0) {
+      m = 0;
+      s = sum_xl / sum_l2;
+    }
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = s * float(trial[i]) + m - x[i];
+      err += w[i] * (diff * diff);
+    }
+    if (err < best) {
+      std::copy(trial, trial + n, L);
+      best = err;
+      scale = s;
+      lo = m;
+    }
+  }
+  *min_out = -lo;
+  return scale;
+}
+
+// Q4_K / Q5_K: per 32 values a scale and a minimum from fit_scale_min (weights: the block's rms
+// plus |x|), both quantized to 6 bits against the block's largest, then every value re-fitted to
+// the stored scales.
+template <bool kFiveBit>
+void quantize_q4_q5_k(const float* x, uint8_t* blk) {
+  constexpr int kLevels = kFiveBit ? 31 : 15;
+  float scales[8], mins[8], w[32];
+  uint8_t L[kQK];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(x[32 * j + l]);
+    scales[j] = fit_scale_min(32, kLevels, x + 32 * j, w, L + 32 * j, &mins[j], kFiveBit ? -0.5f : -1.0f, 0.1f,
+                              kFiveBit ? 15 : 20);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f, inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+  uint8_t* packed = blk + 4;
+  std::fill(packed, packed + 12, uint8_t(0));
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = uint8_t(std::min(63, int(uint8_t(nearest(inv_scale * scales[j])))));
+    const uint8_t lm = uint8_t(std::min(63, int(uint8_t(nearest(inv_min * mins[j])))));
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = uint8_t((ls & 0x0F) | ((lm & 0x0F) << 4));
+      packed[j - 4] |= uint8_t((ls >> 4) << 6);
+      packed[j] |= uint8_t((lm >> 4) << 6);
+    }
+  }
+  put_f16(blk, max_scale / 63.0f);
+  put_f16(blk + 2, max_min / 63.0f);
+  const float d_all = f16_at(blk), dmin_all = f16_at(blk + 2);
+  for (int j = 0; j < 8; ++j) {
+    int sc = 0, m = 0;
+    k_quant_scale_min(packed, j, sc, m);
+    const float d = d_all * float(sc);
+    if (d == 0.0f) continue;
+    const float dm = dmin_all * float(m);
+    for (int i = 0; i < 32; ++i) L[32 * j + i] = uint8_t(std::max(0, std::min(kLevels, nearest((x[32 * j + i] + dm) / d))));
+  }
+  uint8_t* qh = blk + 16;
+  uint8_t* qs = blk + (kFiveBit ? 48 : 16);
+  if (kFiveBit) std::fill(qh, qh + 32, uint8_t(0));
+  for (int c = 0; c < 4; ++c)  // 64 values per 32 bytes: low nibbles the first 32, high the next
+    for (int i = 0; i < 32; ++i) {
+      const int a = L[64 * c + i], b = L[64 * c + 32 + i];
+      qs[32 * c + i] = uint8_t((a & 0x0F) | ((b & 0x0F) << 4));
+      if (kFiveBit) qh[i] |= uint8_t(((a >> 4) << (2 * c)) | ((b >> 4) << (2 * c + 1)));
+    }
+}
+
+// A symmetric fit of n values to levels -nmax .. nmax - 1 weighted by x^2, the best of 19 trial
+// scales (ggml's make_qx_quants, rmse_type 1); returns the scale, levels in L (+ nmax).
+float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  if (amax < 1e-15f) {
+    std::fill(L, L + n, int8_t(0));
+    return 0.0f;
+  }
+  auto level = [&](float iscale, int i) { return std::max(-nmax, std::min(nmax - 1, nearest(iscale * x[i]))); };
+  float iscale = -float(nmax) / max, sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = level(iscale, i);
+    L[i] = int8_t(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f, best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(float(nmax) + 0.1f * float(is)) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = level(iscale, i);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * float(l);
+      suml2 += w * float(l) * float(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = int8_t(nmax + level(iscale, i));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Q6_K: per 16 values a scale from fit_symmetric (levels -32..31), scales quantized to int8
+// against the largest, values re-fitted to the stored scales.
+void quantize_q6_k(const float* x, uint8_t* blk) {
+  float scales[16];
+  int8_t fit[kQK];
+  uint8_t L[kQK];
+  float max_scale = 0, max_abs = 0;
+  for (int g = 0; g < 16; ++g) {
+    scales[g] = fit_symmetric(16, 32, x + 16 * g, fit + 16 * g);
+    if (std::fabs(scales[g]) > max_abs) {
+      max_abs = std::fabs(scales[g]);
+      max_scale = scales[g];
+    }
+  }
+  std::fill(blk, blk + 210, uint8_t(0));
+  if (max_abs < 1e-15f) return;  // all zero: d = 0
+  const float iscale = -128.0f / max_scale;
+  put_f16(blk + 208, 1.0f / iscale);
+  int8_t* sc = reinterpret_cast<int8_t*>(blk + 192);
+  for (int g = 0; g < 16; ++g) sc[g] = int8_t(std::min(127, nearest(iscale * scales[g])));
+  const float d_all = f16_at(blk + 208);
+  for (int g = 0; g < 16; ++g) {
+    const float d = d_all * float(sc[g]);
+    for (int i = 0; i < 16; ++i)
+      L[16 * g + i] = d == 0.0f ? uint8_t(fit[16 * g + i]) : uint8_t(std::max(-32, std::min(31, nearest(x[16 * g + i] / d))) + 32);
+  }
+  uint8_t* ql = blk;
+  uint8_t* qh = blk + 128;
+  for (int h = 0; h < 2; ++h)  // halves of 128 values: 64 bytes of ql, 32 of qh each
+    for (int i = 0; i < 32; ++i) {
+      const uint8_t q1 = L[128 * h + i], q2 = L[128 * h + 32 + i], q3 = L[128 * h + 64 + i], q4 = L[128 * h + 96 + i];
+      ql[64 * h + i] = uint8_t((q1 & 0x0F) | ((q3 & 0x0F) << 4));
+      ql[64 * h + 32 + i] = uint8_t((q2 & 0x0F) | ((q4 & 0x0F) << 4));
+      qh[32 * h + i] = uint8_t((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+    }
+}
+
 struct BlockFormat {
   DType dtype;
   uint32_t ggml_type;
@@ -222,9 +426,9 @@ constexpr BlockFormat kFormats[] = {
     {DType::Q8_0, 8, 32, 34, dequantize_q8_0, quantize_q8_0},
     {DType::Q2_K, 10, kQK, 84, dequantize_q2_k, nullptr},
     {DType::Q3_K, 11, kQK, 110, dequantize_q3_k, nullptr},
-    {DType::Q4_K, 12, kQK, 144, dequantize_q4_q5_k<false>, nullptr},
-    {DType::Q5_K, 13, kQK, 176, dequantize_q4_q5_k<true>, nullptr},
-    {DType::Q6_K, 14, kQK, 210, dequantize_q6_k, nullptr},
+    {DType::Q4_K, 12, kQK, 144, dequantize_q4_q5_k<false>, quantize_q4_q5_k<false>},
+    {DType::Q5_K, 13, kQK, 176, dequantize_q4_q5_k<true>, quantize_q4_q5_k<true>},
+    {DType::Q6_K, 14, kQK, 210, dequantize_q6_k, quantize_q6_k},
 };
 
 const BlockFormat* format_of(DType dtype) {
@@ -256,7 +460,7 @@ bool can_quantize(DType dtype) { return format_of(dtype) && format_of(dtype)->qu
 void quantize_blocks(DType dtype, const float* in, uint8_t* blocks, int64_t n) {
   const BlockFormat* f = format_of(dtype);
   TAIA_CHECK(f && f->quantize, "[quantize_blocks] taia does not write ", dtype_name(dtype),
-             " (it writes Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+             " (it writes Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)");
   TAIA_CHECK(n % f->values == 0, "[quantize_blocks] expected a multiple of ", f->values, " values, got ", n);
   const int64_t count = n / f->values;
 #pragma omp parallel for schedule(static) if (count > 4096)

@@ -76,14 +76,14 @@ r = taia("export", "-m", MODEL, "--adapter", adapter, "--mode", "taia", "--forma
 rep = json.loads(r.stdout) if r.returncode == 0 else {}
 rewritten = rep.get("tensors_rewritten", {})
 check(rep.get("tensors_copied") == 8 and sorted(rewritten) == [f"blk.0.attn_{p}.weight" for p in ("k", "output", "q", "v")]
-      and all(v.endswith("-> Q8_0") for v in rewritten.values()),
+      and all(v in ("Q4_K -> Q4_K", "Q6_K -> Q6_K") for v in rewritten.values()),
       "export gguf --mode taia: FFN, norms and embeddings copied byte for byte, the merged attention re-quantized "
-      "(K-quants as Q8_0)", rep or r.stderr[-300:])
+      "to its own types", rep or r.stderr[-300:])
 out = os.path.join(WORK, "exported.f32")
 r2 = taia("forward", "-m", gm, "--prompt-ids", IDS, "-o", out, "--threads", "2")
 exported = struct.unpack(f"<{os.path.getsize(out) // 4}f", open(out, "rb").read()) if r2.returncode == 0 else None
 scale = max(abs(v) for v in taia_l) if taia_l else 1.0
-check(max_diff(exported, taia_l) <= 0.05 * scale, f"the exported GGUF gives the taia logits within Q8_0's error "
+check(max_diff(exported, taia_l) <= 0.25 * scale, f"the exported GGUF gives the taia logits within Q4_K's error "
       f"(max |diff| {max_diff(exported, taia_l):.3f}, max |logit| {scale:.2f})", r2.stderr[-300:])
 
 hf = os.path.join(WORK, "hf")

@@ -4,6 +4,9 @@
 #include "core/dtype.h"
 #include "core/ggml_quants.h"
 #include "core/json_util.h"
+#include "model/config.h"
+#include "model/init.h"
+#include "model/tensor_names.h"
 #include "core/error.h"
 #include "gguf_builder.h"
 #include "io/gguf.h"
@@ -190,10 +193,43 @@ TEST(Gguf, QuantizersReproduceLlamaQuantizeBlocks) {
     }
     EXPECT_EQ(checked, 9);
   }
-  EXPECT_FALSE(can_quantize(DType::Q4_K));
+  EXPECT_FALSE(can_quantize(DType::Q2_K));  // read only
   std::vector<float> x(256, 1.0f);
-  std::vector<uint8_t> out(144);
-  EXPECT_THROW(quantize_blocks(DType::Q4_K, x.data(), out.data(), 256), Error);
+  std::vector<uint8_t> out(84);
+  EXPECT_THROW(quantize_blocks(DType::Q2_K, x.data(), out.data(), 256), Error);
+}
+
+// The K-quant quantizers against llama-quantize itself: the tiny fixture's F32 weights are
+// regenerated (init-model's seed 5) and quantized by taia; every block must equal the one
+// llama-quantize --pure wrote (Q and K rows are skipped: the GGUF holds them permuted).
+TEST(Gguf, KQuantQuantizersEqualLlamaQuantize) {
+  const Json cfg = Json::parse(R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 256,
+    "hidden_size": 256, "intermediate_size": 256, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "max_position_embeddings": 64, "bos_token_id": 1,
+    "eos_token_id": 2, "tie_word_embeddings": false})");
+  auto model = init_model(config_from_hf_json(cfg, "tiny"), 5, DType::F32, InitScheme::Full, 0.05f);
+  const std::string dir = std::string(TAIA_TESTS_DIR) + "/data/quant";
+  for (auto [file, dtype] : {std::pair{"tiny-q4_k.gguf", DType::Q4_K}, std::pair{"tiny-q5_k.gguf", DType::Q5_K},
+                             std::pair{"tiny-q6_k.gguf", DType::Q6_K}}) {
+    SCOPED_TRACE(file);
+    GgufFile g(dir + "/" + file);
+    int64_t blocks = 0, same = 0;
+    for (TensorView* t : model->named_tensors()) {
+      const std::string gname = gguf_tensor_name(t->name, NormLayout::PreNorm);
+      if (t->rank() != 2 || gname.find("attn_q.") != std::string::npos || gname.find("attn_k.") != std::string::npos)
+        continue;
+      const GgufTensor* stored = g.find_tensor(gname);
+      ASSERT_NE(stored, nullptr) << gname;
+      ASSERT_EQ(gguf_tensor_dtype(*stored, g.path()), dtype) << gname;
+      std::vector<uint8_t> ours(stored->nbytes);
+      quantize_blocks(dtype, t->ptr<const float>(), ours.data(), t->numel());
+      const int64_t bb = block_bytes(dtype);
+      for (size_t off = 0; off < ours.size(); off += size_t(bb), ++blocks)
+        same += std::memcmp(ours.data() + off, stored->data + off, size_t(bb)) == 0;
+    }
+    EXPECT_GT(blocks, 500);
+    EXPECT_EQ(same, blocks) << same << " of " << blocks << " blocks equal";
+  }
 }
 
 // Quantizing random values: every value comes back within half a step of its block's scale
