@@ -218,10 +218,11 @@ int nearest(float v) {
 }
 
 // An asymmetric fit of n values to levels 0..nmax: value ~ scale * L - min_out (returned min_out
-// >= 0), the least weighted squared error over nstep + 1 trial scales around nmax / (max - min)
-// (ggml's make_qkx2_quants with use_mad false).
+// >= 0), the least weighted squared (absolute: absolute) error over nstep + 1 trial scales around
+// nmax / (max - min) (ggml's make_qkx2_quants).
 float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* min_out, float rmin,
-                    float rdelta, int nstep) {
+                    float rdelta, int nstep, bool absolute = false) {
+  auto error = [absolute](float diff) { return absolute ? std::fabs(diff) : diff * diff; };
   float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
   for (int i = 1; i < n; ++i) {
     lo = std::min(lo, x[i]);
@@ -239,7 +240,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
   for (int i = 0; i < n; ++i) {
     L[i] = uint8_t(std::max(0, std::min(nmax, nearest(iscale * (x[i] - lo)))));
     const float diff = scale * float(L[i]) + lo - x[i];
-    best += w[i] * (diff * diff);
+    best += w[i] * error(diff);
   }
   uint8_t trial[32];
   for (int is = 0; is <= nstep; ++is) {
@@ -262,7 +263,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
     float err = 0;
     for (int i = 0; i < n; ++i) {
       const float diff = s * float(trial[i]) + m - x[i];
-      err += w[i] * (diff * diff);
+      err += w[i] * error(diff);
     }
     if (err < best) {
       std::copy(trial, trial + n, L);
@@ -410,6 +411,140 @@ void quantize_q6_k(const float* x, uint8_t* blk) {
     }
 }
 
+// Q2_K: per 16 values a scale and a minimum from fit_scale_min (absolute error, weights |x|,
+// levels 0..3), both quantized to 4 bits against the block's largest.
+void quantize_q2_k(const float* x, uint8_t* blk) {
+  float scales[16], mins[16], w[16];
+  uint8_t L[kQK];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 16; ++j) {
+    for (int l = 0; l < 16; ++l) w[l] = std::fabs(x[16 * j + l]);
+    scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  uint8_t* sc = blk;
+  std::fill(sc, sc + 16, uint8_t(0));
+  if (max_scale > 0) {
+    const float iscale = 15.0f / max_scale;
+    for (int j = 0; j < 16; ++j) sc[j] = uint8_t(nearest(iscale * scales[j]));
+  }
+  put_f16(blk + 80, max_scale > 0 ? max_scale / 15.0f : 0.0f);
+  if (max_min > 0) {
+    const float iscale = 15.0f / max_min;
+    for (int j = 0; j < 16; ++j) sc[j] = uint8_t(sc[j] | (nearest(iscale * mins[j]) << 4));
+  }
+  put_f16(blk + 82, max_min > 0 ? max_min / 15.0f : 0.0f);
+  const float d_all = f16_at(blk + 80), dmin_all = f16_at(blk + 82);
+  for (int j = 0; j < 16; ++j) {
+    const float d = d_all * float(sc[j] & 0x0F);
+    if (d == 0.0f) continue;
+    const float dm = dmin_all * float(sc[j] >> 4);
+    for (int i = 0; i < 16; ++i) L[16 * j + i] = uint8_t(std::max(0, std::min(3, nearest((x[16 * j + i] + dm) / d))));
+  }
+  uint8_t* qs = blk + 16;
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 32; ++i)
+      qs[32 * h + i] = uint8_t(L[128 * h + i] | (L[128 * h + 32 + i] << 2) | (L[128 * h + 64 + i] << 4) |
+                               (L[128 * h + 96 + i] << 6));
+}
+
+// A symmetric fit of n values to levels -nmax .. nmax - 1 weighted by x^2, then up to 5 passes
+// moving single levels while the fit improves (ggml's make_q3_quants with do_rmse); returns the
+// scale, levels in L (+ nmax).
+float fit_symmetric_refined(int n, int nmax, const float* x, int8_t* L) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  if (amax < 1e-15f) {
+    std::fill(L, L + n, int8_t(0));
+    return 0.0f;
+  }
+  const float iscale = -float(nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearest(iscale * x[i])));
+    L[i] = int8_t(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * float(l);
+    suml2 += w * float(l) * float(l);
+  }
+  for (int pass = 0; pass < 5; ++pass) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * float(L[i]);
+      if (slx <= 0) continue;
+      float sl2 = suml2 - w * float(L[i]) * float(L[i]);
+      const int l = std::max(-nmax, std::min(nmax - 1, nearest(x[i] * sl2 / slx)));
+      if (l == L[i]) continue;
+      slx += w * x[i] * float(l);
+      sl2 += w * float(l) * float(l);
+      if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+        L[i] = int8_t(l);
+        sumlx = slx;
+        suml2 = sl2;
+        ++changed;
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = int8_t(L[i] + nmax);
+  return sumlx / suml2;
+}
+
+// Q3_K: per 16 values a scale from fit_symmetric_refined (levels -4..3), the scales quantized to
+// 6 bits (offset 32) against the largest, values re-fitted; bit 2 of each level goes to hmask.
+void quantize_q3_k(const float* x, uint8_t* blk) {
+  float scales[16];
+  int8_t L[kQK];
+  float max_scale = 0, amax = 0;
+  for (int j = 0; j < 16; ++j) {
+    scales[j] = fit_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
+    if (std::fabs(scales[j]) > amax) {
+      amax = std::fabs(scales[j]);
+      max_scale = scales[j];
+    }
+  }
+  uint8_t* hmask = blk;
+  uint8_t* qs = blk + 32;
+  uint8_t* sc = blk + 96;
+  std::fill(sc, sc + 12, uint8_t(0));
+  if (max_scale != 0.0f) {
+    const float iscale = -32.0f / max_scale;
+    for (int j = 0; j < 16; ++j) {
+      const int l = std::max(-32, std::min(31, int(int8_t(nearest(iscale * scales[j]))))) + 32;
+      if (j < 8) sc[j] = uint8_t(l & 0x0F);
+      else sc[j - 8] = uint8_t(sc[j - 8] | ((l & 0x0F) << 4));
+      sc[8 + j % 4] = uint8_t(sc[8 + j % 4] | ((l >> 4) << (2 * (j / 4))));
+    }
+    put_f16(blk + 108, 1.0f / iscale);
+  } else {
+    put_f16(blk + 108, 0.0f);
+  }
+  const float d_all = f16_at(blk + 108);
+  for (int j = 0; j < 16; ++j) {
+    const int low = j < 8 ? (sc[j] & 0x0F) : (sc[j - 8] >> 4);
+    const int high = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+    const float d = d_all * float((low | (high << 4)) - 32);
+    if (d == 0.0f) continue;
+    for (int i = 0; i < 16; ++i) L[16 * j + i] = int8_t(std::max(-4, std::min(3, nearest(x[16 * j + i] / d))) + 4);
+  }
+  std::fill(hmask, hmask + 32, uint8_t(0));
+  for (int e = 0; e < kQK; ++e)  // bit e / 32 of hmask[e % 32]: the level's bit 2
+    if (L[e] > 3) {
+      hmask[e % 32] = uint8_t(hmask[e % 32] | (1 << (e / 32)));
+      L[e] = int8_t(L[e] - 4);
+    }
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 32; ++i)
+      qs[32 * h + i] = uint8_t(L[128 * h + i] | (L[128 * h + 32 + i] << 2) | (L[128 * h + 64 + i] << 4) |
+                               (L[128 * h + 96 + i] << 6));
+}
+
 struct BlockFormat {
   DType dtype;
   uint32_t ggml_type;
@@ -424,8 +559,8 @@ constexpr BlockFormat kFormats[] = {
     {DType::Q5_0, 6, 32, 22, dequantize_q4_q5<false, true>, quantize_q4_q5_0<true>},
     {DType::Q5_1, 7, 32, 24, dequantize_q4_q5<true, true>, quantize_q4_q5_1<true>},
     {DType::Q8_0, 8, 32, 34, dequantize_q8_0, quantize_q8_0},
-    {DType::Q2_K, 10, kQK, 84, dequantize_q2_k, nullptr},
-    {DType::Q3_K, 11, kQK, 110, dequantize_q3_k, nullptr},
+    {DType::Q2_K, 10, kQK, 84, dequantize_q2_k, quantize_q2_k},
+    {DType::Q3_K, 11, kQK, 110, dequantize_q3_k, quantize_q3_k},
     {DType::Q4_K, 12, kQK, 144, dequantize_q4_q5_k<false>, quantize_q4_q5_k<false>},
     {DType::Q5_K, 13, kQK, 176, dequantize_q4_q5_k<true>, quantize_q4_q5_k<true>},
     {DType::Q6_K, 14, kQK, 210, dequantize_q6_k, quantize_q6_k},
@@ -460,7 +595,7 @@ bool can_quantize(DType dtype) { return format_of(dtype) && format_of(dtype)->qu
 void quantize_blocks(DType dtype, const float* in, uint8_t* blocks, int64_t n) {
   const BlockFormat* f = format_of(dtype);
   TAIA_CHECK(f && f->quantize, "[quantize_blocks] taia does not write ", dtype_name(dtype),
-             " (it writes Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)");
+             " (it writes every block type it reads)");
   TAIA_CHECK(n % f->values == 0, "[quantize_blocks] expected a multiple of ", f->values, " values, got ", n);
   const int64_t count = n / f->values;
 #pragma omp parallel for schedule(static) if (count > 4096)

@@ -26,9 +26,9 @@ int64_t block_bytes(DType dtype);
 // Dequantizes n values (a multiple of block_values) from consecutive blocks into out[n].
 void dequantize_blocks(DType dtype, const uint8_t* blocks, float* out, int64_t n);
 
-// Whether quantize_blocks writes a type: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K, with
-// ggml's reference quantizers (quantize_row_*_ref, no importance matrix: what llama-quantize
-// runs without --imatrix); Q2_K and Q3_K are read only.
+// Whether quantize_blocks writes a type (every block type here), with ggml's reference
+// quantizers (quantize_row_*_ref, no importance matrix: what llama-quantize runs without
+// --imatrix).
 bool can_quantize(DType dtype);
 // Quantizes n values (a multiple of block_values) into consecutive blocks.
 void quantize_blocks(DType dtype, const float* in, uint8_t* blocks, int64_t n);

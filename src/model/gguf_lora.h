@@ -26,8 +26,7 @@ namespace taia {
 // A merged model as GGUF, for a model loaded from GGUF: the base file's metadata (tokenizer
 // included) carried over, its tensors in its names and order. A tensor whose values the model
 // did not change is copied byte for byte (any type); a changed one is written in `dtype` if given,
-// else in its own type when taia writes that type (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-// Q4_K, Q5_K, Q6_K), else (Q2_K, Q3_K) as Q8_0. LLaMA Q/K rows are permuted back to llama.cpp's layout.
+// else in its own type (every type taia reads it also writes). LLaMA Q/K rows are permuted back to llama.cpp's layout.
 struct GgufModelExport {
   int64_t copied = 0;                           // tensors copied byte for byte
   std::map<std::string, std::string> rewritten;  // changed tensors: name -> "Q4_K -> Q8_0"

@@ -101,7 +101,7 @@ void register_export(CLI::App& app) {
   cmd->add_option("-o,--out", args->out, "Output folder")->required();
   cmd->add_option("--dtype", args->dtype,
                   "With --format gguf: the type of the tensors the merge changes (f32, f16, bf16, q8_0, q4_0, q4_1, "
-                  "q5_0, q5_1; default: each tensor's own type, Q2_K / Q3_K written as q8_0)");
+                  "q5_0, q5_1; default: each tensor's own type)");
   cmd->add_flag("--json", args->json, "Print the summary as one JSON object");
   cmd->callback([args] { run_export(*args); });
 }
