@@ -28,10 +28,12 @@ struct ExportArgs {
 DType gguf_dtype(const std::string& name) {
   static const std::map<std::string, DType> kTypes{{"f32", DType::F32},   {"f16", DType::F16},   {"bf16", DType::BF16},
                                                    {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1},
-                                                   {"q5_0", DType::Q5_0}, {"q5_1", DType::Q5_1}};
+                                                   {"q5_0", DType::Q5_0}, {"q5_1", DType::Q5_1}, {"q2_k", DType::Q2_K},
+                                                   {"q3_k", DType::Q3_K}, {"q4_k", DType::Q4_K}, {"q5_k", DType::Q5_K},
+                                                   {"q6_k", DType::Q6_K}};
   const auto it = kTypes.find(name);
-  TAIA_CHECK(it != kTypes.end(), "[export] --dtype expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1, got '",
-             name, "'");
+  TAIA_CHECK(it != kTypes.end(), "[export] --dtype expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
+             "q3_k, q4_k, q5_k or q6_k, got '", name, "'");
   return it->second;
 }
 
@@ -101,7 +103,7 @@ void register_export(CLI::App& app) {
   cmd->add_option("-o,--out", args->out, "Output folder")->required();
   cmd->add_option("--dtype", args->dtype,
                   "With --format gguf: the type of the tensors the merge changes (f32, f16, bf16, q8_0, q4_0, q4_1, "
-                  "q5_0, q5_1; default: each tensor's own type)");
+                  "q5_0, q5_1, q2_k ... q6_k; default: each tensor's own type)");
   cmd->add_flag("--json", args->json, "Print the summary as one JSON object");
   cmd->callback([args] { run_export(*args); });
 }
