@@ -334,14 +334,21 @@ void quantize_q4_q5_k(const float* x, uint8_t* blk) {
 
 // A symmetric fit of n values to levels -nmax .. nmax - 1 weighted by x^2, the best of 19 trial
 // scales (ggml's make_qx_quants, rmse_type 1); returns the scale, levels in L (+ nmax).
-float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
+// The value of largest magnitude (its sign kept), or 0 when every |x| is below 1e-15 (ggml's
+// GROUP_MAX_EPS: the group quantizes to zeros).
+float largest_magnitude(int n, const float* x) {
   float amax = 0, max = 0;
   for (int i = 0; i < n; ++i)
     if (std::fabs(x[i]) > amax) {
       amax = std::fabs(x[i]);
       max = x[i];
     }
-  if (amax < 1e-15f) {
+  return amax < 1e-15f ? 0.0f : max;
+}
+
+float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
+  const float max = largest_magnitude(n, x);
+  if (max == 0.0f) {
     std::fill(L, L + n, int8_t(0));
     return 0.0f;
   }
@@ -453,13 +460,8 @@ void quantize_q2_k(const float* x, uint8_t* blk) {
 // moving single levels while the fit improves (ggml's make_q3_quants with do_rmse); returns the
 // scale, levels in L (+ nmax).
 float fit_symmetric_refined(int n, int nmax, const float* x, int8_t* L) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      max = x[i];
-    }
-  if (amax < 1e-15f) {
+  const float max = largest_magnitude(n, x);
+  if (max == 0.0f) {
     std::fill(L, L + n, int8_t(0));
     return 0.0f;
   }

@@ -241,6 +241,17 @@ void run_rows(float* out, const uint8_t* row, const float* x, int64_t K) {
 // unscaled and are scaled once per block (one multiply fewer per 16 weights than the sink), and
 // Q4_0's nibbles become floats through a 16-entry table (vpermps) instead of a subtract and a
 // conversion.
+// acc[m] += d * (lo . x[m][0..16) + hi . x[m][16..32)): a 32-value block's sums run unscaled
+// and are scaled once.
+template <int M>
+inline void add_scaled_block(__m512* acc, __m512 d, __m512 lo, __m512 hi, const float* x, int64_t K) {
+  for (int m = 0; m < M; ++m) {
+    const float* xm = x + m * K;
+    const __m512 s = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xm + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(xm)));
+    acc[m] = _mm512_fmadd_ps(d, s, acc[m]);
+  }
+}
+
 template <int M>
 void dot_q4_0(float* out, const uint8_t* row, const float* x, int64_t K) {
   __m512 acc[M];
@@ -252,11 +263,7 @@ void dot_q4_0(float* out, const uint8_t* row, const float* x, int64_t K) {
     const __m512i b = bytes16(row + 2);
     const __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(b, nibble), table);
     const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
-    for (int m = 0; m < M; ++m) {
-      const float* xm = x + m * K + k0;
-      const __m512 s = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xm + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(xm)));
-      acc[m] = _mm512_fmadd_ps(d, s, acc[m]);
-    }
+    add_scaled_block<M>(acc, d, lo, hi, x + k0, K);
   }
   for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
 }
@@ -279,11 +286,7 @@ void dot_q5_0(float* out, const uint8_t* row, const float* x, int64_t K) {
     __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
     lo = _mm512_mask_add_ps(lo, __mmask16(qh & 0xFFFF), lo, sixteen);
     hi = _mm512_mask_add_ps(hi, __mmask16(qh >> 16), hi, sixteen);
-    for (int m = 0; m < M; ++m) {
-      const float* xm = x + m * K + k0;
-      const __m512 s = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xm + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(xm)));
-      acc[m] = _mm512_fmadd_ps(d, s, acc[m]);
-    }
+    add_scaled_block<M>(acc, d, lo, hi, x + k0, K);
   }
   for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
 }
@@ -296,11 +299,7 @@ void dot_q8_0(float* out, const uint8_t* row, const float* x, int64_t K) {
     const __m512 d = _mm512_set1_ps(f16_scalar(row));
     const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2))));
     const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 18))));
-    for (int m = 0; m < M; ++m) {
-      const float* xm = x + m * K + k0;
-      const __m512 s = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xm + 16), _mm512_mul_ps(q0, _mm512_loadu_ps(xm)));
-      acc[m] = _mm512_fmadd_ps(d, s, acc[m]);
-    }
+    add_scaled_block<M>(acc, d, q0, q1, x + k0, K);
   }
   for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
 }
