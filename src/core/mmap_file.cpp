@@ -65,6 +65,13 @@ void MappedFile::release() {
   size_ = 0;
 }
 
+void drop_mapped_pages(const void* p, size_t n) {
+  static const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advice: failure is harmless
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   TAIA_CHECK(in.good(), path, ": cannot open: ", std::strerror(errno));

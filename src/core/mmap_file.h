@@ -27,6 +27,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Tells the kernel that the whole pages of [p, p + n) inside a read-only file mapping are not
+// needed any more: they leave the process's resident set (a later read faults them in again from
+// the file). Loaders call it on each tensor once copied, so that loading a model does not hold
+// the file's pages and the model's own copy at once.
+void drop_mapped_pages(const void* p, size_t n);
+
 std::string read_text_file(const std::string& path);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);

@@ -1,5 +1,6 @@
 #include "model/loader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -167,12 +168,23 @@ namespace {
 
 DType default_linear_dtype(DType stored) { return stored == DType::BF16 ? DType::BF16 : DType::F32; }
 
+// memcpy from a file mapping in 64 MiB slices, each slice's pages dropped once copied, so that a
+// large tensor (a 0.5 GB embedding) is never resident twice.
+void copy_dropping(void* dst, const void* src, size_t n) {
+  constexpr size_t kSlice = size_t(64) << 20;
+  for (size_t off = 0; off < n; off += kSlice) {
+    const size_t len = std::min(kSlice, n - off);
+    std::memcpy(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off, len);
+    drop_mapped_pages(static_cast<const char*>(src) + off, len);
+  }
+}
+
 // A block-quantized GGUF weight into its slot as stored: its bytes, with LLaMA's Q/K rows
 // un-permuted whole (a row of a quantized matrix is a run of blocks).
 void copy_quantized(TensorView& dst, const GgufTensor& t, const ExpectedTensor& e, const ModelConfig& c, bool permuted) {
   TAIA_CHECK(dst.nbytes() == t.nbytes, "[load_gguf] tensor '", t.name, "' holds ", t.nbytes, " bytes, expected ",
              dst.nbytes());
-  std::memcpy(dst.data, t.data, dst.nbytes());
+  copy_dropping(dst.data, t.data, dst.nbytes());
   const auto proj = proj_of_tensor(e.name);
   if (!permuted || (proj != Proj::Q && proj != Proj::K) || e.shape.size() != 2) return;
   const size_t row_bytes = dtype_bytes(dst.dtype, e.shape[1]);
@@ -210,13 +222,30 @@ void load_hf(Model& model, const std::string& dir, const LoadOptions& options) {
     const SafetensorsTensor* t = st.find(e.name);
     TensorView& dst = *model.find(e.name);
     if (t->dtype == dst.dtype) {
-      std::memcpy(dst.data, t->data, dst.nbytes());
+      copy_dropping(dst.data, t->data, dst.nbytes());
     } else {
       std::vector<float> tmp(size_t(dst.numel()));
       convert_to_f32(t->dtype, t->data, tmp.data(), tmp.size());
       fill_from_f32(dst, tmp);
     }
+    drop_mapped_pages(t->data, size_t(t->end - t->begin));  // copied: the file's pages may go
   }
+}
+
+// A GGUF tensor through F32 into its slot: LLaMA's Q/K rows un-permuted (reorder), Gemma's
+// stored 1 + weight turned back into HF's weight (plus_one), converted to the slot's type.
+void load_converted(TensorView& dst, const GgufTensor& t, const ExpectedTensor& e, const ModelConfig& c, bool reorder,
+                    bool plus_one, const std::string& path) {
+  std::vector<float> tmp(size_t(t.numel()));
+  gguf_dequantize(t, tmp.data(), path);
+  if (reorder) {
+    const int64_t row_len = e.shape.size() == 2 ? e.shape[1] : 1;
+    unpermute_qk_rows(tmp.data(), proj_of_tensor(e.name) == Proj::Q ? c.num_heads : c.num_kv_heads, c.head_dim,
+                      row_len);
+  }
+  if (plus_one)
+    for (float& v : tmp) v -= 1.0f;  // llama.cpp stored 1 + weight; taia keeps HF's weight
+  fill_from_f32(dst, tmp);
 }
 
 void load_gguf(Model& model, const std::string& path, const LoadOptions& options) {
@@ -249,22 +278,18 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   for (const ExpectedTensor& e : expected) {
     const std::string gname = gguf_tensor_name(e.name, c.norm_layout());
     const GgufTensor* t = g.find_tensor(gname);
-    if (is_block_dtype(model.find(e.name)->dtype)) {
-      copy_quantized(*model.find(e.name), *t, e, c, permuted);
-      continue;
+    TensorView& dst = *model.find(e.name);
+    const auto proj = proj_of_tensor(e.name);
+    const bool reorder = permuted && (proj == Proj::Q || proj == Proj::K);
+    const bool plus_one = arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e);
+    if (is_block_dtype(dst.dtype)) {
+      copy_quantized(dst, *t, e, c, permuted);
+    } else if (gguf_tensor_dtype(*t, path) == dst.dtype && !reorder && !plus_one) {
+      copy_dropping(dst.data, t->data, dst.nbytes());  // stored as kept: no F32 detour
+    } else {
+      load_converted(dst, *t, e, c, reorder, plus_one, path);
     }
-    std::vector<float> tmp(size_t(t->numel()));
-    gguf_dequantize(*t, tmp.data(), path);
-    if (permuted) {
-      const auto proj = proj_of_tensor(e.name);
-      const bool is_q = proj == Proj::Q, is_k = proj == Proj::K;
-      const int64_t row_len = e.shape.size() == 2 ? e.shape[1] : 1;
-      if (is_q) unpermute_qk_rows(tmp.data(), c.num_heads, c.head_dim, row_len);
-      if (is_k) unpermute_qk_rows(tmp.data(), c.num_kv_heads, c.head_dim, row_len);
-    }
-    if (arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e))
-      for (float& v : tmp) v -= 1.0f;  // llama.cpp stored 1 + weight; taia keeps HF's weight
-    fill_from_f32(*model.find(e.name), tmp);
+    drop_mapped_pages(t->data, t->nbytes);  // copied: the file's pages may go
   }
   if (const GgufTensor* rf = g.find_tensor(kGgufRopeFreqsTensor)) {
     TAIA_CHECK(rf->numel() == c.head_dim / 2, path, ": ", kGgufRopeFreqsTensor, " expected ", c.head_dim / 2,
