@@ -18,12 +18,21 @@ constexpr int64_t kWidenBlock = 256;
 // Weight elements below which a matrix-vector product stays on one thread.
 constexpr int64_t kMinParallelWork = 1 << 16;
 
+// An F16 weight element (IEEE half bits), a type of its own so that the kernels templated on
+// the weight type tell it from BF16.
+struct Half {
+  uint16_t bits;
+};
+static_assert(sizeof(Half) == 2, "Half is the 2-byte F16 storage");
+
 template <typename WT>
 inline float load_w(const WT* w, int64_t i);
 template <>
 inline float load_w<float>(const float* w, int64_t i) { return w[i]; }
 template <>
 inline float load_w<uint16_t>(const uint16_t* w, int64_t i) { return bf16_to_f32(w[i]); }
+template <>
+inline float load_w<Half>(const Half* w, int64_t i) { return f16_to_f32(w[i].bits); }
 
 // Dot product of an F32 row with an F32 or BF16 weight row; the compiler vectorises it.
 template <typename WT>
@@ -58,6 +67,8 @@ inline __m512 load16(const uint16_t* p, __mmask16 mask) {
   const __m256i h = _mm256_maskz_loadu_epi16(mask, p);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
+// F16 widened by the hardware conversion (vcvtph2ps).
+inline __m512 load16(const Half* p, __mmask16 mask) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p)); }
 
 // Dot products of x[K] with R consecutive weight rows, accumulators kept in registers.
 template <int R, typename WT>
@@ -130,6 +141,20 @@ void add_bias_rows(float* y, const float* bias, int64_t M, int64_t N) {
     for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
 }
 
+// F16 -> F32 for n values, 16 at a time by the hardware conversion where there is one.
+void widen_f16(const Half* src, float* dst, int64_t n) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, mask, load16(src + i, mask));
+  }
+#else
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] = load_w(src, i);
+#endif
+}
+
 // Calls fn(first_row, rows, rows_as_f32) for blocks of kWidenBlock rows of a BF16 or
 // block-quantized weight [N, K], so F32 GEMMs can run on it without a full F32 copy and without
 // rounding the activations.
@@ -143,6 +168,8 @@ void for_each_widened_block(const TensorView& w, Fn fn) {
       const uint16_t* src = w.ptr<const uint16_t>() + n0 * K;
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
+    } else if (w.dtype == DType::F16) {
+      widen_f16(w.ptr<const Half>() + n0 * K, block.data(), nb * K);
     } else {
       quant_widen_rows(w, n0, nb, block.data());
     }
@@ -153,8 +180,9 @@ void for_each_widened_block(const TensorView& w, Fn fn) {
 void check_linear_args(const TensorView& w, const char* where) {
   TAIA_CHECK(w.rank() == 2 && w.is_contiguous(), "[", where, "] expected a contiguous 2-D weight, got '", w.name,
              "' ", w.shape_string());
-  TAIA_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || is_block_dtype(w.dtype), "[", where,
-             "] expected an F32, BF16 or block-quantized weight, got ", dtype_name(w.dtype), " for '", w.name, "'");
+  TAIA_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 || is_block_dtype(w.dtype), "[",
+             where, "] expected an F32, BF16, F16 or block-quantized weight, got ", dtype_name(w.dtype), " for '",
+             w.name, "'");
 }
 
 }  // namespace
@@ -162,7 +190,7 @@ void check_linear_args(const TensorView& w, const char* where) {
 const uint16_t* Bf16Workspace::weight(const TensorView& w) {
   if (w.dtype == DType::BF16) return w.ptr<const uint16_t>();
   TAIA_CHECK(w.dtype == DType::F32, "[Bf16Workspace] BF16 compute multiplies F32 or BF16 weights; '", w.name, "' is ",
-             dtype_name(w.dtype), " (a quantized weight multiplies through F32 tiles: compute in F32)");
+             dtype_name(w.dtype), " (F16 and quantized weights multiply through F32 tiles: compute in F32)");
   auto it = weights_.find(w.data);
   if (it == weights_.end()) {
     std::vector<uint16_t> b(size_t(w.numel()));
@@ -200,6 +228,8 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
       matvec_rows(y, x, w.ptr<const float>(), bias, M, N, K, accumulate);
     else if (w.dtype == DType::BF16)
       matvec_rows(y, x, w.ptr<const uint16_t>(), bias, M, N, K, accumulate);
+    else if (w.dtype == DType::F16)
+      matvec_rows(y, x, w.ptr<const Half>(), bias, M, N, K, accumulate);
     else
       quant_matvec(y, x, w, bias, M, accumulate);
     return;

@@ -30,8 +30,8 @@ static void set_fused_views(Model& model) {
 }
 
 void allocate_model(Model& model, DType linear_dtype, const std::map<std::string, DType>& kept) {
-  TAIA_CHECK(linear_dtype == DType::F32 || linear_dtype == DType::BF16,
-             "[allocate_model] expected linear dtype F32 or BF16, got ", dtype_name(linear_dtype));
+  TAIA_CHECK(linear_dtype == DType::F32 || linear_dtype == DType::BF16 || linear_dtype == DType::F16,
+             "[allocate_model] expected linear dtype F32, BF16 or F16, got ", dtype_name(linear_dtype));
   model.linear_dtype = linear_dtype;
   const ModelConfig& c = model.config;
   model.weights.layers.assign(size_t(c.num_layers), LayerWeights{});
@@ -166,7 +166,8 @@ ModelConfig config_from_gguf(const GgufFile& g) {
 
 namespace {
 
-DType default_linear_dtype(DType stored) { return stored == DType::BF16 ? DType::BF16 : DType::F32; }
+// The weights' storage when none is asked for: as the file stores them (F32, BF16, F16).
+DType default_linear_dtype(DType stored) { return stored == DType::BF16 || stored == DType::F16 ? stored : DType::F32; }
 
 // memcpy from a file mapping in 64 MiB slices, each slice's pages dropped once copied, so that a
 // large tensor (a 0.5 GB embedding) is never resident twice.
@@ -254,7 +255,8 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   const ModelConfig& c = model.config;
   const GgufTensor* first = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".weight", c.proj_layout()));
   DType stored = DType::F32;
-  if (first && first->type == uint32_t(GgmlType::BF16)) stored = DType::BF16;
+  if (first && (first->type == uint32_t(GgmlType::BF16) || first->type == uint32_t(GgmlType::F16)))
+    stored = gguf_tensor_dtype(*first, path);
   const auto expected = expected_tensors(c);
   for (const ExpectedTensor& e : expected) {  // all present and shaped before allocating
     const std::string gname = gguf_tensor_name(e.name, c.norm_layout());

@@ -12,9 +12,9 @@
 namespace taia {
 
 struct LoadOptions {
-  // Storage of linear weights, embeddings and LM head. Unset: keep F32, BF16 and GGUF's
-  // block-quantized types as stored (the kernels read them); F16 is widened to F32. Set: every
-  // such tensor converted to F32 or BF16 (dequantized).
+  // Storage of linear weights, embeddings and LM head. Unset: keep F32, BF16, F16 and GGUF's
+  // block-quantized types as stored (the kernels read them; the first projection's type decides
+  // the dense tensors' storage). Set: every such tensor converted to F32, BF16 or F16.
   std::optional<DType> linear_dtype;
   // Without linear_dtype: the type GGUF block-quantized weights are dequantized to (what merges
   // and HF writers need); unset: kept quantized.

@@ -215,7 +215,7 @@ int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t
       bytes += c.vocab_size * c.hidden_size * 2;
     }
     bytes += N * std::max(widest, c.vocab_size) * 2;  // rounded activations
-  } else if (model.linear_dtype == DType::BF16) {
+  } else if (model.linear_dtype != DType::F32 || const_cast<Model&>(model).has_block_weights()) {
     bytes += std::min<int64_t>(256, std::max(widest, c.vocab_size)) * widest * 4;  // a widened block
   }
   return bytes;

@@ -379,8 +379,10 @@ TrainSummary run_training(const TrainOptions& o, const Log& log) {
   if (full) load.linear_dtype = DType::F32;
   else if (o.dtype != "auto") load.linear_dtype = parse_dtype(o.dtype);
   auto model = load_model(o.model_path, load);
-  TAIA_CHECK(o.compute != "bf16" || !model->has_block_weights(), "[train] --compute bf16 multiplies F32 or BF16 base "
-             "weights; ", o.model_path, " is quantized, and its weights multiply through F32 tiles (use --compute f32)");
+  TAIA_CHECK(o.compute != "bf16" || (!model->has_block_weights() && model->linear_dtype != DType::F16), "[train] "
+             "--compute bf16 multiplies F32 or BF16 base weights; ", o.model_path, " holds ",
+             model->has_block_weights() ? "quantized" : "F16", " weights, which multiply through F32 tiles (use "
+             "--compute f32, or --dtype bf16 to convert them on load)");
   auto tok = load_tokenizer(o.tokenizer_path.empty() ? o.model_path : o.tokenizer_path);
   TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, "[train] the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", model->config.vocab_size);

@@ -95,7 +95,7 @@ for args, needle, label in (
         (["train", "-m", MODEL, "--data", data, "-o", os.path.join(WORK, "full"), "--method", "full"],
          "holds quantized weights", "full fine-tuning of a quantized base is refused"),
         (["train", "-m", MODEL, "--data", data, "-o", os.path.join(WORK, "bf16"), "--compute", "bf16"],
-         "is quantized", "--compute bf16 on a quantized base is refused"),
+         "--compute bf16 multiplies F32 or BF16", "--compute bf16 on a quantized base is refused"),
         (["forward", "-m", MODEL, "--prompt-ids", IDS, "--adapter", adapter, "--merge"],
          "merging into a quantized weight", "merging an adapter into quantized weights is refused")):
     r = taia(*args)

@@ -30,8 +30,8 @@ class LinearTest : public ::testing::TestWithParam<LinearCase> {};
 TEST_P(LinearTest, MatchesReference) {
   const auto p = GetParam();
   auto wf = test::random_vector(size_t(p.N * p.K), 1, 0.1f);
-  std::vector<uint16_t> wb(wf.size());
-  convert_from_f32(wf.data(), DType::BF16, wb.data(), wf.size());
+  std::vector<uint16_t> wb(wf.size());  // the BF16 or F16 storage
+  convert_from_f32(wf.data(), p.dtype == DType::F16 ? DType::F16 : DType::BF16, wb.data(), wf.size());
   TensorView w("w", p.dtype, {p.N, p.K}, p.dtype == DType::F32 ? static_cast<void*>(wf.data()) : wb.data());
   auto x = test::random_vector(size_t(p.M * p.K), 2);
   auto b = test::random_vector(size_t(p.N), 3);
@@ -50,7 +50,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(LinearCase{1, 33, 64, DType::F32, false, false}, LinearCase{1, 300, 96, DType::BF16, true, false},
                       LinearCase{3, 70, 40, DType::F32, true, true}, LinearCase{8, 65, 31, DType::BF16, false, true},
                       LinearCase{9, 257, 64, DType::F32, true, false}, LinearCase{40, 600, 48, DType::BF16, true, true},
-                      LinearCase{64, 64, 128, DType::F32, false, true}, LinearCase{17, 513, 7, DType::BF16, false, false}));
+                      LinearCase{64, 64, 128, DType::F32, false, true}, LinearCase{17, 513, 7, DType::BF16, false, false},
+                      LinearCase{1, 300, 96, DType::F16, true, false}, LinearCase{8, 65, 31, DType::F16, false, true},
+                      LinearCase{40, 600, 48, DType::F16, true, true}));
 
 // Random blocks of a GGUF block type: random quant bits, F16 scales (and minimums) set to
 // sane values at their offsets in the block.

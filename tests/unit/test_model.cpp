@@ -465,6 +465,22 @@ TEST(Model, Gemma3GgufGivesTheSameLogits) {
   EXPECT_LE(test::max_abs_diff(all_logits(*g, kIds), all_logits(*h, kIds)), 1e-6f);
 }
 
+// An F16 checkpoint is kept in F16 (half the memory of widening it; the kernels read F16), with
+// the logits of the same weights widened to F32 on load.
+TEST(Model, F16WeightsAreKeptAndGiveTheWidenedLogits) {
+  const std::string dir = test::temp_dir() + "/f16";
+  auto m = init_model(tiny_config(Arch::Llama, 2, false), 4, DType::F32, InitScheme::Full, 0.1f);
+  save_hf_folder(*m, dir, DType::F16);
+  auto kept = load_model(dir);
+  LoadOptions f32;
+  f32.linear_dtype = DType::F32;
+  auto widened = load_model(dir, f32);
+  EXPECT_EQ(kept->linear_dtype, DType::F16);
+  EXPECT_EQ(kept->weights.layers[0].q.weight.dtype, DType::F16);
+  EXPECT_LT(kept->arena.capacity(), widened->arena.capacity());
+  EXPECT_LE(test::max_abs_diff(all_logits(*kept, kIds), all_logits(*widened, kIds)), 1e-5f);
+}
+
 TEST(Model, MissingOrMisshapenTensorsAreNamed) {
   const std::string dir = test::temp_dir() + "/m";
   auto m = init_model(tiny_config(Arch::Llama, 2, false), 1, DType::F32);
