@@ -237,69 +237,68 @@ void run_rows(float* out, const uint8_t* row, const float* x, int64_t K) {
   for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(sink.acc[m]);
 }
 
-// Decode of the two most common 32-value types, specialised: the block's sums of q * x run
-// unscaled and are scaled once per block (one multiply fewer per 16 weights than the sink), and
-// Q4_0's nibbles become floats through a 16-entry table (vpermps) instead of a subtract and a
-// conversion.
-// acc[m] += d * (lo . x[m][0..16) + hi . x[m][16..32)): a 32-value block's sums run unscaled
-// and are scaled once.
-template <int M>
-inline void add_scaled_block(__m512* acc, __m512 d, __m512 lo, __m512 hi, const float* x, int64_t K) {
-  for (int m = 0; m < M; ++m) {
-    const float* xm = x + m * K;
-    const __m512 s = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xm + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(xm)));
-    acc[m] = _mm512_fmadd_ps(d, s, acc[m]);
-  }
-}
+// Decode of the common 32-value types, specialised: each block is decoded into its scale d and
+// 2 x 16 unscaled quants (lo, hi), the sums of q * x run unscaled and are scaled once per block
+// (one multiply fewer per 16 weights than the sink), and 4- / 5-bit quants become floats
+// through a 16-entry table (vpermps) instead of a subtract and a conversion.
+struct ScaledBlock {
+  __m512 d, lo, hi;
+};
 
-template <int M>
-void dot_q4_0(float* out, const uint8_t* row, const float* x, int64_t K) {
-  __m512 acc[M];
-  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+// Q8_0: d, then 32 int8 quants.
+struct DecodeQ8_0 {
+  static constexpr int64_t kBytes = 34;
+  ScaledBlock operator()(const uint8_t* blk) const {
+    auto quants = [](const uint8_t* p) {
+      return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    };
+    return {_mm512_set1_ps(f16_scalar(blk)), quants(blk + 2), quants(blk + 18)};
+  }
+};
+
+// Q4_0: d, then 16 bytes of nibbles (low: values 0..15, high: 16..31), offset 8.
+struct DecodeQ4_0 {
+  static constexpr int64_t kBytes = 18;
   const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
   const __m512i nibble = _mm512_set1_epi32(0x0F);
-  for (int64_t k0 = 0; k0 < K; k0 += 32, row += 18) {
-    const __m512 d = _mm512_set1_ps(f16_scalar(row));
-    const __m512i b = bytes16(row + 2);
-    const __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(b, nibble), table);
-    const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
-    add_scaled_block<M>(acc, d, lo, hi, x + k0, K);
+  ScaledBlock operator()(const uint8_t* blk) const {
+    const __m512i b = bytes16(blk + 2);
+    return {_mm512_set1_ps(f16_scalar(blk)), _mm512_permutexvar_ps(_mm512_and_si512(b, nibble), table),
+            _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table)};
   }
-  for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
-}
+};
 
-// Q5_0 likewise: the low nibble indexes a table of n - 16, and the lanes whose bit of qh is set
-// (a mask register straight from qh) add 16.
-template <int M>
-void dot_q5_0(float* out, const uint8_t* row, const float* x, int64_t K) {
-  __m512 acc[M];
-  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+// Q5_0: the low nibble indexes a table of n - 16, and the lanes whose bit of qh is set (a mask
+// register straight from qh) add 16.
+struct DecodeQ5_0 {
+  static constexpr int64_t kBytes = 22;
   const __m512 table = _mm512_setr_ps(-16, -15, -14, -13, -12, -11, -10, -9, -8, -7, -6, -5, -4, -3, -2, -1);
   const __m512 sixteen = _mm512_set1_ps(16.0f);
   const __m512i nibble = _mm512_set1_epi32(0x0F);
-  for (int64_t k0 = 0; k0 < K; k0 += 32, row += 22) {
-    const __m512 d = _mm512_set1_ps(f16_scalar(row));
+  ScaledBlock operator()(const uint8_t* blk) const {
     uint32_t qh;
-    std::memcpy(&qh, row + 2, 4);
-    const __m512i b = bytes16(row + 6);
-    __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(b, nibble), table);
-    __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
-    lo = _mm512_mask_add_ps(lo, __mmask16(qh & 0xFFFF), lo, sixteen);
-    hi = _mm512_mask_add_ps(hi, __mmask16(qh >> 16), hi, sixteen);
-    add_scaled_block<M>(acc, d, lo, hi, x + k0, K);
+    std::memcpy(&qh, blk + 2, 4);
+    const __m512i b = bytes16(blk + 6);
+    const __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(b, nibble), table);
+    const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
+    return {_mm512_set1_ps(f16_scalar(blk)), _mm512_mask_add_ps(lo, __mmask16(qh & 0xFFFF), lo, sixteen),
+            _mm512_mask_add_ps(hi, __mmask16(qh >> 16), hi, sixteen)};
   }
-  for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
-}
+};
 
-template <int M>
-void dot_q8_0(float* out, const uint8_t* row, const float* x, int64_t K) {
+// out[m] = row . x[m]: per block acc[m] += d * (lo . x[m][0..16) + hi . x[m][16..32)).
+template <int M, class Decode>
+void dot_blocks(float* out, const uint8_t* row, const float* x, int64_t K) {
+  const Decode decode;
   __m512 acc[M];
   for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
-  for (int64_t k0 = 0; k0 < K; k0 += 32, row += 34) {
-    const __m512 d = _mm512_set1_ps(f16_scalar(row));
-    const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2))));
-    const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 18))));
-    add_scaled_block<M>(acc, d, q0, q1, x + k0, K);
+  for (int64_t k0 = 0; k0 < K; k0 += 32, row += Decode::kBytes) {
+    const ScaledBlock b = decode(row);
+    for (int m = 0; m < M; ++m) {
+      const float* xm = x + m * K + k0;
+      const __m512 s = _mm512_fmadd_ps(b.hi, _mm512_loadu_ps(xm + 16), _mm512_mul_ps(b.lo, _mm512_loadu_ps(xm)));
+      acc[m] = _mm512_fmadd_ps(b.d, s, acc[m]);
+    }
   }
   for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]);
 }
@@ -339,12 +338,15 @@ struct FastKernels {
    {run_rows<1, fn##_k>, run_rows<2, fn##_k>, run_rows<3, fn##_k>, run_rows<4, fn##_k>, run_rows<5, fn##_k>,    \
     run_rows<6, fn##_k>, run_rows<7, fn##_k>, run_rows<8, fn##_k>},                                             \
    widen_row<fn##_k>}
-#define TAIA_DOT_ENTRY(dtype, dot, fn)                                                                 \
-  {dtype, {dot<1>, dot<2>, dot<3>, dot<4>, dot<5>, dot<6>, dot<7>, dot<8>}, widen_row<fn##_k>}
+#define TAIA_DOT_ENTRY(dtype, decode, fn)                                                                     \
+  {dtype,                                                                                                      \
+   {dot_blocks<1, decode>, dot_blocks<2, decode>, dot_blocks<3, decode>, dot_blocks<4, decode>,               \
+    dot_blocks<5, decode>, dot_blocks<6, decode>, dot_blocks<7, decode>, dot_blocks<8, decode>},              \
+   widen_row<fn##_k>}
 const FastKernels kFast[] = {
-    TAIA_DOT_ENTRY(DType::Q8_0, dot_q8_0, rows_q8_0), TAIA_DOT_ENTRY(DType::Q4_0, dot_q4_0, rows_q4_0),
+    TAIA_DOT_ENTRY(DType::Q8_0, DecodeQ8_0, rows_q8_0), TAIA_DOT_ENTRY(DType::Q4_0, DecodeQ4_0, rows_q4_0),
     TAIA_ENTRY(DType::Q4_1, rows_q4_1),
-    TAIA_DOT_ENTRY(DType::Q5_0, dot_q5_0, rows_q5_0), TAIA_ENTRY(DType::Q5_1, rows_q5_1), TAIA_ENTRY(DType::Q4_K, rows_q4_k),
+    TAIA_DOT_ENTRY(DType::Q5_0, DecodeQ5_0, rows_q5_0), TAIA_ENTRY(DType::Q5_1, rows_q5_1), TAIA_ENTRY(DType::Q4_K, rows_q4_k),
     TAIA_ENTRY(DType::Q5_K, rows_q5_k), TAIA_ENTRY(DType::Q6_K, rows_q6_k), TAIA_ENTRY(DType::Q2_K, rows_q2_k),
     TAIA_ENTRY(DType::Q3_K, rows_q3_k),
 };
