@@ -157,15 +157,21 @@ void quantize_q8_0(const float* x, uint8_t* blk) {
   for (int j = 0; j < 32; ++j) blk[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
 }
 
+// The first of x[0..n) with the largest magnitude, its sign kept (0 for an empty or all-zero x).
+float signed_absmax(int n, const float* x) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  return max;
+}
+
 // Q4_0 / Q5_0: d = (the value of largest magnitude) / -8 (-16); quants x / d + 8.5 (16.5).
 template <bool kFiveBit>
 void quantize_q4_q5_0(const float* x, uint8_t* blk) {
-  float amax = 0, max = 0;
-  for (int j = 0; j < 32; ++j)
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
+  const float max = signed_absmax(32, x);
   const float d = max / (kFiveBit ? -16.0f : -8.0f), id = d != 0.0f ? 1.0f / d : 0.0f;
   put_f16(blk, d);
   uint8_t* qs = blk + (kFiveBit ? 6 : 2);
@@ -332,19 +338,15 @@ void quantize_q4_q5_k(const float* x, uint8_t* blk) {
     }
 }
 
-// A symmetric fit of n values to levels -nmax .. nmax - 1 weighted by x^2, the best of 19 trial
-// scales (ggml's make_qx_quants, rmse_type 1); returns the scale, levels in L (+ nmax).
 // The value of largest magnitude (its sign kept), or 0 when every |x| is below 1e-15 (ggml's
 // GROUP_MAX_EPS: the group quantizes to zeros).
 float largest_magnitude(int n, const float* x) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      max = x[i];
-    }
-  return amax < 1e-15f ? 0.0f : max;
+  const float max = signed_absmax(n, x);
+  return std::fabs(max) < 1e-15f ? 0.0f : max;
 }
+
+// A symmetric fit of n values to levels -nmax .. nmax - 1 weighted by x^2, the best of 19 trial
+// scales (ggml's make_qx_quants, rmse_type 1); returns the scale, levels in L (+ nmax).
 
 float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
   const float max = largest_magnitude(n, x);
@@ -387,16 +389,10 @@ void quantize_q6_k(const float* x, uint8_t* blk) {
   float scales[16];
   int8_t fit[kQK];
   uint8_t L[kQK];
-  float max_scale = 0, max_abs = 0;
-  for (int g = 0; g < 16; ++g) {
-    scales[g] = fit_symmetric(16, 32, x + 16 * g, fit + 16 * g);
-    if (std::fabs(scales[g]) > max_abs) {
-      max_abs = std::fabs(scales[g]);
-      max_scale = scales[g];
-    }
-  }
+  for (int g = 0; g < 16; ++g) scales[g] = fit_symmetric(16, 32, x + 16 * g, fit + 16 * g);
+  const float max_scale = largest_magnitude(16, scales);
   std::fill(blk, blk + 210, uint8_t(0));
-  if (max_abs < 1e-15f) return;  // all zero: d = 0
+  if (max_scale == 0.0f) return;  // all zero: d = 0
   const float iscale = -128.0f / max_scale;
   put_f16(blk + 208, 1.0f / iscale);
   int8_t* sc = reinterpret_cast<int8_t*>(blk + 192);
@@ -503,14 +499,8 @@ float fit_symmetric_refined(int n, int nmax, const float* x, int8_t* L) {
 void quantize_q3_k(const float* x, uint8_t* blk) {
   float scales[16];
   int8_t L[kQK];
-  float max_scale = 0, amax = 0;
-  for (int j = 0; j < 16; ++j) {
-    scales[j] = fit_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
-    if (std::fabs(scales[j]) > amax) {
-      amax = std::fabs(scales[j]);
-      max_scale = scales[j];
-    }
-  }
+  for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric_refined(16, 4, x + 16 * j, L + 16 * j);
+  const float max_scale = signed_absmax(16, scales);
   uint8_t* hmask = blk;
   uint8_t* qs = blk + 32;
   uint8_t* sc = blk + 96;
