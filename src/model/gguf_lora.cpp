@@ -159,8 +159,7 @@ std::vector<float> gguf_values(Model& model, const ExpectedTensor& e, const Gguf
 
 // The type a changed tensor is written in (see save_gguf_model).
 DType rewrite_type(DType original, std::optional<DType> requested, int64_t row) {
-  DType t = requested.value_or(original);
-  if (is_block_dtype(t) && !can_quantize(t)) t = DType::Q8_0;
+  DType t = requested.value_or(original);  // taia writes every type it reads
   if (row % block_values(t) != 0) t = DType::F32;  // rows a block type cannot hold (1-D tensors of odd sizes)
   return t;
 }
