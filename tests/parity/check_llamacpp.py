@@ -161,8 +161,8 @@ def same_text(a, b):
     return norm(a) == norm(b)
 
 
-def llama_cli(llama_dir, model, lora=None):
-    cmd = [os.path.join(llama_dir, "build", "bin", "llama-cli"), "-m", model, "-p", PROMPT, "-n", str(N_NEW),
+def llama_cli(llama_dir, model, lora=None, prompt=PROMPT, n_new=N_NEW):
+    cmd = [os.path.join(llama_dir, "build", "bin", "llama-cli"), "-m", model, "-p", prompt, "-n", str(n_new),
            "--temp", "0", "--ignore-eos", "-no-cnv", "--no-warmup", "-t", "2", "-c", "128", "--seed", "1"]
     if lora:
         cmd += ["--lora", lora]
@@ -170,9 +170,9 @@ def llama_cli(llama_dir, model, lora=None):
     return r.stdout if r.returncode == 0 else None
 
 
-def taia_generate(taia, model, *extra):
+def taia_generate(taia, model, *extra, prompt=PROMPT, n_new=N_NEW):
     """The prompt and its continuation as one text (decoded together, as llama-cli prints them)."""
-    r = run([taia, "generate", "-m", model, "--prompt", PROMPT, "-n", str(N_NEW), "--temperature", "0",
+    r = run([taia, "generate", "-m", model, "--prompt", prompt, "-n", str(n_new), "--temperature", "0",
              "--ignore-eos", "--format", "json", "--threads", "2", *extra])
     if r.returncode != 0:
         return None
@@ -242,17 +242,15 @@ def check_quantized_fixtures(taia, llama_dir, work):
     tokens equal llama-cli's (which quantizes the activations to 8 bits for its products: a
     near-tie can still go the other way); a LoRA trained by taia on the Q4_K_M file, exported as
     a TAIA gguf-lora, continues in llama-cli --lora as in taia. Returns the failures."""
-    global PROMPT, N_NEW
     failures = 0
-    saved = PROMPT, N_NEW
-    N_NEW = 32
     for name in ("trained-q8_0.gguf", "trained-q4_k_m.gguf"):
         model = os.path.join(QUANT_DIR, name)
-        for PROMPT in QUANT_PROMPTS:
-            ours, theirs = taia_generate(taia, model), llama_cli(llama_dir, model)
+        for prompt in QUANT_PROMPTS:
+            ours = taia_generate(taia, model, prompt=prompt, n_new=32)
+            theirs = llama_cli(llama_dir, model, prompt=prompt, n_new=32)
             ok = ours is not None and theirs is not None and same_text(theirs, ours)
             failures += 0 if ok else 1
-            print(f"{'ok  ' if ok else 'FAIL'} {name} '{PROMPT}': 32 greedy tokens, llama-cli == taia generate")
+            print(f"{'ok  ' if ok else 'FAIL'} {name} '{prompt}': 32 greedy tokens, llama-cli == taia generate")
             if not ok:
                 print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
     model = os.path.join(QUANT_DIR, "trained-q4_k_m.gguf")
@@ -266,8 +264,8 @@ def check_quantized_fixtures(taia, llama_dir, work):
     losses = [json.loads(l)["loss"] for l in open(os.path.join(adapter, "metrics.jsonl"))] if r.returncode == 0 else []
     lora = os.path.join(work, "quant-taia.lora.gguf")
     run([taia, "export", "-m", model, "--adapter", adapter, "--mode", "taia", "--format", "gguf-lora", "-o", lora])
-    PROMPT = QUANT_PROMPTS[0]
-    ours, theirs = taia_generate(taia, model, "--adapter", adapter, "--mode", "taia"), llama_cli(llama_dir, model, lora)
+    ours = taia_generate(taia, model, "--adapter", adapter, "--mode", "taia", prompt=QUANT_PROMPTS[0], n_new=32)
+    theirs = llama_cli(llama_dir, model, lora, prompt=QUANT_PROMPTS[0], n_new=32)
     ok = (len(losses) == 12 and losses[-1] < losses[0] and ours is not None and theirs is not None
           and same_text(theirs, ours))
     failures += 0 if ok else 1
@@ -276,7 +274,6 @@ def check_quantized_fixtures(taia, llama_dir, work):
           f"taia generate --mode taia")
     if not ok:
         print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
-    PROMPT, N_NEW = saved
     return failures + check_perplexity(taia, llama_dir, work)
 
 
