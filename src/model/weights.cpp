@@ -80,8 +80,8 @@ std::vector<TensorView*> Model::named_tensors() {
   return out;
 }
 
-bool Model::has_block_weights() {
-  for (TensorView* t : named_tensors())
+bool Model::has_block_weights() const {
+  for (const TensorView* t : const_cast<Model*>(this)->named_tensors())
     if (is_block_dtype(t->dtype)) return true;
   return false;
 }

@@ -72,7 +72,7 @@ struct Model {
   // All tensors with HF names, in checkpoint order (the lm_head is skipped when tied).
   std::vector<TensorView*> named_tensors();
   // Whether some weight is kept in a GGUF block type (a quantized, frozen base).
-  bool has_block_weights();
+  bool has_block_weights() const;
 };
 
 }  // namespace taia

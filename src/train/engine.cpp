@@ -106,7 +106,7 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
     inv_freq_long_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling, nullptr, true);
   TAIA_CHECK(!lora_ || lora_->layout == c.proj_layout(), "[TrainEngine] the adapter's module layout (fused or split "
              "projections) is not the model's");
-  fold_allowed_ = !const_cast<Model&>(model).has_block_weights();
+  fold_allowed_ = !model.has_block_weights();
   if (c.rope_local_theta > 0) inv_freq_local_ = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
              "computes in F32");
@@ -215,7 +215,7 @@ int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t
       bytes += c.vocab_size * c.hidden_size * 2;
     }
     bytes += N * std::max(widest, c.vocab_size) * 2;  // rounded activations
-  } else if (model.linear_dtype != DType::F32 || const_cast<Model&>(model).has_block_weights()) {
+  } else if (model.linear_dtype != DType::F32 || model.has_block_weights()) {
     bytes += std::min<int64_t>(256, std::max(widest, c.vocab_size)) * widest * 4;  // a widened block
   }
   return bytes;
@@ -225,7 +225,7 @@ int64_t TrainEngine::working_bytes(const Model& model, int64_t B, int64_t L, con
                                    const LoraAdapter* lora, bool full) {
   Buffers none;  // only sized, never allocated
   int64_t floats = 0;
-  plan_buffers(none, PlanShape{&model.config, B, L, &o, full ? nullptr : lora, !const_cast<Model&>(model).has_block_weights()},
+  plan_buffers(none, PlanShape{&model.config, B, L, &o, full ? nullptr : lora, !model.has_block_weights()},
                [&](std::vector<float>&, int64_t n) { floats += n; });
   return floats * 4 + kernel_scratch_bytes(model, B, L, o);
 }
