@@ -228,8 +228,8 @@ void load_hf(Model& model, const std::string& dir, const LoadOptions& options) {
       std::vector<float> tmp(size_t(dst.numel()));
       convert_to_f32(t->dtype, t->data, tmp.data(), tmp.size());
       fill_from_f32(dst, tmp);
+      drop_mapped_pages(t->data, size_t(t->end - t->begin));  // converted: the file's pages may go
     }
-    drop_mapped_pages(t->data, size_t(t->end - t->begin));  // copied: the file's pages may go
   }
 }
 
@@ -247,6 +247,7 @@ void load_converted(TensorView& dst, const GgufTensor& t, const ExpectedTensor& 
   if (plus_one)
     for (float& v : tmp) v -= 1.0f;  // llama.cpp stored 1 + weight; taia keeps HF's weight
   fill_from_f32(dst, tmp);
+  drop_mapped_pages(t.data, t.nbytes);  // converted: the file's pages may go (the copies drop as they go)
 }
 
 void load_gguf(Model& model, const std::string& path, const LoadOptions& options) {
@@ -291,7 +292,6 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
     } else {
       load_converted(dst, *t, e, c, reorder, plus_one, path);
     }
-    drop_mapped_pages(t->data, t->nbytes);  // copied: the file's pages may go
   }
   if (const GgufTensor* rf = g.find_tensor(kGgufRopeFreqsTensor)) {
     TAIA_CHECK(rf->numel() == c.head_dim / 2, path, ": ", kGgufRopeFreqsTensor, " expected ", c.head_dim / 2,
