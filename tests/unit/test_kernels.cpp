@@ -52,7 +52,10 @@ INSTANTIATE_TEST_SUITE_P(
                       LinearCase{9, 257, 64, DType::F32, true, false}, LinearCase{40, 600, 48, DType::BF16, true, true},
                       LinearCase{64, 64, 128, DType::F32, false, true}, LinearCase{17, 513, 7, DType::BF16, false, false},
                       LinearCase{1, 300, 96, DType::F16, true, false}, LinearCase{8, 65, 31, DType::F16, false, true},
-                      LinearCase{40, 600, 48, DType::F16, true, true}));
+                      LinearCase{40, 600, 48, DType::F16, true, true},
+                      // BF16 pairs kernel: a 16-weight tail, a 2-weight row, rows beyond a block of 8
+                      LinearCase{2, 203, 80, DType::BF16, true, false}, LinearCase{5, 9, 2, DType::BF16, false, true},
+                      LinearCase{1, 4099, 130, DType::BF16, false, false}, LinearCase{3, 17, 33, DType::F16, true, false}));
 
 // Random blocks of a GGUF block type: random quant bits, F16 scales (and minimums) set to
 // sane values at their offsets in the block.
