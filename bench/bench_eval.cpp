@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bench_models.h"
+#include "perf/presets.h"
 #include "core/mmap_file.h"
 #include "core/rng.h"
 #include "core/threading.h"
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
   } else {
     std::fprintf(stderr, "skip stories260K: %s not found\n", stories.c_str());
   }
-  auto m = taia::init_model(taia::bench::qwen25_05b_shape(), 1, taia::DType::F32);
+  auto m = taia::init_model(taia::bench_preset_config("qwen2-0.5b"), 1, taia::DType::F32);
   taia::Decoder d(*m);
   row("Qwen2.5-0.5B shape (random, F32)", d, quick ? 4 : 16, 8);
   return 0;

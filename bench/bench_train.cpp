@@ -13,6 +13,8 @@
 
 #include "core/rng.h"
 #include "model/init.h"
+#include "perf/measure.h"
+#include "perf/presets.h"
 #include "train/engine.h"
 #include "train/optimizer.h"
 #include "train/trainable.h"
@@ -24,18 +26,8 @@ int main(int argc, char** argv) {
   // f32: F32 base and compute; bf16: BF16 base weights, F32 compute; bf16c: BF16 base and BF16 GEMMs.
   const std::string mode = argc > 2 ? argv[2] : "f32";
   const DType dt = mode == "f32" ? DType::F32 : DType::BF16;
-  const int64_t B = 4, T = 256, V = 8000, D = 512, L = 8, FF = 1376, R = 8;
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.vocab_size = V;
-  c.hidden_size = D;
-  c.intermediate_size = FF;
-  c.num_layers = L;
-  c.num_heads = 8;
-  c.num_kv_heads = 8;
-  c.head_dim = D / 8;
-  c.max_position_embeddings = T;
-  c.rms_norm_eps = 1e-5;
+  const int64_t B = 4, T = 256, R = 8;
+  const ModelConfig c = bench_preset_config("llama-34m");  // the peer's model
   auto model = init_model(c, 1, dt);
   LoraConfig lc;
   lc.rank = R;
@@ -52,7 +44,7 @@ int main(int argc, char** argv) {
   batch.B = B;
   batch.L = T;
   Rng rng(3);
-  for (int64_t i = 0; i < B * T; ++i) batch.tokens.push_back(int32_t(rng.next_u64() % V));
+  for (int64_t i = 0; i < B * T; ++i) batch.tokens.push_back(int32_t(rng.next_u64() % uint64_t(c.vocab_size)));
   for (int64_t i = 0; i < B * T; ++i) batch.targets.push_back(i % T == T - 1 ? -1 : batch.tokens[size_t(i + 1)]);
   const float scale = 1.0f / float(batch.target_count());
   auto time_of = [&](bool with_opt) {
@@ -73,16 +65,16 @@ int main(int argc, char** argv) {
   const PhaseTimes phases = engine.phase_times();
   for (int i = 0; i < trials; ++i) fbo.push_back(time_of(true));
   const double tok = double(B * T);
-  const double lin = double(L) * (4.0 * D * D + 3.0 * D * FF) * 2 * tok;
-  const double lora_f = double(L) * R * (4.0 * (D + D) + 2.0 * (D + FF) + (FF + D)) * 2 * tok;
-  const double attn = double(L) * 2 * (2.0 * B * T * T * D);
-  const double head = 2 * tok * D * V;
-  const double fwd = lin + lora_f + attn + head;
+  TrainBenchOptions shape;
+  shape.batch = B;
+  shape.seq = T;
+  shape.rank = R;
+  const double flops = train_step_flops(c, shape);  // 2 x forward matmul FLOPs, the peer's formula
   std::printf("taia LoRA r=%lld, base %s, compute %s, batch %lldx%lld, threads %s\n", (long long)R, dtype_name(dt),
               eo.compute_bf16 ? "BF16 GEMMs" : "F32", (long long)B,
               (long long)T, std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "(all)");
   std::printf("train fwd+bwd: median=%.1f ms -> %.0f tokens/s, %.1f GFLOP/s (2x fwd matmul flops)\n",
-              median(fb) * 1e3, tok / median(fb), 2 * fwd / median(fb) / 1e9);
+              median(fb) * 1e3, tok / median(fb), flops / median(fb) / 1e9);
   std::printf("train fwd+bwd+AdamW: median=%.1f ms -> %.0f tokens/s\n", median(fbo) * 1e3, tok / median(fbo));
   // Mean time per fwd+bwd step in each phase (the rest: parallel-region starts, gradient zeroing).
   double mean_step = 0;

@@ -80,8 +80,14 @@ std::vector<TensorView*> Model::named_tensors() {
   return out;
 }
 
+std::vector<const TensorView*> Model::named_tensors() const {
+  std::vector<const TensorView*> out;
+  for (TensorView* t : const_cast<Model*>(this)->named_tensors()) out.push_back(t);  // find() only reads
+  return out;
+}
+
 bool Model::has_block_weights() const {
-  for (const TensorView* t : const_cast<Model*>(this)->named_tensors())
+  for (const TensorView* t : named_tensors())
     if (is_block_dtype(t->dtype)) return true;
   return false;
 }

@@ -71,6 +71,7 @@ struct Model {
   TensorView* find(const std::string& hf_name);
   // All tensors with HF names, in checkpoint order (the lm_head is skipped when tied).
   std::vector<TensorView*> named_tensors();
+  std::vector<const TensorView*> named_tensors() const;
   // Whether some weight is kept in a GGUF block type (a quantized, frozen base).
   bool has_block_weights() const;
 };

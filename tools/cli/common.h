@@ -27,6 +27,7 @@ void register_export(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_report(CLI::App& app);
 void register_demo(CLI::App& app);
+void register_bench(CLI::App& app);
 
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);

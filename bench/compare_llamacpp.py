@@ -1,0 +1,148 @@
+"""taia against llama.cpp on the same GGUF files, the table of docs/BENCHMARKS.md (issue 17).
+
+Models (random weights, made once in WORK_DIR and reused):
+  - a Qwen2.5-0.5B-shaped model (hidden 896, 24 layers, 14 / 2 heads, FFN 4864, tied 151,936-token
+    embeddings with Qwen's vocabulary from the fixtures), written as F32 GGUF by llama.cpp's gguf-py
+    in the converter's layout, then converted by llama-quantize to BF16, F16, Q8_0, Q4_0, Q4_K_M;
+  - a LLaMA 58M (dim 512, 8 layers, FFN 1376, LLaMA 2's 32,000-token vocabulary, untied), F32.
+In interleaved rounds (every file in both tools each round; medians reported), `llama-bench -p 512
+-n 128 -r 1` beside `taia bench prefill --prompt 512` and `taia bench decode --tokens 128` (both
+from an empty cache, as llama-bench's pp512 and tg128), and taia's decode as a share of the bound
+that the read bandwidth it measures in the same call sets.
+
+usage: /usr/bin/python3 bench/compare_llamacpp.py TAIA LLAMA_BENCH FIXTURES WORK_DIR [ROUNDS] [THREADS]
+(bench/compare_llamacpp.sh fills in everything but LLAMA_BENCH.) llama-quantize is taken from the
+llama-bench's folder and gguf-py from the llama.cpp tree it was built in (LLAMA_CPP_DIR overrides).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
+import check_llamacpp  # noqa: E402  (gguf-py and the converter's tensor layout)
+
+QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+        "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "max_position_embeddings": 32768,
+        "tie_word_embeddings": True, "bos_token_id": 151643, "eos_token_id": 151645}
+LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32000, "hidden_size": 512,
+         "intermediate_size": 1376, "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 8,
+         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 2048,
+         "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2}
+QWEN_TYPES = ["BF16", "F16", "Q8_0", "Q4_0", "Q4_K_M"]  # llama-quantize's names, from the F32 file
+
+
+def qwen_vocab_gguf(gguf, tokenizer_json, out):
+    """A GGUF holding only Qwen's BPE vocabulary (as convert_hf_to_gguf writes it: gpt2 model,
+    qwen2 pre-tokenizer, tokens padded to the embedding rows with [PAD{i}])."""
+    t = json.load(open(tokenizer_json))
+    tokens = {i: tok for tok, i in t["model"]["vocab"].items()}
+    types = {i: 1 for i in tokens}
+    for a in t["added_tokens"]:
+        tokens[a["id"]] = a["content"]
+        types[a["id"]] = 3 if a.get("special") else 4
+    n = QWEN["vocab_size"]
+    w = gguf.GGUFWriter(out, "qwen2")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list([tokens.get(i, f"[PAD{i}]") for i in range(n)])
+    w.add_token_types([types.get(i, 5) for i in range(n)])
+    merges = t["model"]["merges"]
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    w.add_bos_token_id(QWEN["bos_token_id"])
+    w.add_eos_token_id(QWEN["eos_token_id"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def f32_gguf(taia, gguf, arch, cfg, vocab, work, name):
+    out = os.path.join(work, f"{name}-f32.gguf")
+    if not os.path.exists(out):
+        config = os.path.join(work, f"{name}-config.json")
+        json.dump(cfg, open(config, "w"))
+        hf = os.path.join(work, f"{name}-hf")
+        subprocess.run([taia, "init-model", "--config", config, "--out", hf, "--seed", "1", "--std", "0.02"],
+                       check=True, capture_output=True)
+        check_llamacpp.write_gguf(gguf, arch, cfg, hf, vocab, out)
+    return out
+
+
+def make_models(taia, llama_bench, fixtures, llama_dir, work):
+    """[(model label, dtype, path)] in table order."""
+    gguf = check_llamacpp.load_gguf_py(llama_dir)
+    qvocab = os.path.join(work, "qwen-vocab.gguf")
+    if not os.path.exists(qvocab):
+        qwen_vocab_gguf(gguf, os.path.join(fixtures, "tokenizers", "qwen3", "tokenizer.json"), qvocab)
+    qf32 = f32_gguf(taia, gguf, "qwen2", QWEN, qvocab, work, "qwen05")
+    files = [("Qwen2.5-0.5B shape", "F32", qf32)]
+    quantize = os.path.join(os.path.dirname(llama_bench), "llama-quantize")
+    for t in QWEN_TYPES:
+        out = os.path.join(work, f"qwen05-{t.lower()}.gguf")
+        if not os.path.exists(out):
+            subprocess.run([quantize, qf32, out, t], check=True, capture_output=True)
+        files.append(("Qwen2.5-0.5B shape", t, out))
+    lvocab = os.path.join(fixtures, "tokenizers", "goldens", "ggml-vocab-llama-spm.gguf")
+    files.append(("LLaMA 58M", "F32", f32_gguf(taia, gguf, "llama", LLAMA, lvocab, work, "llama58m")))
+    return files
+
+
+def llama_bench_run(llama_bench, model, threads):
+    r = subprocess.run([llama_bench, "-m", model, "-p", "512", "-n", "128", "-t", str(threads), "-r", "1", "-o",
+                        "json"], capture_output=True, text=True, check=True)
+    rows = json.loads(r.stdout)
+    pp = next(x["avg_ts"] for x in rows if x["n_prompt"] == 512)
+    tg = next(x["avg_ts"] for x in rows if x["n_gen"] == 128)
+    return pp, tg
+
+
+def taia_bench_run(taia, model, threads):
+    def bench(*args):
+        r = subprocess.run([taia, "bench", *args, "-m", model, "--rounds", "1", "-t", str(threads), "--format",
+                            "json"], capture_output=True, text=True, check=True)
+        return json.loads(r.stdout)
+    pp = bench("prefill", "--prompt", "512")
+    tg = bench("decode", "--tokens", "128")
+    return pp["tokens_per_s"], tg["tokens_per_s"], tg["fraction_of_bound"]
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def main():
+    taia, llama_bench, fixtures, work = sys.argv[1:5]
+    rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+    threads = int(sys.argv[6]) if len(sys.argv) > 6 else 2
+    llama_dir = os.environ.get("LLAMA_CPP_DIR") or os.path.normpath(
+        os.path.join(os.path.dirname(os.path.abspath(llama_bench)), "..", ".."))
+    os.makedirs(work, exist_ok=True)
+    files = make_models(taia, llama_bench, fixtures, llama_dir, work)
+    results = {f: {"llama": [], "taia": []} for f in files}
+    for r in range(rounds):  # interleaved: each round runs every file in both tools
+        for f in files:
+            results[f]["llama"].append(llama_bench_run(llama_bench, f[2], threads))
+            results[f]["taia"].append(taia_bench_run(taia, f[2], threads))
+            print(f"round {r + 1} {f[0]} {f[1]}: llama.cpp {results[f]['llama'][-1]}, taia {results[f]['taia'][-1]}",
+                  file=sys.stderr, flush=True)
+    print(f"CPU: {cpu_name()}, {threads} threads, {rounds} interleaved rounds (medians), llama-bench -p 512 -n 128 "
+          f"vs taia bench prefill --prompt 512 / decode --tokens 128\n")
+    print("| model (random weights) | dtype | file MB | llama.cpp prefill / decode tok/s | taia prefill / decode tok/s "
+          "| taia / llama.cpp | taia decode, share of the bandwidth bound |")
+    print("|---|---|---|---|---|---|---|")
+    for f in files:
+        label, dtype, path = f
+        lp, lt = (statistics.median(x[i] for x in results[f]["llama"]) for i in (0, 1))
+        tp, tt, share = (statistics.median(x[i] for x in results[f]["taia"]) for i in (0, 1, 2))
+        print(f"| {label} | {dtype} | {os.path.getsize(path) / 1e6:.0f} | {lp:.0f} / {lt:.1f} | {tp:.0f} / {tt:.1f} | "
+              f"{tp / lp:.2f}x / {tt / lt:.2f}x | {100 * share:.0f} % |")
+
+
+if __name__ == "__main__":
+    main()

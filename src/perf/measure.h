@@ -1,0 +1,47 @@
+// What `taia bench` and bench/ time: prefill, decode and LoRA training steps on a loaded model,
+// with the work each does (FLOPs, bytes read) so that rates can be set beside the machine's
+// measured ceilings (perf/machine.h).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/weights.h"
+
+namespace taia {
+
+// Called after each timed round with (rounds done, rounds in all), e.g. for a progress bar.
+using RoundDone = std::function<void(int, int)>;
+
+// Tokens/s of each round: a `tokens`-token prompt from an empty cache, logits of the last
+// position only (as llama-bench's pp test); one untimed warm-up pass first.
+std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, const RoundDone& done = {});
+
+// Tokens/s of each round: `tokens` one-token steps (greedy) after an untimed `depth`-token
+// prompt (depth 0: from an empty cache, as llama-bench's tg test); one untimed warm-up round.
+std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens, int rounds,
+                                   const RoundDone& done = {});
+
+struct TrainBenchOptions {
+  int64_t batch = 4, seq = 256;  // sequences x tokens per step (random tokens, next-token targets)
+  int64_t rank = 8;              // LoRA rank (alpha 2 x rank, no dropout) on all seven projections
+  bool compute_bf16 = false;     // --compute bf16: frozen base products in BF16
+};
+
+// Tokens/s of each of `steps` LoRA steps (forward, backward, AdamW), after two untimed ones.
+std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done = {});
+
+// Matrix-product FLOPs of a T-token prefill: the projections, causal attention (QK^T and AV over
+// the positions each row sees) and the LM head for the last row.
+double prefill_flops(const ModelConfig& c, int64_t T);
+// FLOPs the training benchmark credits a step with: twice the forward's matrix products
+// (projections, LoRA branches, full T x T attention, LM head), the PyTorch peer's formula.
+double train_step_flops(const ModelConfig& c, const TrainBenchOptions& o);
+// Bytes one decode step reads at context length ctx: every weight as stored (one embedding row
+// unless the embedding is also the LM head) and the F32 keys and values of ctx positions.
+double decode_bytes_per_token(const Model& m, int64_t ctx);
+
+// The median (the mean of the two middle values for an even count).
+double median_of(std::vector<double> v);
+
+}  // namespace taia
