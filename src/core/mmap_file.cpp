@@ -14,7 +14,7 @@
 
 namespace taia {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+MappedFile::MappedFile(const std::string& path, MapAccess access) : path_(path), access_(access) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   TAIA_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
   struct stat st {};
@@ -29,7 +29,9 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   }
   size_ = size_t(st.st_size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    // MAP_PRIVATE either way: copy-on-write pages are the process's own, the file is never written.
+    const int prot = access == MapAccess::CopyOnWrite ? PROT_READ | PROT_WRITE : PROT_READ;
+    void* p = ::mmap(nullptr, size_, prot, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);
@@ -42,7 +44,8 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 
 MappedFile::~MappedFile() { release(); }
 
-MappedFile::MappedFile(MappedFile&& o) noexcept : path_(std::move(o.path_)), data_(o.data_), size_(o.size_) {
+MappedFile::MappedFile(MappedFile&& o) noexcept
+    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), access_(o.access_) {
   o.data_ = nullptr;
   o.size_ = 0;
 }
@@ -53,6 +56,7 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     path_ = std::move(o.path_);
     data_ = o.data_;
     size_ = o.size_;
+    access_ = o.access_;
     o.data_ = nullptr;
     o.size_ = 0;
   }
@@ -63,6 +67,14 @@ void MappedFile::release() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
   data_ = nullptr;
   size_ = 0;
+}
+
+void* MappedFile::writable(const void* p) const {
+  const auto* b = static_cast<const uint8_t*>(p);
+  TAIA_CHECK(access_ == MapAccess::CopyOnWrite, path_, ": [MappedFile] expected a copy-on-write mapping for writable "
+             "pointers, got a read-only one");
+  TAIA_CHECK(b >= data_ && b <= data_ + size_, path_, ": [MappedFile] pointer outside the mapping");
+  return const_cast<uint8_t*>(b);
 }
 
 void drop_mapped_pages(const void* p, size_t n) {

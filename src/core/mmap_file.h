@@ -1,4 +1,5 @@
-// Read-only memory map of a whole file (RAII).
+// Memory map of a whole file (RAII): read-only, or copy-on-write (a model's weights used in
+// place: a write, e.g. merging an adapter, copies the page it touches; the file never changes).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -6,10 +7,12 @@
 
 namespace taia {
 
+enum class MapAccess { ReadOnly, CopyOnWrite };
+
 class MappedFile {
  public:
   MappedFile() = default;
-  explicit MappedFile(const std::string& path);  // throws naming the path on failure
+  explicit MappedFile(const std::string& path, MapAccess access = MapAccess::ReadOnly);  // throws naming the path
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -19,12 +22,15 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // p (inside the mapping) as a writable pointer; only for a CopyOnWrite mapping.
+  void* writable(const void* p) const;
 
  private:
   void release();
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  MapAccess access_ = MapAccess::ReadOnly;
 };
 
 // Tells the kernel that the whole pages of [p, p + n) inside a read-only file mapping are not

@@ -192,10 +192,10 @@ int64_t GgufTensor::numel() const {
 
 std::vector<int64_t> GgufTensor::shape() const { return std::vector<int64_t>(ne.rbegin(), ne.rend()); }
 
-GgufFile::GgufFile(const std::string& path) : file_(path) {
-  Cursor c(file_.data(), file_.size(), path);
+GgufFile::GgufFile(const std::string& path, MapAccess access) : file_(std::make_shared<MappedFile>(path, access)) {
+  Cursor c(file_->data(), file_->size(), path);
   c.need(4, "the GGUF magic");
-  TAIA_CHECK(std::memcmp(file_.data(), "GGUF", 4) == 0, path, ": expected the magic 'GGUF' at byte 0");
+  TAIA_CHECK(std::memcmp(file_->data(), "GGUF", 4) == 0, path, ": expected the magic 'GGUF' at byte 0");
   c.read<uint32_t>("magic");
   version_ = c.read<uint32_t>("version");
   TAIA_CHECK(version_ == 2 || version_ == 3, path, ": GGUF version expected 2 or 3, got ", version_);
@@ -203,9 +203,9 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   // Each metadata pair takes at least 8 (key length) + 4 (type) + 1 bytes, each tensor info 8+4+8+4+8.
   TAIA_CHECK(n_kv <= c.remaining() / 13, path, ": metadata count ", n_kv, " cannot fit in a file of ",
-             file_.size(), " bytes");
+             file_->size(), " bytes");
   TAIA_CHECK(n_tensors <= c.remaining() / 32, path, ": tensor count ", n_tensors, " cannot fit in a file of ",
-             file_.size(), " bytes");
+             file_->size(), " bytes");
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = c.read_string("metadata key");
     const size_t at = c.pos();
@@ -251,13 +251,13 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
     tensors_.push_back(std::move(t));
   }
   const uint64_t data_start = (uint64_t(c.pos()) + alignment_ - 1) / alignment_ * alignment_;
-  TAIA_CHECK(data_start <= file_.size() || tensors_.empty(), path, ": data section starts at byte ", data_start,
-             ", past the end of the file (", file_.size(), " bytes)");
-  const uint64_t data_size = data_start <= file_.size() ? file_.size() - data_start : 0;
+  TAIA_CHECK(data_start <= file_->size() || tensors_.empty(), path, ": data section starts at byte ", data_start,
+             ", past the end of the file (", file_->size(), " bytes)");
+  const uint64_t data_size = data_start <= file_->size() ? file_->size() - data_start : 0;
   for (auto& t : tensors_) {
     TAIA_CHECK(t.offset <= data_size && t.nbytes <= data_size - t.offset, path, ": tensor '", t.name, "' bytes [",
                t.offset, ", ", t.offset + t.nbytes, ") lie outside the data section (", data_size, " bytes)");
-    t.data = file_.data() + data_start + t.offset;
+    t.data = file_->data() + data_start + t.offset;
   }
   std::vector<const GgufTensor*> sorted;
   for (const auto& t : tensors_) sorted.push_back(&t);

@@ -3,6 +3,7 @@
 // size before use; tensor data stays in the memory map until dequantized.
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -56,9 +57,11 @@ struct GgufTensor {
 
 class GgufFile {
  public:
-  explicit GgufFile(const std::string& path);
+  explicit GgufFile(const std::string& path, MapAccess access = MapAccess::ReadOnly);
+  // The mapping the tensors' data point into: a model keeps it to use tensors in place.
+  std::shared_ptr<const MappedFile> mapping() const { return file_; }
 
-  const std::string& path() const { return file_.path(); }
+  const std::string& path() const { return file_->path(); }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
@@ -73,7 +76,7 @@ class GgufFile {
   double get_float_or(const std::string& key, double fallback) const;
 
  private:
-  MappedFile file_;
+  std::shared_ptr<MappedFile> file_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   std::map<std::string, GgufValue> metadata_;

@@ -29,25 +29,35 @@ static void set_fused_views(Model& model) {
   }
 }
 
-void allocate_model(Model& model, DType linear_dtype, const std::map<std::string, DType>& kept) {
+// The type a tensor is kept in: as `kept` says (GGUF block types), else the linear dtype for
+// the weights that feed matrix products and F32 for norms and biases.
+static DType slot_dtype(const ExpectedTensor& e, DType linear_dtype, const std::map<std::string, DType>& kept) {
+  const auto it = kept.find(e.name);
+  return it != kept.end() ? it->second : e.is_linear ? linear_dtype : DType::F32;
+}
+
+void allocate_model(Model& model, DType linear_dtype, const std::map<std::string, DType>& kept,
+                    const std::map<std::string, void*>& in_place) {
   TAIA_CHECK(linear_dtype == DType::F32 || linear_dtype == DType::BF16 || linear_dtype == DType::F16,
              "[allocate_model] expected linear dtype F32, BF16 or F16, got ", dtype_name(linear_dtype));
   model.linear_dtype = linear_dtype;
   const ModelConfig& c = model.config;
   model.weights.layers.assign(size_t(c.num_layers), LayerWeights{});
   const auto expected = expected_tensors(c);
-  auto dtype_of = [&](const ExpectedTensor& e) {
-    const auto it = kept.find(e.name);
-    return it != kept.end() ? it->second : e.is_linear ? linear_dtype : DType::F32;
-  };
   size_t bytes = 0;
-  for (const ExpectedTensor& e : expected) bytes += Arena::aligned(dtype_bytes(dtype_of(e), checked_numel(e.shape, e.name)));
+  for (const ExpectedTensor& e : expected)
+    if (!in_place.count(e.name))
+      bytes += Arena::aligned(dtype_bytes(slot_dtype(e, linear_dtype, kept), checked_numel(e.shape, e.name)));
   model.arena.reserve(bytes);
+  model.mapped_bytes = 0;
   for (const ExpectedTensor& e : expected) {
-    const DType dt = dtype_of(e);
+    const DType dt = slot_dtype(e, linear_dtype, kept);
     TensorView* v = model.find(e.name);
     TAIA_CHECK(v != nullptr, "[allocate_model] no slot for tensor '", e.name, "'");
-    *v = TensorView(e.name, dt, e.shape, model.arena.take(dtype_bytes(dt, checked_numel(e.shape, e.name))));
+    const size_t n = dtype_bytes(dt, checked_numel(e.shape, e.name));
+    const auto it = in_place.find(e.name);
+    if (it != in_place.end()) model.mapped_bytes += n;
+    *v = TensorView(e.name, dt, e.shape, it != in_place.end() ? it->second : model.arena.take(n));
   }
   if (c.tie_word_embeddings) {
     model.weights.lm_head = model.weights.embed;
@@ -55,7 +65,6 @@ void allocate_model(Model& model, DType linear_dtype, const std::map<std::string
   }
   if (c.fused_proj) set_fused_views(model);
 }
-
 
 void unpermute_qk_rows(float* rows, int64_t n_heads, int64_t head_dim, int64_t row_len) {
   unpermute_qk_row_bytes(rows, n_heads, head_dim, size_t(row_len) * sizeof(float));
@@ -250,48 +259,78 @@ void load_converted(TensorView& dst, const GgufTensor& t, const ExpectedTensor& 
   drop_mapped_pages(t.data, t.nbytes);  // converted: the file's pages may go (the copies drop as they go)
 }
 
+// Where one expected tensor comes from in a GGUF file and what loading it must change.
+struct GgufSource {
+  const GgufTensor* tensor;
+  DType stored;
+  bool reorder;   // LLaMA's Q/K rows, permuted by the converter
+  bool plus_one;  // Gemma's norms, stored as 1 + weight
+};
+
+GgufSource gguf_source(const GgufFile& g, const ModelConfig& c, const ExpectedTensor& e) {
+  const std::string gname = gguf_tensor_name(e.name, c.norm_layout());
+  const GgufTensor* t = g.find_tensor(gname);
+  TAIA_CHECK(t != nullptr, g.path(), ": missing tensor '", gname, "' (", e.name, ")");
+  if (t->shape() != e.shape) {
+    TensorView want("", DType::F32, e.shape, nullptr), got("", DType::F32, t->shape(), nullptr);
+    fail(g.path(), ": tensor '", gname, "' expected shape ", want.shape_string(), " (reversed ggml order), got ",
+         got.shape_string());
+  }
+  const auto proj = proj_of_tensor(e.name);
+  return {t, gguf_tensor_dtype(*t, g.path()),
+          arch_info(c.arch).gguf_permutes_qk && (proj == Proj::Q || proj == Proj::K),
+          arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e)};
+}
+
+// Block-quantized weights stay quantized unless a storage type was asked for (linear_dtype for
+// every weight, block_dtype for the quantized ones).
+std::map<std::string, DType> gguf_kept_types(const std::vector<ExpectedTensor>& expected,
+                                             const std::vector<GgufSource>& sources, const LoadOptions& options) {
+  std::map<std::string, DType> kept;
+  for (size_t i = 0; i < expected.size(); ++i)
+    if (expected[i].is_linear && is_block_dtype(sources[i].stored) && !options.linear_dtype)
+      kept[expected[i].name] = options.block_dtype.value_or(sources[i].stored);
+  return kept;
+}
+
+// GGUF tensor data is aligned to 32 bytes by default (general.alignment); a file that aligns
+// less has its tensors copied, so that the kernels always see element-aligned rows.
+constexpr uintptr_t kInPlaceAlignment = 32;
+
 void load_gguf(Model& model, const std::string& path, const LoadOptions& options) {
-  GgufFile g(path);
+  GgufFile g(path, MapAccess::CopyOnWrite);
   model.config = config_from_gguf(g);
   const ModelConfig& c = model.config;
-  const GgufTensor* first = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".weight", c.proj_layout()));
-  DType stored = DType::F32;
-  if (first && (first->type == uint32_t(GgmlType::BF16) || first->type == uint32_t(GgmlType::F16)))
-    stored = gguf_tensor_dtype(*first, path);
   const auto expected = expected_tensors(c);
-  for (const ExpectedTensor& e : expected) {  // all present and shaped before allocating
-    const std::string gname = gguf_tensor_name(e.name, c.norm_layout());
-    const GgufTensor* t = g.find_tensor(gname);
-    TAIA_CHECK(t != nullptr, path, ": missing tensor '", gname, "' (", e.name, ")");
-    if (t->shape() != e.shape) {
-      TensorView want("", DType::F32, e.shape, nullptr), got("", DType::F32, t->shape(), nullptr);
-      fail(path, ": tensor '", gname, "' expected shape ", want.shape_string(), " (reversed ggml order), got ",
-           got.shape_string());
-    }
+  std::vector<GgufSource> sources;  // all present and shaped before anything is allocated
+  for (const ExpectedTensor& e : expected) sources.push_back(gguf_source(g, c, e));
+  const GgufTensor* first = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".weight", c.proj_layout()));
+  const DType stored = first ? gguf_tensor_dtype(*first, path) : DType::F32;
+  const DType linear_dtype = options.linear_dtype.value_or(default_linear_dtype(stored));
+  const std::map<std::string, DType> kept = gguf_kept_types(expected, sources, options);
+  // A tensor the file stores as it is kept is used in place, from the copy-on-write mapping (no
+  // copy and no load time, as llama.cpp does; a write, e.g. a merged adapter, copies its pages);
+  // the others are converted into the arena, their file pages dropped.
+  std::map<std::string, void*> in_place;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const GgufSource& src = sources[i];
+    if (src.stored == slot_dtype(expected[i], linear_dtype, kept) && !src.reorder && !src.plus_one &&
+        reinterpret_cast<uintptr_t>(src.tensor->data) % kInPlaceAlignment == 0)
+      in_place[expected[i].name] = g.mapping()->writable(src.tensor->data);
   }
-  // Block-quantized weights stay quantized unless a storage type was asked for (linear_dtype for
-  // every weight, block_dtype for the quantized ones).
-  std::map<std::string, DType> kept;
-  for (const ExpectedTensor& e : expected) {
-    const DType dt = gguf_tensor_dtype(*g.find_tensor(gguf_tensor_name(e.name, c.norm_layout())), path);
-    if (e.is_linear && is_block_dtype(dt) && !options.linear_dtype) kept[e.name] = options.block_dtype.value_or(dt);
-  }
-  allocate_model(model, options.linear_dtype.value_or(default_linear_dtype(stored)), kept);
-  const bool permuted = arch_info(c.arch).gguf_permutes_qk;
-  for (const ExpectedTensor& e : expected) {
-    const std::string gname = gguf_tensor_name(e.name, c.norm_layout());
-    const GgufTensor* t = g.find_tensor(gname);
+  allocate_model(model, linear_dtype, kept, in_place);
+  if (!in_place.empty()) model.mapping = g.mapping();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const ExpectedTensor& e = expected[i];
+    const GgufSource& src = sources[i];
     TensorView& dst = *model.find(e.name);
-    const auto proj = proj_of_tensor(e.name);
-    const bool reorder = permuted && (proj == Proj::Q || proj == Proj::K);
-    const bool plus_one = arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e);
-    if (is_block_dtype(dst.dtype)) {
-      copy_quantized(dst, *t, e, c, permuted);
-    } else if (gguf_tensor_dtype(*t, path) == dst.dtype && !reorder && !plus_one) {
-      copy_dropping(dst.data, t->data, dst.nbytes());  // stored as kept: no F32 detour
-    } else {
-      load_converted(dst, *t, e, c, reorder, plus_one, path);
-    }
+    if (in_place.count(e.name)) continue;
+    if (is_block_dtype(dst.dtype))
+      copy_quantized(dst, *src.tensor, e, c, arch_info(c.arch).gguf_permutes_qk);
+    else if (src.stored == dst.dtype && !src.reorder && !src.plus_one)
+      copy_dropping(dst.data, src.tensor->data, dst.nbytes());  // stored as kept but not aligned
+    else
+      load_converted(dst, *src.tensor, e, c, src.reorder, src.plus_one, path);
   }
   if (const GgufTensor* rf = g.find_tensor(kGgufRopeFreqsTensor)) {
     TAIA_CHECK(rf->numel() == c.head_dim / 2, path, ": ", kGgufRopeFreqsTensor, " expected ", c.head_dim / 2,

@@ -29,8 +29,10 @@ bool has_quantized_weights(const std::string& path);
 ModelConfig config_from_gguf(const GgufFile& gguf);
 
 // Reserves the arena and points every weight view into it (contents zero). Used by the
-// loader and by init-model. `kept`: tensors stored in another type (GGUF block types).
-void allocate_model(Model& model, DType linear_dtype, const std::map<std::string, DType>& kept = {});
+// loader and by init-model. `kept`: tensors stored in another type (GGUF block types);
+// `in_place`: tensors whose bytes are already where they will be used (a GGUF mapping), by name.
+void allocate_model(Model& model, DType linear_dtype, const std::map<std::string, DType>& kept = {},
+                    const std::map<std::string, void*>& in_place = {});
 
 // Reverses llama.cpp's Q/K row permutation for one head group: GGUF stores, within each head,
 // the rotary pairs interleaved (row 2i+j) where HF has them split in halves (row j*hd/2+i).

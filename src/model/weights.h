@@ -1,10 +1,12 @@
 // The weights of one decoder, in one arena. Linear weights keep the PyTorch layout
 // [out_features, in_features] in F32 or BF16; norms and biases are F32.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/arena.h"
+#include "core/mmap_file.h"
 #include "core/tensor.h"
 #include "model/config.h"
 #include "model/tensor_names.h"
@@ -62,6 +64,10 @@ struct Model {
   ModelConfig config;
   ModelWeights weights;
   Arena arena;
+  // The GGUF file's copy-on-write mapping when some tensors are used in place (their views
+  // point into it), and how many bytes those tensors hold.
+  std::shared_ptr<const MappedFile> mapping;
+  size_t mapped_bytes = 0;
   DType linear_dtype = DType::F32;
   std::string source_path;
   std::string source_format;  // "hf" or "gguf"
@@ -72,6 +78,8 @@ struct Model {
   // All tensors with HF names, in checkpoint order (the lm_head is skipped when tied).
   std::vector<TensorView*> named_tensors();
   std::vector<const TensorView*> named_tensors() const;
+  // Bytes of weights in memory: the arena and the tensors used in place from the mapping.
+  size_t weight_bytes() const { return arena.capacity() + mapped_bytes; }
   // Whether some weight is kept in a GGUF block type (a quantized, frozen base).
   bool has_block_weights() const;
 };

@@ -119,7 +119,7 @@ std::string format_bytes(int64_t b) {
 void check_memory(const TrainOptions& o, const Model& model, const Trainables& t, int64_t longest,
                   const EngineOptions& eo, const Log& log) {
   const bool full = o.method == "full";
-  const int64_t model_bytes = int64_t(model.arena.capacity());
+  const int64_t model_bytes = int64_t(model.weight_bytes());
   const int64_t train_bytes = t.count * 4 * (full ? 3 : 4);  // full: the values are the model's
   const int64_t work_bytes = TrainEngine::working_bytes(model, o.batch_size, longest, eo,
                                                         full ? nullptr : &t.lora, full);

@@ -327,6 +327,39 @@ TEST(Model, GgufFromHfFolderGivesTheSameLogits) {
   }
 }
 
+// Tensors a GGUF stores as they are kept are used from the file's copy-on-write mapping (no
+// copy); LLaMA's permuted Q/K rows are converted into the arena. A write (what merging an
+// adapter does) changes the model, never the file.
+TEST(Model, GgufTensorsStoredAsKeptAreUsedInPlaceCopyOnWrite) {
+  auto m = init_model(tiny_config(Arch::Llama, 2, false), 5, DType::F32, InitScheme::Full, 0.1f);
+  const std::string path = test::temp_dir() + "/inplace.gguf";
+  write_gguf_from(*m, path, /*permute_qk=*/true);
+  const std::string file_before = read_text_file(path);
+  auto g = load_model(path);
+  ASSERT_NE(g->mapping, nullptr);
+  auto in_mapping = [&](const std::string& name) {
+    const auto* p = static_cast<const uint8_t*>(g->find(name)->data);
+    return p >= g->mapping->data() && p < g->mapping->data() + g->mapping->size();
+  };
+  EXPECT_TRUE(in_mapping(kEmbedTensor));
+  EXPECT_TRUE(in_mapping(proj_tensor_name(0, Proj::V, "weight")));
+  EXPECT_TRUE(in_mapping(proj_tensor_name(1, Proj::Down, "weight")));
+  EXPECT_FALSE(in_mapping(proj_tensor_name(0, Proj::Q, "weight")));  // un-permuted into the arena
+  EXPECT_FALSE(in_mapping(proj_tensor_name(0, Proj::K, "weight")));
+  size_t qk_bytes = 0;  // F32 Q and K of every layer, each slice 64-byte aligned
+  for (int64_t l = 0; l < g->config.num_layers; ++l)
+    for (Proj p : {Proj::Q, Proj::K}) qk_bytes += Arena::aligned(g->find(proj_tensor_name(l, p, "weight"))->nbytes());
+  EXPECT_EQ(g->arena.capacity(), qk_bytes);  // the arena holds Q and K only
+  EXPECT_GT(g->mapped_bytes, 0u);
+  const auto before = all_logits(*g, kIds);
+  EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), before), 1e-5f);
+  float* up = g->find(proj_tensor_name(0, Proj::Up, "weight"))->ptr<float>();
+  for (int64_t i = 0; i < 64; ++i) up[i] *= 3.0f;
+  EXPECT_GT(test::max_abs_diff(before, all_logits(*g, kIds)), 1e-4f);
+  EXPECT_EQ(read_text_file(path), file_before);  // the file is unchanged
+  EXPECT_LE(test::max_abs_diff(before, all_logits(*load_model(path), kIds)), 0.0f);
+}
+
 // Qwen3 in GGUF (llama.cpp's `qwen3`): attn_q_norm / attn_k_norm, key_length for a head_dim that
 // is not hidden / heads, no Q/K permutation (NEOX rope).
 TEST(Model, Qwen3GgufGivesTheSameLogits) {
