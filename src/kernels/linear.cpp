@@ -191,6 +191,12 @@ const uint16_t* Bf16Workspace::weight(const TensorView& w) {
   return it->second.data();
 }
 
+const float* Bf16Workspace::rounded(const float* x, int64_t n) {
+  rounded_.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) rounded_[size_t(i)] = bf16_to_f32(f32_to_bf16(x[i]));
+  return rounded_.data();
+}
+
 const uint16_t* Bf16Workspace::activations(const float* x, int64_t n) {
   activations_.resize(size_t(n));
   convert_from_f32(x, DType::BF16, activations_.data(), activations_.size());
@@ -211,7 +217,13 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
   check_linear_args(w, "linear_forward");
   const int64_t N = w.shape[0], K = w.shape[1];
   if (M <= 0) return;
-  if (compute.precision == Precision::BF16) {
+  if (compute.precision == Precision::BF16 && M <= kMatvecMaxRows && w.dtype == DType::BF16) {
+    // Products of BF16 values are exact in F32: rounding x and streaming the weights gives what
+    // the BF16 matmul gives (F32 sums), at the matrix-vector kernel's memory speed.
+    Bf16Workspace& ws = bf16_workspace(compute, "linear_forward");
+    matvec_rows(y, ws.rounded(x, M * K), w.ptr<const uint16_t>(), bias, M, N, K, accumulate);
+    return;
+  } else if (compute.precision == Precision::BF16) {
     Bf16Workspace& ws = bf16_workspace(compute, "linear_forward");
     gemm_bf16(M, N, K, ws.activations(x, M * K), K, ws.weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
   } else if (M <= kMatvecMaxRows) {

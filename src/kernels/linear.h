@@ -2,9 +2,11 @@
 // BF16: the one router that the decoder and the training engine both call, and its backward.
 //
 // Routing, by rows (M) and compute precision:
-//   Precision::BF16 (opt-in mixed-precision training): activations rounded to BF16, the weight in
-//                       BF16 (F32 weights converted once, kept in a Bf16Workspace), oneDNN's BF16
-//                       matmul primitive (kernels/gemm.h), F32 accumulation;
+//   Precision::BF16 (opt-in: mixed-precision training, --compute bf16 inference): activations
+//                       rounded to BF16, the weight in BF16 (F32 weights converted once, kept in a
+//                       Bf16Workspace), oneDNN's BF16 matmul primitive (kernels/gemm.h), F32
+//                       accumulation; M <= kMatvecMaxRows on BF16 weights: the same products
+//                       (rounded activations, F32 sums) through the matrix-vector kernel;
 //   M <= kMatvecMaxRows (decode): the AVX-512 matrix-vector kernel, weights streamed once
 //                       (memory bound), BF16 widened in registers;
 //   larger M, F32 W:    oneDNN's F32 matmul primitive (brgemm);
@@ -32,10 +34,12 @@ class Bf16Workspace {
  public:
   const uint16_t* weight(const TensorView& w);        // BF16 weights as they are, F32 converted once
   const uint16_t* activations(const float* x, int64_t n);  // x[n] rounded to BF16 (reused buffer)
+  const float* rounded(const float* x, int64_t n);         // x[n] rounded to BF16 values, kept as F32
 
  private:
   std::map<const void*, std::vector<uint16_t>> weights_;
   std::vector<uint16_t> activations_;
+  std::vector<float> rounded_;
 };
 
 struct LinearCompute {

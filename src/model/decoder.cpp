@@ -60,8 +60,20 @@ void Decoder::set_adapter(const LoraAdapter* adapter, const ModuleMask& mask) {
   mask_ = mask;
 }
 
+void Decoder::set_compute(Precision precision) {
+  if (precision == Precision::BF16) {
+    const std::vector<ExpectedTensor> expected = expected_tensors(model_.config);
+    const std::vector<const TensorView*> tensors = model_.named_tensors();  // in expected's order
+    for (size_t i = 0; i < expected.size(); ++i)
+      TAIA_CHECK(!expected[i].is_linear || tensors[i]->dtype == DType::BF16, "[Decoder] --compute bf16 multiplies ",
+                 "BF16 weights; '", tensors[i]->name, "' is ", dtype_name(tensors[i]->dtype),
+                 " (load the model with --dtype bf16)");
+  }
+  compute_ = LinearCompute{precision, precision == Precision::BF16 ? &bf16_ : nullptr};
+}
+
 void Decoder::project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate) {
-  linear_forward(y, x, lin.weight, lin.bias_ptr(), T, accumulate);
+  linear_forward(y, x, lin.weight, lin.bias_ptr(), T, accumulate, compute_);
   if (!adapter_ || !mask_[size_t(p)]) return;
   const auto m = adapter_->view(layer, p, proj_row_offset(model_.config, p), lin.weight.shape[0]);
   if (!m) return;
@@ -304,7 +316,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   }
   rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps),
                   c.norm_weight_offset());
-  linear_forward(logits, s_.xn.data(), w.lm_head, nullptr, rows);
+  linear_forward(logits, s_.xn.data(), w.lm_head, nullptr, rows, false, compute_);
   if (c.final_softcap > 0) softcap_forward<float>(logits, rows * c.vocab_size, float(c.final_softcap));
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/linear.h"
 #include "model/kv_cache.h"
 #include "model/lora.h"
 #include "model/weights.h"
@@ -63,6 +64,12 @@ class Decoder {
   // modes needs no reload. nullptr or an empty mask: the base model.
   void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
 
+  // Precision::BF16 (--compute bf16): the base projections and the LM head multiply activations
+  // rounded to BF16 (F32 sums), as llama.cpp and HF's bfloat16 models do; prefill then runs
+  // BF16 GEMMs (twice the F32 rate). Needs BF16 weights (refused otherwise, naming the tensor).
+  // F32 (the default): exact F32 products on the weights as stored. LoRA branches stay F32.
+  void set_compute(Precision precision);
+
  private:
   enum class LogitRows { All, Last, None };
   void forward_rows(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, LogitRows want);
@@ -76,6 +83,8 @@ class Decoder {
 
   const Model& model_;
   RunState s_;
+  LinearCompute compute_;  // F32, or BF16 with bf16_
+  Bf16Workspace bf16_;
   PackedBatch plain_;  // forward()'s rows
   const LoraAdapter* adapter_ = nullptr;
   ModuleMask mask_{};

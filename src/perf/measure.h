@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "kernels/linear.h"
 #include "model/weights.h"
 
 namespace taia {
@@ -15,12 +16,14 @@ using RoundDone = std::function<void(int, int)>;
 
 // Tokens/s of each round: a `tokens`-token prompt from an empty cache, logits of the last
 // position only (as llama-bench's pp test); one untimed warm-up pass first.
-std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, const RoundDone& done = {});
+// precision: Decoder::set_compute's (BF16: BF16 weights only).
+std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, const RoundDone& done = {},
+                                    Precision precision = Precision::F32);
 
 // Tokens/s of each round: `tokens` one-token steps (greedy) after an untimed `depth`-token
 // prompt (depth 0: from an empty cache, as llama-bench's tg test); one untimed warm-up round.
 std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens, int rounds,
-                                   const RoundDone& done = {});
+                                   const RoundDone& done = {}, Precision precision = Precision::F32);
 
 struct TrainBenchOptions {
   int64_t batch = 4, seq = 256;  // sequences x tokens per step (random tokens, next-token targets)

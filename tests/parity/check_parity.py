@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_reference  # noqa: E402
 
 TOL = 1e-4
+BF16_TOL = 1e-2  # --compute bf16: see main
 
 BASE = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 97, "hidden_size": 64,
@@ -79,7 +80,7 @@ CASES = {
 }
 
 
-def run_case(taia, work, name, overrides, dtype, ids):
+def run_case(taia, work, name, overrides, dtype, ids, compute="f32"):
     cfg = dict(BASE)
     cfg.update(overrides)
     d = os.path.join(work, f"{name}_{dtype}")
@@ -91,15 +92,16 @@ def run_case(taia, work, name, overrides, dtype, ids):
                     "--init", "full", "--std", "0.05"], check=True, stdout=subprocess.DEVNULL)
     out = os.path.join(d, "logits.f32")
     subprocess.run([taia, "forward", "--model", model, "--prompt-ids", ",".join(map(str, ids)), "--out", out,
-                    "--threads", "2"], check=True, stdout=subprocess.DEVNULL)
+                    "--threads", "2", "--compute", compute], check=True, stdout=subprocess.DEVNULL)
     ours = np.fromfile(out, dtype="<f4").reshape(len(ids), cfg["vocab_size"])
     with torch.no_grad():
         # The reference follows the config the case asked for, so a model folder that lost a
         # setting on the way (Mistral's sliding_window once did) fails here.
-        ref = torch_reference.forward(model, ids, cfg).numpy()
+        ref = torch_reference.forward(model, ids, cfg, bf16_activations=compute == "bf16").numpy()
     diff = float(np.abs(ours - ref).max())
     scale = float(np.abs(ref).max())
-    return diff, scale
+    agree = int((np.abs(ours - ref).max(axis=1) <= TOL).sum())  # positions within TOL
+    return diff, scale, agree
 
 
 def main():
@@ -109,13 +111,22 @@ def main():
     ids = [int(i) for i in rng.integers(0, BASE["vocab_size"], size=40)]
     failures = 0
     for name, overrides in CASES.items():
-        for dtype in ("f32", "bf16"):
+        # BF16 weights also with --compute bf16 (activations rounded before each product).
+        for dtype, compute in (("f32", "f32"), ("bf16", "f32"), ("bf16", "bf16")):
             # 40 positions take the GEMM path, 5 the matrix-vector path of linear_forward.
             for prompt in (ids, ids[:5]):
-                diff, scale = run_case(taia, work, name, overrides, dtype, prompt)
+                diff, scale, agree = run_case(taia, work, name, overrides, dtype, prompt, compute)
                 ok = diff <= TOL and scale > 0.05  # logits must be non-trivial for the check to mean something
-                print(f"{'ok  ' if ok else 'FAIL'} {name:22s} {dtype:5s} T={len(prompt):3d} "
-                      f"max|diff| = {diff:.3e} (max|logit| = {scale:.3f})")
+                if compute == "bf16":
+                    # Rounding to BF16 amplifies summation-order differences: where a value lies
+                    # within ~1e-7 of a rounding boundary, the two sides round it one BF16 step
+                    # apart and that position (and the ones attending to it) drift by up to
+                    # ~4e-3. Positions that meet no such boundary agree to ~1e-7; against the
+                    # unrounded reference none does (the rounding alone moves logits by 5e-3 ..
+                    # 1e-2). So: a fifth of the positions within TOL, none beyond BF16_TOL.
+                    ok = diff <= BF16_TOL and agree * 5 >= len(prompt) and scale > 0.05
+                print(f"{'ok  ' if ok else 'FAIL'} {name:22s} {dtype:5s} {compute:4s} T={len(prompt):3d} "
+                      f"max|diff| = {diff:.3e} (max|logit| = {scale:.3f}), {agree} positions within {TOL}")
                 failures += 0 if ok else 1
     if failures:
         print(f"{failures} case(s) failed")

@@ -109,10 +109,12 @@ def load_config(model_dir):
     return json.load(open(os.path.join(model_dir, "config.json")))
 
 
-def forward_batch(cfg, W, ids, lora=None):
+def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
     """Logits [B, L, V] for ids [B, L] (a list of lists or a LongTensor). W: tensor name ->
     float32 tensor (may require grad). lora: module name ("model.layers.0.self_attn.q_proj") ->
-    (A [r, in], B [out, r], scale): y += scale * (x A^T) B^T, PEFT's LoRA without dropout."""
+    (A [r, in], B [out, r], scale): y += scale * (x A^T) B^T, PEFT's LoRA without dropout.
+    bf16_activations: the input of every base projection and of the LM head rounded to bfloat16
+    first (products then exact in float32), what `--compute bf16` asks for."""
     ids = torch.as_tensor(ids)
     Bsz, T = ids.shape
     D = cfg["hidden_size"]
@@ -124,8 +126,11 @@ def forward_batch(cfg, W, ids, lora=None):
     L = cfg["num_hidden_layers"]
     lora = lora or {}
 
+    def rounded(x):
+        return x.bfloat16().float() if bf16_activations else x
+
     def lin(x, prefix):
-        y = x @ W[prefix + ".weight"].T
+        y = rounded(x) @ W[prefix + ".weight"].T
         if prefix + ".bias" in W:
             y = y + W[prefix + ".bias"]
         if prefix in lora:
@@ -220,13 +225,13 @@ def forward_batch(cfg, W, ids, lora=None):
     x = norm(x, W["model.norm.weight"])
     tied = cfg.get("tie_word_embeddings", gemma)
     head = W["model.embed_tokens.weight"] if tied else W["lm_head.weight"]
-    logits = x @ head.T
+    logits = rounded(x) @ head.T
     cap = cfg.get("final_logit_softcapping", 30.0 if gemma2 else None) if gemma else None
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def forward(model_dir, ids, cfg=None):
+def forward(model_dir, ids, cfg=None, bf16_activations=False):
     """Logits of one sequence; cfg: the config to follow (default: the folder's config.json)."""
     cfg = cfg or load_config(model_dir)
     W = read_safetensors(os.path.join(model_dir, "model.safetensors"))
-    return forward_batch(cfg, W, [ids])[0]
+    return forward_batch(cfg, W, [ids], bf16_activations=bf16_activations)[0]

@@ -107,6 +107,12 @@ if os.path.exists(quant):
     r = run("bench", "train", "-m", quant, "--compute", "bf16", "--rounds", "1")
     check(r.returncode == 1 and "block-quantized" in r.stderr, "train --compute bf16 on a quantized base is refused",
           r.stderr)
+r = run("bench", "decode", "-m", model, "--compute", "bf16", "--rounds", "1")
+check(r.returncode == 1 and "--compute bf16" in r.stderr and "model.embed_tokens.weight" in r.stderr,
+      "--compute bf16 on F32 weights is refused naming a tensor", r.stderr)
+j = bench("prefill", "-m", model, "--dtype", "bf16", "--compute", "bf16", "--prompt", "40", "--rounds", "1")
+if j:
+    check(j["compute"] == "bf16" and j["dtype"] == "BF16", "prefill --compute bf16 on BF16 weights", str(j))
 r = run("bench", "decode", "-m", model, "--tokens", "300", "--rounds", "1")
 check(r.returncode == 1 and "max_position" in r.stderr, "decoding past max_position_embeddings is refused", r.stderr)
 

@@ -57,6 +57,30 @@ INSTANTIATE_TEST_SUITE_P(
                       LinearCase{2, 203, 80, DType::BF16, true, false}, LinearCase{5, 9, 2, DType::BF16, false, true},
                       LinearCase{1, 4099, 130, DType::BF16, false, false}, LinearCase{3, 17, 33, DType::F16, true, false}));
 
+// Precision::BF16 on BF16 weights (--compute bf16): decode rows (matrix-vector kernel on rounded
+// activations) and prefill rows (oneDNN's BF16 matmul) both give the products of the activations
+// rounded to BF16 with the weights, summed in F32: against double sums of exactly those products.
+TEST(LinearBf16Compute, RoundsTheActivationsOnBothPaths) {
+  for (int64_t M : {int64_t(3), int64_t(40)}) {
+    const int64_t N = 70, K = 96;
+    auto wf = test::random_vector(size_t(N * K), 1, 0.1f);
+    std::vector<uint16_t> wb(wf.size());
+    convert_from_f32(wf.data(), DType::BF16, wb.data(), wf.size());
+    TensorView w("w", DType::BF16, {N, K}, wb.data());
+    auto x = test::random_vector(size_t(M * K), 2);
+    auto b = test::random_vector(size_t(N), 3);
+    std::vector<float> xr(x.size());  // x rounded to BF16 values
+    for (size_t i = 0; i < x.size(); ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    std::vector<float> fast(size_t(M * N)), ref(fast.size()), unrounded(fast.size());
+    Bf16Workspace ws;
+    linear_forward(fast.data(), x.data(), w, b.data(), M, false, LinearCompute{Precision::BF16, &ws});
+    linear_forward_reference(ref.data(), xr.data(), w, b.data(), M);
+    linear_forward_reference(unrounded.data(), x.data(), w, b.data(), M);
+    EXPECT_LE(test::max_abs_diff(fast, ref), 2e-5f) << "M=" << M;
+    EXPECT_GT(test::max_abs_diff(fast, unrounded), 1e-4f) << "M=" << M;  // the rounding is real
+  }
+}
+
 // Random blocks of a GGUF block type: random quant bits, F16 scales (and minimums) set to
 // sane values at their offsets in the block.
 std::vector<uint8_t> random_blocks(DType dtype, int64_t values, uint64_t seed) {

@@ -56,11 +56,11 @@ BenchResult run_kind(const BenchArgs& a, Model& m) {
   ProgressBar bar(std::string("bench ") + kind_name(a.kind), rounds, true);
   const RoundDone done = [&](int d, int) { bar.update(d); };
   if (a.kind == BenchKind::Prefill) {
-    r.rates = measure_prefill(m, a.prompt, rounds, done);
+    r.rates = measure_prefill(m, a.prompt, rounds, done, compute_precision(a.compute));
     r.work = prefill_flops(m.config, a.prompt) / double(a.prompt);
-    r.ceiling = gemm_peak_gflops(Precision::F32);  // prefill's products run in F32 whatever the storage
+    r.ceiling = gemm_peak_gflops(compute_precision(a.compute));  // the GEMM the products run on
   } else if (a.kind == BenchKind::Decode) {
-    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done);
+    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, compute_precision(a.compute));
     r.work = decode_bytes_per_token(m, a.depth + a.tokens / 2);
     bar.finish();
     r.ceiling = read_bandwidth_gbs(size_t(r.work));  // over as many bytes as a step reads
@@ -92,11 +92,11 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
       j["depth"] = a.depth;
       j["decode_tokens"] = a.tokens;
     }
+    j["compute"] = a.compute;
     if (a.kind == BenchKind::Train) {
       j["batch"] = a.train.batch;
       j["seq"] = a.train.seq;
       j["rank"] = a.train.rank;
-      j["compute"] = a.compute;
     }
     print_json(j);
     return;
@@ -111,7 +111,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
                 r.work / 1e9, achieved, r.ceiling, bound, 100.0 * tps / bound);
   else
     std::printf("%.2f GFLOP per token -> %.1f GFLOP/s; this machine's %s GEMM: %.1f GFLOP/s (%.0f %%)\n",
-                r.work / 1e9, achieved, a.kind == BenchKind::Train && a.compute == "bf16" ? "BF16" : "F32", r.ceiling,
+                r.work / 1e9, achieved, a.compute == "bf16" ? "BF16" : "F32", r.ceiling,
                 100.0 * tps / bound);
 }
 
@@ -166,7 +166,9 @@ void register_bench(CLI::App& app) {
   prefill.cmd->add_option("--prompt", prefill.args->prompt, "Prompt tokens")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+  add_compute_option(prefill.cmd, &prefill.args->compute);
   const KindCommand decode = add_kind(bench, BenchKind::Decode, "Generation: one-token steps (bound by memory reads)");
+  add_compute_option(decode.cmd, &decode.args->compute);
   decode.cmd->add_option("--tokens", decode.args->tokens, "Decoded tokens per round")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();

@@ -15,7 +15,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, adapter, tokenizer, tasks, task_format, modes, shots = "0", out, mc_method = "loglik";
-  std::string refusal_phrases_file, dtype = "auto";
+  std::string refusal_phrases_file, dtype = "auto", compute = "f32";
   bool no_chat = false, no_second_pass = false;
   EvalSettings s;
   int threads = 0;
@@ -79,6 +79,7 @@ void run_eval_cmd(EvalArgs& a) {
   std::unique_ptr<LoraAdapter> adapter;
   if (!a.adapter.empty()) adapter = load_adapter(a.adapter, model->config);
   Decoder decoder(*model);
+  decoder.set_compute(compute_precision(a.compute));
 
   Json settings{{"model", a.model},
                 {"adapter", a.adapter.empty() ? Json(nullptr) : Json(a.adapter)},
@@ -97,6 +98,7 @@ void run_eval_cmd(EvalArgs& a) {
                 {"second_pass", s.second_pass},
                 {"threads", a.threads},
                 {"dtype", a.dtype},
+                {"compute", a.compute},
                 {"task_files", split_list(a.tasks)}};
   const bool json = a.format == OutputFormat::Json;
   s.progress = !json;
@@ -155,6 +157,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--seed", s.seed, "Seed of the few-shot draw")->capture_default_str();
   cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_compute_option(cmd, &args->compute);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_eval_cmd(*args); });

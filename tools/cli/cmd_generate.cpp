@@ -11,7 +11,7 @@ namespace taia::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, tokenizer;
+  std::string model, tokenizer, compute = "f32";
   std::string prompt_ids, prompt, chat_template;
   bool chat = false;
   bool no_thinking = false;
@@ -62,6 +62,7 @@ void run_generate(const GenerateArgs& a) {
   auto adapter = apply_adapter_args(a.adapter, *model, &mask);
   Decoder decoder(*model);
   decoder.set_adapter(adapter.get(), mask);
+  decoder.set_compute(compute_precision(a.compute));
   GenerateOptions options;
   options.max_new_tokens = a.n;
   options.sampling.temperature = a.temperature;
@@ -138,6 +139,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Sampling seed");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at the model's EOS ids");
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_compute_option(cmd, &args->compute);
   add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);

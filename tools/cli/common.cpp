@@ -25,6 +25,17 @@ void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help) {
   cmd->add_option("--dtype", *dtype, help)->check(CLI::IsMember({"auto", "f32", "bf16"}))->default_val("auto");
 }
 
+void add_compute_option(CLI::App* cmd, std::string* compute) {
+  cmd->add_option("--compute", *compute,
+                  "Products: f32 (exact, the default) or bf16 (BF16 weights only: activations rounded to BF16 "
+                  "before each base projection and the LM head, F32 sums, as llama.cpp and HF's bfloat16 models; "
+                  "prefill at BF16 GEMM speed)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->default_val("f32");
+}
+
+Precision compute_precision(const std::string& compute) { return compute == "bf16" ? Precision::BF16 : Precision::F32; }
+
 std::vector<int32_t> parse_id_list(const std::string& text, const char* option) {
   std::vector<int32_t> ids;
   size_t i = 0;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/json_util.h"
+#include "kernels/linear.h"
 #include "model/loader.h"
 #include "model/lora.h"
 #include "model/modes.h"
@@ -33,6 +34,9 @@ enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);
 void add_threads_option(CLI::App* cmd, int* threads);
 void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help);
+// --compute f32|bf16 of the commands that run a model (inference: Decoder::set_compute).
+void add_compute_option(CLI::App* cmd, std::string* compute);
+Precision compute_precision(const std::string& compute);
 
 // "1,2,3" -> {1,2,3}; throws a usage error (CLI::ValidationError) for anything else.
 std::vector<int32_t> parse_id_list(const std::string& text, const char* option);
