@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/ggml_quants.h"
 #include "core/mmap_file.h"
+#include "core/threading.h"
 #include "core/json_util.h"
 #include "io/safetensors.h"
 
@@ -368,6 +369,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
     model->source_format = "gguf";
     load_gguf(*model, path, options);
   }
+  return_free_heap();  // the parsed metadata and conversion buffers are gone
   return model;
 }
 

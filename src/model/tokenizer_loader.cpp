@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "core/threading.h"
 #include "tokenizer/pipeline.h"
 
 namespace taia {
@@ -128,7 +129,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
       MappedFile f(path);
       gguf = f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0;
     }
-    if (gguf) return tokenizer_from_gguf(GgufFile(path));
+    if (gguf) {
+      auto t = tokenizer_from_gguf(GgufFile(path));
+      return_free_heap();  // the parsed metadata is gone
+      return t;
+    }
   }
   return load_tokenizer_file(path);
 }
