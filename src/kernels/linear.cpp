@@ -43,22 +43,6 @@ inline float dot_row(const float* x, const WT* w, int64_t K) {
   return acc;
 }
 
-// Portable version: the compiler vectorises the inner reduction.
-template <typename WT>
-void matvec_rows_portable(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
-                          bool accumulate) {
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    const WT* wn = w + n * K;
-    for (int64_t m = 0; m < M; ++m) {
-      float acc = dot_row(x + m * K, wn, K);
-      if (bias) acc += bias[n];
-      float* out = y + m * N + n;
-      *out = accumulate ? *out + acc : acc;
-    }
-  }
-}
-
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 // AVX-512: BF16 is widened in registers (zero-extend to 32 bits, shift left 16), F16 by the
 // hardware conversion, so decode streams the weights in their storage at memory speed.
@@ -94,28 +78,51 @@ inline float dot_row_stream(const float* x, const WT* w, int64_t K) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+#else
+// Portable version: the compiler vectorises the inner reduction.
 template <typename WT>
-void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
-                 bool accumulate) {
-  // Tiny matrices (stories260K) run faster on one thread than a fork/join costs. Static
-  // scheduling gives each thread one contiguous run of rows: one stream from memory.
-#pragma omp parallel for schedule(static) if (N * K >= kMinParallelWork)
-  for (int64_t n = 0; n < N; ++n) {
-    const WT* wn = w + n * K;
+inline float dot_row_stream(const float* x, const WT* w, int64_t K) {
+  return dot_row(x, w, K);
+}
+#endif
+
+// One output of a matrix-vector pass: y[M, N] = (y +) x W^T (+ bias), W [N, K] of type WT.
+struct MatvecOut {
+  const void* w;
+  const float* bias;  // [N] or null
+  float* y;
+  int64_t N;
+  bool accumulate;
+};
+
+// The outputs' rows, one after the other, split statically across the threads: one parallel
+// region for products sharing x (q, k, v), each thread one contiguous run of rows (one stream
+// from memory). Tiny matrices (stories260K) run on one thread: cheaper than a fork/join.
+template <typename WT>
+void matvec_group(const MatvecOut* outs, int n_outs, const float* x, int64_t M, int64_t K) {
+  int64_t total = 0;
+  for (int i = 0; i < n_outs; ++i) total += outs[i].N;
+#pragma omp parallel for schedule(static) if (total * K >= kMinParallelWork)
+  for (int64_t r = 0; r < total; ++r) {
+    int i = 0;
+    int64_t n = r;
+    while (n >= outs[i].N) n -= outs[i++].N;
+    const MatvecOut& o = outs[i];
+    const WT* wn = static_cast<const WT*>(o.w) + n * K;
     for (int64_t m = 0; m < M; ++m) {  // rows of x after the first find the weight row in L1
-      const float value = dot_row_stream(x + m * K, wn, K) + (bias ? bias[n] : 0.0f);
-      float* out = y + m * N + n;
-      *out = accumulate ? *out + value : value;
+      const float value = dot_row_stream(x + m * K, wn, K) + (o.bias ? o.bias[n] : 0.0f);
+      float* out = o.y + m * o.N + n;
+      *out = o.accumulate ? *out + value : value;
     }
   }
 }
-#else
+
 template <typename WT>
 void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t N, int64_t K,
                  bool accumulate) {
-  matvec_rows_portable(y, x, w, bias, M, N, K, accumulate);
+  const MatvecOut out{w, bias, y, N, accumulate};
+  matvec_group<WT>(&out, 1, x, M, K);
 }
-#endif
 
 // out[M, N] = x[M, K] W[N, K]^T for small N (<= 64): parallel over rows of x, every weight row
 // reused from cache.
@@ -245,6 +252,35 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
     });
   }
   if (bias) add_bias_rows(y, bias, M, N);
+}
+
+void linear_forward_shared(const std::vector<LinearOutput>& outs, const float* x, int64_t M,
+                           const LinearCompute& compute) {
+  TAIA_CHECK(!outs.empty(), "[linear_forward_shared] expected at least one output");
+  const TensorView& w0 = *outs[0].weight;
+  check_linear_args(w0, "linear_forward_shared");
+  const int64_t K = w0.shape[1];
+  bool grouped = M <= kMatvecMaxRows && (w0.dtype == DType::F32 || w0.dtype == DType::BF16 || w0.dtype == DType::F16);
+  for (const LinearOutput& o : outs) {
+    check_linear_args(*o.weight, "linear_forward_shared");
+    grouped = grouped && o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
+  }
+  const bool rounded = compute.precision == Precision::BF16;
+  if (!grouped || M <= 0 || (rounded && w0.dtype != DType::BF16)) {
+    for (const LinearOutput& o : outs) linear_forward(o.y, x, *o.weight, o.bias, M, o.accumulate, compute);
+    return;
+  }
+  std::vector<MatvecOut> mv;
+  for (const LinearOutput& o : outs) mv.push_back({o.weight->data, o.bias, o.y, o.weight->shape[0], o.accumulate});
+  const int n = int(mv.size());
+  if (rounded)  // --compute bf16: the products of BF16-rounded activations (linear_forward's rule)
+    matvec_group<uint16_t>(mv.data(), n, bf16_workspace(compute, "linear_forward_shared").rounded(x, M * K), M, K);
+  else if (w0.dtype == DType::F32)
+    matvec_group<float>(mv.data(), n, x, M, K);
+  else if (w0.dtype == DType::BF16)
+    matvec_group<uint16_t>(mv.data(), n, x, M, K);
+  else
+    matvec_group<Half>(mv.data(), n, x, M, K);
 }
 
 void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int64_t M) {

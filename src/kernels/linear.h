@@ -52,6 +52,21 @@ struct LinearCompute {
 void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M,
                     bool accumulate = false, const LinearCompute& compute = {});
 
+// One output of linear_forward_shared: y (+)= x W^T (+ bias).
+struct LinearOutput {
+  const TensorView* weight;
+  const float* bias;  // or null
+  float* y;
+  bool accumulate = false;
+};
+
+// Products of one x[M, K] with several weights (q, k, v; gate, up). Decode rows (M <=
+// kMatvecMaxRows) on dense weights of one dtype run as one pass over all their rows: one parallel
+// region instead of one per weight, one balanced split of the rows; anything else is
+// linear_forward per output. The same values as linear_forward per output.
+void linear_forward_shared(const std::vector<LinearOutput>& outs, const float* x, int64_t M,
+                           const LinearCompute& compute = {});
+
 // y = x W^T through the row-streaming kernel whatever M is: for weights with few rows (LoRA's
 // A [r, in]), where a GEMM library's packing dominates. Parallel over weight-row blocks.
 void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int64_t M);

@@ -74,6 +74,19 @@ void Decoder::set_compute(Precision precision) {
 
 void Decoder::project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate) {
   linear_forward(y, x, lin.weight, lin.bias_ptr(), T, accumulate, compute_);
+  add_lora(layer, p, lin, y, x, T);
+}
+
+void Decoder::project_shared(int64_t layer, const std::vector<Proj>& ps, const std::vector<const Linear*>& lins,
+                             const std::vector<float*>& ys, const float* x, int64_t T) {
+  std::vector<LinearOutput> outs;
+  for (size_t i = 0; i < ps.size(); ++i) outs.push_back({&lins[i]->weight, lins[i]->bias_ptr(), ys[i], false});
+  linear_forward_shared(outs, x, T, compute_);
+  for (size_t i = 0; i < ps.size(); ++i) add_lora(layer, ps[i], *lins[i], ys[i], x, T);
+}
+
+// y += scale * B A x for p's module when the adapter applies it (unmerged).
+void Decoder::add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T) {
   if (!adapter_ || !mask_[size_t(p)]) return;
   const auto m = adapter_->view(layer, p, proj_row_offset(model_.config, p), lin.weight.shape[0]);
   if (!m) return;
@@ -225,9 +238,7 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   float* v_rows = contiguous ? cache.values(l) + row0 * KV : s_.v.data();
   const float eps = float(c.rms_norm_eps), norm_offset = c.norm_weight_offset();
   rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, eps, norm_offset);
-  project(l, Proj::Q, L.q, s_.q.data(), xn, T, false);
-  project(l, Proj::K, L.k, k_rows, xn, T, false);
-  project(l, Proj::V, L.v, v_rows, xn, T, false);
+  project_shared(l, {Proj::Q, Proj::K, Proj::V}, {&L.q, &L.k, &L.v}, {s_.q.data(), k_rows, v_rows}, xn, T);
   if (c.qk_norm) {  // per head: [T, H, hd] as T*H rows of hd
     rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * c.num_heads, c.head_dim, eps,
                     norm_offset);
@@ -254,8 +265,7 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   sublayer_output(l, Proj::O, L.o, L.attn_out_norm, s_.att.data(), T);
 
   rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, eps, norm_offset);
-  project(l, Proj::Gate, L.gate, s_.gate.data(), xn, T, false);
-  project(l, Proj::Up, L.up, s_.up.data(), xn, T, false);
+  project_shared(l, {Proj::Gate, Proj::Up}, {&L.gate, &L.up}, {s_.gate.data(), s_.up.data()}, xn, T);
   if (c.activation == Activation::GeluTanh)
     geglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
   else

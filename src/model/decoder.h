@@ -74,6 +74,11 @@ class Decoder {
   enum class LogitRows { All, Last, None };
   void forward_rows(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, LogitRows want);
   void project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate);
+  // Projections of one input (q, k, v; gate, up) into ys[i]: the base products in one pass
+  // (linear_forward_shared), then each one's LoRA branch.
+  void project_shared(int64_t layer, const std::vector<Proj>& ps, const std::vector<const Linear*>& lins,
+                      const std::vector<float*>& ys, const float* x, int64_t T);
+  void add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T);
   bool check_packed_batch(const KVCache& cache, const PackedBatch& b) const;
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
   const KeySpans* layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b);

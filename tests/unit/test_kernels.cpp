@@ -57,6 +57,44 @@ INSTANTIATE_TEST_SUITE_P(
                       LinearCase{2, 203, 80, DType::BF16, true, false}, LinearCase{5, 9, 2, DType::BF16, false, true},
                       LinearCase{1, 4099, 130, DType::BF16, false, false}, LinearCase{3, 17, 33, DType::F16, true, false}));
 
+// Products sharing x (q, k, v) in one pass give linear_forward's values per output: every dense
+// dtype, biases and accumulation, decode rows (the grouped kernel) and prefill rows (per output),
+// F32 and --compute bf16.
+TEST(LinearShared, EqualsOneLinearForwardPerOutput) {
+  const int64_t K = 80;
+  const std::vector<int64_t> rows = {48, 16, 33};
+  for (DType dt : {DType::F32, DType::BF16, DType::F16})
+    for (int64_t M : {int64_t(1), int64_t(3), int64_t(12)})
+      for (Precision precision : {Precision::F32, Precision::BF16}) {
+        if (precision == Precision::BF16 && dt != DType::BF16) continue;
+        std::vector<std::vector<float>> wf;
+        std::vector<std::vector<uint16_t>> w16;
+        std::vector<TensorView> w;
+        std::vector<std::vector<float>> bias, shared, single;
+        for (size_t i = 0; i < rows.size(); ++i) {
+          wf.push_back(test::random_vector(size_t(rows[i] * K), 10 + i, 0.1f));
+          w16.emplace_back(wf.back().size());
+          if (dt != DType::F32) convert_from_f32(wf.back().data(), dt, w16.back().data(), wf.back().size());
+          bias.push_back(test::random_vector(size_t(rows[i]), 20 + i));
+          shared.push_back(test::random_vector(size_t(M * rows[i]), 30 + i));
+          single.push_back(shared.back());
+        }
+        for (size_t i = 0; i < rows.size(); ++i)
+          w.emplace_back("w", dt, std::vector<int64_t>{rows[i], K},
+                         dt == DType::F32 ? static_cast<void*>(wf[i].data()) : w16[i].data());
+        const auto x = test::random_vector(size_t(M * K), 2);
+        Bf16Workspace ws;
+        const LinearCompute compute{precision, precision == Precision::BF16 ? &ws : nullptr};
+        std::vector<LinearOutput> outs;
+        for (size_t i = 0; i < rows.size(); ++i) outs.push_back({&w[i], i == 1 ? nullptr : bias[i].data(), shared[i].data(), i == 2});
+        linear_forward_shared(outs, x.data(), M, compute);
+        for (size_t i = 0; i < rows.size(); ++i) {
+          linear_forward(single[i].data(), x.data(), w[i], i == 1 ? nullptr : bias[i].data(), M, i == 2, compute);
+          EXPECT_LE(test::max_abs_diff(shared[i], single[i]), 1e-6f) << dtype_name(dt) << " M=" << M << " out " << i;
+        }
+      }
+}
+
 // Precision::BF16 on BF16 weights (--compute bf16): decode rows (matrix-vector kernel on rounded
 // activations) and prefill rows (oneDNN's BF16 matmul) both give the products of the activations
 // rounded to BF16 with the weights, summed in F32: against double sums of exactly those products.
