@@ -72,29 +72,31 @@ def f32_gguf(taia, gguf, arch, cfg, vocab, work, name):
 
 
 def make_models(taia, llama_bench, fixtures, llama_dir, work):
-    """[(model label, dtype, path, taia's extra options)] in table order."""
+    """[(model label, dtype, path, taia's extra options, llama-bench's extra options)] in table order."""
     gguf = check_llamacpp.load_gguf_py(llama_dir)
     qvocab = os.path.join(work, "qwen-vocab.gguf")
     if not os.path.exists(qvocab):
         qwen_vocab_gguf(gguf, os.path.join(fixtures, "tokenizers", "qwen3", "tokenizer.json"), qvocab)
     qf32 = f32_gguf(taia, gguf, "qwen2", QWEN, qvocab, work, "qwen05")
-    files = [("Qwen2.5-0.5B shape", "F32", qf32, ())]
+    files = [("Qwen2.5-0.5B shape", "F32", qf32, (), ()),
+             # Both tools with the weights copied into their own memory instead of mapped.
+             ("Qwen2.5-0.5B shape", "F32, both --no-mmap", qf32, ("--no-mmap",), ("-mmp", "0"))]
     quantize = os.path.join(os.path.dirname(llama_bench), "llama-quantize")
     for t in QWEN_TYPES:
         out = os.path.join(work, f"qwen05-{t.lower()}.gguf")
         if not os.path.exists(out):
             subprocess.run([quantize, qf32, out, t], check=True, capture_output=True)
-        files.append(("Qwen2.5-0.5B shape", t, out, ()))
+        files.append(("Qwen2.5-0.5B shape", t, out, (), ()))
         if t == "BF16":  # llama.cpp's own semantics: activations rounded to BF16
-            files.append(("Qwen2.5-0.5B shape", "BF16, taia --compute bf16", out, ("--compute", "bf16")))
+            files.append(("Qwen2.5-0.5B shape", "BF16, taia --compute bf16", out, ("--compute", "bf16"), ()))
     lvocab = os.path.join(fixtures, "tokenizers", "goldens", "ggml-vocab-llama-spm.gguf")
-    files.append(("LLaMA 58M", "F32", f32_gguf(taia, gguf, "llama", LLAMA, lvocab, work, "llama58m"), ()))
+    files.append(("LLaMA 58M", "F32", f32_gguf(taia, gguf, "llama", LLAMA, lvocab, work, "llama58m"), (), ()))
     return files
 
 
-def llama_bench_run(llama_bench, model, threads):
+def llama_bench_run(llama_bench, model, threads, extra):
     r = subprocess.run([llama_bench, "-m", model, "-p", "512", "-n", "128", "-t", str(threads), "-r", "1", "-o",
-                        "json"], capture_output=True, text=True, check=True)
+                        "json", *extra], capture_output=True, text=True, check=True)
     rows = json.loads(r.stdout)
     pp = next(x["avg_ts"] for x in rows if x["n_prompt"] == 512)
     tg = next(x["avg_ts"] for x in rows if x["n_gen"] == 128)
@@ -129,7 +131,7 @@ def main():
     results = {f: {"llama": [], "taia": []} for f in files}
     for r in range(rounds):  # interleaved: each round runs every file in both tools
         for f in files:
-            results[f]["llama"].append(llama_bench_run(llama_bench, f[2], threads))
+            results[f]["llama"].append(llama_bench_run(llama_bench, f[2], threads, f[4]))
             results[f]["taia"].append(taia_bench_run(taia, f[2], threads, f[3]))
             print(f"round {r + 1} {f[0]} {f[1]}: llama.cpp {results[f]['llama'][-1]}, taia {results[f]['taia'][-1]}",
                   file=sys.stderr, flush=True)
@@ -139,7 +141,7 @@ def main():
           "| taia / llama.cpp | taia decode, share of the bandwidth bound |")
     print("|---|---|---|---|---|---|---|")
     for f in files:
-        label, dtype, path, _ = f
+        label, dtype, path = f[:3]
         lp, lt = (statistics.median(x[i] for x in results[f]["llama"]) for i in (0, 1))
         tp, tt, share = (statistics.median(x[i] for x in results[f]["taia"]) for i in (0, 1, 2))
         print(f"| {label} | {dtype} | {os.path.getsize(path) / 1e6:.0f} | {lp:.0f} / {lt:.1f} | {tp:.0f} / {tt:.1f} | "

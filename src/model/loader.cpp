@@ -315,7 +315,8 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
   std::map<std::string, void*> in_place;
   for (size_t i = 0; i < expected.size(); ++i) {
     const GgufSource& src = sources[i];
-    if (src.stored == slot_dtype(expected[i], linear_dtype, kept) && !src.reorder && !src.plus_one &&
+    if (!options.copy_weights && src.stored == slot_dtype(expected[i], linear_dtype, kept) && !src.reorder &&
+        !src.plus_one &&
         reinterpret_cast<uintptr_t>(src.tensor->data) % kInPlaceAlignment == 0)
       in_place[expected[i].name] = g.mapping()->writable(src.tensor->data);
   }

@@ -19,6 +19,11 @@ struct LoadOptions {
   // Without linear_dtype: the type GGUF block-quantized weights are dequantized to (what merges
   // and HF writers need); unset: kept quantized.
   std::optional<DType> block_dtype;
+  // GGUF: copy every tensor into the model's own memory (the file's pages dropped as copied)
+  // instead of using the tensors stored as kept from the file's mapping (llama.cpp's --no-mmap).
+  // Loading takes longer; on the test VM decode read fresh anonymous memory faster than the
+  // page cache's pages in some runs (docs/BENCHMARKS.md).
+  bool copy_weights = false;
 };
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});

@@ -11,20 +11,16 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, finish  # noqa: E402
+
 TAIA, WORK = sys.argv[1], sys.argv[2]
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
-failures = []
 
 
 def run(*args):
     return subprocess.run([TAIA, *args], capture_output=True, text=True, timeout=300)
-
-
-def check(cond, label, detail=""):
-    print(f"{'ok  ' if cond else 'FAIL'} {label}{'' if cond else ': ' + detail}")
-    if not cond:
-        failures.append(label)
 
 
 def close(a, b, rel=1e-9):
@@ -84,6 +80,8 @@ for dtype, size in (("f32", 4), ("bf16", 2)):
         expected = linear * size + (params - linear) * 4 + L * 2 * KV * 4 * (10 + 20 // 2)
         check(close(j["gbytes_per_token"], expected / 1e9), f"decode {dtype}: bytes per token from the shapes",
               f"{j['gbytes_per_token'] * 1e9} vs {expected}")
+j = bench("decode", "-m", model, "--tokens", "8", "--rounds", "1", "--no-mmap")
+check(j is not None and j["tokens_per_s"] > 0, "decode --no-mmap runs")
 j = bench("prefill", "-m", model, "--prompt", "40", "--rounds", "2")
 if j:
     consistent(j, "prefill")
@@ -116,5 +114,4 @@ if j:
 r = run("bench", "decode", "-m", model, "--tokens", "300", "--rounds", "1")
 check(r.returncode == 1 and "max_position" in r.stderr, "decoding past max_position_embeddings is refused", r.stderr)
 
-print(f"{len(failures)} failed" if failures else "all checks passed")
-sys.exit(1 if failures else 0)
+finish()

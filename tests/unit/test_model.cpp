@@ -353,6 +353,14 @@ TEST(Model, GgufTensorsStoredAsKeptAreUsedInPlaceCopyOnWrite) {
   EXPECT_GT(g->mapped_bytes, 0u);
   const auto before = all_logits(*g, kIds);
   EXPECT_LE(test::max_abs_diff(all_logits(*m, kIds), before), 1e-5f);
+  LoadOptions copy;  // --no-mmap: everything in the arena, the same values
+  copy.copy_weights = true;
+  auto copied = load_model(path, copy);
+  EXPECT_EQ(copied->mapping, nullptr);
+  EXPECT_EQ(copied->mapped_bytes, 0u);
+  EXPECT_EQ(copied->weight_bytes(), copied->arena.capacity());
+  EXPECT_GT(copied->arena.capacity(), g->arena.capacity() + g->mapped_bytes / 2);
+  EXPECT_LE(test::max_abs_diff(before, all_logits(*copied, kIds)), 0.0f);
   float* up = g->find(proj_tensor_name(0, Proj::Up, "weight"))->ptr<float>();
   for (int64_t i = 0; i < 64; ++i) up[i] *= 3.0f;
   EXPECT_GT(test::max_abs_diff(before, all_logits(*g, kIds)), 1e-4f);

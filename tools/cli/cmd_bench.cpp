@@ -22,6 +22,7 @@ struct BenchArgs {
   BenchKind kind = BenchKind::Decode;
   std::string model, preset, dtype = "auto", compute = "f32";
   int threads = 0, rounds = 3;
+  bool no_mmap = false;
   int64_t prompt = 512, depth = 0, tokens = 128;
   TrainBenchOptions train;
   OutputFormat format = OutputFormat::Text;
@@ -37,7 +38,7 @@ std::unique_ptr<Model> bench_model(const BenchArgs& a, std::string* label) {
   set_num_threads(a.threads);
   if (!a.model.empty()) {
     *label = a.model;
-    return load_for_run(a.model, a.dtype, a.threads);
+    return load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   }
   const std::optional<DType> dt = dtype_option(a.dtype);
   *label = a.preset + " (preset, random weights)";
@@ -150,6 +151,7 @@ KindCommand add_kind(CLI::App* bench, BenchKind kind, const char* help) {
                   kind == BenchKind::Train ? "Timed steps (the median is reported)" : "Timed rounds (the median is reported)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  add_no_mmap_option(cmd, &args->no_mmap);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_bench(*args); });

@@ -16,6 +16,7 @@ namespace {
 struct EvalArgs {
   std::string model, adapter, tokenizer, tasks, task_format, modes, shots = "0", out, mc_method = "loglik";
   std::string refusal_phrases_file, dtype = "auto", compute = "f32";
+  bool no_mmap = false;
   bool no_chat = false, no_second_pass = false;
   EvalSettings s;
   int threads = 0;
@@ -72,7 +73,7 @@ void run_eval_cmd(EvalArgs& a) {
   std::vector<Task> tasks;
   for (const auto& path : split_list(a.tasks)) tasks.push_back(load_task(path, a.task_format));
   TAIA_CHECK(!tasks.empty(), "[eval] --tasks names no file");
-  auto model = load_for_run(a.model, a.dtype, a.threads);
+  auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
   TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, a.model, ": the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", model->config.vocab_size);
@@ -158,6 +159,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
   add_compute_option(cmd, &args->compute);
+  add_no_mmap_option(cmd, &args->no_mmap);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_eval_cmd(*args); });

@@ -11,6 +11,7 @@ namespace {
 
 struct ForwardArgs {
   std::string model, prompt_ids, out, dtype = "auto", compute = "f32";
+  bool no_mmap = false;
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
   AdapterArgs adapter;
@@ -18,7 +19,7 @@ struct ForwardArgs {
 
 void run_forward(const ForwardArgs& a) {
   std::vector<int32_t> ids = parse_id_list(a.prompt_ids, "--prompt-ids");
-  auto model = load_for_run(a.model, a.dtype, a.threads);
+  auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   const ModelConfig& c = model->config;
   check_ids_in_vocab(ids, c, a.model);
   TAIA_CHECK(int64_t(ids.size()) <= c.max_position_embeddings, "[forward] ", ids.size(),
@@ -65,6 +66,7 @@ void register_forward(CLI::App& app) {
   cmd->add_option("-o,--out", args->out, "Write logits [positions, vocab] as raw little-endian float32");
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
   add_compute_option(cmd, &args->compute);
+  add_no_mmap_option(cmd, &args->no_mmap);
   add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);

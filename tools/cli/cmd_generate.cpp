@@ -12,6 +12,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model, tokenizer, compute = "f32";
+  bool no_mmap = false;
   std::string prompt_ids, prompt, chat_template;
   bool chat = false;
   bool no_thinking = false;
@@ -31,7 +32,7 @@ struct GenerateArgs {
 void run_generate(const GenerateArgs& a) {
   std::vector<int32_t> prompt;
   if (!a.prompt_ids.empty()) prompt = parse_id_list(a.prompt_ids, "--prompt-ids");  // usage errors first
-  auto model = load_for_run(a.model, a.dtype, a.threads);
+  auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   // The tokenizer: --tokenizer, else what the model carries (GGUF vocabulary, files in the folder).
   std::unique_ptr<Tokenizer> tok;
   if (!a.tokenizer.empty()) {
@@ -140,6 +141,7 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at the model's EOS ids");
   add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
   add_compute_option(cmd, &args->compute);
+  add_no_mmap_option(cmd, &args->no_mmap);
   add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);

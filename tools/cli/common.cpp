@@ -85,10 +85,17 @@ int64_t parse_byte_size(const std::string& text, const char* option) {
   return int64_t(v * double(int64_t(1) << shift));
 }
 
-std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads) {
+void add_no_mmap_option(CLI::App* cmd, bool* no_mmap) {
+  cmd->add_flag("--no-mmap", *no_mmap,
+                "Copy a GGUF's weights into memory instead of using them from the file's mapping (as llama.cpp's "
+                "--no-mmap): slower to load, sometimes faster to decode");
+}
+
+std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads, bool no_mmap) {
   set_num_threads(threads);
   LoadOptions options;
   options.linear_dtype = dtype_option(dtype);
+  options.copy_weights = no_mmap;
   return load_model(path, options);
 }
 

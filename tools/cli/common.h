@@ -44,8 +44,11 @@ std::vector<int32_t> parse_id_list(const std::string& text, const char* option);
 int64_t parse_byte_size(const std::string& text, const char* option);
 std::optional<DType> dtype_option(const std::string& value);  // "" or "auto" -> nullopt
 
+// --no-mmap: LoadOptions::copy_weights.
+void add_no_mmap_option(CLI::App* cmd, bool* no_mmap);
 // Loads a model and checks the prompt ids against its vocabulary.
-std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads);
+std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads,
+                                    bool no_mmap = false);
 void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path);
 
 void print_json(const Json& j);  // one line on stdout
