@@ -44,7 +44,9 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
   const std::string model = g.get_string("tokenizer.ggml.model");
   auto t = std::make_unique<PipelineTokenizer>();
   t->source = g.path();
-  for (const GgufValue& v : array_of(g, "tokenizer.ggml.tokens", GgufType::STRING).arr) t->pieces.push_back(v.s);
+  const GgufValue& tokens = array_of(g, "tokenizer.ggml.tokens", GgufType::STRING);
+  t->pieces.reserve(tokens.arr.size());
+  for (const GgufValue& v : tokens.arr) t->pieces.push_back(v.s);
   const size_t n = t->pieces.size();
   TAIA_CHECK(n > 0, g.path(), ": tokenizer.ggml.tokens is empty");
   std::vector<int32_t> types(n, int32_t(PieceType::Normal));
@@ -53,6 +55,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
     TAIA_CHECK(tt.arr.size() == n, g.path(), ": tokenizer.ggml.token_type has ", tt.arr.size(), " entries, expected ", n);
     for (size_t i = 0; i < n; ++i) types[i] = int32_t(tt.arr[i].as_int());
   }
+  t->piece_ids.reserve(n);  // one table size: no rehashing of 150K+ pieces
   for (size_t i = 0; i < n; ++i) t->piece_ids.emplace(t->pieces[i], int32_t(i));
   // Control and user-defined tokens are matched whole in the text, before the model runs.
   for (size_t i = 0; i < n; ++i) {
@@ -91,7 +94,9 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
   } else if (model == "gpt2") {
     t->kind = "gguf-gpt2";
     std::vector<std::pair<std::string, std::string>> merges;
-    for (const GgufValue& m : array_of(g, "tokenizer.ggml.merges", GgufType::STRING).arr) {
+    const GgufValue& merge_list = array_of(g, "tokenizer.ggml.merges", GgufType::STRING);
+    merges.reserve(merge_list.arr.size());
+    for (const GgufValue& m : merge_list.arr) {
       const size_t sp = m.s.find(' ', 1);
       TAIA_CHECK(sp != std::string::npos, g.path(), ": merge '", m.s, "' expected two pieces separated by a space");
       merges.emplace_back(m.s.substr(0, sp), m.s.substr(sp + 1));

@@ -18,9 +18,11 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
                    const std::string& origin)
     : vocab_(std::move(vocab)), options_(options) {
   merges_.reserve(merges.size());
+  std::string joined;  // a + b, one buffer for every merge
   for (size_t r = 0; r < merges.size(); ++r) {
     const auto& [a, b] = merges[r];
-    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
+    joined.assign(a).append(b);
+    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(joined);
     TAIA_CHECK(ia != vocab_.end() && ib != vocab_.end(), origin, ": merge ", r, " ('", a, "', '", b,
                "') names a piece that is not in the vocabulary");
     TAIA_CHECK(im != vocab_.end(), origin, ": merge ", r, " ('", a, "', '", b, "') makes '", a + b,
