@@ -124,6 +124,8 @@ void matvec_rows(float* y, const float* x, const WT* w, const float* bias, int64
   matvec_group<WT>(&out, 1, x, M, K);
 }
 
+bool is_dense(DType d) { return d == DType::F32 || d == DType::BF16 || d == DType::F16; }
+
 // out[M, N] = x[M, K] W[N, K]^T for small N (<= 64): parallel over rows of x, every weight row
 // reused from cache.
 void few_rows_parallel_over_m(float* y, const float* x, const float* w, int64_t M, int64_t N, int64_t K) {
@@ -178,7 +180,7 @@ void for_each_widened_block(const TensorView& w, Fn fn) {
 void check_linear_args(const TensorView& w, const char* where) {
   TAIA_CHECK(w.rank() == 2 && w.is_contiguous(), "[", where, "] expected a contiguous 2-D weight, got '", w.name,
              "' ", w.shape_string());
-  TAIA_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 || is_block_dtype(w.dtype), "[",
+  TAIA_CHECK(is_dense(w.dtype) || is_block_dtype(w.dtype), "[",
              where, "] expected an F32, BF16, F16 or block-quantized weight, got ", dtype_name(w.dtype), " for '",
              w.name, "'");
 }
@@ -217,6 +219,26 @@ Bf16Workspace& bf16_workspace(const LinearCompute& compute, const char* where) {
   return *compute.bf16;
 }
 
+// Whether decode rows (M <= kMatvecMaxRows) on weights of this dtype run the streaming kernel:
+// dense weights, and under Precision::BF16 only BF16 ones (their products with BF16-rounded
+// activations are exact in F32, what the BF16 matmul gives).
+bool streams(DType dtype, int64_t M, const LinearCompute& compute) {
+  return M <= kMatvecMaxRows && is_dense(dtype) && (compute.precision == Precision::F32 || dtype == DType::BF16);
+}
+
+// The streaming kernel over outputs of one dense dtype that share x (see streams()).
+void dense_matvec(const MatvecOut* outs, int n, const float* x, int64_t M, int64_t K, DType dtype,
+                  const LinearCompute& compute, const char* where) {
+  if (compute.precision == Precision::BF16)
+    matvec_group<uint16_t>(outs, n, bf16_workspace(compute, where).rounded(x, M * K), M, K);
+  else if (dtype == DType::F32)
+    matvec_group<float>(outs, n, x, M, K);
+  else if (dtype == DType::BF16)
+    matvec_group<uint16_t>(outs, n, x, M, K);
+  else
+    matvec_group<Half>(outs, n, x, M, K);
+}
+
 }  // namespace
 
 void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate,
@@ -224,24 +246,15 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
   check_linear_args(w, "linear_forward");
   const int64_t N = w.shape[0], K = w.shape[1];
   if (M <= 0) return;
-  if (compute.precision == Precision::BF16 && M <= kMatvecMaxRows && w.dtype == DType::BF16) {
-    // Products of BF16 values are exact in F32: rounding x and streaming the weights gives what
-    // the BF16 matmul gives (F32 sums), at the matrix-vector kernel's memory speed.
-    Bf16Workspace& ws = bf16_workspace(compute, "linear_forward");
-    matvec_rows(y, ws.rounded(x, M * K), w.ptr<const uint16_t>(), bias, M, N, K, accumulate);
+  if (streams(w.dtype, M, compute)) {
+    const MatvecOut out{w.data, bias, y, N, accumulate};
+    dense_matvec(&out, 1, x, M, K, w.dtype, compute, "linear_forward");
     return;
   } else if (compute.precision == Precision::BF16) {
     Bf16Workspace& ws = bf16_workspace(compute, "linear_forward");
     gemm_bf16(M, N, K, ws.activations(x, M * K), K, ws.weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
   } else if (M <= kMatvecMaxRows) {
-    if (w.dtype == DType::F32)
-      matvec_rows(y, x, w.ptr<const float>(), bias, M, N, K, accumulate);
-    else if (w.dtype == DType::BF16)
-      matvec_rows(y, x, w.ptr<const uint16_t>(), bias, M, N, K, accumulate);
-    else if (w.dtype == DType::F16)
-      matvec_rows(y, x, w.ptr<const Half>(), bias, M, N, K, accumulate);
-    else
-      quant_matvec(y, x, w, bias, M, accumulate);
+    quant_matvec(y, x, w, bias, M, accumulate);
     return;
   } else if (w.dtype == DType::F32) {
     gemm_f32(M, N, K, x, K, w.ptr<const float>(), K, /*b_is_nk=*/true, y, N, accumulate);
@@ -260,27 +273,18 @@ void linear_forward_shared(const std::vector<LinearOutput>& outs, const float* x
   const TensorView& w0 = *outs[0].weight;
   check_linear_args(w0, "linear_forward_shared");
   const int64_t K = w0.shape[1];
-  bool grouped = M <= kMatvecMaxRows && (w0.dtype == DType::F32 || w0.dtype == DType::BF16 || w0.dtype == DType::F16);
+  bool grouped = M > 0 && streams(w0.dtype, M, compute);
   for (const LinearOutput& o : outs) {
     check_linear_args(*o.weight, "linear_forward_shared");
     grouped = grouped && o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
   }
-  const bool rounded = compute.precision == Precision::BF16;
-  if (!grouped || M <= 0 || (rounded && w0.dtype != DType::BF16)) {
+  if (!grouped) {
     for (const LinearOutput& o : outs) linear_forward(o.y, x, *o.weight, o.bias, M, o.accumulate, compute);
     return;
   }
   std::vector<MatvecOut> mv;
   for (const LinearOutput& o : outs) mv.push_back({o.weight->data, o.bias, o.y, o.weight->shape[0], o.accumulate});
-  const int n = int(mv.size());
-  if (rounded)  // --compute bf16: the products of BF16-rounded activations (linear_forward's rule)
-    matvec_group<uint16_t>(mv.data(), n, bf16_workspace(compute, "linear_forward_shared").rounded(x, M * K), M, K);
-  else if (w0.dtype == DType::F32)
-    matvec_group<float>(mv.data(), n, x, M, K);
-  else if (w0.dtype == DType::BF16)
-    matvec_group<uint16_t>(mv.data(), n, x, M, K);
-  else
-    matvec_group<Half>(mv.data(), n, x, M, K);
+  dense_matvec(mv.data(), int(mv.size()), x, M, K, w0.dtype, compute, "linear_forward_shared");
 }
 
 void linear_forward_few_rows(float* y, const float* x, const TensorView& w, int64_t M) {
