@@ -191,15 +191,15 @@ void copy_dropping(void* dst, const void* src, size_t n) {
 }
 
 // A block-quantized GGUF weight into its slot as stored: its bytes, with LLaMA's Q/K rows
-// un-permuted whole (a row of a quantized matrix is a run of blocks).
-void copy_quantized(TensorView& dst, const GgufTensor& t, const ExpectedTensor& e, const ModelConfig& c, bool permuted) {
+// un-permuted whole when `reorder` (a row of a quantized matrix is a run of blocks).
+void copy_quantized(TensorView& dst, const GgufTensor& t, const ExpectedTensor& e, const ModelConfig& c, bool reorder) {
   TAIA_CHECK(dst.nbytes() == t.nbytes, "[load_gguf] tensor '", t.name, "' holds ", t.nbytes, " bytes, expected ",
              dst.nbytes());
   copy_dropping(dst.data, t.data, dst.nbytes());
-  const auto proj = proj_of_tensor(e.name);
-  if (!permuted || (proj != Proj::Q && proj != Proj::K) || e.shape.size() != 2) return;
+  if (!reorder || e.shape.size() != 2) return;
   const size_t row_bytes = dtype_bytes(dst.dtype, e.shape[1]);
-  unpermute_qk_row_bytes(dst.data, proj == Proj::Q ? c.num_heads : c.num_kv_heads, c.head_dim, row_bytes);
+  const bool is_q = proj_of_tensor(e.name) == Proj::Q;
+  unpermute_qk_row_bytes(dst.data, is_q ? c.num_heads : c.num_kv_heads, c.head_dim, row_bytes);
 }
 
 // Copies a source tensor into its slot, converting through F32 when the types differ.
@@ -328,7 +328,7 @@ void load_gguf(Model& model, const std::string& path, const LoadOptions& options
     TensorView& dst = *model.find(e.name);
     if (in_place.count(e.name)) continue;
     if (is_block_dtype(dst.dtype))
-      copy_quantized(dst, *src.tensor, e, c, arch_info(c.arch).gguf_permutes_qk);
+      copy_quantized(dst, *src.tensor, e, c, src.reorder);
     else if (src.stored == dst.dtype && !src.reorder && !src.plus_one)
       copy_dropping(dst.data, src.tensor->data, dst.nbytes());  // stored as kept but not aligned
     else
