@@ -115,53 +115,39 @@ void rows_q5_0(Sink& sink, const uint8_t* row, int64_t K) { rows_q4_q5<false, tr
 template <class Sink>
 void rows_q5_1(Sink& sink, const uint8_t* row, int64_t K) { rows_q4_q5<true, true>(sink, row, K); }
 
-// Q5_K: Q4_K's layout with qh[32] before the nibbles: bit `sub` of qh[i] is bit 4 of value i of
-// sub-block `sub`.
-template <class Sink>
-void rows_q5_k(Sink& sink, const uint8_t* row, int64_t K) {
+// Q4_K: d, dmin, 12 bytes of six-bit scales and minimums, 128 bytes of nibbles; sub-block j
+// (32 values) = d * sc_j * q - dmin * m_j, its quants the low (j even) or high (j odd) nibbles
+// of bytes 32 (j / 2) ... + 31. Q5_K (kHigh): the same with qh[32] before the nibbles, bit j of
+// qh[i] being bit 4 of value i of sub-block j.
+template <bool kHigh, class Sink>
+void rows_q4_q5_k(Sink& sink, const uint8_t* row, int64_t K) {
+  constexpr int64_t kBlockBytes = kHigh ? 176 : 144, kQsOffset = kHigh ? 48 : 16;
   const __m512i nibble = _mm512_set1_epi32(0x0F), one = _mm512_set1_epi32(1);
-  for (int64_t k0 = 0; k0 < K; k0 += 256, row += 176) {
+  for (int64_t k0 = 0; k0 < K; k0 += 256, row += kBlockBytes) {
     const float d = f16_scalar(row), dmin = f16_scalar(row + 2);
     const uint8_t* s = row + 4;
     const uint8_t* qh = row + 16;
-    const uint8_t* qs = row + 48;
+    const uint8_t* qs = row + kQsOffset;
     for (int j = 0; j < 8; ++j) {
       int sc = 0, mn = 0;
       k_quant_scale_min(s, j, sc, mn);
       const __m512 scale = _mm512_set1_ps(d * float(sc)), min = _mm512_set1_ps(dmin * float(mn));
       for (int h = 0; h < 2; ++h) {
         const __m512i b = bytes16(qs + 32 * (j / 2) + 16 * h);
-        const __m512i low = (j % 2) ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, nibble);
-        const __m512i high = _mm512_and_si512(_mm512_srli_epi32(bytes16(qh + 16 * h), j), one);
-        const __m512i q = _mm512_or_si512(low, _mm512_slli_epi32(high, 4));
+        __m512i q = (j % 2) ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, nibble);
+        if (kHigh) {
+          const __m512i high = _mm512_and_si512(_mm512_srli_epi32(bytes16(qh + 16 * h), j), one);
+          q = _mm512_or_si512(q, _mm512_slli_epi32(high, 4));
+        }
         sink(_mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), k0 + 32 * j + 16 * h);
       }
     }
   }
 }
-
-// Q4_K: d, dmin, 12 bytes of six-bit scales and minimums, 128 bytes of nibbles; sub-block j
-// (32 values) = d * sc_j * q - dmin * m_j, its quants the low (j even) or high (j odd) nibbles
-// of bytes 32 (j / 2) ... + 31.
 template <class Sink>
-void rows_q4_k(Sink& sink, const uint8_t* row, int64_t K) {
-  const __m512i nibble = _mm512_set1_epi32(0x0F);
-  for (int64_t k0 = 0; k0 < K; k0 += 256, row += 144) {
-    const float d = f16_scalar(row), dmin = f16_scalar(row + 2);
-    const uint8_t* s = row + 4;
-    const uint8_t* qs = row + 16;
-    for (int j = 0; j < 8; ++j) {
-      int sc = 0, mn = 0;
-      k_quant_scale_min(s, j, sc, mn);
-      const __m512 scale = _mm512_set1_ps(d * float(sc)), min = _mm512_set1_ps(dmin * float(mn));
-      for (int h = 0; h < 2; ++h) {
-        const __m512i b = bytes16(qs + 32 * (j / 2) + 16 * h);
-        const __m512i q = (j % 2) ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, nibble);
-        sink(_mm512_fmsub_ps(_mm512_cvtepi32_ps(q), scale, min), k0 + 32 * j + 16 * h);
-      }
-    }
-  }
-}
+void rows_q4_k(Sink& sink, const uint8_t* row, int64_t K) { rows_q4_q5_k<false>(sink, row, K); }
+template <class Sink>
+void rows_q5_k(Sink& sink, const uint8_t* row, int64_t K) { rows_q4_q5_k<true>(sink, row, K); }
 
 // Q6_K: 128 bytes of low nibbles, 64 of high bit pairs, 16 int8 scales, d; value e =
 // d * sc[e / 16] * (q - 32). A group of 16 values reads 16 consecutive bytes of each array.
