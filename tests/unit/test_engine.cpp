@@ -111,8 +111,7 @@ TEST(QuantizedBase, LogitsEqualTheDequantizedModels) {
       for (size_t t = 4; t < ids.size(); ++t)               // ... then decode steps (matrix-vector kernel)
         d.forward(cache, &ids[t], 1, out->data() + t * V, true);
     }
-    float scale = 0;
-    for (float v : lf) scale = std::max(scale, std::abs(v));
+    const float scale = test::max_abs(lf);
     EXPECT_LE(test::max_abs_diff(lq, lf), 1e-5f * std::max(1.0f, scale));
     EXPECT_GT(scale, 0.5f);
   }
@@ -217,8 +216,7 @@ TEST(QuantizedBase, GgufExportCopiesUnchangedTensorsAndRequantizesTheMerged) {
       KVCache cache(m->config, int64_t(ids.size()));
       d.forward(cache, ids.data(), int64_t(ids.size()), dst->data(), true);
     }
-    float scale = 0;
-    for (float v : lm) scale = std::max(scale, std::abs(v));
+    const float scale = test::max_abs(lm);
     // The merged attention weights re-quantized: 8 bits keep the logits within 2 % of the largest,
     // its own Q4_K / Q6_K within 25 % on this random model (whose logits are small sums of many
     // weights, each off by up to half a 4-bit step).

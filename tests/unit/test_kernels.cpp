@@ -162,8 +162,7 @@ TEST(LinearQuantized, EveryBlockTypeMatchesTheDequantizedReference) {
       std::vector<float> fast(size_t(M * N), 1.0f), ref(size_t(M * N), 1.0f);
       linear_forward(fast.data(), x.data(), w, bias.data(), M, /*accumulate=*/true);
       linear_forward_reference(ref.data(), x.data(), w, bias.data(), M, /*accumulate=*/true);
-      float scale = 0;
-      for (float v : ref) scale = std::max(scale, std::abs(v));
+      const float scale = test::max_abs(ref);
       EXPECT_LE(test::max_abs_diff(fast, ref), 2e-6f * scale + 1e-6f) << "M = " << M;
       EXPECT_GT(scale, 0.1f);
       auto dy = test::random_vector(size_t(M * N), 4);
@@ -194,8 +193,7 @@ TEST(LinearQuantized, FastKernelsMatchTheReferencePath) {
       quant_matvec(ref.data(), x.data(), w, nullptr, M, false);
       set_quant_fast_kernels(true);
       quant_matvec(fast.data(), x.data(), w, nullptr, M, false);
-      float scale = 0;
-      for (float v : ref) scale = std::max(scale, std::abs(v));
+      const float scale = test::max_abs(ref);
       EXPECT_GT(scale, 0.1f);
       EXPECT_LE(test::max_abs_diff(fast, ref), 2e-6f * scale) << "M = " << M;
     }

@@ -50,6 +50,13 @@ inline std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1
   return v;
 }
 
+// The largest |v|: the scale relative tolerances are taken against.
+inline float max_abs(const std::vector<float>& v) {
+  float m = 0;
+  for (float x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
 inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   float m = 0;
