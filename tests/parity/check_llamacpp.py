@@ -161,6 +161,16 @@ def same_text(a, b):
     return norm(a) == norm(b)
 
 
+def same_continuation(label, theirs, ours, also=True):
+    """Prints the check (both texts when it fails); 1 if llama-cli's and taia's continuations
+    differ, either is missing, or `also` is false, else 0."""
+    ok = also and ours is not None and theirs is not None and same_text(theirs, ours)
+    print(f"{'ok  ' if ok else 'FAIL'} {label}")
+    if not ok:
+        print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
+    return 0 if ok else 1
+
+
 def llama_cli(llama_dir, model, lora=None, prompt=PROMPT, n_new=N_NEW):
     cmd = [os.path.join(llama_dir, "build", "bin", "llama-cli"), "-m", model, "-p", prompt, "-n", str(n_new),
            "--temp", "0", "--ignore-eos", "-no-cnv", "--no-warmup", "-t", "2", "-c", "128", "--seed", "1"]
@@ -248,11 +258,8 @@ def check_quantized_fixtures(taia, llama_dir, work):
         for prompt in QUANT_PROMPTS:
             ours = taia_generate(taia, model, prompt=prompt, n_new=32)
             theirs = llama_cli(llama_dir, model, prompt=prompt, n_new=32)
-            ok = ours is not None and theirs is not None and same_text(theirs, ours)
-            failures += 0 if ok else 1
-            print(f"{'ok  ' if ok else 'FAIL'} {name} '{prompt}': 32 greedy tokens, llama-cli == taia generate")
-            if not ok:
-                print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
+            failures += same_continuation(f"{name} '{prompt}': 32 greedy tokens, llama-cli == taia generate",
+                                          theirs, ours)
     model = os.path.join(QUANT_DIR, "trained-q4_k_m.gguf")
     data = os.path.join(work, "quant-data.jsonl")
     with open(data, "w") as f:
@@ -266,14 +273,10 @@ def check_quantized_fixtures(taia, llama_dir, work):
     run([taia, "export", "-m", model, "--adapter", adapter, "--mode", "taia", "--format", "gguf-lora", "-o", lora])
     ours = taia_generate(taia, model, "--adapter", adapter, "--mode", "taia", prompt=QUANT_PROMPTS[0], n_new=32)
     theirs = llama_cli(llama_dir, model, lora, prompt=QUANT_PROMPTS[0], n_new=32)
-    ok = (len(losses) == 12 and losses[-1] < losses[0] and ours is not None and theirs is not None
-          and same_text(theirs, ours))
-    failures += 0 if ok else 1
-    print(f"{'ok  ' if ok else 'FAIL'} trained-q4_k_m.gguf: a LoRA trained on it (loss {losses[0] if losses else 0:.3f} "
-          f"-> {losses[-1] if losses else 0:.3f}) exported as TAIA gguf-lora continues in llama-cli --lora as "
-          f"taia generate --mode taia")
-    if not ok:
-        print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
+    failures += same_continuation(
+        f"trained-q4_k_m.gguf: a LoRA trained on it (loss {losses[0] if losses else 0:.3f} -> "
+        f"{losses[-1] if losses else 0:.3f}) exported as TAIA gguf-lora continues in llama-cli --lora as "
+        f"taia generate --mode taia", theirs, ours, also=len(losses) == 12 and losses[-1] < losses[0])
     return failures + check_perplexity(taia, llama_dir, work)
 
 
@@ -361,11 +364,8 @@ def main():
             continue
         ours = taia_generate(taia, model)
         theirs = llama_cli(llama_dir, model)
-        ok = ours is not None and theirs is not None and same_text(theirs, ours)
-        failures += 0 if ok else 1
-        print(f"{'ok  ' if ok else 'FAIL'} {arch}: greedy continuation of {N_NEW} tokens, llama-cli == taia generate")
-        if not ok:
-            print(f"   llama.cpp {theirs!r}\n   taia      {ours!r}")
+        failures += same_continuation(f"{arch}: greedy continuation of {N_NEW} tokens, llama-cli == taia generate",
+                                      theirs, ours)
         adapter = os.path.join(d, "adapter")
         run([taia, "train", "-m", model, "--data", data, "-o", adapter, "--max-steps", "8", "--lr", "3e-2",
              "--batch-size", "4", "--grad-accum", "1", "--lora-rank", "4", "--lora-alpha", "8", "--lora-dropout", "0",
@@ -374,13 +374,9 @@ def main():
         run([taia, "export", "-m", model, "--adapter", adapter, "--mode", "taia", "--format", "gguf-lora", "-o", lora])
         ours_l = taia_generate(taia, model, "--adapter", lora, "--mode", "vanilla")
         theirs_l = llama_cli(llama_dir, model, lora)
-        ok = (ours_l is not None and theirs_l is not None and ours is not None and
-              same_text(theirs_l, ours_l) and ours_l != ours)
-        failures += 0 if ok else 1
-        print(f"{'ok  ' if ok else 'FAIL'} {arch}: the TAIA gguf-lora export loads in llama-cli --lora and continues "
-              f"as taia does with it (and differently from the base)")
-        if not ok:
-            print(f"   llama.cpp {theirs_l!r}\n   taia      {ours_l!r}")
+        failures += same_continuation(f"{arch}: the TAIA gguf-lora export loads in llama-cli --lora and continues "
+                                      f"as taia does with it (and differently from the base)", theirs_l, ours_l,
+                                      also=ours is not None and ours_l != ours)
     failures += check_quantized_fixtures(taia, llama_dir, work)
     sys.exit(1 if failures else 0)
 
