@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "core/rng.h"
 #include "model/init.h"
 #include "perf/measure.h"
 #include "perf/presets.h"
@@ -40,12 +39,7 @@ int main(int argc, char** argv) {
   eo.compute_bf16 = mode == "bf16c";
   eo.profile = true;  // a clock read per phase: ~1 us in a step of hundreds of ms
   TrainEngine engine(*model, &lora, nullptr, eo);
-  TrainBatch batch;
-  batch.B = B;
-  batch.L = T;
-  Rng rng(3);
-  for (int64_t i = 0; i < B * T; ++i) batch.tokens.push_back(int32_t(rng.next_u64() % uint64_t(c.vocab_size)));
-  for (int64_t i = 0; i < B * T; ++i) batch.targets.push_back(i % T == T - 1 ? -1 : batch.tokens[size_t(i + 1)]);
+  const TrainBatch batch = random_train_batch(c.vocab_size, B, T);
   const float scale = 1.0f / float(batch.target_count());
   auto time_of = [&](bool with_opt) {
     const auto t0 = std::chrono::steady_clock::now();

@@ -96,6 +96,16 @@ std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens
   return rates;
 }
 
+TrainBatch random_train_batch(int64_t vocab, int64_t batch, int64_t seq) {
+  TrainBatch b;
+  b.B = batch;
+  b.L = seq;
+  Rng rng(3);
+  for (int64_t i = 0; i < batch * seq; ++i) b.tokens.push_back(int32_t(rng.next_u64() % uint64_t(vocab)));
+  for (int64_t i = 0; i < batch * seq; ++i) b.targets.push_back(i % seq == seq - 1 ? -1 : b.tokens[size_t(i + 1)]);
+  return b;
+}
+
 std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done) {
   check_positive(o.batch, "batch");
   check_positive(o.seq, "sequence length");
@@ -112,13 +122,7 @@ std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int step
   EngineOptions eo;
   eo.compute_bf16 = o.compute_bf16;
   TrainEngine engine(m, &lora, nullptr, eo);
-  TrainBatch batch;  // [batch, seq] random tokens, targets the next token (none for the last)
-  batch.B = o.batch;
-  batch.L = o.seq;
-  Rng rng(3);
-  for (int64_t i = 0; i < o.batch * o.seq; ++i) batch.tokens.push_back(int32_t(rng.next_u64() % uint64_t(c.vocab_size)));
-  for (int64_t i = 0; i < o.batch * o.seq; ++i)
-    batch.targets.push_back(i % o.seq == o.seq - 1 ? -1 : batch.tokens[size_t(i + 1)]);
+  const TrainBatch batch = random_train_batch(c.vocab_size, o.batch, o.seq);
   const float scale = 1.0f / float(batch.target_count());
   auto step = [&](uint64_t s) {
     const auto t = clock_type::now();

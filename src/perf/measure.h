@@ -8,6 +8,7 @@
 
 #include "kernels/linear.h"
 #include "model/weights.h"
+#include "train/engine.h"
 
 namespace taia {
 
@@ -30,6 +31,9 @@ struct TrainBenchOptions {
   int64_t rank = 8;              // LoRA rank (alpha 2 x rank, no dropout) on all seven projections
   bool compute_bf16 = false;     // --compute bf16: frozen base products in BF16
 };
+
+// A [batch, seq] batch of random tokens (seed 3), each targeting the next (none for the last).
+TrainBatch random_train_batch(int64_t vocab, int64_t batch, int64_t seq);
 
 // Tokens/s of each of `steps` LoRA steps (forward, backward, AdamW), after two untimed ones.
 std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done = {});

@@ -35,11 +35,11 @@ const char* kind_name(BenchKind k) {
 // The model file as loaded (--dtype converts), or the preset's shape with random weights
 // (F32 unless --dtype names BF16 or F16).
 std::unique_ptr<Model> bench_model(const BenchArgs& a, std::string* label) {
-  set_num_threads(a.threads);
   if (!a.model.empty()) {
     *label = a.model;
     return load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   }
+  set_num_threads(a.threads);
   const std::optional<DType> dt = dtype_option(a.dtype);
   *label = a.preset + " (preset, random weights)";
   return init_model(bench_preset_config(a.preset), 1, dt.value_or(DType::F32));
