@@ -8,6 +8,7 @@
 #include "kernels/geglu.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
+#include "kernels/molora.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/softcap.h"
@@ -332,6 +333,100 @@ TEST(GradCheck, BlockedSoftCappedAttentionMatchesDoubleLoops) {
   EXPECT_LT(worst(dq, dqf), 1e-4);
   EXPECT_LT(worst(dk, dkf), 1e-4);
   EXPECT_LT(worst(dv, dvf), 1e-4);
+}
+
+// MoLoRA on one projection: N rows, E experts of rank r, top-k routing, optional balance loss.
+struct MoloraCase {
+  int64_t top_k;
+  double balance;
+};
+class MoloraGrad : public ::testing::TestWithParam<MoloraCase> {};
+
+TEST_P(MoloraGrad, MatchesFiniteDifferences) {
+  const int64_t N = 7, E = 4, R = 3, in = 5, out = 6, k = GetParam().top_k;
+  const double bw = GetParam().balance;
+  Vec x = random_doubles(N * in, 51), A = random_doubles(E * R * in, 52), B = random_doubles(E * out * R, 53),
+      rw = random_doubles(E * in, 54), rb = random_doubles(E, 55), c = random_doubles(N * out, 56);
+  Vec y(N * out), logits(N * E), gate(N * k), u(N * k * R);
+  std::vector<int32_t> expert(size_t(N * k));
+  MoloraWeights<double> w{E, k, R, in, out, 0.75, A.data(), B.data(), rw.data(), rb.data()};
+  const MoloraRouting<double> r{logits.data(), expert.data(), gate.data(), u.data()};
+  auto loss = [&] {
+    std::fill(y.begin(), y.end(), 0.0);
+    molora_forward<double>(y.data(), r, x.data(), w, N);
+    return dot(y, c) + bw * molora_balance_loss<double>(r, w, N);
+  };
+  loss();
+  Vec dx(x.size(), 0), dA(A.size(), 0), dB(B.size(), 0), drw(rw.size(), 0), drb(rb.size(), 0);
+  const double aux = molora_backward<double>(dx.data(), {dA.data(), dB.data(), drw.data(), drb.data()}, c.data(),
+                                             x.data(), r, w, N, bw);
+  EXPECT_NEAR(aux, molora_balance_loss<double>(r, w, N), 1e-12);
+  expect_gradient("molora dx", x, dx, loss);
+  expect_gradient("molora dA", A, dA, loss);
+  expect_gradient("molora dB", B, dB, loss);
+  expect_gradient("molora d_router_w", rw, drw, loss);
+  expect_gradient("molora d_router_b", rb, drb, loss);
+  // Top-1 without the balance loss: the router learns nothing (the gate is softmax of one logit).
+  if (k == 1 && bw == 0) {
+    for (double g : drw) EXPECT_EQ(g, 0.0);
+    for (double g : drb) EXPECT_EQ(g, 0.0);
+  } else {
+    EXPECT_GT(std::abs(dot(drw, drw)), 0.0);
+  }
+  // Every row's gates sum to one, over k distinct experts.
+  for (int64_t n = 0; n < N; ++n) {
+    double s = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      s += gate[size_t(n * k + j)];
+      for (int64_t i = 0; i < j; ++i) EXPECT_NE(expert[size_t(n * k + i)], expert[size_t(n * k + j)]);
+    }
+    EXPECT_NEAR(s, 1.0, 1e-12);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Routing, MoloraGrad,
+                         ::testing::Values(MoloraCase{1, 0.0}, MoloraCase{2, 0.0}, MoloraCase{1, 0.5},
+                                           MoloraCase{2, 0.5}, MoloraCase{4, 0.0}));
+
+// The float kernels (grouped sgemm) against the double loops, on a size where experts get many rows.
+TEST(GradCheck, MoloraFloatMatchesDoubleLoops) {
+  const int64_t N = 300, E = 4, R = 8, in = 48, out = 40, k = 2;
+  Vec xd = random_doubles(N * in, 61), Ad = random_doubles(E * R * in, 62, 0.2), Bd = random_doubles(E * out * R, 63, 0.2),
+      rwd = random_doubles(E * in, 64, 0.2), rbd = random_doubles(E, 65), cd = random_doubles(N * out, 66);
+  auto to_f = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+  auto xf = to_f(xd), Af = to_f(Ad), Bf = to_f(Bd), rwf = to_f(rwd), rbf = to_f(rbd), cf = to_f(cd);
+  // The double run starts from the float values, so both see the same inputs.
+  Vec x(xf.begin(), xf.end()), A(Af.begin(), Af.end()), B(Bf.begin(), Bf.end()), rw(rwf.begin(), rwf.end()),
+      rb(rbf.begin(), rbf.end()), c(cf.begin(), cf.end());
+  Vec y(N * out, 0), logits(N * E), gate(N * k), u(N * k * R), dx(N * in, 0), dA(A.size(), 0), dB(B.size(), 0),
+      drw(rw.size(), 0), drb(E, 0);
+  std::vector<int32_t> expert(size_t(N * k)), expert_f(size_t(N * k));
+  const MoloraWeights<double> w{E, k, R, in, out, 2.0, A.data(), B.data(), rw.data(), rb.data()};
+  const MoloraRouting<double> r{logits.data(), expert.data(), gate.data(), u.data()};
+  molora_forward<double>(y.data(), r, x.data(), w, N);
+  molora_backward<double>(dx.data(), {dA.data(), dB.data(), drw.data(), drb.data()}, c.data(), x.data(), r, w, N, 0.3);
+  std::vector<float> yf(size_t(N * out), 0), logits_f(size_t(N * E)), gate_f(size_t(N * k)), u_f(size_t(N * k * R)),
+      dxf(size_t(N * in), 0), dAf(Af.size(), 0), dBf(Bf.size(), 0), drwf(rwf.size(), 0), drbf(size_t(E), 0);
+  const MoloraWeights<float> wf{E, k, R, in, out, 2.0f, Af.data(), Bf.data(), rwf.data(), rbf.data()};
+  const MoloraRouting<float> rf{logits_f.data(), expert_f.data(), gate_f.data(), u_f.data()};
+  molora_forward<float>(yf.data(), rf, xf.data(), wf, N);
+  molora_backward<float>(dxf.data(), {dAf.data(), dBf.data(), drwf.data(), drbf.data()}, cf.data(), xf.data(), rf, wf,
+                         N, 0.3);
+  EXPECT_EQ(expert, expert_f);
+  auto worst = [](const Vec& a, const std::vector<float>& b) {
+    double m = 0, scale = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      m = std::max(m, std::abs(a[i] - double(b[i])));
+      scale = std::max(scale, std::abs(a[i]));
+    }
+    return m / std::max(scale, 1e-30);
+  };
+  EXPECT_LT(worst(y, yf), 1e-5);
+  EXPECT_LT(worst(dx, dxf), 1e-5);
+  EXPECT_LT(worst(dA, dAf), 1e-5);
+  EXPECT_LT(worst(dB, dBf), 1e-5);
+  EXPECT_LT(worst(drw, drwf), 1e-5);
+  EXPECT_LT(worst(drb, drbf), 1e-5);
 }
 
 // gemm_f32 (oneDNN's matmul primitive) in both weight layouts, overwriting and accumulating.
