@@ -58,6 +58,11 @@ double molora_backward(T* dx, const MoloraGrads<T>& g, const T* dy, const T* x, 
 template <typename T>
 double molora_balance_loss(const MoloraRouting<T>& routing, const MoloraWeights<T>& w, int64_t N);
 
+// Floats of scratch the kernels hold (per-expert gathers, d_logits) for N rows: for memory estimates.
+inline int64_t molora_scratch_floats(int64_t N, int64_t experts, int64_t top_k, int64_t rank, int64_t in, int64_t out) {
+  return N * (2 * in + out + 2 * rank + experts + top_k);
+}
+
 // counts[E] += the routing slots each expert received.
 void molora_count_slots(int64_t* counts, const int32_t* expert, int64_t experts, int64_t slots);
 

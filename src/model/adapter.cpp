@@ -16,6 +16,9 @@ int64_t count_modules(const LoraAdapter& adapter, const ModuleMask& mask) {
   for (const auto& layer : adapter.layers)
     for (int i = 0; i < kNumProj; ++i)
       if (layer[size_t(i)] && mask[size_t(i)]) ++n;
+  for (const auto& layer : adapter.molora.layers)
+    for (int i = 0; i < kNumProj; ++i)
+      if (layer[size_t(i)] && mask[size_t(i)]) ++n;
   return n;
 }
 
@@ -24,6 +27,12 @@ int64_t keep_modules(LoraAdapter& adapter, const ModuleMask& mask) {
   for (auto& layer : adapter.layers)
     for (int i = 0; i < kNumProj; ++i)
       if (!mask[size_t(i)]) layer[size_t(i)].reset();
+  for (auto& layer : adapter.molora.layers)
+    for (int i = 0; i < kNumProj; ++i)
+      if (!mask[size_t(i)]) layer[size_t(i)].reset();
+  for (int i = 0; i < kNumProj; ++i)
+    adapter.molora.config.targets[size_t(i)] = adapter.molora.config.targets[size_t(i)] && mask[size_t(i)];
+  if (!adapter.has_experts(ModuleMask{true, true, true, true, true, true, true})) adapter.molora = MoloraExperts{};
   for (int i = 0; i < kNumProj; ++i) adapter.config.targets[size_t(i)] = adapter.config.targets[size_t(i)] && mask[size_t(i)];
   return count_modules(adapter, mask);
 }

@@ -56,6 +56,15 @@ void Decoder::set_adapter(const LoraAdapter* adapter, const ModuleMask& mask) {
                      " is [", m->out, ", ", m->in, "] in the adapter but [", out, ", ", in, "] in the model");
         }
   }
+  if (adapter)
+    for (int64_t l = 0; l < int64_t(adapter->molora.layers.size()); ++l)
+      for (int i = 0; i < kNumProj; ++i)
+        if (const MoloraModule* m = adapter->molora.find(l, Proj(i))) {
+          const auto [in, out] = module_shape(model_.config, Proj(i));
+          TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] the experts of ",
+                     adapter->module_name(l, Proj(i)), " are [", m->out, ", ", m->in, "] but the model's projection is [",
+                     out, ", ", in, "]");
+        }
   adapter_ = adapter;
   mask_ = mask;
 }
@@ -85,9 +94,21 @@ void Decoder::project_shared(int64_t layer, const std::vector<Proj>& ps, const s
   for (size_t i = 0; i < ps.size(); ++i) add_lora(layer, ps[i], *lins[i], ys[i], x, T);
 }
 
-// y += scale * B A x for p's module when the adapter applies it (unmerged).
+// y += scale * B A x for p's module when the adapter applies it (unmerged), or p's mixture of
+// experts (MoLoRA: each row routed to its experts).
 void Decoder::add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T) {
   if (!adapter_ || !mask_[size_t(p)]) return;
+  if (const MoloraModule* mm = adapter_->molora.find(layer, p)) {
+    const int64_t slots = T * mm->top_k;
+    experts_.logits.resize(size_t(T * mm->experts));
+    experts_.expert.resize(size_t(slots));
+    experts_.gate.resize(size_t(slots));
+    experts_.u.resize(size_t(slots * mm->rank));
+    const MoloraRouting<float> r{experts_.logits.data(), experts_.expert.data(), experts_.gate.data(),
+                                 experts_.u.data()};
+    molora_forward<float>(y, r, x, mm->weights(), T);
+    return;
+  }
   const auto m = adapter_->view(layer, p, proj_row_offset(model_.config, p), lin.weight.shape[0]);
   if (!m) return;
   lora_u_.resize(size_t(T * m->rank));

@@ -94,6 +94,12 @@ class Decoder {
   const LoraAdapter* adapter_ = nullptr;
   ModuleMask mask_{};
   std::vector<float> lora_u_;  // [T, r]
+  struct ExpertScratch {        // one MoLoRA projection's routing of T rows (k experts each)
+    std::vector<float> logits;  // [T, E]
+    std::vector<int32_t> expert;  // [T, k]
+    std::vector<float> gate;    // [T, k]
+    std::vector<float> u;       // [T, k, r]
+  } experts_;
   // [T] the batch's spans under the window of window_spans_for_ (0: not built), in the rows of a
   // ring of ring_rows_for_ rows (0: slots are rows).
   std::vector<KeySpans> window_spans_;

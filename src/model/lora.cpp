@@ -128,6 +128,7 @@ void LoraAdapter::zero_grad() {
         std::fill(m->dA.begin(), m->dA.end(), 0.0f);
         std::fill(m->dB.begin(), m->dB.end(), 0.0f);
       }
+  molora.zero_grad();
 }
 
 int64_t LoraAdapter::parameter_count() const {
@@ -135,7 +136,14 @@ int64_t LoraAdapter::parameter_count() const {
   for (const auto& layer : layers)
     for (const auto& m : layer)
       if (m) n += int64_t(m->A.size() + m->B.size());
-  return n;
+  return n + molora.parameter_count();
+}
+
+bool LoraAdapter::has_experts(const ModuleMask& mask) const {
+  for (int64_t l = 0; l < int64_t(molora.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (mask[size_t(i)] && molora.find(l, Proj(i))) return true;
+  return false;
 }
 
 }  // namespace taia

@@ -11,6 +11,7 @@
 
 #include "model/config.h"
 #include "model/modes.h"
+#include "model/molora.h"
 #include "model/tensor_names.h"
 #include "model/weights.h"
 
@@ -59,6 +60,10 @@ struct LoraAdapter {
   // Split: a module per projection; Fused: one per fused group, in the group's first slot.
   ProjLayout layout = ProjLayout::Split;
   std::vector<std::array<std::optional<LoraModule>, kNumProj>> layers;
+  // MoLoRA: mixtures of experts on the projections LoRA leaves alone (the FFN by default; empty
+  // for a plain LoRA adapter). A mode's mask selects them like LoRA modules: taia = attention
+  // LoRA only, taif = the experts only, vanilla = both.
+  MoloraExperts molora;
 
   // Modules per config for a model; A drawn from `seed` (PEFT's kaiming-uniform), B zero.
   static LoraAdapter create(const ModelConfig& model, const LoraConfig& config, uint64_t seed);
@@ -71,8 +76,10 @@ struct LoraAdapter {
   std::optional<LoraView> view(int64_t layer, Proj p, int64_t row0, int64_t rows) const;  // dA, dB null
   // The module name of slot p in this adapter's layout ("model.layers.3.self_attn.qkv_proj").
   std::string module_name(int64_t layer, Proj p) const { return taia::module_name(layer, p, layout); }
-  void zero_grad();
-  int64_t parameter_count() const;
+  void zero_grad();           // LoRA and experts
+  int64_t parameter_count() const;  // LoRA and experts
+  // Whether any expert mixture sits on a projection of `mask`.
+  bool has_experts(const ModuleMask& mask) const;
 };
 
 // Fused layouts adapt a group (q, k, v; gate, up) as one module: a mask that splits a group is

@@ -12,6 +12,7 @@
 #include "core/json_util.h"
 #include "core/mmap_file.h"
 #include "io/safetensors.h"
+#include "model/molora.h"
 
 namespace taia {
 
@@ -52,6 +53,11 @@ void save_peft_adapter(const LoraAdapter& a, const std::string& dir, const std::
       }
   write_safetensors(dir + "/adapter_model.safetensors", views, {{"format", "pt"}});
   write_file_atomic(dir + "/adapter_config.json", cfg.dump(2) + "\n");
+  // MoLoRA's experts and routers beside the LoRA part (whose files PEFT reads as they are).
+  if (!a.molora.empty())
+    save_molora(a.molora, dir, c.rank, c.alpha, c.use_rslora);
+  else
+    remove_molora_files(dir);
 }
 
 LoraConfig read_peft_config(const std::string& dir) {
@@ -155,6 +161,11 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) 
     TAIA_CHECK(known, st.path(), ": tensor '", t.name, "' matches no adapted module of the model (",
                model.num_layers, " layers; targets ", targets_to_string(c.targets, model.proj_layout()), ")");
   }
+  load_molora(dir, model, a.molora);
+  for (int64_t l = 0; l < model.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      TAIA_CHECK(!a.find(l, Proj(i)) || !a.molora.find(l, Proj(i)), dir, ": ", a.module_name(l, Proj(i)),
+                 " has both a LoRA module (adapter_config.json) and experts (", kMoloraConfigFile, ")");
   return a;
 }
 

@@ -166,6 +166,18 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
         }
       size(a.lora_u[size_t(i)], N * rank);
       size(a.w_eff[size_t(i)], folded);
+      int64_t E = 0, k = 0, r = 0;  // MoLoRA: the widest routing among the layers this set serves
+      for (int64_t l = set; s.lora && l < (o.recompute ? c.num_layers : set + 1); ++l)
+        if (const MoloraModule* m = s.lora->molora.find(l, Proj(i))) {
+          E = std::max(E, m->experts);
+          k = std::max(k, m->top_k);
+          r = std::max(r, m->rank);
+        }
+      LayerActs::ExpertActs& x = a.experts[size_t(i)];
+      size(x.logits, N * E);
+      size(x.expert, N * k);
+      size(x.gate, N * k);
+      size(x.u, N * k * r);
     }
   }
   b.saved_inputs.resize(o.recompute ? size_t(c.num_layers) : 0);
@@ -200,10 +212,17 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   size(g.lora_du, N * max_rank);
 }
 
-int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& o) {
+int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& o,
+                                          const LoraAdapter* lora) {
   const ModelConfig& c = model.config;
   const int64_t N = B * L, widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
   int64_t bytes = int64_t(num_threads()) * L * L * 4;  // attention backward: dS per thread
+  int64_t expert_floats = 0;
+  for (int64_t l = 0; lora && l < int64_t(lora->molora.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (const MoloraModule* m = lora->molora.find(l, Proj(i)))
+        expert_floats = std::max(expert_floats, molora_scratch_floats(N, m->experts, m->top_k, m->rank, m->in, m->out));
+  bytes += expert_floats * 4;
   if (c.attn_softcap > 0) bytes += int64_t(num_threads()) * kCausalBlock * L * 4;  // a block's recomputed logits
   if (o.compute_bf16) {
     // Every frozen projection and the LM head multiply in BF16: F32 weights are copied once.
@@ -226,14 +245,14 @@ int64_t TrainEngine::working_bytes(const Model& model, int64_t B, int64_t L, con
   Buffers none;  // only sized, never allocated
   int64_t floats = 0;
   plan_buffers(none, PlanShape{&model.config, B, L, &o, full ? nullptr : lora, !model.has_block_weights()},
-               [&](std::vector<float>&, int64_t n) { floats += n; });
-  return floats * 4 + kernel_scratch_bytes(model, B, L, o);
+               [&](auto&, int64_t n) { floats += n; });  // float and int32 buffers: 4 bytes each
+  return floats * 4 + kernel_scratch_bytes(model, B, L, o, full ? nullptr : lora);
 }
 
 int64_t TrainEngine::allocated_bytes() {
   int64_t bytes = 0;
   plan_buffers(buf_, PlanShape{&model_.config, B_, L_, &options_, lora_, fold_allowed_},
-               [&](std::vector<float>& v, int64_t) { bytes += int64_t(v.capacity()) * 4; });
+               [&](auto& v, int64_t) { bytes += int64_t(v.capacity()) * 4; });
   return bytes;
 }
 
@@ -263,7 +282,7 @@ void TrainEngine::resize(const TrainBatch& batch) {
   positions_.resize(size_t(N_));
   for (int64_t i = 0; i < N_; ++i) positions_[size_t(i)] = i % L_;
   plan_buffers(buf_, PlanShape{&c, B_, L_, &options_, lora_, fold_allowed_},
-               [](std::vector<float>& v, int64_t n) { v.resize(size_t(n)); });
+               [](auto& v, int64_t n) { v.resize(size_t(n)); });
 }
 
 // u[N, r] = x A^T, the input of the LoRA up-projection (kept for dB).
@@ -282,6 +301,15 @@ int TrainEngine::dropout_place(Proj p) const { return int(module_slot(p, model_.
 void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train,
                                uint64_t step, bool accumulate) {
   const Linear& lin = base(l, p);
+  if (MoloraModule* mm = experts_of(l, p)) {  // MoLoRA: the experts train without dropout, as the official ones
+    {
+      PhaseScope t(phase_slot(Phase::BaseGemm));
+      linear_forward(y, x, lin.weight, lin.bias_ptr(), N, accumulate, compute_);
+    }
+    PhaseScope t(phase_slot(Phase::Lora));
+    molora_forward<float>(y, a.experts[size_t(p)].routing(), x, mm->weights(), N);
+    return;
+  }
   const auto m = lora_view(l, p);
   const double pdrop = m && train ? lora_->config.dropout : 0.0;
   float* u = a.lora_u[size_t(p)].data();
@@ -340,6 +368,16 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
     const TensorView w = folded ? TensorView("w_eff", DType::F32, {m->out, m->in}, a.w_eff[size_t(p)].data())
                                 : lin.weight;
     linear_backward(dx, dW, db, dy, x, w, N, compute_);
+  }
+  if (MoloraModule* mm = experts_of(l, p)) {
+    PhaseScope t(phase_slot(Phase::Lora));
+    const MoloraRouting<float> routing = a.experts[size_t(p)].routing();
+    router_stats_.balance_loss += molora_backward<float>(dx, mm->grads(), dy, x, routing, mm->weights(), N,
+                                                         balance_weight_);
+    router_stats_.passes += 1;
+    router_stats_.slots_per_expert.resize(std::max(router_stats_.slots_per_expert.size(), size_t(mm->experts)), 0);
+    molora_count_slots(router_stats_.slots_per_expert.data(), routing.expert, mm->experts, N * mm->top_k);
+    return;
   }
   if (!m) return;
   PhaseScope t(phase_slot(Phase::Lora));
@@ -638,6 +676,7 @@ void TrainEngine::embedding_backward(const TrainBatch& batch) {
 
 double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step) {
   resize(batch);
+  balance_weight_ = lora_ ? lora_->molora.config.balance_coef * double(grad_scale) * double(batch.target_count()) : 0;
   const ModelConfig& c = model_.config;
   const int64_t N = N_, D = c.hidden_size;
   const bool recompute = options_.recompute;

@@ -12,6 +12,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/linear.h"
+#include "kernels/molora.h"
 #include "kernels/rope.h"
 #include "model/weights.h"
 #include "model/lora.h"
@@ -67,6 +68,17 @@ class TrainEngine {
   // Forward only (no dropout): summed loss over the targets.
   double forward_loss(const TrainBatch& batch);
 
+  // MoLoRA routers over the backward passes since the last reset: the balance loss (aux of
+  // kernels/molora.h) summed over routers and passes, and the routing slots each expert index
+  // received, summed over routers.
+  struct RouterStats {
+    double balance_loss = 0;
+    int64_t passes = 0;                   // router backward passes counted
+    std::vector<int64_t> slots_per_expert;  // [E]
+  };
+  const RouterStats& router_stats() const { return router_stats_; }
+  void reset_router_stats() { router_stats_ = RouterStats{}; }
+
   const PhaseTimes& phase_times() const { return phase_times_; }
   void reset_phase_times() { phase_times_ = PhaseTimes{}; }
 
@@ -87,7 +99,9 @@ class TrainEngine {
   // Scratch outside the plan, estimated: the BF16 workspace of --compute bf16 (copies of the
   // frozen F32 weights, rounded activations), the attention backward's per-thread L x L block,
   // and the F32 block a BF16 weight is widened into under F32 compute.
-  static int64_t kernel_scratch_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& options);
+  // With MoLoRA experts (lora), their kernels' per-expert gathers too.
+  static int64_t kernel_scratch_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& options,
+                                      const LoraAdapter* lora = nullptr);
 
  private:
   // Saved forward activations of one layer; N = B x L rows, D hidden, H / KV heads of hd,
@@ -113,6 +127,17 @@ class TrainEngine {
     // Without dropout the LoRA branch folds into the weight: w_eff = W + scale B A [out, in] (F32),
     // one large GEMM per projection forward and backward instead of four skinny ones.
     std::array<std::vector<float>, kNumProj> w_eff;
+    // MoLoRA: each projection's routing (kernels/molora.h), k experts per row of E.
+    struct ExpertActs {
+      std::vector<float> logits;    // [N, E]
+      std::vector<int32_t> expert;  // [N, k]
+      std::vector<float> gate;      // [N, k]
+      std::vector<float> u;         // [N, k, r]
+      MoloraRouting<float> routing() {
+        return {logits.data(), expert.data(), gate.data(), u.data()};
+      }
+    };
+    std::array<ExpertActs, kNumProj> experts;
   };
   // The gradients of one backward pass, one buffer per meaning.
   struct GradScratch {
@@ -180,6 +205,8 @@ class TrainEngine {
                      LayerActs& a, uint64_t step, bool folded);
   const Linear& base(int64_t l, Proj p) const;
   static void lora_down(float* u, const float* x, const LoraView& m, int64_t N);
+  // p's mixture of experts (MoLoRA), if the adapter has one there.
+  MoloraModule* experts_of(int64_t l, Proj p) { return lora_ ? lora_->molora.find(l, p) : nullptr; }
   // p's view of the LoRA module covering it (a fused module's rows for Phi-3), if any.
   std::optional<LoraView> lora_view(int64_t l, Proj p);
   // The place that keys p's dropout mask: a fused group's projections share their module's input mask.
@@ -192,6 +219,10 @@ class TrainEngine {
   FullGrads* grads_;
   EngineOptions options_;
   PhaseTimes phase_times_;
+  RouterStats router_stats_;
+  // The balance loss's weight in this backward pass: the coefficient times grad_scale times the
+  // batch's target tokens, so that it adds coef * aux to the mean loss the trainer optimises.
+  double balance_weight_ = 0;
   std::vector<float> inv_freq_;
   std::vector<float> inv_freq_long_;   // LongRope's long factors, else empty
   RopeTable rope_;        // cos/sin for positions 0..L-1

@@ -46,6 +46,19 @@ std::vector<ParamRef> trainable_params(Model& model, FullGrads* grads, LoraAdapt
           params.push_back({peft_key(l, Proj(i), "A", lora->layout), m->A.data(), m->dA.data(), m->A.size(), true});
           params.push_back({peft_key(l, Proj(i), "B", lora->layout), m->B.data(), m->dB.data(), m->B.size(), true});
         }
+    // MoLoRA: each mixture's experts (all E at once) and router; the router's bias without weight
+    // decay (HF Trainer's rule for biases).
+    for (int64_t l = 0; l < int64_t(lora->molora.layers.size()); ++l)
+      for (int i = 0; i < kNumProj; ++i)
+        if (MoloraModule* m = lora->molora.find(l, Proj(i))) {
+          const Proj p = Proj(i);
+          params.push_back({molora_key(l, p, "experts.lora_A"), m->A.data(), m->dA.data(), m->A.size(), true});
+          params.push_back({molora_key(l, p, "experts.lora_B"), m->B.data(), m->dB.data(), m->B.size(), true});
+          params.push_back({molora_key(l, p, "router.weight"), m->router_w.data(), m->d_router_w.data(),
+                            m->router_w.size(), true});
+          params.push_back({molora_key(l, p, "router.bias"), m->router_b.data(), m->d_router_b.data(),
+                            m->router_b.size(), false});
+        }
   }
   return params;
 }

@@ -35,15 +35,16 @@ using Clock = std::chrono::steady_clock;
 using Log = std::function<void(const std::string&)>;
 
 void check_options(const TrainOptions& o) {
-  TAIA_CHECK(o.method == "lora" || o.method == "full", "[train] --method expected lora or full, got '", o.method, "'");
+  TAIA_CHECK(o.method == "lora" || o.method == "molora" || o.method == "full", "[train] --method expected lora, "
+             "molora or full, got '", o.method, "'");
   TAIA_CHECK(o.grad_accum > 0 && o.batch_size > 0 && o.epochs > 0, "[train] batch size, gradient accumulation and "
              "epochs expected > 0");
   TAIA_CHECK(o.lr > 0 && std::isfinite(o.lr), "[train] learning rate expected > 0, got ", o.lr);
   TAIA_CHECK(o.warmup_ratio >= 0 && o.warmup_ratio < 1, "[train] warmup ratio expected in [0, 1), got ", o.warmup_ratio);
   TAIA_CHECK(o.val_split >= 0 && o.val_split < 1, "[train] validation split expected in [0, 1), got ", o.val_split);
   TAIA_CHECK(o.compute == "f32" || o.compute == "bf16", "[train] --compute expected f32 or bf16, got '", o.compute, "'");
-  TAIA_CHECK(o.compute == "f32" || o.method == "lora", "[train] --compute bf16 is for LoRA; full fine-tuning computes "
-             "in F32");
+  TAIA_CHECK(o.compute == "f32" || o.method != "full", "[train] --compute bf16 is for LoRA and MoLoRA; full "
+             "fine-tuning computes in F32");
 }
 
 // The tokenized training and validation examples.
@@ -99,7 +100,14 @@ std::unique_ptr<Trainables> make_trainables(const TrainOptions& o, Model& model,
   } else {
     LoraConfig lc = o.lora;
     lc.targets = targets;
+    MoloraConfig mc = o.molora;
+    if (o.method == "molora") {  // the experts' projections leave LoRA's targets
+      mc.targets = parse_targets(o.molora_targets);
+      for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = lc.targets[size_t(i)] && !mc.targets[size_t(i)];
+    }
     t->lora = LoraAdapter::create(model.config, lc, o.seed);
+    if (o.method == "molora")
+      t->lora.molora = MoloraExperts::create(model.config, mc, lc.rank, float(lc.scale(lc.rank, lc.alpha)), o.seed);
     t->params = trainable_params(model, nullptr, &t->lora);
   }
   for (const ParamRef& p : t->params) t->count += int64_t(p.size);
@@ -184,6 +192,18 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
                      ": adapter does not match this run's LoRA settings at ", t.lora.module_name(l, Proj(i)));
           m->A = s->A;
           m->B = s->B;
+        }
+    for (int64_t l = 0; l < int64_t(t.lora.molora.layers.size()); ++l)
+      for (int i = 0; i < kNumProj; ++i)
+        if (MoloraModule* m = t.lora.molora.find(l, Proj(i))) {
+          const MoloraModule* s = saved.molora.find(l, Proj(i));
+          TAIA_CHECK(s && s->A.size() == m->A.size() && s->router_w.size() == m->router_w.size() &&
+                         s->top_k == m->top_k, *ck, ": the checkpoint's experts do not match this run's MoLoRA "
+                     "settings at ", t.lora.module_name(l, Proj(i)));
+          m->A = s->A;
+          m->B = s->B;
+          m->router_w = s->router_w;
+          m->router_b = s->router_b;
         }
   }
   load_optimizer_state(adam, *ck + "/optimizer.safetensors");
@@ -299,6 +319,7 @@ struct StepResult {
 // token, then over micro-batches), clipping, the NaN/Inf guard, AdamW.
 StepResult train_step(Run& r, int64_t step) {
   if (r.o.method == "full") r.t.grads.zero(); else r.t.lora.zero_grad();
+  r.engine.reset_router_stats();
   const std::vector<TrainBatch> micro = step_micro_batches(r, step);
   StepResult s;
   s.micro = int64_t(micro.size());
@@ -316,6 +337,18 @@ StepResult train_step(Run& r, int64_t step) {
   s.lr = scheduled_lr(r.schedule, r.o.lr, step - 1, r.plan.total, r.plan.warmup);
   r.adam.step(s.lr);
   return s;
+}
+
+// MoLoRA: the balance loss (mean over the routers' passes) and each expert's share of the routing
+// slots over all routers of the step.
+void add_router_metrics(Json& m, const TrainEngine::RouterStats& st) {
+  if (st.passes == 0) return;
+  m["balance_loss"] = st.balance_loss / double(st.passes);
+  int64_t total = 0;
+  for (int64_t c : st.slots_per_expert) total += c;
+  Json load = Json::array();
+  for (int64_t c : st.slots_per_expert) load.push_back(total ? double(c) / double(total) : 0.0);
+  m["expert_load"] = load;
 }
 
 // The steps from start_step + 1 to the end: metrics, validation, progress, checkpoints.
@@ -339,6 +372,7 @@ void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
            {"grad_norm", s.grad_norm},
            {"tokens_per_s", double(s.tokens) / step_s},
            {"elapsed", elapsed}};
+    add_router_metrics(m, r.engine.router_stats());
     if ((o.eval_every > 0 && step % o.eval_every == 0) || (step == r.plan.total && !r.data.val.empty())) {
       m["val_loss"] = validation_loss(r);
       summary.final_val_loss = m["val_loss"].get<double>();
@@ -400,8 +434,13 @@ TrainSummary run_training(const TrainOptions& o, const Log& log) {
   AdamW adam(trainables->params, o.adamw);
 
   const StepPlan plan = plan_steps(o, int64_t(data.train.size()));
-  log("train: " + std::string(full ? "full fine-tuning" : "LoRA") + " of " +
-      targets_to_string(targets, model->config.proj_layout()) + ", " +
+  const LoraAdapter& lr = trainables->lora;
+  log("train: " + std::string(full ? "full fine-tuning of " + targets_to_string(targets, model->config.proj_layout())
+                               : "LoRA of " + targets_to_string(lr.config.targets, model->config.proj_layout())) +
+      (lr.molora.empty() ? std::string()
+                         : ", MoLoRA (" + std::to_string(lr.molora.config.experts) + " experts, top-" +
+                               std::to_string(lr.molora.config.top_k) + ") on " +
+                               targets_to_string(lr.molora.config.targets)) + ", " +
       std::to_string(trainables->count) + " trainable parameters, " + std::to_string(plan.total) + " steps of " +
       std::to_string(o.grad_accum) + " x " + std::to_string(o.batch_size) + " sequences");
   const int64_t start_step = resume_from_checkpoint(o, *model, *trainables, adam, log);

@@ -13,9 +13,12 @@ namespace taia {
 
 struct TrainOptions {
   std::string model_path, data_path, val_data_path, out_dir, resume_dir, tokenizer_path, chat_template;
-  std::string method = "lora";  // lora | full
+  std::string method = "lora";  // lora | molora | full
   std::string targets = "all";
   LoraConfig lora;              // rank/alpha/dropout/rslora/patterns (targets from `targets`)
+  // molora: experts (with LoRA's rank and alpha) on these projections, plain LoRA on the rest of `targets`.
+  MoloraConfig molora{4, 1, 0.0, {false, false, false, false, true, true, true}};
+  std::string molora_targets = "ffn";
   double lr = 2e-4;
   std::string schedule = "cosine";
   double warmup_ratio = 0.03;

@@ -13,6 +13,7 @@ struct TrainArgs {
   TrainOptions o;
   std::string rank_pattern, alpha_pattern, layers, max_memory;
   OutputFormat format = OutputFormat::Text;
+  std::vector<CLI::Option*> molora_options;  // refused without --method molora
 };
 
 // "q_proj=8,down_proj=4" -> {q_proj: 8, down_proj: 4}
@@ -38,6 +39,9 @@ std::map<std::string, T> parse_pattern(const std::string& s, const char* option)
 
 void run_train(TrainArgs& a) {
   TrainOptions& o = a.o;
+  for (CLI::Option* opt : a.molora_options)
+    if (opt->count() > 0 && o.method != "molora")
+      throw CLI::ValidationError(opt->get_name(), "is a MoLoRA option: it needs --method molora");
   o.lora.rank_pattern = parse_pattern<int64_t>(a.rank_pattern, "--rank-pattern");
   o.lora.alpha_pattern = parse_pattern<double>(a.alpha_pattern, "--alpha-pattern");
   if (!a.layers.empty())
@@ -72,8 +76,20 @@ void register_train(CLI::App& app) {
   cmd->add_option("--val-split", o.val_split, "Hold out this fraction of --data for validation")
       ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("-o,--out", o.out_dir, "Output folder (adapter or model, metrics.jsonl, checkpoints)")->required();
-  cmd->add_option("--method", o.method, "lora or full")->check(CLI::IsMember({"lora", "full"}))->capture_default_str();
+  cmd->add_option("--method", o.method, "lora, molora (LoRA experts on the FFN, plain LoRA on attention: the paper's "
+                  "MoLoRA) or full")->check(CLI::IsMember({"lora", "molora", "full"}))->capture_default_str();
   cmd->add_option("--targets", o.targets, "all, attn, ffn or a list of q,k,v,o,gate,up,down")->capture_default_str();
+  args->molora_options.push_back(cmd->add_option("--experts", o.molora.experts, "MoLoRA: experts per projection (each of LoRA's rank and alpha)")
+      ->check(CLI::Range(int64_t(2), int64_t(256)))->capture_default_str());
+  args->molora_options.push_back(cmd->add_option("--top-k", o.molora.top_k, "MoLoRA: experts per token, weighted by a softmax over their router "
+                  "logits. With 1 (the official setting) the weight is always 1 and the router never learns: its "
+                  "weights stay at their initial values; use 2 or more, and --molora-balance-coef, for a router that "
+                  "trains")->check(CLI::Range(int64_t(1), int64_t(256)))->capture_default_str());
+  args->molora_options.push_back(cmd->add_option("--molora-balance-coef", o.molora.balance_coef, "MoLoRA: weight of a Switch-Transformer load-balancing "
+                  "loss per router (E * sum_e f_e P_e; our extension, 0 = off as in the official code)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str());
+  args->molora_options.push_back(cmd->add_option("--molora-targets", o.molora_targets, "MoLoRA: the projections that get experts (ffn = gate,up,down); "
+                  "the rest of --targets get plain LoRA")->capture_default_str());
   cmd->add_option("--lora-rank", o.lora.rank, "LoRA rank r")->check(CLI::Range(int64_t(1), int64_t(65536)))->capture_default_str();
   cmd->add_option("--lora-alpha", o.lora.alpha, "LoRA alpha")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--lora-dropout", o.lora.dropout, "LoRA dropout")->check(CLI::Range(0.0, 0.99))->capture_default_str();
