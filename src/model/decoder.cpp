@@ -107,6 +107,12 @@ void Decoder::add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const
     const MoloraRouting<float> r{experts_.logits.data(), experts_.expert.data(), experts_.gate.data(),
                                  experts_.u.data()};
     molora_forward<float>(y, r, x, mm->weights(), T);
+    if (expert_counts_) {
+      if (expert_counts_->size() <= size_t(layer)) expert_counts_->resize(size_t(layer) + 1);
+      std::vector<int64_t>& c = (*expert_counts_)[size_t(layer)][size_t(p)];
+      c.resize(std::max(c.size(), size_t(mm->experts)), 0);
+      molora_count_slots(c.data(), experts_.expert.data(), mm->experts, slots);
+    }
     return;
   }
   const auto m = adapter_->view(layer, p, proj_row_offset(model_.config, p), lin.weight.shape[0]);

@@ -64,6 +64,11 @@ class Decoder {
   // modes needs no reload. nullptr or an empty mask: the base model.
   void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
 
+  // MoLoRA: from now on, (*counts)[layer][p][e] += the routing slots expert e of projection p
+  // receives (sized as needed); nullptr stops counting.
+  using ExpertSlotCounts = std::vector<std::array<std::vector<int64_t>, kNumProj>>;
+  void count_expert_slots(ExpertSlotCounts* counts) { expert_counts_ = counts; }
+
   // Precision::BF16 (--compute bf16): the base projections and the LM head multiply activations
   // rounded to BF16 (F32 sums), as llama.cpp and HF's bfloat16 models do; prefill then runs
   // BF16 GEMMs (twice the F32 rate). Needs BF16 weights (refused otherwise, naming the tensor).
@@ -100,6 +105,7 @@ class Decoder {
     std::vector<float> gate;    // [T, k]
     std::vector<float> u;       // [T, k, r]
   } experts_;
+  ExpertSlotCounts* expert_counts_ = nullptr;
   // [T] the batch's spans under the window of window_spans_for_ (0: not built), in the rows of a
   // ring of ring_rows_for_ rows (0: slots are rows).
   std::vector<KeySpans> window_spans_;

@@ -57,6 +57,9 @@ void describe_scales(LoraAdapter& a, double alpha) {
 }  // namespace
 
 void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelConfig& c, const std::string& path) {
+  TAIA_CHECK(!a.has_experts(mask), "[export] a GGUF LoRA file holds plain LoRA modules; the adapter's MoLoRA experts on ",
+             targets_to_string(a.molora.config.targets), " have no GGUF form (llama.cpp has no per-token LoRA "
+             "routing). Export the TAIA part (--mode taia)");
   GgufWriter w;
   w.add_string("general.architecture", arch_info(c.arch).gguf_arch);
   w.add_string("general.type", "adapter");

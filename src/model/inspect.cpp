@@ -12,6 +12,9 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
+#include "model/decoder.h"
+#include "model/kv_cache.h"
+#include "model/molora.h"
 #include "model/peft_adapter.h"
 #include "model/lora.h"
 #include "model/weights.h"
@@ -171,6 +174,71 @@ Json inspect_safetensors_file(const std::string& path) {
   return r;
 }
 
+// ||scale * B A||_F for A [r, in], B [out, r]: sum_ij (B^T B)_ij (A A^T)_ij, two r x r products
+// instead of an out x in one.
+double lora_update_norm(const float* A, const float* B, int64_t rank, int64_t in, int64_t out, double scale) {
+  double sq = 0;
+  for (int64_t i = 0; i < rank; ++i)
+    for (int64_t j = 0; j < rank; ++j) {
+      double btb = 0, aat = 0;
+      for (int64_t o = 0; o < out; ++o) btb += double(B[o * rank + i]) * B[o * rank + j];
+      for (int64_t k = 0; k < in; ++k) aat += double(A[i * in + k]) * A[j * in + k];
+      sq += btb * aat;
+    }
+  return scale * std::sqrt(std::max(0.0, sq));
+}
+
+// The MoLoRA part of an adapter folder (molora_config.json, molora_model.safetensors): per
+// module its experts' update norms ||scale B_e A_e|| and its router; each layer's FFN norm in
+// per_layer gains the experts' (as if every expert applied: an upper bound on any token's update).
+Json inspect_experts(const std::string& dir, std::map<int64_t, std::pair<double, double>>& per_layer, Json& problems) {
+  const std::string cfg_path = dir + "/" + kMoloraConfigFile;
+  const Json cfg = parse_json_file(cfg_path);
+  const int64_t rank = json_int(cfg, "r", cfg_path), experts = json_int(cfg, "num_experts", cfg_path);
+  const double alpha = json_number_or(cfg, "lora_alpha", double(rank), cfg_path);
+  const double scale = json_bool_or(cfg, "use_rslora", false, cfg_path) ? alpha / std::sqrt(double(rank))
+                                                                        : alpha / double(rank);
+  SafetensorsFile st(dir + "/" + kMoloraWeightsFile);
+  Json modules = Json::array();
+  const std::string router_suffix = ".router.weight";
+  for (const SafetensorsTensor& t : st.tensors()) {
+    if (t.name.size() < router_suffix.size() ||
+        t.name.compare(t.name.size() - router_suffix.size(), router_suffix.size(), router_suffix) != 0)
+      continue;
+    const std::string stem = t.name.substr(0, t.name.size() - router_suffix.size());
+    const size_t lp = stem.find("layers.");
+    if (lp == std::string::npos || t.shape.size() != 2 || t.shape[0] != experts) {
+      problems.push_back("router '" + t.name + "' expected shape [" + std::to_string(experts) + ", in] in a layer");
+      continue;
+    }
+    const int64_t layer = std::stoll(stem.substr(lp + 7)), in = t.shape[1];
+    std::vector<float> router(size_t(experts * in));
+    convert_to_f32(t.dtype, t.data, router.data(), router.size());
+    double router_sq = 0;
+    for (float v : router) router_sq += double(v) * v;
+    Json norms = Json::array();
+    for (int64_t e = 0; e < experts; ++e) {
+      const std::string ex = stem + ".experts." + std::to_string(e);
+      const SafetensorsTensor* a = st.find(ex + ".lora_A.weight");
+      const SafetensorsTensor* b = st.find(ex + ".lora_B.weight");
+      if (!a || !b || a->shape != std::vector<int64_t>{rank, in} || b->shape.size() != 2 || b->shape[1] != rank) {
+        problems.push_back("expert '" + ex + "' expected lora_A [" + std::to_string(rank) + ", " + std::to_string(in) +
+                           "] and lora_B [out, " + std::to_string(rank) + "]");
+        continue;
+      }
+      std::vector<float> A(size_t(rank * in)), B(size_t(b->shape[0] * rank));
+      convert_to_f32(a->dtype, a->data, A.data(), A.size());
+      convert_to_f32(b->dtype, b->data, B.data(), B.size());
+      const double norm = lora_update_norm(A.data(), B.data(), rank, in, b->shape[0], scale);
+      norms.push_back(norm);
+      per_layer[layer].second += norm * norm;
+    }
+    modules.push_back({{"module", stem.substr(std::string(kPeftKeyPrefix).size())}, {"layer", layer},
+                       {"expert_update_norms", norms}, {"router_weight_norm", std::sqrt(router_sq)}});
+  }
+  return {{"config", cfg}, {"modules", modules}};
+}
+
 // A PEFT adapter folder, without its base model: modules, ranks, alphas, scales and the
 // Frobenius norm of every module's update ||scale * B A||, summed per layer for attention and FFN.
 Json inspect_adapter(const std::string& dir) {
@@ -220,24 +288,16 @@ Json inspect_adapter(const std::string& dir) {
         break;
       }
     const double scale = c.scale(rank, alpha);
-    // ||B A||_F^2 = sum_ij (B^T B)_ij (A A^T)_ij: two r x r products instead of an out x in one.
     std::vector<float> A(size_t(rank * in)), B(size_t(out * rank));
     convert_to_f32(t.dtype, t.data, A.data(), A.size());
     convert_to_f32(b->dtype, b->data, B.data(), B.size());
-    double sq = 0;
-    for (int64_t i = 0; i < rank; ++i)
-      for (int64_t j = 0; j < rank; ++j) {
-        double btb = 0, aat = 0;
-        for (int64_t o = 0; o < out; ++o) btb += double(B[size_t(o * rank + i)]) * B[size_t(o * rank + j)];
-        for (int64_t k = 0; k < in; ++k) aat += double(A[size_t(i * in + k)]) * A[size_t(j * in + k)];
-        sq += btb * aat;
-      }
-    const double norm = scale * std::sqrt(std::max(0.0, sq));
+    const double norm = lora_update_norm(A.data(), B.data(), rank, in, out, scale);
     modules.push_back({{"module", stem.substr(std::string(kPeftKeyPrefix).size())}, {"layer", layer},
                        {"rank", rank}, {"alpha", alpha}, {"scale", scale}, {"update_norm", norm}});
     auto& acc = per_layer[layer];
     (proj_is_attention(*proj) ? acc.first : acc.second) += norm * norm;
   }
+  if (file_exists(dir + "/" + kMoloraConfigFile)) r["molora"] = inspect_experts(dir, per_layer, problems);
   Json layers = Json::array();
   for (const auto& [l, sq] : per_layer)
     layers.push_back({{"layer", l}, {"attention_update_norm", std::sqrt(sq.first)}, {"ffn_update_norm", std::sqrt(sq.second)}});
@@ -245,12 +305,50 @@ Json inspect_adapter(const std::string& dir) {
   r["layers"] = layers;
   TensorSummary summary;
   for (const auto& t : st.tensors()) summary.add(t.name, t.shape, dtype_name(t.dtype));
+  if (r.contains("molora"))
+    for (const auto& t : SafetensorsFile(dir + "/" + kMoloraWeightsFile).tensors())
+      summary.add(t.name, t.shape, dtype_name(t.dtype));
   summary.write(r);
   r["problems"] = problems;
   return r;
 }
 
 }  // namespace
+
+Json inspect_expert_routing(const Model& model, const LoraAdapter& adapter, const ModuleMask& mask,
+                            const std::vector<std::vector<int32_t>>& sequences) {
+  Decoder decoder(model);
+  decoder.set_adapter(&adapter, mask);
+  Decoder::ExpertSlotCounts counts;
+  decoder.count_expert_slots(&counts);
+  std::vector<float> logits(size_t(model.config.vocab_size));
+  int64_t tokens = 0;
+  for (const std::vector<int32_t>& ids : sequences) {
+    if (ids.empty()) continue;
+    KVCache cache(model.config, int64_t(ids.size()));
+    decoder.forward(cache, ids.data(), int64_t(ids.size()), logits.data(), false);
+    tokens += int64_t(ids.size());
+  }
+  auto shares = [](const std::vector<int64_t>& c) {
+    int64_t total = 0;
+    for (int64_t v : c) total += v;
+    Json s = Json::array();
+    for (int64_t v : c) s.push_back(total ? double(v) / double(total) : 0.0);
+    return s;
+  };
+  Json modules = Json::array();
+  std::vector<int64_t> all;
+  for (size_t l = 0; l < counts.size(); ++l)
+    for (int i = 0; i < kNumProj; ++i) {
+      const std::vector<int64_t>& c = counts[l][size_t(i)];
+      if (c.empty()) continue;
+      all.resize(std::max(all.size(), c.size()), 0);
+      for (size_t e = 0; e < c.size(); ++e) all[e] += c[e];
+      modules.push_back({{"module", module_name(int64_t(l), Proj(i))}, {"slots", c}, {"expert_share", shares(c)}});
+    }
+  return {{"tokens", tokens}, {"sequences", int64_t(sequences.size())}, {"mode", mode_name(mask)},
+          {"expert_share", shares(all)}, {"modules", modules}};
+}
 
 Json inspect_path(const std::string& path) {
   Json r;
@@ -275,6 +373,53 @@ Json inspect_path(const std::string& path) {
   r["path"] = path;
   return r;
 }
+
+namespace {
+
+// The MoLoRA section: configuration, each module's expert norms and router, and with --data the
+// share of routing slots per expert.
+std::string experts_to_text(const Json& m) {
+  std::ostringstream out;
+  const Json& c = m["config"];
+  out << "  MoLoRA: " << c.value("num_experts", 0) << " experts (rank " << c.value("r", 0) << ", top-"
+      << c.value("top_k", 0) << ") on " << c.value("target_modules", Json::array()).dump() << "\n";
+  out << "  module                                  ||update|| per expert                     ||router||\n";
+  for (const Json& mod : m["modules"]) {
+    std::string norms;
+    for (const Json& n : mod["expert_update_norms"]) {
+      char b[24];
+      std::snprintf(b, sizeof(b), "%s%.4g", norms.empty() ? "" : " ", n.get<double>());
+      norms += b;
+    }
+    char line[256];
+    std::snprintf(line, sizeof(line), "  %-38s  %-34s  %.4g\n", mod["module"].get<std::string>().c_str(), norms.c_str(),
+                  mod["router_weight_norm"].get<double>());
+    out << line;
+  }
+  if (m.contains("routing")) {
+    const Json& rt = m["routing"];
+    out << "  routing on " << rt["data"].get<std::string>() << " (" << rt["tokens"].get<int64_t>()
+        << " tokens, mode " << rt["mode"].get<std::string>() << "): share of slots per expert, all routers\n   ";
+    for (const Json& s : rt["expert_share"]) {
+      char b[16];
+      std::snprintf(b, sizeof(b), " %.1f%%", 100.0 * s.get<double>());
+      out << b;
+    }
+    out << "\n";
+    for (const Json& mod : rt["modules"]) {
+      std::string shares;
+      for (const Json& s : mod["expert_share"]) {
+        char b[16];
+        std::snprintf(b, sizeof(b), " %.1f%%", 100.0 * s.get<double>());
+        shares += b;
+      }
+      out << "    " << mod["module"].get<std::string>() << ":" << shares << "\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace
 
 std::string inspect_to_text(const Json& r) {
   std::ostringstream out;
@@ -302,6 +447,7 @@ std::string inspect_to_text(const Json& r) {
       out << line;
     }
   }
+  if (r.contains("molora")) out << experts_to_text(r["molora"]);
   field("tensors", r["tensor_count"].dump());
   field("parameters", r["parameter_count"].dump());
   field("dtypes", r["dtypes"].dump());

@@ -12,6 +12,9 @@ void merge_adapter(Model& model, const LoraAdapter& a, const ModuleMask& mask) {
              " layers, the model ", c.num_layers);
   TAIA_CHECK(a.layout == c.proj_layout(), "[merge] the adapter's module layout (fused or split) is not the model's");
   check_fused_targets(mask, a.layout, "[merge] modules");
+  TAIA_CHECK(!a.has_experts(mask), "[merge] the adapter's MoLoRA experts on ", targets_to_string(a.molora.config.targets),
+             " cannot be merged into dense weights: each token picks its own experts. Merge the TAIA part (--mode taia: "
+             "the attention LoRA) or run vanilla / taif unmerged (generate, eval and forward take --adapter and --mode)");
   for (int64_t l = 0; l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i) {
       const Proj p = Proj(i);
