@@ -305,9 +305,10 @@ Json inspect_adapter(const std::string& dir) {
   r["layers"] = layers;
   TensorSummary summary;
   for (const auto& t : st.tensors()) summary.add(t.name, t.shape, dtype_name(t.dtype));
-  if (r.contains("molora"))
-    for (const auto& t : SafetensorsFile(dir + "/" + kMoloraWeightsFile).tensors())
-      summary.add(t.name, t.shape, dtype_name(t.dtype));
+  if (r.contains("molora")) {
+    const SafetensorsFile experts(dir + "/" + kMoloraWeightsFile);
+    for (const auto& t : experts.tensors()) summary.add(t.name, t.shape, dtype_name(t.dtype));
+  }
   summary.write(r);
   r["problems"] = problems;
   return r;
