@@ -1,5 +1,5 @@
-"""Training parity with PyTorch autograd: loss and gradients of one batch (LoRA A/B, or every
-weight for full fine-tuning) on tiny random LLaMA and Qwen2 models agree to relative error
+"""Training parity with PyTorch autograd: loss and gradients of one batch (LoRA A/B, MoLoRA's experts
+and routers, or every weight for full fine-tuning) on tiny random models of every architecture agree to relative error
 <= 1e-4 in F32; then 10 AdamW steps on the same batch give the same losses within 1e-4.
 
 usage: /usr/bin/python3 check_train_parity.py TAIA_BINARY TRAIN_PROBE WORK_DIR
@@ -71,6 +71,17 @@ CASES = [
     ("phi3_lora_attn_recompute", PHI3, "f32", {"method": "lora", "targets": "qkv,o", "rank": 2, "alpha": 4,
                                                "recompute": True}),
     ("phi3_full_all", PHI3, "f32", {"method": "full", "targets": "all"}),
+    # MoLoRA (the official semantics: experts on gate/up/down, top-k over the router logits, softmax
+    # over the selected ones, attention LoRA) and our balance loss.
+    ("llama_molora_top1", LLAMA, "f32", {"method": "molora", "targets": "all", "rank": 4, "alpha": 8, "experts": 4,
+                                         "top_k": 1}),
+    ("llama_molora_top1_balance", LLAMA, "f32", {"method": "molora", "targets": "all", "rank": 4, "alpha": 8,
+                                                 "experts": 4, "top_k": 1, "balance": 0.05}),
+    ("llama_molora_top2", LLAMA, "f32", {"method": "molora", "targets": "all", "rank": 4, "alpha": 8, "experts": 4,
+                                         "top_k": 2}),
+    ("qwen2_molora_top2_balance_recompute", QWEN, "f32", {"method": "molora", "targets": "all", "rank": 3,
+                                                          "alpha": 6, "experts": 3, "top_k": 2, "balance": 0.1,
+                                                          "recompute": True}),
     ("phi3_full_ffn_only", PHI3, "f32", {"method": "full", "targets": "ffn"}),
 ]
 PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
@@ -79,6 +90,27 @@ PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj
 
 def rel_err(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+def molora_branch(A, Bm, rw, rb, scale, k, aux):
+    """The official MoLoRALinear.molora_helper2 (training): every expert's scale * B_e A_e x, the
+    top-k router logits, a softmax over them, the weighted sum; aux collects the Switch balance
+    loss E * sum_e f_e P_e of each call (taia's extension)."""
+    E = A.shape[0]
+
+    def f(x):
+        xf = x.reshape(-1, x.shape[-1])
+        logits = xf @ rw.T + rb
+        every = torch.stack([(xf @ A[e].T) @ Bm[e].T * scale for e in range(E)], dim=0).transpose(0, 1)
+        weights, selected = torch.topk(logits, k)
+        chosen = every.gather(1, selected.unsqueeze(-1).expand(-1, -1, every.shape[-1]))
+        weights = torch.softmax(weights, dim=-1)
+        out = torch.einsum("be,bef->bf", weights, chosen)
+        share = torch.nn.functional.one_hot(selected, E).sum(dim=(0, 1)).float() / (xf.shape[0] * k)
+        aux.append(E * (share * torch.softmax(logits, dim=-1).mean(0)).sum())
+        return out.reshape(*x.shape[:-1], -1)
+
+    return f
 
 
 def run_case(taia, probe, work, name, cfg, dtype, spec):
@@ -105,6 +137,7 @@ def run_case(taia, probe, work, name, cfg, dtype, spec):
     W = ref.read_safetensors(os.path.join(model, "model.safetensors"))
     torch.manual_seed(0)
     lora, params = {}, []
+    experts, aux = {}, []  # MoLoRA: module -> [A, B, router weight, router bias]; the balance losses of a pass
     full = spec["method"] == "full"
     if full:
         for n in grads:
@@ -136,12 +169,23 @@ def run_case(taia, probe, work, name, cfg, dtype, spec):
                     break
             if r_ != want_r:
                 return [f"{m}: rank {r_}, expected {want_r} from rank_pattern"]
-        groups = [{"params": params, "weight_decay": 0.01}]
+        no_decay = []
+        for m in sorted({k[len("base_model.model."):-len(".experts.lora_A")] for k in init
+                         if k.endswith(".experts.lora_A")}):
+            t = [init[f"base_model.model.{m}.{tail}"].clone().requires_grad_(True)
+                 for tail in ("experts.lora_A", "experts.lora_B", "router.weight", "router.bias")]
+            experts[m] = t
+            lora[m] = molora_branch(*t, spec["alpha"] / spec["rank"], spec["top_k"], aux)
+            params += t[:3]
+            no_decay.append(t[3])  # the router's bias: no weight decay, as HF Trainer
+        groups = [{"params": params, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
     tt = torch.tensor(targets)
 
     def loss_fn():
+        aux.clear()
         logits = ref.forward_batch(cfg, W, tokens, lora)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tt.reshape(-1), ignore_index=-1)
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tt.reshape(-1), ignore_index=-1)
+        return ce + spec.get("balance", 0.0) * sum(aux) if aux else ce
 
     loss = loss_fn()
     loss.backward()
@@ -158,13 +202,20 @@ def run_case(taia, probe, work, name, cfg, dtype, spec):
                 problems.append(f"grad {n}: relative error {e:.2e}")
         count = len(grads)
     else:
-        for m, (A, Bm, _) in lora.items():
+        for m, (A, Bm, _) in ((m, v) for m, v in lora.items() if m not in experts):
             for tag, t in (("A", A), ("B", Bm)):
                 e = rel_err(grads[f"base_model.model.{m}.lora_{tag}.weight"].numpy(), t.grad.numpy())
                 worst = max(worst, e)
                 if e > tol:
                     problems.append(f"grad {m}.lora_{tag}: relative error {e:.2e}")
-        count = 2 * len(lora)
+        count = 2 * (len(lora) - len(experts))
+        for m, tensors in experts.items():
+            for tail, t in zip(("experts.lora_A", "experts.lora_B", "router.weight", "router.bias"), tensors):
+                e = rel_err(grads[f"base_model.model.{m}.{tail}"].numpy(), t.grad.numpy())
+                worst = max(worst, e)
+                if e > tol:
+                    problems.append(f"grad {m}.{tail}: relative error {e:.2e}")
+                count += 1
     opt = torch.optim.AdamW(groups, lr=2e-3, betas=(0.9, 0.999), eps=1e-8)
     losses = [loss.item()]
     for _ in range(10):

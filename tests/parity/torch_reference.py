@@ -112,7 +112,8 @@ def load_config(model_dir):
 def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
     """Logits [B, L, V] for ids [B, L] (a list of lists or a LongTensor). W: tensor name ->
     float32 tensor (may require grad). lora: module name ("model.layers.0.self_attn.q_proj") ->
-    (A [r, in], B [out, r], scale): y += scale * (x A^T) B^T, PEFT's LoRA without dropout.
+    (A [r, in], B [out, r], scale): y += scale * (x A^T) B^T, PEFT's LoRA without dropout; or a
+    function f: y += f(x) (MoLoRA's mixtures, built by the training parity test).
     bf16_activations: the input of every base projection and of the LM head rounded to bfloat16
     first (products then exact in float32), what `--compute bf16` asks for."""
     ids = torch.as_tensor(ids)
@@ -133,7 +134,9 @@ def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
         y = rounded(x) @ W[prefix + ".weight"].T
         if prefix + ".bias" in W:
             y = y + W[prefix + ".bias"]
-        if prefix in lora:
+        if prefix in lora and callable(lora[prefix]):  # another adapter kind (MoLoRA): y += f(x)
+            y = y + lora[prefix](x)
+        elif prefix in lora:
             A, Bm, scale = lora[prefix]
             y = y + scale * ((x @ A.T) @ Bm.T)
         return y

@@ -2,7 +2,7 @@
 // compares: the initial LoRA weights, the gradients of the first backward pass, and the losses of
 // N AdamW steps on the same batch.
 //   train_probe MODEL_DIR SPEC.json OUT_DIR
-// SPEC: {"method": "lora"|"full", "targets": "all", "rank": 4, "alpha": 8, "rslora": false,
+// SPEC: {"method": "lora"|"molora"|"full", "experts": 4, "top_k": 1, "balance": 0 (MoLoRA), "targets": "all", "rank": 4, "alpha": 8, "rslora": false,
 //        "rank_pattern": {}, "alpha_pattern": {}, "init_b_std": 0.1, "seed": 1, "B": 2, "L": 8,
 //        "tokens": [...], "targets_ids": [...], "steps": 10, "lr": 1e-3, "weight_decay": 0.01,
 //        "recompute": false}
@@ -32,6 +32,20 @@ void save_lora(const LoraAdapter& a, const std::string& path, bool grads) {
         views.emplace_back(peft_key(l, Proj(i), "B", a.layout), DType::F32, std::vector<int64_t>{m->out, m->rank},
                            const_cast<float*>(grads ? m->dB.data() : m->B.data()));
       }
+  // MoLoRA: each mixture's experts [E, r, in] / [E, out, r] and router.
+  for (int64_t l = 0; l < int64_t(a.molora.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (const MoloraModule* m = a.molora.find(l, Proj(i))) {
+        auto add = [&](const char* tail, std::vector<int64_t> shape, const std::vector<float>& v,
+                       const std::vector<float>& g) {
+          views.emplace_back(molora_key(l, Proj(i), tail), DType::F32, std::move(shape),
+                             const_cast<float*>(grads ? g.data() : v.data()));
+        };
+        add("experts.lora_A", {m->experts, m->rank, m->in}, m->A, m->dA);
+        add("experts.lora_B", {m->experts, m->out, m->rank}, m->B, m->dB);
+        add("router.weight", {m->experts, m->in}, m->router_w, m->d_router_w);
+        add("router.bias", {m->experts}, m->router_b, m->d_router_b);
+      }
   write_safetensors(path, views);
 }
 
@@ -48,6 +62,7 @@ int main(int argc, char** argv) {
     LoadOptions lo;
     lo.linear_dtype = DType::F32;
     const bool full = spec.value("method", "lora") == "full";
+    const bool molora = spec.value("method", "lora") == "molora";
     auto model = load_model(argv[1], full ? lo : LoadOptions{});
     const auto targets = parse_targets(spec.value("targets", "all"));
     LoraAdapter lora;
@@ -61,6 +76,13 @@ int main(int argc, char** argv) {
       cfg.dropout = 0.0;
       cfg.use_rslora = spec.value("rslora", false);
       cfg.targets = targets;
+      MoloraConfig mc;
+      if (molora) {  // experts on the FFN, LoRA on the rest
+        mc.experts = spec.value("experts", 4);
+        mc.top_k = spec.value("top_k", 1);
+        mc.balance_coef = spec.value("balance", 0.0);
+        for (int i = 0; i < kNumProj; ++i) cfg.targets[size_t(i)] = cfg.targets[size_t(i)] && !mc.targets[size_t(i)];
+      }
       const Json rp = spec.value("rank_pattern", Json::object()), ap = spec.value("alpha_pattern", Json::object());
       for (auto it = rp.begin(); it != rp.end(); ++it) cfg.rank_pattern[it.key()] = it.value().get<int64_t>();
       for (auto it = ap.begin(); it != ap.end(); ++it) cfg.alpha_pattern[it.key()] = it.value().get<double>();
@@ -68,7 +90,13 @@ int main(int argc, char** argv) {
       // B is zero in PEFT's init, which makes every dA zero: the parity test draws B too.
       Rng rng(spec.value("seed", 1) + 1000);
       const double bstd = spec.value("init_b_std", 0.0);
+      if (molora)
+        lora.molora = MoloraExperts::create(model->config, mc, cfg.rank, float(cfg.scale(cfg.rank, cfg.alpha)),
+                                            spec.value("seed", 1));
       for (auto& layer : lora.layers)
+        for (auto& m : layer)
+          if (m) for (float& b : m->B) b = float(bstd * rng.normal());
+      for (auto& layer : lora.molora.layers)
         for (auto& m : layer)
           if (m) for (float& b : m->B) b = float(bstd * rng.normal());
       save_lora(lora, out + "/lora_init.safetensors", false);
@@ -83,7 +111,14 @@ int main(int argc, char** argv) {
     batch.tokens = spec.at("tokens").get<std::vector<int32_t>>();
     batch.targets = spec.at("targets_ids").get<std::vector<int32_t>>();
     const float scale = 1.0f / float(batch.target_count());
-    const double loss0 = engine.forward_backward(batch, scale, 0) * scale;
+    // The loss the trainer optimises: the mean cross-entropy plus, with MoLoRA's balance loss, its
+    // coefficient times the routers' aux summed.
+    auto step_loss = [&](uint64_t step) {
+      engine.reset_router_stats();
+      const double ce = engine.forward_backward(batch, scale, step) * scale;
+      return ce + lora.molora.config.balance_coef * engine.router_stats().balance_loss;
+    };
+    const double loss0 = step_loss(0);
     if (full) {
       std::vector<TensorView> views;
       for (auto& [name, g] : grads.by_name) views.emplace_back(name, DType::F32, model->find(name)->shape, g.data());
@@ -101,7 +136,7 @@ int main(int argc, char** argv) {
     for (int s = 0; s < steps; ++s) {
       opt.step(spec.value("lr", 1e-3));
       if (full) grads.zero(); else lora.zero_grad();
-      losses.push_back(engine.forward_backward(batch, scale, uint64_t(s + 1)) * scale);
+      losses.push_back(step_loss(uint64_t(s + 1)));
     }
     std::ofstream(out + "/result.json") << Json{{"loss", loss0}, {"losses", losses}}.dump() << "\n";
   } catch (const std::exception& e) {
