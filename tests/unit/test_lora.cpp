@@ -1,7 +1,9 @@
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "model/adapter.h"
 #include "model/decoder.h"
 #include "model/gguf_lora.h"
 #include "model/init.h"
@@ -196,6 +198,118 @@ TEST(Lora, Phi3AdaptsTheFusedModules) {
   // A split adapter on a fused model is refused.
   LoraAdapter split = LoraAdapter::create(tiny(), LoraConfig{}, 1);
   EXPECT_THROW(logits_of(*base, &split, all), Error);
+}
+
+// MoLoRA (experts on the FFN, LoRA on attention): the decoder's logits give the training engine's
+// loss; the folder round-trips bitwise; modes pick LoRA and experts apart; merging experts is refused.
+LoraAdapter molora_adapter(const ModelConfig& c, int64_t top_k) {
+  LoraConfig lc;
+  lc.rank = 3;
+  lc.alpha = 6;
+  lc.dropout = 0;
+  MoloraConfig mc;
+  mc.experts = 4;
+  mc.top_k = top_k;
+  for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = !mc.targets[size_t(i)];
+  LoraAdapter a = LoraAdapter::create(c, lc, 4);
+  a.molora = MoloraExperts::create(c, mc, lc.rank, float(lc.scale(lc.rank, lc.alpha)), 4);
+  Rng rng(6);
+  for (auto& layer : a.layers)
+    for (auto& m : layer)
+      if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
+  for (auto& layer : a.molora.layers)
+    for (auto& m : layer)
+      if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
+  return a;
+}
+
+TEST(Molora, DecoderMatchesTheTrainingEngineAndTheFolderRoundTrips) {
+  const ModelConfig c = tiny();
+  auto model = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
+  for (int64_t k : {1, 2}) {
+    LoraAdapter a = molora_adapter(c, k);
+    ASSERT_TRUE(a.find(0, Proj::Q) && !a.find(0, Proj::Gate) && a.molora.find(0, Proj::Gate));
+    EXPECT_TRUE(a.has_experts(parse_mode("taif")));
+    EXPECT_FALSE(a.has_experts(parse_mode("taia")));
+    // The engine's loss on one sequence from the decoder's logits (vanilla = LoRA + experts).
+    const std::vector<int32_t> ids{1, 5, 9, 2, 7, 3, 11};
+    const auto logits = logits_of(*model, &a, parse_mode("vanilla"));
+    double want = 0;
+    for (size_t t = 0; t + 1 < ids.size(); ++t) {
+      const float* row = logits.data() + t * size_t(c.vocab_size);
+      double mx = row[0], sum = 0;
+      for (int64_t v = 0; v < c.vocab_size; ++v) mx = std::max(mx, double(row[v]));
+      for (int64_t v = 0; v < c.vocab_size; ++v) sum += std::exp(double(row[v]) - mx);
+      want += mx + std::log(sum) - double(row[ids[t + 1]]);
+    }
+    TrainBatch b;
+    b.B = 1;
+    b.L = int64_t(ids.size());
+    b.tokens = ids;
+    for (size_t t = 0; t < ids.size(); ++t) b.targets.push_back(t + 1 < ids.size() ? ids[t + 1] : -1);
+    TrainEngine engine(*model, &a, nullptr, EngineOptions{});
+    EXPECT_NEAR(engine.forward_loss(b), want, 1e-4 * want) << "top-" << k;
+    // Each mode differs from the others; taia equals the attention LoRA alone.
+    const auto base = logits_of(*model, nullptr, ModuleMask{});
+    const auto taia_l = logits_of(*model, &a, parse_mode("taia")), taif_l = logits_of(*model, &a, parse_mode("taif"));
+    EXPECT_GT(test::max_abs_diff(taia_l, base), 1e-3f);
+    EXPECT_GT(test::max_abs_diff(taif_l, base), 1e-3f);
+    EXPECT_GT(test::max_abs_diff(taif_l, logits), 1e-3f);
+    LoraAdapter attention_only = a;
+    attention_only.molora = MoloraExperts{};
+    EXPECT_EQ(test::max_abs_diff(taia_l, logits_of(*model, &attention_only, parse_mode("vanilla"))), 0.0f);
+    // Saved and reloaded: the same logits, bit for bit.
+    const std::string dir = test::temp_dir() + "/molora_adapter";
+    save_peft_adapter(a, dir, "tiny");
+    EXPECT_TRUE(file_exists(dir + "/" + kMoloraConfigFile));
+    LoraAdapter back = load_peft_adapter(dir, c);
+    EXPECT_EQ(back.molora.config.top_k, k);
+    EXPECT_EQ(test::max_abs_diff(logits, logits_of(*model, &back, parse_mode("vanilla"))), 0.0f);
+    // A plain LoRA saved over it removes the experts' files.
+    save_peft_adapter(attention_only, dir, "tiny");
+    EXPECT_FALSE(file_exists(dir + "/" + kMoloraConfigFile));
+    EXPECT_TRUE(load_peft_adapter(dir, c).molora.empty());
+    // keep_modules(taia) drops the experts.
+    LoraAdapter kept = a;
+    keep_modules(kept, parse_mode("taia"));
+    EXPECT_TRUE(kept.molora.empty());
+    // Experts cannot be merged; the TAIA part can.
+    try {
+      merge_adapter(*model, a, parse_mode("vanilla"));
+      ADD_FAILURE() << "experts were merged";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot be merged"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(save_gguf_lora(a, parse_mode("taif"), c, test::temp_dir() + "/x.gguf"), Error);
+  }
+}
+
+TEST(Molora, ConfigFileIsValidated) {
+  const ModelConfig c = tiny();
+  LoraAdapter a = molora_adapter(c, 2);
+  const std::string dir = test::temp_dir() + "/molora_bad";
+  save_peft_adapter(a, dir, "tiny");
+  const std::string cfg = dir + "/" + kMoloraConfigFile;
+  const std::string good = read_text_file(cfg);
+  auto expect_refused = [&](const std::string& text, const std::string& needle) {
+    write_file_atomic(cfg, text);
+    try {
+      load_peft_adapter(dir, c);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto replaced = [&](const std::string& from, const std::string& to) {
+    std::string t = good;
+    t.replace(t.find(from), from.size(), to);
+    return t;
+  };
+  expect_refused(replaced("\"top_k\": 2", "\"top_k\": 2, \"jitter\": 0.1"), "unknown field 'jitter'");
+  expect_refused(replaced("\"top_k\": 2", "\"top_k\": 5"), "top-k expected 1..4");
+  expect_refused(replaced("\"num_experts\": 4", "\"num_experts\": 5"), "missing tensor");
+  expect_refused(replaced("\"r\": 3", "\"r\": 2"), "expected shape");
+  expect_refused(replaced("\"MOLORA\"", "\"LORA\""), "peft_type expected MOLORA");
 }
 
 }  // namespace
