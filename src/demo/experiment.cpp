@@ -36,8 +36,10 @@ Preset resolve_preset(const DemoOptions& o) {
   const bool own_model = !o.model_path.empty();
   if (own_model && o.experiments.empty()) p.experiments = {"facts-lora", "skill-lora"};
   for (const auto& e : p.experiments)
-    TAIA_CHECK(e == "facts-lora" || e == "facts-full" || e == "skill-lora" || e == "skill-full",
-               "[demo] experiment expected facts-lora, facts-full, skill-lora or skill-full, got '", e, "'");
+    TAIA_CHECK(e == "facts-lora" || e == "facts-molora" || e == "facts-full" || e == "skill-lora" ||
+                   e == "skill-molora" || e == "skill-full",
+               "[demo] experiment expected facts-lora, facts-molora, facts-full, skill-lora, skill-molora or "
+               "skill-full, got '", e, "'");
   TAIA_CHECK(!p.seeds.empty(), "[demo] expected at least one seed");
   TAIA_CHECK(!own_model || o.mix == 0, "[demo] --mix adds questions about the generated world's pretrained people; "
              "with --model the model never read them: expected --mix 0, got ", o.mix);

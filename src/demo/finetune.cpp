@@ -21,7 +21,7 @@ TrainOptions finetune_options(const RunContext& ctx, const std::string& method, 
   t.method = method;
   t.lora.rank = p.lora_rank;
   t.lora.alpha = p.lora_alpha;
-  t.lr = method == "lora" ? p.lora_lr : p.full_lr;
+  t.lr = method == "full" ? p.full_lr : p.lora_lr;  // MoLoRA: LoRA's rank, alpha and learning rate
   t.max_steps = p.finetune_steps;
   t.batch_size = p.finetune_batch;
   t.grad_accum = 1;
@@ -75,8 +75,8 @@ RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experi
   RunResult r;
   r.training = run_training(options, [](const std::string&) {});
   r.train_dir = options.out_dir;
-  r.scores = method == "lora" ? evaluate_adapter(ctx, r.training.output, run_dir)
-                              : evaluate_full(ctx, r.training.output, run_dir);
+  r.scores = method == "full" ? evaluate_full(ctx, r.training.output, run_dir)
+                              : evaluate_adapter(ctx, r.training.output, run_dir);
   return r;
 }
 

@@ -1,5 +1,5 @@
-// One fine-tuning run of the demo: an out-of-distribution fine-tuning set for a seed, LoRA or
-// full fine-tuning of the base, and the evaluation of the result in the vanilla, taia and taif
+// One fine-tuning run of the demo: an out-of-distribution fine-tuning set for a seed, LoRA, MoLoRA
+// or full fine-tuning of the base, and the evaluation of the result in the vanilla, taia and taif
 // modes (LoRA: the adapter applied unmerged; full: the fine-tuned model merged module by module
 // with the base).
 #pragma once
@@ -33,7 +33,8 @@ struct RunResult {
   std::string train_dir;  // adapter or model folder with metrics.jsonl
 };
 
-// experiment = "facts-lora", "facts-full", "skill-lora" or "skill-full".
+// experiment = "facts-lora", "facts-molora", "facts-full", "skill-lora", "skill-molora" or
+// "skill-full" (MoLoRA: 4 experts, top-1, the official settings, on the FFN; LoRA on attention).
 RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed);
 
 }  // namespace taia::demo

@@ -23,7 +23,7 @@ struct Preset {
   int64_t pretrain_steps = 0, pretrain_batch = 16, pretrain_max_length = 128;
   double pretrain_lr = 0;
   // fine-tuning
-  std::vector<std::string> experiments;  // "facts-lora", "facts-full", "skill-lora", "skill-full"
+  std::vector<std::string> experiments;  // "facts-lora", "facts-molora", "facts-full", "skill-lora", ...
   int64_t finetune_records = 0, finetune_steps = 0, finetune_batch = 16;
   double lora_lr = 0, full_lr = 0;
   int64_t lora_rank = 16;

@@ -117,7 +117,14 @@ std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int step
   lc.rank = o.rank;
   lc.alpha = double(2 * o.rank);
   lc.dropout = 0;
+  MoloraConfig mc;
+  if (o.experts > 0) {
+    mc.experts = o.experts;
+    mc.top_k = o.top_k;
+    for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = !mc.targets[size_t(i)];
+  }
   LoraAdapter lora = LoraAdapter::create(c, lc, 2);
+  if (o.experts > 0) lora.molora = MoloraExperts::create(c, mc, lc.rank, float(lc.scale(lc.rank, lc.alpha)), 2);
   AdamW adam(trainable_params(m, nullptr, &lora), AdamWConfig{});
   EngineOptions eo;
   eo.compute_bf16 = o.compute_bf16;
@@ -153,7 +160,9 @@ double train_step_flops(const ModelConfig& c, const TrainBenchOptions& o) {
   double lora = 0;
   for (int p = 0; p < kNumProj; ++p) {
     const auto [in, out] = proj_shape(c, Proj(p));
-    lora += double(o.rank) * double(in + out);
+    const bool expert = o.experts > 0 && !proj_is_attention(Proj(p));  // MoLoRA's default targets: the FFN
+    lora += expert ? double(o.top_k * o.rank) * double(in + out) + double(o.experts * in)
+                   : double(o.rank) * double(in + out);
   }
   const double per_layer = 2 * tok * (layer_linear_params(c) + lora) +
                            2.0 * (2.0 * double(o.batch) * double(o.seq) * double(o.seq) * double(c.q_dim()));

@@ -30,19 +30,23 @@ struct TrainBenchOptions {
   int64_t batch = 4, seq = 256;  // sequences x tokens per step (random tokens, next-token targets)
   int64_t rank = 8;              // LoRA rank (alpha 2 x rank, no dropout) on all seven projections
   bool compute_bf16 = false;     // --compute bf16: frozen base products in BF16
+  // MoLoRA (experts > 0): `experts` LoRA experts of the same rank, top_k per token, on gate / up /
+  // down instead of their LoRA; attention keeps LoRA.
+  int64_t experts = 0, top_k = 1;
 };
 
 // A [batch, seq] batch of random tokens (seed 3), each targeting the next (none for the last).
 TrainBatch random_train_batch(int64_t vocab, int64_t batch, int64_t seq);
 
-// Tokens/s of each of `steps` LoRA steps (forward, backward, AdamW), after two untimed ones.
+// Tokens/s of each of `steps` LoRA (or MoLoRA) steps (forward, backward, AdamW), after two untimed ones.
 std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done = {});
 
 // Matrix-product FLOPs of a T-token prefill: the projections, causal attention (QK^T and AV over
 // the positions each row sees) and the LM head for the last row.
 double prefill_flops(const ModelConfig& c, int64_t T);
 // FLOPs the training benchmark credits a step with: twice the forward's matrix products
-// (projections, LoRA branches, full T x T attention, LM head), the PyTorch peer's formula.
+// (projections, LoRA branches, full T x T attention, LM head), the PyTorch peer's formula; with
+// MoLoRA each FFN projection's k experts and its router instead of its LoRA branch.
 double train_step_flops(const ModelConfig& c, const TrainBenchOptions& o);
 // Bytes one decode step reads at context length ctx: every weight as stored (one embedding row
 // unless the embedding is also the LM head) and the F32 keys and values of ctx positions.

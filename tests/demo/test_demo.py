@@ -112,6 +112,17 @@ if r3.returncode == 0:
     check(s3["settings"]["chat_template"] == "alpaca", "a model without a chat template is prompted in Alpaca form",
           s3["settings"]["chat_template"])
 
+# ---- 3b. MoLoRA fine-tuning in the demo (the cached model): the four modes of every task
+out4 = os.path.join(work, "molora")
+r4 = demo(out4, "--seeds", "1", "--experiments", "facts-molora")
+check(r4.returncode == 0, "taia demo --experiments facts-molora exits 0", r4.stderr[-1500:])
+if r4.returncode == 0:
+    rows4 = json.loads(r4.stdout)["rows"]
+    check(rows4 and all(row["experiment"] == "facts-molora" and set(row["modes"]) == {"base", "vanilla", "taia", "taif"}
+                        for row in rows4), "MoLoRA rows with the four modes", rows4[:1])
+    check(os.path.exists(os.path.join(out4, "runs", "facts-molora", "seed1", "train", "molora_config.json")),
+          "the MoLoRA run's adapter holds its experts")
+
 # ---- 4. bad options
 r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad"), "--cache", cache, "--experiments",
                     "facts-bogus"], capture_output=True, text=True)

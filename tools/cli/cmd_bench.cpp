@@ -98,6 +98,11 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
       j["batch"] = a.train.batch;
       j["seq"] = a.train.seq;
       j["rank"] = a.train.rank;
+      j["method"] = a.train.experts > 0 ? "molora" : "lora";
+      if (a.train.experts > 0) {
+        j["experts"] = a.train.experts;
+        j["top_k"] = a.train.top_k;
+      }
     }
     print_json(j);
     return;
@@ -189,6 +194,13 @@ void register_bench(CLI::App& app) {
       ->capture_default_str();
   train.cmd->add_option("--compute", train.args->compute, "f32, or bf16 (the frozen base's products in BF16)")
       ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
+  train.cmd->add_option("--experts", train.args->train.experts, "MoLoRA: this many experts (rank --rank, top --top-k) "
+                        "on gate, up and down instead of their LoRA (0: LoRA)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  train.cmd->add_option("--top-k", train.args->train.top_k, "MoLoRA: experts per token")
+      ->check(CLI::Range(1, 256))
       ->capture_default_str();
 }
 

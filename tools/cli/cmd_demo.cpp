@@ -51,7 +51,8 @@ void register_demo(CLI::App& app) {
                   "Run the fine-tune / evaluate flow on this model (GGUF or HF folder) instead of the embedded one");
   cmd->add_option("--seeds", o.seeds, "Fine-tuning seeds (default: the preset's)")->delimiter(',');
   cmd->add_option("--experiments", o.experiments,
-                  "Comma-separated: facts-lora, facts-full, skill-lora, skill-full (default: the preset's)")
+                  "Comma-separated: facts-lora, facts-molora, facts-full, skill-lora, skill-molora, skill-full "
+                  "(default: the preset's; molora = the paper's MoLoRA: 4 experts, top-1 on the FFN, LoRA on attention)")
       ->delimiter(',');
   cmd->add_option("--world-seed", o.world_seed, "Seed of the generated world and pretraining")->capture_default_str();
   cmd->add_option("--noise", o.noise, "Share of fine-tuning answers replaced by wrong ones")
