@@ -22,6 +22,7 @@ struct PlanCase {
   double dropout;
   bool mixed_ranks;
   bool validation = false;
+  int64_t experts = 0;  // MoLoRA on the FFN (top-2) when > 0
 };
 
 void PrintTo(const PlanCase& c, std::ostream* os) { *os << c.name; }
@@ -43,7 +44,13 @@ TEST_P(EnginePlan, AStepAllocatesWhatTheEstimateCounts) {
     lc.rank = 3;
     lc.dropout = pc.dropout;
     if (pc.mixed_ranks) lc.rank_pattern = {{"layers.1.mlp.up_proj", 6}};
+    MoloraConfig mc;
+    mc.experts = pc.experts;
+    mc.top_k = 2;
+    if (pc.experts > 0)
+      for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = !mc.targets[size_t(i)];
     lora = LoraAdapter::create(model->config, lc, 1);
+    if (pc.experts > 0) lora.molora = MoloraExperts::create(model->config, mc, lc.rank, 1.0f, 1);
   }
   TrainEngine engine(*model, pc.full ? nullptr : &lora, pc.full ? &grads : nullptr, eo);
   for (const auto& [B, L] : {std::pair<int64_t, int64_t>{2, 9}, {3, 5}}) {
@@ -51,7 +58,7 @@ TEST_P(EnginePlan, AStepAllocatesWhatTheEstimateCounts) {
     engine.forward_backward(batch, 0.01f, 1);
     engine.forward_loss(batch);
     const int64_t estimate = TrainEngine::working_bytes(*model, B, L, eo, pc.full ? nullptr : &lora, pc.full) -
-                             TrainEngine::kernel_scratch_bytes(*model, B, L, eo);
+                             TrainEngine::kernel_scratch_bytes(*model, B, L, eo, pc.full ? nullptr : &lora);
     // A larger batch before a smaller one leaves the larger capacities: compare the first shape
     // exactly and the second as a bound.
     if (B == 2) EXPECT_EQ(engine.allocated_bytes(), estimate) << pc.name;
@@ -64,6 +71,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, EnginePlan,
                                            PlanCase{"lora_dropout", false, false, 0.1, false},
                                            PlanCase{"lora_dropout_validation", false, false, 0.1, false, true},
                                            PlanCase{"lora_recompute_mixed_ranks", false, true, 0.0, true},
+                                           PlanCase{"molora", false, false, 0.0, false, false, 4},
+                                           PlanCase{"molora_recompute", false, true, 0.0, false, false, 3},
                                            PlanCase{"full", true, false, 0.0, false},
                                            PlanCase{"full_recompute", true, true, 0.0, false}),
                          [](const auto& info) { return std::string(info.param.name); });
