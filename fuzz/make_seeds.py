@@ -5,6 +5,7 @@ repository's own test fixtures. Deterministic; the output is committed (a few KB
 usage: python3 fuzz/make_seeds.py [FIXTURES]   (FIXTURES: ../shared/fixtures, for tok512.model)
 """
 import json
+import math
 import os
 import shutil
 import struct
@@ -179,6 +180,18 @@ st = safetensors([(f"{pre}.{l}.{m}.lora_{ab}.weight", "F32", shape, f32(shape[0]
                   for m, (i, o) in (("self_attn.q_proj", (8, 8)), ("mlp.down_proj", (16, 8)))
                   for ab, shape in (("A", [2, i]), ("B", [o, 2]))])
 put("peft_adapter", "q_and_down", struct.pack("<I", len(cfg)) + cfg + st)
+
+# ---- MoLoRA files: u32 length + molora_config.json + molora_model.safetensors (base: fuzz_molora_adapter.cpp)
+cfg = json.dumps({"peft_type": "MOLORA", "num_experts": 2, "top_k": 1, "r": 2, "lora_alpha": 4,
+                  "use_rslora": False, "target_modules": ["up_proj", "down_proj"], "balance_coef": 0.0,
+                  "expert_dropout": 0.0}).encode()
+st = safetensors([(f"{pre}.{l}.mlp.{m}.{t}", "F32", shape, f32(math.prod(shape)))
+                  for l in range(2)
+                  for m, (i, o) in (("up_proj", (8, 16)), ("down_proj", (16, 8)))
+                  for t, shape in [(f"experts.{e}.lora_{ab}.weight", [2, i] if ab == "A" else [o, 2])
+                                   for e in range(2) for ab in "AB"] + [("router.weight", [2, i]),
+                                                                         ("router.bias", [2])]])
+put("molora_adapter", "up_and_down", struct.pack("<I", len(cfg)) + cfg + st)
 
 # ---- data records: first byte picks .jsonl / .json / .txt
 put("data_records", "alpaca_jsonl", b"\x00" + b'{"instruction": "Say hi", "input": "", "output": "Hi!"}\n'
