@@ -306,13 +306,15 @@ void Decoder::sublayer_output(int64_t l, Proj p, const Linear& lin, const Tensor
                               int64_t T) {
   const ModelConfig& c = model_.config;
   const int64_t D = c.hidden_size;
-  if (!c.sandwich_norms) {
+  if (!c.sandwich_norms && !observer_) {
     project(l, p, lin, s_.x.data(), in, T, /*accumulate=*/true);
     return;
   }
   float* y = s_.block_out.data();
   project(l, p, lin, y, in, T, false);
-  rmsnorm_forward(y, y, out_norm.ptr<const float>(), T, D, float(c.rms_norm_eps), c.norm_weight_offset());
+  if (c.sandwich_norms)
+    rmsnorm_forward(y, y, out_norm.ptr<const float>(), T, D, float(c.rms_norm_eps), c.norm_weight_offset());
+  if (observer_) observer_(l, p, y, T);
   float* x = s_.x.data();
 #pragma omp parallel for schedule(static) if (T * D > 65536)
   for (int64_t i = 0; i < T * D; ++i) x[i] += y[i];
@@ -330,7 +332,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   s_.att.resize(size_t(T * Q));
   s_.gate.resize(size_t(T * I));
   s_.up.resize(size_t(T * I));
-  if (c.sandwich_norms) s_.block_out.resize(size_t(T * D));
+  if (c.sandwich_norms || observer_) s_.block_out.resize(size_t(T * D));
   if (!contiguous || cache.has_rings()) {
     s_.k.resize(size_t(T * KV));
     s_.v.resize(size_t(T * KV));

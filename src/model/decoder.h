@@ -3,6 +3,7 @@
 // final RMSNorm and LM head.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -39,7 +40,7 @@ struct RunState {
   std::vector<float> gate;   // [T, I]
   std::vector<float> up;     // [T, I]
   std::vector<float> k, v;   // [T, KV] new keys/values before they go to their cache slots
-  std::vector<float> block_out;  // [T, D] an attention / FFN output before its norm (sandwich norms)
+  std::vector<float> block_out;  // [T, D] an attention / FFN output before it joins x (sandwich norms, observers)
   std::vector<float> inv_freq;        // [hd/2]
   std::vector<float> inv_freq_long;   // [hd/2] LongRope's long factors, else empty
   std::vector<float> inv_freq_local;  // [hd/2] Gemma 3's local layers (rope_local_theta), else empty
@@ -63,6 +64,12 @@ class Decoder {
   // Runs with the adapter's modules in `mask` applied unmerged (y += scale * B A x); switching
   // modes needs no reload. nullptr or an empty mask: the base model.
   void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
+
+  // From now on, fn(layer, p, out, T) sees each sub-layer's output out [T, D] before it joins the
+  // residual stream: p = O (the attention block) or Down (the FFN), after the sandwich norm where
+  // the model has one (`taia analyze`). nullptr stops it.
+  using SublayerObserver = std::function<void(int64_t layer, Proj p, const float* out, int64_t T)>;
+  void observe_sublayers(SublayerObserver fn) { observer_ = std::move(fn); }
 
   // MoLoRA: from now on, (*counts)[layer][p][e] += the routing slots expert e of projection p
   // receives (sized as needed); nullptr stops counting.
@@ -106,6 +113,7 @@ class Decoder {
     std::vector<float> u;       // [T, k, r]
   } experts_;
   ExpertSlotCounts* expert_counts_ = nullptr;
+  SublayerObserver observer_;
   // [T] the batch's spans under the window of window_spans_for_ (0: not built), in the rows of a
   // ring of ring_rows_for_ rows (0: slots are rows).
   std::vector<KeySpans> window_spans_;

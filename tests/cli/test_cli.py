@@ -31,7 +31,8 @@ def check(cond, label, detail=""):
 # Help and usage errors.
 r = run("--help")
 check(r.returncode == 0 and "generate" in r.stdout and "init-model" in r.stdout, "taia --help lists subcommands")
-for sub in ("generate", "forward", "inspect", "init-model", "tokenize", "train", "merge", "export", "eval", "report"):
+for sub in ("generate", "forward", "inspect", "init-model", "tokenize", "train", "merge", "export", "eval", "report",
+            "analyze"):
     r = run(sub, "--help")
     check(r.returncode == 0 and ("--format" in r.stdout or sub == "tokenize"), f"taia {sub} --help", r.stdout + r.stderr)
 for label, args in [("no subcommand", []), ("unknown subcommand", ["frobnicate"]),
@@ -40,7 +41,8 @@ for label, args in [("no subcommand", []), ("unknown subcommand", ["frobnicate"]
                     ("negative id", ["generate", "-m", "x", "--prompt-ids", "1,-3"]),
                     ("top-p out of range", ["generate", "-m", "x", "--prompt-ids", "1", "--top-p", "2"]),
                     ("unknown format", ["inspect", "x", "--format", "xml"]),
-                    ("unknown dtype", ["init-model", "-c", "x", "-o", "y", "--dtype", "f64"])]:
+                    ("unknown dtype", ["init-model", "-c", "x", "-o", "y", "--dtype", "f64"]),
+                    ("analyze without --data", ["analyze", "x", "-m", "y"])]:
     r = run(*args)
     check(r.returncode == 2, f"usage error exits 2: {label}", f"exit {r.returncode} {r.stderr}")
 

@@ -4,7 +4,9 @@
 - `taia merge --adapter`: every gate/up/down tensor is bitwise the base's and every q/k/v/o tensor
   equals W + scale * B A computed in double precision, rounded once to F32;
 - `taia merge --finetuned`: module-by-module provenance (attention fine-tuned, FFN base,
-  embeddings/norms fine-tuned unless --revert).
+  embeddings/norms fine-tuned unless --revert);
+- `taia analyze`: an FFN-only adapter leaves layer 0's attention output alone, an empty merge moves
+  nothing, a merged model moves as its adapter unmerged.
 
 usage: /usr/bin/python3 test_modes.py TAIA_BINARY FIXTURES WORK_DIR
 """
@@ -279,4 +281,37 @@ check(isinstance(taia_eval, dict), "eval on the merged TAIA folder runs", taia_e
 
 r = taia("forward", "-m", MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 2, "--mode without --adapter is a usage error", r.returncode)
+
+
+# `taia analyze`: where the update goes, for an adapter (in a mode) and for a fine-tuned model.
+def analyze(path, *extra):
+    r = taia("analyze", path, "-m", MODEL, "--data", data, "--format", "json", *extra)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+ffn = analyze(ffn_adapter)
+check(ffn is not None and ffn["drift"]["layers"][0]["attention"]["relative_change"] == 0 and
+      ffn["drift"]["layers"][0]["ffn"]["relative_change"] > 0 and ffn["drift"]["tokens"] > 0,
+      "analyze: an FFN-only adapter leaves the first layer's attention output unchanged and moves its FFN's",
+      ffn and ffn["drift"]["layers"][0])
+taia_mode = analyze(adapter, "--mode", "taia")
+check(taia_mode is not None and taia_mode["mode"] == "taia" and all(
+      lay["attention"]["relative_change"] > 0 for lay in taia_mode["drift"]["layers"]) and len(taia_mode["modules"]) > 0,
+      "analyze --mode taia: every layer's attention output moves; update norms per module listed",
+      taia_mode and taia_mode["drift"]["layers"][:1])
+none = analyze(merged_base)
+check(none is not None and none["kind"] == "finetuned" and all(
+      lay["attention"]["relative_change"] == 0 and lay["ffn"]["relative_change"] == 0 for lay in none["drift"]["layers"])
+      and all(m["update_norm"] == 0 for m in none["modules"]),
+      "analyze of the base merged with nothing (mode base): nothing moves", none and none["drift"]["layers"][:1])
+merged_vanilla = os.path.join(WORK, "merged_vanilla")
+taia("merge", "--base", MODEL, "--adapter", adapter, "--mode", "vanilla", "-o", merged_vanilla)
+fv, av = analyze(merged_vanilla), analyze(adapter)
+check(fv is not None and av is not None and all(
+      abs(a["ffn"]["relative_change"] - b["ffn"]["relative_change"]) < 1e-3 * max(1e-3, b["ffn"]["relative_change"]) + 1e-5
+      for a, b in zip(fv["drift"]["layers"], av["drift"]["layers"])),
+      "analyze: the merged vanilla model moves as the adapter applied unmerged", None)
+r = taia("analyze", merged_vanilla, "-m", MODEL, "--data", data, "--mode", "taia")
+check(r.returncode == 2 and "fine-tuned model" in r.stderr, "analyze: --mode with a fine-tuned model is a usage error",
+      r.stderr[-200:])
 finish()

@@ -9,42 +9,27 @@
 #include "model/adapter.h"
 #include "model/inspect.h"
 #include "model/loader.h"
-#include "model/tokenizer_loader.h"
-#include "tokenizer/chat_template.h"
-#include "train/data.h"
 
 namespace taia::cli {
 namespace {
 
 struct InspectArgs {
-  std::string path, model, data, tokenizer, chat_template;
+  std::string path, model;
+  DataFileArgs data;
   std::string mode = "vanilla";
-  int64_t max_length = 3072;
   OutputFormat format = OutputFormat::Text;
 };
 
-// The data file's sequences as training would tokenize them (chat template, --max-length).
-std::vector<std::vector<int32_t>> data_sequences(const InspectArgs& a) {
-  auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
-  const ChatTemplate chat = a.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(a.chat_template);
-  DataStats stats;
-  const std::vector<Example> examples =
-      tokenize_records(load_records(a.data, false, stats), *tok, chat, a.max_length, stats);
-  std::vector<std::vector<int32_t>> seqs;
-  for (const Example& e : examples) seqs.push_back(e.ids);
-  return seqs;
-}
-
 void run_inspect(const InspectArgs& a) {
-  if (a.data.empty() != a.model.empty()) throw CLI::ValidationError("--data", "--data and -m/--model go together");
+  if (a.data.path.empty() != a.model.empty()) throw CLI::ValidationError("--data", "--data and -m/--model go together");
   Json report = inspect_path(a.path);
-  if (!a.data.empty()) {
+  if (!a.data.path.empty()) {
     TAIA_CHECK(report.contains("molora"), a.path, ": --data reports the routing of a MoLoRA adapter; this is not one ",
                "(no ", kMoloraConfigFile, ")");
     auto model = load_model(a.model, LoadOptions{});
     auto adapter = load_adapter(a.path, model->config);
-    Json routing = inspect_expert_routing(*model, *adapter, parse_mode(a.mode), data_sequences(a));
-    routing["data"] = a.data;
+    Json routing = inspect_expert_routing(*model, *adapter, parse_mode(a.mode), data_file_sequences(a.data, a.model));
+    routing["data"] = a.data.path;
     report["molora"]["routing"] = routing;
   }
   if (a.format == OutputFormat::Json)
@@ -63,16 +48,10 @@ void register_inspect(CLI::App& app) {
                                                 "folder, and its problems");
   cmd->add_option("path", args->path, "GGUF file, HF model folder, .safetensors file or adapter folder")->required();
   cmd->add_option("-m,--model", args->model, "MoLoRA adapters: the base model, to route --data through");
-  cmd->add_option("--data", args->data, "MoLoRA adapters: a data file (train's formats); reports the share of "
-                                        "tokens each expert receives");
   cmd->add_option("--mode", args->mode, "With --data: the modules that run (vanilla: attention LoRA + experts, "
                                         "as in training; taif: experts only)")
       ->check(CLI::IsMember({"vanilla", "taif"}))->capture_default_str();
-  cmd->add_option("--tokenizer", args->tokenizer, "With --data: the tokenizer, if not the model's");
-  cmd->add_option("--chat-template", args->chat_template, "With --data: the chat template (default: the model's)")
-      ->check(CLI::IsMember(chat_template_names()));
-  cmd->add_option("--max-length", args->max_length, "With --data: truncate sequences as train does")
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 20))->capture_default_str();
+  add_data_file_options(cmd, &args->data, /*required=*/false);  // MoLoRA: each expert's share of the tokens
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_inspect(*args); });
 }

@@ -7,6 +7,8 @@
 #include "core/threading.h"
 #include "model/adapter.h"
 #include "model/merge.h"
+#include "model/tokenizer_loader.h"
+#include "train/data.h"
 
 namespace taia::cli {
 
@@ -115,8 +117,8 @@ std::string missing_tokenizer_note(const std::string& folder, const std::string&
          " to taia eval / generate";
 }
 
-void add_mode_options(CLI::App* cmd, ModeArgs* args) {
-  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run (default " + std::string(kDefaultMode) + "): " + modes_help())
+void add_mode_options(CLI::App* cmd, ModeArgs* args, const char* default_mode) {
+  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run (default " + std::string(default_mode) + "): " + modes_help())
                    ->check(CLI::IsMember(mode_names()));
   cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode, e.g. q,k,v,o")->excludes(mode);
 }
@@ -125,6 +127,29 @@ void add_adapter_options(CLI::App* cmd, AdapterArgs* args) {
   cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or llama.cpp GGUF LoRA file");
   add_mode_options(cmd, &args->modes);
   cmd->add_flag("--merge", args->merge, "Merge the selected modules into the weights instead of applying them at run time");
+}
+
+void add_data_file_options(CLI::App* cmd, DataFileArgs* args, bool required) {
+  auto* data = cmd->add_option("--data", args->path, "A data file in train's formats (Alpaca / ShareGPT / OpenAI chat "
+                                                     "JSON or JSONL, or .txt), tokenized as training does");
+  if (required) data->required();
+  cmd->add_option("--tokenizer", args->tokenizer, "With --data: the tokenizer, if not the model's");
+  cmd->add_option("--chat-template", args->chat_template, "With --data: the chat template (default: the model's)")
+      ->check(CLI::IsMember(chat_template_names()));
+  cmd->add_option("--max-length", args->max_length, "With --data: truncate sequences to this many tokens")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 20))
+      ->capture_default_str();
+}
+
+std::vector<std::vector<int32_t>> data_file_sequences(const DataFileArgs& a, const std::string& model_path) {
+  auto tok = load_tokenizer(a.tokenizer.empty() ? model_path : a.tokenizer);
+  const ChatTemplate chat = a.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(a.chat_template);
+  DataStats stats;
+  const std::vector<Example> examples =
+      tokenize_records(load_records(a.path, false, stats), *tok, chat, a.max_length, stats);
+  std::vector<std::vector<int32_t>> seqs;
+  for (const Example& e : examples) seqs.push_back(e.ids);
+  return seqs;
 }
 
 std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& a, Model& model, ModuleMask* unmerged_mask) {

@@ -29,6 +29,7 @@ void register_eval(CLI::App& app);
 void register_report(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_analyze(CLI::App& app);
 
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);
@@ -61,9 +62,20 @@ std::string missing_tokenizer_note(const std::string& folder, const std::string&
 // once for every command; --modules overrides --mode, and neither given means taia.
 struct ModeArgs {
   std::string mode, modules;
-  ModuleMask mask() const { return select_modules(mode, modules, kDefaultMode); }
+  ModuleMask mask(const char* default_mode = kDefaultMode) const {
+    return select_modules(mode, modules, default_mode);
+  }
 };
-void add_mode_options(CLI::App* cmd, ModeArgs* args);
+void add_mode_options(CLI::App* cmd, ModeArgs* args, const char* default_mode = kDefaultMode);
+
+// A data file in train's formats (--data) tokenized as training does: the tokenizer (the model's
+// unless --tokenizer), the chat template (recognised unless --chat-template), --max-length.
+struct DataFileArgs {
+  std::string path, tokenizer, chat_template;
+  int64_t max_length = 3072;
+};
+void add_data_file_options(CLI::App* cmd, DataFileArgs* args, bool required = true);
+std::vector<std::vector<int32_t>> data_file_sequences(const DataFileArgs& args, const std::string& model_path);
 
 // --adapter (a PEFT folder or a llama.cpp GGUF LoRA file), its --mode / --modules, and --merge.
 struct AdapterArgs {
