@@ -13,6 +13,7 @@
 #include "demo/finetune.h"
 #include "demo/pretrain.h"
 #include "demo/util.h"
+#include "eval/drift.h"
 #include "eval/generate.h"
 #include "eval/report.h"
 #include "model/loader.h"
@@ -97,10 +98,28 @@ std::vector<Json> read_metrics(const std::string& path) {
   return records;
 }
 
-// Every (experiment, seed) run, logged with an ETA; scores by experiment, one per seed.
+// The retention documents (held-out pretraining text, or the user's model's own samples) as
+// token ids, BOS first, cut to 256 tokens: the text each run's drift is measured on.
+std::vector<std::vector<int32_t>> drift_text(const TaskSet& tasks, const Tokenizer& tok, int64_t max_positions) {
+  std::vector<std::vector<int32_t>> seqs;
+  for (const Task& t : tasks.main)
+    if (t.name == "retention")
+      for (const TaskExample& e : t.examples) {
+        std::vector<int32_t> ids;
+        if (tok.bos_id) ids.push_back(*tok.bos_id);
+        for (int32_t id : tok.encode(e.text, false).ids) ids.push_back(id);
+        ids.resize(std::min<size_t>(ids.size(), size_t(std::min<int64_t>(256, max_positions))));
+        if (ids.size() >= 2) seqs.push_back(std::move(ids));
+      }
+  return seqs;
+}
+
+// Every (experiment, seed) run, logged with an ETA; scores by experiment, one per seed, and the
+// runs' drift (mode -> per layer) by experiment.
 std::map<std::string, std::vector<Scores>> run_experiments(const RunContext& ctx, const Preset& p,
                                                            std::chrono::steady_clock::time_point demo_start,
-                                                           const Log& log, Curves* curves) {
+                                                           const Log& log, Curves* curves,
+                                                           std::map<std::string, std::vector<Json>>* drift) {
   std::map<std::string, std::vector<Scores>> by_experiment;
   const int64_t total_runs = int64_t(p.experiments.size() * p.seeds.size());
   const auto t_runs = std::chrono::steady_clock::now();
@@ -112,6 +131,7 @@ std::map<std::string, std::vector<Scores>> run_experiments(const RunContext& ctx
       if (seed == p.seeds.front())
         curves->push_back({experiment + " seed " + std::to_string(seed), read_metrics(r.train_dir + "/metrics.jsonl")});
       by_experiment[experiment].push_back(std::move(r.scores));
+      (*drift)[experiment].push_back(std::move(r.drift));
       ++done;
       const double runs_time = seconds_since(t_runs);
       log("[demo] " + std::to_string(done) + "/" + std::to_string(total_runs) + " " + experiment + " seed " +
@@ -143,10 +163,35 @@ Json demo_settings(const DemoOptions& o, const Preset& p, const std::string& bas
               {"spread", "standard deviation over seeds"}};
 }
 
+// The drift of each experiment and mode, averaged over seeds per layer: results.json's "drift",
+// {experiment: {mode: {"attention": [relative change per layer], "ffn": [...], "attention_cosine", "ffn_cosine"}}}.
+Json mean_drift(const std::map<std::string, std::vector<Json>>& drift) {
+  Json out = Json::object();
+  for (const auto& [experiment, runs] : drift) {
+    if (runs.empty() || !runs.front().is_object()) continue;
+    for (const auto& [mode, first] : runs.front().items()) {
+      Json m = Json::object();
+      const size_t layers = first["layers"].size();
+      for (const char* part : {"attention", "ffn"})
+        for (const char* stat : {"relative_change", "mean_cosine"}) {
+          Json per_layer = Json::array();
+          for (size_t l = 0; l < layers; ++l) {
+            double sum = 0;
+            for (const Json& run : runs) sum += run[mode]["layers"][l][part][stat].get<double>();
+            per_layer.push_back(sum / double(runs.size()));
+          }
+          m[std::string(part) + (std::string(stat) == "relative_change" ? "" : "_cosine")] = per_layer;
+        }
+      out[experiment][mode] = m;
+    }
+  }
+  return out;
+}
+
 // results.json (report format), summary.json, table.md and report.html in out_dir.
 Json write_outputs(const std::string& out, const Aggregate& agg, const Json& settings, const Json& pretrained,
-                   const Curves& curves, double seconds) {
-  Json results{{"tasks", agg.results}, {"settings", settings}};
+                   const Curves& curves, const Json& drift, double seconds) {
+  Json results{{"tasks", agg.results}, {"settings", settings}, {"drift", drift}};
   Json summary{{"rows", agg.rows}, {"pretrained", pretrained}, {"settings", settings}, {"out", out},
                {"seconds", seconds}};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
@@ -187,17 +232,19 @@ Json run_demo(const DemoOptions& o, const Log& log) {
   // 3. The base model's scores, then every fine-tuning run and its scores.
   auto base = load_model(base_path);
   const RunContext ctx{&world, &p, o.noise, o.mix, base_path, base.get(), tok.get(), &tasks,
-                       EvalRun{&p, chat_template, o.progress}, o.out_dir, o.threads, o.progress};
+                       EvalRun{&p, chat_template, o.progress}, o.out_dir, o.threads, o.progress,
+                       drift_text(tasks, *tok, base->config.max_position_embeddings)};
   const Scores base_scores = evaluate_base(ctx, own_model, log, &pretrained);
   Curves curves;
   const std::string pretrain_metrics = fs::path(base_path).parent_path().string() + "/pretrain-metrics.jsonl";
   if (!own_model && file_exists(pretrain_metrics)) curves.push_back({"pretraining", read_metrics(pretrain_metrics)});
-  const auto runs = run_experiments(ctx, p, t0, log, &curves);
+  std::map<std::string, std::vector<Json>> drift;
+  const auto runs = run_experiments(ctx, p, t0, log, &curves, &drift);
 
   // 4. Mean and spread over seeds; the table, results.json, summary.json, report.html.
   const Aggregate agg = aggregate_over_seeds(p.experiments, runs, base_scores, tasks);
   const Json settings = demo_settings(o, p, base_path, has_template ? chat_template_for(*tok).name : chat_template);
-  return write_outputs(o.out_dir, agg, settings, pretrained, curves, seconds_since(t0));
+  return write_outputs(o.out_dir, agg, settings, pretrained, curves, mean_drift(drift), seconds_since(t0));
 }
 
 std::string demo_table_markdown(const Json& summary) {

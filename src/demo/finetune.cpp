@@ -3,6 +3,7 @@
 #include "core/atomic_file.h"
 #include "core/mmap_file.h"
 #include "demo/util.h"
+#include "eval/drift.h"
 #include "model/loader.h"
 #include "model/merge.h"
 #include "model/modes.h"
@@ -33,17 +34,19 @@ TrainOptions finetune_options(const RunContext& ctx, const std::string& method, 
   return t;
 }
 
-// The adapter applied unmerged to the base in each mode.
-Scores evaluate_adapter(const RunContext& ctx, const std::string& adapter_dir, const std::string& run_dir) {
+// The adapter applied unmerged to the base in each mode: scores, and the drift of each mode.
+void evaluate_adapter(const RunContext& ctx, const std::string& adapter_dir, const std::string& run_dir, RunResult& r) {
   const auto adapter = load_adapter(adapter_dir, ctx.base->config);
   Decoder decoder(*ctx.base);
-  return evaluate_modes(decoder, *ctx.tok, adapter.get(), finetuned_mode_names(), *ctx.tasks, ctx.eval, {}, run_dir + "/eval");
+  r.scores = evaluate_modes(decoder, *ctx.tok, adapter.get(), finetuned_mode_names(), *ctx.tasks, ctx.eval, {},
+                            run_dir + "/eval");
+  for (const std::string& mode : finetuned_mode_names())
+    r.drift[mode] = drift_json(measure_drift(*ctx.base, nullptr, adapter.get(), parse_mode(mode), ctx.drift_text));
 }
 
 // The fine-tuned model as it is (vanilla), and merged with the base: taia keeps the fine-tuned
-// attention projections, taif the fine-tuned FFN.
-Scores evaluate_full(const RunContext& ctx, const std::string& model_dir, const std::string& run_dir) {
-  Scores scores;
+// attention projections, taif the fine-tuned FFN. Scores and drift of each.
+void evaluate_full(const RunContext& ctx, const std::string& model_dir, const std::string& run_dir, RunResult& r) {
   for (const std::string& mode : finetuned_mode_names()) {
     auto finetuned = load_model(model_dir);
     merge_full(*finetuned, *ctx.base, parse_mode(mode), RevertSet{});  // vanilla: nothing reverts
@@ -51,9 +54,9 @@ Scores evaluate_full(const RunContext& ctx, const std::string& model_dir, const 
     const Scores one = evaluate_modes(decoder, *ctx.tok, nullptr, {kBaseMode}, *ctx.tasks, ctx.eval, {{kBaseMode, mode}},
                                       run_dir + "/eval-" + mode);
     for (const auto& [task, modes] : one)
-      for (const auto& [m, e] : modes) scores[task][m] = e;
+      for (const auto& [m, e] : modes) r.scores[task][m] = e;
+    r.drift[mode] = drift_json(measure_drift(*ctx.base, finetuned.get(), nullptr, ModuleMask{}, ctx.drift_text));
   }
-  return scores;
 }
 
 }  // namespace
@@ -75,8 +78,10 @@ RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experi
   RunResult r;
   r.training = run_training(options, [](const std::string&) {});
   r.train_dir = options.out_dir;
-  r.scores = method == "full" ? evaluate_full(ctx, r.training.output, run_dir)
-                              : evaluate_adapter(ctx, r.training.output, run_dir);
+  if (method == "full")
+    evaluate_full(ctx, r.training.output, run_dir, r);
+  else
+    evaluate_adapter(ctx, r.training.output, run_dir, r);
   return r;
 }
 

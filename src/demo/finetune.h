@@ -25,10 +25,14 @@ struct RunContext {
   std::string out_dir;             // OUT/runs/EXPERIMENT/seedN go under it
   int threads = 0;
   bool progress = true;
+  // Held-out text (the retention documents, tokenized) on which each run's drift is measured:
+  // per layer, how far the attention and FFN outputs move from the base's in each mode.
+  std::vector<std::vector<int32_t>> drift_text;
 };
 
 struct RunResult {
   Scores scores;         // vanilla / taia / taif per task
+  Json drift;            // mode -> drift_json (eval/drift.h) on ctx.drift_text
   TrainSummary training;
   std::string train_dir;  // adapter or model folder with metrics.jsonl
 };

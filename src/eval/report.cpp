@@ -155,6 +155,35 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
   return s;
 }
 
+// results.json's optional "drift" ({experiment: {mode: {"attention": [per layer], "ffn": [...]}}},
+// written by taia demo): per experiment, the relative change of the attention and of the FFN
+// outputs by layer, one line per mode.
+std::string drift_section(const Json& results) {
+  if (!results.contains("drift") || !results["drift"].is_object() || results["drift"].empty()) return "";
+  std::string charts;
+  for (const auto& [experiment, by_mode] : results["drift"].items()) {
+    if (!by_mode.is_object()) continue;
+    for (const char* part : {"attention", "ffn"}) {
+      std::vector<Series> series;
+      for (const auto& [mode, m] : by_mode.items()) {
+        if (!m.is_object() || !m.contains(part) || !m[part].is_array()) continue;
+        Series s{mode, {}};
+        for (size_t l = 0; l < m[part].size(); ++l)
+          if (m[part][l].is_number()) s.points.push_back({double(l), m[part][l].get<double>()});
+        series.push_back(std::move(s));
+      }
+      if (!series.empty())
+        charts += line_chart(experiment + ": " + (std::string(part) == "ffn" ? "FFN" : "attention") + " output change",
+                             "layer", "||change|| / ||base||", series) + "\n";
+    }
+  }
+  if (charts.empty()) return "";
+  return "<h2>Where the update goes</h2>\n<p>On held-out text, per layer: how far each mode moves the attention "
+         "block's and the FFN's outputs from the base model's (relative norm of the change, mean over seeds; "
+         "<code>taia analyze</code> measures the same for one adapter or model).</p>\n<div class='charts'>\n" +
+         charts + "</div>\n";
+}
+
 std::vector<Json> read_metrics(const std::string& dir) {
   const std::string path = dir + "/metrics.jsonl";
   TAIA_CHECK(file_exists(path), path, ": no such file (a training output folder holds metrics.jsonl)");
@@ -251,6 +280,7 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
     if (most >= 2) fewshot += line_chart(task + ": few-shot", "shots", "score", series) + "\n";
   }
   if (!fewshot.empty()) h += "<h2>Few-shot curves</h2>\n<div class='charts'>\n" + fewshot + "</div>\n";
+  h += drift_section(results);
   // Training curves.
   if (!runs.empty()) {
     h += "<h2>Training</h2>\n<div class='charts'>\n";

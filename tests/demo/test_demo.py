@@ -73,6 +73,17 @@ check("<svg" in html and "facts-lora" in html and "pretraining" in html and "sta
       "report has charts, experiments, curves, and says what ± is")
 table = open(os.path.join(out1, "table.md")).read()
 check(table.count("\n") == len(rows) + 2, "table has one line per row", table[:300])
+# Where the update goes: per experiment and mode, the attention / FFN output change per layer.
+drift = json.load(open(os.path.join(out1, "results.json"))).get("drift", {})
+layers = json.load(open(os.path.join(pre["cache"], "model", "config.json")))["num_hidden_layers"]
+check(set(drift) == exps and all(set(d) == {"vanilla", "taia", "taif"} and all(
+      len(m["attention"]) == layers and len(m["ffn"]) == layers for m in d.values()) for d in drift.values()),
+      "results.json has the drift of every experiment and mode, one value per layer", {k: list(v) for k, v in drift.items()})
+lora = drift.get("facts-lora", {})
+check(lora and lora["taia"]["attention"] == lora["vanilla"]["attention"][:1] + lora["taia"]["attention"][1:] and
+      lora["taif"]["attention"][0] == 0 and lora["taia"]["attention"][0] > 0,
+      "LoRA drift: TAIF leaves layer 0's attention output alone, TAIA and vanilla move it alike", lora)
+check("Where the update goes" in html, "the report draws the drift")
 
 # The cached model is an HF folder the other commands load: inspect and plain completion.
 model = os.path.join(pre["cache"], "model")
