@@ -1,5 +1,6 @@
 #include "demo/aggregate.h"
 
+#include "demo/util.h"
 #include "eval/stats.h"
 #include "model/modes.h"
 
@@ -17,18 +18,11 @@ std::vector<std::string> ordered_task_keys(const Scores& scores, const TaskSet& 
   return order;
 }
 
-// One score per seed for (task, mode), and the results.json leaf that describes the metric;
-// the base model's score repeats for each seed. Empty when no run scored the pair.
-std::vector<double> seed_values(const std::vector<Scores>& runs, const Scores& base, const std::string& task,
-                                const std::string& mode, Json* entry) {
+// One score per run for (task, mode), and the results.json leaf that describes the metric.
+// Empty when no run scored the pair.
+std::vector<double> seed_values(const std::vector<Scores>& runs, const std::string& task, const std::string& mode,
+                                Json* entry) {
   std::vector<double> values;
-  if (mode == kBaseMode) {
-    auto it = base.find(task);
-    if (it == base.end()) return values;
-    *entry = it->second.at(kBaseMode);
-    values.assign(runs.size(), (*entry)["value"].get<double>());
-    return values;
-  }
   for (const Scores& s : runs) {
     auto it = s.find(task);
     if (it == s.end() || !it->second.count(mode)) continue;
@@ -42,9 +36,35 @@ std::vector<double> seed_values(const std::vector<Scores>& runs, const Scores& b
 
 const std::vector<std::string>& demo_modes() { return mode_names(); }
 
+const std::vector<std::pair<std::string, std::string>>& paired_differences() {
+  static const std::vector<std::pair<std::string, std::string>> pairs = {
+      {"taia", "vanilla"}, {"taia", kBaseMode}, {"taia", "taif"}};
+  return pairs;
+}
+
+namespace {
+
+// Per pair (a, b): the run-by-run differences a - b, their mean and 95 % interval.
+Json paired(const Json& modes) {
+  Json out = Json::object();
+  for (const auto& [a, b] : paired_differences()) {
+    if (!modes.contains(a) || !modes.contains(b)) continue;
+    const Json& va = modes[a]["values"];
+    const Json& vb = modes[b]["values"];
+    if (va.size() != vb.size() || va.empty()) continue;
+    std::vector<double> d;
+    for (size_t i = 0; i < va.size(); ++i) d.push_back(va[i].get<double>() - vb[i].get<double>());
+    const Interval iv = mean_interval_95(d);
+    out[a + "-" + b] = Json{{"mean", iv.mean}, {"low", iv.low}, {"high", iv.high}, {"n", iv.n}};
+  }
+  return out;
+}
+
+}  // namespace
+
 Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
                                const std::map<std::string, std::vector<Scores>>& runs_by_experiment,
-                               const Scores& base, const TaskSet& tasks) {
+                               const TaskSet& tasks) {
   Aggregate out;
   for (const auto& experiment : experiments) {
     const std::vector<Scores>& runs = runs_by_experiment.at(experiment);
@@ -52,7 +72,7 @@ Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
       Json row{{"experiment", experiment}, {"task", task}, {"modes", Json::object()}};
       for (const auto& mode : demo_modes()) {
         Json entry;
-        const std::vector<double> values = seed_values(runs, base, task, mode, &entry);
+        const std::vector<double> values = seed_values(runs, task, mode, &entry);
         if (values.empty()) continue;
         const double mean = mean_of(values), spread = sample_std(values);
         row["metric"] = entry["metric"];
@@ -62,10 +82,42 @@ Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
         out.results[key][mode] = Json{{"metric", entry["metric"]}, {"value", mean}, {"std", spread},
                                       {"n", int64_t(values.size())}, {"task", key}, {"shots", split_shots(task).second}};
       }
+      row["paired"] = paired(row["modes"]);
       out.rows.push_back(row);
     }
   }
   return out;
+}
+
+std::string paired_table_markdown(const Json& summary) {
+  std::string s = "| experiment | task | metric | n |";
+  std::string sep = "|---|---|---|---|";
+  for (const auto& [a, b] : paired_differences()) {
+    s += " " + a + " − " + b + " |";
+    sep += "---|";
+  }
+  s += "\n" + sep + "\n";
+  for (const Json& row : summary["rows"]) {
+    if (split_shots(row["task"].get<std::string>()).second > 0 || !row.contains("paired")) continue;
+    const bool percent = row.value("metric", std::string()) != "bits_per_token";
+    const double k = percent ? 100.0 : 1.0;
+    const int digits = percent ? 1 : 3;
+    s += "| " + row["experiment"].get<std::string>() + " | " + row["task"].get<std::string>() + " | " +
+         row.value("metric", std::string()) + " | " +
+         std::to_string(row["paired"].empty() ? 0 : row["paired"].begin()->value("n", int64_t(0))) + " |";
+    for (const auto& [a, b] : paired_differences()) {
+      const std::string key = a + "-" + b;
+      if (!row["paired"].contains(key)) {
+        s += " |";
+        continue;
+      }
+      const Json& d = row["paired"][key];
+      s += " " + fmt(k * d["mean"].get<double>(), digits) + " [" + fmt(k * d["low"].get<double>(), digits) + ", " +
+           fmt(k * d["high"].get<double>(), digits) + "] |";
+    }
+    s += "\n";
+  }
+  return s;
 }
 
 }  // namespace taia::demo

@@ -1,6 +1,8 @@
-// Aggregation over fine-tuning seeds: per experiment, task and mode the mean and the sample
-// standard deviation over the seeds (the spread of fine-tuning, not a standard error); the
-// summary rows, the results.json tasks (report format) and the Markdown table.
+// Aggregation over fine-tuning runs (seeds, and worlds when there are several): per experiment,
+// task and mode the mean and the sample standard deviation over the runs (the spread of
+// fine-tuning and pretraining, not a standard error); per experiment and task the paired
+// differences TAIA - vanilla, TAIA - base, TAIA - TAIF over the runs with 95 % intervals; the
+// summary rows, the results.json tasks (report format) and the Markdown tables.
 #pragma once
 #include <map>
 #include <string>
@@ -15,14 +17,22 @@ namespace taia::demo {
 const std::vector<std::string>& demo_modes();
 
 struct Aggregate {
-  Json rows = Json::array();     // {experiment, task, metric, n, modes: {mode: {mean, std, values}}}
+  // {experiment, task, metric, n, modes: {mode: {mean, std, values}},
+  //  paired: {"taia-vanilla": {mean, low, high, n}, "taia-base": ..., "taia-taif": ...}}
+  Json rows = Json::array();
   Json results = Json::object();  // "EXPERIMENT · TASK" -> mode -> {metric, value, std, n, task, shots}
 };
 
-// runs_by_experiment: experiment -> the Scores of each seed; base: the base model's scores (the
-// same for every seed); tasks: the order of the rows.
+// The differences the paper's claims are about, each taken within one run (same world and seed).
+const std::vector<std::pair<std::string, std::string>>& paired_differences();  // (taia, vanilla), ...
+
+// runs_by_experiment: experiment -> the Scores of each run, the run's base model scored under
+// "base"; tasks: the order of the rows.
 Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
                                const std::map<std::string, std::vector<Scores>>& runs_by_experiment,
-                               const Scores& base, const TaskSet& tasks);
+                               const TaskSet& tasks);
+
+// The paired differences as a Markdown table (0-shot rows): "mean [low, high]" per pair.
+std::string paired_table_markdown(const Json& summary);
 
 }  // namespace taia::demo

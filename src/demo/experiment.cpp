@@ -191,14 +191,81 @@ Json mean_drift(const std::map<std::string, std::vector<Json>>& drift) {
 // results.json (report format), summary.json, table.md and report.html in out_dir.
 Json write_outputs(const std::string& out, const Aggregate& agg, const Json& settings, const Json& pretrained,
                    const Curves& curves, const Json& drift, double seconds) {
-  Json results{{"tasks", agg.results}, {"settings", settings}, {"drift", drift}};
+  Json paired = Json::object();  // "EXPERIMENT · TASK" -> {"taia-vanilla": {mean, low, high, n}, ...}
+  for (const Json& row : agg.rows)
+    if (!row["paired"].empty())
+      paired[row["experiment"].get<std::string>() + " · " + row["task"].get<std::string>()] = row["paired"];
+  Json results{{"tasks", agg.results}, {"settings", settings}, {"drift", drift}, {"paired", paired}};
   Json summary{{"rows", agg.rows}, {"pretrained", pretrained}, {"settings", settings}, {"out", out},
                {"seconds", seconds}};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
   write_file_atomic(out + "/summary.json", summary.dump(2) + "\n");
   write_file_atomic(out + "/table.md", demo_table_markdown(summary));
+  write_file_atomic(out + "/paired.md", paired_table_markdown(summary));
   write_file_atomic(out + "/report.html", render_report_html(results, curves));
   return summary;
+}
+
+}  // namespace
+
+namespace {
+
+// What one world gives: its runs' scores (the world's base model's scores merged into each run
+// under "base") and drift by experiment, its pretrained model's facts, the names the outputs need.
+struct WorldRuns {
+  std::map<std::string, std::vector<Scores>> runs;
+  std::map<std::string, std::vector<Json>> drift;
+  Json pretrained;
+  std::string base_path, chat_template_name;
+  TaskSet tasks;
+};
+
+// One world: the base model (pretrained and cached, or the user's), the task files, the base's
+// scores, then every fine-tuning run of the preset. out_dir: data/ and runs/ go under it.
+WorldRuns run_world(const DemoOptions& o, const Preset& p, uint64_t world_seed, const std::string& out_dir,
+                    std::chrono::steady_clock::time_point t0, const Log& log, Curves* curves) {
+  const bool own_model = !o.model_path.empty();
+  make_directories(out_dir + "/data");
+  WorldRuns w;
+  const World world = make_world(world_seed, p.world);
+  w.pretrained = Json{{"world_seed", world_seed}, {"chance_city", 1.0 / double(world.cities.size())},
+                      {"chance_job", 1.0 / double(world.jobs.size())}};
+  const PretrainSettings ps{o.cache_dir.empty() ? default_cache_dir() : o.cache_dir, world_seed, o.threads, o.progress};
+  w.base_path = own_model ? o.model_path : ensure_pretrained(p, world, ps, log, &w.pretrained);
+  w.pretrained["model"] = w.base_path;
+  auto tok = load_tokenizer(w.base_path);
+  const bool has_template = chat_template_for(*tok).format != ChatFormat::Raw;
+  const std::string chat_template = has_template ? "" : "alpaca";  // a template every tokenizer can spell
+  w.chat_template_name = has_template ? chat_template_for(*tok).name : chat_template;
+  std::vector<std::string> own_text;
+  if (own_model) {
+    log("[demo] retention text: 8 samples of the base model's own text");
+    own_text = sample_own_text(w.base_path, *tok, 8, 128);
+  }
+  w.tasks = write_tasks(world, p, world_seed, out_dir + "/data/", own_model ? &own_text : nullptr);
+  auto base = load_model(w.base_path);
+  const RunContext ctx{&world, &p, o.noise, o.mix, w.base_path, base.get(), tok.get(), &w.tasks,
+                       EvalRun{&p, chat_template, o.progress}, out_dir, o.threads, o.progress,
+                       drift_text(w.tasks, *tok, base->config.max_position_embeddings)};
+  const Scores base_scores = evaluate_base(ctx, own_model, log, &w.pretrained);
+  const std::string pretrain_metrics = fs::path(w.base_path).parent_path().string() + "/pretrain-metrics.jsonl";
+  if (!own_model && file_exists(pretrain_metrics) && curves->empty())
+    curves->push_back({"pretraining", read_metrics(pretrain_metrics)});
+  w.runs = run_experiments(ctx, p, t0, log, curves, &w.drift);
+  for (auto& [experiment, seeds] : w.runs)
+    for (Scores& s : seeds)
+      for (const auto& [task, modes] : base_scores) s[task][kBaseMode] = modes.at(kBaseMode);
+  return w;
+}
+
+// The worlds of a run: --world-seeds, else the preset's, else the one of --world-seed.
+std::vector<uint64_t> world_seeds(const DemoOptions& o, const Preset& p) {
+  const std::vector<uint64_t> w = !o.world_seeds.empty() ? o.world_seeds
+                                  : !p.worlds.empty()     ? p.worlds
+                                                          : std::vector<uint64_t>{o.world_seed};
+  TAIA_CHECK(o.model_path.empty() || w.size() == 1, "[demo] --model runs on the user's model, one base: expected one "
+             "world, got ", w.size());
+  return w;
 }
 
 }  // namespace
@@ -206,44 +273,41 @@ Json write_outputs(const std::string& out, const Aggregate& agg, const Json& set
 Json run_demo(const DemoOptions& o, const Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
   const Preset p = resolve_preset(o);
-  const bool own_model = !o.model_path.empty();
   if (o.threads > 0) set_num_threads(o.threads);
-  make_directories(o.out_dir + "/data");
-
-  // 1. The world and the base model (pretrained and cached, or the user's).
-  const World world = make_world(o.world_seed, p.world);
-  Json pretrained{{"chance_city", 1.0 / double(world.cities.size())}, {"chance_job", 1.0 / double(world.jobs.size())}};
-  const PretrainSettings ps{o.cache_dir.empty() ? default_cache_dir() : o.cache_dir, o.world_seed, o.threads,
-                            o.progress};
-  const std::string base_path = own_model ? o.model_path : ensure_pretrained(p, world, ps, log, &pretrained);
-  pretrained["model"] = base_path;
-  auto tok = load_tokenizer(base_path);
-  const bool has_template = chat_template_for(*tok).format != ChatFormat::Raw;
-  const std::string chat_template = has_template ? "" : "alpaca";  // a template every tokenizer can spell
-
-  // 2. The task files.
-  std::vector<std::string> own_text;
-  if (own_model) {
-    log("[demo] retention text: 8 samples of the base model's own text");
-    own_text = sample_own_text(base_path, *tok, 8, 128);
-  }
-  const TaskSet tasks = write_tasks(world, p, o.world_seed, o.out_dir + "/data/", own_model ? &own_text : nullptr);
-
-  // 3. The base model's scores, then every fine-tuning run and its scores.
-  auto base = load_model(base_path);
-  const RunContext ctx{&world, &p, o.noise, o.mix, base_path, base.get(), tok.get(), &tasks,
-                       EvalRun{&p, chat_template, o.progress}, o.out_dir, o.threads, o.progress,
-                       drift_text(tasks, *tok, base->config.max_position_embeddings)};
-  const Scores base_scores = evaluate_base(ctx, own_model, log, &pretrained);
+  make_directories(o.out_dir);
+  // 1-3. Each world: its base model, task files, base scores and fine-tuning runs. One world
+  // writes into OUT/data and OUT/runs as it always did; several into OUT/world-S/.
+  const std::vector<uint64_t> worlds = world_seeds(o, p);
   Curves curves;
-  const std::string pretrain_metrics = fs::path(base_path).parent_path().string() + "/pretrain-metrics.jsonl";
-  if (!own_model && file_exists(pretrain_metrics)) curves.push_back({"pretraining", read_metrics(pretrain_metrics)});
+  std::map<std::string, std::vector<Scores>> runs;
   std::map<std::string, std::vector<Json>> drift;
-  const auto runs = run_experiments(ctx, p, t0, log, &curves, &drift);
+  Json pretrained, per_world = Json::array();
+  WorldRuns first;
+  for (size_t i = 0; i < worlds.size(); ++i) {
+    if (worlds.size() > 1) log("[demo] world " + std::to_string(worlds[i]) + " (" + std::to_string(i + 1) + "/" +
+                               std::to_string(worlds.size()) + ")");
+    WorldRuns w = run_world(o, p, worlds[i],
+                            worlds.size() > 1 ? o.out_dir + "/world-" + std::to_string(worlds[i]) : o.out_dir, t0,
+                            log, &curves);
+    for (auto& [experiment, seeds] : w.runs)
+      for (Scores& s : seeds) runs[experiment].push_back(std::move(s));
+    for (auto& [experiment, seeds] : w.drift)
+      for (Json& d : seeds) drift[experiment].push_back(std::move(d));
+    per_world.push_back(w.pretrained);
+    if (i == 0) first = std::move(w);
+  }
+  pretrained = first.pretrained;
+  if (worlds.size() > 1) pretrained["worlds"] = per_world;
 
-  // 4. Mean and spread over seeds; the table, results.json, summary.json, report.html.
-  const Aggregate agg = aggregate_over_seeds(p.experiments, runs, base_scores, tasks);
-  const Json settings = demo_settings(o, p, base_path, has_template ? chat_template_for(*tok).name : chat_template);
+  // 4. Mean and spread over the runs (seeds, and worlds); paired differences; the outputs.
+  const Aggregate agg = aggregate_over_seeds(p.experiments, runs, first.tasks);
+  Json settings = demo_settings(o, p, first.base_path, first.chat_template_name);
+  settings["world_seeds"] = worlds;
+  if (worlds.size() > 1) {
+    settings["spread"] = "standard deviation over worlds x seeds";
+    settings["note"] = "value = mean over worlds x seeds, ± = sample standard deviation over the " +
+                       std::to_string(worlds.size() * p.seeds.size()) + " runs (not a standard error)";
+  }
   return write_outputs(o.out_dir, agg, settings, pretrained, curves, mean_drift(drift), seconds_since(t0));
 }
 

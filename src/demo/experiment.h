@@ -21,6 +21,7 @@ struct DemoOptions {
   std::string cache_dir;   // empty: $XDG_CACHE_HOME/taia or ~/.cache/taia
   std::string model_path;  // a user's model: no pretraining, retention on its own text
   uint64_t world_seed = 0;
+  std::vector<uint64_t> world_seeds;     // empty: the preset's worlds, or {world_seed}
   std::vector<uint64_t> seeds;           // empty: the preset's
   std::vector<std::string> experiments;  // empty: the preset's
   double noise = 0.0, mix = 0.0;

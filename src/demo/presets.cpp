@@ -5,14 +5,14 @@
 namespace taia::demo {
 
 const std::vector<std::string>& preset_names() {
-  static const std::vector<std::string> names = {"default", "quick"};
+  static const std::vector<std::string> names = {"default", "quick", "full"};
   return names;
 }
 
 Preset preset_by_name(const std::string& name) {
   Preset p;
   p.name = name;
-  if (name == "default") {
+  if (name == "default" || name == "full") {
     p.world = {100, 100, 100};
     p.corpus_rounds = 16;
     p.vocab = 1024;
@@ -32,6 +32,10 @@ Preset preset_by_name(const std::string& name) {
     p.seeds = {1, 2, 3};
     p.shots = {0, 1, 2, 3, 4};
     p.skill_examples = 100;
+    if (name == "full") {  // the default's settings on 3 worlds x 3 seeds, every method
+      p.worlds = {0, 1, 2};
+      p.experiments = {"facts-lora", "facts-molora", "facts-full", "skill-lora", "skill-molora", "skill-full"};
+    }
   } else if (name == "quick") {
     p.world = {20, 20, 20};
     p.corpus_rounds = 20;
@@ -53,7 +57,7 @@ Preset preset_by_name(const std::string& name) {
     p.shots = {0, 2};
     p.skill_examples = 30;
   } else {
-    fail("[demo] preset expected one of default, quick, got '", name, "'");
+    fail("[demo] preset expected one of default, quick, full, got '", name, "'");
   }
   return p;
 }

@@ -29,12 +29,15 @@ struct Preset {
   int64_t lora_rank = 16;
   double lora_alpha = 32;
   std::vector<uint64_t> seeds;
+  // Worlds (world seeds), each pretrained and fine-tuned with every seed; empty: the one world of
+  // --world-seed. Several worlds put the pretrained model's own spread into the error bars.
+  std::vector<uint64_t> worlds;
   // evaluation
   std::vector<int64_t> shots;  // few-shot counts on the chat knowledge questions (log-likelihood; 0 always runs)
   int64_t skill_examples = 0, max_new_tokens = 16;
 };
 
-const std::vector<std::string>& preset_names();  // "default", "quick"
+const std::vector<std::string>& preset_names();  // "default", "quick", "full"
 Preset preset_by_name(const std::string& name);
 
 }  // namespace taia::demo

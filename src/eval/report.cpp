@@ -155,6 +155,39 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
   return s;
 }
 
+// results.json's optional "paired" ({"EXPERIMENT · TASK": {"taia-vanilla": {mean, low, high, n}}},
+// written by taia demo): the run-by-run differences behind the paper's claims, with 95 % intervals.
+std::string paired_section(const Json& results) {
+  if (!results.contains("paired") || !results["paired"].is_object() || results["paired"].empty()) return "";
+  std::vector<std::string> pairs;
+  for (const auto& [key, by_pair] : results["paired"].items())
+    if (by_pair.is_object())
+      for (const auto& [pair, d] : by_pair.items())
+        if (std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
+  std::string h = "<h2>Paired differences (mean [95 % interval] over runs)</h2>\n<p>Each difference is taken "
+                  "within one run (same world, same fine-tuning seed), then averaged; an interval that excludes 0 "
+                  "supports the claim's direction. Retention is in bits per token: lower is better there.</p>\n"
+                  "<table><tr><th>experiment · task</th>";
+  for (const auto& p : pairs) h += "<th>" + esc(p) + "</th>";
+  h += "</tr>\n";
+  for (const auto& [key, by_pair] : results["paired"].items()) {
+    if (!by_pair.is_object()) continue;
+    h += "<tr><td>" + esc(key) + "</td>";
+    for (const auto& p : pairs) {
+      const Json d = by_pair.contains(p) ? by_pair[p] : Json();
+      if (!d.is_object() || !d.contains("mean") || !d["mean"].is_number() || !d.contains("low") || !d.contains("high")) {
+        h += "<td>—</td>";
+        continue;
+      }
+      const bool excludes_zero = d["low"].get<double>() > 0 || d["high"].get<double>() < 0;
+      h += "<td" + std::string(excludes_zero ? " class='best'" : "") + ">" + num(d["mean"].get<double>()) + " [" +
+           num(d["low"].get<double>()) + ", " + num(d["high"].get<double>()) + "]</td>";
+    }
+    h += "</tr>\n";
+  }
+  return h + "</table>\n";
+}
+
 // results.json's optional "drift" ({experiment: {mode: {"attention": [per layer], "ffn": [...]}}},
 // written by taia demo): per experiment, the relative change of the attention and of the FFN
 // outputs by layer, one line per mode.
@@ -280,6 +313,7 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
     if (most >= 2) fewshot += line_chart(task + ": few-shot", "shots", "score", series) + "\n";
   }
   if (!fewshot.empty()) h += "<h2>Few-shot curves</h2>\n<div class='charts'>\n" + fewshot + "</div>\n";
+  h += paired_section(results);
   h += drift_section(results);
   // Training curves.
   if (!runs.empty()) {

@@ -1,6 +1,7 @@
 // Summary statistics of a list of scores, shared by the evaluation (per-example scores) and the
 // demo (one score per fine-tuning seed).
 #pragma once
+#include <cstdint>
 #include <vector>
 
 namespace taia {
@@ -10,5 +11,17 @@ double mean_of(const std::vector<double>& v);  // 0 for an empty list
 double sample_std(const std::vector<double>& v);
 // Standard error of the mean, sqrt(sum (x - mean)^2 / (n - 1) / n), as lm-eval-harness reports.
 double standard_error(const std::vector<double>& v);
+
+// The 97.5 % quantile of Student's t with df degrees of freedom (a table to 30, the
+// Cornish-Fisher expansion beyond, within 1e-3 of the exact value); df >= 1.
+double t_quantile_975(int df);
+
+// A mean with its two-sided 95 % confidence interval, mean ± t(n-1) * standard error (no
+// interval for fewer than two values: low = high = mean).
+struct Interval {
+  double mean = 0, low = 0, high = 0;
+  int64_t n = 0;
+};
+Interval mean_interval_95(const std::vector<double>& v);
 
 }  // namespace taia

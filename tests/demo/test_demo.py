@@ -134,6 +134,27 @@ if r4.returncode == 0:
     check(os.path.exists(os.path.join(out4, "runs", "facts-molora", "seed1", "train", "molora_config.json")),
           "the MoLoRA run's adapter holds its experts")
 
+# ---- 3c. two worlds: the spread and the paired differences include the pretrained model's
+out5 = os.path.join(work, "worlds")
+r5 = demo(out5, "--seeds", "1,2", "--experiments", "facts-lora", "--world-seeds", "0,1")
+check(r5.returncode == 0, "taia demo --world-seeds 0,1 exits 0", r5.stderr[-1500:])
+if r5.returncode == 0:
+    s5 = json.loads(r5.stdout)
+    check(s5["settings"]["world_seeds"] == [0, 1] and all(
+          os.path.exists(os.path.join(out5, f"world-{w}", "runs", "facts-lora", "seed2", "eval")) for w in (0, 1)),
+          "each world has its runs", s5["settings"])
+    row = next(x for x in s5["rows"] if x["task"] == "knowledge_chat")
+    check(all(len(e["values"]) == 4 for e in row["modes"].values()) and row["modes"]["base"]["std"] > 0,
+          "worlds x seeds = 4 values per mode; the base varies between worlds", row["modes"]["base"])
+    d = row["paired"]["taia-vanilla"]
+    want = [a - b for a, b in zip(row["modes"]["taia"]["values"], row["modes"]["vanilla"]["values"])]
+    check(d["n"] == 4 and abs(d["mean"] - sum(want) / 4) < 1e-12 and d["low"] < d["mean"] < d["high"],
+          "paired difference TAIA - vanilla: mean of the run-by-run differences inside its 95 % interval", d)
+    paired_md = open(os.path.join(out5, "paired.md")).read()
+    check("taia − vanilla" in paired_md and "| facts-lora | knowledge_chat | acc | 4 |" in paired_md,
+          "paired.md tabulates the differences", paired_md[:300])
+    check("Paired differences" in open(os.path.join(out5, "report.html")).read(), "the report shows them")
+
 # ---- 4. bad options
 r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad"), "--cache", cache, "--experiments",
                     "facts-bogus"], capture_output=True, text=True)

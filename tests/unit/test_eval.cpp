@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "eval/stats.h"
 #include "eval/answers.h"
 #include "eval/evaluate.h"
 #include "eval/generate.h"
@@ -299,6 +300,22 @@ TEST(Scoring, ContextTasksScoreThePlainTextCompletion) {
     }
   }
   EXPECT_EQ(results["tasks"]["completion"]["base"]["n"].get<int64_t>(), 2);
+}
+
+// Student's t quantiles against textbook values, and a 95 % interval.
+TEST(Stats, StudentTQuantilesAndIntervals) {
+  EXPECT_NEAR(t_quantile_975(1), 12.706, 1e-3);
+  EXPECT_NEAR(t_quantile_975(8), 2.306, 1e-3);
+  EXPECT_NEAR(t_quantile_975(30), 2.042, 1e-3);
+  EXPECT_NEAR(t_quantile_975(40), 2.021, 1e-3);
+  EXPECT_NEAR(t_quantile_975(60), 2.000, 1e-3);
+  EXPECT_NEAR(t_quantile_975(120), 1.980, 1e-3);
+  EXPECT_NEAR(t_quantile_975(100000), 1.960, 1e-3);
+  const Interval i = mean_interval_95({1.0, 2.0, 3.0, 4.0});
+  EXPECT_DOUBLE_EQ(i.mean, 2.5);
+  EXPECT_NEAR(i.high - i.mean, 3.182 * std::sqrt(5.0 / 3.0 / 4.0), 1e-9);
+  EXPECT_NEAR(i.mean - i.low, i.high - i.mean, 1e-12);
+  EXPECT_EQ(mean_interval_95({7.0}).low, 7.0);
 }
 
 }  // namespace

@@ -28,8 +28,11 @@ void run_demo_cmd(DemoArgs& a) {
     std::cout << "pretrained model: " << 100 * pre["plain_completion_acc"].get<double>()
               << " % of its facts completed in plain text (chance " << demo::fmt(100 * pre["chance_city"].get<double>(), 2)
               << " % / " << demo::fmt(100 * pre["chance_job"].get<double>(), 2) << " %)\n\n";
-  std::cout << demo::demo_table_markdown(summary) << "\nvalues: mean ± standard deviation over seeds "
+  const Json& worlds = summary["settings"]["world_seeds"];
+  std::cout << demo::demo_table_markdown(summary) << "\nvalues: mean ± standard deviation over "
+            << (worlds.size() > 1 ? "worlds " + worlds.dump() + " x " : std::string()) << "seeds "
             << summary["settings"]["seeds"].dump() << "; acc in %, retention in bits per token\n"
+            << "paired differences (TAIA - vanilla / base / TAIF, 95 % intervals): " << a.o.out_dir << "/paired.md\n"
             << "results: " << a.o.out_dir << "/summary.json, report: " << a.o.out_dir << "/report.html ("
             << summary["seconds"].get<double>() << " s)" << std::endl;
 }
@@ -55,6 +58,10 @@ void register_demo(CLI::App& app) {
                   "(default: the preset's; molora = the paper's MoLoRA: 4 experts, top-1 on the FFN, LoRA on attention)")
       ->delimiter(',');
   cmd->add_option("--world-seed", o.world_seed, "Seed of the generated world and pretraining")->capture_default_str();
+  cmd->add_option("--world-seeds", o.world_seeds, "Several worlds, each pretrained and fine-tuned with every seed "
+                  "(default: the preset's; --preset full: 0,1,2): the spread and the paired differences' 95 % "
+                  "intervals then include the pretrained model's")
+      ->delimiter(',');
   cmd->add_option("--noise", o.noise, "Share of fine-tuning answers replaced by wrong ones")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd->add_option("--mix", o.mix, "Share of fine-tuning records about pretrained (in-distribution) people")
