@@ -16,6 +16,7 @@
 #include "eval/drift.h"
 #include "eval/generate.h"
 #include "eval/report.h"
+#include "eval/stats.h"
 #include "model/loader.h"
 #include "model/tokenizer_loader.h"
 #include "tokenizer/chat_template.h"
@@ -42,6 +43,9 @@ Preset resolve_preset(const DemoOptions& o) {
                "[demo] experiment expected facts-lora, facts-molora, facts-full, skill-lora, skill-molora or "
                "skill-full, got '", e, "'");
   TAIA_CHECK(!p.seeds.empty(), "[demo] expected at least one seed");
+  TAIA_CHECK(o.sweep.empty() || o.sweep == "ranks", "[demo] --sweep expected ranks, got '", o.sweep, "'");
+  TAIA_CHECK(!o.sweep_ranks.empty(), "[demo] --sweep-ranks expected at least one rank");
+  for (int64_t r : o.sweep_ranks) TAIA_CHECK(r >= 1 && r <= 4096, "[demo] --sweep-ranks expected ranks 1..4096, got ", r);
   TAIA_CHECK(!own_model || o.mix == 0, "[demo] --mix adds questions about the generated world's pretrained people; "
              "with --model the model never read them: expected --mix 0, got ", o.mix);
   TAIA_CHECK(o.noise >= 0 && o.noise <= 1 && o.mix >= 0 && o.mix <= 1, "[demo] --noise and --mix expected in [0, 1], got ",
@@ -189,13 +193,15 @@ Json mean_drift(const std::map<std::string, std::vector<Json>>& drift) {
 }
 
 // results.json (report format), summary.json, table.md and report.html in out_dir.
+// extra: results.json's "drift" and, with --sweep, "sweep".
 Json write_outputs(const std::string& out, const Aggregate& agg, const Json& settings, const Json& pretrained,
-                   const Curves& curves, const Json& drift, double seconds) {
+                   const Curves& curves, const Json& extra, double seconds) {
   Json paired = Json::object();  // "EXPERIMENT · TASK" -> {"taia-vanilla": {mean, low, high, n}, ...}
   for (const Json& row : agg.rows)
     if (!row["paired"].empty())
       paired[row["experiment"].get<std::string>() + " · " + row["task"].get<std::string>()] = row["paired"];
-  Json results{{"tasks", agg.results}, {"settings", settings}, {"drift", drift}, {"paired", paired}};
+  Json results{{"tasks", agg.results}, {"settings", settings}, {"paired", paired}};
+  for (const auto& [k, v] : extra.items()) results[k] = v;
   Json summary{{"rows", agg.rows}, {"pretrained", pretrained}, {"settings", settings}, {"out", out},
                {"seconds", seconds}};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
@@ -214,11 +220,15 @@ namespace {
 // under "base") and drift by experiment, its pretrained model's facts, the names the outputs need.
 struct WorldRuns {
   std::map<std::string, std::vector<Scores>> runs;
+  std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> sweep;  // (attention, FFN rank) -> per seed
   std::map<std::string, std::vector<Json>> drift;
   Json pretrained;
   std::string base_path, chat_template_name;
   TaskSet tasks;
 };
+
+std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> run_rank_sweep(const RunContext& ctx, const DemoOptions& o,
+                                                                           const Preset& p, const Log& log);
 
 // One world: the base model (pretrained and cached, or the user's), the task files, the base's
 // scores, then every fine-tuning run of the preset. out_dir: data/ and runs/ go under it.
@@ -252,10 +262,66 @@ WorldRuns run_world(const DemoOptions& o, const Preset& p, uint64_t world_seed, 
   if (!own_model && file_exists(pretrain_metrics) && curves->empty())
     curves->push_back({"pretraining", read_metrics(pretrain_metrics)});
   w.runs = run_experiments(ctx, p, t0, log, curves, &w.drift);
-  for (auto& [experiment, seeds] : w.runs)
+  if (o.sweep == "ranks") w.sweep = run_rank_sweep(ctx, o, p, log);
+  for (auto* by : {&w.runs})
+    for (auto& [experiment, seeds] : *by)
+      for (Scores& s : seeds)
+        for (const auto& [task, modes] : base_scores) s[task][kBaseMode] = modes.at(kBaseMode);
+  for (auto& [ranks, seeds] : w.sweep)
     for (Scores& s : seeds)
       for (const auto& [task, modes] : base_scores) s[task][kBaseMode] = modes.at(kBaseMode);
   return w;
+}
+
+// The experiment the rank sweep repeats: the preset's first LoRA experiment.
+std::string sweep_experiment(const Preset& p) {
+  for (const auto& e : p.experiments)
+    if (e.size() > 5 && e.compare(e.size() - 5, 5, "-lora") == 0) return e;
+  fail("[demo] --sweep ranks repeats a LoRA experiment; --experiments has none (e.g. add facts-lora)");
+}
+
+// Every (attention rank, FFN rank) pair of the sweep, every seed.
+std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> run_rank_sweep(const RunContext& ctx, const DemoOptions& o,
+                                                                           const Preset& p, const Log& log) {
+  const std::string experiment = sweep_experiment(p);
+  std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> out;
+  for (int64_t ra : o.sweep_ranks)
+    for (int64_t rf : o.sweep_ranks)
+      for (uint64_t seed : p.seeds) {
+        const SplitRanks ranks{ra, rf};
+        RunResult r = finetune_and_evaluate(ctx, experiment, seed, &ranks);
+        log("[demo] sweep " + experiment + " attention rank " + std::to_string(ra) + ", FFN rank " +
+            std::to_string(rf) + ", seed " + std::to_string(seed) + ": final loss " + fmt(r.training.final_loss, 3));
+        out[{ra, rf}].push_back(std::move(r.scores));
+      }
+  return out;
+}
+
+// results.json's "sweep": per 0-shot task and mode, the mean over runs as a matrix
+// [attention rank][FFN rank].
+Json sweep_json(const std::string& experiment, const std::vector<int64_t>& ranks,
+                const std::map<std::pair<int64_t, int64_t>, std::vector<Scores>>& sweep, const TaskSet& tasks) {
+  Json out{{"experiment", experiment}, {"ranks", ranks}, {"tasks", Json::object()}};
+  for (const Task& t : tasks.main)
+    for (const auto& mode : demo_modes()) {
+      Json matrix = Json::array();
+      bool any = false;
+      for (int64_t ra : ranks) {
+        Json row = Json::array();
+        for (int64_t rf : ranks) {
+          std::vector<double> v;
+          auto it = sweep.find({ra, rf});
+          if (it != sweep.end())
+            for (const Scores& s : it->second)
+              if (s.count(t.name) && s.at(t.name).count(mode)) v.push_back(s.at(t.name).at(mode)["value"].get<double>());
+          row.push_back(v.empty() ? Json(nullptr) : Json(mean_of(v)));
+          any = any || !v.empty();
+        }
+        matrix.push_back(row);
+      }
+      if (any) out["tasks"][t.name][mode] = matrix;
+    }
+  return out;
 }
 
 // The worlds of a run: --world-seeds, else the preset's, else the one of --world-seed.
@@ -281,6 +347,7 @@ Json run_demo(const DemoOptions& o, const Log& log) {
   Curves curves;
   std::map<std::string, std::vector<Scores>> runs;
   std::map<std::string, std::vector<Json>> drift;
+  std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> sweep;
   Json pretrained, per_world = Json::array();
   WorldRuns first;
   for (size_t i = 0; i < worlds.size(); ++i) {
@@ -293,6 +360,8 @@ Json run_demo(const DemoOptions& o, const Log& log) {
       for (Scores& s : seeds) runs[experiment].push_back(std::move(s));
     for (auto& [experiment, seeds] : w.drift)
       for (Json& d : seeds) drift[experiment].push_back(std::move(d));
+    for (auto& [ranks, seeds] : w.sweep)
+      for (Scores& s : seeds) sweep[ranks].push_back(std::move(s));
     per_world.push_back(w.pretrained);
     if (i == 0) first = std::move(w);
   }
@@ -308,7 +377,12 @@ Json run_demo(const DemoOptions& o, const Log& log) {
     settings["note"] = "value = mean over worlds x seeds, ± = sample standard deviation over the " +
                        std::to_string(worlds.size() * p.seeds.size()) + " runs (not a standard error)";
   }
-  return write_outputs(o.out_dir, agg, settings, pretrained, curves, mean_drift(drift), seconds_since(t0));
+  Json extra{{"drift", mean_drift(drift)}};
+  if (o.sweep == "ranks") {
+    settings["sweep"] = Json{{"kind", "ranks"}, {"ranks", o.sweep_ranks}, {"experiment", sweep_experiment(p)}};
+    extra["sweep"] = sweep_json(sweep_experiment(p), o.sweep_ranks, sweep, first.tasks);
+  }
+  return write_outputs(o.out_dir, agg, settings, pretrained, curves, extra, seconds_since(t0));
 }
 
 std::string demo_table_markdown(const Json& summary) {

@@ -29,6 +29,10 @@ struct DemoOptions {
   double lora_lr = 0, full_lr = 0;
   int threads = 0;
   bool progress = true;
+  // "ranks": after the experiments, the first LoRA experiment again for every (attention rank,
+  // FFN rank) in sweep_ranks x sweep_ranks and every seed (the paper's open rank-ratio question).
+  std::string sweep;
+  std::vector<int64_t> sweep_ranks{4, 16, 64};
 };
 
 // Runs the demo; log lines go to `log`. Returns the summary (also OUT/summary.json): the

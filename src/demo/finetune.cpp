@@ -1,6 +1,7 @@
 #include "demo/finetune.h"
 
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/mmap_file.h"
 #include "demo/util.h"
 #include "eval/drift.h"
@@ -61,10 +62,16 @@ void evaluate_full(const RunContext& ctx, const std::string& model_dir, const st
 
 }  // namespace
 
-RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed) {
+RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed,
+                                const SplitRanks* ranks) {
   const std::string kind = experiment.substr(0, experiment.find('-'));
   const std::string method = experiment.substr(experiment.find('-') + 1);
-  const std::string run_dir = ctx.out_dir + "/runs/" + experiment + "/seed" + std::to_string(seed);
+  TAIA_CHECK(!ranks || method == "lora", "[demo] the rank sweep trains LoRA; got ", experiment);
+  const std::string run_dir =
+      ctx.out_dir + "/runs/" +
+      (ranks ? "sweep/" + experiment + "-a" + std::to_string(ranks->attention) + "-f" + std::to_string(ranks->ffn)
+             : experiment) +
+      "/seed" + std::to_string(seed);
   FinetuneSet set;
   set.kind = kind;
   set.records = ctx.preset->finetune_records;
@@ -73,7 +80,13 @@ RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experi
   set.seed = seed;
   make_directories(run_dir);
   write_jsonl(run_dir + "/train.jsonl", finetune_records(*ctx.world, set));
-  const TrainOptions options = finetune_options(ctx, method, seed, run_dir);
+  TrainOptions options = finetune_options(ctx, method, seed, run_dir);
+  if (ranks)
+    for (Proj p : {Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down}) {
+      const int64_t r = proj_is_attention(p) ? ranks->attention : ranks->ffn;
+      options.lora.rank_pattern[proj_name(p)] = r;
+      options.lora.alpha_pattern[proj_name(p)] = 2.0 * double(r);
+    }
   remove_folder(options.out_dir);  // a previous run's adapter and checkpoints
   RunResult r;
   r.training = run_training(options, [](const std::string&) {});

@@ -37,8 +37,16 @@ struct RunResult {
   std::string train_dir;  // adapter or model folder with metrics.jsonl
 };
 
+// LoRA ranks for the attention (q, k, v, o) and the FFN (gate, up, down) projections apart
+// (alpha = 2 x rank for each, the preset's scale): the rank-ratio sweep.
+struct SplitRanks {
+  int64_t attention = 0, ffn = 0;
+};
+
 // experiment = "facts-lora", "facts-molora", "facts-full", "skill-lora", "skill-molora" or
 // "skill-full" (MoLoRA: 4 experts, top-1, the official settings, on the FFN; LoRA on attention).
-RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed);
+// ranks (LoRA only): the sweep's split ranks; the run goes to runs/sweep/EXPERIMENT-aA-fF/seedN.
+RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed,
+                                const SplitRanks* ranks = nullptr);
 
 }  // namespace taia::demo

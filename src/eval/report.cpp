@@ -155,6 +155,63 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
   return s;
 }
 
+// A matrix of scores as a heat map: rows = attention ranks, columns = FFN ranks; darker = higher.
+std::string heat_map(const std::string& title, const std::vector<std::string>& ranks, const Json& matrix) {
+  const double cell = 46, left = 70, top = 46;
+  double lo = INFINITY, hi = -INFINITY;
+  for (const Json& row : matrix)
+    for (const Json& v : row)
+      if (v.is_number()) lo = std::min(lo, v.get<double>()), hi = std::max(hi, v.get<double>());
+  const double n = double(ranks.size()), W = left + cell * n + 12, H = top + cell * n + 30;
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W, 0) + "' height='" + num(H, 0) +
+                  "' role='img' aria-label='" + esc(title) + "'><text x='" + num(W / 2, 1) +
+                  "' y='16' text-anchor='middle' font-size='12' font-weight='bold'>" + esc(title) + "</text>";
+  s += "<text x='" + num(left + cell * n / 2, 1) + "' y='34' text-anchor='middle' font-size='10'>FFN rank</text>";
+  s += "<text x='12' y='" + num(top + cell * n / 2, 1) + "' font-size='10' transform='rotate(-90 12 " +
+       num(top + cell * n / 2, 1) + ")' text-anchor='middle'>attention rank</text>";
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    s += "<text x='" + num(left + cell * (double(i) + 0.5), 1) + "' y='" + num(top - 2, 1) +
+         "' text-anchor='middle' font-size='10'>" + esc(ranks[i]) + "</text>";
+    s += "<text x='" + num(left - 6, 1) + "' y='" + num(top + cell * (double(i) + 0.5) + 4, 1) +
+         "' text-anchor='end' font-size='10'>" + esc(ranks[i]) + "</text>";
+  }
+  for (size_t i = 0; i < matrix.size() && i < ranks.size(); ++i)
+    for (size_t j = 0; j < matrix[i].size() && j < ranks.size(); ++j) {
+      const Json& v = matrix[i][j];
+      const double t = v.is_number() && hi > lo ? (v.get<double>() - lo) / (hi - lo) : 0.5;
+      const int shade = int(235 - 170 * t);  // light (low) to dark blue (high)
+      const std::string fill = v.is_number() ? "rgb(" + std::to_string(shade) + "," + std::to_string(shade + 10 > 255 ? 255 : shade + 10) + ",255)" : "#eee";
+      const double x = left + cell * double(j), y = top + cell * double(i);
+      s += "<rect x='" + num(x, 1) + "' y='" + num(y, 1) + "' width='" + num(cell - 2, 1) + "' height='" +
+           num(cell - 2, 1) + "' fill='" + fill + "'/><text x='" + num(x + cell / 2 - 1, 1) + "' y='" +
+           num(y + cell / 2 + 3, 1) + "' text-anchor='middle' font-size='10' fill='" + (t > 0.6 ? "#fff" : "#000") +
+           "'>" + (v.is_number() ? num(v.get<double>(), 3) : "—") + "</text>";
+    }
+  return s + "</svg>";
+}
+
+// results.json's optional "sweep" ({"experiment", "ranks", "tasks": {task: {mode: [[...]]}}}, written
+// by taia demo --sweep ranks): a heat map per task and mode.
+std::string sweep_section(const Json& results) {
+  if (!results.contains("sweep") || !results["sweep"].is_object()) return "";
+  const Json& sw = results["sweep"];
+  if (!sw.contains("ranks") || !sw["ranks"].is_array() || !sw.contains("tasks") || !sw["tasks"].is_object()) return "";
+  std::vector<std::string> ranks;
+  for (const Json& r : sw["ranks"]) ranks.push_back(r.dump());
+  std::string h = "<h2>Rank ratio: attention rank x FFN rank</h2>\n<p>" +
+                  esc(sw.value("experiment", std::string())) + " trained again with separate LoRA ranks for the "
+                  "attention and the FFN projections (alpha = 2 x rank); mean over runs per cell, darker = higher "
+                  "(retention: bits per token, lower is better).</p>\n";
+  for (const auto& [task, by_mode] : sw["tasks"].items()) {
+    if (!by_mode.is_object()) continue;
+    h += "<h3>" + esc(task) + "</h3>\n<div class='charts'>\n";
+    for (const auto& [mode, matrix] : by_mode.items())
+      if (matrix.is_array()) h += heat_map(task + " · " + mode, ranks, matrix) + "\n";
+    h += "</div>\n";
+  }
+  return h;
+}
+
 // results.json's optional "paired" ({"EXPERIMENT · TASK": {"taia-vanilla": {mean, low, high, n}}},
 // written by taia demo): the run-by-run differences behind the paper's claims, with 95 % intervals.
 std::string paired_section(const Json& results) {
@@ -314,6 +371,7 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
   }
   if (!fewshot.empty()) h += "<h2>Few-shot curves</h2>\n<div class='charts'>\n" + fewshot + "</div>\n";
   h += paired_section(results);
+  h += sweep_section(results);
   h += drift_section(results);
   // Training curves.
   if (!runs.empty()) {

@@ -4,6 +4,7 @@ loadable by other commands), the pretrained model's knowledge in plain completio
 reused by a second run that reproduces the same table, the flow on a user's model
 (stories260K), and clear errors for bad options. It asserts nothing about which mode wins."""
 import json
+import struct
 import os
 import subprocess
 import sys
@@ -154,6 +155,24 @@ if r5.returncode == 0:
     check("taia − vanilla" in paired_md and "| facts-lora | knowledge_chat | acc | 4 |" in paired_md,
           "paired.md tabulates the differences", paired_md[:300])
     check("Paired differences" in open(os.path.join(out5, "report.html")).read(), "the report shows them")
+
+# ---- 3d. the rank-ratio sweep: attention x FFN ranks, a matrix per task and mode
+out6 = os.path.join(work, "sweep")
+r6 = demo(out6, "--seeds", "1", "--experiments", "facts-lora", "--sweep", "ranks", "--sweep-ranks", "2,8")
+check(r6.returncode == 0, "taia demo --sweep ranks exits 0", r6.stderr[-1500:])
+if r6.returncode == 0:
+    sw = json.load(open(os.path.join(out6, "results.json")))["sweep"]
+    check(sw["ranks"] == [2, 8] and sw["experiment"] == "facts-lora" and all(
+          len(m) == 2 and all(len(row) == 2 and all(isinstance(v, float) for v in row) for row in m)
+          for modes in sw["tasks"].values() for m in modes.values()), "a 2 x 2 matrix per task and mode", sw["ranks"])
+    with open(os.path.join(out6, "runs", "sweep", "facts-lora-a2-f8", "seed1", "train", "adapter_model.safetensors"),
+              "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    q = header["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"]["shape"]
+    g = header["base_model.model.model.layers.0.mlp.gate_proj.lora_A.weight"]["shape"]
+    check(q[0] == 2 and g[0] == 8, "the a2-f8 run has attention rank 2 and FFN rank 8", (q, g))
+    check("Rank ratio" in open(os.path.join(out6, "report.html")).read(), "the report draws the heat maps")
 
 # ---- 4. bad options
 r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad"), "--cache", cache, "--experiments",

@@ -57,6 +57,13 @@ void register_demo(CLI::App& app) {
                   "Comma-separated: facts-lora, facts-molora, facts-full, skill-lora, skill-molora, skill-full "
                   "(default: the preset's; molora = the paper's MoLoRA: 4 experts, top-1 on the FFN, LoRA on attention)")
       ->delimiter(',');
+  cmd->add_option("--sweep", o.sweep, "ranks: after the experiments, the first LoRA experiment again for every attention "
+                  "rank x FFN rank of --sweep-ranks (alpha 2 x rank) and seed; the report draws a heat map per mode")
+      ->check(CLI::IsMember({"ranks"}));
+  cmd->add_option("--sweep-ranks", o.sweep_ranks, "The ranks of --sweep ranks")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t(1), int64_t(4096)))
+      ->capture_default_str();
   cmd->add_option("--world-seed", o.world_seed, "Seed of the generated world and pretraining")->capture_default_str();
   cmd->add_option("--world-seeds", o.world_seeds, "Several worlds, each pretrained and fine-tuned with every seed "
                   "(default: the preset's; --preset full: 0,1,2): the spread and the paired differences' 95 % "
