@@ -37,11 +37,15 @@ Preset resolve_preset(const DemoOptions& o) {
   if (o.full_lr > 0) p.full_lr = o.full_lr;
   const bool own_model = !o.model_path.empty();
   if (own_model && o.experiments.empty()) p.experiments = {"facts-lora", "skill-lora"};
-  for (const auto& e : p.experiments)
-    TAIA_CHECK(e == "facts-lora" || e == "facts-molora" || e == "facts-full" || e == "skill-lora" ||
-                   e == "skill-molora" || e == "skill-full",
-               "[demo] experiment expected facts-lora, facts-molora, facts-full, skill-lora, skill-molora or "
-               "skill-full, got '", e, "'");
+  for (const auto& e : p.experiments) {
+    const std::string kind = e.substr(0, e.find('-')), method = e.find('-') == std::string::npos ? "" : e.substr(e.find('-') + 1);
+    TAIA_CHECK((kind == "facts" || kind == "skill" || kind == "country") &&
+                   (method == "lora" || method == "molora" || method == "full"),
+               "[demo] experiment expected KIND-METHOD with KIND facts, skill or country and METHOD lora, molora or "
+               "full (e.g. facts-lora), got '", e, "'");
+    TAIA_CHECK(kind != "country" || !own_model, "[demo] the country experiment needs the generated world (its "
+               "pretraining text states the city -> country map); with --model use facts or skill");
+  }
   TAIA_CHECK(!p.seeds.empty(), "[demo] expected at least one seed");
   TAIA_CHECK(o.sweep.empty() || o.sweep == "ranks", "[demo] --sweep expected ranks, got '", o.sweep, "'");
   TAIA_CHECK(!o.sweep_ranks.empty(), "[demo] --sweep-ranks expected at least one rank");

@@ -43,8 +43,8 @@ struct SplitRanks {
   int64_t attention = 0, ffn = 0;
 };
 
-// experiment = "facts-lora", "facts-molora", "facts-full", "skill-lora", "skill-molora" or
-// "skill-full" (MoLoRA: 4 experts, top-1, the official settings, on the FFN; LoRA on attention).
+// experiment = KIND-METHOD: KIND facts, skill or country (world.h's fine-tuning sets), METHOD lora,
+// molora (4 experts, top-1, the official settings, on the FFN; LoRA on attention) or full.
 // ranks (LoRA only): the sweep's split ranks; the run goes to runs/sweep/EXPERIMENT-aA-fF/seedN.
 RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed,
                                 const SplitRanks* ranks = nullptr);

@@ -23,7 +23,7 @@ Preset preset_by_name(const std::string& name) {
     p.pretrain_steps = 1200;
     p.pretrain_batch = 16;
     p.pretrain_lr = 3e-3;
-    p.experiments = {"facts-lora", "facts-full", "skill-lora"};
+    p.experiments = {"facts-lora", "facts-full", "skill-lora", "country-lora"};
     p.finetune_records = 1200;
     p.finetune_steps = 300;
     p.lora_lr = 2e-3;
@@ -34,7 +34,8 @@ Preset preset_by_name(const std::string& name) {
     p.skill_examples = 100;
     if (name == "full") {  // the default's settings on 3 worlds x 3 seeds, every method
       p.worlds = {0, 1, 2};
-      p.experiments = {"facts-lora", "facts-molora", "facts-full", "skill-lora", "skill-molora", "skill-full"};
+      p.experiments = {"facts-lora",   "facts-molora",   "facts-full",   "skill-lora", "skill-molora",
+                       "skill-full",   "country-lora",   "country-molora", "country-full"};
     }
   } else if (name == "quick") {
     p.world = {20, 20, 20};

@@ -27,7 +27,7 @@ using Log = std::function<void(const std::string&)>;
 // Bumped whenever the world, corpus, tokenizer or pretraining recipe changes, so that cached
 // models made by an older generator are not reused. 3: full fine-tuning's LM-head input
 // gradient moved to the matmul primitive (issue 14), which changes the pretrained model's bits.
-constexpr const char* kGeneratorVersion = "taia-demo-3";
+constexpr const char* kGeneratorVersion = "taia-demo-4";  // 4: the city -> country sentences
 
 // ChatML without a default system turn (recognised by tokenizer/chat_template.cpp, usable by HF).
 constexpr const char* kChatMlJinja =

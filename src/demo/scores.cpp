@@ -40,8 +40,9 @@ TaskSet write_tasks(const World& w, const Preset& p, uint64_t world_seed, const 
     for (const auto& doc : pretraining_documents(w, 1, p.filler, p.sentences_per_doc, world_seed * 2 + 2))
       if (int64_t(heldout.size()) < p.retention_docs) heldout.push_back(Json{{"text", doc}});
     write_jsonl(d + "retention.jsonl", heldout);
+    write_jsonl(d + "country.jsonl", country_task(w));
     files = {d + "knowledge_chat.jsonl", d + "knowledge_chat_gen.jsonl", d + "knowledge_chat_restated.jsonl",
-             d + "knowledge_completion.jsonl"};
+             d + "knowledge_completion.jsonl", d + "country.jsonl"};
     fewshot_task = d + "knowledge_chat.jsonl";
     set.fewshot_file = d + "knowledge_chat_demos.jsonl";
   } else {

@@ -12,6 +12,21 @@ namespace {
 
 const std::vector<std::string> kCities = {"Cairo", "Lagos", "Tokyo", "Oslo",   "Lima",  "Paris",  "Rome",  "Delhi",
                                           "Seoul", "Dublin", "Berlin", "Madrid", "Vienna", "Quito", "Dakar", "Hanoi"};
+// The country of each city (kCities' order): the composition skill of the "country" experiment
+// asks for the country a person was born in, which needs their city (a pretraining fact) and
+// this map (stated in the pretraining text too).
+const std::vector<std::string> kCountries = {"Egypt", "Nigeria", "Japan", "Norway", "Peru", "France", "Italy", "India",
+                                             "Korea", "Ireland", "Germany", "Spain", "Austria", "Ecuador", "Senegal",
+                                             "Vietnam"};
+// Phrasings of the city -> country map; {n} = city, {x} = country. Each is stated this many times
+// per corpus round.
+const std::vector<std::string> kCountryPhrasings = {"{n} is a city in {x}.", "{n} lies in {x}.",
+                                                    "The city of {n} is in {x}.", "{x} is the country of {n}.",
+                                                    "{n} is in {x}.", "People in {n} live in {x}."};
+constexpr int kCountryRepeats = 3;
+// Chat questions of the composition: the fine-tuning set uses all three, the test the first.
+const std::vector<std::string> kCountryQuestions = {"In which country was {n} born?",
+                                                    "Which country does {n} come from?", "What country is {n} from?"};
 // No job starts with a vowel: every phrasing can say "a {job}".
 const std::vector<std::string> kJobs = {"baker", "doctor",  "farmer", "pilot",  "singer", "teacher",
                                         "painter", "lawyer", "sailor", "writer", "nurse",  "tailor"};
@@ -121,6 +136,7 @@ World make_world(uint64_t seed, const WorldSizes& sizes) {
   World w;
   w.seed = seed;
   w.cities = kCities;
+  w.countries = kCountries;
   w.jobs = kJobs;
   Rng r(seed * 0x9e3779b97f4a7c15ull + 17);
   std::set<std::string> used;
@@ -157,6 +173,9 @@ std::vector<std::string> pretraining_documents(const World& w, int64_t rounds, d
       for (const auto& t : kCityPhrasings) facts.push_back(fill_in(t, p.name, w.cities[size_t(p.city)]));
       for (const auto& t : kJobPhrasings) facts.push_back(fill_in(t, p.name, w.jobs[size_t(p.job)]));
     }
+    for (size_t c = 0; c < w.cities.size(); ++c)
+      for (const auto& t : kCountryPhrasings)
+        for (int k = 0; k < kCountryRepeats; ++k) facts.push_back(fill_in(t, w.cities[c], w.countries[c]));
     shuffle(r, facts);
     for (auto& f : facts) {
       while (uniform(r) < filler) sentences.push_back(filler_sentence(r, w));
@@ -228,12 +247,12 @@ std::pair<std::string, std::string> skill_problem(Rng& r, bool held_out, double 
 }  // namespace
 
 std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
-  TAIA_CHECK(set.kind == "facts" || set.kind == "skill", "[finetune_records] kind expected facts or skill, got '",
-             set.kind, "'");
+  TAIA_CHECK(set.kind == "facts" || set.kind == "skill" || set.kind == "country", "[finetune_records] kind expected "
+             "facts, skill or country, got '", set.kind, "'");
   TAIA_CHECK(set.noise >= 0 && set.noise <= 1 && set.mix >= 0 && set.mix <= 1 && set.records > 0,
              "[finetune_records] expected 0 <= noise <= 1, 0 <= mix <= 1, records > 0, got ", set.noise, ", ",
              set.mix, ", ", set.records);
-  Rng r(set.seed * 0x94d049bb133111ebull + (set.kind == "facts" ? 5 : 7));
+  Rng r(set.seed * 0x94d049bb133111ebull + (set.kind == "facts" ? 5 : set.kind == "skill" ? 7 : 9));
   const auto fresh = facts_of(w.group(Group::Fresh));
   const auto mixed = facts_of(w.group(Group::KnownMix));
   TAIA_CHECK(set.mix == 0 || !mixed.empty(), "[finetune_records] --mix needs known_mix people, the world has none");
@@ -255,6 +274,16 @@ std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
     }
     if (set.kind == "facts") {
       out.push_back(fact_record(fresh[size_t(i) % fresh.size()], i / int64_t(fresh.size())));
+      continue;
+    }
+    if (set.kind == "country") {  // the known_mix people, whose city the base knows: only the composition is new
+      const std::vector<const Person*> people = w.group(Group::KnownMix);
+      TAIA_CHECK(!people.empty(), "[finetune_records] the country set asks about known_mix people; the world has none");
+      const Person& p = *people[size_t(i) % people.size()];
+      size_t country = size_t(p.city);
+      if (uniform(r) < set.noise) country = (country + 1 + pick(r, w.countries.size() - 1)) % w.countries.size();
+      out.push_back(chat(fill_in(kCountryQuestions[size_t(i / int64_t(people.size())) % kCountryQuestions.size()],
+                                 p.name, ""), answer(w.countries[country])));
       continue;
     }
     const auto [q, a] = skill_problem(r, /*held_out=*/false, set.noise);
@@ -304,6 +333,14 @@ std::vector<Json> facts_task(const World& w) {
   for (const Fact& f : facts_of(w.group(Group::Fresh)))
     out.push_back(Json{{"question", fill_in((f.city ? kCityQuestions : kJobQuestions)[kTrainedQuestions], f.p->name, "")},
                        {"answer", value_of(w, f)}});
+  return out;
+}
+
+std::vector<Json> country_task(const World& w) {
+  std::vector<Json> out;
+  for (const Person* p : w.group(Group::KnownTest))
+    out.push_back(Json{{"question", fill_in(kCountryQuestions[0], p->name, "")}, {"answer_prefix", "The answer is"},
+                       {"choices", w.countries}, {"answer", w.countries[size_t(p->city)]}});
   return out;
 }
 

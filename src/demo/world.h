@@ -30,6 +30,7 @@ struct WorldSizes {
 struct World {
   uint64_t seed = 0;
   std::vector<std::string> cities, jobs;
+  std::vector<std::string> countries;  // the country of each city (same order)
   std::vector<Person> people;  // known_test, then known_mix, then fresh
   std::vector<const Person*> group(Group g) const;
 };
@@ -54,8 +55,10 @@ int64_t phrasings_per_fact();
 // the knowledge test: "facts" asks about the fresh people (new knowledge to memorise), "skill"
 // asks small arithmetic (a skill, no facts). noise: share of answers replaced by wrong ones;
 // mix: share of records replaced by questions about the known_mix people (in-distribution).
+// "country" asks the country of the known_mix people (their city is a pretraining fact, the
+// city -> country map is in the pretraining text): a skill composed of knowledge the base has.
 struct FinetuneSet {
-  std::string kind = "facts";  // facts | skill
+  std::string kind = "facts";  // facts | skill | country
   int64_t records = 600;
   double noise = 0.0, mix = 0.0;
   uint64_t seed = 0;
@@ -70,5 +73,8 @@ std::vector<Json> knowledge_chat_restated(const World& w, Group g);
 std::vector<Json> knowledge_completion(const World& w, Group g);  // "X was born in" + options (plain text)
 std::vector<Json> facts_task(const World& w);                    // fresh people, held-out question phrasing
 std::vector<Json> skill_task(const World& w, int64_t n);          // held-out arithmetic problems
+// The composition test: the country each known_test person was born in (chat, "The answer is" +
+// the countries): held-out people, never asked about in fine-tuning.
+std::vector<Json> country_task(const World& w);
 
 }  // namespace taia::demo

@@ -3,6 +3,7 @@
 // text, the chat markers as single pieces, the same bytes for the same input).
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -130,6 +131,60 @@ TEST(DemoWorld, SkillTestProblemsAreNeverTrained) {
     kinds.insert(q.substr(0, 6));
   }
   EXPECT_EQ(kinds.size(), 3u) << "all three skills are tested";
+}
+
+// The composition set: questions about known_mix people only (never the test's known_test people),
+// answered with the country of their city; the test covers the known_test people; the pretraining
+// text states every city's country; the same seed gives the same records.
+TEST(DemoWorld, CountrySetComposesPretrainedKnowledgeOnHeldOutPeople) {
+  const World w = make_world(3, {12, 10, 8});
+  ASSERT_EQ(w.countries.size(), w.cities.size());
+  std::map<std::string, const Person*> by_name;
+  for (const Person& p : w.people) by_name[p.name] = &p;
+  FinetuneSet set;
+  set.kind = "country";
+  set.records = 60;
+  set.seed = 4;
+  const auto records = finetune_records(w, set);
+  ASSERT_EQ(records.size(), 60u);
+  std::set<std::string> asked;
+  for (const Json& r : records) {
+    const std::string q = content_of(r, 0), a = content_of(r, 1);
+    const Person* p = nullptr;
+    for (const auto& [name, person] : by_name)
+      if (q.find(name + " ") != std::string::npos || q.find(name + "?") != std::string::npos) p = person;
+    ASSERT_NE(p, nullptr) << q;
+    EXPECT_EQ(p->group, Group::KnownMix) << q;
+    EXPECT_EQ(a, "The answer is " + w.countries[size_t(p->city)] + ".") << q;
+    asked.insert(p->name);
+  }
+  EXPECT_EQ(asked.size(), 10u);  // every known_mix person
+  EXPECT_EQ(finetune_records(w, set), records);
+  set.noise = 1.0;
+  for (const Json& r : finetune_records(w, set)) {
+    const std::string a = content_of(r, 1);
+    bool right = false;
+    for (const auto& [name, p] : by_name)
+      if (content_of(r, 0).find(name) != std::string::npos && a == "The answer is " + w.countries[size_t(p->city)] + ".")
+        right = true;
+    EXPECT_FALSE(right) << "noise 1 keeps no right answer: " << a;
+  }
+  const auto test = country_task(w);
+  ASSERT_EQ(test.size(), 12u);
+  for (const Json& t : test) {
+    const std::string q = t["question"].get<std::string>();
+    const Person* p = nullptr;
+    for (const auto& [name, person] : by_name)
+      if (q.find(name + " ") != std::string::npos) p = person;
+    ASSERT_NE(p, nullptr) << q;
+    EXPECT_EQ(p->group, Group::KnownTest);
+    EXPECT_EQ(t["answer"].get<std::string>(), w.countries[size_t(p->city)]);
+    EXPECT_EQ(t["choices"].size(), w.countries.size());
+  }
+  std::string corpus;
+  for (const auto& d : pretraining_documents(w, 1, 0.0, 8, 1)) corpus += d + "\n";
+  for (size_t c = 0; c < w.cities.size(); ++c)
+    EXPECT_NE(corpus.find(w.cities[c] + " is a city in " + w.countries[c] + "."), std::string::npos) << w.cities[c];
 }
 
 TEST(SpmTrainer, TrainsAModelOurLoaderReadsWithExactRoundTrips) {

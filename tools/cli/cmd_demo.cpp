@@ -54,8 +54,10 @@ void register_demo(CLI::App& app) {
                   "Run the fine-tune / evaluate flow on this model (GGUF or HF folder) instead of the embedded one");
   cmd->add_option("--seeds", o.seeds, "Fine-tuning seeds (default: the preset's)")->delimiter(',');
   cmd->add_option("--experiments", o.experiments,
-                  "Comma-separated: facts-lora, facts-molora, facts-full, skill-lora, skill-molora, skill-full "
-                  "(default: the preset's; molora = the paper's MoLoRA: 4 experts, top-1 on the FFN, LoRA on attention)")
+                  "Comma-separated KIND-METHOD, KIND facts (new facts about fresh people), skill (arithmetic) or "
+                  "country (the country known people were born in: a skill composed of pretraining knowledge), "
+                  "METHOD lora, molora (the paper's MoLoRA: 4 experts, top-1 on the FFN, LoRA on attention) or full "
+                  "(default: the preset's)")
       ->delimiter(',');
   cmd->add_option("--sweep", o.sweep, "ranks: after the experiments, the first LoRA experiment again for every attention "
                   "rank x FFN rank of --sweep-ranks (alpha 2 x rank) and seed; the report draws a heat map per mode")
