@@ -120,4 +120,47 @@ std::string paired_table_markdown(const Json& summary) {
   return s;
 }
 
+namespace {
+
+struct ClaimSpec {
+  const char* kind;   // the experiments it applies to: "facts" or "skill" (OOD), "country"
+  const char* claim;
+  const char* task;
+  const char* pair;   // a key of a row's "paired"
+};
+
+const std::vector<ClaimSpec>& claim_specs() {
+  static const std::vector<ClaimSpec> specs = {
+      {"ood", "TAIA keeps more pretrained knowledge than vanilla", "knowledge_chat", "taia-vanilla"},
+      {"ood", "TAIA beats the base model on the knowledge test (the paper's headline)", "knowledge_chat", "taia-base"},
+      {"ood", "TAIA beats TAIF on the knowledge test", "knowledge_chat", "taia-taif"},
+      {"country", "H1: TAIA beats the base on the composed skill", "country", "taia-base"},
+      {"country", "H2: TAIA beats TAIF on the composed skill", "country", "taia-taif"},
+      {"country", "H3: TAIA is at least as good as vanilla on the composed skill", "country", "taia-vanilla"},
+      {"country", "H4: TAIA keeps more pretrained knowledge than vanilla", "knowledge_chat", "taia-vanilla"}};
+  return specs;
+}
+
+}  // namespace
+
+Json judge_claims(const Json& rows) {
+  Json out = Json::array();
+  for (const Json& row : rows) {
+    const std::string experiment = row["experiment"].get<std::string>(), task = row["task"].get<std::string>();
+    const std::string kind = experiment.substr(0, experiment.find('-'));
+    for (const ClaimSpec& c : claim_specs()) {
+      const bool applies = std::string(c.kind) == "ood" ? (kind == "facts" || kind == "skill") : kind == c.kind;
+      if (!applies || task != c.task || !row.contains("paired") || !row["paired"].contains(c.pair)) continue;
+      const Json& d = row["paired"][c.pair];
+      const double low = d["low"].get<double>(), high = d["high"].get<double>();
+      const int64_t n = d["n"].get<int64_t>();
+      const std::string verdict = n < 2 ? "not shown (one run)" : low > 0 ? "reproduced" : high < 0 ? "contradicted"
+                                                                                                    : "not shown";
+      out.push_back(Json{{"experiment", experiment}, {"claim", c.claim}, {"task", task}, {"pair", c.pair},
+                         {"mean", d["mean"]}, {"low", low}, {"high", high}, {"n", n}, {"verdict", verdict}});
+    }
+  }
+  return out;
+}
+
 }  // namespace taia::demo

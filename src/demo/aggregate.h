@@ -32,6 +32,13 @@ Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
                                const std::map<std::string, std::vector<Scores>>& runs_by_experiment,
                                const TaskSet& tasks);
 
+// The paper's claims as they apply to each experiment (facts / skill: TAIA keeps more knowledge
+// than vanilla, beats the base and TAIF on the OOD knowledge test; country: H1-H4 of
+// docs/REPRODUCTION.md), each judged on its paired difference: "reproduced" (95 % interval above
+// 0), "contradicted" (below 0), "not shown" (it contains 0, or fewer than two runs).
+// [{experiment, claim, task, pair, mean, low, high, n, verdict}]
+Json judge_claims(const Json& rows);
+
 // The paired differences as a Markdown table (0-shot rows): "mean [low, high]" per pair.
 std::string paired_table_markdown(const Json& summary);
 

@@ -204,10 +204,10 @@ Json write_outputs(const std::string& out, const Aggregate& agg, const Json& set
   for (const Json& row : agg.rows)
     if (!row["paired"].empty())
       paired[row["experiment"].get<std::string>() + " · " + row["task"].get<std::string>()] = row["paired"];
-  Json results{{"tasks", agg.results}, {"settings", settings}, {"paired", paired}};
+  Json results{{"tasks", agg.results}, {"settings", settings}, {"paired", paired}, {"claims", judge_claims(agg.rows)}};
   for (const auto& [k, v] : extra.items()) results[k] = v;
   Json summary{{"rows", agg.rows}, {"pretrained", pretrained}, {"settings", settings}, {"out", out},
-               {"seconds", seconds}};
+               {"claims", results["claims"]}, {"seconds", seconds}};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
   write_file_atomic(out + "/summary.json", summary.dump(2) + "\n");
   write_file_atomic(out + "/table.md", demo_table_markdown(summary));

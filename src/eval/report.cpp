@@ -212,6 +212,41 @@ std::string sweep_section(const Json& results) {
   return h;
 }
 
+// results.json's optional "claims" (taia demo): the verdict per claim, then one headline chart, the
+// first experiment's knowledge test in every mode.
+std::string verdict_section(const Json& results, const std::vector<std::string>& modes) {
+  if (!results.contains("claims") || !results["claims"].is_array() || results["claims"].empty()) return "";
+  std::string h = "<h2>Verdicts</h2>\n<p>Each claim is judged on its paired difference over runs: reproduced = "
+                  "the 95 % interval lies above 0, contradicted = below 0, not shown = it contains 0.</p>\n"
+                  "<table><tr><th>experiment</th><th>claim</th><th>task</th><th>difference [95 % interval]</th>"
+                  "<th>verdict</th></tr>\n";
+  std::string headline;
+  for (const Json& c : results["claims"]) {
+    if (!c.is_object() || !c.contains("mean") || !c["mean"].is_number() || !c.contains("low") ||
+        !c["low"].is_number() || !c.contains("high") || !c["high"].is_number())
+      continue;
+    const std::string verdict = c.value("verdict", std::string());
+    h += "<tr><td>" + esc(c.value("experiment", std::string())) + "</td><td>" + esc(c.value("claim", std::string())) +
+         "</td><td>" + esc(c.value("task", std::string())) + "</td><td>" + num(c["mean"].get<double>()) + " [" +
+         num(c["low"].get<double>()) + ", " + num(c["high"].get<double>()) + "]</td><td" +
+         (verdict == "reproduced" ? " class='best'" : "") + ">" + esc(verdict) + "</td></tr>\n";
+    if (headline.empty() && results["tasks"].contains(c.value("experiment", std::string()) + " · " + c.value("task", std::string()))) {
+      const std::string key = c.value("experiment", std::string()) + " · " + c.value("task", std::string());
+      const Json& by_mode = results["tasks"][key];
+      std::vector<std::string> ms;
+      std::vector<double> v, e;
+      for (const auto& m : modes)
+        if (by_mode.contains(m)) {
+          ms.push_back(m);
+          v.push_back(by_mode[m]["value"].get<double>());
+          e.push_back(spread_of(by_mode[m]));
+        }
+      headline = bar_chart(key + " (headline)", ms, v, e, by_mode.begin()->value("metric", std::string()));
+    }
+  }
+  return h + "</table>\n" + (headline.empty() ? "" : "<div class='charts'>\n" + headline + "\n</div>\n");
+}
+
 // results.json's optional "paired" ({"EXPERIMENT · TASK": {"taia-vanilla": {mean, low, high, n}}},
 // written by taia demo): the run-by-run differences behind the paper's claims, with 95 % intervals.
 std::string paired_section(const Json& results) {
@@ -313,6 +348,7 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
       "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}"
       ".best{font-weight:bold}code{background:#f5f5f5}</style></head><body>\n"
       "<h1>" + esc(title) + "</h1>\n";
+  h += verdict_section(results, modes);
   // Table: task x mode.
   h += "<h2>Scores (value ± " + esc(spread) + ")</h2>\n<table><tr><th>task</th><th>metric</th><th>n</th>";
   for (const auto& m : modes) h += "<th>" + esc(m) + "</th>";

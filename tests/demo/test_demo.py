@@ -85,6 +85,12 @@ check(lora and lora["taia"]["attention"] == lora["vanilla"]["attention"][:1] + l
       lora["taif"]["attention"][0] == 0 and lora["taia"]["attention"][0] > 0,
       "LoRA drift: TAIF leaves layer 0's attention output alone, TAIA and vanilla move it alike", lora)
 check("Where the update goes" in html, "the report draws the drift")
+claims = json.load(open(os.path.join(out1, "results.json"))).get("claims", [])
+check(len(claims) == 3 * len(exps) and all(
+      c["verdict"] in ("reproduced", "contradicted", "not shown") and (c["verdict"] != "reproduced" or c["low"] > 0)
+      and (c["verdict"] != "contradicted" or c["high"] < 0) for c in claims),
+      "three claims judged per experiment, each verdict matching its interval", claims[:2])
+check(html.index("Verdicts") < html.index("Scores"), "the report opens with the verdicts")
 
 # The cached model is an HF folder the other commands load: inspect and plain completion.
 model = os.path.join(pre["cache"], "model")
