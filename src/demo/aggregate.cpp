@@ -134,6 +134,8 @@ const std::vector<ClaimSpec>& claim_specs() {
       {"ood", "TAIA keeps more pretrained knowledge than vanilla", "knowledge_chat", "taia-vanilla"},
       {"ood", "TAIA beats the base model on the knowledge test (the paper's headline)", "knowledge_chat", "taia-base"},
       {"ood", "TAIA beats TAIF on the knowledge test", "knowledge_chat", "taia-taif"},
+      {"ood", "TAIA keeps in-context learning better than vanilla (4-shot knowledge test)", "knowledge_chat@4shot",
+       "taia-vanilla"},
       {"country", "H1: TAIA beats the base on the composed skill", "country", "taia-base"},
       {"country", "H2: TAIA beats TAIF on the composed skill", "country", "taia-taif"},
       {"country", "H3: TAIA is at least as good as vanilla on the composed skill", "country", "taia-vanilla"},

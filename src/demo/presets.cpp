@@ -15,6 +15,9 @@ Preset preset_by_name(const std::string& name) {
   if (name == "default" || name == "full") {
     p.world = {100, 100, 100};
     p.corpus_rounds = 16;
+    p.sentences_per_doc = 16;
+    p.chat_turns_per_doc = 8;
+    p.pretrain_max_length = 256;
     p.vocab = 1024;
     p.hidden = 192;
     p.intermediate = 512;

@@ -15,6 +15,10 @@ struct Preset {
   // world and pretraining corpus
   WorldSizes world;
   int64_t corpus_rounds = 0, sentences_per_doc = 8;
+  // Question-answer turns per pretraining chat dialogue. Few-shot prompts are such dialogues:
+  // pretraining on long ones (with pretrain_max_length to hold them) keeps a 4-shot prompt inside
+  // the length the model was trained on.
+  int64_t chat_turns_per_doc = 3;
   int64_t retention_docs = 0;  // held-out pretraining documents scored for retention
   double filler = 0.15;
   // model (LLaMA architecture) and its tokenizer

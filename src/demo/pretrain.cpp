@@ -51,7 +51,7 @@ std::string pretrain_recipe(const Preset& p, uint64_t world_seed) {
   std::ostringstream s;
   s << kGeneratorVersion << " world_seed=" << world_seed << " known_test=" << p.world.known_test
     << " known_mix=" << p.world.known_mix << " fresh=" << p.world.fresh << " rounds=" << p.corpus_rounds
-    << " per_doc=" << p.sentences_per_doc << " filler=" << p.filler << " vocab=" << p.vocab << " hidden=" << p.hidden
+    << " per_doc=" << p.sentences_per_doc << " chat_turns=" << p.chat_turns_per_doc << " filler=" << p.filler << " vocab=" << p.vocab << " hidden=" << p.hidden
     << " intermediate=" << p.intermediate << " layers=" << p.layers << " heads=" << p.heads
     << " max_positions=" << p.max_positions << " steps=" << p.pretrain_steps << " batch=" << p.pretrain_batch
     << " max_length=" << p.pretrain_max_length << " lr=" << p.pretrain_lr;
@@ -81,7 +81,7 @@ struct Corpus {
 
 Corpus build_corpus(const Preset& p, const World& w, uint64_t world_seed) {
   const auto facts = pretraining_documents(w, p.corpus_rounds, p.filler, p.sentences_per_doc, world_seed * 2 + 1);
-  const auto chats = chat_documents(w, p.corpus_rounds, 3, world_seed * 2 + 1);
+  const auto chats = chat_documents(w, p.corpus_rounds, p.chat_turns_per_doc, world_seed * 2 + 1);
   Corpus c;
   c.fact_documents = facts.size();
   c.chat_documents = chats.size();
