@@ -110,22 +110,41 @@ void molora_forward(T* y, const MoloraRouting<T>& r, const T* x, const MoloraWei
   }
 }
 
+namespace {
+
+// The balance loss aux = E * sum_e f_e P_e of a routing and, when d_logits is set, d_logits[N, E] +=
+// weight * d aux / d logits: E / N * p[n, i] * (f_i - sum_e p[n, e] f_e) (f carries no gradient).
 template <typename T>
-double molora_balance_loss(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N) {
+double balance(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N, T* d_logits, double weight) {
   const int64_t E = w.experts;
-  std::vector<int64_t> counts(size_t(E), 0);
+  std::vector<int64_t> counts(static_cast<size_t>(E), 0);
   molora_count_slots(counts.data(), r.expert, E, N * w.top_k);
-  std::vector<double> mean_p(static_cast<size_t>(E), 0.0), p(static_cast<size_t>(E));
+  std::vector<double> f(static_cast<size_t>(E)), mean_p(static_cast<size_t>(E), 0.0), p(static_cast<size_t>(E));
+  for (int64_t e = 0; e < E; ++e) f[size_t(e)] = double(counts[size_t(e)]) / double(N * w.top_k);
   for (int64_t n = 0; n < N; ++n) {
     const T* l = r.logits + n * E;
-    double mx = double(l[0]), sum = 0;
+    double mx = double(l[0]), sum = 0, pf = 0;
     for (int64_t e = 1; e < E; ++e) mx = std::max(mx, double(l[e]));
     for (int64_t e = 0; e < E; ++e) sum += p[size_t(e)] = std::exp(double(l[e]) - mx);
-    for (int64_t e = 0; e < E; ++e) mean_p[size_t(e)] += p[size_t(e)] / sum / double(N);
+    for (int64_t e = 0; e < E; ++e) {
+      p[size_t(e)] /= sum;
+      mean_p[size_t(e)] += p[size_t(e)] / double(N);
+      pf += p[size_t(e)] * f[size_t(e)];
+    }
+    if (d_logits)
+      for (int64_t e = 0; e < E; ++e)
+        d_logits[n * E + e] += T(weight * double(E) / double(N) * p[size_t(e)] * (f[size_t(e)] - pf));
   }
   double aux = 0;
-  for (int64_t e = 0; e < E; ++e) aux += double(counts[size_t(e)]) / double(N * w.top_k) * mean_p[size_t(e)];
+  for (int64_t e = 0; e < E; ++e) aux += f[size_t(e)] * mean_p[size_t(e)];
   return double(E) * aux;
+}
+
+}  // namespace
+
+template <typename T>
+double molora_balance_loss(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N) {
+  return balance<T>(r, w, N, nullptr, 0.0);
 }
 
 namespace {
@@ -173,26 +192,6 @@ void experts_backward(T* dx, const MoloraGrads<T>& g, T* d_gate, const T* dy, co
   }
 }
 
-// d_logits[N, E] += the balance loss's gradient times `weight`:
-// d aux / d logit[n, i] = E / N * p[n, i] * (f_i - sum_e p[n, e] f_e).
-template <typename T>
-void balance_backward(T* d_logits, const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N, double weight) {
-  const int64_t E = w.experts;
-  std::vector<int64_t> counts(size_t(E), 0);
-  molora_count_slots(counts.data(), r.expert, E, N * w.top_k);
-  std::vector<double> f(static_cast<size_t>(E)), p(static_cast<size_t>(E));
-  for (int64_t e = 0; e < E; ++e) f[size_t(e)] = double(counts[size_t(e)]) / double(N * w.top_k);
-  for (int64_t n = 0; n < N; ++n) {
-    const T* l = r.logits + n * E;
-    double mx = double(l[0]), sum = 0, pf = 0;
-    for (int64_t e = 1; e < E; ++e) mx = std::max(mx, double(l[e]));
-    for (int64_t e = 0; e < E; ++e) sum += p[size_t(e)] = std::exp(double(l[e]) - mx);
-    for (int64_t e = 0; e < E; ++e) pf += (p[size_t(e)] /= sum) * f[size_t(e)];
-    for (int64_t e = 0; e < E; ++e)
-      d_logits[n * E + e] += T(weight * double(E) / double(N) * p[size_t(e)] * (f[size_t(e)] - pf));
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -201,10 +200,9 @@ double molora_backward(T* dx, const MoloraGrads<T>& g, const T* dy, const T* x, 
   const int64_t E = w.experts, k = w.top_k;
   std::vector<T> d_gate(size_t(N * k));
   experts_backward(dx, g, d_gate.data(), dy, x, r, w, N);
-  const double aux = molora_balance_loss(r, w, N);
   // With k = 1 and no balance loss the router's gradient is exactly zero: the softmax over one
   // logit is constant.
-  if (k == 1 && balance_weight == 0) return aux;
+  if (k == 1 && balance_weight == 0) return molora_balance_loss(r, w, N);
   // Through the softmax over the selected logits: d logit_j = gate_j (d gate_j - sum_i gate_i d gate_i).
   std::vector<T> d_logits(size_t(N * E), T(0));
   for (int64_t n = 0; n < N; ++n) {
@@ -214,7 +212,7 @@ double molora_backward(T* dx, const MoloraGrads<T>& g, const T* dy, const T* x, 
     for (int64_t j = 0; j < k; ++j) s += gt[j] * dg[j];
     for (int64_t j = 0; j < k; ++j) d_logits[size_t(n * E + r.expert[n * k + j])] += gt[j] * (dg[j] - s);
   }
-  if (balance_weight != 0) balance_backward(d_logits.data(), r, w, N, balance_weight);
+  const double aux = balance<T>(r, w, N, balance_weight != 0 ? d_logits.data() : nullptr, balance_weight);
   gemm_t<T>(true, false, E, w.in, N, T(1), d_logits.data(), E, x, w.in, T(1), g.d_router_w, w.in);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t e = 0; e < E; ++e) g.d_router_b[e] += d_logits[size_t(n * E + e)];
