@@ -27,6 +27,13 @@ namespace {
 using Log = std::function<void(const std::string&)>;
 namespace fs = std::filesystem;
 
+// The experiment the rank sweep repeats: the preset's first LoRA experiment.
+std::string sweep_experiment(const Preset& p) {
+  for (const auto& e : p.experiments)
+    if (e.size() > 5 && e.compare(e.size() - 5, 5, "-lora") == 0) return e;
+  fail("[demo] --sweep ranks repeats a LoRA experiment; --experiments has none (e.g. add facts-lora)");
+}
+
 // The preset with the options' overrides, checked.
 Preset resolve_preset(const DemoOptions& o) {
   Preset p = preset_by_name(o.preset);
@@ -49,6 +56,7 @@ Preset resolve_preset(const DemoOptions& o) {
   TAIA_CHECK(!p.seeds.empty(), "[demo] expected at least one seed");
   TAIA_CHECK(o.sweep.empty() || o.sweep == "ranks", "[demo] --sweep expected ranks, got '", o.sweep, "'");
   TAIA_CHECK(!o.sweep_ranks.empty(), "[demo] --sweep-ranks expected at least one rank");
+  if (o.sweep == "ranks") sweep_experiment(p);  // refused before any run, not after them
   for (int64_t r : o.sweep_ranks) TAIA_CHECK(r >= 1 && r <= 4096, "[demo] --sweep-ranks expected ranks 1..4096, got ", r);
   TAIA_CHECK(!own_model || o.mix == 0, "[demo] --mix adds questions about the generated world's pretrained people; "
              "with --model the model never read them: expected --mix 0, got ", o.mix);
@@ -267,21 +275,15 @@ WorldRuns run_world(const DemoOptions& o, const Preset& p, uint64_t world_seed, 
     curves->push_back({"pretraining", read_metrics(pretrain_metrics)});
   w.runs = run_experiments(ctx, p, t0, log, curves, &w.drift);
   if (o.sweep == "ranks") w.sweep = run_rank_sweep(ctx, o, p, log);
-  for (auto* by : {&w.runs})
-    for (auto& [experiment, seeds] : *by)
-      for (Scores& s : seeds)
-        for (const auto& [task, modes] : base_scores) s[task][kBaseMode] = modes.at(kBaseMode);
-  for (auto& [ranks, seeds] : w.sweep)
+  // Each run carries its world's base scores, so that aggregation and paired differences pair a
+  // run with the base it started from.
+  auto add_base = [&](std::vector<Scores>& seeds) {
     for (Scores& s : seeds)
       for (const auto& [task, modes] : base_scores) s[task][kBaseMode] = modes.at(kBaseMode);
+  };
+  for (auto& [experiment, seeds] : w.runs) add_base(seeds);
+  for (auto& [ranks, seeds] : w.sweep) add_base(seeds);
   return w;
-}
-
-// The experiment the rank sweep repeats: the preset's first LoRA experiment.
-std::string sweep_experiment(const Preset& p) {
-  for (const auto& e : p.experiments)
-    if (e.size() > 5 && e.compare(e.size() - 5, 5, "-lora") == 0) return e;
-  fail("[demo] --sweep ranks repeats a LoRA experiment; --experiments has none (e.g. add facts-lora)");
 }
 
 // Every (attention rank, FFN rank) pair of the sweep, every seed.
