@@ -196,8 +196,7 @@ Json inspect_experts(const std::string& dir, std::map<int64_t, std::pair<double,
   const Json cfg = parse_json_file(cfg_path);
   const int64_t rank = json_int(cfg, "r", cfg_path), experts = json_int(cfg, "num_experts", cfg_path);
   const double alpha = json_number_or(cfg, "lora_alpha", double(rank), cfg_path);
-  const double scale = json_bool_or(cfg, "use_rslora", false, cfg_path) ? alpha / std::sqrt(double(rank))
-                                                                        : alpha / double(rank);
+  const double scale = lora_scale(rank, alpha, json_bool_or(cfg, "use_rslora", false, cfg_path));
   SafetensorsFile st(dir + "/" + kMoloraWeightsFile);
   Json modules = Json::array();
   const std::string router_suffix = ".router.weight";

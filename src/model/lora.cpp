@@ -40,7 +40,11 @@ std::optional<std::pair<int64_t, double>> LoraConfig::module_rank_alpha(int64_t 
   return std::make_pair(r, a);
 }
 
-double LoraConfig::scale(int64_t r, double a) const { return use_rslora ? a / std::sqrt(double(r)) : a / double(r); }
+double lora_scale(int64_t rank, double alpha, bool use_rslora) {
+  return use_rslora ? alpha / std::sqrt(double(rank)) : alpha / double(rank);
+}
+
+double LoraConfig::scale(int64_t r, double a) const { return lora_scale(r, a, use_rslora); }
 
 LoraAdapter LoraAdapter::create(const ModelConfig& model, const LoraConfig& config, uint64_t seed) {
   TAIA_CHECK(config.rank > 0 && config.rank <= 65536, "[lora] rank expected 1..65536, got ", config.rank);

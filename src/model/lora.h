@@ -17,6 +17,9 @@
 
 namespace taia {
 
+// A LoRA branch's scale: alpha / r, or with rsLoRA alpha / sqrt(r).
+double lora_scale(int64_t rank, double alpha, bool use_rslora);
+
 struct LoraConfig {
   int64_t rank = 16;
   double alpha = 32;

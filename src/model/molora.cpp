@@ -165,7 +165,7 @@ bool load_molora(const std::string& dir, const ModelConfig& model, MoloraExperts
                "projections");
     c.targets[size_t(projs[0])] = true;
   }
-  const float scale = float(rslora ? alpha / std::sqrt(double(rank)) : alpha / double(rank));
+  const float scale = float(lora_scale(rank, alpha, rslora));
   try {
     x = MoloraExperts::create(model, c, rank, scale, 0);
   } catch (const Error& e) {
