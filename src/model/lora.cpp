@@ -81,6 +81,15 @@ LoraAdapter LoraAdapter::create(const ModelConfig& model, const LoraConfig& conf
   return a;
 }
 
+LoraAdapter LoraAdapter::create_with_experts(const ModelConfig& model, const LoraConfig& config,
+                                             const MoloraConfig& molora, uint64_t seed) {
+  LoraConfig lora = config;  // the experts' projections leave LoRA's targets
+  for (int i = 0; i < kNumProj; ++i) lora.targets[size_t(i)] = lora.targets[size_t(i)] && !molora.targets[size_t(i)];
+  LoraAdapter a = create(model, lora, seed);
+  a.molora = MoloraExperts::create(model, molora, lora.rank, float(lora.scale(lora.rank, lora.alpha)), seed);
+  return a;
+}
+
 LoraModule* LoraAdapter::find(int64_t layer, Proj p) {
   if (layer < 0 || layer >= int64_t(layers.size())) return nullptr;
   auto& m = layers[size_t(layer)][size_t(p)];

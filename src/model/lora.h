@@ -70,6 +70,10 @@ struct LoraAdapter {
 
   // Modules per config for a model; A drawn from `seed` (PEFT's kaiming-uniform), B zero.
   static LoraAdapter create(const ModelConfig& model, const LoraConfig& config, uint64_t seed);
+  // MoLoRA: experts (with the LoRA's rank and scale) on molora.targets, plain LoRA on the rest of
+  // config.targets; both drawn from `seed` (the experts from a stream of their own).
+  static LoraAdapter create_with_experts(const ModelConfig& model, const LoraConfig& config,
+                                         const MoloraConfig& molora, uint64_t seed);
   // The module in slot p (in the Fused layout K, V and Up hold none).
   LoraModule* find(int64_t layer, Proj p);
   const LoraModule* find(int64_t layer, Proj p) const;

@@ -118,13 +118,9 @@ std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int step
   lc.alpha = double(2 * o.rank);
   lc.dropout = 0;
   MoloraConfig mc;
-  if (o.experts > 0) {
-    mc.experts = o.experts;
-    mc.top_k = o.top_k;
-    for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = !mc.targets[size_t(i)];
-  }
-  LoraAdapter lora = LoraAdapter::create(c, lc, 2);
-  if (o.experts > 0) lora.molora = MoloraExperts::create(c, mc, lc.rank, float(lc.scale(lc.rank, lc.alpha)), 2);
+  mc.experts = o.experts;
+  mc.top_k = o.top_k;
+  LoraAdapter lora = o.experts > 0 ? LoraAdapter::create_with_experts(c, lc, mc, 2) : LoraAdapter::create(c, lc, 2);
   AdamW adam(trainable_params(m, nullptr, &lora), AdamWConfig{});
   EngineOptions eo;
   eo.compute_bf16 = o.compute_bf16;

@@ -101,13 +101,9 @@ std::unique_ptr<Trainables> make_trainables(const TrainOptions& o, Model& model,
     LoraConfig lc = o.lora;
     lc.targets = targets;
     MoloraConfig mc = o.molora;
-    if (o.method == "molora") {  // the experts' projections leave LoRA's targets
-      mc.targets = parse_targets(o.molora_targets);
-      for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = lc.targets[size_t(i)] && !mc.targets[size_t(i)];
-    }
-    t->lora = LoraAdapter::create(model.config, lc, o.seed);
-    if (o.method == "molora")
-      t->lora.molora = MoloraExperts::create(model.config, mc, lc.rank, float(lc.scale(lc.rank, lc.alpha)), o.seed);
+    mc.targets = parse_targets(o.molora_targets);
+    t->lora = o.method == "molora" ? LoraAdapter::create_with_experts(model.config, lc, mc, o.seed)
+                                   : LoraAdapter::create(model.config, lc, o.seed);
     t->params = trainable_params(model, nullptr, &t->lora);
   }
   for (const ParamRef& p : t->params) t->count += int64_t(p.size);

@@ -81,18 +81,15 @@ int main(int argc, char** argv) {
         mc.experts = spec.value("experts", 4);
         mc.top_k = spec.value("top_k", 1);
         mc.balance_coef = spec.value("balance", 0.0);
-        for (int i = 0; i < kNumProj; ++i) cfg.targets[size_t(i)] = cfg.targets[size_t(i)] && !mc.targets[size_t(i)];
       }
       const Json rp = spec.value("rank_pattern", Json::object()), ap = spec.value("alpha_pattern", Json::object());
       for (auto it = rp.begin(); it != rp.end(); ++it) cfg.rank_pattern[it.key()] = it.value().get<int64_t>();
       for (auto it = ap.begin(); it != ap.end(); ++it) cfg.alpha_pattern[it.key()] = it.value().get<double>();
-      lora = LoraAdapter::create(model->config, cfg, spec.value("seed", 1));
+      lora = molora ? LoraAdapter::create_with_experts(model->config, cfg, mc, spec.value("seed", 1))
+                    : LoraAdapter::create(model->config, cfg, spec.value("seed", 1));
       // B is zero in PEFT's init, which makes every dA zero: the parity test draws B too.
       Rng rng(spec.value("seed", 1) + 1000);
       const double bstd = spec.value("init_b_std", 0.0);
-      if (molora)
-        lora.molora = MoloraExperts::create(model->config, mc, cfg.rank, float(cfg.scale(cfg.rank, cfg.alpha)),
-                                            spec.value("seed", 1));
       for (auto& layer : lora.layers)
         for (auto& m : layer)
           if (m) for (float& b : m->B) b = float(bstd * rng.normal());

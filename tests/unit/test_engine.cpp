@@ -47,10 +47,8 @@ TEST_P(EnginePlan, AStepAllocatesWhatTheEstimateCounts) {
     MoloraConfig mc;
     mc.experts = pc.experts;
     mc.top_k = 2;
-    if (pc.experts > 0)
-      for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = !mc.targets[size_t(i)];
-    lora = LoraAdapter::create(model->config, lc, 1);
-    if (pc.experts > 0) lora.molora = MoloraExperts::create(model->config, mc, lc.rank, 1.0f, 1);
+    lora = pc.experts > 0 ? LoraAdapter::create_with_experts(model->config, lc, mc, 1)
+                          : LoraAdapter::create(model->config, lc, 1);
   }
   TrainEngine engine(*model, pc.full ? nullptr : &lora, pc.full ? &grads : nullptr, eo);
   for (const auto& [B, L] : {std::pair<int64_t, int64_t>{2, 9}, {3, 5}}) {

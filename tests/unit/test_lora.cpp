@@ -210,9 +210,7 @@ LoraAdapter molora_adapter(const ModelConfig& c, int64_t top_k) {
   MoloraConfig mc;
   mc.experts = 4;
   mc.top_k = top_k;
-  for (int i = 0; i < kNumProj; ++i) lc.targets[size_t(i)] = !mc.targets[size_t(i)];
-  LoraAdapter a = LoraAdapter::create(c, lc, 4);
-  a.molora = MoloraExperts::create(c, mc, lc.rank, float(lc.scale(lc.rank, lc.alpha)), 4);
+  LoraAdapter a = LoraAdapter::create_with_experts(c, lc, mc, 4);
   Rng rng(6);
   for (auto& layer : a.layers)
     for (auto& m : layer)
