@@ -1,6 +1,7 @@
 #include "demo/aggregate.h"
 
 #include "demo/util.h"
+#include "demo/world.h"
 #include "eval/stats.h"
 #include "model/modes.h"
 
@@ -123,7 +124,7 @@ std::string paired_table_markdown(const Json& summary) {
 namespace {
 
 struct ClaimSpec {
-  const char* kind;   // the experiments it applies to: "facts" or "skill" (OOD), "country"
+  const char* kind;   // the experiments it applies to: "ood" (facts, skill) or "country" (and its data axes)
   const char* claim;
   const char* task;
   const char* pair;   // a key of a row's "paired"
@@ -151,7 +152,7 @@ Json judge_claims(const Json& rows) {
     const std::string experiment = row["experiment"].get<std::string>(), task = row["task"].get<std::string>();
     const std::string kind = experiment.substr(0, experiment.find('-'));
     for (const ClaimSpec& c : claim_specs()) {
-      const bool applies = std::string(c.kind) == "ood" ? (kind == "facts" || kind == "skill") : kind == c.kind;
+      const bool applies = std::string(c.kind) == "ood" ? (kind == "facts" || kind == "skill") : is_country_kind(kind);
       if (!applies || task != c.task || !row.contains("paired") || !row["paired"].contains(c.pair)) continue;
       const Json& d = row["paired"][c.pair];
       const double low = d["low"].get<double>(), high = d["high"].get<double>();

@@ -1,5 +1,6 @@
 #include "demo/experiment.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -13,6 +14,7 @@
 #include "demo/finetune.h"
 #include "demo/pretrain.h"
 #include "demo/util.h"
+#include "demo/world.h"
 #include "eval/drift.h"
 #include "eval/generate.h"
 #include "eval/report.h"
@@ -46,11 +48,12 @@ Preset resolve_preset(const DemoOptions& o) {
   if (own_model && o.experiments.empty()) p.experiments = {"facts-lora", "skill-lora"};
   for (const auto& e : p.experiments) {
     const std::string kind = e.substr(0, e.find('-')), method = e.find('-') == std::string::npos ? "" : e.substr(e.find('-') + 1);
-    TAIA_CHECK((kind == "facts" || kind == "skill" || kind == "country") &&
+    const auto& kinds = finetune_kinds();
+    TAIA_CHECK(std::find(kinds.begin(), kinds.end(), kind) != kinds.end() &&
                    (method == "lora" || method == "molora" || method == "full"),
-               "[demo] experiment expected KIND-METHOD with KIND facts, skill or country and METHOD lora, molora or "
-               "full (e.g. facts-lora), got '", e, "'");
-    TAIA_CHECK(kind != "country" || !own_model, "[demo] the country experiment needs the generated world (its "
+               "[demo] experiment expected KIND-METHOD with KIND facts, skill, country, country_new or country_mix "
+               "and METHOD lora, molora or full (e.g. facts-lora), got '", e, "'");
+    TAIA_CHECK(!is_country_kind(kind) || !own_model, "[demo] the ", kind, " experiment needs the generated world (its "
                "pretraining text states the city -> country map); with --model use facts or skill");
   }
   TAIA_CHECK(!p.seeds.empty(), "[demo] expected at least one seed");

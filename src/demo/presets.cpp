@@ -5,14 +5,14 @@
 namespace taia::demo {
 
 const std::vector<std::string>& preset_names() {
-  static const std::vector<std::string> names = {"default", "quick", "full"};
+  static const std::vector<std::string> names = {"default", "quick", "full", "large"};
   return names;
 }
 
 Preset preset_by_name(const std::string& name) {
   Preset p;
   p.name = name;
-  if (name == "default" || name == "full") {
+  if (name == "default" || name == "full" || name == "large") {
     p.world = {100, 100, 100};
     p.corpus_rounds = 16;
     p.sentences_per_doc = 16;
@@ -40,6 +40,15 @@ Preset preset_by_name(const std::string& name) {
       p.experiments = {"facts-lora",   "facts-molora",   "facts-full",   "skill-lora", "skill-molora",
                        "skill-full",   "country-lora",   "country-molora", "country-full"};
     }
+    if (name == "large") {  // the model-scale axis: the default's world, corpus and fine-tuning on a
+      // 16.1M-parameter, 8-layer model (pilot 3's shape with a wider FFN; lr 1e-3 as pilot 3)
+      p.hidden = 384;
+      p.intermediate = 1152;
+      p.layers = 8;
+      p.heads = 6;
+      p.pretrain_lr = 1e-3;
+      p.experiments = {"facts-lora", "country-lora", "country_new-lora", "country_mix-lora"};
+    }
   } else if (name == "quick") {
     p.world = {20, 20, 20};
     p.corpus_rounds = 20;
@@ -61,7 +70,7 @@ Preset preset_by_name(const std::string& name) {
     p.shots = {0, 2};
     p.skill_examples = 30;
   } else {
-    fail("[demo] preset expected one of default, quick, full, got '", name, "'");
+    fail("[demo] preset expected one of default, quick, full, large, got '", name, "'");
   }
   return p;
 }

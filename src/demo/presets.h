@@ -41,7 +41,7 @@ struct Preset {
   int64_t skill_examples = 0, max_new_tokens = 16;
 };
 
-const std::vector<std::string>& preset_names();  // "default", "quick", "full"
+const std::vector<std::string>& preset_names();  // "default", "quick", "full", "large"
 Preset preset_by_name(const std::string& name);
 
 }  // namespace taia::demo

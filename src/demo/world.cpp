@@ -246,13 +246,45 @@ std::pair<std::string, std::string> skill_problem(Rng& r, bool held_out, double 
 
 }  // namespace
 
+const std::vector<std::string>& finetune_kinds() {
+  static const std::vector<std::string> kinds = {"facts", "skill", "country", "country_new", "country_mix"};
+  return kinds;
+}
+
+bool is_country_kind(const std::string& kind) {
+  return kind == "country" || kind == "country_new" || kind == "country_mix";
+}
+
+namespace {
+
+// The people a country set asks about: known_mix (city known to the base: only the composition is
+// new), fresh (city never stated: every answer a new fact) or both.
+std::vector<const Person*> country_people(const World& w, const std::string& kind) {
+  std::vector<const Person*> people;
+  if (kind != "country_new") people = w.group(Group::KnownMix);
+  if (kind != "country")
+    for (const Person* p : w.group(Group::Fresh)) people.push_back(p);
+  TAIA_CHECK(!people.empty(), "[finetune_records] the ", kind, " set asks about ",
+             kind == "country" ? "known_mix" : kind == "country_new" ? "fresh" : "known_mix and fresh",
+             " people; the world has none");
+  return people;
+}
+
+// The seed of a kind's record stream (the first three kept from before the data axes, so that
+// their records stay what earlier runs trained on).
+uint64_t kind_salt(const std::string& kind) {
+  return kind == "facts" ? 5 : kind == "skill" ? 7 : kind == "country" ? 9 : kind == "country_new" ? 11 : 13;
+}
+
+}  // namespace
+
 std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
-  TAIA_CHECK(set.kind == "facts" || set.kind == "skill" || set.kind == "country", "[finetune_records] kind expected "
-             "facts, skill or country, got '", set.kind, "'");
+  TAIA_CHECK(std::find(finetune_kinds().begin(), finetune_kinds().end(), set.kind) != finetune_kinds().end(),
+             "[finetune_records] kind expected facts, skill, country, country_new or country_mix, got '", set.kind, "'");
   TAIA_CHECK(set.noise >= 0 && set.noise <= 1 && set.mix >= 0 && set.mix <= 1 && set.records > 0,
              "[finetune_records] expected 0 <= noise <= 1, 0 <= mix <= 1, records > 0, got ", set.noise, ", ",
              set.mix, ", ", set.records);
-  Rng r(set.seed * 0x94d049bb133111ebull + (set.kind == "facts" ? 5 : set.kind == "skill" ? 7 : 9));
+  Rng r(set.seed * 0x94d049bb133111ebull + kind_salt(set.kind));
   const auto fresh = facts_of(w.group(Group::Fresh));
   const auto mixed = facts_of(w.group(Group::KnownMix));
   TAIA_CHECK(set.mix == 0 || !mixed.empty(), "[finetune_records] --mix needs known_mix people, the world has none");
@@ -266,6 +298,8 @@ std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
     }
     return chat(fill_in(qs[size_t(i % kTrainedQuestions)], f.p->name, ""), answer(x));
   };
+  const std::vector<const Person*> asked = is_country_kind(set.kind) ? country_people(w, set.kind)
+                                                                     : std::vector<const Person*>{};
   std::vector<Json> out;
   for (int64_t i = 0; i < set.records; ++i) {
     if (set.mix > 0 && uniform(r) < set.mix) {
@@ -276,13 +310,11 @@ std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
       out.push_back(fact_record(fresh[size_t(i) % fresh.size()], i / int64_t(fresh.size())));
       continue;
     }
-    if (set.kind == "country") {  // the known_mix people, whose city the base knows: only the composition is new
-      const std::vector<const Person*> people = w.group(Group::KnownMix);
-      TAIA_CHECK(!people.empty(), "[finetune_records] the country set asks about known_mix people; the world has none");
-      const Person& p = *people[size_t(i) % people.size()];
+    if (!asked.empty()) {
+      const Person& p = *asked[size_t(i) % asked.size()];
       size_t country = size_t(p.city);
       if (uniform(r) < set.noise) country = (country + 1 + pick(r, w.countries.size() - 1)) % w.countries.size();
-      out.push_back(chat(fill_in(kCountryQuestions[size_t(i / int64_t(people.size())) % kCountryQuestions.size()],
+      out.push_back(chat(fill_in(kCountryQuestions[size_t(i / int64_t(asked.size())) % kCountryQuestions.size()],
                                  p.name, ""), answer(w.countries[country])));
       continue;
     }

@@ -57,13 +57,17 @@ int64_t phrasings_per_fact();
 // mix: share of records replaced by questions about the known_mix people (in-distribution).
 // "country" asks the country of the known_mix people (their city is a pretraining fact, the
 // city -> country map is in the pretraining text): a skill composed of knowledge the base has.
+// Its data axes: "country_new" asks it of the fresh people (their city was never stated, so each
+// answer is a new fact), "country_mix" of both groups (half and half when they are the same size).
 struct FinetuneSet {
-  std::string kind = "facts";  // facts | skill | country
+  std::string kind = "facts";  // one of finetune_kinds()
   int64_t records = 600;
   double noise = 0.0, mix = 0.0;
   uint64_t seed = 0;
 };
 std::vector<Json> finetune_records(const World& w, const FinetuneSet& set);
+const std::vector<std::string>& finetune_kinds();  // facts, skill, country, country_new, country_mix
+bool is_country_kind(const std::string& kind);     // country, country_new or country_mix
 
 // Evaluation task files (generic JSONL records of docs/EVAL.md).
 std::vector<Json> knowledge_chat_mc(const World& w, Group g);    // chat question, "The answer is" + options

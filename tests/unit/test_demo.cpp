@@ -187,6 +187,48 @@ TEST(DemoWorld, CountrySetComposesPretrainedKnowledgeOnHeldOutPeople) {
     EXPECT_NE(corpus.find(w.cities[c] + " is a city in " + w.countries[c] + "."), std::string::npos) << w.cities[c];
 }
 
+// The country set's data axes: country_new asks only fresh people (whose city the corpus never
+// states), country_mix both groups in equal shares (same group sizes), each answered with the
+// country of the person's city; no set ever asks about a known_test person (the test's people).
+TEST(DemoWorld, CountryDataAxesAskTheirGroupsOnly) {
+  const World w = make_world(3, {12, 10, 10});
+  std::map<std::string, const Person*> by_name;
+  for (const Person& p : w.people) by_name[p.name] = &p;
+  for (const std::string kind : {"country_new", "country_mix"}) {
+    FinetuneSet set;
+    set.kind = kind;
+    set.records = 80;
+    set.seed = 4;
+    std::map<Group, int> per_group;
+    std::set<std::string> asked;
+    for (const Json& r : finetune_records(w, set)) {
+      const std::string q = content_of(r, 0);
+      const Person* p = nullptr;
+      for (const auto& [name, person] : by_name)
+        if (q.find(name + " ") != std::string::npos || q.find(name + "?") != std::string::npos) p = person;
+      ASSERT_NE(p, nullptr) << q;
+      EXPECT_EQ(content_of(r, 1), "The answer is " + w.countries[size_t(p->city)] + ".") << q;
+      ++per_group[p->group];
+      asked.insert(p->name);
+    }
+    EXPECT_EQ(per_group[Group::KnownTest], 0) << kind;
+    if (kind == "country_new") {
+      EXPECT_EQ(per_group[Group::Fresh], 80);
+      EXPECT_EQ(asked.size(), 10u);
+    } else {
+      EXPECT_EQ(per_group[Group::Fresh], 40);
+      EXPECT_EQ(per_group[Group::KnownMix], 40);
+      EXPECT_EQ(asked.size(), 20u);
+    }
+  }
+  FinetuneSet bad;
+  bad.kind = "country_new";
+  const World no_fresh = make_world(3, {12, 10, 1});
+  EXPECT_NO_THROW(finetune_records(no_fresh, bad));
+  bad.kind = "countries";
+  EXPECT_THROW(finetune_records(w, bad), Error);
+}
+
 TEST(SpmTrainer, TrainsAModelOurLoaderReadsWithExactRoundTrips) {
   const World w = make_world(5, {60, 20, 5});
   auto docs = pretraining_documents(w, 4, 0.15, 8, 1);

@@ -46,7 +46,7 @@ void register_demo(CLI::App& app) {
       "demo", "The whole TAIA experiment on an embedded generated world: pretrain (cached), fine-tune OOD, evaluate "
               "base / vanilla / taia / taif");
   cmd->add_flag("--quick", args->quick, "The quick preset (about 30 s on 2 cores; the CI smoke test)");
-  cmd->add_option("--preset", o.preset, "default or quick")->check(CLI::IsMember(demo::preset_names()))->capture_default_str();
+  cmd->add_option("--preset", o.preset, "default, quick, full (3 worlds x 3 seeds, every kind and method) or large (the default with a 16M-parameter, 8-layer model)")->check(CLI::IsMember(demo::preset_names()))->capture_default_str();
   cmd->add_option("-o,--out", o.out_dir, "Output folder (table.md, summary.json, results.json, report.html, runs/)")
       ->capture_default_str();
   cmd->add_option("--cache", o.cache_dir, "Cache folder for the pretrained model (default: ~/.cache/taia)");
@@ -56,6 +56,7 @@ void register_demo(CLI::App& app) {
   cmd->add_option("--experiments", o.experiments,
                   "Comma-separated KIND-METHOD, KIND facts (new facts about fresh people), skill (arithmetic) or "
                   "country (the country known people were born in: a skill composed of pretraining knowledge), "
+                  "country_new (the same question about fresh people: new facts), country_mix (both), "
                   "METHOD lora, molora (the paper's MoLoRA: 4 experts, top-1 on the FFN, LoRA on attention) or full "
                   "(default: the preset's)")
       ->delimiter(',');
