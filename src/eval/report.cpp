@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -226,7 +227,7 @@ std::string verdict_section(const Json& results, const std::vector<std::string>&
         !c["low"].is_number() || !c.contains("high") || !c["high"].is_number())
       continue;
     const std::string verdict = c.value("verdict", std::string());
-    h += "<tr><td>" + esc(c.value("experiment", std::string())) + "</td><td>" + esc(c.value("claim", std::string())) +
+    h += "<tr><td>" + esc(c.value("experiment", std::string())) + "</td><td class='text'>" + esc(c.value("claim", std::string())) +
          "</td><td>" + esc(c.value("task", std::string())) + "</td><td>" + num(c["mean"].get<double>()) + " [" +
          num(c["low"].get<double>()) + ", " + num(c["high"].get<double>()) + "]</td><td" +
          (verdict == "reproduced" ? " class='best'" : "") + ">" + esc(verdict) + "</td></tr>\n";
@@ -322,57 +323,39 @@ std::vector<Json> read_metrics(const std::string& dir) {
   return out;
 }
 
-}  // namespace
+// A row of a score table: a results.tasks key and optional trailing cells (a claim's difference
+// and verdict).
+struct ScoreRow {
+  std::string key, extra_cells;
+};
 
-std::string render_report_html(const Json& results, const std::vector<std::pair<std::string, std::vector<Json>>>& runs) {
-  TAIA_CHECK(results.is_object() && results.contains("tasks") && results["tasks"].is_object(),
-             "[report] results expected an object with 'tasks'");
-  const Json& tasks = results["tasks"];
-  for (const auto& [key, by_mode] : tasks.items()) {
-    TAIA_CHECK(by_mode.is_object(), "[report] results.tasks.", key, " expected an object of modes");
-    for (const auto& [mode, e] : by_mode.items())
-      TAIA_CHECK(e.is_object() && e.contains("value") && e["value"].is_number(), "[report] results.tasks.", key, ".",
-                 mode, " expected an object with a numeric 'value'");
-  }
-  const std::vector<std::string> modes = modes_in(results);
-  // A results.json may name its report and what its "±" means (taia demo: std over seeds).
-  const Json settings = results.contains("settings") && results["settings"].is_object() ? results["settings"] : Json::object();
-  const std::string title = settings.contains("report_title") && settings["report_title"].is_string()
-                                ? settings["report_title"].get<std::string>() : "taia evaluation report";
-  const std::string spread = settings.contains("spread") && settings["spread"].is_string()
-                                 ? settings["spread"].get<std::string>() : "standard error";
-  std::string h =
-      "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>" + esc(title) + "</title>"
-      "<style>body{font-family:sans-serif;margin:24px;color:#222;background:#fff}table{border-collapse:collapse;"
-      "margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-      "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}"
-      ".best{font-weight:bold}code{background:#f5f5f5}</style></head><body>\n"
-      "<h1>" + esc(title) + "</h1>\n";
-  h += verdict_section(results, modes);
-  // Table: task x mode.
-  h += "<h2>Scores (value ± " + esc(spread) + ")</h2>\n<table><tr><th>task</th><th>metric</th><th>n</th>";
+std::string score_table(const Json& tasks, const std::vector<ScoreRow>& rows, const std::vector<std::string>& modes,
+                        const std::string& extra_headers) {
+  std::string h = "<table><tr><th>task</th><th>metric</th><th>n</th>";
   for (const auto& m : modes) h += "<th>" + esc(m) + "</th>";
-  h += "</tr>\n";
-  for (const auto& [key, by_mode] : tasks.items()) {
+  h += extra_headers + "</tr>\n";
+  for (const ScoreRow& row : rows) {
+    const Json& by_mode = tasks[row.key];
     std::string metric;
     int64_t n = 0;
     for (const auto& [mode, e] : by_mode.items()) {
       metric = e.value("metric", "");
       n = e.value("n", int64_t(0));
     }
-    h += "<tr><td>" + esc(key) + "</td><td>" + esc(metric) + "</td><td>" + std::to_string(n) + "</td>";
-    for (const auto& m : modes) {
-      if (!by_mode.contains(m)) {
-        h += "<td>—</td>";
-        continue;
-      }
-      const Json& e = by_mode[m];
-      h += "<td>" + num(e["value"].get<double>()) + " ± " + num(spread_of(e)) + "</td>";
-    }
-    h += "</tr>\n";
+    h += "<tr><td>" + esc(row.key) + "</td><td>" + esc(metric) + "</td><td>" + std::to_string(n) + "</td>";
+    for (const auto& m : modes)
+      h += by_mode.contains(m) ? "<td>" + num(by_mode[m]["value"].get<double>()) + " ± " + num(spread_of(by_mode[m])) + "</td>"
+                               : std::string("<td>—</td>");
+    h += row.extra_cells + "</tr>\n";
   }
-  h += "</table>\n<h2>Per task</h2>\n<div class='charts'>\n";
-  for (const auto& [key, by_mode] : tasks.items()) {
+  return h + "</table>\n";
+}
+
+// One bar chart per results.tasks key, the modes side by side.
+std::string score_charts(const Json& tasks, const std::vector<std::string>& keys, const std::vector<std::string>& modes) {
+  std::string h = "<div class='charts'>\n";
+  for (const auto& key : keys) {
+    const Json& by_mode = tasks[key];
     std::vector<std::string> ms;
     std::vector<double> v, e;
     std::string metric;
@@ -385,14 +368,63 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
       }
     h += bar_chart(key, ms, v, e, metric) + "\n";
   }
-  h += "</div>\n";
-  // Few-shot curves: entries of one task at several shot counts.
+  return h + "</div>\n";
+}
+
+bool is_claim(const Json& c) {
+  return c.is_object() && c.contains("claim") && c["claim"].is_string() && c.contains("mean") && c["mean"].is_number() &&
+         c.contains("low") && c["low"].is_number() && c.contains("high") && c["high"].is_number();
+}
+
+// The scores, grouped by the claim they bear on (results.json "claims", taia demo): per claim its
+// rows with the paired difference and verdict, then their charts; the rows no claim names follow
+// under "Other scores". Without claims (a plain eval run): every row, in the file's order.
+std::string scores_section(const Json& results, const std::vector<std::string>& modes, const std::string& spread) {
+  const Json& tasks = results["tasks"];
+  std::string h = "<h2>Scores (value ± " + esc(spread) + ")</h2>\n";
+  std::vector<std::string> claims;  // in order of first appearance
+  std::map<std::string, std::vector<ScoreRow>> rows_of;
+  std::set<std::string> claimed;
+  if (results.contains("claims") && results["claims"].is_array())
+    for (const Json& c : results["claims"]) {
+      const std::string key = c.value("experiment", std::string()) + " · " + c.value("task", std::string());
+      if (!is_claim(c) || !tasks.contains(key)) continue;
+      const std::string claim = c["claim"].get<std::string>(), verdict = c.value("verdict", std::string());
+      if (!rows_of.count(claim)) claims.push_back(claim);
+      rows_of[claim].push_back({key, "<td>" + esc(c.value("pair", std::string())) + " " + num(c["mean"].get<double>()) +
+                                         " [" + num(c["low"].get<double>()) + ", " + num(c["high"].get<double>()) +
+                                         "]</td><td" + (verdict == "reproduced" ? " class='best'" : "") + ">" +
+                                         esc(verdict) + "</td>"});
+      claimed.insert(key);
+    }
+  for (const auto& claim : claims) {
+    std::vector<std::string> keys;
+    for (const ScoreRow& r : rows_of[claim])
+      if (std::find(keys.begin(), keys.end(), r.key) == keys.end()) keys.push_back(r.key);
+    h += "<h3>" + esc(claim) + "</h3>\n" +
+         score_table(tasks, rows_of[claim], modes, "<th>difference [95 % interval]</th><th>verdict</th>") +
+         score_charts(tasks, keys, modes);
+  }
+  std::vector<ScoreRow> others;
+  std::vector<std::string> other_keys;
+  for (const auto& [key, by_mode] : tasks.items())
+    if (!claimed.count(key)) {
+      others.push_back({key, ""});
+      other_keys.push_back(key);
+    }
+  if (others.empty()) return h;
+  if (!claims.empty()) h += "<h3>Other scores</h3>\n";
+  return h + score_table(tasks, others, modes, "") + "<h2>Per task</h2>\n" + score_charts(tasks, other_keys, modes);
+}
+
+// Few-shot curves: the entries of one task at several shot counts, one line per mode.
+std::string fewshot_section(const Json& tasks, const std::vector<std::string>& modes) {
   std::map<std::string, std::map<std::string, std::vector<std::pair<double, double>>>> curves;
   for (const auto& [key, by_mode] : tasks.items())
     for (const auto& [mode, e] : by_mode.items())
       if (e.contains("task") && e.contains("shots") && e["shots"].is_number())
         curves[e["task"].get<std::string>()][mode].push_back({e["shots"].get<double>(), e["value"].get<double>()});
-  std::string fewshot;
+  std::string charts;
   for (auto& [task, by_mode] : curves) {
     std::vector<Series> series;
     size_t most = 0;
@@ -403,35 +435,72 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
         most = std::max(most, pts.size());
         series.push_back({m, pts});
       }
-    if (most >= 2) fewshot += line_chart(task + ": few-shot", "shots", "score", series) + "\n";
+    if (most >= 2) charts += line_chart(task + ": few-shot", "shots", "score", series) + "\n";
   }
-  if (!fewshot.empty()) h += "<h2>Few-shot curves</h2>\n<div class='charts'>\n" + fewshot + "</div>\n";
-  h += paired_section(results);
-  h += sweep_section(results);
-  h += drift_section(results);
-  // Training curves.
-  if (!runs.empty()) {
-    h += "<h2>Training</h2>\n<div class='charts'>\n";
-    for (const auto& [name, records] : runs) {
-      Series loss{"train loss", {}}, val{"val loss", {}};
-      for (const Json& r : records) {
-        const double step = r["step"].get<double>();
-        if (r.contains("loss") && r["loss"].is_number()) loss.points.push_back({step, r["loss"].get<double>()});
-        if (r.contains("val_loss") && r["val_loss"].is_number()) val.points.push_back({step, r["val_loss"].get<double>()});
-      }
-      std::vector<Series> series{loss};
-      if (!val.points.empty()) series.push_back(val);
-      h += line_chart(name, "step", "loss", series) + "\n";
+  return charts.empty() ? "" : "<h2>Few-shot curves</h2>\n<div class='charts'>\n" + charts + "</div>\n";
+}
+
+// Training curves: loss (and validation loss) per training run.
+std::string training_section(const std::vector<std::pair<std::string, std::vector<Json>>>& runs) {
+  if (runs.empty()) return "";
+  std::string h = "<h2>Training</h2>\n<div class='charts'>\n";
+  for (const auto& [name, records] : runs) {
+    Series loss{"train loss", {}}, val{"val loss", {}};
+    for (const Json& r : records) {
+      const double step = r["step"].get<double>();
+      if (r.contains("loss") && r["loss"].is_number()) loss.points.push_back({step, r["loss"].get<double>()});
+      if (r.contains("val_loss") && r["val_loss"].is_number()) val.points.push_back({step, r["val_loss"].get<double>()});
     }
-    h += "</div>\n";
+    std::vector<Series> series{loss};
+    if (!val.points.empty()) series.push_back(val);
+    h += line_chart(name, "step", "loss", series) + "\n";
   }
-  h += "<h2>Settings</h2>\n<table>";
+  return h + "</div>\n";
+}
+
+std::string settings_section(const Json& results) {
+  std::string h = "<h2>Settings</h2>\n<table>";
   if (results.contains("settings") && results["settings"].is_object())
     for (const auto& [k, v] : results["settings"].items())
       h += "<tr><td>" + esc(k) + "</td><td><code>" + esc(v.dump(-1, ' ', false, Json::error_handler_t::replace)) +
            "</code></td></tr>";
-  h += "</table>\n<p>Written by <code>taia report</code>.</p>\n</body></html>\n";
-  return h;
+  return h + "</table>\n";
+}
+
+void check_results(const Json& results) {
+  TAIA_CHECK(results.is_object() && results.contains("tasks") && results["tasks"].is_object(),
+             "[report] results expected an object with 'tasks'");
+  for (const auto& [key, by_mode] : results["tasks"].items()) {
+    TAIA_CHECK(by_mode.is_object(), "[report] results.tasks.", key, " expected an object of modes");
+    for (const auto& [mode, e] : by_mode.items())
+      TAIA_CHECK(e.is_object() && e.contains("value") && e["value"].is_number(), "[report] results.tasks.", key, ".",
+                 mode, " expected an object with a numeric 'value'");
+  }
+}
+
+}  // namespace
+
+// The report's order: verdicts and the headline chart, the scores grouped by claim, then the
+// paired differences, the few-shot curves, the drift plots, the rank heat maps and training.
+std::string render_report_html(const Json& results, const std::vector<std::pair<std::string, std::vector<Json>>>& runs) {
+  check_results(results);
+  const std::vector<std::string> modes = modes_in(results);
+  // A results.json may name its report and what its "±" means (taia demo: std over seeds).
+  const Json settings = results.contains("settings") && results["settings"].is_object() ? results["settings"] : Json::object();
+  const std::string title = settings.contains("report_title") && settings["report_title"].is_string()
+                                ? settings["report_title"].get<std::string>() : "taia evaluation report";
+  const std::string spread = settings.contains("spread") && settings["spread"].is_string()
+                                 ? settings["spread"].get<std::string>() : "standard error";
+  return "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>" + esc(title) + "</title>"
+         "<style>body{font-family:sans-serif;margin:24px;color:#222;background:#fff}table{border-collapse:collapse;"
+         "margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
+         "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}"
+         ".best{font-weight:bold}code{background:#f5f5f5}td.text{text-align:left}</style></head><body>\n"
+         "<h1>" + esc(title) + "</h1>\n" +
+         verdict_section(results, modes) + scores_section(results, modes, spread) +
+         paired_section(results) + fewshot_section(results["tasks"], modes) + drift_section(results) +
+         sweep_section(results) + training_section(runs) + settings_section(results) +
+         "<p>Written by <code>taia report</code>.</p>\n</body></html>\n";
 }
 
 ReportSummary write_report(const std::string& run_dir, const std::vector<std::string>& train_dirs,

@@ -91,6 +91,10 @@ check(len(claims) == 3 * len(exps) and all(
       and (c["verdict"] != "contradicted" or c["high"] < 0) for c in claims),
       "three claims judged per experiment, each verdict matching its interval", claims[:2])
 check(html.index("Verdicts") < html.index("Scores"), "the report opens with the verdicts")
+first_claim = claims[0]["claim"] if claims else "(no claim)"
+check(html.index("Scores") < html.find("<h3>" + first_claim) < html.find("<h3>Other scores") <
+      html.find("Paired differences") < html.find("Where the update goes"),
+      "the scores are grouped by claim, the rows no claim names after them, then paired differences and drift")
 
 # The cached model is an HF folder the other commands load: inspect and plain completion.
 model = os.path.join(pre["cache"], "model")
