@@ -102,6 +102,13 @@ std::optional<Extracted> extract_answer(const std::string& reply, const AnswerSt
     return std::nullopt;
   }
   if (style.numeric) {
+    // GSM8K's own final-answer mark, "#### N" (lm-eval's strict match).
+    if (const size_t h = reply.rfind("####"); h != std::string::npos) {
+      std::string rest = reply.substr(h + 4);
+      rest = rest.substr(0, rest.find('\n'));
+      const auto nums = numbers_in(rest);
+      if (!nums.empty()) return Extracted{nums.front(), "hashes"};
+    }
     const auto nums = numbers_in(reply);
     if (!nums.empty()) return Extracted{nums.back(), "last_number"};
   }

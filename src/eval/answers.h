@@ -1,6 +1,6 @@
 // Answer extraction and comparison for generative tasks, and refusal detection, following the
 // TAIA paper's evaluation: "The answer is X", then \boxed{...}, then the option letter (multiple
-// choice) or the last number (numeric tasks); numbers match within 1e-3, text after
+// choice) or GSM8K's "#### N" and the last number (numeric tasks); numbers match within 1e-3, text after
 // normalisation (case, spaces, $...$, \left/\right, \dfrac, a trailing period, parentheses).
 #pragma once
 #include <optional>
@@ -16,7 +16,7 @@ struct AnswerStyle {
 
 struct Extracted {
   std::string answer;
-  std::string rule;  // "answer_is", "boxed", "letter", "last_number"
+  std::string rule;  // "answer_is", "boxed", "letter", "hashes" (GSM8K's "#### N"), "last_number"
 };
 
 std::optional<Extracted> extract_answer(const std::string& reply, const AnswerStyle& style);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "core/atomic_file.h"
@@ -11,6 +12,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "eval/answers.h"
+#include "eval/grading.h"
 #include "eval/scoring.h"
 #include "eval/stats.h"
 
@@ -81,22 +83,52 @@ std::string options_block(const TaskExample& e) {
   return s;
 }
 
+// Where few-shot demonstrations come from.
+struct FewshotPool {
+  std::vector<TaskExample> examples;
+  bool is_task = false;   // the task's own examples: never the one being asked
+  bool in_order = false;  // a dev split (MMLU's protocol): the first K, in file order
+};
+
+std::string replace_first(std::string s, const std::string& from, const std::string& to) {
+  const size_t p = s.find(from);
+  return p == std::string::npos ? s : s.replace(p, from.size(), to);
+}
+
 // The few-shot pool: --fewshot-file, else a sibling "train" file (test -> train in the name), else
-// the task's own examples (never the example being asked).
-std::vector<TaskExample> fewshot_pool(const Task& task, const EvalSettings& s, bool* from_task) {
-  *from_task = false;
-  if (!s.fewshot_file.empty()) return load_task(s.fewshot_file, task.format).examples;
+// MMLU's layout, the dev split in a sibling folder (mmlu/test/S_test.csv -> mmlu/dev/S_dev.csv),
+// else the task's own examples.
+FewshotPool fewshot_pool(const Task& task, const EvalSettings& s) {
+  FewshotPool pool;
+  if (!s.fewshot_file.empty()) {
+    pool.examples = load_task(s.fewshot_file, task.format).examples;
+    return pool;
+  }
   const size_t slash = task.path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "" : task.path.substr(0, slash + 1);
-  std::string base = task.path.substr(dir.size());
+  const std::string base = task.path.substr(dir.size());
   for (const char* from : {"test", "validation", "val", "dev"}) {
-    const size_t p = base.find(from);
-    if (p == std::string::npos) continue;
-    const std::string sibling = dir + base.substr(0, p) + "train" + base.substr(p + std::string(from).size());
-    if (file_exists(sibling)) return load_task(sibling, task.format).examples;
+    if (base.find(from) == std::string::npos) continue;
+    const std::string sibling = dir + replace_first(base, from, "train");
+    if (file_exists(sibling)) {
+      pool.examples = load_task(sibling, task.format).examples;
+      return pool;
+    }
   }
-  *from_task = true;
-  return task.examples;
+  const size_t up = dir.size() > 1 ? dir.find_last_of('/', dir.size() - 2) : std::string::npos;
+  const std::string folder = dir.substr(up == std::string::npos ? 0 : up + 1);
+  if (folder == "test/" || folder == "val/" || folder == "validation/") {
+    const std::string split = folder.substr(0, folder.size() - 1);
+    const std::string dev = dir.substr(0, dir.size() - folder.size()) + "dev/" + replace_first(base, split, "dev");
+    if (file_exists(dev)) {
+      pool.examples = load_task(dev, task.format).examples;
+      pool.in_order = true;
+      return pool;
+    }
+  }
+  pool.is_task = true;
+  pool.examples = task.examples;
+  return pool;
 }
 
 std::string safe_file_part(const std::string& s) {
@@ -128,24 +160,24 @@ class Evaluator {
 
   Prepared prepare(const Task& task, const std::vector<size_t>& picked, int64_t shots) {
     Prepared p;
-    bool pool_is_task = false;
-    std::vector<TaskExample> pool;
-    if (shots > 0 && task.kind != TaskKind::Perplexity && task.kind != TaskKind::Refusal)
-      pool = fewshot_pool(task, s_, &pool_is_task);
+    FewshotPool pool;
+    if (shots > 0 && task.kind != TaskKind::Perplexity && task.kind != TaskKind::Refusal) pool = fewshot_pool(task, s_);
     for (size_t idx : picked) {
       const TaskExample& e = task.examples[idx];
       Dialogue d;
       d.answer_prefix = e.answer_prefix;
-      // Demonstrations: `shots` distinct pool entries, drawn with (seed, example index).
-      if (!pool.empty()) {
-        std::vector<size_t> order(pool.size());
+      // Demonstrations: `shots` distinct pool entries, drawn with (seed, example index), or a dev
+      // split's first ones.
+      if (!pool.examples.empty()) {
+        std::vector<size_t> order(pool.examples.size());
         std::iota(order.begin(), order.end(), size_t(0));
         Rng rng(s_.seed * 1000003u + idx);
-        for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.next_u64() % i]);
+        if (!pool.in_order)
+          for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.next_u64() % i]);
         for (size_t i : order) {
           if (int64_t(d.demos.size()) >= shots) break;
-          const TaskExample& x = pool[i];
-          if (pool_is_task && x.question == e.question) continue;
+          const TaskExample& x = pool.examples[i];
+          if (pool.is_task && x.question == e.question) continue;
           d.demos.push_back(demo_of(task, x));
         }
       }
@@ -159,7 +191,7 @@ class Evaluator {
           break;
         case TaskKind::Generative:
         case TaskKind::Refusal:
-          p.generation.push_back({prompter_.encode(text)});
+          p.generation.push_back({(task.raw ? raw_prompter_ : prompter_).encode(text)});
           break;
         case TaskKind::Perplexity:
           p.texts.push_back(tok_.encode(e.text, true).ids);
@@ -278,23 +310,29 @@ class Evaluator {
     return out;
   }
 
-  // Plain prompts end a reply where the next "Question:" would start.
-  GreedyOptions reply_options(int64_t max_new) {
+  // Where a reply ends besides EOS: plain "Question:/Answer:" prompts where the next "Question:"
+  // would start, plain-text (raw) prompts at the line's end (their demonstrations are lines);
+  // empty: chat replies end at the template's end-of-turn tokens only.
+  std::string reply_end(const Task& task) const {
+    if (task.raw) return "\n";
+    return prompter_.chat() ? "" : "Question:";
+  }
+  GreedyOptions reply_options(int64_t max_new, const std::string& end) {
     GreedyOptions g;
     g.max_new_tokens = max_new;
     g.eos_ids = eos_;
     g.progress = progress_;
-    if (!prompter_.chat())
-      g.stop = [this](size_t, const std::vector<int32_t>& out) {
-        return tok_.decode(out, true).find("Question:") != std::string::npos;
+    if (!end.empty())
+      g.stop = [this, end](size_t, const std::vector<int32_t>& out) {
+        return tok_.decode(out, true).find(end) != std::string::npos;
       };
     return g;
   }
-  std::vector<std::string> reply_texts(const std::vector<std::vector<int32_t>>& outs) const {
+  std::vector<std::string> reply_texts(const std::vector<std::vector<int32_t>>& outs, const std::string& end) const {
     std::vector<std::string> texts;
     for (const auto& o : outs) {
       std::string t = tok_.decode(o, true);
-      if (!prompter_.chat()) t = t.substr(0, t.find("Question:"));
+      if (!end.empty()) t = t.substr(0, t.find(end));
       texts.push_back(t);
     }
     return texts;
@@ -302,13 +340,12 @@ class Evaluator {
 
   ModeScore score_generative(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
     const auto max_new = std::min<int64_t>(s_.max_new_tokens, d_.model().config.max_position_embeddings - 1);
-    const auto outs = generate_greedy(d_, p.generation, reply_options(max_new), s_.batch_size);
-    std::vector<std::string> replies = reply_texts(outs);
-    AnswerStyle style;
-    style.numeric = task.numeric;
+    const auto outs = generate_greedy(d_, p.generation, reply_options(max_new, reply_end(task)), s_.batch_size);
+    std::vector<std::string> replies = reply_texts(outs, reply_end(task));
     std::vector<std::optional<Extracted>> found(picked.size());
     std::vector<size_t> retry;
     for (size_t i = 0; i < picked.size(); ++i) {
+      const AnswerStyle style = answer_style(task, task.examples[picked[i]]);
       found[i] = extract_answer(replies[i], style);
       if (!found[i] && s_.second_pass) retry.push_back(i);
     }
@@ -323,7 +360,7 @@ class Evaluator {
         g.prompt.insert(g.prompt.end(), suffix.begin(), suffix.end());
         again.push_back(std::move(g));
       }
-      GreedyOptions g = reply_options(std::min<int64_t>(16, max_new));
+      GreedyOptions g = reply_options(std::min<int64_t>(16, max_new), "");
       g.stop = [this](size_t, const std::vector<int32_t>& out) {
         return tok_.decode(out, true).find('\n') != std::string::npos;
       };
@@ -332,7 +369,7 @@ class Evaluator {
       for (size_t r = 0; r < retry.size(); ++r) {
         const size_t i = retry[r];
         second[i] = tok_.decode(outs2[r], true);
-        found[i] = extract_answer("The answer is" + second[i], style);
+        found[i] = extract_answer("The answer is" + second[i], answer_style(task, task.examples[picked[i]]));
         if (found[i]) found[i]->rule = "second_pass_" + found[i]->rule;
       }
     }
@@ -340,11 +377,10 @@ class Evaluator {
     std::vector<double> acc;
     for (size_t i = 0; i < picked.size(); ++i) {
       const TaskExample& e = task.examples[picked[i]];
-      const bool ok = found[i] && answers_match(found[i]->answer, e.answer);
+      if (!found[i]) found[i] = reply_as_answer(replies[i], answer_style(task, e));
+      const bool ok = found[i] && is_gold(*found[i], e);
       acc.push_back(ok ? 1.0 : 0.0);
-      Json sample{{"where", e.where}, {"prompt", p.prompts[i]}, {"target", e.answer}, {"output", replies[i]},
-                  {"extracted", found[i] ? Json(found[i]->answer) : Json(nullptr)},
-                  {"rule", found[i] ? Json(found[i]->rule) : Json(nullptr)}, {"correct", ok}};
+      Json sample = reply_sample(e, p.prompts[i], replies[i], found[i], ok);
       if (!second[i].empty()) sample["second_pass_output"] = second[i];
       out.samples.push_back(std::move(sample));
     }
@@ -356,8 +392,8 @@ class Evaluator {
   }
 
   ModeScore score_refusal(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
-    const auto outs = generate_greedy(d_, p.generation, reply_options(s_.refusal_tokens), s_.batch_size);
-    const auto replies = reply_texts(outs);
+    const auto outs = generate_greedy(d_, p.generation, reply_options(s_.refusal_tokens, reply_end(task)), s_.batch_size);
+    const auto replies = reply_texts(outs, reply_end(task));
     ModeScore out;
     std::vector<double> refused;
     for (size_t i = 0; i < picked.size(); ++i) {
@@ -413,6 +449,33 @@ class Evaluator {
   ProgressFn progress_;
 };
 
+// Per group of tasks (a folder: MMLU's subjects) and mode: the macro average (every task alike)
+// and the micro average (every example alike) of the tasks' values.
+Json group_averages(const Json& task_results, const std::map<std::string, std::vector<std::string>>& members) {
+  Json groups = Json::object();
+  for (const auto& [group, keys] : members) {
+    std::map<std::string, std::vector<std::pair<double, int64_t>>> by_mode;  // mode -> (value, n) per task
+    std::string metric;
+    for (const auto& key : keys)
+      for (const auto& [mode, e] : task_results.at(key).items()) {
+        by_mode[mode].push_back({e["value"].get<double>(), e["n"].get<int64_t>()});
+        metric = e.value("metric", "");
+      }
+    for (const auto& [mode, values] : by_mode) {
+      double macro = 0, weighted = 0;
+      int64_t n = 0;
+      for (const auto& [v, count] : values) {
+        macro += v;
+        weighted += v * double(count);
+        n += count;
+      }
+      groups[group][mode] = Json{{"metric", metric}, {"macro", macro / double(values.size())},
+                                 {"micro", n > 0 ? weighted / double(n) : 0.0}, {"n", n}, {"tasks", values.size()}};
+    }
+  }
+  return groups;
+}
+
 }  // namespace
 
 Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter, const std::vector<Task>& tasks,
@@ -431,6 +494,7 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
   Evaluator ev(decoder, tok, s);
   settings_json["chat_template"] = ev.prompter().chat() ? Json(ev.prompter().template_name()) : Json(nullptr);
   Json results{{"tasks", Json::object()}, {"settings", settings_json}};
+  std::map<std::string, std::vector<std::string>> group_members;  // group key -> its tasks' keys
   for (const Task& task : tasks) {
     std::vector<size_t> picked(task.examples.size());
     std::iota(picked.begin(), picked.end(), size_t(0));
@@ -463,9 +527,11 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
         e["seconds"] = secs;
         e["examples_per_s"] = secs > 0 ? double(picked.size()) / secs : 0.0;
         results["tasks"][key][mode] = e;
-        std::string lines;
-        for (const Json& sample : score.samples) lines += sample.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-        write_file_atomic(out_dir + "/samples/" + safe_file_part(key) + "." + safe_file_part(mode) + ".jsonl", lines);
+        if (!task.group.empty()) {
+          auto& members = group_members[task.group + key.substr(task.name.size())];  // "mmlu" or "mmlu@5shot"
+          if (std::find(members.begin(), members.end(), key) == members.end()) members.push_back(key);
+        }
+        write_samples(out_dir, key, mode, score.samples);
         char buf[256];
         std::snprintf(buf, sizeof(buf), "%s / %s: %s = %.4f ± %.4f (n = %lld), %.1f examples/s", key.c_str(),
                       mode.c_str(), e["metric"].get<std::string>().c_str(), e["value"].get<double>(),
@@ -475,8 +541,17 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
     }
   }
   decoder.set_adapter(nullptr, ModuleMask{});
+  if (!group_members.empty()) results["groups"] = group_averages(results["tasks"], group_members);
   write_file_atomic(out_dir + "/results.json", results.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   return results;
+}
+
+void write_samples(const std::string& out_dir, const std::string& key, const std::string& mode,
+                   const std::vector<Json>& samples) {
+  std::string lines;
+  for (const Json& sample : samples) lines += sample.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  make_directories(out_dir + "/samples");
+  write_file_atomic(out_dir + "/samples/" + safe_file_part(key) + "." + safe_file_part(mode) + ".jsonl", lines);
 }
 
 std::vector<std::string> modes_in(const Json& results) {
@@ -524,6 +599,20 @@ std::string results_markdown(const Json& results) {
     }
     out += "\n";
   }
+  if (!results.contains("groups")) return out;
+  for (const auto& [group, by_mode] : results["groups"].items())
+    for (const char* avg : {"macro", "micro"}) {
+      std::string metric;
+      for (const auto& [mode, e] : by_mode.items()) metric = e.value("metric", "");
+      out += "| " + group + " (" + avg + ", " + std::to_string(by_mode.begin()->value("tasks", int64_t(0))) +
+             " tasks) | " + metric + " |";
+      for (const auto& m : modes) {
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), " %.4f |", by_mode.contains(m) ? by_mode[m][avg].get<double>() : 0.0);
+        out += by_mode.contains(m) ? std::string(buf) : std::string(" — |");
+      }
+      out += "\n";
+    }
   return out;
 }
 

@@ -1,6 +1,7 @@
-// Evaluation task files: GSM8K, MATH, SVAMP, MMLU, ARC / CommonsenseQA, BBH, AdvBench, plain
-// text (perplexity) and the generic JSONL schema of docs/EVAL.md, read into one shape.
-// The format is detected from the extension and the first record; `format` overrides.
+// Evaluation task files: GSM8K, MATH, SVAMP, MMLU, ARC / CommonsenseQA, MedQA, BBH, AdvBench,
+// lm-eval / llm-foundry ICL records, plain text (perplexity) and the generic JSONL schema of
+// docs/EVAL.md, read into one shape. The format is detected from the extension and the first
+// record (eval/task_records.h); `format` overrides.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,23 +19,26 @@ const char* task_kind_name(TaskKind kind);
 
 struct TaskExample {
   std::string where;                 // "file:line" of the record
+  std::string id;                    // the record's "id" field, where it has one
   std::string question;              // the prompt text (without the options)
   std::vector<std::string> choices;  // multiple choice: option texts
   std::vector<std::string> labels;   // their letters, "A", "B", ...
   int64_t gold = -1;                 // multiple choice: index into choices
   std::string answer;                // generative: the gold answer; refusal: the AdvBench target
+  std::vector<std::string> aliases;  // generative: other accepted answers (llm-foundry "aliases")
   std::string solution;              // worked answer for few-shot demonstrations
   std::string answer_prefix;         // optional text the reply starts with (generic schema)
   std::string text;                  // perplexity: the text
 };
 
 struct Task {
-  std::string name;    // file stem
+  std::string name;    // file stem; GROUP/SUBJECT for a folder's files (mmlu/abstract_algebra)
+  std::string group;   // the data set a folder's files belong to ("mmlu" for mmlu/test/); empty for a file
   std::string path;
-  std::string format;  // gsm8k, math, svamp, mmlu, arc, csqa, bbh, advbench, text, generic
+  std::string format;  // gsm8k, math, svamp, mmlu, arc, csqa, medqa, icl_mc, icl_qa, bbh, advbench, text, generic
   TaskKind kind = TaskKind::Generative;
   bool numeric = false;  // generative answers compared as numbers (GSM8K, SVAMP)
-  bool raw = false;      // generic "context" records: plain-text completion, never a template
+  bool raw = false;      // "context" / "query" records: plain-text prompts, never a template
   std::vector<TaskExample> examples;
 };
 
@@ -43,6 +47,11 @@ const std::vector<std::string>& task_format_names();
 
 // Reads a task file. Every problem throws "file:line: reason" (a missing answer field included).
 Task load_task(const std::string& path, const std::string& format = "");
+// A task file, or a folder of them (every *.csv, *.json, *.jsonl in it, by name: MMLU's test/):
+// the folder's tasks share a group, named after the folder (after its parent when the folder is a
+// split: mmlu/test -> "mmlu"), and are named GROUP/SUBJECT (the file stem without "_test", "_dev",
+// "_val" or "_validation").
+std::vector<Task> load_tasks(const std::string& path, const std::string& format = "");
 
 // The answer of a GSM8K solution ("... #### 1,234" -> "1234"); empty if there is none.
 std::string gsm8k_final_answer(const std::string& solution);

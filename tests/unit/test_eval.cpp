@@ -101,8 +101,8 @@ TEST(Tasks, MalformedFilesNameFileLineAndProblem) {
       {"d.jsonl", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"]}\n", ":1: missing field 'answer'"},
       {"e.jsonl", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 5}\n", ":1: field 'answer' expected an index in 0..1"},
       {"f.jsonl", "{\"question\": {\"stem\": \"s\", \"choices\": [{\"text\": \"a\", \"label\": \"A\"}, {\"text\": \"b\", \"label\": \"B\"}]}, \"answerKey\": \"E\"}\n",
-       ":1: answer 'E' is not one of the option labels"},
-      {"g.csv", "q,a,b,c,d,A\nq2,a,b,c,d,Z\n", ":2: answer 'Z' is not one of the option labels"},
+       ":1: field 'answerKey': answer 'E' is not one of the option labels (A, B)"},
+      {"g.csv", "q,a,b,c,d,A\nq2,a,b,c,d,Z\n", ":2: field 'answer (last field)': answer 'Z' is not one of the option labels"},
       {"h.csv", "q,a,b,c,d,A\n\"unclosed,a,b\n", ":2: a quoted field is never closed"},
       {"i.csv", "q,a\n", ":1: expected question, at least 2 options"},
       {"j.jsonl", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n{\"question\": \"q\", \"answer\": \"x\"}\n",
@@ -112,7 +112,26 @@ TEST(Tasks, MalformedFilesNameFileLineAndProblem) {
       {"m.jsonl", "{\"question\": \"q\", \"kind\": \"poem\"}\n", ":1: field 'kind' expected mc, generative"},
       {"n.csv", "goal,target\n,x\n", ":2: empty goal"},
       {"o.json", "{\"examples\": [{\"input\": \"i\"}]}", ": examples[0]: missing field 'target'"},
-      {"p.jsonl", "{\"context\": \"c\", \"answer\": \"x\"}\n", ":1: field 'context' expected with 'choices'"},
+      {"p.jsonl", "{\"context\": \"c\", \"answer\": \"\"}\n", ":1: field 'answer' is empty"},
+      {"s.jsonl", "{\"question\": \"q\", \"options\": {\"A\": \"a\", \"B\": \"b\"}, \"answer_idx\": \"E\"}\n",
+       ":1: field 'answer_idx': answer 'E' is not one of the option labels (A, B)"},
+      {"t.jsonl", "{\"question\": \"q\", \"options\": {}, \"answer_idx\": \"A\"}\n",
+       ":1: field 'options' expected 2 to 26 options, got 0"},
+      {"u.jsonl", "{\"question\": \"q\", \"options\": {\"A\": \"a\", \"B\": \"b\"}, \"answer\": \"a\", \"answer_idx\": \"B\"}\n",
+       ":1: field 'answer' names option A but 'answer_idx' names B"},
+      {"v.jsonl", "{\"question\": \"q\", \"options\": {\"A\": \"a\", \"B\": \"b\"}}\n", ":1: missing field 'answer_idx'"},
+      {"w.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"], \"gold\": 3}\n",
+       ":1: field 'gold' expected an index in 0..1, got 3"},
+      {"x.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"]}\n",
+       ":1: the record is in none of the layouts taia reads (fields found: choices, query; known layouts: svamp"},
+      {"y.jsonl", "{\"question\": \"q\", \"choices\": {\"label\": [], \"text\": []}, \"answerKey\": \"A\"}\n",
+       ":1: field 'choices' expected 2 to 26 options, got 0"},
+      {"z.jsonl", "{\"question\": \"q\", \"answer\": \"x\", \"gold\": 1}\n",
+       ":1: the record was recognised as generic (question / prompt / context / text (+ choices, answer; docs/EVAL.md)), "
+       "which does not read its field 'gold'"},
+      {"za.jsonl", "{\"question\": \"q\", \"choices\": [], \"answer\": 0}\n", ":1: field 'choices' expected 2 to 26 options, got 0"},
+      {"zb.jsonl", "{\"foo\": 1}\n", ":1: the record is in none of the layouts taia reads (fields found: foo;"},
+      {"zc.jsonl", "{\"context\": \"c\", \"answer\": \"x\", \"aliases\": \"y\"}\n", ":1: field 'aliases' expected a list"},
       {"q.jsonl", "{\"context\": \"c\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n",
        ":2: this record has no field 'context' but the file's first record has"},
       {"r.jsonl", "{\"context\": \"c\", \"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n",
@@ -124,6 +143,49 @@ TEST(Tasks, MalformedFilesNameFileLineAndProblem) {
     EXPECT_NE(msg.find(path + c.expect), std::string::npos) << c.name << ": " << msg;
   }
   EXPECT_NE(error_of([] { load_task("/nonexistent/tasks.jsonl"); }).find("no such task file"), std::string::npos);
+}
+
+// The layouts the paper's benchmarks circulate in, each recognised from its fields alone: MedQA
+// (labelled options object, or a key/value list), ARC flattened by a JSON export, lm-eval /
+// llm-foundry multiple choice (query, choices, gold) and question answering (context, answer,
+// aliases): the kind, the gold option and the prompt style each one implies.
+TEST(Tasks, EveryLayoutIsReadFromItsFields) {
+  struct Case {
+    const char* name;
+    const char* content;
+    const char* format;
+    TaskKind kind;
+    int64_t gold;
+    bool raw;
+  };
+  const Case cases[] = {
+      {"medqa.jsonl", "{\"question\": \"q\", \"answer\": \"c\", \"options\": {\"A\": \"a\", \"B\": \"b\", \"C\": \"c\"}, "
+                      "\"answer_idx\": \"C\", \"meta_info\": \"step1\"}\n", "medqa", TaskKind::MultipleChoice, 2, false},
+      {"medqa_list.jsonl", "{\"question\": \"q\", \"options\": [{\"key\": \"A\", \"value\": \"a\"}, "
+                           "{\"key\": \"B\", \"value\": \"b\"}], \"answer_idx\": \"B\"}\n", "medqa",
+       TaskKind::MultipleChoice, 1, false},
+      {"arc_flat.jsonl", "{\"id\": \"x1\", \"question\": \"q\", \"choices.label\": [\"1\", \"2\", \"3\"], "
+                         "\"choices.text\": [\"a\", \"b\", \"c\"], \"answerKey\": \"3\"}\n", "arc",
+       TaskKind::MultipleChoice, 2, false},
+      {"icl_mc.jsonl", "{\"query\": \"Question: q\\nAnswer:\", \"choices\": [\"a\", \"b\"], \"gold\": 1}\n", "icl_mc",
+       TaskKind::MultipleChoice, 1, true},
+      {"icl_qa.jsonl", "{\"context\": \"Q: 1+1?\\nA:\", \"answer\": \"2\", \"aliases\": [\"two\"]}\n", "icl_qa",
+       TaskKind::Generative, -1, true},
+  };
+  for (const Case& c : cases) {
+    const Task t = load_task(write_temp(c.name, c.content));
+    EXPECT_EQ(t.format, c.format) << c.name;
+    EXPECT_EQ(t.kind, c.kind) << c.name;
+    EXPECT_EQ(t.raw, c.raw) << c.name;
+    ASSERT_EQ(t.examples.size(), 1u) << c.name;
+    EXPECT_EQ(t.examples[0].gold, c.gold) << c.name;
+  }
+  const Task arc = load_task(write_temp("arc_flat2.jsonl", cases[2].content));
+  EXPECT_EQ(arc.examples[0].id, "x1");
+  EXPECT_EQ(arc.examples[0].labels, (std::vector<std::string>{"1", "2", "3"}));
+  const Task qa = load_task(write_temp("icl_qa2.jsonl", cases[4].content));
+  EXPECT_EQ(qa.examples[0].answer, "2");
+  EXPECT_EQ(qa.examples[0].aliases, std::vector<std::string>{"two"});
 }
 
 TEST(Csv, QuotesNewlinesAndCrlf) {

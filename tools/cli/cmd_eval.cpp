@@ -7,6 +7,7 @@
 #include "core/mmap_file.h"
 #include "eval/answers.h"
 #include "eval/evaluate.h"
+#include "eval/predictions.h"
 #include "model/adapter.h"
 #include "model/tokenizer_loader.h"
 
@@ -15,6 +16,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, adapter, tokenizer, tasks, task_format, modes, shots = "0", out, mc_method = "loglik";
+  std::string predictions;
   std::string refusal_phrases_file, dtype = "auto", compute = "f32";
   bool no_mmap = false;
   bool no_chat = false, no_second_pass = false;
@@ -32,7 +34,41 @@ std::vector<std::string> split_list(const std::string& text, char separator = ',
   return out;
 }
 
+std::vector<std::string> read_refusal_phrases(const std::string& path) {
+  std::vector<std::string> phrases;
+  if (path.empty()) return phrases;
+  std::stringstream ss(read_text_file(path));
+  std::string line;
+  while (std::getline(ss, line))
+    if (!line.empty() && line[0] != '#') phrases.push_back(line);
+  TAIA_CHECK(!phrases.empty(), path, ": no refusal phrases (one per line)");
+  return phrases;
+}
+
+// --predictions: completions made elsewhere, scored without a model.
+void run_predictions_cmd(EvalArgs& a) {
+  for (const auto& [given, name] : std::vector<std::pair<bool, const char*>>{
+           {!a.model.empty(), "--model"}, {!a.adapter.empty(), "--adapter"}, {!a.modes.empty(), "--modes"},
+           {a.shots != "0", "--shots"}, {!a.s.fewshot_file.empty(), "--fewshot-file"}})
+    if (given)
+      throw CLI::ValidationError("--predictions", std::string("scores completions made elsewhere; ") + name +
+                                 " does not apply to it");
+  const auto files = split_list(a.tasks);
+  if (files.size() != 1)
+    throw CLI::ValidationError("--predictions", "expected exactly one --tasks file, got " + std::to_string(files.size()));
+  const Task task = load_task(files[0], a.task_format);
+  const Json settings{{"model", nullptr}, {"task_files", files}, {"limit", a.s.limit}};
+  const Json results =
+      score_predictions(task, a.predictions, a.s.limit, read_refusal_phrases(a.refusal_phrases_file), a.out, settings);
+  if (a.format == OutputFormat::Json)
+    print_json(results);
+  else
+    std::cout << results_markdown(results) << "\nresults: " << a.out << "/results.json" << std::endl;
+}
+
 void run_eval_cmd(EvalArgs& a) {
+  if (!a.predictions.empty()) return run_predictions_cmd(a);
+  if (a.model.empty()) throw CLI::ValidationError("--model", "expected a model (or --predictions FILE)");
   EvalSettings& s = a.s;
   // Usage problems first, before anything is loaded.
   s.shots.clear();
@@ -62,16 +98,11 @@ void run_eval_cmd(EvalArgs& a) {
   s.chat = !a.no_chat;
   s.second_pass = !a.no_second_pass;
   s.mc_method = a.mc_method == "letter" ? McMethod::Letter : McMethod::Loglik;
-  if (!a.refusal_phrases_file.empty()) {
-    std::stringstream ss(read_text_file(a.refusal_phrases_file));
-    std::string line;
-    while (std::getline(ss, line))
-      if (!line.empty() && line[0] != '#') s.refusal_phrases.push_back(line);
-    TAIA_CHECK(!s.refusal_phrases.empty(), a.refusal_phrases_file, ": no refusal phrases (one per line)");
-  }
+  s.refusal_phrases = read_refusal_phrases(a.refusal_phrases_file);
 
   std::vector<Task> tasks;
-  for (const auto& path : split_list(a.tasks)) tasks.push_back(load_task(path, a.task_format));
+  for (const auto& path : split_list(a.tasks))
+    for (Task& t : load_tasks(path, a.task_format)) tasks.push_back(std::move(t));
   TAIA_CHECK(!tasks.empty(), "[eval] --tasks names no file");
   auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
@@ -118,14 +149,18 @@ void register_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   EvalSettings& s = args->s;
   CLI::App* cmd = app.add_subcommand("eval", "Score base / vanilla / TAIA / TAIF on task files; writes results.json");
-  cmd->add_option("-m,--model", args->model, "Base model: GGUF file or HF folder")->required();
+  cmd->add_option("-m,--model", args->model, "Base model: GGUF file or HF folder (required unless --predictions)");
+  cmd->add_option("--predictions", args->predictions,
+                  "Score completions made elsewhere instead of running a model: JSONL of {\"index\": I, "
+                  "\"completion\": TEXT} (or \"id\") for the one --tasks file; written as mode 'predictions'");
   cmd->add_option("--adapter", args->adapter, "PEFT LoRA adapter folder or GGUF LoRA file");
   cmd->add_option("--modes", args->modes,
                   "Comma-separated modes (default: all four with --adapter, else base; module lists separated "
                   "by ';', e.g. 'taia;q,k,v'): " + modes_help());
   cmd->add_option("--tasks", args->tasks,
-                  "Task files, comma-separated: GSM8K / MATH / SVAMP / ARC / CommonsenseQA / generic JSONL, MMLU / "
-                  "AdvBench CSV, BBH JSON, .txt (perplexity)")
+                  "Task files, comma-separated: GSM8K / MATH / SVAMP / ARC / CommonsenseQA / MedQA / lm-eval and "
+                  "llm-foundry ICL / generic JSONL, MMLU / AdvBench CSV, BBH JSON, .txt (perplexity); a folder (e.g. "
+                  "mmlu/test) evaluates every file in it and averages them")
       ->required();
   cmd->add_option("--task-format", args->task_format, "Read every task file as this format")
       ->check(CLI::IsMember(task_format_names()));
