@@ -314,7 +314,7 @@ class Evaluator {
   // would start, plain-text (raw) prompts at the line's end (their demonstrations are lines);
   // empty: chat replies end at the template's end-of-turn tokens only.
   std::string reply_end(const Task& task) const {
-    if (task.raw) return "\n";
+    if (task.raw) return task.reply_stop.empty() ? "\n" : task.reply_stop;
     return prompter_.chat() ? "" : "Question:";
   }
   GreedyOptions reply_options(int64_t max_new, const std::string& end) {

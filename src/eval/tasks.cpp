@@ -249,4 +249,24 @@ std::vector<Task> load_tasks(const std::string& path, const std::string& format)
   return tasks;
 }
 
+void use_bbh_cot_prompt(Task& task) {
+  TAIA_CHECK(task.format == "bbh", task.path, ": --bbh-cot applies to BIG-Bench Hard tasks, this one is ", task.format);
+  const std::string dir = parent_of(task.path), stem = stem_of(task.path);
+  const std::vector<std::string> candidates = {parent_of(dir) + "/cot-prompts/" + stem + ".txt",
+                                               dir + "/cot-prompts/" + stem + ".txt"};
+  std::string path;
+  for (const auto& c : candidates)
+    if (path.empty() && file_exists(c)) path = c;
+  TAIA_CHECK(!path.empty(), task.path, ": no chain-of-thought prompt for ", stem, " (looked for ", candidates[0],
+             " and ", candidates[1], ")");
+  std::string prompt = read_text_file(path);
+  // The published files open with a canary line, then "-----".
+  if (const size_t cut = prompt.find("\n-----\n"); cut != std::string::npos) prompt = prompt.substr(cut + 7);
+  prompt = trim_space(prompt);
+  TAIA_CHECK(prompt.find("Q: ") != std::string::npos, path, ": expected chain-of-thought demonstrations ('Q: ...')");
+  for (TaskExample& e : task.examples) e.question = prompt + "\n\nQ: " + e.question + "\nA: Let's think step by step.";
+  task.raw = true;
+  task.reply_stop = "\n\n";
+}
+
 }  // namespace taia

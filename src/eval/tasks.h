@@ -39,6 +39,7 @@ struct Task {
   TaskKind kind = TaskKind::Generative;
   bool numeric = false;  // generative answers compared as numbers (GSM8K, SVAMP)
   bool raw = false;      // "context" / "query" records: plain-text prompts, never a template
+  std::string reply_stop;  // raw generative replies end here (empty: at the line's end)
   std::vector<TaskExample> examples;
 };
 
@@ -52,6 +53,11 @@ Task load_task(const std::string& path, const std::string& format = "");
 // split: mmlu/test -> "mmlu"), and are named GROUP/SUBJECT (the file stem without "_test", "_dev",
 // "_val" or "_validation").
 std::vector<Task> load_tasks(const std::string& path, const std::string& format = "");
+
+// BIG-Bench Hard's 3-shot chain-of-thought evaluation: each question becomes the task's
+// cot-prompts/TASK.txt (beside the task's folder or in it; its canary line dropped) + "\n\nQ: " +
+// input + "\nA: Let's think step by step.", a plain-text prompt whose reply ends at a blank line.
+void use_bbh_cot_prompt(Task& task);
 
 // The answer of a GSM8K solution ("... #### 1,234" -> "1234"); empty if there is none.
 std::string gsm8k_final_answer(const std::string& solution);

@@ -19,7 +19,7 @@ struct EvalArgs {
   std::string predictions;
   std::string refusal_phrases_file, dtype = "auto", compute = "f32";
   bool no_mmap = false;
-  bool no_chat = false, no_second_pass = false;
+  bool no_chat = false, no_second_pass = false, bbh_cot = false;
   EvalSettings s;
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
@@ -83,6 +83,9 @@ void run_eval_cmd(EvalArgs& a) {
     }
   }
   if (s.shots.empty()) throw CLI::ValidationError("--shots", "expected at least one number");
+  if (a.bbh_cot && s.shots != std::vector<int64_t>{0})
+    throw CLI::ValidationError("--bbh-cot", "the chain-of-thought prompt holds its own 3 demonstrations; expected "
+                               "--shots 0, got '" + a.shots + "'");
   std::string all_modes;
   for (const auto& m : mode_names()) all_modes += (all_modes.empty() ? "" : ",") + m;
   const std::string modes = a.modes.empty() ? (a.adapter.empty() ? kBaseMode : all_modes) : a.modes;
@@ -102,7 +105,10 @@ void run_eval_cmd(EvalArgs& a) {
 
   std::vector<Task> tasks;
   for (const auto& path : split_list(a.tasks))
-    for (Task& t : load_tasks(path, a.task_format)) tasks.push_back(std::move(t));
+    for (Task& t : load_tasks(path, a.task_format)) {
+      if (a.bbh_cot) use_bbh_cot_prompt(t);
+      tasks.push_back(std::move(t));
+    }
   TAIA_CHECK(!tasks.empty(), "[eval] --tasks names no file");
   auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
@@ -128,6 +134,7 @@ void run_eval_cmd(EvalArgs& a) {
                 {"fewshot_file", s.fewshot_file},
                 {"seed", s.seed},
                 {"second_pass", s.second_pass},
+                {"bbh_cot", a.bbh_cot},
                 {"threads", a.threads},
                 {"dtype", a.dtype},
                 {"compute", a.compute},
@@ -164,6 +171,9 @@ void register_eval(CLI::App& app) {
       ->required();
   cmd->add_option("--task-format", args->task_format, "Read every task file as this format")
       ->check(CLI::IsMember(task_format_names()));
+  cmd->add_flag("--bbh-cot", args->bbh_cot,
+                "BIG-Bench Hard: prompt with the task's cot-prompts/TASK.txt (3-shot chain of thought, plain text), "
+                "as the paper evaluates BBH");
   cmd->add_option("--shots", args->shots, "Few-shot demonstrations; a list (0,1,2,4) runs each")->capture_default_str();
   cmd->add_option("--fewshot-file", s.fewshot_file, "Demonstrations (default: the task's train split, else the task)");
   cmd->add_option("--limit", s.limit, "Score only the first N examples of each task (0: all)")
