@@ -417,6 +417,29 @@ std::string scores_section(const Json& results, const std::vector<std::string>& 
   return h + score_table(tasks, others, modes, "") + "<h2>Per task</h2>\n" + score_charts(tasks, other_keys, modes);
 }
 
+// results.json's optional "groups" (a folder of tasks, e.g. MMLU's subjects): per group and mode
+// the macro average (every task alike) and the micro average (every example alike).
+std::string groups_section(const Json& results, const std::vector<std::string>& modes) {
+  if (!results.contains("groups") || !results["groups"].is_object() || results["groups"].empty()) return "";
+  std::string h = "<h2>Averages over task groups</h2>\n<table><tr><th>group</th><th>average</th><th>tasks</th><th>n</th>";
+  for (const auto& m : modes) h += "<th>" + esc(m) + "</th>";
+  h += "</tr>\n";
+  for (const auto& [group, by_mode] : results["groups"].items()) {
+    if (!by_mode.is_object() || by_mode.empty()) continue;
+    const Json& any = by_mode.begin().value();
+    for (const char* avg : {"macro", "micro"}) {
+      h += "<tr><td>" + esc(group) + "</td><td>" + avg + "</td><td>" + std::to_string(any.value("tasks", int64_t(0))) +
+           "</td><td>" + std::to_string(any.value("n", int64_t(0))) + "</td>";
+      for (const auto& m : modes)
+        h += by_mode.contains(m) && by_mode[m].contains(avg) && by_mode[m][avg].is_number()
+                 ? "<td>" + num(by_mode[m][avg].get<double>()) + "</td>"
+                 : std::string("<td>—</td>");
+      h += "</tr>\n";
+    }
+  }
+  return h + "</table>\n";
+}
+
 // Few-shot curves: the entries of one task at several shot counts, one line per mode.
 std::string fewshot_section(const Json& tasks, const std::vector<std::string>& modes) {
   std::map<std::string, std::map<std::string, std::vector<std::pair<double, double>>>> curves;
@@ -497,7 +520,7 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
          "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}"
          ".best{font-weight:bold}code{background:#f5f5f5}td.text{text-align:left}</style></head><body>\n"
          "<h1>" + esc(title) + "</h1>\n" +
-         verdict_section(results, modes) + scores_section(results, modes, spread) +
+         verdict_section(results, modes) + groups_section(results, modes) + scores_section(results, modes, spread) +
          paired_section(results) + fewshot_section(results["tasks"], modes) + drift_section(results) +
          sweep_section(results) + training_section(runs) + settings_section(results) +
          "<p>Written by <code>taia report</code>.</p>\n</body></html>\n";

@@ -141,6 +141,10 @@ if r.returncode == 0:
     positions = [sample["prompt"].find(q) for q in dev]
     check(all(p >= 0 for p in positions) and positions == sorted(positions),
           "the 5 demonstrations are dev/'s 5 questions, in file order", positions)
+    r = subprocess.run([TAIA, "report", out, "-o", os.path.join(out, "report.html")], capture_output=True, text=True)
+    html = open(os.path.join(out, "report.html")).read() if r.returncode == 0 else ""
+    check("Averages over task groups" in html and "<td>mmlu</td><td>macro</td><td>57</td>" in html
+          and "mmlu/world_religions" in html, "the report shows the subjects and the group's averages", r.stderr[-300:])
 
 nav = os.path.join(bbh_dir, "navigate.json")
 out = os.path.join(WORK, "bbh-cot")
