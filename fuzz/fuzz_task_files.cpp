@@ -1,5 +1,6 @@
 // Evaluation task files. The first byte picks the extension (JSONL, JSON, CSV, text) and the
-// second, when below 10, a format override; the rest is the file.
+// second, when below the number of formats, a format override (else the layout is detected); the
+// rest is the file.
 #include "eval/tasks.h"
 #include "fuzz_common.h"
 

@@ -203,11 +203,26 @@ put("data_records", "openai_jsonl", b"\x00" + json.dumps({"messages": [
     {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}).encode() + b"\n")
 put("data_records", "text", b"\x02" + b"Once upon a time.\n\nThere was a cat.\n")
 
-# ---- task files: first byte picks .jsonl / .json / .csv / .txt, second byte a format (>= 10: detect)
+# ---- task files: first byte picks .jsonl / .json / .csv / .txt, second byte a format (255: detect)
 ext = {".jsonl": 0, ".json": 1, ".csv": 2, ".txt": 3, ".md": 3}
 tasks = os.path.join(ROOT, "tests", "eval", "tasks")
 for name in sorted(os.listdir(tasks)):
     e = os.path.splitext(name)[1]
     with open(os.path.join(tasks, name), "rb") as f:
         put("task_files", name.replace(".", "_"), bytes([ext[e], 255]) + f.read())
+# The layouts recognised from fields alone (eval/task_records): MedQA, flattened ARC, ICL records.
+for name, rec in [
+        ("medqa_jsonl", {"question": "q", "answer": "b", "options": {"A": "a", "B": "b"}, "answer_idx": "B"}),
+        ("medqa_list_jsonl", {"question": "q", "options": [{"key": "A", "value": "a"}, {"key": "B", "value": "b"}],
+                              "answer_idx": "A"}),
+        ("arc_flat_jsonl", {"id": "1", "question": "q", "choices.label": ["A", "B"], "choices.text": ["a", "b"],
+                            "answerKey": "B"}),
+        ("icl_mc_jsonl", {"query": "Q: q\nA:", "choices": ["a", "b"], "gold": 1}),
+        ("icl_qa_jsonl", {"context": "Q: q\nA:", "answer": "a", "aliases": ["A"]})]:
+    put("task_files", name, bytes([0, 255]) + (json.dumps(rec) + "\n").encode() * 2)
+# ---- predictions: {"index" | "id", "completion"} lines for the fuzz target's fixed tasks
+put("predictions", "by_index", "".join(json.dumps({"index": i, "completion": c}) + "\n"
+                                       for i, c in enumerate(["The answer is 1.", "(B)", "#### 2.5"])))
+put("predictions", "by_id", "".join(json.dumps({"id": k, "completion": c}) + "\n"
+                                    for k, c in [("a", "1"), ("b", "x"), ("c", "\\boxed{2.5}")]))
 print("seeds written to", OUT)
