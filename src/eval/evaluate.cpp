@@ -495,6 +495,12 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
   settings_json["chat_template"] = ev.prompter().chat() ? Json(ev.prompter().template_name()) : Json(nullptr);
   Json results{{"tasks", Json::object()}, {"settings", settings_json}};
   std::map<std::string, std::vector<std::string>> group_members;  // group key -> its tasks' keys
+  // Where the run's time goes: prompts and tokenization (once per task and shot count), scoring
+  // (of which `model` inside Decoder::forward_packed; the rest is batching, decoding text,
+  // extraction), writing samples.
+  struct {
+    double prepare = 0, score = 0, model = 0, write = 0;
+  } timing;
   for (const Task& task : tasks) {
     std::vector<size_t> picked(task.examples.size());
     std::iota(picked.begin(), picked.end(), size_t(0));
@@ -504,11 +510,14 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
     for (int64_t shots : shot_list) {
       const std::string key = s.shots.size() > 1 && !shotless ? task.name + "@" + std::to_string(shots) + "shot"
                                                               : task.name;
+      const auto prepare_start = Clock::now();
       const Prepared prepared = ev.prepare(task, picked, shots);
+      timing.prepare += std::chrono::duration<double>(Clock::now() - prepare_start).count();
       for (const auto& [mode, mask] : modes) {
         decoder.set_adapter(adapter, mask);
         ProgressBar bar("eval " + key + " / " + mode, int64_t(picked.size()), s.progress);
         const auto t0 = Clock::now();
+        const double busy0 = decoder.busy_seconds();
         ev.set_progress([&](size_t done) {
           const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
           char extra[48];
@@ -526,12 +535,17 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
         e["shots"] = shotless ? 0 : shots;
         e["seconds"] = secs;
         e["examples_per_s"] = secs > 0 ? double(picked.size()) / secs : 0.0;
+        e["model_seconds"] = decoder.busy_seconds() - busy0;
+        timing.score += secs;
+        timing.model += decoder.busy_seconds() - busy0;
         results["tasks"][key][mode] = e;
         if (!task.group.empty()) {
           auto& members = group_members[task.group + key.substr(task.name.size())];  // "mmlu" or "mmlu@5shot"
           if (std::find(members.begin(), members.end(), key) == members.end()) members.push_back(key);
         }
+        const auto write_start = Clock::now();
         write_samples(out_dir, key, mode, score.samples);
+        timing.write += std::chrono::duration<double>(Clock::now() - write_start).count();
         char buf[256];
         std::snprintf(buf, sizeof(buf), "%s / %s: %s = %.4f ± %.4f (n = %lld), %.1f examples/s", key.c_str(),
                       mode.c_str(), e["metric"].get<std::string>().c_str(), e["value"].get<double>(),
@@ -542,6 +556,12 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
   }
   decoder.set_adapter(nullptr, ModuleMask{});
   if (!group_members.empty()) results["groups"] = group_averages(results["tasks"], group_members);
+  const double total = timing.prepare + timing.score + timing.write;
+  results["timing"] = Json{{"prepare_seconds", timing.prepare},
+                           {"score_seconds", timing.score},
+                           {"model_seconds", timing.model},
+                           {"write_seconds", timing.write},
+                           {"outside_model_share", total > 0 ? 1.0 - timing.model / total : 0.0}};
   write_file_atomic(out_dir + "/results.json", results.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   return results;
 }

@@ -1,6 +1,7 @@
 #include "model/decoder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -321,6 +322,12 @@ void Decoder::sublayer_output(int64_t l, Proj p, const Linear& lin, const Tensor
 }
 
 void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits) {
+  const auto start = std::chrono::steady_clock::now();
+  struct AddBusy {  // also on the way out of an exception
+    std::chrono::steady_clock::time_point start;
+    double* total;
+    ~AddBusy() { *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+  } add_busy{start, &busy_seconds_};
   const bool contiguous = check_packed_batch(cache, b);
   const ModelConfig& c = model_.config;
   const ModelWeights& w = model_.weights;

@@ -61,6 +61,10 @@ class Decoder {
 
   const Model& model() const { return model_; }
 
+  // Wall seconds spent in forward_packed since construction (every forward goes through it):
+  // what `taia eval` counts as time inside the model.
+  double busy_seconds() const { return busy_seconds_; }
+
   // Runs with the adapter's modules in `mask` applied unmerged (y += scale * B A x); switching
   // modes needs no reload. nullptr or an empty mask: the base model.
   void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
@@ -118,6 +122,7 @@ class Decoder {
   // ring of ring_rows_for_ rows (0: slots are rows).
   std::vector<KeySpans> window_spans_;
   int64_t window_spans_for_ = 0, ring_rows_for_ = 0;
+  double busy_seconds_ = 0;
 };
 
 }  // namespace taia

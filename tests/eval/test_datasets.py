@@ -135,6 +135,10 @@ if r.returncode == 0:
     check(len(res["tasks"]) == 57 and all(k.startswith("mmlu/") for k in res["tasks"]) and group.get("tasks") == 57
           and group.get("n") == 57 and abs(group["macro"] - sum(values) / 57) < 1e-12,
           "57 subjects named mmlu/SUBJECT, macro and micro averages over them", group)
+    t = res.get("timing", {})
+    check(0 < t.get("model_seconds", 0) <= t.get("score_seconds", 0) and t.get("prepare_seconds", -1) >= 0
+          and t.get("write_seconds", -1) >= 0 and 0 <= t.get("outside_model_share", -1) <= 1,
+          "results.json says where the time went (model time within scoring time)", t)
     with open(os.path.join(DATA, "mmlu", "dev", "abstract_algebra_dev.csv"), newline="") as f:
         dev = [row[0] for row in csv.reader(f)]
     (sample,) = [json.loads(line) for line in open(os.path.join(out, "samples", "mmlu_abstract_algebra.base.jsonl"))]
