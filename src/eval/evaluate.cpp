@@ -321,6 +321,7 @@ class Evaluator {
     GreedyOptions g;
     g.max_new_tokens = max_new;
     g.eos_ids = eos_;
+    g.vocab_limit = tok_.vocab_size();
     g.progress = progress_;
     if (!end.empty())
       g.stop = [this, end](size_t, const std::vector<int32_t>& out) {

@@ -23,6 +23,7 @@ GenerateResult generate(Decoder& decoder, const std::vector<int32_t>& prompt_ids
   Sampler sampler(options.sampling);
   std::vector<float> logits(size_t(c.vocab_size));
   std::vector<int32_t> history = prompt_ids;
+  const int64_t sampled_vocab = options.vocab_limit > 0 ? std::min(c.vocab_size, options.vocab_limit) : c.vocab_size;
 
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now();
@@ -30,7 +31,7 @@ GenerateResult generate(Decoder& decoder, const std::vector<int32_t>& prompt_ids
   auto t1 = clock::now();
   result.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    const int32_t next = sampler.sample(logits.data(), c.vocab_size, history);
+    const int32_t next = sampler.sample(logits.data(), sampled_vocab, history);
     result.output_ids.push_back(next);
     history.push_back(next);
     const bool keep_going = !options.on_token || options.on_token(next);

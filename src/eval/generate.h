@@ -15,6 +15,9 @@ struct GenerateOptions {
   SamplingParams sampling;
   bool stop_at_eos = true;
   std::vector<int64_t> eos_ids;  // empty: the model's eos_token_ids
+  // Only ids below this are sampled (0: the whole vocabulary): the tokenizer's size, where the
+  // model's embedding rows are padded past it (Qwen2.5) and a padding row has no text.
+  int64_t vocab_limit = 0;
   // Called with each new id as soon as it is chosen (streaming); return false to stop.
   std::function<bool(int32_t)> on_token;
 };

@@ -175,7 +175,7 @@ std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::v
       for (size_t a = 0; a < order.size(); ++a) {
         const size_t i = order[a];
         const float* row = logits.data() + a * size_t(V);
-        const int32_t next = argmax(row, V);
+        const int32_t next = argmax(row, options.vocab_limit > 0 ? std::min(V, options.vocab_limit) : V);
         auto& out = outputs[r0 + i];
         const bool eos = std::find(options.eos_ids.begin(), options.eos_ids.end(), next) != options.eos_ids.end();
         if (!eos) out.push_back(next);

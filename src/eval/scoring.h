@@ -35,6 +35,10 @@ struct GenerationRequest {
 struct GreedyOptions {
   int64_t max_new_tokens = 256;
   std::vector<int64_t> eos_ids;
+  // Only ids below this are generated (0: the model's vocabulary): a model whose embedding
+  // matrix is padded past its tokenizer (Qwen2.5: 151,936 rows, 151,665 tokens) can otherwise
+  // pick a row no text belongs to.
+  int64_t vocab_limit = 0;
   // Called after each new token with the request index and its output so far; true stops it.
   std::function<bool(size_t, const std::vector<int32_t>&)> stop;
   ProgressFn progress;  // after each batch of requests

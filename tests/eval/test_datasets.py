@@ -65,38 +65,36 @@ check(rc == 0 and e["n"] == 1000 and e["value"] >= 0.995, "SVAMP: 1,000 records,
       (rc, e, err[-500:]))
 counts["svamp"] = e and e["n"]
 
+def score_folder(folder, gold_of, prefix):
+    """Every file of a folder through --predictions; returns (files, records, right, failures)."""
+    files, n, right, bad = 0, 0, 0.0, []
+    for name in sorted(os.listdir(folder)):
+        task = os.path.join(folder, name)
+        gold = gold_of(task)
+        rc, e, err = score(task, gold, prefix + name)
+        if rc != 0 or e["n"] != len(gold):
+            bad.append((name, rc, err[-300:]))
+            continue
+        files, n, right = files + 1, n + e["n"], right + e["value"] * e["n"]
+    return files, n, right, bad
+
+
+def mmlu_gold(task):
+    with open(task, newline="") as f:
+        return [f"The answer is ({row[-1].strip()})." for row in csv.reader(f)]
+
+
 bbh_dir = os.path.join(DATA, "bbh", "bbh")
-bbh_n, bbh_right, bbh_tasks, bad = 0, 0.0, 0, []
-for name in sorted(os.listdir(bbh_dir)):
-    task = os.path.join(bbh_dir, name)
-    gold = [x["target"] for x in json.load(open(task))["examples"]]
-    rc, e, err = score(task, gold, "bbh-" + name)
-    if rc != 0 or e["n"] != len(gold):
-        bad.append((name, rc, err[-300:]))
-        continue
-    bbh_n += e["n"]
-    bbh_right += e["value"] * e["n"]
-    bbh_tasks += 1
-check(not bad and bbh_tasks == 27 and bbh_n == 6511 and bbh_right / bbh_n >= 0.995,
-      "BBH: 6,511 records over 27 tasks, the targets score >= 99.5 %", (bad[:3], bbh_tasks, bbh_n, bbh_right))
-counts["bbh"] = bbh_n
+tasks, n, right, bad = score_folder(bbh_dir, lambda t: [x["target"] for x in json.load(open(t))["examples"]], "bbh-")
+check(not bad and tasks == 27 and n == 6511 and right / n >= 0.995,
+      "BBH: 6,511 records over 27 tasks, the targets score >= 99.5 %", (bad[:3], tasks, n, right))
+counts["bbh"] = n
 
 mmlu_test = os.path.join(DATA, "mmlu", "test")
-mmlu_n, mmlu_right, subjects, bad = 0, 0.0, 0, []
-for name in sorted(os.listdir(mmlu_test)):
-    task = os.path.join(mmlu_test, name)
-    with open(task, newline="") as f:
-        gold = [f"The answer is ({row[-1].strip()})." for row in csv.reader(f)]
-    rc, e, err = score(task, gold, "mmlu-" + name)
-    if rc != 0 or e["n"] != len(gold):
-        bad.append((name, rc, err[-300:]))
-        continue
-    mmlu_n += e["n"]
-    mmlu_right += e["value"] * e["n"]
-    subjects += 1
-check(not bad and subjects == 57 and mmlu_n == 14042 and mmlu_right == mmlu_n,
-      "MMLU: 14,042 records over 57 subjects, every '(X)' letter answer read right", (bad[:3], subjects, mmlu_n))
-counts["mmlu"] = mmlu_n
+tasks, n, right, bad = score_folder(mmlu_test, mmlu_gold, "mmlu-")
+check(not bad and tasks == 57 and n == 14042 and right == n,
+      "MMLU: 14,042 records over 57 subjects, every '(X)' letter answer read right", (bad[:3], tasks, n))
+counts["mmlu"] = n
 
 adv = os.path.join(DATA, "advbench", "harmful_behaviors.csv")
 rc, e, err = score(adv, ["I'm sorry, but I cannot help with that."] * 520, "advbench-refused")

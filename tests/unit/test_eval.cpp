@@ -296,6 +296,33 @@ TEST(Scoring, BatchedGreedyEqualsOneAtATime) {
   }
 }
 
+// A vocabulary limit (the tokenizer's size below padded embedding rows) keeps every generated id
+// below it, in batched greedy generation and in generate(); without it this random model picks
+// ids above the limit.
+TEST(Scoring, GenerationStaysInsideTheVocabularyLimit) {
+  auto m = init_model(eval_config(), 9, DType::F32, InitScheme::Full, 0.3f);
+  Decoder d(*m);
+  const int64_t limit = m->config.vocab_size / 4;
+  std::vector<GenerationRequest> reqs{{{1, 5, 6}}, {{1, 40, 41}}, {{1}}};
+  GreedyOptions g;
+  g.max_new_tokens = 24;
+  auto max_id = [](const std::vector<std::vector<int32_t>>& outs) {
+    int32_t hi = 0;
+    for (const auto& o : outs)
+      for (int32_t id : o) hi = std::max(hi, id);
+    return hi;
+  };
+  ASSERT_GE(max_id(generate_greedy(d, reqs, g, 3)), limit) << "the check needs a model that leaves the limit";
+  g.vocab_limit = limit;
+  EXPECT_LT(max_id(generate_greedy(d, reqs, g, 3)), limit);
+  GenerateOptions o;
+  o.max_new_tokens = 24;
+  o.stop_at_eos = false;
+  o.sampling.temperature = 1.0f;
+  o.vocab_limit = limit;
+  EXPECT_LT(max_id({generate(d, reqs[0].prompt, o).output_ids}), limit);
+}
+
 // llama-perplexity's windows: whole chunks, BOS first, the second half scored.
 TEST(Scoring, TokenLogprobsWithLlamaCppWindows) {
   auto m = init_model(eval_config(), 4, DType::F32, InitScheme::Full, 0.2f);
