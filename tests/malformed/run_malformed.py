@@ -323,8 +323,13 @@ case("task: ARC choices not a list", task("t_arc.jsonl", '{"question": {"stem": 
                                         '"answerKey": "A"}\n'), "t_arc.jsonl:1", "choices")
 case("task: mixed kinds", task("t_mixed.jsonl", '{"question": "q", "choices": ["a", "b"], "answer": 0}\n'
                                                '{"question": "q", "answer": "x"}\n'), "t_mixed.jsonl:2", "one kind")
-case("task: completion context without choices", task("t_ctx.jsonl", '{"context": "X was born in", "answer": "Oslo"}\n'),
-     "t_ctx.jsonl:1", "field 'context' expected with 'choices'")
+case("task: ICL question answering with a list answer", task("t_ctx.jsonl", '{"context": "X was born in", "answer": ["Oslo"]}\n'),
+     "t_ctx.jsonl:1", "field 'answer' expected a number or a string, got array")
+case("task: MedQA answer_idx outside the options", task("t_medqa.jsonl",
+     '{"question": "q", "options": {"A": "a", "B": "b"}, "answer_idx": "C"}\n'),
+     "t_medqa.jsonl:1", "field 'answer_idx': answer 'C' is not one of the option labels (A, B)")
+case("task: a record in no known layout", task("t_unknown.jsonl", '{"passage": "p", "label": 1}\n'),
+     "t_unknown.jsonl:1", "none of the layouts taia reads (fields found: label, passage")
 case("task: completion and question records mixed", task("t_ctxmix.jsonl",
      '{"context": "c", "choices": ["a", "b"], "answer": 0}\n{"question": "q", "choices": ["a", "b"], "answer": 0}\n'),
      "t_ctxmix.jsonl:2", "one prompt style per file")
