@@ -225,4 +225,11 @@ put("predictions", "by_index", "".join(json.dumps({"index": i, "completion": c})
                                        for i, c in enumerate(["The answer is 1.", "(B)", "#### 2.5"])))
 put("predictions", "by_id", "".join(json.dumps({"id": k, "completion": c}) + "\n"
                                     for k, c in [("a", "1"), ("b", "x"), ("c", "\\boxed{2.5}")]))
+# ---- serve requests: first byte 1 = /v1/chat/completions, 0 = /v1/completions
+put("serve_request", "chat", b"\x01" + json.dumps({
+    "model": "tiny:taia", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+    "max_tokens": 8, "temperature": 0.7, "top_p": 0.9, "stop": ["\n"], "seed": 3, "stream": True,
+    "stream_options": {"include_usage": True}}).encode())
+put("serve_request", "completion", b"\x00" + json.dumps({
+    "model": "tiny", "taia_mode": "taif", "prompt": "Once upon a time", "max_tokens": 16}).encode())
 print("seeds written to", OUT)

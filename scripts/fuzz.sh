@@ -11,7 +11,7 @@ SECONDS_EACH=${1:?usage: scripts/fuzz.sh SECONDS [TARGET ...]}
 shift
 BUILD=${BUILD_ASAN:-build-asan}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors gguf config tokenizer_json sentencepiece peft_adapter molora_adapter data_records task_files predictions)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors gguf config tokenizer_json sentencepiece peft_adapter molora_adapter data_records task_files predictions serve_request)
 WORK="$BUILD/fuzz-work"
 mkdir -p "$WORK/artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

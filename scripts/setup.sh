@@ -16,6 +16,7 @@ PACKAGES=(
   libsentencepiece-dev   # SentencePiece .model files
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev       # benchmarks
+  libcpp-httplib-dev     # taia serve (HTTP)
   clang libclang-rt-dev  # sanitizer pass of scripts/test.sh (ASan + UBSan runtimes, libFuzzer)
   python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)
   chromium               # renders the HTML report in the eval test (headless screenshot)

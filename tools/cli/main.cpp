@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   taia::cli::register_demo(app);
   taia::cli::register_bench(app);
   taia::cli::register_analyze(app);
+  taia::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,201 @@
+#include "serve/engine.h"
+
+#include <algorithm>
+#include <map>
+
+#include "core/error.h"
+
+namespace taia::serve {
+
+// A job holding a cache region: region r owns slots [r * ctx, (r + 1) * ctx).
+struct Engine::Running {
+  std::shared_ptr<Job> job;
+  int64_t region = 0;
+  int64_t len = 0;           // cache positions filled
+  bool prefilled = false;
+  int32_t pending = -1;      // the token fed at the next step
+  std::vector<int32_t> output, history;  // generated ids (no EOS); prompt + output (the penalty's)
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<IncrementalDecoder> detok;
+  std::string text;          // the reply so far
+  size_t emitted = 0;        // bytes of text sent
+  int64_t logit_row = -1;    // this step's row in its group's logits
+  bool done = false;
+};
+
+namespace {
+
+KeySpans span_of(int64_t begin, int64_t end) {
+  KeySpans s;
+  s.begin[0] = begin;
+  s.end[0] = end;
+  return s;
+}
+
+// Bytes at the end of `text` that could begin one of the stop strings (held back until known).
+size_t stop_prefix_at_end(const std::string& text, const std::vector<std::string>& stop) {
+  size_t hold = 0;
+  for (const auto& s : stop)
+    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; --k)
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  return hold;
+}
+
+// Every region's slots: --parallel x --ctx, checked first.
+int64_t checked_slots(const ModelConfig& c, int64_t parallel, int64_t ctx) {
+  TAIA_CHECK(parallel >= 1 && ctx >= 2 && ctx <= c.max_position_embeddings, "[serve] expected --parallel >= 1 and "
+             "--ctx in 2..", c.max_position_embeddings, ", got ", parallel, " and ", ctx);
+  return parallel * ctx;
+}
+
+}  // namespace
+
+Engine::Engine(const Model& model, const Tokenizer& tok, int64_t parallel, int64_t ctx, int64_t max_queue)
+    : model_(model),
+      tok_(tok),
+      decoder_(model),
+      parallel_(parallel),
+      ctx_(ctx),
+      max_queue_(max_queue),
+      cache_(model.config, checked_slots(model.config, parallel, ctx)) {
+  eos_ = model.config.eos_token_ids;
+  if (tok.eos_id) eos_.push_back(*tok.eos_id);
+  eos_.insert(eos_.end(), tok.extra_eos_ids.begin(), tok.extra_eos_ids.end());
+  worker_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+bool Engine::submit(std::shared_ptr<Job> job) {
+  TAIA_CHECK(!job->prompt.empty() && int64_t(job->prompt.size()) < ctx_, "[serve] prompt of ", job->prompt.size(),
+             " tokens expected in 1..", ctx_ - 1);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (int64_t(queue_.size()) >= max_queue_) return false;
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+  return true;
+}
+
+void Engine::loop() {
+  std::vector<Running> running;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
+      if (stopping_) break;
+    }
+    try {
+      step(running);
+    } catch (const std::exception&) {
+      for (Running& r : running) r.job->on_done("error", int64_t(r.output.size()));
+      running.clear();
+    }
+  }
+  for (Running& r : running) r.job->on_done("error", int64_t(r.output.size()));
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& j : queue_) j->on_done("error", 0);
+}
+
+// Appends `next` (or ends at EOS), sends the text that is now certain, and ends the job on a stop
+// string, its token budget or the end of its region. Returns whether it ended.
+bool Engine::finish_if_done(Running& r, int32_t next) {
+  Job& job = *r.job;
+  auto end = [&](const char* reason) {
+    if (r.text.size() > r.emitted) job.on_text(r.text.substr(r.emitted));
+    r.emitted = r.text.size();
+    job.on_done(reason, int64_t(r.output.size()));
+    r.done = true;
+    return true;
+  };
+  if (std::find(eos_.begin(), eos_.end(), next) != eos_.end()) {
+    r.text += r.detok->flush();
+    return end("stop");
+  }
+  r.output.push_back(next);
+  r.history.push_back(next);
+  r.text += r.detok->push(next);
+  for (const auto& s : job.stop)
+    if (const size_t p = r.text.find(s); p != std::string::npos) {
+      r.text.resize(p);
+      return end("stop");
+    }
+  if (int64_t(r.output.size()) >= job.max_tokens || r.len + 1 >= ctx_) {
+    r.text += r.detok->flush();
+    return end("length");
+  }
+  const size_t certain = r.text.size() - stop_prefix_at_end(r.text, job.stop);
+  if (certain > r.emitted) {
+    job.on_text(r.text.substr(r.emitted, certain - r.emitted));
+    r.emitted = certain;
+  }
+  r.pending = next;
+  return false;
+}
+
+void Engine::step(std::vector<Running>& running) {
+  // 1. Admit waiting jobs into free regions; drop the ones whose client went away.
+  running.erase(std::remove_if(running.begin(), running.end(), [](const Running& r) { return r.job->cancelled.load(); }),
+                running.end());
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    while (int64_t(running.size()) < parallel_ && !queue_.empty()) {
+      std::vector<bool> used(size_t(parallel_), false);
+      for (const Running& r : running) used[size_t(r.region)] = true;
+      Running r;
+      r.job = std::move(queue_.front());
+      queue_.pop_front();
+      r.region = int64_t(std::find(used.begin(), used.end(), false) - used.begin());
+      r.history = r.job->prompt;
+      r.sampler = std::make_unique<Sampler>(r.job->sampling);
+      r.detok = std::make_unique<IncrementalDecoder>(tok_, /*skip_special=*/true);
+      running.push_back(std::move(r));
+    }
+  }
+  // 2. One packed batch per (adapter, mode): prompts of new jobs, the pending token of the others.
+  using Key = std::pair<const LoraAdapter*, ModuleMask>;
+  std::map<Key, std::pair<PackedBatch, std::vector<Running*>>> groups;
+  for (Running& r : running) {
+    auto& [pb, members] = groups[{r.job->adapter, r.job->adapter ? r.job->mask : ModuleMask{}}];
+    const int64_t base = r.region * ctx_;
+    if (!r.prefilled) {
+      for (size_t t = 0; t < r.job->prompt.size(); ++t)
+        r.logit_row = pb.add(r.job->prompt[t], int64_t(t), base + int64_t(t), span_of(base, base + int64_t(t) + 1));
+    } else {
+      r.logit_row = pb.add(r.pending, r.len, base + r.len, span_of(base, base + r.len + 1));
+    }
+    pb.logit_rows.push_back(r.logit_row);
+    members.push_back(&r);
+  }
+  // 3. Forward each group, sample each job's next token.
+  const int64_t V = model_.config.vocab_size, sampled = std::min<int64_t>(V, tok_.vocab_size());
+  std::vector<float> logits;
+  for (auto& [key, group] : groups) {
+    auto& [pb, members] = group;
+    decoder_.set_adapter(key.first, key.second);
+    logits.resize(pb.logit_rows.size() * size_t(V));
+    decoder_.forward_packed(cache_, pb, logits.data());
+    for (size_t i = 0; i < members.size(); ++i) {
+      Running& r = *members[i];
+      r.len = r.prefilled ? r.len + 1 : int64_t(r.job->prompt.size());
+      r.prefilled = true;
+      const int32_t next = r.sampler->sample(logits.data() + i * size_t(V), sampled, r.history);
+      finish_if_done(r, next);
+    }
+  }
+  running.erase(std::remove_if(running.begin(), running.end(), [](const Running& r) { return r.done; }),
+                running.end());
+}
+
+}  // namespace taia::serve

@@ -1,0 +1,72 @@
+// `taia serve`'s engine: continuous batching of generation jobs on one loaded base. Each job has
+// its own adapter and mode (applied unmerged), sampling, stop strings and token budget. One
+// worker thread owns the Decoder; every step admits waiting jobs into free cache regions (their
+// prompts prefilled in the step's pass) and advances every running job by one token, one
+// forward pass per (adapter, mode) group of the step's rows. Text reaches the job's callbacks as
+// UTF-8-complete deltas, held back while it could be the start of a stop string.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eval/sampling.h"
+#include "model/decoder.h"
+#include "model/kv_cache.h"
+#include "model/lora.h"
+#include "model/modes.h"
+#include "tokenizer/tokenizer.h"
+
+namespace taia::serve {
+
+struct Job {
+  std::vector<int32_t> prompt;
+  const LoraAdapter* adapter = nullptr;  // nullptr: the base
+  ModuleMask mask{};
+  SamplingParams sampling;
+  int64_t max_tokens = 16;
+  std::vector<std::string> stop;
+  // Called on the engine's thread: a text delta, then once the end ("stop" or "length").
+  std::function<void(const std::string&)> on_text;
+  std::function<void(const std::string& finish_reason, int64_t completion_tokens)> on_done;
+  std::atomic<bool> cancelled{false};  // the client went away: the slot is freed at the next step
+};
+
+class Engine {
+ public:
+  // parallel: jobs decoded together; ctx: positions per job (prompt + reply).
+  Engine(const Model& model, const Tokenizer& tok, int64_t parallel, int64_t ctx, int64_t max_queue);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a job; false when the queue is full (the caller answers 429).
+  bool submit(std::shared_ptr<Job> job);
+  int64_t ctx() const { return ctx_; }
+
+ private:
+  struct Running;
+  void loop();
+  void step(std::vector<Running>& running);
+  bool finish_if_done(Running& r, int32_t next);
+
+  const Model& model_;
+  const Tokenizer& tok_;
+  Decoder decoder_;
+  int64_t parallel_, ctx_, max_queue_;
+  KVCache cache_;  // [parallel * ctx] positions: job region r owns [r * ctx, (r + 1) * ctx)
+  std::vector<int64_t> eos_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace taia::serve

@@ -1,0 +1,84 @@
+// taia serve: an OpenAI-compatible HTTP server; each request picks its adapter and mode.
+#include <iostream>
+
+#include "common.h"
+#include "core/error.h"
+#include "model/adapter.h"
+#include "model/tokenizer_loader.h"
+#include "serve/server.h"
+
+namespace taia::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model, tokenizer, chat_template, dtype = "auto";
+  std::vector<std::string> adapters;  // NAME=PATH
+  serve::ServeOptions o;
+  std::string max_body = "1M";
+  int threads = 0;
+  bool no_mmap = false;
+};
+
+void run_serve(ServeArgs& a) {
+  std::vector<std::pair<std::string, std::string>> named;
+  for (const auto& spec : a.adapters) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size() || spec.find(':') < eq)
+      throw CLI::ValidationError("--adapter", "expected NAME=PATH (NAME without ':'), got '" + spec + "'");
+    const std::string name = spec.substr(0, eq);
+    if (name == "base") throw CLI::ValidationError("--adapter", "'base' names the base model; choose another name");
+    for (const auto& [n, p] : named)
+      if (n == name) throw CLI::ValidationError("--adapter", "the name '" + name + "' is given twice");
+    named.push_back({name, spec.substr(eq + 1)});
+  }
+  a.o.limits.max_body_bytes = parse_byte_size(a.max_body, "--max-body");
+  auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
+  auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
+  TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, a.model, ": the tokenizer has ", tok->vocab_size(),
+             " tokens but the model only ", model->config.vocab_size);
+  if (a.o.limits.ctx <= 0) a.o.limits.ctx = std::min<int64_t>(4096, model->config.max_position_embeddings);
+  const ChatTemplate chat = a.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(a.chat_template);
+  std::vector<serve::NamedAdapter> adapters;
+  for (const auto& [name, path] : named) adapters.push_back({name, load_adapter(path, model->config)});
+  serve::serve(*model, *tok, chat, std::move(adapters), a.o, [&](int port) {
+    std::cerr << "taia serve: listening on http://" << a.o.host << ":" << port << " (models: base";
+    for (const auto& [name, path] : named) std::cerr << ", " << name << ":{vanilla,taia,taif}";
+    std::cerr << "; chat template " << chat.name << ")" << std::endl;
+  });
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  serve::ServeOptions& o = args->o;
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "OpenAI-compatible HTTP server: one loaded base, every request picks its adapter and mode "
+               "(docs/SERVING.md)");
+  cmd->add_option("-m,--model", args->model, "Base model: GGUF file or HF folder")->required();
+  cmd->add_option("--adapter", args->adapters, "NAME=PATH of a PEFT LoRA folder or GGUF LoRA file (repeatable); "
+                  "served as NAME:vanilla, NAME:taia, NAME:taif");
+  cmd->add_option("--host", o.host, "Address to bind (127.0.0.1: this machine only)")->capture_default_str();
+  cmd->add_option("--port", o.port, "Port (0: any free one, printed)")->check(CLI::Range(0, 65535))->capture_default_str();
+  cmd->add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' on every /v1 request");
+  cmd->add_option("--parallel", o.parallel, "Requests decoded together (continuous batching)")
+      ->check(CLI::Range(int64_t(1), int64_t(256)))->capture_default_str();
+  cmd->add_option("--ctx", o.limits.ctx, "Positions per request, prompt + reply (default: min(4096, the model's))")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  cmd->add_option("--max-tokens", o.limits.max_tokens, "The most a request may ask for (max_tokens)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20))->capture_default_str();
+  cmd->add_option("--max-prompt-tokens", o.limits.max_prompt_tokens, "Longest prompt (0: --ctx - 1)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--max-body", args->max_body, "Largest request body (413 beyond)")->capture_default_str();
+  cmd->add_option("--max-connections", o.max_connections, "Connections served at once (the rest wait)")
+      ->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
+  cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
+  cmd->add_option("--chat-template", args->chat_template, "Chat template (default: recognised from the model)")
+      ->check(CLI::IsMember(chat_template_names()));
+  add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_no_mmap_option(cmd, &args->no_mmap);
+  add_threads_option(cmd, &args->threads);
+  cmd->callback([args] { run_serve(*args); });
+}
+
+}  // namespace taia::cli
