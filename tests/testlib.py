@@ -1,7 +1,9 @@
 """Shared by the end-to-end test scripts: arguments, the stories260K fixture, a fresh work
 folder, and check() / finish() that count failures and set the exit code."""
+import json
 import os
 import shutil
+import subprocess
 import sys
 
 failures = []
@@ -29,3 +31,26 @@ def check(cond, label, detail=""):
 def finish(all_passed="all checks passed"):
     print(f"{len(failures)} failure(s)" if failures else all_passed)
     sys.exit(1 if failures else 0)
+
+
+def npm_modules(packages, probe):
+    """node_modules of the npm cache folder (TAIA_NPM_CACHE, default ~/.cache/taia/npm) holding
+    `packages` (npm specs), installed on first use; `probe` is a path under node_modules that
+    exists once they are. Returns the node_modules path, or None (with the reason printed) when
+    node / npm or the packages cannot be had."""
+    cache = os.environ.get("TAIA_NPM_CACHE", os.path.expanduser("~/.cache/taia/npm"))
+    modules = os.path.join(cache, "node_modules")
+    if os.path.exists(os.path.join(modules, probe)):
+        return modules
+    if not shutil.which("npm") or not shutil.which("node"):
+        print("skip: node/npm not installed")
+        return None
+    os.makedirs(cache, exist_ok=True)
+    if not os.path.exists(os.path.join(cache, "package.json")):
+        json.dump({"name": "taia-test-deps", "private": True}, open(os.path.join(cache, "package.json"), "w"))
+    r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", *packages], cwd=cache, capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0 or not os.path.exists(os.path.join(modules, probe)):
+        print(f"skip: npm could not install {' '.join(packages)}: {r.stderr.strip()[-300:]}")
+        return None
+    return modules

@@ -70,6 +70,12 @@ void Decoder::set_adapter(const LoraAdapter* adapter, const ModuleMask& mask) {
   mask_ = mask;
 }
 
+void Decoder::set_row_masks(const std::vector<ModuleMask>* row_masks) {
+  TAIA_CHECK(!row_masks || !adapter_ || adapter_->molora.layers.empty(), "[Decoder::set_row_masks] per-row modes "
+             "apply plain LoRA modules; this adapter has MoLoRA experts");
+  row_masks_ = row_masks;
+}
+
 void Decoder::set_compute(Precision precision) {
   if (precision == Precision::BF16) {
     const std::vector<ExpectedTensor> expected = expected_tensors(model_.config);
@@ -121,6 +127,11 @@ void Decoder::add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const
   lora_u_.resize(size_t(T * m->rank));
   linear_forward_few_rows(lora_u_.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in},
                                                         const_cast<float*>(m->A)), T);
+  if (row_masks_) {  // rows whose mode leaves p out add nothing: their A x is zeroed
+    TAIA_CHECK(int64_t(row_masks_->size()) == T, "[Decoder] expected ", T, " row masks, got ", row_masks_->size());
+    for (int64_t t = 0; t < T; ++t)
+      if (!(*row_masks_)[size_t(t)][size_t(p)]) std::fill_n(lora_u_.data() + t * m->rank, m->rank, 0.0f);
+  }
   sgemm(false, true, T, m->out, m->rank, m->scale, lora_u_.data(), m->rank, m->B, m->rank, 1.0f, y, m->out);
 }
 

@@ -68,6 +68,10 @@ class Decoder {
   // Runs with the adapter's modules in `mask` applied unmerged (y += scale * B A x); switching
   // modes needs no reload. nullptr or an empty mask: the base model.
   void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
+  // Per-row modes for the following forward_packed calls (`taia serve`: one batch, rows in
+  // different modes): row t gets the adapter's modules in (*row_masks)[t] only; set_adapter's
+  // mask must hold all of them. Plain LoRA only (a MoLoRA adapter is refused). nullptr: off.
+  void set_row_masks(const std::vector<ModuleMask>* row_masks);
 
   // From now on, fn(layer, p, out, T) sees each sub-layer's output out [T, D] before it joins the
   // residual stream: p = O (the attention block) or Down (the FFN), after the sandwich norm where
@@ -109,6 +113,7 @@ class Decoder {
   PackedBatch plain_;  // forward()'s rows
   const LoraAdapter* adapter_ = nullptr;
   ModuleMask mask_{};
+  const std::vector<ModuleMask>* row_masks_ = nullptr;  // [T] per-row modes, or all rows mask_
   std::vector<float> lora_u_;  // [T, r]
   struct ExpertScratch {        // one MoLoRA projection's routing of T rows (k experts each)
     std::vector<float> logits;  // [T, E]

@@ -163,17 +163,33 @@ void Engine::step(std::vector<Running>& running) {
       running.push_back(std::move(r));
     }
   }
-  // 2. One packed batch per (adapter, mode): prompts of new jobs, the pending token of the others.
+  // 2. One packed batch per adapter, each row in its own mode (Decoder::set_row_masks); a MoLoRA
+  // adapter's rows are grouped by mode instead. Rows: the prompts of new jobs, the pending token
+  // of the others.
+  struct Group {  // one forward pass: its rows, their jobs, each row's mode and the modes' union
+    PackedBatch batch;
+    std::vector<Running*> members;
+    std::vector<ModuleMask> row_masks;  // [rows]
+    ModuleMask mask{};
+  };
   using Key = std::pair<const LoraAdapter*, ModuleMask>;
-  std::map<Key, std::pair<PackedBatch, std::vector<Running*>>> groups;
+  std::map<Key, Group> groups;
   for (Running& r : running) {
-    auto& [pb, members] = groups[{r.job->adapter, r.job->adapter ? r.job->mask : ModuleMask{}}];
+    const LoraAdapter* a = r.job->adapter;
+    const ModuleMask mask = a ? r.job->mask : ModuleMask{};
+    Group& g = groups[{a, a && a->molora.layers.empty() ? ModuleMask{} : mask}];
+    auto& pb = g.batch;
+    auto& members = g.members;
+    for (int i = 0; i < kNumProj; ++i) g.mask[size_t(i)] = g.mask[size_t(i)] || mask[size_t(i)];
     const int64_t base = r.region * ctx_;
     if (!r.prefilled) {
-      for (size_t t = 0; t < r.job->prompt.size(); ++t)
+      for (size_t t = 0; t < r.job->prompt.size(); ++t) {
         r.logit_row = pb.add(r.job->prompt[t], int64_t(t), base + int64_t(t), span_of(base, base + int64_t(t) + 1));
+        g.row_masks.push_back(mask);
+      }
     } else {
       r.logit_row = pb.add(r.pending, r.len, base + r.len, span_of(base, base + r.len + 1));
+      g.row_masks.push_back(mask);
     }
     pb.logit_rows.push_back(r.logit_row);
     members.push_back(&r);
@@ -181,11 +197,14 @@ void Engine::step(std::vector<Running>& running) {
   // 3. Forward each group, sample each job's next token.
   const int64_t V = model_.config.vocab_size, sampled = std::min<int64_t>(V, tok_.vocab_size());
   std::vector<float> logits;
-  for (auto& [key, group] : groups) {
-    auto& [pb, members] = group;
-    decoder_.set_adapter(key.first, key.second);
+  for (auto& [key, g] : groups) {
+    auto& pb = g.batch;
+    auto& members = g.members;
+    decoder_.set_adapter(key.first, g.mask);
+    decoder_.set_row_masks(key.first && key.first->molora.layers.empty() ? &g.row_masks : nullptr);
     logits.resize(pb.logit_rows.size() * size_t(V));
     decoder_.forward_packed(cache_, pb, logits.data());
+    decoder_.set_row_masks(nullptr);
     for (size_t i = 0; i < members.size(); ++i) {
       Running& r = *members[i];
       r.len = r.prefilled ? r.len + 1 : int64_t(r.job->prompt.size());

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "serve/engine.h"
+#include "serve/page.h"
 
 namespace taia::serve {
 namespace {
@@ -210,6 +211,9 @@ void serve(const Model& model, const Tokenizer& tok, const ChatTemplate& chat, s
   httplib::Server http;
   http.new_task_queue = [n = options.max_connections] { return new httplib::ThreadPool(size_t(n)); };
   http.set_payload_max_length(size_t(options.limits.max_body_bytes));
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(compare_page_html(), "text/html; charset=utf-8");
+  });
   http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });

@@ -13,22 +13,26 @@
 
 usage: /usr/bin/python3 test_serve.py TAIA_BINARY FIXTURES WORK_DIR
 """
+import html
 import json
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import check, finish, setup  # noqa: E402
+from testlib import check, finish, npm_modules, setup  # noqa: E402
 
 TAIA, FIXTURES, WORK, MODEL = setup()
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run(*args):
@@ -174,6 +178,53 @@ try:
                                                    "max_tokens": 24, "temperature": 0})
     check(st == 200 and body["choices"][0]["text"] == expected[("tiny:taif", PROMPTS[0])],
           "taia_mode overrides the model name's mode", body)
+
+    # ---- the official openai npm client: chat, streaming chat and completions, every adapter mode
+    modules = npm_modules(["openai@4"], os.path.join("openai", "package.json"))
+    if modules is None:
+        print("skip: the openai npm client check did not run (npm unreachable)")
+    else:
+        for model in ["tiny:vanilla", "tiny:taia", "tiny:taif"]:
+            r = subprocess.run(["node", os.path.join(HERE, "openai_client.mjs"), s.url, model, PROMPTS[0], "24"],
+                               capture_output=True, text=True, timeout=120, env={**os.environ, "NODE_PATH": modules})
+            out = json.loads(r.stdout) if r.returncode == 0 else {}
+            st, body = request(s.url + "/v1/chat/completions", {"model": model, "max_tokens": 24, "temperature": 0,
+                                                                "messages": [{"role": "user", "content": PROMPTS[0]}]})
+            check(r.returncode == 0 and out.get("completion") == expected[(model, PROMPTS[0])]
+                  and out.get("chat") == body["choices"][0]["message"]["content"] == out.get("streamed")
+                  and out.get("stream_finish") == out.get("chat_finish") == "length"
+                  and out["chat_usage"]["completion_tokens"] == 24,
+                  f"openai npm client, {model}: chat, streamed chat and completion give taia's greedy text",
+                  (r.stderr[-800:], out))
+
+    # ---- the page at /: four answers for one prompt, streamed, in headless Chromium
+    st, page = request(s.url + "/")
+    check(st == 200 and "<script" in page and " src=" not in page and "<link" not in page and "@import" not in page
+          and "url(" not in page, "GET / serves the page, self-contained (no external scripts, styles or fonts)",
+          str(page)[:200])
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        print("skip: chromium not installed (scripts/setup.sh installs it); the page check did not run")
+    else:
+        # stream=0: headless Chromium's virtual time does not wait for a streamed body (the stream
+        # itself is checked above through the API and the openai client).
+        url = s.url + "/?" + urllib.parse.urlencode({"prompt": PROMPTS[0], "adapter": "tiny", "endpoint": "completions",
+                                                     "max_tokens": 24, "run": 1, "stream": 0})
+        common = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                  "--enable-logging=stderr", "--v=0", "--window-size=1400,900", "--virtual-time-budget=20000"]
+        cr = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
+        answers = {m: html.unescape(re.sub(r"<[^>]+>", "", re.search(r'id="out-%s"[^>]*>(.*?)</div>' % m, cr.stdout,
+                                                                        re.S).group(1)))
+                   if re.search(r'id="out-%s"' % m, cr.stdout) else None for m in ["base", "vanilla", "taia", "taif"]}
+        want = {m.split(":")[-1]: expected[(m, PROMPTS[0])] for m in MODES}
+        check(answers == want, "the page shows the four modes' answers, each equal to its mode's greedy reply",
+              (answers, want))
+        console = [l for l in cr.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
+        check(not console, "no console errors on the page", console)
+        shot = os.path.join(WORK, "page.png")
+        cr = subprocess.run(common + [f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
+        check(cr.returncode == 0 and os.path.exists(shot) and os.path.getsize(shot) > 20000,
+              "chromium screenshot of the page (not blank)", (cr.stderr[-500:], os.path.exists(shot) and os.path.getsize(shot)))
 
     # ---- 5. malformed requests
     bad = [

@@ -17,29 +17,19 @@ import sys
 import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import corpus  # noqa: E402
+import testlib  # noqa: E402
 
 SKIP = 77
 JS_VERSION = "@huggingface/tokenizers@0.2.0"
 
 
 def npm_modules():
-    cache = os.environ.get("TAIA_NPM_CACHE", os.path.expanduser("~/.cache/taia/npm"))
-    mod = os.path.join(cache, "node_modules", "@huggingface", "tokenizers")
-    if os.path.isdir(mod):
-        return os.path.join(cache, "node_modules")
-    if not shutil.which("npm") or not shutil.which("node"):
-        print("skip: node/npm not installed")
+    modules = testlib.npm_modules([JS_VERSION, "@huggingface/jinja@0.5"], os.path.join("@huggingface", "tokenizers"))
+    if modules is None:
         sys.exit(SKIP)
-    os.makedirs(cache, exist_ok=True)
-    if not os.path.exists(os.path.join(cache, "package.json")):
-        json.dump({"name": "taia-test-deps", "private": True}, open(os.path.join(cache, "package.json"), "w"))
-    r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", JS_VERSION, "@huggingface/jinja@0.5"],
-                       cwd=cache, capture_output=True, text=True, timeout=300)
-    if r.returncode != 0 or not os.path.isdir(mod):
-        print(f"skip: npm could not install {JS_VERSION}: {r.stderr.strip()[-300:]}")
-        sys.exit(SKIP)
-    return os.path.join(cache, "node_modules")
+    return modules
 
 
 def main():

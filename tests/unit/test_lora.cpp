@@ -128,6 +128,54 @@ std::vector<float> logits_of(const Model& m, const LoraAdapter* a, const ModuleM
   return out;
 }
 
+// Per-row modes (taia serve's batches): two sequences packed in one pass, one in TAIA mode and
+// one in TAIF mode, give each the logits of its own mode run alone (row masks zero A x for the
+// modules a row's mode leaves out), and a MoLoRA adapter is refused.
+TEST(Lora, RowMasksGiveEachRowItsOwnMode) {
+  const ModelConfig c = tiny();
+  LoraConfig lc;
+  lc.rank = 3;
+  lc.alpha = 5;
+  LoraAdapter a = LoraAdapter::create(c, lc, 4);
+  Rng rng(7);
+  for (auto& layer : a.layers)
+    for (auto& m : layer)
+      if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
+  auto model = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
+  const std::vector<int32_t> ids{1, 5, 9, 2, 7, 3, 11};
+  const ModuleMask taia_mask = parse_mode("taia"), taif_mask = parse_mode("taif");
+  const auto taia_alone = logits_of(*model, &a, taia_mask), taif_alone = logits_of(*model, &a, taif_mask);
+  ASSERT_GT(test::max_abs_diff(taia_alone, taif_alone), 1e-3f);
+  // Sequence 0 in slots 0..6 (TAIA), sequence 1 in slots 7..13 (TAIF), every row's logits.
+  PackedBatch pb;
+  std::vector<ModuleMask> masks;
+  const int64_t n = int64_t(ids.size());
+  for (int64_t s = 0; s < 2; ++s)
+    for (int64_t t = 0; t < n; ++t) {
+      KeySpans span;
+      span.begin[0] = s * n;
+      span.end[0] = s * n + t + 1;
+      pb.logit_rows.push_back(pb.add(ids[size_t(t)], t, s * n + t, span));
+      masks.push_back(s == 0 ? taia_mask : taif_mask);
+    }
+  Decoder d(*model);
+  d.set_adapter(&a, parse_mode("vanilla"));
+  d.set_row_masks(&masks);
+  KVCache cache(c, 2 * n);
+  const size_t V = size_t(c.vocab_size);
+  std::vector<float> out(size_t(2 * n) * V);
+  d.forward_packed(cache, pb, out.data());
+  const std::vector<float> first(out.begin(), out.begin() + int64_t(size_t(n) * V));
+  const std::vector<float> second(out.begin() + int64_t(size_t(n) * V), out.end());
+  EXPECT_LE(test::max_abs_diff(first, taia_alone), 1e-5f);
+  EXPECT_LE(test::max_abs_diff(second, taif_alone), 1e-5f);
+  MoloraConfig mc;
+  mc.experts = 2;
+  LoraAdapter experts = LoraAdapter::create_with_experts(c, lc, mc, 4);
+  d.set_adapter(&experts, parse_mode("vanilla"));
+  EXPECT_THROW(d.set_row_masks(&masks), Error);
+}
+
 TEST(Lora, Phi3AdaptsTheFusedModules) {
   const ModelConfig c = phi3();
   LoraConfig lc;

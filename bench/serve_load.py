@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Load test of `taia serve` (not run by CI): 32 concurrent clients send 200 greedy completion
+requests in mixed modes (base / ADAPTER:vanilla / :taia / :taif) to a server on stories260K
+with a LoRA adapter trained here; every answer must equal the one-at-a-time answer for its mode
+and prompt. Prints errors, mismatches, aggregate completion tokens/s against one-at-a-time, and
+p50 / p99 latency.
+
+usage: OMP_NUM_THREADS=2 bench/serve_load.py [--requests 200] [--clients 32] [--parallel 8] [--max-tokens 48]
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODEL = os.path.normpath(os.path.join(ROOT, "..", "shared", "fixtures", "models", "stories260K", "stories260K.gguf"))
+PROMPTS = ["Once upon a time", "Lily and Tom went to the park.", "The little dog", "One day, a cat",
+           "Sam had a red ball.", "The sun was hot and", "Mom said to Tim,", "In the big forest"]
+MODELS = ["base", "tiny:vanilla", "tiny:taia", "tiny:taif"]
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        out = json.loads(r.read())
+    return out, time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--taia", default=os.path.join(ROOT, "build", "tools", "cli", "taia"))
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--parallel", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="taia-serve-load-")
+    server = None
+    try:
+        data = os.path.join(work, "data.jsonl")
+        with open(data, "w") as f:
+            for i in range(32):
+                n = ["Lily", "Tom", "Sam"][i % 3]
+                f.write(json.dumps({"instruction": f"Who is {n}?", "output": f"{n} is a happy child who likes to play."}) + "\n")
+        adapter = os.path.join(work, "adapter")
+        subprocess.run([a.taia, "train", "-m", MODEL, "--data", data, "-o", adapter, "--max-steps", "6", "--lr", "1e-2",
+                        "--batch-size", "4", "--grad-accum", "1", "--lora-rank", "4", "--lora-alpha", "8",
+                        "--lora-dropout", "0"], check=True, capture_output=True)
+        server = subprocess.Popen([a.taia, "serve", "-m", MODEL, "--adapter", f"tiny={adapter}", "--port", "0",
+                                   "--parallel", str(a.parallel), "--max-connections", str(a.clients + 4),
+                                   "--threads", str(a.threads)], stderr=subprocess.PIPE, text=True)
+        url = "http://127.0.0.1:%s/v1/completions" % re.search(r":(\d+) ", server.stderr.readline()).group(1)
+        jobs = [(MODELS[i % 4], PROMPTS[(i // 4) % len(PROMPTS)]) for i in range(a.requests)]
+
+        def body(model, prompt):
+            return {"model": model, "prompt": prompt, "max_tokens": a.max_tokens, "temperature": 0}
+
+        # One at a time: the reference answers and the sequential rate.
+        reference, seq_tokens, t0 = {}, 0, time.perf_counter()
+        for key in sorted(set(jobs)):
+            out, _ = post(url, body(*key))
+            reference[key] = out["choices"][0]["text"]
+            seq_tokens += out["usage"]["completion_tokens"]
+        seq_rate = seq_tokens / (time.perf_counter() - t0)
+
+        results, errors, latencies, lock = [], [], [], threading.Lock()
+        next_job = iter(range(len(jobs)))
+
+        def client():
+            while True:
+                with lock:
+                    i = next(next_job, None)
+                if i is None:
+                    return
+                try:
+                    out, secs = post(url, body(*jobs[i]))
+                    with lock:
+                        results.append((i, out["choices"][0]["text"], out["usage"]["completion_tokens"]))
+                        latencies.append(secs)
+                except Exception as e:  # noqa: BLE001 - every failure is counted and printed
+                    with lock:
+                        errors.append((i, repr(e)))
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(a.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        mismatches = [i for i, text, _ in results if text != reference[jobs[i]]]
+        tokens = sum(n for _, _, n in results)
+        lat = sorted(latencies)
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")  # noqa: E731
+        print(f"CPU: {cpu_name()}; {a.threads} threads; stories260K + LoRA adapter; {a.requests} requests, "
+              f"{a.clients} clients, --parallel {a.parallel}, {a.max_tokens} tokens each, modes mixed")
+        print("| requests | errors | answers != sequential | tokens/s concurrent | tokens/s one at a time | ratio | "
+              "p50 latency s | p99 latency s |")
+        print("|---|---|---|---|---|---|---|---|")
+        print(f"| {len(jobs)} | {len(errors)} | {len(mismatches)} | {tokens / wall:.0f} | {seq_rate:.0f} | "
+              f"{tokens / wall / seq_rate:.2f}x | {statistics.median(lat):.3f} | {p(0.99):.3f} |")
+        if errors:
+            print("errors:", errors[:5])
+    finally:
+        if server:
+            server.terminate()
+            server.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
