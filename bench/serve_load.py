@@ -5,7 +5,8 @@ with a LoRA adapter trained here; every answer must equal the one-at-a-time answ
 and prompt. Prints errors, mismatches, aggregate completion tokens/s against one-at-a-time, and
 p50 / p99 latency.
 
-usage: OMP_NUM_THREADS=2 bench/serve_load.py [--requests 200] [--clients 32] [--parallel 8] [--max-tokens 48]
+usage: OMP_NUM_THREADS=2 bench/serve_load.py [--model PATH] [--requests 200] [--clients 32] [--parallel 8]
+       [--max-tokens 48]
 """
 import argparse
 import json
@@ -50,6 +51,7 @@ def post(url, body):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--taia", default=os.path.join(ROOT, "build", "tools", "cli", "taia"))
+    ap.add_argument("--model", default=MODEL, help="GGUF file or HF folder with its tokenizer (default stories260K)")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--parallel", type=int, default=8)
@@ -65,10 +67,10 @@ def main():
                 n = ["Lily", "Tom", "Sam"][i % 3]
                 f.write(json.dumps({"instruction": f"Who is {n}?", "output": f"{n} is a happy child who likes to play."}) + "\n")
         adapter = os.path.join(work, "adapter")
-        subprocess.run([a.taia, "train", "-m", MODEL, "--data", data, "-o", adapter, "--max-steps", "6", "--lr", "1e-2",
+        subprocess.run([a.taia, "train", "-m", a.model, "--data", data, "-o", adapter, "--max-steps", "6", "--lr", "1e-2",
                         "--batch-size", "4", "--grad-accum", "1", "--lora-rank", "4", "--lora-alpha", "8",
                         "--lora-dropout", "0"], check=True, capture_output=True)
-        server = subprocess.Popen([a.taia, "serve", "-m", MODEL, "--adapter", f"tiny={adapter}", "--port", "0",
+        server = subprocess.Popen([a.taia, "serve", "-m", a.model, "--adapter", f"tiny={adapter}", "--port", "0",
                                    "--parallel", str(a.parallel), "--max-connections", str(a.clients + 4),
                                    "--threads", str(a.threads)], stderr=subprocess.PIPE, text=True)
         url = "http://127.0.0.1:%s/v1/completions" % re.search(r":(\d+) ", server.stderr.readline()).group(1)
@@ -114,7 +116,8 @@ def main():
         tokens = sum(n for _, _, n in results)
         lat = sorted(latencies)
         p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")  # noqa: E731
-        print(f"CPU: {cpu_name()}; {a.threads} threads; stories260K + LoRA adapter; {a.requests} requests, "
+        print(f"CPU: {cpu_name()}; {a.threads} threads; {os.path.basename(a.model.rstrip('/'))} + LoRA adapter; "
+              f"{a.requests} requests, "
               f"{a.clients} clients, --parallel {a.parallel}, {a.max_tokens} tokens each, modes mixed")
         print("| requests | errors | answers != sequential | tokens/s concurrent | tokens/s one at a time | ratio | "
               "p50 latency s | p99 latency s |")

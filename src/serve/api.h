@@ -39,7 +39,7 @@ struct Limits {
   int64_t max_body_bytes = 1 << 20;   // 413 beyond
   int64_t max_prompt_tokens = 0;      // 0: the context length minus one
   int64_t max_tokens = 4096;          // the most a request may ask for
-  int64_t ctx = 2048;                 // positions per request (prompt + reply)
+  int64_t ctx = 0;                    // positions per request (prompt + reply); 0: min(4096, the model's)
 };
 
 struct Completion {
