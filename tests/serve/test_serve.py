@@ -9,7 +9,8 @@
 5. The malformed-request catalogue: bad JSON, wrong types, unknown model or endpoint, huge body,
    negative max_tokens, invalid UTF-8, unsupported fields, a wrong or missing API key: OpenAI-shaped
    errors 400 / 401 / 404 / 413, the server still answering afterwards.
-6. A client that disconnects mid-stream frees its slot (--parallel 1: the next request is served).
+6. A client that disconnects mid-stream frees its slot (--parallel 1: the next request is served);
+   a burst past --max-queue gets 429.
 
 usage: /usr/bin/python3 test_serve.py TAIA_BINARY FIXTURES WORK_DIR
 """
@@ -256,7 +257,7 @@ finally:
     s.stop()
 
 # ---- API key, and a client leaving mid-stream (--parallel 1)
-s = Server("--api-key", "sekret", "--parallel", "1")
+s = Server("--api-key", "sekret", "--parallel", "1", "--max-queue", "1")
 try:
     st, body = request(s.url + "/v1/models")
     check(st == 401 and body["error"]["type"] == "invalid_request_error", "no API key: 401", body)
@@ -275,6 +276,22 @@ try:
                                                    "temperature": 0}, key="sekret")
     check(st == 200 and time.time() - t0 < 30, "after a client left mid-stream, its slot serves the next request",
           (st, body, time.time() - t0))
+    # A burst beyond one running and one waiting request (--parallel 1 --max-queue 1): 429s, the rest served.
+    statuses = []
+
+    def burst():
+        st, body = request(s.url + "/v1/completions", {"model": "tiny", "prompt": "Once", "max_tokens": 400,
+                                                       "temperature": 0}, key="sekret")
+        statuses.append((st, body["error"]["type"] if st != 200 else None))
+
+    threads = [threading.Thread(target=burst) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(any(x == (429, "rate_limit_exceeded") for x in statuses) and (200, None) in statuses
+          and all(x in [(200, None), (429, "rate_limit_exceeded")] for x in statuses),
+          "a burst past --max-queue gets 429 (rate_limit_exceeded), the others are served", statuses)
 finally:
     s.stop()
 
