@@ -1,0 +1,97 @@
+// taia serve's request layer: model names and modes, the fields read and refused, limits, the
+// API key comparison.
+#include <gtest/gtest.h>
+
+#include "serve/api.h"
+
+using namespace taia;
+using namespace taia::serve;
+
+namespace {
+
+const std::vector<std::string> kAdapters = {"tiny", "med"};
+
+// The ApiError a body gives (status, param), or {0, ""} when it parses.
+std::pair<int, std::string> error_of(const std::string& body, bool chat = false, Limits limits = {}) {
+  try {
+    parse_completion_request(body, chat, limits, kAdapters);
+    return {0, ""};
+  } catch (const ApiError& e) {
+    return {e.status, e.param};
+  }
+}
+
+}  // namespace
+
+TEST(ServeApi, ModelNamesAndModes) {
+  EXPECT_EQ(served_model_names(kAdapters),
+            (std::vector<std::string>{"base", "tiny:vanilla", "tiny:taia", "tiny:taif", "med:vanilla", "med:taia",
+                                      "med:taif"}));
+  EXPECT_EQ(resolve_model("tiny", std::nullopt, kAdapters).mode, "vanilla");
+  EXPECT_EQ(resolve_model("tiny:taif", std::nullopt, kAdapters).mode, "taif");
+  EXPECT_EQ(resolve_model("med:vanilla", std::string("taia"), kAdapters).mode, "taia");  // taia_mode wins
+  EXPECT_EQ(resolve_model("base", std::nullopt, kAdapters).adapter, "");
+  EXPECT_EQ(resolve_model("tiny:base", std::nullopt, kAdapters).mode, "base");
+  EXPECT_THROW(resolve_model("nope", std::nullopt, kAdapters), ApiError);
+  EXPECT_THROW(resolve_model("tiny:half", std::nullopt, kAdapters), ApiError);
+  EXPECT_THROW(resolve_model("base:taia", std::nullopt, kAdapters), ApiError);
+}
+
+TEST(ServeApi, ReadsTheFieldsItImplementsAndRefusesTheRestByName) {
+  const Completion c = parse_completion_request(
+      R"({"model": "tiny:taia", "messages": [{"role": "developer", "content": "Be brief."},
+          {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}],
+          "max_completion_tokens": 7, "temperature": 0, "top_p": 0.5, "stop": "\n", "seed": 9, "stream": true,
+          "stream_options": {"include_usage": true}, "n": 1, "user": "u", "presence_penalty": 0})",
+      true, Limits{}, kAdapters);
+  EXPECT_EQ(c.choice.adapter, "tiny");
+  EXPECT_EQ(c.choice.mode, "taia");
+  ASSERT_EQ(c.messages.size(), 2u);
+  EXPECT_EQ(c.messages[0].role, "system");
+  EXPECT_EQ(c.messages[1].content, "Hi there");
+  EXPECT_EQ(c.max_tokens, 7);
+  EXPECT_EQ(c.temperature, 0.0f);
+  EXPECT_EQ(c.top_p, 0.5f);
+  EXPECT_EQ(c.stop, std::vector<std::string>{"\n"});
+  EXPECT_EQ(c.seed, std::optional<uint64_t>(9));
+  EXPECT_TRUE(c.stream && c.include_usage);
+  const Completion p = parse_completion_request(R"({"model": "base", "prompt": ["Once"]})", false, Limits{}, kAdapters);
+  EXPECT_EQ(p.prompt, "Once");
+  EXPECT_EQ(p.temperature, 1.0f);  // OpenAI's default
+
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "logprobs": 2})"), std::make_pair(400, std::string("logprobs")));
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "n": 3})"), std::make_pair(400, std::string("n")));
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "frequency_penalty": 0.5})"),
+            std::make_pair(400, std::string("frequency_penalty")));
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "top_p": 0})"), std::make_pair(400, std::string("top_p")));
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]})"),
+            std::make_pair(400, std::string("stop")));
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "stop": [""]})"), std::make_pair(400, std::string("stop")));
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "max_tokens": 5000})"),
+            std::make_pair(400, std::string("max_tokens")));
+  EXPECT_EQ(error_of(R"({"model": "base", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", true),
+            std::make_pair(400, std::string("messages[0].content")));
+  EXPECT_EQ(error_of(R"({"model": "base", "messages": [{"role": "user", "content": "x", "tool_calls": []}]})", true),
+            std::make_pair(400, std::string("messages[0].tool_calls")));
+  EXPECT_EQ(error_of(R"({"model": "base", "messages": "x"})", true), std::make_pair(400, std::string("messages")));
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "messages": []})"), std::make_pair(400, std::string("messages")));
+  EXPECT_EQ(error_of(R"({"prompt": "x"})"), std::make_pair(400, std::string("model")));
+  EXPECT_EQ(error_of(R"({"model": "gpt-4", "prompt": "x"})"), std::make_pair(404, std::string("model")));
+  EXPECT_EQ(error_of("[1, 2]"), std::make_pair(400, std::string("")));
+  Limits small;
+  small.max_body_bytes = 10;
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x"})", false, small).first, 413);
+}
+
+TEST(ServeApi, ErrorBodyAndKeyComparison) {
+  const Json e = Json::parse(error_body(ApiError(400, "invalid_request_error", "bad 'n'", "n")));
+  EXPECT_EQ(e["error"]["message"], "bad 'n'");
+  EXPECT_EQ(e["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(e["error"]["param"], "n");
+  EXPECT_TRUE(e["error"]["code"].is_null());
+  EXPECT_TRUE(constant_time_equal("sekret", "sekret"));
+  EXPECT_FALSE(constant_time_equal("sekret", "sekreT"));
+  EXPECT_FALSE(constant_time_equal("sekret", "sekret2"));
+  EXPECT_FALSE(constant_time_equal("", "x"));
+  EXPECT_TRUE(constant_time_equal("", ""));
+}
