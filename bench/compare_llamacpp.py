@@ -22,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
 import check_llamacpp  # noqa: E402  (gguf-py and the converter's tensor layout)
+from benchlib import cpu_name  # noqa: E402
 
 QWEN = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
         "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
@@ -111,13 +112,6 @@ def taia_bench_run(taia, model, threads, extra):
     pp = bench("prefill", "--prompt", "512")
     tg = bench("decode", "--tokens", "128")
     return pp["tokens_per_s"], tg["tokens_per_s"], tg["fraction_of_bound"]
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "?"
 
 
 def main():

@@ -14,10 +14,11 @@ usage: OMP_NUM_THREADS=2 bench/eval_overhead.py [--limit 32] [--max-new-tokens 2
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
+
+from benchlib import cpu_name  # noqa: E402 (bench/ is the script's own folder)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -28,16 +29,6 @@ QWEN25_05B = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hid
               "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768,
               "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True, "hidden_act": "silu",
               "bos_token_id": 151643, "eos_token_id": 151645, "torch_dtype": "bfloat16"}
-
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():

@@ -11,7 +11,6 @@ usage: OMP_NUM_THREADS=2 bench/serve_load.py [--model PATH] [--requests 200] [--
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -21,22 +20,14 @@ import threading
 import time
 import urllib.request
 
+from benchlib import cpu_name  # noqa: E402 (bench/ is the script's own folder)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODEL = os.path.normpath(os.path.join(ROOT, "..", "shared", "fixtures", "models", "stories260K", "stories260K.gguf"))
 PROMPTS = ["Once upon a time", "Lily and Tom went to the park.", "The little dog", "One day, a cat",
            "Sam had a red ball.", "The sun was hot and", "Mom said to Tim,", "In the big forest"]
 MODELS = ["base", "tiny:vanilla", "tiny:taia", "tiny:taif"]
-
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def post(url, body):
