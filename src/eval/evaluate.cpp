@@ -479,11 +479,65 @@ Json group_averages(const Json& task_results, const std::map<std::string, std::v
 
 }  // namespace
 
-Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter, const std::vector<Task>& tasks,
-              const EvalSettings& s, const std::string& out_dir, Json settings_json,
-              const std::function<void(const std::string&)>& log) {
-  TAIA_CHECK(!tasks.empty(), "[eval] expected at least one task");
-  TAIA_CHECK(!s.modes.empty() && !s.shots.empty(), "[eval] expected at least one mode and one shot count");
+namespace {
+
+// Where a run's time goes: prompts and tokenization (once per task and shot count), scoring (of
+// which `model` inside Decoder::forward_packed; the rest is batching, decoding text, extraction),
+// writing samples.
+struct EvalTiming {
+  double prepare = 0, score = 0, model = 0, write = 0;
+  Json to_json() const {
+    const double total = prepare + score + write;
+    return Json{{"prepare_seconds", prepare}, {"score_seconds", score}, {"model_seconds", model},
+                {"write_seconds", write}, {"outside_model_share", total > 0 ? 1.0 - model / total : 0.0}};
+  }
+};
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// One (task, shots) entry in one mode: scored with a progress bar, its results.json leaf filled
+// in, its samples written.
+Json score_in_mode(Evaluator& ev, Decoder& decoder, const Task& task, const std::vector<size_t>& picked,
+                   const Prepared& prepared, int64_t shots, const std::string& key, const std::string& mode,
+                   const EvalSettings& s, const std::string& out_dir, EvalTiming& timing) {
+  ProgressBar bar("eval " + key + " / " + mode, int64_t(picked.size()), s.progress);
+  const auto t0 = Clock::now();
+  const double busy0 = decoder.busy_seconds();
+  ev.set_progress([&](size_t done) {
+    const double secs = seconds_since(t0);
+    char extra[48];
+    std::snprintf(extra, sizeof(extra), "%.1f ex/s", secs > 0 ? double(done) / secs : 0.0);
+    bar.update(int64_t(done), extra);
+  });
+  ModeScore score = ev.score(task, picked, prepared);
+  ev.set_progress({});
+  bar.finish();
+  const double secs = seconds_since(t0);
+  Json& e = score.entry;
+  e["task"] = task.name;
+  e["kind"] = task_kind_name(task.kind);
+  e["format"] = task.format;
+  e["shots"] = shots;
+  e["seconds"] = secs;
+  e["examples_per_s"] = secs > 0 ? double(picked.size()) / secs : 0.0;
+  e["model_seconds"] = decoder.busy_seconds() - busy0;
+  timing.score += secs;
+  timing.model += decoder.busy_seconds() - busy0;
+  const auto write_start = Clock::now();
+  write_samples(out_dir, key, mode, score.samples);
+  timing.write += seconds_since(write_start);
+  return e;
+}
+
+std::string entry_line(const std::string& key, const std::string& mode, const Json& e) {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "%s / %s: %s = %.4f ± %.4f (n = %lld), %.1f examples/s", key.c_str(), mode.c_str(),
+                e["metric"].get<std::string>().c_str(), e["value"].get<double>(), e["stderr"].get<double>(),
+                (long long)e["n"].get<int64_t>(), e["examples_per_s"].get<double>());
+  return buf;
+}
+
+std::vector<std::pair<std::string, ModuleMask>> checked_modes(const EvalSettings& s, const LoraAdapter* adapter) {
   std::vector<std::pair<std::string, ModuleMask>> modes;
   for (const auto& m : s.modes) {
     const ModuleMask mask = parse_mode(m);
@@ -491,78 +545,46 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
     TAIA_CHECK(!any || adapter, "[eval] mode '", m, "' needs an adapter (--adapter DIR)");
     modes.push_back({m, mask});
   }
+  return modes;
+}
+
+}  // namespace
+
+Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter, const std::vector<Task>& tasks,
+              const EvalSettings& s, const std::string& out_dir, Json settings_json,
+              const std::function<void(const std::string&)>& log) {
+  TAIA_CHECK(!tasks.empty(), "[eval] expected at least one task");
+  TAIA_CHECK(!s.modes.empty() && !s.shots.empty(), "[eval] expected at least one mode and one shot count");
+  const auto modes = checked_modes(s, adapter);
   make_directories(out_dir + "/samples");
   Evaluator ev(decoder, tok, s);
   settings_json["chat_template"] = ev.prompter().chat() ? Json(ev.prompter().template_name()) : Json(nullptr);
   Json results{{"tasks", Json::object()}, {"settings", settings_json}};
   std::map<std::string, std::vector<std::string>> group_members;  // group key -> its tasks' keys
-  // Where the run's time goes: prompts and tokenization (once per task and shot count), scoring
-  // (of which `model` inside Decoder::forward_packed; the rest is batching, decoding text,
-  // extraction), writing samples.
-  struct {
-    double prepare = 0, score = 0, model = 0, write = 0;
-  } timing;
+  EvalTiming timing;
   for (const Task& task : tasks) {
     std::vector<size_t> picked(task.examples.size());
     std::iota(picked.begin(), picked.end(), size_t(0));
     if (s.limit > 0 && int64_t(picked.size()) > s.limit) picked.resize(size_t(s.limit));
     const bool shotless = task.kind == TaskKind::Perplexity || task.kind == TaskKind::Refusal;
-    std::vector<int64_t> shot_list = shotless ? std::vector<int64_t>{0} : s.shots;
-    for (int64_t shots : shot_list) {
+    for (int64_t shots : shotless ? std::vector<int64_t>{0} : s.shots) {
       const std::string key = s.shots.size() > 1 && !shotless ? task.name + "@" + std::to_string(shots) + "shot"
                                                               : task.name;
       const auto prepare_start = Clock::now();
       const Prepared prepared = ev.prepare(task, picked, shots);
-      timing.prepare += std::chrono::duration<double>(Clock::now() - prepare_start).count();
+      timing.prepare += seconds_since(prepare_start);
       for (const auto& [mode, mask] : modes) {
         decoder.set_adapter(adapter, mask);
-        ProgressBar bar("eval " + key + " / " + mode, int64_t(picked.size()), s.progress);
-        const auto t0 = Clock::now();
-        const double busy0 = decoder.busy_seconds();
-        ev.set_progress([&](size_t done) {
-          const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-          char extra[48];
-          std::snprintf(extra, sizeof(extra), "%.1f ex/s", secs > 0 ? double(done) / secs : 0.0);
-          bar.update(int64_t(done), extra);
-        });
-        ModeScore score = ev.score(task, picked, prepared);
-        ev.set_progress({});
-        bar.finish();
-        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-        Json& e = score.entry;
-        e["task"] = task.name;
-        e["kind"] = task_kind_name(task.kind);
-        e["format"] = task.format;
-        e["shots"] = shotless ? 0 : shots;
-        e["seconds"] = secs;
-        e["examples_per_s"] = secs > 0 ? double(picked.size()) / secs : 0.0;
-        e["model_seconds"] = decoder.busy_seconds() - busy0;
-        timing.score += secs;
-        timing.model += decoder.busy_seconds() - busy0;
+        const Json e = score_in_mode(ev, decoder, task, picked, prepared, shots, key, mode, s, out_dir, timing);
         results["tasks"][key][mode] = e;
-        if (!task.group.empty()) {
-          auto& members = group_members[task.group + key.substr(task.name.size())];  // "mmlu" or "mmlu@5shot"
-          if (std::find(members.begin(), members.end(), key) == members.end()) members.push_back(key);
-        }
-        const auto write_start = Clock::now();
-        write_samples(out_dir, key, mode, score.samples);
-        timing.write += std::chrono::duration<double>(Clock::now() - write_start).count();
-        char buf[256];
-        std::snprintf(buf, sizeof(buf), "%s / %s: %s = %.4f ± %.4f (n = %lld), %.1f examples/s", key.c_str(),
-                      mode.c_str(), e["metric"].get<std::string>().c_str(), e["value"].get<double>(),
-                      e["stderr"].get<double>(), (long long)e["n"].get<int64_t>(), e["examples_per_s"].get<double>());
-        log(buf);
+        log(entry_line(key, mode, e));
       }
+      if (!task.group.empty()) group_members[task.group + key.substr(task.name.size())].push_back(key);  // mmlu@5shot
     }
   }
   decoder.set_adapter(nullptr, ModuleMask{});
   if (!group_members.empty()) results["groups"] = group_averages(results["tasks"], group_members);
-  const double total = timing.prepare + timing.score + timing.write;
-  results["timing"] = Json{{"prepare_seconds", timing.prepare},
-                           {"score_seconds", timing.score},
-                           {"model_seconds", timing.model},
-                           {"write_seconds", timing.write},
-                           {"outside_model_share", total > 0 ? 1.0 - timing.model / total : 0.0}};
+  results["timing"] = timing.to_json();
   write_file_atomic(out_dir + "/results.json", results.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   return results;
 }
