@@ -12,13 +12,21 @@ ApiError bad(const std::string& param, const std::string& message) {
   return ApiError(400, "invalid_request_error", message, param);
 }
 
+// A value for a message: numbers and strings as written, anything else by its type (dump() of a
+// deeply nested client value would recurse without bound).
+std::string shown(const Json& v) {
+  if (!v.is_primitive()) return v.type_name();
+  const std::string text = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return text.size() > 64 ? text.substr(0, 64) + "..." : text;
+}
+
 double number_in(const Json& j, const char* key, double lo, double hi) {
   const Json& v = j[key];
   if (!v.is_number()) throw bad(key, std::string("'") + key + "' expected a number, got " + v.type_name());
   const double x = v.get<double>();
   if (!std::isfinite(x) || x < lo || x > hi)
     throw bad(key, std::string("'") + key + "' expected a number in [" + Json(lo).dump() + ", " + Json(hi).dump() +
-                       "], got " + v.dump());
+                       "], got " + shown(v));
   return x;
 }
 
@@ -29,8 +37,8 @@ std::string text_content(const Json& content, size_t i) {
   if (!content.is_array()) throw bad(where, "'" + where + "' expected a string or a list of text parts");
   std::string text;
   for (const Json& part : content) {
-    if (!part.is_object() || part.value("type", std::string()) != "text" || !part.contains("text") ||
-        !part["text"].is_string())
+    if (!part.is_object() || !part.contains("type") || !part["type"].is_string() || part["type"] != "text" ||
+        !part.contains("text") || !part["text"].is_string())
       throw bad(where, "'" + where + "' parts expected {\"type\": \"text\", \"text\": ...} (other part types are "
                        "not supported)");
     text += part["text"].get<std::string>();
@@ -82,7 +90,7 @@ void read_sampling(const Json& j, const Limits& limits, Completion* c) {
       const Json& v = j[key];
       if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > limits.max_tokens)
         throw bad(key, std::string("'") + key + "' expected an integer in 1.." + std::to_string(limits.max_tokens) +
-                           ", got " + v.dump());
+                           ", got " + shown(v));
       c->max_tokens = v.get<int64_t>();
     }
   if (j.contains("temperature") && !j["temperature"].is_null())

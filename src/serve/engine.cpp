@@ -48,6 +48,10 @@ size_t stop_prefix_at_end(const std::string& text, const std::vector<std::string
 int64_t checked_slots(const ModelConfig& c, int64_t parallel, int64_t ctx) {
   TAIA_CHECK(parallel >= 1 && ctx >= 2 && ctx <= c.max_position_embeddings, "[serve] expected --parallel >= 1 and "
              "--ctx in 2..", c.max_position_embeddings, ", got ", parallel, " and ", ctx);
+  // LongRope picks its factors per forward pass from the pass's largest position: rows of other
+  // requests batched with one past the original context would be rotated with the long factors.
+  TAIA_CHECK(!c.rope_scaling.uses_long_factors(ctx), "[serve] LongRope models are served within their original "
+             "context: expected --ctx <= ", c.rope_scaling.original_max_position_embeddings, ", got ", ctx);
   return parallel * ctx;
 }
 
@@ -98,12 +102,14 @@ void Engine::loop() {
     }
     try {
       step(running);
-    } catch (const std::exception&) {
-      for (Running& r : running) r.job->on_done("error", int64_t(r.output.size()));
+    } catch (...) {  // every job of the failed step that had not ended ends with "error"
+      for (Running& r : running)
+        if (!r.done) r.job->on_done("error", int64_t(r.output.size()));
       running.clear();
     }
   }
-  for (Running& r : running) r.job->on_done("error", int64_t(r.output.size()));
+  for (Running& r : running)
+    if (!r.done) r.job->on_done("error", int64_t(r.output.size()));
   std::lock_guard<std::mutex> lk(mu_);
   for (auto& j : queue_) j->on_done("error", 0);
 }
@@ -151,16 +157,18 @@ void Engine::step(std::vector<Running>& running) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     while (int64_t(running.size()) < parallel_ && !queue_.empty()) {
+      std::shared_ptr<Job> job = std::move(queue_.front());
+      queue_.pop_front();
+      if (job->cancelled) continue;  // its client left while it waited
       std::vector<bool> used(size_t(parallel_), false);
       for (const Running& r : running) used[size_t(r.region)] = true;
-      Running r;
-      r.job = std::move(queue_.front());
-      queue_.pop_front();
+      running.emplace_back();
+      Running& r = running.back();  // in `running` first: a throw below still ends the job
+      r.job = std::move(job);
       r.region = int64_t(std::find(used.begin(), used.end(), false) - used.begin());
       r.history = r.job->prompt;
       r.sampler = std::make_unique<Sampler>(r.job->sampling);
       r.detok = std::make_unique<IncrementalDecoder>(tok_, /*skip_special=*/true);
-      running.push_back(std::move(r));
     }
   }
   // 2. One packed batch per adapter, each row in its own mode (Decoder::set_row_masks); a MoLoRA

@@ -76,7 +76,7 @@ struct Server {
     return ids;
   }
 
-  std::shared_ptr<Job> make_job(const Completion& c, std::shared_ptr<Channel> ch) {
+  std::shared_ptr<Job> make_job(const Completion& c, std::shared_ptr<Channel> ch, uint64_t request_number) {
     auto job = std::make_shared<Job>();
     job->prompt = prompt_ids(c);
     for (const auto& n : adapters)
@@ -85,7 +85,7 @@ struct Server {
     if (!job->adapter) job->mask = ModuleMask{};
     job->sampling.temperature = c.temperature;
     job->sampling.top_p = c.top_p;
-    job->sampling.seed = c.seed ? *c.seed : 0x9e3779b97f4a7c15ull * (counter.load() + 1);
+    job->sampling.seed = c.seed ? *c.seed : 0x9e3779b97f4a7c15ull * request_number;
     job->max_tokens = std::min<int64_t>(c.max_tokens, engine.ctx() - int64_t(job->prompt.size()));
     job->stop = c.stop;
     job->on_text = [ch](const std::string& d) {
@@ -120,9 +120,10 @@ struct Server {
     check_key(req);
     const Completion c = parse_completion_request(req.body, chat, options.limits, adapter_names);
     auto ch = std::make_shared<Channel>();
-    auto job = make_job(c, ch);
+    const uint64_t number = ++counter;  // the request's id and, without a seed, its sampling seed
+    auto job = make_job(c, ch, number);
     const int64_t prompt_tokens = int64_t(job->prompt.size());
-    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++counter);
+    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(number);
     const int64_t created = unix_now();
     if (!engine.submit(job))
       throw ApiError(429, "rate_limit_exceeded", "the server is busy (queue full); retry later");
@@ -166,7 +167,10 @@ struct Server {
               return job->cancelled = true, false;
           if (!sink.is_writable()) return job->cancelled = true, false;
           if (!done) return true;
-          send(chunk(c, id, created, c.chat ? Json::object() : Json(""), ch->finish_reason));
+          if (ch->finish_reason == "error")  // an error event in place of a normal end
+            send(Json::parse(error_body(ApiError(500, "server_error", "generation failed"))));
+          else
+            send(chunk(c, id, created, c.chat ? Json::object() : Json(""), ch->finish_reason));
           if (c.include_usage) {
             Json u = chunk(c, id, created, Json::object(), nullptr);
             u["choices"] = Json::array();

@@ -78,6 +78,15 @@ TEST(ServeApi, ReadsTheFieldsItImplementsAndRefusesTheRestByName) {
   EXPECT_EQ(error_of(R"({"prompt": "x"})"), std::make_pair(400, std::string("model")));
   EXPECT_EQ(error_of(R"({"model": "gpt-4", "prompt": "x"})"), std::make_pair(404, std::string("model")));
   EXPECT_EQ(error_of("[1, 2]"), std::make_pair(400, std::string("")));
+  // A deeply nested value where a number is expected is named by its type (dump() would recurse
+  // 300,000 levels deep); a part whose "type" is not a string is a 400, not a server error.
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  Limits big;
+  big.max_body_bytes = 1 << 21;
+  EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x", "max_tokens": )" + deep + "}", false, big),
+            std::make_pair(400, std::string("max_tokens")));
+  EXPECT_EQ(error_of(R"({"model": "base", "messages": [{"role": "user", "content": [{"type": 1, "text": "x"}]}]})", true),
+            std::make_pair(400, std::string("messages[0].content")));
   Limits small;
   small.max_body_bytes = 10;
   EXPECT_EQ(error_of(R"({"model": "base", "prompt": "x"})", false, small).first, 413);
