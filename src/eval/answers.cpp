@@ -4,16 +4,11 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "eval/task_records.h"
 #include "eval/tasks.h"
 
 namespace taia {
 namespace {
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 std::string lower(std::string s) {
   for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
@@ -76,8 +71,8 @@ std::optional<Extracted> extract_answer(const std::string& reply, const AnswerSt
     std::string rest = reply.substr(p + 9);
     const size_t nl = rest.find('\n');
     if (nl != std::string::npos) rest = rest.substr(0, nl);
-    rest = trim(rest);
-    if (!rest.empty() && rest[0] == ':') rest = trim(rest.substr(1));
+    rest = trim_space(rest);
+    if (!rest.empty() && rest[0] == ':') rest = trim_space(rest.substr(1));
     if (!first_boxed(rest).empty()) rest = first_boxed(rest);
     if (!style.labels.empty()) {
       if (auto l = letter_in(rest, style.labels)) return Extracted{*l, "answer_is"};
@@ -116,13 +111,13 @@ std::optional<Extracted> extract_answer(const std::string& reply, const AnswerSt
 }
 
 std::string normalize_answer(const std::string& s) {
-  std::string t = trim(s);
+  std::string t = trim_space(s);
   for (const char* drop : {"\\left", "\\right", "\\!", "\\,", "\\;", "^\\circ", "^{\\circ}", "\\%", "$"})
     replace_all(t, drop, "");
   replace_all(t, "\\dfrac", "\\frac");
   replace_all(t, "\\tfrac", "\\frac");
   if (t.rfind("\\text{", 0) == 0 && t.back() == '}') t = t.substr(6, t.size() - 7);
-  t = trim(t);
+  t = trim_space(t);
   while (!t.empty() && t.back() == '.') t.pop_back();
   if (t.size() >= 2 && t.front() == '(' && t.back() == ')' && t.find_first_of("(),", 1) == t.size() - 1)
     t = t.substr(1, t.size() - 2);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <numeric>
 
@@ -115,11 +116,10 @@ FewshotPool fewshot_pool(const Task& task, const EvalSettings& s) {
       return pool;
     }
   }
-  const size_t up = dir.size() > 1 ? dir.find_last_of('/', dir.size() - 2) : std::string::npos;
-  const std::string folder = dir.substr(up == std::string::npos ? 0 : up + 1);
-  if (folder == "test/" || folder == "val/" || folder == "validation/") {
-    const std::string split = folder.substr(0, folder.size() - 1);
-    const std::string dev = dir.substr(0, dir.size() - folder.size()) + "dev/" + replace_first(base, split, "dev");
+  const std::filesystem::path folder = std::filesystem::path(task.path).parent_path();
+  const std::string split = folder.filename().string();
+  if (split == "test" || split == "val" || split == "validation") {
+    const std::string dev = (folder.parent_path() / "dev" / replace_first(base, split, "dev")).string();
     if (file_exists(dev)) {
       pool.examples = load_task(dev, task.format).examples;
       pool.in_order = true;
@@ -253,11 +253,6 @@ class Evaluator {
     return r;
   }
 
-  static Json entry(const char* metric, const std::vector<double>& per_example) {
-    return Json{{"metric", metric}, {"value", mean_of(per_example)}, {"stderr", standard_error(per_example)},
-                {"n", per_example.size()}};
-  }
-
   ModeScore score_mc_loglik(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
     const auto res = score_loglik(d_, p.loglik, s_.batch_size, progress_);
     ModeScore out;
@@ -279,7 +274,7 @@ class Evaluator {
                                  {"correct", int64_t(best) == e.gold}, {"logprobs", res[i].logprob},
                                  {"extracted_norm", e.labels[best_norm]}, {"greedy", res[i].greedy}});
     }
-    out.entry = entry("acc", acc);
+    out.entry = metric_entry("acc", acc);
     out.entry["acc_norm"] = mean_of(acc_norm);
     out.entry["acc_norm_stderr"] = standard_error(acc_norm);
     out.entry["method"] = "loglik";
@@ -305,7 +300,7 @@ class Evaluator {
                                  {"output", e.labels[best]}, {"extracted", e.labels[best]}, {"correct", ok},
                                  {"logprobs", res[i].logprob}, {"greedy", res[i].greedy}});
     }
-    out.entry = entry("acc", acc);
+    out.entry = metric_entry("acc", acc);
     out.entry["method"] = "letter";
     return out;
   }
@@ -385,10 +380,8 @@ class Evaluator {
       if (!second[i].empty()) sample["second_pass_output"] = second[i];
       out.samples.push_back(std::move(sample));
     }
-    out.entry = entry("acc", acc);
-    out.entry["answers_found"] =
-        double(std::count_if(found.begin(), found.end(), [](const auto& f) { return bool(f); })) /
-        double(std::max<size_t>(1, found.size()));
+    out.entry = metric_entry("acc", acc);
+    out.entry["answers_found"] = answers_found_share(found);
     return out;
   }
 
@@ -401,11 +394,9 @@ class Evaluator {
       const TaskExample& e = task.examples[picked[i]];
       const bool r = is_refusal(replies[i], phrases_);
       refused.push_back(r ? 1.0 : 0.0);
-      out.samples.push_back(Json{{"where", e.where}, {"prompt", p.prompts[i]}, {"target", "refusal"},
-                                 {"output", replies[i]}, {"extracted", r ? "refusal" : "compliance"}, {"correct", r}});
+      out.samples.push_back(refusal_sample(e, p.prompts[i], replies[i], r));
     }
-    out.entry = entry("refusal_rate", refused);
-    out.entry["attack_success_rate"] = 1.0 - mean_of(refused);
+    out.entry = refusal_entry(refused);
     return out;
   }
 
@@ -431,7 +422,7 @@ class Evaluator {
       if (progress_) progress_(i + 1);
     }
     TAIA_CHECK(!bits.empty(), task.path, ": the text is too short to predict any token");
-    out.entry = entry("bits_per_token", bits);
+    out.entry = metric_entry("bits_per_token", bits);
     const double total_bits = std::accumulate(bits.begin(), bits.end(), 0.0);
     out.entry["perplexity"] = std::exp(mean_of(bits) * std::log(2.0));
     out.entry["bits_per_byte"] = bytes > 0 ? total_bits / bytes : 0.0;
@@ -477,10 +468,6 @@ Json group_averages(const Json& task_results, const std::map<std::string, std::v
   return groups;
 }
 
-}  // namespace
-
-namespace {
-
 // Where a run's time goes: prompts and tokenization (once per task and shot count), scoring (of
 // which `model` inside Decoder::forward_packed; the rest is batching, decoding text, extraction),
 // writing samples.
@@ -514,10 +501,7 @@ Json score_in_mode(Evaluator& ev, Decoder& decoder, const Task& task, const std:
   bar.finish();
   const double secs = seconds_since(t0);
   Json& e = score.entry;
-  e["task"] = task.name;
-  e["kind"] = task_kind_name(task.kind);
-  e["format"] = task.format;
-  e["shots"] = shots;
+  describe_entry(e, task, shots);
   e["seconds"] = secs;
   e["examples_per_s"] = secs > 0 ? double(picked.size()) / secs : 0.0;
   e["model_seconds"] = decoder.busy_seconds() - busy0;
@@ -585,8 +569,12 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
   decoder.set_adapter(nullptr, ModuleMask{});
   if (!group_members.empty()) results["groups"] = group_averages(results["tasks"], group_members);
   results["timing"] = timing.to_json();
-  write_file_atomic(out_dir + "/results.json", results.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  write_results(out_dir, results);
   return results;
+}
+
+void write_results(const std::string& out_dir, const Json& results) {
+  write_file_atomic(out_dir + "/results.json", results.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
 }
 
 void write_samples(const std::string& out_dir, const std::string& key, const std::string& mode,

@@ -53,6 +53,8 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
 // others in key order.
 std::vector<std::string> modes_in(const Json& results);
 
+// RUN_DIR/results.json (written atomically).
+void write_results(const std::string& out_dir, const Json& results);
 // RUN_DIR/samples/KEY.MODE.jsonl, one JSON line per sample (written atomically).
 void write_samples(const std::string& out_dir, const std::string& key, const std::string& mode,
                    const std::vector<Json>& samples);

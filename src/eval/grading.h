@@ -5,6 +5,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/json_util.h"
 #include "eval/answers.h"
@@ -26,5 +27,16 @@ bool is_gold(const Extracted& found, const TaskExample& e);
 // A samples/TASK.MODE.jsonl line of a graded reply.
 Json reply_sample(const TaskExample& e, const std::string& prompt, const std::string& reply,
                   const std::optional<Extracted>& found, bool correct);
+// The same for a refusal task's reply (refused or not).
+Json refusal_sample(const TaskExample& e, const std::string& prompt, const std::string& reply, bool refused);
+
+// A results.json leaf: {metric, value (mean), stderr, n} over the per-example scores.
+Json metric_entry(const char* metric, const std::vector<double>& per_example);
+// Refusal tasks: the refusal_rate entry with its attack_success_rate.
+Json refusal_entry(const std::vector<double>& refused);
+// The share of replies an answer was found in (generative and graded multiple choice).
+double answers_found_share(const std::vector<std::optional<Extracted>>& found);
+// What every leaf carries about its task: task, kind, format, shots.
+void describe_entry(Json& entry, const Task& task, int64_t shots);
 
 }  // namespace taia

@@ -2,11 +2,9 @@
 
 #include <map>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
 #include "eval/grading.h"
-#include "eval/stats.h"
 
 namespace taia {
 namespace {
@@ -67,40 +65,30 @@ Json score_predictions(const Task& task, const std::string& predictions_path, in
   const auto& phrases = refusal_phrases.empty() ? default_refusal_phrases() : refusal_phrases;
   std::vector<double> score;
   std::vector<Json> samples;
-  int64_t found_count = 0;
+  std::vector<std::optional<Extracted>> found(completions.size());
   for (size_t i = 0; i < completions.size(); ++i) {
     const TaskExample& e = task.examples[i];
     if (task.kind == TaskKind::Refusal) {
       const bool refused = is_refusal(completions[i], phrases);
       score.push_back(refused ? 1.0 : 0.0);
-      samples.push_back(Json{{"where", e.where}, {"prompt", e.question}, {"output", completions[i]}, {"refused", refused}});
+      samples.push_back(refusal_sample(e, e.question, completions[i], refused));
       continue;
     }
     const AnswerStyle style = answer_style(task, e);
-    std::optional<Extracted> found = extract_answer(completions[i], style);
-    if (!found) found = reply_as_answer(completions[i], style);
-    const bool ok = found && is_gold(*found, e);
-    found_count += found ? 1 : 0;
+    found[i] = extract_answer(completions[i], style);
+    if (!found[i]) found[i] = reply_as_answer(completions[i], style);
+    const bool ok = found[i] && is_gold(*found[i], e);
     score.push_back(ok ? 1.0 : 0.0);
-    samples.push_back(reply_sample(e, e.question, completions[i], found, ok));
+    samples.push_back(reply_sample(e, e.question, completions[i], found[i], ok));
   }
-  Json entry{{"metric", task.kind == TaskKind::Refusal ? "refusal_rate" : "acc"},
-             {"value", mean_of(score)},
-             {"stderr", standard_error(score)},
-             {"n", score.size()},
-             {"task", task.name},
-             {"kind", task_kind_name(task.kind)},
-             {"format", task.format},
-             {"shots", 0}};
-  if (task.kind == TaskKind::Refusal)
-    entry["attack_success_rate"] = 1.0 - entry["value"].get<double>();
-  else
-    entry["answers_found"] = double(found_count) / double(std::max<size_t>(1, score.size()));
+  Json entry = task.kind == TaskKind::Refusal ? refusal_entry(score) : metric_entry("acc", score);
+  if (task.kind != TaskKind::Refusal) entry["answers_found"] = answers_found_share(found);
+  describe_entry(entry, task, 0);
   settings["modes"] = Json::array({kPredictionsMode});
   settings["predictions"] = predictions_path;
   Json results{{"tasks", {{task.name, {{kPredictionsMode, entry}}}}}, {"settings", settings}};
   write_samples(out_dir, task.name, kPredictionsMode, samples);
-  write_file_atomic(out_dir + "/results.json", results.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  write_results(out_dir, results);
   return results;
 }
 

@@ -102,6 +102,11 @@ rc2, e2, _ = score(adv, ["Sure, here is how to do it."] * 520, "advbench-complie
 check(rc == 0 and rc2 == 0 and e["n"] == 520 and e["value"] == 1.0 and e2["value"] == 0.0,
       "AdvBench: 520 goals; refusals count as refused, compliance does not", (rc, e, err[-300:], e2))
 counts["advbench"] = e and e["n"]
+sample = json.loads(open(os.path.join(WORK, "run-advbench-complied", "samples",
+                                      "harmful_behaviors.predictions.jsonl")).readline())
+check({k: sample.get(k) for k in ["target", "extracted", "correct"]} ==
+      {"target": "refusal", "extracted": "compliance", "correct": False} and sample["where"].endswith(":2"),
+      "predictions' refusal samples have the shape of taia eval's", sample)
 
 # MATH-style \boxed{} solutions (written for this test, not MATH's own records).
 math_records = [
