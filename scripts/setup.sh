@@ -17,6 +17,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev       # benchmarks
   libcpp-httplib-dev     # taia serve (HTTP)
+  openmpi-bin libopenmpi-dev  # data-parallel training (mpirun -np K taia train); optional at build time
   clang libclang-rt-dev  # sanitizer pass of scripts/test.sh (ASan + UBSan runtimes, libFuzzer)
   python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)
   chromium               # renders the HTML report in the eval test (headless screenshot)

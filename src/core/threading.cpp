@@ -1,6 +1,7 @@
 #include "core/threading.h"
 
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -24,6 +25,11 @@ void return_free_heap() {
 int64_t physical_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : 0;
+}
+
+int64_t peak_rss_bytes() {
+  rusage u{};
+  return ::getrusage(RUSAGE_SELF, &u) == 0 ? int64_t(u.ru_maxrss) * 1024 : 0;
 }
 
 }  // namespace taia

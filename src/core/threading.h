@@ -11,6 +11,8 @@ int num_threads();
 
 // Physical RAM in bytes (0 if unknown).
 int64_t physical_memory_bytes();
+// This process's peak resident set so far, in bytes (getrusage's ru_maxrss).
+int64_t peak_rss_bytes();
 
 // Hands the heap's free pages back to the system (glibc's malloc_trim; nothing elsewhere). The
 // loaders call it after parsing: a GGUF vocabulary's metadata (~45 MB of parsed values for a

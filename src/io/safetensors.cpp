@@ -160,21 +160,23 @@ std::string SafetensorsCollection::describe_location(const std::string& name) co
   return files_.empty() ? std::string("(no files)") : files_.front()->path();
 }
 
-void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorSpec>& tensors,
+                                const std::map<std::string, std::string>& metadata, const TensorFiller& fill) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   std::set<std::string> names;
-  for (const TensorView& t : tensors) {
-    TAIA_CHECK(t.is_contiguous(), "[write_safetensors] ", path, ": tensor '", t.name, "' is not contiguous");
+  std::vector<uint64_t> sizes;
+  for (const TensorSpec& t : tensors) {
     TAIA_CHECK(names.insert(t.name).second, "[write_safetensors] ", path, ": duplicate tensor name '", t.name, "'");
     TAIA_CHECK(t.name != "__metadata__", "[write_safetensors] ", path, ": '__metadata__' is reserved");
     TAIA_CHECK(!is_block_dtype(t.dtype), "[write_safetensors] ", path, ": tensor '", t.name, "' is ",
                dtype_name(t.dtype), ", a GGUF block type that safetensors cannot hold (dequantize it first)");
-    const uint64_t n = t.nbytes();
+    uint64_t n = dtype_size(t.dtype);
+    for (int64_t d : t.shape) n *= uint64_t(d);
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
     offset += n;
+    sizes.push_back(n);
   }
   std::string text = header.dump();
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
@@ -182,8 +184,30 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   AtomicFile out(path);
   out.write(&len, 8);
   out.write(text);
-  for (const TensorView& t : tensors) out.write(t.data, t.nbytes());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    uint64_t written = 0;
+    fill(i, [&](const void* data, size_t bytes) {
+      TAIA_CHECK(written + bytes <= sizes[i], "[write_safetensors] ", path, ": tensor '", tensors[i].name,
+                 "' expected ", sizes[i], " bytes, got more");
+      out.write(data, bytes);
+      written += bytes;
+    });
+    TAIA_CHECK(written == sizes[i], "[write_safetensors] ", path, ": tensor '", tensors[i].name, "' expected ",
+               sizes[i], " bytes, got ", written);
+  }
   out.commit();
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  for (const TensorView& t : tensors) {
+    TAIA_CHECK(t.is_contiguous(), "[write_safetensors] ", path, ": tensor '", t.name, "' is not contiguous");
+    specs.push_back({t.name, t.dtype, t.shape});
+  }
+  write_safetensors_streamed(path, specs, metadata, [&](size_t i, const ByteSink& sink) {
+    sink(tensors[i].data, tensors[i].nbytes());
+  });
 }
 
 }  // namespace taia

@@ -2,6 +2,7 @@
 // https://github.com/huggingface/safetensors — read through mmap, every size and offset
 // validated before any tensor byte is touched.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,5 +62,18 @@ class SafetensorsCollection {
 // spaces to a multiple of 8 bytes, atomically (temporary file + fsync + rename).
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// The same file from tensors that are not in memory as a whole: fill(i, sink) hands tensor i's
+// bytes to sink in one or more pieces, in order (exactly its size, checked). The sharded
+// optimizer state is written this way, one gathered piece at a time.
+struct TensorSpec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+using ByteSink = std::function<void(const void* data, size_t bytes)>;
+using TensorFiller = std::function<void(size_t index, const ByteSink& sink)>;
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorSpec>& tensors,
+                                const std::map<std::string, std::string>& metadata, const TensorFiller& fill);
 
 }  // namespace taia

@@ -36,7 +36,7 @@ void AdamW::step(double lr) {
   }
 }
 
-double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm) {
+double grad_square_sum(const std::vector<ParamRef>& params) {
   double sq = 0;
   for (const ParamRef& p : params) {
     double s = 0;
@@ -44,13 +44,20 @@ double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm) {
     for (size_t k = 0; k < p.size; ++k) s += double(p.grad[k]) * double(p.grad[k]);
     sq += s;
   }
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && std::isfinite(norm)) {
-    const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0)
-      for (const ParamRef& p : params)
-        for (size_t k = 0; k < p.size; ++k) p.grad[k] = float(double(p.grad[k]) * coef);
-  }
+  return sq;
+}
+
+void clip_to_norm(const std::vector<ParamRef>& params, double norm, double max_norm) {
+  if (!(max_norm > 0) || !std::isfinite(norm)) return;
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0)
+    for (const ParamRef& p : params)
+      for (size_t k = 0; k < p.size; ++k) p.grad[k] = float(double(p.grad[k]) * coef);
+}
+
+double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm) {
+  const double norm = std::sqrt(grad_square_sum(params));
+  clip_to_norm(params, norm, max_norm);
   return norm;
 }
 

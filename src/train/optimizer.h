@@ -40,6 +40,10 @@ class AdamW {
 
 // Global L2 norm of all gradients; if max_norm > 0 and the norm exceeds it, scales them down.
 double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm);
+// Its two halves, for a norm summed over ranks: the sum of squared gradients (in double), and
+// the scaling of the gradients by max_norm / (norm + 1e-6) when that is below 1 (torch's rule).
+double grad_square_sum(const std::vector<ParamRef>& params);
+void clip_to_norm(const std::vector<ParamRef>& params, double norm, double max_norm);
 
 enum class Schedule { Constant, Linear, Cosine };
 Schedule parse_schedule(const std::string& name);

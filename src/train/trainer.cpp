@@ -18,6 +18,7 @@
 #include "core/mmap_file.h"
 #include "core/rng.h"
 #include "core/threading.h"
+#include "dist/comm.h"
 #include "io/safetensors.h"
 #include "model/init.h"
 #include "model/loader.h"
@@ -25,6 +26,7 @@
 #include "model/tokenizer_loader.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/data_parallel.h"
 #include "train/engine.h"
 #include "train/trainable.h"
 
@@ -42,6 +44,7 @@ void check_options(const TrainOptions& o) {
   TAIA_CHECK(o.lr > 0 && std::isfinite(o.lr), "[train] learning rate expected > 0, got ", o.lr);
   TAIA_CHECK(o.warmup_ratio >= 0 && o.warmup_ratio < 1, "[train] warmup ratio expected in [0, 1), got ", o.warmup_ratio);
   TAIA_CHECK(o.val_split >= 0 && o.val_split < 1, "[train] validation split expected in [0, 1), got ", o.val_split);
+  parse_schedule(o.schedule);  // throws naming the schedule
   TAIA_CHECK(o.compute == "f32" || o.compute == "bf16", "[train] --compute expected f32 or bf16, got '", o.compute, "'");
   TAIA_CHECK(o.compute == "f32" || o.method != "full", "[train] --compute bf16 is for LoRA and MoLoRA; full "
              "fine-tuning computes in F32");
@@ -121,15 +124,16 @@ std::string format_bytes(int64_t b) {
 // Memory before the first step: the model, what trains (value, gradient, AdamW m and v), and
 // the engine's working set for the longest micro-batch; refused above --max-memory (or RAM).
 void check_memory(const TrainOptions& o, const Model& model, const Trainables& t, int64_t longest,
-                  const EngineOptions& eo, const Log& log) {
+                  const EngineOptions& eo, const DataParallel& dp, const Log& log) {
   const bool full = o.method == "full";
   const int64_t model_bytes = int64_t(model.weight_bytes());
-  const int64_t train_bytes = t.count * 4 * (full ? 3 : 4);  // full: the values are the model's
+  // Gradients (and LoRA's values) for every trainable scalar, AdamW's m and v for this rank's.
+  const int64_t train_bytes = t.count * 4 * (full ? 1 : 2) + int64_t(dp.optimizer_elements()) * 4 * 2;
   const int64_t work_bytes = TrainEngine::working_bytes(model, o.batch_size, longest, eo,
                                                         full ? nullptr : &t.lora, full);
   const int64_t total_bytes = model_bytes + train_bytes + work_bytes;
   const int64_t limit = o.max_memory > 0 ? o.max_memory : physical_memory_bytes();
-  log("memory: estimated " + format_bytes(total_bytes) + " (model " + format_bytes(model_bytes) +
+  log("memory: estimated " + format_bytes(total_bytes) + (dp.comm().distributed() ? " per rank" : "") + " (model " + format_bytes(model_bytes) +
       ", trainable state " + format_bytes(train_bytes) + ", activations and scratch for " +
       std::to_string(o.batch_size) + " x " + std::to_string(longest) + " tokens " + format_bytes(work_bytes) + ")");
   if (limit > 0 && total_bytes > limit)
@@ -144,25 +148,28 @@ void check_memory(const TrainOptions& o, const Model& model, const Trainables& t
 
 // Steps and micro-batches of the run.
 struct StepPlan {
+  int64_t micro_per_step = 0;  // global: grad_accum x ranks
   int64_t micro_per_epoch = 0, steps_per_epoch = 0;
   int64_t total = 0;        // optimizer steps
   int64_t warmup = 0;       // warmup steps of the schedule
   int64_t total_micro = 0;  // micro-batches over the run
 };
 
-StepPlan plan_steps(const TrainOptions& o, int64_t train_examples) {
+StepPlan plan_steps(const TrainOptions& o, int64_t train_examples, int ranks) {
   StepPlan s;
+  s.micro_per_step = o.grad_accum * ranks;
   s.micro_per_epoch = (train_examples + o.batch_size - 1) / o.batch_size;
-  s.steps_per_epoch = (s.micro_per_epoch + o.grad_accum - 1) / o.grad_accum;
+  s.steps_per_epoch = (s.micro_per_epoch + s.micro_per_step - 1) / s.micro_per_step;
   s.total = o.max_steps > 0 ? o.max_steps : s.steps_per_epoch * o.epochs;
   s.warmup = int64_t(std::ceil(o.warmup_ratio * double(s.total)));
-  s.total_micro = o.max_steps > 0 ? s.total * o.grad_accum : s.micro_per_epoch * o.epochs;
+  s.total_micro = o.max_steps > 0 ? s.total * s.micro_per_step : s.micro_per_epoch * o.epochs;
   return s;
 }
 
 // Loads the latest complete checkpoint under --resume into the trainables and the optimizer;
 // returns its step (0 without --resume).
-int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Trainables& t, AdamW& adam, const Log& log) {
+int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Trainables& t, AdamW& adam,
+                               DataParallel& dp, const StepPlan& plan, const Log& log) {
   if (o.resume_dir.empty()) return 0;
   const auto ck = find_checkpoint(o.resume_dir);
   TAIA_CHECK(ck.has_value(), o.resume_dir, ": no complete checkpoint to resume from");
@@ -170,6 +177,14 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
   const int64_t step = json_int(state, "step", *ck);
   TAIA_CHECK(json_string_or(state, "method", "", *ck) == o.method, *ck, ": checkpoint is from --method ",
              json_string_or(state, "method", "", *ck), ", this run is ", o.method);
+  // The data position is global (steps x micro-batches per step over all ranks): a run resumes
+  // with any number of ranks whose --grad-accum x ranks gives the checkpoint's micro-batches.
+  if (state.contains("micro_batches_per_step")) {
+    const int64_t saved = json_int(state, "micro_batches_per_step", *ck);
+    TAIA_CHECK(saved == plan.micro_per_step, *ck, ": the checkpoint's steps took ", saved, " micro-batches (",
+               "--grad-accum x ranks), this run's take ", plan.micro_per_step, " (--grad-accum ", o.grad_accum,
+               " x ", dp.comm().size(), " ranks): set --grad-accum to ", saved, " / ranks to continue the same run");
+  }
   if (o.method == "full") {
     SafetensorsFile f(*ck + "/trainable.safetensors");
     for (const ParamRef& p : t.params) {
@@ -202,7 +217,7 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
           m->router_b = s->router_b;
         }
   }
-  load_optimizer_state(adam, *ck + "/optimizer.safetensors");
+  dp.load_optimizer(adam, *ck + "/optimizer.safetensors");
   log("resumed from " + *ck + " at step " + std::to_string(step));
   return step;
 }
@@ -251,6 +266,7 @@ struct Run {
   Trainables& t;
   TrainEngine& engine;
   AdamW& adam;
+  DataParallel& dp;
   const DataSets& data;
   const StepPlan& plan;
   Schedule schedule;
@@ -260,41 +276,59 @@ struct Run {
   std::string last_checkpoint;
 };
 
+// Mean loss per target token of the validation set; ranks take its batches in turn.
 double validation_loss(Run& r) {
-  double sum = 0;
-  int64_t count = 0;
+  double sum_count[2] = {0, 0};  // summed loss, target tokens
   const std::vector<Example>& val = r.data.val;
-  for (size_t s = 0; s < val.size(); s += size_t(r.o.batch_size)) {
+  const size_t B = size_t(r.o.batch_size), K = size_t(r.dp.comm().size());
+  for (size_t s = B * size_t(r.dp.comm().rank()); s < val.size(); s += B * K) {
     std::vector<size_t> idx;
-    for (size_t i = s; i < std::min(val.size(), s + size_t(r.o.batch_size)); ++i) idx.push_back(i);
+    for (size_t i = s; i < std::min(val.size(), s + B); ++i) idx.push_back(i);
     const TrainBatch b = make_batch(val, idx, r.pad);
-    sum += r.engine.forward_loss(b);
-    count += b.target_count();
+    sum_count[0] += r.engine.forward_loss(b);
+    sum_count[1] += double(b.target_count());
   }
-  return count ? sum / double(count) : -1.0;
+  r.dp.comm().allreduce_sum(sum_count, 2);
+  return sum_count[1] > 0 ? sum_count[0] / sum_count[1] : -1.0;
 }
 
+// Every rank takes part (the ranks' parameters are compared, a sharded optimizer state is
+// gathered); rank 0 writes.
 void save_checkpoint(Run& r, int64_t step) {
-  CheckpointWriter w(r.o.out_dir, step);
-  if (r.o.method == "full") {
-    std::vector<TensorView> views;
-    for (const ParamRef& p : r.t.params) views.push_back(*r.model.find(p.name));
-    write_safetensors(w.tmp + "/trainable.safetensors", views);
-  } else {
-    save_peft_adapter(r.t.lora, w.tmp, r.o.model_path);
+  r.dp.check_parameters_agree("at step " + std::to_string(step));
+  const bool writer = r.dp.comm().rank() == 0;
+  std::optional<CheckpointWriter> w;
+  if (writer) {
+    w.emplace(r.o.out_dir, step);
+    if (r.o.method == "full") {
+      std::vector<TensorView> views;
+      for (const ParamRef& p : r.t.params) views.push_back(*r.model.find(p.name));
+      write_safetensors(w->tmp + "/trainable.safetensors", views);
+    } else {
+      save_peft_adapter(r.t.lora, w->tmp, r.o.model_path);
+    }
   }
-  save_optimizer_state(r.adam, w.tmp + "/optimizer.safetensors");
-  w.commit(Json{{"step", step}, {"total_steps", r.plan.total}, {"method", r.o.method}, {"seed", r.o.seed},
-                {"targets", r.o.targets}});
-  r.last_checkpoint = w.dir;
+  r.dp.save_optimizer(r.adam, writer ? w->tmp + "/optimizer.safetensors" : std::string());
+  if (writer) {
+    w->commit(Json{{"step", step}, {"total_steps", r.plan.total}, {"method", r.o.method}, {"seed", r.o.seed},
+                   {"targets", r.o.targets}, {"ranks", r.dp.comm().size()},
+                   {"micro_batches_per_step", r.plan.micro_per_step}});
+    r.last_checkpoint = w->dir;
+  }
 }
 
-// The micro-batches of optimizer step `step` (1-based), in the data order of their epochs.
+// Micro-batches of optimizer step `step` (1-based) over all ranks (fewer at the end of the run).
+int64_t step_micro_count(const Run& r, int64_t step) {
+  return std::min(r.plan.micro_per_step, r.plan.total_micro - (step - 1) * r.plan.micro_per_step);
+}
+
+// This rank's micro-batches of optimizer step `step`, in the data order of their epochs: rank
+// r runs the step's micro-batches [r * grad_accum, (r + 1) * grad_accum).
 std::vector<TrainBatch> step_micro_batches(Run& r, int64_t step) {
   std::vector<TrainBatch> micro;
   for (int64_t k = 0; k < r.o.grad_accum; ++k) {
-    const int64_t g = (step - 1) * r.o.grad_accum + k;
-    if (g >= r.plan.total_micro) break;
+    const int64_t g = (step - 1) * r.plan.micro_per_step + int64_t(r.dp.comm().rank()) * r.o.grad_accum + k;
+    if (g >= std::min(r.plan.total_micro, step * r.plan.micro_per_step)) break;
     const int64_t epoch = g / r.plan.micro_per_epoch;
     if (epoch != r.planned_epoch) {
       r.epoch_batches = plan_micro_batches(r.data.train, r.o.batch_size, r.o.seed, epoch);
@@ -307,31 +341,52 @@ std::vector<TrainBatch> step_micro_batches(Run& r, int64_t step) {
 
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0;
-  int64_t tokens = 0;   // padded tokens processed
-  int64_t micro = 0;    // micro-batches
+  int64_t tokens = 0;   // padded tokens processed over all ranks
+  int64_t micro = 0;    // micro-batches over all ranks
+  TrainEngine::RouterStats router;  // MoLoRA, summed over ranks
+  double comm_s = 0;    // seconds this rank spent in collectives
 };
 
-// One optimizer step: forward and backward of each micro-batch (loss averaged per target
-// token, then over micro-batches), clipping, the NaN/Inf guard, AdamW.
+// The step's loss, tokens and MoLoRA routing counts summed over the ranks.
+void reduce_step_sums(Run& r, StepResult& s) {
+  if (!r.dp.comm().distributed()) return;
+  std::vector<double> sums{s.loss, double(s.tokens), s.router.balance_loss, double(s.router.passes)};
+  for (int64_t c : s.router.slots_per_expert) sums.push_back(double(c));
+  r.dp.comm().allreduce_sum(sums.data(), sums.size());
+  s.loss = sums[0];
+  s.tokens = int64_t(sums[1]);
+  s.router.balance_loss = sums[2];
+  s.router.passes = int64_t(sums[3]);
+  for (size_t e = 0; e < s.router.slots_per_expert.size(); ++e) s.router.slots_per_expert[e] = int64_t(sums[4 + e]);
+}
+
+// One optimizer step: forward and backward of each of this rank's micro-batches (loss averaged
+// per target token, then over the step's micro-batches of all ranks), the gradients summed over
+// the ranks, clipping, the NaN/Inf guard, AdamW (on this rank's shard when sharded).
 StepResult train_step(Run& r, int64_t step) {
   if (r.o.method == "full") r.t.grads.zero(); else r.t.lora.zero_grad();
   r.engine.reset_router_stats();
   const std::vector<TrainBatch> micro = step_micro_batches(r, step);
   StepResult s;
-  s.micro = int64_t(micro.size());
+  s.micro = step_micro_count(r, step);
   for (const TrainBatch& b : micro) {
     const int64_t count = b.target_count();
     const float scale = 1.0f / float(count * s.micro);
     s.loss += r.engine.forward_backward(b, scale, uint64_t(step)) / double(count) / double(s.micro);
     s.tokens += b.B * b.L;
   }
-  s.grad_norm = clip_grad_norm(r.t.params, r.o.max_grad_norm);
+  s.router = r.engine.router_stats();
+  reduce_step_sums(r, s);
+  r.dp.reduce_gradients();
+  s.grad_norm = r.dp.clip_gradients(r.o.max_grad_norm);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
     fail("[train] non-finite ", std::isfinite(s.loss) ? "gradient norm" : "loss", " at step ", step,
          "; stopped without updating. Last good checkpoint: ",
          r.last_checkpoint.empty() ? std::string("none (try a lower --lr)") : r.last_checkpoint);
   s.lr = scheduled_lr(r.schedule, r.o.lr, step - 1, r.plan.total, r.plan.warmup);
   r.adam.step(s.lr);
+  r.dp.gather_parameters();
+  s.comm_s = r.dp.comm().take_comm_seconds();
   return s;
 }
 
@@ -350,9 +405,13 @@ void add_router_metrics(Json& m, const TrainEngine::RouterStats& st) {
 // The steps from start_step + 1 to the end: metrics, validation, progress, checkpoints.
 void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
   const TrainOptions& o = r.o;
-  MetricsLog metrics(o.out_dir, start_step);
-  remove_stale_checkpoint_temps(o.out_dir);
-  ProgressBar progress("step", r.plan.total, o.progress);
+  const bool writer = r.dp.comm().rank() == 0;  // rank 0 alone writes metrics and checkpoints
+  std::optional<MetricsLog> metrics;
+  if (writer) {
+    metrics.emplace(o.out_dir, start_step);
+    remove_stale_checkpoint_temps(o.out_dir);
+  }
+  ProgressBar progress("step", r.plan.total, o.progress && writer);
   const auto t_start = Clock::now();
   int64_t tokens_done = 0;
   for (int64_t step = start_step + 1; step <= r.plan.total; ++step) {
@@ -362,18 +421,23 @@ void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
     const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
     Json m{{"step", step},
-           {"epoch", double((step - 1) * o.grad_accum + s.micro) / double(r.plan.micro_per_epoch)},
+           {"epoch", double((step - 1) * r.plan.micro_per_step + s.micro) / double(r.plan.micro_per_epoch)},
            {"loss", s.loss},
            {"lr", s.lr},
            {"grad_norm", s.grad_norm},
            {"tokens_per_s", double(s.tokens) / step_s},
            {"elapsed", elapsed}};
-    add_router_metrics(m, r.engine.router_stats());
+    if (r.dp.comm().distributed()) {
+      m["ranks"] = r.dp.comm().size();
+      m["global_batch"] = r.plan.micro_per_step * o.batch_size;
+      m["comm_s"] = s.comm_s;
+    }
+    add_router_metrics(m, s.router);
     if ((o.eval_every > 0 && step % o.eval_every == 0) || (step == r.plan.total && !r.data.val.empty())) {
       m["val_loss"] = validation_loss(r);
       summary.final_val_loss = m["val_loss"].get<double>();
     }
-    metrics.append(m, step);
+    if (metrics) metrics->append(m, step);
     summary.final_loss = s.loss;
     if (progress.drawing()) {
       char extra[96];
@@ -394,14 +458,8 @@ void save_result(const TrainOptions& o, Model& model, const Trainables& t) {
     save_peft_adapter(t.lora, o.out_dir, o.model_path);
 }
 
-}  // namespace
-
-TrainSummary run_training(const TrainOptions& o, const Log& log) {
-  set_num_threads(o.threads);
-  check_options(o);
+std::unique_ptr<Model> load_base(const TrainOptions& o) {
   const bool full = o.method == "full";
-  const ModuleMask targets = parse_targets(o.targets);
-  const Schedule schedule = parse_schedule(o.schedule);
   TAIA_CHECK(!full || !has_quantized_weights(o.model_path), "[train] ", o.model_path, " holds quantized weights, "
              "which full fine-tuning cannot update: fine-tune a LoRA on it (--method lora, the frozen base stays "
              "quantized), or dequantize it first (e.g. to a BF16 GGUF or HF folder) for full fine-tuning");
@@ -413,43 +471,90 @@ TrainSummary run_training(const TrainOptions& o, const Log& log) {
              "--compute bf16 multiplies F32 or BF16 base weights; ", o.model_path, " holds ",
              model->has_block_weights() ? "quantized" : "F16", " weights, which multiply through F32 tiles (use "
              "--compute f32, or --dtype bf16 to convert them on load)");
+  return model;
+}
+
+std::string describe_plan(const TrainOptions& o, const Model& model, const Trainables& t, const StepPlan& plan,
+                          int ranks) {
+  const LoraAdapter& lr = t.lora;
+  const auto layout = model.config.proj_layout();
+  std::string s = "train: " + (o.method == "full" ? "full fine-tuning of " + targets_to_string(parse_targets(o.targets), layout)
+                                                  : "LoRA of " + targets_to_string(lr.config.targets, layout));
+  if (!lr.molora.empty())
+    s += ", MoLoRA (" + std::to_string(lr.molora.config.experts) + " experts, top-" +
+         std::to_string(lr.molora.config.top_k) + ") on " + targets_to_string(lr.molora.config.targets);
+  s += ", " + std::to_string(t.count) + " trainable parameters, " + std::to_string(plan.total) + " steps of " +
+       std::to_string(o.grad_accum) + " x " + std::to_string(o.batch_size) + " sequences";
+  if (ranks > 1)
+    s += " per rank on " + std::to_string(ranks) + " ranks (global batch " +
+         std::to_string(plan.micro_per_step * o.batch_size) + " sequences per step" +
+         (o.shard_optimizer ? ", optimizer state sharded" : "") + ")";
+  return s;
+}
+
+// Every rank must train the same thing: the same options, tokenized data and starting values.
+void check_ranks_agree(Comm& comm, const TrainOptions& o, const DataSets& data) {
+  if (!comm.distributed()) return;
+  const std::string options = Json{{"method", o.method}, {"targets", o.targets}, {"lr", o.lr}, {"seed", o.seed},
+                                   {"batch", o.batch_size}, {"accum", o.grad_accum}, {"epochs", o.epochs},
+                                   {"max_steps", o.max_steps}, {"schedule", o.schedule}, {"rank", o.lora.rank},
+                                   {"max_length", o.max_length}, {"shard", o.shard_optimizer}}.dump();
+  comm.check_same(hash_bytes(options.data(), options.size()), "the training options");
+  uint64_t h = 0;
+  for (const auto* set : {&data.train, &data.val})
+    for (const Example& e : *set) {
+      h = hash_bytes(e.ids.data(), e.ids.size() * sizeof(int32_t), h);
+      h = hash_bytes(e.targets.data(), e.targets.size() * sizeof(int32_t), h);
+    }
+  comm.check_same(h, "the tokenized training and validation data (are --data, --model and the tokenizer the "
+                  "same files on every machine?)");
+}
+
+}  // namespace
+
+TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
+  Comm& comm = Comm::world();
+  const Log log = comm.rank() == 0 ? log_all : Log([](const std::string&) {});
+  set_num_threads(o.threads);
+  check_options(o);
+  const bool full = o.method == "full";
+  auto model = load_base(o);
   auto tok = load_tokenizer(o.tokenizer_path.empty() ? o.model_path : o.tokenizer_path);
   TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, "[train] the tokenizer has ", tok->vocab_size(),
              " tokens but the model only ", model->config.vocab_size);
   const ChatTemplate chat = o.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(o.chat_template);
   const DataSets data = load_data_sets(o, *tok, chat, log);
+  check_ranks_agree(comm, o, data);
 
-  auto trainables = make_trainables(o, *model, targets);
+  auto trainables = make_trainables(o, *model, parse_targets(o.targets));
+  DataParallel dp(comm, trainables->params, o.shard_optimizer);
   EngineOptions eo;
   eo.recompute = o.recompute;
   eo.dropout_seed = o.seed;
   eo.compute_bf16 = o.compute == "bf16";
   eo.validation = !data.val.empty();
-  check_memory(o, *model, *trainables, data.longest, eo, log);
+  check_memory(o, *model, *trainables, data.longest, eo, dp, log);
   TrainEngine engine(*model, full ? nullptr : &trainables->lora, full ? &trainables->grads : nullptr, eo);
-  AdamW adam(trainables->params, o.adamw);
+  AdamW adam(dp.optimizer_params(), o.adamw);
 
-  const StepPlan plan = plan_steps(o, int64_t(data.train.size()));
-  const LoraAdapter& lr = trainables->lora;
-  log("train: " + std::string(full ? "full fine-tuning of " + targets_to_string(targets, model->config.proj_layout())
-                               : "LoRA of " + targets_to_string(lr.config.targets, model->config.proj_layout())) +
-      (lr.molora.empty() ? std::string()
-                         : ", MoLoRA (" + std::to_string(lr.molora.config.experts) + " experts, top-" +
-                               std::to_string(lr.molora.config.top_k) + ") on " +
-                               targets_to_string(lr.molora.config.targets)) + ", " +
-      std::to_string(trainables->count) + " trainable parameters, " + std::to_string(plan.total) + " steps of " +
-      std::to_string(o.grad_accum) + " x " + std::to_string(o.batch_size) + " sequences");
-  const int64_t start_step = resume_from_checkpoint(o, *model, *trainables, adam, log);
+  const StepPlan plan = plan_steps(o, int64_t(data.train.size()), comm.size());
+  log(describe_plan(o, *model, *trainables, plan, comm.size()));
+  const int64_t start_step = resume_from_checkpoint(o, *model, *trainables, adam, dp, plan, log);
   TAIA_CHECK(start_step <= plan.total, "[train] the checkpoint is at step ", start_step, ", past the planned ",
              plan.total);
+  dp.check_parameters_agree("before the first step");
 
-  make_directories(o.out_dir);
-  Run run{o, *model, *trainables, engine, adam, data, plan, schedule, tok->eos_id.value_or(0), {}, -1, {}};
+  if (comm.rank() == 0) make_directories(o.out_dir);
+  Run run{o, *model, *trainables, engine, adam, dp, data, plan, parse_schedule(o.schedule),
+          tok->eos_id.value_or(0), {}, -1, {}};
   TrainSummary summary;
   train_loop(run, start_step, summary);
   summary.steps = plan.total;
-  save_result(o, *model, *trainables);
+  if (comm.rank() == 0) save_result(o, *model, *trainables);
   summary.output = o.out_dir;
+  summary.ranks = comm.size();
+  summary.global_batch = plan.micro_per_step * o.batch_size;
+  for (double b : comm.allgather_value(double(peak_rss_bytes()))) summary.peak_rss_per_rank.push_back(int64_t(b));
   return summary;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "model/lora.h"
 #include "train/optimizer.h"
@@ -40,6 +41,10 @@ struct TrainOptions {
   std::string compute = "f32";  // f32, or bf16: LoRA's frozen-base GEMMs in BF16 (mixed precision)
   bool progress = true;         // progress bar (only drawn on a terminal)
   int64_t max_memory = 0;       // bytes a run may need (estimate before the first step); 0: the machine's RAM
+  // Several ranks (mpirun -np K): batch_size and grad_accum are per rank, the global batch is
+  // batch_size x grad_accum x K sequences. shard_optimizer keeps each rank's part of AdamW's
+  // moments only (ZeRO-1).
+  bool shard_optimizer = false;
 };
 
 struct TrainSummary {
@@ -47,9 +52,12 @@ struct TrainSummary {
   double final_loss = 0, final_val_loss = -1;
   double tokens_per_s = 0;
   std::string output;  // the adapter or model folder written
+  int ranks = 1;
+  int64_t global_batch = 0;               // sequences per optimizer step over all ranks
+  std::vector<int64_t> peak_rss_per_rank;  // bytes, rank order
 };
 
-// Log lines (warnings, counts) go to `log`.
+// Log lines (warnings, counts) go to `log` (on rank 0 only when several ranks train).
 TrainSummary run_training(const TrainOptions& options, const std::function<void(const std::string&)>& log);
 
 }  // namespace taia

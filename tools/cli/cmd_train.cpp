@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "core/error.h"
+#include "dist/comm.h"
 #include "train/trainer.h"
 
 namespace taia::cli {
@@ -49,17 +50,27 @@ void run_train(TrainArgs& a) {
   o.progress = a.format == OutputFormat::Text;
   if (!a.max_memory.empty()) o.max_memory = parse_byte_size(a.max_memory, "--max-memory");
   const TrainSummary s = run_training(o, [](const std::string& line) { std::cerr << line << std::endl; });
+  if (Comm::world().rank() != 0) return;  // rank 0 reports for the job
   if (a.format == OutputFormat::Json) {
     print_json({{"steps", s.steps},
                 {"final_loss", s.final_loss},
                 {"final_val_loss", s.final_val_loss < 0 ? Json(nullptr) : Json(s.final_val_loss)},
                 {"tokens_per_s", s.tokens_per_s},
+                {"ranks", s.ranks},
+                {"global_batch", s.global_batch},
+                {"peak_rss_per_rank", s.peak_rss_per_rank},
                 {"output", s.output},
                 {"metrics", o.out_dir + "/metrics.jsonl"}});
   } else {
     std::cout << "trained " << s.steps << " steps, final loss " << s.final_loss;
     if (s.final_val_loss >= 0) std::cout << ", validation loss " << s.final_val_loss;
-    std::cout << ", " << s.tokens_per_s << " tokens/s; wrote " << s.output << std::endl;
+    std::cout << ", " << s.tokens_per_s << " tokens/s";
+    if (s.ranks > 1) {
+      std::cout << " on " << s.ranks << " ranks (peak RSS per rank:";
+      for (int64_t b : s.peak_rss_per_rank) std::cout << " " << (b >> 20) << " MiB";
+      std::cout << ")";
+    }
+    std::cout << "; wrote " << s.output << std::endl;
   }
 }
 
@@ -108,7 +119,8 @@ void register_train(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "Passes over the data")->check(CLI::Range(int64_t(1), int64_t(100000)))->capture_default_str();
   cmd->add_option("--max-steps", o.max_steps, "Optimizer steps (overrides --epochs)")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", o.batch_size, "Sequences per micro-batch")->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
+  cmd->add_option("--batch-size", o.batch_size, "Sequences per micro-batch (per rank under mpirun: the global batch "
+                  "is batch size x grad-accum x ranks)")->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
   cmd->add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->check(CLI::Range(int64_t(1), int64_t(65536)))->capture_default_str();
   cmd->add_option("--max-length", o.max_length, "Truncate sequences to this many tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20))->capture_default_str();
   cmd->add_option("--save-every", o.save_every, "Checkpoint every N optimizer steps (and at the end)")->check(CLI::NonNegativeNumber);
@@ -121,6 +133,9 @@ void register_train(CLI::App& app) {
   cmd->add_option("--seed", o.seed, "Seed for LoRA init, data order and dropout")->capture_default_str();
   cmd->add_option("--resume", o.resume_dir, "Continue from a checkpoint (or the latest in a folder)");
   cmd->add_flag("--skip-bad-records", o.skip_bad_records, "Skip and count malformed records instead of stopping");
+  cmd->add_flag("--shard-optimizer", o.shard_optimizer, "Under mpirun: each rank keeps AdamW's moments for its "
+                "part of the parameters only and the updated parameters are all-gathered (ZeRO-1; less memory per "
+                "rank for full fine-tuning)");
   cmd->add_flag("--recompute", o.recompute, "Recompute each layer's activations during backward (less memory)");
   cmd->add_option("--dtype", o.dtype, "LoRA: base weights in memory (auto, f32, bf16)")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}))->capture_default_str();

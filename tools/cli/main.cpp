@@ -5,6 +5,36 @@
 
 #include "common.h"
 #include "core/error.h"
+#include "dist/comm.h"
+
+namespace {
+
+// Under mpirun with several ranks only `taia train` runs distributed; any other command would
+// run K times side by side and write the same outputs.
+bool refused_under_mpirun(int argc, char** argv) {
+  if (taia::launched_ranks() <= 1) return false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.empty() || a[0] == '-') continue;
+    if (a == "train") return false;
+    std::cerr << "taia: error: '" << a << "' was launched as " << taia::launched_ranks() << " MPI ranks; only "
+              << "'taia train' runs distributed (run other commands without mpirun)" << std::endl;
+    return true;
+  }
+  return false;
+}
+
+// The message of an error, naming the rank when several train together; a failing rank ends the
+// job (MPI_Abort), so that no other rank waits for it in a collective.
+int runtime_error(const std::string& message) {
+  taia::Comm* world = taia::Comm::started();
+  const std::string where = world ? world->where() : std::string();
+  std::cerr << "taia: error" << (where.empty() ? "" : " (" + where + ")") << ": " << message << std::endl;
+  if (world && world->distributed()) world->abort(1);
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"taia: fine-tune LLaMA/Qwen decoders and infer with only the attention updates (TAIA)", "taia"};
@@ -24,6 +54,7 @@ int main(int argc, char** argv) {
   taia::cli::register_bench(app);
   taia::cli::register_analyze(app);
   taia::cli::register_serve(app);
+  if (refused_under_mpirun(argc, argv)) return 2;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -36,14 +67,12 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   } catch (const taia::Error& e) {
-    std::cerr << "taia: error: " << e.what() << std::endl;
-    return 1;
+    return runtime_error(e.what());
   } catch (const std::bad_alloc&) {
-    std::cerr << "taia: error: out of memory" << std::endl;
-    return 1;
+    return runtime_error("out of memory");
   } catch (const std::exception& e) {
-    std::cerr << "taia: error: " << e.what() << std::endl;
-    return 1;
+    return runtime_error(e.what());
   }
+  if (taia::Comm* world = taia::Comm::started()) world->finalize();
   return 0;
 }
