@@ -128,16 +128,13 @@ void Comm::reduce_scatter_sum(const float* send, float* recv, const std::vector<
 #endif
 }
 
-void Comm::allgather(const float* send, float* recv, const std::vector<int>& counts) {
+void Comm::allgather(float* buf, const std::vector<int>& counts) {
   TAIA_CHECK(int(counts.size()) == size_, "[mpi] allgather expected ", size_, " counts, got ", counts.size());
-  if (!mpi_) {
-    if (recv != send) std::memmove(recv, send, size_t(counts[0]) * sizeof(float));
-    return;
-  }
+  if (!mpi_) return;
 #ifdef TAIA_HAVE_MPI
   CommTimer timer{comm_seconds_};
   const std::vector<int> displs = displacements(counts);
-  check_mpi(MPI_Allgatherv(send, counts[size_t(rank_)], MPI_FLOAT, recv, counts.data(), displs.data(), MPI_FLOAT,
+  check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts.data(), displs.data(), MPI_FLOAT,
                            MPI_COMM_WORLD), "MPI_Allgatherv");
 #endif
 }

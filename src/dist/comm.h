@@ -32,8 +32,9 @@ class Comm {
   // recv[0, counts[rank]) = sum over ranks of send[displ(rank), + counts[rank]), where the
   // ranks' parts of `send` follow one another in rank order.
   void reduce_scatter_sum(const float* send, float* recv, const std::vector<int>& counts);
-  // recv = the ranks' `send` parts (counts[r] elements each) one after another, on every rank.
-  void allgather(const float* send, float* recv, const std::vector<int>& counts);
+  // In place: buf holds the ranks' parts (counts[r] elements each) one after another; each rank
+  // fills its own part, afterwards every rank holds all of them.
+  void allgather(float* buf, const std::vector<int>& counts);
   // Same, but only rank 0 receives (recv may be null elsewhere).
   void gather_to_root(const float* send, float* recv, const std::vector<int>& counts);
   // Every rank must hold the same value (a hash of its data, options or parameters); otherwise

@@ -27,6 +27,7 @@ DataParallel::DataParallel(Comm& comm, std::vector<ParamRef> params, bool shard_
     });
   }
   if (comm_.distributed()) buffer_.resize(std::min(bucket_, total_));
+  if (shard_) part_.resize(buffer_.size() / size_t(comm_.size()) + 1);
 }
 
 size_t DataParallel::optimizer_elements() const {
@@ -97,10 +98,10 @@ void DataParallel::reduce_gradients() {
     }
     size_t plo, phi;
     part_range(b, comm_.rank(), plo, phi);
-    std::vector<float> mine(phi - plo);  // [own part] the summed gradients of this rank's part
-    comm_.reduce_scatter_sum(buf, mine.data(), part_counts(lo, hi, b));
+    float* mine = part_.data();  // [phi - plo] the summed gradients of this rank's part
+    comm_.reduce_scatter_sum(buf, mine, part_counts(lo, hi, b));
     for_each_piece(plo, phi, [&](size_t i, size_t begin, size_t count, size_t flat) {
-      std::memcpy(params_[i].grad + begin, mine.data() + (flat - plo), count * sizeof(float));
+      std::memcpy(params_[i].grad + begin, mine + (flat - plo), count * sizeof(float));
     });
   }
 }
@@ -124,8 +125,7 @@ void DataParallel::gather_parameters() {
     for_each_piece(plo, phi, [&](size_t i, size_t begin, size_t count, size_t flat) {
       std::memcpy(buf + (flat - lo), params_[i].value + begin, count * sizeof(float));
     });
-    std::vector<float> mine(buf + (plo - lo), buf + (phi - lo));
-    comm_.allgather(mine.data(), buf, part_counts(lo, hi, b));
+    comm_.allgather(buf, part_counts(lo, hi, b));
     for_each_piece(lo, hi, [&](size_t i, size_t begin, size_t count, size_t flat) {
       std::memcpy(params_[i].value + begin, buf + (flat - lo), count * sizeof(float));
     });

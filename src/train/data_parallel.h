@@ -19,10 +19,9 @@ namespace taia {
 
 class DataParallel {
  public:
-  static constexpr size_t kBucketElems = size_t(1) << 22;  // 16 MiB of F32 per collective
-
   // shard_optimizer takes effect with several ranks (one rank keeps the whole state anyway).
-  DataParallel(Comm& comm, std::vector<ParamRef> params, bool shard_optimizer, size_t bucket_elems = kBucketElems);
+  // bucket_elems: elements per collective (TrainOptions::bucket_mb).
+  DataParallel(Comm& comm, std::vector<ParamRef> params, bool shard_optimizer, size_t bucket_elems);
 
   Comm& comm() const { return comm_; }
   bool sharded() const { return shard_; }
@@ -71,11 +70,12 @@ class DataParallel {
   Comm& comm_;
   std::vector<ParamRef> params_;
   std::vector<size_t> offsets_;  // flat offset of each tensor; [params + 1]
-  size_t total_ = 0, bucket_ = kBucketElems;
+  size_t total_ = 0, bucket_ = 0;
   bool shard_ = false;
   std::vector<Slice> slices_;    // owned, in flat order
   std::vector<ParamRef> owned_;  // the slices as AdamW parameters, NAME@OFFSET
   std::vector<float> buffer_;    // [bucket] packing buffer
+  std::vector<float> part_;      // [bucket / K + 1] sharded: this rank's part of a summed bucket
 };
 
 }  // namespace taia

@@ -43,6 +43,7 @@ void check_options(const TrainOptions& o) {
              "epochs expected > 0");
   TAIA_CHECK(o.lr > 0 && std::isfinite(o.lr), "[train] learning rate expected > 0, got ", o.lr);
   TAIA_CHECK(o.warmup_ratio >= 0 && o.warmup_ratio < 1, "[train] warmup ratio expected in [0, 1), got ", o.warmup_ratio);
+  TAIA_CHECK(o.bucket_mb > 0 && o.bucket_mb <= 2048, "[train] --bucket-mb expected in (0, 2048], got ", o.bucket_mb);
   TAIA_CHECK(o.val_split >= 0 && o.val_split < 1, "[train] validation split expected in [0, 1), got ", o.val_split);
   parse_schedule(o.schedule);  // throws naming the schedule
   TAIA_CHECK(o.compute == "f32" || o.compute == "bf16", "[train] --compute expected f32 or bf16, got '", o.compute, "'");
@@ -527,7 +528,8 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   check_ranks_agree(comm, o, data);
 
   auto trainables = make_trainables(o, *model, parse_targets(o.targets));
-  DataParallel dp(comm, trainables->params, o.shard_optimizer);
+  DataParallel dp(comm, trainables->params, o.shard_optimizer,
+                  std::max<size_t>(1, size_t(o.bucket_mb * double(1 << 20) / sizeof(float))));
   EngineOptions eo;
   eo.recompute = o.recompute;
   eo.dropout_seed = o.seed;

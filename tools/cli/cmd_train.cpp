@@ -136,6 +136,8 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--shard-optimizer", o.shard_optimizer, "Under mpirun: each rank keeps AdamW's moments for its "
                 "part of the parameters only and the updated parameters are all-gathered (ZeRO-1; less memory per "
                 "rank for full fine-tuning)");
+  cmd->add_option("--bucket-mb", o.bucket_mb, "Under mpirun: gradients are summed over the ranks in collectives "
+                  "of this many MiB")->check(CLI::Range(1e-6, 2048.0))->capture_default_str();
   cmd->add_flag("--recompute", o.recompute, "Recompute each layer's activations during backward (less memory)");
   cmd->add_option("--dtype", o.dtype, "LoRA: base weights in memory (auto, f32, bf16)")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}))->capture_default_str();

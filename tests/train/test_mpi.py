@@ -1,0 +1,263 @@
+"""Data-parallel training over MPI (`mpirun -np 2 taia train`, oversubscribed on the 2-core CI
+machine) against the one-process run with the same global batch (--grad-accum doubled):
+
+- LoRA and full fine-tuning, 20 steps: every step's loss within LOSS_RTOL (relative) of the
+  one-process loss, the final adapter / model within TENSOR_RTOL of the largest value. The
+  tolerances are F32 reduction-order noise: two ranks add their micro-batches' gradients as
+  (g1 + g2) + (g3 + g4) where one process adds ((g1 + g2) + g3) + g4, and AdamW's 1 / sqrt(v)
+  enlarges those last-bit differences for elements with tiny second moments.
+- --shard-optimizer (ZeRO-1), also with many small buckets: bit-identical to the unsharded 2-rank
+  run; the peak RSS of every rank falls (a 13M-parameter model, full fine-tuning).
+- Resume: a 2-rank checkpoint continued on 1 rank, a 1-rank checkpoint on 2 sharded ranks: the
+  losses continue as in the uninterrupted run; a run whose global batch differs is refused.
+- Faults: a rank killed with SIGKILL ends the job within 30 s with a message naming it, and the
+  last checkpoint resumes; ranks given different data stop with a message naming what differs; a
+  rank that cannot read its data file ends the job naming the rank; other commands are refused
+  under mpirun.
+
+usage: python3 test_mpi.py TAIA_BINARY FIXTURES WORK_DIR
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, finish, setup  # noqa: E402
+
+TAIA, FIXTURES, WORK, MODEL = setup()
+LOSS_RTOL = 1e-5
+TENSOR_RTOL = 1e-3
+MPIRUN = shutil.which("mpirun")
+if not MPIRUN:
+    print("skip: mpirun not found (Open MPI: apt install openmpi-bin libopenmpi-dev, as scripts/setup.sh does)")
+    sys.exit(77)
+# One thread per rank, no binding: two ranks share the CI machine's two cores.
+MPI = [MPIRUN, "--oversubscribe", "--bind-to", "none", "-x", "OMP_NUM_THREADS=1", "-x", "ASAN_OPTIONS",
+       "-x", "UBSAN_OPTIONS"]
+if os.geteuid() == 0:
+    MPI.insert(1, "--allow-run-as-root")
+
+
+def run(cmd, timeout=300):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def taia(*args, ranks=0, timeout=300):
+    cmd = [TAIA, *args] if ranks == 0 else [*MPI, "-np", str(ranks), TAIA, *args]
+    r = run(cmd, timeout)
+    if r.returncode != 0:
+        print(f"$ {' '.join(cmd)}\n{r.stderr[-1500:]}")
+    return r
+
+
+rng = random.Random(0)
+NAMES = ["Lily", "Tom", "Sam", "Max", "Sue", "Ben", "Mia", "Tim"]
+THINGS = ["ball", "dog", "cat", "tree", "car", "box", "cake", "toy"]
+DATA = os.path.join(WORK, "train.jsonl")
+with open(DATA, "w") as f:
+    for _ in range(200):
+        n, t = rng.choice(NAMES), rng.choice(THINGS)
+        f.write(json.dumps({"instruction": f"Tell a story about {n} and the {t}.", "input": "",
+                            "output": f"{n} had a {t}. {n} played with the {t}. " * rng.randint(1, 3)}) + "\n")
+
+probe = taia("train", "-m", MODEL, "--data", DATA, "-o", os.path.join(WORK, "probe"), "--max-steps", "1",
+             "--batch-size", "1", "--grad-accum", "1", ranks=2)
+if "built without MPI" in probe.stderr:
+    print("skip: this taia was built without MPI (CMake found no MPI library)")
+    sys.exit(77)
+check(probe.returncode == 0, "mpirun -np 2 taia train runs", probe.stderr[-500:])
+
+
+def metrics(d):
+    return [json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))]
+
+
+def tensors(path):
+    """name -> list of floats of an F32 safetensors file."""
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k != "__metadata__":
+            s, e = v["data_offsets"]
+            out[k] = struct.unpack(f"<{(e - s) // 4}f", b[8 + n + s:8 + n + e])
+    return out
+
+
+def loss_diff(a, b, first=1):
+    """Largest relative loss difference over the steps >= first both runs logged."""
+    la = {m["step"]: m for m in metrics(a)}
+    lb = {m["step"]: m for m in metrics(b)}
+    steps = [s for s in la if s >= first and s in lb]
+    worst = max(abs(la[s]["loss"] - lb[s]["loss"]) / max(1.0, abs(la[s]["loss"])) for s in steps)
+    for s in steps:  # validation losses where both have one
+        if "val_loss" in la[s] and "val_loss" in lb[s]:
+            worst = max(worst, abs(la[s]["val_loss"] - lb[s]["val_loss"]) / max(1.0, la[s]["val_loss"]))
+    return worst, len(steps)
+
+
+def tensor_diff(a, b):
+    ta, tb = tensors(a), tensors(b)
+    if set(ta) != set(tb):
+        return float("inf")
+    top = max(max(abs(x) for x in v) for v in ta.values())
+    return max(max(abs(x - y) for x, y in zip(ta[k], tb[k])) for k in ta) / top
+
+
+def same_bits(a, b):
+    return [m["loss"] for m in metrics(a)] == [m["loss"] for m in metrics(b)]
+
+
+BASE = ["-m", MODEL, "--data", DATA, "--batch-size", "2", "--threads", "1", "--seed", "3"]
+COMMON = BASE + ["--max-steps", "20", "--format", "json"]
+
+# 1. LoRA: 2 ranks x accum 2 against 1 process x accum 4 (global batch 8), with validation.
+lora = COMMON + ["--lr", "5e-3", "--val-split", "0.1", "--eval-every", "10"]
+one, two = os.path.join(WORK, "lora1"), os.path.join(WORK, "lora2")
+r1 = taia("train", *lora, "--grad-accum", "4", "-o", one)
+r2 = taia("train", *lora, "--grad-accum", "2", "-o", two, ranks=2)
+if r1.returncode == 0 and r2.returncode == 0:
+    d, n = loss_diff(one, two)
+    check(n == 20 and d <= LOSS_RTOL, f"LoRA: 20 losses and validation losses of 2 ranks within {LOSS_RTOL} of one "
+          f"process (worst {d:.2e})", (n, d))
+    t = tensor_diff(os.path.join(one, "adapter_model.safetensors"), os.path.join(two, "adapter_model.safetensors"))
+    check(t <= TENSOR_RTOL, f"LoRA: final adapters within {TENSOR_RTOL} of the largest value (worst {t:.2e})", t)
+    m = metrics(two)
+    check(len(m) == 20 and all(x["ranks"] == 2 and x["global_batch"] == 8 and x["comm_s"] >= 0 for x in m),
+          "metrics.jsonl: one line per step (rank 0 alone writes), with ranks, global batch and comm_s", m[:1])
+    s = json.loads(r2.stdout)
+    check(s["ranks"] == 2 and s["global_batch"] == 8 and len(s["peak_rss_per_rank"]) == 2,
+          "the summary names the ranks, the global batch and each rank's peak RSS", s)
+    check("global batch 8 sequences per step" in r2.stderr and r2.stderr.count("train: ") == 1,
+          "the plan is logged once, with the global batch", r2.stderr[-600:])
+
+# 2. Full fine-tuning: 2 ranks against one process; sharded (also in 0.01 MiB buckets, which cut
+#    tensors) bit-identical to unsharded; checkpoints every 10 steps for the resume checks.
+full = COMMON + ["--lr", "1e-3", "--method", "full", "--save-every", "10"]
+runs = {}
+for name, ranks, extra in [("full1", 0, ["--grad-accum", "4"]), ("full2", 2, ["--grad-accum", "2"]),
+                           ("shard", 2, ["--grad-accum", "2", "--shard-optimizer"]),
+                           ("shard_small", 2, ["--grad-accum", "2", "--shard-optimizer", "--bucket-mb", "0.01"])]:
+    runs[name] = os.path.join(WORK, name)
+    r = taia("train", *full, *extra, "-o", runs[name], ranks=ranks)
+    check(r.returncode == 0, f"full fine-tuning run {name}", r.stderr[-400:])
+if all(os.path.exists(os.path.join(d, "model.safetensors")) for d in runs.values()):
+    d, n = loss_diff(runs["full1"], runs["full2"])
+    check(n == 20 and d <= LOSS_RTOL, f"full: 20 losses of 2 ranks within {LOSS_RTOL} of one process (worst {d:.2e})",
+          (n, d))
+    t = tensor_diff(os.path.join(runs["full1"], "model.safetensors"), os.path.join(runs["full2"], "model.safetensors"))
+    check(t <= TENSOR_RTOL, f"full: final models within {TENSOR_RTOL} (worst {t:.2e})", t)
+    for name in ("shard", "shard_small"):
+        check(same_bits(runs["full2"], runs[name]), f"--shard-optimizer ({name}): losses bit-identical to unsharded")
+        for f in ("model.safetensors", "checkpoint-20/optimizer.safetensors"):
+            check(tensors(os.path.join(runs["full2"], f)) == tensors(os.path.join(runs[name], f)),
+                  f"--shard-optimizer ({name}): {f} bit-identical (the gathered optimizer state has the "
+                  "one-process layout)")
+
+# 3. Resume across rank counts: the losses of steps 11-20 continue the uninterrupted run.
+for label, src, ranks, extra in [("2 ranks -> 1 rank", "full2", 0, ["--grad-accum", "4"]),
+                                 ("1 rank -> 2 sharded ranks", "full1", 2, ["--grad-accum", "2", "--shard-optimizer"])]:
+    out = os.path.join(WORK, "resume_" + src)
+    r = taia("train", *full, *extra, "-o", out, "--resume", os.path.join(runs[src], "checkpoint-10"), ranks=ranks)
+    if r.returncode == 0:
+        d, n = loss_diff(runs["full1"], out, first=11)
+        check(n == 10 and d <= LOSS_RTOL, f"resume {label}: steps 11-20 within {LOSS_RTOL} of the uninterrupted "
+              f"run (worst {d:.2e})", (n, d))
+    else:
+        check(False, f"resume {label}", r.stderr[-400:])
+r = taia("train", *full, "--grad-accum", "2", "-o", os.path.join(WORK, "resume_bad"), "--resume",
+         os.path.join(runs["full2"], "checkpoint-10"))
+check(r.returncode == 1 and "took 4 micro-batches" in r.stderr,
+      "a resume with another global batch is refused, naming both", r.stderr[-300:])
+
+# 4. --shard-optimizer: peak RSS per rank falls (13M parameters: AdamW's moments are 107 MB). In
+#    4 MiB buckets: a sharded step holds up to ~2.5 buckets more than an unsharded one (Open MPI's
+#    reduce-scatter works on a copy of the bucket), which 16 MiB buckets would make a third of the
+#    saving on a model this small.
+config = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=512, intermediate_size=1408,
+              num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8, vocab_size=512,
+              max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+              bos_token_id=1, eos_token_id=2)
+os.makedirs(os.path.join(WORK, "big_config"))
+json.dump(config, open(os.path.join(WORK, "big_config", "config.json"), "w"))
+big = os.path.join(WORK, "big")
+taia("init-model", "-c", os.path.join(WORK, "big_config", "config.json"), "-o", big)
+rss = {}
+for shard in (False, True):
+    r = taia("train", "-m", big, "--tokenizer", MODEL, "--data", DATA, "--method", "full", "--max-steps", "3",
+             "--batch-size", "1", "--grad-accum", "1", "--max-length", "32", "--threads", "1", "--format", "json",
+             "--bucket-mb", "4",
+             "-o", os.path.join(WORK, f"big_out_{shard}"), *(["--shard-optimizer"] if shard else []), ranks=2)
+    if r.returncode == 0:
+        rss[shard] = json.loads(r.stdout)["peak_rss_per_rank"]
+if len(rss) == 2:
+    mib = {k: [b / 2**20 for b in v] for k, v in rss.items()}
+    # Each rank keeps half of m and v: 2 x 4 B x 13.4M / 2 = 54 MB less; asked: at least 30 MiB.
+    check(all(s <= u - 30 for s, u in zip(mib[True], mib[False])),
+          f"--shard-optimizer: peak RSS per rank {['%.0f' % x for x in mib[False]]} MiB -> "
+          f"{['%.0f' % x for x in mib[True]]} MiB", mib)
+else:
+    check(False, "13M-parameter runs for the RSS comparison")
+
+# 5. Faults.
+out = os.path.join(WORK, "killed")
+FULL_LONG = BASE + ["--lr", "1e-3", "--method", "full", "--save-every", "5"]
+job = subprocess.Popen([*MPI, "-np", "2", TAIA, "train", *FULL_LONG, "--max-steps", "100000", "--grad-accum", "2",
+                        "-o", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+deadline = time.time() + 60
+while time.time() < deadline and job.poll() is None and not os.path.exists(os.path.join(out, "checkpoint-10")):
+    time.sleep(0.1)
+rank1 = None
+for pid in os.listdir("/proc"):
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        continue
+    if b"OMPI_COMM_WORLD_RANK=1" in env and out.encode() in cmdline:
+        rank1 = int(pid)
+check(rank1 is not None, "found rank 1 of the running job", job.poll() is not None and job.communicate()[1][-500:])
+if rank1:
+    killed_at = time.time()
+    os.kill(rank1, signal.SIGKILL)
+    try:
+        _, err = job.communicate(timeout=30)
+        took = time.time() - killed_at
+        check(job.returncode != 0 and "rank 1" in err, f"a killed rank ends the job in {took:.1f} s (<= 30 s) with a "
+              "message naming it", err[-400:])
+    except subprocess.TimeoutExpired:
+        job.kill()
+        check(False, "a killed rank ends the job within 30 s")
+    ckpts = sorted(int(n.split("-")[1]) for n in os.listdir(out) if n.startswith("checkpoint-") and ".tmp" not in n)
+    last = ckpts[-1] if ckpts else 0
+    r = taia("train", *FULL_LONG, "--max-steps", str(last + 2), "--grad-accum", "4", "-o", out, "--resume", out)
+    check(r.returncode == 0 and f"at step {last}" in r.stderr,
+          f"the last complete checkpoint (step {last}) of the killed job resumes", r.stderr[-300:])
+else:
+    job.kill()
+    job.communicate()
+
+half = os.path.join(WORK, "half.jsonl")
+with open(half, "w") as f:
+    f.writelines(open(DATA).readlines()[:100])
+base = ["train", "-m", MODEL, "--max-steps", "5", "--batch-size", "2", "--grad-accum", "2", "--threads", "1",
+        "-o", os.path.join(WORK, "mpmd")]
+for label, second, needle in [("ranks given different data", ["--data", half], "the ranks disagree on the tokenized"),
+                              ("a rank that cannot read its data", ["--data", os.path.join(WORK, "missing.jsonl")],
+                               "(rank 1 of 2): " + os.path.join(WORK, "missing.jsonl"))]:
+    t0 = time.time()
+    r = run([*MPI, "-np", "1", TAIA, *base, "--data", DATA, ":", "-np", "1", TAIA, *base, *second], timeout=60)
+    check(r.returncode != 0 and needle in r.stderr and "rank 1 of 2" in r.stderr,
+          f"{label}: the job stops in {time.time() - t0:.1f} s naming the rank and the cause", r.stderr[-500:])
+
+r = run([*MPI, "-np", "2", TAIA, "generate", "-m", MODEL, "--prompt", "Hi"])
+check(r.returncode != 0 and "only 'taia train' runs distributed" in r.stderr,
+      "other commands are refused under mpirun", r.stderr[-300:])
+
+finish()
