@@ -45,7 +45,7 @@ struct TrainOptions {
   // batch_size x grad_accum x K sequences. shard_optimizer keeps each rank's part of AdamW's
   // moments only (ZeRO-1).
   bool shard_optimizer = false;
-  double bucket_mb = 16;        // gradients summed over the ranks in collectives of this size (MiB of F32)
+  double bucket_mb = 4;         // gradients summed over the ranks in collectives of this size (MiB of F32)
 };
 
 struct TrainSummary {

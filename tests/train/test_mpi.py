@@ -176,10 +176,9 @@ r = taia("train", *full, "--grad-accum", "2", "-o", os.path.join(WORK, "resume_b
 check(r.returncode == 1 and "took 4 micro-batches" in r.stderr,
       "a resume with another global batch is refused, naming both", r.stderr[-300:])
 
-# 4. --shard-optimizer: peak RSS per rank falls (13M parameters: AdamW's moments are 107 MB). In
-#    4 MiB buckets: a sharded step holds up to ~2.5 buckets more than an unsharded one (Open MPI's
-#    reduce-scatter works on a copy of the bucket), which 16 MiB buckets would make a third of the
-#    saving on a model this small.
+# 4. --shard-optimizer: peak RSS per rank falls (13M parameters: AdamW's moments are 107 MB). A
+#    sharded step holds up to ~2.5 buckets more than an unsharded one (Open MPI's reduce-scatter
+#    works on a copy of the bucket): 4 MiB buckets (the default) keep that small beside the saving.
 config = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=512, intermediate_size=1408,
               num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8, vocab_size=512,
               max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
