@@ -28,13 +28,13 @@ struct CommTimer {
   ~CommTimer() { total += std::chrono::duration<double>(Clock::now() - t0).count(); }
 };
 
+#ifdef TAIA_HAVE_MPI
 std::vector<int> displacements(const std::vector<int>& counts) {
   std::vector<int> d(counts.size(), 0);
   for (size_t r = 1; r < counts.size(); ++r) d[r] = d[r - 1] + counts[r - 1];
   return d;
 }
 
-#ifdef TAIA_HAVE_MPI
 void check_mpi(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
@@ -50,14 +50,6 @@ int launched_ranks() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"})
     if (int n = env_int(name); n > 0) return n;
   return 1;
-}
-
-bool built_with_mpi() {
-#ifdef TAIA_HAVE_MPI
-  return true;
-#else
-  return false;
-#endif
 }
 
 namespace {

@@ -62,7 +62,6 @@ class Comm {
 // Ranks an MPI launcher asked for, read from its environment without starting MPI (Open MPI,
 // PMIx, PMI, MPICH/Hydra); 1 when not launched by one.
 int launched_ranks();
-bool built_with_mpi();
 
 // A 64-bit hash of bytes (for check_same), fast enough for a model's parameters.
 uint64_t hash_bytes(const void* data, size_t bytes, uint64_t seed = 0);

@@ -351,6 +351,8 @@ struct StepResult {
 // The step's loss, tokens and MoLoRA routing counts summed over the ranks.
 void reduce_step_sums(Run& r, StepResult& s) {
   if (!r.dp.comm().distributed()) return;
+  // A rank without micro-batches this step (the run's last step) has no routing counts yet.
+  s.router.slots_per_expert.resize(r.t.lora.molora.empty() ? 0 : size_t(r.t.lora.molora.config.experts), 0);
   std::vector<double> sums{s.loss, double(s.tokens), s.router.balance_loss, double(s.router.passes)};
   for (int64_t c : s.router.slots_per_expert) sums.push_back(double(c));
   r.dp.comm().allreduce_sum(sums.data(), sums.size());

@@ -49,6 +49,33 @@ TEST(Safetensors, WriterLeavesNoTemporaryFiles) {
   EXPECT_FALSE(file_exists(dir + "/y.safetensors"));
 }
 
+// The sharded optimizer state is written piece by piece: the file equals write_safetensors' and a
+// tensor given too few or too many bytes is an error (no file left behind).
+TEST(Safetensors, StreamedWriterEqualsWholeTensorWriter) {
+  const std::string dir = test::temp_dir();
+  std::vector<float> a{1, 2, 3, 4, 5, 6, 7}, b{-1, -2};
+  write_safetensors(dir + "/whole.safetensors", {TensorView("a", DType::F32, {7}, a.data()),
+                                                 TensorView("b", DType::F32, {2}, b.data())}, {{"k", "v"}});
+  const std::vector<TensorSpec> specs{{"a", DType::F32, {7}}, {"b", DType::F32, {2}}};
+  write_safetensors_streamed(dir + "/pieces.safetensors", specs, {{"k", "v"}}, [&](size_t i, const ByteSink& sink) {
+    const std::vector<float>& v = i == 0 ? a : b;
+    for (size_t k = 0; k < v.size(); k += 3) sink(v.data() + k, std::min<size_t>(3, v.size() - k) * sizeof(float));
+  });
+  EXPECT_EQ(read_text_file(dir + "/whole.safetensors"), read_text_file(dir + "/pieces.safetensors"));
+  for (size_t floats : {size_t(6), size_t(8)}) {
+    try {
+      write_safetensors_streamed(dir + "/bad.safetensors", specs, {}, [&](size_t i, const ByteSink& sink) {
+        std::vector<float> v(i == 0 ? floats : 2, 0.0f);
+        sink(v.data(), v.size() * sizeof(float));
+      });
+      ADD_FAILURE() << "expected an error for " << floats << " floats";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tensor 'a' expected 28 bytes"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(file_exists(dir + "/bad.safetensors"));
+  }
+}
+
 TEST(Safetensors, ShardedIndex) {
   const std::string dir = test::temp_dir();
   std::vector<float> a{1, 2}, b{3, 4, 5};
