@@ -498,11 +498,21 @@ std::string describe_plan(const TrainOptions& o, const Model& model, const Train
 // Every rank must train the same thing: the same options, tokenized data and starting values.
 void check_ranks_agree(Comm& comm, const TrainOptions& o, const DataSets& data) {
   if (!comm.distributed()) return;
-  const std::string options = Json{{"method", o.method}, {"targets", o.targets}, {"lr", o.lr}, {"seed", o.seed},
-                                   {"batch", o.batch_size}, {"accum", o.grad_accum}, {"epochs", o.epochs},
-                                   {"max_steps", o.max_steps}, {"schedule", o.schedule}, {"rank", o.lora.rank},
-                                   {"max_length", o.max_length}, {"shard", o.shard_optimizer}}.dump();
-  comm.check_same(hash_bytes(options.data(), options.size()), "the training options");
+  // What shapes the run's numbers or its collectives (bucket size and sharding must agree, or the
+  // ranks' collectives would not match).
+  const Json options =
+      Json{{"method", o.method}, {"targets", o.targets}, {"lr", o.lr}, {"seed", o.seed}, {"batch", o.batch_size},
+           {"accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps}, {"schedule", o.schedule},
+           {"warmup", o.warmup_ratio}, {"decay", o.adamw.weight_decay}, {"clip", o.max_grad_norm},
+           {"rank", o.lora.rank}, {"alpha", o.lora.alpha}, {"dropout", o.lora.dropout}, {"rslora", o.lora.use_rslora},
+           {"experts", o.molora.experts}, {"top_k", o.molora.top_k}, {"balance", o.molora.balance_coef},
+           {"molora_targets", o.molora_targets}, {"max_length", o.max_length}, {"val_split", o.val_split},
+           {"eval_every", o.eval_every}, {"save_every", o.save_every}, {"compute", o.compute}, {"dtype", o.dtype},
+           {"shard", o.shard_optimizer}, {"bucket_mb", o.bucket_mb}};
+  for (const auto& [key, value] : options.items()) {
+    const std::string text = value.dump();
+    comm.check_same(hash_bytes(text.data(), text.size()), "the training option " + key + " (this rank: " + text + ")");
+  }
   uint64_t h = 0;
   for (const auto* set : {&data.train, &data.val})
     for (const Example& e : *set) {

@@ -271,6 +271,8 @@ with open(half, "w") as f:
 base = ["train", "-m", MODEL, "--max-steps", "5", "--batch-size", "2", "--grad-accum", "2", "--threads", "1",
         "-o", os.path.join(WORK, "mpmd")]
 for label, second, needle in [("ranks given different data", ["--data", half], "the ranks disagree on the tokenized"),
+                              ("ranks given different bucket sizes", ["--data", DATA, "--bucket-mb", "1"],
+                               "disagree on the training option bucket_mb"),
                               ("a rank that cannot read its data", ["--data", os.path.join(WORK, "missing.jsonl")],
                                "(rank 1 of 2): " + os.path.join(WORK, "missing.jsonl"))]:
     t0 = time.time()
