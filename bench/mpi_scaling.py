@@ -49,7 +49,9 @@ COMMON = ["train", "-m", model, "--tokenizer", args.tokenizer, "--data", data, "
 CONFIGS = {"1 rank x 2 threads": ([], ["--threads", "2", "--grad-accum", "4"]),
            "2 ranks x 1 thread": ([*MPI, "-np", "2", "--bind-to", "core"], ["--threads", "1", "--grad-accum", "2"]),
            "2 ranks x 1 thread, sharded": ([*MPI, "-np", "2", "--bind-to", "core"],
-                                           ["--threads", "1", "--grad-accum", "2", "--shard-optimizer"])}
+                                           ["--threads", "1", "--grad-accum", "2", "--shard-optimizer"]),
+           "2 ranks x 1 thread, overlap": ([*MPI, "-np", "2", "--bind-to", "none"],
+                                           ["--threads", "1", "--grad-accum", "2", "--overlap-comm"])}
 
 
 def run(launcher, extra, method, out):
@@ -59,8 +61,10 @@ def run(launcher, extra, method, out):
         sys.exit(f"failed: {r.stderr[-800:]}")
     m = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))][1:]  # the first step warms up
     params = int(r.stderr.split(" trainable parameters")[0].rsplit(" ", 1)[1])
-    return (statistics.median(x["tokens_per_s"] for x in m), statistics.median(x.get("comm_s", 0.0) for x in m),
-            params, statistics.median(b["elapsed"] - a["elapsed"] for a, b in zip(m, m[1:])))
+    # comm: seconds the step spent in collectives, or with --overlap-comm waiting for them
+    comm = statistics.median(x.get("comm_wait_s", x.get("comm_s", 0.0)) for x in m)
+    return (statistics.median(x["tokens_per_s"] for x in m), comm, params,
+            statistics.median(b["elapsed"] - a["elapsed"] for a, b in zip(m, m[1:])))
 
 
 results = {}
@@ -78,22 +82,22 @@ ar = json.loads(subprocess.run([*MPI, "-np", "2", args.allreduce, "--json"], cap
 
 print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; median over {args.rounds} interleaved rounds of "
       f"{args.steps - 1} steps (global batch 16 x 128 tokens)\n")
-print("| method | trainable | bytes summed per step | 1 rank x 2 threads tok/s | 2 ranks x 1 thread tok/s | "
-      "ratio | comm s/step (2 ranks) | step s (2 ranks) | 2 ranks, --shard-optimizer tok/s |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| method | trainable | bytes summed per step | configuration | tok/s | ratio to 1 rank | comm s/step | step s |")
+print("|---|---|---|---|---|---|---|---|")
 summary = {}
 for method in ("lora", "full"):
-    a = results[(method, "1 rank x 2 threads")]
-    b = results[(method, "2 ranks x 1 thread")]
-    ta, tb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
-    comm, step = statistics.median(x[1] for x in b), statistics.median(x[2] for x in b)
-    step1 = statistics.median(x[2] for x in a)
     params = results[(method, "params")]
-    summary[method] = dict(params=params, bytes=params * 4, step_1rank=step1, step_2ranks=step, comm=comm)
-    print(f"| {method} | {params:,} | {params * 4 / 2**20:.1f} MiB | {ta:,.0f} | {tb:,.0f} | {tb / ta:.2f}x | "
-          f"{comm:.4f} ({comm / step * 100:.1f} %) | {step:.2f} | " +
-          (f"{statistics.median(x[0] for x in results[(method, '2 ranks x 1 thread, sharded')]):,.0f} |"
-           if (method, "2 ranks x 1 thread, sharded") in results else "- |"))
+    base = statistics.median(x[0] for x in results[(method, "1 rank x 2 threads")])
+    for name in CONFIGS:
+        if (method, name) not in results:
+            continue
+        rows = results[(method, name)]
+        tps, comm, step = (statistics.median(x[i] for x in rows) for i in range(3))
+        if name == "1 rank x 2 threads":
+            summary[method] = dict(params=params, bytes=params * 4, step_1rank=step)
+        comm_text = "-" if name.startswith("1 rank") else f"{comm:.4f} ({comm / step * 100:.1f} %)"
+        print(f"| {method} | {params:,} | {params * 4 / 2**20:.1f} MiB | {name} | {tps:,.0f} | {tps / base:.2f}x | "
+              f"{comm_text} | {step:.2f} |")
 
 print("\nMPI_Allreduce between 2 ranks of this machine (shared memory), in place, F32 sum:\n")
 print("| bytes | seconds | bus GB/s |\n|---|---|---|")
@@ -101,15 +105,29 @@ for s in ar["sizes"]:
     print(f"| {s['bytes']:,} | {s['seconds']:.6f} | {s['bus_gb_s']:.2f} |")
 
 # Projection: a ring all-reduce over K machines moves 2 (K-1)/K of the bytes through each link and
-# takes 2 (K-1) latency steps; no overlap with the backward pass is assumed (taia sums after it).
+# takes 2 (K-1) latency steps per 4 MiB bucket.
 print("\nProjection to K = 8 machines, each with this machine's step time for its 16 sequences "
-      "(global batch 8 x 16), a ring all-reduce over the link (latency 30 us per hop), no overlap:\n")
-print("| method | link | all-reduce s/step | compute s/step | efficiency | speed-up over 1 machine |")
-print("|---|---|---|---|---|---|")
+      "(global batch 8 x 16), a ring all-reduce over the link (latency 30 us per hop):\n")
+print("| method | link | all-reduce s/step | compute s/step | efficiency | speed-up over 1 machine | "
+      "efficiency with --overlap-comm |")
+print("|---|---|---|---|---|---|---|")
 K = 8
+
+
+def allreduce_seconds(nbytes, gbs):
+    return 2 * (K - 1) / K * nbytes / (gbs * 1e9) + 2 * (K - 1) * 30e-6 * max(1, nbytes // (4 << 20))
+
+
 for method in ("lora", "full"):
     s = summary[method]
+    # With --overlap-comm (and a core for the communication thread) only what is left when the
+    # backward ends is exposed: the model-level tensors (embeddings, LM head: finished last) and any
+    # excess over the backward pass, taken as two thirds of the step.
+    late = 2 * config["vocab_size"] * config["hidden_size"] * 4 if method == "full" else 0
     for link, gbs in (("10 GbE (1.1 GB/s)", 1.1), ("25 GbE (2.8 GB/s)", 2.8), ("100 GbE (11 GB/s)", 11.0)):
-        t = 2 * (K - 1) / K * s["bytes"] / (gbs * 1e9) + 2 * (K - 1) * 30e-6 * max(1, s["bytes"] // (16 << 20))
+        t = allreduce_seconds(s["bytes"], gbs)
         eff = s["step_1rank"] / (s["step_1rank"] + t)
-        print(f"| {method} | {link} | {t:.4f} | {s['step_1rank']:.2f} | {eff * 100:.1f} % | {K * eff:.2f}x |")
+        exposed = max(allreduce_seconds(late, gbs) if late else 0.0, t - 2 / 3 * s["step_1rank"])
+        eff_overlap = s["step_1rank"] / (s["step_1rank"] + exposed)
+        print(f"| {method} | {link} | {t:.4f} | {s['step_1rank']:.2f} | {eff * 100:.1f} % | {K * eff:.2f}x | "
+              f"{eff_overlap * 100:.1f} % |")

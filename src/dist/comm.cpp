@@ -65,9 +65,10 @@ Comm& Comm::world() {
 #ifdef TAIA_HAVE_MPI
     if (launched > 1 || std::getenv("OMPI_COMM_WORLD_RANK")) {
       int provided = 0;
-      check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+      check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
       TAIA_CHECK(provided >= MPI_THREAD_FUNNELED, "[mpi] expected thread support FUNNELED, the library provides ",
                  provided);
+      c->serialized_ = provided >= MPI_THREAD_SERIALIZED;
       MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_);
       MPI_Comm_size(MPI_COMM_WORLD, &c->size_);
       c->mpi_ = true;

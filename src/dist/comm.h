@@ -13,9 +13,11 @@ namespace taia {
 
 class Comm {
  public:
-  // The world of this process: initializes MPI (MPI_Init_thread, FUNNELED: OpenMP threads never
-  // call MPI) on first use when an MPI launcher started it, else one rank. Throws when a
-  // launcher asked for several ranks but this binary was built without MPI.
+  // The world of this process: initializes MPI (MPI_Init_thread asking for SERIALIZED: the main
+  // thread or the trainer's communication thread calls MPI, one at a time, never the OpenMP
+  // threads; FUNNELED is enough without --overlap-comm) on first use when an MPI launcher started
+  // it, else one rank. Throws when a launcher asked for several ranks but this binary was built
+  // without MPI.
   static Comm& world();
   // The world if world() has run, else null (for the CLI's exit paths, which must not start MPI).
   static Comm* started();
@@ -23,6 +25,9 @@ class Comm {
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool distributed() const { return size_ > 1; }
+  // The MPI library lets one thread at a time call it from any thread (MPI_THREAD_SERIALIZED):
+  // the data-parallel trainer's communication thread needs that.
+  bool threads_serialized() const { return serialized_; }
   // "rank R of K" for messages (empty for one rank).
   std::string where() const;
 
@@ -55,7 +60,7 @@ class Comm {
  private:
   Comm() = default;
   int rank_ = 0, size_ = 1;
-  bool mpi_ = false, finalized_ = false;
+  bool mpi_ = false, finalized_ = false, serialized_ = true;
   double comm_seconds_ = 0;
 };
 

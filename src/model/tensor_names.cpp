@@ -133,14 +133,27 @@ std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suff
   return "blk." + std::to_string(layer) + "." + (g ? g->gguf : kProjNames[int(p)].gguf) + suffix;
 }
 
+int64_t hf_tensor_layer(const std::string& hf) {
+  const std::string prefix = "model.layers.";
+  if (hf.compare(0, prefix.size(), prefix) != 0) return -1;
+  const size_t dot = hf.find('.', prefix.size());
+  if (dot == std::string::npos || dot == prefix.size()) return -1;
+  int64_t layer = 0;
+  for (size_t i = prefix.size(); i < dot; ++i) {
+    if (hf[i] < '0' || hf[i] > '9') return -1;
+    layer = layer * 10 + (hf[i] - '0');
+  }
+  return layer;
+}
+
 std::string gguf_tensor_name(const std::string& hf, NormLayout layout) {
   for (const auto& [h, g] : kModelTensors)
     if (hf == h) return g;
+  const int64_t layer_index = hf_tensor_layer(hf);
+  if (layer_index < 0) return "";
   const std::string prefix = "model.layers.";
-  if (hf.compare(0, prefix.size(), prefix) != 0) return "";
   const size_t dot = hf.find('.', prefix.size());
-  if (dot == std::string::npos) return "";
-  const std::string layer = hf.substr(prefix.size(), dot - prefix.size());
+  const std::string layer = std::to_string(layer_index);
   std::string rest = hf.substr(dot + 1);
   std::string kind = "weight";
   const size_t last = rest.rfind('.');

@@ -81,5 +81,8 @@ std::string gguf_proj_tensor_name(int64_t layer, Proj p, const std::string& suff
 // The GGUF tensor name of an HF tensor name ("model.layers.3.self_attn.q_proj.weight" ->
 // "blk.3.attn_q.weight"); empty if there is none.
 std::string gguf_tensor_name(const std::string& hf_name, NormLayout layout);
+// The decoder layer of an HF tensor name ("model.layers.3.mlp.up_proj.weight" -> 3); -1 for the
+// model-level tensors (embeddings, final norm, LM head).
+int64_t hf_tensor_layer(const std::string& hf_name);
 
 }  // namespace taia

@@ -1,6 +1,7 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -10,9 +11,24 @@
 
 namespace taia {
 
-DataParallel::DataParallel(Comm& comm, std::vector<ParamRef> params, bool shard_optimizer, size_t bucket_elems)
-    : comm_(comm), params_(std::move(params)), bucket_(bucket_elems), shard_(shard_optimizer && comm.distributed()) {
+namespace {
+
+// The order in which the backward pass finishes a tensor's gradient: 0 for the last layer's,
+// layers - 1 for the first layer's, `layers` for the model-level tensors (embeddings, final
+// norm, LM head: the embedding gradient comes last).
+int64_t readiness(const ParamRef& p, int64_t layers) { return p.layer < 0 ? layers : layers - 1 - p.layer; }
+
+}  // namespace
+
+DataParallel::DataParallel(Comm& comm, std::vector<ParamRef> params, const DataParallelOptions& options)
+    : comm_(comm), params_(std::move(params)), bucket_(options.bucket_elems),
+      shard_(options.shard_optimizer && comm.distributed()), overlap_(options.overlap && comm.distributed()) {
   TAIA_CHECK(bucket_ > 0, "[data parallel] bucket size expected > 0");
+  for (const ParamRef& p : params_) layers_ = std::max(layers_, p.layer + 1);
+  if (comm_.distributed())  // one rank keeps the optimizer's order (and its exact arithmetic)
+    std::stable_sort(params_.begin(), params_.end(), [this](const ParamRef& a, const ParamRef& b) {
+      return readiness(a, layers_) < readiness(b, layers_);
+    });
   offsets_.push_back(0);
   for (const ParamRef& p : params_) offsets_.push_back(offsets_.back() + p.size);
   total_ = offsets_.back();
@@ -23,11 +39,33 @@ DataParallel::DataParallel(Comm& comm, std::vector<ParamRef> params, bool shard_
     for_each_piece(lo, hi, [&](size_t i, size_t begin, size_t count, size_t flat) {
       slices_.push_back({i, begin, count, flat});
       const ParamRef& p = params_[i];
-      owned_.push_back({p.name + "@" + std::to_string(begin), p.value + begin, p.grad + begin, count, p.decay});
+      owned_.push_back({p.name + "@" + std::to_string(begin), p.value + begin, p.grad + begin, count, p.decay,
+                        p.layer});
     });
+    bucket_range(b, lo, hi);
+    int64_t ready = 0;
+    for_each_piece(lo, hi, [&](size_t i, size_t, size_t, size_t) {
+      ready = std::max(ready, readiness(params_[i], layers_));
+    });
+    bucket_ready_.push_back(ready);
   }
   if (comm_.distributed()) buffer_.resize(std::min(bucket_, total_));
   if (shard_) part_.resize(buffer_.size() / size_t(comm_.size()) + 1);
+  if (overlap_) {
+    TAIA_CHECK(comm_.threads_serialized(), "[data parallel] --overlap-comm needs an MPI library with "
+               "MPI_THREAD_SERIALIZED support; this one provides less");
+    thread_ = std::thread(&DataParallel::comm_thread_main, this);
+  }
+}
+
+DataParallel::~DataParallel() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
 }
 
 size_t DataParallel::optimizer_elements() const {
@@ -80,30 +118,78 @@ size_t DataParallel::slice_at(size_t flat) const {
   return i;
 }
 
-void DataParallel::reduce_gradients() {
-  if (!comm_.distributed()) return;
-  for (size_t b = 0; b < bucket_count(); ++b) {
-    size_t lo, hi;
-    bucket_range(b, lo, hi);
-    float* buf = buffer_.data();  // [hi - lo] this bucket's gradients
+void DataParallel::reduce_bucket(size_t b) {
+  size_t lo, hi;
+  bucket_range(b, lo, hi);
+  float* buf = buffer_.data();  // [hi - lo] this bucket's gradients
+  for_each_piece(lo, hi, [&](size_t i, size_t begin, size_t count, size_t flat) {
+    std::memcpy(buf + (flat - lo), params_[i].grad + begin, count * sizeof(float));
+  });
+  if (!shard_) {
+    comm_.allreduce_sum(buf, hi - lo);
     for_each_piece(lo, hi, [&](size_t i, size_t begin, size_t count, size_t flat) {
-      std::memcpy(buf + (flat - lo), params_[i].grad + begin, count * sizeof(float));
+      std::memcpy(params_[i].grad + begin, buf + (flat - lo), count * sizeof(float));
     });
-    if (!shard_) {
-      comm_.allreduce_sum(buf, hi - lo);
-      for_each_piece(lo, hi, [&](size_t i, size_t begin, size_t count, size_t flat) {
-        std::memcpy(params_[i].grad + begin, buf + (flat - lo), count * sizeof(float));
-      });
-      continue;
-    }
-    size_t plo, phi;
-    part_range(b, comm_.rank(), plo, phi);
-    float* mine = part_.data();  // [phi - plo] the summed gradients of this rank's part
-    comm_.reduce_scatter_sum(buf, mine, part_counts(lo, hi, b));
-    for_each_piece(plo, phi, [&](size_t i, size_t begin, size_t count, size_t flat) {
-      std::memcpy(params_[i].grad + begin, mine + (flat - plo), count * sizeof(float));
-    });
+    return;
   }
+  size_t plo, phi;
+  part_range(b, comm_.rank(), plo, phi);
+  float* mine = part_.data();  // [phi - plo] the summed gradients of this rank's part
+  comm_.reduce_scatter_sum(buf, mine, part_counts(lo, hi, b));
+  for_each_piece(plo, phi, [&](size_t i, size_t begin, size_t count, size_t flat) {
+    std::memcpy(params_[i].grad + begin, mine + (flat - plo), count * sizeof(float));
+  });
+}
+
+void DataParallel::comm_thread_main() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || reduced_ < queued_; });
+    if (stop_) return;
+    const size_t b = reduced_;
+    lock.unlock();
+    std::string error;
+    try {
+      reduce_bucket(b);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    lock.lock();
+    if (!error.empty() && thread_error_.empty()) thread_error_ = error;
+    ++reduced_;
+    cv_.notify_all();
+  }
+}
+
+void DataParallel::queue_buckets_up_to(int64_t ready) {
+  const size_t before = next_queued_;
+  while (next_queued_ < bucket_count() && bucket_ready_[next_queued_] <= ready) ++next_queued_;
+  if (next_queued_ == before) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queued_ = next_queued_;
+  }
+  cv_.notify_all();
+}
+
+void DataParallel::layer_done(int64_t layer) {
+  if (overlap_) queue_buckets_up_to(layers_ - 1 - layer);
+}
+
+double DataParallel::reduce_gradients() {
+  if (!comm_.distributed()) return 0;
+  if (!overlap_) {
+    for (size_t b = 0; b < bucket_count(); ++b) reduce_bucket(b);
+    return 0;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  early_buckets_ = next_queued_;
+  queue_buckets_up_to(layers_);
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [this] { return reduced_ == bucket_count(); });
+  queued_ = reduced_ = next_queued_ = 0;
+  if (!thread_error_.empty()) fail(thread_error_);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 double DataParallel::clip_gradients(double max_norm) {

@@ -4,12 +4,18 @@
 // every bucket, receives only that part of the summed gradients (reduce-scatter), updates it,
 // and the parameters are all-gathered. With one rank everything is the one-process code.
 //
-// Flat layout: the trainable tensors one after another in the optimizer's order, N elements.
-// Bucket b covers [b * S, min(N, (b + 1) * S)); rank r owns the r-th of K near-equal parts of
-// each bucket. A rank's AdamW runs on the intersections of its parts with the tensors.
+// Flat layout: the trainable tensors one after another, N elements; with several ranks in the
+// order the backward pass finishes them (the last layer's first, the model-level tensors last),
+// so that with `overlap` a bucket is summed on a communication thread as soon as the backward has
+// passed every layer it holds. Bucket b covers [b * S, min(N, (b + 1) * S)); rank r owns the r-th
+// of K near-equal parts of each bucket. A rank's AdamW runs on the intersections of its parts
+// with the tensors.
 #pragma once
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dist/comm.h"
@@ -17,11 +23,18 @@
 
 namespace taia {
 
+struct DataParallelOptions {
+  bool shard_optimizer = false;  // with several ranks (one rank keeps the whole state anyway)
+  size_t bucket_elems = 0;       // elements per collective (TrainOptions::bucket_mb)
+  bool overlap = false;          // sum buckets during the backward pass (a communication thread)
+};
+
 class DataParallel {
  public:
-  // shard_optimizer takes effect with several ranks (one rank keeps the whole state anyway).
-  // bucket_elems: elements per collective (TrainOptions::bucket_mb).
-  DataParallel(Comm& comm, std::vector<ParamRef> params, bool shard_optimizer, size_t bucket_elems);
+  DataParallel(Comm& comm, std::vector<ParamRef> params, const DataParallelOptions& options);
+  ~DataParallel();
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
 
   Comm& comm() const { return comm_; }
   bool sharded() const { return shard_; }
@@ -30,9 +43,18 @@ class DataParallel {
   // Elements whose AdamW moments this rank keeps.
   size_t optimizer_elements() const;
 
+  // With overlap, the step's last backward pass calls this after each layer (the engine's layer
+  // hook): buckets whose tensors are all final go to the communication thread.
+  void layer_done(int64_t layer);
   // After the backward passes: the sum over ranks of the gradients (all of them, or, sharded,
-  // those of the owned slices; the rest of the gradient buffers is then stale).
-  void reduce_gradients();
+  // those of the owned slices; the rest of the gradient buffers is then stale). With overlap:
+  // queues the buckets not yet sent and waits for all; returns the seconds waited.
+  double reduce_gradients();
+  bool overlapping() const { return overlap_; }
+  // Overlap: buckets handed to the communication thread before the backward pass ended, in the
+  // last step (the rest waited for reduce_gradients).
+  size_t buckets_during_backward() const { return early_buckets_; }
+  size_t buckets() const { return bucket_count(); }
   // The global L2 norm of the summed gradients; scales them down to max_norm (> 0) above it, as
   // clip_grad_norm. With several ranks each rank sums the squares of the slices it owns and the
   // sums are added, so the norm is the same with and without sharding.
@@ -65,6 +87,9 @@ class DataParallel {
   template <typename F>
   void for_each_piece(size_t lo, size_t hi, F&& f) const;
   size_t slice_at(size_t flat) const;  // the owned slice holding flat element `flat`
+  void reduce_bucket(size_t b);        // sum bucket b over the ranks (either thread, never both)
+  void queue_buckets_up_to(int64_t ready);  // overlap: buckets whose readiness <= ready
+  void comm_thread_main();
   void gather_moment_piece(AdamW& adam, bool m, size_t lo, size_t hi, size_t b, float* out);
 
   Comm& comm_;
@@ -76,6 +101,19 @@ class DataParallel {
   std::vector<ParamRef> owned_;  // the slices as AdamW parameters, NAME@OFFSET
   std::vector<float> buffer_;    // [bucket] packing buffer
   std::vector<float> part_;      // [bucket / K + 1] sharded: this rank's part of a summed bucket
+  // Overlap. readiness of a tensor: 0 for the last layer ... L-1 for layer 0, L for model-level
+  // tensors; bucket_ready_[b]: the largest readiness among the tensors it holds (non-decreasing).
+  bool overlap_ = false;
+  std::vector<int64_t> bucket_ready_;
+  int64_t layers_ = 0;
+  size_t next_queued_ = 0;       // main thread: buckets [0, next_queued_) handed over this step
+  size_t early_buckets_ = 0;     // main thread: next_queued_ when the last step's backward ended
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  size_t queued_ = 0, reduced_ = 0;  // under mutex_: buckets handed over / summed this step
+  bool stop_ = false;
+  std::string thread_error_;     // under mutex_: what the communication thread threw
+  std::thread thread_;
 };
 
 }  // namespace taia

@@ -700,6 +700,7 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
     LayerActs& a = buf_.acts[recompute ? 0 : size_t(l)];
     if (recompute) layer_forward(l, a, buf_.saved_inputs[size_t(l)].data(), buf_.recomputed_out.data(), true, step);
     layer_backward(l, a, d_residual, step);
+    if (layer_hook_) layer_hook_(l);
   }
   embedding_backward(batch);
   return loss;

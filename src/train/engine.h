@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -67,6 +68,10 @@ class TrainEngine {
   double forward_backward(const TrainBatch& batch, float grad_scale, uint64_t step);
   // Forward only (no dropout): summed loss over the targets.
   double forward_loss(const TrainBatch& batch);
+  // Called in forward_backward after each layer's backward (layers L-1 down to 0) with the layer's
+  // index: that layer's gradients are not written again in the pass, so the data-parallel trainer
+  // can start summing them over the ranks while the earlier layers run. Empty: none.
+  void set_layer_backward_hook(std::function<void(int64_t layer)> hook) { layer_hook_ = std::move(hook); }
 
   // MoLoRA routers over the backward passes since the last reset: the balance loss (aux of
   // kernels/molora.h) summed over routers and passes, and the routing slots each expert index
@@ -220,6 +225,7 @@ class TrainEngine {
   EngineOptions options_;
   PhaseTimes phase_times_;
   RouterStats router_stats_;
+  std::function<void(int64_t)> layer_hook_;
   // The balance loss's weight in this backward pass: the coefficient times grad_scale times the
   // batch's target tokens, so that it adds coef * aux to the mean loss the trainer optimises.
   double balance_weight_ = 0;

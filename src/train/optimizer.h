@@ -14,6 +14,7 @@ struct ParamRef {
   float* grad = nullptr;
   size_t size = 0;
   bool decay = true;  // false for norms and biases
+  int64_t layer = -1;  // its decoder layer; -1: embeddings, final norm, LM head (for data parallelism)
 };
 
 struct AdamWConfig {

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "model/peft_adapter.h"
+#include "model/tensor_names.h"
 
 namespace taia {
 
@@ -36,15 +37,15 @@ std::vector<ParamRef> trainable_params(Model& model, FullGrads* grads, LoraAdapt
       TensorView* t = model.find(name);
       TAIA_CHECK(t != nullptr, "[train] no model tensor '", name, "' for a trainable parameter");
       const bool decay = name.find("norm") == std::string::npos && name.find(".bias") == std::string::npos;
-      params.push_back({name, t->ptr<float>(), g.data(), g.size(), decay});
+      params.push_back({name, t->ptr<float>(), g.data(), g.size(), decay, hf_tensor_layer(name)});
     }
   }
   if (lora) {
     for (int64_t l = 0; l < int64_t(lora->layers.size()); ++l)
       for (int i = 0; i < kNumProj; ++i)
         if (LoraModule* m = lora->find(l, Proj(i))) {
-          params.push_back({peft_key(l, Proj(i), "A", lora->layout), m->A.data(), m->dA.data(), m->A.size(), true});
-          params.push_back({peft_key(l, Proj(i), "B", lora->layout), m->B.data(), m->dB.data(), m->B.size(), true});
+          params.push_back({peft_key(l, Proj(i), "A", lora->layout), m->A.data(), m->dA.data(), m->A.size(), true, l});
+          params.push_back({peft_key(l, Proj(i), "B", lora->layout), m->B.data(), m->dB.data(), m->B.size(), true, l});
         }
     // MoLoRA: each mixture's experts (all E at once) and router; the router's bias without weight
     // decay (HF Trainer's rule for biases).
@@ -52,12 +53,12 @@ std::vector<ParamRef> trainable_params(Model& model, FullGrads* grads, LoraAdapt
       for (int i = 0; i < kNumProj; ++i)
         if (MoloraModule* m = lora->molora.find(l, Proj(i))) {
           const Proj p = Proj(i);
-          params.push_back({molora_key(l, p, "experts.lora_A"), m->A.data(), m->dA.data(), m->A.size(), true});
-          params.push_back({molora_key(l, p, "experts.lora_B"), m->B.data(), m->dB.data(), m->B.size(), true});
+          params.push_back({molora_key(l, p, "experts.lora_A"), m->A.data(), m->dA.data(), m->A.size(), true, l});
+          params.push_back({molora_key(l, p, "experts.lora_B"), m->B.data(), m->dB.data(), m->B.size(), true, l});
           params.push_back({molora_key(l, p, "router.weight"), m->router_w.data(), m->d_router_w.data(),
-                            m->router_w.size(), true});
+                            m->router_w.size(), true, l});
           params.push_back({molora_key(l, p, "router.bias"), m->router_b.data(), m->d_router_b.data(),
-                            m->router_b.size(), false});
+                            m->router_b.size(), false, l});
         }
   }
   return params;

@@ -346,6 +346,7 @@ struct StepResult {
   int64_t micro = 0;    // micro-batches over all ranks
   TrainEngine::RouterStats router;  // MoLoRA, summed over ranks
   double comm_s = 0;    // seconds this rank spent in collectives
+  double comm_wait_s = 0;  // --overlap-comm: seconds the step waited for them after the backward
 };
 
 // The step's loss, tokens and MoLoRA routing counts summed over the ranks.
@@ -372,15 +373,21 @@ StepResult train_step(Run& r, int64_t step) {
   const std::vector<TrainBatch> micro = step_micro_batches(r, step);
   StepResult s;
   s.micro = step_micro_count(r, step);
-  for (const TrainBatch& b : micro) {
+  for (size_t k = 0; k < micro.size(); ++k) {
+    const TrainBatch& b = micro[k];
     const int64_t count = b.target_count();
     const float scale = 1.0f / float(count * s.micro);
+    // The last backward pass of the step finishes each layer's gradients: with --overlap-comm
+    // they are summed over the ranks while the earlier layers run.
+    if (r.dp.overlapping() && k + 1 == micro.size())
+      r.engine.set_layer_backward_hook([&r](int64_t layer) { r.dp.layer_done(layer); });
     s.loss += r.engine.forward_backward(b, scale, uint64_t(step)) / double(count) / double(s.micro);
+    r.engine.set_layer_backward_hook(nullptr);
     s.tokens += b.B * b.L;
   }
+  s.comm_wait_s = r.dp.reduce_gradients();
   s.router = r.engine.router_stats();
   reduce_step_sums(r, s);
-  r.dp.reduce_gradients();
   s.grad_norm = r.dp.clip_gradients(r.o.max_grad_norm);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
     fail("[train] non-finite ", std::isfinite(s.loss) ? "gradient norm" : "loss", " at step ", step,
@@ -434,6 +441,11 @@ void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
       m["ranks"] = r.dp.comm().size();
       m["global_batch"] = r.plan.micro_per_step * o.batch_size;
       m["comm_s"] = s.comm_s;
+      if (r.dp.overlapping()) {
+        m["comm_wait_s"] = s.comm_wait_s;
+        m["buckets_during_backward"] = r.dp.buckets_during_backward();
+        m["buckets"] = r.dp.buckets();
+      }
     }
     add_router_metrics(m, s.router);
     if ((o.eval_every > 0 && step % o.eval_every == 0) || (step == r.plan.total && !r.data.val.empty())) {
@@ -491,7 +503,8 @@ std::string describe_plan(const TrainOptions& o, const Model& model, const Train
   if (ranks > 1)
     s += " per rank on " + std::to_string(ranks) + " ranks (global batch " +
          std::to_string(plan.micro_per_step * o.batch_size) + " sequences per step" +
-         (o.shard_optimizer ? ", optimizer state sharded" : "") + ")";
+         (o.shard_optimizer ? ", optimizer state sharded" : "") +
+         (o.overlap_comm ? ", gradients summed during the backward pass" : "") + ")";
   return s;
 }
 
@@ -540,8 +553,9 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   check_ranks_agree(comm, o, data);
 
   auto trainables = make_trainables(o, *model, parse_targets(o.targets));
-  DataParallel dp(comm, trainables->params, o.shard_optimizer,
-                  std::max<size_t>(1, size_t(o.bucket_mb * double(1 << 20) / sizeof(float))));
+  DataParallel dp(comm, trainables->params,
+                  {o.shard_optimizer, std::max<size_t>(1, size_t(o.bucket_mb * double(1 << 20) / sizeof(float))),
+                   o.overlap_comm});
   EngineOptions eo;
   eo.recompute = o.recompute;
   eo.dropout_seed = o.seed;

@@ -46,6 +46,7 @@ struct TrainOptions {
   // moments only (ZeRO-1).
   bool shard_optimizer = false;
   double bucket_mb = 4;         // gradients summed over the ranks in collectives of this size (MiB of F32)
+  bool overlap_comm = false;    // sum buckets on a communication thread during the last backward pass
 };
 
 struct TrainSummary {

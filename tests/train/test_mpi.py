@@ -6,8 +6,9 @@ machine) against the one-process run with the same global batch (--grad-accum do
   tolerances are F32 reduction-order noise: two ranks add their micro-batches' gradients as
   (g1 + g2) + (g3 + g4) where one process adds ((g1 + g2) + g3) + g4, and AdamW's 1 / sqrt(v)
   enlarges those last-bit differences for elements with tiny second moments.
-- --shard-optimizer (ZeRO-1), also with many small buckets: bit-identical to the unsharded 2-rank
-  run; the peak RSS of every rank falls (a 13M-parameter model, full fine-tuning).
+- --shard-optimizer (ZeRO-1), also with many small buckets, and --overlap-comm (buckets summed on
+  a communication thread during the backward pass): bit-identical to the plain 2-rank run; the
+  peak RSS of every rank falls with sharding (a 13M-parameter model, full fine-tuning).
 - Resume: a 2-rank checkpoint continued on 1 rank, a 1-rank checkpoint on 2 sharded ranks: the
   losses continue as in the uninterrupted run; a run whose global batch differs is refused.
 - Faults: a rank killed with SIGKILL ends the job within 30 s with a message naming it, and the
@@ -163,7 +164,9 @@ full = COMMON + ["--lr", "1e-3", "--method", "full", "--save-every", "10"]
 runs = {}
 for name, ranks, extra in [("full1", 0, ["--grad-accum", "4"]), ("full2", 2, ["--grad-accum", "2"]),
                            ("shard", 2, ["--grad-accum", "2", "--shard-optimizer"]),
-                           ("shard_small", 2, ["--grad-accum", "2", "--shard-optimizer", "--bucket-mb", "0.01"])]:
+                           ("shard_small", 2, ["--grad-accum", "2", "--shard-optimizer", "--bucket-mb", "0.01"]),
+                           ("overlap", 2, ["--grad-accum", "2", "--overlap-comm", "--bucket-mb", "0.01"]),
+                           ("overlap_shard", 2, ["--grad-accum", "2", "--overlap-comm", "--shard-optimizer"])]:
     runs[name] = os.path.join(WORK, name)
     r = taia("train", *full, *extra, "-o", runs[name], ranks=ranks)
     check(r.returncode == 0, f"full fine-tuning run {name}", r.stderr[-400:])
@@ -173,12 +176,17 @@ if all(os.path.exists(os.path.join(d, "model.safetensors")) for d in runs.values
           (n, d))
     t = tensor_diff(os.path.join(runs["full1"], "model.safetensors"), os.path.join(runs["full2"], "model.safetensors"))
     check(t <= TENSOR_RTOL, f"full: final models within {TENSOR_RTOL} (worst {t:.2e})", t)
-    for name in ("shard", "shard_small"):
-        check(same_bits(runs["full2"], runs[name]), f"--shard-optimizer ({name}): losses bit-identical to unsharded")
+    for name in ("shard", "shard_small", "overlap", "overlap_shard"):
+        check(same_bits(runs["full2"], runs[name]), f"{name}: losses bit-identical to the plain 2-rank run")
         for f in ("model.safetensors", "checkpoint-20/optimizer.safetensors"):
             check(tensors(os.path.join(runs["full2"], f)) == tensors(os.path.join(runs[name], f)),
-                  f"--shard-optimizer ({name}): {f} bit-identical (the gathered optimizer state has the "
-                  "one-process layout)")
+                  f"{name}: {f} bit-identical (a gathered optimizer state has the one-process layout)")
+    m = metrics(runs["overlap"])
+    # 0.01 MiB buckets: each layer's tensors fill many; all but the model-level ones (embeddings,
+    # final norm, LM head: finished last) go out while earlier layers still run backward.
+    check(all(x["comm_wait_s"] >= 0 and 0 < x["buckets_during_backward"] < x["buckets"] for x in m),
+          "--overlap-comm: buckets summed during the backward pass in every step "
+          f"({m[0]['buckets_during_backward']} of {m[0]['buckets']})", m[:1])
 
 # 3. Resume across rank counts: the losses of steps 11-20 continue the uninterrupted run.
 for label, src, ranks, extra in [("2 ranks -> 1 rank", "full2", 0, ["--grad-accum", "4"]),

@@ -138,6 +138,9 @@ void register_train(CLI::App& app) {
                 "rank for full fine-tuning)");
   cmd->add_option("--bucket-mb", o.bucket_mb, "Under mpirun: gradients are summed over the ranks in collectives "
                   "of this many MiB")->check(CLI::Range(1e-6, 2048.0))->capture_default_str();
+  cmd->add_flag("--overlap-comm", o.overlap_comm, "Under mpirun: sum each bucket of gradients on a communication "
+                "thread as soon as the last backward pass of the step has finished its layers, while the earlier "
+                "layers run (pays when the link is slow beside the compute; give that thread a core)");
   cmd->add_flag("--recompute", o.recompute, "Recompute each layer's activations during backward (less memory)");
   cmd->add_option("--dtype", o.dtype, "LoRA: base weights in memory (auto, f32, bf16)")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}))->capture_default_str();
