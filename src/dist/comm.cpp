@@ -47,7 +47,7 @@ void check_mpi(int rc, const char* call) {
 }  // namespace
 
 int launched_ranks() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"})
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"})
     if (int n = env_int(name); n > 0) return n;
   return 1;
 }
@@ -63,7 +63,8 @@ Comm& Comm::world() {
     auto* c = new Comm();  // never destroyed: finalize() ends MPI before exit
     const int launched = launched_ranks();
 #ifdef TAIA_HAVE_MPI
-    if (launched > 1 || std::getenv("OMPI_COMM_WORLD_RANK")) {
+    // Any rank variable of a launcher (Open MPI, PMIx as srun --mpi=pmix sets it, PMI / Hydra).
+    if (launched > 1 || std::getenv("OMPI_COMM_WORLD_RANK") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK")) {
       int provided = 0;
       check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
       TAIA_CHECK(provided >= MPI_THREAD_FUNNELED, "[mpi] expected thread support FUNNELED, the library provides ",
@@ -71,6 +72,11 @@ Comm& Comm::world() {
       c->serialized_ = provided >= MPI_THREAD_SERIALIZED;
       MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_);
       MPI_Comm_size(MPI_COMM_WORLD, &c->size_);
+      MPI_Comm node;
+      check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank_, MPI_INFO_NULL, &node),
+                "MPI_Comm_split_type");
+      MPI_Comm_size(node, &c->local_size_);
+      MPI_Comm_free(&node);
       c->mpi_ = true;
     }
 #else

@@ -25,6 +25,8 @@ class Comm {
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool distributed() const { return size_ > 1; }
+  // Ranks on this machine (sharing its memory), this one included.
+  int local_size() const { return local_size_; }
   // The MPI library lets one thread at a time call it from any thread (MPI_THREAD_SERIALIZED):
   // the data-parallel trainer's communication thread needs that.
   bool threads_serialized() const { return serialized_; }
@@ -59,7 +61,7 @@ class Comm {
 
  private:
   Comm() = default;
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1;
   bool mpi_ = false, finalized_ = false, serialized_ = true;
   double comm_seconds_ = 0;
 };

@@ -133,7 +133,9 @@ void check_memory(const TrainOptions& o, const Model& model, const Trainables& t
   const int64_t work_bytes = TrainEngine::working_bytes(model, o.batch_size, longest, eo,
                                                         full ? nullptr : &t.lora, full);
   const int64_t total_bytes = model_bytes + train_bytes + work_bytes;
-  const int64_t limit = o.max_memory > 0 ? o.max_memory : physical_memory_bytes();
+  // Ranks on one machine share its RAM (--max-memory is per rank).
+  const int local = dp.comm().local_size();
+  const int64_t limit = o.max_memory > 0 ? o.max_memory : physical_memory_bytes() / local;
   log("memory: estimated " + format_bytes(total_bytes) + (dp.comm().distributed() ? " per rank" : "") + " (model " + format_bytes(model_bytes) +
       ", trainable state " + format_bytes(train_bytes) + ", activations and scratch for " +
       std::to_string(o.batch_size) + " x " + std::to_string(longest) + " tokens " + format_bytes(work_bytes) + ")");
@@ -142,6 +144,7 @@ void check_memory(const TrainOptions& o, const Model& model, const Trainables& t
          ", trainable state ", format_bytes(train_bytes), ", activations ", format_bytes(work_bytes),
          " for micro-batches of ", o.batch_size, " x ", longest, " tokens) but ",
          o.max_memory > 0 ? "--max-memory allows " : "the machine has ", format_bytes(limit),
+         o.max_memory > 0 || local == 1 ? "" : " for each of the " + std::to_string(local) + " ranks on it",
          ". To fit: a smaller --batch-size (with a larger --grad-accum for the same effective batch), a "
          "shorter --max-length, --recompute",
          full ? ", LoRA (--method lora) instead of full fine-tuning" : ", --dtype bf16 for the frozen base", ".");
@@ -161,9 +164,12 @@ StepPlan plan_steps(const TrainOptions& o, int64_t train_examples, int ranks) {
   s.micro_per_step = o.grad_accum * ranks;
   s.micro_per_epoch = (train_examples + o.batch_size - 1) / o.batch_size;
   s.steps_per_epoch = (s.micro_per_epoch + s.micro_per_step - 1) / s.micro_per_step;
-  s.total = o.max_steps > 0 ? o.max_steps : s.steps_per_epoch * o.epochs;
+  // By epochs the micro-batches run on across epoch ends, so the steps are those that hold them
+  // (steps_per_epoch x epochs would leave empty steps at the end when an epoch's micro-batches do
+  // not fill its last step).
+  s.total_micro = o.max_steps > 0 ? o.max_steps * s.micro_per_step : s.micro_per_epoch * o.epochs;
+  s.total = o.max_steps > 0 ? o.max_steps : (s.total_micro + s.micro_per_step - 1) / s.micro_per_step;
   s.warmup = int64_t(std::ceil(o.warmup_ratio * double(s.total)));
-  s.total_micro = o.max_steps > 0 ? s.total * s.micro_per_step : s.micro_per_epoch * o.epochs;
   return s;
 }
 
@@ -184,7 +190,8 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
     const int64_t saved = json_int(state, "micro_batches_per_step", *ck);
     TAIA_CHECK(saved == plan.micro_per_step, *ck, ": the checkpoint's steps took ", saved, " micro-batches (",
                "--grad-accum x ranks), this run's take ", plan.micro_per_step, " (--grad-accum ", o.grad_accum,
-               " x ", dp.comm().size(), " ranks): set --grad-accum to ", saved, " / ranks to continue the same run");
+               " x ", dp.comm().size(), " ranks): to continue the same run, choose --grad-accum and the number of "
+               "ranks so that their product is ", saved);
   }
   if (o.method == "full") {
     SafetensorsFile f(*ck + "/trainable.safetensors");
@@ -310,12 +317,12 @@ void save_checkpoint(Run& r, int64_t step) {
     }
   }
   r.dp.save_optimizer(r.adam, writer ? w->tmp + "/optimizer.safetensors" : std::string());
-  if (writer) {
+  if (writer)
     w->commit(Json{{"step", step}, {"total_steps", r.plan.total}, {"method", r.o.method}, {"seed", r.o.seed},
                    {"targets", r.o.targets}, {"ranks", r.dp.comm().size()},
                    {"micro_batches_per_step", r.plan.micro_per_step}});
-    r.last_checkpoint = w->dir;
-  }
+  // Every rank names it in a later error (any of them may be the one that reports).
+  r.last_checkpoint = r.o.out_dir + "/checkpoint-" + std::to_string(step);
 }
 
 // Micro-batches of optimizer step `step` (1-based) over all ranks (fewer at the end of the run).
@@ -368,6 +375,7 @@ void reduce_step_sums(Run& r, StepResult& s) {
 // per target token, then over the step's micro-batches of all ranks), the gradients summed over
 // the ranks, clipping, the NaN/Inf guard, AdamW (on this rank's shard when sharded).
 StepResult train_step(Run& r, int64_t step) {
+  r.dp.comm().take_comm_seconds();  // what startup, validation or a checkpoint spent is not this step's
   if (r.o.method == "full") r.t.grads.zero(); else r.t.lora.zero_grad();
   r.engine.reset_router_stats();
   const std::vector<TrainBatch> micro = step_micro_batches(r, step);
@@ -536,6 +544,15 @@ void check_ranks_agree(Comm& comm, const TrainOptions& o, const DataSets& data) 
                   "same files on every machine?)");
 }
 
+// LoRA trains on a frozen base the parameter hash does not cover: its weights are compared too.
+void check_base_agrees(Comm& comm, Model& model) {
+  if (!comm.distributed()) return;
+  uint64_t h = 0;
+  for (const ExpectedTensor& e : expected_tensors(model.config))
+    if (const TensorView* t = model.find(e.name)) h = hash_bytes(t->data, t->nbytes(), h);
+  comm.check_same(h, "the base model's weights (is --model the same file on every machine?)");
+}
+
 }  // namespace
 
 TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
@@ -551,6 +568,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   const ChatTemplate chat = o.chat_template.empty() ? chat_template_for(*tok) : chat_template_by_name(o.chat_template);
   const DataSets data = load_data_sets(o, *tok, chat, log);
   check_ranks_agree(comm, o, data);
+  check_base_agrees(comm, *model);
 
   auto trainables = make_trainables(o, *model, parse_targets(o.targets));
   DataParallel dp(comm, trainables->params,
