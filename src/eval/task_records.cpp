@@ -41,6 +41,15 @@ std::string need_string(const Json& j, const char* key, const std::string& where
   return it->get<std::string>();
 }
 
+// A field of any type; a file's layout is recognised from its first record, so a later one may
+// lack what the layout reads.
+const Json& need_field(const Json& j, const char* key, const std::string& where) {
+  TAIA_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
+  auto it = j.find(key);
+  TAIA_CHECK(it != j.end(), where, ": missing field '", key, "'");
+  return *it;
+}
+
 // A number or a string field, as text ("Answer": 12.0 -> "12").
 std::string need_number_text(const Json& j, const char* key, const std::string& where) {
   TAIA_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
@@ -202,7 +211,7 @@ TaskExample parse_arc(const Json& j, const std::string& where) {
 TaskExample parse_medqa(const Json& j, const std::string& where) {
   TaskExample e;
   e.question = need_string(j, "question", where);
-  const Json& options = j["options"];
+  const Json& options = need_field(j, "options", where);
   if (options.is_object()) {
     for (const auto& [label, text] : options.items()) {
       TAIA_CHECK(text.is_string(), where, ": field 'options' entry '", label, "' expected a string, got ",
@@ -250,7 +259,7 @@ TaskExample parse_medqa(const Json& j, const std::string& where) {
 TaskExample parse_icl_mc(const Json& j, const std::string& where) {
   TaskExample e;
   e.question = need_string(j, "query", where);
-  read_option_list(j["choices"], "choices", where, &e);
+  read_option_list(need_field(j, "choices", where), "choices", where, &e);
   check_options(e, "choices", where);
   e.gold = need_index(j, "gold", e.choices.size(), where);
   return e;

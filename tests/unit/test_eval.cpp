@@ -136,6 +136,12 @@ TEST(Tasks, MalformedFilesNameFileLineAndProblem) {
        ":2: this record has no field 'context' but the file's first record has"},
       {"r.jsonl", "{\"context\": \"c\", \"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n",
        ":1: field 'context' expected without 'question'"},
+      // The layout comes from the first record; a later one without the field it reads (found by
+      // fuzzing: the const operator[] read past the object).
+      {"zd.jsonl", "{\"query\": \"q\", \"choices\": [\"a\", \"b\"], \"gold\": 0}\n{\"query\": \"q\", \"gold\": 1}\n",
+       ":2: missing field 'choices'"},
+      {"ze.jsonl", "{\"question\": \"q\", \"options\": {\"A\": \"a\", \"B\": \"b\"}, \"answer_idx\": \"A\"}\n"
+                   "{\"question\": \"q\", \"answer_idx\": \"A\"}\n", ":2: missing field 'options'"},
   };
   for (const Case& c : cases) {
     const std::string path = write_temp(c.name, c.content);
