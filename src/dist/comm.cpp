@@ -215,7 +215,7 @@ uint64_t hash_bytes(const void* data, size_t bytes, uint64_t seed) {
     mix(w);
   }
   uint64_t tail = 0;
-  std::memcpy(&tail, p + i, bytes - i);
+  if (bytes > i) std::memcpy(&tail, p + i, bytes - i);  // (p may be null for 0 bytes)
   mix(tail);
   return h ^ (h >> 29);
 }

@@ -54,20 +54,27 @@ void save_optimizer_state(AdamW& opt, const std::string& path) {
   write_safetensors(path, views, {{"steps_taken", std::to_string(opt.steps_taken())}});
 }
 
+const float* optimizer_moment(const SafetensorsFile& f, const char* which, const std::string& param, size_t size) {
+  const SafetensorsTensor* t = f.find(which + param);
+  TAIA_CHECK(t && t->dtype == DType::F32 && t->shape == std::vector<int64_t>{int64_t(size)}, f.path(),
+             ": expected an F32 tensor '", which, param, "' of ", size, " elements");
+  return reinterpret_cast<const float*>(t->data);
+}
+
+int64_t optimizer_steps_taken(const SafetensorsFile& f) {
+  auto it = f.metadata().find("steps_taken");
+  TAIA_CHECK(it != f.metadata().end(), f.path(), ": missing steps_taken in the metadata");
+  return std::stoll(it->second);
+}
+
 void load_optimizer_state(AdamW& opt, const std::string& path) {
   SafetensorsFile f(path);
   for (size_t i = 0; i < opt.params().size(); ++i) {
     const auto& p = opt.params()[i];
-    for (const char* which : {"m.", "v."}) {
-      const SafetensorsTensor* t = f.find(which + p.name);
-      TAIA_CHECK(t && t->dtype == DType::F32 && t->shape == std::vector<int64_t>{int64_t(p.size)}, path,
-                 ": expected an F32 tensor '", which, p.name, "' of ", p.size, " elements");
-      std::memcpy((which[0] == 'm' ? opt.m(i) : opt.v(i)).data(), t->data, p.size * 4);
-    }
+    std::memcpy(opt.m(i).data(), optimizer_moment(f, "m.", p.name, p.size), p.size * 4);
+    std::memcpy(opt.v(i).data(), optimizer_moment(f, "v.", p.name, p.size), p.size * 4);
   }
-  auto it = f.metadata().find("steps_taken");
-  TAIA_CHECK(it != f.metadata().end(), path, ": missing steps_taken in the metadata");
-  opt.set_steps_taken(std::stoll(it->second));
+  opt.set_steps_taken(optimizer_steps_taken(f));
 }
 
 void remove_stale_checkpoint_temps(const std::string& out_dir) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/json_util.h"
+#include "io/safetensors.h"
 #include "train/optimizer.h"
 
 namespace taia {
@@ -20,6 +21,11 @@ struct CheckpointWriter {
 
 void save_optimizer_state(AdamW& opt, const std::string& path);
 void load_optimizer_state(AdamW& opt, const std::string& path);
+// optimizer.safetensors holds "m.NAME" and "v.NAME" (F32, [size]) per parameter and steps_taken in
+// its metadata: one moment (`which` "m." or "v."), checked to be there with that size, and the
+// step count. Shared by the one-process loader and the sharded one (train/data_parallel).
+const float* optimizer_moment(const SafetensorsFile& f, const char* which, const std::string& param, size_t size);
+int64_t optimizer_steps_taken(const SafetensorsFile& f);
 
 // `path` is a checkpoint folder, or a folder holding checkpoint-* folders (the latest complete
 // one is taken). nullopt if none is complete.

@@ -265,18 +265,12 @@ void DataParallel::load_optimizer(AdamW& adam, const std::string& path) {
   }
   SafetensorsFile f(path);
   for (size_t s = 0; s < slices_.size(); ++s) {
-    const ParamRef& p = params_[slices_[s].param];
-    for (const char* which : {"m.", "v."}) {
-      const SafetensorsTensor* t = f.find(which + p.name);
-      TAIA_CHECK(t && t->dtype == DType::F32 && t->shape == std::vector<int64_t>{int64_t(p.size)}, path,
-                 ": expected an F32 tensor '", which, p.name, "' of ", p.size, " elements");
-      std::memcpy((which[0] == 'm' ? adam.m(s) : adam.v(s)).data(),
-                  reinterpret_cast<const float*>(t->data) + slices_[s].begin, slices_[s].count * sizeof(float));
-    }
+    const Slice& sl = slices_[s];
+    const ParamRef& p = params_[sl.param];
+    std::memcpy(adam.m(s).data(), optimizer_moment(f, "m.", p.name, p.size) + sl.begin, sl.count * sizeof(float));
+    std::memcpy(adam.v(s).data(), optimizer_moment(f, "v.", p.name, p.size) + sl.begin, sl.count * sizeof(float));
   }
-  auto it = f.metadata().find("steps_taken");
-  TAIA_CHECK(it != f.metadata().end(), path, ": missing steps_taken in the metadata");
-  adam.set_steps_taken(std::stoll(it->second));
+  adam.set_steps_taken(optimizer_steps_taken(f));
 }
 
 void DataParallel::check_parameters_agree(const std::string& when) {

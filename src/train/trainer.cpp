@@ -497,11 +497,11 @@ std::unique_ptr<Model> load_base(const TrainOptions& o) {
   return model;
 }
 
-std::string describe_plan(const TrainOptions& o, const Model& model, const Trainables& t, const StepPlan& plan,
-                          int ranks) {
+std::string describe_plan(const TrainOptions& o, const Model& model, const ModuleMask& targets, const Trainables& t,
+                          const StepPlan& plan, int ranks) {
   const LoraAdapter& lr = t.lora;
   const auto layout = model.config.proj_layout();
-  std::string s = "train: " + (o.method == "full" ? "full fine-tuning of " + targets_to_string(parse_targets(o.targets), layout)
+  std::string s = "train: " + (o.method == "full" ? "full fine-tuning of " + targets_to_string(targets, layout)
                                                   : "LoRA of " + targets_to_string(lr.config.targets, layout));
   if (!lr.molora.empty())
     s += ", MoLoRA (" + std::to_string(lr.molora.config.experts) + " experts, top-" +
@@ -561,6 +561,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   set_num_threads(o.threads);
   check_options(o);
   const bool full = o.method == "full";
+  const ModuleMask targets = parse_targets(o.targets);  // before loading: a bad --targets fails at once
   auto model = load_base(o);
   auto tok = load_tokenizer(o.tokenizer_path.empty() ? o.model_path : o.tokenizer_path);
   TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, "[train] the tokenizer has ", tok->vocab_size(),
@@ -570,7 +571,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   check_ranks_agree(comm, o, data);
   check_base_agrees(comm, *model);
 
-  auto trainables = make_trainables(o, *model, parse_targets(o.targets));
+  auto trainables = make_trainables(o, *model, targets);
   DataParallel dp(comm, trainables->params,
                   {o.shard_optimizer, std::max<size_t>(1, size_t(o.bucket_mb * double(1 << 20) / sizeof(float))),
                    o.overlap_comm});
@@ -584,7 +585,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   AdamW adam(dp.optimizer_params(), o.adamw);
 
   const StepPlan plan = plan_steps(o, int64_t(data.train.size()), comm.size());
-  log(describe_plan(o, *model, *trainables, plan, comm.size()));
+  log(describe_plan(o, *model, targets, *trainables, plan, comm.size()));
   const int64_t start_step = resume_from_checkpoint(o, *model, *trainables, adam, dp, plan, log);
   TAIA_CHECK(start_step <= plan.total, "[train] the checkpoint is at step ", start_step, ", past the planned ",
              plan.total);
