@@ -112,28 +112,35 @@ void molora_forward(T* y, const MoloraRouting<T>& r, const T* x, const MoloraWei
 
 namespace {
 
-// The balance loss aux = E * sum_e f_e P_e of a routing and, when d_logits is set, d_logits[N, E] +=
-// weight * d aux / d logits: E / N * p[n, i] * (f_i - sum_e p[n, e] f_e) (f carries no gradient).
+// The balance loss aux = E * sum_e f_e P_e of a routing over the counted rows (M of them) and,
+// when d_logits is set, d_logits[n, E] += weight * d aux / d logits on a counted row n:
+// E / M * p[n, i] * (f_i - sum_e p[n, e] f_e) (f carries no gradient).
 template <typename T>
-double balance(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N, T* d_logits, double weight) {
+double balance(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N, const uint8_t* rows_counted,
+               T* d_logits, double weight) {
   const int64_t E = w.experts;
+  auto counted = [&](int64_t n) { return !rows_counted || rows_counted[n]; };
+  int64_t M = 0;
+  for (int64_t n = 0; n < N; ++n) M += counted(n);
+  if (M == 0) return 0.0;
   std::vector<int64_t> counts(static_cast<size_t>(E), 0);
-  molora_count_slots(counts.data(), r.expert, E, N * w.top_k);
+  molora_count_slots(counts.data(), r.expert, E, N * w.top_k, rows_counted, w.top_k);
   std::vector<double> f(static_cast<size_t>(E)), mean_p(static_cast<size_t>(E), 0.0), p(static_cast<size_t>(E));
-  for (int64_t e = 0; e < E; ++e) f[size_t(e)] = double(counts[size_t(e)]) / double(N * w.top_k);
+  for (int64_t e = 0; e < E; ++e) f[size_t(e)] = double(counts[size_t(e)]) / double(M * w.top_k);
   for (int64_t n = 0; n < N; ++n) {
+    if (!counted(n)) continue;
     const T* l = r.logits + n * E;
     double mx = double(l[0]), sum = 0, pf = 0;
     for (int64_t e = 1; e < E; ++e) mx = std::max(mx, double(l[e]));
     for (int64_t e = 0; e < E; ++e) sum += p[size_t(e)] = std::exp(double(l[e]) - mx);
     for (int64_t e = 0; e < E; ++e) {
       p[size_t(e)] /= sum;
-      mean_p[size_t(e)] += p[size_t(e)] / double(N);
+      mean_p[size_t(e)] += p[size_t(e)] / double(M);
       pf += p[size_t(e)] * f[size_t(e)];
     }
     if (d_logits)
       for (int64_t e = 0; e < E; ++e)
-        d_logits[n * E + e] += T(weight * double(E) / double(N) * p[size_t(e)] * (f[size_t(e)] - pf));
+        d_logits[n * E + e] += T(weight * double(E) / double(M) * p[size_t(e)] * (f[size_t(e)] - pf));
   }
   double aux = 0;
   for (int64_t e = 0; e < E; ++e) aux += f[size_t(e)] * mean_p[size_t(e)];
@@ -143,8 +150,9 @@ double balance(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N, 
 }  // namespace
 
 template <typename T>
-double molora_balance_loss(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N) {
-  return balance<T>(r, w, N, nullptr, 0.0);
+double molora_balance_loss(const MoloraRouting<T>& r, const MoloraWeights<T>& w, int64_t N,
+                           const uint8_t* rows_counted) {
+  return balance<T>(r, w, N, rows_counted, nullptr, 0.0);
 }
 
 namespace {
@@ -196,13 +204,13 @@ void experts_backward(T* dx, const MoloraGrads<T>& g, T* d_gate, const T* dy, co
 
 template <typename T>
 double molora_backward(T* dx, const MoloraGrads<T>& g, const T* dy, const T* x, const MoloraRouting<T>& r,
-                       const MoloraWeights<T>& w, int64_t N, double balance_weight) {
+                       const MoloraWeights<T>& w, int64_t N, double balance_weight, const uint8_t* rows_counted) {
   const int64_t E = w.experts, k = w.top_k;
   std::vector<T> d_gate(size_t(N * k));
   experts_backward(dx, g, d_gate.data(), dy, x, r, w, N);
   // With k = 1 and no balance loss the router's gradient is exactly zero: the softmax over one
   // logit is constant.
-  if (k == 1 && balance_weight == 0) return molora_balance_loss(r, w, N);
+  if (k == 1 && balance_weight == 0) return molora_balance_loss(r, w, N, rows_counted);
   // Through the softmax over the selected logits: d logit_j = gate_j (d gate_j - sum_i gate_i d gate_i).
   std::vector<T> d_logits(size_t(N * E), T(0));
   for (int64_t n = 0; n < N; ++n) {
@@ -212,7 +220,8 @@ double molora_backward(T* dx, const MoloraGrads<T>& g, const T* dy, const T* x, 
     for (int64_t j = 0; j < k; ++j) s += gt[j] * dg[j];
     for (int64_t j = 0; j < k; ++j) d_logits[size_t(n * E + r.expert[n * k + j])] += gt[j] * (dg[j] - s);
   }
-  const double aux = balance<T>(r, w, N, balance_weight != 0 ? d_logits.data() : nullptr, balance_weight);
+  const double aux =
+      balance<T>(r, w, N, rows_counted, balance_weight != 0 ? d_logits.data() : nullptr, balance_weight);
   gemm_t<T>(true, false, E, w.in, N, T(1), d_logits.data(), E, x, w.in, T(1), g.d_router_w, w.in);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t e = 0; e < E; ++e) g.d_router_b[e] += d_logits[size_t(n * E + e)];
@@ -220,16 +229,18 @@ double molora_backward(T* dx, const MoloraGrads<T>& g, const T* dy, const T* x, 
   return aux;
 }
 
-void molora_count_slots(int64_t* counts, const int32_t* expert, int64_t experts, int64_t slots) {
+void molora_count_slots(int64_t* counts, const int32_t* expert, int64_t experts, int64_t slots,
+                        const uint8_t* rows_counted, int64_t top_k) {
   for (int64_t s = 0; s < slots; ++s)
-    if (expert[s] >= 0 && expert[s] < experts) ++counts[expert[s]];
+    if (expert[s] >= 0 && expert[s] < experts && (!rows_counted || rows_counted[s / top_k])) ++counts[expert[s]];
 }
 
 #define TAIA_INSTANTIATE(T)                                                                                    \
   template void molora_forward<T>(T*, const MoloraRouting<T>&, const T*, const MoloraWeights<T>&, int64_t);     \
   template double molora_backward<T>(T*, const MoloraGrads<T>&, const T*, const T*, const MoloraRouting<T>&,    \
-                                     const MoloraWeights<T>&, int64_t, double);                                 \
-  template double molora_balance_loss<T>(const MoloraRouting<T>&, const MoloraWeights<T>&, int64_t);
+                                     const MoloraWeights<T>&, int64_t, double, const uint8_t*);                 \
+  template double molora_balance_loss<T>(const MoloraRouting<T>&, const MoloraWeights<T>&, int64_t,            \
+                                         const uint8_t*);
 TAIA_INSTANTIATE(float)
 TAIA_INSTANTIATE(double)
 #undef TAIA_INSTANTIATE

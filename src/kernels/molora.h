@@ -50,20 +50,26 @@ void molora_forward(T* y, const MoloraRouting<T>& routing, const T* x, const Mol
 
 // The gradients for dy[N, out]: dx[N, in] += (dx may be null), g += (experts and router). With
 // balance_weight != 0 the gradient of balance_weight * aux is added too. Returns aux.
+// rows_counted [N] (null: every row): the rows aux is taken over (f and P of the real tokens,
+// padding left out, as HF's Mixtral masks them); the experts' gradients take every row.
 template <typename T>
 double molora_backward(T* dx, const MoloraGrads<T>& g, const T* dy, const T* x, const MoloraRouting<T>& routing,
-                       const MoloraWeights<T>& w, int64_t N, double balance_weight);
+                       const MoloraWeights<T>& w, int64_t N, double balance_weight,
+                       const uint8_t* rows_counted = nullptr);
 
-// aux (above) of a routing.
+// aux (above) of a routing, over rows_counted (null: every row; none counted: 0).
 template <typename T>
-double molora_balance_loss(const MoloraRouting<T>& routing, const MoloraWeights<T>& w, int64_t N);
+double molora_balance_loss(const MoloraRouting<T>& routing, const MoloraWeights<T>& w, int64_t N,
+                           const uint8_t* rows_counted = nullptr);
 
 // Floats of scratch the kernels hold (per-expert gathers, d_logits) for N rows: for memory estimates.
 inline int64_t molora_scratch_floats(int64_t N, int64_t experts, int64_t top_k, int64_t rank, int64_t in, int64_t out) {
   return N * (2 * in + out + 2 * rank + experts + top_k);
 }
 
-// counts[E] += the routing slots each expert received.
-void molora_count_slots(int64_t* counts, const int32_t* expert, int64_t experts, int64_t slots);
+// counts[E] += the routing slots each expert received; with rows_counted [slots / top_k], only
+// the slots of counted rows.
+void molora_count_slots(int64_t* counts, const int32_t* expert, int64_t experts, int64_t slots,
+                        const uint8_t* rows_counted = nullptr, int64_t top_k = 1);
 
 }  // namespace taia

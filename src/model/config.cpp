@@ -234,13 +234,14 @@ void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
     TAIA_CHECK(c.rope_local_theta > 0, origin, ": rope_local_base_freq expected > 0, got ", c.rope_local_theta);
   }
   if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
-    // The explicit form of the same pattern: it must say what the pattern says.
+    // Each layer's kind as written (HF derives layer_types from the pattern only when absent).
     TAIA_CHECK(lt->is_array() && int64_t(lt->size()) == c.num_layers, origin, ": layer_types expected ",
-               c.num_layers, " entries");
+               c.num_layers, " entries (one per layer), got ", lt->is_array() ? std::to_string(lt->size()) : lt->dump());
     for (int64_t l = 0; l < c.num_layers; ++l) {
-      const std::string want = c.layer_is_local(l) ? "sliding_attention" : "full_attention";
-      TAIA_CHECK((*lt)[size_t(l)] == want, origin, ": layer_types[", l, "] expected '", want, "' (layer l global iff (l + 1) % ",
-                 c.sliding_window_pattern, " == 0), got ", (*lt)[size_t(l)].dump());
+      const Json& kind = (*lt)[size_t(l)];
+      TAIA_CHECK(kind == "sliding_attention" || kind == "full_attention", origin, ": layer_types[", l,
+                 "] expected 'sliding_attention' or 'full_attention', got ", kind.dump());
+      c.local_layers.push_back(kind == "sliding_attention" ? 1 : 0);
     }
   }
 }
@@ -371,6 +372,10 @@ Json config_to_hf_json(const ModelConfig& c) {
       j["sliding_window_pattern"] = c.sliding_window_pattern;
       j["rope_local_base_freq"] = c.rope_local_theta;
     }
+    // Every layer's kind, explicit (what decides when a config gave it; HF reads it first).
+    Json kinds = Json::array();
+    for (int64_t l = 0; l < c.num_layers; ++l) kinds.push_back(c.layer_is_local(l) ? "sliding_attention" : "full_attention");
+    j["layer_types"] = kinds;
   }
   if (c.arch == Arch::Mistral || c.arch == Arch::Phi3)
     j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);

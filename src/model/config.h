@@ -59,6 +59,10 @@ struct ModelConfig {
   // even layers; Gemma 3: P = 6; P = 1: none).
   int64_t sliding_window = 0;
   int64_t sliding_window_pattern = 0;
+  // HF's `layer_types` when a config gives it (Gemma 2 / 3): 1 where the layer is windowed
+  // ("sliding_attention"), 0 where global ("full_attention"), one entry a layer; it decides over
+  // the pattern, as HF's config classes do. Empty: the pattern decides.
+  std::vector<uint8_t> local_layers;
   // Gemma 2.
   Activation activation = Activation::Silu;
   bool norm_plus_one = false;        // RMSNorm multiplies by (1 + weight)
@@ -80,6 +84,7 @@ struct ModelConfig {
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
   // The attention window of a layer (0: full causal attention).
   bool layer_is_local(int64_t layer) const {
+    if (!local_layers.empty()) return local_layers[size_t(layer)] != 0;
     return sliding_window_pattern == 0 || (layer + 1) % sliding_window_pattern != 0;
   }
   int64_t layer_window(int64_t layer) const { return layer_is_local(layer) ? sliding_window : 0; }

@@ -1,6 +1,7 @@
 #include "serve/engine.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 #include "core/error.h"
@@ -83,13 +84,27 @@ Engine::~Engine() {
 bool Engine::submit(std::shared_ptr<Job> job) {
   TAIA_CHECK(!job->prompt.empty() && int64_t(job->prompt.size()) < ctx_, "[serve] prompt of ", job->prompt.size(),
              " tokens expected in 1..", ctx_ - 1);
+  std::vector<std::shared_ptr<Job>> departed;
+  bool queued = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (int64_t(queue_.size()) >= max_queue_) return false;
-    queue_.push_back(std::move(job));
+    if (int64_t(queue_.size()) >= max_queue_) departed = take_departed();
+    if (int64_t(queue_.size()) < max_queue_) {
+      queue_.push_back(std::move(job));
+      queued = true;
+    }
   }
-  cv_.notify_all();
-  return true;
+  for (auto& d : departed) d->on_done("cancelled", 0);
+  if (queued) cv_.notify_all();
+  return queued;
+}
+
+std::vector<std::shared_ptr<Job>> Engine::take_departed() {
+  std::vector<std::shared_ptr<Job>> out;
+  auto gone = std::stable_partition(queue_.begin(), queue_.end(), [](const auto& j) { return !j->departed(); });
+  std::move(gone, queue_.end(), std::back_inserter(out));
+  queue_.erase(gone, queue_.end());
+  return out;
 }
 
 void Engine::loop() {
@@ -154,12 +169,13 @@ void Engine::step(std::vector<Running>& running) {
   // 1. Admit waiting jobs into free regions; drop the ones whose client went away.
   running.erase(std::remove_if(running.begin(), running.end(), [](const Running& r) { return r.job->cancelled.load(); }),
                 running.end());
+  std::vector<std::shared_ptr<Job>> departed;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    departed = take_departed();  // their clients left while they waited
     while (int64_t(running.size()) < parallel_ && !queue_.empty()) {
       std::shared_ptr<Job> job = std::move(queue_.front());
       queue_.pop_front();
-      if (job->cancelled) continue;  // its client left while it waited
       std::vector<bool> used(size_t(parallel_), false);
       for (const Running& r : running) used[size_t(r.region)] = true;
       running.emplace_back();
@@ -171,6 +187,7 @@ void Engine::step(std::vector<Running>& running) {
       r.detok = std::make_unique<IncrementalDecoder>(tok_, /*skip_special=*/true);
     }
   }
+  for (auto& d : departed) d->on_done("cancelled", 0);
   // 2. One packed batch per adapter, each row in its own mode (Decoder::set_row_masks); a MoLoRA
   // adapter's rows are grouped by mode instead. Rows: the prompts of new jobs, the pending token
   // of the others.

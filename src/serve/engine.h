@@ -18,6 +18,7 @@
 
 #include "eval/sampling.h"
 #include "model/decoder.h"
+#include "serve/client_probe.h"
 #include "model/kv_cache.h"
 #include "model/lora.h"
 #include "model/modes.h"
@@ -36,6 +37,9 @@ struct Job {
   std::function<void(const std::string&)> on_text;
   std::function<void(const std::string& finish_reason, int64_t completion_tokens)> on_done;
   std::atomic<bool> cancelled{false};  // the client went away: the slot is freed at the next step
+  ClientProbe client;                  // asks the connection whether the client is still there
+  // Its client left (a failed write, or a closed connection while the job waited).
+  bool departed() const { return cancelled.load() || client.gone(); }
 };
 
 class Engine {
@@ -46,7 +50,8 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Queues a job; false when the queue is full (the caller answers 429).
+  // Queues a job; false when the queue is full (the caller answers 429). Waiting jobs whose client
+  // has left are dropped first (ended "cancelled"), so they hold no place.
   bool submit(std::shared_ptr<Job> job);
   int64_t ctx() const { return ctx_; }
 
@@ -55,6 +60,8 @@ class Engine {
   void loop();
   void step(std::vector<Running>& running);
   bool finish_if_done(Running& r, int32_t next);
+  // Removes the queued jobs whose client left (mu_ held); the caller ends them outside the lock.
+  std::vector<std::shared_ptr<Job>> take_departed();
 
   const Model& model_;
   const Tokenizer& tok_;

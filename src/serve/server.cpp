@@ -122,6 +122,7 @@ struct Server {
     auto ch = std::make_shared<Channel>();
     const uint64_t number = ++counter;  // the request's id and, without a seed, its sampling seed
     auto job = make_job(c, ch, number);
+    job->client = ClientProbe(req.remote_addr, req.remote_port, req.local_port);
     const int64_t prompt_tokens = int64_t(job->prompt.size());
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(number);
     const int64_t created = unix_now();
@@ -130,6 +131,10 @@ struct Server {
     if (!c.stream) {
       std::unique_lock<std::mutex> lk(ch->mu);
       ch->cv.wait(lk, [&] { return ch->done; });
+      if (ch->finish_reason == "cancelled") {  // the client left while it waited: nobody to answer
+        res.status = 499;
+        return;
+      }
       if (ch->finish_reason == "error") throw ApiError(500, "server_error", "generation failed");
       std::string text;
       for (const auto& d : ch->deltas) text += d;

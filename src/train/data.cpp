@@ -151,22 +151,35 @@ std::vector<Example> tokenize_records(const std::vector<Record>& records, const 
   return out;
 }
 
-std::vector<std::vector<size_t>> plan_micro_batches(const std::vector<Example>& examples, int64_t batch_size,
-                                                    uint64_t seed, int64_t epoch) {
-  TAIA_CHECK(batch_size > 0, "[data] batch size expected > 0, got ", batch_size);
+std::vector<std::vector<size_t>> plan_step_batches(const std::vector<Example>& examples, int64_t global_batch,
+                                                   uint64_t seed, int64_t epoch) {
+  TAIA_CHECK(global_batch > 0, "[data] global batch expected > 0, got ", global_batch);
   std::vector<size_t> order(examples.size());
   std::iota(order.begin(), order.end(), size_t(0));
   Rng rng(seed * 1000003ull + uint64_t(epoch));
   for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[size_t(rng.next_u64() % i)]);
-  const size_t mega = size_t(batch_size) * 50;
+  const size_t mega = size_t(global_batch) * 50;
   for (size_t s = 0; s < order.size(); s += mega) {
     const auto b = order.begin() + long(s), e = order.begin() + long(std::min(order.size(), s + mega));
     std::stable_sort(b, e, [&](size_t x, size_t y) { return examples[x].ids.size() > examples[y].ids.size(); });
   }
-  std::vector<std::vector<size_t>> batches;
-  for (size_t s = 0; s < order.size(); s += size_t(batch_size))
-    batches.emplace_back(order.begin() + long(s), order.begin() + long(std::min(order.size(), s + size_t(batch_size))));
-  return batches;
+  return split_micro_batches(order, global_batch);
+}
+
+std::vector<std::vector<size_t>> split_micro_batches(const std::vector<size_t>& step_examples, int64_t batch_size) {
+  TAIA_CHECK(batch_size > 0, "[data] batch size expected > 0, got ", batch_size);
+  std::vector<std::vector<size_t>> out;
+  for (size_t s = 0; s < step_examples.size(); s += size_t(batch_size))
+    out.emplace_back(step_examples.begin() + long(s),
+                     step_examples.begin() + long(std::min(step_examples.size(), s + size_t(batch_size))));
+  return out;
+}
+
+int64_t count_targets(const std::vector<Example>& examples, const std::vector<size_t>& indices) {
+  int64_t n = 0;
+  for (size_t i : indices)
+    n += std::count_if(examples[i].targets.begin(), examples[i].targets.end(), [](int32_t t) { return t >= 0; });
+  return n;
 }
 
 TrainBatch make_batch(const std::vector<Example>& examples, const std::vector<size_t>& indices, int32_t pad_id) {
@@ -175,10 +188,14 @@ TrainBatch make_batch(const std::vector<Example>& examples, const std::vector<si
   for (size_t i : indices) b.L = std::max<int64_t>(b.L, int64_t(examples[i].ids.size()));
   b.tokens.assign(size_t(b.B * b.L), pad_id);
   b.targets.assign(size_t(b.B * b.L), -1);
+  b.lengths.reserve(indices.size());
+  b.sequence_ids.reserve(indices.size());
   for (size_t r = 0; r < indices.size(); ++r) {
     const Example& e = examples[indices[r]];
     std::copy(e.ids.begin(), e.ids.end(), b.tokens.begin() + long(r * size_t(b.L)));
     std::copy(e.targets.begin(), e.targets.end(), b.targets.begin() + long(r * size_t(b.L)));
+    b.lengths.push_back(int64_t(e.ids.size()));
+    b.sequence_ids.push_back(int64_t(indices[r]));
   }
   return b;
 }

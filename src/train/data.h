@@ -37,10 +37,18 @@ struct Example {
 std::vector<Example> tokenize_records(const std::vector<Record>& records, const Tokenizer& tok,
                                       const ChatTemplate& chat_template, int64_t max_length, DataStats& stats);
 
-// Micro-batches of `batch_size` examples for one epoch: shuffled with (seed, epoch), then grouped
-// by length (sorted inside mega-batches of 50 micro-batches, as HF's group_by_length), padded.
-std::vector<std::vector<size_t>> plan_micro_batches(const std::vector<Example>& examples, int64_t batch_size,
-                                                    uint64_t seed, int64_t epoch);
+// The optimizer steps of one epoch, each the example indices of one global batch (batch size x
+// gradient accumulation x ranks sequences): shuffled with (seed, epoch), then grouped by length
+// (sorted inside mega-batches of 50 global batches, as HF's group_by_length) and cut. It depends on
+// the global batch alone, so every split of it into micro-batches and ranks trains on the same
+// sequences in each step.
+std::vector<std::vector<size_t>> plan_step_batches(const std::vector<Example>& examples, int64_t global_batch,
+                                                   uint64_t seed, int64_t epoch);
+// One step's examples cut into micro-batches of `batch_size` (the last may be shorter), in order:
+// the step's length grouping keeps each micro-batch's lengths close.
+std::vector<std::vector<size_t>> split_micro_batches(const std::vector<size_t>& step_examples, int64_t batch_size);
+// Target tokens of these examples: the divisor of the step's token-mean loss.
+int64_t count_targets(const std::vector<Example>& examples, const std::vector<size_t>& indices);
 TrainBatch make_batch(const std::vector<Example>& examples, const std::vector<size_t>& indices, int32_t pad_id);
 
 }  // namespace taia

@@ -65,20 +65,34 @@ class PhaseScope {
 
 // Counter-based dropout: keep(seed, step, layer, proj, index) needs no stored mask, so
 // backward and recomputation see exactly the forward's mask.
-inline bool dropout_keep(uint64_t seed, uint64_t step, int64_t layer, int proj, int64_t index, double p) {
-  uint64_t z = seed ^ (step * 0x9e3779b97f4a7c15ull) ^ (uint64_t(layer) << 48) ^ (uint64_t(proj) << 40) ^ uint64_t(index);
+inline bool dropout_keep(uint64_t seed, uint64_t step, int64_t layer, int proj, uint64_t index, double p) {
+  uint64_t z = seed ^ (step * 0x9e3779b97f4a7c15ull) ^ (uint64_t(layer) << 48) ^ (uint64_t(proj) << 40) ^ index;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   z ^= z >> 31;
   return double(z >> 11) * (1.0 / 9007199254740992.0) >= p;
 }
 
-// xd[i] = keep ? x[i] / (1 - p) : 0 for the mask of (seed, step, layer, proj).
-void apply_dropout(float* xd, const float* x, int64_t n, uint64_t seed, uint64_t step, int64_t layer, int proj,
-                   double p) {
-  const float keep_scale = float(1.0 / (1.0 - p));
+// The mask of element (row n, feature f) of an [N, in] input: keyed by the row's token (its
+// sequence and position, row_keys[n]), not by its place in the micro-batch, so a token keeps its
+// mask whichever micro-batch or rank it lands in, and two micro-batches of a step differ.
+struct DropoutMask {
+  uint64_t seed, step;
+  int64_t layer;
+  int place;
+  double p;
+  const uint64_t* row_keys;  // [N]
+  int64_t in;
+  bool keep(int64_t i) const {
+    return dropout_keep(seed, step, layer, place, row_keys[i / in] * uint64_t(in) + uint64_t(i % in), p);
+  }
+};
+
+// xd[N, in] = keep ? x / (1 - p) : 0 under `mask`.
+void apply_dropout(float* xd, const float* x, int64_t N, const DropoutMask& mask) {
+  const float keep_scale = float(1.0 / (1.0 - mask.p));
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) xd[i] = dropout_keep(seed, step, layer, proj, i, p) ? x[i] * keep_scale : 0.0f;
+  for (int64_t i = 0; i < N * mask.in; ++i) xd[i] = mask.keep(i) ? x[i] * keep_scale : 0.0f;
 }
 
 // Large buffer fills and copies, split over the threads (a single thread leaves memory
@@ -261,6 +275,11 @@ void TrainEngine::resize(const TrainBatch& batch) {
   TAIA_CHECK(batch.B > 0 && batch.L > 0 && int64_t(batch.tokens.size()) == batch.B * batch.L &&
                  batch.targets.size() == batch.tokens.size(),
              "[TrainEngine] batch expected B*L tokens and targets");
+  TAIA_CHECK(batch.lengths.empty() || int64_t(batch.lengths.size()) == batch.B, "[TrainEngine] batch lengths "
+             "expected ", batch.B, " (one per sequence), got ", batch.lengths.size());
+  TAIA_CHECK(batch.sequence_ids.empty() || int64_t(batch.sequence_ids.size()) == batch.B, "[TrainEngine] batch "
+             "sequence ids expected ", batch.B, " (one per sequence), got ", batch.sequence_ids.size());
+  TAIA_CHECK(batch.L < (int64_t(1) << 24), "[TrainEngine] sequence length ", batch.L, " expected < 2^24");
   TAIA_CHECK(batch.L <= c.max_position_embeddings, "[TrainEngine] sequence length ", batch.L,
              " exceeds max_position_embeddings ", c.max_position_embeddings);
   for (size_t i = 0; i < batch.tokens.size(); ++i) {
@@ -281,6 +300,17 @@ void TrainEngine::resize(const TrainBatch& batch) {
   }
   positions_.resize(size_t(N_));
   for (int64_t i = 0; i < N_; ++i) positions_[size_t(i)] = i % L_;
+  // A row's dropout key: its sequence (its index in the data set, else its row in the batch) and
+  // position, 2^24 positions apart.
+  dropout_row_keys_.resize(size_t(N_));
+  for (int64_t i = 0; i < N_; ++i) {
+    const int64_t b = i / L_;
+    const uint64_t sequence = batch.sequence_ids.empty() ? uint64_t(b) : uint64_t(batch.sequence_ids[size_t(b)]);
+    dropout_row_keys_[size_t(i)] = (sequence << 24) + uint64_t(i % L_);
+  }
+  row_real_.assign(size_t(N_), 1);
+  for (size_t b = 0; b < batch.lengths.size(); ++b)
+    for (int64_t t = batch.lengths[b]; t < L_; ++t) row_real_[b * size_t(L_) + size_t(t)] = 0;
   plan_buffers(buf_, PlanShape{&c, B_, L_, &options_, lora_, fold_allowed_},
                [](auto& v, int64_t n) { v.resize(size_t(n)); });
 }
@@ -343,7 +373,8 @@ void TrainEngine::proj_forward(int64_t l, Proj p, float* y, const float* x, int6
   const float* xin = x;
   if (pdrop > 0) {
     float* x_dropped = buf_.grad.lora_x_dropped.data();
-    apply_dropout(x_dropped, x, N * m->in, options_.dropout_seed, step, l, dropout_place(p), pdrop);
+    const DropoutMask mask{options_.dropout_seed, step, l, dropout_place(p), pdrop, dropout_row_keys_.data(), m->in};
+    apply_dropout(x_dropped, x, N, mask);
     xin = x_dropped;
   }
   lora_down(u, xin, *m, N);
@@ -373,10 +404,11 @@ void TrainEngine::proj_backward(int64_t l, Proj p, float* dx, const float* dy, c
     PhaseScope t(phase_slot(Phase::Lora));
     const MoloraRouting<float> routing = a.experts[size_t(p)].routing();
     router_stats_.balance_loss += molora_backward<float>(dx, mm->grads(), dy, x, routing, mm->weights(), N,
-                                                         balance_weight_);
+                                                         balance_weight_, row_real_.data());
     router_stats_.passes += 1;
     router_stats_.slots_per_expert.resize(std::max(router_stats_.slots_per_expert.size(), size_t(mm->experts)), 0);
-    molora_count_slots(router_stats_.slots_per_expert.data(), routing.expert, mm->experts, N * mm->top_k);
+    molora_count_slots(router_stats_.slots_per_expert.data(), routing.expert, mm->experts, N * mm->top_k,
+                       row_real_.data(), mm->top_k);
     return;
   }
   if (!m) return;
@@ -399,7 +431,8 @@ void TrainEngine::lora_backward(int64_t l, Proj p, const LoraView& m, float* dx,
   sgemm(false, false, N, m.rank, m.out, m.scale, dy, m.out, m.B, m.rank, 0.0f, du, m.rank);
   const float* xin = x;
   if (pdrop > 0) {
-    apply_dropout(g.lora_x_dropped.data(), x, N * m.in, options_.dropout_seed, step, l, dropout_place(p), pdrop);
+    const DropoutMask mask{options_.dropout_seed, step, l, dropout_place(p), pdrop, dropout_row_keys_.data(), m.in};
+    apply_dropout(g.lora_x_dropped.data(), x, N, mask);
     xin = g.lora_x_dropped.data();
   }
   sgemm(true, false, m.rank, m.in, N, 1.0f, du, m.rank, xin, m.in, 1.0f, m.dA, m.in);
@@ -412,9 +445,10 @@ void TrainEngine::lora_backward(int64_t l, Proj p, const LoraView& m, float* dx,
   float* d_x_dropped = g.lora_d_x_dropped.data();
   sgemm(false, false, N, m.in, m.rank, 1.0f, du, m.rank, m.A, m.in, 0.0f, d_x_dropped, m.in);
   const float keep_scale = float(1.0 / (1.0 - pdrop));
+  const DropoutMask mask{options_.dropout_seed, step, l, dropout_place(p), pdrop, dropout_row_keys_.data(), m.in};
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N * m.in; ++i)
-    if (dropout_keep(options_.dropout_seed, step, l, dropout_place(p), i, pdrop)) dx[i] += d_x_dropped[i] * keep_scale;
+    if (mask.keep(i)) dx[i] += d_x_dropped[i] * keep_scale;
 }
 
 void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step) {
@@ -711,5 +745,18 @@ double TrainEngine::forward_backward(const TrainBatch& batch, float grad_scale, 
 }
 
 double TrainEngine::forward_loss(const TrainBatch& batch) { return run(batch, false, 0.0f, 0); }
+
+double accumulate_step_gradients(TrainEngine& engine, const std::vector<TrainBatch>& micro, int64_t step_targets,
+                                 uint64_t step, const std::function<void(int64_t layer)>& last_pass_hook) {
+  TAIA_CHECK(step_targets > 0, "[train] a step expected target tokens, got ", step_targets);
+  const float scale = float(1.0 / double(step_targets));
+  double loss = 0;
+  for (size_t k = 0; k < micro.size(); ++k) {
+    if (last_pass_hook && k + 1 == micro.size()) engine.set_layer_backward_hook(last_pass_hook);
+    loss += engine.forward_backward(micro[k], scale, step);
+    engine.set_layer_backward_hook(nullptr);
+  }
+  return loss;
+}
 
 }  // namespace taia

@@ -25,6 +25,12 @@ struct TrainBatch {
   int64_t B = 0, L = 0;
   std::vector<int32_t> tokens;   // [B*L]
   std::vector<int32_t> targets;  // [B*L]
+  // [B] tokens of each sequence before its padding; empty: no padding. Padding rows stay out of
+  // MoLoRA's balance loss (as HF's Mixtral masks them with the attention mask).
+  std::vector<int64_t> lengths;
+  // [B] each sequence's index in its data set: keys its tokens' LoRA dropout masks, so that a
+  // token's mask does not depend on the micro-batch or rank it lands in. Empty: the row index.
+  std::vector<int64_t> sequence_ids;
   int64_t target_count() const;
 };
 
@@ -227,7 +233,8 @@ class TrainEngine {
   RouterStats router_stats_;
   std::function<void(int64_t)> layer_hook_;
   // The balance loss's weight in this backward pass: the coefficient times grad_scale times the
-  // batch's target tokens, so that it adds coef * aux to the mean loss the trainer optimises.
+  // batch's target tokens. With grad_scale = 1 / (the step's target tokens) each micro-batch's aux
+  // counts by its share of the step's tokens, and coef * that mean is added to the step's loss.
   double balance_weight_ = 0;
   std::vector<float> inv_freq_;
   std::vector<float> inv_freq_long_;   // LongRope's long factors, else empty
@@ -241,9 +248,20 @@ class TrainEngine {
   }
   int64_t B_ = 0, L_ = 0, N_ = 0;
   std::vector<int64_t> positions_;  // [N] position of each row within its sequence
+  std::vector<uint8_t> row_real_;   // [N] 1 where the row is a token of its sequence, 0 on padding
+  std::vector<uint64_t> dropout_row_keys_;  // [N] (sequence id << 24) + position: keys the dropout masks
   Buffers buf_;
   Bf16Workspace bf16_;     // BF16 copies of the frozen weights, rounded activations (--compute bf16)
   LinearCompute compute_;  // the precision of the frozen-base and LM-head products
 };
+
+// One optimizer step's micro-batches (those of this rank): forward and backward of each, every
+// target token weighing 1 / step_targets, the step's target tokens over all its micro-batches
+// on every rank. The gradients accumulate (+=) to those of the step's token-mean loss however the
+// step is split into micro-batches and ranks (a per-micro-batch mean would weigh a short
+// micro-batch's tokens more). `last_pass_hook` (may be empty) is the layer hook of the last pass
+// (set_layer_backward_hook). Returns the summed loss over these micro-batches' targets.
+double accumulate_step_gradients(TrainEngine& engine, const std::vector<TrainBatch>& micro, int64_t step_targets,
+                                 uint64_t step, const std::function<void(int64_t layer)>& last_pass_hook = {});
 
 }  // namespace taia

@@ -150,28 +150,30 @@ void check_memory(const TrainOptions& o, const Model& model, const Trainables& t
          full ? ", LoRA (--method lora) instead of full fine-tuning" : ", --dtype bf16 for the frozen base", ".");
 }
 
-// Steps and micro-batches of the run.
+// Steps of the run. A step trains one global batch of the epoch's plan (plan_step_batches), cut
+// into micro-batches of --batch-size shared among the ranks; the last step of an epoch holds
+// what is left of it.
 struct StepPlan {
-  int64_t micro_per_step = 0;  // global: grad_accum x ranks
-  int64_t micro_per_epoch = 0, steps_per_epoch = 0;
-  int64_t total = 0;        // optimizer steps
-  int64_t warmup = 0;       // warmup steps of the schedule
-  int64_t total_micro = 0;  // micro-batches over the run
+  int64_t global_batch = 0;    // sequences per step: batch size x grad_accum x ranks
+  int64_t train_examples = 0;
+  int64_t steps_per_epoch = 0;
+  int64_t total = 0;   // optimizer steps
+  int64_t warmup = 0;  // warmup steps of the schedule
 };
 
 StepPlan plan_steps(const TrainOptions& o, int64_t train_examples, int ranks) {
   StepPlan s;
-  s.micro_per_step = o.grad_accum * ranks;
-  s.micro_per_epoch = (train_examples + o.batch_size - 1) / o.batch_size;
-  s.steps_per_epoch = (s.micro_per_epoch + s.micro_per_step - 1) / s.micro_per_step;
-  // By epochs the micro-batches run on across epoch ends, so the steps are those that hold them
-  // (steps_per_epoch x epochs would leave empty steps at the end when an epoch's micro-batches do
-  // not fill its last step).
-  s.total_micro = o.max_steps > 0 ? o.max_steps * s.micro_per_step : s.micro_per_epoch * o.epochs;
-  s.total = o.max_steps > 0 ? o.max_steps : (s.total_micro + s.micro_per_step - 1) / s.micro_per_step;
+  s.global_batch = o.batch_size * o.grad_accum * ranks;
+  s.train_examples = train_examples;
+  s.steps_per_epoch = (train_examples + s.global_batch - 1) / s.global_batch;
+  s.total = o.max_steps > 0 ? o.max_steps : s.steps_per_epoch * o.epochs;
   s.warmup = int64_t(std::ceil(o.warmup_ratio * double(s.total)));
   return s;
 }
+
+// What a checkpoint records of how its steps were made: a run resumes only where its steps would
+// be the same (trainer_state.json's "step_batches").
+constexpr const char* kStepBatches = "global batch, token mean";
 
 // Loads the latest complete checkpoint under --resume into the trainables and the optimizer;
 // returns its step (0 without --resume).
@@ -184,15 +186,17 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
   const int64_t step = json_int(state, "step", *ck);
   TAIA_CHECK(json_string_or(state, "method", "", *ck) == o.method, *ck, ": checkpoint is from --method ",
              json_string_or(state, "method", "", *ck), ", this run is ", o.method);
-  // The data position is global (steps x micro-batches per step over all ranks): a run resumes
-  // with any number of ranks whose --grad-accum x ranks gives the checkpoint's micro-batches.
-  if (state.contains("micro_batches_per_step")) {
-    const int64_t saved = json_int(state, "micro_batches_per_step", *ck);
-    TAIA_CHECK(saved == plan.micro_per_step, *ck, ": the checkpoint's steps took ", saved, " micro-batches (",
-               "--grad-accum x ranks), this run's take ", plan.micro_per_step, " (--grad-accum ", o.grad_accum,
-               " x ", dp.comm().size(), " ranks): to continue the same run, choose --grad-accum and the number of "
-               "ranks so that their product is ", saved);
-  }
+  // Steps are global batches of the data (plan_step_batches): a run resumes with any batch size,
+  // --grad-accum and number of ranks whose product is the checkpoint's global batch.
+  TAIA_CHECK(json_string_or(state, "step_batches", "", *ck) == kStepBatches, *ck, ": the checkpoint was written "
+             "by a taia that grouped each micro-batch by itself and averaged the loss per micro-batch; this one "
+             "trains each step on one global batch with the loss averaged over all its target tokens, so the "
+             "run would not continue the same way. Start a new run (or resume with the taia that wrote it)");
+  const int64_t saved = json_int(state, "global_batch", *ck);
+  TAIA_CHECK(saved == plan.global_batch, *ck, ": the checkpoint's steps took ", saved, " sequences (--batch-size "
+             "x --grad-accum x ranks), this run's take ", plan.global_batch, " (", o.batch_size, " x ", o.grad_accum,
+             " x ", dp.comm().size(), " ranks): to continue the same run, choose them so that their product is ",
+             saved);
   if (o.method == "full") {
     SafetensorsFile f(*ck + "/trainable.safetensors");
     for (const ParamRef& p : t.params) {
@@ -279,7 +283,7 @@ struct Run {
   const StepPlan& plan;
   Schedule schedule;
   int32_t pad = 0;
-  std::vector<std::vector<size_t>> epoch_batches;  // micro-batches of the planned epoch
+  std::vector<std::vector<size_t>> epoch_steps;  // the planned epoch's steps (example indices)
   int64_t planned_epoch = -1;
   std::string last_checkpoint;
 };
@@ -320,37 +324,51 @@ void save_checkpoint(Run& r, int64_t step) {
   if (writer)
     w->commit(Json{{"step", step}, {"total_steps", r.plan.total}, {"method", r.o.method}, {"seed", r.o.seed},
                    {"targets", r.o.targets}, {"ranks", r.dp.comm().size()},
-                   {"micro_batches_per_step", r.plan.micro_per_step}});
+                   {"global_batch", r.plan.global_batch}, {"step_batches", kStepBatches}});
   // Every rank names it in a later error (any of them may be the one that reports).
   r.last_checkpoint = r.o.out_dir + "/checkpoint-" + std::to_string(step);
 }
 
-// Micro-batches of optimizer step `step` (1-based) over all ranks (fewer at the end of the run).
-int64_t step_micro_count(const Run& r, int64_t step) {
-  return std::min(r.plan.micro_per_step, r.plan.total_micro - (step - 1) * r.plan.micro_per_step);
+// The examples of optimizer step `step` (1-based): a global batch of its epoch's plan.
+const std::vector<size_t>& step_examples(Run& r, int64_t step) {
+  const int64_t epoch = (step - 1) / r.plan.steps_per_epoch;
+  if (epoch != r.planned_epoch) {
+    r.epoch_steps = plan_step_batches(r.data.train, r.plan.global_batch, r.o.seed, epoch);
+    r.planned_epoch = epoch;
+  }
+  return r.epoch_steps[size_t((step - 1) % r.plan.steps_per_epoch)];
 }
 
-// This rank's micro-batches of optimizer step `step`, in the data order of their epochs: rank
-// r runs the step's micro-batches [r * grad_accum, (r + 1) * grad_accum).
-std::vector<TrainBatch> step_micro_batches(Run& r, int64_t step) {
-  std::vector<TrainBatch> micro;
-  for (int64_t k = 0; k < r.o.grad_accum; ++k) {
-    const int64_t g = (step - 1) * r.plan.micro_per_step + int64_t(r.dp.comm().rank()) * r.o.grad_accum + k;
-    if (g >= std::min(r.plan.total_micro, step * r.plan.micro_per_step)) break;
-    const int64_t epoch = g / r.plan.micro_per_epoch;
-    if (epoch != r.planned_epoch) {
-      r.epoch_batches = plan_micro_batches(r.data.train, r.o.batch_size, r.o.seed, epoch);
-      r.planned_epoch = epoch;
-    }
-    micro.push_back(make_batch(r.data.train, r.epoch_batches[size_t(g % r.plan.micro_per_epoch)], r.pad));
-  }
-  return micro;
+// Epochs done after step `step` (fractional), for metrics.jsonl.
+double epochs_done(Run& r, int64_t step) {
+  const int64_t before = (step - 1) % r.plan.steps_per_epoch * r.plan.global_batch;
+  return double((step - 1) / r.plan.steps_per_epoch) +
+         double(before + int64_t(step_examples(r, step).size())) / double(r.plan.train_examples);
+}
+
+// One step's work for this rank: rank r runs the step's micro-batches [r * grad_accum,
+// (r + 1) * grad_accum) (none, at the end of an epoch, when the step is short).
+struct StepWork {
+  std::vector<TrainBatch> micro;  // this rank's
+  int64_t targets = 0;            // target tokens of the step over all ranks: the loss's divisor
+};
+
+StepWork step_work(Run& r, int64_t step) {
+  const std::vector<size_t>& examples = step_examples(r, step);
+  const auto micro = split_micro_batches(examples, r.o.batch_size);
+  StepWork w;
+  // Every rank holds the whole data set (check_ranks_agree), so each counts the step's target
+  // tokens itself: no collective before the backward passes.
+  w.targets = count_targets(r.data.train, examples);
+  const int64_t first = int64_t(r.dp.comm().rank()) * r.o.grad_accum;
+  for (int64_t k = first; k < std::min(int64_t(micro.size()), first + r.o.grad_accum); ++k)
+    w.micro.push_back(make_batch(r.data.train, micro[size_t(k)], r.pad));
+  return w;
 }
 
 struct StepResult {
   double loss = 0, grad_norm = 0, lr = 0;
   int64_t tokens = 0;   // padded tokens processed over all ranks
-  int64_t micro = 0;    // micro-batches over all ranks
   TrainEngine::RouterStats router;  // MoLoRA, summed over ranks
   double comm_s = 0;    // seconds this rank spent in collectives
   double comm_wait_s = 0;  // --overlap-comm: seconds the step waited for them after the backward
@@ -371,31 +389,26 @@ void reduce_step_sums(Run& r, StepResult& s) {
   for (size_t e = 0; e < s.router.slots_per_expert.size(); ++e) s.router.slots_per_expert[e] = int64_t(sums[4 + e]);
 }
 
-// One optimizer step: forward and backward of each of this rank's micro-batches (loss averaged
-// per target token, then over the step's micro-batches of all ranks), the gradients summed over
+// One optimizer step: forward and backward of each of this rank's micro-batches, every target
+// token of the step weighing 1 / (the step's target tokens over all ranks), so that the step's
+// loss and gradient are those of its global batch however it is split; the gradients summed over
 // the ranks, clipping, the NaN/Inf guard, AdamW (on this rank's shard when sharded).
 StepResult train_step(Run& r, int64_t step) {
   r.dp.comm().take_comm_seconds();  // what startup, validation or a checkpoint spent is not this step's
   if (r.o.method == "full") r.t.grads.zero(); else r.t.lora.zero_grad();
   r.engine.reset_router_stats();
-  const std::vector<TrainBatch> micro = step_micro_batches(r, step);
+  const StepWork work = step_work(r, step);
   StepResult s;
-  s.micro = step_micro_count(r, step);
-  for (size_t k = 0; k < micro.size(); ++k) {
-    const TrainBatch& b = micro[k];
-    const int64_t count = b.target_count();
-    const float scale = 1.0f / float(count * s.micro);
-    // The last backward pass of the step finishes each layer's gradients: with --overlap-comm
-    // they are summed over the ranks while the earlier layers run.
-    if (r.dp.overlapping() && k + 1 == micro.size())
-      r.engine.set_layer_backward_hook([&r](int64_t layer) { r.dp.layer_done(layer); });
-    s.loss += r.engine.forward_backward(b, scale, uint64_t(step)) / double(count) / double(s.micro);
-    r.engine.set_layer_backward_hook(nullptr);
-    s.tokens += b.B * b.L;
-  }
+  // The last backward pass of the step finishes each layer's gradients: with --overlap-comm they
+  // are summed over the ranks while the earlier layers run.
+  std::function<void(int64_t)> hook;
+  if (r.dp.overlapping()) hook = [&r](int64_t layer) { r.dp.layer_done(layer); };
+  s.loss = accumulate_step_gradients(r.engine, work.micro, work.targets, uint64_t(step), hook);
+  for (const TrainBatch& b : work.micro) s.tokens += b.B * b.L;
   s.comm_wait_s = r.dp.reduce_gradients();
   s.router = r.engine.router_stats();
   reduce_step_sums(r, s);
+  s.loss /= double(work.targets);  // summed over the ranks by reduce_step_sums
   s.grad_norm = r.dp.clip_gradients(r.o.max_grad_norm);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
     fail("[train] non-finite ", std::isfinite(s.loss) ? "gradient norm" : "loss", " at step ", step,
@@ -439,7 +452,7 @@ void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
     const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
     Json m{{"step", step},
-           {"epoch", double((step - 1) * r.plan.micro_per_step + s.micro) / double(r.plan.micro_per_epoch)},
+           {"epoch", epochs_done(r, step)},
            {"loss", s.loss},
            {"lr", s.lr},
            {"grad_norm", s.grad_norm},
@@ -447,7 +460,7 @@ void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
            {"elapsed", elapsed}};
     if (r.dp.comm().distributed()) {
       m["ranks"] = r.dp.comm().size();
-      m["global_batch"] = r.plan.micro_per_step * o.batch_size;
+      m["global_batch"] = r.plan.global_batch;
       m["comm_s"] = s.comm_s;
       if (r.dp.overlapping()) {
         m["comm_wait_s"] = s.comm_wait_s;
@@ -510,7 +523,7 @@ std::string describe_plan(const TrainOptions& o, const Model& model, const Modul
        std::to_string(o.grad_accum) + " x " + std::to_string(o.batch_size) + " sequences";
   if (ranks > 1)
     s += " per rank on " + std::to_string(ranks) + " ranks (global batch " +
-         std::to_string(plan.micro_per_step * o.batch_size) + " sequences per step" +
+         std::to_string(plan.global_batch) + " sequences per step" +
          (o.shard_optimizer ? ", optimizer state sharded" : "") +
          (o.overlap_comm ? ", gradients summed during the backward pass" : "") + ")";
   return s;
@@ -600,7 +613,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   if (comm.rank() == 0) save_result(o, *model, *trainables);
   summary.output = o.out_dir;
   summary.ranks = comm.size();
-  summary.global_batch = plan.micro_per_step * o.batch_size;
+  summary.global_batch = plan.global_batch;
   for (double b : comm.allgather_value(double(peak_rss_bytes()))) summary.peak_rss_per_rank.push_back(int64_t(b));
   return summary;
 }

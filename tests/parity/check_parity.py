@@ -18,6 +18,7 @@ import torch_reference  # noqa: E402
 
 TOL = 1e-4
 BF16_TOL = 1e-2  # --compute bf16: see main
+F32_ONLY = {"gemma3_layer_types"}
 
 BASE = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 97, "hidden_size": 64,
@@ -67,6 +68,14 @@ CASES = {
                "num_key_value_heads": 2, "head_dim": 32, "query_pre_attn_scalar": 24, "sliding_window": 6,
                "sliding_window_pattern": 3, "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0,
                "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "tie_word_embeddings": True},
+    # Gemma 3 with layer_types as written and no sliding_window_pattern (the default 6 would make
+    # every layer windowed): 4 layers, the last global.
+    "gemma3_layer_types": {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+                           "num_hidden_layers": 4, "num_key_value_heads": 2, "head_dim": 32,
+                           "query_pre_attn_scalar": 24, "sliding_window": 6, "rope_local_base_freq": 10000.0,
+                           "rope_theta": 1000000.0, "tie_word_embeddings": True,
+                           "layer_types": ["sliding_attention", "sliding_attention", "sliding_attention",
+                                           "full_attention"]},
     # Phi-3: fused qkv_proj / gate_up_proj (with GQA, as Phi-3-medium), a window of 6 on every
     # layer; LongRoPE with factors far from 1 and an attention factor of 1.13 (max / original =
     # 16). The 40-position prompt passes the original context of 32 (long factors), the 5-position
@@ -112,7 +121,10 @@ def main():
     failures = 0
     for name, overrides in CASES.items():
         # BF16 weights also with --compute bf16 (activations rounded before each product).
-        for dtype, compute in (("f32", "f32"), ("bf16", "f32"), ("bf16", "bf16")):
+        # Cases that change only which layers window (layer_types) skip --compute bf16, whose
+        # rounding-boundary rule below (a fifth of the positions exact) the gemma3 case covers.
+        computes = (("f32", "f32"), ("bf16", "f32")) + ((("bf16", "bf16"),) if name not in F32_ONLY else ())
+        for dtype, compute in computes:
             # 40 positions take the GEMM path, 5 the matrix-vector path of linear_forward.
             for prompt in (ids, ids[:5]):
                 diff, scale, agree = run_case(taia, work, name, overrides, dtype, prompt, compute)

@@ -1,4 +1,4 @@
-"""Training parity with PyTorch autograd: loss and gradients of one batch (LoRA A/B, MoLoRA's experts
+"""Training parity with PyTorch autograd: loss and gradients of one batch (also cut into micro-batches of one step) (LoRA A/B, MoLoRA's experts
 and routers, or every weight for full fine-tuning) on tiny random models of every architecture agree to relative error
 <= 1e-4 in F32; then 10 AdamW steps on the same batch give the same losses within 1e-4.
 
@@ -34,6 +34,9 @@ GEMMA3 = dict(LLAMA, architectures=["Gemma3ForCausalLM"], model_type="gemma3_tex
               hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=10, sliding_window=5,
               sliding_window_pattern=3, rope_local_base_freq=10000.0, rope_theta=1000000.0,
               rope_scaling={"rope_type": "linear", "factor": 8.0}, tie_word_embeddings=True)
+# Gemma 3 with layer_types as written (the first layer global, no pattern given).
+GEMMA3_TYPES = {k: v for k, v in GEMMA3.items() if k != "sliding_window_pattern"}
+GEMMA3_TYPES["layer_types"] = ["full_attention", "sliding_attention", "sliding_attention"]
 # Phi-3: fused qkv_proj / gate_up_proj (LoRA on the fused modules: one A per module, B's rows
 # split among q, k, v), a window of 5, LongRoPE with the long factors (12 positions > 8).
 PHI3 = dict(LLAMA, architectures=["Phi3ForCausalLM"], model_type="phi3", sliding_window=5,
@@ -66,6 +69,7 @@ CASES = [
     # Gemma 3: QK-norm (1 + w), two RoPE bases, a global third layer.
     ("gemma3_lora_all", GEMMA3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
     ("gemma3_full_all", GEMMA3, "f32", {"method": "full", "targets": "all"}),
+    ("gemma3_layer_types_lora", GEMMA3_TYPES, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
     ("phi3_lora_all", PHI3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8,
                                     "rank_pattern": {"gate_up_proj": 3}}),
     ("phi3_lora_attn_recompute", PHI3, "f32", {"method": "lora", "targets": "qkv,o", "rank": 2, "alpha": 4,
@@ -83,6 +87,13 @@ CASES = [
                                                           "alpha": 6, "experts": 3, "top_k": 2, "balance": 0.1,
                                                           "recompute": True}),
     ("phi3_full_ffn_only", PHI3, "f32", {"method": "full", "targets": "ffn"}),
+    # Gradient accumulation: the batch's two rows (7 and 11 target tokens) as two micro-batches of
+    # one step, each token weighing 1 / 18 as in PyTorch's mean over the whole batch.
+    ("llama_lora_all_accum", LLAMA, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8,
+                                            "micro_rows": [[0], [1]]}),
+    ("qwen2_full_accum", QWEN, "f32", {"method": "full", "targets": "all", "micro_rows": [[1], [0]]}),
+    ("llama_molora_top2_accum", LLAMA, "f32", {"method": "molora", "targets": "all", "rank": 4, "alpha": 8,
+                                               "experts": 4, "top_k": 2, "micro_rows": [[0], [1]]}),
 ]
 PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
         "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}

@@ -182,7 +182,10 @@ def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
     softcap = cfg.get("attn_logit_softcapping", 50.0 if gemma2 else None) if gemma else None
     for l in range(L):
         p = f"model.layers.{l}."
-        sliding = (l + 1) % pattern != 0 if gemma3 else (not gemma or l % 2 == 0)
+        if gemma and cfg.get("layer_types"):  # as written: HF derives it from the pattern only when absent
+            sliding = cfg["layer_types"][l] == "sliding_attention"
+        else:
+            sliding = (l + 1) % pattern != 0 if gemma3 else (not gemma or l % 2 == 0)
         mask = windowed if sliding else causal
         c_l, s_l = (local_cos, local_sin) if gemma3 and sliding else (cos, sin)
         h = norm(x, W[p + "input_layernorm.weight"])

@@ -5,7 +5,9 @@
 // SPEC: {"method": "lora"|"molora"|"full", "experts": 4, "top_k": 1, "balance": 0 (MoLoRA), "targets": "all", "rank": 4, "alpha": 8, "rslora": false,
 //        "rank_pattern": {}, "alpha_pattern": {}, "init_b_std": 0.1, "seed": 1, "B": 2, "L": 8,
 //        "tokens": [...], "targets_ids": [...], "steps": 10, "lr": 1e-3, "weight_decay": 0.01,
-//        "recompute": false}
+//        "recompute": false, "micro_rows": [[0], [1]]}
+// micro_rows: the batch's rows cut into micro-batches of one step (gradient accumulation with the
+// trainer's token-mean weighting); absent: one micro-batch.
 #include <cstdio>
 #include <fstream>
 
@@ -107,12 +109,28 @@ int main(int argc, char** argv) {
     batch.L = spec.at("L");
     batch.tokens = spec.at("tokens").get<std::vector<int32_t>>();
     batch.targets = spec.at("targets_ids").get<std::vector<int32_t>>();
-    const float scale = 1.0f / float(batch.target_count());
-    // The loss the trainer optimises: the mean cross-entropy plus, with MoLoRA's balance loss, its
-    // coefficient times the routers' aux summed.
+    std::vector<TrainBatch> micro;
+    for (const Json& rows : spec.value("micro_rows", Json::array({Json::array()}))) {
+      if (rows.empty()) {
+        micro.push_back(batch);
+        continue;
+      }
+      TrainBatch m;
+      m.B = int64_t(rows.size());
+      m.L = batch.L;
+      for (int64_t row : rows.get<std::vector<int64_t>>()) {
+        m.tokens.insert(m.tokens.end(), batch.tokens.begin() + row * batch.L, batch.tokens.begin() + (row + 1) * batch.L);
+        m.targets.insert(m.targets.end(), batch.targets.begin() + row * batch.L,
+                         batch.targets.begin() + (row + 1) * batch.L);
+      }
+      micro.push_back(m);
+    }
+    const int64_t step_targets = batch.target_count();
+    // The loss the trainer optimises: the mean cross-entropy over the step's target tokens plus,
+    // with MoLoRA's balance loss, its coefficient times the routers' aux summed.
     auto step_loss = [&](uint64_t step) {
       engine.reset_router_stats();
-      const double ce = engine.forward_backward(batch, scale, step) * scale;
+      const double ce = accumulate_step_gradients(engine, micro, step_targets, step) / double(step_targets);
       return ce + lora.molora.config.balance_coef * engine.router_stats().balance_loss;
     };
     const double loss0 = step_loss(0);

@@ -140,17 +140,70 @@ if r1.returncode == 0 and r2.returncode == 0:
     check("global batch 8 sequences per step" in r2.stderr and r2.stderr.count("train: ") == 1,
           "the plan is logged once, with the global batch", r2.stderr[-600:])
 
-# 1b. By epochs: 180 examples in micro-batches of 2 are 90 micro-batches per epoch; with 4 per step
-#     (2 ranks x 2) an epoch ends in a step of 2, which rank 1 has no part of.
+# 1c. The same step however the batch is split: on data of very unequal lengths (1 to 24 repeats of
+#     a sentence), a global batch of 8 as 8, 4 x 2, 2 x 4 (one process) and 4 on each of 2 ranks
+#     gives the same per-step losses (the token mean of the global batch) within LOSS_RTOL and the
+#     same adapter / model within SPLIT_TENSOR_RTOL of its largest value, over 12 steps. MoLoRA
+#     without the balance loss too; its balance loss (the Switch aux of each micro-batch's routing,
+#     weighed by the micro-batch's share of the step's tokens) is the one term that depends on the
+#     split: with a coefficient the runs part after step 1.
+SPLIT_TENSOR_RTOL = 1e-4
+UNEQUAL = os.path.join(WORK, "unequal.jsonl")
+with open(UNEQUAL, "w") as f:
+    for i in range(64):
+        n, t = NAMES[i % 8], THINGS[(i * 3) % 8]
+        reps = [1, 24, 2, 16, 1, 8, 3, 12][i % 8]
+        f.write(json.dumps({"instruction": f"Tell a story about {n}.", "input": "",
+                            "output": f"{n} had a {t}. " * reps}) + "\n")
+SPLITS = [("8", 0, ["--batch-size", "8", "--grad-accum", "1"]), ("4x2", 0, ["--batch-size", "4", "--grad-accum", "2"]),
+          ("2x4", 0, ["--batch-size", "2", "--grad-accum", "4"]), ("np2x4", 2, ["--batch-size", "4", "--grad-accum", "1"])]
+split_common = ["-m", MODEL, "--data", UNEQUAL, "--threads", "1", "--seed", "5", "--max-steps", "12",
+                "--max-length", "256", "--format", "json"]
+for label, extra, result in [("LoRA", ["--lr", "3e-3"], "adapter_model.safetensors"),
+                             ("full", ["--method", "full", "--lr", "1e-3"], "model.safetensors"),
+                             ("MoLoRA top-2", ["--method", "molora", "--top-k", "2", "--lr", "3e-3"],
+                              "adapter_model.safetensors")]:
+    outs = {}
+    for name, ranks, split in SPLITS:
+        outs[name] = os.path.join(WORK, f"split_{label.split()[0]}_{name}")
+        shutil.rmtree(outs[name], ignore_errors=True)
+        r = taia("train", *split_common, *extra, *split, "-o", outs[name], ranks=ranks)
+        check(r.returncode == 0, f"{label} split {name} runs", r.stderr[-300:])
+    if all(os.path.exists(os.path.join(d, result)) for d in outs.values()):
+        worst_loss = max(loss_diff(outs["8"], outs[n])[0] for n in outs if n != "8")
+        worst_tensor = max(tensor_diff(os.path.join(outs["8"], result), os.path.join(outs[n], result))
+                           for n in outs if n != "8")
+        steps = min(loss_diff(outs["8"], outs[n])[1] for n in outs if n != "8")
+        check(steps == 12 and worst_loss <= LOSS_RTOL and worst_tensor <= SPLIT_TENSOR_RTOL,
+              f"{label}: batch 8 = 4 x 2 = 2 x 4 = 2 ranks x 4 over 12 steps: losses within {LOSS_RTOL} "
+              f"(worst {worst_loss:.1e}), {result} within {SPLIT_TENSOR_RTOL} (worst {worst_tensor:.1e})",
+              (steps, worst_loss, worst_tensor))
+# The balance loss: the one split-dependent term (the step-1 losses agree, the later ones do not).
+bal = {}
+for name, ranks, split in SPLITS[:2]:
+    bal[name] = os.path.join(WORK, f"split_balance_{name}")
+    shutil.rmtree(bal[name], ignore_errors=True)
+    taia("train", *split_common, "--lr", "3e-3", "--method", "molora", "--top-k", "2", "--molora-balance-coef", "0.05",
+         *split,
+         "-o", bal[name], ranks=ranks)
+if all(os.path.exists(os.path.join(d, "metrics.jsonl")) for d in bal.values()):
+    ma, mb = metrics(bal["8"]), metrics(bal["4x2"])
+    first = abs(ma[0]["loss"] - mb[0]["loss"]) / ma[0]["loss"]
+    later = max(abs(a["loss"] - b["loss"]) / a["loss"] for a, b in zip(ma[1:], mb[1:]))
+    check(first <= LOSS_RTOL and later > LOSS_RTOL, "MoLoRA's balance loss depends on the split: step 1 agrees "
+          f"({first:.1e}), later steps part ({later:.1e})", (first, later))
+
+# 1b. By epochs: 180 examples in global batches of 8 (2 ranks x 2 micro-batches of 2) are 23 steps
+#     per epoch, the last of 4 examples: 2 micro-batches, both rank 0's, which rank 1 has no part of.
 #     MoLoRA, 1 epoch (23 steps): routing counts and balance losses summed over the ranks. Top-k
 #     routing is discrete: a near-tie that reduction-order noise flips moves a token to another
 #     expert, so longer MoLoRA runs agree only until such a flip (a 2-epoch run flipped one in
 #     the clang build); one epoch stays clear of it in both builds.
-#     LoRA, 2 epochs (45 steps): the micro-batches run on across the epoch's end, no empty step.
+#     LoRA, 2 epochs (46 steps): each epoch ends in its short step, no empty step.
 by_epochs = BASE + ["--lr", "2e-3", "--val-split", "0.1", "--format", "json"]
 for label, extra, steps in [("MoLoRA, 1 epoch", ["--epochs", "1", "--method", "molora", "--top-k", "2",
                                                   "--molora-balance-coef", "0.01"], 23),
-                            ("LoRA, 2 epochs", ["--epochs", "2"], 45)]:
+                            ("LoRA, 2 epochs", ["--epochs", "2"], 46)]:
     one, two = os.path.join(WORK, "epochs1"), os.path.join(WORK, "epochs2")
     for d in (one, two):
         shutil.rmtree(d, ignore_errors=True)
@@ -166,7 +219,9 @@ for label, extra, steps in [("MoLoRA, 1 epoch", ["--epochs", "1", "--method", "m
     if "expert_load" in ma[0]:
         load = max(abs(x - y) for a, b in zip(ma, mb) for x, y in zip(a["expert_load"], b["expert_load"]))
         bal = max(abs(a["balance_loss"] - b["balance_loss"]) / a["balance_loss"] for a, b in zip(ma, mb))
-        ok = ok and load <= 1e-3 and bal <= LOSS_RTOL
+        # A near-tie that reduction-order noise flips moves one routing slot: f moves by 1 / (N k),
+        # the balance loss by ~1e-5 relative; the loads' tolerance covers it (1e-3).
+        ok = ok and load <= 1e-3 and bal <= 1e-3
         detail += f", expert loads within 1e-3 (worst {load:.1e}), balance losses (worst {bal:.1e})"
     check(ok, f"{label} by epochs, a last step rank 1 has no part of: {detail}", (len(ma), len(mb), n, d))
 
@@ -213,7 +268,7 @@ for label, src, ranks, extra in [("2 ranks -> 1 rank", "full2", 0, ["--grad-accu
         check(False, f"resume {label}", r.stderr[-400:])
 r = taia("train", *full, "--grad-accum", "2", "-o", os.path.join(WORK, "resume_bad"), "--resume",
          os.path.join(runs["full2"], "checkpoint-10"))
-check(r.returncode == 1 and "took 4 micro-batches" in r.stderr,
+check(r.returncode == 1 and "took 8 sequences" in r.stderr and "take 4 (2 x 2 x 1 ranks)" in r.stderr,
       "a resume with another global batch is refused, naming both", r.stderr[-300:])
 
 # 4. --shard-optimizer: peak RSS per rank falls (13M parameters: AdamW's moments are 107 MB). A

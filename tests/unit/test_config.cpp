@@ -185,12 +185,21 @@ TEST(Config, Gemma3TextFields) {
   EXPECT_EQ(d.arch, Arch::Gemma3);
   EXPECT_EQ(d.sliding_window_pattern, 6);
   EXPECT_DOUBLE_EQ(d.rope_local_theta, 10000.0);
+  // layer_types decides as written, over the pattern (HF derives it from the pattern only when
+  // absent), and survives a save.
   j["layer_types"] = Json::array();
   for (int l = 0; l < 26; ++l) j["layer_types"].push_back(l % 2 ? "full_attention" : "sliding_attention");
-  EXPECT_THROW(config_from_hf_json(j, "c"), Error);  // contradicts the pattern
-  j["layer_types"] = Json::array();  // as HF generates it: "sliding" iff (l + 1) % 6
-  for (int l = 0; l < 26; ++l) j["layer_types"].push_back((l + 1) % 6 ? "sliding_attention" : "full_attention");
-  EXPECT_NO_THROW(config_from_hf_json(j, "c"));
+  const ModelConfig alternating = config_from_hf_json(j, "c");
+  const ModelConfig saved = config_from_hf_json(config_to_hf_json(alternating), "saved");
+  for (int64_t l = 0; l < 26; ++l) {
+    EXPECT_EQ(alternating.layer_window(l), l % 2 ? 0 : 512) << l;
+    EXPECT_EQ(alternating.layer_uses_local_rope(l), l % 2 == 0) << l;
+    EXPECT_EQ(saved.layer_window(l), alternating.layer_window(l)) << l;
+  }
+  j["layer_types"][3] = "chunked_attention";
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);  // a kind taia does not implement is refused by name
+  j["layer_types"] = Json::array({"sliding_attention"});
+  EXPECT_THROW(config_from_hf_json(j, "c"), Error);  // one entry a layer
   j.erase("layer_types");
   j["sliding_window_pattern"] = 1;  // HF: (l + 1) % 1 == 0, every layer global
   const ModelConfig all_global = config_from_hf_json(j, "c");

@@ -1,6 +1,7 @@
 // The training engine's buffer plan: what a step allocates is what the memory estimate counts.
 #include "model/init.h"
 #include "test_util.h"
+#include "train/data.h"
 #include "train/engine.h"
 #include "train/trainable.h"
 
@@ -231,5 +232,85 @@ TEST(QuantizedBase, GgufExportCopiesUnchangedTensorsAndRequantizesTheMerged) {
   }
 }
 
+
+// A step's loss is the mean over all its target tokens, however the step is split: two
+// micro-batches of 3 and 300 target tokens give the gradient of the one batch holding both
+// sequences, the 3-token sequence weighing 3 / 303 (a mean of the micro-batches' means would give
+// it half).
+TEST(StepLoss, MicroBatchesOf3And300TargetsWeighByTheirTokens) {
+  auto model = init_model(test::small_config(40, 16, 24, 2, 4, 2, 4, 320), 3, DType::F32, InitScheme::Full, 0.1f);
+  FullGrads grads = make_full_grads(*model, parse_targets("all"));
+  TrainEngine engine(*model, nullptr, &grads, EngineOptions{});
+  auto sequence = [](int64_t len, uint64_t seed) {
+    Example e;
+    Rng rng(seed);
+    for (int64_t t = 0; t < len; ++t) e.ids.push_back(int32_t(3 + rng.next_u64() % 37));
+    e.targets.assign(size_t(len), -1);
+    for (int64_t t = 0; t + 1 < len; ++t) e.targets[size_t(t)] = e.ids[size_t(t + 1)];
+    return e;
+  };
+  const std::vector<Example> examples{sequence(4, 1), sequence(301, 2)};
+  const TrainBatch short_mb = make_batch(examples, {0}, 0), long_mb = make_batch(examples, {1}, 0);
+  const TrainBatch both = make_batch(examples, {0, 1}, 0);  // padded to 301
+  ASSERT_EQ(short_mb.target_count(), 3);
+  ASSERT_EQ(long_mb.target_count(), 300);
+  ASSERT_EQ(count_targets(examples, {0, 1}), 303);
+  auto gradients = [&](const std::vector<TrainBatch>& micro, int64_t targets, double* loss) {
+    grads.zero();
+    *loss = accumulate_step_gradients(engine, micro, targets, 1) / double(targets);
+    std::vector<float> flat;
+    for (const auto& [name, g] : grads.by_name) flat.insert(flat.end(), g.begin(), g.end());
+    return flat;
+  };
+  double loss_split = 0, loss_one = 0, loss_short = 0, loss_long = 0;
+  const std::vector<float> split = gradients({short_mb, long_mb}, 303, &loss_split);
+  const std::vector<float> one = gradients({both}, 303, &loss_one);
+  const std::vector<float> g_short = gradients({short_mb}, 3, &loss_short);
+  const std::vector<float> g_long = gradients({long_mb}, 300, &loss_long);
+  EXPECT_NEAR(loss_split, loss_one, 1e-6 * loss_one);
+  EXPECT_NEAR(loss_split, (3 * loss_short + 300 * loss_long) / 303, 1e-6 * loss_one);
+  double largest = 0, diff_one = 0, diff_weighted = 0, diff_mean_of_means = 0;
+  for (size_t i = 0; i < split.size(); ++i) {
+    largest = std::max(largest, double(std::abs(one[i])));
+    diff_one = std::max(diff_one, double(std::abs(split[i] - one[i])));
+    diff_weighted = std::max(diff_weighted, std::abs(split[i] - (3.0 * g_short[i] + 300.0 * g_long[i]) / 303.0));
+    diff_mean_of_means = std::max(diff_mean_of_means, std::abs(split[i] - (g_short[i] + g_long[i]) / 2.0));
+  }
+  EXPECT_LT(diff_one, 1e-5 * largest);
+  EXPECT_LT(diff_weighted, 1e-5 * largest);
+  EXPECT_GT(diff_mean_of_means, 1e-2 * largest);  // the weighting this replaced is far off
+}
+
+// The steps of an epoch depend on the global batch alone: every split of it into micro-batches
+// holds the same sequences, in length order.
+TEST(StepLoss, StepsAreGlobalBatchesWhateverTheMicroBatchSize) {
+  std::vector<Example> examples;
+  for (int64_t i = 0; i < 53; ++i) {
+    Example e;
+    e.ids.assign(size_t(2 + (i * 37) % 29), 1);
+    e.targets.assign(e.ids.size(), 1);
+    examples.push_back(e);
+  }
+  const auto steps = plan_step_batches(examples, 8, 42, 0);
+  ASSERT_EQ(steps.size(), 7u);  // 6 of 8, then 5
+  EXPECT_EQ(steps.back().size(), 5u);
+  std::vector<size_t> seen;
+  for (const auto& s : steps) {
+    for (int64_t b : {1, 2, 4, 8}) {
+      std::vector<size_t> joined;
+      for (const auto& m : split_micro_batches(s, b)) {
+        EXPECT_LE(int64_t(m.size()), b);
+        joined.insert(joined.end(), m.begin(), m.end());
+      }
+      EXPECT_EQ(joined, s);
+    }
+    seen.insert(seen.end(), s.begin(), s.end());
+  }
+  std::sort(seen.begin(), seen.end());
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i);
+  // Another epoch, another order; the same seed and epoch, the same plan.
+  EXPECT_NE(plan_step_batches(examples, 8, 42, 1), steps);
+  EXPECT_EQ(plan_step_batches(examples, 8, 42, 0), steps);
+}
 }  // namespace
 }  // namespace taia

@@ -388,6 +388,47 @@ INSTANTIATE_TEST_SUITE_P(Routing, MoloraGrad,
                          ::testing::Values(MoloraCase{1, 0.0}, MoloraCase{2, 0.0}, MoloraCase{1, 0.5},
                                            MoloraCase{2, 0.5}, MoloraCase{4, 0.0}));
 
+// The balance loss over the counted rows (padding left out): the aux of those rows alone, and its
+// gradient reaches no row left out.
+TEST(GradCheck, MoloraBalanceLeavesUncountedRowsOut) {
+  const int64_t N = 7, E = 4, R = 3, in = 5, out = 6, k = 2;
+  const double bw = 0.5;
+  const std::vector<uint8_t> counted{1, 1, 0, 1, 1, 0, 0};
+  Vec x = random_doubles(N * in, 71), A = random_doubles(E * R * in, 72), B = random_doubles(E * out * R, 73),
+      rw = random_doubles(E * in, 74), rb = random_doubles(E, 75);
+  Vec y(N * out), logits(N * E), gate(N * k), u(N * k * R);
+  std::vector<int32_t> expert(size_t(N * k));
+  MoloraWeights<double> w{E, k, R, in, out, 0.75, A.data(), B.data(), rw.data(), rb.data()};
+  const MoloraRouting<double> r{logits.data(), expert.data(), gate.data(), u.data()};
+  auto aux_of = [&] {
+    std::fill(y.begin(), y.end(), 0.0);
+    molora_forward<double>(y.data(), r, x.data(), w, N);
+    return bw * molora_balance_loss<double>(r, w, N, counted.data());
+  };
+  const double masked = aux_of() / bw;
+  // The same rows alone.
+  Vec xs;
+  for (int64_t n = 0; n < N; ++n)
+    if (counted[size_t(n)]) xs.insert(xs.end(), x.begin() + n * in, x.begin() + (n + 1) * in);
+  const int64_t M = int64_t(xs.size()) / in;
+  Vec ys(M * out), ls(M * E), gs(M * k), us(M * k * R);
+  std::vector<int32_t> es(size_t(M * k));
+  const MoloraRouting<double> rs{ls.data(), es.data(), gs.data(), us.data()};
+  molora_forward<double>(ys.data(), rs, xs.data(), w, M);
+  EXPECT_NEAR(masked, molora_balance_loss<double>(rs, w, M), 1e-12);
+  EXPECT_GT(std::abs(masked - molora_balance_loss<double>(r, w, N)), 1e-6);  // the padding rows did count before
+  aux_of();
+  const Vec zero_dy(N * out, 0.0);
+  Vec dx(x.size(), 0), dA(A.size(), 0), dB(B.size(), 0), drw(rw.size(), 0), drb(rb.size(), 0);
+  molora_backward<double>(dx.data(), {dA.data(), dB.data(), drw.data(), drb.data()}, zero_dy.data(), x.data(), r, w,
+                          N, bw, counted.data());
+  expect_gradient("masked balance d_router_w", rw, drw, aux_of);
+  expect_gradient("masked balance dx", x, dx, aux_of);
+  for (int64_t n = 0; n < N; ++n)
+    if (!counted[size_t(n)])
+      for (int64_t i = 0; i < in; ++i) EXPECT_EQ(dx[size_t(n * in + i)], 0.0);
+}
+
 // The float kernels (grouped sgemm) against the double loops, on a size where experts get many rows.
 TEST(GradCheck, MoloraFloatMatchesDoubleLoops) {
   const int64_t N = 300, E = 4, R = 8, in = 48, out = 40, k = 2;
