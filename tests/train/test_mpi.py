@@ -140,8 +140,8 @@ if r1.returncode == 0 and r2.returncode == 0:
     check("global batch 8 sequences per step" in r2.stderr and r2.stderr.count("train: ") == 1,
           "the plan is logged once, with the global batch", r2.stderr[-600:])
 
-# 1c. The same step however the batch is split: on data of very unequal lengths (1 to 24 repeats of
-#     a sentence), a global batch of 8 as 8, 4 x 2, 2 x 4 (one process) and 4 on each of 2 ranks
+# 1c. The same step however the batch is split: on sequences of about the same length (so the length
+#     grouping puts them together) whose replies, the trained tokens, are 1 to 26 sentences, a global batch of 8 as 8, 4 x 2, 2 x 4 (one process) and 4 on each of 2 ranks
 #     gives the same per-step losses (the token mean of the global batch) within LOSS_RTOL and the
 #     same adapter / model within SPLIT_TENSOR_RTOL of its largest value, over 12 steps. MoLoRA
 #     without the balance loss too; its balance loss (the Switch aux of each micro-batch's routing,
@@ -149,35 +149,38 @@ if r1.returncode == 0 and r2.returncode == 0:
 #     split: with a coefficient the runs part after step 1.
 SPLIT_TENSOR_RTOL = 1e-4
 UNEQUAL = os.path.join(WORK, "unequal.jsonl")
-with open(UNEQUAL, "w") as f:
+with open(UNEQUAL, "w") as f:  # the length grouping puts sequences of about 26 sentences together
     for i in range(64):
         n, t = NAMES[i % 8], THINGS[(i * 3) % 8]
-        reps = [1, 24, 2, 16, 1, 8, 3, 12][i % 8]
-        f.write(json.dumps({"instruction": f"Tell a story about {n}.", "input": "",
-                            "output": f"{n} had a {t}. " * reps}) + "\n")
+        reply = [1, 24, 2, 16, 1, 8, 3, 12][(i + i // 8) % 8] + i % 3  # 1-26 sentences of reply
+        f.write(json.dumps({"instruction": f"Tell a story about {n}. " + "Make it a good one. " * (26 - reply),
+                            "input": "", "output": f"{n} had a {t}. " * reply}) + "\n")
 SPLITS = [("8", 0, ["--batch-size", "8", "--grad-accum", "1"]), ("4x2", 0, ["--batch-size", "4", "--grad-accum", "2"]),
           ("2x4", 0, ["--batch-size", "2", "--grad-accum", "4"]), ("np2x4", 2, ["--batch-size", "4", "--grad-accum", "1"])]
 split_common = ["-m", MODEL, "--data", UNEQUAL, "--threads", "1", "--seed", "5", "--max-steps", "12",
                 "--max-length", "256", "--format", "json"]
-for label, extra, result in [("LoRA", ["--lr", "3e-3"], "adapter_model.safetensors"),
-                             ("full", ["--method", "full", "--lr", "1e-3"], "model.safetensors"),
-                             ("MoLoRA top-2", ["--method", "molora", "--top-k", "2", "--lr", "3e-3"],
-                              "adapter_model.safetensors")]:
+# lr 2e-3 for the adapters: AdamW's 1 / sqrt(v) enlarges F32 summation-order noise on elements with
+# tiny second moments (at 3e-3 an attention lora_A element of MoLoRA's run parted by 1.3e-4).
+for label, extra, results in [("LoRA", ["--lr", "2e-3"], ["adapter_model.safetensors"]),
+                              ("full", ["--method", "full", "--lr", "1e-3"], ["model.safetensors"]),
+                              ("MoLoRA top-2", ["--method", "molora", "--top-k", "2", "--lr", "2e-3"],
+                               ["adapter_model.safetensors", "molora_model.safetensors"])]:
     outs = {}
     for name, ranks, split in SPLITS:
         outs[name] = os.path.join(WORK, f"split_{label.split()[0]}_{name}")
         shutil.rmtree(outs[name], ignore_errors=True)
         r = taia("train", *split_common, *extra, *split, "-o", outs[name], ranks=ranks)
         check(r.returncode == 0, f"{label} split {name} runs", r.stderr[-300:])
-    if all(os.path.exists(os.path.join(d, result)) for d in outs.values()):
-        worst_loss = max(loss_diff(outs["8"], outs[n])[0] for n in outs if n != "8")
-        worst_tensor = max(tensor_diff(os.path.join(outs["8"], result), os.path.join(outs[n], result))
-                           for n in outs if n != "8")
-        steps = min(loss_diff(outs["8"], outs[n])[1] for n in outs if n != "8")
+    if all(os.path.exists(os.path.join(d, f)) for d in outs.values() for f in results):
+        others = [n for n in outs if n != "8"]
+        worst_loss = max(loss_diff(outs["8"], outs[n])[0] for n in others)
+        worst_tensor = max(tensor_diff(os.path.join(outs["8"], f), os.path.join(outs[n], f))
+                           for n in others for f in results)
+        steps = min(loss_diff(outs["8"], outs[n])[1] for n in others)
         check(steps == 12 and worst_loss <= LOSS_RTOL and worst_tensor <= SPLIT_TENSOR_RTOL,
               f"{label}: batch 8 = 4 x 2 = 2 x 4 = 2 ranks x 4 over 12 steps: losses within {LOSS_RTOL} "
-              f"(worst {worst_loss:.1e}), {result} within {SPLIT_TENSOR_RTOL} (worst {worst_tensor:.1e})",
-              (steps, worst_loss, worst_tensor))
+              f"(worst {worst_loss:.1e}), {' and '.join(results)} within {SPLIT_TENSOR_RTOL} of the largest value "
+              f"(worst {worst_tensor:.1e})", (steps, worst_loss, worst_tensor))
 # The balance loss: the one split-dependent term (the step-1 losses agree, the later ones do not).
 bal = {}
 for name, ranks, split in SPLITS[:2]:
