@@ -1,5 +1,6 @@
 """`taia train` end to end on the real stories260K model: LoRA lowers training and validation
-loss; a run resumed from a checkpoint reproduces the uninterrupted run exactly; the adapter
+loss; a run resumed from a checkpoint reproduces the uninterrupted run exactly (also with another
+split of the same global batch; a checkpoint of the per-micro-batch-mean build is refused); the adapter
 follows PEFT's names and shapes; full fine-tuning writes an HF folder that loads; bad data and
 non-finite losses stop with clear messages.
 
@@ -88,6 +89,37 @@ os.remove(os.path.join(fake, "checkpoint-18", "COMPLETE"))
 r = taia("train", *COMMON, "-o", os.path.join(WORK, "fake_out"), "--resume", fake)
 check(r.returncode == 0 and "checkpoint-6 at step 6" in r.stderr, "resume skips a checkpoint without COMPLETE",
       r.stderr[-300:])
+
+# A checkpoint of an earlier build (no "step_batches": steps were micro-batches grouped by
+# themselves, the loss a mean of their means) is refused naming the change; a resume with another
+# split of the same global batch (4 x 2 -> 8 x 1) continues the same steps.
+old = os.path.join(WORK, "old_format")
+shutil.copytree(os.path.join(out, "checkpoint-12"), os.path.join(old, "checkpoint-12"))
+state_path = os.path.join(old, "checkpoint-12", "trainer_state.json")
+state = json.load(open(state_path))
+check(state.get("global_batch") == 8 and state.get("step_batches"), "trainer_state.json records the global batch "
+      "and how steps are made", state)
+for k in ("global_batch", "step_batches"):
+    state.pop(k, None)
+state["micro_batches_per_step"] = 2
+json.dump(state, open(state_path, "w"))
+r = taia("train", *COMMON, "-o", os.path.join(WORK, "old_out"), "--resume", old)
+check(r.returncode == 1 and "averaged the loss per micro-batch" in r.stderr and "Start a new run" in r.stderr,
+      "a checkpoint written before the token-mean loss is refused, naming the change", r.stderr[-400:])
+resplit = os.path.join(WORK, "resplit")
+os.makedirs(resplit)
+shutil.copytree(os.path.join(out, "checkpoint-12"), os.path.join(resplit, "checkpoint-12"))
+shutil.copy(os.path.join(out, "metrics.jsonl"), resplit)
+split8 = list(COMMON)
+split8[split8.index("--batch-size") + 1], split8[split8.index("--grad-accum") + 1] = "8", "1"
+r = taia("train", *split8, "-o", resplit, "--resume", resplit)
+if r.returncode == 0:
+    m3 = metrics(resplit)
+    worst = max(abs(a["loss"] - b["loss"]) / a["loss"] for a, b in zip(m, m3))
+    check(len(m3) == len(m) and worst <= 1e-5, f"a resume as 8 x 1 of a 4 x 2 run continues the same steps "
+          f"(losses within {worst:.1e})", worst)
+else:
+    check(False, "a resume with another split of the global batch runs", r.stderr[-400:])
 
 # 3. The adapter follows PEFT's names and shapes.
 cfg = json.load(open(os.path.join(out, "adapter_config.json")))
