@@ -63,36 +63,40 @@ class PhaseScope {
   std::chrono::steady_clock::time_point t0_{};
 };
 
-// Counter-based dropout: keep(seed, step, layer, proj, index) needs no stored mask, so
-// backward and recomputation see exactly the forward's mask.
-inline bool dropout_keep(uint64_t seed, uint64_t step, int64_t layer, int proj, uint64_t index, double p) {
-  uint64_t z = seed ^ (step * 0x9e3779b97f4a7c15ull) ^ (uint64_t(layer) << 48) ^ (uint64_t(proj) << 40) ^ index;
+// SplitMix64's finalizer: a bijective mix of 64 bits.
+inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return double(z >> 11) * (1.0 / 9007199254740992.0) >= p;
+  return z ^ (z >> 31);
 }
 
-// The mask of element (row n, feature f) of an [N, in] input: keyed by the row's token (its
-// sequence and position, row_keys[n]), not by its place in the micro-batch, so a token keeps its
-// mask whichever micro-batch or rank it lands in, and two micro-batches of a step differ.
+// Counter-based dropout: keep(n, f) is a pure function of (seed, step, layer, place, the row's
+// token, f), so backward and recomputation see exactly the forward's mask without storing it.
+// The token is its row's key (its sequence and position, row_keys[n]), not its place in the
+// micro-batch: a token keeps its mask whichever micro-batch or rank it lands in, and two
+// micro-batches of a step get different masks.
 struct DropoutMask {
-  uint64_t seed, step;
-  int64_t layer;
-  int place;
+  uint64_t stream;           // mix64 of (seed, step, layer, place)
   double p;
   const uint64_t* row_keys;  // [N]
   int64_t in;
-  bool keep(int64_t i) const {
-    return dropout_keep(seed, step, layer, place, row_keys[i / in] * uint64_t(in) + uint64_t(i % in), p);
+  DropoutMask(uint64_t seed, uint64_t step, int64_t layer, int place, double p_drop, const uint64_t* keys,
+              int64_t features)
+      : stream(mix64(seed ^ (step * 0x9e3779b97f4a7c15ull) ^ (uint64_t(layer) << 48) ^ (uint64_t(place) << 40))),
+        p(p_drop), row_keys(keys), in(features) {}
+  bool keep(int64_t n, int64_t f) const {
+    const uint64_t z = mix64(stream ^ (row_keys[n] * uint64_t(in) + uint64_t(f)));
+    return double(z >> 11) * (1.0 / 9007199254740992.0) >= p;
   }
 };
 
 // xd[N, in] = keep ? x / (1 - p) : 0 under `mask`.
 void apply_dropout(float* xd, const float* x, int64_t N, const DropoutMask& mask) {
   const float keep_scale = float(1.0 / (1.0 - mask.p));
+  const int64_t in = mask.in;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N * mask.in; ++i) xd[i] = mask.keep(i) ? x[i] * keep_scale : 0.0f;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t f = 0; f < in; ++f) xd[n * in + f] = mask.keep(n, f) ? x[n * in + f] * keep_scale : 0.0f;
 }
 
 // Large buffer fills and copies, split over the threads (a single thread leaves memory
@@ -447,8 +451,9 @@ void TrainEngine::lora_backward(int64_t l, Proj p, const LoraView& m, float* dx,
   const float keep_scale = float(1.0 / (1.0 - pdrop));
   const DropoutMask mask{options_.dropout_seed, step, l, dropout_place(p), pdrop, dropout_row_keys_.data(), m.in};
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N * m.in; ++i)
-    if (mask.keep(i)) dx[i] += d_x_dropped[i] * keep_scale;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t f = 0; f < m.in; ++f)
+      if (mask.keep(n, f)) dx[n * m.in + f] += d_x_dropped[n * m.in + f] * keep_scale;
 }
 
 void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step) {
