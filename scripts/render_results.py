@@ -65,7 +65,7 @@ class Run:
                 f"commit {self.info['commit']}")
 
 
-def value(run, row, mode):
+def value(row, mode):
     e = row["modes"][mode]
     if row.get("metric") == "bits_per_token":
         return f"{e['mean']:.3f} ± {e['std']:.3f}" if mode != "base" else f"{e['mean']:.3f}"
@@ -124,7 +124,7 @@ def result_table(run):
             if k:
                 shots.setdefault(name, []).append((k, row))
                 continue
-            lines.append(f"| {experiment} | {task} | " + " | ".join(value(run, row, m) if m in row["modes"] else ""
+            lines.append(f"| {experiment} | {task} | " + " | ".join(value(row, m) if m in row["modes"] else ""
                                                                   for m in MODES) + " |")
         for name, rows in shots.items():
             rows.sort(key=lambda kr: kr[0])
