@@ -2,10 +2,13 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace taia {
 
-std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling,
+std::vector<float> rope_inv_freq(int64_t rotary_dims, float theta, const RopeScaling& scaling,
                                  const std::vector<float>* freq_factors, bool long_factors) {
+  const int64_t head_dim = rotary_dims;  // HF's `dim`
   const int64_t half = head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -59,8 +62,8 @@ RopeTable rope_table(const std::vector<float>& inv_freq, int64_t positions, floa
 }
 
 void rope_forward(float* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
-                  const float* inv_freq, float mscale) {
-  const int64_t half = head_dim / 2;
+                  const float* inv_freq, float mscale, int64_t rotary_dims) {
+  const int64_t half = (rotary_dims > 0 ? rotary_dims : head_dim) / 2;
 #pragma omp parallel for schedule(static) if (rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const float pos = float(positions[r]);
@@ -88,7 +91,8 @@ namespace {
 template <typename T>
 void rope_rotate(T* x, const int64_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
                  const RopeTable& table, T sign) {
-  const int64_t half = head_dim / 2;
+  const int64_t half = table.half;
+  TAIA_CHECK(2 * half <= head_dim, "[rope] expected at most head_dim / 2 = ", head_dim / 2, " rotated pairs, got ", half);
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int64_t r = 0; r < rows; ++r) {
     const float* c = table.cos.data() + positions[r] * half;

@@ -47,7 +47,13 @@ void ModelConfig::validate(const std::string& origin) const {
   positive(max_position_embeddings, "max_position_embeddings", int64_t(1) << 24);
   TAIA_CHECK(num_heads % num_kv_heads == 0, origin, ": num_attention_heads (", num_heads,
              ") expected a multiple of num_key_value_heads (", num_kv_heads, ")");
-  TAIA_CHECK(head_dim % 2 == 0, origin, ": head_dim expected an even number for RoPE, got ", head_dim);
+  TAIA_CHECK(partial_rotary_factor > 0 && partial_rotary_factor <= 1, origin,
+             ": partial_rotary_factor expected in (0, 1], got ", partial_rotary_factor);
+  TAIA_CHECK(rotary_dims() >= 2 && rotary_dims() % 2 == 0, origin, ": the rotated channels per head (head_dim ",
+             head_dim, " x partial_rotary_factor ", partial_rotary_factor, " = ", rotary_dims(),
+             ") expected an even number >= 2");
+  TAIA_CHECK(rotary_layers.empty() || int64_t(rotary_layers.size()) == num_layers, origin, ": no_rope_layers expected ",
+             num_layers, " entries (one per layer), got ", rotary_layers.size());
   TAIA_CHECK(rms_norm_eps > 0 && rms_norm_eps < 1, origin, ": rms_norm_eps expected in (0, 1), got ", rms_norm_eps);
   TAIA_CHECK(rope_theta > 0, origin, ": rope_theta expected > 0, got ", rope_theta);
   TAIA_CHECK(sliding_window >= 0, origin, ": sliding_window expected >= 1 or null, got ", sliding_window);
@@ -60,8 +66,8 @@ void ModelConfig::validate(const std::string& origin) const {
                "original_max_position_embeddings > 0");
   if (rope_scaling.type == RopeScaling::Type::LongRope) {
     for (const auto* f : {&rope_scaling.short_factor, &rope_scaling.long_factor}) {
-      TAIA_CHECK(int64_t(f->size()) == head_dim / 2, origin, ": rope_scaling (longrope) expected ", head_dim / 2,
-                 " short_factor and long_factor entries (head_dim / 2), got ", f->size());
+      TAIA_CHECK(int64_t(f->size()) == rotary_dims() / 2, origin, ": rope_scaling (longrope) expected ",
+                 rotary_dims() / 2, " short_factor and long_factor entries (the rotated channels / 2), got ", f->size());
       for (float v : *f)
         TAIA_CHECK(std::isfinite(v) && v > 0, origin, ": rope_scaling (longrope) factors expected > 0, got ", v);
     }

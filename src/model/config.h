@@ -7,6 +7,7 @@
 
 #include "core/json_util.h"
 #include "kernels/attention.h"
+#include "kernels/glu.h"
 #include "kernels/rope.h"
 #include "model/tensor_names.h"
 
@@ -15,8 +16,6 @@ namespace taia {
 // The architectures and what differs between them outside the layer math, in one table
 // (config.cpp): names in HF and GGUF, and whether llama.cpp's converter permutes Q/K rows.
 enum class Arch { Llama, Qwen2, Mistral, Qwen3, Gemma2, Gemma3, Phi3 };
-// The MLP's gate: SwiGLU (silu) or GeGLU (HF's gelu_pytorch_tanh).
-enum class Activation { Silu, GeluTanh };
 struct ArchInfo {
   Arch arch;
   const char* model_type;     // HF config.json "model_type": "llama", "qwen2", "mistral"
@@ -45,6 +44,12 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;  // double: config.json values round-trip exactly
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // HF's partial_rotary_factor (Phi-4-mini: 0.75): the first int(head_dim * factor) channels of
+  // each query and key head rotate, the rest pass through.
+  double partial_rotary_factor = 1.0;
+  // HF's `no_rope_layers` (SmolLM3), despite its name 1 where the layer rotates and 0 where it
+  // does not (a NoPE layer), one entry a layer. Empty: every layer rotates.
+  std::vector<uint8_t> rotary_layers;
   int64_t max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
   bool qkv_bias = false;  // LLaMA `attention_bias`; always true for Qwen2
@@ -82,6 +87,9 @@ struct ModelConfig {
 
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
+  // Channels rotated per head: HF's int(head_dim * partial_rotary_factor).
+  int64_t rotary_dims() const { return int64_t(double(head_dim) * partial_rotary_factor); }
+  bool layer_rotates(int64_t layer) const { return rotary_layers.empty() || rotary_layers[size_t(layer)] != 0; }
   // The attention window of a layer (0: full causal attention).
   bool layer_is_local(int64_t layer) const {
     if (!local_layers.empty()) return local_layers[size_t(layer)] != 0;

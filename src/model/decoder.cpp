@@ -7,23 +7,23 @@
 
 #include "core/error.h"
 #include "kernels/attention.h"
-#include "kernels/geglu.h"
+#include "kernels/glu.h"
 #include "kernels/softcap.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
-#include "kernels/swiglu.h"
 
 namespace taia {
 
-Decoder::Decoder(const Model& model) : model_(model) {
+Decoder::Decoder(const Model& model) : model_(model), recipe_(model_recipe(model.config)) {
   const ModelConfig& c = model.config;
-  s_.inv_freq = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
+  const int64_t dims = recipe_.rotary_dims;
+  s_.inv_freq = rope_inv_freq(dims, float(c.rope_theta), c.rope_scaling,
                               model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
-  if (c.rope_local_theta > 0) s_.inv_freq_local = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
+  if (recipe_.uses(RotaryTable::Local)) s_.inv_freq_local = rope_inv_freq(dims, float(c.rope_local_theta), RopeScaling{});
   if (c.rope_scaling.type == RopeScaling::Type::LongRope)
-    s_.inv_freq_long = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling, nullptr, true);
+    s_.inv_freq_long = rope_inv_freq(dims, float(c.rope_theta), c.rope_scaling, nullptr, true);
 }
 
 namespace {
@@ -262,36 +262,48 @@ void Decoder::map_spans_to_ring(std::vector<KeySpans>& spans, const PackedBatch&
              newest, ": more than the ", rows, " rows of a ring KV cache");
 }
 
-// One decoder layer on the T rows in s_.x (the residual stream, updated in place).
-void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, bool contiguous) {
+// The queries' and keys' rotation in a layer (recipe r), in place: q [T, H, hd], k [T, KV, hd].
+void Decoder::rotate(const LayerRecipe& r, float* q, float* k, const int64_t* pos, int64_t T) {
+  if (r.rotary.table == RotaryTable::None) return;
   const ModelConfig& c = model_.config;
+  const float* inv_freq = r.rotary.table == RotaryTable::Local ? s_.inv_freq_local.data() : s_.inv_freq.data();
+  float mscale = 1.0f;
+  if (r.rotary.table == RotaryTable::Global) {
+    mscale = c.rope_scaling.mscale();
+    // LongRope: long factors when this call's positions pass the original context, as HF decides
+    // per forward call (keys cached before keep the rotation they were written with, as in HF).
+    if (!s_.inv_freq_long.empty() && c.rope_scaling.uses_long_factors(*std::max_element(pos, pos + T) + 1))
+      inv_freq = s_.inv_freq_long.data();
+  }
+  const AttentionShape& a = r.attention;
+  rope_forward(q, pos, T, a.n_heads, a.head_dim, inv_freq, mscale, r.rotary.dims);
+  rope_forward(k, pos, T, a.n_kv_heads, a.head_dim, inv_freq, mscale, r.rotary.dims);
+}
+
+// One decoder layer on the T rows in s_.x (the residual stream, updated in place), the steps of
+// its recipe in order.
+void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, bool contiguous) {
+  const LayerRecipe& r = recipe_.layers[size_t(l)];
   const LayerWeights& L = model_.weights.layers[size_t(l)];
-  const int64_t T = b.size(), D = c.hidden_size, I = c.intermediate_size, KV = c.kv_dim();
+  const AttentionShape& a = r.attention;
+  const int64_t T = b.size(), D = model_.config.hidden_size, I = model_.config.intermediate_size;
+  const int64_t KV = a.n_kv_heads * a.head_dim;
   float* x = s_.x.data();
   float* xn = s_.xn.data();
-  const int64_t* pos = b.positions.data();
   // Consecutive slots go straight into the cache unless they wrap around a ring.
   const int64_t row0 = cache.row_of(l, b.slots[0]);
   contiguous = contiguous && row0 + T <= cache.layer_rows(l);
   float* k_rows = contiguous ? cache.keys(l) + row0 * KV : s_.k.data();  // [T, KV]
   float* v_rows = contiguous ? cache.values(l) + row0 * KV : s_.v.data();
-  const float eps = float(c.rms_norm_eps), norm_offset = c.norm_weight_offset();
-  rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, eps, norm_offset);
+  rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
   project_shared(l, {Proj::Q, Proj::K, Proj::V}, {&L.q, &L.k, &L.v}, {s_.q.data(), k_rows, v_rows}, xn, T);
-  if (c.qk_norm) {  // per head: [T, H, hd] as T*H rows of hd
-    rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * c.num_heads, c.head_dim, eps,
-                    norm_offset);
-    rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * c.num_kv_heads, c.head_dim, eps, norm_offset);
+  if (r.qk_norm) {  // per head: [T, H, hd] as T*H rows of hd
+    rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * a.n_heads, a.head_dim, r.norm.eps,
+                    r.norm.weight_offset);
+    rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * a.n_kv_heads, a.head_dim, r.norm.eps,
+                    r.norm.weight_offset);
   }
-  const float* inv_freq = c.layer_uses_local_rope(l) ? s_.inv_freq_local.data() : s_.inv_freq.data();
-  const float mscale = c.rope_scaling.mscale();
-  // LongRope: long factors when this call's positions pass the original context, as HF decides
-  // per forward call (keys cached before keep the rotation they were written with, as in HF).
-  if (!s_.inv_freq_long.empty() && T > 0 &&
-      c.rope_scaling.uses_long_factors(*std::max_element(pos, pos + T) + 1))
-    inv_freq = s_.inv_freq_long.data();
-  rope_forward(s_.q.data(), pos, T, c.num_heads, c.head_dim, inv_freq, mscale);
-  rope_forward(k_rows, pos, T, c.num_kv_heads, c.head_dim, inv_freq, mscale);
+  rotate(r, s_.q.data(), k_rows, b.positions.data(), T);
   if (!contiguous)
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = cache.row_of(l, b.slots[size_t(t)]);
@@ -300,32 +312,27 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
     }
   // The spans carry the layer's window (layer_spans); the shape adds Gemma's scale and soft-cap.
   attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), layer_spans(l, cache, b), T,
-                          cache.row_stride(), c.attention_shape(l));
-  sublayer_output(l, Proj::O, L.o, L.attn_out_norm, s_.att.data(), T);
+                          cache.row_stride(), a);
+  sublayer_output(l, r, Proj::O, L.o, L.attn_out_norm, s_.att.data(), T);
 
-  rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, eps, norm_offset);
+  rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
   project_shared(l, {Proj::Gate, Proj::Up}, {&L.gate, &L.up}, {s_.gate.data(), s_.up.data()}, xn, T);
-  if (c.activation == Activation::GeluTanh)
-    geglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
-  else
-    swiglu_forward(s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
-  sublayer_output(l, Proj::Down, L.down, L.ffn_out_norm, s_.gate.data(), T);
+  glu_forward(r.activation, s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
+  sublayer_output(l, r, Proj::Down, L.down, L.ffn_out_norm, s_.gate.data(), T);
 }
 
 // The last projection of a sub-layer (o or down) added to the residual stream s_.x: directly,
-// or (sandwich norms) through its output norm first.
-void Decoder::sublayer_output(int64_t l, Proj p, const Linear& lin, const TensorView& out_norm, const float* in,
-                              int64_t T) {
-  const ModelConfig& c = model_.config;
-  const int64_t D = c.hidden_size;
-  if (!c.sandwich_norms && !observer_) {
+// or (output norms) through its norm first.
+void Decoder::sublayer_output(int64_t l, const LayerRecipe& r, Proj p, const Linear& lin, const TensorView& out_norm,
+                              const float* in, int64_t T) {
+  const int64_t D = model_.config.hidden_size;
+  if (!r.output_norms && !observer_) {
     project(l, p, lin, s_.x.data(), in, T, /*accumulate=*/true);
     return;
   }
   float* y = s_.block_out.data();
   project(l, p, lin, y, in, T, false);
-  if (c.sandwich_norms)
-    rmsnorm_forward(y, y, out_norm.ptr<const float>(), T, D, float(c.rms_norm_eps), c.norm_weight_offset());
+  if (r.output_norms) rmsnorm_forward(y, y, out_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
   if (observer_) observer_(l, p, y, T);
   float* x = s_.x.data();
 #pragma omp parallel for schedule(static) if (T * D > 65536)
@@ -350,7 +357,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   s_.att.resize(size_t(T * Q));
   s_.gate.resize(size_t(T * I));
   s_.up.resize(size_t(T * I));
-  if (c.sandwich_norms || observer_) s_.block_out.resize(size_t(T * D));
+  if (recipe_.layers[0].output_norms || observer_) s_.block_out.resize(size_t(T * D));
   if (!contiguous || cache.has_rings()) {
     s_.k.resize(size_t(T * KV));
     s_.v.resize(size_t(T * KV));
@@ -359,10 +366,8 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   window_spans_for_ = ring_rows_for_ = 0;
   float* x = s_.x.data();
   embed_rows(x, w.embed, b.tokens.data(), T, D);
-  if (c.scale_embeddings) {  // Gemma: times sqrt(hidden) rounded to the activations' dtype, as HF does
-    const float normalizer = c.embedding_scale();
-    for (int64_t i = 0; i < T * D; ++i) x[i] *= normalizer;
-  }
+  if (recipe_.embedding_scale != 1.0f)  // Gemma: times sqrt(hidden) rounded to F32, as HF does
+    for (int64_t i = 0; i < T * D; ++i) x[i] *= recipe_.embedding_scale;
   for (int64_t l = 0; l < c.num_layers; ++l) layer_forward(l, cache, b, contiguous);
   const int64_t rows = int64_t(b.logit_rows.size());
   if (rows == 0) return;
@@ -371,10 +376,10 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     const int64_t r = b.logit_rows[size_t(i)];
     if (r != i) std::memmove(x + i * D, x + r * D, size_t(D) * sizeof(float));
   }
-  rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, float(c.rms_norm_eps),
-                  c.norm_weight_offset());
+  rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, recipe_.norm.eps,
+                  recipe_.norm.weight_offset);
   linear_forward(logits, s_.xn.data(), w.lm_head, nullptr, rows, false, compute_);
-  if (c.final_softcap > 0) softcap_forward<float>(logits, rows * c.vocab_size, float(c.final_softcap));
+  if (recipe_.final_softcap > 0) softcap_forward<float>(logits, rows * c.vocab_size, recipe_.final_softcap);
 }
 
 }  // namespace taia

@@ -1,6 +1,6 @@
-// Forward pass of the decoder (LLaMA and Qwen2 share it): embedding, per layer
-// RMSNorm -> GQA attention with RoPE -> residual -> RMSNorm -> SwiGLU MLP -> residual,
-// final RMSNorm and LM head.
+// Inference forward pass of the decoder, every architecture: embedding, each layer's recipe
+// (model/layer_recipe.h: norm -> GQA attention with its rotary -> residual -> norm -> gated MLP
+// -> residual), final norm and LM head, over a KV cache.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -9,6 +9,7 @@
 #include "kernels/attention.h"
 #include "kernels/linear.h"
 #include "model/kv_cache.h"
+#include "model/layer_recipe.h"
 #include "model/lora.h"
 #include "model/weights.h"
 
@@ -41,9 +42,9 @@ struct RunState {
   std::vector<float> up;     // [T, I]
   std::vector<float> k, v;   // [T, KV] new keys/values before they go to their cache slots
   std::vector<float> block_out;  // [T, D] an attention / FFN output before it joins x (sandwich norms, observers)
-  std::vector<float> inv_freq;        // [hd/2]
-  std::vector<float> inv_freq_long;   // [hd/2] LongRope's long factors, else empty
-  std::vector<float> inv_freq_local;  // [hd/2] Gemma 3's local layers (rope_local_theta), else empty
+  std::vector<float> inv_freq;        // [rotary_dims/2]
+  std::vector<float> inv_freq_long;   // [rotary_dims/2] LongRope's long factors, else empty
+  std::vector<float> inv_freq_local;  // [rotary_dims/2] Gemma 3's local layers (rope_local_theta), else empty
 };
 
 class Decoder {
@@ -103,10 +104,12 @@ class Decoder {
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
   const KeySpans* layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b);
   static void map_spans_to_ring(std::vector<KeySpans>& spans, const PackedBatch& b, int64_t rows);
-  void sublayer_output(int64_t layer, Proj p, const Linear& lin, const TensorView& out_norm, const float* in,
-                       int64_t T);
+  void rotate(const LayerRecipe& r, float* q, float* k, const int64_t* positions, int64_t T);
+  void sublayer_output(int64_t layer, const LayerRecipe& r, Proj p, const Linear& lin, const TensorView& out_norm,
+                       const float* in, int64_t T);
 
   const Model& model_;
+  ModelRecipe recipe_;  // the sub-steps of every layer (model/layer_recipe.h)
   RunState s_;
   LinearCompute compute_;  // F32, or BF16 with bf16_
   Bf16Workspace bf16_;

@@ -8,13 +8,12 @@
 #include "core/threading.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
-#include "kernels/geglu.h"
+#include "kernels/glu.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/softcap.h"
-#include "kernels/swiglu.h"
 
 namespace taia {
 
@@ -114,18 +113,19 @@ void parallel_copy(float* dst, const float* src, int64_t n) {
 }  // namespace
 
 TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads, const EngineOptions& options)
-    : model_(model), lora_(lora), grads_(grads), options_(options) {
+    : model_(model), recipe_(model_recipe(model.config)), lora_(lora), grads_(grads), options_(options) {
   compute_.precision = options.compute_bf16 ? Precision::BF16 : Precision::F32;
   compute_.bf16 = &bf16_;
   const ModelConfig& c = model.config;
-  inv_freq_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling,
+  const int64_t dims = recipe_.rotary_dims;
+  inv_freq_ = rope_inv_freq(dims, float(c.rope_theta), c.rope_scaling,
                             model.rope_freq_factors.empty() ? nullptr : &model.rope_freq_factors);
   if (c.rope_scaling.type == RopeScaling::Type::LongRope)
-    inv_freq_long_ = rope_inv_freq(c.head_dim, float(c.rope_theta), c.rope_scaling, nullptr, true);
+    inv_freq_long_ = rope_inv_freq(dims, float(c.rope_theta), c.rope_scaling, nullptr, true);
   TAIA_CHECK(!lora_ || lora_->layout == c.proj_layout(), "[TrainEngine] the adapter's module layout (fused or split "
              "projections) is not the model's");
   fold_allowed_ = !model.has_block_weights();
-  if (c.rope_local_theta > 0) inv_freq_local_ = rope_inv_freq(c.head_dim, float(c.rope_local_theta), RopeScaling{});
+  if (recipe_.uses(RotaryTable::Local)) inv_freq_local_ = rope_inv_freq(dims, float(c.rope_local_theta), RopeScaling{});
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
              "computes in F32");
   if (grads_)
@@ -151,6 +151,8 @@ int64_t logits_chunk_rows(int64_t N, int64_t V) { return std::max<int64_t>(1, st
 template <typename Fn>
 void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   const ModelConfig& c = *s.config;
+  const ModelRecipe& r = *s.recipe;
+  const bool qk_norm = r.any_qk_norm(), output_norms = r.any_output_norms();
   const EngineOptions& o = *s.options;
   const int64_t N = s.B * s.L, D = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size,
                 H = c.num_heads, V = c.vocab_size;
@@ -164,12 +166,12 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
     for (std::vector<float>* v : {&a.k, &a.v}) size(*v, N * KV);
     for (std::vector<float>* v : {&a.gate, &a.up, &a.h}) size(*v, N * I);
     size(a.probs, s.B * H * s.L * s.L);
-    size(a.q_raw, c.qk_norm ? N * Q : 0);
-    size(a.k_raw, c.qk_norm ? N * KV : 0);
-    size(a.rstd_q, c.qk_norm ? N * H : 0);
-    size(a.rstd_k, c.qk_norm ? N * c.num_kv_heads : 0);
-    for (std::vector<float>* v : {&a.attn_out, &a.ffn_out}) size(*v, c.sandwich_norms ? N * D : 0);
-    for (std::vector<float>* v : {&a.rstd_attn_out, &a.rstd_ffn_out}) size(*v, c.sandwich_norms ? N : 0);
+    size(a.q_raw, qk_norm ? N * Q : 0);
+    size(a.k_raw, qk_norm ? N * KV : 0);
+    size(a.rstd_q, qk_norm ? N * H : 0);
+    size(a.rstd_k, qk_norm ? N * c.num_kv_heads : 0);
+    for (std::vector<float>* v : {&a.attn_out, &a.ffn_out}) size(*v, output_norms ? N * D : 0);
+    for (std::vector<float>* v : {&a.rstd_attn_out, &a.rstd_ffn_out}) size(*v, output_norms ? N : 0);
     // LoRA: u per adapted projection (the largest rank over the layers this set serves), and the
     // folded weight w_eff.
     for (int i = 0; i < kNumProj; ++i) {
@@ -205,16 +207,16 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   size(b.lnf, N * D);
   size(b.rstdf, N);
   size(b.logits, logits_chunk_rows(N, V) * V);
-  size(b.sublayer_normed, c.sandwich_norms ? N * D : 0);
-  size(b.logits_capped, c.final_softcap > 0 ? logits_chunk_rows(N, V) * V : 0);
+  size(b.sublayer_normed, output_norms ? N * D : 0);
+  size(b.logits_capped, r.final_softcap > 0 ? logits_chunk_rows(N, V) * V : 0);
   GradScratch& g = b.grad;
   for (std::vector<float>* v : {&g.d_residual, &g.d_norm_out}) size(*v, N * D);
   for (std::vector<float>* v : {&g.d_h, &g.d_gate, &g.d_up}) size(*v, N * I);
   for (std::vector<float>* v : {&g.d_att, &g.d_q}) size(*v, N * Q);
   for (std::vector<float>* v : {&g.d_k, &g.d_v}) size(*v, N * KV);
-  size(g.d_q_raw, c.qk_norm ? N * Q : 0);
-  size(g.d_k_raw, c.qk_norm ? N * KV : 0);
-  size(g.d_sublayer_out, c.sandwich_norms ? N * D : 0);
+  size(g.d_q_raw, qk_norm ? N * Q : 0);
+  size(g.d_k_raw, qk_norm ? N * KV : 0);
+  size(g.d_sublayer_out, output_norms ? N * D : 0);
   int64_t max_rank = 0, max_in = 0, max_rank_out = 0;
   for (int64_t l = 0; s.lora && l < c.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i)
@@ -233,6 +235,7 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
 int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t L, const EngineOptions& o,
                                           const LoraAdapter* lora) {
   const ModelConfig& c = model.config;
+  const ModelRecipe recipe = model_recipe(c);
   const int64_t N = B * L, widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
   int64_t bytes = int64_t(num_threads()) * L * L * 4;  // attention backward: dS per thread
   int64_t expert_floats = 0;
@@ -241,7 +244,7 @@ int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t
       if (const MoloraModule* m = lora->molora.find(l, Proj(i)))
         expert_floats = std::max(expert_floats, molora_scratch_floats(N, m->experts, m->top_k, m->rank, m->in, m->out));
   bytes += expert_floats * 4;
-  if (c.attn_softcap > 0) bytes += int64_t(num_threads()) * kCausalBlock * L * 4;  // a block's recomputed logits
+  if (recipe.any_attention_softcap()) bytes += int64_t(num_threads()) * kCausalBlock * L * 4;  // a block's recomputed logits
   if (o.compute_bf16) {
     // Every frozen projection and the LM head multiply in BF16: F32 weights are copied once.
     if (model.linear_dtype == DType::F32) {
@@ -262,14 +265,15 @@ int64_t TrainEngine::working_bytes(const Model& model, int64_t B, int64_t L, con
                                    const LoraAdapter* lora, bool full) {
   Buffers none;  // only sized, never allocated
   int64_t floats = 0;
-  plan_buffers(none, PlanShape{&model.config, B, L, &o, full ? nullptr : lora, !model.has_block_weights()},
+  const ModelRecipe recipe = model_recipe(model.config);
+  plan_buffers(none, PlanShape{&model.config, &recipe, B, L, &o, full ? nullptr : lora, !model.has_block_weights()},
                [&](auto&, int64_t n) { floats += n; });  // float and int32 buffers: 4 bytes each
   return floats * 4 + kernel_scratch_bytes(model, B, L, o, full ? nullptr : lora);
 }
 
 int64_t TrainEngine::allocated_bytes() {
   int64_t bytes = 0;
-  plan_buffers(buf_, PlanShape{&model_.config, B_, L_, &options_, lora_, fold_allowed_},
+  plan_buffers(buf_, PlanShape{&model_.config, &recipe_, B_, L_, &options_, lora_, fold_allowed_},
                [&](auto& v, int64_t) { bytes += int64_t(v.capacity()) * 4; });
   return bytes;
 }
@@ -297,7 +301,7 @@ void TrainEngine::resize(const TrainBatch& batch) {
   N_ = B_ * L_;
   // LongRope: the long factors when the batch's sequences pass the original context, as HF decides per call.
   const bool long_factors = c.rope_scaling.uses_long_factors(L_);
-  if (rope_.cos.size() < size_t(L_) * size_t(c.head_dim / 2) || long_factors != rope_long_factors_) {
+  if (rope_.cos.size() < size_t(L_) * inv_freq_.size() || long_factors != rope_long_factors_) {
     rope_long_factors_ = long_factors;
     rope_ = rope_table(long_factors ? inv_freq_long_ : inv_freq_, L_, c.rope_scaling.mscale());
     if (!inv_freq_local_.empty()) rope_local_ = rope_table(inv_freq_local_, L_);
@@ -315,7 +319,7 @@ void TrainEngine::resize(const TrainBatch& batch) {
   row_real_.assign(size_t(N_), 1);
   for (size_t b = 0; b < batch.lengths.size(); ++b)
     for (int64_t t = batch.lengths[b]; t < L_; ++t) row_real_[b * size_t(L_) + size_t(t)] = 0;
-  plan_buffers(buf_, PlanShape{&c, B_, L_, &options_, lora_, fold_allowed_},
+  plan_buffers(buf_, PlanShape{&c, &recipe_, B_, L_, &options_, lora_, fold_allowed_},
                [](auto& v, int64_t n) { v.resize(size_t(n)); });
 }
 
@@ -456,65 +460,78 @@ void TrainEngine::lora_backward(int64_t l, Proj p, const LoraView& m, float* dx,
       if (mask.keep(n, f)) dx[n * m.in + f] += d_x_dropped[n * m.in + f] * keep_scale;
 }
 
+// One layer's forward on N rows, the steps of its recipe in order; every activation the
+// backward needs is saved in `a`.
 void TrainEngine::layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step) {
-  const ModelConfig& c = model_.config;
+  const LayerRecipe& r = recipe_.layers[size_t(l)];
   const LayerWeights& w = model_.weights.layers[size_t(l)];
-  const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
-  const float eps = float(c.rms_norm_eps);
+  const AttentionShape& shape = r.attention;
+  const int64_t N = N_, D = model_.config.hidden_size, I = model_.config.intermediate_size;
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_copy(a.x_in.data(), x_in, N * D);
   }
-  {
-    PhaseScope t(phase_slot(Phase::Norm));
-    rmsnorm_train_forward<float>(a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm.ptr<const float>(), N, D,
-                                 eps, c.norm_weight_offset());
-  }
-  proj_forward(l, Proj::Q, (c.qk_norm ? a.q_raw : a.q).data(), a.ln1.data(), N, a, train, step, false);
-  proj_forward(l, Proj::K, (c.qk_norm ? a.k_raw : a.k).data(), a.ln1.data(), N, a, train, step, false);
+  norm_forward(r.norm, a.ln1.data(), a.rstd1.data(), a.x_in.data(), w.attn_norm, N, D);
+  proj_forward(l, Proj::Q, (r.qk_norm ? a.q_raw : a.q).data(), a.ln1.data(), N, a, train, step, false);
+  proj_forward(l, Proj::K, (r.qk_norm ? a.k_raw : a.k).data(), a.ln1.data(), N, a, train, step, false);
   proj_forward(l, Proj::V, a.v.data(), a.ln1.data(), N, a, train, step, false);
-  if (c.qk_norm) {  // per head: [N, H, hd] as N*H rows of hd
-    PhaseScope t(phase_slot(Phase::Norm));
-    rmsnorm_train_forward<float>(a.q.data(), a.rstd_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(),
-                                 N * c.num_heads, c.head_dim, eps, c.norm_weight_offset());
-    rmsnorm_train_forward<float>(a.k.data(), a.rstd_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(),
-                                 N * c.num_kv_heads, c.head_dim, eps, c.norm_weight_offset());
+  if (r.qk_norm) {  // per head: [N, H, hd] as N*H rows of hd
+    norm_forward(r.norm, a.q.data(), a.rstd_q.data(), a.q_raw.data(), w.q_norm, N * shape.n_heads, shape.head_dim);
+    norm_forward(r.norm, a.k.data(), a.rstd_k.data(), a.k_raw.data(), w.k_norm, N * shape.n_kv_heads, shape.head_dim);
   }
   {
     PhaseScope t(phase_slot(Phase::Attention));
-    rope_train_forward<float>(a.q.data(), positions_.data(), N, c.num_heads, c.head_dim, layer_rope(l));
-    rope_train_forward<float>(a.k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, layer_rope(l));
-    attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_,
-                                   c.attention_shape(l));
+    if (const RopeTable* rope = layer_rope(r)) {
+      rope_train_forward<float>(a.q.data(), positions_.data(), N, shape.n_heads, shape.head_dim, *rope);
+      rope_train_forward<float>(a.k.data(), positions_.data(), N, shape.n_kv_heads, shape.head_dim, *rope);
+    }
+    attention_train_forward<float>(a.att.data(), a.probs.data(), a.q.data(), a.k.data(), a.v.data(), B_, L_, shape);
   }
-  sublayer_forward(l, Proj::O, a, a.att.data(), a.x_in.data(), a.x_mid.data(), a.attn_out, a.rstd_attn_out,
+  sublayer_forward(l, r, Proj::O, a, a.att.data(), a.x_in.data(), a.x_mid.data(), a.attn_out, a.rstd_attn_out,
                    w.attn_out_norm, train, step);
-  {
-    PhaseScope t(phase_slot(Phase::Norm));
-    rmsnorm_train_forward<float>(a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm.ptr<const float>(), N, D,
-                                 eps, c.norm_weight_offset());
-  }
+  norm_forward(r.norm, a.ln2.data(), a.rstd2.data(), a.x_mid.data(), w.ffn_norm, N, D);
   proj_forward(l, Proj::Gate, a.gate.data(), a.ln2.data(), N, a, train, step, false);
   proj_forward(l, Proj::Up, a.up.data(), a.ln2.data(), N, a, train, step, false);
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
-    if (c.activation == Activation::GeluTanh)
-      geglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
-    else
-      swiglu_train_forward<float>(a.h.data(), a.gate.data(), a.up.data(), N * I);
+    glu_train_forward<float>(r.activation, a.h.data(), a.gate.data(), a.up.data(), N * I);
   }
-  sublayer_forward(l, Proj::Down, a, a.h.data(), a.x_mid.data(), x_out, a.ffn_out, a.rstd_ffn_out, w.ffn_out_norm,
+  sublayer_forward(l, r, Proj::Down, a, a.h.data(), a.x_mid.data(), x_out, a.ffn_out, a.rstd_ffn_out, w.ffn_out_norm,
                    train, step);
 }
 
+// y [rows, dim] = the recipe's RMSNorm of x with `weight`, rstd [rows] saved.
+void TrainEngine::norm_forward(const NormStep& n, float* y, float* rstd, const float* x, const TensorView& weight,
+                               int64_t rows, int64_t dim) {
+  PhaseScope t(phase_slot(Phase::Norm));
+  rmsnorm_train_forward<float>(y, rstd, x, weight.ptr<const float>(), rows, dim, n.eps, n.weight_offset);
+}
+
+// dx [rows, dim] += the norm's input gradient for dy, and its weight's (norm_grad) when it trains.
+void TrainEngine::norm_backward(const NormStep& n, float* dx, float* d_weight, const float* dy, const float* x,
+                                const TensorView& weight, const float* rstd, int64_t rows, int64_t dim) {
+  PhaseScope t(phase_slot(Phase::Norm));
+  rmsnorm_backward<float>(dx, d_weight, dy, x, weight.ptr<const float>(), rstd, rows, dim, n.weight_offset);
+}
+
+// The layer's rotation table, or null where the layer does not rotate (a NoPE layer).
+const RopeTable* TrainEngine::layer_rope(const LayerRecipe& r) const {
+  switch (r.rotary.table) {
+    case RotaryTable::None: return nullptr;
+    case RotaryTable::Local: return &rope_local_;
+    case RotaryTable::Global: break;
+  }
+  return &rope_;
+}
+
 // x_out = x_res + the sub-layer's last projection (o or down) of `in`: accumulated straight into
-// x_out, or with sandwich norms (Gemma 2) projected into `pre` [N, D], normalised by out_norm
-// (rstd saved) and added.
-void TrainEngine::sublayer_forward(int64_t l, Proj p, LayerActs& a, const float* in, const float* x_res, float* x_out,
-                                   std::vector<float>& pre, std::vector<float>& rstd, const TensorView& out_norm,
-                                   bool train, uint64_t step) {
+// x_out, or with output norms (Gemma's sandwich) projected into `pre` [N, D], normalised by
+// out_norm (rstd saved) and added.
+void TrainEngine::sublayer_forward(int64_t l, const LayerRecipe& r, Proj p, LayerActs& a, const float* in,
+                                   const float* x_res, float* x_out, std::vector<float>& pre, std::vector<float>& rstd,
+                                   const TensorView& out_norm, bool train, uint64_t step) {
   const int64_t N = N_, D = model_.config.hidden_size;
-  if (!model_.config.sandwich_norms) {
+  if (!r.output_norms) {
     if (x_out != x_res) {
       PhaseScope t(phase_slot(Phase::Elementwise));
       parallel_copy(x_out, x_res, N * D);
@@ -523,84 +540,82 @@ void TrainEngine::sublayer_forward(int64_t l, Proj p, LayerActs& a, const float*
     return;
   }
   proj_forward(l, p, pre.data(), in, N, a, train, step, false);
-  PhaseScope t(phase_slot(Phase::Norm));
   float* normed = buf_.sublayer_normed.data();
-  rmsnorm_train_forward<float>(normed, rstd.data(), pre.data(), out_norm.ptr<const float>(), N, D,
-                               float(model_.config.rms_norm_eps), model_.config.norm_weight_offset());
+  norm_forward(r.norm, normed, rstd.data(), pre.data(), out_norm, N, D);
+  PhaseScope t(phase_slot(Phase::Elementwise));
 #pragma omp parallel for schedule(static) if (N * D > 65536)
   for (int64_t i = 0; i < N * D; ++i) x_out[i] = x_res[i] + normed[i];
 }
 
-// The gradient at a sub-layer's last projection output: d_residual itself, or with sandwich
-// norms d_residual back through the output norm (into d_sublayer_out; its weight's gradient too).
 // The gradient buffer of a layer norm's weight (full fine-tuning), or null when it is frozen.
 float* TrainEngine::norm_grad(int64_t l, LayerNorm n) {
   return grads_ ? grads_->find(norm_tensor_name(l, n, model_.config.norm_layout())) : nullptr;
 }
 
-const float* TrainEngine::sublayer_backward_norm(int64_t l, LayerNorm n, const float* d_residual,
+// The gradient at a sub-layer's last projection output: d_residual itself, or with output norms
+// d_residual back through the norm (into d_sublayer_out; its weight's gradient too).
+const float* TrainEngine::sublayer_backward_norm(int64_t l, const LayerRecipe& r, LayerNorm n, const float* d_residual,
                                                  const std::vector<float>& pre, const std::vector<float>& rstd,
                                                  const TensorView& out_norm) {
-  const ModelConfig& c = model_.config;
-  if (!c.sandwich_norms) return d_residual;
-  const int64_t N = N_, D = c.hidden_size;
-  PhaseScope t(phase_slot(Phase::Norm));
+  if (!r.output_norms) return d_residual;
+  const int64_t N = N_, D = model_.config.hidden_size;
   float* d_pre = buf_.grad.d_sublayer_out.data();
-  parallel_zero(d_pre, N * D);
-  rmsnorm_backward<float>(d_pre, norm_grad(l, n), d_residual,
-                          pre.data(), out_norm.ptr<const float>(), rstd.data(), N, D, c.norm_weight_offset());
+  {
+    PhaseScope t(phase_slot(Phase::Norm));
+    parallel_zero(d_pre, N * D);
+  }
+  norm_backward(r.norm, d_pre, norm_grad(l, n), d_residual, pre.data(), out_norm, rstd.data(), N, D);
   return d_pre;
 }
 
 // d_residual [N, D]: the gradient at the layer output on entry, at the layer input on exit (left
-// as it is in the first layer when nothing below it trains; see attention_block_backward).
+// as it is in the first layer when nothing below it trains; see attention_block_backward). The
+// recipe's steps in reverse.
 void TrainEngine::layer_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
-  ffn_backward(l, a, d_residual, step);
-  attention_block_backward(l, a, d_residual, step);
+  const LayerRecipe& r = recipe_.layers[size_t(l)];
+  ffn_backward(l, r, a, d_residual, step);
+  attention_block_backward(l, r, a, d_residual, step);
 }
 
-void TrainEngine::ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
-  const ModelConfig& c = model_.config;
+void TrainEngine::ffn_backward(int64_t l, const LayerRecipe& r, LayerActs& a, float* d_residual, uint64_t step) {
   const LayerWeights& w = model_.weights.layers[size_t(l)];
-  const int64_t N = N_, D = c.hidden_size, I = c.intermediate_size;
+  const int64_t N = N_, D = model_.config.hidden_size, I = model_.config.intermediate_size;
   GradScratch& g = buf_.grad;
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_zero(g.d_h.data(), N * I);
   }
   proj_backward(l, Proj::Down, g.d_h.data(),
-                sublayer_backward_norm(l, LayerNorm::FfnOut, d_residual, a.ffn_out, a.rstd_ffn_out, w.ffn_out_norm),
+                sublayer_backward_norm(l, r, LayerNorm::FfnOut, d_residual, a.ffn_out, a.rstd_ffn_out, w.ffn_out_norm),
                 a.h.data(), N, a, step);
   float* d_ln2 = g.d_norm_out.data();
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
     parallel_zero(g.d_gate.data(), N * I);
     parallel_zero(g.d_up.data(), N * I);
-    if (c.activation == Activation::GeluTanh)
-      geglu_backward<float>(g.d_gate.data(), g.d_up.data(), g.d_h.data(), a.gate.data(), a.up.data(), N * I);
-    else
-      swiglu_backward<float>(g.d_gate.data(), g.d_up.data(), g.d_h.data(), a.gate.data(), a.up.data(), N * I);
+    glu_backward<float>(r.activation, g.d_gate.data(), g.d_up.data(), g.d_h.data(), a.gate.data(), a.up.data(), N * I);
     parallel_zero(d_ln2, N * D);
   }
   proj_backward(l, Proj::Gate, d_ln2, g.d_gate.data(), a.ln2.data(), N, a, step);
   proj_backward(l, Proj::Up, d_ln2, g.d_up.data(), a.ln2.data(), N, a, step);
   // The residual passes d_residual straight through; the norm adds its share.
-  PhaseScope t(phase_slot(Phase::Norm));
-  rmsnorm_backward<float>(d_residual, norm_grad(l, LayerNorm::Ffn), d_ln2,
-                          a.x_mid.data(), w.ffn_norm.ptr<const float>(), a.rstd2.data(), N, D, c.norm_weight_offset());
+  norm_backward(r.norm, d_residual, norm_grad(l, LayerNorm::Ffn), d_ln2, a.x_mid.data(), w.ffn_norm, a.rstd2.data(), N,
+                D);
 }
 
-void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step) {
-  const ModelConfig& c = model_.config;
+void TrainEngine::attention_block_backward(int64_t l, const LayerRecipe& r, LayerActs& a, float* d_residual,
+                                           uint64_t step) {
   const LayerWeights& w = model_.weights.layers[size_t(l)];
-  const int64_t N = N_, D = c.hidden_size;
+  const AttentionShape& shape = r.attention;
+  const int64_t N = N_, D = model_.config.hidden_size;
   GradScratch& g = buf_.grad;
   {
     PhaseScope t(phase_slot(Phase::Elementwise));
-    parallel_zero(g.d_att.data(), N * c.q_dim());
+    parallel_zero(g.d_att.data(), N * shape.n_heads * shape.head_dim);
   }
   proj_backward(l, Proj::O, g.d_att.data(),
-                sublayer_backward_norm(l, LayerNorm::AttnOut, d_residual, a.attn_out, a.rstd_attn_out, w.attn_out_norm),
+                sublayer_backward_norm(l, r, LayerNorm::AttnOut, d_residual, a.attn_out, a.rstd_attn_out,
+                                       w.attn_out_norm),
                 a.att.data(), N, a, step);
   {
     PhaseScope t(phase_slot(Phase::Attention));
@@ -608,22 +623,24 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
     parallel_zero(g.d_k.data(), int64_t(g.d_k.size()));
     parallel_zero(g.d_v.data(), int64_t(g.d_v.size()));
     attention_backward<float>(g.d_q.data(), g.d_k.data(), g.d_v.data(), g.d_att.data(), a.probs.data(), a.q.data(),
-                              a.k.data(), a.v.data(), B_, L_, c.attention_shape(l));
-    rope_backward<float>(g.d_q.data(), positions_.data(), N, c.num_heads, c.head_dim, layer_rope(l));
-    rope_backward<float>(g.d_k.data(), positions_.data(), N, c.num_kv_heads, c.head_dim, layer_rope(l));
+                              a.k.data(), a.v.data(), B_, L_, shape);
+    if (const RopeTable* rope = layer_rope(r)) {
+      rope_backward<float>(g.d_q.data(), positions_.data(), N, shape.n_heads, shape.head_dim, *rope);
+      rope_backward<float>(g.d_k.data(), positions_.data(), N, shape.n_kv_heads, shape.head_dim, *rope);
+    }
   }
   const float* d_q_proj = g.d_q.data();  // the gradient at the q / k projections' outputs
   const float* d_k_proj = g.d_k.data();
-  if (c.qk_norm) {
-    PhaseScope t(phase_slot(Phase::Norm));
-    parallel_zero(g.d_q_raw.data(), int64_t(g.d_q_raw.size()));
-    parallel_zero(g.d_k_raw.data(), int64_t(g.d_k_raw.size()));
-    rmsnorm_backward<float>(g.d_q_raw.data(), norm_grad(l, LayerNorm::Q),
-                            g.d_q.data(), a.q_raw.data(), w.q_norm.ptr<const float>(), a.rstd_q.data(),
-                            N * c.num_heads, c.head_dim, c.norm_weight_offset());
-    rmsnorm_backward<float>(g.d_k_raw.data(), norm_grad(l, LayerNorm::K),
-                            g.d_k.data(), a.k_raw.data(), w.k_norm.ptr<const float>(), a.rstd_k.data(),
-                            N * c.num_kv_heads, c.head_dim, c.norm_weight_offset());
+  if (r.qk_norm) {
+    {
+      PhaseScope t(phase_slot(Phase::Norm));
+      parallel_zero(g.d_q_raw.data(), int64_t(g.d_q_raw.size()));
+      parallel_zero(g.d_k_raw.data(), int64_t(g.d_k_raw.size()));
+    }
+    norm_backward(r.norm, g.d_q_raw.data(), norm_grad(l, LayerNorm::Q), g.d_q.data(), a.q_raw.data(), w.q_norm,
+                  a.rstd_q.data(), N * shape.n_heads, shape.head_dim);
+    norm_backward(r.norm, g.d_k_raw.data(), norm_grad(l, LayerNorm::K), g.d_k.data(), a.k_raw.data(), w.k_norm,
+                  a.rstd_k.data(), N * shape.n_kv_heads, shape.head_dim);
     d_q_proj = g.d_q_raw.data();
     d_k_proj = g.d_k_raw.data();
   }
@@ -641,9 +658,7 @@ void TrainEngine::attention_block_backward(int64_t l, LayerActs& a, float* d_res
   proj_backward(l, Proj::K, d_ln1, d_k_proj, a.ln1.data(), N, a, step);
   proj_backward(l, Proj::V, d_ln1, g.d_v.data(), a.ln1.data(), N, a, step);
   if (!need_dx) return;
-  PhaseScope t(phase_slot(Phase::Norm));
-  rmsnorm_backward<float>(d_residual, d_attn_norm, d_ln1, a.x_in.data(), w.attn_norm.ptr<const float>(),
-                          a.rstd1.data(), N, D, c.norm_weight_offset());
+  norm_backward(r.norm, d_residual, d_attn_norm, d_ln1, a.x_in.data(), w.attn_norm, a.rstd1.data(), N, D);
 }
 
 void TrainEngine::embed(const TrainBatch& batch) {
@@ -655,10 +670,8 @@ void TrainEngine::embed(const TrainBatch& batch) {
                                                                    dtype_bytes(w.embed.dtype, D);
     convert_to_f32(w.embed.dtype, row, buf_.x.data() + i * D, size_t(D));
   }
-  if (model_.config.scale_embeddings) {  // Gemma: times sqrt(hidden) in F32, as HF does
-    const float normalizer = model_.config.embedding_scale();
-    for (int64_t i = 0; i < N_ * D; ++i) buf_.x[size_t(i)] *= normalizer;
-  }
+  if (recipe_.embedding_scale != 1.0f)  // Gemma: times sqrt(hidden) in F32, as HF does
+    for (int64_t i = 0; i < N_ * D; ++i) buf_.x[size_t(i)] *= recipe_.embedding_scale;
 }
 
 // Final norm, LM head and cross-entropy in row chunks; with backward, the gradient at the final
@@ -667,11 +680,7 @@ double TrainEngine::head_and_loss(const TrainBatch& batch, bool backward, float 
   const ModelConfig& c = model_.config;
   const ModelWeights& w = model_.weights;
   const int64_t N = N_, D = c.hidden_size, V = c.vocab_size;
-  {
-    PhaseScope t(phase_slot(Phase::Norm));
-    rmsnorm_train_forward<float>(buf_.lnf.data(), buf_.rstdf.data(), buf_.x.data(), w.final_norm.ptr<const float>(),
-                                 N, D, float(c.rms_norm_eps), c.norm_weight_offset());
-  }
+  norm_forward(recipe_.norm, buf_.lnf.data(), buf_.rstdf.data(), buf_.x.data(), w.final_norm, N, D);
   PhaseScope t(phase_slot(Phase::HeadLoss));
   const int64_t chunk = logits_chunk_rows(N, V);
   float* logits = buf_.logits.data();
@@ -684,7 +693,7 @@ double TrainEngine::head_and_loss(const TrainBatch& batch, bool backward, float 
     const int64_t rows = std::min(chunk, N - r0);
     const float* lnf = buf_.lnf.data() + r0 * D;
     linear_forward(logits, lnf, w.lm_head, nullptr, rows, false, compute_);
-    const float cap = float(c.final_softcap);
+    const float cap = recipe_.final_softcap;
     if (cap > 0) {  // Gemma 2: the loss sees cap * tanh(logit / cap); keep them for the backward
       softcap_forward<float>(logits, rows * V, cap);
       if (backward) parallel_copy(buf_.logits_capped.data(), logits, rows * V);
@@ -701,7 +710,7 @@ void TrainEngine::embedding_backward(const TrainBatch& batch) {
   if (!d_embed) return;
   const int64_t D = model_.config.hidden_size;
   const float* d_residual = buf_.grad.d_residual.data();
-  const float scale = model_.config.embedding_scale();
+  const float scale = recipe_.embedding_scale;
   for (int64_t i = 0; i < N_; ++i) {
     float* row = d_embed + size_t(batch.tokens[size_t(i)]) * size_t(D);
     const float* g = d_residual + i * D;
@@ -728,13 +737,9 @@ double TrainEngine::run(const TrainBatch& batch, bool backward, float grad_scale
   const double loss = head_and_loss(batch, backward, grad_scale);
   if (!backward) return loss;
   float* d_residual = buf_.grad.d_residual.data();
-  {
-    PhaseScope t(phase_slot(Phase::Norm));
-    std::fill(d_residual, d_residual + N * D, 0.0f);
-    rmsnorm_backward<float>(d_residual, grads_ ? grads_->find(kFinalNormTensor) : nullptr, buf_.grad.d_norm_out.data(),
-                            buf_.x.data(), model_.weights.final_norm.ptr<const float>(), buf_.rstdf.data(), N, D,
-                            c.norm_weight_offset());
-  }
+  parallel_zero(d_residual, N * D);
+  norm_backward(recipe_.norm, d_residual, grads_ ? grads_->find(kFinalNormTensor) : nullptr,
+                buf_.grad.d_norm_out.data(), buf_.x.data(), model_.weights.final_norm, buf_.rstdf.data(), N, D);
   for (int64_t l = c.num_layers - 1; l >= 0; --l) {
     LayerActs& a = buf_.acts[recompute ? 0 : size_t(l)];
     if (recompute) layer_forward(l, a, buf_.saved_inputs[size_t(l)].data(), buf_.recomputed_out.data(), true, step);

@@ -1,5 +1,5 @@
-// Training forward and backward pass of the decoder, with LoRA branches and/or full
-// weight gradients. Per layer the activations backward needs are kept, or (recompute) only
+// Training forward and backward pass of the decoder, every architecture through its layer
+// recipe (model/layer_recipe.h), with LoRA branches and/or full weight gradients. Per layer the activations backward needs are kept, or (recompute) only
 // the layer input is kept and the layer is run again during backward.
 #pragma once
 #include <array>
@@ -15,6 +15,7 @@
 #include "kernels/linear.h"
 #include "kernels/molora.h"
 #include "kernels/rope.h"
+#include "model/layer_recipe.h"
 #include "model/weights.h"
 #include "model/lora.h"
 
@@ -181,6 +182,7 @@ class TrainEngine {
   };
   struct PlanShape {
     const ModelConfig* config = nullptr;
+    const ModelRecipe* recipe = nullptr;
     int64_t B = 0, L = 0;
     const EngineOptions* options = nullptr;
     const LoraAdapter* lora = nullptr;  // null without LoRA
@@ -197,15 +199,21 @@ class TrainEngine {
   void embed(const TrainBatch& batch);
   double head_and_loss(const TrainBatch& batch, bool backward, float grad_scale);
   void layer_forward(int64_t l, LayerActs& a, const float* x_in, float* x_out, bool train, uint64_t step);
-  void sublayer_forward(int64_t l, Proj p, LayerActs& a, const float* in, const float* x_res, float* x_out,
-                        std::vector<float>& pre, std::vector<float>& rstd, const TensorView& out_norm, bool train,
-                        uint64_t step);
+  void norm_forward(const NormStep& n, float* y, float* rstd, const float* x, const TensorView& weight, int64_t rows,
+                    int64_t dim);
+  void norm_backward(const NormStep& n, float* dx, float* d_weight, const float* dy, const float* x,
+                     const TensorView& weight, const float* rstd, int64_t rows, int64_t dim);
+  const RopeTable* layer_rope(const LayerRecipe& r) const;
+  void sublayer_forward(int64_t l, const LayerRecipe& r, Proj p, LayerActs& a, const float* in, const float* x_res,
+                        float* x_out, std::vector<float>& pre, std::vector<float>& rstd, const TensorView& out_norm,
+                        bool train, uint64_t step);
   float* norm_grad(int64_t l, LayerNorm n);
-  const float* sublayer_backward_norm(int64_t l, LayerNorm n, const float* d_residual, const std::vector<float>& pre,
-                                      const std::vector<float>& rstd, const TensorView& out_norm);
+  const float* sublayer_backward_norm(int64_t l, const LayerRecipe& r, LayerNorm n, const float* d_residual,
+                                      const std::vector<float>& pre, const std::vector<float>& rstd,
+                                      const TensorView& out_norm);
   void layer_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
-  void ffn_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
-  void attention_block_backward(int64_t l, LayerActs& a, float* d_residual, uint64_t step);
+  void ffn_backward(int64_t l, const LayerRecipe& r, LayerActs& a, float* d_residual, uint64_t step);
+  void attention_block_backward(int64_t l, const LayerRecipe& r, LayerActs& a, float* d_residual, uint64_t step);
   void embedding_backward(const TrainBatch& batch);
   void proj_forward(int64_t l, Proj p, float* y, const float* x, int64_t N, LayerActs& a, bool train, uint64_t step,
                     bool accumulate);
@@ -226,6 +234,7 @@ class TrainEngine {
   double* phase_slot(Phase p) { return options_.profile ? &phase_times_.seconds[size_t(p)] : nullptr; }
 
   const Model& model_;
+  ModelRecipe recipe_;  // the sub-steps of every layer (model/layer_recipe.h)
   LoraAdapter* lora_;
   FullGrads* grads_;
   EngineOptions options_;
@@ -243,9 +252,6 @@ class TrainEngine {
   bool fold_allowed_ = true;        // PlanShape::fold_allowed for this model
   std::vector<float> inv_freq_local_;  // Gemma 3's local layers (rope_local_theta), else empty
   RopeTable rope_local_;  // their cos/sin
-  const RopeTable& layer_rope(int64_t l) const {
-    return model_.config.layer_uses_local_rope(l) ? rope_local_ : rope_;
-  }
   int64_t B_ = 0, L_ = 0, N_ = 0;
   std::vector<int64_t> positions_;  // [N] position of each row within its sequence
   std::vector<uint8_t> row_real_;   // [N] 1 where the row is a token of its sequence, 0 on padding
