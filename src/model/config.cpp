@@ -6,33 +6,6 @@
 
 namespace taia {
 
-namespace {
-constexpr ArchInfo kArchs[] = {
-    {Arch::Llama, "llama", "LlamaForCausalLM", "llama", true, true, false},
-    {Arch::Qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2", false, true, false},
-    {Arch::Mistral, "mistral", "MistralForCausalLM", "llama", true, true, false},
-    {Arch::Qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3", false, true, false},
-    {Arch::Gemma2, "gemma2", "Gemma2ForCausalLM", "gemma2", false, true, true},
-    {Arch::Gemma3, "gemma3_text", "Gemma3ForCausalLM", "gemma3", false, true, true},
-    {Arch::Phi3, "phi3", "Phi3ForCausalLM", "phi3", false, true, false},
-};
-}  // namespace
-
-const ArchInfo& arch_info(Arch a) {
-  for (const ArchInfo& i : kArchs)
-    if (i.arch == a) return i;
-  return kArchs[0];
-}
-const char* arch_name(Arch a) { return arch_info(a).model_type; }
-const char* arch_hf_class(Arch a) { return arch_info(a).hf_class; }
-
-Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin) {
-  for (const ArchInfo& i : kArchs)
-    if (gguf_arch == i.gguf_arch && i.gguf_supported) return i.arch;
-  fail(origin, ": general.architecture expected 'llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3' or 'phi3', got '",
-       gguf_arch, "'");
-}
-
 void ModelConfig::validate(const std::string& origin) const {
   auto positive = [&](int64_t v, const char* name, int64_t max) {
     TAIA_CHECK(v > 0 && v <= max, origin, ": ", name, " expected 1..", max, ", got ", v);
@@ -164,20 +137,8 @@ void finish_longrope(const Json& j, ModelConfig& c, const std::string& origin) {
   if (rs.attention_factor == 0) rs.attention_factor = longrope_attention_factor(factor, rs.original_max_position_embeddings);
 }
 
-// Phi-3: fused projections without biases, SwiGLU, a window on every layer (sliding_window, or
-// null for none), LongRope where rope_scaling says so. Training-time dropouts and a partial
-// rotary dimension are not implemented: refused unless they are off.
-void read_phi3(const Json& j, ModelConfig& c, const std::string& origin) {
-  c.fused_proj = true;
-  TAIA_CHECK(!json_bool_or(j, "attention_bias", false, origin), origin,
-             ": attention_bias=true is not supported for Phi-3 (its projections have no biases)");
-  if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
-    TAIA_CHECK(sw->is_number_integer() && sw->get<int64_t>() > 0, origin,
-               ": sliding_window expected a positive integer or null, got ", sw->dump());
-    c.sliding_window = sw->get<int64_t>();
-  }
-  const double prf = json_number_or(j, "partial_rotary_factor", 1.0, origin);
-  TAIA_CHECK(prf == 1.0, origin, ": partial_rotary_factor ", prf, " is not supported (taia rotates whole heads: 1.0)");
+// Phi-3: training-time dropouts are not implemented: refused unless they are off.
+void read_phi3(const Json& j, const std::string& origin) {
   for (const char* key : {"resid_pdrop", "embd_pdrop", "attention_dropout"}) {
     const double p = json_number_or(j, key, 0.0, origin);
     TAIA_CHECK(p == 0.0, origin, ": ", key, " ", p, " is not supported (taia trains without this dropout: 0.0)");
@@ -213,43 +174,135 @@ bool read_per_layer_rope(const Json& rp, ModelConfig& c, const std::string& orig
   return true;
 }
 
-// Gemma 2 and 3: GeGLU, (1 + w) norms, scaled embeddings, four norms a layer, soft-capping (2),
-// query_pre_attn_scalar, windowed layers with every P-th one global (2: P = 2; 3:
-// sliding_window_pattern, 6), Gemma 3's QK-norm and local RoPE base. Missing keys take the HF
-// config classes' defaults.
+// Gemma 2 and 3 beyond their profile: soft-capping (2), query_pre_attn_scalar, Gemma 3's local
+// RoPE base. Missing keys take the HF config classes' defaults.
 void read_gemma(const Json& j, ModelConfig& c, const std::string& origin) {
-  const std::string act = json_string_or(j, "hidden_activation", json_string_or(j, "hidden_act", "gelu_pytorch_tanh",
-                                                                                  origin), origin);
-  TAIA_CHECK(act == "gelu_pytorch_tanh", origin, ": hidden_activation expected 'gelu_pytorch_tanh', got '", act, "'");
   TAIA_CHECK(!json_bool_or(j, "use_bidirectional_attention", false, origin), origin,
              ": use_bidirectional_attention=true (an embedding model) is not supported: taia's attention is causal");
   const bool gemma2 = c.arch == Arch::Gemma2;
-  set_gemma_layer(c);
-  c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
-  c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", true, origin);
   c.attn_softcap = positive_or(j, "attn_logit_softcapping", gemma2 ? 50.0 : 0.0, origin);
   c.final_softcap = positive_or(j, "final_logit_softcapping", gemma2 ? 30.0 : 0.0, origin);
   c.query_pre_attn_scalar = positive_or(j, "query_pre_attn_scalar", 256.0, origin);
-  c.sliding_window = int64_t(positive_or(j, "sliding_window", gemma2 ? 4096.0 : 512.0, origin));
-  c.sliding_window_pattern = gemma2 ? 2 : json_int_or(j, "sliding_window_pattern", 6, origin);
-  TAIA_CHECK(c.sliding_window_pattern >= 1, origin, ": sliding_window_pattern expected >= 1, got ",
-             c.sliding_window_pattern);
   if (!gemma2) {
-    c.qk_norm = true;
     if (c.rope_local_theta == 0) c.rope_local_theta = json_number_or(j, "rope_local_base_freq", 10000.0, origin);
     TAIA_CHECK(c.rope_local_theta > 0, origin, ": rope_local_base_freq expected > 0, got ", c.rope_local_theta);
   }
-  if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
-    // Each layer's kind as written (HF derives layer_types from the pattern only when absent).
-    TAIA_CHECK(lt->is_array() && int64_t(lt->size()) == c.num_layers, origin, ": layer_types expected ",
-               c.num_layers, " entries (one per layer), got ", lt->is_array() ? std::to_string(lt->size()) : lt->dump());
-    for (int64_t l = 0; l < c.num_layers; ++l) {
-      const Json& kind = (*lt)[size_t(l)];
-      TAIA_CHECK(kind == "sliding_attention" || kind == "full_attention", origin, ": layer_types[", l,
-                 "] expected 'sliding_attention' or 'full_attention', got ", kind.dump());
-      c.local_layers.push_back(kind == "sliding_attention" ? 1 : 0);
-    }
+}
+
+// HF's `layer_types`: 1 where a layer is windowed ("sliding_attention"), 0 where it is global.
+std::vector<uint8_t> read_layer_types(const Json& lt, int64_t layers, const std::string& origin) {
+  TAIA_CHECK(lt.is_array() && int64_t(lt.size()) == layers, origin, ": layer_types expected ", layers,
+             " entries (one per layer), got ", lt.is_array() ? std::to_string(lt.size()) : lt.dump());
+  std::vector<uint8_t> local;
+  for (int64_t l = 0; l < layers; ++l) {
+    const Json& kind = lt[size_t(l)];
+    TAIA_CHECK(kind == "sliding_attention" || kind == "full_attention", origin, ": layer_types[", l,
+               "] expected 'sliding_attention' or 'full_attention', got ", kind.dump());
+    local.push_back(kind == "sliding_attention" ? 1 : 0);
   }
+  return local;
+}
+
+// A window size under `sliding_window`: a positive integer, or null / absent (0: none).
+int64_t window_or_none(const Json& j, const std::string& origin) {
+  auto sw = j.find("sliding_window");
+  if (sw == j.end() || sw->is_null()) return 0;
+  TAIA_CHECK(sw->is_number_integer() && sw->get<int64_t>() > 0, origin,
+             ": sliding_window expected a positive integer or null, got ", sw->dump());
+  return sw->get<int64_t>();
+}
+
+// Each layer's attention window, by the profile's rule.
+void read_window(const Json& j, const ArchProfile& a, ModelConfig& c, const std::string& origin) {
+  const auto layer_types = j.find("layer_types");
+  const bool has_layer_types = layer_types != j.end() && !layer_types->is_null();
+  switch (a.window) {
+    case WindowRule::None:
+      TAIA_CHECK(!json_bool_or(j, "use_sliding_window", false, origin), origin,
+                 ": use_sliding_window=true is not supported for ", a.hf_class, " (taia attends over the full context)");
+      return;
+    case WindowRule::EveryLayer:
+      c.sliding_window = window_or_none(j, origin);
+      return;
+    case WindowRule::GemmaPattern: {
+      const bool gemma2 = a.arch == Arch::Gemma2;
+      c.sliding_window = int64_t(positive_or(j, "sliding_window", gemma2 ? 4096.0 : 512.0, origin));
+      c.sliding_window_pattern = gemma2 ? 2 : json_int_or(j, "sliding_window_pattern", 6, origin);
+      TAIA_CHECK(c.sliding_window_pattern >= 1, origin, ": sliding_window_pattern expected >= 1, got ",
+                 c.sliding_window_pattern);
+      // Each layer's kind as written (HF derives layer_types from the pattern only when absent).
+      if (has_layer_types) c.local_layers = read_layer_types(*layer_types, c.num_layers, origin);
+      return;
+    }
+    case WindowRule::LayerTypesKey:
+      // SmolLM3: windows only with use_sliding_window and a size; then on the layers layer_types
+      // marks, by default the NoPE ones (HF's SmolLM3Config).
+      c.sliding_window = json_bool_or(j, "use_sliding_window", false, origin) ? window_or_none(j, origin) : 0;
+      if (c.sliding_window == 0) return;
+      if (has_layer_types) {
+        c.local_layers = read_layer_types(*layer_types, c.num_layers, origin);
+      } else {
+        for (int64_t l = 0; l < c.num_layers; ++l) c.local_layers.push_back(c.layer_rotates(l) ? 0 : 1);
+      }
+      return;
+  }
+}
+
+// Which projections have biases, by the profile's rule and the config's keys.
+void read_biases(const Json& j, const ArchProfile& a, ModelConfig& c, const std::string& origin) {
+  const bool attention_bias = json_bool_or(j, "attention_bias", false, origin);
+  switch (a.biases) {
+    case BiasRule::AttentionAndMlpKeys:
+      c.qkv_bias = c.o_bias = attention_bias;
+      c.mlp_bias = json_bool_or(j, "mlp_bias", false, origin);
+      return;
+    case BiasRule::QkvAlways:
+      c.qkv_bias = true;
+      return;
+    case BiasRule::AttentionKey:
+      c.qkv_bias = c.o_bias = attention_bias;
+      return;
+    case BiasRule::None:
+      TAIA_CHECK(!attention_bias, origin, ": attention_bias=true is not supported for ", a.hf_class,
+                 " (its projections have no biases)");
+      return;
+  }
+}
+
+// The rotary beyond theta and scaling: a partial rotary (Phi-4-mini) and NoPE layers (SmolLM3),
+// each read only where the family has it and refused by name elsewhere.
+void read_rotary_layout(const Json& j, const ArchProfile& a, ModelConfig& c, const std::string& origin) {
+  const double prf = json_number_or(j, "partial_rotary_factor", 1.0, origin);
+  TAIA_CHECK(a.reads_partial_rotary || prf == 1.0, origin, ": partial_rotary_factor ", prf, " is not supported for ",
+             a.hf_class, " (taia rotates whole heads there: 1.0)");
+  c.partial_rotary_factor = prf;
+  if (!a.reads_no_rope_layers) {
+    TAIA_CHECK(!j.contains("no_rope_layers"), origin, ": no_rope_layers is not supported for ", a.hf_class);
+    return;
+  }
+  auto nr = j.find("no_rope_layers");
+  if (nr == j.end() || nr->is_null()) {  // HF: a NoPE layer every no_rope_layer_interval layers
+    const int64_t every = json_int_or(j, "no_rope_layer_interval", 4, origin);
+    TAIA_CHECK(every >= 1, origin, ": no_rope_layer_interval expected >= 1, got ", every);
+    for (int64_t l = 0; l < c.num_layers; ++l) c.rotary_layers.push_back((l + 1) % every != 0 ? 1 : 0);
+    return;
+  }
+  // "At least the same length as the number of layers" (HF): the first num_layers entries count.
+  TAIA_CHECK(nr->is_array() && int64_t(nr->size()) >= c.num_layers, origin, ": no_rope_layers expected at least ",
+             c.num_layers, " entries of 0 or 1, got ", nr->dump());
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const Json& v = (*nr)[size_t(l)];
+    TAIA_CHECK(v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1), origin, ": no_rope_layers[",
+               l, "] expected 0 (no rotary) or 1, got ", v.dump());
+    c.rotary_layers.push_back(uint8_t(v.get<int64_t>()));
+  }
+}
+
+// The MLP's activation as the config names it; the profile's is the only one implemented.
+void check_activation(const Json& j, const ArchProfile& a, const std::string& origin) {
+  const char* want = activation_name(a.activation);
+  const std::string act = json_string_or(j, "hidden_activation", json_string_or(j, "hidden_act", want, origin), origin);
+  TAIA_CHECK(act == want, origin, ": hidden_act expected '", want, "' for ", a.hf_class, ", got '", act, "'");
 }
 
 }  // namespace
@@ -259,9 +312,14 @@ float longrope_attention_factor(double factor, int64_t original_max_position_emb
   return float(std::sqrt(1.0 + std::log(factor) / std::log(double(original_max_position_embeddings))));
 }
 
-void set_gemma_layer(ModelConfig& c) {
-  c.activation = Activation::GeluTanh;
-  c.norm_plus_one = c.scale_embeddings = c.sandwich_norms = true;
+void apply_arch_layer(ModelConfig& c) {
+  const ArchProfile& a = arch_profile(c.arch);
+  c.activation = a.activation;
+  c.norm_plus_one = a.norm_plus_one;
+  c.scale_embeddings = a.scale_embeddings;
+  c.sandwich_norms = a.norms == NormLayout::Sandwich;
+  c.qk_norm = a.qk_norm;
+  c.fused_proj = a.projections == ProjLayout::Fused;
 }
 
 AttentionShape ModelConfig::attention_shape(int64_t layer) const {
@@ -278,23 +336,20 @@ float ModelConfig::attention_scale() const {
   return float(1.0 / std::sqrt(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : double(head_dim)));
 }
 
-ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
-  TAIA_CHECK(j.is_object(), origin, ": expected a JSON object");
-  ModelConfig c;
-  std::string model_type = json_string_or(j, "model_type", "", origin);
+namespace {
+
+const ArchProfile& read_arch(const Json& j, const std::string& origin) {
+  const std::string model_type = json_string_or(j, "model_type", "", origin);
   std::string klass;
   if (auto a = j.find("architectures"); a != j.end() && a->is_array() && !a->empty() && (*a)[0].is_string())
     klass = (*a)[0].get<std::string>();
-  const ArchInfo* found = nullptr;
-  for (const ArchInfo& a : kArchs)
-    if (model_type == a.model_type) found = &a;
-  for (const ArchInfo& a : kArchs)
-    if (!found && klass == a.hf_class) found = &a;
-  if (found) c.arch = found->arch;
-  TAIA_CHECK(found, origin, ": model_type expected 'llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text' "
-             "or 'phi3' (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Gemma2ForCausalLM, "
-             "Gemma3ForCausalLM, Phi3ForCausalLM), got '", model_type.empty() ? klass : model_type, "'");
+  const ArchProfile* found = find_arch(model_type, klass);
+  TAIA_CHECK(found, origin, ": model_type expected one of ", arch_model_types(), " (", arch_hf_classes(), "), got '",
+             model_type.empty() ? klass : model_type, "'");
+  return *found;
+}
 
+void read_sizes(const Json& j, const ArchProfile& a, ModelConfig& c, const std::string& origin) {
   c.vocab_size = json_int(j, "vocab_size", origin);
   c.hidden_size = json_int(j, "hidden_size", origin);
   c.intermediate_size = json_int(j, "intermediate_size", origin);
@@ -302,48 +357,87 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
   c.num_heads = json_int(j, "num_attention_heads", origin);
   c.num_kv_heads = json_int_or(j, "num_key_value_heads", c.num_heads, origin);
   TAIA_CHECK(c.num_heads > 0, origin, ": num_attention_heads expected > 0, got ", c.num_heads);
-  const bool gemma = c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3;
-  c.head_dim = json_int_or(j, "head_dim", gemma ? 256 : c.hidden_size / c.num_heads, origin);
+  TAIA_CHECK(c.num_layers > 0 && c.num_layers <= 4096, origin, ": num_hidden_layers expected 1..4096, got ",
+             c.num_layers);
+  c.head_dim = json_int_or(j, "head_dim", a.default_head_dim > 0 ? a.default_head_dim : c.hidden_size / c.num_heads,
+                           origin);
   c.rms_norm_eps = json_number_or(j, "rms_norm_eps", 1e-6, origin);
-  c.rope_theta = json_number_or(j, "rope_theta", c.arch == Arch::Gemma3 ? 1000000.0 : 10000.0, origin);
   c.max_position_embeddings = json_int_or(j, "max_position_embeddings", 2048, origin);
-  c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", false, origin);
+  c.tie_word_embeddings = json_bool_or(j, "tie_word_embeddings", a.default_tied, origin);
+}
+
+void read_rope(const Json& j, const ArchProfile& a, ModelConfig& c, const std::string& origin) {
+  c.rope_theta = json_number_or(j, "rope_theta", a.default_rope_theta, origin);
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) read_rope_scaling(*rs, c, origin, "rope_scaling");
   if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null() && !read_per_layer_rope(*rp, c, origin))
     read_rope_scaling(*rp, c, origin, "rope_parameters");
-  if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) {
-    read_gemma(j, c, origin);
-  } else if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen3) {
-    // Qwen2: biases on q, k, v only; Qwen3: `attention_bias` on q, k, v and o, and QK-norm.
-    c.qkv_bias = c.arch == Arch::Qwen2 || json_bool_or(j, "attention_bias", false, origin);
-    c.o_bias = c.arch == Arch::Qwen3 && c.qkv_bias;
-    c.qk_norm = c.arch == Arch::Qwen3;
-    TAIA_CHECK(!json_bool_or(j, "use_sliding_window", false, origin), origin,
-               ": use_sliding_window=true is not supported (taia attends over the full context)");
-  } else if (c.arch == Arch::Phi3) {
-    read_phi3(j, c, origin);
-  } else if (c.arch == Arch::Mistral) {
-    // MistralAttention / MistralMLP have no biases; sliding_window null means none.
-    if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null()) {
-      TAIA_CHECK(sw->is_number_integer() && sw->get<int64_t>() > 0, origin,
-                 ": sliding_window expected a positive integer or null, got ", sw->dump());
-      c.sliding_window = sw->get<int64_t>();
-    }
-  } else {
-    c.qkv_bias = c.o_bias = json_bool_or(j, "attention_bias", false, origin);
-    c.mlp_bias = json_bool_or(j, "mlp_bias", false, origin);
-  }
+  read_rotary_layout(j, a, c, origin);
+}
+
+}  // namespace
+
+// A config.json through its architecture's profile (model/arch.h): the layer the profile builds,
+// the sizes, the rotary, the biases and the windows by its rules, then what one family alone has.
+ModelConfig config_from_hf_json(const Json& j, const std::string& origin) {
+  TAIA_CHECK(j.is_object(), origin, ": expected a JSON object");
+  const ArchProfile& a = read_arch(j, origin);
+  ModelConfig c;
+  c.arch = a.arch;
+  apply_arch_layer(c);
+  read_sizes(j, a, c, origin);
+  read_rope(j, a, c, origin);
+  read_biases(j, a, c, origin);
+  read_window(j, a, c, origin);
+  check_activation(j, a, origin);
+  if (a.arch == Arch::Gemma2 || a.arch == Arch::Gemma3) read_gemma(j, c, origin);
+  if (a.arch == Arch::Phi3) read_phi3(j, origin);
   finish_longrope(j, c, origin);
-  if (c.arch != Arch::Gemma2 && c.arch != Arch::Gemma3) {
-    const std::string act = json_string_or(j, "hidden_act", "silu", origin);
-    TAIA_CHECK(act == "silu", origin, ": hidden_act expected 'silu', got '", act, "'");
-  }
   c.bos_token_ids = token_ids(j, "bos_token_id", origin);
   c.eos_token_ids = token_ids(j, "eos_token_id", origin);
   c.torch_dtype = json_string_or(j, "torch_dtype", json_string_or(j, "dtype", "float32", origin), origin);
   c.validate(origin);
   return c;
 }
+
+namespace {
+
+// The keys of the profile's rules (biases, windows, rotary layout) and of one family alone.
+void write_layer_keys(Json& j, const ArchProfile& a, const ModelConfig& c) {
+  if (a.biases == BiasRule::AttentionAndMlpKeys) j["mlp_bias"] = c.mlp_bias;
+  if (a.biases == BiasRule::AttentionAndMlpKeys || a.biases == BiasRule::AttentionKey) j["attention_bias"] = c.qkv_bias;
+  // Every layer's kind, explicit (what decides when a config gave it; HF reads it first).
+  auto layer_types = [&] {
+    Json kinds = Json::array();
+    for (int64_t l = 0; l < c.num_layers; ++l) kinds.push_back(c.layer_is_local(l) ? "sliding_attention" : "full_attention");
+    return kinds;
+  };
+  if (a.window == WindowRule::EveryLayer || a.window == WindowRule::GemmaPattern)
+    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
+  if (a.window == WindowRule::GemmaPattern) j["layer_types"] = layer_types();
+  if (a.window == WindowRule::LayerTypesKey) {
+    j["use_sliding_window"] = c.sliding_window > 0;
+    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
+    if (c.sliding_window > 0) j["layer_types"] = layer_types();
+  }
+  if (a.reads_partial_rotary && c.partial_rotary_factor != 1.0) j["partial_rotary_factor"] = c.partial_rotary_factor;
+  if (a.reads_no_rope_layers) {
+    Json rotates = Json::array();
+    for (int64_t l = 0; l < c.num_layers; ++l) rotates.push_back(c.layer_rotates(l) ? 1 : 0);
+    j["no_rope_layers"] = rotates;
+  }
+  if (a.arch == Arch::Gemma2 || a.arch == Arch::Gemma3) {
+    j["hidden_activation"] = activation_name(c.activation);
+    j["query_pre_attn_scalar"] = c.query_pre_attn_scalar > 0 ? Json(c.query_pre_attn_scalar) : Json(nullptr);
+    j["attn_logit_softcapping"] = c.attn_softcap > 0 ? Json(c.attn_softcap) : Json(nullptr);
+    j["final_logit_softcapping"] = c.final_softcap > 0 ? Json(c.final_softcap) : Json(nullptr);
+  }
+  if (a.arch == Arch::Gemma3) {
+    j["sliding_window_pattern"] = c.sliding_window_pattern;
+    j["rope_local_base_freq"] = c.rope_local_theta;
+  }
+}
+
+}  // namespace
 
 Json config_to_hf_json(const ModelConfig& c) {
   Json j;
@@ -356,35 +450,13 @@ Json config_to_hf_json(const ModelConfig& c) {
   j["num_attention_heads"] = c.num_heads;
   j["num_key_value_heads"] = c.num_kv_heads;
   j["head_dim"] = c.head_dim;
-  j["hidden_act"] = "silu";
+  j["hidden_act"] = activation_name(c.activation);
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["torch_dtype"] = c.torch_dtype;
-  if (c.arch == Arch::Llama) {
-    j["attention_bias"] = c.qkv_bias;
-    j["mlp_bias"] = c.mlp_bias;
-  }
-  if (c.arch == Arch::Qwen3) j["attention_bias"] = c.qkv_bias;
-  if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) {
-    j["hidden_act"] = j["hidden_activation"] = "gelu_pytorch_tanh";
-    j["attention_bias"] = c.qkv_bias;
-    j["query_pre_attn_scalar"] = c.query_pre_attn_scalar > 0 ? Json(c.query_pre_attn_scalar) : Json(nullptr);
-    j["attn_logit_softcapping"] = c.attn_softcap > 0 ? Json(c.attn_softcap) : Json(nullptr);
-    j["final_logit_softcapping"] = c.final_softcap > 0 ? Json(c.final_softcap) : Json(nullptr);
-    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
-    if (c.arch == Arch::Gemma3) {
-      j["sliding_window_pattern"] = c.sliding_window_pattern;
-      j["rope_local_base_freq"] = c.rope_local_theta;
-    }
-    // Every layer's kind, explicit (what decides when a config gave it; HF reads it first).
-    Json kinds = Json::array();
-    for (int64_t l = 0; l < c.num_layers; ++l) kinds.push_back(c.layer_is_local(l) ? "sliding_attention" : "full_attention");
-    j["layer_types"] = kinds;
-  }
-  if (c.arch == Arch::Mistral || c.arch == Arch::Phi3)
-    j["sliding_window"] = c.sliding_window > 0 ? Json(c.sliding_window) : Json(nullptr);
+  write_layer_keys(j, arch_profile(c.arch), c);
   if (c.rope_scaling.type == RopeScaling::Type::Linear) {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
   } else if (c.rope_scaling.type == RopeScaling::Type::Llama3) {

@@ -9,28 +9,10 @@
 #include "kernels/attention.h"
 #include "kernels/glu.h"
 #include "kernels/rope.h"
+#include "model/arch.h"
 #include "model/tensor_names.h"
 
 namespace taia {
-
-// The architectures and what differs between them outside the layer math, in one table
-// (config.cpp): names in HF and GGUF, and whether llama.cpp's converter permutes Q/K rows.
-enum class Arch { Llama, Qwen2, Mistral, Qwen3, Gemma2, Gemma3, Phi3 };
-struct ArchInfo {
-  Arch arch;
-  const char* model_type;     // HF config.json "model_type": "llama", "qwen2", "mistral"
-  const char* hf_class;       // "LlamaForCausalLM", ...
-  const char* gguf_arch;      // GGUF general.architecture (llama.cpp converts Mistral as "llama")
-  bool gguf_permutes_qk;      // llama.cpp interleaves the rotary pairs of Q/K rows (LLaMA-style RoPE)
-  bool gguf_supported;        // taia reads this architecture from GGUF files
-  bool gguf_norms_plus_one;   // llama.cpp's converter stores the (1 + weight) norms with the 1 added
-};
-const ArchInfo& arch_info(Arch a);
-const char* arch_name(Arch a);      // model_type
-const char* arch_hf_class(Arch a);  // hf_class
-// The architecture of a GGUF general.architecture ("llama" is LLaMA: llama.cpp writes Mistral so
-// too); an unknown one is refused naming `origin`.
-Arch arch_from_gguf(const std::string& gguf_arch, const std::string& origin);
 
 struct ModelConfig {
   Arch arch = Arch::Llama;
@@ -112,14 +94,14 @@ struct ModelConfig {
   int64_t parameter_count() const;
 };
 
-// The Gemma family's layer (Gemma 2 and 3): GeGLU, (1 + w) norms, embeddings times sqrt(hidden),
-// sandwich norms. Shared by the config.json and GGUF readers.
-void set_gemma_layer(ModelConfig& c);
+// The layer c.arch's profile builds (activation, norms, embedding scale, QK-norm, fused
+// projections): what the config.json and GGUF readers start from.
+void apply_arch_layer(ModelConfig& c);
 
 // LongRope's default attention factor, HF's: sqrt(1 + ln(factor) / ln(original)) for factor > 1, else 1.
 float longrope_attention_factor(double factor, int64_t original_max_position_embeddings);
 
-// Reads an HF config.json object (LlamaForCausalLM / Qwen2ForCausalLM / MistralForCausalLM).
+// Reads an HF config.json object of an architecture in model/arch.h.
 ModelConfig config_from_hf_json(const Json& j, const std::string& origin);
 // The HF config.json object for a config (what init-model and exports write).
 Json config_to_hf_json(const ModelConfig& c);

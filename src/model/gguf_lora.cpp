@@ -61,11 +61,11 @@ void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelCon
              targets_to_string(a.molora.config.targets), " have no GGUF form (llama.cpp has no per-token LoRA "
              "routing). Export the TAIA part (--mode taia)");
   GgufWriter w;
-  w.add_string("general.architecture", arch_info(c.arch).gguf_arch);
+  w.add_string("general.architecture", arch_gguf_name(c.arch, "[export] a GGUF LoRA file"));
   w.add_string("general.type", "adapter");
   w.add_string("adapter.type", "lora");
   w.add_f32("adapter.lora.alpha", 1.0f);
-  const bool permute = arch_info(c.arch).gguf_permutes_qk;
+  const bool permute = arch_profile(c.arch).gguf_permutes_qk;
   TAIA_CHECK(a.layout == c.proj_layout(), path, ": the adapter's module layout (fused or split) is not the model's");
   check_fused_targets(mask, a.layout, "[export gguf-lora] modules");
   for (int64_t l = 0; l < int64_t(a.layers.size()); ++l)
@@ -89,8 +89,9 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
   TAIA_CHECK(g.get_string("general.type") == "adapter" && g.get_string("adapter.type") == "lora", path,
              ": expected a GGUF LoRA adapter (general.type adapter, adapter.type lora)");
   const std::string arch = g.get_string("general.architecture");
-  TAIA_CHECK(arch == arch_info(c.arch).gguf_arch, path, ": adapter architecture '", arch,
-             "' does not match the model's '", arch_info(c.arch).gguf_arch, "'");
+  const std::string model_arch = arch_gguf_name(c.arch, path + ": a GGUF LoRA file");
+  TAIA_CHECK(arch == model_arch, path, ": adapter architecture '", arch, "' does not match the model's '", model_arch,
+             "'");
   const double alpha = g.get_float_or("adapter.lora.alpha", 0.0);
   LoraAdapter a;
   a.config.dropout = 0;
@@ -120,7 +121,7 @@ LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
       m.B.resize(size_t(out * m.rank));
       gguf_dequantize(*ta, m.A.data(), path);
       gguf_dequantize(*tb, m.B.data(), path);
-      if (arch_info(c.arch).gguf_permutes_qk && (p == Proj::Q || p == Proj::K))
+      if (arch_profile(c.arch).gguf_permutes_qk && (p == Proj::Q || p == Proj::K))
         unpermute_qk_rows(m.B.data(), heads_of(c, p), c.head_dim, m.rank);
       m.dA.assign(m.A.size(), 0.0f);
       m.dB.assign(m.B.size(), 0.0f);
@@ -149,13 +150,13 @@ std::vector<float> gguf_values(Model& model, const ExpectedTensor& e, const Gguf
   const TensorView* v = model.find(e.name);
   TAIA_CHECK(v && v->numel() == t.numel(), path, ": tensor '", t.name, "' does not match the model");
   convert_to_f32(v->dtype, v->data, data.data(), data.size());
-  if (arch_info(c.arch).gguf_permutes_qk) {
+  if (arch_profile(c.arch).gguf_permutes_qk) {
     const int64_t row = v->rank() == 2 ? v->shape[1] : 1;
     const auto proj = proj_of_tensor(e.name);
     if (proj == Proj::Q) permute_qk_rows(data.data(), c.num_heads, c.head_dim, row);
     if (proj == Proj::K) permute_qk_rows(data.data(), c.num_kv_heads, c.head_dim, row);
   }
-  if (arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e))
+  if (arch_profile(c.arch).gguf_norms_plus_one && is_norm_tensor(e))
     for (float& x : data) x += 1.0f;  // llama.cpp's convention: the stored norm is 1 + weight
   return data;
 }

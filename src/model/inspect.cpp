@@ -51,6 +51,13 @@ Json config_json(const ModelConfig& c) {
     features.push_back("query_pre_attn_scalar=" + Json(c.query_pre_attn_scalar).dump());
   if (c.rope_local_theta > 0) features.push_back("rope_local_theta=" + Json(c.rope_local_theta).dump());
   if (c.fused_proj) features.push_back("fused_projections=qkv_proj,gate_up_proj");
+  if (c.rotary_dims() != c.head_dim) features.push_back("partial_rotary=" + std::to_string(c.rotary_dims()));
+  if (!c.rotary_layers.empty()) {
+    std::string nope;
+    for (int64_t l = 0; l < c.num_layers; ++l)
+      if (!c.layer_rotates(l)) nope += (nope.empty() ? "" : ",") + std::to_string(l);
+    if (!nope.empty()) features.push_back("nope_layers=" + nope);
+  }
   if (c.rope_scaling.type == RopeScaling::Type::Linear) features.push_back("rope_scaling=linear");
   if (c.rope_scaling.type == RopeScaling::Type::Llama3) features.push_back("rope_scaling=llama3");
   if (c.rope_scaling.type == RopeScaling::Type::LongRope)

@@ -91,7 +91,6 @@ namespace {
 // no layer pattern or local RoPE base either: llama.cpp fixes them at 6 and 10000, as every
 // Gemma 3 config has them.
 void read_gemma_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
-  set_gemma_layer(c);
   const bool gemma2 = c.arch == Arch::Gemma2;
   c.attn_softcap = g.get_float_or(p + "attn_logit_softcapping", 0.0);
   c.final_softcap = g.get_float_or(p + "final_logit_softcapping", 0.0);
@@ -99,20 +98,21 @@ void read_gemma_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
   c.sliding_window_pattern = gemma2 ? 2 : 6;  // HF's rule: layer l windowed iff (l + 1) % P != 0
   const bool is_27b = c.num_layers == (gemma2 ? 46 : 62);
   c.query_pre_attn_scalar = is_27b ? double(c.hidden_size / c.num_heads) : double(c.head_dim);
-  if (!gemma2) {
-    c.qk_norm = true;
-    c.rope_local_theta = 10000.0;
-  }
+  if (!gemma2) c.rope_local_theta = 10000.0;
 }
 
-// Phi-3 as llama.cpp's converter writes it: a window on every layer (0: none), and for the
-// LongRope models the factors as the tensors rope_factors_short / rope_factors_long with the
-// attention factor and the original context length as metadata.
+// Phi-3 as llama.cpp's converter writes it: a window on every layer (0: none), the rotated
+// channels per head (Phi-4-mini: 96 of 128), and for the LongRope models the factors as the
+// tensors rope_factors_short / rope_factors_long with the attention factor and the original
+// context length as metadata.
 void read_phi3_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
   c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);
   const int64_t rot = g.get_int_or(p + "rope.dimension_count", c.head_dim);
-  TAIA_CHECK(rot == c.head_dim, g.path(), ": ", p, "rope.dimension_count ", rot, " is not supported (taia rotates ",
-             "whole heads: ", c.head_dim, ")");
+  TAIA_CHECK(rot >= 2 && rot <= c.head_dim && rot % 2 == 0, g.path(), ": ", p, "rope.dimension_count expected an even ",
+             "number in 2..", c.head_dim, " (head_dim), got ", rot);
+  c.partial_rotary_factor = double(rot) / double(c.head_dim);
+  TAIA_CHECK(c.rotary_dims() == rot, g.path(), ": ", p, "rope.dimension_count ", rot, " of head_dim ", c.head_dim,
+             " has no partial_rotary_factor that HF's int(head_dim * factor) maps back to it");
   const GgufTensor* shortf = g.find_tensor("rope_factors_short.weight");
   const GgufTensor* longf = g.find_tensor("rope_factors_long.weight");
   if (!shortf && !longf) return;
@@ -120,8 +120,8 @@ void read_phi3_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
   RopeScaling& rs = c.rope_scaling;
   rs.type = RopeScaling::Type::LongRope;
   for (auto [t, dst] : {std::pair{shortf, &rs.short_factor}, std::pair{longf, &rs.long_factor}}) {
-    TAIA_CHECK(t->numel() == c.head_dim / 2, g.path(), ": ", t->name, " expected ", c.head_dim / 2, " elements, got ",
-               t->numel());
+    TAIA_CHECK(t->numel() == rot / 2, g.path(), ": ", t->name, " expected ", rot / 2, " elements (", p,
+               "rope.dimension_count / 2), got ", t->numel());
     dst->resize(size_t(t->numel()));
     gguf_dequantize(*t, dst->data(), g.path());
   }
@@ -135,7 +135,7 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
   ModelConfig c;
   c.arch = arch_from_gguf(arch, g.path());
-  c.fused_proj = c.arch == Arch::Phi3;
+  apply_arch_layer(c);
   const std::string p = arch + ".";
   c.hidden_size = g.get_int(p + "embedding_length");
   c.intermediate_size = g.get_int(p + "feed_forward_length");
@@ -165,7 +165,6 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias", pl)) != nullptr;
   c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias", pl)) != nullptr;
   c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Down, ".bias", pl)) != nullptr;
-  c.qk_norm = c.arch == Arch::Qwen3;
   if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) read_gemma_gguf(g, p, c);
   if (c.arch == Arch::Phi3) read_phi3_gguf(g, p, c);
   if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
@@ -279,8 +278,8 @@ GgufSource gguf_source(const GgufFile& g, const ModelConfig& c, const ExpectedTe
   }
   const auto proj = proj_of_tensor(e.name);
   return {t, gguf_tensor_dtype(*t, g.path()),
-          arch_info(c.arch).gguf_permutes_qk && (proj == Proj::Q || proj == Proj::K),
-          arch_info(c.arch).gguf_norms_plus_one && is_norm_tensor(e)};
+          arch_profile(c.arch).gguf_permutes_qk && (proj == Proj::Q || proj == Proj::K),
+          arch_profile(c.arch).gguf_norms_plus_one && is_norm_tensor(e)};
 }
 
 // Block-quantized weights stay quantized unless a storage type was asked for (linear_dtype for

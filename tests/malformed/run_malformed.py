@@ -155,7 +155,7 @@ case("gguf: Q8_0 row not a multiple of 32",
      inspect(g("q8.gguf", gguf(tensors=tinfo("t", [33], 8, 0), n_t=1, data=b"\0" * 64))), "multiple of 32")
 case("gguf: unsupported architecture",
      inspect(g("arch.gguf", gguf(kvs=gstr("general.architecture") + struct.pack("<I", 8) + gstr("gpt2"), n_kv=1))),
-     "general.architecture expected 'llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3' or 'phi3', got 'gpt2'")
+     "general.architecture expected one of 'llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3', got 'gpt2'")
 
 # ---------- HF folders ----------
 base = path("base_model")

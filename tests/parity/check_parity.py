@@ -18,7 +18,8 @@ import torch_reference  # noqa: E402
 
 TOL = 1e-4
 BF16_TOL = 1e-2  # --compute bf16: see main
-F32_ONLY = {"gemma3_layer_types"}
+F32_ONLY = {"gemma3_layer_types", "smollm3_windows"}
+ABSENT = object()  # a CASES value that removes the key from BASE
 
 BASE = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 97, "hidden_size": 64,
@@ -86,12 +87,30 @@ CASES = {
                                        "long_factor": [2.0 + 3.0 * i for i in range(8)]},
                       "pad_token_id": 0, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attention_dropout": 0.0},
     "phi3_plain": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "sliding_window": None},
+    # Phi-4-mini: Phi-3 with partial_rotary_factor 0.75 (12 of 16 channels per head rotate),
+    # tied embeddings, GQA, LongRoPE with factors for the rotated channels only (6 of them).
+    "phi4_mini_partial_rotary": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                                 "num_key_value_heads": 2, "partial_rotary_factor": 0.75, "sliding_window": None,
+                                 "tie_word_embeddings": True, "max_position_embeddings": 512,
+                                 "original_max_position_embeddings": 32,
+                                 "rope_scaling": {"type": "longrope", "short_factor": [1.0 + 0.5 * i for i in range(6)],
+                                                  "long_factor": [2.0 + 3.0 * i for i in range(6)]}},
+    # SmolLM3: 4 layers, layer 3 without rotary by the default no_rope_layer_interval; theta and
+    # tied embeddings from SmolLM3Config's defaults (no rope_theta / tie_word_embeddings keys).
+    "smollm3": {"architectures": ["SmolLM3ForCausalLM"], "model_type": "smollm3", "num_hidden_layers": 4,
+                "num_key_value_heads": 2, "rope_theta": ABSENT, "tie_word_embeddings": ABSENT},
+    # SmolLM3 with no_rope_layers as written (layers 0 and 2 NoPE), biases, and windows of 6 on
+    # the NoPE layers (use_sliding_window, layer_types derived from no_rope_layers).
+    "smollm3_windows": {"architectures": ["SmolLM3ForCausalLM"], "model_type": "smollm3", "num_hidden_layers": 3,
+                        "no_rope_layers": [0, 1, 0], "attention_bias": True, "mlp_bias": True,
+                        "use_sliding_window": True, "sliding_window": 6},
 }
 
 
 def run_case(taia, work, name, overrides, dtype, ids, compute="f32"):
     cfg = dict(BASE)
     cfg.update(overrides)
+    cfg = {k: v for k, v in cfg.items() if v is not ABSENT}  # the key left out: the config class's default
     d = os.path.join(work, f"{name}_{dtype}")
     os.makedirs(d, exist_ok=True)
     cfg_path = os.path.join(d, "in_config.json")

@@ -42,6 +42,13 @@ GEMMA3_TYPES["layer_types"] = ["full_attention", "sliding_attention", "sliding_a
 PHI3 = dict(LLAMA, architectures=["Phi3ForCausalLM"], model_type="phi3", sliding_window=5,
             original_max_position_embeddings=8,
             rope_scaling={"type": "longrope", "short_factor": [1.0, 1.5, 2.0, 2.5], "long_factor": [3.0, 5.0, 9.0, 17.0]})
+# Phi-4-mini: partial_rotary_factor 0.75 (6 of 8 channels per head rotate), LongRoPE over the 3
+# rotated pairs, tied embeddings.
+PHI4_MINI = dict(PHI3, partial_rotary_factor=0.75, tie_word_embeddings=True,
+                 rope_scaling={"type": "longrope", "short_factor": [1.0, 1.5, 2.0], "long_factor": [3.0, 5.0, 9.0]})
+# SmolLM3: layer 1 without rotary and windowed (use_sliding_window: the NoPE layers by default).
+SMOLLM3 = dict(LLAMA, architectures=["SmolLM3ForCausalLM"], model_type="smollm3", no_rope_layers=[1, 0],
+               use_sliding_window=True, sliding_window=5, attention_bias=True)
 
 CASES = [
     ("llama_lora_all", LLAMA, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
@@ -86,6 +93,10 @@ CASES = [
     ("qwen2_molora_top2_balance_recompute", QWEN, "f32", {"method": "molora", "targets": "all", "rank": 3,
                                                           "alpha": 6, "experts": 3, "top_k": 2, "balance": 0.1,
                                                           "recompute": True}),
+    ("phi4_mini_lora_all", PHI4_MINI, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
+    ("phi4_mini_full_all_recompute", PHI4_MINI, "f32", {"method": "full", "targets": "all", "recompute": True}),
+    ("smollm3_lora_all", SMOLLM3, "f32", {"method": "lora", "targets": "all", "rank": 4, "alpha": 8}),
+    ("smollm3_full_all", SMOLLM3, "f32", {"method": "full", "targets": "all"}),
     ("phi3_full_ffn_only", PHI3, "f32", {"method": "full", "targets": "ffn"}),
     # Gradient accumulation: the batch's two rows (7 and 11 target tokens) as two micro-batches of
     # one step, each token weighing 1 / 18 as in PyTorch's mean over the whole batch.
@@ -99,8 +110,9 @@ PROJ = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj
         "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
 
 
-def rel_err(a, b):
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+def rel_err(a, b, floor=1e-12):
+    """max |a - b| over max |b|, or over `floor` where b is smaller."""
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), floor))
 
 
 def molora_branch(A, Bm, rw, rb, scale, k, aux):
@@ -206,8 +218,12 @@ def run_case(taia, probe, work, name, cfg, dtype, spec):
         problems.append(f"loss {ours['loss']} vs torch {loss.item()}")
     worst = 0.0
     if full:
+        # A tensor whose gradient vanishes by symmetry (a NoPE layer's k bias: the softmax ignores
+        # a shift of all of a query's logits) holds rounding noise on both sides; it is measured
+        # against a thousandth of the model's largest gradient instead of against its own noise.
+        floor = 1e-3 * max(float(W[n].grad.abs().max()) for n in grads)
         for n, g in grads.items():
-            e = rel_err(g.numpy(), W[n].grad.numpy())
+            e = rel_err(g.numpy(), W[n].grad.numpy(), floor)
             worst = max(worst, e)
             if e > tol:
                 problems.append(f"grad {n}: relative error {e:.2e}")

@@ -14,7 +14,12 @@ modeling_phi3.py: q, k, v as column slices of one qkv_proj output and gate, up a
 of gate_up_proj's, LLaMA's layer otherwise, `sliding_window` on every layer, and LongRoPE
 (rope_utils' _compute_longrope_parameters: short_factor or, once max(position_ids) + 1 passes
 original_max_position_embeddings, long_factor dividing each frequency, cos and sin times the
-attention factor).
+attention factor), and Phi-4-mini's partial_rotary_factor (apply_rotary_pos_emb: only the first
+rotary_dim = int(head_dim * factor) channels of q and k rotate, rotate_half within them, the
+frequencies of `dim` = rotary_dim); SmolLM3, modeling_smollm3.py / configuration_smollm3.py:
+LLaMA's layer, no rotary on the layers whose no_rope_layers entry is 0 (default: every 4th),
+`use_sliding_window` windows on the layers layer_types marks (default: the NoPE ones), rope_theta
+2e6 and tied embeddings by default.
 
 It reads the same config.json + model.safetensors as taia (its own safetensors reader, no
 taia code) and computes logits in float32 (BF16 weights are upcast, as model.float() does).
@@ -60,7 +65,8 @@ def longrope_attention_factor(cfg, scaling):
 
 
 def rope_inv_freq(cfg, head_dim, seq_len=0):
-    base = cfg.get("rope_theta", 10000.0)
+    """head_dim: HF's `dim`, the rotated channels (int(head_dim * partial_rotary_factor))."""
+    base = cfg.get("rope_theta", 2000000.0 if cfg.get("model_type") == "smollm3" else 10000.0)
     scaling = cfg.get("rope_scaling") or cfg.get("rope_parameters")
     if scaling and "rope_theta" in scaling:
         base = scaling["rope_theta"]
@@ -141,13 +147,15 @@ def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
             y = y + scale * ((x @ A.T) @ Bm.T)
         return y
 
+    rot = int(hd * cfg.get("partial_rotary_factor", 1.0))  # rotated channels per head
+
     def cos_sin(rope_cfg):
-        inv_freq = rope_inv_freq(rope_cfg, hd, T)
+        inv_freq = rope_inv_freq(rope_cfg, rot, T)
         pos = torch.arange(T, dtype=torch.float32)
         freqs = pos[:, None] * inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         m = rope_mscale(rope_cfg)
-        return emb.cos() * m, emb.sin() * m  # [T, hd]
+        return emb.cos() * m, emb.sin() * m  # [T, rot]
 
     cos, sin = cos_sin(cfg)
     gemma3 = cfg.get("model_type") == "gemma3_text"
@@ -171,8 +179,16 @@ def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
         window = cfg.get("sliding_window")
     elif gemma:
         window = cfg.get("sliding_window", 4096 if gemma2 else 512)
+    elif cfg.get("model_type") == "smollm3" and cfg.get("use_sliding_window"):
+        window = cfg.get("sliding_window")
     else:
         window = None
+    smollm3 = cfg.get("model_type") == "smollm3"
+    if smollm3:
+        rope_layers = cfg.get("no_rope_layers") or [int((i + 1) % cfg.get("no_rope_layer_interval", 4) != 0)
+                                                     for i in range(L)]
+        smol_types = cfg.get("layer_types") or ["sliding_attention" if window and not rope_layers[i]
+                                                else "full_attention" for i in range(L)]
     windowed = causal
     if window:
         i = torch.arange(T)[:, None]
@@ -184,6 +200,8 @@ def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
         p = f"model.layers.{l}."
         if gemma and cfg.get("layer_types"):  # as written: HF derives it from the pattern only when absent
             sliding = cfg["layer_types"][l] == "sliding_attention"
+        elif smollm3:
+            sliding = smol_types[l] == "sliding_attention"
         else:
             sliding = (l + 1) % pattern != 0 if gemma3 else (not gemma or l % 2 == 0)
         mask = windowed if sliding else causal
@@ -202,8 +220,9 @@ def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
         if cfg.get("model_type") in ("qwen3", "gemma3_text"):
             q = norm(q, W[p + "self_attn.q_norm.weight"])
             k = norm(k, W[p + "self_attn.k_norm.weight"])
-        q = q * c_l + rotate_half(q) * s_l
-        k = k * c_l + rotate_half(k) * s_l
+        if not smollm3 or rope_layers[l]:
+            q = torch.cat((q[..., :rot] * c_l + rotate_half(q[..., :rot]) * s_l, q[..., rot:]), dim=-1)
+            k = torch.cat((k[..., :rot] * c_l + rotate_half(k[..., :rot]) * s_l, k[..., rot:]), dim=-1)
         k = k.repeat_interleave(H // KV, dim=1)
         v = v.repeat_interleave(H // KV, dim=1)
         att = q @ k.transpose(-1, -2)
@@ -229,7 +248,7 @@ def forward_batch(cfg, W, ids, lora=None, bf16_activations=False):
         m = lin(act * u, p + "mlp.down_proj")
         x = x + (norm(m, W[p + "post_feedforward_layernorm.weight"]) if gemma else m)
     x = norm(x, W["model.norm.weight"])
-    tied = cfg.get("tie_word_embeddings", gemma)
+    tied = cfg.get("tie_word_embeddings", gemma or smollm3)
     head = W["model.embed_tokens.weight"] if tied else W["lm_head.weight"]
     logits = rounded(x) @ head.T
     cap = cfg.get("final_logit_softcapping", 30.0 if gemma2 else None) if gemma else None

@@ -1,5 +1,6 @@
 #include "core/error.h"
 #include "model/config.h"
+#include "model/layer_recipe.h"
 #include "test_util.h"
 
 namespace taia {
@@ -122,7 +123,7 @@ TEST(Config, MistralSlidingWindow) {
   EXPECT_EQ(c.layer_window(31), 4096);
   EXPECT_FALSE(c.qkv_bias || c.o_bias || c.mlp_bias);
   EXPECT_EQ(c.parameter_count(), 7241732096);  // Mistral-7B-v0.1
-  EXPECT_STREQ(arch_info(c.arch).gguf_arch, "llama");  // llama.cpp converts Mistral as LLaMA
+  EXPECT_STREQ(arch_profile(c.arch).gguf_arch, "llama");  // llama.cpp converts Mistral as LLaMA
   const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
   EXPECT_EQ(d.arch, Arch::Mistral);
   EXPECT_EQ(d.sliding_window, 4096);
@@ -295,7 +296,8 @@ TEST(Config, Phi3LongRopeFields) {
   EXPECT_EQ(d.sliding_window, 262144);
   // What taia does not implement is refused by name.
   for (const auto& [key, value, needle] :
-       {std::tuple<const char*, Json, const char*>{"partial_rotary_factor", 0.75, "partial_rotary_factor"},
+       {std::tuple<const char*, Json, const char*>{"partial_rotary_factor", 1.5, "partial_rotary_factor"},
+        {"no_rope_layers", Json::array({1, 0}), "no_rope_layers"},
         {"resid_pdrop", 0.1, "resid_pdrop"},
         {"attention_bias", true, "attention_bias"},
         {"rope_scaling", Json::parse(R"({"type": "yarn", "factor": 4.0})"), "yarn"}}) {
@@ -311,6 +313,85 @@ TEST(Config, Phi3LongRopeFields) {
   Json short_factors = j;
   short_factors["rope_scaling"]["short_factor"] = std::vector<double>(47, 1.0);
   EXPECT_THROW(config_from_hf_json(short_factors, "c"), Error);
+}
+
+}  // namespace
+}  // namespace taia
+
+namespace taia {
+namespace {
+
+// Phi-4-mini-instruct's config.json (its keys that change the math): Phi-3 with a partial rotary.
+TEST(Config, Phi4MiniPartialRotary) {
+  Json j = Json::parse(R"({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "attention_bias": false,
+    "attention_dropout": 0.0, "bos_token_id": 199999, "embd_pdrop": 0.0, "eos_token_id": 199999,
+    "hidden_act": "silu", "hidden_size": 3072, "intermediate_size": 8192, "max_position_embeddings": 131072,
+    "num_attention_heads": 24, "num_hidden_layers": 32, "num_key_value_heads": 8,
+    "original_max_position_embeddings": 4096, "partial_rotary_factor": 0.75, "resid_pdrop": 0.0,
+    "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 262144, "tie_word_embeddings": true,
+    "torch_dtype": "bfloat16", "vocab_size": 200064})");
+  j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", std::vector<double>(48, 1.0)},
+                       {"long_factor", std::vector<double>(48, 3.0)}};
+  const ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.rotary_dims(), 96);
+  EXPECT_EQ(model_recipe(c).layers[5].rotary.dims, 96);
+  EXPECT_EQ(c.parameter_count(), 3836021760);  // HF's count for Phi-4-mini: 3.84B
+  const ModelConfig d = config_from_hf_json(config_to_hf_json(c), "d");
+  EXPECT_EQ(d.partial_rotary_factor, 0.75);
+  EXPECT_EQ(d.rope_scaling.short_factor.size(), 48u);
+  // LongRoPE's factors cover the rotated channels only: 64 (head_dim / 2) are refused.
+  j["rope_scaling"]["short_factor"] = std::vector<double>(64, 1.0);
+  EXPECT_THROW(config_from_hf_json(j, "config.json"), Error);
+  // A partial rotary is Phi-3's only: refused by name elsewhere.
+  Json llama = {{"model_type", "llama"}, {"vocab_size", 10}, {"hidden_size", 8}, {"intermediate_size", 8},
+                {"num_hidden_layers", 1}, {"num_attention_heads", 2}, {"partial_rotary_factor", 0.5}};
+  try {
+    config_from_hf_json(llama, "config.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("partial_rotary_factor 0.5 is not supported for LlamaForCausalLM"),
+              std::string::npos) << e.what();
+  }
+}
+
+// SmolLM3-3B's config.json: every 4th layer without rotary (no_rope_layers), no windows.
+TEST(Config, SmolLM3NoPeLayers) {
+  Json j = Json::parse(R"({"architectures": ["SmolLM3ForCausalLM"], "model_type": "smollm3",
+    "attention_bias": false, "bos_token_id": null, "eos_token_id": 128012, "hidden_act": "silu",
+    "hidden_size": 2048, "intermediate_size": 11008, "max_position_embeddings": 65536, "mlp_bias": false,
+    "num_attention_heads": 16, "num_hidden_layers": 36, "num_key_value_heads": 4, "pad_token_id": 128004,
+    "rms_norm_eps": 1e-06, "rope_theta": 5000000.0, "sliding_window": null, "use_sliding_window": false,
+    "tie_word_embeddings": true, "torch_dtype": "bfloat16", "vocab_size": 128256})");
+  std::vector<int> rope;
+  for (int l = 0; l < 36; ++l) rope.push_back((l + 1) % 4 != 0);
+  j["no_rope_layers"] = rope;
+  const ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::SmolLM3);
+  EXPECT_TRUE(c.layer_rotates(2));
+  EXPECT_FALSE(c.layer_rotates(3));
+  EXPECT_EQ(c.layer_window(3), 0);
+  const ModelRecipe r = model_recipe(c);
+  EXPECT_EQ(r.layers[3].rotary.table, RotaryTable::None);
+  EXPECT_EQ(r.layers[4].rotary.table, RotaryTable::Global);
+  EXPECT_EQ(c.parameter_count(), 3075098624);  // HF's count for SmolLM3-3B: 3.08B
+  // Without the key, HF's default: a NoPE layer every no_rope_layer_interval (4) layers.
+  Json by_interval = j;
+  by_interval.erase("no_rope_layers");
+  EXPECT_EQ(config_from_hf_json(by_interval, "c").rotary_layers, c.rotary_layers);
+  // Windows only with use_sliding_window; then (no layer_types) on the NoPE layers.
+  Json windowed = j;
+  windowed["use_sliding_window"] = true;
+  windowed["sliding_window"] = 4096;
+  const ModelConfig w = config_from_hf_json(windowed, "c");
+  EXPECT_EQ(w.layer_window(3), 4096);
+  EXPECT_EQ(w.layer_window(2), 0);
+  const ModelConfig back = config_from_hf_json(config_to_hf_json(w), "back");
+  EXPECT_EQ(back.local_layers, w.local_layers);
+  EXPECT_EQ(back.rotary_layers, w.rotary_layers);
+  Json bad = j;
+  bad["no_rope_layers"][7] = 2;
+  EXPECT_THROW(config_from_hf_json(bad, "config.json"), Error);
 }
 
 }  // namespace

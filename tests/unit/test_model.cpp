@@ -188,7 +188,7 @@ ModelConfig gemma_config(Arch arch) {
   ModelConfig c = tiny_config(arch, 2, true);
   c.num_layers = 3;
   c.qkv_bias = false;
-  set_gemma_layer(c);
+  apply_arch_layer(c);
   c.query_pre_attn_scalar = 6;
   c.sliding_window = 3;
   if (arch == Arch::Gemma2) {
@@ -255,7 +255,7 @@ TEST(Model, SavedFolderReloadsToTheSameLogits) {
 void write_gguf_from(Model& m, const std::string& path, bool permute_qk) {
   const ModelConfig& c = m.config;
   test::GgufBuilder b;
-  const std::string a = arch_info(c.arch).gguf_arch;
+  const std::string a = arch_profile(c.arch).gguf_arch;
   b.kv_str("general.architecture", a);
   b.kv_u32(a + ".embedding_length", uint32_t(c.hidden_size));
   b.kv_u32(a + ".feed_forward_length", uint32_t(c.intermediate_size));
