@@ -1,6 +1,8 @@
 #include "tokenizer/chat_template.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 
 #include "core/error.h"
 
@@ -94,6 +96,81 @@ void render_qwen3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessag
   }
 }
 
+// SmolLM3's default instructions by reasoning mode (the template's own text).
+constexpr const char* kSmolThinkPersona =
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face. Your role as an assistant involves "
+    "thoroughly exploring questions through a systematic thinking process before providing the final precise and "
+    "accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, exploration, "
+    "reassessment, reflection, backtracking, and iteration to develop well-considered thinking process. Please "
+    "structure your response into two main sections: Thought and Solution using the specified format: <think> "
+    "Thought section </think> Solution section. In the Thought section, detail your reasoning process in steps. "
+    "Each step should include detailed considerations such as analysing questions, summarizing relevant findings, "
+    "brainstorming new ideas, verifying the accuracy of the current steps, refining any errors, and revisiting "
+    "previous steps. In the Solution section, based on various attempts, explorations, and reflections from the "
+    "Thought section, systematically present the final solution that you deem correct. The Solution section should "
+    "be logical, accurate, and concise and detail necessary steps needed to reach the conclusion.";
+constexpr const char* kSmolPersona = "You are a helpful AI assistant named SmolLM, trained by Hugging Face.";
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+
+// Today as the template's strftime_now("%d %B %Y") writes it (local time, English month).
+std::string smollm3_today() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  static const char* months[] = {"January", "February", "March",     "April",   "May",      "June",
+                                 "July",    "August",   "September", "October", "November", "December"};
+  char day[8];
+  std::snprintf(day, sizeof day, "%02d", local.tm_mday);
+  return std::string(day) + " " + months[local.tm_mon] + " " + std::to_string(1900 + local.tm_year);
+}
+
+// SmolLM3's header: "/think" or "/no_think" in the system message set the reasoning mode (else
+// enable_thinking, default /think); "/system_override" makes the message the whole system turn;
+// otherwise metadata (knowledge cutoff, today, mode) and custom instructions (the message's, else
+// the mode's default persona). As published, this header has no <|im_end|> without tools.
+// Returns whether the mode is /think.
+bool render_smollm3_header(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m) {
+  bool think = t.enable_thinking.value_or(true);
+  std::string system, custom;
+  if (!m.empty() && m[0].role == "system") {
+    system = m[0].content;
+    if (system.find("/no_think") != std::string::npos) think = false;
+    else if (system.find("/think") != std::string::npos) think = true;
+    custom = rstrip(replace_all(replace_all(system, "/no_think", ""), "/think", ""), " \t\n\r");
+  }
+  w.text("<|im_start|>system\n");
+  if (system.find("/system_override") != std::string::npos) {
+    w.text(rstrip(replace_all(custom, "/system_override", ""), " \t\n\r") + "<|im_end|>\n");
+    return think;
+  }
+  w.text("## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: " +
+         (t.today.empty() ? smollm3_today() : t.today) + "\nReasoning Mode: " + (think ? "/think" : "/no_think") +
+         "\n\n## Custom Instructions\n\n" + (!custom.empty() ? custom : think ? kSmolThinkPersona : kSmolPersona) +
+         "\n\n");
+  return think;
+}
+
+// SmolLM3's template without tools: its header, then ChatML user and assistant turns (system
+// messages only in the header); in /no_think mode every assistant turn and the generation prompt
+// start with an empty think block (trained with the reply).
+void render_smollm3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, bool gen) {
+  const bool think = render_smollm3_header(w, t, m);
+  const std::string empty_think = think ? "" : "<think>\n\n</think>\n";
+  for (const ChatMessage& msg : m) {
+    if (msg.role == "user") {
+      w.text("<|im_start|>user\n" + msg.content + "<|im_end|>\n");
+    } else if (msg.role == "assistant") {
+      w.text("<|im_start|>assistant\n");
+      w.trained(empty_think + lstrip(msg.content, "\n") + "<|im_end|>\n");
+    }
+  }
+  if (gen) w.text("<|im_start|>assistant\n" + empty_think);
+}
+
 void render_llama3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage>& m, bool gen,
                    const std::string& bos) {
   for (size_t i = 0; i < m.size(); ++i) {
@@ -165,6 +242,20 @@ void render_phi3(Writer& w, const ChatTemplate& t, const std::vector<ChatMessage
   if (!t.phi3_header_after_user) w.text(gen ? "<|assistant|>\n" : eos);
 }
 
+// Phi-4-mini: <|role|> + content + <|end|> for every message, without newlines (the assistant's
+// content and <|end|> trained), then <|assistant|> (generation prompt) or EOS.
+void render_phi4(Writer& w, const std::vector<ChatMessage>& m, bool gen, const std::string& eos) {
+  for (const ChatMessage& msg : m) {
+    if (msg.role == "assistant") {
+      w.text("<|assistant|>");
+      w.trained(msg.content + "<|end|>");
+    } else {
+      w.text("<|" + msg.role + "|>" + msg.content + "<|end|>");
+    }
+  }
+  w.text(gen ? "<|assistant|>" : eos);
+}
+
 // Gemma 2 / 3: BOS, <start_of_turn>user|model, the content trimmed, <end_of_turn>; a system
 // message becomes the first user turn's prefix (content + blank line), as the templates do.
 void render_gemma(Writer& w, const std::vector<ChatMessage>& m, bool gen, const std::string& bos) {
@@ -219,35 +310,43 @@ void render_raw(Writer& w, const std::vector<ChatMessage>& m) {
   }
 }
 
+// The built-in templates by name (--chat-template), one table.
+constexpr std::pair<const char*, ChatFormat> kFormats[] = {
+    {"chatml", ChatFormat::ChatML}, {"qwen3", ChatFormat::Qwen3},   {"smollm3", ChatFormat::SmolLM3},
+    {"llama3", ChatFormat::Llama3}, {"llama2", ChatFormat::Llama2}, {"mistral", ChatFormat::Mistral},
+    {"gemma", ChatFormat::Gemma},   {"phi3", ChatFormat::Phi3},     {"phi4", ChatFormat::Phi4},
+    {"alpaca", ChatFormat::Alpaca}, {"raw", ChatFormat::Raw},
+};
+
 }  // namespace
 
 const std::vector<std::string>& chat_template_names() {
-  static const std::vector<std::string> names{"chatml", "qwen3", "llama3", "llama2", "mistral", "gemma", "phi3",
-                                              "alpaca", "raw"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& [name, format] : kFormats) v.push_back(name);
+    return v;
+  }();
   return names;
 }
 
 ChatTemplate chat_template_by_name(const std::string& name) {
   ChatTemplate t;
   t.name = name;
-  if (name == "chatml") t.format = ChatFormat::ChatML;
-  else if (name == "qwen3") t.format = ChatFormat::Qwen3;
-  else if (name == "llama3") t.format = ChatFormat::Llama3;
-  else if (name == "llama2") t.format = ChatFormat::Llama2;
-  else if (name == "mistral") t.format = ChatFormat::Mistral;
-  else if (name == "gemma") t.format = ChatFormat::Gemma;
-  else if (name == "phi3") t.format = ChatFormat::Phi3;
-  else if (name == "alpaca") t.format = ChatFormat::Alpaca;
-  else if (name == "raw") t.format = ChatFormat::Raw;
-  else fail("[chat] template expected one of chatml, qwen3, llama3, llama2, mistral, gemma, phi3, alpaca, raw, got '",
-            name, "'");
-  return t;
+  for (const auto& [n, format] : kFormats)
+    if (name == n) {
+      t.format = format;
+      return t;
+    }
+  std::string names;
+  for (const std::string& n : chat_template_names()) names += (names.empty() ? "" : ", ") + n;
+  fail("[chat] template expected one of ", names, ", got '", name, "'");
 }
 
 std::optional<ChatTemplate> recognize_chat_template(const std::string& j) {
   auto has = [&](const char* s) { return j.find(s) != std::string::npos; };
   if (j.empty()) return std::nullopt;
   if (has("<|im_start|>")) {
+    if (has("Knowledge Cutoff Date")) return chat_template_by_name("smollm3");
     if (has("<think>") || has("reasoning_content")) return chat_template_by_name("qwen3");
     ChatTemplate t = chat_template_by_name("chatml");
     // Qwen2 / Qwen2.5 templates insert a system turn when the conversation has none.
@@ -274,6 +373,7 @@ std::optional<ChatTemplate> recognize_chat_template(const std::string& j) {
   }
   if (has("[INST]")) return chat_template_by_name("llama2");
   if (has("<start_of_turn>")) return chat_template_by_name("gemma");
+  if (has("'<|' + message['role'] + '|>'") && has("<|end|>")) return chat_template_by_name("phi4");
   if (has("<|assistant|>") && has("<|end|>")) {
     ChatTemplate t = chat_template_by_name("phi3");
     t.phi3_header_after_user = !has("add_generation_prompt");
@@ -300,11 +400,13 @@ RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& 
   switch (t.format) {
     case ChatFormat::ChatML: render_chatml(w, t, messages, gen); break;
     case ChatFormat::Qwen3: render_qwen3(w, t, messages, gen); break;
+    case ChatFormat::SmolLM3: render_smollm3(w, t, messages, gen); break;
     case ChatFormat::Llama3: render_llama3(w, t, messages, gen, bos); break;
     case ChatFormat::Llama2: render_llama2(w, messages, bos, eos); break;
     case ChatFormat::Mistral: render_mistral(w, t, messages, bos, eos); break;
     case ChatFormat::Gemma: render_gemma(w, messages, gen, bos); break;
     case ChatFormat::Phi3: render_phi3(w, t, messages, gen, bos, eos); break;
+    case ChatFormat::Phi4: render_phi4(w, messages, gen, eos); break;
     case ChatFormat::Alpaca: render_alpaca(w, messages, gen, eos); break;
     case ChatFormat::Raw: render_raw(w, messages); break;
   }

@@ -20,17 +20,19 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatFormat { ChatML, Qwen3, Llama3, Llama2, Mistral, Gemma, Phi3, Alpaca, Raw };
+enum class ChatFormat { ChatML, Qwen3, SmolLM3, Llama3, Llama2, Mistral, Gemma, Phi3, Phi4, Alpaca, Raw };
 
 struct ChatTemplate {
   ChatFormat format = ChatFormat::Raw;
-  std::string name;  // "chatml", "qwen3", "llama3", "llama2", "mistral", "gemma", "phi3", "alpaca", "raw"
+  std::string name;  // chat_template_names(): "chatml", "qwen3", ..., "raw"
   std::string default_system;         // ChatML: system prompt used when the conversation has none
   bool always_generation_prompt = false;  // LLaMA 3 templates that append the header unconditionally
   // Qwen3's enable_thinking: false appends the empty <think> block after the generation prompt
   // (the reply starts without reasoning), as HF renders enable_thinking=False; unset or true:
-  // nothing (the model decides to think).
+  // nothing (the model decides to think). SmolLM3: the reasoning mode (unset: /think).
   std::optional<bool> enable_thinking;
+  // SmolLM3's "Today Date" ("04 December 2026"); empty: today's, as the template's strftime_now.
+  std::string today;
   // Mistral-7B-Instruct-v0.1 writes a space after each reply's EOS (v0.2 does not).
   bool space_after_eos = false;
   // Phi-3's first template (Phi-3-mini, June 2024): BOS, the <|assistant|> header written after

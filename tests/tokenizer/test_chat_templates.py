@@ -1,7 +1,8 @@
 """Chat templates: taia's built-in renderings equal HF's Jinja rendering (@huggingface/jinja)
 of the Qwen3, LLaMA 3 and Gemma 3 tokenizer_config.json templates, of the Phi-3 template in the
 phi-3 GGUF vocabulary, and of the published Phi-3.5-mini and Mistral-7B-Instruct v0.1 / v0.2
-templates (quoted below from their tokenizer_config.json) on two-turn conversations, and the
+templates, Phi-4-mini's and SmolLM3-3B's (quoted below from their tokenizer_config.json; SmolLM3's
+tool branches left out, which taia does not render) on two-turn conversations, and the
 per-token masks cover exactly the assistant replies (plus their end-of-turn tokens) for every
 built-in template.
 
@@ -50,8 +51,63 @@ MISTRAL_V02_TEMPLATE = (
     "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
     "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
     "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}")
+PHI4_MINI_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] "
+    "is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + "
+    "'<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}")
+SMOLLM3_PERSONA_THINK = (
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face. Your role as an assistant involves "
+    "thoroughly exploring questions through a systematic thinking process before providing the final precise and "
+    "accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, exploration, "
+    "reassessment, reflection, backtracking, and iteration to develop well-considered thinking process. Please "
+    "structure your response into two main sections: Thought and Solution using the specified format: <think> "
+    "Thought section </think> Solution section. In the Thought section, detail your reasoning process in steps. "
+    "Each step should include detailed considerations such as analysing questions, summarizing relevant findings, "
+    "brainstorming new ideas, verifying the accuracy of the current steps, refining any errors, and revisiting "
+    "previous steps. In the Solution section, based on various attempts, explorations, and reflections from the "
+    "Thought section, systematically present the final solution that you deem correct. The Solution section should "
+    "be logical, accurate, and concise and detail necessary steps needed to reach the conclusion.")
+SMOLLM3_TEMPLATE = (
+    '{%- if enable_thinking is not defined -%}{%- set enable_thinking = true -%}{%- endif -%}'
+    '{%- if enable_thinking -%}{%- set reasoning_mode = "/think" -%}{%- else -%}'
+    '{%- set reasoning_mode = "/no_think" -%}{%- endif -%}'
+    '{{- "<|im_start|>system\\n" -}}'
+    '{%- if messages[0].role == "system" -%}{%- set system_message = messages[0].content -%}'
+    '{%- if "/no_think" in system_message -%}{%- set reasoning_mode = "/no_think" -%}'
+    '{%- elif "/think" in system_message -%}{%- set reasoning_mode = "/think" -%}{%- endif -%}'
+    '{%- set custom_instructions = system_message.replace("/no_think", "").replace("/think", "").rstrip() -%}'
+    '{%- endif -%}'
+    '{%- if "/system_override" in system_message -%}'
+    '{{- custom_instructions.replace("/system_override", "").rstrip() -}}{{- "<|im_end|>\\n" -}}'
+    '{%- else -%}{{- "## Metadata\\n\\n" -}}{{- "Knowledge Cutoff Date: June 2025\\n" -}}'
+    '{%- set today = strftime_now("%d %B %Y") -%}{{- "Today Date: " ~ today ~ "\\n" -}}'
+    '{{- "Reasoning Mode: " + reasoning_mode + "\\n\\n" -}}{{- "## Custom Instructions\\n\\n" -}}'
+    '{%- if custom_instructions -%}{{- custom_instructions + "\\n\\n" -}}'
+    '{%- elif reasoning_mode == "/think" -%}{{- "' + SMOLLM3_PERSONA_THINK + '\\n\\n" -}}'
+    '{%- else -%}{{- "You are a helpful AI assistant named SmolLM, trained by Hugging Face.\\n\\n" -}}'
+    '{%- endif -%}{%- if xml_tools or python_tools -%}{{- "### Tools\\n\\n" -}}{{- "\\n\\n" -}}'
+    '{{- "<|im_end|>\\n" -}}{%- endif -%}{%- endif -%}'
+    '{%- for message in messages -%}'
+    '{%- set content = message.content if message.content is string else "" -%}'
+    '{%- if message.role == "user" -%}{{ "<|im_start|>" + message.role + "\\n"  + content + "<|im_end|>\\n" }}'
+    '{%- elif message.role == "assistant" -%}{% generation %}{%- if reasoning_mode == "/think" -%}'
+    '{{ "<|im_start|>assistant\\n" + content.lstrip("\\n") + "<|im_end|>\\n" }}{%- else -%}'
+    '{{ "<|im_start|>assistant\\n" + "<think>\\n\\n</think>\\n" + content.lstrip("\\n") + "<|im_end|>\\n" }}'
+    '{%- endif -%}{% endgeneration %}'
+    '{%- elif message.role == "tool" -%}{{ "<|im_start|>" + "user\\n"  + content + "<|im_end|>\\n" }}'
+    '{%- endif -%}{%- endfor -%}'
+    '{%- if add_generation_prompt -%}{%- if reasoning_mode == "/think" -%}{{ "<|im_start|>assistant\\n" }}'
+    '{%- else -%}{{ "<|im_start|>assistant\\n" + "<think>\\n\\n</think>\\n"  }}{%- endif -%}{%- endif -%}')
 MISTRAL_V01_TEMPLATE = MISTRAL_V02_TEMPLATE.replace("message['content'] + eos_token}}",
                                                     "message['content'] + eos_token + ' ' }}")
+
+# SmolLM3's system-message switches: the mode from "/no_think" in the message, and
+# "/system_override" (the message alone as the system turn).
+SMOLLM3_CASES = [
+    {"messages": [msg(S, "Be brief. /no_think"), msg(U, "Hi"), msg(A, "\nHello.")], "add_generation_prompt": False},
+    {"messages": [msg(S, "Plain system. /system_override"), msg(U, "Hi")], "add_generation_prompt": True},
+]
 
 
 def alternating(case):
@@ -60,7 +116,7 @@ def alternating(case):
 
 
 # Text each template trains on, per assistant reply (what the mask must cover).
-def trained_parts(template, messages):
+def trained_parts(template, messages, enable_thinking=None):
     parts = []
     for i, m in enumerate(messages):
         if m["role"] != A:
@@ -82,6 +138,10 @@ def trained_parts(template, messages):
             parts.append(c + "</s>")
         elif template == "phi3":
             parts.append(c + "<|end|>\n")
+        elif template == "phi4":
+            parts.append(c + "<|end|>")
+        elif template == "smollm3":
+            parts.append(("<think>\n\n</think>\n" if enable_thinking is False else "") + c.lstrip("\n") + "<|im_end|>\n")
         elif template == "alpaca":
             parts.append(c + "</s>")
         elif template == "raw":
@@ -149,6 +209,9 @@ def main():
     variants = [  # (label, vocabulary, template, bos, eos, expected template name, cases)
         ("phi-3 (GGUF)", phi3_gguf, phi3_template, "<s>", "<|endoftext|>", "phi3", CASES),
         ("phi-3.5", phi3_gguf, PHI35_TEMPLATE, "<s>", "<|endoftext|>", "phi3", CASES),
+        ("phi-4-mini", phi3_gguf, PHI4_MINI_TEMPLATE, "<s>", "<|endoftext|>", "phi4", CASES),
+        ("smollm3", os.path.join(tok_root, "qwen3", "tokenizer.json"), SMOLLM3_TEMPLATE, None, "<|im_end|>", "smollm3",
+         CASES + SMOLLM3_CASES),
         ("mistral v0.2", mistral_json, MISTRAL_V02_TEMPLATE, "<s>", "</s>", "mistral",
          [c for c in CASES if alternating(c)]),
         ("mistral v0.1", mistral_json, MISTRAL_V01_TEMPLATE, "<s>", "</s>", "mistral",
@@ -168,8 +231,8 @@ def main():
         js = subprocess.run(["node", os.path.join(here, "hf_js_chat.mjs"), modules, cfg, sub_cases],
                             capture_output=True, text=True, timeout=120)
         ref = json.loads(js.stdout) if js.returncode == 0 else None
-        # A GGUF carries its own template; the Phi-3.5 one is taia's "phi3" by name.
-        ours = run_chat(taia, tok, cases, None if label != "phi-3.5" else "phi3")
+        # A GGUF carries its own template; the Phi-3.5 and Phi-4-mini ones are taia's by name.
+        ours = run_chat(taia, tok, cases, {"phi-3.5": "phi3", "phi-4-mini": "phi4"}.get(label))
         for k, o in enumerate(ours):
             ok = ref is not None and o["text"] == ref[k] and o["template"] == expected_template
             failures += 0 if ok else 1
@@ -179,14 +242,15 @@ def main():
     # 2. Masks cover exactly the assistant replies, for every built-in template.
     for template, tok_name in (("chatml", "qwen3"), ("qwen3", "qwen3"), ("llama3", "llama3"), ("llama2", "mistral"),
                                ("mistral", "mistral"), ("gemma", "gemma3"), ("phi3", "goldens/ggml-vocab-phi-3.gguf"),
+                               ("phi4", "goldens/ggml-vocab-phi-3.gguf"), ("smollm3", "qwen3"),
                                ("alpaca", "mistral"), ("raw", "llama3")):
         tok_dir = os.path.join(tok_root, tok_name)
         cases = [c for c in CASES if alternating(c)] if template == "mistral" else CASES
         for k, (o, c) in enumerate(zip(run_chat(taia, tok_dir, cases, template), cases)):
             runs = [decode(taia, tok_dir, r) for r in masked_runs(o["ids"], o["mask"])]
-            if template == "phi3":  # SentencePiece prefixes the "\n" after <|end|> with its own "▁" token
+            if template in ("phi3", "phi4"):  # SentencePiece prefixes the "\n" after <|end|> with its own "▁" token
                 runs = [r.replace("<|end|> \n", "<|end|>\n") for r in runs]
-            want = trained_parts(template, c["messages"])
+            want = trained_parts(template, c["messages"], c.get("enable_thinking"))
             if template == "raw":  # raw joins turns with newlines: replies are runs of their own tokens
                 ok = "".join(runs).replace("\n", "") == "".join(want).replace("\n", "")
             else:
