@@ -1,5 +1,7 @@
 #include "demo/experiment.h"
 
+#include "train/method.h"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include "demo/util.h"
 #include "demo/world.h"
 #include "eval/drift.h"
+#include "train/method.h"
 #include "eval/generate.h"
 #include "eval/report.h"
 #include "eval/stats.h"
@@ -50,7 +53,8 @@ Preset resolve_preset(const DemoOptions& o) {
     const std::string kind = e.substr(0, e.find('-')), method = e.find('-') == std::string::npos ? "" : e.substr(e.find('-') + 1);
     const auto& kinds = finetune_kinds();
     TAIA_CHECK(std::find(kinds.begin(), kinds.end(), kind) != kinds.end() &&
-                   (method == "lora" || method == "molora" || method == "full"),
+                   std::any_of(train_methods().begin(), train_methods().end(),
+                               [&](const auto& m) { return m.first == method; }),
                "[demo] experiment expected KIND-METHOD with KIND facts, skill, country, country_new or country_mix "
                "and METHOD lora, molora or full (e.g. facts-lora), got '", e, "'");
     TAIA_CHECK(!is_country_kind(kind) || !own_model, "[demo] the ", kind, " experiment needs the generated world (its "

@@ -13,7 +13,7 @@
 namespace taia::demo {
 namespace {
 
-TrainOptions finetune_options(const RunContext& ctx, const std::string& method, uint64_t seed,
+TrainOptions finetune_options(const RunContext& ctx, TrainMethod method, uint64_t seed,
                               const std::string& run_dir) {
   const Preset& p = *ctx.preset;
   TrainOptions t;
@@ -23,7 +23,7 @@ TrainOptions finetune_options(const RunContext& ctx, const std::string& method, 
   t.method = method;
   t.lora.rank = p.lora_rank;
   t.lora.alpha = p.lora_alpha;
-  t.lr = method == "full" ? p.full_lr : p.lora_lr;  // MoLoRA: LoRA's rank, alpha and learning rate
+  t.lr = method == TrainMethod::Full ? p.full_lr : p.lora_lr;  // MoLoRA: LoRA's rank, alpha and learning rate
   t.max_steps = p.finetune_steps;
   t.batch_size = p.finetune_batch;
   t.grad_accum = 1;
@@ -65,8 +65,8 @@ void evaluate_full(const RunContext& ctx, const std::string& model_dir, const st
 RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experiment, uint64_t seed,
                                 const SplitRanks* ranks) {
   const std::string kind = experiment.substr(0, experiment.find('-'));
-  const std::string method = experiment.substr(experiment.find('-') + 1);
-  TAIA_CHECK(!ranks || method == "lora", "[demo] the rank sweep trains LoRA; got ", experiment);
+  const TrainMethod method = parse_method(experiment.substr(experiment.find('-') + 1), "[demo] experiment " + experiment);
+  TAIA_CHECK(!ranks || method == TrainMethod::Lora, "[demo] the rank sweep trains LoRA; got ", experiment);
   const std::string run_dir =
       ctx.out_dir + "/runs/" +
       (ranks ? "sweep/" + experiment + "-a" + std::to_string(ranks->attention) + "-f" + std::to_string(ranks->ffn)
@@ -91,7 +91,7 @@ RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experi
   RunResult r;
   r.training = run_training(options, [](const std::string&) {});
   r.train_dir = options.out_dir;
-  if (method == "full")
+  if (method == TrainMethod::Full)
     evaluate_full(ctx, r.training.output, run_dir, r);
   else
     evaluate_adapter(ctx, r.training.output, run_dir, r);

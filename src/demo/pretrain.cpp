@@ -138,7 +138,7 @@ TrainSummary pretrain(const Preset& p, const PretrainSettings& s, const std::str
   t.model_path = tmp + "/init";
   t.data_path = tmp + "/corpus.txt";
   t.out_dir = tmp + "/model";
-  t.method = "full";
+  t.method = TrainMethod::Full;
   t.lr = p.pretrain_lr;
   t.schedule = "cosine";
   t.warmup_ratio = 0.05;

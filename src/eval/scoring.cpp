@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
+#include <set>
 
 #include "core/error.h"
 #include "eval/sampling.h"
@@ -30,20 +30,25 @@ KeySpans one_span(int64_t begin, int64_t end) {
 
 }  // namespace
 
-std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<LoglikRequest>& requests,
-                                       int64_t batch_size, const ProgressFn& progress) {
-  const ModelConfig& c = decoder.model().config;
-  const int64_t V = c.vocab_size, max_pos = c.max_position_embeddings;
-  TAIA_CHECK(batch_size >= 1, "[score_loglik] batch_size expected >= 1, got ", batch_size);
-  std::vector<LoglikResult> results(requests.size());
-  // The (possibly left-cut) context of each request and the rows it needs.
-  std::vector<std::vector<int32_t>> contexts(requests.size());
-  std::vector<int64_t> rows_of(requests.size()), logit_rows_of(requests.size());
+namespace {
+
+// Each request's (possibly left-cut) context and the rows it needs in a packed pass.
+struct LoglikLayout {
+  std::vector<std::vector<int32_t>> contexts;  // [requests] context tokens kept
+  std::vector<int64_t> rows;                   // [requests] packed rows (context + every continuation)
+  std::vector<int64_t> logit_rows;             // [requests] rows whose logits are read
+};
+
+LoglikLayout lay_out_requests(const std::vector<LoglikRequest>& requests, int64_t max_pos) {
+  LoglikLayout l;
+  l.contexts.resize(requests.size());
+  l.rows.resize(requests.size());
+  l.logit_rows.resize(requests.size());
   for (size_t r = 0; r < requests.size(); ++r) {
     const LoglikRequest& q = requests[r];
     TAIA_CHECK(!q.context.empty(), "[score_loglik] request ", r, ": empty context");
     size_t longest = 0;
-    int64_t rows = 0, logit_rows = 1;
+    int64_t rows = 0, logit_rows = 1;  // the context's last row predicts every continuation's first token
     for (const auto& cont : q.continuations) {
       TAIA_CHECK(!cont.empty(), "[score_loglik] request ", r, ": empty continuation");
       longest = std::max(longest, cont.size());
@@ -53,78 +58,103 @@ std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<Logli
     TAIA_CHECK(int64_t(longest) < max_pos, "[score_loglik] request ", r, ": a continuation of ", longest,
                " tokens does not fit the model's ", max_pos, " positions");
     const size_t keep = std::min(q.context.size(), size_t(max_pos) - longest);
-    contexts[r].assign(q.context.end() - int64_t(keep), q.context.end());
-    rows_of[r] = rows + int64_t(keep);
-    logit_rows_of[r] = logit_rows;
+    l.contexts[r].assign(q.context.end() - int64_t(keep), q.context.end());
+    l.rows[r] = rows + int64_t(keep);
+    l.logit_rows[r] = logit_rows;
   }
+  return l;
+}
 
+// The end of the pass that starts at request r0: up to batch_size requests within the logits
+// budget (at least one).
+size_t pass_end(const LoglikLayout& l, size_t r0, int64_t batch_size, int64_t V) {
+  size_t r1 = r0;
+  int64_t logit_rows = 0;
+  while (r1 < l.rows.size() && int64_t(r1 - r0) < batch_size &&
+         (r1 == r0 || (logit_rows + l.logit_rows[r1]) * V <= kLogitBudget))
+    logit_rows += l.logit_rows[r1++];
+  return r1;
+}
+
+// A scored token: its request, continuation, and the packed row that predicts it.
+struct ScoredToken {
+  size_t r, k;
+  int64_t row;
+  int32_t token;
+};
+
+// Packs requests [r0, r1): each context once, every continuation after it attending to the
+// context and to itself. Returns the tokens to score; pb.logit_rows lists their rows, once each.
+std::vector<ScoredToken> pack_pass(const std::vector<LoglikRequest>& requests, const LoglikLayout& l, size_t r0,
+                                   size_t r1, PackedBatch& pb) {
+  pb.clear();
+  std::vector<ScoredToken> scored;
+  int64_t slot = 0;
+  for (size_t r = r0; r < r1; ++r) {
+    const auto& ctx = l.contexts[r];
+    const int64_t base = slot, P = int64_t(ctx.size());
+    int64_t last_ctx_row = -1;
+    for (int64_t i = 0; i < P; ++i, ++slot) last_ctx_row = pb.add(ctx[size_t(i)], i, slot, one_span(base, slot + 1));
+    for (size_t k = 0; k < requests[r].continuations.size(); ++k) {
+      const auto& cont = requests[r].continuations[k];
+      const int64_t start = slot;
+      int64_t prev_row = last_ctx_row;
+      for (size_t j = 0; j < cont.size(); ++j, ++slot) {
+        scored.push_back({r, k, prev_row, cont[j]});
+        KeySpans sp = one_span(base, base + P);
+        sp.begin[1] = start;
+        sp.end[1] = slot + 1;
+        prev_row = pb.add(cont[j], P + int64_t(j), slot, sp);
+      }
+    }
+  }
+  std::set<int64_t> rows;
+  for (const ScoredToken& s : scored) rows.insert(s.row);
+  pb.logit_rows.assign(rows.begin(), rows.end());
+  return scored;
+}
+
+// Adds log p(token) and the argmax test of every scored token to its request's result.
+void add_scores(const std::vector<ScoredToken>& scored, const std::vector<int64_t>& logit_rows,
+                const std::vector<float>& logits, int64_t V, std::vector<LoglikResult>& results) {
+  std::vector<double> lse(logit_rows.size());
+  std::vector<int32_t> best(logit_rows.size());
+  for (size_t i = 0; i < lse.size(); ++i) {
+    lse[i] = log_sum_exp(logits.data() + int64_t(i) * V, V);
+    best[i] = argmax(logits.data() + int64_t(i) * V, V);
+  }
+  for (const ScoredToken& s : scored) {
+    const size_t i = size_t(std::lower_bound(logit_rows.begin(), logit_rows.end(), s.row) - logit_rows.begin());
+    TAIA_CHECK(s.token >= 0 && s.token < V, "[score_loglik] token id ", s.token, " outside the vocabulary (", V, ")");
+    results[s.r].logprob[s.k] += double(logits[i * size_t(V) + size_t(s.token)]) - lse[i];
+    if (best[i] != s.token) results[s.r].greedy[s.k] = false;
+  }
+}
+
+}  // namespace
+
+std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<LoglikRequest>& requests,
+                                       int64_t batch_size, const ProgressFn& progress) {
+  const ModelConfig& c = decoder.model().config;
+  const int64_t V = c.vocab_size;
+  TAIA_CHECK(batch_size >= 1, "[score_loglik] batch_size expected >= 1, got ", batch_size);
+  const LoglikLayout layout = lay_out_requests(requests, c.max_position_embeddings);
+  std::vector<LoglikResult> results(requests.size());
+  for (size_t r = 0; r < requests.size(); ++r) {
+    results[r].logprob.assign(requests[r].continuations.size(), 0.0);
+    results[r].greedy.assign(requests[r].continuations.size(), true);
+  }
   PackedBatch pb;
-  std::vector<float> logits;
-  size_t r0 = 0;
-  while (r0 < requests.size()) {
-    // Requests for this pass: up to batch_size, within the logits budget (at least one).
-    size_t r1 = r0;
-    int64_t slots = 0, logit_rows = 0;
-    while (r1 < requests.size() && int64_t(r1 - r0) < batch_size &&
-           (r1 == r0 || (logit_rows + logit_rows_of[r1]) * V <= kLogitBudget)) {
-      slots += rows_of[r1];
-      logit_rows += logit_rows_of[r1];
-      ++r1;
-    }
-    pb.clear();
-    // For every scored token: (request, continuation, packed row that predicts it).
-    struct Want {
-      size_t r, k;
-      int64_t row;
-      int32_t token;
-    };
-    std::vector<Want> wants;
-    int64_t slot = 0;
-    for (size_t r = r0; r < r1; ++r) {
-      const auto& ctx = contexts[r];
-      const int64_t base = slot, P = int64_t(ctx.size());
-      int64_t last_ctx_row = -1;
-      for (int64_t i = 0; i < P; ++i) {
-        last_ctx_row = pb.add(ctx[size_t(i)], i, slot, one_span(base, slot + 1));
-        ++slot;
-      }
-      for (size_t k = 0; k < requests[r].continuations.size(); ++k) {
-        const auto& cont = requests[r].continuations[k];
-        const int64_t start = slot;
-        int64_t prev_row = last_ctx_row;
-        for (size_t j = 0; j < cont.size(); ++j) {
-          wants.push_back({r, k, prev_row, cont[j]});
-          KeySpans sp = one_span(base, base + P);
-          sp.begin[1] = start;
-          sp.end[1] = slot + 1;
-          prev_row = pb.add(cont[j], P + int64_t(j), slot, sp);
-          ++slot;
-        }
-      }
-      results[r].logprob.assign(requests[r].continuations.size(), 0.0);
-      results[r].greedy.assign(requests[r].continuations.size(), true);
-    }
-    std::map<int64_t, size_t> out_index;  // packed row -> logits row
-    for (const Want& w : wants) out_index.emplace(w.row, 0);
-    for (auto& [row, idx] : out_index) {
-      idx = pb.logit_rows.size();
-      pb.logit_rows.push_back(row);
-    }
+  std::vector<float> logits;  // [logit rows, V]
+  for (size_t r0 = 0; r0 < requests.size();) {
+    const size_t r1 = pass_end(layout, r0, batch_size, V);
+    const std::vector<ScoredToken> scored = pack_pass(requests, layout, r0, r1, pb);
+    int64_t slots = 0;
+    for (size_t r = r0; r < r1; ++r) slots += layout.rows[r];
     KVCache cache(c, slots);
     logits.resize(size_t(int64_t(pb.logit_rows.size()) * V));
     decoder.forward_packed(cache, pb, logits.data());
-    std::vector<double> lse(pb.logit_rows.size());
-    std::vector<int32_t> best(pb.logit_rows.size());
-    for (size_t i = 0; i < lse.size(); ++i) {
-      lse[i] = log_sum_exp(logits.data() + int64_t(i) * V, V);
-      best[i] = argmax(logits.data() + int64_t(i) * V, V);
-    }
-    for (const Want& w : wants) {
-      const size_t i = out_index[w.row];
-      TAIA_CHECK(w.token >= 0 && w.token < V, "[score_loglik] token id ", w.token, " outside the vocabulary (", V, ")");
-      results[w.r].logprob[w.k] += double(logits[i * size_t(V) + size_t(w.token)]) - lse[i];
-      if (best[i] != w.token) results[w.r].greedy[w.k] = false;
-    }
+    add_scores(scored, pb.logit_rows, logits, V, results);
     r0 = r1;
     if (progress) progress(r0);
   }

@@ -11,6 +11,8 @@
 #include "kernels/quant_matvec.h"
 
 namespace taia {
+
+const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "f32"; }
 namespace {
 
 // Rows of a BF16 weight widened to F32 per SGEMM call (scratch = kWidenBlock * K floats).

@@ -27,6 +27,7 @@ namespace taia {
 constexpr int64_t kMatvecMaxRows = 8;
 
 enum class Precision { F32, BF16 };
+const char* precision_name(Precision p);  // "f32", "bf16": --compute's words
 
 // What the BF16 path keeps between calls: BF16 copies of F32 weights (by address: the weights
 // must not change while it is alive, so it serves frozen weights only) and one activation buffer.

@@ -167,132 +167,134 @@ Encoding PipelineTokenizer::encode(std::string_view text, bool add_special) cons
   return e;
 }
 
+// HF tokenizers' order: the normalizers rewrite the whole span, the pre-tokenizers cut it into
+// pieces, the model turns each piece into ids; every byte keeps the input offset it came from.
 void PipelineTokenizer::encode_text(std::string_view text, uint32_t base, std::vector<int32_t>& ids,
                                     std::vector<uint32_t>& offsets) const {
   if (text.empty()) return;
   Piece whole;
   whole.text = std::string(text);
   whole.base = base;
-  for (const NormalizerStep& n : normalizers) {
-    if (n.kind == NormalizerStep::Kind::Prepend) {
-      if (whole.text.empty()) continue;
-      std::vector<uint32_t> a = whole.full_align();
-      a.insert(a.begin(), n.a.size(), a.empty() ? base : a.front());
-      whole.text = n.a + whole.text;
-      whole.align = std::move(a);
-    } else {
-      std::vector<uint32_t> a = whole.full_align();
-      if (n.kind == NormalizerStep::Kind::Nfc)
-        normalize_nfc(whole.text, a);
-      else
-        replace_all(whole.text, a, n.a, n.b);
-      whole.align = std::move(a);
-    }
-  }
+  for (const NormalizerStep& n : normalizers) normalize(n, whole);
   std::vector<Piece> pieces_now{std::move(whole)};
   for (const PreTokenizerStep& step : pre_tokenizers) {
     std::vector<Piece> next;
-    for (Piece& p : pieces_now) {
-      if (step.kind == PreTokenizerStep::Kind::Metaspace) {
-        std::vector<uint32_t> a = p.full_align();
-        replace_all(p.text, a, " ", step.replacement);
-        p.align = std::move(a);
-        const bool first = p.base == 0 && (p.align.empty() || p.align.front() == 0);
-        const bool want = step.prepend == PreTokenizerStep::Prepend::Always ||
-                          (step.prepend == PreTokenizerStep::Prepend::First && first);
-        if (want && p.text.compare(0, step.replacement.size(), step.replacement) != 0) {
-          p.align.insert(p.align.begin(), step.replacement.size(), p.origin(0));
-          p.text = step.replacement + p.text;
-        }
-        if (!step.split) {
-          next.push_back(std::move(p));
-          continue;
-        }
-        // Split before each replacement character (merged with the next word).
-        size_t start = 0, pos = p.text.find(step.replacement, 1);
-        while (pos != std::string::npos) {
-          next.push_back(p.sub(start, pos));
-          start = pos;
-          pos = p.text.find(step.replacement, pos + step.replacement.size());
-        }
-        next.push_back(p.sub(start, p.text.size()));
-        continue;
-      }
-      if (step.kind == PreTokenizerStep::Kind::ByteLevel && step.add_prefix_space && !p.text.empty() &&
-          p.text[0] != ' ') {
-        p.align = p.full_align();
-        p.align.insert(p.align.begin(), p.origin(0));
-        p.text = " " + p.text;
-      }
-      if (!step.regex) {
-        next.push_back(std::move(p));
-        continue;
-      }
-      // Split: matches are delimiters (or, inverted, the content); behaviour places them.
-      struct Span { size_t b, e; bool delim; };
-      std::vector<Span> spans;
-      size_t prev = 0;
-      for (auto [b, e] : step.regex->find_all(p.text)) {
-        if (b > prev) spans.push_back({prev, b, step.invert});
-        spans.push_back({b, e, !step.invert});
-        prev = e;
-      }
-      if (prev < p.text.size()) spans.push_back({prev, p.text.size(), step.invert});
-      using B = PreTokenizerStep::Behavior;
-      std::vector<std::pair<size_t, size_t>> out;
-      for (size_t k = 0; k < spans.size(); ++k) {
-        const Span& s = spans[k];
-        switch (step.behavior) {
-          case B::Isolated: out.emplace_back(s.b, s.e); break;
-          case B::Removed:
-            if (!s.delim) out.emplace_back(s.b, s.e);
-            break;
-          case B::MergedWithPrevious:
-            if (s.delim && !out.empty() && out.back().second == s.b)
-              out.back().second = s.e;
-            else
-              out.emplace_back(s.b, s.e);
-            break;
-          case B::MergedWithNext:
-            if (!out.empty() && k > 0 && spans[k - 1].delim && out.back().second == s.b)
-              out.back().second = s.e;
-            else
-              out.emplace_back(s.b, s.e);
-            break;
-        }
-      }
-      for (auto [b, e] : out)
-        if (e > b) next.push_back(p.sub(b, e));
-    }
+    for (Piece& p : pieces_now) pre_tokenize(step, p, next);
     pieces_now.swap(next);
   }
+  for (const Piece& p : pieces_now) encode_piece(p, ids, offsets);
+}
+
+// One normalizer step over the whole span (its alignment follows every inserted byte).
+void PipelineTokenizer::normalize(const NormalizerStep& n, Piece& whole) {
+  std::vector<uint32_t> a = whole.full_align();
+  switch (n.kind) {
+    case NormalizerStep::Kind::Prepend:
+      if (whole.text.empty()) return;
+      a.insert(a.begin(), n.a.size(), a.empty() ? whole.base : a.front());
+      whole.text = n.a + whole.text;
+      break;
+    case NormalizerStep::Kind::Nfc: normalize_nfc(whole.text, a); break;
+    case NormalizerStep::Kind::Replace: replace_all(whole.text, a, n.a, n.b); break;
+  }
+  whole.align = std::move(a);
+}
+
+// One pre-tokenizer step over one piece; the pieces it yields go to `next`.
+void PipelineTokenizer::pre_tokenize(const PreTokenizerStep& step, Piece& p, std::vector<Piece>& next) {
+  if (step.kind == PreTokenizerStep::Kind::Metaspace) return metaspace(step, p, next);
+  if (step.kind == PreTokenizerStep::Kind::ByteLevel && step.add_prefix_space && !p.text.empty() && p.text[0] != ' ') {
+    p.align = p.full_align();
+    p.align.insert(p.align.begin(), p.origin(0));
+    p.text = " " + p.text;
+  }
+  if (!step.regex) {
+    next.push_back(std::move(p));
+    return;
+  }
+  split_by_regex(step, p, next);
+}
+
+// Metaspace: spaces become the replacement character, prepended per the scheme, and the piece is
+// split before each replacement character (which stays with the word after it).
+void PipelineTokenizer::metaspace(const PreTokenizerStep& step, Piece& p, std::vector<Piece>& next) {
+  std::vector<uint32_t> a = p.full_align();
+  replace_all(p.text, a, " ", step.replacement);
+  p.align = std::move(a);
+  const bool first = p.base == 0 && (p.align.empty() || p.align.front() == 0);
+  const bool want = step.prepend == PreTokenizerStep::Prepend::Always ||
+                    (step.prepend == PreTokenizerStep::Prepend::First && first);
+  if (want && p.text.compare(0, step.replacement.size(), step.replacement) != 0) {
+    p.align.insert(p.align.begin(), step.replacement.size(), p.origin(0));
+    p.text = step.replacement + p.text;
+  }
+  if (!step.split) {
+    next.push_back(std::move(p));
+    return;
+  }
+  size_t start = 0, pos = p.text.find(step.replacement, 1);
+  while (pos != std::string::npos) {
+    next.push_back(p.sub(start, pos));
+    start = pos;
+    pos = p.text.find(step.replacement, pos + step.replacement.size());
+  }
+  next.push_back(p.sub(start, p.text.size()));
+}
+
+// Split: the regex's matches are delimiters (or, inverted, the content); the behaviour places them.
+void PipelineTokenizer::split_by_regex(const PreTokenizerStep& step, const Piece& p, std::vector<Piece>& next) {
+  struct Span { size_t b, e; bool delim; };
+  std::vector<Span> spans;
+  size_t prev = 0;
+  for (auto [b, e] : step.regex->find_all(p.text)) {
+    if (b > prev) spans.push_back({prev, b, step.invert});
+    spans.push_back({b, e, !step.invert});
+    prev = e;
+  }
+  if (prev < p.text.size()) spans.push_back({prev, p.text.size(), step.invert});
+  using B = PreTokenizerStep::Behavior;
+  std::vector<std::pair<size_t, size_t>> out;
+  for (size_t k = 0; k < spans.size(); ++k) {
+    const Span& s = spans[k];
+    const bool joins_previous = !out.empty() && out.back().second == s.b &&
+                                ((step.behavior == B::MergedWithPrevious && s.delim) ||
+                                 (step.behavior == B::MergedWithNext && k > 0 && spans[k - 1].delim));
+    if (step.behavior == B::Removed && s.delim) continue;
+    if (joins_previous)
+      out.back().second = s.e;
+    else
+      out.emplace_back(s.b, s.e);
+  }
+  for (auto [b, e] : out)
+    if (e > b) next.push_back(p.sub(b, e));
+}
+
+// The model (BPE over byte-level characters, BPE or SentencePiece over UTF-8) on one piece; each
+// id's offset is the input byte its first character came from.
+void PipelineTokenizer::encode_piece(const Piece& p, std::vector<int32_t>& ids, std::vector<uint32_t>& offsets) const {
+  if (p.text.empty()) return;
   std::vector<int32_t> piece_ids_out;
-  std::vector<uint32_t> chars;
-  for (const Piece& p : pieces_now) {
-    if (p.text.empty()) continue;
-    piece_ids_out.clear();
-    chars.clear();
-    if (byte_level) {
-      bpe->encode_word(byte_level_encode(p.text), piece_ids_out, chars);
-      size_t byte_pos = 0;  // one byte-level character per input byte
-      for (size_t t = 0; t < piece_ids_out.size(); ++t) {
-        ids.push_back(piece_ids_out[t]);
-        offsets.push_back(p.origin(byte_pos));
-        byte_pos += chars[t];
-      }
-    } else {
-      if (bpe)
-        bpe->encode_word(p.text, piece_ids_out, chars);
-      else
-        spm->encode(p.text, piece_ids_out, chars);
-      std::vector<std::string_view> cs = utf8_chars(p.text);
-      size_t char_pos = 0, byte_pos = 0;
-      for (size_t t = 0; t < piece_ids_out.size(); ++t) {
-        ids.push_back(piece_ids_out[t]);
-        offsets.push_back(p.origin(byte_pos));
-        for (uint32_t c = 0; c < chars[t] && char_pos < cs.size(); ++c) byte_pos += cs[char_pos++].size();
-      }
+  std::vector<uint32_t> chars;  // characters per id
+  if (byte_level) {
+    bpe->encode_word(byte_level_encode(p.text), piece_ids_out, chars);
+    size_t byte_pos = 0;  // one byte-level character per input byte
+    for (size_t t = 0; t < piece_ids_out.size(); ++t) {
+      ids.push_back(piece_ids_out[t]);
+      offsets.push_back(p.origin(byte_pos));
+      byte_pos += chars[t];
     }
+    return;
+  }
+  if (bpe)
+    bpe->encode_word(p.text, piece_ids_out, chars);
+  else
+    spm->encode(p.text, piece_ids_out, chars);
+  std::vector<std::string_view> cs = utf8_chars(p.text);
+  size_t char_pos = 0, byte_pos = 0;
+  for (size_t t = 0; t < piece_ids_out.size(); ++t) {
+    ids.push_back(piece_ids_out[t]);
+    offsets.push_back(p.origin(byte_pos));
+    for (uint32_t c = 0; c < chars[t] && char_pos < cs.size(); ++c) byte_pos += cs[char_pos++].size();
   }
 }
 
@@ -304,64 +306,61 @@ std::string PipelineTokenizer::decode(const std::vector<int32_t>& ids, bool skip
     if (skip_special && is_special(id)) continue;
     tokens.push_back(pieces[size_t(id)]);
   }
-  for (const DecoderStep& d : decoders) {
-    switch (d.kind) {
-      case DecoderStep::Kind::ByteLevel: {
-        std::string joined;
-        for (const auto& t : tokens) joined += t;
-        tokens = {byte_level_decode(joined)};
-        break;
-      }
-      case DecoderStep::Kind::Replace:
-        for (auto& t : tokens) {
-          std::vector<uint32_t> unused(t.size());
-          replace_all(t, unused, d.a, d.b);
-        }
-        break;
-      case DecoderStep::Kind::ByteFallback: {
-        std::vector<std::string> out;
-        for (auto& t : tokens) {
-          unsigned b = 0;
-          if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::sscanf(t.c_str(), "<0x%02X>", &b) == 1)
-            out.push_back(std::string(1, char(b)));
-          else
-            out.push_back(std::move(t));
-        }
-        tokens.swap(out);
-        break;
-      }
-      case DecoderStep::Kind::Fuse: {
-        std::string joined;
-        for (const auto& t : tokens) joined += t;
-        tokens = {joined};
-        break;
-      }
-      case DecoderStep::Kind::Strip:
-        for (auto& t : tokens) {
-          int n = 0;
-          while (n < d.start && t.compare(0, d.a.size(), d.a) == 0) {
-            t.erase(0, d.a.size());
-            ++n;
-          }
-          n = 0;
-          while (n < d.stop && t.size() >= d.a.size() && t.compare(t.size() - d.a.size(), d.a.size(), d.a) == 0) {
-            t.erase(t.size() - d.a.size());
-            ++n;
-          }
-        }
-        break;
-      case DecoderStep::Kind::Metaspace:
-        for (size_t k = 0; k < tokens.size(); ++k) {
-          std::vector<uint32_t> unused(tokens[k].size());
-          replace_all(tokens[k], unused, d.a, " ");
-          if (k == 0 && d.prepend && !tokens[k].empty() && tokens[k][0] == ' ') tokens[k].erase(0, 1);
-        }
-        break;
-    }
-  }
+  for (const DecoderStep& d : decoders) decode_step(d, tokens);
   std::string out;
   for (const auto& t : tokens) out += t;
   return out;
+}
+
+namespace {
+
+std::string joined(const std::vector<std::string>& tokens) {
+  std::string all;
+  for (const auto& t : tokens) all += t;
+  return all;
+}
+
+// "<0x0A>" -> "\n"; any other token unchanged.
+void byte_fallback(std::string& t) {
+  unsigned b = 0;
+  if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::sscanf(t.c_str(), "<0x%02X>", &b) == 1)
+    t = std::string(1, char(b));
+}
+
+void strip(std::string& t, const DecoderStep& d) {
+  for (int n = 0; n < d.start && t.compare(0, d.a.size(), d.a) == 0; ++n) t.erase(0, d.a.size());
+  for (int n = 0; n < d.stop && t.size() >= d.a.size() && t.compare(t.size() - d.a.size(), d.a.size(), d.a) == 0; ++n)
+    t.erase(t.size() - d.a.size());
+}
+
+}  // namespace
+
+// One decoder step over the token strings (HF tokenizers' decoders, in order).
+void PipelineTokenizer::decode_step(const DecoderStep& d, std::vector<std::string>& tokens) {
+  std::vector<uint32_t> unused;
+  switch (d.kind) {
+    case DecoderStep::Kind::ByteLevel: tokens = {byte_level_decode(joined(tokens))}; break;
+    case DecoderStep::Kind::Fuse: tokens = {joined(tokens)}; break;
+    case DecoderStep::Kind::ByteFallback:
+      for (auto& t : tokens) byte_fallback(t);
+      break;
+    case DecoderStep::Kind::Strip:
+      for (auto& t : tokens) strip(t, d);
+      break;
+    case DecoderStep::Kind::Replace:
+      for (auto& t : tokens) {
+        unused.assign(t.size(), 0);
+        replace_all(t, unused, d.a, d.b);
+      }
+      break;
+    case DecoderStep::Kind::Metaspace:
+      for (size_t k = 0; k < tokens.size(); ++k) {
+        unused.assign(tokens[k].size(), 0);
+        replace_all(tokens[k], unused, d.a, " ");
+        if (k == 0 && d.prepend && !tokens[k].empty() && tokens[k][0] == ' ') tokens[k].erase(0, 1);
+      }
+      break;
+  }
 }
 
 std::string PipelineTokenizer::id_to_piece(int32_t id) const {

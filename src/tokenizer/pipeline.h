@@ -64,9 +64,16 @@ class PipelineTokenizer : public Tokenizer {
   bool is_special(int32_t id) const override;
 
  private:
-  struct Piece;
+  struct Piece;  // a span of text with the input offset of each byte
+  // The pipeline's steps, one function per step kind (HF tokenizers' structure).
   void encode_text(std::string_view text, uint32_t base, std::vector<int32_t>& ids,
                    std::vector<uint32_t>& offsets) const;
+  static void normalize(const NormalizerStep& n, Piece& whole);
+  static void pre_tokenize(const PreTokenizerStep& step, Piece& p, std::vector<Piece>& next);
+  static void metaspace(const PreTokenizerStep& step, Piece& p, std::vector<Piece>& next);
+  static void split_by_regex(const PreTokenizerStep& step, const Piece& p, std::vector<Piece>& next);
+  void encode_piece(const Piece& p, std::vector<int32_t>& ids, std::vector<uint32_t>& offsets) const;
+  static void decode_step(const DecoderStep& d, std::vector<std::string>& tokens);
   std::map<char, std::vector<size_t>> added_by_first_byte_;  // indices into `added`, longest first
   std::unordered_map<int32_t, size_t> added_by_id_;
 };

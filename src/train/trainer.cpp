@@ -37,8 +37,6 @@ using Clock = std::chrono::steady_clock;
 using Log = std::function<void(const std::string&)>;
 
 void check_options(const TrainOptions& o) {
-  TAIA_CHECK(o.method == "lora" || o.method == "molora" || o.method == "full", "[train] --method expected lora, "
-             "molora or full, got '", o.method, "'");
   TAIA_CHECK(o.grad_accum > 0 && o.batch_size > 0 && o.epochs > 0, "[train] batch size, gradient accumulation and "
              "epochs expected > 0");
   TAIA_CHECK(o.lr > 0 && std::isfinite(o.lr), "[train] learning rate expected > 0, got ", o.lr);
@@ -46,8 +44,7 @@ void check_options(const TrainOptions& o) {
   TAIA_CHECK(o.bucket_mb > 0 && o.bucket_mb <= 2048, "[train] --bucket-mb expected in (0, 2048], got ", o.bucket_mb);
   TAIA_CHECK(o.val_split >= 0 && o.val_split < 1, "[train] validation split expected in [0, 1), got ", o.val_split);
   parse_schedule(o.schedule);  // throws naming the schedule
-  TAIA_CHECK(o.compute == "f32" || o.compute == "bf16", "[train] --compute expected f32 or bf16, got '", o.compute, "'");
-  TAIA_CHECK(o.compute == "f32" || o.method != "full", "[train] --compute bf16 is for LoRA and MoLoRA; full "
+  TAIA_CHECK(o.compute == Precision::F32 || trains_adapter(o.method), "[train] --compute bf16 is for LoRA and MoLoRA; full "
              "fine-tuning computes in F32");
 }
 
@@ -98,7 +95,7 @@ struct Trainables {
 
 std::unique_ptr<Trainables> make_trainables(const TrainOptions& o, Model& model, const ModuleMask& targets) {
   auto t = std::make_unique<Trainables>();
-  if (o.method == "full") {
+  if (o.method == TrainMethod::Full) {
     t->grads = make_full_grads(model, targets);
     t->params = trainable_params(model, &t->grads, nullptr);
   } else {
@@ -106,7 +103,7 @@ std::unique_ptr<Trainables> make_trainables(const TrainOptions& o, Model& model,
     lc.targets = targets;
     MoloraConfig mc = o.molora;
     mc.targets = parse_targets(o.molora_targets);
-    t->lora = o.method == "molora" ? LoraAdapter::create_with_experts(model.config, lc, mc, o.seed)
+    t->lora = o.method == TrainMethod::Molora ? LoraAdapter::create_with_experts(model.config, lc, mc, o.seed)
                                    : LoraAdapter::create(model.config, lc, o.seed);
     t->params = trainable_params(model, nullptr, &t->lora);
   }
@@ -126,7 +123,7 @@ std::string format_bytes(int64_t b) {
 // the engine's working set for the longest micro-batch; refused above --max-memory (or RAM).
 void check_memory(const TrainOptions& o, const Model& model, const Trainables& t, int64_t longest,
                   const EngineOptions& eo, const DataParallel& dp, const Log& log) {
-  const bool full = o.method == "full";
+  const bool full = o.method == TrainMethod::Full;
   const int64_t model_bytes = int64_t(model.weight_bytes());
   // Gradients (and LoRA's values) for every trainable scalar, AdamW's m and v for this rank's.
   const int64_t train_bytes = t.count * 4 * (full ? 1 : 2) + int64_t(dp.optimizer_elements()) * 4 * 2;
@@ -184,8 +181,8 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
   TAIA_CHECK(ck.has_value(), o.resume_dir, ": no complete checkpoint to resume from");
   Json state = parse_json_file(*ck + "/trainer_state.json");
   const int64_t step = json_int(state, "step", *ck);
-  TAIA_CHECK(json_string_or(state, "method", "", *ck) == o.method, *ck, ": checkpoint is from --method ",
-             json_string_or(state, "method", "", *ck), ", this run is ", o.method);
+  TAIA_CHECK(json_string_or(state, "method", "", *ck) == method_name(o.method), *ck, ": checkpoint is from --method ",
+             json_string_or(state, "method", "", *ck), ", this run is ", method_name(o.method));
   // Steps are global batches of the data (plan_step_batches): a run resumes with any batch size,
   // --grad-accum and number of ranks whose product is the checkpoint's global batch.
   TAIA_CHECK(json_string_or(state, "step_batches", "", *ck) == kStepBatches, *ck, ": the checkpoint was written "
@@ -197,7 +194,7 @@ int64_t resume_from_checkpoint(const TrainOptions& o, const Model& model, Traina
              "x --grad-accum x ranks), this run's take ", plan.global_batch, " (", o.batch_size, " x ", o.grad_accum,
              " x ", dp.comm().size(), " ranks): to continue the same run, choose them so that their product is ",
              saved);
-  if (o.method == "full") {
+  if (o.method == TrainMethod::Full) {
     SafetensorsFile f(*ck + "/trainable.safetensors");
     for (const ParamRef& p : t.params) {
       const SafetensorsTensor* s = f.find(p.name);
@@ -312,7 +309,7 @@ void save_checkpoint(Run& r, int64_t step) {
   std::optional<CheckpointWriter> w;
   if (writer) {
     w.emplace(r.o.out_dir, step);
-    if (r.o.method == "full") {
+    if (r.o.method == TrainMethod::Full) {
       std::vector<TensorView> views;
       for (const ParamRef& p : r.t.params) views.push_back(*r.model.find(p.name));
       write_safetensors(w->tmp + "/trainable.safetensors", views);
@@ -322,7 +319,7 @@ void save_checkpoint(Run& r, int64_t step) {
   }
   r.dp.save_optimizer(r.adam, writer ? w->tmp + "/optimizer.safetensors" : std::string());
   if (writer)
-    w->commit(Json{{"step", step}, {"total_steps", r.plan.total}, {"method", r.o.method}, {"seed", r.o.seed},
+    w->commit(Json{{"step", step}, {"total_steps", r.plan.total}, {"method", method_name(r.o.method)}, {"seed", r.o.seed},
                    {"targets", r.o.targets}, {"ranks", r.dp.comm().size()},
                    {"global_batch", r.plan.global_batch}, {"step_batches", kStepBatches}});
   // Every rank names it in a later error (any of them may be the one that reports).
@@ -395,7 +392,7 @@ void reduce_step_sums(Run& r, StepResult& s) {
 // the ranks, clipping, the NaN/Inf guard, AdamW (on this rank's shard when sharded).
 StepResult train_step(Run& r, int64_t step) {
   r.dp.comm().take_comm_seconds();  // what startup, validation or a checkpoint spent is not this step's
-  if (r.o.method == "full") r.t.grads.zero(); else r.t.lora.zero_grad();
+  if (r.o.method == TrainMethod::Full) r.t.grads.zero(); else r.t.lora.zero_grad();
   r.engine.reset_router_stats();
   const StepWork work = step_work(r, step);
   StepResult s;
@@ -488,14 +485,14 @@ void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
 
 // The run's result in --out: a PEFT adapter folder (LoRA) or a complete HF model folder (full).
 void save_result(const TrainOptions& o, Model& model, const Trainables& t) {
-  if (o.method == "full")
+  if (o.method == TrainMethod::Full)
     save_model_folder(model, o.out_dir, DType::F32, o.model_path);
   else
     save_peft_adapter(t.lora, o.out_dir, o.model_path);
 }
 
 std::unique_ptr<Model> load_base(const TrainOptions& o) {
-  const bool full = o.method == "full";
+  const bool full = o.method == TrainMethod::Full;
   TAIA_CHECK(!full || !has_quantized_weights(o.model_path), "[train] ", o.model_path, " holds quantized weights, "
              "which full fine-tuning cannot update: fine-tune a LoRA on it (--method lora, the frozen base stays "
              "quantized), or dequantize it first (e.g. to a BF16 GGUF or HF folder) for full fine-tuning");
@@ -503,7 +500,7 @@ std::unique_ptr<Model> load_base(const TrainOptions& o) {
   if (full) load.linear_dtype = DType::F32;
   else if (o.dtype != "auto") load.linear_dtype = parse_dtype(o.dtype);
   auto model = load_model(o.model_path, load);
-  TAIA_CHECK(o.compute != "bf16" || (!model->has_block_weights() && model->linear_dtype != DType::F16), "[train] "
+  TAIA_CHECK(o.compute != Precision::BF16 || (!model->has_block_weights() && model->linear_dtype != DType::F16), "[train] "
              "--compute bf16 multiplies F32 or BF16 base weights; ", o.model_path, " holds ",
              model->has_block_weights() ? "quantized" : "F16", " weights, which multiply through F32 tiles (use "
              "--compute f32, or --dtype bf16 to convert them on load)");
@@ -514,7 +511,7 @@ std::string describe_plan(const TrainOptions& o, const Model& model, const Modul
                           const StepPlan& plan, int ranks) {
   const LoraAdapter& lr = t.lora;
   const auto layout = model.config.proj_layout();
-  std::string s = "train: " + (o.method == "full" ? "full fine-tuning of " + targets_to_string(targets, layout)
+  std::string s = "train: " + (o.method == TrainMethod::Full ? "full fine-tuning of " + targets_to_string(targets, layout)
                                                   : "LoRA of " + targets_to_string(lr.config.targets, layout));
   if (!lr.molora.empty())
     s += ", MoLoRA (" + std::to_string(lr.molora.config.experts) + " experts, top-" +
@@ -535,13 +532,13 @@ void check_ranks_agree(Comm& comm, const TrainOptions& o, const DataSets& data) 
   // What shapes the run's numbers or its collectives (bucket size and sharding must agree, or the
   // ranks' collectives would not match).
   const Json options =
-      Json{{"method", o.method}, {"targets", o.targets}, {"lr", o.lr}, {"seed", o.seed}, {"batch", o.batch_size},
+      Json{{"method", method_name(o.method)}, {"targets", o.targets}, {"lr", o.lr}, {"seed", o.seed}, {"batch", o.batch_size},
            {"accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps}, {"schedule", o.schedule},
            {"warmup", o.warmup_ratio}, {"decay", o.adamw.weight_decay}, {"clip", o.max_grad_norm},
            {"rank", o.lora.rank}, {"alpha", o.lora.alpha}, {"dropout", o.lora.dropout}, {"rslora", o.lora.use_rslora},
            {"experts", o.molora.experts}, {"top_k", o.molora.top_k}, {"balance", o.molora.balance_coef},
            {"molora_targets", o.molora_targets}, {"max_length", o.max_length}, {"val_split", o.val_split},
-           {"eval_every", o.eval_every}, {"save_every", o.save_every}, {"compute", o.compute}, {"dtype", o.dtype},
+           {"eval_every", o.eval_every}, {"save_every", o.save_every}, {"compute", precision_name(o.compute)}, {"dtype", o.dtype},
            {"shard", o.shard_optimizer}, {"bucket_mb", o.bucket_mb}};
   for (const auto& [key, value] : options.items()) {
     const std::string text = value.dump();
@@ -573,7 +570,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   const Log log = comm.rank() == 0 ? log_all : Log([](const std::string&) {});
   set_num_threads(o.threads);
   check_options(o);
-  const bool full = o.method == "full";
+  const bool full = o.method == TrainMethod::Full;
   const ModuleMask targets = parse_targets(o.targets);  // before loading: a bad --targets fails at once
   auto model = load_base(o);
   auto tok = load_tokenizer(o.tokenizer_path.empty() ? o.model_path : o.tokenizer_path);
@@ -591,7 +588,7 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   EngineOptions eo;
   eo.recompute = o.recompute;
   eo.dropout_seed = o.seed;
-  eo.compute_bf16 = o.compute == "bf16";
+  eo.compute_bf16 = o.compute == Precision::BF16;
   eo.validation = !data.val.empty();
   check_memory(o, *model, *trainables, data.longest, eo, dp, log);
   TrainEngine engine(*model, full ? nullptr : &trainables->lora, full ? &trainables->grads : nullptr, eo);

@@ -7,14 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "kernels/linear.h"
 #include "model/lora.h"
+#include "train/method.h"
 #include "train/optimizer.h"
 
 namespace taia {
 
 struct TrainOptions {
   std::string model_path, data_path, val_data_path, out_dir, resume_dir, tokenizer_path, chat_template;
-  std::string method = "lora";  // lora | molora | full
+  TrainMethod method = TrainMethod::Lora;
   std::string targets = "all";
   LoraConfig lora;              // rank/alpha/dropout/rslora/patterns (targets from `targets`)
   // molora: experts (with LoRA's rank and alpha) on these projections, plain LoRA on the rest of `targets`.
@@ -38,7 +40,7 @@ struct TrainOptions {
   bool recompute = false;
   int threads = 0;
   std::string dtype = "auto";   // base weights in memory for LoRA (full fine-tuning uses F32)
-  std::string compute = "f32";  // f32, or bf16: LoRA's frozen-base GEMMs in BF16 (mixed precision)
+  Precision compute = Precision::F32;  // BF16: LoRA's frozen-base GEMMs in BF16 (mixed precision)
   bool progress = true;         // progress bar (only drawn on a terminal)
   int64_t max_memory = 0;       // bytes a run may need (estimate before the first step); 0: the machine's RAM
   // Several ranks (mpirun -np K): batch_size and grad_accum are per rank, the global batch is

@@ -20,7 +20,8 @@ enum class BenchKind { Prefill, Decode, Train };
 
 struct BenchArgs {
   BenchKind kind = BenchKind::Decode;
-  std::string model, preset, dtype = "auto", compute = "f32";
+  std::string model, preset, dtype = "auto";
+  Precision compute = Precision::F32;
   int threads = 0, rounds = 3;
   bool no_mmap = false;
   int64_t prompt = 512, depth = 0, tokens = 128;
@@ -57,17 +58,17 @@ BenchResult run_kind(const BenchArgs& a, Model& m) {
   ProgressBar bar(std::string("bench ") + kind_name(a.kind), rounds, true);
   const RoundDone done = [&](int d, int) { bar.update(d); };
   if (a.kind == BenchKind::Prefill) {
-    r.rates = measure_prefill(m, a.prompt, rounds, done, compute_precision(a.compute));
+    r.rates = measure_prefill(m, a.prompt, rounds, done, a.compute);
     r.work = prefill_flops(m.config, a.prompt) / double(a.prompt);
-    r.ceiling = gemm_peak_gflops(compute_precision(a.compute));  // the GEMM the products run on
+    r.ceiling = gemm_peak_gflops(a.compute);  // the GEMM the products run on
   } else if (a.kind == BenchKind::Decode) {
-    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, compute_precision(a.compute));
+    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, a.compute);
     r.work = decode_bytes_per_token(m, a.depth + a.tokens / 2);
     bar.finish();
     r.ceiling = read_bandwidth_gbs(size_t(r.work));  // over as many bytes as a step reads
   } else {
     TrainBenchOptions o = a.train;
-    o.compute_bf16 = a.compute == "bf16";
+    o.compute_bf16 = a.compute == Precision::BF16;
     r.rates = measure_train(m, o, rounds, done);
     r.work = train_step_flops(m.config, o) / double(o.batch * o.seq);
     r.ceiling = gemm_peak_gflops(o.compute_bf16 ? Precision::BF16 : Precision::F32);
@@ -93,7 +94,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
       j["depth"] = a.depth;
       j["decode_tokens"] = a.tokens;
     }
-    j["compute"] = a.compute;
+    j["compute"] = precision_name(a.compute);
     if (a.kind == BenchKind::Train) {
       j["batch"] = a.train.batch;
       j["seq"] = a.train.seq;
@@ -117,7 +118,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
                 r.work / 1e9, achieved, r.ceiling, bound, 100.0 * tps / bound);
   else
     std::printf("%.2f GFLOP per token -> %.1f GFLOP/s; this machine's %s GEMM: %.1f GFLOP/s (%.0f %%)\n",
-                r.work / 1e9, achieved, a.compute == "bf16" ? "BF16" : "F32", r.ceiling,
+                r.work / 1e9, achieved, a.compute == Precision::BF16 ? "BF16" : "F32", r.ceiling,
                 100.0 * tps / bound);
 }
 
@@ -126,7 +127,7 @@ void run_bench(const BenchArgs& a) {
     throw CLI::ValidationError("--model/--preset", "expected exactly one of -m/--model and --preset");
   std::string label;
   auto model = bench_model(a, &label);
-  TAIA_CHECK(a.kind != BenchKind::Train || !model->has_block_weights() || a.compute == "f32",
+  TAIA_CHECK(a.kind != BenchKind::Train || !model->has_block_weights() || a.compute == Precision::F32,
              "[bench] --compute bf16 multiplies F32 or BF16 weights; ", label, " is block-quantized (use --compute f32)");
   print_result(a, label, *model, run_kind(a, *model));
 }
@@ -149,9 +150,7 @@ KindCommand add_kind(CLI::App* bench, BenchKind kind, const char* help) {
     names.push_back(p.name);
   }
   cmd->add_option("--preset", args->preset, "A model shape with random weights:" + presets)->check(CLI::IsMember(names));
-  cmd->add_option("--dtype", args->dtype, "Weights in memory: auto (as stored; F32 for a preset), f32, bf16, f16")
-      ->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}))
-      ->default_val("auto");
+  add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored; F32 for a preset), f32, bf16, f16");
   cmd->add_option("--rounds", args->rounds,
                   kind == BenchKind::Train ? "Timed steps (the median is reported)" : "Timed rounds (the median is reported)")
       ->check(CLI::Range(1, 1000))
@@ -192,9 +191,7 @@ void register_bench(CLI::App& app) {
   train.cmd->add_option("--rank", train.args->train.rank, "LoRA rank on all seven projections (alpha 2 x rank)")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  train.cmd->add_option("--compute", train.args->compute, "f32, or bf16 (the frozen base's products in BF16)")
-      ->check(CLI::IsMember({"f32", "bf16"}))
-      ->capture_default_str();
+  add_compute_option(train.cmd, &train.args->compute, "f32, or bf16 (the frozen base's products in BF16)");
   train.cmd->add_option("--experts", train.args->train.experts, "MoLoRA: this many experts (rank --rank, top --top-k) "
                         "on gate, up and down instead of their LoRA (0: LoRA)")
       ->check(CLI::Range(0, 256))

@@ -17,7 +17,8 @@ namespace {
 struct EvalArgs {
   std::string model, adapter, tokenizer, tasks, task_format, modes, shots = "0", out, mc_method = "loglik";
   std::string predictions;
-  std::string refusal_phrases_file, dtype = "auto", compute = "f32";
+  std::string refusal_phrases_file, dtype = "auto";
+  Precision compute = Precision::F32;
   bool no_mmap = false;
   bool no_chat = false, no_second_pass = false, bbh_cot = false;
   EvalSettings s;
@@ -117,7 +118,7 @@ void run_eval_cmd(EvalArgs& a) {
   std::unique_ptr<LoraAdapter> adapter;
   if (!a.adapter.empty()) adapter = load_adapter(a.adapter, model->config);
   Decoder decoder(*model);
-  decoder.set_compute(compute_precision(a.compute));
+  decoder.set_compute(a.compute);
 
   Json settings{{"model", a.model},
                 {"adapter", a.adapter.empty() ? Json(nullptr) : Json(a.adapter)},
@@ -137,7 +138,7 @@ void run_eval_cmd(EvalArgs& a) {
                 {"bbh_cot", a.bbh_cot},
                 {"threads", a.threads},
                 {"dtype", a.dtype},
-                {"compute", a.compute},
+                {"compute", precision_name(a.compute)},
                 {"task_files", split_list(a.tasks)}};
   const bool json = a.format == OutputFormat::Json;
   s.progress = !json;
@@ -182,8 +183,7 @@ void register_eval(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Run folder: results.json and samples/")->required();
   cmd->add_flag("--no-chat", args->no_chat, "Plain 'Question: ... Answer:' prompts even if the model has a chat template");
-  cmd->add_option("--chat-template", s.chat_template, "Chat template (default: recognised from the model)")
-      ->check(CLI::IsMember(chat_template_names()));
+  add_chat_template_option(cmd, &s.chat_template);
   cmd->add_option("--mc-method", args->mc_method,
                   "Multiple choice: loglik (log-likelihood of each option) or letter (the generated option letter)")
       ->check(CLI::IsMember({"loglik", "letter"}))->capture_default_str();
@@ -201,8 +201,8 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--no-second-pass", args->no_second_pass,
                 "Do not continue with ' The answer is' when no answer was found");
   cmd->add_option("--seed", s.seed, "Seed of the few-shot draw")->capture_default_str();
-  cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
-  add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_tokenizer_option(cmd, &args->tokenizer);
+  add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
   add_compute_option(cmd, &args->compute);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_threads_option(cmd, &args->threads);

@@ -10,7 +10,8 @@ namespace taia::cli {
 namespace {
 
 struct ForwardArgs {
-  std::string model, prompt_ids, out, dtype = "auto", compute = "f32";
+  std::string model, prompt_ids, out, dtype = "auto";
+  Precision compute = Precision::F32;
   bool no_mmap = false;
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
@@ -28,7 +29,7 @@ void run_forward(const ForwardArgs& a) {
   auto adapter = apply_adapter_args(a.adapter, *model, &mask);
   Decoder decoder(*model);
   decoder.set_adapter(adapter.get(), mask);
-  decoder.set_compute(compute_precision(a.compute));
+  decoder.set_compute(a.compute);
   KVCache cache(c, int64_t(ids.size()));
   std::vector<float> logits(ids.size() * size_t(c.vocab_size));  // [T, V]
   decoder.forward(cache, ids.data(), int64_t(ids.size()), logits.data(), /*all_logits=*/true);
@@ -64,7 +65,7 @@ void register_forward(CLI::App& app) {
   cmd->add_option("-m,--model", args->model, "GGUF file or HF model folder")->required();
   cmd->add_option("--prompt-ids", args->prompt_ids, "Comma-separated token ids")->required();
   cmd->add_option("-o,--out", args->out, "Write logits [positions, vocab] as raw little-endian float32");
-  add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
   add_compute_option(cmd, &args->compute);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_adapter_options(cmd, &args->adapter);

@@ -11,7 +11,8 @@ namespace taia::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, tokenizer, compute = "f32";
+  std::string model, tokenizer;
+  Precision compute = Precision::F32;
   bool no_mmap = false;
   std::string prompt_ids, prompt, chat_template;
   bool chat = false;
@@ -63,7 +64,7 @@ void run_generate(const GenerateArgs& a) {
   auto adapter = apply_adapter_args(a.adapter, *model, &mask);
   Decoder decoder(*model);
   decoder.set_adapter(adapter.get(), mask);
-  decoder.set_compute(compute_precision(a.compute));
+  decoder.set_compute(a.compute);
   GenerateOptions options;
   options.max_new_tokens = a.n;
   options.sampling.temperature = a.temperature;
@@ -130,9 +131,8 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--no-thinking", args->no_thinking,
                 "With --chat on Qwen3: render enable_thinking=False (an empty <think> block opens the reply)")
       ->needs(chat);
-  cmd->add_option("--chat-template", args->chat_template, "Chat template name (default: recognised from the model)")
-      ->check(CLI::IsMember(chat_template_names()));
-  cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
+  add_chat_template_option(cmd, &args->chat_template);
+  add_tokenizer_option(cmd, &args->tokenizer);
   cmd->add_option("-n,--max-new-tokens", args->n, "Tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
   cmd->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--top-k", args->top_k, "Keep the K most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
@@ -140,7 +140,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--repetition-penalty", args->repetition_penalty, "HF-style repetition penalty (1: off)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->seed, "Sampling seed");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at the model's EOS ids");
-  add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
   add_compute_option(cmd, &args->compute);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_adapter_options(cmd, &args->adapter);

@@ -62,7 +62,7 @@ void register_merge(CLI::App& app) {
   add_mode_options(cmd, &args->modes);
   cmd->add_option("--revert", args->revert, "With --finetuned: also take these from the base: embeddings,norms,lm_head");
   cmd->add_option("-o,--out", args->out, "Output HF folder")->required();
-  add_dtype_option(cmd, &args->dtype, "Weight storage: auto (as stored), f32, bf16");
+  add_dtype_option(cmd, &args->dtype, "Weights in memory and in the written folder: auto (as stored), f32, bf16, f16");
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_merge(*args); });
 }

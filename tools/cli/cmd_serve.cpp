@@ -74,10 +74,9 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
   cmd->add_option("--max-queue", o.max_queue, "Requests waiting for a slot; more get 429 (0: 4 x --parallel)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--tokenizer", args->tokenizer, "Tokenizer to use instead of the model's own");
-  cmd->add_option("--chat-template", args->chat_template, "Chat template (default: recognised from the model)")
-      ->check(CLI::IsMember(chat_template_names()));
-  add_dtype_option(cmd, &args->dtype, "Weight storage in memory: auto (as stored), f32, bf16");
+  add_tokenizer_option(cmd, &args->tokenizer);
+  add_chat_template_option(cmd, &args->chat_template);
+  add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
   add_no_mmap_option(cmd, &args->no_mmap);
   add_threads_option(cmd, &args->threads);
   cmd->callback([args] { run_serve(*args); });

@@ -89,8 +89,7 @@ void register_tokenize(CLI::App& app) {
                 "Render {\"messages\": [{\"role\", \"content\"}...], \"add_generation_prompt\": bool, "
                 "\"enable_thinking\": bool (Qwen3, optional)} with the chat template; output ids, mask (1 = assistant "
                 "token) and text");
-  cmd->add_option("--chat-template", args->chat_template, "Template name (default: recognised from the tokenizer)")
-      ->check(CLI::IsMember(chat_template_names()));
+  add_chat_template_option(cmd, &args->chat_template);
   cmd->callback([args] { run_tokenize(*args); });
 }
 

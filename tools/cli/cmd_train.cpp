@@ -41,7 +41,7 @@ std::map<std::string, T> parse_pattern(const std::string& s, const char* option)
 void run_train(TrainArgs& a) {
   TrainOptions& o = a.o;
   for (CLI::Option* opt : a.molora_options)
-    if (opt->count() > 0 && o.method != "molora")
+    if (opt->count() > 0 && o.method != TrainMethod::Molora)
       throw CLI::ValidationError(opt->get_name(), "is a MoLoRA option: it needs --method molora");
   o.lora.rank_pattern = parse_pattern<int64_t>(a.rank_pattern, "--rank-pattern");
   o.lora.alpha_pattern = parse_pattern<double>(a.alpha_pattern, "--alpha-pattern");
@@ -87,8 +87,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--val-split", o.val_split, "Hold out this fraction of --data for validation")
       ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("-o,--out", o.out_dir, "Output folder (adapter or model, metrics.jsonl, checkpoints)")->required();
-  cmd->add_option("--method", o.method, "lora, molora (LoRA experts on the FFN, plain LoRA on attention: the paper's "
-                  "MoLoRA) or full")->check(CLI::IsMember({"lora", "molora", "full"}))->capture_default_str();
+  add_method_option(cmd, &o.method);
   cmd->add_option("--targets", o.targets, "all, attn, ffn or a list of q,k,v,o,gate,up,down")->capture_default_str();
   args->molora_options.push_back(cmd->add_option("--experts", o.molora.experts, "MoLoRA: experts per projection (each of LoRA's rank and alpha)")
       ->check(CLI::Range(int64_t(2), int64_t(256)))->capture_default_str());
@@ -125,9 +124,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--max-length", o.max_length, "Truncate sequences to this many tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20))->capture_default_str();
   cmd->add_option("--save-every", o.save_every, "Checkpoint every N optimizer steps (and at the end)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--eval-every", o.eval_every, "Validation loss every N steps (and at the end)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--chat-template", o.chat_template, "Chat template (default: recognised from the model)")
-      ->check(CLI::IsMember(chat_template_names()));
-  cmd->add_option("--tokenizer", o.tokenizer_path, "Tokenizer to use instead of the model's own");
+  add_chat_template_option(cmd, &o.chat_template);
+  add_tokenizer_option(cmd, &o.tokenizer_path);
   cmd->add_option("--max-memory", args->max_memory,
                   "Refuse to start when the estimated memory exceeds this (e.g. 8G, 512M; default: the RAM)");
   cmd->add_option("--seed", o.seed, "Seed for LoRA init, data order and dropout")->capture_default_str();
@@ -142,11 +140,9 @@ void register_train(CLI::App& app) {
                 "thread as soon as the last backward pass of the step has finished its layers, while the earlier "
                 "layers run (pays when the link is slow beside the compute; give that thread a core)");
   cmd->add_flag("--recompute", o.recompute, "Recompute each layer's activations during backward (less memory)");
-  cmd->add_option("--dtype", o.dtype, "LoRA: base weights in memory (auto, f32, bf16)")
-      ->check(CLI::IsMember({"auto", "f32", "bf16"}))->capture_default_str();
-  cmd->add_option("--compute", o.compute,
-                  "f32 (exact), or bf16: LoRA's frozen-base matrix products in BF16 (mixed precision, ~1.6x faster: docs/BENCHMARKS.md)")
-      ->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+  add_dtype_option(cmd, &o.dtype, "LoRA: base weights in memory: auto (as stored), f32, bf16, f16");
+  add_compute_option(cmd, &o.compute, "f32 (exact), or bf16: LoRA's frozen-base matrix products in BF16 (mixed "
+                     "precision, ~1.6x faster: docs/BENCHMARKS.md)");
   add_threads_option(cmd, &o.threads);
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_train(*args); });

@@ -23,20 +23,34 @@ void add_threads_option(CLI::App* cmd, int* threads) {
   cmd->add_option("-t,--threads", *threads, "Worker threads (0: all cores)")->check(CLI::Range(0, 4096))->default_val(0);
 }
 
-void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help) {
-  cmd->add_option("--dtype", *dtype, help)->check(CLI::IsMember({"auto", "f32", "bf16"}))->default_val("auto");
+void add_tokenizer_option(CLI::App* cmd, std::string* tokenizer, const std::string& when) {
+  cmd->add_option("--tokenizer", *tokenizer, when + (when.empty() ? "A" : "a") + " tokenizer to use instead of the "
+                  "model's own (tokenizer.json, SentencePiece .model, GGUF file or model folder)");
 }
 
-void add_compute_option(CLI::App* cmd, std::string* compute) {
-  cmd->add_option("--compute", *compute,
+void add_chat_template_option(CLI::App* cmd, std::string* chat_template, const std::string& when) {
+  cmd->add_option("--chat-template", *chat_template, when + (when.empty() ? "The" : "the") + " chat template (default: "
+                  "recognised from the model)")
+      ->check(CLI::IsMember(chat_template_names()));
+}
+
+void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help) {
+  cmd->add_option("--dtype", *dtype, help)->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}))->default_val("auto");
+}
+
+void add_compute_option(CLI::App* cmd, Precision* compute, const char* help) {
+  const std::vector<std::pair<std::string, Precision>> words{{precision_name(Precision::F32), Precision::F32},
+                                                             {precision_name(Precision::BF16), Precision::BF16}};
+  add_enum_option(cmd, "--compute", compute, words, help ? help :
                   "Products: f32 (exact, the default) or bf16 (BF16 weights only: activations rounded to BF16 "
                   "before each base projection and the LM head, F32 sums, as llama.cpp and HF's bfloat16 models; "
-                  "prefill at BF16 GEMM speed)")
-      ->check(CLI::IsMember({"f32", "bf16"}))
-      ->default_val("f32");
+                  "prefill at BF16 GEMM speed)");
 }
 
-Precision compute_precision(const std::string& compute) { return compute == "bf16" ? Precision::BF16 : Precision::F32; }
+void add_method_option(CLI::App* cmd, TrainMethod* method) {
+  add_enum_option(cmd, "--method", method, train_methods(), "lora, molora (LoRA experts on the FFN, plain LoRA on "
+                  "attention: the paper's MoLoRA) or full");
+}
 
 std::vector<int32_t> parse_id_list(const std::string& text, const char* option) {
   std::vector<int32_t> ids;
@@ -133,9 +147,8 @@ void add_data_file_options(CLI::App* cmd, DataFileArgs* args, bool required) {
   auto* data = cmd->add_option("--data", args->path, "A data file in train's formats (Alpaca / ShareGPT / OpenAI chat "
                                                      "JSON or JSONL, or .txt), tokenized as training does");
   if (required) data->required();
-  cmd->add_option("--tokenizer", args->tokenizer, "With --data: the tokenizer, if not the model's");
-  cmd->add_option("--chat-template", args->chat_template, "With --data: the chat template (default: the model's)")
-      ->check(CLI::IsMember(chat_template_names()));
+  add_tokenizer_option(cmd, &args->tokenizer, "With --data: ");
+  add_chat_template_option(cmd, &args->chat_template, "With --data: ");
   cmd->add_option("--max-length", args->max_length, "With --data: truncate sequences to this many tokens")
       ->check(CLI::Range(int64_t(2), int64_t(1) << 20))
       ->capture_default_str();

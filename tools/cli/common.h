@@ -13,6 +13,7 @@
 #include "model/lora.h"
 #include "model/modes.h"
 #include "tokenizer/chat_template.h"
+#include "train/method.h"
 
 namespace taia::cli {
 
@@ -32,13 +33,45 @@ void register_bench(CLI::App& app);
 void register_analyze(CLI::App& app);
 void register_serve(CLI::App& app);
 
+// An option whose words map to a library enum (one value set per concept, the library's words):
+// "--method TEXT:{lora,molora,full}=lora", the enum set only when the option is given.
+template <typename E>
+CLI::Option* add_enum_option(CLI::App* cmd, const std::string& name, E* out,
+                             const std::vector<std::pair<std::string, E>>& words, const std::string& help) {
+  std::vector<std::string> names;
+  std::string current;
+  for (const auto& [word, value] : words) {
+    names.push_back(word);
+    if (value == *out) current = word;
+  }
+  return cmd
+      ->add_option_function<std::string>(
+          name,
+          [out, words](const std::string& given) {
+            for (const auto& [word, value] : words)
+              if (word == given) *out = value;
+          },
+          help)
+      ->check(CLI::IsMember(names))
+      ->default_str(current);
+}
+
 enum class OutputFormat { Text, Json };
 void add_format_option(CLI::App* cmd, OutputFormat* format);
 void add_threads_option(CLI::App* cmd, int* threads);
+// --tokenizer (instead of the model's own) and --chat-template (a built-in name; default:
+// recognised from the model), declared here once for every command that reads text. `when`
+// prefixes the help ("With --data: ").
+void add_tokenizer_option(CLI::App* cmd, std::string* tokenizer, const std::string& when = "");
+void add_chat_template_option(CLI::App* cmd, std::string* chat_template, const std::string& when = "");
+// --dtype of the weights in memory (auto: as stored), one value set for every command that
+// loads a model: auto, f32, bf16, f16. (init-model's and export's --dtype are file storage types.)
 void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help);
-// --compute f32|bf16 of the commands that run a model (inference: Decoder::set_compute).
-void add_compute_option(CLI::App* cmd, std::string* compute);
-Precision compute_precision(const std::string& compute);
+// --compute f32|bf16 (precision_name's words), for the commands that run a model (inference:
+// Decoder::set_compute; train: mixed precision, with its own help).
+void add_compute_option(CLI::App* cmd, Precision* compute, const char* help = nullptr);
+// --method lora|molora|full (train/method.h's words).
+void add_method_option(CLI::App* cmd, TrainMethod* method);
 
 // "1,2,3" -> {1,2,3}; throws a usage error (CLI::ValidationError) for anything else.
 std::vector<int32_t> parse_id_list(const std::string& text, const char* option);
