@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
+#include "parallel/comm.h"
 
 int main(int argc, char** argv) {
   int rounds = 20;

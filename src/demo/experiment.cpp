@@ -19,7 +19,7 @@
 #include "demo/world.h"
 #include "eval/drift.h"
 #include "train/method.h"
-#include "eval/generate.h"
+#include "generate/generate.h"
 #include "eval/report.h"
 #include "eval/stats.h"
 #include "model/loader.h"

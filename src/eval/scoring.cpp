@@ -5,7 +5,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "eval/sampling.h"
+#include "generate/sampling.h"
 
 namespace taia {
 namespace {

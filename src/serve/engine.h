@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "eval/sampling.h"
+#include "generate/sampling.h"
 #include "model/decoder.h"
 #include "serve/client_probe.h"
 #include "model/kv_cache.h"

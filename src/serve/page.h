@@ -1,4 +1,5 @@
-// The page `taia serve` answers at GET /: a prompt box and the four modes' answers side by side,
+// The page `taia serve` answers at GET / (the asset serve/page.html, embedded at build time by
+// cmake/embed_text.cmake): a prompt box and the four modes' answers side by side,
 // streaming from the server's own API. Self-contained (no external scripts, styles or fonts);
 // model text is only ever set as textContent. URL parameters prefill and start it:
 // /?prompt=TEXT&adapter=NAME&max_tokens=N&endpoint=completions|chat&run=1 (&stream=0: one JSON

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "dist/comm.h"
+#include "parallel/comm.h"
 #include "train/optimizer.h"
 
 namespace taia {

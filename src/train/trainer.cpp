@@ -18,7 +18,7 @@
 #include "core/mmap_file.h"
 #include "core/rng.h"
 #include "core/threading.h"
-#include "dist/comm.h"
+#include "parallel/comm.h"
 #include "io/safetensors.h"
 #include "model/init.h"
 #include "model/loader.h"

@@ -7,7 +7,7 @@
 #include "eval/stats.h"
 #include "eval/answers.h"
 #include "eval/evaluate.h"
-#include "eval/generate.h"
+#include "generate/generate.h"
 #include "eval/scoring.h"
 #include "eval/tasks.h"
 #include "io/csv.h"

@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "core/mmap_file.h"
-#include "eval/generate.h"
+#include "generate/generate.h"
 #include "gguf_builder.h"
 #include "core/json_util.h"
 #include "io/safetensors.h"

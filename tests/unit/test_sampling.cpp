@@ -1,7 +1,7 @@
 #include <map>
 
 #include "core/error.h"
-#include "eval/sampling.h"
+#include "generate/sampling.h"
 #include "test_util.h"
 
 namespace taia {

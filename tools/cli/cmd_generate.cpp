@@ -3,7 +3,7 @@
 
 #include "common.h"
 #include "core/error.h"
-#include "eval/generate.h"
+#include "generate/generate.h"
 #include "model/tokenizer_loader.h"
 #include "tokenizer/chat_template.h"
 

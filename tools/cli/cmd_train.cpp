@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "core/error.h"
-#include "dist/comm.h"
+#include "parallel/comm.h"
 #include "train/trainer.h"
 
 namespace taia::cli {

@@ -5,7 +5,7 @@
 
 #include "common.h"
 #include "core/error.h"
-#include "dist/comm.h"
+#include "parallel/comm.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "eval/sampling.h"
+#include "generate/sampling.h"
 
 #include <algorithm>
 #include <cmath>

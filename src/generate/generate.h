@@ -5,7 +5,7 @@
 #include <functional>
 #include <vector>
 
-#include "eval/sampling.h"
+#include "generate/sampling.h"
 #include "model/decoder.h"
 
 namespace taia {

@@ -1,4 +1,4 @@
-#include "eval/generate.h"
+#include "generate/generate.h"
 
 #include <algorithm>
 #include <chrono>
