@@ -14,71 +14,73 @@ TensorView SafetensorsTensor::view() const {
   return TensorView(name, dtype, shape, const_cast<uint8_t*>(data));
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
-  const size_t size = file_.size();
+namespace {
+
+// The JSON header: 8 bytes of little-endian length, then that many bytes of one JSON object.
+Json read_header(const MappedFile& file, const std::string& path, uint64_t& header_len) {
+  const size_t size = file.size();
   TAIA_CHECK(size >= 8, path, ": expected at least 8 bytes (safetensors header length), got ", size, " bytes");
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, file_.data(), 8);  // little-endian hosts only (x86-64, arm64)
+  std::memcpy(&header_len, file.data(), 8);  // little-endian hosts only (x86-64, arm64)
   TAIA_CHECK(header_len <= kSafetensorsMaxHeader, path, ": header length ", header_len,
              " exceeds the limit of ", kSafetensorsMaxHeader, " bytes");
   TAIA_CHECK(header_len <= size - 8, path, ": header length ", header_len, " runs past the end of the file (",
              size, " bytes)");
-  TAIA_CHECK(header_len >= 2 && file_.data()[8] == '{', path, ": expected the header to start with '{' at byte 8");
-  const std::string header(reinterpret_cast<const char*>(file_.data()) + 8, header_len);
+  TAIA_CHECK(header_len >= 2 && file.data()[8] == '{', path, ": expected the header to start with '{' at byte 8");
+  const std::string header(reinterpret_cast<const char*>(file.data()) + 8, header_len);
   Json j = parse_json_text(header, path + " (header)");
   TAIA_CHECK(j.is_object(), path, ": header expected a JSON object");
+  return j;
+}
 
-  const uint64_t data_start = 8 + header_len;
-  const uint64_t data_size = size - data_start;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& name = it.key();
-    const Json& v = it.value();
-    if (name == "__metadata__") {
-      TAIA_CHECK(v.is_object(), path, ": '__metadata__' expected an object of strings");
-      for (auto m = v.begin(); m != v.end(); ++m) {
-        TAIA_CHECK(m.value().is_string(), path, ": '__metadata__' entry '", m.key(), "' expected a string value");
-        metadata_[m.key()] = m.value().get<std::string>();
-      }
-      continue;
-    }
-    const std::string where = path + ": tensor '" + name + "'";
-    TAIA_CHECK(v.is_object(), where, " expected an object with dtype, shape, data_offsets");
-    auto dt = v.find("dtype");
-    TAIA_CHECK(dt != v.end() && dt->is_string(), where, " expected a string 'dtype'");
-    SafetensorsTensor t;
-    t.name = name;
-    if (!try_parse_dtype(dt->get<std::string>(), &t.dtype) || dt->get<std::string>() != dtype_name(t.dtype))
-      fail(where, " dtype expected one of F32, F16, BF16, got '", dt->get<std::string>(), "'");
-    auto sh = v.find("shape");
-    TAIA_CHECK(sh != v.end() && sh->is_array(), where, " expected an array 'shape'");
-    TAIA_CHECK(sh->size() <= 8, where, " expected at most 8 dimensions, got ", sh->size());
-    for (const Json& d : *sh) {
-      TAIA_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), where,
-                 " shape expected non-negative integers, got ", d.dump());
-      TAIA_CHECK(d.get<uint64_t>() <= uint64_t(1) << 40, where, " dimension ", d.dump(), " is absurdly large");
-      t.shape.push_back(d.get<int64_t>());
-    }
-    auto off = v.find("data_offsets");
-    TAIA_CHECK(off != v.end() && off->is_array() && off->size() == 2, where,
-               " expected 'data_offsets' as [begin, end]");
-    for (const Json& o : *off)
-      TAIA_CHECK(o.is_number_unsigned() || (o.is_number_integer() && o.get<int64_t>() >= 0), where,
-                 " data_offsets expected non-negative integers, got ", o.dump());
-    t.begin = (*off)[0].get<uint64_t>();
-    t.end = (*off)[1].get<uint64_t>();
-    TAIA_CHECK(t.begin <= t.end, where, " data_offsets begin ", t.begin, " is after end ", t.end);
-    TAIA_CHECK(t.end <= data_size, where, " data_offsets end ", t.end, " is outside the data section (", data_size,
-               " bytes)");
-    const uint64_t numel = uint64_t(checked_numel(t.shape, where));
-    const uint64_t want = numel * dtype_size(t.dtype);
-    TAIA_CHECK(numel <= (uint64_t(1) << 62) / 4 && want == t.end - t.begin, where, " shape x dtype size is ", want,
-               " bytes, but data_offsets span ", t.end - t.begin, " bytes");
-    t.data = file_.data() + data_start + t.begin;
-    tensors_.push_back(std::move(t));
+void read_shape(const Json& v, const std::string& where, SafetensorsTensor& t) {
+  auto sh = v.find("shape");
+  TAIA_CHECK(sh != v.end() && sh->is_array(), where, " expected an array 'shape'");
+  TAIA_CHECK(sh->size() <= 8, where, " expected at most 8 dimensions, got ", sh->size());
+  for (const Json& d : *sh) {
+    TAIA_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), where,
+               " shape expected non-negative integers, got ", d.dump());
+    TAIA_CHECK(d.get<uint64_t>() <= uint64_t(1) << 40, where, " dimension ", d.dump(), " is absurdly large");
+    t.shape.push_back(d.get<int64_t>());
   }
-  // Byte ranges must tile the data section: no overlap, no holes (as the reference reader requires).
+}
+
+// data_offsets [begin, end) inside the data section, spanning exactly shape x dtype size bytes.
+void read_offsets(const Json& v, const std::string& where, uint64_t data_size, SafetensorsTensor& t) {
+  auto off = v.find("data_offsets");
+  TAIA_CHECK(off != v.end() && off->is_array() && off->size() == 2, where, " expected 'data_offsets' as [begin, end]");
+  for (const Json& o : *off)
+    TAIA_CHECK(o.is_number_unsigned() || (o.is_number_integer() && o.get<int64_t>() >= 0), where,
+               " data_offsets expected non-negative integers, got ", o.dump());
+  t.begin = (*off)[0].get<uint64_t>();
+  t.end = (*off)[1].get<uint64_t>();
+  TAIA_CHECK(t.begin <= t.end, where, " data_offsets begin ", t.begin, " is after end ", t.end);
+  TAIA_CHECK(t.end <= data_size, where, " data_offsets end ", t.end, " is outside the data section (", data_size,
+             " bytes)");
+  const uint64_t numel = uint64_t(checked_numel(t.shape, where));
+  const uint64_t want = numel * dtype_size(t.dtype);
+  TAIA_CHECK(numel <= (uint64_t(1) << 62) / 4 && want == t.end - t.begin, where, " shape x dtype size is ", want,
+             " bytes, but data_offsets span ", t.end - t.begin, " bytes");
+}
+
+// One header entry: {"dtype", "shape", "data_offsets"}.
+SafetensorsTensor read_entry(const std::string& name, const Json& v, const std::string& path, uint64_t data_size) {
+  const std::string where = path + ": tensor '" + name + "'";
+  TAIA_CHECK(v.is_object(), where, " expected an object with dtype, shape, data_offsets");
+  auto dt = v.find("dtype");
+  TAIA_CHECK(dt != v.end() && dt->is_string(), where, " expected a string 'dtype'");
+  SafetensorsTensor t;
+  t.name = name;
+  if (!try_parse_dtype(dt->get<std::string>(), &t.dtype) || dt->get<std::string>() != dtype_name(t.dtype))
+    fail(where, " dtype expected one of F32, F16, BF16, got '", dt->get<std::string>(), "'");
+  read_shape(v, where, t);
+  read_offsets(v, where, data_size, t);
+  return t;
+}
+
+// Byte ranges must tile the data section: no overlap, no holes (as the reference reader requires).
+void check_tiling(const std::vector<SafetensorsTensor>& tensors, const std::string& path, uint64_t data_size) {
   std::vector<const SafetensorsTensor*> by_offset;
-  for (const auto& t : tensors_) by_offset.push_back(&t);
+  for (const auto& t : tensors) by_offset.push_back(&t);
   std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
@@ -92,6 +94,31 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   }
   TAIA_CHECK(cursor == data_size, path, ": data section has ", data_size - cursor,
              " trailing bytes not covered by any tensor");
+}
+
+}  // namespace
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
+  uint64_t header_len = 0;
+  const Json j = read_header(file_, path, header_len);
+  const uint64_t data_start = 8 + header_len;
+  const uint64_t data_size = file_.size() - data_start;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& name = it.key();
+    const Json& v = it.value();
+    if (name == "__metadata__") {
+      TAIA_CHECK(v.is_object(), path, ": '__metadata__' expected an object of strings");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        TAIA_CHECK(m.value().is_string(), path, ": '__metadata__' entry '", m.key(), "' expected a string value");
+        metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    SafetensorsTensor t = read_entry(name, v, path, data_size);
+    t.data = file_.data() + data_start + t.begin;
+    tensors_.push_back(std::move(t));
+  }
+  check_tiling(tensors_, path, data_size);
   // File order: the JSON object's key order is not preserved by the parser, offsets are.
   std::sort(tensors_.begin(), tensors_.end(), [](const auto& a, const auto& b) { return a.begin < b.begin; });
   for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;

@@ -38,16 +38,13 @@ std::optional<int32_t> id_or_none(const GgufFile& g, const std::string& key, siz
   return int32_t(id);
 }
 
-}  // namespace
-
-std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
-  const std::string model = g.get_string("tokenizer.ggml.model");
-  auto t = std::make_unique<PipelineTokenizer>();
-  t->source = g.path();
+// tokenizer.ggml.tokens and token_type; control and user-defined tokens become added tokens
+// (matched whole in the text, before the model runs). Returns the types.
+std::vector<int32_t> read_pieces(const GgufFile& g, PipelineTokenizer& t) {
   const GgufValue& tokens = array_of(g, "tokenizer.ggml.tokens", GgufType::STRING);
-  t->pieces.reserve(tokens.arr.size());
-  for (const GgufValue& v : tokens.arr) t->pieces.push_back(v.s);
-  const size_t n = t->pieces.size();
+  t.pieces.reserve(tokens.arr.size());
+  for (const GgufValue& v : tokens.arr) t.pieces.push_back(v.s);
+  const size_t n = t.pieces.size();
   TAIA_CHECK(n > 0, g.path(), ": tokenizer.ggml.tokens is empty");
   std::vector<int32_t> types(n, int32_t(PieceType::Normal));
   if (g.find("tokenizer.ggml.token_type")) {
@@ -55,71 +52,96 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
     TAIA_CHECK(tt.arr.size() == n, g.path(), ": tokenizer.ggml.token_type has ", tt.arr.size(), " entries, expected ", n);
     for (size_t i = 0; i < n; ++i) types[i] = int32_t(tt.arr[i].as_int());
   }
-  t->piece_ids.reserve(n);  // one table size: no rehashing of 150K+ pieces
-  for (size_t i = 0; i < n; ++i) t->piece_ids.emplace(t->pieces[i], int32_t(i));
-  // Control and user-defined tokens are matched whole in the text, before the model runs.
+  t.piece_ids.reserve(n);  // one table size: no rehashing of 150K+ pieces
+  for (size_t i = 0; i < n; ++i) t.piece_ids.emplace(t.pieces[i], int32_t(i));
   for (size_t i = 0; i < n; ++i) {
     const auto type = PieceType(types[i]);
-    if ((type == PieceType::Control || type == PieceType::UserDefined) && !t->pieces[i].empty()) {
+    if ((type == PieceType::Control || type == PieceType::UserDefined) && !t.pieces[i].empty()) {
       AddedToken a;
       a.id = int32_t(i);
-      a.content = t->pieces[i];
+      a.content = t.pieces[i];
       a.special = type == PieceType::Control;
-      t->added.push_back(a);
+      t.added.push_back(a);
     }
   }
+  return types;
+}
+
+// tokenizer.ggml.model "llama": SentencePiece over scores, U+2581 for spaces (llama.cpp's SPM vocab).
+void set_up_llama(const GgufFile& g, PipelineTokenizer& t, const std::vector<int32_t>& types,
+                  std::optional<int32_t> unk) {
+  const size_t n = t.pieces.size();
+  t.kind = "gguf-llama";
+  std::vector<float> scores(n, 0.0f);
+  if (g.find("tokenizer.ggml.scores")) {
+    const GgufValue& sc = array_of(g, "tokenizer.ggml.scores", GgufType::FLOAT32);
+    TAIA_CHECK(sc.arr.size() == n, g.path(), ": tokenizer.ggml.scores has ", sc.arr.size(), " entries, expected ", n);
+    for (size_t i = 0; i < n; ++i) scores[i] = float(sc.arr[i].f);
+  }
+  t.spm = std::make_unique<SpmModel>(t.pieces, scores, types, unk, g.path());
+  const std::string space = "\xe2\x96\x81";  // U+2581
+  if (get_bool_or(g, "tokenizer.ggml.add_space_prefix", true))
+    t.normalizers.push_back({NormalizerStep::Kind::Prepend, space, ""});
+  t.normalizers.push_back({NormalizerStep::Kind::Replace, " ", space});
+  t.decoders.push_back({DecoderStep::Kind::Replace, space, " "});
+  t.decoders.push_back({DecoderStep::Kind::ByteFallback, "", ""});
+  t.decoders.push_back({DecoderStep::Kind::Fuse, "", ""});
+  DecoderStep strip{DecoderStep::Kind::Strip, " ", ""};
+  strip.start = 1;
+  t.decoders.push_back(strip);
+  if (get_bool_or(g, "tokenizer.ggml.add_bos_token", true) && t.bos_id) t.prefix_ids.push_back(*t.bos_id);
+}
+
+// tokenizer.ggml.pre's split pattern (llama.cpp's pre-tokenizer names).
+const char* gpt2_split_pattern(const GgufFile& g) {
+  const GgufValue* pre = g.find("tokenizer.ggml.pre");
+  const std::string pre_name = pre && pre->type == GgufType::STRING ? pre->s : "default";
+  if (pre_name == "llama-bpe" || pre_name == "llama3" || pre_name == "llama-v3") return kLlama3Pattern;
+  if (pre_name == "qwen2") return kQwen2Pattern;
+  TAIA_CHECK(pre_name == "gpt-2" || pre_name == "default", g.path(), ": tokenizer.ggml.pre '", pre_name,
+             "' is not supported (supported: gpt-2, default, llama-bpe, qwen2)");
+  return kGpt2Pattern;
+}
+
+// tokenizer.ggml.model "gpt2": byte-level BPE with the merges, split by the pre-tokenizer's pattern.
+void set_up_gpt2(const GgufFile& g, PipelineTokenizer& t) {
+  t.kind = "gguf-gpt2";
+  std::vector<std::pair<std::string, std::string>> merges;
+  const GgufValue& merge_list = array_of(g, "tokenizer.ggml.merges", GgufType::STRING);
+  merges.reserve(merge_list.arr.size());
+  for (const GgufValue& m : merge_list.arr) {
+    const size_t sp = m.s.find(' ', 1);
+    TAIA_CHECK(sp != std::string::npos, g.path(), ": merge '", m.s, "' expected two pieces separated by a space");
+    merges.emplace_back(m.s.substr(0, sp), m.s.substr(sp + 1));
+  }
+  std::unordered_map<std::string, int32_t> vocab(t.piece_ids.begin(), t.piece_ids.end());
+  t.bpe = std::make_unique<BpeModel>(std::move(vocab), merges, BpeOptions{}, g.path());
+  PreTokenizerStep split{};
+  split.kind = PreTokenizerStep::Kind::Split;
+  split.regex = std::make_shared<Regex>(gpt2_split_pattern(g), g.path());
+  t.pre_tokenizers.push_back(split);
+  t.byte_level = true;
+  t.decoders.push_back({DecoderStep::Kind::ByteLevel, "", ""});
+  if (get_bool_or(g, "tokenizer.ggml.add_bos_token", false) && t.bos_id) t.prefix_ids.push_back(*t.bos_id);
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
+  const std::string model = g.get_string("tokenizer.ggml.model");
+  auto t = std::make_unique<PipelineTokenizer>();
+  t->source = g.path();
+  const std::vector<int32_t> types = read_pieces(g, *t);
+  const size_t n = t->pieces.size();
   t->bos_id = id_or_none(g, "tokenizer.ggml.bos_token_id", n);
   t->eos_id = id_or_none(g, "tokenizer.ggml.eos_token_id", n);
   const std::optional<int32_t> unk = id_or_none(g, "tokenizer.ggml.unknown_token_id", n);
-  if (model == "llama") {
-    t->kind = "gguf-llama";
-    std::vector<float> scores(n, 0.0f);
-    if (g.find("tokenizer.ggml.scores")) {
-      const GgufValue& sc = array_of(g, "tokenizer.ggml.scores", GgufType::FLOAT32);
-      TAIA_CHECK(sc.arr.size() == n, g.path(), ": tokenizer.ggml.scores has ", sc.arr.size(), " entries, expected ", n);
-      for (size_t i = 0; i < n; ++i) scores[i] = float(sc.arr[i].f);
-    }
-    t->spm = std::make_unique<SpmModel>(t->pieces, scores, types, unk, g.path());
-    const std::string space = "\xe2\x96\x81";  // U+2581
-    if (get_bool_or(g, "tokenizer.ggml.add_space_prefix", true))
-      t->normalizers.push_back({NormalizerStep::Kind::Prepend, space, ""});
-    t->normalizers.push_back({NormalizerStep::Kind::Replace, " ", space});
-    t->decoders.push_back({DecoderStep::Kind::Replace, space, " "});
-    t->decoders.push_back({DecoderStep::Kind::ByteFallback, "", ""});
-    t->decoders.push_back({DecoderStep::Kind::Fuse, "", ""});
-    DecoderStep strip{DecoderStep::Kind::Strip, " ", ""};
-    strip.start = 1;
-    t->decoders.push_back(strip);
-    if (get_bool_or(g, "tokenizer.ggml.add_bos_token", true) && t->bos_id) t->prefix_ids.push_back(*t->bos_id);
-  } else if (model == "gpt2") {
-    t->kind = "gguf-gpt2";
-    std::vector<std::pair<std::string, std::string>> merges;
-    const GgufValue& merge_list = array_of(g, "tokenizer.ggml.merges", GgufType::STRING);
-    merges.reserve(merge_list.arr.size());
-    for (const GgufValue& m : merge_list.arr) {
-      const size_t sp = m.s.find(' ', 1);
-      TAIA_CHECK(sp != std::string::npos, g.path(), ": merge '", m.s, "' expected two pieces separated by a space");
-      merges.emplace_back(m.s.substr(0, sp), m.s.substr(sp + 1));
-    }
-    std::unordered_map<std::string, int32_t> vocab(t->piece_ids.begin(), t->piece_ids.end());
-    t->bpe = std::make_unique<BpeModel>(std::move(vocab), merges, BpeOptions{}, g.path());
-    const GgufValue* pre = g.find("tokenizer.ggml.pre");
-    const std::string pre_name = pre && pre->type == GgufType::STRING ? pre->s : "default";
-    const char* pattern = kGpt2Pattern;
-    if (pre_name == "llama-bpe" || pre_name == "llama3" || pre_name == "llama-v3") pattern = kLlama3Pattern;
-    else if (pre_name == "qwen2") pattern = kQwen2Pattern;
-    else TAIA_CHECK(pre_name == "gpt-2" || pre_name == "default", g.path(), ": tokenizer.ggml.pre '", pre_name,
-                    "' is not supported (supported: gpt-2, default, llama-bpe, qwen2)");
-    PreTokenizerStep split{};
-    split.kind = PreTokenizerStep::Kind::Split;
-    split.regex = std::make_shared<Regex>(pattern, g.path());
-    t->pre_tokenizers.push_back(split);
-    t->byte_level = true;
-    t->decoders.push_back({DecoderStep::Kind::ByteLevel, "", ""});
-    if (get_bool_or(g, "tokenizer.ggml.add_bos_token", false) && t->bos_id) t->prefix_ids.push_back(*t->bos_id);
-  } else {
+  if (model == "llama")
+    set_up_llama(g, *t, types, unk);
+  else if (model == "gpt2")
+    set_up_gpt2(g, *t);
+  else
     fail(g.path(), ": tokenizer.ggml.model expected 'llama' or 'gpt2', got '", model, "'");
-  }
   if (const GgufValue* ct = g.find("tokenizer.chat_template"); ct && ct->type == GgufType::STRING)
     t->chat_template = ct->s;
   t->finalize();

@@ -54,16 +54,35 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids, std
       return;
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (auto it = cache_.find(std::string(word)); it != cache_.end()) {
-      ids.insert(ids.end(), it->second.first.begin(), it->second.first.end());
-      chars.insert(chars.end(), it->second.second.begin(), it->second.second.end());
-      return;
-    }
+  if (cached(word, ids, chars)) return;
+  std::vector<Symbol> sym = initial_symbols(word);
+  apply_merges(sym);
+  std::vector<int32_t> out_ids;
+  std::vector<uint32_t> out_chars;
+  for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[size_t(i)].next) {
+    out_ids.push_back(sym[size_t(i)].id);
+    out_chars.push_back(sym[size_t(i)].chars);
   }
-  // Initial symbols: one per character (or per byte with byte fallback), as a linked list.
-  struct Symbol { int32_t id; int32_t prev, next; uint32_t chars; bool alive; };
+  ids.insert(ids.end(), out_ids.begin(), out_ids.end());
+  chars.insert(chars.end(), out_chars.begin(), out_chars.end());
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  if (cache_.size() >= kCacheLimit) cache_.clear();
+  cache_.emplace(std::string(word), std::make_pair(std::move(out_ids), std::move(out_chars)));
+}
+
+bool BpeModel::cached(std::string_view word, std::vector<int32_t>& ids, std::vector<uint32_t>& chars) const {
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  auto it = cache_.find(std::string(word));
+  if (it == cache_.end()) return false;
+  ids.insert(ids.end(), it->second.first.begin(), it->second.first.end());
+  chars.insert(chars.end(), it->second.second.begin(), it->second.second.end());
+  return true;
+}
+
+// One symbol per character (or per byte with byte fallback; an unknown character becomes the
+// unknown token, fused with a preceding one under fuse_unk, or is dropped without one, as HF's
+// BPE does), linked in order.
+std::vector<BpeModel::Symbol> BpeModel::initial_symbols(std::string_view word) const {
   std::vector<Symbol> sym;
   for (std::string_view c : utf8_chars(word)) {
     auto it = vocab_.find(std::string(c));
@@ -81,14 +100,18 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids, std
       else
         sym.push_back({*options_.unk_id, 0, 0, 1, true});
     }
-    // Without an unknown token the character is dropped, as HF's BPE does.
   }
   const int32_t n = int32_t(sym.size());
   for (int32_t i = 0; i < n; ++i) {
     sym[size_t(i)].prev = i - 1;
     sym[size_t(i)].next = i + 1 < n ? i + 1 : -1;
   }
-  // Candidate merges ordered by rank, then position; stale entries are skipped when popped.
+  return sym;
+}
+
+// Merges by rank, leftmost first among equal ranks: candidates in a heap, stale entries skipped
+// when popped.
+void BpeModel::apply_merges(std::vector<Symbol>& sym) const {
   struct Cand { int32_t rank, pos, left_id, right_id; };
   auto worse = [](const Cand& a, const Cand& b) { return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos; };
   std::priority_queue<Cand, std::vector<Cand>, decltype(worse)> heap(worse);
@@ -99,7 +122,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids, std
     auto it = merges_.find(pair_key(sym[size_t(left)].id, sym[size_t(right)].id));
     if (it != merges_.end()) heap.push({it->second.rank, left, sym[size_t(left)].id, sym[size_t(right)].id});
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  for (int32_t i = 0; i + 1 < int32_t(sym.size()); ++i) push(i);
   while (!heap.empty()) {
     const Cand c = heap.top();
     heap.pop();
@@ -115,17 +138,6 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids, std
     push(L.prev);
     push(c.pos);
   }
-  std::vector<int32_t> out_ids;
-  std::vector<uint32_t> out_chars;
-  for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = sym[size_t(i)].next) {
-    out_ids.push_back(sym[size_t(i)].id);
-    out_chars.push_back(sym[size_t(i)].chars);
-  }
-  ids.insert(ids.end(), out_ids.begin(), out_ids.end());
-  chars.insert(chars.end(), out_chars.begin(), out_chars.end());
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  if (cache_.size() >= kCacheLimit) cache_.clear();
-  cache_.emplace(std::string(word), std::make_pair(std::move(out_ids), std::move(out_chars)));
 }
 
 }  // namespace taia

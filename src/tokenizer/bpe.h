@@ -34,6 +34,11 @@ class BpeModel {
   const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
 
  private:
+  // A symbol of the word being merged: a vocabulary id in a linked list over the word.
+  struct Symbol { int32_t id; int32_t prev, next; uint32_t chars; bool alive; };
+  std::vector<Symbol> initial_symbols(std::string_view word) const;
+  void apply_merges(std::vector<Symbol>& sym) const;
+  bool cached(std::string_view word, std::vector<int32_t>& ids, std::vector<uint32_t>& chars) const;
   struct Merge { int32_t rank; int32_t id; };
   std::unordered_map<std::string, int32_t> vocab_;
   std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> rank, merged id

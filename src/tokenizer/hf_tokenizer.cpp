@@ -155,6 +155,84 @@ void add_post_processor(PipelineTokenizer& t, const Json& p, const std::string& 
   }
 }
 
+// model.vocab: piece -> id, one piece per id. Raises max_id to the largest id.
+std::unordered_map<std::string, int32_t> read_vocab(const Json& m, const std::string& path, int64_t& max_id) {
+  TAIA_CHECK(m.contains("vocab") && m["vocab"].is_object(), path, ": model.vocab expected an object");
+  std::unordered_map<std::string, int32_t> vocab;
+  std::unordered_map<int32_t, std::string> piece_of;  // one piece per id: decoding needs it
+  for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
+    TAIA_CHECK(it.value().is_number_integer(), path, ": model.vocab['", it.key(), "'] expected an integer id");
+    const int64_t id = it.value().get<int64_t>();
+    TAIA_CHECK(id >= 0 && id < (int64_t(1) << 24), path, ": model.vocab['", it.key(), "'] id ", id, " is out of range");
+    const auto [seen, fresh] = piece_of.emplace(int32_t(id), it.key());
+    TAIA_CHECK(fresh, path, ": model.vocab maps both '", seen->second, "' and '", it.key(), "' to id ", id,
+               " (expected one piece per id)");
+    vocab[it.key()] = int32_t(id);
+    max_id = std::max(max_id, id);
+  }
+  return vocab;
+}
+
+// model.merges: "a b" strings or ["a", "b"] pairs, in rank order.
+std::vector<std::pair<std::string, std::string>> read_merges(const Json& m, const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> merges;
+  if (!m.contains("merges")) return merges;
+  TAIA_CHECK(m["merges"].is_array(), path, ": model.merges expected an array");
+  merges.reserve(m["merges"].size());
+  size_t k = 0;
+  for (const Json& mg : m["merges"]) {
+    if (mg.is_string()) {
+      const std::string s = mg.get<std::string>();
+      const size_t sp = s.find(' ', 1);
+      TAIA_CHECK(sp != std::string::npos, path, ": merge ", k, " '", s, "' expected two pieces separated by a space");
+      merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+    } else {
+      TAIA_CHECK(mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string(), path, ": merge ", k,
+                 " expected \"a b\" or [\"a\", \"b\"]");
+      merges.emplace_back(mg[0].get<std::string>(), mg[1].get<std::string>());
+    }
+    ++k;
+  }
+  return merges;
+}
+
+// added_tokens into t.added. Raises max_id to the largest id.
+void read_added_tokens(const Json& j, const std::string& path, PipelineTokenizer& t, int64_t& max_id) {
+  if (!j.contains("added_tokens")) return;
+  TAIA_CHECK(j["added_tokens"].is_array(), path, ": added_tokens expected an array");
+  for (const Json& a : j["added_tokens"]) {
+    AddedToken at;
+    at.id = int32_t(json_int(a, "id", path + ": added_tokens"));
+    at.content = json_string_or(a, "content", "", path);
+    TAIA_CHECK(!at.content.empty() && at.id >= 0 && at.id < (1 << 24), path, ": added token ", a.dump(),
+               " expected non-empty content and an id in range");
+    at.special = json_bool_or(a, "special", false, path);
+    at.lstrip = json_bool_or(a, "lstrip", false, path);
+    at.rstrip = json_bool_or(a, "rstrip", false, path);
+    at.single_word = json_bool_or(a, "single_word", false, path);
+    at.normalized = json_bool_or(a, "normalized", false, path);
+    t.added.push_back(at);
+    max_id = std::max<int64_t>(max_id, at.id);
+  }
+}
+
+BpeOptions read_bpe_options(const Json& m, const std::unordered_map<std::string, int32_t>& vocab,
+                            const std::string& path) {
+  BpeOptions options;
+  options.byte_fallback = json_bool_or(m, "byte_fallback", false, path);
+  options.ignore_merges = json_bool_or(m, "ignore_merges", false, path);
+  options.fuse_unk = json_bool_or(m, "fuse_unk", false, path);
+  const std::string unk = json_string_or(m, "unk_token", "", path);
+  if (!unk.empty()) {
+    auto it = vocab.find(unk);
+    TAIA_CHECK(it != vocab.end(), path, ": unk_token '", unk, "' is not in the vocabulary");
+    options.unk_id = it->second;
+  }
+  return options;
+}
+
+// tokenizer.json's parts in HF's order: model (BPE vocabulary and merges), added tokens,
+// normalizer, pre-tokenizer, decoder, post-processor.
 std::unique_ptr<Tokenizer> load_unchecked(const std::string& path) {
   Json j = parse_json_file(path);
   TAIA_CHECK(j.is_object(), path, ": expected a JSON object");
@@ -168,72 +246,15 @@ std::unique_ptr<Tokenizer> load_unchecked(const std::string& path) {
              "' (WordPiece, Unigram and WordLevel are not supported)");
   for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"})
     TAIA_CHECK(json_string_or(m, affix, "", path).empty(), path, ": BPE ", affix, " is not supported");
-  TAIA_CHECK(m.contains("vocab") && m["vocab"].is_object(), path, ": model.vocab expected an object");
-  std::unordered_map<std::string, int32_t> vocab;
-  std::unordered_map<int32_t, std::string> piece_of;  // one piece per id: decoding needs it
   int64_t max_id = -1;
-  for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
-    TAIA_CHECK(it.value().is_number_integer(), path, ": model.vocab['", it.key(), "'] expected an integer id");
-    const int64_t id = it.value().get<int64_t>();
-    TAIA_CHECK(id >= 0 && id < (int64_t(1) << 24), path, ": model.vocab['", it.key(), "'] id ", id, " is out of range");
-    const auto [seen, fresh] = piece_of.emplace(int32_t(id), it.key());
-    TAIA_CHECK(fresh, path, ": model.vocab maps both '", seen->second, "' and '", it.key(), "' to id ", id,
-               " (expected one piece per id)");
-    vocab[it.key()] = int32_t(id);
-    max_id = std::max(max_id, id);
-  }
-  std::vector<std::pair<std::string, std::string>> merges;
-  if (m.contains("merges")) {
-    TAIA_CHECK(m["merges"].is_array(), path, ": model.merges expected an array");
-    merges.reserve(m["merges"].size());
-    size_t k = 0;
-    for (const Json& mg : m["merges"]) {
-      if (mg.is_string()) {
-        const std::string s = mg.get<std::string>();
-        const size_t sp = s.find(' ', 1);
-        TAIA_CHECK(sp != std::string::npos, path, ": merge ", k, " '", s, "' expected two pieces separated by a space");
-        merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-      } else {
-        TAIA_CHECK(mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string(), path, ": merge ", k,
-                   " expected \"a b\" or [\"a\", \"b\"]");
-        merges.emplace_back(mg[0].get<std::string>(), mg[1].get<std::string>());
-      }
-      ++k;
-    }
-  }
-  if (j.contains("added_tokens")) {
-    TAIA_CHECK(j["added_tokens"].is_array(), path, ": added_tokens expected an array");
-    for (const Json& a : j["added_tokens"]) {
-      AddedToken at;
-      at.id = int32_t(json_int(a, "id", path + ": added_tokens"));
-      at.content = json_string_or(a, "content", "", path);
-      TAIA_CHECK(!at.content.empty() && at.id >= 0 && at.id < (1 << 24), path, ": added token ", a.dump(),
-                 " expected non-empty content and an id in range");
-      at.special = json_bool_or(a, "special", false, path);
-      at.lstrip = json_bool_or(a, "lstrip", false, path);
-      at.rstrip = json_bool_or(a, "rstrip", false, path);
-      at.single_word = json_bool_or(a, "single_word", false, path);
-      at.normalized = json_bool_or(a, "normalized", false, path);
-      t->added.push_back(at);
-      max_id = std::max<int64_t>(max_id, at.id);
-    }
-  }
+  std::unordered_map<std::string, int32_t> vocab = read_vocab(m, path, max_id);
+  const auto merges = read_merges(m, path);
+  read_added_tokens(j, path, *t, max_id);
   t->pieces.assign(size_t(max_id + 1), "");
   for (const auto& [piece, id] : vocab) t->pieces[size_t(id)] = piece;
-  for (const AddedToken& a : t->added) {
-    t->pieces[size_t(a.id)] = a.content;
-  }
+  for (const AddedToken& a : t->added) t->pieces[size_t(a.id)] = a.content;
   for (size_t i = 0; i < t->pieces.size(); ++i) t->piece_ids.emplace(t->pieces[i], int32_t(i));
-  BpeOptions options;
-  options.byte_fallback = json_bool_or(m, "byte_fallback", false, path);
-  options.ignore_merges = json_bool_or(m, "ignore_merges", false, path);
-  options.fuse_unk = json_bool_or(m, "fuse_unk", false, path);
-  const std::string unk = json_string_or(m, "unk_token", "", path);
-  if (!unk.empty()) {
-    auto it = vocab.find(unk);
-    TAIA_CHECK(it != vocab.end(), path, ": unk_token '", unk, "' is not in the vocabulary");
-    options.unk_id = it->second;
-  }
+  const BpeOptions options = read_bpe_options(m, vocab, path);
   add_normalizer(*t, j.value("normalizer", Json()), path + ": normalizer");
   add_pre_tokenizer(*t, j.value("pre_tokenizer", Json()), path + ": pre_tokenizer");
   add_decoder(*t, j.value("decoder", Json()), path + ": decoder");

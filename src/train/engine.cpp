@@ -152,53 +152,13 @@ template <typename Fn>
 void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   const ModelConfig& c = *s.config;
   const ModelRecipe& r = *s.recipe;
-  const bool qk_norm = r.any_qk_norm(), output_norms = r.any_output_norms();
   const EngineOptions& o = *s.options;
-  const int64_t N = s.B * s.L, D = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size,
-                H = c.num_heads, V = c.vocab_size;
+  const int64_t N = s.B * s.L, D = c.hidden_size, V = c.vocab_size;
   const int64_t sets = o.recompute ? 1 : c.num_layers;
   b.acts.resize(size_t(sets));
   for (int64_t set = 0; set < sets; ++set) {
-    LayerActs& a = b.acts[size_t(set)];
-    for (std::vector<float>* v : {&a.x_in, &a.ln1, &a.x_mid, &a.ln2}) size(*v, N * D);
-    for (std::vector<float>* v : {&a.rstd1, &a.rstd2}) size(*v, N);
-    for (std::vector<float>* v : {&a.q, &a.att}) size(*v, N * Q);
-    for (std::vector<float>* v : {&a.k, &a.v}) size(*v, N * KV);
-    for (std::vector<float>* v : {&a.gate, &a.up, &a.h}) size(*v, N * I);
-    size(a.probs, s.B * H * s.L * s.L);
-    size(a.q_raw, qk_norm ? N * Q : 0);
-    size(a.k_raw, qk_norm ? N * KV : 0);
-    size(a.rstd_q, qk_norm ? N * H : 0);
-    size(a.rstd_k, qk_norm ? N * c.num_kv_heads : 0);
-    for (std::vector<float>* v : {&a.attn_out, &a.ffn_out}) size(*v, output_norms ? N * D : 0);
-    for (std::vector<float>* v : {&a.rstd_attn_out, &a.rstd_ffn_out}) size(*v, output_norms ? N : 0);
-    // LoRA: u per adapted projection (the largest rank over the layers this set serves), and the
-    // folded weight w_eff.
-    for (int i = 0; i < kNumProj; ++i) {
-      int64_t rank = 0, folded = 0;
-      const auto [in, out] = proj_shape(c, Proj(i));
-      for (int64_t l = set; s.lora && l < (o.recompute ? c.num_layers : set + 1); ++l)
-        if (const LoraModule* m = s.lora->find(l, module_slot(Proj(i), s.lora->layout))) {
-          rank = std::max(rank, m->rank);
-          // Folded when the base multiplies in F32 and a pass runs without dropout: training
-          // without dropout, or validation (forward_loss) with it.
-          if (s.fold_allowed && !o.compute_bf16 && (s.lora->config.dropout == 0 || o.validation)) folded = out * in;
-        }
-      size(a.lora_u[size_t(i)], N * rank);
-      size(a.w_eff[size_t(i)], folded);
-      int64_t E = 0, k = 0, r = 0;  // MoLoRA: the widest routing among the layers this set serves
-      for (int64_t l = set; s.lora && l < (o.recompute ? c.num_layers : set + 1); ++l)
-        if (const MoloraModule* m = s.lora->molora.find(l, Proj(i))) {
-          E = std::max(E, m->experts);
-          k = std::max(k, m->top_k);
-          r = std::max(r, m->rank);
-        }
-      LayerActs::ExpertActs& x = a.experts[size_t(i)];
-      size(x.logits, N * E);
-      size(x.expert, N * k);
-      size(x.gate, N * k);
-      size(x.u, N * k * r);
-    }
+    plan_layer_acts(b.acts[size_t(set)], set, s, size);
+    plan_adapter_acts(b.acts[size_t(set)], set, s, size);
   }
   b.saved_inputs.resize(o.recompute ? size_t(c.num_layers) : 0);
   for (std::vector<float>& v : b.saved_inputs) size(v, N * D);
@@ -207,9 +167,71 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   size(b.lnf, N * D);
   size(b.rstdf, N);
   size(b.logits, logits_chunk_rows(N, V) * V);
-  size(b.sublayer_normed, output_norms ? N * D : 0);
+  size(b.sublayer_normed, r.any_output_norms() ? N * D : 0);
   size(b.logits_capped, r.final_softcap > 0 ? logits_chunk_rows(N, V) * V : 0);
-  GradScratch& g = b.grad;
+  plan_grad_scratch(b.grad, s, size);
+}
+
+template <typename Fn>
+void TrainEngine::plan_layer_acts(LayerActs& a, int64_t, const PlanShape& s, Fn&& size) {
+  const ModelConfig& c = *s.config;
+  const bool qk_norm = s.recipe->any_qk_norm(), output_norms = s.recipe->any_output_norms();
+  const int64_t N = s.B * s.L, D = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size,
+                H = c.num_heads;
+  for (std::vector<float>* v : {&a.x_in, &a.ln1, &a.x_mid, &a.ln2}) size(*v, N * D);
+  for (std::vector<float>* v : {&a.rstd1, &a.rstd2}) size(*v, N);
+  for (std::vector<float>* v : {&a.q, &a.att}) size(*v, N * Q);
+  for (std::vector<float>* v : {&a.k, &a.v}) size(*v, N * KV);
+  for (std::vector<float>* v : {&a.gate, &a.up, &a.h}) size(*v, N * I);
+  size(a.probs, s.B * H * s.L * s.L);
+  size(a.q_raw, qk_norm ? N * Q : 0);
+  size(a.k_raw, qk_norm ? N * KV : 0);
+  size(a.rstd_q, qk_norm ? N * H : 0);
+  size(a.rstd_k, qk_norm ? N * c.num_kv_heads : 0);
+  for (std::vector<float>* v : {&a.attn_out, &a.ffn_out}) size(*v, output_norms ? N * D : 0);
+  for (std::vector<float>* v : {&a.rstd_attn_out, &a.rstd_ffn_out}) size(*v, output_norms ? N : 0);
+}
+
+// LoRA: u per adapted projection (the largest rank over the layers this set serves), and the
+// folded weight w_eff; MoLoRA: the widest routing among those layers.
+template <typename Fn>
+void TrainEngine::plan_adapter_acts(LayerActs& a, int64_t set, const PlanShape& s, Fn&& size) {
+  const ModelConfig& c = *s.config;
+  const EngineOptions& o = *s.options;
+  const int64_t N = s.B * s.L;
+  const int64_t last = o.recompute ? c.num_layers : set + 1;  // the layers this set serves: [set, last)
+  for (int i = 0; i < kNumProj; ++i) {
+    int64_t rank = 0, folded = 0;
+    const auto [in, out] = proj_shape(c, Proj(i));
+    for (int64_t l = set; s.lora && l < last; ++l)
+      if (const LoraModule* m = s.lora->find(l, module_slot(Proj(i), s.lora->layout))) {
+        rank = std::max(rank, m->rank);
+        // Folded when the base multiplies in F32 and a pass runs without dropout: training
+        // without dropout, or validation (forward_loss) with it.
+        if (s.fold_allowed && !o.compute_bf16 && (s.lora->config.dropout == 0 || o.validation)) folded = out * in;
+      }
+    size(a.lora_u[size_t(i)], N * rank);
+    size(a.w_eff[size_t(i)], folded);
+    int64_t E = 0, k = 0, r = 0;
+    for (int64_t l = set; s.lora && l < last; ++l)
+      if (const MoloraModule* m = s.lora->molora.find(l, Proj(i))) {
+        E = std::max(E, m->experts);
+        k = std::max(k, m->top_k);
+        r = std::max(r, m->rank);
+      }
+    LayerActs::ExpertActs& x = a.experts[size_t(i)];
+    size(x.logits, N * E);
+    size(x.expert, N * k);
+    size(x.gate, N * k);
+    size(x.u, N * k * r);
+  }
+}
+
+template <typename Fn>
+void TrainEngine::plan_grad_scratch(GradScratch& g, const PlanShape& s, Fn&& size) {
+  const ModelConfig& c = *s.config;
+  const bool qk_norm = s.recipe->any_qk_norm(), output_norms = s.recipe->any_output_norms();
+  const int64_t N = s.B * s.L, D = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
   for (std::vector<float>* v : {&g.d_residual, &g.d_norm_out}) size(*v, N * D);
   for (std::vector<float>* v : {&g.d_h, &g.d_gate, &g.d_up}) size(*v, N * I);
   for (std::vector<float>* v : {&g.d_att, &g.d_q}) size(*v, N * Q);

@@ -194,6 +194,14 @@ class TrainEngine {
   // allocates by it and working_bytes() adds it up, so the estimate cannot drift.
   template <typename Fn>
   static void plan_buffers(Buffers& b, const PlanShape& s, Fn&& size);
+  // plan_buffers' parts: one layer's saved activations, the adapter's (LoRA u, folded weights,
+  // MoLoRA routing) of the layers a set serves, and the backward scratch.
+  template <typename Fn>
+  static void plan_layer_acts(LayerActs& a, int64_t set, const PlanShape& s, Fn&& size);
+  template <typename Fn>
+  static void plan_adapter_acts(LayerActs& a, int64_t set, const PlanShape& s, Fn&& size);
+  template <typename Fn>
+  static void plan_grad_scratch(GradScratch& g, const PlanShape& s, Fn&& size);
 
   double run(const TrainBatch& batch, bool backward, float grad_scale, uint64_t step);
   void embed(const TrainBatch& batch);
