@@ -46,17 +46,17 @@ const std::vector<std::pair<std::string, std::string>>& paired_differences() {
 namespace {
 
 // Per pair (a, b): the run-by-run differences a - b, their mean and 95 % interval.
-Json paired(const Json& modes) {
-  Json out = Json::object();
+std::map<std::string, PairedDifference> paired(const std::map<std::string, ModeSpread>& modes) {
+  std::map<std::string, PairedDifference> out;
   for (const auto& [a, b] : paired_differences()) {
-    if (!modes.contains(a) || !modes.contains(b)) continue;
-    const Json& va = modes[a]["values"];
-    const Json& vb = modes[b]["values"];
+    if (!modes.count(a) || !modes.count(b)) continue;
+    const std::vector<double>& va = modes.at(a).values;
+    const std::vector<double>& vb = modes.at(b).values;
     if (va.size() != vb.size() || va.empty()) continue;
     std::vector<double> d;
-    for (size_t i = 0; i < va.size(); ++i) d.push_back(va[i].get<double>() - vb[i].get<double>());
+    for (size_t i = 0; i < va.size(); ++i) d.push_back(va[i] - vb[i]);
     const Interval iv = mean_interval_95(d);
-    out[a + "-" + b] = Json{{"mean", iv.mean}, {"low", iv.low}, {"high", iv.high}, {"n", iv.n}};
+    out[a + "-" + b] = PairedDifference{iv.mean, iv.low, iv.high, iv.n};
   }
   return out;
 }
@@ -70,27 +70,29 @@ Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
   for (const auto& experiment : experiments) {
     const std::vector<Scores>& runs = runs_by_experiment.at(experiment);
     for (const auto& task : ordered_task_keys(runs.front(), tasks)) {
-      Json row{{"experiment", experiment}, {"task", task}, {"modes", Json::object()}};
+      AggregateRow row;
+      row.experiment = experiment;
+      row.task = task;
       for (const auto& mode : demo_modes()) {
         Json entry;
         const std::vector<double> values = seed_values(runs, task, mode, &entry);
         if (values.empty()) continue;
         const double mean = mean_of(values), spread = sample_std(values);
-        row["metric"] = entry["metric"];
-        row["n"] = entry["n"];
-        row["modes"][mode] = Json{{"mean", mean}, {"std", spread}, {"values", values}};
-        const std::string key = experiment + " · " + task;
-        out.results[key][mode] = Json{{"metric", entry["metric"]}, {"value", mean}, {"std", spread},
-                                      {"n", int64_t(values.size())}, {"task", key}, {"shots", split_shots(task).second}};
+        row.metric = entry["metric"].get<std::string>();
+        row.n = entry["n"].get<int64_t>();
+        row.modes[mode] = ModeSpread{mean, spread, values};
+        out.results[row.key()][mode] = Json{{"metric", entry["metric"]}, {"value", mean}, {"std", spread},
+                                            {"n", int64_t(values.size())}, {"task", row.key()},
+                                            {"shots", split_shots(task).second}};
       }
-      row["paired"] = paired(row["modes"]);
-      out.rows.push_back(row);
+      row.paired = paired(row.modes);
+      out.rows.push_back(std::move(row));
     }
   }
   return out;
 }
 
-std::string paired_table_markdown(const Json& summary) {
+std::string paired_table_markdown(const std::vector<AggregateRow>& rows) {
   std::string s = "| experiment | task | metric | n |";
   std::string sep = "|---|---|---|---|";
   for (const auto& [a, b] : paired_differences()) {
@@ -98,23 +100,21 @@ std::string paired_table_markdown(const Json& summary) {
     sep += "---|";
   }
   s += "\n" + sep + "\n";
-  for (const Json& row : summary["rows"]) {
-    if (split_shots(row["task"].get<std::string>()).second > 0 || !row.contains("paired")) continue;
-    const bool percent = row.value("metric", std::string()) != "bits_per_token";
+  for (const AggregateRow& row : rows) {
+    if (split_shots(row.task).second > 0) continue;
+    const bool percent = row.metric != "bits_per_token";
     const double k = percent ? 100.0 : 1.0;
     const int digits = percent ? 1 : 3;
-    s += "| " + row["experiment"].get<std::string>() + " | " + row["task"].get<std::string>() + " | " +
-         row.value("metric", std::string()) + " | " +
-         std::to_string(row["paired"].empty() ? 0 : row["paired"].begin()->value("n", int64_t(0))) + " |";
+    s += "| " + row.experiment + " | " + row.task + " | " + row.metric + " | " +
+         std::to_string(row.paired.empty() ? 0 : row.paired.begin()->second.n) + " |";
     for (const auto& [a, b] : paired_differences()) {
-      const std::string key = a + "-" + b;
-      if (!row["paired"].contains(key)) {
+      auto it = row.paired.find(a + "-" + b);
+      if (it == row.paired.end()) {
         s += " |";
         continue;
       }
-      const Json& d = row["paired"][key];
-      s += " " + fmt(k * d["mean"].get<double>(), digits) + " [" + fmt(k * d["low"].get<double>(), digits) + ", " +
-           fmt(k * d["high"].get<double>(), digits) + "] |";
+      const PairedDifference& d = it->second;
+      s += " " + fmt(k * d.mean, digits) + " [" + fmt(k * d.low, digits) + ", " + fmt(k * d.high, digits) + "] |";
     }
     s += "\n";
   }
@@ -146,21 +146,18 @@ const std::vector<ClaimSpec>& claim_specs() {
 
 }  // namespace
 
-Json judge_claims(const Json& rows) {
-  Json out = Json::array();
-  for (const Json& row : rows) {
-    const std::string experiment = row["experiment"].get<std::string>(), task = row["task"].get<std::string>();
-    const std::string kind = experiment.substr(0, experiment.find('-'));
+std::vector<Claim> judge_claims(const std::vector<AggregateRow>& rows) {
+  std::vector<Claim> out;
+  for (const AggregateRow& row : rows) {
+    const std::string kind = row.experiment.substr(0, row.experiment.find('-'));
     for (const ClaimSpec& c : claim_specs()) {
       const bool applies = std::string(c.kind) == "ood" ? (kind == "facts" || kind == "skill") : is_country_kind(kind);
-      if (!applies || task != c.task || !row.contains("paired") || !row["paired"].contains(c.pair)) continue;
-      const Json& d = row["paired"][c.pair];
-      const double low = d["low"].get<double>(), high = d["high"].get<double>();
-      const int64_t n = d["n"].get<int64_t>();
-      const std::string verdict = n < 2 ? "not shown (one run)" : low > 0 ? "reproduced" : high < 0 ? "contradicted"
-                                                                                                    : "not shown";
-      out.push_back(Json{{"experiment", experiment}, {"claim", c.claim}, {"task", task}, {"pair", c.pair},
-                         {"mean", d["mean"]}, {"low", low}, {"high", high}, {"n", n}, {"verdict", verdict}});
+      auto it = row.paired.find(c.pair);
+      if (!applies || row.task != c.task || it == row.paired.end()) continue;
+      const PairedDifference& d = it->second;
+      const std::string verdict = d.n < 2 ? "not shown (one run)" : d.low > 0 ? "reproduced" : d.high < 0 ? "contradicted"
+                                                                                                      : "not shown";
+      out.push_back(Claim{row.experiment, c.claim, row.task, c.pair, verdict, d});
     }
   }
   return out;

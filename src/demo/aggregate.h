@@ -10,6 +10,7 @@
 
 #include "core/json_util.h"
 #include "demo/scores.h"
+#include "eval/aggregate_results.h"
 
 namespace taia::demo {
 
@@ -17,9 +18,7 @@ namespace taia::demo {
 const std::vector<std::string>& demo_modes();
 
 struct Aggregate {
-  // {experiment, task, metric, n, modes: {mode: {mean, std, values}},
-  //  paired: {"taia-vanilla": {mean, low, high, n}, "taia-base": ..., "taia-taif": ...}}
-  Json rows = Json::array();
+  std::vector<AggregateRow> rows;  // paired: "taia-vanilla", "taia-base", "taia-taif"
   Json results = Json::object();  // "EXPERIMENT · TASK" -> mode -> {metric, value, std, n, task, shots}
 };
 
@@ -36,10 +35,9 @@ Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
 // than vanilla, beats the base and TAIF on the OOD knowledge test; country: H1-H4 of
 // docs/REPRODUCTION.md), each judged on its paired difference: "reproduced" (95 % interval above
 // 0), "contradicted" (below 0), "not shown" (it contains 0, or fewer than two runs).
-// [{experiment, claim, task, pair, mean, low, high, n, verdict}]
-Json judge_claims(const Json& rows);
+std::vector<Claim> judge_claims(const std::vector<AggregateRow>& rows);
 
 // The paired differences as a Markdown table (0-shot rows): "mean [low, high]" per pair.
-std::string paired_table_markdown(const Json& summary);
+std::string paired_table_markdown(const std::vector<AggregateRow>& rows);
 
 }  // namespace taia::demo

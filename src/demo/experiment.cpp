@@ -186,47 +186,44 @@ Json demo_settings(const DemoOptions& o, const Preset& p, const std::string& bas
               {"spread", "standard deviation over seeds"}};
 }
 
-// The drift of each experiment and mode, averaged over seeds per layer: results.json's "drift",
-// {experiment: {mode: {"attention": [relative change per layer], "ffn": [...], "attention_cosine", "ffn_cosine"}}}.
-Json mean_drift(const std::map<std::string, std::vector<Json>>& drift) {
-  Json out = Json::object();
+// The drift of each experiment and mode, averaged over seeds per layer (each run's drift is
+// eval/drift's drift_json per mode).
+std::map<std::string, std::map<std::string, MeanDrift>> mean_drift(const std::map<std::string, std::vector<Json>>& drift) {
+  std::map<std::string, std::map<std::string, MeanDrift>> out;
   for (const auto& [experiment, runs] : drift) {
     if (runs.empty() || !runs.front().is_object()) continue;
     for (const auto& [mode, first] : runs.front().items()) {
-      Json m = Json::object();
       const size_t layers = first["layers"].size();
-      for (const char* part : {"attention", "ffn"})
-        for (const char* stat : {"relative_change", "mean_cosine"}) {
-          Json per_layer = Json::array();
-          for (size_t l = 0; l < layers; ++l) {
-            double sum = 0;
-            for (const Json& run : runs) sum += run[mode]["layers"][l][part][stat].get<double>();
-            per_layer.push_back(sum / double(runs.size()));
-          }
-          m[std::string(part) + (std::string(stat) == "relative_change" ? "" : "_cosine")] = per_layer;
+      auto mean_over_runs = [&](const char* part, const char* stat) {
+        std::vector<double> per_layer;
+        for (size_t l = 0; l < layers; ++l) {
+          double sum = 0;
+          for (const Json& run : runs) sum += run[mode]["layers"][l][part][stat].get<double>();
+          per_layer.push_back(sum / double(runs.size()));
         }
-      out[experiment][mode] = m;
+        return per_layer;
+      };
+      out[experiment][mode] = MeanDrift{mean_over_runs("attention", "relative_change"), mean_over_runs("ffn", "relative_change"),
+                                         mean_over_runs("attention", "mean_cosine"), mean_over_runs("ffn", "mean_cosine")};
     }
   }
   return out;
 }
 
-// results.json (report format), summary.json, table.md and report.html in out_dir.
-// extra: results.json's "drift" and, with --sweep, "sweep".
-Json write_outputs(const std::string& out, const Aggregate& agg, const Json& settings, const Json& pretrained,
-                   const Curves& curves, const Json& extra, double seconds) {
-  Json paired = Json::object();  // "EXPERIMENT · TASK" -> {"taia-vanilla": {mean, low, high, n}, ...}
-  for (const Json& row : agg.rows)
-    if (!row["paired"].empty())
-      paired[row["experiment"].get<std::string>() + " · " + row["task"].get<std::string>()] = row["paired"];
-  Json results{{"tasks", agg.results}, {"settings", settings}, {"paired", paired}, {"claims", judge_claims(agg.rows)}};
-  for (const auto& [k, v] : extra.items()) results[k] = v;
-  Json summary{{"rows", agg.rows}, {"pretrained", pretrained}, {"settings", settings}, {"out", out},
-               {"claims", results["claims"]}, {"seconds", seconds}};
+// results.json (report format), summary.json, table.md, paired.md and report.html in out_dir.
+// extra: the drift and, with --sweep, the sweep.
+DemoSummary write_outputs(const std::string& out, const Aggregate& agg, const Json& settings, const Json& pretrained,
+                          const Curves& curves, AggregateResults extra, double seconds) {
+  for (const AggregateRow& row : agg.rows)
+    if (!row.paired.empty()) extra.paired[row.key()] = row.paired;
+  extra.claims = judge_claims(agg.rows);
+  Json results{{"tasks", agg.results}, {"settings", settings}};
+  extra.add_to(results);
+  const DemoSummary summary{agg.rows, extra.claims, pretrained, settings, out, seconds};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
-  write_file_atomic(out + "/summary.json", summary.dump(2) + "\n");
-  write_file_atomic(out + "/table.md", demo_table_markdown(summary));
-  write_file_atomic(out + "/paired.md", paired_table_markdown(summary));
+  write_file_atomic(out + "/summary.json", summary.to_json().dump(2) + "\n");
+  write_file_atomic(out + "/table.md", demo_table_markdown(summary.rows));
+  write_file_atomic(out + "/paired.md", paired_table_markdown(summary.rows));
   write_file_atomic(out + "/report.html", render_report_html(results, curves));
   return summary;
 }
@@ -310,29 +307,27 @@ std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> run_rank_sweep(const 
   return out;
 }
 
-// results.json's "sweep": per 0-shot task and mode, the mean over runs as a matrix
-// [attention rank][FFN rank].
-Json sweep_json(const std::string& experiment, const std::vector<int64_t>& ranks,
-                const std::map<std::pair<int64_t, int64_t>, std::vector<Scores>>& sweep, const TaskSet& tasks) {
-  Json out{{"experiment", experiment}, {"ranks", ranks}, {"tasks", Json::object()}};
+// The sweep: per 0-shot task and mode, the mean over runs as a matrix [attention rank][FFN rank].
+RankSweep sweep_means(const std::string& experiment, const std::vector<int64_t>& ranks,
+                      const std::map<std::pair<int64_t, int64_t>, std::vector<Scores>>& sweep, const TaskSet& tasks) {
+  RankSweep out{experiment, ranks, {}};
   for (const Task& t : tasks.main)
     for (const auto& mode : demo_modes()) {
-      Json matrix = Json::array();
+      RankSweep::Matrix matrix;
       bool any = false;
       for (int64_t ra : ranks) {
-        Json row = Json::array();
+        matrix.emplace_back();
         for (int64_t rf : ranks) {
           std::vector<double> v;
           auto it = sweep.find({ra, rf});
           if (it != sweep.end())
             for (const Scores& s : it->second)
               if (s.count(t.name) && s.at(t.name).count(mode)) v.push_back(s.at(t.name).at(mode)["value"].get<double>());
-          row.push_back(v.empty() ? Json(nullptr) : Json(mean_of(v)));
+          matrix.back().push_back(v.empty() ? std::nullopt : std::optional<double>(mean_of(v)));
           any = any || !v.empty();
         }
-        matrix.push_back(row);
       }
-      if (any) out["tasks"][t.name][mode] = matrix;
+      if (any) out.tasks[t.name][mode] = matrix;
     }
   return out;
 }
@@ -349,7 +344,7 @@ std::vector<uint64_t> world_seeds(const DemoOptions& o, const Preset& p) {
 
 }  // namespace
 
-Json run_demo(const DemoOptions& o, const Log& log) {
+DemoSummary run_demo(const DemoOptions& o, const Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
   const Preset p = resolve_preset(o);
   if (o.threads > 0) set_num_threads(o.threads);
@@ -390,15 +385,16 @@ Json run_demo(const DemoOptions& o, const Log& log) {
     settings["note"] = "value = mean over worlds x seeds, ± = sample standard deviation over the " +
                        std::to_string(worlds.size() * p.seeds.size()) + " runs (not a standard error)";
   }
-  Json extra{{"drift", mean_drift(drift)}};
+  AggregateResults extra;
+  extra.drift = mean_drift(drift);
   if (o.sweep == "ranks") {
     settings["sweep"] = Json{{"kind", "ranks"}, {"ranks", o.sweep_ranks}, {"experiment", sweep_experiment(p)}};
-    extra["sweep"] = sweep_json(sweep_experiment(p), o.sweep_ranks, sweep, first.tasks);
+    extra.sweep = sweep_means(sweep_experiment(p), o.sweep_ranks, sweep, first.tasks);
   }
   return write_outputs(o.out_dir, agg, settings, pretrained, curves, extra, seconds_since(t0));
 }
 
-std::string demo_table_markdown(const Json& summary) {
+std::string demo_table_markdown(const std::vector<AggregateRow>& rows) {
   std::string s = "| experiment | task | metric | n |";
   std::string sep = "|---|---|---|---|";
   for (const auto& m : demo_modes()) {
@@ -406,26 +402,44 @@ std::string demo_table_markdown(const Json& summary) {
     sep += "---|";
   }
   s += "\n" + sep + "\n";
-  for (const Json& row : summary["rows"]) {
-    s += "| " + row["experiment"].get<std::string>() + " | " + row["task"].get<std::string>() + " | " +
-         row.value("metric", std::string()) + " | " + std::to_string(row.value("n", int64_t(0))) + " |";
-    const bool scale = row.value("metric", std::string()) != "bits_per_token";
+  for (const AggregateRow& row : rows) {
+    s += "| " + row.experiment + " | " + row.task + " | " + row.metric + " | " + std::to_string(row.n) + " |";
+    const bool scale = row.metric != "bits_per_token";
+    const double k = scale ? 100.0 : 1.0;
+    const int digits = scale ? 1 : 3;
     for (const auto& m : demo_modes()) {
-      if (!row["modes"].contains(m)) {
-        s += " |";
-        continue;
-      }
-      const Json& e = row["modes"][m];
-      const double k = scale ? 100.0 : 1.0;
-      const int digits = scale ? 1 : 3;
-      s += " ";
-      s += fmt(k * e["mean"].get<double>(), digits);
-      s += " ± ";
-      s += fmt(k * e["std"].get<double>(), digits);
-      s += " |";
+      auto it = row.modes.find(m);
+      s += it == row.modes.end() ? std::string(" |")
+                                 : " " + fmt(k * it->second.mean, digits) + " ± " + fmt(k * it->second.std, digits) + " |";
     }
     s += "\n";
   }
+  return s;
+}
+
+Json DemoSummary::to_json() const {
+  Json j{{"rows", Json::array()}, {"claims", Json::array()}, {"pretrained", pretrained},
+         {"settings", settings},  {"out", out},                {"seconds", seconds}};
+  for (const AggregateRow& r : rows) j["rows"].push_back(r.to_json());
+  for (const Claim& c : claims) j["claims"].push_back(c.to_json());
+  return j;
+}
+
+DemoSummary DemoSummary::from_json(const Json& j, const std::string& where) {
+  TAIA_CHECK(j.is_object(), where, ": expected a summary object");
+  DemoSummary s;
+  for (const char* key : {"rows", "claims", "pretrained", "settings", "out", "seconds"})
+    TAIA_CHECK(j.contains(key), where, ": expected a field '", key, "'");
+  TAIA_CHECK(j["rows"].is_array() && j["claims"].is_array(), where, ": rows and claims expected arrays");
+  for (size_t i = 0; i < j["rows"].size(); ++i)
+    s.rows.push_back(AggregateRow::from_json(j["rows"][i], where + ": rows[" + std::to_string(i) + "]"));
+  for (size_t i = 0; i < j["claims"].size(); ++i)
+    s.claims.push_back(Claim::from_json(j["claims"][i], where + ": claims[" + std::to_string(i) + "]"));
+  s.pretrained = j["pretrained"];
+  s.settings = j["settings"];
+  TAIA_CHECK(j["out"].is_string() && j["seconds"].is_number(), where, ": out expected a string, seconds a number");
+  s.out = j["out"].get<std::string>();
+  s.seconds = j["seconds"].get<double>();
   return s;
 }
 

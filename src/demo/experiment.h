@@ -11,6 +11,7 @@
 
 #include "core/json_util.h"
 #include "demo/presets.h"
+#include "eval/aggregate_results.h"
 #include "demo/world.h"
 
 namespace taia::demo {
@@ -35,12 +36,23 @@ struct DemoOptions {
   std::vector<int64_t> sweep_ranks{4, 16, 64};
 };
 
-// Runs the demo; log lines go to `log`. Returns the summary (also OUT/summary.json): the
-// aggregated table, the pretrained model's plain-text accuracy, paths and settings.
-Json run_demo(const DemoOptions& options, const std::function<void(const std::string&)>& log);
+// OUT/summary.json: the aggregated table, the claims, the pretrained model's facts, settings.
+struct DemoSummary {
+  std::vector<AggregateRow> rows;
+  std::vector<Claim> claims;
+  Json pretrained;   // world_seed, chance_city, chance_job, model, plain_completion_acc / _stderr / _n, worlds
+  Json settings;     // results.json's "settings" (shown as they are by the report)
+  std::string out;   // the output folder
+  double seconds = 0;
+  Json to_json() const;
+  static DemoSummary from_json(const Json& j, const std::string& where);
+};
 
-// Markdown table of a summary: one row per experiment and task, one column per mode,
+// Runs the demo; log lines go to `log`. Returns the summary (also OUT/summary.json).
+DemoSummary run_demo(const DemoOptions& options, const std::function<void(const std::string&)>& log);
+
+// Markdown table of a summary's rows: one row per experiment and task, one column per mode,
 // "mean ± std" over the seeds.
-std::string demo_table_markdown(const Json& summary);
+std::string demo_table_markdown(const std::vector<AggregateRow>& rows);
 
 }  // namespace taia::demo

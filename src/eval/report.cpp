@@ -9,7 +9,8 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mmap_file.h"
-#include "eval/evaluate.h"
+#include "eval/aggregate_results.h"
+#include "eval/results.h"
 
 namespace taia {
 namespace {
@@ -157,12 +158,12 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
 }
 
 // A matrix of scores as a heat map: rows = attention ranks, columns = FFN ranks; darker = higher.
-std::string heat_map(const std::string& title, const std::vector<std::string>& ranks, const Json& matrix) {
+std::string heat_map(const std::string& title, const std::vector<std::string>& ranks, const RankSweep::Matrix& matrix) {
   const double cell = 46, left = 70, top = 46;
   double lo = INFINITY, hi = -INFINITY;
-  for (const Json& row : matrix)
-    for (const Json& v : row)
-      if (v.is_number()) lo = std::min(lo, v.get<double>()), hi = std::max(hi, v.get<double>());
+  for (const auto& row : matrix)
+    for (const auto& v : row)
+      if (v) lo = std::min(lo, *v), hi = std::max(hi, *v);
   const double n = double(ranks.size()), W = left + cell * n + 12, H = top + cell * n + 30;
   std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W, 0) + "' height='" + num(H, 0) +
                   "' role='img' aria-label='" + esc(title) + "'><text x='" + num(W / 2, 1) +
@@ -178,131 +179,120 @@ std::string heat_map(const std::string& title, const std::vector<std::string>& r
   }
   for (size_t i = 0; i < matrix.size() && i < ranks.size(); ++i)
     for (size_t j = 0; j < matrix[i].size() && j < ranks.size(); ++j) {
-      const Json& v = matrix[i][j];
-      const double t = v.is_number() && hi > lo ? (v.get<double>() - lo) / (hi - lo) : 0.5;
+      const std::optional<double>& v = matrix[i][j];
+      const double t = v && hi > lo ? (*v - lo) / (hi - lo) : 0.5;
       const int shade = int(235 - 170 * t);  // light (low) to dark blue (high)
-      const std::string fill = v.is_number() ? "rgb(" + std::to_string(shade) + "," + std::to_string(shade + 10 > 255 ? 255 : shade + 10) + ",255)" : "#eee";
+      const std::string fill = v ? "rgb(" + std::to_string(shade) + "," + std::to_string(shade + 10 > 255 ? 255 : shade + 10) + ",255)" : "#eee";
       const double x = left + cell * double(j), y = top + cell * double(i);
       s += "<rect x='" + num(x, 1) + "' y='" + num(y, 1) + "' width='" + num(cell - 2, 1) + "' height='" +
            num(cell - 2, 1) + "' fill='" + fill + "'/><text x='" + num(x + cell / 2 - 1, 1) + "' y='" +
            num(y + cell / 2 + 3, 1) + "' text-anchor='middle' font-size='10' fill='" + (t > 0.6 ? "#fff" : "#000") +
-           "'>" + (v.is_number() ? num(v.get<double>(), 3) : "—") + "</text>";
+           "'>" + (v ? num(*v, 3) : "—") + "</text>";
     }
   return s + "</svg>";
 }
 
-// results.json's optional "sweep" ({"experiment", "ranks", "tasks": {task: {mode: [[...]]}}}, written
-// by taia demo --sweep ranks): a heat map per task and mode.
-std::string sweep_section(const Json& results) {
-  if (!results.contains("sweep") || !results["sweep"].is_object()) return "";
-  const Json& sw = results["sweep"];
-  if (!sw.contains("ranks") || !sw["ranks"].is_array() || !sw.contains("tasks") || !sw["tasks"].is_object()) return "";
+// results.json's optional "sweep" (taia demo --sweep ranks): a heat map per task and mode.
+std::string sweep_section(const AggregateResults& agg) {
+  if (!agg.sweep) return "";
+  const RankSweep& sw = *agg.sweep;
   std::vector<std::string> ranks;
-  for (const Json& r : sw["ranks"]) ranks.push_back(r.dump());
-  std::string h = "<h2>Rank ratio: attention rank x FFN rank</h2>\n<p>" +
-                  esc(sw.value("experiment", std::string())) + " trained again with separate LoRA ranks for the "
+  for (int64_t r : sw.ranks) ranks.push_back(std::to_string(r));
+  std::string h = "<h2>Rank ratio: attention rank x FFN rank</h2>\n<p>" + esc(sw.experiment) +
+                  " trained again with separate LoRA ranks for the "
                   "attention and the FFN projections (alpha = 2 x rank); mean over runs per cell, darker = higher "
                   "(retention: bits per token, lower is better).</p>\n";
-  for (const auto& [task, by_mode] : sw["tasks"].items()) {
-    if (!by_mode.is_object()) continue;
+  for (const auto& [task, by_mode] : sw.tasks) {
     h += "<h3>" + esc(task) + "</h3>\n<div class='charts'>\n";
-    for (const auto& [mode, matrix] : by_mode.items())
-      if (matrix.is_array()) h += heat_map(task + " · " + mode, ranks, matrix) + "\n";
+    for (const auto& [mode, matrix] : by_mode) h += heat_map(task + " · " + mode, ranks, matrix) + "\n";
     h += "</div>\n";
   }
   return h;
 }
 
+std::string interval_text(const PairedDifference& d) {
+  return num(d.mean) + " [" + num(d.low) + ", " + num(d.high) + "]";
+}
+
+// The first claim's row in every mode: the headline chart.
+std::string headline_chart(const Json& tasks, const std::string& key, const std::vector<std::string>& modes) {
+  const Json& by_mode = tasks[key];
+  std::vector<std::string> ms;
+  std::vector<double> v, e;
+  for (const auto& m : modes)
+    if (by_mode.contains(m)) {
+      ms.push_back(m);
+      v.push_back(by_mode[m]["value"].get<double>());
+      e.push_back(spread_of(by_mode[m]));
+    }
+  return bar_chart(key + " (headline)", ms, v, e, by_mode.begin()->value("metric", std::string()));
+}
+
 // results.json's optional "claims" (taia demo): the verdict per claim, then one headline chart, the
 // first experiment's knowledge test in every mode.
-std::string verdict_section(const Json& results, const std::vector<std::string>& modes) {
-  if (!results.contains("claims") || !results["claims"].is_array() || results["claims"].empty()) return "";
+std::string verdict_section(const Json& results, const AggregateResults& agg, const std::vector<std::string>& modes) {
+  if (agg.claims.empty()) return "";
   std::string h = "<h2>Verdicts</h2>\n<p>Each claim is judged on its paired difference over runs: reproduced = "
                   "the 95 % interval lies above 0, contradicted = below 0, not shown = it contains 0.</p>\n"
                   "<table><tr><th>experiment</th><th>claim</th><th>task</th><th>difference [95 % interval]</th>"
                   "<th>verdict</th></tr>\n";
   std::string headline;
-  for (const Json& c : results["claims"]) {
-    if (!c.is_object() || !c.contains("mean") || !c["mean"].is_number() || !c.contains("low") ||
-        !c["low"].is_number() || !c.contains("high") || !c["high"].is_number())
-      continue;
-    const std::string verdict = c.value("verdict", std::string());
-    h += "<tr><td>" + esc(c.value("experiment", std::string())) + "</td><td class='text'>" + esc(c.value("claim", std::string())) +
-         "</td><td>" + esc(c.value("task", std::string())) + "</td><td>" + num(c["mean"].get<double>()) + " [" +
-         num(c["low"].get<double>()) + ", " + num(c["high"].get<double>()) + "]</td><td" +
-         (verdict == "reproduced" ? " class='best'" : "") + ">" + esc(verdict) + "</td></tr>\n";
-    if (headline.empty() && results["tasks"].contains(c.value("experiment", std::string()) + " · " + c.value("task", std::string()))) {
-      const std::string key = c.value("experiment", std::string()) + " · " + c.value("task", std::string());
-      const Json& by_mode = results["tasks"][key];
-      std::vector<std::string> ms;
-      std::vector<double> v, e;
-      for (const auto& m : modes)
-        if (by_mode.contains(m)) {
-          ms.push_back(m);
-          v.push_back(by_mode[m]["value"].get<double>());
-          e.push_back(spread_of(by_mode[m]));
-        }
-      headline = bar_chart(key + " (headline)", ms, v, e, by_mode.begin()->value("metric", std::string()));
-    }
+  for (const Claim& c : agg.claims) {
+    h += "<tr><td>" + esc(c.experiment) + "</td><td class='text'>" + esc(c.claim) + "</td><td>" + esc(c.task) +
+         "</td><td>" + interval_text(c.difference) + "</td><td" + (c.verdict == "reproduced" ? " class='best'" : "") +
+         ">" + esc(c.verdict) + "</td></tr>\n";
+    if (headline.empty() && results["tasks"].contains(c.key())) headline = headline_chart(results["tasks"], c.key(), modes);
   }
   return h + "</table>\n" + (headline.empty() ? "" : "<div class='charts'>\n" + headline + "\n</div>\n");
 }
 
-// results.json's optional "paired" ({"EXPERIMENT · TASK": {"taia-vanilla": {mean, low, high, n}}},
-// written by taia demo): the run-by-run differences behind the paper's claims, with 95 % intervals.
-std::string paired_section(const Json& results) {
-  if (!results.contains("paired") || !results["paired"].is_object() || results["paired"].empty()) return "";
+// results.json's optional "paired" (taia demo): the run-by-run differences behind the paper's
+// claims, with 95 % intervals.
+std::string paired_section(const AggregateResults& agg) {
+  if (agg.paired.empty()) return "";
   std::vector<std::string> pairs;
-  for (const auto& [key, by_pair] : results["paired"].items())
-    if (by_pair.is_object())
-      for (const auto& [pair, d] : by_pair.items())
-        if (std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
+  for (const auto& [key, by_pair] : agg.paired)
+    for (const auto& [pair, d] : by_pair)
+      if (std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
   std::string h = "<h2>Paired differences (mean [95 % interval] over runs)</h2>\n<p>Each difference is taken "
                   "within one run (same world, same fine-tuning seed), then averaged; an interval that excludes 0 "
                   "supports the claim's direction. Retention is in bits per token: lower is better there.</p>\n"
                   "<table><tr><th>experiment · task</th>";
   for (const auto& p : pairs) h += "<th>" + esc(p) + "</th>";
   h += "</tr>\n";
-  for (const auto& [key, by_pair] : results["paired"].items()) {
-    if (!by_pair.is_object()) continue;
+  for (const auto& [key, by_pair] : agg.paired) {
     h += "<tr><td>" + esc(key) + "</td>";
     for (const auto& p : pairs) {
-      const Json d = by_pair.contains(p) ? by_pair[p] : Json();
-      if (!d.is_object() || !d.contains("mean") || !d["mean"].is_number() || !d.contains("low") || !d.contains("high")) {
+      auto it = by_pair.find(p);
+      if (it == by_pair.end()) {
         h += "<td>—</td>";
         continue;
       }
-      const bool excludes_zero = d["low"].get<double>() > 0 || d["high"].get<double>() < 0;
-      h += "<td" + std::string(excludes_zero ? " class='best'" : "") + ">" + num(d["mean"].get<double>()) + " [" +
-           num(d["low"].get<double>()) + ", " + num(d["high"].get<double>()) + "]</td>";
+      h += "<td" + std::string(it->second.excludes_zero() ? " class='best'" : "") + ">" + interval_text(it->second) +
+           "</td>";
     }
     h += "</tr>\n";
   }
   return h + "</table>\n";
 }
 
-// results.json's optional "drift" ({experiment: {mode: {"attention": [per layer], "ffn": [...]}}},
-// written by taia demo): per experiment, the relative change of the attention and of the FFN
-// outputs by layer, one line per mode.
-std::string drift_section(const Json& results) {
-  if (!results.contains("drift") || !results["drift"].is_object() || results["drift"].empty()) return "";
+// results.json's optional "drift" (taia demo): per experiment, the relative change of the
+// attention and of the FFN outputs by layer, one line per mode.
+std::string drift_section(const AggregateResults& agg) {
   std::string charts;
-  for (const auto& [experiment, by_mode] : results["drift"].items()) {
-    if (!by_mode.is_object()) continue;
-    for (const char* part : {"attention", "ffn"}) {
+  for (const auto& [experiment, by_mode] : agg.drift)
+    for (const bool ffn : {false, true}) {
       std::vector<Series> series;
-      for (const auto& [mode, m] : by_mode.items()) {
-        if (!m.is_object() || !m.contains(part) || !m[part].is_array()) continue;
+      for (const auto& [mode, m] : by_mode) {
+        const std::vector<double>& change = ffn ? m.ffn : m.attention;
         Series s{mode, {}};
-        for (size_t l = 0; l < m[part].size(); ++l)
-          if (m[part][l].is_number()) s.points.push_back({double(l), m[part][l].get<double>()});
+        for (size_t l = 0; l < change.size(); ++l) s.points.push_back({double(l), change[l]});
         series.push_back(std::move(s));
       }
       if (!series.empty())
-        charts += line_chart(experiment + ": " + (std::string(part) == "ffn" ? "FFN" : "attention") + " output change",
-                             "layer", "||change|| / ||base||", series) + "\n";
+        charts += line_chart(experiment + ": " + (ffn ? "FFN" : "attention") + " output change", "layer",
+                             "||change|| / ||base||", series) + "\n";
     }
-  }
   if (charts.empty()) return "";
   return "<h2>Where the update goes</h2>\n<p>On held-out text, per layer: how far each mode moves the attention "
          "block's and the FFN's outputs from the base model's (relative norm of the change, mean over seeds; "
@@ -371,32 +361,24 @@ std::string score_charts(const Json& tasks, const std::vector<std::string>& keys
   return h + "</div>\n";
 }
 
-bool is_claim(const Json& c) {
-  return c.is_object() && c.contains("claim") && c["claim"].is_string() && c.contains("mean") && c["mean"].is_number() &&
-         c.contains("low") && c["low"].is_number() && c.contains("high") && c["high"].is_number();
-}
-
 // The scores, grouped by the claim they bear on (results.json "claims", taia demo): per claim its
 // rows with the paired difference and verdict, then their charts; the rows no claim names follow
 // under "Other scores". Without claims (a plain eval run): every row, in the file's order.
-std::string scores_section(const Json& results, const std::vector<std::string>& modes, const std::string& spread) {
+std::string scores_section(const Json& results, const AggregateResults& agg, const std::vector<std::string>& modes,
+                           const std::string& spread) {
   const Json& tasks = results["tasks"];
   std::string h = "<h2>Scores (value ± " + esc(spread) + ")</h2>\n";
   std::vector<std::string> claims;  // in order of first appearance
   std::map<std::string, std::vector<ScoreRow>> rows_of;
   std::set<std::string> claimed;
-  if (results.contains("claims") && results["claims"].is_array())
-    for (const Json& c : results["claims"]) {
-      const std::string key = c.value("experiment", std::string()) + " · " + c.value("task", std::string());
-      if (!is_claim(c) || !tasks.contains(key)) continue;
-      const std::string claim = c["claim"].get<std::string>(), verdict = c.value("verdict", std::string());
-      if (!rows_of.count(claim)) claims.push_back(claim);
-      rows_of[claim].push_back({key, "<td>" + esc(c.value("pair", std::string())) + " " + num(c["mean"].get<double>()) +
-                                         " [" + num(c["low"].get<double>()) + ", " + num(c["high"].get<double>()) +
-                                         "]</td><td" + (verdict == "reproduced" ? " class='best'" : "") + ">" +
-                                         esc(verdict) + "</td>"});
-      claimed.insert(key);
-    }
+  for (const Claim& c : agg.claims) {
+    if (!tasks.contains(c.key())) continue;
+    if (!rows_of.count(c.claim)) claims.push_back(c.claim);
+    rows_of[c.claim].push_back({c.key(), "<td>" + esc(c.pair) + " " + interval_text(c.difference) + "</td><td" +
+                                             (c.verdict == "reproduced" ? " class='best'" : "") + ">" + esc(c.verdict) +
+                                             "</td>"});
+    claimed.insert(c.key());
+  }
   for (const auto& claim : claims) {
     std::vector<std::string> keys;
     for (const ScoreRow& r : rows_of[claim])
@@ -507,6 +489,7 @@ void check_results(const Json& results) {
 // paired differences, the few-shot curves, the drift plots, the rank heat maps and training.
 std::string render_report_html(const Json& results, const std::vector<std::pair<std::string, std::vector<Json>>>& runs) {
   check_results(results);
+  const AggregateResults agg = AggregateResults::from_json(results, "[report] results");
   const std::vector<std::string> modes = modes_in(results);
   // A results.json may name its report and what its "±" means (taia demo: std over seeds).
   const Json settings = results.contains("settings") && results["settings"].is_object() ? results["settings"] : Json::object();
@@ -520,9 +503,9 @@ std::string render_report_html(const Json& results, const std::vector<std::pair<
          "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}"
          ".best{font-weight:bold}code{background:#f5f5f5}td.text{text-align:left}</style></head><body>\n"
          "<h1>" + esc(title) + "</h1>\n" +
-         verdict_section(results, modes) + groups_section(results, modes) + scores_section(results, modes, spread) +
-         paired_section(results) + fewshot_section(results["tasks"], modes) + drift_section(results) +
-         sweep_section(results) + training_section(runs) + settings_section(results) +
+         verdict_section(results, agg, modes) + groups_section(results, modes) +
+         scores_section(results, agg, modes, spread) + paired_section(agg) + fewshot_section(results["tasks"], modes) +
+         drift_section(agg) + sweep_section(agg) + training_section(runs) + settings_section(results) +
          "<p>Written by <code>taia report</code>.</p>\n</body></html>\n";
 }
 

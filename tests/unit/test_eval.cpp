@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "eval/aggregate_results.h"
 #include "eval/stats.h"
 #include "eval/answers.h"
 #include "eval/evaluate.h"
@@ -414,4 +415,52 @@ TEST(Stats, StudentTQuantilesAndIntervals) {
 }
 
 }  // namespace
+}  // namespace taia
+
+namespace taia {
+namespace {
+
+AggregateResults sample_aggregate() {
+  AggregateResults a;
+  a.paired["facts-lora · knowledge_chat"]["taia-vanilla"] = PairedDifference{0.25, 0.125, 0.375, 3};
+  a.claims.push_back(Claim{"facts-lora", "TAIA keeps more", "knowledge_chat", "taia-vanilla", "reproduced",
+                           PairedDifference{0.25, 0.125, 0.375, 3}});
+  a.drift["facts-lora"]["taia"] = MeanDrift{{0.5, 0.25}, {0.0, 0.0}, {0.875, 0.75}, {1.0, 1.0}};
+  a.sweep = RankSweep{"facts-lora", {4, 16}, {}};
+  a.sweep->tasks["facts"]["taia"] = {{0.5, std::nullopt}, {0.25, 0.75}};
+  return a;
+}
+
+}  // namespace
+
+// The demo writes its aggregate through to_json and the report reads it through from_json: the
+// JSON survives the round trip field for field, and a malformed field is named.
+TEST(AggregateResults, RoundTripAndMalformedFieldsAreNamed) {
+  Json written = Json{{"tasks", Json::object()}};
+  sample_aggregate().add_to(written);
+  const AggregateResults read = AggregateResults::from_json(written, "results.json");
+  ASSERT_EQ(read.claims.size(), 1u);
+  EXPECT_EQ(read.claims[0].difference.n, 3);
+  EXPECT_EQ(read.claims[0].key(), "facts-lora · knowledge_chat");
+  EXPECT_FALSE(read.sweep->tasks.at("facts").at("taia")[0][1].has_value());
+  EXPECT_DOUBLE_EQ(read.drift.at("facts-lora").at("taia").attention_cosine[1], 0.75);
+  Json again = Json{{"tasks", Json::object()}};
+  read.add_to(again);
+  EXPECT_EQ(again, written);
+  EXPECT_TRUE(AggregateResults::from_json(Json{{"tasks", Json::object()}}, "plain").empty());
+
+  auto read_error = [](const Json& results) {
+    return error_of([&] { AggregateResults::from_json(results, "results.json"); });
+  };
+  Json bad = written;
+  bad["claims"][0]["low"] = "low";
+  EXPECT_NE(read_error(bad).find("results.json: claims[0].low: expected a number"), std::string::npos) << read_error(bad);
+  bad = written;
+  bad["sweep"]["tasks"]["facts"]["taia"][1] = Json::array({0.5});
+  EXPECT_NE(read_error(bad).find("expected rows of 2 cells"), std::string::npos) << read_error(bad);
+  bad = written;
+  bad["paired"]["facts-lora · knowledge_chat"]["taia-vanilla"].erase("n");
+  EXPECT_NE(read_error(bad).find("expected a field 'n'"), std::string::npos) << read_error(bad);
+}
+
 }  // namespace taia

@@ -18,23 +18,24 @@ void run_demo_cmd(DemoArgs& a) {
   if (a.quick) a.o.preset = "quick";
   const bool json = a.format == OutputFormat::Json;
   a.o.progress = !json;
-  const Json summary = demo::run_demo(a.o, [&](const std::string& line) { std::cerr << line << std::endl; });
+  const demo::DemoSummary summary =
+      demo::run_demo(a.o, [&](const std::string& line) { std::cerr << line << std::endl; });
   if (json) {
-    print_json(summary);
+    print_json(summary.to_json());
     return;
   }
-  const Json& pre = summary["pretrained"];
+  const Json& pre = summary.pretrained;
   if (pre.contains("plain_completion_acc"))
     std::cout << "pretrained model: " << 100 * pre["plain_completion_acc"].get<double>()
               << " % of its facts completed in plain text (chance " << demo::fmt(100 * pre["chance_city"].get<double>(), 2)
               << " % / " << demo::fmt(100 * pre["chance_job"].get<double>(), 2) << " %)\n\n";
-  const Json& worlds = summary["settings"]["world_seeds"];
-  std::cout << demo::demo_table_markdown(summary) << "\nvalues: mean ± standard deviation over "
+  const Json& worlds = summary.settings["world_seeds"];
+  std::cout << demo::demo_table_markdown(summary.rows) << "\nvalues: mean ± standard deviation over "
             << (worlds.size() > 1 ? "worlds " + worlds.dump() + " x " : std::string()) << "seeds "
-            << summary["settings"]["seeds"].dump() << "; acc in %, retention in bits per token\n"
+            << summary.settings["seeds"].dump() << "; acc in %, retention in bits per token\n"
             << "paired differences (TAIA - vanilla / base / TAIF, 95 % intervals): " << a.o.out_dir << "/paired.md\n"
             << "results: " << a.o.out_dir << "/summary.json, report: " << a.o.out_dir << "/report.html ("
-            << summary["seconds"].get<double>() << " s)" << std::endl;
+            << summary.seconds << " s)" << std::endl;
 }
 
 }  // namespace

@@ -1,0 +1,195 @@
+#include "eval/aggregate_results.h"
+
+#include "core/error.h"
+
+namespace taia {
+namespace {
+
+const Json& field(const Json& j, const char* key, const std::string& where) {
+  TAIA_CHECK(j.is_object(), where, ": expected an object, got ", j.type_name());
+  auto it = j.find(key);
+  TAIA_CHECK(it != j.end(), where, ": expected a field '", key, "'");
+  return *it;
+}
+
+double number(const Json& j, const char* key, const std::string& where) {
+  const Json& v = field(j, key, where);
+  TAIA_CHECK(v.is_number(), where, ".", key, ": expected a number, got ", v.type_name());
+  return v.get<double>();
+}
+
+int64_t integer(const Json& j, const char* key, const std::string& where) {
+  const Json& v = field(j, key, where);
+  TAIA_CHECK(v.is_number_integer(), where, ".", key, ": expected an integer, got ", v.dump());
+  return v.get<int64_t>();
+}
+
+std::string text(const Json& j, const char* key, const std::string& where) {
+  const Json& v = field(j, key, where);
+  TAIA_CHECK(v.is_string(), where, ".", key, ": expected a string, got ", v.type_name());
+  return v.get<std::string>();
+}
+
+std::vector<double> numbers(const Json& j, const char* key, const std::string& where) {
+  const Json& v = field(j, key, where);
+  TAIA_CHECK(v.is_array(), where, ".", key, ": expected an array of numbers, got ", v.type_name());
+  std::vector<double> out;
+  for (const Json& x : v) {
+    TAIA_CHECK(x.is_number(), where, ".", key, "[", out.size(), "]: expected a number, got ", x.dump());
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
+// An object of objects: key -> T::from_json.
+template <typename T>
+std::map<std::string, T> object_of(const Json& v, const std::string& where) {
+  TAIA_CHECK(v.is_object(), where, ": expected an object, got ", v.type_name());
+  std::map<std::string, T> out;
+  for (const auto& [k, x] : v.items()) out.emplace(k, T::from_json(x, where + "." + k));
+  return out;
+}
+
+template <typename T>
+Json json_of(const std::map<std::string, T>& m) {
+  Json out = Json::object();
+  for (const auto& [k, v] : m) out[k] = v.to_json();
+  return out;
+}
+
+}  // namespace
+
+Json PairedDifference::to_json() const { return Json{{"mean", mean}, {"low", low}, {"high", high}, {"n", n}}; }
+
+PairedDifference PairedDifference::from_json(const Json& j, const std::string& where) {
+  return {number(j, "mean", where), number(j, "low", where), number(j, "high", where), integer(j, "n", where)};
+}
+
+Json ModeSpread::to_json() const { return Json{{"mean", mean}, {"std", std}, {"values", values}}; }
+
+ModeSpread ModeSpread::from_json(const Json& j, const std::string& where) {
+  return {number(j, "mean", where), number(j, "std", where), numbers(j, "values", where)};
+}
+
+Json AggregateRow::to_json() const {
+  Json j{{"experiment", experiment}, {"task", task}, {"modes", json_of(modes)}, {"paired", json_of(paired)}};
+  if (!modes.empty()) {  // metric and n come from the runs' scores
+    j["metric"] = metric;
+    j["n"] = n;
+  }
+  return j;
+}
+
+AggregateRow AggregateRow::from_json(const Json& j, const std::string& where) {
+  AggregateRow r;
+  r.experiment = text(j, "experiment", where);
+  r.task = text(j, "task", where);
+  r.modes = object_of<ModeSpread>(field(j, "modes", where), where + ".modes");
+  r.paired = object_of<PairedDifference>(field(j, "paired", where), where + ".paired");
+  if (!r.modes.empty()) {
+    r.metric = text(j, "metric", where);
+    r.n = integer(j, "n", where);
+  }
+  return r;
+}
+
+Json Claim::to_json() const {
+  return Json{{"experiment", experiment}, {"claim", claim},         {"task", task},
+              {"pair", pair},             {"mean", difference.mean}, {"low", difference.low},
+              {"high", difference.high},  {"n", difference.n},       {"verdict", verdict}};
+}
+
+Claim Claim::from_json(const Json& j, const std::string& where) {
+  return {text(j, "experiment", where), text(j, "claim", where), text(j, "task", where), text(j, "pair", where),
+          text(j, "verdict", where), PairedDifference::from_json(j, where)};
+}
+
+Json MeanDrift::to_json() const {
+  return Json{{"attention", attention}, {"ffn", ffn}, {"attention_cosine", attention_cosine}, {"ffn_cosine", ffn_cosine}};
+}
+
+MeanDrift MeanDrift::from_json(const Json& j, const std::string& where) {
+  return {numbers(j, "attention", where), numbers(j, "ffn", where), numbers(j, "attention_cosine", where),
+          numbers(j, "ffn_cosine", where)};
+}
+
+Json RankSweep::to_json() const {
+  Json by_task = Json::object();
+  for (const auto& [task, by_mode] : tasks)
+    for (const auto& [mode, matrix] : by_mode) {
+      Json m = Json::array();
+      for (const auto& row : matrix) {
+        Json r = Json::array();
+        for (const auto& cell : row) r.push_back(cell ? Json(*cell) : Json(nullptr));
+        m.push_back(r);
+      }
+      by_task[task][mode] = m;
+    }
+  return Json{{"experiment", experiment}, {"ranks", ranks}, {"tasks", by_task}};
+}
+
+RankSweep RankSweep::from_json(const Json& j, const std::string& where) {
+  RankSweep s;
+  s.experiment = text(j, "experiment", where);
+  const Json& ranks = field(j, "ranks", where);
+  TAIA_CHECK(ranks.is_array(), where, ".ranks: expected an array of ranks");
+  for (const Json& r : ranks) {
+    TAIA_CHECK(r.is_number_integer(), where, ".ranks: expected integers, got ", r.dump());
+    s.ranks.push_back(r.get<int64_t>());
+  }
+  const Json& tasks = field(j, "tasks", where);
+  TAIA_CHECK(tasks.is_object(), where, ".tasks: expected an object");
+  for (const auto& [task, by_mode] : tasks.items()) {
+    TAIA_CHECK(by_mode.is_object(), where, ".tasks.", task, ": expected an object of modes");
+    for (const auto& [mode, m] : by_mode.items()) {
+      const std::string at = where + ".tasks." + task + "." + mode;
+      TAIA_CHECK(m.is_array() && m.size() == s.ranks.size(), at, ": expected ", s.ranks.size(), " rows");
+      Matrix& matrix = s.tasks[task][mode];
+      for (const Json& row : m) {
+        TAIA_CHECK(row.is_array() && row.size() == s.ranks.size(), at, ": expected rows of ", s.ranks.size(), " cells");
+        matrix.emplace_back();
+        for (const Json& cell : row) {
+          TAIA_CHECK(cell.is_null() || cell.is_number(), at, ": expected numbers or null, got ", cell.dump());
+          matrix.back().push_back(cell.is_null() ? std::nullopt : std::optional<double>(cell.get<double>()));
+        }
+      }
+    }
+  }
+  return s;
+}
+
+void AggregateResults::add_to(Json& results) const {
+  Json p = Json::object();
+  for (const auto& [key, by_pair] : paired) p[key] = json_of(by_pair);
+  results["paired"] = p;
+  results["claims"] = Json::array();
+  for (const Claim& c : claims) results["claims"].push_back(c.to_json());
+  Json d = Json::object();
+  for (const auto& [experiment, by_mode] : drift) d[experiment] = json_of(by_mode);
+  results["drift"] = d;
+  if (sweep) results["sweep"] = sweep->to_json();
+}
+
+AggregateResults AggregateResults::from_json(const Json& results, const std::string& where) {
+  AggregateResults a;
+  if (!results.is_object()) return a;
+  if (auto it = results.find("paired"); it != results.end()) {
+    TAIA_CHECK(it->is_object(), where, ": paired: expected an object");
+    for (const auto& [key, by_pair] : it->items())
+      a.paired[key] = object_of<PairedDifference>(by_pair, where + ": paired." + key);
+  }
+  if (auto it = results.find("claims"); it != results.end()) {
+    TAIA_CHECK(it->is_array(), where, ": claims: expected an array");
+    for (size_t i = 0; i < it->size(); ++i)
+      a.claims.push_back(Claim::from_json((*it)[i], where + ": claims[" + std::to_string(i) + "]"));
+  }
+  if (auto it = results.find("drift"); it != results.end()) {
+    TAIA_CHECK(it->is_object(), where, ": drift: expected an object");
+    for (const auto& [experiment, by_mode] : it->items())
+      a.drift[experiment] = object_of<MeanDrift>(by_mode, where + ": drift." + experiment);
+  }
+  if (auto it = results.find("sweep"); it != results.end()) a.sweep = RankSweep::from_json(*it, where + ": sweep");
+  return a;
+}
+
+}  // namespace taia
