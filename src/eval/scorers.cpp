@@ -189,7 +189,7 @@ ModeScore TaskScorer::refusal(const Task& task, const std::vector<size_t>& picke
 
 ModeScore TaskScorer::perplexity(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {
   const int64_t window = std::min<int64_t>(s_.max_length, d_.model().config.max_position_embeddings);
-  const bool llama_cpp = s_.perplexity_windows == "llama-cpp";
+  const bool llama_cpp = s_.perplexity_windows == PerplexityWindows::LlamaCpp;
   const int32_t bos = tok_.bos_id ? int32_t(*tok_.bos_id) : -1;
   ModeScore out;
   std::vector<double> bits;  // [predicted tokens] -log2 p
@@ -214,7 +214,7 @@ ModeScore TaskScorer::perplexity(const Task& task, const std::vector<size_t>& pi
   out.entry["perplexity"] = std::exp(mean_of(bits) * std::log(2.0));
   out.entry["bits_per_byte"] = bytes > 0 ? total_bits / bytes : 0.0;
   out.entry["window"] = window;
-  out.entry["windows"] = s_.perplexity_windows;
+  out.entry["windows"] = perplexity_windows_name(s_.perplexity_windows);
   return out;
 }
 

@@ -3,12 +3,22 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace taia {
 
 // Multiple choice by each option's log-likelihood, or by the likeliest option letter (the paper's).
 enum class McMethod { Loglik, Letter };
+// Perplexity windows: Disjoint (every token but the first predicted once, within its window) or
+// LlamaCpp (llama-perplexity's: BOS-led chunks, the second half of each scored).
+enum class PerplexityWindows { Disjoint, LlamaCpp };
+
+// The words of the CLI and of results.json: "loglik" / "letter", "disjoint" / "llama-cpp".
+const std::vector<std::pair<std::string, McMethod>>& mc_method_words();
+const std::vector<std::pair<std::string, PerplexityWindows>>& perplexity_windows_words();
+std::string mc_method_name(McMethod m);
+std::string perplexity_windows_name(PerplexityWindows w);
 
 struct EvalSettings {
   std::vector<std::string> modes{"base"};
@@ -21,9 +31,7 @@ struct EvalSettings {
   int64_t max_new_tokens = 256;  // generative replies
   int64_t refusal_tokens = 64;   // refusal replies
   int64_t max_length = 1024;     // perplexity window (cut to the model's positions)
-  // Perplexity windows: "disjoint" (every token but the first predicted once, within its window)
-  // or "llama-cpp" (llama-perplexity's: BOS-led chunks, the second half of each scored).
-  std::string perplexity_windows = "disjoint";
+  PerplexityWindows perplexity_windows = PerplexityWindows::Disjoint;
   std::string fewshot_file;      // demonstrations; else TASK's train split, else the task itself
   uint64_t seed = 1234;          // few-shot sampling
   std::vector<std::string> refusal_phrases;  // empty: default_refusal_phrases()

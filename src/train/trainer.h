@@ -4,10 +4,13 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/linear.h"
+#include "model/modes.h"
 #include "model/lora.h"
 #include "train/method.h"
 #include "train/optimizer.h"
@@ -17,11 +20,11 @@ namespace taia {
 struct TrainOptions {
   std::string model_path, data_path, val_data_path, out_dir, resume_dir, tokenizer_path, chat_template;
   TrainMethod method = TrainMethod::Lora;
-  std::string targets = "all";
+  ModuleMask targets = parse_targets("all");  // what trains (full: these weights; LoRA: these modules)
   LoraConfig lora;              // rank/alpha/dropout/rslora/patterns (targets from `targets`)
   // molora: experts (with LoRA's rank and alpha) on these projections, plain LoRA on the rest of `targets`.
   MoloraConfig molora{4, 1, 0.0, {false, false, false, false, true, true, true}};
-  std::string molora_targets = "ffn";
+  ModuleMask molora_targets = parse_targets("ffn");
   double lr = 2e-4;
   std::string schedule = "cosine";
   double warmup_ratio = 0.03;
@@ -39,7 +42,7 @@ struct TrainOptions {
   bool skip_bad_records = false;
   bool recompute = false;
   int threads = 0;
-  std::string dtype = "auto";   // base weights in memory for LoRA (full fine-tuning uses F32)
+  std::optional<DType> dtype;   // base weights in memory for LoRA (nullopt: as stored; full fine-tuning uses F32)
   Precision compute = Precision::F32;  // BF16: LoRA's frozen-base GEMMs in BF16 (mixed precision)
   bool progress = true;         // progress bar (only drawn on a terminal)
   int64_t max_memory = 0;       // bytes a run may need (estimate before the first step); 0: the machine's RAM

@@ -20,7 +20,8 @@ enum class BenchKind { Prefill, Decode, Train };
 
 struct BenchArgs {
   BenchKind kind = BenchKind::Decode;
-  std::string model, preset, dtype = "auto";
+  std::string model, preset;
+  std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   Precision compute = Precision::F32;
   int threads = 0, rounds = 3;
   bool no_mmap = false;
@@ -41,7 +42,7 @@ std::unique_ptr<Model> bench_model(const BenchArgs& a, std::string* label) {
     return load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   }
   set_num_threads(a.threads);
-  const std::optional<DType> dt = dtype_option(a.dtype);
+  const std::optional<DType> dt = a.dtype;
   *label = a.preset + " (preset, random weights)";
   return init_model(bench_preset_config(a.preset), 1, dt.value_or(DType::F32));
 }

@@ -15,9 +15,10 @@ namespace taia::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, adapter, tokenizer, tasks, task_format, modes, shots = "0", out, mc_method = "loglik";
+  std::string model, adapter, tokenizer, tasks, task_format, modes, shots = "0", out;
   std::string predictions;
-  std::string refusal_phrases_file, dtype = "auto";
+  std::string refusal_phrases_file;
+  std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   Precision compute = Precision::F32;
   bool no_mmap = false;
   bool no_chat = false, no_second_pass = false, bbh_cot = false;
@@ -101,7 +102,6 @@ void run_eval_cmd(EvalArgs& a) {
   }
   s.chat = !a.no_chat;
   s.second_pass = !a.no_second_pass;
-  s.mc_method = a.mc_method == "letter" ? McMethod::Letter : McMethod::Loglik;
   s.refusal_phrases = read_refusal_phrases(a.refusal_phrases_file);
 
   std::vector<Task> tasks;
@@ -127,17 +127,17 @@ void run_eval_cmd(EvalArgs& a) {
                 {"limit", s.limit},
                 {"batch_size", s.batch_size},
                 {"chat", s.chat},
-                {"mc_method", a.mc_method},
+                {"mc_method", mc_method_name(s.mc_method)},
                 {"max_new_tokens", s.max_new_tokens},
                 {"refusal_tokens", s.refusal_tokens},
                 {"max_length", s.max_length},
-                {"perplexity_windows", s.perplexity_windows},
+                {"perplexity_windows", perplexity_windows_name(s.perplexity_windows)},
                 {"fewshot_file", s.fewshot_file},
                 {"seed", s.seed},
                 {"second_pass", s.second_pass},
                 {"bbh_cot", a.bbh_cot},
                 {"threads", a.threads},
-                {"dtype", a.dtype},
+                {"dtype", dtype_option_name(a.dtype)},
                 {"compute", precision_name(a.compute)},
                 {"task_files", split_list(a.tasks)}};
   const bool json = a.format == OutputFormat::Json;
@@ -184,19 +184,17 @@ void register_eval(CLI::App& app) {
   cmd->add_option("-o,--out", args->out, "Run folder: results.json and samples/")->required();
   cmd->add_flag("--no-chat", args->no_chat, "Plain 'Question: ... Answer:' prompts even if the model has a chat template");
   add_chat_template_option(cmd, &s.chat_template);
-  cmd->add_option("--mc-method", args->mc_method,
-                  "Multiple choice: loglik (log-likelihood of each option) or letter (the generated option letter)")
-      ->check(CLI::IsMember({"loglik", "letter"}))->capture_default_str();
+  add_enum_option(cmd, "--mc-method", &s.mc_method, mc_method_words(),
+                  "Multiple choice: loglik (log-likelihood of each option) or letter (the generated option letter)");
   cmd->add_option("--max-new-tokens", s.max_new_tokens, "Reply length for generative tasks")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16))->capture_default_str();
   cmd->add_option("--refusal-tokens", s.refusal_tokens, "Reply length for refusal tasks")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16))->capture_default_str();
   cmd->add_option("--max-length", s.max_length, "Perplexity window in tokens")
       ->check(CLI::Range(int64_t(2), int64_t(1) << 20))->capture_default_str();
-  cmd->add_option("--perplexity-windows", s.perplexity_windows,
+  add_enum_option(cmd, "--perplexity-windows", &s.perplexity_windows, perplexity_windows_words(),
                   "disjoint (every token predicted once, within its window) or llama-cpp (llama-perplexity's: "
-                  "BOS-led chunks of --max-length tokens, the second half of each scored; a shorter rest dropped)")
-      ->check(CLI::IsMember({"disjoint", "llama-cpp"}))->capture_default_str();
+                  "BOS-led chunks of --max-length tokens, the second half of each scored; a shorter rest dropped)");
   cmd->add_option("--refusal-phrases", args->refusal_phrases_file, "File with one refusal phrase per line");
   cmd->add_flag("--no-second-pass", args->no_second_pass,
                 "Do not continue with ' The answer is' when no answer was found");

@@ -10,7 +10,8 @@ namespace taia::cli {
 namespace {
 
 struct ForwardArgs {
-  std::string model, prompt_ids, out, dtype = "auto";
+  std::string model, prompt_ids, out;
+  std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   Precision compute = Precision::F32;
   bool no_mmap = false;
   int threads = 0;

@@ -24,7 +24,7 @@ struct GenerateArgs {
   float repetition_penalty = 1.0f;
   uint64_t seed = 0;
   bool ignore_eos = false;
-  std::string dtype = "auto";
+  std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
   AdapterArgs adapter;

@@ -13,7 +13,8 @@ namespace taia::cli {
 namespace {
 
 struct MergeArgs {
-  std::string base, finetuned, adapter, revert, out, dtype = "auto";
+  std::string base, finetuned, adapter, revert, out;
+  std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   ModeArgs modes;
   OutputFormat format = OutputFormat::Text;
 };
@@ -22,7 +23,7 @@ void run_merge(const MergeArgs& a) {
   TAIA_CHECK(a.finetuned.empty() != a.adapter.empty(), "[merge] expected exactly one of --finetuned and --adapter");
   const ModuleMask mask = a.modes.mask();
   LoadOptions lo;
-  lo.linear_dtype = dtype_option(a.dtype);
+  lo.linear_dtype = a.dtype;
   lo.block_dtype = DType::BF16;  // a quantized base merges in BF16 (what an HF folder of it holds)
   Json report;
   std::unique_ptr<Model> result;

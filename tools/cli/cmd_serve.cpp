@@ -11,7 +11,8 @@ namespace taia::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, tokenizer, chat_template, dtype = "auto";
+  std::string model, tokenizer, chat_template;
+  std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   std::vector<std::string> adapters;  // NAME=PATH
   serve::ServeOptions o;
   std::string max_body = "1M";

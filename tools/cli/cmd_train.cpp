@@ -88,7 +88,7 @@ void register_train(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("-o,--out", o.out_dir, "Output folder (adapter or model, metrics.jsonl, checkpoints)")->required();
   add_method_option(cmd, &o.method);
-  cmd->add_option("--targets", o.targets, "all, attn, ffn or a list of q,k,v,o,gate,up,down")->capture_default_str();
+  add_targets_option(cmd, "--targets", &o.targets, "all, attn, ffn or a list of q,k,v,o,gate,up,down");
   args->molora_options.push_back(cmd->add_option("--experts", o.molora.experts, "MoLoRA: experts per projection (each of LoRA's rank and alpha)")
       ->check(CLI::Range(int64_t(2), int64_t(256)))->capture_default_str());
   args->molora_options.push_back(cmd->add_option("--top-k", o.molora.top_k, "MoLoRA: experts per token, weighted by a softmax over their router "
@@ -98,8 +98,9 @@ void register_train(CLI::App& app) {
   args->molora_options.push_back(cmd->add_option("--molora-balance-coef", o.molora.balance_coef, "MoLoRA: weight of a Switch-Transformer load-balancing "
                   "loss per router (E * sum_e f_e P_e; our extension, 0 = off as in the official code)")
       ->check(CLI::NonNegativeNumber)->capture_default_str());
-  args->molora_options.push_back(cmd->add_option("--molora-targets", o.molora_targets, "MoLoRA: the projections that get experts (ffn = gate,up,down); "
-                  "the rest of --targets get plain LoRA")->capture_default_str());
+  args->molora_options.push_back(add_targets_option(cmd, "--molora-targets", &o.molora_targets,
+                                                    "MoLoRA: the projections that get experts (ffn = gate,up,down); "
+                                                    "the rest of --targets get plain LoRA"));
   cmd->add_option("--lora-rank", o.lora.rank, "LoRA rank r")->check(CLI::Range(int64_t(1), int64_t(65536)))->capture_default_str();
   cmd->add_option("--lora-alpha", o.lora.alpha, "LoRA alpha")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--lora-dropout", o.lora.dropout, "LoRA dropout")->check(CLI::Range(0.0, 0.99))->capture_default_str();

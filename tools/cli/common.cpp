@@ -34,8 +34,35 @@ void add_chat_template_option(CLI::App* cmd, std::string* chat_template, const s
       ->check(CLI::IsMember(chat_template_names()));
 }
 
-void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help) {
-  cmd->add_option("--dtype", *dtype, help)->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}))->default_val("auto");
+void add_dtype_option(CLI::App* cmd, std::optional<DType>* dtype, const char* help) {
+  cmd->add_option_function<std::string>(
+         "--dtype", [dtype](const std::string& word) { *dtype = dtype_option(word); }, help)
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}))
+      ->default_str("auto");
+}
+
+std::string dtype_option_name(const std::optional<DType>& dtype) {
+  if (!dtype) return "auto";
+  std::string word = dtype_name(*dtype);
+  for (char& ch : word) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return word;
+}
+
+CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMask* targets, const std::string& help) {
+  return cmd->add_option_function<std::string>(
+         name,
+         [name, targets](const std::string& spec) {
+           try {
+             *targets = parse_targets(spec);
+           } catch (const Error& e) {
+             throw CLI::ValidationError(name, e.what());
+           }
+         },
+         help)
+      ->default_str(*targets == parse_targets("all")   ? "all"
+                    : *targets == parse_targets("ffn")  ? "ffn"
+                    : *targets == parse_targets("attn") ? "attn"
+                                                        : targets_to_string(*targets));
 }
 
 void add_compute_option(CLI::App* cmd, Precision* compute, const char* help) {
@@ -107,10 +134,10 @@ void add_no_mmap_option(CLI::App* cmd, bool* no_mmap) {
                 "--no-mmap): slower to load, sometimes faster to decode");
 }
 
-std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads, bool no_mmap) {
+std::unique_ptr<Model> load_for_run(const std::string& path, std::optional<DType> dtype, int threads, bool no_mmap) {
   set_num_threads(threads);
   LoadOptions options;
-  options.linear_dtype = dtype_option(dtype);
+  options.linear_dtype = dtype;
   options.copy_weights = no_mmap;
   return load_model(path, options);
 }

@@ -66,7 +66,12 @@ void add_tokenizer_option(CLI::App* cmd, std::string* tokenizer, const std::stri
 void add_chat_template_option(CLI::App* cmd, std::string* chat_template, const std::string& when = "");
 // --dtype of the weights in memory (auto: as stored), one value set for every command that
 // loads a model: auto, f32, bf16, f16. (init-model's and export's --dtype are file storage types.)
-void add_dtype_option(CLI::App* cmd, std::string* dtype, const char* help);
+// Parsed into the type once (nullopt = auto); dtype_option_name gives the word back.
+void add_dtype_option(CLI::App* cmd, std::optional<DType>* dtype, const char* help);
+std::string dtype_option_name(const std::optional<DType>& dtype);
+// --targets-like options: all, attn, ffn or a projection list, parsed into the mask when given
+// (a bad list is a usage error naming the option).
+CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMask* targets, const std::string& help);
 // --compute f32|bf16 (precision_name's words), for the commands that run a model (inference:
 // Decoder::set_compute; train: mixed precision, with its own help).
 void add_compute_option(CLI::App* cmd, Precision* compute, const char* help = nullptr);
@@ -82,7 +87,7 @@ std::optional<DType> dtype_option(const std::string& value);  // "" or "auto" ->
 // --no-mmap: LoadOptions::copy_weights.
 void add_no_mmap_option(CLI::App* cmd, bool* no_mmap);
 // Loads a model and checks the prompt ids against its vocabulary.
-std::unique_ptr<Model> load_for_run(const std::string& path, const std::string& dtype, int threads,
+std::unique_ptr<Model> load_for_run(const std::string& path, std::optional<DType> dtype, int threads,
                                     bool no_mmap = false);
 void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path);
 
