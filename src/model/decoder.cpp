@@ -222,7 +222,7 @@ bool Decoder::check_packed_batch(const KVCache& cache, const PackedBatch& b) con
 // span hold consecutive increasing positions (how generation and the packed scorers fill the
 // cache), so trimming the front is enough.
 const KeySpans* Decoder::layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b) {
-  const int64_t window = model_.config.layer_window(layer);
+  const int64_t window = recipe_.layers[size_t(layer)].attention.window;  // the recipe's, as the training kernels'
   if (window == 0) return b.spans.data();
   const int64_t ring = cache.is_ring(layer) ? cache.layer_rows(layer) : 0;
   if (window_spans_for_ == window && ring_rows_for_ == ring) return window_spans_.data();
