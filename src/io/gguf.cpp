@@ -7,6 +7,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "io/gguf_keys.h"
 
 namespace taia {
 namespace {
@@ -214,7 +215,7 @@ GgufFile::GgufFile(const std::string& path, MapAccess access) : file_(std::make_
     TAIA_CHECK(!metadata_.count(key), path, ": at byte ", at, ": duplicate metadata key '", key, "'");
     metadata_[key] = read_value(c, GgufType(type), key, 0);
   }
-  if (const GgufValue* a = find("general.alignment")) {
+  if (const GgufValue* a = find(gguf_key(GgufKey::GeneralAlignment))) {
     TAIA_CHECK(a->is_integer(), path, ": general.alignment expected an integer, got ", gguf_type_name(a->type));
     const int64_t al = a->as_int();
     TAIA_CHECK(al > 0 && al <= (1 << 20) && (al & (al - 1)) == 0, path,

@@ -5,6 +5,7 @@
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "model/loader.h"
+#include "io/gguf_keys.h"
 
 #include <cstring>
 #include <map>
@@ -61,10 +62,10 @@ void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelCon
              targets_to_string(a.molora.config.targets), " have no GGUF form (llama.cpp has no per-token LoRA "
              "routing). Export the TAIA part (--mode taia)");
   GgufWriter w;
-  w.add_string("general.architecture", arch_gguf_name(c.arch, "[export] a GGUF LoRA file"));
-  w.add_string("general.type", "adapter");
-  w.add_string("adapter.type", "lora");
-  w.add_f32("adapter.lora.alpha", 1.0f);
+  w.add_string(gguf_key(GgufKey::GeneralArchitecture), arch_gguf_name(c.arch, "[export] a GGUF LoRA file"));
+  w.add_string(gguf_key(GgufKey::GeneralType), "adapter");
+  w.add_string(gguf_key(GgufKey::AdapterType), "lora");
+  w.add_f32(gguf_key(GgufKey::AdapterLoraAlpha), 1.0f);
   const bool permute = arch_profile(c.arch).gguf_permutes_qk;
   TAIA_CHECK(a.layout == c.proj_layout(), path, ": the adapter's module layout (fused or split) is not the model's");
   check_fused_targets(mask, a.layout, "[export gguf-lora] modules");
@@ -86,13 +87,13 @@ void save_gguf_lora(const LoraAdapter& a, const ModuleMask& mask, const ModelCon
 
 LoraAdapter load_gguf_lora(const std::string& path, const ModelConfig& c) {
   GgufFile g(path);
-  TAIA_CHECK(g.get_string("general.type") == "adapter" && g.get_string("adapter.type") == "lora", path,
+  TAIA_CHECK(g.get_string(gguf_key(GgufKey::GeneralType)) == "adapter" && g.get_string(gguf_key(GgufKey::AdapterType)) == "lora", path,
              ": expected a GGUF LoRA adapter (general.type adapter, adapter.type lora)");
-  const std::string arch = g.get_string("general.architecture");
+  const std::string arch = g.get_string(gguf_key(GgufKey::GeneralArchitecture));
   const std::string model_arch = arch_gguf_name(c.arch, path + ": a GGUF LoRA file");
   TAIA_CHECK(arch == model_arch, path, ": adapter architecture '", arch, "' does not match the model's '", model_arch,
              "'");
-  const double alpha = g.get_float_or("adapter.lora.alpha", 0.0);
+  const double alpha = g.get_float_or(gguf_key(GgufKey::AdapterLoraAlpha), 0.0);
   LoraAdapter a;
   a.config.dropout = 0;
   a.config.targets.fill(false);
@@ -175,7 +176,7 @@ GgufModelExport save_gguf_model(Model& model, const std::string& base_gguf, cons
   GgufFile base(base_gguf);
   GgufWriter w;
   for (const auto& [key, value] : base.metadata())
-    if (key != "general.alignment") w.add_value(key, value);
+    if (key != gguf_key(GgufKey::GeneralAlignment)) w.add_value(key, value);
   const ModelConfig& c = model.config;
   std::map<std::string, const ExpectedTensor*> hf_of;  // GGUF name -> HF tensor
   const std::vector<ExpectedTensor> expected = expected_tensors(c);

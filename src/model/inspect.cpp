@@ -18,6 +18,7 @@
 #include "model/peft_adapter.h"
 #include "model/lora.h"
 #include "model/weights.h"
+#include "io/gguf_keys.h"
 
 namespace taia {
 namespace {
@@ -144,7 +145,7 @@ Json inspect_gguf(const std::string& path) {
   Json problems = Json::array();
   Json meta = Json::object();
   for (const auto& [k, v] : g.metadata())
-    if (k.rfind("tokenizer.ggml.", 0) != 0 || v.type != GgufType::ARRAY) meta[k] = v.to_string();
+    if (k.rfind(kGgufTokenizerPrefix, 0) != 0 || v.type != GgufType::ARRAY) meta[k] = v.to_string();
     else meta[k] = str_cat("[", v.arr.size(), " items]");
   r["metadata"] = meta;
   TensorSummary summary;

@@ -11,6 +11,7 @@
 #include "core/threading.h"
 #include "core/json_util.h"
 #include "io/safetensors.h"
+#include "io/gguf_keys.h"
 
 namespace taia {
 
@@ -90,11 +91,11 @@ namespace {
 // heads), the others by 1/sqrt(head_dim), which is what their configs say. Gemma 3's file has
 // no layer pattern or local RoPE base either: llama.cpp fixes them at 6 and 10000, as every
 // Gemma 3 config has them.
-void read_gemma_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
+void read_gemma_gguf(const GgufFile& g, const std::string& arch, ModelConfig& c) {
   const bool gemma2 = c.arch == Arch::Gemma2;
-  c.attn_softcap = g.get_float_or(p + "attn_logit_softcapping", 0.0);
-  c.final_softcap = g.get_float_or(p + "final_logit_softcapping", 0.0);
-  c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);
+  c.attn_softcap = g.get_float_or(gguf_key(GgufKey::AttnLogitSoftcap, arch), 0.0);
+  c.final_softcap = g.get_float_or(gguf_key(GgufKey::FinalLogitSoftcap, arch), 0.0);
+  c.sliding_window = g.get_int_or(gguf_key(GgufKey::SlidingWindow, arch), 0);
   c.sliding_window_pattern = gemma2 ? 2 : 6;  // HF's rule: layer l windowed iff (l + 1) % P != 0
   const bool is_27b = c.num_layers == (gemma2 ? 46 : 62);
   c.query_pre_attn_scalar = is_27b ? double(c.hidden_size / c.num_heads) : double(c.head_dim);
@@ -105,13 +106,13 @@ void read_gemma_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
 // channels per head (Phi-4-mini: 96 of 128), and for the LongRope models the factors as the
 // tensors rope_factors_short / rope_factors_long with the attention factor and the original
 // context length as metadata.
-void read_phi3_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
-  c.sliding_window = g.get_int_or(p + "attention.sliding_window", 0);
-  const int64_t rot = g.get_int_or(p + "rope.dimension_count", c.head_dim);
-  TAIA_CHECK(rot >= 2 && rot <= c.head_dim && rot % 2 == 0, g.path(), ": ", p, "rope.dimension_count expected an even ",
+void read_phi3_gguf(const GgufFile& g, const std::string& arch, ModelConfig& c) {
+  c.sliding_window = g.get_int_or(gguf_key(GgufKey::SlidingWindow, arch), 0);
+  const int64_t rot = g.get_int_or(gguf_key(GgufKey::RopeDimensionCount, arch), c.head_dim);
+  TAIA_CHECK(rot >= 2 && rot <= c.head_dim && rot % 2 == 0, g.path(), ": ", gguf_key(GgufKey::RopeDimensionCount, arch), " expected an even ",
              "number in 2..", c.head_dim, " (head_dim), got ", rot);
   c.partial_rotary_factor = double(rot) / double(c.head_dim);
-  TAIA_CHECK(c.rotary_dims() == rot, g.path(), ": ", p, "rope.dimension_count ", rot, " of head_dim ", c.head_dim,
+  TAIA_CHECK(c.rotary_dims() == rot, g.path(), ": ", gguf_key(GgufKey::RopeDimensionCount, arch), " ", rot, " of head_dim ", c.head_dim,
              " has no partial_rotary_factor that HF's int(head_dim * factor) maps back to it");
   const GgufTensor* shortf = g.find_tensor("rope_factors_short.weight");
   const GgufTensor* longf = g.find_tensor("rope_factors_long.weight");
@@ -120,40 +121,39 @@ void read_phi3_gguf(const GgufFile& g, const std::string& p, ModelConfig& c) {
   RopeScaling& rs = c.rope_scaling;
   rs.type = RopeScaling::Type::LongRope;
   for (auto [t, dst] : {std::pair{shortf, &rs.short_factor}, std::pair{longf, &rs.long_factor}}) {
-    TAIA_CHECK(t->numel() == rot / 2, g.path(), ": ", t->name, " expected ", rot / 2, " elements (", p,
-               "rope.dimension_count / 2), got ", t->numel());
+    TAIA_CHECK(t->numel() == rot / 2, g.path(), ": ", t->name, " expected ", rot / 2, " elements (",
+               gguf_key(GgufKey::RopeDimensionCount, arch), " / 2), got ", t->numel());
     dst->resize(size_t(t->numel()));
     gguf_dequantize(*t, dst->data(), g.path());
   }
-  rs.original_max_position_embeddings = g.get_int(p + "rope.scaling.original_context_length");
-  rs.attention_factor = float(g.get_float_or(p + "rope.scaling.attn_factor", 1.0));
+  rs.original_max_position_embeddings = g.get_int(gguf_key(GgufKey::RopeScalingOriginalContext, arch));
+  rs.attention_factor = float(g.get_float_or(gguf_key(GgufKey::RopeScalingAttnFactor, arch), 1.0));
 }
 
 }  // namespace
 
 ModelConfig config_from_gguf(const GgufFile& g) {
-  const std::string arch = g.get_string("general.architecture");
+  const std::string arch = g.get_string(gguf_key(GgufKey::GeneralArchitecture));
   ModelConfig c;
   c.arch = arch_from_gguf(arch, g.path());
   apply_arch_layer(c);
-  const std::string p = arch + ".";
-  c.hidden_size = g.get_int(p + "embedding_length");
-  c.intermediate_size = g.get_int(p + "feed_forward_length");
-  c.num_layers = g.get_int(p + "block_count");
-  c.num_heads = g.get_int(p + "attention.head_count");
-  c.num_kv_heads = g.get_int_or(p + "attention.head_count_kv", c.num_heads);
-  TAIA_CHECK(c.num_heads > 0, g.path(), ": ", p, "attention.head_count expected > 0, got ", c.num_heads);
-  c.head_dim = g.get_int_or(p + "attention.key_length", c.hidden_size / c.num_heads);
-  c.rms_norm_eps = g.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5);
-  c.rope_theta = g.get_float_or(p + "rope.freq_base", 10000.0);
-  c.max_position_embeddings = g.get_int_or(p + "context_length", 2048);
-  if (const GgufValue* st = g.find(p + "rope.scaling.type")) {
-    TAIA_CHECK(st->type == GgufType::STRING, g.path(), ": ", p, "rope.scaling.type expected a string");
+  c.hidden_size = g.get_int(gguf_key(GgufKey::EmbeddingLength, arch));
+  c.intermediate_size = g.get_int(gguf_key(GgufKey::FeedForwardLength, arch));
+  c.num_layers = g.get_int(gguf_key(GgufKey::BlockCount, arch));
+  c.num_heads = g.get_int(gguf_key(GgufKey::HeadCount, arch));
+  c.num_kv_heads = g.get_int_or(gguf_key(GgufKey::HeadCountKv, arch), c.num_heads);
+  TAIA_CHECK(c.num_heads > 0, g.path(), ": ", gguf_key(GgufKey::HeadCount, arch), " expected > 0, got ", c.num_heads);
+  c.head_dim = g.get_int_or(gguf_key(GgufKey::KeyLength, arch), c.hidden_size / c.num_heads);
+  c.rms_norm_eps = g.get_float_or(gguf_key(GgufKey::RmsNormEpsilon, arch), 1e-5);
+  c.rope_theta = g.get_float_or(gguf_key(GgufKey::RopeFreqBase, arch), 10000.0);
+  c.max_position_embeddings = g.get_int_or(gguf_key(GgufKey::ContextLength, arch), 2048);
+  if (const GgufValue* st = g.find(gguf_key(GgufKey::RopeScalingType, arch))) {
+    TAIA_CHECK(st->type == GgufType::STRING, g.path(), ": ", gguf_key(GgufKey::RopeScalingType, arch), " expected a string");
     if (st->s == "linear") {
       c.rope_scaling.type = RopeScaling::Type::Linear;
-      c.rope_scaling.factor = float(g.get_float_or(p + "rope.scaling.factor", 1.0));
+      c.rope_scaling.factor = float(g.get_float_or(gguf_key(GgufKey::RopeScalingFactor, arch), 1.0));
     } else {
-      TAIA_CHECK(st->s == "none", g.path(), ": ", p, "rope.scaling.type expected none or linear, got '", st->s, "'");
+      TAIA_CHECK(st->s == "none", g.path(), ": ", gguf_key(GgufKey::RopeScalingType, arch), " expected none or linear, got '", st->s, "'");
     }
   }
   const std::string embd_name = gguf_tensor_name(kEmbedTensor, c.norm_layout());
@@ -165,10 +165,10 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   c.qkv_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Q, ".bias", pl)) != nullptr;
   c.o_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::O, ".bias", pl)) != nullptr;
   c.mlp_bias = g.find_tensor(gguf_proj_tensor_name(0, Proj::Down, ".bias", pl)) != nullptr;
-  if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) read_gemma_gguf(g, p, c);
-  if (c.arch == Arch::Phi3) read_phi3_gguf(g, p, c);
-  if (g.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {g.get_int("tokenizer.ggml.bos_token_id")};
-  if (g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {g.get_int("tokenizer.ggml.eos_token_id")};
+  if (c.arch == Arch::Gemma2 || c.arch == Arch::Gemma3) read_gemma_gguf(g, arch, c);
+  if (c.arch == Arch::Phi3) read_phi3_gguf(g, arch, c);
+  if (g.find(gguf_key(GgufKey::TokenizerBosId))) c.bos_token_ids = {g.get_int(gguf_key(GgufKey::TokenizerBosId))};
+  if (g.find(gguf_key(GgufKey::TokenizerEosId))) c.eos_token_ids = {g.get_int(gguf_key(GgufKey::TokenizerEosId))};
   c.validate(g.path());
   return c;
 }

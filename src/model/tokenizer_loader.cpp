@@ -6,6 +6,7 @@
 #include "core/mmap_file.h"
 #include "core/threading.h"
 #include "tokenizer/pipeline.h"
+#include "io/gguf_keys.h"
 
 namespace taia {
 namespace {
@@ -41,14 +42,14 @@ std::optional<int32_t> id_or_none(const GgufFile& g, const std::string& key, siz
 // tokenizer.ggml.tokens and token_type; control and user-defined tokens become added tokens
 // (matched whole in the text, before the model runs). Returns the types.
 std::vector<int32_t> read_pieces(const GgufFile& g, PipelineTokenizer& t) {
-  const GgufValue& tokens = array_of(g, "tokenizer.ggml.tokens", GgufType::STRING);
+  const GgufValue& tokens = array_of(g, gguf_key(GgufKey::TokenizerTokens), GgufType::STRING);
   t.pieces.reserve(tokens.arr.size());
   for (const GgufValue& v : tokens.arr) t.pieces.push_back(v.s);
   const size_t n = t.pieces.size();
   TAIA_CHECK(n > 0, g.path(), ": tokenizer.ggml.tokens is empty");
   std::vector<int32_t> types(n, int32_t(PieceType::Normal));
-  if (g.find("tokenizer.ggml.token_type")) {
-    const GgufValue& tt = array_of(g, "tokenizer.ggml.token_type", GgufType::INT32);
+  if (g.find(gguf_key(GgufKey::TokenizerTokenType))) {
+    const GgufValue& tt = array_of(g, gguf_key(GgufKey::TokenizerTokenType), GgufType::INT32);
     TAIA_CHECK(tt.arr.size() == n, g.path(), ": tokenizer.ggml.token_type has ", tt.arr.size(), " entries, expected ", n);
     for (size_t i = 0; i < n; ++i) types[i] = int32_t(tt.arr[i].as_int());
   }
@@ -73,14 +74,14 @@ void set_up_llama(const GgufFile& g, PipelineTokenizer& t, const std::vector<int
   const size_t n = t.pieces.size();
   t.kind = "gguf-llama";
   std::vector<float> scores(n, 0.0f);
-  if (g.find("tokenizer.ggml.scores")) {
-    const GgufValue& sc = array_of(g, "tokenizer.ggml.scores", GgufType::FLOAT32);
+  if (g.find(gguf_key(GgufKey::TokenizerScores))) {
+    const GgufValue& sc = array_of(g, gguf_key(GgufKey::TokenizerScores), GgufType::FLOAT32);
     TAIA_CHECK(sc.arr.size() == n, g.path(), ": tokenizer.ggml.scores has ", sc.arr.size(), " entries, expected ", n);
     for (size_t i = 0; i < n; ++i) scores[i] = float(sc.arr[i].f);
   }
   t.spm = std::make_unique<SpmModel>(t.pieces, scores, types, unk, g.path());
   const std::string space = "\xe2\x96\x81";  // U+2581
-  if (get_bool_or(g, "tokenizer.ggml.add_space_prefix", true))
+  if (get_bool_or(g, gguf_key(GgufKey::TokenizerAddSpacePrefix), true))
     t.normalizers.push_back({NormalizerStep::Kind::Prepend, space, ""});
   t.normalizers.push_back({NormalizerStep::Kind::Replace, " ", space});
   t.decoders.push_back({DecoderStep::Kind::Replace, space, " "});
@@ -89,12 +90,12 @@ void set_up_llama(const GgufFile& g, PipelineTokenizer& t, const std::vector<int
   DecoderStep strip{DecoderStep::Kind::Strip, " ", ""};
   strip.start = 1;
   t.decoders.push_back(strip);
-  if (get_bool_or(g, "tokenizer.ggml.add_bos_token", true) && t.bos_id) t.prefix_ids.push_back(*t.bos_id);
+  if (get_bool_or(g, gguf_key(GgufKey::TokenizerAddBos), true) && t.bos_id) t.prefix_ids.push_back(*t.bos_id);
 }
 
 // tokenizer.ggml.pre's split pattern (llama.cpp's pre-tokenizer names).
 const char* gpt2_split_pattern(const GgufFile& g) {
-  const GgufValue* pre = g.find("tokenizer.ggml.pre");
+  const GgufValue* pre = g.find(gguf_key(GgufKey::TokenizerPre));
   const std::string pre_name = pre && pre->type == GgufType::STRING ? pre->s : "default";
   if (pre_name == "llama-bpe" || pre_name == "llama3" || pre_name == "llama-v3") return kLlama3Pattern;
   if (pre_name == "qwen2") return kQwen2Pattern;
@@ -107,7 +108,7 @@ const char* gpt2_split_pattern(const GgufFile& g) {
 void set_up_gpt2(const GgufFile& g, PipelineTokenizer& t) {
   t.kind = "gguf-gpt2";
   std::vector<std::pair<std::string, std::string>> merges;
-  const GgufValue& merge_list = array_of(g, "tokenizer.ggml.merges", GgufType::STRING);
+  const GgufValue& merge_list = array_of(g, gguf_key(GgufKey::TokenizerMerges), GgufType::STRING);
   merges.reserve(merge_list.arr.size());
   for (const GgufValue& m : merge_list.arr) {
     const size_t sp = m.s.find(' ', 1);
@@ -122,27 +123,27 @@ void set_up_gpt2(const GgufFile& g, PipelineTokenizer& t) {
   t.pre_tokenizers.push_back(split);
   t.byte_level = true;
   t.decoders.push_back({DecoderStep::Kind::ByteLevel, "", ""});
-  if (get_bool_or(g, "tokenizer.ggml.add_bos_token", false) && t.bos_id) t.prefix_ids.push_back(*t.bos_id);
+  if (get_bool_or(g, gguf_key(GgufKey::TokenizerAddBos), false) && t.bos_id) t.prefix_ids.push_back(*t.bos_id);
 }
 
 }  // namespace
 
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& g) {
-  const std::string model = g.get_string("tokenizer.ggml.model");
+  const std::string model = g.get_string(gguf_key(GgufKey::TokenizerModel));
   auto t = std::make_unique<PipelineTokenizer>();
   t->source = g.path();
   const std::vector<int32_t> types = read_pieces(g, *t);
   const size_t n = t->pieces.size();
-  t->bos_id = id_or_none(g, "tokenizer.ggml.bos_token_id", n);
-  t->eos_id = id_or_none(g, "tokenizer.ggml.eos_token_id", n);
-  const std::optional<int32_t> unk = id_or_none(g, "tokenizer.ggml.unknown_token_id", n);
+  t->bos_id = id_or_none(g, gguf_key(GgufKey::TokenizerBosId), n);
+  t->eos_id = id_or_none(g, gguf_key(GgufKey::TokenizerEosId), n);
+  const std::optional<int32_t> unk = id_or_none(g, gguf_key(GgufKey::TokenizerUnknownId), n);
   if (model == "llama")
     set_up_llama(g, *t, types, unk);
   else if (model == "gpt2")
     set_up_gpt2(g, *t);
   else
     fail(g.path(), ": tokenizer.ggml.model expected 'llama' or 'gpt2', got '", model, "'");
-  if (const GgufValue* ct = g.find("tokenizer.chat_template"); ct && ct->type == GgufType::STRING)
+  if (const GgufValue* ct = g.find(gguf_key(GgufKey::TokenizerChatTemplate)); ct && ct->type == GgufType::STRING)
     t->chat_template = ct->s;
   t->finalize();
   find_reply_end_tokens(*t);

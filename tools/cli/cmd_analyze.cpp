@@ -12,6 +12,7 @@
 #include "model/adapter.h"
 #include "model/inspect.h"
 #include "model/loader.h"
+#include "io/gguf_keys.h"
 
 namespace taia::cli {
 namespace {
@@ -28,8 +29,8 @@ struct AnalyzeArgs {
 bool is_adapter(const std::string& path) {
   if (is_directory(path)) return file_exists(path + "/adapter_config.json");
   GgufFile g(path);
-  const GgufValue* type = g.find("general.type");
-  return type && g.get_string("general.type") == "adapter";
+  const GgufValue* type = g.find(gguf_key(GgufKey::GeneralType));
+  return type && g.get_string(gguf_key(GgufKey::GeneralType)) == "adapter";
 }
 
 std::string layers_to_text(const Json& r) {
