@@ -190,10 +190,12 @@ Json demo_settings(const DemoOptions& o, const Preset& p, const std::string& bas
 // eval/drift's drift_json per mode).
 std::map<std::string, std::map<std::string, MeanDrift>> mean_drift(const std::map<std::string, std::vector<Json>>& drift) {
   std::map<std::string, std::map<std::string, MeanDrift>> out;
-  for (const auto& [experiment, runs] : drift) {
+  for (const auto& entry : drift) {
+    const std::vector<Json>& runs = entry.second;  // named, not bound: lambdas capture it below
     if (runs.empty() || !runs.front().is_object()) continue;
-    for (const auto& [mode, first] : runs.front().items()) {
-      const size_t layers = first["layers"].size();
+    for (const auto& item : runs.front().items()) {
+      const std::string mode = item.key();
+      const size_t layers = item.value()["layers"].size();
       auto mean_over_runs = [&](const char* part, const char* stat) {
         std::vector<double> per_layer;
         for (size_t l = 0; l < layers; ++l) {
@@ -203,7 +205,7 @@ std::map<std::string, std::map<std::string, MeanDrift>> mean_drift(const std::ma
         }
         return per_layer;
       };
-      out[experiment][mode] = MeanDrift{mean_over_runs("attention", "relative_change"), mean_over_runs("ffn", "relative_change"),
+      out[entry.first][mode] = MeanDrift{mean_over_runs("attention", "relative_change"), mean_over_runs("ffn", "relative_change"),
                                          mean_over_runs("attention", "mean_cosine"), mean_over_runs("ffn", "mean_cosine")};
     }
   }
