@@ -40,7 +40,8 @@ std::optional<int32_t> id_or_none(const GgufFile& g, const std::string& key, siz
 }
 
 // tokenizer.ggml.tokens and token_type; control and user-defined tokens become added tokens
-// (matched whole in the text, before the model runs). Returns the types.
+// (matched whole in the text, before the model runs), unknown-typed pieces decode to nothing
+// under skip_special (llama.cpp's token_to_piece). Returns the types.
 std::vector<int32_t> read_pieces(const GgufFile& g, PipelineTokenizer& t) {
   const GgufValue& tokens = array_of(g, gguf_key(GgufKey::TokenizerTokens), GgufType::STRING);
   t.pieces.reserve(tokens.arr.size());
@@ -57,6 +58,7 @@ std::vector<int32_t> read_pieces(const GgufFile& g, PipelineTokenizer& t) {
   for (size_t i = 0; i < n; ++i) t.piece_ids.emplace(t.pieces[i], int32_t(i));
   for (size_t i = 0; i < n; ++i) {
     const auto type = PieceType(types[i]);
+    if (type == PieceType::Unknown) t.hidden_when_skipping_special.insert(int32_t(i));
     if ((type == PieceType::Control || type == PieceType::UserDefined) && !t.pieces[i].empty()) {
       AddedToken a;
       a.id = int32_t(i);

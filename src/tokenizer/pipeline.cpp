@@ -376,6 +376,7 @@ std::optional<int32_t> PipelineTokenizer::piece_to_id(std::string_view piece) co
 }
 
 bool PipelineTokenizer::is_special(int32_t id) const {
+  if (hidden_when_skipping_special.count(id)) return true;
   auto it = added_by_id_.find(id);
   return it != added_by_id_.end() && added[it->second].special;
 }

@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "tokenizer/bpe.h"
 #include "tokenizer/regex.h"
@@ -52,6 +53,10 @@ class PipelineTokenizer : public Tokenizer {
   std::unique_ptr<SpmModel> spm;
   std::vector<DecoderStep> decoders;
   std::vector<int32_t> prefix_ids, suffix_ids;  // post-processor, added when add_special
+  // Ids besides the special added tokens that decode to nothing under skip_special: a GGUF
+  // vocabulary's UNKNOWN-typed pieces (<unk>, the converter's [PADn]), as llama.cpp's
+  // token_to_piece hides them.
+  std::unordered_set<int32_t> hidden_when_skipping_special;
 
   // Call after filling the fields: indexes the added tokens.
   void finalize();

@@ -109,9 +109,10 @@ def write_gguf(gguf, arch, cfg, model_dir, vocab_path, out):
         w.add_rope_scaling_factor(cfg["rope_scaling"]["factor"])
     elif arch == "phi3":
         w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
-        w.add_rope_dimension_count(hd)
-        w.add_rope_scaling_orig_ctx_len(cfg["original_max_position_embeddings"])
+        w.add_rope_dimension_count(int(hd * cfg.get("partial_rotary_factor", 1.0)))
         w.add_sliding_window(cfg["sliding_window"])
+    if arch == "phi3" and "rope_scaling" in cfg:
+        w.add_rope_scaling_orig_ctx_len(cfg["original_max_position_embeddings"])
         rs = cfg["rope_scaling"]
         scale = cfg["max_position_embeddings"] / cfg["original_max_position_embeddings"]
         w.add_rope_scaling_attn_factors(float(np.sqrt(1 + np.log(scale) / np.log(cfg["original_max_position_embeddings"]))))
@@ -223,10 +224,25 @@ ARCHS = {  # GGUF architecture -> (vocabulary, config.json overrides)
                                            rope_scaling={"type": "longrope",
                                                          "short_factor": [1.0 + 0.2 * i for i in range(8)],
                                                          "long_factor": [4.0 + i for i in range(8)]})),
+    # Phi-4-mini's partial rotary (12 of 16 channels per head; rope.dimension_count in the file).
+    # Without LongRoPE: the snapshot's llama.cpp (c392e50, before Phi-4-mini) wants head_dim / 2
+    # factors where HF (and Phi-4-mini's config) have rotary_dims / 2, and refuses such a file.
+    "phi4_mini": ("ggml-vocab-phi-3.gguf", dict(architectures=["Phi3ForCausalLM"], model_type="phi3",
+                                                partial_rotary_factor=0.75, sliding_window=6)),
+    # ... and with LongRoPE as Phi-4-mini has it (rotary_dims / 2 factors, as later llama.cpp
+    # converters write them): taia against the PyTorch reference only.
+    "phi4_mini_longrope": ("ggml-vocab-phi-3.gguf", dict(architectures=["Phi3ForCausalLM"], model_type="phi3",
+                                                         partial_rotary_factor=0.75, sliding_window=6,
+                                                         max_position_embeddings=512,
+                                                         original_max_position_embeddings=128,
+                                                         rope_scaling={"type": "longrope",
+                                                                       "short_factor": [1.0 + 0.2 * i for i in range(6)],
+                                                                       "long_factor": [4.0 + i for i in range(6)]})),
 }
+GGUF_ARCH = {"phi4_mini": "phi3", "phi4_mini_longrope": "phi3"}  # a case's general.architecture where it is not the case's name
 
 
-LLAMA_CPP_RUNS = ("llama", "qwen2", "gemma2", "phi3")  # the snapshot's architectures
+LLAMA_CPP_RUNS = ("llama", "qwen2", "gemma2", "phi3", "phi4_mini")  # the snapshot's architectures
 
 
 def logits_vs_reference(taia, model, hf, cfg, d):
@@ -354,7 +370,7 @@ def main():
         run([taia, "init-model", "--config", os.path.join(d, "config.json"), "--out", hf, "--seed", "11",
              "--init", "full", "--std", "0.35"])
         model = os.path.join(d, "model.gguf")
-        write_gguf(gguf, arch, cfg, hf, vocab, model)
+        write_gguf(gguf, GGUF_ARCH.get(arch, arch), cfg, hf, vocab, model)
         diff, scale = logits_vs_reference(taia, model, hf, cfg, d)
         ok = diff <= 1e-4 and scale > 0.05
         failures += 0 if ok else 1

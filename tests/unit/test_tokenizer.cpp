@@ -115,6 +115,22 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, RealTokenizer,
                                            "llama2-spm/tokenizer.model", "goldens/ggml-vocab-llama-spm.gguf",
                                            "goldens/ggml-vocab-gpt-2.gguf"));
 
+// A GGUF vocabulary's UNKNOWN-typed pieces (<unk>, the converter's [PADn] rows of Phi-3) decode
+// to nothing when special tokens are skipped, as llama.cpp's token_to_piece prints them; control
+// tokens too; a normal piece stays.
+TEST(Tokenizer, GgufUnknownPiecesAreHiddenWithTheSpecialTokens) {
+  const std::string path = test::fixtures_dir() + "/tokenizers/goldens/ggml-vocab-phi-3.gguf";
+  if (!file_exists(path)) GTEST_SKIP() << "fixture not found: " << path;
+  auto tok = load_tokenizer(path);
+  const int32_t pad = *tok->piece_to_id("[PAD32060]"), unk = *tok->piece_to_id("<unk>");
+  const int32_t end = *tok->piece_to_id("<|end|>");
+  const std::vector<int32_t> hello = tok->encode("Hello", false).ids;
+  std::vector<int32_t> ids = {pad, unk, end};
+  ids.insert(ids.end(), hello.begin(), hello.end());
+  EXPECT_EQ(tok->decode(ids, /*skip_special=*/true), "Hello");
+  EXPECT_NE(tok->decode(ids, /*skip_special=*/false).find("[PAD32060]"), std::string::npos);
+}
+
 TEST(Tokenizer, ConfigSuppliesBosEosAndTemplate) {
   const std::string dir = test::fixtures_dir() + "/tokenizers/llama3";
   if (!file_exists(dir)) GTEST_SKIP() << "fixture not found: " << dir;
