@@ -46,6 +46,13 @@ std::string modes_help() {
   return s;
 }
 
+std::string targets_spec(const ModuleMask& t) {
+  if (t == kAll) return "all";
+  if (t == kAttention) return "attn";
+  if (t == kFfn) return "ffn";
+  return targets_to_string(t);
+}
+
 ModuleMask parse_targets(const std::string& spec) {
   if (spec == "all" || spec == "all-linear") return kAll;
   if (spec == "attn" || spec == "attention") return kAttention;

@@ -33,6 +33,8 @@ ModuleMask parse_targets(const std::string& spec);
 // with commas. A fused group counts when its first projection is set (masks keep groups whole).
 std::vector<std::string> target_module_names(const ModuleMask& t, ProjLayout layout = ProjLayout::Split);
 std::string targets_to_string(const ModuleMask& t, ProjLayout layout = ProjLayout::Split);
+// The spec parse_targets reads back: "all", "attn", "ffn" for those sets, else the module list.
+std::string targets_spec(const ModuleMask& t);
 
 ModuleMask parse_mode(const std::string& mode_or_modules);  // a mode name or a module list
 std::string mode_name(const ModuleMask& mask);              // "taia", "vanilla", ... or the module list

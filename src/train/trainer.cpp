@@ -108,7 +108,7 @@ std::unique_ptr<Trainables> make_trainables(const TrainOptions& o, Model& model,
     t->params = trainable_params(model, nullptr, &t->lora);
   }
   for (const ParamRef& p : t->params) t->count += int64_t(p.size);
-  TAIA_CHECK(t->count > 0, "[train] nothing to train with --targets ", targets_to_string(o.targets));
+  TAIA_CHECK(t->count > 0, "[train] nothing to train with --targets ", targets_spec(o.targets));
   return t;
 }
 
@@ -320,7 +320,7 @@ void save_checkpoint(Run& r, int64_t step) {
   r.dp.save_optimizer(r.adam, writer ? w->tmp + "/optimizer.safetensors" : std::string());
   if (writer)
     w->commit(Json{{"step", step}, {"total_steps", r.plan.total}, {"method", method_name(r.o.method)}, {"seed", r.o.seed},
-                   {"targets", targets_to_string(r.o.targets)}, {"ranks", r.dp.comm().size()},
+                   {"targets", targets_spec(r.o.targets)}, {"ranks", r.dp.comm().size()},
                    {"global_batch", r.plan.global_batch}, {"step_batches", kStepBatches}});
   // Every rank names it in a later error (any of them may be the one that reports).
   r.last_checkpoint = r.o.out_dir + "/checkpoint-" + std::to_string(step);
@@ -532,12 +532,12 @@ void check_ranks_agree(Comm& comm, const TrainOptions& o, const DataSets& data) 
   // What shapes the run's numbers or its collectives (bucket size and sharding must agree, or the
   // ranks' collectives would not match).
   const Json options =
-      Json{{"method", method_name(o.method)}, {"targets", targets_to_string(o.targets)}, {"lr", o.lr}, {"seed", o.seed}, {"batch", o.batch_size},
+      Json{{"method", method_name(o.method)}, {"targets", targets_spec(o.targets)}, {"lr", o.lr}, {"seed", o.seed}, {"batch", o.batch_size},
            {"accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps}, {"schedule", o.schedule},
            {"warmup", o.warmup_ratio}, {"decay", o.adamw.weight_decay}, {"clip", o.max_grad_norm},
            {"rank", o.lora.rank}, {"alpha", o.lora.alpha}, {"dropout", o.lora.dropout}, {"rslora", o.lora.use_rslora},
            {"experts", o.molora.experts}, {"top_k", o.molora.top_k}, {"balance", o.molora.balance_coef},
-           {"molora_targets", targets_to_string(o.molora_targets)}, {"max_length", o.max_length}, {"val_split", o.val_split},
+           {"molora_targets", targets_spec(o.molora_targets)}, {"max_length", o.max_length}, {"val_split", o.val_split},
            {"eval_every", o.eval_every}, {"save_every", o.save_every}, {"compute", precision_name(o.compute)}, {"dtype", o.dtype ? dtype_name(*o.dtype) : "auto"},
            {"shard", o.shard_optimizer}, {"bucket_mb", o.bucket_mb}};
   for (const auto& [key, value] : options.items()) {

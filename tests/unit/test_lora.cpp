@@ -37,6 +37,13 @@ TEST(Lora, PatternsTargetsAndLayersFollowPeft) {
   EXPECT_DOUBLE_EQ(c.scale(16, 32), 8.0);
   EXPECT_THROW(parse_targets("q,x"), Error);
   EXPECT_EQ(targets_to_string(parse_targets("attn")), "q_proj,k_proj,v_proj,o_proj");
+  // The spec written into trainer_state.json and shown as --targets' default reads back.
+  EXPECT_EQ(targets_spec(parse_targets("all-linear")), "all");
+  EXPECT_EQ(targets_spec(parse_targets("attention")), "attn");
+  EXPECT_EQ(targets_spec(parse_targets("gate,up,down")), "ffn");
+  EXPECT_EQ(targets_spec(parse_targets("v,q")), "q_proj,v_proj");
+  for (const char* spec : {"all", "attn", "ffn", "q,v,down"})
+    EXPECT_EQ(parse_targets(targets_spec(parse_targets(spec))), parse_targets(spec)) << spec;
 }
 
 TEST(Lora, PeftInitialisationIsKaimingUniformAndZero) {

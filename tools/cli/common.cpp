@@ -59,10 +59,7 @@ CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMa
            }
          },
          help)
-      ->default_str(*targets == parse_targets("all")   ? "all"
-                    : *targets == parse_targets("ffn")  ? "ffn"
-                    : *targets == parse_targets("attn") ? "attn"
-                                                        : targets_to_string(*targets));
+      ->default_str(targets_spec(*targets));
 }
 
 void add_compute_option(CLI::App* cmd, Precision* compute, const char* help) {
