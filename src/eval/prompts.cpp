@@ -89,28 +89,27 @@ FewshotPool fewshot_pool(const Task& task, const EvalSettings& s) {
   return pool;
 }
 
-const std::vector<std::pair<std::string, McMethod>>& mc_method_words() {
-  static const std::vector<std::pair<std::string, McMethod>> words{{"loglik", McMethod::Loglik},
-                                                                   {"letter", McMethod::Letter}};
+const EnumWords<McMethod>& mc_method_words() {
+  static const EnumWords<McMethod> words{{"loglik", McMethod::Loglik}, {"letter", McMethod::Letter}};
   return words;
 }
 
-const std::vector<std::pair<std::string, PerplexityWindows>>& perplexity_windows_words() {
-  static const std::vector<std::pair<std::string, PerplexityWindows>> words{
-      {"disjoint", PerplexityWindows::Disjoint}, {"llama-cpp", PerplexityWindows::LlamaCpp}};
+const EnumWords<PerplexityWindows>& perplexity_windows_words() {
+  static const EnumWords<PerplexityWindows> words{{"disjoint", PerplexityWindows::Disjoint},
+                                                  {"llama-cpp", PerplexityWindows::LlamaCpp}};
   return words;
 }
 
 std::string mc_method_name(McMethod m) {
-  for (const auto& [word, value] : mc_method_words())
-    if (value == m) return word;
-  fail("[eval] unknown multiple-choice method");
+  const std::string* word = word_of(mc_method_words(), m);
+  TAIA_CHECK(word, "[eval] unknown multiple-choice method");
+  return *word;
 }
 
 std::string perplexity_windows_name(PerplexityWindows w) {
-  for (const auto& [word, value] : perplexity_windows_words())
-    if (value == w) return word;
-  fail("[eval] unknown perplexity windows");
+  const std::string* word = word_of(perplexity_windows_words(), w);
+  TAIA_CHECK(word, "[eval] unknown perplexity windows");
+  return *word;
 }
 
 bool letter_method(const Task& task, const EvalSettings& s) { return s.mc_method == McMethod::Letter && !task.raw; }

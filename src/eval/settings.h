@@ -3,8 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "core/enum_words.h"
 
 namespace taia {
 
@@ -15,8 +16,8 @@ enum class McMethod { Loglik, Letter };
 enum class PerplexityWindows { Disjoint, LlamaCpp };
 
 // The words of the CLI and of results.json: "loglik" / "letter", "disjoint" / "llama-cpp".
-const std::vector<std::pair<std::string, McMethod>>& mc_method_words();
-const std::vector<std::pair<std::string, PerplexityWindows>>& perplexity_windows_words();
+const EnumWords<McMethod>& mc_method_words();
+const EnumWords<PerplexityWindows>& perplexity_windows_words();
 std::string mc_method_name(McMethod m);
 std::string perplexity_windows_name(PerplexityWindows w);
 

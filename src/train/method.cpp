@@ -4,22 +4,21 @@
 
 namespace taia {
 
-const std::vector<std::pair<std::string, TrainMethod>>& train_methods() {
-  static const std::vector<std::pair<std::string, TrainMethod>> methods{
+const EnumWords<TrainMethod>& train_methods() {
+  static const EnumWords<TrainMethod> methods{
       {"lora", TrainMethod::Lora}, {"molora", TrainMethod::Molora}, {"full", TrainMethod::Full}};
   return methods;
 }
 
 const char* method_name(TrainMethod m) {
-  for (const auto& [name, method] : train_methods())
-    if (method == m) return name.c_str();
-  return "?";
+  const std::string* word = word_of(train_methods(), m);
+  return word ? word->c_str() : "?";
 }
 
 TrainMethod parse_method(const std::string& name, const std::string& origin) {
-  for (const auto& [n, method] : train_methods())
-    if (n == name) return method;
-  fail(origin, ": method expected lora, molora or full, got '", name, "'");
+  const TrainMethod* method = value_of(train_methods(), name);
+  TAIA_CHECK(method, origin, ": method expected lora, molora or full, got '", name, "'");
+  return *method;
 }
 
 }  // namespace taia

@@ -3,15 +3,15 @@
 // LoRA elsewhere), or every selected weight (full fine-tuning).
 #pragma once
 #include <string>
-#include <utility>
-#include <vector>
+
+#include "core/enum_words.h"
 
 namespace taia {
 
 enum class TrainMethod { Lora, Molora, Full };
 
 // The word for each method, as --method and the demo's experiment names spell it.
-const std::vector<std::pair<std::string, TrainMethod>>& train_methods();
+const EnumWords<TrainMethod>& train_methods();
 const char* method_name(TrainMethod m);  // "lora", "molora", "full"
 // Throws "<origin>: method expected lora, molora or full, got '<name>'".
 TrainMethod parse_method(const std::string& name, const std::string& origin);

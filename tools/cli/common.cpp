@@ -63,8 +63,8 @@ CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMa
 }
 
 void add_compute_option(CLI::App* cmd, Precision* compute, const char* help) {
-  const std::vector<std::pair<std::string, Precision>> words{{precision_name(Precision::F32), Precision::F32},
-                                                             {precision_name(Precision::BF16), Precision::BF16}};
+  const EnumWords<Precision> words{{precision_name(Precision::F32), Precision::F32},
+                                   {precision_name(Precision::BF16), Precision::BF16}};
   add_enum_option(cmd, "--compute", compute, words, help ? help :
                   "Products: f32 (exact, the default) or bf16 (BF16 weights only: activations rounded to BF16 "
                   "before each base projection and the LM head, F32 sums, as llama.cpp and HF's bfloat16 models; "

@@ -10,6 +10,7 @@
 #include "core/json_util.h"
 #include "kernels/linear.h"
 #include "model/loader.h"
+#include "core/enum_words.h"
 #include "model/lora.h"
 #include "model/modes.h"
 #include "tokenizer/chat_template.h"
@@ -36,24 +37,16 @@ void register_serve(CLI::App& app);
 // An option whose words map to a library enum (one value set per concept, the library's words):
 // "--method TEXT:{lora,molora,full}=lora", the enum set only when the option is given.
 template <typename E>
-CLI::Option* add_enum_option(CLI::App* cmd, const std::string& name, E* out,
-                             const std::vector<std::pair<std::string, E>>& words, const std::string& help) {
+CLI::Option* add_enum_option(CLI::App* cmd, const std::string& name, E* out, const EnumWords<E>& words,
+                             const std::string& help) {
   std::vector<std::string> names;
-  std::string current;
-  for (const auto& [word, value] : words) {
-    names.push_back(word);
-    if (value == *out) current = word;
-  }
+  for (const auto& [word, value] : words) names.push_back(word);
+  const std::string* current = word_of(words, *out);
   return cmd
       ->add_option_function<std::string>(
-          name,
-          [out, words](const std::string& given) {
-            for (const auto& [word, value] : words)
-              if (word == given) *out = value;
-          },
-          help)
-      ->check(CLI::IsMember(names))
-      ->default_str(current);
+          name, [out, words](const std::string& given) { *out = *value_of(words, given); }, help)
+      ->check(CLI::IsMember(names))  // runs before the function: value_of finds the word
+      ->default_str(current ? *current : "");
 }
 
 enum class OutputFormat { Text, Json };
