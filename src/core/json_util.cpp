@@ -39,6 +39,32 @@ int64_t json_int(const Json& obj, const char* key, const std::string& origin) {
   return it->get<int64_t>();
 }
 
+double json_number(const Json& obj, const char* key, const std::string& origin) {
+  auto it = obj.find(key);
+  TAIA_CHECK(it != obj.end(), origin, ": missing required field '", key, "'");
+  TAIA_CHECK(it->is_number(), origin, ": field '", key, "' expected a number, got ", brief(*it));
+  return it->get<double>();
+}
+
+std::string json_string(const Json& obj, const char* key, const std::string& origin) {
+  auto it = obj.find(key);
+  TAIA_CHECK(it != obj.end(), origin, ": missing required field '", key, "'");
+  TAIA_CHECK(it->is_string(), origin, ": field '", key, "' expected a string, got ", brief(*it));
+  return it->get<std::string>();
+}
+
+std::vector<double> json_numbers(const Json& obj, const char* key, const std::string& origin) {
+  auto it = obj.find(key);
+  TAIA_CHECK(it != obj.end(), origin, ": missing required field '", key, "'");
+  TAIA_CHECK(it->is_array(), origin, ": field '", key, "' expected an array of numbers, got ", brief(*it));
+  std::vector<double> out;
+  for (const Json& x : *it) {
+    TAIA_CHECK(x.is_number(), origin, ": field '", key, "'[", out.size(), "] expected a number, got ", brief(x));
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
 int64_t json_int_or(const Json& obj, const char* key, int64_t fallback, const std::string& origin) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;

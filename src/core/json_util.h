@@ -23,7 +23,12 @@ struct JsonRecord {
 std::vector<JsonRecord> read_json_records(const std::string& path);
 
 // Typed accessors that throw "<origin>: field 'key' expected <type>, got <json>".
+// Without _or: the field is required ("<origin>: missing required field 'key'").
 int64_t json_int(const Json& obj, const char* key, const std::string& origin);
+double json_number(const Json& obj, const char* key, const std::string& origin);
+std::string json_string(const Json& obj, const char* key, const std::string& origin);
+// An array of numbers.
+std::vector<double> json_numbers(const Json& obj, const char* key, const std::string& origin);
 int64_t json_int_or(const Json& obj, const char* key, int64_t fallback, const std::string& origin);
 double json_number_or(const Json& obj, const char* key, double fallback, const std::string& origin);
 bool json_bool_or(const Json& obj, const char* key, bool fallback, const std::string& origin);

@@ -6,39 +6,9 @@ namespace taia {
 namespace {
 
 const Json& field(const Json& j, const char* key, const std::string& where) {
-  TAIA_CHECK(j.is_object(), where, ": expected an object, got ", j.type_name());
   auto it = j.find(key);
-  TAIA_CHECK(it != j.end(), where, ": expected a field '", key, "'");
+  TAIA_CHECK(it != j.end(), where, ": missing required field '", key, "'");
   return *it;
-}
-
-double number(const Json& j, const char* key, const std::string& where) {
-  const Json& v = field(j, key, where);
-  TAIA_CHECK(v.is_number(), where, ".", key, ": expected a number, got ", v.type_name());
-  return v.get<double>();
-}
-
-int64_t integer(const Json& j, const char* key, const std::string& where) {
-  const Json& v = field(j, key, where);
-  TAIA_CHECK(v.is_number_integer(), where, ".", key, ": expected an integer, got ", v.dump());
-  return v.get<int64_t>();
-}
-
-std::string text(const Json& j, const char* key, const std::string& where) {
-  const Json& v = field(j, key, where);
-  TAIA_CHECK(v.is_string(), where, ".", key, ": expected a string, got ", v.type_name());
-  return v.get<std::string>();
-}
-
-std::vector<double> numbers(const Json& j, const char* key, const std::string& where) {
-  const Json& v = field(j, key, where);
-  TAIA_CHECK(v.is_array(), where, ".", key, ": expected an array of numbers, got ", v.type_name());
-  std::vector<double> out;
-  for (const Json& x : v) {
-    TAIA_CHECK(x.is_number(), where, ".", key, "[", out.size(), "]: expected a number, got ", x.dump());
-    out.push_back(x.get<double>());
-  }
-  return out;
 }
 
 // An object of objects: key -> T::from_json.
@@ -62,13 +32,14 @@ Json json_of(const std::map<std::string, T>& m) {
 Json PairedDifference::to_json() const { return Json{{"mean", mean}, {"low", low}, {"high", high}, {"n", n}}; }
 
 PairedDifference PairedDifference::from_json(const Json& j, const std::string& where) {
-  return {number(j, "mean", where), number(j, "low", where), number(j, "high", where), integer(j, "n", where)};
+  return {json_number(j, "mean", where), json_number(j, "low", where), json_number(j, "high", where),
+          json_int(j, "n", where)};
 }
 
 Json ModeSpread::to_json() const { return Json{{"mean", mean}, {"std", std}, {"values", values}}; }
 
 ModeSpread ModeSpread::from_json(const Json& j, const std::string& where) {
-  return {number(j, "mean", where), number(j, "std", where), numbers(j, "values", where)};
+  return {json_number(j, "mean", where), json_number(j, "std", where), json_numbers(j, "values", where)};
 }
 
 Json AggregateRow::to_json() const {
@@ -82,13 +53,13 @@ Json AggregateRow::to_json() const {
 
 AggregateRow AggregateRow::from_json(const Json& j, const std::string& where) {
   AggregateRow r;
-  r.experiment = text(j, "experiment", where);
-  r.task = text(j, "task", where);
+  r.experiment = json_string(j, "experiment", where);
+  r.task = json_string(j, "task", where);
   r.modes = object_of<ModeSpread>(field(j, "modes", where), where + ".modes");
   r.paired = object_of<PairedDifference>(field(j, "paired", where), where + ".paired");
   if (!r.modes.empty()) {
-    r.metric = text(j, "metric", where);
-    r.n = integer(j, "n", where);
+    r.metric = json_string(j, "metric", where);
+    r.n = json_int(j, "n", where);
   }
   return r;
 }
@@ -100,8 +71,8 @@ Json Claim::to_json() const {
 }
 
 Claim Claim::from_json(const Json& j, const std::string& where) {
-  return {text(j, "experiment", where), text(j, "claim", where), text(j, "task", where), text(j, "pair", where),
-          text(j, "verdict", where), PairedDifference::from_json(j, where)};
+  return {json_string(j, "experiment", where), json_string(j, "claim", where), json_string(j, "task", where),
+          json_string(j, "pair", where),       json_string(j, "verdict", where), PairedDifference::from_json(j, where)};
 }
 
 Json MeanDrift::to_json() const {
@@ -109,8 +80,8 @@ Json MeanDrift::to_json() const {
 }
 
 MeanDrift MeanDrift::from_json(const Json& j, const std::string& where) {
-  return {numbers(j, "attention", where), numbers(j, "ffn", where), numbers(j, "attention_cosine", where),
-          numbers(j, "ffn_cosine", where)};
+  return {json_numbers(j, "attention", where), json_numbers(j, "ffn", where), json_numbers(j, "attention_cosine", where),
+          json_numbers(j, "ffn_cosine", where)};
 }
 
 Json RankSweep::to_json() const {
@@ -130,7 +101,7 @@ Json RankSweep::to_json() const {
 
 RankSweep RankSweep::from_json(const Json& j, const std::string& where) {
   RankSweep s;
-  s.experiment = text(j, "experiment", where);
+  s.experiment = json_string(j, "experiment", where);
   const Json& ranks = field(j, "ranks", where);
   TAIA_CHECK(ranks.is_array(), where, ".ranks: expected an array of ranks");
   for (const Json& r : ranks) {

@@ -454,13 +454,13 @@ TEST(AggregateResults, RoundTripAndMalformedFieldsAreNamed) {
   };
   Json bad = written;
   bad["claims"][0]["low"] = "low";
-  EXPECT_NE(read_error(bad).find("results.json: claims[0].low: expected a number"), std::string::npos) << read_error(bad);
+  EXPECT_NE(read_error(bad).find("results.json: claims[0]: field 'low' expected a number"), std::string::npos) << read_error(bad);
   bad = written;
   bad["sweep"]["tasks"]["facts"]["taia"][1] = Json::array({0.5});
   EXPECT_NE(read_error(bad).find("expected rows of 2 cells"), std::string::npos) << read_error(bad);
   bad = written;
   bad["paired"]["facts-lora · knowledge_chat"]["taia-vanilla"].erase("n");
-  EXPECT_NE(read_error(bad).find("expected a field 'n'"), std::string::npos) << read_error(bad);
+  EXPECT_NE(read_error(bad).find("results.json: paired.facts-lora · knowledge_chat.taia-vanilla: missing required field 'n'"), std::string::npos) << read_error(bad);
 }
 
 }  // namespace taia
