@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include <cctype>
+
 #include "core/error.h"
 #include "core/ggml_quants.h"
 
@@ -21,6 +23,13 @@ size_t dtype_bytes(DType dtype, int64_t n) {
   const int64_t values = block_values(dtype);
   TAIA_CHECK(n % values == 0, "[dtype_bytes] ", dtype_name(dtype), " holds blocks of ", values, " values, got ", n);
   return size_t(n / values) * size_t(block_bytes(dtype));
+}
+
+std::string dtype_option_word(const std::optional<DType>& dtype) {
+  if (!dtype) return "auto";
+  std::string word = dtype_name(*dtype);
+  for (char& ch : word) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return word;
 }
 
 const char* dtype_name(DType dtype) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace taia {
@@ -20,6 +21,8 @@ const char* dtype_name(DType dtype);  // "F32", "F16", "BF16" (safetensors spell
 // Parses "F32"/"f32"/"float32", "F16"/"f16"/"float16", "BF16"/"bf16"/"bfloat16"; throws otherwise.
 DType parse_dtype(const std::string& name);
 bool try_parse_dtype(const std::string& name, DType* out);
+// A --dtype choice as its option word: "auto" (nullopt: as stored), "f32", "bf16", "f16", ...
+std::string dtype_option_word(const std::optional<DType>& dtype);
 
 inline float bf16_to_f32(uint16_t bits) {
   uint32_t u = uint32_t(bits) << 16;

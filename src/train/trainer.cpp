@@ -538,7 +538,7 @@ void check_ranks_agree(Comm& comm, const TrainOptions& o, const DataSets& data) 
            {"rank", o.lora.rank}, {"alpha", o.lora.alpha}, {"dropout", o.lora.dropout}, {"rslora", o.lora.use_rslora},
            {"experts", o.molora.experts}, {"top_k", o.molora.top_k}, {"balance", o.molora.balance_coef},
            {"molora_targets", targets_spec(o.molora_targets)}, {"max_length", o.max_length}, {"val_split", o.val_split},
-           {"eval_every", o.eval_every}, {"save_every", o.save_every}, {"compute", precision_name(o.compute)}, {"dtype", o.dtype ? dtype_name(*o.dtype) : "auto"},
+           {"eval_every", o.eval_every}, {"save_every", o.save_every}, {"compute", precision_name(o.compute)}, {"dtype", dtype_option_word(o.dtype)},
            {"shard", o.shard_optimizer}, {"bucket_mb", o.bucket_mb}};
   for (const auto& [key, value] : options.items()) {
     const std::string text = value.dump();

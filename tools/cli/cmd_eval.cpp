@@ -137,7 +137,7 @@ void run_eval_cmd(EvalArgs& a) {
                 {"second_pass", s.second_pass},
                 {"bbh_cot", a.bbh_cot},
                 {"threads", a.threads},
-                {"dtype", dtype_option_name(a.dtype)},
+                {"dtype", dtype_option_word(a.dtype)},
                 {"compute", precision_name(a.compute)},
                 {"task_files", split_list(a.tasks)}};
   const bool json = a.format == OutputFormat::Json;

@@ -41,13 +41,6 @@ void add_dtype_option(CLI::App* cmd, std::optional<DType>* dtype, const char* he
       ->default_str("auto");
 }
 
-std::string dtype_option_name(const std::optional<DType>& dtype) {
-  if (!dtype) return "auto";
-  std::string word = dtype_name(*dtype);
-  for (char& ch : word) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return word;
-}
-
 CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMask* targets, const std::string& help) {
   return cmd->add_option_function<std::string>(
          name,

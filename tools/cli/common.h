@@ -59,9 +59,8 @@ void add_tokenizer_option(CLI::App* cmd, std::string* tokenizer, const std::stri
 void add_chat_template_option(CLI::App* cmd, std::string* chat_template, const std::string& when = "");
 // --dtype of the weights in memory (auto: as stored), one value set for every command that
 // loads a model: auto, f32, bf16, f16. (init-model's and export's --dtype are file storage types.)
-// Parsed into the type once (nullopt = auto); dtype_option_name gives the word back.
+// Parsed into the type once (nullopt = auto); core's dtype_option_word gives the word back.
 void add_dtype_option(CLI::App* cmd, std::optional<DType>* dtype, const char* help);
-std::string dtype_option_name(const std::optional<DType>& dtype);
 // --targets-like options: all, attn, ffn or a projection list, parsed into the mask when given
 // (a bad list is a usage error naming the option).
 CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMask* targets, const std::string& help);
