@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/quant_dot.h"
 #include "kernels/quant_matvec.h"
 
 namespace taia {
@@ -241,6 +242,26 @@ void dense_matvec(const MatvecOut* outs, int n, const float* x, int64_t M, int64
     matvec_group<Half>(outs, n, x, M, K);
 }
 
+// Whether decode rows on weights of this dtype quantize their activations (LinearCompute).
+bool quantizes_activations(DType dtype, const LinearCompute& compute) {
+  return compute.int8_activations && has_quant_dot(dtype);
+}
+
+// x[M, K] quantized for `dtype` into a buffer kept per thread (decode calls this per projection).
+const QuantizedActivations& quantized_activations(const float* x, int64_t M, int64_t K, DType dtype) {
+  thread_local QuantizedActivations xq;
+  quantize_activations(xq, x, M, K, dtype);
+  return xq;
+}
+
+// Prefill rows x[M, K] as the integer kernels see them (a buffer kept per thread).
+const float* rounded_to_8_bits(const float* x, int64_t M, int64_t K, DType dtype) {
+  thread_local std::vector<float> rounded;
+  rounded.resize(size_t(M * K));
+  round_activations_to_8_bits(rounded.data(), x, M, K, dtype);
+  return rounded.data();
+}
+
 }  // namespace
 
 void linear_forward(float* y, const float* x, const TensorView& w, const float* bias, int64_t M, bool accumulate,
@@ -256,14 +277,18 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
     Bf16Workspace& ws = bf16_workspace(compute, "linear_forward");
     gemm_bf16(M, N, K, ws.activations(x, M * K), K, ws.weight(w), K, /*b_is_nk=*/true, y, N, accumulate);
   } else if (M <= kMatvecMaxRows) {
-    quant_matvec(y, x, w, bias, M, accumulate);
+    if (quantizes_activations(w.dtype, compute))
+      quant_dot_matvec(y, quantized_activations(x, M, K, w.dtype), w, bias, accumulate);
+    else
+      quant_matvec(y, x, w, bias, M, accumulate);
     return;
   } else if (w.dtype == DType::F32) {
     gemm_f32(M, N, K, x, K, w.ptr<const float>(), K, /*b_is_nk=*/true, y, N, accumulate);
   } else {
+    const float* xs = quantizes_activations(w.dtype, compute) ? rounded_to_8_bits(x, M, K, w.dtype) : x;
     const float beta = accumulate ? 1.0f : 0.0f;
     for_each_widened_block(w, [&](int64_t n0, int64_t nb, const float* block) {
-      sgemm(false, true, M, nb, K, 1.0f, x, K, block, K, beta, y + n0, N);
+      sgemm(false, true, M, nb, K, 1.0f, xs, K, block, K, beta, y + n0, N);
     });
   }
   if (bias) add_bias_rows(y, bias, M, N);
@@ -279,6 +304,14 @@ void linear_forward_shared(const std::vector<LinearOutput>& outs, const float* x
   for (const LinearOutput& o : outs) {
     check_linear_args(*o.weight, "linear_forward_shared");
     grouped = grouped && o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
+  }
+  if (!grouped && M > 0 && M <= kMatvecMaxRows && quantizes_activations(w0.dtype, compute) &&
+      std::all_of(outs.begin(), outs.end(), [&](const LinearOutput& o) {
+        return o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
+      })) {
+    const QuantizedActivations& xq = quantized_activations(x, M, K, w0.dtype);  // once for all outputs
+    for (const LinearOutput& o : outs) quant_dot_matvec(o.y, xq, *o.weight, o.bias, o.accumulate);
+    return;
   }
   if (!grouped) {
     for (const LinearOutput& o : outs) linear_forward(o.y, x, *o.weight, o.bias, M, o.accumulate, compute);

@@ -8,11 +8,13 @@
 //                       accumulation; M <= kMatvecMaxRows on BF16 weights: the same products
 //                       (rounded activations, F32 sums) through the matrix-vector kernel;
 //   M <= kMatvecMaxRows (decode): the AVX-512 matrix-vector kernel, weights streamed once
-//                       (memory bound), BF16 widened in registers;
+//                       (memory bound), BF16 widened in registers; block-quantized weights with
+//                       LinearCompute::int8_activations: integer dot products (kernels/quant_dot);
 //   larger M, F32 W:    oneDNN's F32 matmul primitive (brgemm);
 //   larger M, BF16 W:   widened to F32 in blocks of 256 rows, dnnl_sgemm per block, so the
 //                       activations are never rounded (the logits of an F32 computation on the
-//                       BF16-valued weights).
+//                       BF16-valued weights); F16 and block-quantized W the same way (quantized
+//                       with int8_activations: the activations rounded to their 8-bit values).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -46,6 +48,12 @@ class Bf16Workspace {
 struct LinearCompute {
   Precision precision = Precision::F32;
   Bf16Workspace* bf16 = nullptr;  // required with Precision::BF16
+  // Block-quantized weights: activations quantized to 8 bits per block (kernels/quant_dot,
+  // llama.cpp's semantics), instead of exact F32 activations against widened weights. Decode rows
+  // (M <= kMatvecMaxRows) run integer dot products; prefill rows multiply the widened F32 tiles
+  // with the activations rounded to those 8-bit values (the same products). Inference turns it
+  // on unless --exact-activations; training keeps it off (its backward is exact).
+  bool int8_activations = false;
 };
 
 // y[M, N] = x[M, K] @ W[N, K]^T (+ bias[N]) ; if accumulate, y += instead of y =.

@@ -17,6 +17,7 @@
 namespace taia {
 
 Decoder::Decoder(const Model& model) : model_(model), recipe_(model_recipe(model.config)) {
+  compute_.int8_activations = true;  // quantized files: llama.cpp's semantics unless set_exact_activations
   const ModelConfig& c = model.config;
   const int64_t dims = recipe_.rotary_dims;
   s_.inv_freq = rope_inv_freq(dims, float(c.rope_theta), c.rope_scaling,
@@ -85,8 +86,11 @@ void Decoder::set_compute(Precision precision) {
                  "BF16 weights; '", tensors[i]->name, "' is ", dtype_name(tensors[i]->dtype),
                  " (load the model with --dtype bf16)");
   }
-  compute_ = LinearCompute{precision, precision == Precision::BF16 ? &bf16_ : nullptr};
+  compute_.precision = precision;
+  compute_.bf16 = precision == Precision::BF16 ? &bf16_ : nullptr;
 }
+
+void Decoder::set_exact_activations(bool exact) { compute_.int8_activations = !exact; }
 
 void Decoder::project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate) {
   linear_forward(y, x, lin.weight, lin.bias_ptr(), T, accumulate, compute_);

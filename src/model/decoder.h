@@ -90,6 +90,12 @@ class Decoder {
   // BF16 GEMMs (twice the F32 rate). Needs BF16 weights (refused otherwise, naming the tensor).
   // F32 (the default): exact F32 products on the weights as stored. LoRA branches stay F32.
   void set_compute(Precision precision);
+  // Decode rows on block-quantized weights (Q4_0 .. Q6_K files): by default activations quantized
+  // to 8 bits per block and integer dot products, as llama.cpp computes them (kernels/quant_dot);
+  // exact: F32 activations against the weights widened to F32 (--exact-activations). Prefill rows
+  // multiply widened tiles either way (with the activations rounded to their 8-bit values unless
+  // exact), so prefill and decode give the same logits up to F32 rounding.
+  void set_exact_activations(bool exact);
 
  private:
   enum class LogitRows { All, Last, None };
@@ -111,7 +117,7 @@ class Decoder {
   const Model& model_;
   ModelRecipe recipe_;  // the sub-steps of every layer (model/layer_recipe.h)
   RunState s_;
-  LinearCompute compute_;  // F32, or BF16 with bf16_
+  LinearCompute compute_;  // F32, or BF16 with bf16_; int8 activations on quantized weights unless exact
   Bf16Workspace bf16_;
   PackedBatch plain_;  // forward()'s rows
   const LoraAdapter* adapter_ = nullptr;

@@ -24,7 +24,7 @@ struct BenchArgs {
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   Precision compute = Precision::F32;
   int threads = 0, rounds = 3;
-  bool no_mmap = false;
+  bool no_mmap = false, exact_activations = false;
   int64_t prompt = 512, depth = 0, tokens = 128;
   TrainBenchOptions train;
   OutputFormat format = OutputFormat::Text;
@@ -59,11 +59,11 @@ BenchResult run_kind(const BenchArgs& a, Model& m) {
   ProgressBar bar(std::string("bench ") + kind_name(a.kind), rounds, true);
   const RoundDone done = [&](int d, int) { bar.update(d); };
   if (a.kind == BenchKind::Prefill) {
-    r.rates = measure_prefill(m, a.prompt, rounds, done, a.compute);
+    r.rates = measure_prefill(m, a.prompt, rounds, done, a.compute, a.exact_activations);
     r.work = prefill_flops(m.config, a.prompt) / double(a.prompt);
     r.ceiling = gemm_peak_gflops(a.compute);  // the GEMM the products run on
   } else if (a.kind == BenchKind::Decode) {
-    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, a.compute);
+    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, a.compute, a.exact_activations);
     r.work = decode_bytes_per_token(m, a.depth + a.tokens / 2);
     bar.finish();
     r.ceiling = read_bandwidth_gbs(size_t(r.work));  // over as many bytes as a step reads
@@ -96,6 +96,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
       j["decode_tokens"] = a.tokens;
     }
     j["compute"] = precision_name(a.compute);
+    if (a.kind != BenchKind::Train) j["exact_activations"] = a.exact_activations;
     if (a.kind == BenchKind::Train) {
       j["batch"] = a.train.batch;
       j["seq"] = a.train.seq;
@@ -174,8 +175,10 @@ void register_bench(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   add_compute_option(prefill.cmd, &prefill.args->compute);
+  add_exact_activations_option(prefill.cmd, &prefill.args->exact_activations);
   const KindCommand decode = add_kind(bench, BenchKind::Decode, "Generation: one-token steps (bound by memory reads)");
   add_compute_option(decode.cmd, &decode.args->compute);
+  add_exact_activations_option(decode.cmd, &decode.args->exact_activations);
   decode.cmd->add_option("--tokens", decode.args->tokens, "Decoded tokens per round")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();

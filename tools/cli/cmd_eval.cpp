@@ -20,6 +20,7 @@ struct EvalArgs {
   std::string refusal_phrases_file;
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   Precision compute = Precision::F32;
+  bool exact_activations = false;
   bool no_mmap = false;
   bool no_chat = false, no_second_pass = false, bbh_cot = false;
   EvalSettings s;
@@ -119,6 +120,7 @@ void run_eval_cmd(EvalArgs& a) {
   if (!a.adapter.empty()) adapter = load_adapter(a.adapter, model->config);
   Decoder decoder(*model);
   decoder.set_compute(a.compute);
+  decoder.set_exact_activations(a.exact_activations);
 
   Json settings{{"model", a.model},
                 {"adapter", a.adapter.empty() ? Json(nullptr) : Json(a.adapter)},
@@ -139,6 +141,7 @@ void run_eval_cmd(EvalArgs& a) {
                 {"threads", a.threads},
                 {"dtype", dtype_option_word(a.dtype)},
                 {"compute", precision_name(a.compute)},
+                {"exact_activations", a.exact_activations},
                 {"task_files", split_list(a.tasks)}};
   const bool json = a.format == OutputFormat::Json;
   s.progress = !json;
@@ -202,6 +205,7 @@ void register_eval(CLI::App& app) {
   add_tokenizer_option(cmd, &args->tokenizer);
   add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
   add_compute_option(cmd, &args->compute);
+  add_exact_activations_option(cmd, &args->exact_activations);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);

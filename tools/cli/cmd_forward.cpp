@@ -13,6 +13,7 @@ struct ForwardArgs {
   std::string model, prompt_ids, out;
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   Precision compute = Precision::F32;
+  bool exact_activations = false;
   bool no_mmap = false;
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
@@ -31,6 +32,7 @@ void run_forward(const ForwardArgs& a) {
   Decoder decoder(*model);
   decoder.set_adapter(adapter.get(), mask);
   decoder.set_compute(a.compute);
+  decoder.set_exact_activations(a.exact_activations);
   KVCache cache(c, int64_t(ids.size()));
   std::vector<float> logits(ids.size() * size_t(c.vocab_size));  // [T, V]
   decoder.forward(cache, ids.data(), int64_t(ids.size()), logits.data(), /*all_logits=*/true);
@@ -68,6 +70,7 @@ void register_forward(CLI::App& app) {
   cmd->add_option("-o,--out", args->out, "Write logits [positions, vocab] as raw little-endian float32");
   add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
   add_compute_option(cmd, &args->compute);
+  add_exact_activations_option(cmd, &args->exact_activations);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);

@@ -64,6 +64,13 @@ void add_compute_option(CLI::App* cmd, Precision* compute, const char* help) {
                   "prefill at BF16 GEMM speed)");
 }
 
+void add_exact_activations_option(CLI::App* cmd, bool* exact) {
+  cmd->add_flag("--exact-activations", *exact,
+                "Quantized files (Q4_0 .. Q6_K): multiply F32 activations with the weights widened to F32 at "
+                "every step, instead of 8-bit activations and integer dot products on decode rows (the default, "
+                "as llama.cpp; faster, logits differ by about 1 %)");
+}
+
 void add_method_option(CLI::App* cmd, TrainMethod* method) {
   add_enum_option(cmd, "--method", method, train_methods(), "lora, molora (LoRA experts on the FFN, plain LoRA on "
                   "attention: the paper's MoLoRA) or full");

@@ -67,6 +67,8 @@ CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMa
 // --compute f32|bf16 (precision_name's words), for the commands that run a model (inference:
 // Decoder::set_compute; train: mixed precision, with its own help).
 void add_compute_option(CLI::App* cmd, Precision* compute, const char* help = nullptr);
+// --exact-activations (Decoder::set_exact_activations), for every command that runs a model.
+void add_exact_activations_option(CLI::App* cmd, bool* exact);
 // --method lora|molora|full (train/method.h's words).
 void add_method_option(CLI::App* cmd, TrainMethod* method);
 
