@@ -33,6 +33,11 @@ LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_si
          "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 2048,
          "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2}
 QWEN_TYPES = ["BF16", "F16", "Q8_0", "Q4_0", "Q4_K_M"]  # llama-quantize's names, from the F32 file
+# Qwen2.5-3B's shape: hidden 2048 (a multiple of 256, so llama-quantize's K-quants really are
+# Q4_K / Q6_K), 36 layers, 16 / 2 heads, FFN 11008, tied 151,936-token embeddings.
+QWEN3B = dict(QWEN, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+              num_key_value_heads=2)
+QWEN3B_TYPES = ["BF16", "Q8_0", "Q4_K_M"]  # from the F16 file
 
 
 def qwen_vocab_gguf(gguf, tokenizer_json, out):
@@ -54,6 +59,52 @@ def qwen_vocab_gguf(gguf, tokenizer_json, out):
     w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
     w.add_bos_token_id(QWEN["bos_token_id"])
     w.add_eos_token_id(QWEN["eos_token_id"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def qwen_f16_gguf(gguf, cfg, vocab, out, seed=1):
+    """A Qwen2-architecture GGUF in F16 (norms and biases F32, as convert_hf_to_gguf writes them)
+    with random N(0, 0.02) weights, written tensor by tensor from numpy: the 3B shape without a
+    12 GB F32 detour through an HF folder."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    D, F, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = D // H
+    w = gguf.GGUFWriter(out, "qwen2")
+    check_llamacpp.copy_vocab(gguf, w, vocab)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(D)
+    w.add_block_count(L)
+    w.add_feed_forward_length(F)
+    w.add_head_count(H)
+    w.add_head_count_kv(KV)
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+
+    def weight(*shape):
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16)
+
+    def ones(n):
+        return np.ones(n, dtype=np.float32)
+
+    w.add_tensor("token_embd.weight", weight(cfg["vocab_size"], D))
+    w.add_tensor("output_norm.weight", ones(D))
+    for i in range(L):
+        b = f"blk.{i}."
+        w.add_tensor(b + "attn_norm.weight", ones(D))
+        w.add_tensor(b + "ffn_norm.weight", ones(D))
+        for name, rows in (("attn_q", H * hd), ("attn_k", KV * hd), ("attn_v", KV * hd)):
+            w.add_tensor(b + name + ".weight", weight(rows, D))
+            w.add_tensor(b + name + ".bias", (rng.standard_normal(rows, dtype=np.float32) * 0.02))
+        w.add_tensor(b + "attn_output.weight", weight(D, H * hd))
+        w.add_tensor(b + "ffn_gate.weight", weight(F, D))
+        w.add_tensor(b + "ffn_up.weight", weight(F, D))
+        w.add_tensor(b + "ffn_down.weight", weight(D, F))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -293,6 +293,17 @@ struct KScales {
 };
 
 inline __m256i load16_i16(const int16_t* v) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v)); }
+inline uint32_t u32_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+// Eight bytes (lo: entries 0-3, hi: 4-7) as sixteen 16-bit entries, each twice (groups of 32
+// values as pairs of groups of 16).
+inline __m256i twice_each(uint32_t lo, uint32_t hi) {
+  const __m128i v = _mm_cvtsi64_si128(int64_t(uint64_t(lo) | uint64_t(hi) << 32));
+  return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v));
+}
 
 // Q4_K / Q5_K: d, dmin, 12 bytes of six-bit scales and minimums; chunk c = sub-blocks 2c, 2c + 1,
 // the low and high nibbles of qs[32c .. 32c + 31]; Q5_K's bit 4 from bits 2c, 2c + 1 of qh[32].
@@ -301,18 +312,15 @@ struct Q45KBlocks {
   static constexpr int64_t kBytes = kFive ? 176 : 144;
   static constexpr int32_t kOffset = 0;
   static constexpr bool kMin = true;
+  // The 12 bytes as words a, b, c: sub-blocks 0-3 take the low six bits of a (scales) and b
+  // (minimums); 4-7 the nibbles of c (scales low, minimums high) below the top two bits of a / b.
   static void scales(const uint8_t* blk, KScales& s) {
     s.d = f16_at(blk);
     s.dmin = f16_at(blk + 2);
-    alignas(32) int16_t sc[16], mn[16];
-    for (int j = 0; j < 8; ++j) {
-      int a = 0, b = 0;
-      k_quant_scale_min(blk + 4, j, a, b);
-      sc[2 * j] = sc[2 * j + 1] = int16_t(a);
-      mn[2 * j] = mn[2 * j + 1] = int16_t(b);
-    }
-    s.sc16 = load16_i16(sc);
-    s.m16 = load16_i16(mn);
+    const uint32_t a = u32_at(blk + 4), b = u32_at(blk + 8), c = u32_at(blk + 12);
+    const uint32_t six = 0x3F3F3F3F, four = 0x0F0F0F0F, top = 0x30303030;
+    s.sc16 = twice_each(a & six, (c & four) | ((a >> 2) & top));
+    s.m16 = twice_each(b & six, ((c >> 4) & four) | ((b >> 2) & top));
   }
   static __m512i quants(const uint8_t* blk, int c) {
     const __m512i v = load256_zext(blk + (kFive ? 48 : 16) + 32 * c);
@@ -373,15 +381,15 @@ struct Q3KBlocks {
   static constexpr int64_t kBytes = 110;
   static constexpr int32_t kOffset = 4;
   static constexpr bool kMin = false;
+  // The 12 bytes as words a, b, c: scale g's low four bits are the low (g < 8) or high nibble of
+  // byte g % 8 of a, b; its top two bits sit at bit 2 (g / 4) of byte g % 4 of c.
   static void scales(const uint8_t* blk, KScales& s) {
-    const uint8_t* sc = blk + 96;
-    alignas(32) int16_t v[16];
-    for (int g = 0; g < 16; ++g) {
-      const int low = g < 8 ? (sc[g] & 0x0F) : (sc[g - 8] >> 4);
-      const int high = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
-      v[g] = int16_t((low | high << 4) - 32);
-    }
-    s.sc16 = load16_i16(v);
+    const uint32_t a = u32_at(blk + 96), b = u32_at(blk + 100), c = u32_at(blk + 104);
+    const uint32_t four = 0x0F0F0F0F, two = 0x03030303;
+    const __m128i v = _mm_setr_epi32(int32_t((a & four) | (c & two) << 4), int32_t((b & four) | ((c >> 2) & two) << 4),
+                                     int32_t(((a >> 4) & four) | ((c >> 4) & two) << 4),
+                                     int32_t(((b >> 4) & four) | ((c >> 6) & two) << 4));
+    s.sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
     s.m16 = _mm256_setzero_si256();
     s.d = f16_at(blk + 108);
   }
@@ -390,10 +398,6 @@ struct Q3KBlocks {
     return _mm512_mask_add_epi8(u, bit_lanes(blk, 2 * c, 2 * c + 1), u, bytes(4));
   }
 };
-
-inline int32_t sum_products_i16(__m256i a, __m256i b) {
-  return _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(a, b)));
-}
 
 // out[m] = row . x[m]: per block, T = sum over groups of sc_g * (sum of q_w * q_x) in 16 int32
 // lanes (u8 x s8 pairs, then x sc_g), acc += T * d * d_x; the offset and minimum terms from
@@ -408,10 +412,10 @@ void dot_row_k(float* out, const uint8_t* row, const QuantizedActivations& xq, i
     group_of[c] = _mm512_load_si512(idx);
   }
   __m512 acc[M];
-  float corrections[M];
+  __m256 corrections[M];  // the offset and minimum terms, 8 partial sums
   for (int m = 0; m < M; ++m) {
     acc[m] = _mm512_setzero_ps();
-    corrections[m] = 0.0f;
+    corrections[m] = _mm256_setzero_ps();
   }
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = row + b * T::kBytes;
@@ -431,12 +435,18 @@ void dot_row_k(float* out, const uint8_t* row, const QuantizedActivations& xq, i
       const float dx = xq.d[size_t(m * blocks + b)];
       acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[m]), _mm512_set1_ps(s.d * dx), acc[m]);
       const __m256i bs = load16_i16(xq.bsums.data() + (m * blocks + b) * 16);
-      const int32_t offset = T::kOffset ? T::kOffset * sum_products_i16(s.sc16, bs) : 0;
-      const int32_t mins = T::kMin ? sum_products_i16(s.m16, bs) : 0;
-      corrections[m] -= dx * (s.d * float(offset) + s.dmin * float(mins));
+      if (T::kOffset)
+        corrections[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s.sc16, bs)),
+                                         _mm256_set1_ps(-float(T::kOffset) * s.d * dx), corrections[m]);
+      if (T::kMin)
+        corrections[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s.m16, bs)),
+                                         _mm256_set1_ps(-s.dmin * dx), corrections[m]);
     }
   }
-  for (int m = 0; m < M; ++m) out[m] = _mm512_reduce_add_ps(acc[m]) + corrections[m];
+  for (int m = 0; m < M; ++m) {
+    const __m128 c = _mm_add_ps(_mm256_castps256_ps128(corrections[m]), _mm256_extractf128_ps(corrections[m], 1));
+    out[m] = _mm512_reduce_add_ps(acc[m]) + _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(c, c), _mm_hadd_ps(c, c)));
+  }
 }
 
 using RowKernel = void (*)(float* out, const uint8_t* row, const QuantizedActivations& xq, int64_t K);
