@@ -4,11 +4,20 @@ Models (random weights, made once in WORK_DIR and reused):
   - a Qwen2.5-0.5B-shaped model (hidden 896, 24 layers, 14 / 2 heads, FFN 4864, tied 151,936-token
     embeddings with Qwen's vocabulary from the fixtures), written as F32 GGUF by llama.cpp's gguf-py
     in the converter's layout, then converted by llama-quantize to BF16, F16, Q8_0, Q4_0, Q4_K_M;
-  - a LLaMA 58M (dim 512, 8 layers, FFN 1376, LLaMA 2's 32,000-token vocabulary, untied), F32.
+  - a LLaMA 58M (dim 512, 8 layers, FFN 1376, LLaMA 2's 32,000-token vocabulary, untied), F32;
+  - a Qwen2.5-3B-shaped model (hidden 2048, 36 layers, 16 / 2 heads, FFN 11008): an F16 GGUF written
+    from numpy, converted by llama-quantize to BF16, Q8_0, Q4_K_M (216 Q4_K + 37 Q6_K tensors).
+    TAIA_BENCH_3B=0 leaves it out.
 In interleaved rounds (every file in both tools each round; medians reported), `llama-bench -p 512
 -n 128 -r 1` beside `taia bench prefill --prompt 512` and `taia bench decode --tokens 128` (both
 from an empty cache, as llama-bench's pp512 and tg128), and taia's decode as a share of the bound
-that the read bandwidth it measures in the same call sets.
+that the read bandwidth it measures in the same call sets. Both tools run their defaults: 8-bit
+activations on quantized files, an F16 KV cache.
+
+Then decode at depth (TAIA_BENCH_DEPTHS, default "4096"; the 0.5B Q4_K_M and BF16 files): this
+llama-bench has no -d, so its decode rate at depth D is 32 tokens over the time of `-pg D,32` minus
+that of `-p D` (the same prompt alone), beside `taia bench decode --depth D --tokens 32`. And load:
+wall time and peak RSS (`/usr/bin/time -f "%e %M"`) of `taia generate -n 8` beside `llama-cli -n 8`.
 
 usage: /usr/bin/python3 bench/compare_llamacpp.py TAIA LLAMA_BENCH FIXTURES WORK_DIR [ROUNDS] [THREADS]
 (bench/compare_llamacpp.sh fills in everything but LLAMA_BENCH.) llama-quantize is taken from the
@@ -143,7 +152,48 @@ def make_models(taia, llama_bench, fixtures, llama_dir, work):
             files.append(("Qwen2.5-0.5B shape", "BF16, taia --compute bf16", out, ("--compute", "bf16"), ()))
     lvocab = os.path.join(fixtures, "tokenizers", "goldens", "ggml-vocab-llama-spm.gguf")
     files.append(("LLaMA 58M", "F32", f32_gguf(taia, gguf, "llama", LLAMA, lvocab, work, "llama58m"), (), ()))
+    if os.environ.get("TAIA_BENCH_3B", "1") != "0":
+        f16 = os.path.join(work, "qwen3b-f16.gguf")
+        if not os.path.exists(f16):
+            qwen_f16_gguf(gguf, QWEN3B, qvocab, f16)
+        for t in QWEN3B_TYPES:
+            out = os.path.join(work, f"qwen3b-{t.lower()}.gguf")
+            if not os.path.exists(out):
+                subprocess.run([quantize, f16, out, t], check=True, capture_output=True)
+            files.append(("Qwen2.5-3B shape", t, out, (), ()))
     return files
+
+
+def llama_depth_decode(llama_bench, model, threads, depth, n=32):
+    """llama-bench's decode tokens/s after `depth` prompt tokens: -pg depth,n minus -p depth."""
+    r = subprocess.run([llama_bench, "-m", model, "-p", str(depth), "-n", "0", "-pg", f"{depth},{n}", "-t",
+                        str(threads), "-r", "1", "-o", "json"], capture_output=True, text=True, check=True)
+    rows = json.loads(r.stdout)
+    pp = next(x["avg_ns"] for x in rows if x["n_prompt"] == depth and x["n_gen"] == 0)
+    pg = next(x["avg_ns"] for x in rows if x["n_prompt"] == depth and x["n_gen"] == n)
+    return n / ((pg - pp) / 1e9)
+
+
+def taia_depth_decode(taia, model, threads, depth, n=32):
+    r = subprocess.run([taia, "bench", "decode", "-m", model, "--depth", str(depth), "--tokens", str(n), "--rounds",
+                        "1", "-t", str(threads), "--format", "json"], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)["tokens_per_s"]
+
+
+def time_rss(cmd):
+    """(wall seconds, peak RSS in GB) of a command, by /usr/bin/time."""
+    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], capture_output=True, text=True, check=True)
+    seconds, kb = r.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(kb) / 1e6
+
+
+def load_runs(taia, llama_bench, model, threads):
+    cli = os.path.join(os.path.dirname(llama_bench), "llama-cli")
+    ours = time_rss([taia, "generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "8", "--ignore-eos", "-t",
+                     str(threads)])
+    theirs = time_rss([cli, "-m", model, "-p", "hello", "-n", "8", "-no-cnv", "--no-warmup", "-c", "512", "-t",
+                       str(threads)])
+    return ours, theirs
 
 
 def llama_bench_run(llama_bench, model, threads, extra):
@@ -180,6 +230,8 @@ def main():
             results[f]["taia"].append(taia_bench_run(taia, f[2], threads, f[3]))
             print(f"round {r + 1} {f[0]} {f[1]}: llama.cpp {results[f]['llama'][-1]}, taia {results[f]['taia'][-1]}",
                   file=sys.stderr, flush=True)
+    depth_table(taia, llama_bench, files, rounds, threads)
+    load_table(taia, llama_bench, files, rounds, threads)
     print(f"CPU: {cpu_name()}, {threads} threads, {rounds} interleaved rounds (medians), llama-bench -p 512 -n 128 "
           f"vs taia bench prefill --prompt 512 / decode --tokens 128\n")
     print("| model (random weights) | dtype | file MB | llama.cpp prefill / decode tok/s | taia prefill / decode tok/s "
@@ -191,6 +243,38 @@ def main():
         tp, tt, share = (statistics.median(x[i] for x in results[f]["taia"]) for i in (0, 1, 2))
         print(f"| {label} | {dtype} | {os.path.getsize(path) / 1e6:.0f} | {lp:.0f} / {lt:.1f} | {tp:.0f} / {tt:.1f} | "
               f"{tp / lp:.2f}x / {tt / lt:.2f}x | {100 * share:.0f} % |")
+
+
+def depth_table(taia, llama_bench, files, rounds, threads):
+    depths = [int(d) for d in os.environ.get("TAIA_BENCH_DEPTHS", "4096").split(",") if d]
+    picked = [f for f in files if f[0] == "Qwen2.5-0.5B shape" and f[1] in ("BF16", "Q4_K_M")]
+    rows = {(f, d): {"llama": [], "taia": []} for f in picked for d in depths}
+    for r in range(rounds):
+        for (f, d), res in rows.items():
+            res["llama"].append(llama_depth_decode(llama_bench, f[2], threads, d))
+            res["taia"].append(taia_depth_decode(taia, f[2], threads, d))
+            print(f"round {r + 1} depth {d} {f[1]}: llama.cpp {res['llama'][-1]:.1f}, taia {res['taia'][-1]:.1f}",
+                  file=sys.stderr, flush=True)
+    print("| model | dtype | depth | llama.cpp decode tok/s | taia decode tok/s | taia / llama.cpp |")
+    print("|---|---|---|---|---|---|")
+    for (f, d), res in rows.items():
+        lt, tt = statistics.median(res["llama"]), statistics.median(res["taia"])
+        print(f"| {f[0]} | {f[1]} | {d} | {lt:.1f} | {tt:.1f} | {tt / lt:.2f}x |")
+    print()
+
+
+def load_table(taia, llama_bench, files, rounds, threads):
+    picked = [f for f in files if f[0] == "Qwen2.5-3B shape" or (f[0] == "Qwen2.5-0.5B shape" and f[1] == "Q4_K_M")]
+    runs = {f: [] for f in picked}
+    for _ in range(rounds):
+        for f in picked:
+            runs[f].append(load_runs(taia, llama_bench, f[2], threads))
+    print("| model | dtype | taia generate -n 8: s / peak RSS GB | llama-cli -n 8: s / peak RSS GB |")
+    print("|---|---|---|---|")
+    for f, rs in runs.items():
+        cell = lambda i: " ".join(f"{r[i][0]:.2f}" for r in rs) + f" / {max(r[i][1] for r in rs):.2f}"
+        print(f"| {f[0]} | {f[1]} | {cell(0)} | {cell(1)} |")
+    print()
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ std::vector<LoglikResult> score_loglik(Decoder& decoder, const std::vector<Logli
     const std::vector<ScoredToken> scored = pack_pass(requests, layout, r0, r1, pb);
     int64_t slots = 0;
     for (size_t r = r0; r < r1; ++r) slots += layout.rows[r];
-    KVCache cache(c, slots);
+    KVCache cache(c, slots, 0, decoder.kv_dtype());
     logits.resize(size_t(int64_t(pb.logit_rows.size()) * V));
     decoder.forward_packed(cache, pb, logits.data());
     add_scores(scored, pb.logit_rows, logits, V, results);
@@ -194,7 +194,7 @@ std::vector<std::vector<int32_t>> generate_greedy(Decoder& decoder, const std::v
       pb.logit_rows.push_back(last_row);
       slot += max_new;  // room for the reply
     }
-    KVCache cache(c, slot);
+    KVCache cache(c, slot, 0, decoder.kv_dtype());
     for (;;) {
       logits.resize(pb.logit_rows.size() * size_t(V));
       decoder.forward_packed(cache, pb, logits.data());
@@ -233,7 +233,7 @@ std::vector<double> token_logprobs(Decoder& decoder, const std::vector<int32_t>&
   if (n < 2) return out;
   const int64_t piece = std::max<int64_t>(1, std::min<int64_t>(window, kLogitBudget / V));
   std::vector<float> logits;
-  KVCache cache(c, window);
+  KVCache cache(c, window, 0, decoder.kv_dtype());
   for (int64_t s = 0; s < n - 1; s += window) {
     const int64_t e = std::min(s + window, n - 1);  // inputs ids[s, e), targets ids[s+1, e]
     cache.clear();
@@ -261,7 +261,7 @@ std::vector<double> token_logprobs_llama_cpp(Decoder& decoder, const std::vector
   std::vector<double> out;
   std::vector<int32_t> chunk(static_cast<size_t>(window));
   std::vector<float> logits(static_cast<size_t>(window * V));
-  KVCache cache(c, window);
+  KVCache cache(c, window, 0, decoder.kv_dtype());
   const int64_t first = window / 2;
   for (int64_t start = 0; start + window <= int64_t(ids.size()); start += window) {
     std::copy(ids.begin() + start, ids.begin() + start + window, chunk.begin());

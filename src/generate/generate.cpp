@@ -18,7 +18,7 @@ GenerateResult generate(Decoder& decoder, const std::vector<int32_t>& prompt_ids
 
   GenerateResult result;
   if (options.max_new_tokens == 0) return result;
-  KVCache cache(c, total, kGenerateRowsPerCall);  // windowed layers keep rings of their windows
+  KVCache cache(c, total, kGenerateRowsPerCall, decoder.kv_dtype());  // windowed layers keep rings of their windows
   result.kv_cache_bytes = cache.bytes();
   Sampler sampler(options.sampling);
   std::vector<float> logits(size_t(c.vocab_size));

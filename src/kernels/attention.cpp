@@ -1,5 +1,7 @@
 #include "kernels/attention.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -38,16 +40,63 @@ void causal_softmax_row(T* p, int64_t i, int64_t L, int64_t lo) {
   for (int64_t j = i + 1; j < L; ++j) p[j] = 0;
 }
 
-// One query row against the rows of its key spans. HD > 0 fixes the head size at compile time
-// so the dot products unroll into a few vector FMAs and one reduction; HD == 0 is the generic loop.
-template <int HD>
-void attend_one(float* out, const float* qh, const float* k, const float* v, const KeySpans& spans,
-                int64_t kv_row_stride, int64_t hd_runtime, float scale, float softcap, float* scores) {
+constexpr int64_t kMaxHeadDim = 512;  // the widening buffer of attend_one (on the stack)
+
+inline float f16_value(uint16_t bits) {
+#if defined(__F16C__)
+  return _cvtsh_ss(bits);
+#else
+  return f16_to_f32(bits);
+#endif
+}
+
+inline void widen_f16(const uint16_t* r, int64_t n, float* out) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i))));
+#endif
+  for (; i < n; ++i) out[i] = f16_value(r[i]);
+}
+
+// Head `offset` .. offset + hd - 1 of a cache row widened to F32 (out[hd]); F32 rows are read in
+// place. Q8_0: blocks of 32 (d, then 32 int8), offset and hd multiples of 32.
+template <DType S>
+inline const float* widen_head(const uint8_t* row, int64_t offset, int64_t hd, float* out) {
+  if constexpr (S == DType::F32) {
+    return reinterpret_cast<const float*>(row) + offset;
+  } else if constexpr (S == DType::BF16) {
+    const uint16_t* r = reinterpret_cast<const uint16_t*>(row) + offset;
+#pragma omp simd
+    for (int64_t i = 0; i < hd; ++i) out[i] = bf16_to_f32(r[i]);
+  } else if constexpr (S == DType::F16) {
+    widen_f16(reinterpret_cast<const uint16_t*>(row) + offset, hd, out);
+  } else {
+    const uint8_t* blk = row + (offset / 32) * 34;
+    for (int64_t b = 0; b < hd / 32; ++b, blk += 34) {
+      const float d = f16_value(uint16_t(blk[0] | blk[1] << 8));
+      const int8_t* qs = reinterpret_cast<const int8_t*>(blk + 2);
+#pragma omp simd
+      for (int i = 0; i < 32; ++i) out[32 * b + i] = d * float(qs[i]);
+    }
+  }
+  return out;
+}
+
+// One query row against the rows of its key spans, keys and values stored as S. HD > 0 fixes
+// the head size at compile time so the dot products unroll into a few vector FMAs and one
+// reduction; HD == 0 is the generic loop.
+template <int HD, DType S>
+void attend_one(float* out, const float* qh, const KvRows& kv, int64_t offset, const KeySpans& spans,
+                int64_t hd_runtime, float scale, float softcap, float* scores) {
   const int64_t hd = HD > 0 ? HD : hd_runtime;
+  const uint8_t* k = static_cast<const uint8_t*>(kv.k);
+  const uint8_t* v = static_cast<const uint8_t*>(kv.v);
+  alignas(64) float row[kMaxHeadDim];  // a widened key or value head
   int64_t n = 0;
   for (int s = 0; s < 2; ++s)
     for (int64_t j = spans.begin[s]; j < spans.end[s]; ++j) {
-      const float* kj = k + j * kv_row_stride;
+      const float* kj = widen_head<S>(k + j * kv.row_bytes, offset, hd, row);
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
       for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kj[i];
@@ -60,37 +109,51 @@ void attend_one(float* out, const float* qh, const float* k, const float* v, con
   for (int s = 0; s < 2; ++s)
     for (int64_t j = spans.begin[s]; j < spans.end[s]; ++j) {
       const float p = scores[n++];
-      const float* vj = v + j * kv_row_stride;
+      const float* vj = widen_head<S>(v + j * kv.row_bytes, offset, hd, row);
 #pragma omp simd
       for (int64_t i = 0; i < hd; ++i) out[i] += p * vj[i];
     }
 }
 
-using AttendFn = void (*)(float*, const float*, const float*, const float*, const KeySpans&, int64_t, int64_t, float,
-                          float, float*);
+using AttendFn = void (*)(float*, const float*, const KvRows&, int64_t, const KeySpans&, int64_t, float, float, float*);
 
-AttendFn pick(int64_t hd) {
+template <DType S>
+AttendFn pick_for(int64_t hd) {
   switch (hd) {
-    case 8: return attend_one<8>;
-    case 16: return attend_one<16>;
-    case 32: return attend_one<32>;
-    case 64: return attend_one<64>;
-    case 80: return attend_one<80>;
-    case 96: return attend_one<96>;
-    case 128: return attend_one<128>;
-    case 256: return attend_one<256>;
-    default: return attend_one<0>;
+    case 8: return attend_one<8, S>;
+    case 16: return attend_one<16, S>;
+    case 32: return attend_one<32, S>;
+    case 64: return attend_one<64, S>;
+    case 80: return attend_one<80, S>;
+    case 96: return attend_one<96, S>;
+    case 128: return attend_one<128, S>;
+    case 256: return attend_one<256, S>;
+    default: return attend_one<0, S>;
+  }
+}
+
+AttendFn pick(DType dtype, int64_t hd) {
+  switch (dtype) {
+    case DType::F32: return pick_for<DType::F32>(hd);
+    case DType::BF16: return pick_for<DType::BF16>(hd);
+    case DType::F16: return pick_for<DType::F16>(hd);
+    case DType::Q8_0: return pick_for<DType::Q8_0>(hd);
+    default: return nullptr;
   }
 }
 
 }  // namespace
 
-void attention_forward_spans(float* out, const float* q, const float* k, const float* v, const KeySpans* spans,
-                             int64_t T, int64_t kv_row_stride, const AttentionShape& shape) {
+void attention_forward_spans(float* out, const float* q, const KvRows& kv, const KeySpans* spans, int64_t T,
+                             const AttentionShape& shape) {
   const int64_t H = shape.n_heads, hd = shape.head_dim;
   const int64_t group = H / shape.n_kv_heads;
   const float scale = shape.scale > 0.0f ? shape.scale : 1.0f / std::sqrt(float(hd));
-  const AttendFn attend = pick(hd);
+  const AttendFn attend = pick(kv.dtype, hd);
+  TAIA_CHECK(attend != nullptr, "[attention] expected keys and values stored as F32, BF16, F16 or Q8_0, got ",
+             dtype_name(kv.dtype));
+  TAIA_CHECK(hd <= kMaxHeadDim && (kv.dtype != DType::Q8_0 || hd % 32 == 0), "[attention] expected head_dim <= ",
+             kMaxHeadDim, " (a multiple of 32 for Q8_0 rows), got ", hd);
   int64_t longest = 0, work = 0;
   for (int64_t t = 0; t < T; ++t) {
     longest = std::max(longest, spans[t].size());
@@ -104,9 +167,8 @@ void attention_forward_spans(float* out, const float* q, const float* k, const f
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t h = 0; h < H; ++h) {
-        const int64_t kv_offset = (h / group) * hd;
-        attend(out + (t * H + h) * hd, q + (t * H + h) * hd, k + kv_offset, v + kv_offset, spans[t], kv_row_stride,
-               hd, scale, shape.softcap, scores.data());
+        attend(out + (t * H + h) * hd, q + (t * H + h) * hd, kv, (h / group) * hd, spans[t], hd, scale,
+               shape.softcap, scores.data());
       }
     }
   }
@@ -119,7 +181,8 @@ void attention_forward(float* out, const float* q, const float* k, const float* 
     spans[size_t(t)].begin[0] = window_start(pos0 + t, shape.window);
     spans[size_t(t)].end[0] = pos0 + t + 1;
   }
-  attention_forward_spans(out, q, k, v, spans.data(), T, kv_row_stride, shape);
+  attention_forward_spans(out, q, KvRows{k, v, DType::F32, kv_row_stride * int64_t(sizeof(float))}, spans.data(), T,
+                          shape);
 }
 
 namespace {

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace taia {
 
 struct AttentionShape {
@@ -43,6 +45,16 @@ struct KeySpans {
   int64_t size() const { return (end[0] - begin[0]) + (end[1] - begin[1]); }
 };
 
+// Keys and values as a cache stores them: rows of row_bytes bytes, each [n_kv_heads, head_dim]
+// values of dtype F32, BF16, F16 or Q8_0 (blocks of 32 within a head). Attention widens each row's
+// head to F32 as it reads it; scores, softmax and sums stay F32.
+struct KvRows {
+  const void* k;
+  const void* v;
+  DType dtype = DType::F32;
+  int64_t row_bytes = 0;
+};
+
 // q[T, n_heads, head_dim] holds the queries of positions pos0 .. pos0+T-1.
 // k, v: [>= pos0+T, n_kv_heads, head_dim] rows for every position so far (row stride kv_row_stride
 // floats). Query t attends to positions 0 .. pos0+t. out[T, n_heads, head_dim].
@@ -50,9 +62,9 @@ void attention_forward(float* out, const float* q, const float* k, const float* 
                        int64_t kv_row_stride, const AttentionShape& shape);
 
 // Query t attends to the cache rows spans[t] (each non-empty, the query's own row included by
-// the caller). Same layouts as attention_forward.
-void attention_forward_spans(float* out, const float* q, const float* k, const float* v, const KeySpans* spans,
-                             int64_t T, int64_t kv_row_stride, const AttentionShape& shape);
+// the caller), read as stored. q and out as attention_forward's.
+void attention_forward_spans(float* out, const float* q, const KvRows& kv, const KeySpans* spans, int64_t T,
+                             const AttentionShape& shape);
 
 // Training, within each of `batch` sequences of `seq_len` rows: q [batch, seq_len, n_heads,
 // head_dim], k/v [batch, seq_len, n_kv_heads, head_dim] -> out like q; probs [batch, n_heads,

@@ -92,6 +92,17 @@ void Decoder::set_compute(Precision precision) {
 
 void Decoder::set_exact_activations(bool exact) { compute_.int8_activations = !exact; }
 
+void Decoder::configure(const DecoderSettings& s) {
+  set_compute(s.precision);
+  set_exact_activations(s.exact_activations);
+  set_kv_dtype(s.kv_dtype);
+}
+
+void Decoder::set_kv_dtype(DType dtype) {
+  KVCache::bytes_per_position(model_.config, dtype);  // refuses a type this model's heads cannot hold
+  kv_dtype_ = dtype;
+}
+
 void Decoder::project(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T, bool accumulate) {
   linear_forward(y, x, lin.weight, lin.bias_ptr(), T, accumulate, compute_);
   add_lora(layer, p, lin, y, x, T);
@@ -294,9 +305,9 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   const int64_t KV = a.n_kv_heads * a.head_dim;
   float* x = s_.x.data();
   float* xn = s_.xn.data();
-  // Consecutive slots go straight into the cache unless they wrap around a ring.
+  // Consecutive slots of an F32 cache go straight into it unless they wrap around a ring.
   const int64_t row0 = cache.row_of(l, b.slots[0]);
-  contiguous = contiguous && row0 + T <= cache.layer_rows(l);
+  contiguous = contiguous && row0 + T <= cache.layer_rows(l) && cache.dtype() == DType::F32;
   float* k_rows = contiguous ? cache.keys(l) + row0 * KV : s_.k.data();  // [T, KV]
   float* v_rows = contiguous ? cache.values(l) + row0 * KV : s_.v.data();
   rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
@@ -309,14 +320,10 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   }
   rotate(r, s_.q.data(), k_rows, b.positions.data(), T);
   if (!contiguous)
-    for (int64_t t = 0; t < T; ++t) {
-      const int64_t row = cache.row_of(l, b.slots[size_t(t)]);
-      std::memcpy(cache.keys(l) + row * KV, k_rows + t * KV, size_t(KV) * sizeof(float));
-      std::memcpy(cache.values(l) + row * KV, v_rows + t * KV, size_t(KV) * sizeof(float));
-    }
+    for (int64_t t = 0; t < T; ++t)
+      cache.store(l, cache.row_of(l, b.slots[size_t(t)]), k_rows + t * KV, v_rows + t * KV);
   // The spans carry the layer's window (layer_spans); the shape adds Gemma's scale and soft-cap.
-  attention_forward_spans(s_.att.data(), s_.q.data(), cache.keys(l), cache.values(l), layer_spans(l, cache, b), T,
-                          cache.row_stride(), a);
+  attention_forward_spans(s_.att.data(), s_.q.data(), cache.rows(l), layer_spans(l, cache, b), T, a);
   sublayer_output(l, r, Proj::O, L.o, L.attn_out_norm, s_.att.data(), T);
 
   rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
@@ -362,7 +369,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   s_.gate.resize(size_t(T * I));
   s_.up.resize(size_t(T * I));
   if (recipe_.layers[0].output_norms || observer_) s_.block_out.resize(size_t(T * D));
-  if (!contiguous || cache.has_rings()) {
+  if (!contiguous || cache.has_rings() || cache.dtype() != DType::F32) {
     s_.k.resize(size_t(T * KV));
     s_.v.resize(size_t(T * KV));
   }

@@ -47,6 +47,14 @@ struct RunState {
   std::vector<float> inv_freq_local;  // [rotary_dims/2] Gemma 3's local layers (rope_local_theta), else empty
 };
 
+// How a Decoder computes, the settings of every command that runs a model (--compute,
+// --exact-activations, --kv-dtype; tools/cli/common.h declares them once).
+struct DecoderSettings {
+  Precision precision = Precision::F32;
+  bool exact_activations = false;
+  DType kv_dtype = DType::F32;
+};
+
 class Decoder {
  public:
   explicit Decoder(const Model& model);
@@ -96,6 +104,11 @@ class Decoder {
   // multiply widened tiles either way (with the activations rounded to their 8-bit values unless
   // exact), so prefill and decode give the same logits up to F32 rounding.
   void set_exact_activations(bool exact);
+  // The type the caches made for this decoder's runs store keys and values in (generate, eval,
+  // bench: --kv-dtype; model/kv_cache.h): F32 unless set. Checked against the model here.
+  void set_kv_dtype(DType dtype);
+  DType kv_dtype() const { return kv_dtype_; }
+  void configure(const DecoderSettings& s);  // the three above
 
  private:
   enum class LogitRows { All, Last, None };
@@ -117,6 +130,7 @@ class Decoder {
   const Model& model_;
   ModelRecipe recipe_;  // the sub-steps of every layer (model/layer_recipe.h)
   RunState s_;
+  DType kv_dtype_ = DType::F32;
   LinearCompute compute_;  // F32, or BF16 with bf16_; int8 activations on quantized weights unless exact
   Bf16Workspace bf16_;
   PackedBatch plain_;  // forward()'s rows

@@ -46,15 +46,14 @@ double median_of(std::vector<double> v) {
 }
 
 std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, const RoundDone& done,
-                                    Precision precision, bool exact_activations) {
+                                    const DecoderSettings& settings) {
   check_positive(tokens, "prompt tokens");
   const ModelConfig& c = m.config;
   Decoder d(m);
-  d.set_compute(precision);
-  d.set_exact_activations(exact_activations);
+  d.configure(settings);
   const std::vector<int32_t> prompt = spread_ids(tokens, c.vocab_size);
   std::vector<float> logits(size_t(c.vocab_size));  // [V]: the last position's
-  KVCache cache(c, tokens);
+  KVCache cache(c, tokens, 0, d.kv_dtype());
   d.forward(cache, prompt.data(), tokens, logits.data(), false);  // warm-up: pages, JIT kernels
   std::vector<double> rates;
   for (int r = 0; r < rounds; ++r) {
@@ -68,16 +67,15 @@ std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, 
 }
 
 std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens, int rounds, const RoundDone& done,
-                                   Precision precision, bool exact_activations) {
+                                   const DecoderSettings& settings) {
   check_positive(tokens, "decode tokens");
   TAIA_CHECK(depth >= 0, "[bench] expected a depth >= 0, got ", depth);
   const ModelConfig& c = m.config;
   Decoder d(m);
-  d.set_compute(precision);
-  d.set_exact_activations(exact_activations);
+  d.configure(settings);
   const std::vector<int32_t> prompt = spread_ids(std::max<int64_t>(depth, 1), c.vocab_size);
   std::vector<float> logits(size_t(c.vocab_size));  // [V]
-  KVCache cache(c, depth + tokens);
+  KVCache cache(c, depth + tokens, 0, d.kv_dtype());
   auto round = [&] {  // seconds of the `tokens` steps
     cache.clear();
     if (depth > 0) d.forward(cache, prompt.data(), depth, logits.data(), false);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/linear.h"
+#include "model/decoder.h"
 #include "model/weights.h"
 #include "train/engine.h"
 
@@ -17,16 +18,14 @@ using RoundDone = std::function<void(int, int)>;
 
 // Tokens/s of each round: a `tokens`-token prompt from an empty cache, logits of the last
 // position only (as llama-bench's pp test); one untimed warm-up pass first.
-// precision: Decoder::set_compute's (BF16: BF16 weights only); exact_activations:
-// Decoder::set_exact_activations.
+// settings: Decoder::configure's (BF16 compute: BF16 weights only).
 std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, const RoundDone& done = {},
-                                    Precision precision = Precision::F32, bool exact_activations = false);
+                                    const DecoderSettings& settings = {});
 
 // Tokens/s of each round: `tokens` one-token steps (greedy) after an untimed `depth`-token
 // prompt (depth 0: from an empty cache, as llama-bench's tg test); one untimed warm-up round.
 std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens, int rounds,
-                                   const RoundDone& done = {}, Precision precision = Precision::F32,
-                                   bool exact_activations = false);
+                                   const RoundDone& done = {}, const DecoderSettings& settings = {});
 
 struct TrainBenchOptions {
   int64_t batch = 4, seq = 256;  // sequences x tokens per step (random tokens, next-token targets)

@@ -59,15 +59,15 @@ int64_t checked_slots(const ModelConfig& c, int64_t parallel, int64_t ctx) {
 }  // namespace
 
 Engine::Engine(const Model& model, const Tokenizer& tok, int64_t parallel, int64_t ctx, int64_t max_queue,
-               bool exact_activations)
+               const DecoderSettings& settings)
     : model_(model),
       tok_(tok),
       decoder_(model),
       parallel_(parallel),
       ctx_(ctx),
       max_queue_(max_queue),
-      cache_(model.config, checked_slots(model.config, parallel, ctx)) {
-  decoder_.set_exact_activations(exact_activations);
+      cache_(model.config, checked_slots(model.config, parallel, ctx), 0, settings.kv_dtype) {
+  decoder_.configure(settings);
   eos_ = model.config.eos_token_ids;
   if (tok.eos_id) eos_.push_back(*tok.eos_id);
   eos_.insert(eos_.end(), tok.extra_eos_ids.begin(), tok.extra_eos_ids.end());

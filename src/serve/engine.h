@@ -45,9 +45,9 @@ struct Job {
 class Engine {
  public:
   // parallel: jobs decoded together; ctx: positions per job (prompt + reply).
-  // exact_activations: Decoder::set_exact_activations.
+  // settings: Decoder::configure's (kv_dtype: the cache's type).
   Engine(const Model& model, const Tokenizer& tok, int64_t parallel, int64_t ctx, int64_t max_queue,
-         bool exact_activations = false);
+         const DecoderSettings& settings = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

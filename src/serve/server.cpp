@@ -46,7 +46,7 @@ struct Server {
 
   Server(const Model& m, const Tokenizer& t, const ChatTemplate& c, std::vector<NamedAdapter> a, const ServeOptions& o)
       : model(m), tok(t), chat(c), adapters(std::move(a)), options(o),
-        engine(m, t, o.parallel, o.limits.ctx, o.max_queue > 0 ? o.max_queue : 4 * o.parallel, o.exact_activations) {
+        engine(m, t, o.parallel, o.limits.ctx, o.max_queue > 0 ? o.max_queue : 4 * o.parallel, o.decoder) {
     for (const auto& n : adapters) adapter_names.push_back(n.name);
   }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/decoder.h"
 #include "model/lora.h"
 #include "model/weights.h"
 #include "serve/api.h"
@@ -23,7 +24,7 @@ struct ServeOptions {
   int64_t parallel = 4;       // jobs decoded together
   int64_t max_connections = 32;
   int64_t max_queue = 0;      // requests waiting for a slot; more are refused with 429 (0: 4 x parallel)
-  bool exact_activations = false;  // Decoder::set_exact_activations
+  DecoderSettings decoder;    // --compute, --exact-activations, --kv-dtype (its cache's type)
   Limits limits;
 };
 

@@ -167,7 +167,9 @@ check(all(len(x["extracted"]) == 1 for x in samples(letter, "mmlu", "base")), "l
 # ---- 2. log-likelihood and perplexity against `taia forward`
 def forward_logprobs(ids, extra=()):
     out = os.path.join(WORK, "logits.f32")
-    rr = taia("forward", "-m", MODEL, "--prompt-ids", ",".join(map(str, ids)), "-o", out, "--threads", "2", *extra)
+    # eval's default cache type (forward's default is F32, the parity checks' exact path)
+    rr = taia("forward", "-m", MODEL, "--prompt-ids", ",".join(map(str, ids)), "-o", out, "--threads", "2",
+              "--kv-dtype", "f16", *extra)
     assert rr.returncode == 0, rr.stderr
     lg = np.fromfile(out, dtype="<f4").astype(np.float64).reshape(len(ids), -1)
     m = lg.max(axis=1, keepdims=True)

@@ -320,7 +320,8 @@ def heldout_text(path):
 
 def check_perplexity(taia, llama_dir, work):
     """taia eval --perplexity-windows llama-cpp against llama-perplexity on the same file and
-    windows (chunks of 64 tokens): within 1 %."""
+    windows (chunks of 64 tokens), both with their defaults (8-bit activations, F16 cache): within
+    1 %; taia's exact path (F32 activations and cache) printed beside them."""
     text = os.path.join(work, "heldout.txt")
     heldout_text(text)
     failures = 0
@@ -330,17 +331,20 @@ def check_perplexity(taia, llama_dir, work):
                  "-b", "64", "-t", "2"])
         found = re.search(r"Final estimate: PPL = ([0-9.]+)", r.stdout + r.stderr)
         theirs = float(found.group(1)) if found else None
-        out = os.path.join(work, "ppl-" + name)
-        r2 = run([taia, "eval", "-m", model, "--tasks", text, "--max-length", "64", "--perplexity-windows", "llama-cpp",
-                  "--out", out, "-t", "2"])
-        ours = None
-        if r2.returncode == 0:
-            entry = next(iter(json.load(open(os.path.join(out, "results.json")))["tasks"].values()))["base"]
-            ours = entry["perplexity"]
+        def taia_ppl(label, *extra):
+            out = os.path.join(work, f"ppl-{label}-{name}")
+            r2 = run([taia, "eval", "-m", model, "--tasks", text, "--max-length", "64", "--perplexity-windows",
+                      "llama-cpp", "--out", out, "-t", "2", *extra])
+            if r2.returncode != 0:
+                return None
+            return next(iter(json.load(open(os.path.join(out, "results.json")))["tasks"].values()))["base"]["perplexity"]
+        ours = taia_ppl("default")  # 8-bit activations, F16 cache: llama.cpp's defaults
+        exact = taia_ppl("exact", "--exact-activations", "--kv-dtype", "f32")
         ok = theirs is not None and ours is not None and abs(ours - theirs) <= 0.01 * theirs
         failures += 0 if ok else 1
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: perplexity {ours} in taia, {theirs} in llama-perplexity "
-              f"(llama.cpp's windows of 64)")
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: perplexity {ours} in taia (8-bit activations, F16 cache), "
+              f"{theirs} in llama-perplexity (llama.cpp's windows of 64); taia --exact-activations --kv-dtype f32: "
+              f"{exact}")
     return failures
 
 

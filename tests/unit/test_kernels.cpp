@@ -465,5 +465,51 @@ TEST_P(Attention, MatchesNaiveCausalGqa) {
 
 INSTANTIATE_TEST_SUITE_P(Windows, Attention, ::testing::Values(int64_t(0), int64_t(4)));
 
+// Keys and values stored as BF16, F16 or Q8_0 rows: attention over them equals F32 attention over
+// the same rows widened (the values the stored bits mean), and differs from attention over the
+// unrounded rows; two spans, grouped heads of 64 (two Q8_0 blocks each).
+TEST(AttentionKvTypes, ReadTheStoredRowsAsTheirValues) {
+  const AttentionShape shape{4, 2, 64, 0};
+  const int64_t T = 3, ctx = 40, kvd = shape.n_kv_heads * shape.head_dim;
+  auto q = test::random_vector(size_t(T * shape.n_heads * shape.head_dim), 61);
+  auto k = test::random_vector(size_t(ctx * kvd), 62), v = test::random_vector(size_t(ctx * kvd), 63);
+  std::vector<KeySpans> spans(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    spans[size_t(t)].begin[0] = 0;
+    spans[size_t(t)].end[0] = 5;
+    spans[size_t(t)].begin[1] = 20 + t;
+    spans[size_t(t)].end[1] = 30 + 3 * t;
+  }
+  std::vector<float> exact(q.size());
+  attention_forward_spans(exact.data(), q.data(), KvRows{k.data(), v.data(), DType::F32, kvd * 4}, spans.data(), T,
+                          shape);
+  for (DType dtype : {DType::BF16, DType::F16, DType::Q8_0}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const int64_t row_bytes = int64_t(dtype_bytes(dtype, kvd));
+    std::vector<uint8_t> ks(size_t(ctx * row_bytes)), vs(ks.size());
+    std::vector<float> kw(k.size()), vw(v.size());  // the stored rows widened back
+    for (int64_t j = 0; j < ctx; ++j) {
+      convert_from_f32(k.data() + j * kvd, dtype, ks.data() + j * row_bytes, size_t(kvd));
+      convert_from_f32(v.data() + j * kvd, dtype, vs.data() + j * row_bytes, size_t(kvd));
+      convert_to_f32(dtype, ks.data() + j * row_bytes, kw.data() + j * kvd, size_t(kvd));
+      convert_to_f32(dtype, vs.data() + j * row_bytes, vw.data() + j * kvd, size_t(kvd));
+    }
+    std::vector<float> stored(q.size()), widened(q.size());
+    attention_forward_spans(stored.data(), q.data(), KvRows{ks.data(), vs.data(), dtype, row_bytes}, spans.data(), T,
+                            shape);
+    attention_forward_spans(widened.data(), q.data(), KvRows{kw.data(), vw.data(), DType::F32, kvd * 4}, spans.data(),
+                            T, shape);
+    EXPECT_LE(test::max_abs_diff(stored, widened), 1e-6f);
+    EXPECT_GT(test::max_abs_diff(stored, exact), 1e-5f);
+    EXPECT_LE(test::max_abs_diff(stored, exact), 0.05f);
+  }
+  std::vector<uint8_t> rows(size_t(ctx * 34 * 2));  // Q8_0 rows need heads of whole blocks of 32
+  std::vector<float> out(size_t(T * 4 * 16));
+  const AttentionShape small{4, 2, 16, 0};
+  EXPECT_THROW(attention_forward_spans(out.data(), q.data(), KvRows{rows.data(), rows.data(), DType::Q8_0, 34},
+                                       spans.data(), T, small),
+               Error);
+}
+
 }  // namespace
 }  // namespace taia

@@ -1,4 +1,5 @@
 #include <fstream>
+#include <iostream>
 
 #include "core/error.h"
 #include "core/mmap_file.h"
@@ -144,7 +145,7 @@ TEST(Model, IncrementalDecodingMatchesOneBatchUnderASlidingWindow) {
 
 // A ring KV cache (windowed layers keep window - 1 + rows_per_call rows) gives the full cache's
 // logits: one prompt in calls of rows_per_call rows, then one token at a time far past the ring.
-void check_ring_cache_matches_full_cache(const ModelConfig& config) {
+void check_ring_cache_matches_full_cache(const ModelConfig& config, DType kv_dtype = DType::F32) {
   auto m = init_model(config, 2, DType::F32, InitScheme::Full, 0.1f);
   std::vector<int32_t> ids;
   for (int i = 0; i < 40; ++i) ids.push_back(int32_t((i * 7 + 3) % config.vocab_size));
@@ -152,19 +153,19 @@ void check_ring_cache_matches_full_cache(const ModelConfig& config) {
   std::vector<float> full(n * V), ring(n * V);
   {
     Decoder d(*m);
-    KVCache cache(m->config, int64_t(n));
+    KVCache cache(m->config, int64_t(n), 0, kv_dtype);
     d.forward(cache, ids.data(), int64_t(n), full.data(), true);
   }
   Decoder d(*m);
-  KVCache cache(m->config, int64_t(n), 2);
+  KVCache cache(m->config, int64_t(n), 2, kv_dtype);
   ASSERT_TRUE(cache.has_rings());
-  KVCache plain(m->config, int64_t(n));
+  KVCache plain(m->config, int64_t(n), 0, kv_dtype);
   EXPECT_LT(cache.bytes(), plain.bytes());
   for (int64_t l = 0; l < config.num_layers; ++l)
     EXPECT_EQ(cache.layer_rows(l), config.layer_window(l) ? config.layer_window(l) + 1 : int64_t(n)) << "layer " << l;
   d.forward(cache, ids.data(), 15, ring.data(), true);  // 8 calls of <= 2 rows
   for (size_t t = 15; t < n; ++t) d.forward(cache, &ids[t], 1, ring.data() + t * V, true);
-  EXPECT_LE(test::max_abs_diff(full, ring), 1e-5f);
+  EXPECT_LE(test::max_abs_diff(full, ring), kv_dtype == DType::F32 ? 1e-5f : 3e-5f);  // sums in another order
   // A call that would overwrite keys it still reads is refused, never silently wrong.
   PackedBatch b;  // 6 rows in one call: slot 0 (read by row 0) and slot 5 share a row of the ring
   for (int64_t t = 0; t < 6; ++t) {
@@ -180,6 +181,48 @@ void check_ring_cache_matches_full_cache(const ModelConfig& config) {
 
 TEST(Model, RingKvCacheOfWindowedLayersMatchesTheFullCache) {
   check_ring_cache_matches_full_cache(windowed_config());
+  for (DType kv : {DType::BF16, DType::F16}) check_ring_cache_matches_full_cache(windowed_config(), kv);
+  ModelConfig wide = windowed_config();  // heads of 32: whole Q8_0 blocks
+  wide.head_dim = 32;
+  check_ring_cache_matches_full_cache(wide, DType::Q8_0);
+}
+
+// Caches of every type (--kv-dtype) against the F32 cache on the same prompt, prefill and decode:
+// the logits move by the rounding of the stored keys and values only (F16's 11 bits least, BF16's
+// 8 and Q8_0's 8 per block more), and a type the heads cannot hold is refused.
+TEST(Model, KvCacheTypesStayNearTheF32Cache) {
+  ModelConfig c = tiny_config(Arch::Llama, 2, false);
+  c.head_dim = 32;
+  auto m = init_model(c, 3, DType::F32, InitScheme::Full, 0.2f);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 30; ++i) ids.push_back(int32_t((i * 11 + 5) % c.vocab_size));
+  const size_t V = size_t(c.vocab_size), n = ids.size();
+  auto run = [&](DType kv) {
+    Decoder d(*m);
+    d.set_kv_dtype(kv);
+    KVCache cache(c, int64_t(n), 0, d.kv_dtype());
+    std::vector<float> out(n * V);
+    d.forward(cache, ids.data(), 20, out.data(), true);
+    for (size_t t = 20; t < n; ++t) d.forward(cache, &ids[t], 1, out.data() + t * V, true);
+    return out;
+  };
+  const std::vector<float> exact = run(DType::F32);
+  const float scale = test::max_abs(exact);
+  float f16_diff = 0.0f;
+  for (auto [kv, bound] : {std::pair{DType::F16, 2e-3f}, std::pair{DType::BF16, 3e-2f}, std::pair{DType::Q8_0, 3e-2f}}) {
+    const std::vector<float> got = run(kv);
+    const float diff = test::max_abs_diff(got, exact);
+    if (kv == DType::F16) f16_diff = diff;
+    else EXPECT_GT(diff, f16_diff) << dtype_name(kv);
+    std::cout << "kv " << dtype_name(kv) << ": max |logit - F32 cache's| = " << diff << " (max |logit| " << scale
+              << ")" << std::endl;
+    EXPECT_GT(diff, 0.0f) << dtype_name(kv);
+    EXPECT_LE(diff, bound * scale) << dtype_name(kv);
+  }
+  auto small = init_model(tiny_config(Arch::Llama, 2, false), 3, DType::F32, InitScheme::Full, 0.5f);
+  Decoder d(*small);  // head_dim 8
+  EXPECT_THROW(d.set_kv_dtype(DType::Q8_0), Error);
+  EXPECT_THROW(d.set_kv_dtype(DType::Q4_0), Error);
 }
 
 // Gemma 2 (soft-caps, sandwich norms, windows on even layers) and Gemma 3 (QK-norm, a local

@@ -22,9 +22,9 @@ struct BenchArgs {
   BenchKind kind = BenchKind::Decode;
   std::string model, preset;
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
-  Precision compute = Precision::F32;
+  DecoderSettings run{Precision::F32, false, DType::F16};  // prefill / decode: --compute, --exact-activations, --kv-dtype
   int threads = 0, rounds = 3;
-  bool no_mmap = false, exact_activations = false;
+  bool no_mmap = false;
   int64_t prompt = 512, depth = 0, tokens = 128;
   TrainBenchOptions train;
   OutputFormat format = OutputFormat::Text;
@@ -59,17 +59,17 @@ BenchResult run_kind(const BenchArgs& a, Model& m) {
   ProgressBar bar(std::string("bench ") + kind_name(a.kind), rounds, true);
   const RoundDone done = [&](int d, int) { bar.update(d); };
   if (a.kind == BenchKind::Prefill) {
-    r.rates = measure_prefill(m, a.prompt, rounds, done, a.compute, a.exact_activations);
+    r.rates = measure_prefill(m, a.prompt, rounds, done, a.run);
     r.work = prefill_flops(m.config, a.prompt) / double(a.prompt);
-    r.ceiling = gemm_peak_gflops(a.compute);  // the GEMM the products run on
+    r.ceiling = gemm_peak_gflops(a.run.precision);  // the GEMM the products run on
   } else if (a.kind == BenchKind::Decode) {
-    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, a.compute, a.exact_activations);
+    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, a.run);
     r.work = decode_bytes_per_token(m, a.depth + a.tokens / 2);
     bar.finish();
     r.ceiling = read_bandwidth_gbs(size_t(r.work));  // over as many bytes as a step reads
   } else {
     TrainBenchOptions o = a.train;
-    o.compute_bf16 = a.compute == Precision::BF16;
+    o.compute_bf16 = a.run.precision == Precision::BF16;
     r.rates = measure_train(m, o, rounds, done);
     r.work = train_step_flops(m.config, o) / double(o.batch * o.seq);
     r.ceiling = gemm_peak_gflops(o.compute_bf16 ? Precision::BF16 : Precision::F32);
@@ -95,8 +95,11 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
       j["depth"] = a.depth;
       j["decode_tokens"] = a.tokens;
     }
-    j["compute"] = precision_name(a.compute);
-    if (a.kind != BenchKind::Train) j["exact_activations"] = a.exact_activations;
+    j["compute"] = precision_name(a.run.precision);
+    if (a.kind != BenchKind::Train) {
+      j["exact_activations"] = a.run.exact_activations;
+      j["kv_dtype"] = kv_dtype_word(a.run.kv_dtype);
+    }
     if (a.kind == BenchKind::Train) {
       j["batch"] = a.train.batch;
       j["seq"] = a.train.seq;
@@ -120,7 +123,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
                 r.work / 1e9, achieved, r.ceiling, bound, 100.0 * tps / bound);
   else
     std::printf("%.2f GFLOP per token -> %.1f GFLOP/s; this machine's %s GEMM: %.1f GFLOP/s (%.0f %%)\n",
-                r.work / 1e9, achieved, a.compute == Precision::BF16 ? "BF16" : "F32", r.ceiling,
+                r.work / 1e9, achieved, a.run.precision == Precision::BF16 ? "BF16" : "F32", r.ceiling,
                 100.0 * tps / bound);
 }
 
@@ -129,7 +132,7 @@ void run_bench(const BenchArgs& a) {
     throw CLI::ValidationError("--model/--preset", "expected exactly one of -m/--model and --preset");
   std::string label;
   auto model = bench_model(a, &label);
-  TAIA_CHECK(a.kind != BenchKind::Train || !model->has_block_weights() || a.compute == Precision::F32,
+  TAIA_CHECK(a.kind != BenchKind::Train || !model->has_block_weights() || a.run.precision == Precision::F32,
              "[bench] --compute bf16 multiplies F32 or BF16 weights; ", label, " is block-quantized (use --compute f32)");
   print_result(a, label, *model, run_kind(a, *model));
 }
@@ -174,11 +177,9 @@ void register_bench(CLI::App& app) {
   prefill.cmd->add_option("--prompt", prefill.args->prompt, "Prompt tokens")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  add_compute_option(prefill.cmd, &prefill.args->compute);
-  add_exact_activations_option(prefill.cmd, &prefill.args->exact_activations);
+  add_decoder_options(prefill.cmd, &prefill.args->run);
   const KindCommand decode = add_kind(bench, BenchKind::Decode, "Generation: one-token steps (bound by memory reads)");
-  add_compute_option(decode.cmd, &decode.args->compute);
-  add_exact_activations_option(decode.cmd, &decode.args->exact_activations);
+  add_decoder_options(decode.cmd, &decode.args->run);
   decode.cmd->add_option("--tokens", decode.args->tokens, "Decoded tokens per round")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
@@ -195,7 +196,7 @@ void register_bench(CLI::App& app) {
   train.cmd->add_option("--rank", train.args->train.rank, "LoRA rank on all seven projections (alpha 2 x rank)")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  add_compute_option(train.cmd, &train.args->compute, "f32, or bf16 (the frozen base's products in BF16)");
+  add_compute_option(train.cmd, &train.args->run.precision, "f32, or bf16 (the frozen base's products in BF16)");
   train.cmd->add_option("--experts", train.args->train.experts, "MoLoRA: this many experts (rank --rank, top --top-k) "
                         "on gate, up and down instead of their LoRA (0: LoRA)")
       ->check(CLI::Range(0, 256))

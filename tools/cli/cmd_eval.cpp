@@ -19,8 +19,7 @@ struct EvalArgs {
   std::string predictions;
   std::string refusal_phrases_file;
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
-  Precision compute = Precision::F32;
-  bool exact_activations = false;
+  DecoderSettings run{Precision::F32, false, DType::F16};  // --compute, --exact-activations, --kv-dtype
   bool no_mmap = false;
   bool no_chat = false, no_second_pass = false, bbh_cot = false;
   EvalSettings s;
@@ -119,8 +118,7 @@ void run_eval_cmd(EvalArgs& a) {
   std::unique_ptr<LoraAdapter> adapter;
   if (!a.adapter.empty()) adapter = load_adapter(a.adapter, model->config);
   Decoder decoder(*model);
-  decoder.set_compute(a.compute);
-  decoder.set_exact_activations(a.exact_activations);
+  decoder.configure(a.run);
 
   Json settings{{"model", a.model},
                 {"adapter", a.adapter.empty() ? Json(nullptr) : Json(a.adapter)},
@@ -140,8 +138,9 @@ void run_eval_cmd(EvalArgs& a) {
                 {"bbh_cot", a.bbh_cot},
                 {"threads", a.threads},
                 {"dtype", dtype_option_word(a.dtype)},
-                {"compute", precision_name(a.compute)},
-                {"exact_activations", a.exact_activations},
+                {"compute", precision_name(a.run.precision)},
+                {"exact_activations", a.run.exact_activations},
+                {"kv_dtype", kv_dtype_word(a.run.kv_dtype)},
                 {"task_files", split_list(a.tasks)}};
   const bool json = a.format == OutputFormat::Json;
   s.progress = !json;
@@ -204,8 +203,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--seed", s.seed, "Seed of the few-shot draw")->capture_default_str();
   add_tokenizer_option(cmd, &args->tokenizer);
   add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
-  add_compute_option(cmd, &args->compute);
-  add_exact_activations_option(cmd, &args->exact_activations);
+  add_decoder_options(cmd, &args->run);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_threads_option(cmd, &args->threads);
   add_format_option(cmd, &args->format);

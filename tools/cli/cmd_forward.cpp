@@ -12,8 +12,7 @@ namespace {
 struct ForwardArgs {
   std::string model, prompt_ids, out;
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
-  Precision compute = Precision::F32;
-  bool exact_activations = false;
+  DecoderSettings run{Precision::F32, false, DType::F32};  // --compute, --exact-activations, --kv-dtype
   bool no_mmap = false;
   int threads = 0;
   OutputFormat format = OutputFormat::Text;
@@ -31,9 +30,8 @@ void run_forward(const ForwardArgs& a) {
   auto adapter = apply_adapter_args(a.adapter, *model, &mask);
   Decoder decoder(*model);
   decoder.set_adapter(adapter.get(), mask);
-  decoder.set_compute(a.compute);
-  decoder.set_exact_activations(a.exact_activations);
-  KVCache cache(c, int64_t(ids.size()));
+  decoder.configure(a.run);
+  KVCache cache(c, int64_t(ids.size()), 0, decoder.kv_dtype());
   std::vector<float> logits(ids.size() * size_t(c.vocab_size));  // [T, V]
   decoder.forward(cache, ids.data(), int64_t(ids.size()), logits.data(), /*all_logits=*/true);
   if (!a.out.empty()) {
@@ -69,8 +67,7 @@ void register_forward(CLI::App& app) {
   cmd->add_option("--prompt-ids", args->prompt_ids, "Comma-separated token ids")->required();
   cmd->add_option("-o,--out", args->out, "Write logits [positions, vocab] as raw little-endian float32");
   add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
-  add_compute_option(cmd, &args->compute);
-  add_exact_activations_option(cmd, &args->exact_activations);
+  add_decoder_options(cmd, &args->run);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);

@@ -12,8 +12,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model, tokenizer;
-  Precision compute = Precision::F32;
-  bool exact_activations = false;
+  DecoderSettings run{Precision::F32, false, DType::F16};  // --compute, --exact-activations, --kv-dtype
   bool no_mmap = false;
   std::string prompt_ids, prompt, chat_template;
   bool chat = false;
@@ -65,8 +64,7 @@ void run_generate(const GenerateArgs& a) {
   auto adapter = apply_adapter_args(a.adapter, *model, &mask);
   Decoder decoder(*model);
   decoder.set_adapter(adapter.get(), mask);
-  decoder.set_compute(a.compute);
-  decoder.set_exact_activations(a.exact_activations);
+  decoder.configure(a.run);
   GenerateOptions options;
   options.max_new_tokens = a.n;
   options.sampling.temperature = a.temperature;
@@ -143,8 +141,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Sampling seed");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at the model's EOS ids");
   add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
-  add_compute_option(cmd, &args->compute);
-  add_exact_activations_option(cmd, &args->exact_activations);
+  add_decoder_options(cmd, &args->run);
   add_no_mmap_option(cmd, &args->no_mmap);
   add_adapter_options(cmd, &args->adapter);
   add_threads_option(cmd, &args->threads);

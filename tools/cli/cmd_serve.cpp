@@ -79,7 +79,8 @@ void register_serve(CLI::App& app) {
   add_chat_template_option(cmd, &args->chat_template);
   add_dtype_option(cmd, &args->dtype, "Weights in memory: auto (as stored), f32, bf16, f16");
   add_no_mmap_option(cmd, &args->no_mmap);
-  add_exact_activations_option(cmd, &o.exact_activations);
+  o.decoder.kv_dtype = DType::F16;  // llama-server's default cache type
+  add_decoder_options(cmd, &o.decoder);
   add_threads_option(cmd, &args->threads);
   cmd->callback([args] { run_serve(*args); });
 }

@@ -64,11 +64,16 @@ void add_compute_option(CLI::App* cmd, Precision* compute, const char* help) {
                   "prefill at BF16 GEMM speed)");
 }
 
-void add_exact_activations_option(CLI::App* cmd, bool* exact) {
-  cmd->add_flag("--exact-activations", *exact,
+void add_decoder_options(CLI::App* cmd, DecoderSettings* settings) {
+  add_compute_option(cmd, &settings->precision);
+  cmd->add_flag("--exact-activations", settings->exact_activations,
                 "Quantized files (Q4_0 .. Q6_K): multiply F32 activations with the weights widened to F32 at "
                 "every step, instead of 8-bit activations and integer dot products on decode rows (the default, "
                 "as llama.cpp; faster, logits differ by about 1 %)");
+  add_enum_option(cmd, "--kv-dtype", &settings->kv_dtype, kv_dtype_words(),
+                  "Type the KV cache stores keys and values in: f32 (exact), bf16, f16 (llama.cpp's default: half "
+                  "of f32's bytes per position) or q8_0 (blocks of 32 with an F16 scale: 34 bytes per 32 values; "
+                  "head_dim a multiple of 32)");
 }
 
 void add_method_option(CLI::App* cmd, TrainMethod* method) {

@@ -9,6 +9,7 @@
 
 #include "core/json_util.h"
 #include "kernels/linear.h"
+#include "model/decoder.h"
 #include "model/loader.h"
 #include "core/enum_words.h"
 #include "model/lora.h"
@@ -67,8 +68,9 @@ CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMa
 // --compute f32|bf16 (precision_name's words), for the commands that run a model (inference:
 // Decoder::set_compute; train: mixed precision, with its own help).
 void add_compute_option(CLI::App* cmd, Precision* compute, const char* help = nullptr);
-// --exact-activations (Decoder::set_exact_activations), for every command that runs a model.
-void add_exact_activations_option(CLI::App* cmd, bool* exact);
+// --compute, --exact-activations and --kv-dtype (model/decoder.h's DecoderSettings), for every
+// command that runs a model; settings->kv_dtype holds the command's default cache type.
+void add_decoder_options(CLI::App* cmd, DecoderSettings* settings);
 // --method lora|molora|full (train/method.h's words).
 void add_method_option(CLI::App* cmd, TrainMethod* method);
 
