@@ -310,26 +310,57 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
   contiguous = contiguous && row0 + T <= cache.layer_rows(l) && cache.dtype() == DType::F32;
   float* k_rows = contiguous ? cache.keys(l) + row0 * KV : s_.k.data();  // [T, KV]
   float* v_rows = contiguous ? cache.values(l) + row0 * KV : s_.v.data();
-  rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
-  project_shared(l, {Proj::Q, Proj::K, Proj::V}, {&L.q, &L.k, &L.v}, {s_.q.data(), k_rows, v_rows}, xn, T);
-  if (r.qk_norm) {  // per head: [T, H, hd] as T*H rows of hd
-    rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * a.n_heads, a.head_dim, r.norm.eps,
-                    r.norm.weight_offset);
-    rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * a.n_kv_heads, a.head_dim, r.norm.eps,
-                    r.norm.weight_offset);
+  DecodeProfile* p = profile_;  // each step's time and bytes read, when profiling
+  {
+    StepTimer t(p, DecodeStep::Norms);
+    rmsnorm_forward(xn, x, L.attn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
   }
-  rotate(r, s_.q.data(), k_rows, b.positions.data(), T);
-  if (!contiguous)
-    for (int64_t t = 0; t < T; ++t)
-      cache.store(l, cache.row_of(l, b.slots[size_t(t)]), k_rows + t * KV, v_rows + t * KV);
-  // The spans carry the layer's window (layer_spans); the shape adds Gemma's scale and soft-cap.
-  attention_forward_spans(s_.att.data(), s_.q.data(), cache.rows(l), layer_spans(l, cache, b), T, a);
+  {
+    StepTimer t(p, DecodeStep::Qkv, double(L.q.weight.nbytes() + L.k.weight.nbytes() + L.v.weight.nbytes()));
+    project_shared(l, {Proj::Q, Proj::K, Proj::V}, {&L.q, &L.k, &L.v}, {s_.q.data(), k_rows, v_rows}, xn, T);
+  }
+  {
+    StepTimer t(p, DecodeStep::Rotary);
+    if (r.qk_norm) {  // per head: [T, H, hd] as T*H rows of hd
+      rmsnorm_forward(s_.q.data(), s_.q.data(), L.q_norm.ptr<const float>(), T * a.n_heads, a.head_dim, r.norm.eps,
+                      r.norm.weight_offset);
+      rmsnorm_forward(k_rows, k_rows, L.k_norm.ptr<const float>(), T * a.n_kv_heads, a.head_dim, r.norm.eps,
+                      r.norm.weight_offset);
+    }
+    rotate(r, s_.q.data(), k_rows, b.positions.data(), T);
+  }
+  if (!contiguous) {
+    StepTimer t(p, DecodeStep::CacheWrite);
+    for (int64_t i = 0; i < T; ++i)
+      cache.store(l, cache.row_of(l, b.slots[size_t(i)]), k_rows + i * KV, v_rows + i * KV);
+  }
+  attend(l, cache, b);
   sublayer_output(l, r, Proj::O, L.o, L.attn_out_norm, s_.att.data(), T);
-
-  rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
-  project_shared(l, {Proj::Gate, Proj::Up}, {&L.gate, &L.up}, {s_.gate.data(), s_.up.data()}, xn, T);
-  glu_forward(r.activation, s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
+  {
+    StepTimer t(p, DecodeStep::Norms);
+    rmsnorm_forward(xn, x, L.ffn_norm.ptr<const float>(), T, D, r.norm.eps, r.norm.weight_offset);
+  }
+  {
+    StepTimer t(p, DecodeStep::GateUp, double(L.gate.weight.nbytes() + L.up.weight.nbytes()));
+    project_shared(l, {Proj::Gate, Proj::Up}, {&L.gate, &L.up}, {s_.gate.data(), s_.up.data()}, xn, T);
+  }
+  {
+    StepTimer t(p, DecodeStep::Activation);
+    glu_forward(r.activation, s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
+  }
   sublayer_output(l, r, Proj::Down, L.down, L.ffn_out_norm, s_.gate.data(), T);
+}
+
+// Attention of the T rows' queries (s_.q) over layer l's cache rows into s_.att. The spans carry
+// the layer's window (layer_spans); the recipe's shape adds Gemma's scale and soft-cap.
+void Decoder::attend(int64_t l, const KVCache& cache, const PackedBatch& b) {
+  const KeySpans* spans = layer_spans(l, cache, b);
+  const int64_t T = b.size();
+  double bytes = 0.0;  // keys and values read
+  if (profile_)
+    for (int64_t t = 0; t < T; ++t) bytes += 2.0 * double(spans[t].size() * cache.row_bytes());
+  StepTimer timer(profile_, DecodeStep::Attention, bytes);
+  attention_forward_spans(s_.att.data(), s_.q.data(), cache.rows(l), spans, T, recipe_.layers[size_t(l)].attention);
 }
 
 // The last projection of a sub-layer (o or down) added to the residual stream s_.x: directly,
@@ -337,6 +368,7 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
 void Decoder::sublayer_output(int64_t l, const LayerRecipe& r, Proj p, const Linear& lin, const TensorView& out_norm,
                               const float* in, int64_t T) {
   const int64_t D = model_.config.hidden_size;
+  StepTimer timer(profile_, p == Proj::O ? DecodeStep::AttnOut : DecodeStep::Down, double(lin.weight.nbytes()));
   if (!r.output_norms && !observer_) {
     project(l, p, lin, s_.x.data(), in, T, /*accumulate=*/true);
     return;
@@ -376,9 +408,12 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
   for (int64_t t = 0; t < T; ++t) cache.set_position(b.slots[size_t(t)], b.positions[size_t(t)]);
   window_spans_for_ = ring_rows_for_ = 0;
   float* x = s_.x.data();
-  embed_rows(x, w.embed, b.tokens.data(), T, D);
-  if (recipe_.embedding_scale != 1.0f)  // Gemma: times sqrt(hidden) rounded to F32, as HF does
-    for (int64_t i = 0; i < T * D; ++i) x[i] *= recipe_.embedding_scale;
+  {
+    StepTimer t(profile_, DecodeStep::Embed);
+    embed_rows(x, w.embed, b.tokens.data(), T, D);
+    if (recipe_.embedding_scale != 1.0f)  // Gemma: times sqrt(hidden) rounded to F32, as HF does
+      for (int64_t i = 0; i < T * D; ++i) x[i] *= recipe_.embedding_scale;
+  }
   for (int64_t l = 0; l < c.num_layers; ++l) layer_forward(l, cache, b, contiguous);
   const int64_t rows = int64_t(b.logit_rows.size());
   if (rows == 0) return;
@@ -387,6 +422,7 @@ void Decoder::forward_packed(KVCache& cache, const PackedBatch& b, float* logits
     const int64_t r = b.logit_rows[size_t(i)];
     if (r != i) std::memmove(x + i * D, x + r * D, size_t(D) * sizeof(float));
   }
+  StepTimer t(profile_, DecodeStep::LmHead, double(w.lm_head.nbytes()));
   rmsnorm_forward(s_.xn.data(), x, w.final_norm.ptr<const float>(), rows, D, recipe_.norm.eps,
                   recipe_.norm.weight_offset);
   linear_forward(logits, s_.xn.data(), w.lm_head, nullptr, rows, false, compute_);

@@ -8,6 +8,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/linear.h"
+#include "model/decode_profile.h"
 #include "model/kv_cache.h"
 #include "model/layer_recipe.h"
 #include "model/lora.h"
@@ -110,6 +111,10 @@ class Decoder {
   DType kv_dtype() const { return kv_dtype_; }
   void configure(const DecoderSettings& s);  // the three above
 
+  // From now on, each forward pass adds its steps' seconds and bytes read to *profile (`taia
+  // bench decode --profile`); nullptr stops it.
+  void profile(DecodeProfile* profile) { profile_ = profile; }
+
  private:
   enum class LogitRows { All, Last, None };
   void forward_rows(KVCache& cache, const int32_t* tokens, int64_t T, float* logits, LogitRows want);
@@ -123,6 +128,7 @@ class Decoder {
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
   const KeySpans* layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b);
   static void map_spans_to_ring(std::vector<KeySpans>& spans, const PackedBatch& b, int64_t rows);
+  void attend(int64_t layer, const KVCache& cache, const PackedBatch& b);
   void rotate(const LayerRecipe& r, float* q, float* k, const int64_t* positions, int64_t T);
   void sublayer_output(int64_t layer, const LayerRecipe& r, Proj p, const Linear& lin, const TensorView& out_norm,
                        const float* in, int64_t T);
@@ -131,6 +137,7 @@ class Decoder {
   ModelRecipe recipe_;  // the sub-steps of every layer (model/layer_recipe.h)
   RunState s_;
   DType kv_dtype_ = DType::F32;
+  DecodeProfile* profile_ = nullptr;
   LinearCompute compute_;  // F32, or BF16 with bf16_; int8 activations on quantized weights unless exact
   Bf16Workspace bf16_;
   PackedBatch plain_;  // forward()'s rows

@@ -67,7 +67,7 @@ std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, 
 }
 
 std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens, int rounds, const RoundDone& done,
-                                   const DecoderSettings& settings) {
+                                   const DecoderSettings& settings, DecodeProfile* profile) {
   check_positive(tokens, "decode tokens");
   TAIA_CHECK(depth >= 0, "[bench] expected a depth >= 0, got ", depth);
   const ModelConfig& c = m.config;
@@ -81,13 +81,16 @@ std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens
     if (depth > 0) d.forward(cache, prompt.data(), depth, logits.data(), false);
     int32_t next = prompt[0];
     const auto t = clock_type::now();
+    d.profile(profile);  // the one-token steps only
     for (int64_t s = 0; s < tokens; ++s) {
       d.forward(cache, &next, 1, logits.data(), false);
       next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
+    d.profile(nullptr);
     return seconds_since(t);
   };
   round();  // warm-up
+  if (profile) profile->clear();
   std::vector<double> rates;
   for (int r = 0; r < rounds; ++r) {
     rates.push_back(double(tokens) / round());
@@ -166,7 +169,7 @@ double train_step_flops(const ModelConfig& c, const TrainBenchOptions& o) {
   return 2.0 * (double(c.num_layers) * per_layer + head);
 }
 
-double decode_bytes_per_token(const Model& m, int64_t ctx) {
+double decode_bytes_per_token(const Model& m, int64_t ctx, DType kv_dtype) {
   const ModelConfig& c = m.config;
   const bool tied = m.weights.lm_head.data == m.weights.embed.data;
   double bytes = 0;
@@ -175,7 +178,7 @@ double decode_bytes_per_token(const Model& m, int64_t ctx) {
     const TensorView& e = m.weights.embed;
     bytes += double(dtype_bytes(e.dtype, c.hidden_size)) - double(dtype_bytes(e.dtype, e.numel()));
   }
-  return bytes + double(c.num_layers) * 2.0 * double(c.kv_dim()) * 4.0 * double(ctx);
+  return bytes + double(KVCache::bytes_per_position(c, kv_dtype)) * double(ctx);
 }
 
 }  // namespace taia

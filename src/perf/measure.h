@@ -25,7 +25,8 @@ std::vector<double> measure_prefill(const Model& m, int64_t tokens, int rounds, 
 // Tokens/s of each round: `tokens` one-token steps (greedy) after an untimed `depth`-token
 // prompt (depth 0: from an empty cache, as llama-bench's tg test); one untimed warm-up round.
 std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens, int rounds,
-                                   const RoundDone& done = {}, const DecoderSettings& settings = {});
+                                   const RoundDone& done = {}, const DecoderSettings& settings = {},
+                                   DecodeProfile* profile = nullptr);  // the timed rounds' steps, when given
 
 struct TrainBenchOptions {
   int64_t batch = 4, seq = 256;  // sequences x tokens per step (random tokens, next-token targets)
@@ -50,8 +51,9 @@ double prefill_flops(const ModelConfig& c, int64_t T);
 // MoLoRA each FFN projection's k experts and its router instead of its LoRA branch.
 double train_step_flops(const ModelConfig& c, const TrainBenchOptions& o);
 // Bytes one decode step reads at context length ctx: every weight as stored (one embedding row
-// unless the embedding is also the LM head) and the F32 keys and values of ctx positions.
-double decode_bytes_per_token(const Model& m, int64_t ctx);
+// unless the embedding is also the LM head) and the keys and values of ctx positions, stored as
+// kv_dtype.
+double decode_bytes_per_token(const Model& m, int64_t ctx, DType kv_dtype = DType::F32);
 
 // The median (the mean of the two middle values for an even count).
 double median_of(std::vector<double> v);

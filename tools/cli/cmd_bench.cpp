@@ -24,7 +24,7 @@ struct BenchArgs {
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   DecoderSettings run{Precision::F32, false, DType::F16};  // prefill / decode: --compute, --exact-activations, --kv-dtype
   int threads = 0, rounds = 3;
-  bool no_mmap = false;
+  bool no_mmap = false, profile = false;
   int64_t prompt = 512, depth = 0, tokens = 128;
   TrainBenchOptions train;
   OutputFormat format = OutputFormat::Text;
@@ -51,6 +51,7 @@ struct BenchResult {
   std::vector<double> rates;  // tokens/s per round
   double work = 0;            // per token: bytes (decode) or FLOPs (prefill, train)
   double ceiling = 0;         // GB/s (decode) or GFLOP/s
+  DecodeProfile profile;      // decode --profile: the timed steps' time and bytes by step
 };
 
 BenchResult run_kind(const BenchArgs& a, Model& m) {
@@ -63,8 +64,8 @@ BenchResult run_kind(const BenchArgs& a, Model& m) {
     r.work = prefill_flops(m.config, a.prompt) / double(a.prompt);
     r.ceiling = gemm_peak_gflops(a.run.precision);  // the GEMM the products run on
   } else if (a.kind == BenchKind::Decode) {
-    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, a.run);
-    r.work = decode_bytes_per_token(m, a.depth + a.tokens / 2);
+    r.rates = measure_decode(m, a.depth, a.tokens, rounds, done, a.run, a.profile ? &r.profile : nullptr);
+    r.work = decode_bytes_per_token(m, a.depth + a.tokens / 2, a.run.kv_dtype);
     bar.finish();
     r.ceiling = read_bandwidth_gbs(size_t(r.work));  // over as many bytes as a step reads
   } else {
@@ -75,6 +76,30 @@ BenchResult run_kind(const BenchArgs& a, Model& m) {
     r.ceiling = gemm_peak_gflops(o.compute_bf16 ? Precision::BF16 : Precision::F32);
   }
   return r;
+}
+
+// --profile: per step, ms per token, share of the measured steps' time, and GB/s over the bytes it
+// reads (weights, KV rows) beside the machine's read bandwidth.
+Json profile_json(const DecodeProfile& p, int64_t tokens) {
+  Json steps = Json::array();
+  double total = 0.0;
+  for (double s : p.seconds) total += s;
+  for (int i = 0; i < kDecodeSteps; ++i) {
+    const double sec = p.seconds[size_t(i)], bytes = p.bytes[size_t(i)];
+    steps.push_back({{"step", decode_step_name(DecodeStep(i))}, {"ms_per_token", 1e3 * sec / double(tokens)},
+                     {"share", total > 0 ? sec / total : 0.0}, {"gb_per_token", bytes / double(tokens) / 1e9},
+                     {"gb_per_s", sec > 0 ? bytes / sec / 1e9 : 0.0}});
+  }
+  return steps;
+}
+
+void print_profile(const DecodeProfile& p, int64_t tokens, double ceiling_gbs) {
+  std::printf("\n%-22s %12s %7s %10s %9s\n", "step", "ms/token", "share", "GB/token", "GB/s");
+  for (const Json& s : profile_json(p, tokens))
+    std::printf("%-22s %12.3f %6.1f%% %10.4f %9.1f\n", s["step"].get<std::string>().c_str(),
+                s["ms_per_token"].get<double>(), 100.0 * s["share"].get<double>(), s["gb_per_token"].get<double>(),
+                s["gb_per_s"].get<double>());
+  std::printf("(read bandwidth measured in this call: %.1f GB/s)\n", ceiling_gbs);
 }
 
 void print_result(const BenchArgs& a, const std::string& label, const Model& m, const BenchResult& r) {
@@ -110,6 +135,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
         j["top_k"] = a.train.top_k;
       }
     }
+    if (a.profile) j["profile"] = profile_json(r.profile, a.tokens * a.rounds);
     print_json(j);
     return;
   }
@@ -125,6 +151,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
     std::printf("%.2f GFLOP per token -> %.1f GFLOP/s; this machine's %s GEMM: %.1f GFLOP/s (%.0f %%)\n",
                 r.work / 1e9, achieved, a.run.precision == Precision::BF16 ? "BF16" : "F32", r.ceiling,
                 100.0 * tps / bound);
+  if (a.profile) print_profile(r.profile, a.tokens * a.rounds, r.ceiling);
 }
 
 void run_bench(const BenchArgs& a) {
@@ -183,6 +210,9 @@ void register_bench(CLI::App& app) {
   decode.cmd->add_option("--tokens", decode.args->tokens, "Decoded tokens per round")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+  decode.cmd->add_flag("--profile", decode.args->profile,
+                       "Also time each step of the decode steps (projections, attention, lm head, ...) and the "
+                       "bytes it reads: ms per token, share, GB/s");
   decode.cmd->add_option("--depth", decode.args->depth, "Prompt tokens in the cache before decoding starts")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
