@@ -165,13 +165,20 @@ def make_models(taia, llama_bench, fixtures, llama_dir, work):
 
 
 def llama_depth_decode(llama_bench, model, threads, depth, n=32):
-    """llama-bench's decode tokens/s after `depth` prompt tokens: -pg depth,n minus -p depth."""
-    r = subprocess.run([llama_bench, "-m", model, "-p", str(depth), "-n", "0", "-pg", f"{depth},{n}", "-t",
-                        str(threads), "-r", "1", "-o", "json"], capture_output=True, text=True, check=True)
-    rows = json.loads(r.stdout)
-    pp = next(x["avg_ns"] for x in rows if x["n_prompt"] == depth and x["n_gen"] == 0)
-    pg = next(x["avg_ns"] for x in rows if x["n_prompt"] == depth and x["n_gen"] == n)
-    return n / ((pg - pp) / 1e9)
+    """llama.cpp's decode tokens/s after about `depth` prompt tokens: llama-cli's own eval timing
+    (llama_perf_context_print) of n tokens after a prompt of `depth` words (one token each in
+    Qwen's vocabulary). (This llama-bench has no -d; subtracting -p D from -pg D,n drowned the n
+    tokens in the prompt's run-to-run noise: negative rates.)"""
+    import re
+    import tempfile
+    cli = os.path.join(os.path.dirname(llama_bench), "llama-cli")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(" the" * (depth - 1))
+    r = subprocess.run([cli, "-m", model, "-f", f.name, "-n", str(n), "--ignore-eos", "-no-cnv", "-c",
+                        str(depth + 2 * n), "-t", str(threads)], capture_output=True, text=True, check=True)
+    os.unlink(f.name)
+    found = re.search(r"\beval time =\s*([0-9.]+) ms /\s*([0-9]+) runs", r.stderr)
+    return int(found.group(2)) / (float(found.group(1)) / 1e3)
 
 
 def taia_depth_decode(taia, model, threads, depth, n=32):
