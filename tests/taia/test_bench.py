@@ -75,9 +75,11 @@ for dtype, size in (("f32", 4), ("bf16", 2)):
         consistent(j, f"decode {dtype}")
         check(len(j["rounds_tokens_per_s"]) == 3 and j["dtype"] == dtype.upper(), f"decode {dtype}: rounds and dtype")
         # Every weight read once in its storage (norms and biases stay F32), the tied embedding as
-        # the head, and F32 keys and values at the mean context (depth + tokens / 2).
+        # the head, and keys and values at the mean context (depth + tokens / 2) in the default
+        # cache type, F16.
+        check(j.get("kv_dtype") == "f16", f"decode {dtype}: the default cache type is f16", j.get("kv_dtype"))
         linear = V * D + L * proj
-        expected = linear * size + (params - linear) * 4 + L * 2 * KV * 4 * (10 + 20 // 2)
+        expected = linear * size + (params - linear) * 4 + L * 2 * KV * 2 * (10 + 20 // 2)
         check(close(j["gbytes_per_token"], expected / 1e9), f"decode {dtype}: bytes per token from the shapes",
               f"{j['gbytes_per_token'] * 1e9} vs {expected}")
 j = bench("decode", "-m", model, "--tokens", "8", "--rounds", "1", "--no-mmap")

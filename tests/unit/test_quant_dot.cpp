@@ -22,6 +22,13 @@ const DType kBlockTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
 
 bool is_k_type(DType t) { return block_values(t) == 256; }
 
+// Sum of |w_k x_k| over a row: the size of a dot product's terms, which its errors scale with.
+double term_magnitude(const float* w, const float* x, int64_t K) {
+  double sum = 0.0;
+  for (int64_t k = 0; k < K; ++k) sum += std::fabs(double(w[k]) * x[k]);
+  return sum;
+}
+
 // Activations in llama.cpp's vec_dot formats: every quant within half a step of x / d (the
 // 32-value blocks' step taken before d is rounded to F16), the
 // block's largest magnitude at +-127, d of the 32-value blocks an F16 value, the sums right.
@@ -91,8 +98,8 @@ TEST(QuantDot, KernelsMatchTheReference) {
         quant_dot_reference(ref.data(), a, w, bias.data(), /*accumulate=*/true);
         for (int64_t m = 0; m < M; ++m)
           for (int64_t n = 0; n < N; ++n) {
-            double magnitude = 0.0;  // sum of |w x|: what the rounding of the scale products scales with
-            for (int64_t k = 0; k < K; ++k) magnitude += std::fabs(double(wf[size_t(n * K + k)]) * x[size_t(m * K + k)]);
+            // sum of |w x|: what the rounding of the scale products scales with
+            const double magnitude = term_magnitude(wf.data() + n * K, x.data() + m * K, K);
             const size_t i = size_t(m * N + n);
             EXPECT_NEAR(fast[i], ref[i], 2e-6 * magnitude + 1e-6) << "K " << K << " M " << M << " m " << m << " n " << n;
           }
@@ -119,8 +126,7 @@ TEST(QuantDot, StaysCloseToTheExactProduct) {
     convert_to_f32(dtype, wq.data(), wf.data(), wf.size());
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) {
-        double magnitude = 0.0;
-        for (int64_t k = 0; k < K; ++k) magnitude += std::fabs(double(wf[size_t(n * K + k)]) * x[size_t(m * K + k)]);
+        const double magnitude = term_magnitude(wf.data() + n * K, x.data() + m * K, K);
         const size_t i = size_t(m * N + n);
         EXPECT_LE(std::fabs(q8[i] - exact[i]), magnitude / 127.0) << m << " " << n;
         EXPECT_NE(q8[i], exact[i]);  // really another computation
