@@ -300,15 +300,13 @@ void linear_forward_shared(const std::vector<LinearOutput>& outs, const float* x
   const TensorView& w0 = *outs[0].weight;
   check_linear_args(w0, "linear_forward_shared");
   const int64_t K = w0.shape[1];
-  bool grouped = M > 0 && streams(w0.dtype, M, compute);
+  bool same = true;  // one dtype and one K: the outputs can run as one pass over x
   for (const LinearOutput& o : outs) {
     check_linear_args(*o.weight, "linear_forward_shared");
-    grouped = grouped && o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
+    same = same && o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
   }
-  if (!grouped && M > 0 && M <= kMatvecMaxRows && quantizes_activations(w0.dtype, compute) &&
-      std::all_of(outs.begin(), outs.end(), [&](const LinearOutput& o) {
-        return o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
-      })) {
+  const bool grouped = same && M > 0 && streams(w0.dtype, M, compute);
+  if (same && M > 0 && M <= kMatvecMaxRows && quantizes_activations(w0.dtype, compute)) {
     const QuantizedActivations& xq = quantized_activations(x, M, K, w0.dtype);  // once for all outputs
     for (const LinearOutput& o : outs) quant_dot_matvec(o.y, xq, *o.weight, o.bias, o.accumulate);
     return;
