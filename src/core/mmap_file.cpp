@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
 
@@ -82,6 +84,35 @@ void drop_mapped_pages(const void* p, size_t n) {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advice: failure is harmless
+}
+
+void drop_unmodified_mapped_pages(const void* p, size_t n) {
+  static const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end <= begin) return;
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // cannot tell written pages from the file's: keep them all
+  // One 64-bit entry per page: bit 63 present, bit 62 swapped, bit 61 file page (a written private
+  // page is anonymous: present with bit 61 clear, or swapped). Runs of the others are dropped.
+  constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62, kFilePage = 1ull << 61;
+  std::vector<uint64_t> entries(4096);
+  uintptr_t run = 0;  // start of the current run of droppable pages, 0: none
+  for (uintptr_t at = begin; at < end;) {
+    const size_t count = std::min<size_t>(entries.size(), (end - at) / page);
+    const ssize_t got = ::pread(fd, entries.data(), count * 8, off_t(at / page * 8));
+    if (got != ssize_t(count * 8)) break;
+    for (size_t i = 0; i < count; ++i, at += page) {
+      const bool written = (entries[i] & kSwapped) || ((entries[i] & kPresent) && !(entries[i] & kFilePage));
+      if (!written && !run) run = at;
+      if (written && run) {
+        madvise(reinterpret_cast<void*>(run), at - run, MADV_DONTNEED);
+        run = 0;
+      }
+    }
+    if (at >= end && run) madvise(reinterpret_cast<void*>(run), at - run, MADV_DONTNEED);
+  }
+  ::close(fd);
 }
 
 std::string read_text_file(const std::string& path) {

@@ -39,6 +39,11 @@ class MappedFile {
 // the file's pages and the model's own copy at once.
 void drop_mapped_pages(const void* p, size_t n);
 
+// The same for a copy-on-write mapping whose pages may have been written (a merge into weights
+// used in place): only pages still backed by the file go (/proc/self/pagemap tells); a written
+// page stays. Where pagemap cannot be read, nothing is dropped.
+void drop_unmodified_mapped_pages(const void* p, size_t n);
+
 std::string read_text_file(const std::string& path);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);

@@ -254,6 +254,12 @@ const QuantizedActivations& quantized_activations(const float* x, int64_t M, int
   return xq;
 }
 
+// The repacked copy of w when its products run on it (LinearCompute::packed), else null.
+const PackedQuantWeight* packed_weight(const TensorView& w, const LinearCompute& compute) {
+  if (!compute.packed || !quantizes_activations(w.dtype, compute) || !has_packed_quant(w.dtype)) return nullptr;
+  return &compute.packed->get(w, compute.mapping);
+}
+
 // Prefill rows x[M, K] as the integer kernels see them (a buffer kept per thread).
 const float* rounded_to_8_bits(const float* x, int64_t M, int64_t K, DType dtype) {
   thread_local std::vector<float> rounded;
@@ -269,6 +275,10 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
   check_linear_args(w, "linear_forward");
   const int64_t N = w.shape[0], K = w.shape[1];
   if (M <= 0) return;
+  if (const PackedQuantWeight* packed = packed_weight(w, compute)) {
+    packed_quant_matmul(y, quantized_activations(x, M, K, w.dtype), *packed, bias, accumulate);
+    return;
+  }
   if (streams(w.dtype, M, compute)) {
     const MatvecOut out{w.data, bias, y, N, accumulate};
     dense_matvec(&out, 1, x, M, K, w.dtype, compute, "linear_forward");
@@ -306,6 +316,11 @@ void linear_forward_shared(const std::vector<LinearOutput>& outs, const float* x
     same = same && o.weight->dtype == w0.dtype && o.weight->shape[1] == K;
   }
   const bool grouped = same && M > 0 && streams(w0.dtype, M, compute);
+  if (same && M > 0 && packed_weight(w0, compute)) {
+    const QuantizedActivations& xq = quantized_activations(x, M, K, w0.dtype);  // once for all outputs
+    for (const LinearOutput& o : outs) packed_quant_matmul(o.y, xq, *packed_weight(*o.weight, compute), o.bias, o.accumulate);
+    return;
+  }
   if (same && M > 0 && M <= kMatvecMaxRows && quantizes_activations(w0.dtype, compute)) {
     const QuantizedActivations& xq = quantized_activations(x, M, K, w0.dtype);  // once for all outputs
     for (const LinearOutput& o : outs) quant_dot_matvec(o.y, xq, *o.weight, o.bias, o.accumulate);

@@ -10,6 +10,8 @@
 //   M <= kMatvecMaxRows (decode): the AVX-512 matrix-vector kernel, weights streamed once
 //                       (memory bound), BF16 widened in registers; block-quantized weights with
 //                       LinearCompute::int8_activations: integer dot products (kernels/quant_dot);
+//   Q4_0 / Q8_0 with int8_activations and LinearCompute::packed, any M: the 16-row repacked
+//                       weights' integer products (kernels/quant_packed), decode and prefill;
 //   larger M, F32 W:    oneDNN's F32 matmul primitive (brgemm);
 //   larger M, BF16 W:   widened to F32 in blocks of 256 rows, dnnl_sgemm per block, so the
 //                       activations are never rounded (the logits of an F32 computation on the
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/quant_packed.h"
 
 namespace taia {
 
@@ -54,6 +57,11 @@ struct LinearCompute {
   // with the activations rounded to those 8-bit values (the same products). Inference turns it
   // on unless --exact-activations; training keeps it off (its backward is exact).
   bool int8_activations = false;
+  // With int8_activations: Q4_0 / Q8_0 weights repacked 16 rows at a time (kernels/quant_packed)
+  // for decode and prefill rows alike, kept here (the model's cache; null: the file's layout);
+  // `mapping` the file the weights may be used in place from (their pages leave once packed).
+  PackedQuantCache* packed = nullptr;
+  const MappedFile* mapping = nullptr;
 };
 
 // y[M, N] = x[M, K] @ W[N, K]^T (+ bias[N]) ; if accumulate, y += instead of y =.

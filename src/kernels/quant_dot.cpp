@@ -100,20 +100,23 @@ void quantize_activations(QuantizedActivations& a, const float* x, int64_t M, in
   a.d.resize(size_t(M * (K / B)));
   if (B == 256) {
     a.bsums.resize(size_t(M * (K / 16)));
+#pragma omp parallel for schedule(static) if (M > kMaxRows)
     for (int64_t m = 0; m < M; ++m)
       quantize_blocks_256(x + m * K, K, a.q.data() + m * K, a.d.data() + m * (K / B), a.bsums.data() + m * (K / 16));
     return;
   }
   const int64_t blocks = K / 32, pairs = (blocks + 1) / 2;
   a.s.resize(size_t(M * blocks));
+  a.sums.resize(size_t(M * blocks));
   a.d_lanes.resize(size_t(M * pairs * 16));
   a.offset_lanes.resize(size_t(M * pairs * 16));
-  std::vector<int32_t> sums(static_cast<size_t>(blocks));
+#pragma omp parallel for schedule(static) if (M > kMaxRows)
   for (int64_t m = 0; m < M; ++m) {
     float* d = a.d.data() + m * blocks;
-    quantize_blocks_32(x + m * K, K, a.q.data() + m * K, d, sums.data());
-    for (int64_t b = 0; b < blocks; ++b) a.s[size_t(m * blocks + b)] = d[b] * float(sums[size_t(b)]);
-    fill_pair_lanes(a, m, sums.data());
+    int32_t* sums = a.sums.data() + m * blocks;
+    quantize_blocks_32(x + m * K, K, a.q.data() + m * K, d, sums);
+    for (int64_t b = 0; b < blocks; ++b) a.s[size_t(m * blocks + b)] = d[b] * float(sums[b]);
+    fill_pair_lanes(a, m, sums);
   }
 }
 

@@ -27,6 +27,7 @@ struct QuantizedActivations {
   std::vector<int8_t> q;   // [M, K] the 8-bit quants
   std::vector<float> d;    // [M, K / B] block scales (B = 32, or 256 for the K-quants)
   std::vector<float> s;    // [M, K / 32] d * (sum of the block's quants): Q4_1 / Q5_1's minimum term
+  std::vector<int32_t> sums;  // [M, K / 32] the sum of each block's quants (the 32-value types)
   std::vector<int16_t> bsums;  // [M, K / 16] sums of every 16 quants (K-quants)
   // 32-value types, per pair of blocks p: [M, K / 64, 16] the two blocks' d (lanes 0-7, 8-15),
   // and for Q4_0 / Q5_0 the offset's correction -o * (sum of quants) in lanes 0 and 8 (int32).
@@ -35,7 +36,7 @@ struct QuantizedActivations {
 };
 
 // x[M, K] quantized for weights of `weight_dtype` (K a multiple of its block size). Reuses out's
-// buffers.
+// buffers; parallel over rows when there are many (prefill).
 void quantize_activations(QuantizedActivations& out, const float* x, int64_t M, int64_t K, DType weight_dtype);
 
 // out[M, K] = x as the integer kernels see it (d * q of its quantization for `weight_dtype`): the

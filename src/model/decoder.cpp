@@ -18,6 +18,8 @@ namespace taia {
 
 Decoder::Decoder(const Model& model) : model_(model), recipe_(model_recipe(model.config)) {
   compute_.int8_activations = true;  // quantized files: llama.cpp's semantics unless set_exact_activations
+  compute_.packed = model.packed.get();
+  compute_.mapping = model.mapping.get();
   const ModelConfig& c = model.config;
   const int64_t dims = recipe_.rotary_dims;
   s_.inv_freq = rope_inv_freq(dims, float(c.rope_theta), c.rope_scaling,

@@ -84,6 +84,7 @@ std::vector<std::pair<std::string, std::string>> merge_full(Model& ft, const Mod
     }
     provenance.emplace_back(e.name, from_base ? "base" : "finetuned");
   }
+  ft.packed->clear();  // repacked copies of the tensors just written are stale
   return provenance;
 }
 

@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "core/mmap_file.h"
 #include "core/tensor.h"
+#include "kernels/quant_packed.h"
 #include "model/config.h"
 #include "model/tensor_names.h"
 
@@ -72,6 +73,10 @@ struct Model {
   std::string source_path;
   std::string source_format;  // "hf" or "gguf"
   std::vector<float> rope_freq_factors;  // GGUF rope_freqs.weight (llama3 scaling), or empty
+  // Q4_0 / Q8_0 weights repacked for the integer products (kernels/quant_packed), made by the
+  // first decoder that multiplies them and shared by every decoder of this model. Whatever
+  // writes a weight afterwards (merge_full) clears it.
+  std::shared_ptr<PackedQuantCache> packed = std::make_shared<PackedQuantCache>();
 
   // The view of one tensor by its HF name (e.g. "model.layers.0.mlp.up_proj.weight").
   TensorView* find(const std::string& hf_name);

@@ -1,14 +1,18 @@
 // kernels/quant_dot: the activation quantizers against llama.cpp's semantics, every block type's
 // integer kernel against the double reference, the integer path against the exact one. This file
 // is built twice: into taia_unit_tests (the host's instructions, VNNI where present) and into
-// taia_quant_dot_no_vnni_tests with quant_dot.cpp compiled without VNNI (the vpmaddubsw path).
+// taia_quant_dot_no_vnni_tests with quant_dot.cpp and quant_packed.cpp compiled without VNNI (the
+// vpmaddubsw path). The 16-row repacked Q4_0 / Q8_0 kernels (kernels/quant_packed) are tested here
+// against the same reference.
 #include <cmath>
+#include <cstdio>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/ggml_quants.h"
 #include "kernels/linear.h"
 #include "kernels/quant_dot.h"
+#include "kernels/quant_packed.h"
 #include "quant_blocks.h"
 #include "test_util.h"
 
@@ -153,6 +157,79 @@ TEST(QuantDot, PrefillRowsEqualDecodeRows) {
     const float scale = test::max_abs(exact);
     EXPECT_LE(test::max_abs_diff(prefill, rows), 1e-5f * scale);
     EXPECT_GT(test::max_abs_diff(prefill, exact), 1e-4f * scale);
+  }
+}
+
+// The repacked kernels against the double reference on the source weight: a partial last
+// group of 16 rows (N 45), an odd block count, 1..8 activation rows and two passes of 8 (M 13),
+// bias and accumulation.
+TEST(QuantPacked, KernelsMatchTheReference) {
+  for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    if (!has_packed_quant(dtype)) {  // Q8_0 without VNNI: the file-layout kernel serves it
+      std::printf("%s is not repacked with these instructions: not tested here\n", dtype_name(dtype));
+      continue;
+    }
+    for (int64_t K : {768, 800}) {
+      const int64_t N = 45;
+      std::vector<uint8_t> wq = random_blocks(dtype, N * K, 61);
+      TensorView w("w", dtype, {N, K}, wq.data());
+      const PackedQuantWeight packed = pack_quant_rows(w);
+      EXPECT_EQ(packed.groups, 3);
+      std::vector<float> wf(size_t(N * K));
+      convert_to_f32(dtype, wq.data(), wf.data(), wf.size());
+      for (int64_t M : {1, 3, 8, 13}) {
+        auto x = test::random_vector(size_t(M * K), 62);
+        auto bias = test::random_vector(size_t(N), 63);
+        QuantizedActivations a;
+        quantize_activations(a, x.data(), M, K, dtype);
+        std::vector<float> fast(size_t(M * N), 1.0f), ref(size_t(M * N), 1.0f);
+        packed_quant_matmul(fast.data(), a, packed, bias.data(), /*accumulate=*/true);
+        quant_dot_reference(ref.data(), a, w, bias.data(), /*accumulate=*/true);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            const double magnitude = term_magnitude(wf.data() + n * K, x.data() + m * K, K);
+            const size_t i = size_t(m * N + n);
+            EXPECT_NEAR(fast[i], ref[i], 2e-6 * magnitude + 1e-6) << "K " << K << " M " << M << " m " << m << " n " << n;
+          }
+        std::vector<float> plain(size_t(M * N));
+        packed_quant_matmul(plain.data(), a, packed, nullptr, /*accumulate=*/false);
+        for (size_t i = 0; i < plain.size(); ++i) EXPECT_EQ(plain[i] + bias[i % size_t(N)] + 1.0f, fast[i]);  // the kernel's order
+      }
+    }
+  }
+}
+
+// Through the router with the model's cache: prefill rows and decode rows give the same values
+// on the packed weight, the file-layout kernel (no cache) agrees, and the cache packs once.
+TEST(QuantPacked, RouterUsesOneCopyForPrefillAndDecode) {
+  for (DType dtype : {DType::Q4_0, DType::Q8_0}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    if (!has_packed_quant(dtype)) {  // Q8_0 without VNNI: the file-layout kernel serves it
+      std::printf("%s is not repacked with these instructions: not tested here\n", dtype_name(dtype));
+      continue;
+    }
+    const int64_t N = 40, K = 512, M = 40;
+    std::vector<uint8_t> wq = random_blocks(dtype, N * K, 71);
+    TensorView w("w", dtype, {N, K}, wq.data());
+    auto x = test::random_vector(size_t(M * K), 72);
+    PackedQuantCache cache;
+    LinearCompute packed, file_layout;
+    packed.int8_activations = file_layout.int8_activations = true;
+    packed.packed = &cache;
+    std::vector<float> prefill(size_t(M * N)), rows(size_t(M * N)), unpacked(size_t(M * N));
+    linear_forward(prefill.data(), x.data(), w, nullptr, M, false, packed);
+    for (int64_t m = 0; m < M; ++m) {
+      linear_forward(rows.data() + m * N, x.data() + m * K, w, nullptr, 1, false, packed);
+      linear_forward(unpacked.data() + m * N, x.data() + m * K, w, nullptr, 1, false, file_layout);
+    }
+    const float scale = test::max_abs(unpacked);
+    EXPECT_LE(test::max_abs_diff(prefill, rows), 1e-5f * scale);
+    EXPECT_LE(test::max_abs_diff(rows, unpacked), 1e-5f * scale);
+    EXPECT_EQ(cache.bytes(), size_t(N / 16 + 1) * (K / 32) * (16 * 2 + 16 * (dtype == DType::Q4_0 ? 16 : 32)));
+    EXPECT_EQ(&cache.get(w), &cache.get(w));
+    cache.clear();
+    EXPECT_EQ(cache.bytes(), 0u);
   }
 }
 

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <cstring>
 #include <fstream>
 
@@ -9,6 +11,26 @@
 
 namespace taia {
 namespace {
+
+// Dropping the pages of weights used in place from a copy-on-write mapping (a packed copy took
+// their place) keeps what was written into the mapping (a merge) and re-reads the rest from the
+// file.
+TEST(MappedFile, DroppingUnmodifiedPagesKeepsWrittenOnes) {
+  const std::string path = test::temp_dir() + "/pages.bin";
+  const size_t page = size_t(sysconf(_SC_PAGESIZE)), pages = 8;
+  std::vector<uint8_t> bytes(page * pages);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = uint8_t(i * 7 + i / page);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  MappedFile map(path, MapAccess::CopyOnWrite);
+  auto* w = static_cast<uint8_t*>(map.writable(map.data()));
+  uint64_t sum = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) sum += map.data()[i];  // every page resident
+  EXPECT_GT(sum, 0u);
+  w[3 * page + 5] = uint8_t(bytes[3 * page + 5] + 1);  // page 3 written: now the process's own
+  drop_unmodified_mapped_pages(map.data(), bytes.size());
+  for (size_t i = 0; i < bytes.size(); ++i)
+    ASSERT_EQ(map.data()[i], i == 3 * page + 5 ? uint8_t(bytes[i] + 1) : bytes[i]) << "byte " << i;
+}
 
 TEST(Safetensors, RoundTripsDtypesShapesAndMetadata) {
   const std::string dir = test::temp_dir();
