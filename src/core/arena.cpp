@@ -1,7 +1,10 @@
 #include "core/arena.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 
@@ -26,6 +29,41 @@ void* Arena::take(size_t bytes) {
   void* p = static_cast<char*>(block_.get()) + used_;
   used_ += n;
   return p;
+}
+
+PageBuffer::PageBuffer(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes == 0) return;
+  map_bytes_ = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align the start
+  void* p = ::mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  TAIA_CHECK(p != MAP_FAILED, "[PageBuffer] could not map ", bytes, " bytes");
+  map_ = p;
+  data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge);
+  size_ = bytes;
+  // whole huge pages only: a partly used one would be resident whole (small tensors stay in 4 KiB)
+  if (bytes >= kHuge) madvise(data_, bytes / kHuge * kHuge, MADV_HUGEPAGE);  // advice: failure is harmless
+}
+
+PageBuffer::~PageBuffer() { release(); }
+
+PageBuffer::PageBuffer(PageBuffer&& o) noexcept { *this = std::move(o); }
+
+PageBuffer& PageBuffer::operator=(PageBuffer&& o) noexcept {
+  if (this != &o) {
+    release();
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(map_, o.map_);
+    std::swap(map_bytes_, o.map_bytes_);
+  }
+  return *this;
+}
+
+void PageBuffer::release() {
+  if (map_) ::munmap(map_, map_bytes_);
+  map_ = nullptr;
+  data_ = nullptr;
+  size_ = map_bytes_ = 0;
 }
 
 }  // namespace taia

@@ -17,26 +17,31 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 int chunks_of(DType t) { return t == DType::Q4_0 ? 4 : 8; }
 size_t block_bytes_of(DType t) { return t == DType::Q4_0 ? 18 : 34; }
 
-// One group's block b: the 16 rows' scales and their quants in lanes (quant_packed.h's layout).
-void pack_group_block(PackedQuantWeight& p, const uint8_t* src, int64_t row_bytes, int64_t g, int64_t b) {
+// Rows [g * 16, g * 16 + 16) of the source into group g (quant_packed.h's layout): per block the
+// 16 rows' scales, and each row's 4-byte words of quants into its lane of the chunks.
+void pack_group(PackedQuantWeight& p, const uint8_t* src, int64_t row_bytes, int64_t g) {
   const int C = chunks_of(p.dtype);
   const size_t bb = block_bytes_of(p.dtype);
-  uint16_t* scales = p.scales.data() + (g * p.blocks + b) * kRows;
-  PackedQuantWeight::Line* lines = p.quants.data() + (g * p.blocks + b) * C;
-  for (int64_t r = 0; r < kRows; ++r) {
-    const int64_t n = g * kRows + r;
-    if (n >= p.N) {  // padding rows: zero scale, zero quants
-      scales[r] = 0;
-      for (int c = 0; c < C; ++c) std::memset(lines[c].bytes + 4 * r, 0, 4);
-      continue;
-    }
-    const uint8_t* block = src + n * row_bytes + size_t(b) * bb;
-    std::memcpy(&scales[r], block, 2);
-    for (int c = 0; c < C; ++c)
-      for (int i = 0; i < 4; ++i) {
-        const uint8_t stored = block[2 + 4 * c + i];
-        lines[c].bytes[4 * r + i] = p.dtype == DType::Q4_0 ? stored : uint8_t(stored ^ 0x80);  // Q8_0: + 128
+  const uint32_t flip = p.dtype == DType::Q4_0 ? 0u : 0x80808080u;  // Q8_0: + 128 per byte
+  for (int64_t b = 0; b < p.blocks; ++b) {
+    uint16_t* scales = const_cast<uint16_t*>(p.scales()) + (g * p.blocks + b) * kRows;
+    auto* lines = const_cast<PackedQuantWeight::Line*>(p.quants()) + (g * p.blocks + b) * C;
+    for (int64_t r = 0; r < kRows; ++r) {
+      const int64_t n = g * kRows + r;
+      if (n >= p.N) {  // padding rows: zero scale, zero quants
+        scales[r] = 0;
+        for (int c = 0; c < C; ++c) std::memset(lines[c].bytes + 4 * r, 0, 4);
+        continue;
       }
+      const uint8_t* block = src + n * row_bytes + size_t(b) * bb;
+      std::memcpy(&scales[r], block, 2);
+      for (int c = 0; c < C; ++c) {
+        uint32_t word;
+        std::memcpy(&word, block + 2 + 4 * c, 4);
+        word ^= flip;
+        std::memcpy(lines[c].bytes + 4 * r, &word, 4);
+      }
+    }
   }
 }
 
@@ -55,7 +60,7 @@ bool has_packed_quant(DType t) {
 #endif
 }
 
-PackedQuantWeight pack_quant_rows(const TensorView& w) {
+PackedQuantWeight pack_quant_rows(const TensorView& w, const std::function<void(const void*, size_t)>& release) {
   TAIA_CHECK(w.dtype == DType::Q4_0 || w.dtype == DType::Q8_0, "[pack_quant_rows] expected a Q4_0 or Q8_0 weight, got '",
              w.name, "' in ", dtype_name(w.dtype));
   TAIA_CHECK(w.rank() == 2 && w.is_contiguous() && w.shape[1] % 32 == 0, "[pack_quant_rows] expected a contiguous [N, K] ",
@@ -66,13 +71,19 @@ PackedQuantWeight pack_quant_rows(const TensorView& w) {
   p.K = w.shape[1];
   p.groups = (p.N + kRows - 1) / kRows;
   p.blocks = p.K / 32;
-  p.scales.resize(size_t(p.groups * p.blocks * kRows));
-  p.quants.resize(size_t(p.groups * p.blocks * chunks_of(p.dtype)));
+  p.memory = PageBuffer(p.bytes());
   const int64_t row_bytes = int64_t(dtype_bytes(w.dtype, p.K));
   const auto* src = static_cast<const uint8_t*>(w.data);
-#pragma omp parallel for schedule(static) if (p.N * p.K >= kMinParallelWork)
-  for (int64_t g = 0; g < p.groups; ++g)
-    for (int64_t b = 0; b < p.blocks; ++b) pack_group_block(p, src, row_bytes, g, b);
+  constexpr int64_t kSliceGroups = 64;  // 1024 rows: then their source bytes may go
+  for (int64_t g0 = 0; g0 < p.groups; g0 += kSliceGroups) {
+    const int64_t g1 = std::min(p.groups, g0 + kSliceGroups);
+#pragma omp parallel for schedule(static) if ((g1 - g0) * kRows * p.K >= kMinParallelWork)
+    for (int64_t g = g0; g < g1; ++g) pack_group(p, src, row_bytes, g);
+    if (release) {
+      const int64_t n0 = g0 * kRows, n1 = std::min(p.N, g1 * kRows);
+      release(src + n0 * row_bytes, size_t((n1 - n0) * row_bytes));
+    }
+  }
   return p;
 }
 
@@ -81,11 +92,10 @@ const PackedQuantWeight& PackedQuantCache::get(const TensorView& w, const Mapped
   auto it = packed_.find(w.data);
   if (it != packed_.end() && it->second.dtype == w.dtype && it->second.N == w.shape[0] && it->second.K == w.shape[1])
     return it->second;
-  PackedQuantWeight& p = packed_[w.data] = pack_quant_rows(w);
   const auto* at = static_cast<const uint8_t*>(w.data);
-  if (mapping && at >= mapping->data() && at + w.nbytes() <= mapping->data() + mapping->size())
-    drop_unmodified_mapped_pages(w.data, w.nbytes());  // the packed copy serves from now on
-  return p;
+  const bool mapped = mapping && at >= mapping->data() && at + w.nbytes() <= mapping->data() + mapping->size();
+  // the packed copy serves from now on: the file's pages go slice by slice
+  return packed_[w.data] = pack_quant_rows(w, mapped ? drop_unmodified_mapped_pages : nullptr);
 }
 
 void PackedQuantCache::clear() {
@@ -143,8 +153,8 @@ void group_product(float* y, const QuantizedActivations& xq, int64_t m0, const P
   constexpr int C = kNibbles ? 4 : 8;
   constexpr int32_t kOffset = kNibbles ? 8 : 128;
   const int64_t blocks = w.blocks, K = w.K;
-  const uint16_t* scales = w.scales.data() + g * blocks * kRows;
-  const PackedQuantWeight::Line* lines = w.quants.data() + g * blocks * C;
+  const uint16_t* scales = w.scales() + g * blocks * kRows;
+  const PackedQuantWeight::Line* lines = w.quants() + g * blocks * C;
   __m512 acc[MR];
   for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {

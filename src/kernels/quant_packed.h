@@ -16,10 +16,13 @@
 // quants) as their starting value.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/mmap_file.h"
 #include "core/tensor.h"
 #include "kernels/quant_dot.h"
@@ -36,13 +39,21 @@ struct PackedQuantWeight {
   };
   DType dtype = DType::F32;  // the source's block type
   int64_t N = 0, K = 0, groups = 0, blocks = 0;  // groups = ceil(N / 16), blocks = K / 32
-  std::vector<uint16_t> scales;  // [groups, blocks, 16] F16
-  std::vector<Line> quants;      // [groups, blocks, C] 64-byte chunks
-  size_t bytes() const { return scales.size() * 2 + quants.size() * 64; }
+  // One buffer in huge pages, resident as it is written (so packing slice by slice never holds a
+  // whole source and its copy at once): the quants, then the scales.
+  PageBuffer memory;
+  const Line* quants() const { return reinterpret_cast<const Line*>(memory.data()); }  // [groups, blocks, C] chunks
+  const uint16_t* scales() const {  // [groups, blocks, 16] F16
+    return reinterpret_cast<const uint16_t*>(memory.data() + line_count() * 64);
+  }
+  size_t scale_count() const { return size_t(groups * blocks * 16); }
+  size_t line_count() const { return size_t(groups * blocks * (dtype == DType::Q4_0 ? 4 : 8)); }
+  size_t bytes() const { return scale_count() * 2 + line_count() * 64; }
 };
 
-// w [N, K] of a has_packed_quant type, repacked (parallel over groups).
-PackedQuantWeight pack_quant_rows(const TensorView& w);
+// w [N, K] of a has_packed_quant type, repacked (parallel over groups), a slice of rows at a
+// time; after each slice, release(its source bytes) if given (the cache drops the file's pages).
+PackedQuantWeight pack_quant_rows(const TensorView& w, const std::function<void(const void*, size_t)>& release = {});
 
 // y[M, N] (+)= xq W^T (+ bias[N]) for any M (decode rows and prefill): xq quantized for w.dtype.
 // The products of quant_dot_matvec on the source weight (exact integer sums), summed in another
