@@ -6,18 +6,19 @@ Models (random weights, made once in WORK_DIR and reused):
     in the converter's layout, then converted by llama-quantize to BF16, F16, Q8_0, Q4_0, Q4_K_M;
   - a LLaMA 58M (dim 512, 8 layers, FFN 1376, LLaMA 2's 32,000-token vocabulary, untied), F32;
   - a Qwen2.5-3B-shaped model (hidden 2048, 36 layers, 16 / 2 heads, FFN 11008): an F16 GGUF written
-    from numpy, converted by llama-quantize to BF16, Q8_0, Q4_K_M (216 Q4_K + 37 Q6_K tensors).
-    TAIA_BENCH_3B=0 leaves it out.
+    from numpy, converted by llama-quantize to F32, BF16, Q8_0, Q4_0, Q4_K_M (216 Q4_K + 37 Q6_K
+    tensors). TAIA_BENCH_3B=0 leaves it out.
 In interleaved rounds (every file in both tools each round; medians reported), `llama-bench -p 512
 -n 128 -r 1` beside `taia bench prefill --prompt 512` and `taia bench decode --tokens 128` (both
-from an empty cache, as llama-bench's pp512 and tg128), and taia's decode as a share of the bound
-that the read bandwidth it measures in the same call sets. Both tools run their defaults: 8-bit
-activations on quantized files, an F16 KV cache.
+from an empty cache, as llama-bench's pp512 and tg128; the 3B files decode 32 tokens, -n 32), and
+taia's decode as a share of the bound that the read bandwidth it measures in the same call sets.
+Both tools run their defaults: 8-bit activations on quantized files, an F16 KV cache.
 
-Then decode at depth (TAIA_BENCH_DEPTHS, default "4096"; the 0.5B Q4_K_M and BF16 files): this
-llama-bench has no -d, so its decode rate at depth D is 32 tokens over the time of `-pg D,32` minus
-that of `-p D` (the same prompt alone), beside `taia bench decode --depth D --tokens 32`. And load:
-wall time and peak RSS (`/usr/bin/time -f "%e %M"`) of `taia generate -n 8` beside `llama-cli -n 8`.
+Then decode at depth (TAIA_BENCH_DEPTHS, default "4096,16384"; the 0.5B Q4_K_M and BF16 files;
+TAIA_BENCH_DEPTH_ROUNDS rounds, default 1): llama-cli's own eval timing of 32 tokens after a
+prompt of D tokens (this llama-bench has no -d) beside `taia bench decode --depth D --tokens 32`.
+And load: wall time and peak RSS (`/usr/bin/time -f "%e %M"`) of `taia generate -n 8` beside
+`llama-cli -n 8`.
 
 usage: /usr/bin/python3 bench/compare_llamacpp.py TAIA LLAMA_BENCH FIXTURES WORK_DIR [ROUNDS] [THREADS]
 (bench/compare_llamacpp.sh fills in everything but LLAMA_BENCH.) llama-quantize is taken from the
@@ -46,7 +47,8 @@ QWEN_TYPES = ["BF16", "F16", "Q8_0", "Q4_0", "Q4_K_M"]  # llama-quantize's names
 # Q4_K / Q6_K), 36 layers, 16 / 2 heads, FFN 11008, tied 151,936-token embeddings.
 QWEN3B = dict(QWEN, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
               num_key_value_heads=2)
-QWEN3B_TYPES = ["BF16", "Q8_0", "Q4_K_M"]  # from the F16 file
+QWEN3B_TYPES = ["F32", "BF16", "F16", "Q8_0", "Q4_0", "Q4_K_M"]  # F16: the file written; the others from it
+GEN_3B = 32  # decoded tokens per 3B run (a 3B token takes 0.1-0.5 s)
 
 
 def qwen_vocab_gguf(gguf, tokenizer_json, out):
@@ -161,6 +163,8 @@ def make_models(taia, llama_bench, fixtures, llama_dir, work):
             if not os.path.exists(out):
                 subprocess.run([quantize, f16, out, t], check=True, capture_output=True)
             files.append(("Qwen2.5-3B shape", t, out, (), ()))
+            if t == "BF16":
+                files.append(("Qwen2.5-3B shape", "BF16, taia --compute bf16", out, ("--compute", "bf16"), ()))
     return files
 
 
@@ -203,22 +207,22 @@ def load_runs(taia, llama_bench, model, threads):
     return ours, theirs
 
 
-def llama_bench_run(llama_bench, model, threads, extra):
-    r = subprocess.run([llama_bench, "-m", model, "-p", "512", "-n", "128", "-t", str(threads), "-r", "1", "-o",
+def llama_bench_run(llama_bench, model, threads, extra, gen):
+    r = subprocess.run([llama_bench, "-m", model, "-p", "512", "-n", str(gen), "-t", str(threads), "-r", "1", "-o",
                         "json", *extra], capture_output=True, text=True, check=True)
     rows = json.loads(r.stdout)
     pp = next(x["avg_ts"] for x in rows if x["n_prompt"] == 512)
-    tg = next(x["avg_ts"] for x in rows if x["n_gen"] == 128)
+    tg = next(x["avg_ts"] for x in rows if x["n_gen"] == gen)
     return pp, tg
 
 
-def taia_bench_run(taia, model, threads, extra):
+def taia_bench_run(taia, model, threads, extra, gen):
     def bench(*args):
         r = subprocess.run([taia, "bench", *args, "-m", model, "--rounds", "1", "-t", str(threads), "--format",
                             "json", *extra], capture_output=True, text=True, check=True)
         return json.loads(r.stdout)
     pp = bench("prefill", "--prompt", "512")
-    tg = bench("decode", "--tokens", "128")
+    tg = bench("decode", "--tokens", str(gen))
     return pp["tokens_per_s"], tg["tokens_per_s"], tg["fraction_of_bound"]
 
 
@@ -233,14 +237,15 @@ def main():
     results = {f: {"llama": [], "taia": []} for f in files}
     for r in range(rounds):  # interleaved: each round runs every file in both tools
         for f in files:
-            results[f]["llama"].append(llama_bench_run(llama_bench, f[2], threads, f[4]))
-            results[f]["taia"].append(taia_bench_run(taia, f[2], threads, f[3]))
+            gen = GEN_3B if f[0] == "Qwen2.5-3B shape" else 128
+            results[f]["llama"].append(llama_bench_run(llama_bench, f[2], threads, f[4], gen))
+            results[f]["taia"].append(taia_bench_run(taia, f[2], threads, f[3], gen))
             print(f"round {r + 1} {f[0]} {f[1]}: llama.cpp {results[f]['llama'][-1]}, taia {results[f]['taia'][-1]}",
                   file=sys.stderr, flush=True)
     depth_table(taia, llama_bench, files, rounds, threads)
     load_table(taia, llama_bench, files, rounds, threads)
     print(f"CPU: {cpu_name()}, {threads} threads, {rounds} interleaved rounds (medians), llama-bench -p 512 -n 128 "
-          f"vs taia bench prefill --prompt 512 / decode --tokens 128\n")
+          f"vs taia bench prefill --prompt 512 / decode --tokens 128 (3B: -n {GEN_3B} / --tokens {GEN_3B})\n")
     print("| model (random weights) | dtype | file MB | llama.cpp prefill / decode tok/s | taia prefill / decode tok/s "
           "| taia / llama.cpp | taia decode, share of the bandwidth bound |")
     print("|---|---|---|---|---|---|---|")
@@ -253,7 +258,8 @@ def main():
 
 
 def depth_table(taia, llama_bench, files, rounds, threads):
-    depths = [int(d) for d in os.environ.get("TAIA_BENCH_DEPTHS", "4096").split(",") if d]
+    depths = [int(d) for d in os.environ.get("TAIA_BENCH_DEPTHS", "4096,16384").split(",") if d]
+    rounds = int(os.environ.get("TAIA_BENCH_DEPTH_ROUNDS", "1"))
     picked = [f for f in files if f[0] == "Qwen2.5-0.5B shape" and f[1] in ("BF16", "Q4_K_M")]
     rows = {(f, d): {"llama": [], "taia": []} for f in picked for d in depths}
     for r in range(rounds):
