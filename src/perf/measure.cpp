@@ -76,9 +76,13 @@ std::vector<double> measure_decode(const Model& m, int64_t depth, int64_t tokens
   const std::vector<int32_t> prompt = spread_ids(std::max<int64_t>(depth, 1), c.vocab_size);
   std::vector<float> logits(size_t(c.vocab_size));  // [V]
   KVCache cache(c, depth + tokens, 0, d.kv_dtype());
+  // The prompt goes in once, in generation's calls of kGenerateRowsPerCall rows; each round
+  // rewinds to it (every layer keeps a row per position here, so nothing it reads is overwritten).
+  for (int64_t done_rows = 0; done_rows < depth; done_rows += kGenerateRowsPerCall)
+    d.forward(cache, prompt.data() + done_rows, std::min(kGenerateRowsPerCall, depth - done_rows), logits.data(),
+              false);
   auto round = [&] {  // seconds of the `tokens` steps
-    cache.clear();
-    if (depth > 0) d.forward(cache, prompt.data(), depth, logits.data(), false);
+    cache.set_length(depth);
     int32_t next = prompt[0];
     const auto t = clock_type::now();
     d.profile(profile);  // the one-token steps only

@@ -357,5 +357,52 @@ TEST(AttentionKvTypes, ReadTheStoredRowsAsTheirValues) {
                Error);
 }
 
+// Heads of 64 go through the tiled path (tiles of 64 keys, an online softmax): against a double
+// reference over several tiles, with a sliding window and soft-capping; rows attended in one call
+// of 37 give each row the same bits as the row alone (a decode step), whatever block it shared.
+TEST(AttentionTiles, MatchTheDoubleReferenceAndDoNotDependOnTheBlock) {
+  for (const auto& [window, softcap] : {std::pair<int64_t, float>{0, 0.0f}, {90, 0.0f}, {0, 5.0f}}) {
+    SCOPED_TRACE(testing::Message() << "window " << window << " softcap " << softcap);
+    AttentionShape shape{6, 2, 64, window};
+    shape.softcap = softcap;
+    const int64_t T = 37, pos0 = 180, ctx = pos0 + T, kvd = shape.n_kv_heads * shape.head_dim, hd = 64;
+    auto q = test::random_vector(size_t(T * shape.n_heads * hd), 71);
+    auto k = test::random_vector(size_t(ctx * kvd), 72), v = test::random_vector(size_t(ctx * kvd), 73);
+    for (float& x : q) x *= 3.0f;  // peaked softmaxes: the running max matters
+    std::vector<float> out(q.size());
+    attention_forward(out.data(), q.data(), k.data(), v.data(), T, pos0, kvd, shape);
+    double worst = 0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < shape.n_heads; ++h) {
+        const int64_t g = h / 3, first = window_start(pos0 + t, window);
+        std::vector<double> s;
+        double mx = -1e300, sum = 0;
+        for (int64_t j = first; j <= pos0 + t; ++j) {
+          double d = 0;
+          for (int64_t i = 0; i < hd; ++i)
+            d += double(q[size_t((t * shape.n_heads + h) * hd + i)]) * k[size_t(j * kvd + g * hd + i)];
+          d /= 8.0;
+          if (softcap > 0) d = softcap * std::tanh(d / softcap);
+          s.push_back(d);
+          mx = std::max(mx, d);
+        }
+        for (double& e : s) sum += (e = std::exp(e - mx));
+        for (int64_t i = 0; i < hd; ++i) {
+          double o = 0;
+          for (size_t j = 0; j < s.size(); ++j) o += s[j] / sum * v[(first + j) * size_t(kvd) + size_t(g * hd + i)];
+          worst = std::max(worst, std::abs(double(out[size_t((t * shape.n_heads + h) * hd + i)]) - o));
+        }
+      }
+    EXPECT_LE(worst, 1e-5);
+    EXPECT_GT(worst, 0.0);  // float sums, not the reference's doubles
+    for (int64_t t : {int64_t(0), int64_t(13), T - 1}) {  // the same row alone
+      std::vector<float> alone(size_t(shape.n_heads * hd));
+      attention_forward(alone.data(), q.data() + t * shape.n_heads * hd, k.data(), v.data(), 1, pos0 + t, kvd, shape);
+      for (size_t i = 0; i < alone.size(); ++i)
+        ASSERT_EQ(alone[i], out[size_t(t * shape.n_heads * hd) + i]) << "row " << t << " value " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace taia
