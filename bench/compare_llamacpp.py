@@ -18,7 +18,8 @@ Then decode at depth (TAIA_BENCH_DEPTHS, default "4096,16384"; the 0.5B Q4_K_M a
 TAIA_BENCH_DEPTH_ROUNDS rounds, default 1): llama-cli's own eval timing of 32 tokens after a
 prompt of D tokens (this llama-bench has no -d) beside `taia bench decode --depth D --tokens 32`.
 And load: wall time and peak RSS (`/usr/bin/time -f "%e %M"`) of `taia generate -n 8` beside
-`llama-cli -n 8`.
+`llama-cli -n 8`, warm (the file in the page cache) and cold (its pages dropped just before each
+run with posix_fadvise DONTNEED).
 
 usage: /usr/bin/python3 bench/compare_llamacpp.py TAIA LLAMA_BENCH FIXTURES WORK_DIR [ROUNDS] [THREADS]
 (bench/compare_llamacpp.sh fills in everything but LLAMA_BENCH.) llama-quantize is taken from the
@@ -179,7 +180,8 @@ def llama_depth_decode(llama_bench, model, threads, depth, n=32):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(" the" * (depth - 1))
     r = subprocess.run([cli, "-m", model, "-f", f.name, "-n", str(n), "--ignore-eos", "-no-cnv", "-c",
-                        str(depth + 2 * n), "-t", str(threads)], capture_output=True, text=True, check=True)
+                        str(depth + 2 * n), "-t", str(threads)], capture_output=True, text=True, errors="replace",
+                       check=True)  # a random model's text is not always UTF-8
     os.unlink(f.name)
     found = re.search(r"\beval time =\s*([0-9.]+) ms /\s*([0-9]+) runs", r.stderr)
     return int(found.group(2)) / (float(found.group(1)) / 1e3)
@@ -193,15 +195,33 @@ def taia_depth_decode(taia, model, threads, depth, n=32):
 
 def time_rss(cmd):
     """(wall seconds, peak RSS in GB) of a command, by /usr/bin/time."""
-    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], capture_output=True, text=True, check=True)
+    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], capture_output=True, text=True, errors="replace", check=True)
     seconds, kb = r.stderr.strip().splitlines()[-1].split()
     return float(seconds), int(kb) / 1e6
 
 
-def load_runs(taia, llama_bench, model, threads):
+def evict(path):
+    """The file's pages dropped from the page cache (posix_fadvise DONTNEED: no root needed), so
+    the next run reads it from disk."""
+    fd = os.open(path, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+
+
+def warm(path):
+    """The file read once so that all of its pages are in the page cache: a warm run must not pay
+    for the pages that the runs before it (other files, the other program) pushed out."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def load_runs(taia, llama_bench, model, threads, cold=False):
     cli = os.path.join(os.path.dirname(llama_bench), "llama-cli")
+    (evict if cold else warm)(model)
     ours = time_rss([taia, "generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "8", "--ignore-eos", "-t",
                      str(threads)])
+    (evict if cold else warm)(model)
     theirs = time_rss([cli, "-m", model, "-p", "hello", "-n", "8", "-no-cnv", "--no-warmup", "-c", "512", "-t",
                        str(threads)])
     return ours, theirs
@@ -242,8 +262,6 @@ def main():
             results[f]["taia"].append(taia_bench_run(taia, f[2], threads, f[3], gen))
             print(f"round {r + 1} {f[0]} {f[1]}: llama.cpp {results[f]['llama'][-1]}, taia {results[f]['taia'][-1]}",
                   file=sys.stderr, flush=True)
-    depth_table(taia, llama_bench, files, rounds, threads)
-    load_table(taia, llama_bench, files, rounds, threads)
     print(f"CPU: {cpu_name()}, {threads} threads, {rounds} interleaved rounds (medians), llama-bench -p 512 -n 128 "
           f"vs taia bench prefill --prompt 512 / decode --tokens 128 (3B: -n {GEN_3B} / --tokens {GEN_3B})\n")
     print("| model (random weights) | dtype | file MB | llama.cpp prefill / decode tok/s | taia prefill / decode tok/s "
@@ -255,6 +273,9 @@ def main():
         tp, tt, share = (statistics.median(x[i] for x in results[f]["taia"]) for i in (0, 1, 2))
         print(f"| {label} | {dtype} | {os.path.getsize(path) / 1e6:.0f} | {lp:.0f} / {lt:.1f} | {tp:.0f} / {tt:.1f} | "
               f"{tp / lp:.2f}x / {tt / lt:.2f}x | {100 * share:.0f} % |")
+    print(flush=True)
+    depth_table(taia, llama_bench, files, rounds, threads)
+    load_table(taia, llama_bench, files, rounds, threads)
 
 
 def depth_table(taia, llama_bench, files, rounds, threads):
@@ -279,14 +300,18 @@ def depth_table(taia, llama_bench, files, rounds, threads):
 def load_table(taia, llama_bench, files, rounds, threads):
     picked = [f for f in files if f[0] == "Qwen2.5-3B shape" or (f[0] == "Qwen2.5-0.5B shape" and f[1] == "Q4_K_M")]
     runs = {f: [] for f in picked}
+    cold = {f: [] for f in picked}
     for _ in range(rounds):
         for f in picked:
             runs[f].append(load_runs(taia, llama_bench, f[2], threads))
-    print("| model | dtype | taia generate -n 8: s / peak RSS GB | llama-cli -n 8: s / peak RSS GB |")
-    print("|---|---|---|---|")
+            cold[f].append(load_runs(taia, llama_bench, f[2], threads, cold=True))
+    print("| model | dtype | taia generate -n 8, warm: s / peak RSS GB | llama-cli -n 8, warm: s / peak RSS GB "
+          "| taia, cold: s | llama-cli, cold: s |")
+    print("|---|---|---|---|---|---|")
     for f, rs in runs.items():
         cell = lambda i: " ".join(f"{r[i][0]:.2f}" for r in rs) + f" / {max(r[i][1] for r in rs):.2f}"
-        print(f"| {f[0]} | {f[1]} | {cell(0)} | {cell(1)} |")
+        cold_cell = lambda i: " ".join(f"{r[i][0]:.2f}" for r in cold[f])
+        print(f"| {f[0]} | {f[1]} | {cell(0)} | {cell(1)} | {cold_cell(0)} | {cold_cell(1)} |")
     print()
 
 

@@ -40,6 +40,14 @@ MappedFile::MappedFile(const std::string& path, MapAccess access) : path_(path),
       fail(path, ": cannot mmap: ", std::strerror(e));
     }
     data_ = static_cast<const uint8_t*>(p);
+    // Huge pages where the kernel can give them (THP "madvise" mode, a filesystem whose page cache
+    // holds 2 MiB folios, e.g. ext4 on Linux 6.x): the weights are then mapped 2 MiB at a time, so
+    // a decode step that streams all of them takes a TLB miss per 2 MiB instead of per 4 KiB and
+    // the hardware prefetcher is not stopped at every 4 KiB boundary. On the 2-vCPU EPYC test
+    // machine (Linux 6.18, ext4) a Qwen2.5-3B-shaped F32 file decodes 2.00 -> 2.17 tok/s with it
+    // (medians of 8 interleaved rounds; llama.cpp, 4 KiB-mapped, 2.48). Advice: where it is
+    // refused, or the file's cached pages are small folios, the mapping stays in 4 KiB pages.
+    madvise(p, size_, MADV_HUGEPAGE);
   }
   ::close(fd);
 }

@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -30,6 +31,35 @@ TEST(MappedFile, DroppingUnmodifiedPagesKeepsWrittenOnes) {
   drop_unmodified_mapped_pages(map.data(), bytes.size());
   for (size_t i = 0; i < bytes.size(); ++i)
     ASSERT_EQ(map.data()[i], i == 3 * page + 5 ? uint8_t(bytes[i] + 1) : bytes[i]) << "byte " << i;
+}
+
+// The VmFlags line of the /proc/self/smaps entry that starts at p ("" if none).
+std::string vm_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  char start[32];
+  std::snprintf(start, sizeof(start), "%lx-", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p)));
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (line.rfind(start, 0) == 0) inside = true;
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return "";
+}
+
+// Weights are read from the mapping 2 MiB at a time where the kernel allows it: the mapping
+// carries the huge-page advice ("hg" in smaps), whichever access it was opened with.
+TEST(MappedFile, AsksForHugePages) {
+  if (!file_exists("/sys/kernel/mm/transparent_hugepage/enabled"))
+    GTEST_SKIP() << "this kernel has no transparent huge pages: nothing to advise";
+  const std::string path = test::temp_dir() + "/huge.bin";
+  std::vector<char> bytes(4 << 20, 'x');
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  for (MapAccess access : {MapAccess::ReadOnly, MapAccess::CopyOnWrite}) {
+    MappedFile map(path, access);
+    const std::string flags = vm_flags_of(map.data());
+    ASSERT_FALSE(flags.empty()) << "no smaps entry starts at the mapping";
+    EXPECT_NE((flags + " ").find(" hg "), std::string::npos) << flags;
+  }
 }
 
 TEST(Safetensors, RoundTripsDtypesShapesAndMetadata) {
