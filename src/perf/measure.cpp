@@ -113,7 +113,8 @@ TrainBatch random_train_batch(int64_t vocab, int64_t batch, int64_t seq) {
   return b;
 }
 
-std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done) {
+std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done,
+                                  TrainProfile* profile) {
   check_positive(o.batch, "batch");
   check_positive(o.seq, "sequence length");
   check_positive(o.rank, "LoRA rank");
@@ -131,23 +132,36 @@ std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int step
   AdamW adam(trainable_params(m, nullptr, &lora), AdamWConfig{});
   EngineOptions eo;
   eo.compute_bf16 = o.compute_bf16;
+  eo.profile = profile != nullptr;
   TrainEngine engine(m, &lora, nullptr, eo);
   const TrainBatch batch = random_train_batch(c.vocab_size, o.batch, o.seq);
   const float scale = 1.0f / float(batch.target_count());
+  double optimizer_seconds = 0.0;  // of the last step
   auto step = [&](uint64_t s) {
     const auto t = clock_type::now();
     lora.zero_grad();
+    const double zeroed = seconds_since(t);
     engine.forward_backward(batch, scale, s);
+    const auto t_adam = clock_type::now();
     adam.step(1e-4);
+    optimizer_seconds = zeroed + seconds_since(t_adam);
     return seconds_since(t);
   };
   step(0);  // warm-up: JIT kernels, first touch of the activations
   step(1);
+  engine.reset_phase_times();
   std::vector<double> rates;
   for (int i = 0; i < steps; ++i) {
-    rates.push_back(double(o.batch * o.seq) / step(uint64_t(2 + i)));
+    const double sec = step(uint64_t(2 + i));
+    rates.push_back(double(o.batch * o.seq) / sec);
+    if (profile) {
+      profile->optimizer_seconds += optimizer_seconds;
+      profile->step_seconds += sec;
+      profile->steps += 1;
+    }
     if (done) done(i + 1, steps);
   }
+  if (profile) profile->phases = engine.phase_times();
   return rates;
 }
 

@@ -40,8 +40,21 @@ struct TrainBenchOptions {
 // A [batch, seq] batch of random tokens (seed 3), each targeting the next (none for the last).
 TrainBatch random_train_batch(int64_t vocab, int64_t batch, int64_t seq);
 
-// Tokens/s of each of `steps` LoRA (or MoLoRA) steps (forward, backward, AdamW), after two untimed ones.
-std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done = {});
+// Where the timed training steps' time went (`taia bench train --profile`): the engine's phases
+// (TrainEngine's PhaseTimes: base GEMMs, LoRA, attention, norms, elementwise, LM head + loss), the
+// optimizer (zeroing the gradients and AdamW), and the steps' whole wall time (what no phase
+// covers, e.g. the embedding's backward, is the difference).
+struct TrainProfile {
+  PhaseTimes phases;
+  double optimizer_seconds = 0.0;
+  double step_seconds = 0.0;
+  int steps = 0;
+};
+
+// Tokens/s of each of `steps` LoRA (or MoLoRA) steps (forward, backward, AdamW), after two untimed
+// ones; with a profile, the timed steps' time by phase (a clock read around each phase).
+std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int steps, const RoundDone& done = {},
+                                  TrainProfile* profile = nullptr);
 
 // Matrix-product FLOPs of a T-token prefill: the projections, causal attention (QK^T and AV over
 // the positions each row sees) and the LM head for the last row.

@@ -99,6 +99,24 @@ for compute in ("f32", "bf16"):
         lora = 4 * ((D + Q) + 2 * (D + KV) + (Q + D) + 2 * (D + I) + (I + D))
         fwd = L * (2 * tok * (proj + lora) + 2 * 2 * 2 * 32 * 32 * Q) + 2 * tok * D * V
         check(close(j["gflop_per_token"], 2 * fwd / tok / 1e9), f"train {compute}: FLOPs per token (the peer's formula)")
+        check("profile" not in j, f"train {compute}: no profile unless asked")
+j = bench("train", "-m", model, "--batch", "2", "--seq", "32", "--rank", "4", "--rounds", "2", "--profile")
+if j:
+    phases = {p["phase"]: p for p in j["profile"]}
+    check(set(phases) == {"base GEMMs", "LoRA branches", "attention + RoPE", "RMSNorm", "SwiGLU, copies, embedding",
+                          "LM head + loss", "optimizer (zero grads, AdamW)", "other"}, "train --profile: every phase",
+          sorted(phases))
+    check(all(p["ms_per_step"] >= 0 and 0 <= p["share"] <= 1 for p in j["profile"]), "train --profile: times >= 0",
+          j["profile"])
+    check(all(phases[k]["ms_per_step"] > 0 for k in ("base GEMMs", "LoRA branches", "attention + RoPE",
+                                                     "LM head + loss", "optimizer (zero grads, AdamW)")),
+          "train --profile: the phases a LoRA step runs took time", j["profile"])
+    # "other" is the step's wall time no phase covers, so the shares add up to the whole step.
+    check(abs(sum(p["share"] for p in j["profile"]) - 1) < 1e-6, "train --profile: shares add up to the step",
+          j["profile"])
+    step_ms = 1e3 * 2 * 32 / j["tokens_per_s"]
+    check(sum(p["ms_per_step"] for p in j["profile"]) <= 1.05 * step_ms * 2,
+          "train --profile: the phases fit in the steps' time", (step_ms, j["profile"]))
 j = bench("prefill", "--preset", "llama-34m", "--prompt", "16", "--rounds", "1", "--dtype", "bf16")
 if j:
     check(j["model"].startswith("llama-34m") and j["dtype"] == "BF16", "a preset in the asked dtype", str(j))

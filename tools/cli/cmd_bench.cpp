@@ -1,6 +1,7 @@
 // taia bench prefill|decode|train: what this machine does with a model (a file or a preset
 // shape with random weights), beside the ceiling it measures in the same run: read bandwidth for
 // decode, GEMM GFLOP/s for prefill and training.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -52,6 +53,7 @@ struct BenchResult {
   double work = 0;            // per token: bytes (decode) or FLOPs (prefill, train)
   double ceiling = 0;         // GB/s (decode) or GFLOP/s
   DecodeProfile profile;      // decode --profile: the timed steps' time and bytes by step
+  TrainProfile train_profile;  // train --profile: the timed steps' time by phase
 };
 
 BenchResult run_kind(const BenchArgs& a, Model& m) {
@@ -71,7 +73,7 @@ BenchResult run_kind(const BenchArgs& a, Model& m) {
   } else {
     TrainBenchOptions o = a.train;
     o.compute_bf16 = a.run.precision == Precision::BF16;
-    r.rates = measure_train(m, o, rounds, done);
+    r.rates = measure_train(m, o, rounds, done, a.profile ? &r.train_profile : nullptr);
     r.work = train_step_flops(m.config, o) / double(o.batch * o.seq);
     r.ceiling = gemm_peak_gflops(o.compute_bf16 ? Precision::BF16 : Precision::F32);
   }
@@ -100,6 +102,31 @@ void print_profile(const DecodeProfile& p, int64_t tokens, double ceiling_gbs) {
                 s["ms_per_token"].get<double>(), 100.0 * s["share"].get<double>(), s["gb_per_token"].get<double>(),
                 s["gb_per_s"].get<double>());
   std::printf("(read bandwidth measured in this call: %.1f GB/s)\n", ceiling_gbs);
+}
+
+// train --profile: per phase of the timed steps, ms per step and share of the step's wall time;
+// "other" is what no phase covers (the embedding's backward, the engine's buffer set-up).
+Json train_profile_json(const TrainProfile& p) {
+  Json phases = Json::array();
+  const double steps = std::max(1, p.steps);
+  double covered = 0.0;
+  auto add = [&](const std::string& name, double sec) {
+    phases.push_back({{"phase", name}, {"ms_per_step", 1e3 * sec / steps},
+                      {"share", p.step_seconds > 0 ? sec / p.step_seconds : 0.0}});
+    covered += sec;
+  };
+  for (int i = 0; i < int(Phase::Count); ++i) add(phase_name(Phase(i)), p.phases.seconds[size_t(i)]);
+  add("optimizer (zero grads, AdamW)", p.optimizer_seconds);
+  add("other", std::max(0.0, p.step_seconds - covered));
+  return phases;
+}
+
+void print_train_profile(const TrainProfile& p, double bound_ms_per_step) {
+  std::printf("\n%-30s %10s %7s\n", "phase", "ms/step", "share");
+  for (const Json& s : train_profile_json(p))
+    std::printf("%-30s %10.1f %6.1f%%\n", s["phase"].get<std::string>().c_str(), s["ms_per_step"].get<double>(),
+                100.0 * s["share"].get<double>());
+  std::printf("(a step at this machine's GEMM ceiling: %.1f ms)\n", bound_ms_per_step);
 }
 
 void print_result(const BenchArgs& a, const std::string& label, const Model& m, const BenchResult& r) {
@@ -135,7 +162,8 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
         j["top_k"] = a.train.top_k;
       }
     }
-    if (a.profile) j["profile"] = profile_json(r.profile, a.tokens * a.rounds);
+    if (a.profile && a.kind == BenchKind::Train) j["profile"] = train_profile_json(r.train_profile);
+    else if (a.profile) j["profile"] = profile_json(r.profile, a.tokens * a.rounds);
     print_json(j);
     return;
   }
@@ -151,7 +179,10 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
     std::printf("%.2f GFLOP per token -> %.1f GFLOP/s; this machine's %s GEMM: %.1f GFLOP/s (%.0f %%)\n",
                 r.work / 1e9, achieved, a.run.precision == Precision::BF16 ? "BF16" : "F32", r.ceiling,
                 100.0 * tps / bound);
-  if (a.profile) print_profile(r.profile, a.tokens * a.rounds, r.ceiling);
+  if (a.profile && a.kind == BenchKind::Train)
+    print_train_profile(r.train_profile, 1e3 * double(a.train.batch * a.train.seq) / bound);
+  else if (a.profile)
+    print_profile(r.profile, a.tokens * a.rounds, r.ceiling);
 }
 
 void run_bench(const BenchArgs& a) {
@@ -234,6 +265,9 @@ void register_bench(CLI::App& app) {
   train.cmd->add_option("--top-k", train.args->train.top_k, "MoLoRA: experts per token")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  train.cmd->add_flag("--profile", train.args->profile,
+                      "Also time each phase of the timed steps (base GEMMs, LoRA branches, attention, norms, "
+                      "elementwise, LM head + loss, optimizer): ms per step and share of the step");
 }
 
 }  // namespace taia::cli
