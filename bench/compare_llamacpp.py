@@ -195,7 +195,8 @@ def taia_depth_decode(taia, model, threads, depth, n=32):
 
 def time_rss(cmd):
     """(wall seconds, peak RSS in GB) of a command, by /usr/bin/time."""
-    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], capture_output=True, text=True, errors="replace", check=True)
+    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], capture_output=True, text=True, errors="replace",
+                       check=True)
     seconds, kb = r.stderr.strip().splitlines()[-1].split()
     return float(seconds), int(kb) / 1e6
 

@@ -136,7 +136,9 @@ std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int step
   TrainEngine engine(m, &lora, nullptr, eo);
   const TrainBatch batch = random_train_batch(c.vocab_size, o.batch, o.seq);
   const float scale = 1.0f / float(batch.target_count());
-  double optimizer_seconds = 0.0;  // of the last step
+  struct StepSeconds {
+    double whole, optimizer;  // the step's wall time; zeroing the gradients and AdamW within it
+  };
   auto step = [&](uint64_t s) {
     const auto t = clock_type::now();
     lora.zero_grad();
@@ -144,19 +146,19 @@ std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int step
     engine.forward_backward(batch, scale, s);
     const auto t_adam = clock_type::now();
     adam.step(1e-4);
-    optimizer_seconds = zeroed + seconds_since(t_adam);
-    return seconds_since(t);
+    const double optimizer = zeroed + seconds_since(t_adam);
+    return StepSeconds{seconds_since(t), optimizer};
   };
   step(0);  // warm-up: JIT kernels, first touch of the activations
   step(1);
   engine.reset_phase_times();
   std::vector<double> rates;
   for (int i = 0; i < steps; ++i) {
-    const double sec = step(uint64_t(2 + i));
-    rates.push_back(double(o.batch * o.seq) / sec);
+    const StepSeconds sec = step(uint64_t(2 + i));
+    rates.push_back(double(o.batch * o.seq) / sec.whole);
     if (profile) {
-      profile->optimizer_seconds += optimizer_seconds;
-      profile->step_seconds += sec;
+      profile->optimizer_seconds += sec.optimizer;
+      profile->step_seconds += sec.whole;
       profile->steps += 1;
     }
     if (done) done(i + 1, steps);
