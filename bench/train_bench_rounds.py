@@ -1,4 +1,10 @@
-"""Interleaved rounds of taia's bench_train and the PyTorch peer; see run_train_bench.sh."""
+"""Interleaved rounds of taia's LoRA training step and the PyTorch peer's; see run_train_bench.sh.
+
+  train_bench_rounds.py ROUNDS TRIALS                 the peer's 34M model (bench_train, torch_lora_step.py)
+  train_bench_rounds.py ROUNDS TRIALS --preset P      a preset's shape (qwen2-0.5b, qwen2.5-1.5b): `taia bench
+                                                      train --preset P` (LoRA r 16, 4 x 256) beside
+                                                      bench/torch_amp_step.py --shape P, with peak RSS"""
+import json
 import os
 import re
 import statistics
@@ -6,9 +12,81 @@ import subprocess
 import sys
 
 ROUNDS, TRIALS = int(sys.argv[1]), int(sys.argv[2])
+PRESET = sys.argv[sys.argv.index("--preset") + 1] if "--preset" in sys.argv else None
 BUILD = os.environ.get("BUILD", "build")
 PEER = os.environ.get("TAIA_PEER", "../shared/peers/torch_lora_step.py")
 THREADS = "2"
+
+
+def timed(cmd, env_extra):
+    """stdout of cmd and its peak RSS in MB (GNU time's %M)."""
+    env = dict(os.environ, **env_extra)
+    r = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kb=%M"] + cmd, env=env, capture_output=True, text=True)
+    rss = re.search(r"peak_rss_kb=(\d+)", r.stderr)
+    if r.returncode != 0:
+        print(f"  {' '.join(cmd)} failed: {r.stderr[-400:]}", flush=True)
+        return None, None
+    return r.stdout, int(rss.group(1)) / 1024 if rss else None
+
+
+def preset_rounds(preset):
+    """taia (F32; --compute bf16 on F32 and on BF16 weights) beside the PyTorch peer at the preset's
+    shape (F32; bf16 autocast on F32 and on BF16 weights), each step with AdamW; tokens/s, share of the
+    bound (taia's own measurement) and peak RSS, then the medians and ratios over rounds."""
+    def taia_cmd(dtype, compute):
+        return [f"{BUILD}/tools/cli/taia", "bench", "train", "--preset", preset, "--batch", "4", "--seq", "256",
+                "--rank", "16", "--dtype", dtype, "--compute", compute, "--rounds", str(TRIALS), "-t", THREADS,
+                "--format", "json"]
+
+    def torch_cmd(weights, precision):
+        return ["/usr/bin/python3", "bench/torch_amp_step.py", PEER, str(TRIALS), "--shape", preset, "--weights",
+                weights, "--precision", precision, "--with-optimizer-only"]
+
+    configs = [("taia F32", taia_cmd("f32", "f32")),
+               ("taia F32 weights, --compute bf16", taia_cmd("f32", "bf16")),
+               ("taia BF16 weights, --compute bf16", taia_cmd("bf16", "bf16")),
+               ("PyTorch F32", torch_cmd("f32", "f32")),
+               ("PyTorch F32 weights, bf16 autocast", torch_cmd("f32", "bf16-autocast")),
+               ("PyTorch BF16 weights, bf16 autocast", torch_cmd("bf16", "bf16-autocast"))]
+    pairs = [("taia F32", "PyTorch F32"),
+             ("taia F32 weights, --compute bf16", "PyTorch F32 weights, bf16 autocast"),
+             ("taia BF16 weights, --compute bf16", "PyTorch BF16 weights, bf16 autocast")]
+    env = {"OMP_NUM_THREADS": THREADS, "TORCH_THREADS": THREADS}
+    results = {}
+    for r in range(ROUNDS):
+        print(f"== round {r + 1}", flush=True)
+        for label, cmd in configs:
+            out, rss = timed(cmd, env)
+            if out is None:
+                continue
+            if label.startswith("taia"):
+                j = json.loads(out)
+                tps, share = j["tokens_per_s"], j["fraction_of_bound"]
+            else:
+                m = re.search(r"train fwd\+bwd\+AdamW: median=[\d.]+ ms -> (\d+) tokens/s", out)
+                tps, share = float(m.group(1)), None
+            results.setdefault(label, []).append((tps, share, rss))
+            extra = f"  {100 * share:4.0f} % of the bound" if share else ""
+            print(f"  {label:40s} {tps:7.1f} tok/s  peak RSS {rss:7.0f} MB{extra}", flush=True)
+    print(f"== medians over {ROUNDS} rounds (tokens/s of a step with AdamW; peak RSS)")
+    for label, v in results.items():
+        shares = [x[1] for x in v if x[1]]
+        share = f"  {100 * statistics.median(shares):4.0f} % of the bound" if shares else ""
+        print(f"  {label:40s} {statistics.median(x[0] for x in v):7.1f} tok/s  "
+              f"{statistics.median(x[2] for x in v):7.0f} MB{share}")
+    print("== taia / PyTorch, median of the rounds' ratios (range)")
+    for a, b in pairs:
+        if a not in results or b not in results:
+            continue
+        speed = [x[0] / y[0] for x, y in zip(results[a], results[b])]
+        rss = [x[2] / y[2] for x, y in zip(results[a], results[b])]
+        print(f"  {a:34s} vs {b:36s} speed {statistics.median(speed):.2f}x ({min(speed):.2f}-{max(speed):.2f}), "
+              f"peak RSS {statistics.median(rss):.2f}x")
+
+
+if PRESET:
+    preset_rounds(PRESET)
+    sys.exit(0)
 
 
 def run(label, cmd, env_extra):

@@ -125,6 +125,7 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
   TAIA_CHECK(!lora_ || lora_->layout == c.proj_layout(), "[TrainEngine] the adapter's module layout (fused or split "
              "projections) is not the model's");
   fold_allowed_ = !model.has_block_weights();
+  fused_head_ = fused_head(recipe_, grads_ && grads_->find(c.tie_word_embeddings ? kEmbedTensor : kLmHeadTensor));
   if (recipe_.uses(RotaryTable::Local)) inv_freq_local_ = rope_inv_freq(dims, float(c.rope_local_theta), RopeScaling{});
   TAIA_CHECK(!options_.compute_bf16 || !grads_, "[TrainEngine] BF16 compute is for LoRA training; full fine-tuning "
              "computes in F32");
@@ -173,9 +174,9 @@ void TrainEngine::plan_buffers(Buffers& b, const PlanShape& s, Fn&& size) {
   size(b.x, N * D);
   size(b.lnf, N * D);
   size(b.rstdf, N);
-  size(b.logits, logits_chunk_rows(N, V) * V);
+  size(b.logits, s.fused_head ? 0 : logits_chunk_rows(N, V) * V);
   size(b.sublayer_normed, r.any_output_norms() ? N * D : 0);
-  size(b.logits_capped, r.final_softcap > 0 ? logits_chunk_rows(N, V) * V : 0);
+  size(b.logits_capped, !s.fused_head && r.final_softcap > 0 ? logits_chunk_rows(N, V) * V : 0);
   plan_grad_scratch(b.grad, s, size);
 }
 
@@ -274,6 +275,10 @@ int64_t TrainEngine::kernel_scratch_bytes(const Model& model, int64_t B, int64_t
         expert_floats = std::max(expert_floats, molora_scratch_floats(N, m->experts, m->top_k, m->rank, m->in, m->out));
   bytes += expert_floats * 4;
   if (recipe.any_attention_softcap()) bytes += int64_t(num_threads()) * kCausalBlock * L * 4;  // a block's recomputed logits
+  // The fused LM head's tiles (counted also under full fine-tuning, where the head may be frozen).
+  if (fused_head(recipe, /*head_trains=*/false))
+    bytes += linear_cross_entropy_scratch_bytes(N, c.vocab_size, c.hidden_size, model.weights.lm_head.dtype,
+                                                o.compute_bf16 ? Precision::BF16 : Precision::F32);
   if (o.compute_bf16) {
     // Every frozen projection and the LM head multiply in BF16: F32 weights are copied once.
     if (model.linear_dtype == DType::F32) {
@@ -295,14 +300,15 @@ int64_t TrainEngine::working_bytes(const Model& model, int64_t B, int64_t L, con
   Buffers none;  // only sized, never allocated
   int64_t floats = 0;
   const ModelRecipe recipe = model_recipe(model.config);
-  plan_buffers(none, PlanShape{&model.config, &recipe, B, L, &o, full ? nullptr : lora, !model.has_block_weights()},
+  plan_buffers(none, PlanShape{&model.config, &recipe, B, L, &o, full ? nullptr : lora, !model.has_block_weights(),
+                                   fused_head(recipe, /*head_trains=*/full)},
                [&](auto&, int64_t n) { floats += n; });  // float and int32 buffers: 4 bytes each
   return floats * 4 + kernel_scratch_bytes(model, B, L, o, full ? nullptr : lora);
 }
 
 int64_t TrainEngine::allocated_bytes() {
   int64_t bytes = 0;
-  plan_buffers(buf_, PlanShape{&model_.config, &recipe_, B_, L_, &options_, lora_, fold_allowed_},
+  plan_buffers(buf_, PlanShape{&model_.config, &recipe_, B_, L_, &options_, lora_, fold_allowed_, fused_head_},
                [&](auto& v, int64_t) { bytes += int64_t(v.capacity()) * 4; });
   return bytes;
 }
@@ -348,7 +354,7 @@ void TrainEngine::resize(const TrainBatch& batch) {
   row_real_.assign(size_t(N_), 1);
   for (size_t b = 0; b < batch.lengths.size(); ++b)
     for (int64_t t = batch.lengths[b]; t < L_; ++t) row_real_[b * size_t(L_) + size_t(t)] = 0;
-  plan_buffers(buf_, PlanShape{&c, &recipe_, B_, L_, &options_, lora_, fold_allowed_},
+  plan_buffers(buf_, PlanShape{&c, &recipe_, B_, L_, &options_, lora_, fold_allowed_, fused_head_},
                [](auto& v, int64_t n) { v.resize(size_t(n)); });
 }
 
@@ -703,18 +709,22 @@ void TrainEngine::embed(const TrainBatch& batch) {
     for (int64_t i = 0; i < N_ * D; ++i) buf_.x[size_t(i)] *= recipe_.embedding_scale;
 }
 
-// Final norm, LM head and cross-entropy in row chunks; with backward, the gradient at the final
-// norm's output is left in d_norm_out (and the head's weight gradient, when it trains).
+// Final norm, LM head and cross-entropy: fused over vocabulary chunks for a frozen head, else in
+// row chunks; with backward, the gradient at the final norm's output is left in d_norm_out (and the
+// head's weight gradient, when it trains).
 double TrainEngine::head_and_loss(const TrainBatch& batch, bool backward, float grad_scale) {
   const ModelConfig& c = model_.config;
   const ModelWeights& w = model_.weights;
   const int64_t N = N_, D = c.hidden_size, V = c.vocab_size;
   norm_forward(recipe_.norm, buf_.lnf.data(), buf_.rstdf.data(), buf_.x.data(), w.final_norm, N, D);
   PhaseScope t(phase_slot(Phase::HeadLoss));
+  float* d_lnf = buf_.grad.d_norm_out.data();
+  if (backward) parallel_zero(d_lnf, N * D);
+  if (fused_head_)
+    return linear_cross_entropy(backward ? d_lnf : nullptr, buf_.lnf.data(), w.lm_head, batch.targets.data(), N,
+                                grad_scale, compute_, head_scratch_);
   const int64_t chunk = logits_chunk_rows(N, V);
   float* logits = buf_.logits.data();
-  float* d_lnf = buf_.grad.d_norm_out.data();
-  if (backward) std::fill(d_lnf, d_lnf + N * D, 0.0f);
   float* d_head = nullptr;
   if (backward && grads_) d_head = grads_->find(c.tie_word_embeddings ? kEmbedTensor : kLmHeadTensor);
   double loss = 0;

@@ -13,6 +13,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/linear.h"
+#include "kernels/linear_cross_entropy.h"
 #include "kernels/molora.h"
 #include "kernels/rope.h"
 #include "model/layer_recipe.h"
@@ -174,7 +175,7 @@ class TrainEngine {
     std::vector<float> x;       // [N, D] residual stream
     std::vector<float> lnf;     // [N, D] final-norm output
     std::vector<float> rstdf;   // [N]
-    std::vector<float> logits;  // [chunk, V] one row chunk of logits, then of their gradient
+    std::vector<float> logits;  // [chunk, V] one row chunk of logits, then of their gradient (unfused head only)
     std::vector<float> recomputed_out;  // [N, D] a recomputed layer's output, not needed again (recompute only)
     std::vector<float> sublayer_normed; // [N, D] an o / down output after its norm (sandwich norms; else empty)
     std::vector<float> logits_capped;   // [chunk, V] the soft-capped logits of a chunk (final soft-cap; else empty)
@@ -189,7 +190,13 @@ class TrainEngine {
     // LoRA may fold into the weight (w_eff = W + s B A): not over a quantized base, whose
     // projections would then be held whole in F32.
     bool fold_allowed = true;
+    // The LM head and loss run fused over vocabulary chunks (kernels/linear_cross_entropy): no
+    // logits rows are planned; its scratch is the kernel's (kernel_scratch_bytes).
+    bool fused_head = false;
   };
+  // Whether the head runs fused: a frozen head (its weight gradient needs the whole softmax first)
+  // and no final soft-cap.
+  static bool fused_head(const ModelRecipe& recipe, bool head_trains) { return !head_trains && recipe.final_softcap <= 0; }
   // Calls size(buffer, floats) for every buffer of `b` that a batch shape needs: resize()
   // allocates by it and working_bytes() adds it up, so the estimate cannot drift.
   template <typename Fn>
@@ -258,6 +265,7 @@ class TrainEngine {
   RopeTable rope_;        // cos/sin for positions 0..L-1
   bool rope_long_factors_ = false;  // rope_ holds LongRope's long factors
   bool fold_allowed_ = true;        // PlanShape::fold_allowed for this model
+  bool fused_head_ = false;         // PlanShape::fused_head for this engine
   std::vector<float> inv_freq_local_;  // Gemma 3's local layers (rope_local_theta), else empty
   RopeTable rope_local_;  // their cos/sin
   int64_t B_ = 0, L_ = 0, N_ = 0;
@@ -266,6 +274,7 @@ class TrainEngine {
   std::vector<uint64_t> dropout_row_keys_;  // [N] (sequence id << 24) + position: keys the dropout masks
   Buffers buf_;
   Bf16Workspace bf16_;     // BF16 copies of the frozen weights, rounded activations (--compute bf16)
+  LinearCrossEntropyScratch head_scratch_;  // the fused LM head's tiles and running softmax
   LinearCompute compute_;  // the precision of the frozen-base and LM-head products
 };
 

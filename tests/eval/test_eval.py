@@ -128,8 +128,8 @@ with open(train_txt, "w") as f:
 adapter = os.path.join(WORK, "adapter")
 r = taia("train", "-m", MODEL, "--data", train_txt, "--out", adapter, "--lora-rank", "32", "--lora-alpha", "64",
          "--lora-dropout", "0", "--lr", "0.005", "--max-steps", "400", "--batch-size", "8", "--grad-accum", "1",
-         "--warmup-ratio", "0",
-         "--schedule", "constant", "--threads", "2", "--seed", "3", "--format", "json")
+         "--warmup-ratio", "0",  # cosine: a constant 0.005 left the loss at 0.1-0.35 and one answer in 3 unlearnt
+         "--schedule", "cosine", "--threads", "2", "--seed", "3", "--format", "json")
 check(r.returncode == 0, "train the answering adapter", r.stderr)
 
 run = os.path.join(WORK, "modes_run")
@@ -218,7 +218,10 @@ for mode in ("vanilla", "taia", "taif"):
     for t in TASKS:
         key = stem(t)
         a, b = res["tasks"][key][mode], rs["tasks"][key]["base"]
-        tol = 1e-4 if a["kind"] == "perplexity" else 0.0
+        # W + s B A in F32 rounds otherwise than the two products: with this memorising adapter
+        # (r 32, lr 0.005) bits per token moved by up to 9.5e-5 relative (training seeds 1-3, two
+        # builds whose gradients round differently); a wrong merge (scale, module, mode) moves them by tenths.
+        tol = 5e-4 * max(1.0, abs(b["value"])) if a["kind"] == "perplexity" else 0.0
         same = abs(a["value"] - b["value"]) <= tol
         if a["kind"] != "perplexity":
             same = same and [x["extracted"] for x in samples(run, key, mode)] == \

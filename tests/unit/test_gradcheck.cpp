@@ -1,4 +1,5 @@
 // Every backward kernel against central finite differences of its forward, in double precision.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -8,6 +9,7 @@
 #include "kernels/geglu.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
+#include "kernels/linear_cross_entropy.h"
 #include "kernels/molora.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -181,6 +183,55 @@ TEST(GradCheck, CrossEntropyWithIgnoredRows) {
   cross_entropy_forward_backward<double>(grad.data(), targets.data(), N, V, scale);
   expect_gradient("cross_entropy dlogits", logits, grad, loss);
   for (int64_t i = 0; i < V; ++i) EXPECT_EQ(grad[size_t(V + i)], 0.0) << "ignored row has no gradient";
+}
+
+// The fused LM head + cross-entropy over vocabulary chunks (running max and sum) against the head's
+// logits in full, the plain cross-entropy and the head's backward, in double: chunks of 4 of a
+// 37-token vocabulary (the last one short), blocks of 2 rows, logits large enough that the running
+// maximum moves, and the gathered rows' gradients landing at their rows of dx.
+TEST(GradCheck, LinearCrossEntropyEqualsTheFullHeadAndLoss) {
+  const int64_t rows = 5, V = 37, K = 6;
+  const Vec x = random_doubles(rows * K, 40, 1.5), W = random_doubles(V * K, 41, 1.5);
+  const std::vector<int32_t> targets{3, 36, 0, 17, 33};
+  const std::vector<int64_t> dx_rows{0, 2, 3, 5, 6};  // rows 1 and 4 of dx have no target
+  const double scale = 0.2;
+  // The full computation: logits [rows, V], then cross-entropy, then dx = dlogits W.
+  Vec logits(rows * V), d_full(rows * K, 0.0);
+  linear_train_forward_ref<double>(logits.data(), x.data(), W.data(), nullptr, rows, V, K);
+  int moves = 0;  // how often a row's running maximum rises after its first chunk
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; ++v)
+      if (logits[size_t(r * V + v)] > logits[size_t(r * V + best)]) {
+        best = v;
+        moves += v >= 4;
+      }
+  }
+  ASSERT_GE(moves, rows) << "the case should move the running maximum";
+  const double full_loss = cross_entropy_forward_backward<double>(logits.data(), targets.data(), rows, V, scale);
+  linear_backward_ref<double>(d_full.data(), nullptr, nullptr, logits.data(), x.data(), W.data(), rows, V, K);
+
+  VocabChunkProducts<double> products;
+  products.logits = [&](double* z, int64_t first, int64_t n, int64_t v0, int64_t vc) {
+    linear_train_forward_ref<double>(z, x.data() + first * K, W.data() + v0 * K, nullptr, n, vc, K);
+  };
+  products.accumulate = [&](double* acc, const double* p, int64_t n, int64_t v0, int64_t vc) {
+    linear_backward_ref<double>(acc, nullptr, nullptr, p, nullptr, W.data() + v0 * K, n, vc, K);
+  };
+  products.weight_row = [&](double* out, int64_t v) { std::copy_n(W.data() + v * K, K, out); };
+  Vec dx(7 * K, 0.25), acc(rows * K), tile(2 * 4), mx(rows), sum(rows), zt(rows);
+  const double loss = online_softmax_cross_entropy<double>(dx.data(), dx_rows.data(), targets.data(), rows, V, K,
+                                                           scale, products, LinearCrossEntropyShape{4, 2},
+                                                           acc.data(), tile.data(), mx.data(), sum.data(), zt.data());
+  EXPECT_NEAR(loss, full_loss, 1e-6 * std::abs(full_loss));
+  double worst = 0;
+  for (int64_t r = 0; r < 7; ++r)
+    for (int64_t k = 0; k < K; ++k) {
+      const auto it = std::find(dx_rows.begin(), dx_rows.end(), r);
+      const double expected = 0.25 + (it == dx_rows.end() ? 0.0 : d_full[size_t((it - dx_rows.begin()) * K + k)]);
+      worst = std::max(worst, std::abs(dx[size_t(r * K + k)] - expected) / std::max(1e-3, std::abs(expected)));
+    }
+  EXPECT_LT(worst, 1e-6) << "dx against the full head's backward";
 }
 
 TEST(GradCheck, LinearReference) {

@@ -8,7 +8,9 @@
 #include "core/rng.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
+#include "kernels/cross_entropy.h"
 #include "kernels/linear.h"
+#include "kernels/linear_cross_entropy.h"
 #include "kernels/quant_matvec.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -177,6 +179,74 @@ TEST(LinearQuantized, FastKernelsMatchTheReferencePath) {
       EXPECT_GT(scale, 0.1f);
       EXPECT_LE(test::max_abs_diff(fast, ref), 2e-6f * scale) << "M = " << M;
     }
+  }
+}
+
+// The fused head (vocabulary chunks of 128, blocks of 16 rows) against linear_forward, the plain
+// cross-entropy and linear_backward on the same weight, for every kind of weight the head can be:
+// same loss, same input gradient added to what dx held, nothing at rows without a target.
+TEST(LinearCrossEntropy, MatchesTheUnfusedHeadOnEveryWeightType) {
+  const int64_t rows = 40, V = 1000, K = 256;
+  const float scale = 1.0f / 31;
+  std::vector<int32_t> targets(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) targets[size_t(i)] = i % 4 == 1 ? -1 : int32_t((i * 379) % V);
+  const auto x = test::random_vector(size_t(rows * K), 50);
+  const auto wf = test::random_vector(size_t(V * K), 51, 0.2f);
+  std::vector<uint16_t> wb(wf.size());
+  convert_from_f32(wf.data(), DType::BF16, wb.data(), wf.size());
+  const std::vector<uint8_t> q8 = random_blocks(DType::Q8_0, V * K, 52), q4k = random_blocks(DType::Q4_K, V * K, 53);
+  struct Case {
+    TensorView w;
+    Precision precision;
+    double tol;  // of the largest |dx|; BF16 compute rounds the probabilities, not their gradient
+  };
+  Bf16Workspace ws;
+  const std::vector<Case> cases{
+      {TensorView("f32", DType::F32, {V, K}, const_cast<float*>(wf.data())), Precision::F32, 1e-5},
+      {TensorView("bf16", DType::BF16, {V, K}, wb.data()), Precision::F32, 1e-5},
+      {TensorView("q8_0", DType::Q8_0, {V, K}, const_cast<uint8_t*>(q8.data())), Precision::F32, 1e-5},
+      {TensorView("q4_k", DType::Q4_K, {V, K}, const_cast<uint8_t*>(q4k.data())), Precision::F32, 1e-5},
+      {TensorView("f32_bf16_compute", DType::F32, {V, K}, const_cast<float*>(wf.data())), Precision::BF16, 2e-2}};
+  for (const Case& c : cases) {
+    LinearCompute compute;
+    compute.precision = c.precision;
+    compute.bf16 = &ws;
+    std::vector<float> logits(size_t(rows * V)), d_unfused(size_t(rows * K), 0.5f);
+    linear_forward(logits.data(), x.data(), c.w, nullptr, rows, false, compute);
+    const double unfused_loss = cross_entropy_forward_backward<float>(logits.data(), targets.data(), rows, V, scale);
+    linear_backward(d_unfused.data(), nullptr, nullptr, logits.data(), x.data(), c.w, rows, compute);
+
+    LinearCrossEntropyScratch scratch;
+    std::vector<float> d_fused(size_t(rows * K), 0.5f);
+    const double loss = linear_cross_entropy(d_fused.data(), x.data(), c.w, targets.data(), rows, scale, compute,
+                                             scratch, LinearCrossEntropyShape{128, 16});
+    EXPECT_NEAR(loss, unfused_loss, 1e-5 * unfused_loss) << c.w.name;
+    EXPECT_NEAR(linear_cross_entropy(nullptr, x.data(), c.w, targets.data(), rows, scale, compute, scratch), loss,
+                1e-5 * unfused_loss) << c.w.name << ": the loss alone";
+    float largest = 0, worst = 0;
+    for (size_t i = 0; i < d_fused.size(); ++i) {
+      largest = std::max(largest, std::abs(d_unfused[i] - 0.5f));
+      worst = std::max(worst, std::abs(d_fused[i] - d_unfused[i]));
+      if (targets[i / size_t(K)] < 0) {
+        ASSERT_EQ(d_fused[i], 0.5f) << c.w.name << ": a row without a target";
+      }
+    }
+    EXPECT_GT(largest, 1e-4f) << c.w.name;
+    EXPECT_LE(worst, c.tol * largest) << c.w.name;
+  }
+}
+
+TEST(LinearCrossEntropy, RefusesATargetOutsideTheVocabulary) {
+  const int64_t V = 8, K = 4;
+  std::vector<float> w(size_t(V * K), 0.1f), x(size_t(2 * K), 1.0f);
+  const std::vector<int32_t> targets{1, 8};
+  LinearCrossEntropyScratch scratch;
+  try {
+    linear_cross_entropy(nullptr, x.data(), TensorView("lm_head", DType::F32, {V, K}, w.data()), targets.data(), 2,
+                         1.0f, {}, scratch);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("target 8 at row 1 expected in [0, 8)"), std::string::npos) << e.what();
   }
 }
 
