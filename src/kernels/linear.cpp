@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "core/error.h"
@@ -158,24 +159,38 @@ void widen_f16(const Half* src, float* dst, int64_t n) {
 #endif
 }
 
+}  // namespace
+
+void widen_weight_rows(const TensorView& w, int64_t n0, int64_t rows, float* out, const LinearCompute& compute) {
+  const auto t0 = compute.widen_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  const int64_t K = w.shape[1];
+  if (w.dtype == DType::BF16) {
+    const uint16_t* src = w.ptr<const uint16_t>() + n0 * K;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows * K; ++i) out[i] = bf16_to_f32(src[i]);
+  } else if (w.dtype == DType::F16) {
+    widen_f16(w.ptr<const Half>() + n0 * K, out, rows * K);
+  } else if (w.dtype == DType::F32) {
+    std::copy_n(w.ptr<const float>() + n0 * K, rows * K, out);
+  } else {
+    quant_widen_rows(w, n0, rows, out);
+  }
+  if (compute.widen_seconds)
+    *compute.widen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+namespace {
+
 // Calls fn(first_row, rows, rows_as_f32) for blocks of kWidenBlock rows of a BF16 or
 // block-quantized weight [N, K], so F32 GEMMs can run on it without a full F32 copy and without
 // rounding the activations.
 template <typename Fn>
-void for_each_widened_block(const TensorView& w, Fn fn) {
+void for_each_widened_block(const TensorView& w, const LinearCompute& compute, Fn fn) {
   const int64_t N = w.shape[0], K = w.shape[1];
   std::vector<float> block(static_cast<size_t>(std::min(kWidenBlock, N) * K));
   for (int64_t n0 = 0; n0 < N; n0 += kWidenBlock) {
     const int64_t nb = std::min(kWidenBlock, N - n0);
-    if (w.dtype == DType::BF16) {
-      const uint16_t* src = w.ptr<const uint16_t>() + n0 * K;
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < nb * K; ++i) block[size_t(i)] = bf16_to_f32(src[i]);
-    } else if (w.dtype == DType::F16) {
-      widen_f16(w.ptr<const Half>() + n0 * K, block.data(), nb * K);
-    } else {
-      quant_widen_rows(w, n0, nb, block.data());
-    }
+    widen_weight_rows(w, n0, nb, block.data(), compute);
     fn(n0, nb, block.data());
   }
 }
@@ -297,7 +312,7 @@ void linear_forward(float* y, const float* x, const TensorView& w, const float* 
   } else {
     const float* xs = quantizes_activations(w.dtype, compute) ? rounded_to_8_bits(x, M, K, w.dtype) : x;
     const float beta = accumulate ? 1.0f : 0.0f;
-    for_each_widened_block(w, [&](int64_t n0, int64_t nb, const float* block) {
+    for_each_widened_block(w, compute, [&](int64_t n0, int64_t nb, const float* block) {
       sgemm(false, true, M, nb, K, 1.0f, xs, K, block, K, beta, y + n0, N);
     });
   }
@@ -363,7 +378,7 @@ void linear_backward(float* dx, float* dW, float* db, const float* dy, const flo
     } else if (w.dtype == DType::F32) {
       sgemm(false, false, M, K, N, 1.0f, dy, N, w.ptr<const float>(), K, 1.0f, dx, K);
     } else {
-      for_each_widened_block(w, [&](int64_t n0, int64_t nb, const float* block) {
+      for_each_widened_block(w, compute, [&](int64_t n0, int64_t nb, const float* block) {
         sgemm(false, false, M, K, nb, 1.0f, dy + n0, N, block, K, 1.0f, dx, K);
       });
     }

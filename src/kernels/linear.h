@@ -62,7 +62,14 @@ struct LinearCompute {
   // `mapping` the file the weights may be used in place from (their pages leave once packed).
   PackedQuantCache* packed = nullptr;
   const MappedFile* mapping = nullptr;
+  // Profiling: the wall time of widening BF16, F16 or block-quantized weight tiles to F32 (for the
+  // F32 GEMMs on them) is added here; null: no clock is read.
+  double* widen_seconds = nullptr;
 };
+
+// Weight rows [n0, n0 + rows) of W [N, K] as F32 into out [rows, K] (any dtype linear_forward
+// takes; parallel over the values), timed into compute.widen_seconds when set.
+void widen_weight_rows(const TensorView& w, int64_t n0, int64_t rows, float* out, const LinearCompute& compute = {});
 
 // y[M, N] = x[M, K] @ W[N, K]^T (+ bias[N]) ; if accumulate, y += instead of y =.
 // W is F32 or BF16, contiguous [N, K]; bias may be null.

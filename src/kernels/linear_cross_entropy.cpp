@@ -10,7 +10,6 @@
 #include "core/error.h"
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
-#include "kernels/quant_matvec.h"
 
 namespace taia {
 
@@ -107,18 +106,6 @@ template double online_softmax_cross_entropy<double>(double*, const int64_t*, co
 
 namespace {
 
-// Weight rows [v0, v0 + vc) of a BF16, F16 or block-quantized W as F32.
-void widen_rows(const TensorView& w, int64_t v0, int64_t vc, float* out) {
-  if (is_block_dtype(w.dtype)) {
-    quant_widen_rows(w, v0, vc, out);
-    return;
-  }
-  const int64_t K = w.shape[1];
-  const char* src = static_cast<const char*>(w.data) + size_t(v0) * dtype_bytes(w.dtype, K);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < vc; ++r) convert_to_f32(w.dtype, src + size_t(r) * dtype_bytes(w.dtype, K), out + r * K, size_t(K));
-}
-
 // Rows with a target gathered: their indices and targets; x itself when every row has one.
 const float* gather_target_rows(const float* x, const int32_t* targets, int64_t rows, int64_t vocab, int64_t K,
                                 LinearCrossEntropyScratch& s) {
@@ -140,14 +127,14 @@ const float* gather_target_rows(const float* x, const int32_t* targets, int64_t 
 }
 
 // F32 compute: F32 W multiplied in place, any other dtype through its chunk widened once.
-VocabChunkProducts<float> f32_products(const float* xs, const TensorView& w, LinearCrossEntropyScratch& s,
-                                       int64_t vocab_chunk) {
+VocabChunkProducts<float> f32_products(const float* xs, const TensorView& w, const LinearCompute& compute,
+                                       LinearCrossEntropyScratch& s, int64_t vocab_chunk) {
   const int64_t K = w.shape[1];
   const bool in_place = w.dtype == DType::F32;
   if (!in_place) s.w_chunk.resize(size_t(vocab_chunk * K));
-  auto chunk = [&w, &s, K, in_place, widened = std::make_shared<int64_t>(-1)](int64_t v0, int64_t vc) {
+  auto chunk = [&w, &s, &compute, K, in_place, widened = std::make_shared<int64_t>(-1)](int64_t v0, int64_t vc) {
     if (in_place) return w.ptr<const float>() + v0 * K;
-    if (*widened != v0) widen_rows(w, v0, vc, s.w_chunk.data());
+    if (*widened != v0) widen_weight_rows(w, v0, vc, s.w_chunk.data(), compute);
     *widened = v0;
     return static_cast<const float*>(s.w_chunk.data());
   };
@@ -206,7 +193,7 @@ double linear_cross_entropy(float* dx, const float* x, const TensorView& w, cons
   const int64_t row_block = std::min(shape.row_block, n), vocab_chunk = std::min(shape.vocab_chunk, vocab);
   const VocabChunkProducts<float> products = compute.precision == Precision::BF16
                                                  ? bf16_products(xs, n, w, compute, s, row_block, vocab_chunk)
-                                                 : f32_products(xs, w, s, vocab_chunk);
+                                                 : f32_products(xs, w, compute, s, vocab_chunk);
   s.tile.resize(size_t(row_block * vocab_chunk));
   s.acc.resize(dx ? size_t(n * K) : 0);
   for (std::vector<double>* v : {&s.max, &s.sum, &s.target_logit}) v->resize(size_t(n));

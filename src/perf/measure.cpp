@@ -132,6 +132,7 @@ std::vector<double> measure_train(Model& m, const TrainBenchOptions& o, int step
   AdamW adam(trainable_params(m, nullptr, &lora), AdamWConfig{});
   EngineOptions eo;
   eo.compute_bf16 = o.compute_bf16;
+  eo.recompute = o.recompute;
   eo.profile = profile != nullptr;
   TrainEngine engine(m, &lora, nullptr, eo);
   const TrainBatch batch = random_train_batch(c.vocab_size, o.batch, o.seq);

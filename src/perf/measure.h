@@ -32,6 +32,7 @@ struct TrainBenchOptions {
   int64_t batch = 4, seq = 256;  // sequences x tokens per step (random tokens, next-token targets)
   int64_t rank = 8;              // LoRA rank (alpha 2 x rank, no dropout) on all seven projections
   bool compute_bf16 = false;     // --compute bf16: frozen base products in BF16
+  bool recompute = false;        // --recompute: only layer inputs kept, layers rerun in backward
   // MoLoRA (experts > 0): `experts` LoRA experts of the same rank, top_k per token, on gate / up /
   // down instead of their LoRA; attention keeps LoRA.
   int64_t experts = 0, top_k = 1;

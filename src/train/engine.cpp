@@ -38,6 +38,7 @@ const char* phase_name(Phase p) {
     case Phase::Norm: return "RMSNorm";
     case Phase::Elementwise: return "SwiGLU, copies, embedding";
     case Phase::HeadLoss: return "LM head + loss";
+    case Phase::Widen: return "widening weight tiles";
     case Phase::Count: break;
   }
   return "?";
@@ -45,21 +46,27 @@ const char* phase_name(Phase p) {
 
 namespace {
 
-// Adds the wall time of its scope to *slot; no clock is read when slot is null (not profiling).
+// Adds the wall time of its scope to *slot.seconds, less what *slot.nested (the widening clock)
+// gained meanwhile; no clock is read when slot.seconds is null (not profiling).
 class PhaseScope {
  public:
-  explicit PhaseScope(double* slot) : slot_(slot) {
-    if (slot_) t0_ = std::chrono::steady_clock::now();
+  explicit PhaseScope(PhaseSlot slot) : slot_(slot) {
+    if (!slot_.seconds) return;
+    t0_ = std::chrono::steady_clock::now();
+    nested0_ = *slot_.nested;
   }
   ~PhaseScope() {
-    if (slot_) *slot_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    if (!slot_.seconds) return;
+    *slot_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count() -
+                      (*slot_.nested - nested0_);
   }
   PhaseScope(const PhaseScope&) = delete;
   PhaseScope& operator=(const PhaseScope&) = delete;
 
  private:
-  double* slot_;
+  PhaseSlot slot_;
   std::chrono::steady_clock::time_point t0_{};
+  double nested0_ = 0;
 };
 
 // SplitMix64's finalizer: a bijective mix of 64 bits.
@@ -116,6 +123,7 @@ TrainEngine::TrainEngine(const Model& model, LoraAdapter* lora, FullGrads* grads
     : model_(model), recipe_(model_recipe(model.config)), lora_(lora), grads_(grads), options_(options) {
   compute_.precision = options.compute_bf16 ? Precision::BF16 : Precision::F32;
   compute_.bf16 = &bf16_;
+  if (options.profile) compute_.widen_seconds = &phase_times_.seconds[size_t(Phase::Widen)];
   const ModelConfig& c = model.config;
   const int64_t dims = recipe_.rotary_dims;
   inv_freq_ = rope_inv_freq(dims, float(c.rope_theta), c.rope_scaling,

@@ -45,11 +45,18 @@ struct FullGrads {
 };
 
 // Where a step's time goes, for benchmarks (EngineOptions::profile): wall seconds per phase,
-// summed over calls since the last reset.
-enum class Phase { BaseGemm, Lora, Attention, Norm, Elementwise, HeadLoss, Count };
+// summed over calls since the last reset. Widen is the widening of BF16 / F16 / quantized weight
+// tiles to F32 inside the base GEMMs' and the head's products, counted there and not in them.
+enum class Phase { BaseGemm, Lora, Attention, Norm, Elementwise, HeadLoss, Widen, Count };
 const char* phase_name(Phase p);
 struct PhaseTimes {
   std::array<double, size_t(Phase::Count)> seconds{};
+};
+// A phase's clock: its seconds, and the widening seconds that accrue inside it and are kept out
+// of it (both null when not profiling).
+struct PhaseSlot {
+  double* seconds = nullptr;
+  const double* nested = nullptr;
 };
 
 struct EngineOptions {
@@ -246,7 +253,10 @@ class TrainEngine {
   // The place that keys p's dropout mask: a fused group's projections share their module's input mask.
   int dropout_place(Proj p) const;
   void resize(const TrainBatch& batch);
-  double* phase_slot(Phase p) { return options_.profile ? &phase_times_.seconds[size_t(p)] : nullptr; }
+  PhaseSlot phase_slot(Phase p) {
+    if (!options_.profile) return {};
+    return {&phase_times_.seconds[size_t(p)], &phase_times_.seconds[size_t(Phase::Widen)]};
+  }
 
   const Model& model_;
   ModelRecipe recipe_;  // the sub-steps of every layer (model/layer_recipe.h)

@@ -104,7 +104,7 @@ j = bench("train", "-m", model, "--batch", "2", "--seq", "32", "--rank", "4", "-
 if j:
     phases = {p["phase"]: p for p in j["profile"]}
     check(set(phases) == {"base GEMMs", "LoRA branches", "attention + RoPE", "RMSNorm", "SwiGLU, copies, embedding",
-                          "LM head + loss", "optimizer (zero grads, AdamW)", "other"}, "train --profile: every phase",
+                          "LM head + loss", "widening weight tiles", "optimizer (zero grads, AdamW)", "other"}, "train --profile: every phase",
           sorted(phases))
     check(all(p["ms_per_step"] >= 0 and 0 <= p["share"] <= 1 for p in j["profile"]), "train --profile: times >= 0",
           j["profile"])
@@ -125,6 +125,11 @@ if os.path.exists(quant):
     r = run("bench", "train", "-m", quant, "--compute", "bf16", "--rounds", "1")
     check(r.returncode == 1 and "block-quantized" in r.stderr, "train --compute bf16 on a quantized base is refused",
           r.stderr)
+    j = bench("train", "-m", quant, "--batch", "2", "--seq", "32", "--rank", "4", "--rounds", "1", "--profile")
+    if j:
+        phases = {p["phase"]: p["ms_per_step"] for p in j["profile"]}
+        check(phases["widening weight tiles"] > 0 and phases["base GEMMs"] > 0,
+              "train --profile on a Q8_0 base: the tiles' widening timed apart from the GEMMs", j["profile"])
 r = run("bench", "decode", "-m", model, "--compute", "bf16", "--rounds", "1")
 check(r.returncode == 1 and "--compute bf16" in r.stderr and "model.embed_tokens.weight" in r.stderr,
       "--compute bf16 on F32 weights is refused naming a tensor", r.stderr)

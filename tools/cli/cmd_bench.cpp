@@ -156,6 +156,7 @@ void print_result(const BenchArgs& a, const std::string& label, const Model& m, 
       j["batch"] = a.train.batch;
       j["seq"] = a.train.seq;
       j["rank"] = a.train.rank;
+      j["recompute"] = a.train.recompute;
       j["method"] = a.train.experts > 0 ? "molora" : "lora";
       if (a.train.experts > 0) {
         j["experts"] = a.train.experts;
@@ -265,9 +266,11 @@ void register_bench(CLI::App& app) {
   train.cmd->add_option("--top-k", train.args->train.top_k, "MoLoRA: experts per token")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  add_recompute_option(train.cmd, &train.args->train.recompute);
   train.cmd->add_flag("--profile", train.args->profile,
                       "Also time each phase of the timed steps (base GEMMs, LoRA branches, attention, norms, "
-                      "elementwise, LM head + loss, optimizer): ms per step and share of the step");
+                      "elementwise, LM head + loss, widening BF16 / quantized weight tiles, optimizer): ms per step "
+                      "and share of the step");
 }
 
 }  // namespace taia::cli

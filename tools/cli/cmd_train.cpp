@@ -140,7 +140,7 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--overlap-comm", o.overlap_comm, "Under mpirun: sum each bucket of gradients on a communication "
                 "thread as soon as the last backward pass of the step has finished its layers, while the earlier "
                 "layers run (pays when the link is slow beside the compute; give that thread a core)");
-  cmd->add_flag("--recompute", o.recompute, "Recompute each layer's activations during backward (less memory)");
+  add_recompute_option(cmd, &o.recompute);
   add_dtype_option(cmd, &o.dtype, "LoRA: base weights in memory: auto (as stored), f32, bf16, f16");
   add_compute_option(cmd, &o.compute, "f32 (exact), or bf16: LoRA's frozen-base matrix products in BF16 (mixed "
                      "precision, ~1.6x faster: docs/BENCHMARKS.md)");

@@ -136,6 +136,11 @@ void add_no_mmap_option(CLI::App* cmd, bool* no_mmap) {
                 "--no-mmap): slower to load, sometimes faster to decode");
 }
 
+void add_recompute_option(CLI::App* cmd, bool* recompute) {
+  cmd->add_flag("--recompute", *recompute, "Keep only each layer's input and recompute its activations during "
+                "backward (less memory: ~1 / layers of the activations, one more forward pass)");
+}
+
 std::unique_ptr<Model> load_for_run(const std::string& path, std::optional<DType> dtype, int threads, bool no_mmap) {
   set_num_threads(threads);
   LoadOptions options;

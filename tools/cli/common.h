@@ -82,6 +82,8 @@ std::optional<DType> dtype_option(const std::string& value);  // "" or "auto" ->
 
 // --no-mmap: LoadOptions::copy_weights.
 void add_no_mmap_option(CLI::App* cmd, bool* no_mmap);
+// --recompute: EngineOptions::recompute (train, bench train).
+void add_recompute_option(CLI::App* cmd, bool* recompute);
 // Loads a model and checks the prompt ids against its vocabulary.
 std::unique_ptr<Model> load_for_run(const std::string& path, std::optional<DType> dtype, int threads,
                                     bool no_mmap = false);
