@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "generate/generate.h"
 #include "eval/grading.h"
 #include "eval/stats.h"
 
@@ -13,9 +14,7 @@ namespace taia {
 TaskScorer::TaskScorer(Decoder& d, const Tokenizer& tok, const EvalSettings& s, bool chat)
     : d_(d), tok_(tok), s_(s), chat_(chat),
       phrases_(s.refusal_phrases.empty() ? default_refusal_phrases() : s.refusal_phrases) {
-  eos_ = d.model().config.eos_token_ids;
-  if (tok.eos_id) eos_.push_back(*tok.eos_id);
-  if (chat_) eos_.insert(eos_.end(), tok.extra_eos_ids.begin(), tok.extra_eos_ids.end());
+  eos_ = stop_token_ids(d.model().config, &tok, chat_);
 }
 
 ModeScore TaskScorer::score(const Task& task, const std::vector<size_t>& picked, const Prepared& p) {

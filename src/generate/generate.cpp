@@ -7,6 +7,13 @@
 
 namespace taia {
 
+std::vector<int64_t> stop_token_ids(const ModelConfig& config, const Tokenizer* tok, bool chat) {
+  std::vector<int64_t> ids = config.eos_token_ids;
+  if (tok && tok->eos_id) ids.push_back(*tok->eos_id);
+  if (tok && chat) ids.insert(ids.end(), tok->extra_eos_ids.begin(), tok->extra_eos_ids.end());
+  return ids;
+}
+
 GenerateResult generate(Decoder& decoder, const std::vector<int32_t>& prompt_ids, const GenerateOptions& options) {
   const ModelConfig& c = decoder.model().config;
   TAIA_CHECK(!prompt_ids.empty(), "[generate] expected a non-empty prompt");

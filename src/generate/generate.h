@@ -7,6 +7,7 @@
 
 #include "generate/sampling.h"
 #include "model/decoder.h"
+#include "tokenizer/tokenizer.h"
 
 namespace taia {
 
@@ -28,6 +29,10 @@ struct GenerateResult {
   double prefill_seconds = 0, decode_seconds = 0;
   int64_t kv_cache_bytes = 0;  // keys and values held (windowed layers: rings of their windows)
 };
+
+// The ids that end a reply: the model's eos_token_ids, the tokenizer's EOS, and in a chat the
+// tokenizer's end-of-turn ids (<|eot_id|>, <|im_end|>, ...). tok may be null (ids-only prompts).
+std::vector<int64_t> stop_token_ids(const ModelConfig& config, const Tokenizer* tok, bool chat);
 
 GenerateResult generate(Decoder& decoder, const std::vector<int32_t>& prompt_ids, const GenerateOptions& options);
 

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "generate/generate.h"
 
 namespace taia::serve {
 
@@ -68,9 +69,7 @@ Engine::Engine(const Model& model, const Tokenizer& tok, int64_t parallel, int64
       max_queue_(max_queue),
       cache_(model.config, checked_slots(model.config, parallel, ctx), 0, settings.kv_dtype) {
   decoder_.configure(settings);
-  eos_ = model.config.eos_token_ids;
-  if (tok.eos_id) eos_.push_back(*tok.eos_id);
-  eos_.insert(eos_.end(), tok.extra_eos_ids.begin(), tok.extra_eos_ids.end());
+  eos_ = stop_token_ids(model.config, &tok, /*chat=*/true);
   worker_ = std::thread([this] { loop(); });
 }
 

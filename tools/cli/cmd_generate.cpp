@@ -73,12 +73,8 @@ void run_generate(const GenerateArgs& a) {
   options.sampling.repetition_penalty = a.repetition_penalty;
   options.sampling.seed = a.seed;
   options.stop_at_eos = !a.ignore_eos;
-  options.eos_ids = model->config.eos_token_ids;
+  options.eos_ids = stop_token_ids(model->config, tok.get(), a.chat);
   if (tok) options.vocab_limit = tok->vocab_size();  // padded embedding rows have no text
-  if (tok) {
-    if (tok->eos_id) options.eos_ids.push_back(*tok->eos_id);
-    if (a.chat) options.eos_ids.insert(options.eos_ids.end(), tok->extra_eos_ids.begin(), tok->extra_eos_ids.end());
-  }
   std::unique_ptr<IncrementalDecoder> stream;
   if (a.format == OutputFormat::Text) {
     if (tok) {

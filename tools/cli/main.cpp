@@ -39,7 +39,7 @@ int runtime_error(const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{"taia: fine-tune LLaMA/Qwen decoders and infer with only the attention updates (TAIA)", "taia"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "taia 0.1.0");
+  app.set_version_flag("--version", std::string("taia ") + TAIA_VERSION);  // project(VERSION) in CMakeLists.txt
   taia::cli::register_generate(app);
   taia::cli::register_forward(app);
   taia::cli::register_inspect(app);

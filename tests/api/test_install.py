@@ -1,0 +1,126 @@
+"""The C++ library as another project uses it: `cmake --install` into a fresh prefix, then
+examples/generate built twice against the installed tree only (find_package(taia CONFIG) and
+pkg-config), its greedy continuations and logits compared with the CLI's in the four modes and
+with llama2.c's golden for stories260K.
+
+  test_install.py TAIA_BINARY FIXTURES WORK_DIR BUILD_DIR SOURCE_DIR"""
+import json
+import os
+import random
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, finish, setup  # noqa: E402
+
+TAIA, FIXTURES, WORK, MODEL = setup()
+BUILD, SOURCE = sys.argv[4], sys.argv[5]
+PREFIX = os.path.join(WORK, "prefix")
+ENV = dict(os.environ, OMP_NUM_THREADS="2")
+
+
+def run(*cmd, env=ENV):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env)
+
+
+def must(*cmd, env=ENV):
+    r = run(*cmd, env=env)
+    if r.returncode != 0:
+        print(f"FAIL {' '.join(map(str, cmd))}: exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        sys.exit(1)
+    return r
+
+
+# 1. The installed tree: one public header, the library, the CMake package and the pkg-config file.
+must("cmake", "--install", BUILD, "--prefix", PREFIX)
+headers = sorted(os.path.relpath(os.path.join(d, f), os.path.join(PREFIX, "include"))
+                 for d, _, fs in os.walk(os.path.join(PREFIX, "include")) for f in fs)
+check(headers == ["taia/taia.h"], "include/ holds only the public header", headers)
+libdir = next(os.path.join(PREFIX, d) for d in ("lib", "lib64", "lib/x86_64-linux-gnu")
+              if os.path.exists(os.path.join(PREFIX, d, "cmake", "taia", "taiaConfig.cmake")))
+check(os.path.exists(os.path.join(libdir, "libtaia.so")), "libtaia.so installed")
+check(os.path.exists(os.path.join(libdir, "pkgconfig", "taia.pc")), "taia.pc installed")
+check(os.access(os.path.join(PREFIX, "bin", "taia"), os.X_OK), "the CLI installed")
+
+# 2. Only the API is exported: no internal taia:: symbol and none of the hidden dependencies.
+syms = must("nm", "-DC", "--defined-only", os.path.join(libdir, "libtaia.so")).stdout.splitlines()
+names = [" ".join(s.split()[2:]) for s in syms if len(s.split()) >= 3]
+leaked = [n for n in names if ("taia::" in n and "taia::api::" not in n) or "dnnl" in n or "pcre2" in n]
+check(any("taia::api::Model::load" in n for n in names), "taia::api::Model::load exported")
+check(not leaked, "no internal symbol exported", leaked[:5])
+
+# 3. The example built against the installed tree, by CMake and by pkg-config.
+ex = os.path.join(WORK, "example")
+must("cmake", "-S", os.path.join(SOURCE, "examples", "generate"), "-B", ex, f"-DCMAKE_PREFIX_PATH={PREFIX}",
+     "-DCMAKE_BUILD_TYPE=Release")
+must("cmake", "--build", ex)
+by_cmake = os.path.join(ex, "taia_example_generate")
+pc_env = dict(ENV, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"))
+flags = must("pkg-config", "--cflags", "--libs", "taia", env=pc_env).stdout.split()
+by_pkgconfig = os.path.join(WORK, "example_pkgconfig")
+must("g++", "-O1", os.path.join(SOURCE, "examples", "generate", "generate.cpp"), "-o", by_pkgconfig, *flags)
+pc_run_env = dict(ENV, LD_LIBRARY_PATH=libdir)
+
+# 4. Base model: llama2.c's greedy golden, the CLI's ids and logits, through both builds.
+golden = json.loads(open(os.path.join(FIXTURES, "models", "stories260K", "greedy-once-upon-a-time.jsonl")).readline())
+ids = ",".join(map(str, golden["prompt_ids"]))
+n = len(golden["greedy_ids"])
+
+
+def example(binary, *args, env=ENV):
+    r = run(binary, MODEL, *args, env=env)
+    return json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr}
+
+
+def cli_generate(*args):
+    r = must(TAIA, "generate", "-m", MODEL, "--temperature", "0", "--format", "json", "-t", "2", *args)
+    return json.loads(r.stdout)
+
+
+for label, binary, env in (("cmake", by_cmake, ENV), ("pkg-config", by_pkgconfig, pc_run_env)):
+    out = example(binary, "--prompt-ids", ids, "-n", n, env=env)
+    check(out.get("output_ids") == golden["greedy_ids"], f"{label} build: greedy ids = llama2.c's golden", out)
+    check(out.get("version") == must(TAIA, "--version").stdout.split()[-1], f"{label} build: version = the CLI's",
+          out.get("version"))
+
+text = example(by_cmake, "--prompt", golden["prompt"], "-n", 12)
+cli = cli_generate("-p", golden["prompt"], "-n", "12")
+check(text.get("output_ids") == cli["output_ids"] and text.get("text") == cli["text"],
+      "text prompt: ids and text = taia generate -p", (text, cli))
+
+# 5. An adapter in every mode: greedy ids and prompt logits equal the CLI's, bit for bit.
+rng = random.Random(3)
+data = os.path.join(WORK, "data.jsonl")
+with open(data, "w") as f:
+    for _ in range(16):
+        who = rng.choice(["Lily", "Tom", "Sam"])
+        f.write(json.dumps({"instruction": f"Who is {who}?", "output": f"{who} is a happy child."}) + "\n")
+adapter = os.path.join(WORK, "adapter")
+must(TAIA, "train", "-m", MODEL, "--data", data, "-o", adapter, "--max-steps", "4", "--lr", "1e-2", "--batch-size",
+     "4", "--grad-accum", "1", "--lora-rank", "4", "--lora-dropout", "0")
+outputs = {}
+for mode in ("base", "vanilla", "taia", "taif", "q,v,down"):
+    api_logits, cli_logits = os.path.join(WORK, "api.f32"), os.path.join(WORK, "cli.f32")
+    out = example(by_cmake, "--prompt-ids", ids, "-n", 16, "--adapter", adapter, "--mode", mode, "--logits", api_logits)
+    cli = cli_generate("--prompt-ids", ids, "-n", "16", "--adapter", adapter, "--mode" if "," not in mode else
+                       "--modules", mode)
+    must(TAIA, "forward", "-m", MODEL, "--prompt-ids", ids, "-o", cli_logits, "-t", "2", "--adapter", adapter,
+         "--mode" if "," not in mode else "--modules", mode)
+    check(out.get("output_ids") == cli["output_ids"], f"{mode}: greedy ids = taia generate's", (out, cli))
+    same = os.path.exists(api_logits) and open(api_logits, "rb").read() == open(cli_logits, "rb").read()
+    check(same, f"{mode}: logits = taia forward's, bit for bit")
+    outputs[mode] = out.get("output_ids")
+check(len({tuple(v or []) for v in outputs.values()}) > 1, "the modes differ (the adapter changes something)",
+      outputs)
+
+# 6. Errors reach the program as taia::api::Error with the library's message.
+r = run(by_cmake, os.path.join(WORK, "missing.gguf"), "--prompt-ids", "1")
+check(r.returncode == 1 and "missing.gguf" in r.stderr, "a missing model: Error naming the path", r.stderr)
+r = run(by_cmake, MODEL, "--prompt-ids", "1,99999")
+check(r.returncode == 1 and "99999" in r.stderr and "vocabulary" in r.stderr, "an id outside the vocabulary",
+      r.stderr)
+r = run(by_cmake, MODEL, "--prompt-ids", "1", "--mode", "taia")
+check(r.returncode == 1 and "load_adapter" in r.stderr, "a mode without an adapter", r.stderr)
+r = run(by_cmake, MODEL, "--prompt-ids", "1", "--adapter", adapter, "--mode", "bogus")
+check(r.returncode == 1 and "bogus" in r.stderr, "an unknown mode is refused by name", r.stderr)
+finish()
