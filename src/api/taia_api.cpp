@@ -62,12 +62,12 @@ std::string version() { return TAIA_VERSION; }
 struct Model::Impl {
   std::string path;
   std::unique_ptr<taia::Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;  // null when the folder or file carries none
+  std::unique_ptr<Tokenizer> tokenizer;  // null when none could be loaded
+  std::string no_tokenizer_reason;       // then: load_tokenizer's message (none found, or a broken file)
   std::unique_ptr<LoraAdapter> adapter;
 
   const Tokenizer& tok() const {
-    TAIA_CHECK(tokenizer, "[api] ", path, " carries no tokenizer (tokenizer.json / tokenizer.model / GGUF vocabulary); "
-               "pass token ids instead");
+    TAIA_CHECK(tokenizer, "[api] ", path, ": no tokenizer (", no_tokenizer_reason, "); pass token ids instead");
     return *tokenizer;
   }
 
@@ -109,8 +109,8 @@ Model Model::load(const std::string& path, const LoadOptions& options) {
     impl->model = load_model(path, lo);
     try {
       impl->tokenizer = load_tokenizer(path);
-    } catch (const taia::Error&) {
-      impl->tokenizer = nullptr;  // ids-only use; encode/decode say why when called
+    } catch (const taia::Error& e) {  // ids-only use is still possible; encode / generate(text) say why not
+      impl->no_tokenizer_reason = e.what();
     }
     if (impl->tokenizer)
       TAIA_CHECK(impl->tokenizer->vocab_size() <= impl->model->config.vocab_size, path, ": the tokenizer has ",

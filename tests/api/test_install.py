@@ -67,8 +67,8 @@ ids = ",".join(map(str, golden["prompt_ids"]))
 n = len(golden["greedy_ids"])
 
 
-def example(binary, *args, env=ENV):
-    r = run(binary, MODEL, *args, env=env)
+def example(binary, *args, env=ENV, model=MODEL):
+    r = run(binary, model, *args, env=env)
     return json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr}
 
 
@@ -123,4 +123,19 @@ r = run(by_cmake, MODEL, "--prompt-ids", "1", "--mode", "taia")
 check(r.returncode == 1 and "load_adapter" in r.stderr, "a mode without an adapter", r.stderr)
 r = run(by_cmake, MODEL, "--prompt-ids", "1", "--adapter", adapter, "--mode", "bogus")
 check(r.returncode == 1 and "bogus" in r.stderr, "an unknown mode is refused by name", r.stderr)
+# A model folder whose tokenizer.json is broken: ids still run, a text prompt names the file.
+folder = os.path.join(WORK, "folder")
+config = os.path.join(WORK, "config.json")
+with open(config, "w") as f:
+    json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 64, "hidden_size": 32,
+               "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+               "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "torch_dtype": "float32"}, f)
+must(TAIA, "init-model", "-c", config, "-o", folder)
+with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+    f.write('{"model": {"type": "BPE", "vocab": ')
+out = example(by_cmake, "--prompt-ids", "1,2,3", "-n", 4, env=ENV, model=folder)
+check(len(out.get("output_ids", [])) == 4, "a broken tokenizer: ids still generate", out)
+r = run(by_cmake, folder, "--prompt", "hello")
+check(r.returncode == 1 and "tokenizer.json" in r.stderr, "a broken tokenizer: a text prompt names the file",
+      r.stderr)
 finish()
