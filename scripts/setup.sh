@@ -20,6 +20,8 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev  # data-parallel training (mpirun -np K taia train); optional at build time
   clang libclang-rt-dev  # sanitizer pass of scripts/test.sh (ASan + UBSan runtimes, libFuzzer)
   python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)
+  python3-dev python3-pybind11  # the Python module (build/python/taia)
+  python3-pytest python3-venv python3-setuptools python3-wheel  # its tests, pip install . in a venv
   chromium               # renders the HTML report in the eval test (headless screenshot)
 )
 

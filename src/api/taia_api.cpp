@@ -3,18 +3,21 @@
 #include "taia/taia.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/threading.h"
 #include "generate/generate.h"
+#include "generate/stop_text.h"
 #include "model/adapter.h"
 #include "model/config.h"
 #include "model/decoder.h"
 #include "model/kv_cache.h"
 #include "model/loader.h"
 #include "model/modes.h"
+#include "model/peft_adapter.h"
 #include "model/tokenizer_loader.h"
 #include "tokenizer/chat_template.h"
 
@@ -55,9 +58,20 @@ DecoderSettings decoder_settings(const RunOptions& o, DType default_kv) {
   return s;
 }
 
+std::vector<ChatMessage> chat_messages(const std::vector<Message>& messages) {
+  std::vector<ChatMessage> out;
+  for (const Message& m : messages) out.push_back({m.role, m.content});
+  return out;
+}
+
 }  // namespace
 
 std::string version() { return TAIA_VERSION; }
+
+struct Adapter::Impl {
+  const void* model = nullptr;  // the Model::Impl it was read against
+  LoraAdapter lora;
+};
 
 struct Model::Impl {
   std::string path;
@@ -73,15 +87,19 @@ struct Model::Impl {
 
   // A decoder running options.mode over the adapter (unmerged), configured by options.
   std::unique_ptr<Decoder> decoder(const RunOptions& o, DType default_kv) const {
-    const std::string mode = o.mode.empty() ? (adapter ? kDefaultMode : kBaseMode) : o.mode;
+    const LoraAdapter* a = run_adapter(o);
+    const std::string mode = o.mode.empty() ? (a ? kDefaultMode : kBaseMode) : o.mode;
     const ModuleMask mask = parse_mode(mode);
     const bool any = std::any_of(mask.begin(), mask.end(), [](bool b) { return b; });
-    TAIA_CHECK(!any || adapter, "[api] mode '", mode, "' needs an adapter: call load_adapter first");
+    TAIA_CHECK(!any || a, "[api] mode '", mode, "' needs an adapter: call load_adapter first or pass one");
     auto d = std::make_unique<Decoder>(*model);
-    d->set_adapter(adapter.get(), mask);
+    d->set_adapter(a, mask);
     d->configure(decoder_settings(o, default_kv));
     return d;
   }
+
+  // The adapter a run uses: the one in the options (read against this model), else the model's.
+  const LoraAdapter* run_adapter(const RunOptions& o) const;
 
   void check_ids(const std::vector<int32_t>& ids) const {
     TAIA_CHECK(!ids.empty(), "[api] expected at least one token id, got none");
@@ -92,6 +110,43 @@ struct Model::Impl {
                " ids exceed max_position_embeddings = ", model->config.max_position_embeddings);
   }
 };
+
+const LoraAdapter* Model::Impl::run_adapter(const RunOptions& o) const {
+  if (!o.adapter) return adapter.get();
+  TAIA_CHECK(o.adapter->impl_ && o.adapter->impl_->model == this, "[api] the adapter was read against another model "
+             "(its shapes were checked there): load it against ", path);
+  return &o.adapter->impl_->lora;
+}
+
+Adapter::Adapter(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+Adapter Adapter::load(const Model& model, const std::string& path) {
+  return guarded([&] {
+    auto impl = std::make_shared<Impl>();
+    impl->model = model.impl_.get();
+    impl->lora = std::move(*taia::load_adapter(path, model.impl_->model->config));
+    return Adapter(std::move(impl));
+  });
+}
+
+Adapter Adapter::from_tensors(const Model& model, const std::map<std::string, Array>& tensors,
+                              const std::string& peft_config_json) {
+  return guarded([&] {
+    const char* where = "the tensors given", *config_where = "the adapter config given";
+    const LoraConfig config = peft_config_from_json(parse_json_text(peft_config_json, config_where), config_where);
+    std::vector<TensorView> views;
+    for (const auto& [name, array] : tensors) {
+      TAIA_CHECK(array.data || array.shape.empty(), "[api] ", where, ": tensor '", name, "' has no data");
+      views.emplace_back(name, DType::F32, array.shape, const_cast<float*>(array.data));
+    }
+    auto impl = std::make_shared<Impl>();
+    impl->model = model.impl_.get();
+    impl->lora = peft_adapter_from_tensors(config, views, where, config_where, model.impl_->model->config);
+    return Adapter(std::move(impl));
+  });
+}
+
+int64_t Adapter::modules() const { return count_modules(impl_->lora, parse_targets("all")); }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::Model(Model&&) noexcept = default;
@@ -132,6 +187,45 @@ std::string Model::decode(const std::vector<int32_t>& ids, bool skip_special) co
   return guarded([&] { return impl_->tok().decode(ids, skip_special); });
 }
 
+std::string Model::apply_chat_template(const std::vector<Message>& messages, bool add_generation_prompt) const {
+  return guarded([&] {
+    const Tokenizer& tok = impl_->tok();
+    return taia::encode_chat(tok, chat_template_for(tok), chat_messages(messages), add_generation_prompt).text;
+  });
+}
+
+std::vector<int32_t> Model::encode_chat(const std::vector<Message>& messages, bool add_generation_prompt) const {
+  return guarded([&] {
+    const Tokenizer& tok = impl_->tok();
+    return taia::encode_chat(tok, chat_template_for(tok), chat_messages(messages), add_generation_prompt).ids;
+  });
+}
+
+std::vector<std::string> Model::tensor_names() const {
+  std::vector<std::string> names;
+  for (const TensorView* t : std::as_const(*impl_->model).named_tensors()) names.push_back(t->name);
+  return names;
+}
+
+Model::Tensor Model::tensor(const std::string& name) const {
+  return guarded([&] {
+    const TensorView* t = impl_->model->find(name);
+    TAIA_CHECK(t, "[api] ", impl_->path, ": no tensor '", name, "' (tensor_names() lists them)");
+    Tensor out;
+    out.dtype = dtype_name(t->dtype);
+    std::transform(out.dtype.begin(), out.dtype.end(), out.dtype.begin(), [](unsigned char c) { return std::tolower(c); });
+    out.shape = t->shape;
+    if (t->dtype == DType::F32 && t->is_contiguous()) {
+      out.view = t->ptr<const float>();
+    } else {
+      TAIA_CHECK(t->is_contiguous(), "[api] tensor '", name, "' is not contiguous");
+      out.values.resize(size_t(t->numel()));
+      convert_to_f32(t->dtype, t->data, out.values.data(), out.values.size());
+    }
+    return out;
+  });
+}
+
 void Model::load_adapter(const std::string& path) {
   guarded([&] { impl_->adapter = taia::load_adapter(path, impl_->model->config); });
 }
@@ -150,12 +244,16 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, const RunOpti
 Generation Model::generate(const std::string& prompt, const GenerateOptions& options) const {
   return guarded([&] {
     const Tokenizer& tok = impl_->tok();
-    std::vector<int32_t> ids;
-    if (options.chat)
-      ids = encode_chat(tok, chat_template_for(tok), {{"user", prompt}}, /*add_generation_prompt=*/true).ids;
-    else
-      ids = tok.encode(prompt, /*add_special=*/true).ids;
-    return generate(ids, options);
+    if (options.chat) return generate(std::vector<Message>{{"user", prompt}}, options);
+    return generate(tok.encode(prompt, /*add_special=*/true).ids, options);
+  });
+}
+
+Generation Model::generate(const std::vector<Message>& messages, const GenerateOptions& options) const {
+  return guarded([&] {
+    GenerateOptions chat = options;
+    chat.chat = true;  // the chat template's end-of-turn ids end the reply
+    return generate(encode_chat(messages, /*add_generation_prompt=*/true), chat);
   });
 }
 
@@ -180,17 +278,29 @@ Generation Model::generate(const std::vector<int32_t>& prompt_ids, const Generat
     o.stop_at_eos = !options.ignore_eos;
     o.eos_ids = stop_token_ids(impl_->model->config, tok, options.chat);
     if (tok) o.vocab_limit = tok->vocab_size();  // padded embedding rows have no text
+    // Text as it is decoded: streamed to on_text, cut at a stop string.
     std::unique_ptr<IncrementalDecoder> stream;
-    if (options.on_text && tok) {
+    StopText text(options.stop);
+    TAIA_CHECK(options.stop.empty() || tok, "[api] stop strings need a tokenizer (", impl_->path, " has none)");
+    if ((options.on_text || !options.stop.empty()) && tok) {
       stream = std::make_unique<IncrementalDecoder>(*tok, /*skip_special=*/true);
-      o.on_token = [&](int32_t id) { return options.on_text(stream->push(id)); };
+      o.on_token = [&](int32_t id) {
+        if (text.append(stream->push(id))) return false;
+        const std::string certain = text.take_certain();
+        return !options.on_text || certain.empty() || options.on_text(certain);
+      };
     }
     const GenerateResult r = taia::generate(*d, prompt_ids, o);
-    if (stream) options.on_text(stream->flush());
+    if (stream && !text.stopped()) text.append(stream->flush());
+    if (stream && options.on_text) {
+      const std::string rest = text.take_rest();
+      if (!rest.empty()) options.on_text(rest);
+    }
     Generation g;
     g.prompt_ids = prompt_ids;
     g.output_ids = r.output_ids;
-    g.text = tok ? tok->decode(r.output_ids, /*skip_special=*/true) : std::string();
+    g.text = !tok ? std::string() : text.stopped() ? text.text() : tok->decode(r.output_ids, /*skip_special=*/true);
+    g.stopped_at_text = text.stopped();
     g.stopped_at_eos = r.stopped_at_eos;
     g.prefill_tokens_per_s = r.prefill_seconds > 0 ? double(prompt_ids.size()) / r.prefill_seconds : 0.0;
     g.decode_tokens_per_s =

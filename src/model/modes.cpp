@@ -92,7 +92,13 @@ std::string targets_to_string(const ModuleMask& t, ProjLayout layout) {
 ModuleMask parse_mode(const std::string& m) {
   for (const ModeInfo& info : mode_table())
     if (m == info.name) return info.mask;
-  return parse_targets(m);
+  try {
+    return parse_targets(m);
+  } catch (const Error& e) {  // say what a mode can be, not only what a module list can be
+    std::string names;
+    for (const ModeInfo& info : mode_table()) names += info.name + std::string(", ");
+    fail("[mode] expected ", names, "or a module list; ", e.what());
+  }
 }
 
 std::string mode_name(const ModuleMask& mask) {

@@ -1,6 +1,7 @@
 #include "model/peft_adapter.h"
 
 #include <cmath>
+#include <map>
 
 #include <sys/stat.h>
 
@@ -67,7 +68,10 @@ LoraConfig read_peft_config(const std::string& dir) {
     TAIA_CHECK(file_exists(dir + "/adapter_model.safetensors") || !file_exists(dir + "/" + pickle), dir, ": ",
                pickle, " is a pickle file, which can run code when loaded; taia refuses it. Convert it once with "
                "PEFT: PeftModel.from_pretrained(base, dir).save_pretrained(out, safe_serialization=True)");
-  Json j = parse_json_file(cfg_path);
+  return peft_config_from_json(parse_json_file(cfg_path), cfg_path);
+}
+
+LoraConfig peft_config_from_json(const Json& j, const std::string& cfg_path) {
   TAIA_CHECK(j.is_object(), cfg_path, ": expected a JSON object");
   const std::string type = json_string_or(j, "peft_type", "LORA", cfg_path);
   TAIA_CHECK(type == "LORA", cfg_path, ": peft_type expected LORA, got '", type, "'");
@@ -128,39 +132,49 @@ LoraConfig read_peft_config(const std::string& dir) {
   return c;
 }
 
-LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) {
-  const LoraConfig c = read_peft_config(dir);
-  const std::string cfg_path = dir + "/adapter_config.json";
+LoraAdapter peft_adapter_from_tensors(const LoraConfig& c, const std::vector<TensorView>& tensors,
+                                      const std::string& where, const std::string& cfg_path, const ModelConfig& model) {
   LoraAdapter a = LoraAdapter::create(model, c, 0);
-  SafetensorsFile st(dir + "/adapter_model.safetensors");
+  std::map<std::string, const TensorView*> by_name;
+  for (const TensorView& t : tensors) by_name[t.name] = &t;
   for (int64_t l = 0; l < model.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i) {
       LoraModule* m = a.find(l, Proj(i));
       if (!m) continue;
       for (const char* ab : {"A", "B"}) {
         const std::string key = peft_key(l, Proj(i), ab, a.layout);
-        const SafetensorsTensor* t = st.find(key);
-        TAIA_CHECK(t != nullptr, st.path(), ": missing tensor '", key, "' required by ", cfg_path);
+        const auto it = by_name.find(key);
+        TAIA_CHECK(it != by_name.end(), where, ": missing tensor '", key, "' required by ", cfg_path);
+        const TensorView& t = *it->second;
         std::vector<int64_t> want = ab[0] == 'A' ? std::vector<int64_t>{m->rank, m->in}
                                                   : std::vector<int64_t>{m->out, m->rank};
-        TAIA_CHECK(t->shape == want, st.path(), ": tensor '", key, "' expected shape ", TensorView("", DType::F32, want, nullptr).shape_string(),
-                   ", got ", t->view().shape_string());
+        TAIA_CHECK(t.shape == want, where, ": tensor '", key, "' expected shape ", TensorView("", DType::F32, want, nullptr).shape_string(),
+                   ", got ", t.shape_string());
         std::vector<float>& dst = ab[0] == 'A' ? m->A : m->B;
-        convert_to_f32(t->dtype, t->data, dst.data(), dst.size());
+        convert_to_f32(t.dtype, t.data, dst.data(), dst.size());
       }
     }
   // Every tensor must belong to a module this model has (an adapter for a deeper model, or for
   // modules taia does not adapt, is refused rather than silently half-applied).
-  for (const SafetensorsTensor& t : st.tensors()) {
+  for (const TensorView& t : tensors) {
     bool known = false;
     for (int64_t l = 0; l < model.num_layers && !known; ++l)
       for (int i = 0; i < kNumProj && !known; ++i)
         if (a.find(l, Proj(i)) &&
             (t.name == peft_key(l, Proj(i), "A", a.layout) || t.name == peft_key(l, Proj(i), "B", a.layout)))
           known = true;
-    TAIA_CHECK(known, st.path(), ": tensor '", t.name, "' matches no adapted module of the model (",
+    TAIA_CHECK(known, where, ": tensor '", t.name, "' matches no adapted module of the model (",
                model.num_layers, " layers; targets ", targets_to_string(c.targets, model.proj_layout()), ")");
   }
+  return a;
+}
+
+LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& model) {
+  const LoraConfig c = read_peft_config(dir);
+  SafetensorsFile st(dir + "/adapter_model.safetensors");
+  std::vector<TensorView> tensors;
+  for (const SafetensorsTensor& t : st.tensors()) tensors.push_back(t.view());
+  LoraAdapter a = peft_adapter_from_tensors(c, tensors, st.path(), dir + "/adapter_config.json", model);
   load_molora(dir, model, a.molora);
   for (int64_t l = 0; l < model.num_layers; ++l)
     for (int i = 0; i < kNumProj; ++i)

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "generate/generate.h"
+#include "generate/stop_text.h"
 
 namespace taia::serve {
 
@@ -19,8 +20,7 @@ struct Engine::Running {
   std::vector<int32_t> output, history;  // generated ids (no EOS); prompt + output (the penalty's)
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<IncrementalDecoder> detok;
-  std::string text;          // the reply so far
-  size_t emitted = 0;        // bytes of text sent
+  std::unique_ptr<StopText> text;  // the reply so far, cut at a stop string; what was sent
   int64_t logit_row = -1;    // this step's row in its group's logits
   bool done = false;
 };
@@ -32,18 +32,6 @@ KeySpans span_of(int64_t begin, int64_t end) {
   s.begin[0] = begin;
   s.end[0] = end;
   return s;
-}
-
-// Bytes at the end of `text` that could begin one of the stop strings (held back until known).
-size_t stop_prefix_at_end(const std::string& text, const std::vector<std::string>& stop) {
-  size_t hold = 0;
-  for (const auto& s : stop)
-    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; --k)
-      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-  return hold;
 }
 
 // Every region's slots: --parallel x --ctx, checked first.
@@ -135,33 +123,23 @@ void Engine::loop() {
 bool Engine::finish_if_done(Running& r, int32_t next) {
   Job& job = *r.job;
   auto end = [&](const char* reason) {
-    if (r.text.size() > r.emitted) job.on_text(r.text.substr(r.emitted));
-    r.emitted = r.text.size();
+    if (std::string rest = r.text->take_rest(); !rest.empty()) job.on_text(rest);
     job.on_done(reason, int64_t(r.output.size()));
     r.done = true;
     return true;
   };
   if (std::find(eos_.begin(), eos_.end(), next) != eos_.end()) {
-    r.text += r.detok->flush();
+    r.text->append(r.detok->flush());
     return end("stop");
   }
   r.output.push_back(next);
   r.history.push_back(next);
-  r.text += r.detok->push(next);
-  for (const auto& s : job.stop)
-    if (const size_t p = r.text.find(s); p != std::string::npos) {
-      r.text.resize(p);
-      return end("stop");
-    }
+  if (r.text->append(r.detok->push(next))) return end("stop");
   if (int64_t(r.output.size()) >= job.max_tokens || r.len + 1 >= ctx_) {
-    r.text += r.detok->flush();
+    if (r.text->append(r.detok->flush())) return end("stop");
     return end("length");
   }
-  const size_t certain = r.text.size() - stop_prefix_at_end(r.text, job.stop);
-  if (certain > r.emitted) {
-    job.on_text(r.text.substr(r.emitted, certain - r.emitted));
-    r.emitted = certain;
-  }
+  if (std::string certain = r.text->take_certain(); !certain.empty()) job.on_text(certain);
   r.pending = next;
   return false;
 }
@@ -186,6 +164,7 @@ void Engine::step(std::vector<Running>& running) {
       r.history = r.job->prompt;
       r.sampler = std::make_unique<Sampler>(r.job->sampling);
       r.detok = std::make_unique<IncrementalDecoder>(tok_, /*skip_special=*/true);
+      r.text = std::make_unique<StopText>(r.job->stop);
     }
   }
   for (auto& d : departed) d->on_done("cancelled", 0);

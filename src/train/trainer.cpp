@@ -44,6 +44,8 @@ void check_options(const TrainOptions& o) {
   TAIA_CHECK(o.bucket_mb > 0 && o.bucket_mb <= 2048, "[train] --bucket-mb expected in (0, 2048], got ", o.bucket_mb);
   TAIA_CHECK(o.val_split >= 0 && o.val_split < 1, "[train] validation split expected in [0, 1), got ", o.val_split);
   parse_schedule(o.schedule);  // throws naming the schedule
+  TAIA_CHECK(!o.on_step || !Comm::world().distributed(), "[train] an on_step callback runs in one process; under "
+             "mpirun every rank must stop at the same step");
   TAIA_CHECK(o.compute == Precision::F32 || trains_adapter(o.method), "[train] --compute bf16 is for LoRA and MoLoRA; full "
              "fine-tuning computes in F32");
 }
@@ -477,7 +479,13 @@ void train_loop(Run& r, int64_t start_step, TrainSummary& summary) {
       std::snprintf(extra, sizeof(extra), "loss %.4f lr %.2e %.0f tok/s", s.loss, s.lr, double(tokens_done) / elapsed);
       progress.update(step, extra, start_step);
     }
-    if ((o.save_every > 0 && step % o.save_every == 0) || step == r.plan.total) save_checkpoint(r, step);
+    const bool stop = o.on_step && !o.on_step(m) && step < r.plan.total;
+    if ((o.save_every > 0 && step % o.save_every == 0) || step == r.plan.total || stop) save_checkpoint(r, step);
+    if (stop) {
+      summary.stopped = true;
+      summary.steps = step;
+      break;
+    }
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
   summary.tokens_per_s = elapsed > 0 ? double(tokens_done) / elapsed : 0;
@@ -605,10 +613,10 @@ TrainSummary run_training(const TrainOptions& o, const Log& log_all) {
   Run run{o, *model, *trainables, engine, adam, dp, data, plan, parse_schedule(o.schedule),
           tok->eos_id.value_or(0), {}, -1, {}};
   TrainSummary summary;
-  train_loop(run, start_step, summary);
   summary.steps = plan.total;
-  if (comm.rank() == 0) save_result(o, *model, *trainables);
-  summary.output = o.out_dir;
+  train_loop(run, start_step, summary);
+  if (comm.rank() == 0 && !summary.stopped) save_result(o, *model, *trainables);
+  summary.output = summary.stopped ? run.last_checkpoint : o.out_dir;
   summary.ranks = comm.size();
   summary.global_batch = plan.global_batch;
   for (double b : comm.allgather_value(double(peak_rss_bytes()))) summary.peak_rss_per_rank.push_back(int64_t(b));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/json_util.h"
 #include "kernels/linear.h"
 #include "model/modes.h"
 #include "model/lora.h"
@@ -52,13 +53,18 @@ struct TrainOptions {
   bool shard_optimizer = false;
   double bucket_mb = 4;         // gradients summed over the ranks in collectives of this size (MiB of F32)
   bool overlap_comm = false;    // sum buckets on a communication thread during the last backward pass
+  // Called after each optimizer step with its metrics.jsonl line (one rank only: refused under
+  // mpirun). Returning false stops the run there: a checkpoint of that step is written (resume
+  // with resume_dir = out_dir) and no final adapter. The Python module's on_step and Ctrl-C.
+  std::function<bool(const Json& metrics)> on_step;
 };
 
 struct TrainSummary {
   int64_t steps = 0;
   double final_loss = 0, final_val_loss = -1;
   double tokens_per_s = 0;
-  std::string output;  // the adapter or model folder written
+  std::string output;  // the adapter or model folder written (stopped: the checkpoint)
+  bool stopped = false;  // on_step returned false before the last step
   int ranks = 1;
   int64_t global_batch = 0;               // sequences per optimizer step over all ranks
   std::vector<int64_t> peak_rss_per_rank;  // bytes, rank order

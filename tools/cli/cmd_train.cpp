@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "in_process.h"
 #include "core/error.h"
 #include "parallel/comm.h"
 #include "train/trainer.h"
@@ -49,10 +50,12 @@ void run_train(TrainArgs& a) {
     for (int32_t l : parse_id_list(a.layers, "--layers")) o.lora.layers_to_transform.push_back(l);
   o.progress = a.format == OutputFormat::Text;
   if (!a.max_memory.empty()) o.max_memory = parse_byte_size(a.max_memory, "--max-memory");
+  o.on_step = in_process_hooks().on_step;
   const TrainSummary s = run_training(o, [](const std::string& line) { std::cerr << line << std::endl; });
   if (Comm::world().rank() != 0) return;  // rank 0 reports for the job
   if (a.format == OutputFormat::Json) {
     print_json({{"steps", s.steps},
+                {"stopped", s.stopped},
                 {"final_loss", s.final_loss},
                 {"final_val_loss", s.final_val_loss < 0 ? Json(nullptr) : Json(s.final_val_loss)},
                 {"tokens_per_s", s.tokens_per_s},

@@ -1,4 +1,5 @@
 #include "common.h"
+#include "in_process.h"
 
 #include <iostream>
 
@@ -155,7 +156,9 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, c
                model_path, " (", c.vocab_size, " tokens)");
 }
 
-void print_json(const Json& j) { std::cout << j.dump() << std::endl; }
+void print_json(const Json& j) {
+  if (!capture_json(j)) std::cout << j.dump() << std::endl;
+}
 
 std::string missing_tokenizer_note(const std::string& folder, const std::string& source) {
   for (const char* f : {"tokenizer.json", "tokenizer.model"})

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "in_process.h"
 #include "core/error.h"
 #include "parallel/comm.h"
 
@@ -40,20 +41,7 @@ int main(int argc, char** argv) {
   CLI::App app{"taia: fine-tune LLaMA/Qwen decoders and infer with only the attention updates (TAIA)", "taia"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("taia ") + TAIA_VERSION);  // project(VERSION) in CMakeLists.txt
-  taia::cli::register_generate(app);
-  taia::cli::register_forward(app);
-  taia::cli::register_inspect(app);
-  taia::cli::register_init_model(app);
-  taia::cli::register_tokenize(app);
-  taia::cli::register_train(app);
-  taia::cli::register_merge(app);
-  taia::cli::register_export(app);
-  taia::cli::register_eval(app);
-  taia::cli::register_report(app);
-  taia::cli::register_demo(app);
-  taia::cli::register_bench(app);
-  taia::cli::register_analyze(app);
-  taia::cli::register_serve(app);
+  taia::cli::register_all(app);
   if (refused_under_mpirun(argc, argv)) return 2;
   try {
     app.parse(argc, argv);
