@@ -1,7 +1,6 @@
 // taia._taia: the Python module's native half (pybind11). The model, its tokenizer, forward and
-// generate come from the public C++ API (include/taia/taia.h); train, evaluate, merge and export
-// run the CLI's commands in this process (tools/cli/in_process.h), so every option and check is
-// the CLI's own. python/taia/__init__.py builds the Python-facing functions on these.
+// generate, and train, evaluate, merge and export (the CLI's commands run in this process, with
+// every option and check the CLI's own) come from the public C++ API (include/taia/taia.h). python/taia/__init__.py builds the Python-facing functions on these.
 //
 // Long calls release the GIL; Python callbacks (on_text, on_step) take it back for their call.
 // A Python exception raised in a callback (KeyboardInterrupt included) stops the run at its next
@@ -13,8 +12,6 @@
 
 #include <optional>
 
-#include "core/error.h"
-#include "in_process.h"
 #include "taia/taia.h"
 
 namespace py = pybind11;
@@ -156,39 +153,30 @@ Adapter adapter_from_tensors(const Model& m, const py::dict& tensors, const std:
   return Adapter::from_tensors(m, arrays, config_json);
 }
 
-// `taia ARGS...` in this process; the JSON it would print, as text ("null" when it prints none).
-std::string run_command(const std::vector<std::string>& args,
+// `taia command args... options` in this process (taia::api::run_command): the JSON it would print.
+std::string run_command(const std::string& command, const std::vector<std::string>& args,
+                        const taia::api::CommandOptions& options,
                         const std::function<bool(const std::string&)>& on_step) {
   PendingError pending;
-  taia::cli::InProcessHooks hooks;
   // Each step checks for Ctrl-C (and hands the metrics to on_step, when given).
-  hooks.on_step = [&](const taia::Json& metrics) {
+  auto step = [&](const std::string& metrics) {
     py::gil_scoped_acquire gil;
-    return pending.call([&] { return on_step ? on_step(metrics.dump()) : true; });
+    return pending.call([&] { return on_step ? on_step(metrics) : true; });
   };
-  taia::Json result;
+  std::string result;
   {
     py::gil_scoped_release free;
-    result = taia::cli::run_in_process(args, hooks);
+    result = taia::api::run_command(command, args, options, step);
   }
   pending.raise();
-  return result.dump();
+  return result;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_taia, m) {
   m.doc() = "taia's native module; use `import taia`";
-  // taia.Error: the public API's errors and the library's (from the in-process commands).
-  static py::exception<taia::api::Error>& error =
-      py::register_exception<taia::api::Error>(m, "Error", PyExc_ValueError);
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const taia::Error& e) {
-      PyErr_SetString(error.ptr(), e.what());
-    }
-  });
+  py::register_exception<taia::api::Error>(m, "Error", PyExc_ValueError);  // every library error
   m.def("version", &taia::api::version);
 
   py::class_<Adapter>(m, "Adapter")
@@ -236,5 +224,6 @@ PYBIND11_MODULE(_taia, m) {
            py::arg("ignore_eos") = false, py::arg("stop") = std::vector<std::string>{},
            py::arg("on_text") = nullptr);
   m.def("tensor", &tensor, py::arg("owner"), py::arg("model"), py::arg("name"));
-  m.def("run_command", &run_command, py::arg("args"), py::arg("on_step") = nullptr);
+  m.def("run_command", &run_command, py::arg("command"), py::arg("args"), py::arg("options"),
+        py::arg("on_step") = nullptr);
 }

@@ -33,6 +33,28 @@ class TAIA_API Error : public std::runtime_error {
 // The library's version ("0.1.0").
 TAIA_API std::string version();
 
+// A command's options as the CLI spells them, dashes or underscores: {{"lora-rank", "8"},
+// {"use_rslora", ""}} is `--lora-rank 8 --use-rslora` (an empty value: a flag). An option the
+// command does not have is refused by name.
+using CommandOptions = std::vector<std::pair<std::string, std::string>>;
+// Called after each training step with its metrics.jsonl line (JSON text); return false to stop
+// at that step (a checkpoint is written; resume with {"resume", out}).
+using StepCallback = std::function<bool(const std::string& metrics_json)>;
+
+// `taia train --model base --data data --out out OPTIONS`: LoRA (or full, {"method", "full"})
+// fine-tuning with the CLI's options and defaults; returns its --format json summary (steps,
+// final_loss, stopped, output, metrics).
+TAIA_API std::string train(const std::string& base, const std::string& data, const std::string& out,
+                           const CommandOptions& options = {}, const StepCallback& on_step = {});
+// `taia eval --model model --tasks tasks --out out OPTIONS` ({"adapter", dir}, {"modes",
+// "base,taia"}, ...): returns results.json's content (docs/EVAL.md).
+TAIA_API std::string evaluate(const std::string& model, const std::string& tasks, const std::string& out,
+                              const CommandOptions& options = {});
+// Any other command the same way: `taia command args... OPTIONS --format json`'s output ("null"
+// for a command that prints none), e.g. run_command("merge", {"--base", b, "--out", o}, {{"adapter", a}}).
+TAIA_API std::string run_command(const std::string& command, const std::vector<std::string>& args,
+                                 const CommandOptions& options = {}, const StepCallback& on_step = {});
+
 struct LoadOptions {
   std::string dtype = "auto";  // weights in memory: auto (as stored), f32, bf16, f16
   int threads = 0;             // worker threads for everything this process runs (0: all cores)

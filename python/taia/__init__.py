@@ -251,21 +251,20 @@ def load_adapter(path: Union[str, os.PathLike]) -> Adapter:
     return Adapter(path=path)
 
 
-def _option_args(options: Dict[str, Any]) -> List[str]:
-    """Keyword arguments as the CLI's options: lora_rank=8 -> --lora-rank 8, use_rslora=True ->
-    --use-rslora, a list -> a comma-separated value; None and False are left out."""
-    args: List[str] = []
+def _option_pairs(options: Dict[str, Any]) -> List[tuple]:
+    """Keyword arguments as the CLI's options (the library turns lora_rank into --lora-rank):
+    True is a flag, a list a comma-separated value; None and False are left out."""
+    pairs = []
     for key, value in options.items():
         if value is None or value is False:
             continue
-        flag = "--" + key.replace("_", "-")
         if value is True:
-            args.append(flag)
+            pairs.append((key, ""))
         elif isinstance(value, (list, tuple)):
-            args += [flag, ",".join(str(v) for v in value)]
+            pairs.append((key, ",".join(str(v) for v in value)))
         else:
-            args += [flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)]
-    return args
+            pairs.append((key, os.fspath(value) if isinstance(value, os.PathLike) else str(value)))
+    return pairs
 
 
 def run_command(command: str, *args: str, on_step: Optional[Callable[[Dict[str, Any]], Any]] = None,
@@ -276,7 +275,7 @@ def run_command(command: str, *args: str, on_step: Optional[Callable[[Dict[str, 
     if on_step is not None:
         def callback(metrics: str) -> bool:
             return on_step(json.loads(metrics)) is not False
-    return json.loads(_taia.run_command([command, *args, *_option_args(options)], callback))
+    return json.loads(_taia.run_command(command, list(args), _option_pairs(options), callback))
 
 
 def _model_path(model: Union[str, os.PathLike, Model]) -> str:

@@ -11,6 +11,7 @@
 #include "core/threading.h"
 #include "generate/generate.h"
 #include "generate/stop_text.h"
+#include "in_process.h"
 #include "model/adapter.h"
 #include "model/config.h"
 #include "model/decoder.h"
@@ -67,6 +68,34 @@ std::vector<ChatMessage> chat_messages(const std::vector<Message>& messages) {
 }  // namespace
 
 std::string version() { return TAIA_VERSION; }
+
+std::string run_command(const std::string& command, const std::vector<std::string>& args,
+                        const CommandOptions& options, const StepCallback& on_step) {
+  return guarded([&] {
+    std::vector<std::string> argv{command};
+    argv.insert(argv.end(), args.begin(), args.end());
+    for (const auto& [key, value] : options) {
+      TAIA_CHECK(!key.empty() && key[0] != '-', "[api] option names are given without dashes, got '", key, "'");
+      std::string flag = "--" + key;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      argv.push_back(flag);
+      if (!value.empty()) argv.push_back(value);
+    }
+    cli::InProcessHooks hooks;
+    if (on_step) hooks.on_step = [&](const Json& metrics) { return on_step(metrics.dump()); };
+    return cli::run_in_process(argv, hooks).dump();
+  });
+}
+
+std::string train(const std::string& base, const std::string& data, const std::string& out,
+                  const CommandOptions& options, const StepCallback& on_step) {
+  return run_command("train", {"--model", base, "--data", data, "--out", out}, options, on_step);
+}
+
+std::string evaluate(const std::string& model, const std::string& tasks, const std::string& out,
+                     const CommandOptions& options) {
+  return run_command("eval", {"--model", model, "--tasks", tasks, "--out", out}, options);
+}
 
 struct Adapter::Impl {
   const void* model = nullptr;  // the Model::Impl it was read against

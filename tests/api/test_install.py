@@ -1,7 +1,8 @@
 """The C++ library as another project uses it: `cmake --install` into a fresh prefix, then
 examples/generate built twice against the installed tree only (find_package(taia CONFIG) and
 pkg-config), its greedy continuations and logits compared with the CLI's in the four modes and
-with llama2.c's golden for stories260K.
+with llama2.c's golden for stories260K; examples/finetune's train and evaluate through the library
+against taia train's adapter (bit for bit) and taia eval's scores.
 
   test_install.py TAIA_BINARY FIXTURES WORK_DIR BUILD_DIR SOURCE_DIR"""
 import json
@@ -113,7 +114,40 @@ for mode in ("base", "vanilla", "taia", "taif", "q,v,down"):
 check(len({tuple(v or []) for v in outputs.values()}) > 1, "the modes differ (the adapter changes something)",
       outputs)
 
-# 6. Errors reach the program as taia::api::Error with the library's message.
+# 6. examples/finetune: train and evaluate through the installed library = the CLI's, to the bit.
+fx = os.path.join(WORK, "example_finetune")
+must("cmake", "-S", os.path.join(SOURCE, "examples", "finetune"), "-B", fx, f"-DCMAKE_PREFIX_PATH={PREFIX}",
+     "-DCMAKE_BUILD_TYPE=Release")
+must("cmake", "--build", fx)
+finetune = os.path.join(fx, "taia_example_finetune")
+story = os.path.join(WORK, "story.txt")
+with open(story, "w") as f:
+    f.write("Lily is a happy child. Tom is a happy child. Sam is a happy child.\n")
+train_opts = ["max-steps=4", "lr=1e-2", "batch-size=4", "grad_accum=1", "lora-rank=4", "lora-dropout=0"]
+api_out = os.path.join(WORK, "api_train")
+r = run(finetune, MODEL, data, api_out, story, *train_opts)
+lines = [json.loads(x) for x in r.stdout.splitlines()] if r.returncode == 0 else []
+check(r.returncode == 0 and [m.get("step") for m in lines[:4]] == [1, 2, 3, 4], "train: on_step after each step",
+      r.stdout[-500:] + r.stderr[-500:])
+same = all(os.path.exists(os.path.join(d, "adapter_model.safetensors")) for d in (api_out, adapter)) and \
+    open(os.path.join(api_out, "adapter_model.safetensors"), "rb").read() == \
+    open(os.path.join(adapter, "adapter_model.safetensors"), "rb").read()
+check(same, "train through libtaia.so: the adapter = taia train's, bit for bit")
+cli_eval = os.path.join(WORK, "cli_eval")
+must(TAIA, "eval", "-m", MODEL, "--tasks", story, "--adapter", api_out, "--modes", "base,vanilla,taia,taif", "-o",
+     cli_eval, "--threads", "2")
+want = json.load(open(os.path.join(cli_eval, "results.json")))["tasks"]["story"]
+got = lines[-1]["tasks"]["story"] if lines and "tasks" in lines[-1] else {}
+check(sorted(got) == ["base", "taia", "taif", "vanilla"] and
+      all(got[m]["value"] == want[m]["value"] for m in want), "evaluate through libtaia.so = taia eval", (got, want))
+r = run(finetune, MODEL, data, os.path.join(WORK, "api_stopped"), story, "--stop-after", "2", *train_opts)
+stopped = json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {}
+check(stopped.get("stopped") is True and stopped.get("output", "").endswith("checkpoint-2"),
+      "on_step returning false stops at that step with a checkpoint", r.stdout[-400:] + r.stderr[-400:])
+r = run(finetune, MODEL, data, os.path.join(WORK, "api_bad"), story, "lora-rnk=4")
+check(r.returncode == 1 and "--lora-rnk" in r.stderr, "an unknown option is refused by name", r.stderr)
+
+# 7. Errors reach the program as taia::api::Error with the library's message.
 r = run(by_cmake, os.path.join(WORK, "missing.gguf"), "--prompt-ids", "1")
 check(r.returncode == 1 and "missing.gguf" in r.stderr, "a missing model: Error naming the path", r.stderr)
 r = run(by_cmake, MODEL, "--prompt-ids", "1,99999")
