@@ -45,6 +45,12 @@ struct PendingError {
   }
 };
 
+// Text as a Python str; bytes that are not UTF-8 (a byte token of a multi-byte character cut
+// short) become U+FFFD, as the CLI's JSON output and HF's decode(errors="replace") have them.
+py::str text_of(const std::string& s) {
+  return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(s.data(), py::ssize_t(s.size()), "replace"));
+}
+
 // A vector's storage handed to numpy without a copy: the array's base owns the vector.
 template <typename T>
 py::array_t<T> array_owning(std::vector<T>&& values, std::vector<py::ssize_t> shape) {
@@ -71,7 +77,7 @@ std::vector<taia::api::Message> messages_of(const std::vector<std::pair<std::str
 
 py::dict generation_dict(const taia::api::Generation& g) {
   py::dict d;
-  d["text"] = g.text;
+  d["text"] = text_of(g.text);
   d["prompt_ids"] = g.prompt_ids;
   d["output_ids"] = g.output_ids;
   d["stopped_at_eos"] = g.stopped_at_eos;
@@ -105,7 +111,7 @@ py::array tensor(py::object owner, const Model& m, const std::string& name) {
 py::dict generate(const Model& m, const py::object& prompt, const Adapter* adapter, const std::string& mode,
                   const std::string& compute, const std::string& kv_dtype, int64_t max_tokens, float temperature,
                   int64_t top_k, float top_p, float repetition_penalty, uint64_t seed, bool chat, bool ignore_eos,
-                  const std::vector<std::string>& stop, const std::function<bool(const std::string&)>& on_text) {
+                  const std::vector<std::string>& stop, const py::object& on_text) {
   taia::api::GenerateOptions o;
   static_cast<taia::api::RunOptions&>(o) = run_options(mode, adapter, compute, kv_dtype);
   o.max_tokens = max_tokens;
@@ -121,7 +127,7 @@ py::dict generate(const Model& m, const py::object& prompt, const Adapter* adapt
   // Every piece checks for Ctrl-C (and hands the piece to on_text, when given).
   o.on_text = [&](const std::string& piece) {
     py::gil_scoped_acquire gil;
-    return pending.call([&] { return on_text ? on_text(piece) : true; });
+    return pending.call([&] { return on_text.is_none() || py::cast<bool>(on_text(text_of(piece))); });
   };
   taia::api::Generation g;
   if (py::isinstance<py::str>(prompt)) {
@@ -200,7 +206,12 @@ PYBIND11_MODULE(_taia, m) {
       .def_property_readonly("vocab_size", &Model::vocab_size)
       .def_property_readonly("has_tokenizer", &Model::has_tokenizer)
       .def("encode", &Model::encode, py::arg("text"), py::arg("add_special") = true)
-      .def("decode", &Model::decode, py::arg("ids"), py::arg("skip_special") = true)
+      .def(
+          "decode",
+          [](const Model& self, const std::vector<int32_t>& ids, bool skip_special) {
+            return text_of(self.decode(ids, skip_special));
+          },
+          py::arg("ids"), py::arg("skip_special") = true)
       .def(
           "apply_chat_template",
           [](const Model& self, const std::vector<std::pair<std::string, std::string>>& messages, bool add) {
@@ -222,7 +233,7 @@ PYBIND11_MODULE(_taia, m) {
            py::arg("temperature") = 0.8f, py::arg("top_k") = 0, py::arg("top_p") = 1.0f,
            py::arg("repetition_penalty") = 1.0f, py::arg("seed") = 0, py::arg("chat") = false,
            py::arg("ignore_eos") = false, py::arg("stop") = std::vector<std::string>{},
-           py::arg("on_text") = nullptr);
+           py::arg("on_text") = py::none());
   m.def("tensor", &tensor, py::arg("owner"), py::arg("model"), py::arg("name"));
   m.def("run_command", &run_command, py::arg("command"), py::arg("args"), py::arg("options"),
         py::arg("on_step") = nullptr);
