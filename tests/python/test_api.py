@@ -74,6 +74,29 @@ def test_tensor_of_bf16_weights_is_a_widened_copy(arch_models):
     assert np.array_equal(w, bf16.view(np.float32))
 
 
+QUANT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "quant")
+
+
+def golden_checksum(values):
+    """tests/data/quant/make_fixtures.py's checksum of F32 values (gguf-py's dequantize made them)."""
+    bits = values.astype("<f4").reshape(-1).view("<u4").astype(np.uint64)
+    weights = np.arange(bits.size, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        return f"{int(np.sum(bits * weights, dtype=np.uint64)):016x}"
+
+
+@pytest.mark.parametrize("kind", ["q8_0", "q4_k", "q6_k"])
+def test_tensor_of_quantized_weights_is_dequantized_as_gguf_py(kind):
+    """The dequantized copy = gguf-py's dequantize, bit for bit (goldens made by llama.cpp's tools)."""
+    goldens = json.load(open(os.path.join(QUANT, "goldens.json")))[f"tiny-{kind}.gguf"]
+    model = taia.load(os.path.join(QUANT, f"tiny-{kind}.gguf"))
+    for hf, gguf in (("model.layers.0.self_attn.v_proj.weight", "blk.0.attn_v.weight"),
+                     ("model.layers.0.mlp.down_proj.weight", "blk.0.ffn_down.weight")):
+        assert goldens[gguf]["type"] == kind.upper()
+        t = model.tensor(hf)
+        assert golden_checksum(t) == goldens[gguf]["checksum"] and not t.flags.writeable, (kind, hf)
+
+
 def test_train_equals_cli_to_the_bit(work, stories, data_file, cli_adapter):
     out = os.path.join(work, "py_train")
     steps = []
@@ -139,6 +162,24 @@ def test_numpy_adapter_equals_the_peft_folder(stories, cli_adapter):
     wrong = dict(tensors, **{first: np.zeros((3, 3), np.float32)})
     with pytest.raises(taia.Error, match="expected shape"):
         model.forward(IDS, adapter=taia.Adapter.from_tensors(wrong, config), mode="vanilla")
+
+
+def test_gguf_lora_and_molora_adapters(work, stories, data_file):
+    """A GGUF LoRA file and a MoLoRA folder (trained from Python) run as the CLI runs them."""
+    model = taia.load(stories, threads=2)
+    molora = os.path.join(work, "molora")
+    run = taia.train(stories, data_file, molora, method="molora", experts=2, top_k=2, max_steps=3, batch_size=2,
+                     grad_accum=1, lr=0.01, seed=3, lora_rank=4, threads=2)
+    assert run["steps"] == 3
+    gguf = os.path.join(work, "lora.gguf")
+    lora = os.path.join(work, "lora_for_gguf")
+    taia.train(stories, data_file, lora, max_steps=2, batch_size=2, grad_accum=1, lr=0.01, lora_rank=4, threads=2)
+    taia.export(stories, lora, gguf, format="gguf-lora")
+    for path in (molora, gguf):
+        adapter = taia.load_adapter(path)
+        for mode in ("vanilla", "taia", "taif"):
+            want = cli_logits(work, stories, IDS, "--adapter", path, "--mode", mode)
+            assert np.array_equal(model.forward(IDS, adapter=adapter, mode=mode), want), (path, mode)
 
 
 def test_evaluate_returns_what_taia_eval_writes(work, stories, cli_adapter):
