@@ -63,7 +63,7 @@ def main():
                         "--lora-dropout", "0"], check=True, capture_output=True)
         server = subprocess.Popen([a.taia, "serve", "-m", a.model, "--adapter", f"tiny={adapter}", "--port", "0",
                                    "--parallel", str(a.parallel), "--max-connections", str(a.clients + 4),
-                                   "--threads", str(a.threads)], stderr=subprocess.PIPE, text=True)
+                                   "--threads", str(a.threads), "--access-log", "off"], stderr=subprocess.PIPE, text=True)
         url = "http://127.0.0.1:%s/v1/completions" % re.search(r":(\d+) ", server.stderr.readline()).group(1)
         jobs = [(MODELS[i % 4], PROMPTS[(i // 4) % len(PROMPTS)]) for i in range(a.requests)]
 

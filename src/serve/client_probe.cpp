@@ -29,28 +29,54 @@ bool address_of(const sockaddr_storage& a, std::string& host, int& port) {
   return true;
 }
 
-}  // namespace
-
-ClientProbe::ClientProbe(const std::string& remote_addr, int remote_port, int local_port) {
+// Calls f(fd) for every open socket descriptor of this process until f returns true.
+template <typename F>
+void for_each_fd(F&& f) {
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) return;
   while (const dirent* e = readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(e->d_name, &end, 10);
     if (end == e->d_name || *end != '\0') continue;
-    sockaddr_storage peer{}, local{};
-    socklen_t pn = sizeof(peer), ln = sizeof(local);
-    if (getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pn) != 0) continue;  // not a connected socket
-    if (getsockname(int(fd), reinterpret_cast<sockaddr*>(&local), &ln) != 0) continue;
-    std::string peer_host, local_host;
-    int peer_port = -1, own_port = -1;
-    if (!address_of(peer, peer_host, peer_port) || !address_of(local, local_host, own_port)) continue;
-    if (peer_port == remote_port && own_port == local_port && peer_host == remote_addr) {
-      fd_ = int(fd);
-      break;
-    }
+    if (f(int(fd))) break;
   }
   closedir(dir);
+}
+
+}  // namespace
+
+bool stop_listening(int port) {
+  bool found = false;
+  for_each_fd([&](int fd) {
+    int listening = 0;
+    socklen_t n = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &n) != 0 || !listening) return false;
+    sockaddr_storage local{};
+    socklen_t ln = sizeof(local);
+    std::string host;
+    int own_port = -1;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ln) != 0 || !address_of(local, host, own_port) ||
+        own_port != port)
+      return false;
+    found = shutdown(fd, SHUT_RD) == 0;
+    return true;
+  });
+  return found;
+}
+
+ClientProbe::ClientProbe(const std::string& remote_addr, int remote_port, int local_port) {
+  for_each_fd([&](int fd) {
+    sockaddr_storage peer{}, local{};
+    socklen_t pn = sizeof(peer), ln = sizeof(local);
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pn) != 0) return false;  // not a connected socket
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ln) != 0) return false;
+    std::string peer_host, local_host;
+    int peer_port = -1, own_port = -1;
+    if (!address_of(peer, peer_host, peer_port) || !address_of(local, local_host, own_port)) return false;
+    if (peer_port != remote_port || own_port != local_port || peer_host != remote_addr) return false;
+    fd_ = fd;
+    return true;
+  });
 }
 
 bool ClientProbe::gone() const {

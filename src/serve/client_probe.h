@@ -4,10 +4,18 @@
 // hold a queue place until it ran. The probe finds the connection's socket by its two addresses
 // (it stays open while the handler waits on the job) and peeks at it: end of stream or a reset
 // means the client left.
+//
+// stop_listening works around the same library for the drain: its stop() also ends every
+// streaming response at once (its chunked writer quits when the server is stopping), so the
+// listening socket is found the same way and shut down instead: accept fails, httplib's accept
+// loop ends and new connections are refused, while the open connections are served to their end.
 #pragma once
 #include <string>
 
 namespace taia::serve {
+
+// Shuts down this process's listening socket on `port`; false when none was found.
+bool stop_listening(int port);
 
 class ClientProbe {
  public:

@@ -82,10 +82,39 @@ bool Engine::submit(std::shared_ptr<Job> job) {
       queue_.push_back(std::move(job));
       queued = true;
     }
+    waiting_ = int64_t(queue_.size());
   }
   for (auto& d : departed) d->on_done("cancelled", 0);
   if (queued) cv_.notify_all();
   return queued;
+}
+
+bool Engine::has_room() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return int64_t(queue_.size()) < max_queue_;
+}
+
+void Engine::cut_all() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    cutting_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Engine::cut(std::vector<Running>& running) {
+  std::deque<std::shared_ptr<Job>> queued;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    queued.swap(queue_);
+    cutting_ = false;
+    waiting_ = 0;
+  }
+  for (Running& r : running)
+    if (!r.done) r.job->on_done("cut", int64_t(r.output.size()));
+  running.clear();
+  running_ = 0;
+  for (auto& j : queued) j->on_done("cut", 0);
 }
 
 std::vector<std::shared_ptr<Job>> Engine::take_departed() {
@@ -99,10 +128,16 @@ std::vector<std::shared_ptr<Job>> Engine::take_departed() {
 void Engine::loop() {
   std::vector<Running> running;
   for (;;) {
+    bool cut_now = false;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
+      cv_.wait(lk, [&] { return stopping_ || cutting_ || !queue_.empty() || !running.empty(); });
       if (stopping_) break;
+      cut_now = cutting_;
+    }
+    if (cut_now) {
+      cut(running);
+      continue;
     }
     try {
       step(running);
@@ -145,8 +180,15 @@ bool Engine::finish_if_done(Running& r, int32_t next) {
 }
 
 void Engine::step(std::vector<Running>& running) {
-  // 1. Admit waiting jobs into free regions; drop the ones whose client went away.
-  running.erase(std::remove_if(running.begin(), running.end(), [](const Running& r) { return r.job->cancelled.load(); }),
+  // 1. Drop the running jobs whose client went away (a failed write, or a closed connection while
+  // a non-streaming reply was being made: nobody would read it); admit waiting jobs into free
+  // regions, dropping the waiting ones whose client left.
+  running.erase(std::remove_if(running.begin(), running.end(),
+                               [](const Running& r) {
+                                 if (!r.job->departed()) return false;
+                                 r.job->on_done("cancelled", int64_t(r.output.size()));
+                                 return true;
+                               }),
                 running.end());
   std::vector<std::shared_ptr<Job>> departed;
   {
@@ -166,7 +208,9 @@ void Engine::step(std::vector<Running>& running) {
       r.detok = std::make_unique<IncrementalDecoder>(tok_, /*skip_special=*/true);
       r.text = std::make_unique<StopText>(r.job->stop);
     }
+    waiting_ = int64_t(queue_.size());
   }
+  running_ = int64_t(running.size());
   for (auto& d : departed) d->on_done("cancelled", 0);
   // 2. One packed batch per adapter, each row in its own mode (Decoder::set_row_masks); a MoLoRA
   // adapter's rows are grouped by mode instead. Rows: the prompts of new jobs, the pending token
@@ -220,6 +264,7 @@ void Engine::step(std::vector<Running>& running) {
   }
   running.erase(std::remove_if(running.begin(), running.end(), [](const Running& r) { return r.done; }),
                 running.end());
+  running_ = int64_t(running.size());
 }
 
 }  // namespace taia::serve

@@ -33,7 +33,8 @@ struct Job {
   SamplingParams sampling;
   int64_t max_tokens = 16;
   std::vector<std::string> stop;
-  // Called on the engine's thread: a text delta, then once the end ("stop" or "length").
+  // Called on the engine's thread: a text delta, then once the end: "stop", "length",
+  // "cancelled" (the client left), "cut" (the server's drain ended it) or "error".
   std::function<void(const std::string&)> on_text;
   std::function<void(const std::string& finish_reason, int64_t completion_tokens)> on_done;
   std::atomic<bool> cancelled{false};  // the client went away: the slot is freed at the next step
@@ -55,12 +56,19 @@ class Engine {
   // Queues a job; false when the queue is full (the caller answers 429). Waiting jobs whose client
   // has left are dropped first (ended "cancelled"), so they hold no place.
   bool submit(std::shared_ptr<Job> job);
+  // Whether the queue has a place now (checked before a request is tokenized; submit decides).
+  bool has_room();
+  // Ends every running and waiting job with "cut" at the next step (a drain that ran out of time).
+  void cut_all();
   int64_t ctx() const { return ctx_; }
+  int64_t waiting() const { return waiting_.load(); }  // jobs in the queue
+  int64_t running() const { return running_.load(); }  // jobs holding a cache region
 
  private:
   struct Running;
   void loop();
   void step(std::vector<Running>& running);
+  void cut(std::vector<Running>& running);  // mu_ not held
   bool finish_if_done(Running& r, int32_t next);
   // Removes the queued jobs whose client left (mu_ held); the caller ends them outside the lock.
   std::vector<std::shared_ptr<Job>> take_departed();
@@ -75,6 +83,8 @@ class Engine {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
   bool stopping_ = false;
+  bool cutting_ = false;
+  std::atomic<int64_t> waiting_{0}, running_{0};  // for /metrics
   std::thread worker_;
 };
 

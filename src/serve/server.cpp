@@ -1,22 +1,54 @@
 #include "serve/server.h"
 
 #include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <ctime>
 #include <deque>
+#include <fstream>
+#include <iostream>
+#include <map>
 #include <mutex>
+#include <random>
+#include <set>
 
 #include "core/error.h"
+#include "serve/client_probe.h"
 #include "serve/engine.h"
+#include "serve/metrics.h"
 #include "serve/page.h"
+#include "serve/policy.h"
 
 namespace taia::serve {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Random bits for request ids and unseeded sampling: not guessable, not repeated across restarts.
+uint64_t random_u64() {
+  static std::mutex mu;
+  static std::mt19937_64 gen{(uint64_t(std::random_device{}()) << 32) ^ std::random_device{}()};
+  std::lock_guard<std::mutex> lk(mu);
+  return gen();
+}
+
+std::string random_id() {
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(random_u64()),
+                static_cast<unsigned long long>(random_u64()));
+  return buf;
 }
 
 // What the engine reports for one request, read by the HTTP thread that waits for it.
@@ -27,12 +59,22 @@ struct Channel {
   bool done = false;
   std::string finish_reason;
   int64_t completion_tokens = 0;
+  Clock::time_point submitted, first_text;
+  bool any_text = false;
 };
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
+  if (e.status == 429) res.set_header("Retry-After", "1");
   res.set_content(error_body(e), "application/json");
 }
+
+// What the access log and /metrics learn about one request while it runs (by its id).
+struct RequestRecord {
+  Clock::time_point start;
+  std::string model, mode, finish_reason;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+};
 
 struct Server {
   const Model& model;
@@ -41,22 +83,43 @@ struct Server {
   std::vector<NamedAdapter> adapters;
   std::vector<std::string> adapter_names;
   ServeOptions options;
+  BrowserPolicy policy;
+  Metrics metrics;  // before the engine: the engine's last callbacks (at its destruction) count in it
   Engine engine;
-  std::atomic<uint64_t> counter{0};
+  std::atomic<bool> draining{false};
+  std::mutex records_mu;
+  std::map<std::string, RequestRecord> records;  // requests in flight, by id
+  std::set<std::string> active;                  // completions not yet answered in full
+  std::condition_variable active_cv;
+  std::mutex log_mu;
+  std::ofstream log_file;
 
   Server(const Model& m, const Tokenizer& t, const ChatTemplate& c, std::vector<NamedAdapter> a, const ServeOptions& o)
       : model(m), tok(t), chat(c), adapters(std::move(a)), options(o),
+        policy(make_policy(o.host, o.allow_hosts, o.cors_origins)),
         engine(m, t, o.parallel, o.limits.ctx, o.max_queue > 0 ? o.max_queue : 4 * o.parallel, o.decoder) {
     for (const auto& n : adapters) adapter_names.push_back(n.name);
+    if (options.access_log != "-" && options.access_log != "off") {
+      log_file.open(options.access_log, std::ios::app);
+      TAIA_CHECK(log_file.good(), "[serve] --access-log ", options.access_log, ": cannot open for appending");
+    }
+  }
+
+  void log_line(const std::string& line) {
+    if (options.access_log == "off") return;
+    std::lock_guard<std::mutex> lk(log_mu);
+    std::ostream& out = log_file.is_open() ? static_cast<std::ostream&>(log_file) : std::cerr;
+    out << line << std::endl;
   }
 
   void check_key(const httplib::Request& req) const {
-    if (options.api_key.empty()) return;
+    if (options.api_keys.empty()) return;
     const std::string auth = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
     const std::string given = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : std::string();
-    if (!constant_time_equal(given, options.api_key))
-      throw ApiError(401, "invalid_request_error", "Incorrect API key provided (Authorization: Bearer KEY)");
+    bool ok = false;
+    for (const auto& key : options.api_keys) ok = constant_time_equal(given, key) || ok;  // no early exit
+    if (!ok) throw ApiError(401, "invalid_request_error", "Incorrect API key provided (Authorization: Bearer KEY)");
   }
 
   std::vector<int32_t> prompt_ids(const Completion& c) const {
@@ -76,7 +139,7 @@ struct Server {
     return ids;
   }
 
-  std::shared_ptr<Job> make_job(const Completion& c, std::shared_ptr<Channel> ch, uint64_t request_number) {
+  std::shared_ptr<Job> make_job(const Completion& c, std::shared_ptr<Channel> ch) {
     auto job = std::make_shared<Job>();
     job->prompt = prompt_ids(c);
     for (const auto& n : adapters)
@@ -85,16 +148,23 @@ struct Server {
     if (!job->adapter) job->mask = ModuleMask{};
     job->sampling.temperature = c.temperature;
     job->sampling.top_p = c.top_p;
-    job->sampling.seed = c.seed ? *c.seed : 0x9e3779b97f4a7c15ull * request_number;
+    job->sampling.seed = c.seed ? *c.seed : random_u64();
     job->max_tokens = std::min<int64_t>(c.max_tokens, engine.ctx() - int64_t(job->prompt.size()));
     job->stop = c.stop;
-    job->on_text = [ch](const std::string& d) {
+    job->on_text = [this, ch](const std::string& d) {
       std::lock_guard<std::mutex> lk(ch->mu);
+      if (!ch->any_text) {
+        ch->any_text = true;
+        ch->first_text = Clock::now();
+        metrics.time_to_first_token(std::chrono::duration<double>(ch->first_text - ch->submitted).count());
+      }
       ch->deltas.push_back(d);
       ch->cv.notify_all();
     };
-    job->on_done = [ch](const std::string& reason, int64_t n) {
+    job->on_done = [this, ch](const std::string& reason, int64_t n) {
       std::lock_guard<std::mutex> lk(ch->mu);
+      if (ch->any_text && n > 1)
+        metrics.time_per_output_token(seconds_since(ch->first_text) / double(n - 1));
       ch->done = true;
       ch->finish_reason = reason;
       ch->completion_tokens = n;
@@ -116,26 +186,75 @@ struct Server {
                 {"model", c.model}, {"choices", Json::array({choice})}};
   }
 
+  // The error a reply that did not end normally gets (non-streaming: as the response).
+  static ApiError ending_error(const std::string& finish_reason) {
+    if (finish_reason == "cut")
+      return ApiError(503, "server_error", "the server is shutting down: this reply was cut (--drain-timeout)");
+    return ApiError(500, "server_error", "generation failed");
+  }
+
+  // A completion in flight: counted for the drain and named in its log until its last byte.
+  struct Active {
+    Server* s;
+    std::string id;
+    Active(Server* server, std::string request_id) : s(server), id(std::move(request_id)) {
+      std::lock_guard<std::mutex> lk(s->records_mu);
+      s->active.insert(id);
+    }
+    ~Active() {
+      {
+        std::lock_guard<std::mutex> lk(s->records_mu);
+        s->active.erase(id);
+      }
+      s->active_cv.notify_all();
+    }
+  };
+
+  void record(const std::string& request_id, const std::function<void(RequestRecord&)>& f) {
+    std::lock_guard<std::mutex> lk(records_mu);
+    auto it = records.find(request_id);
+    if (it != records.end()) f(it->second);
+  }
+
   void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
     check_key(req);
+    if (draining) throw ApiError(503, "server_error", "the server is shutting down");
     const Completion c = parse_completion_request(req.body, chat, options.limits, adapter_names);
+    const std::string request_id = res.get_header_value("X-Request-Id");
+    record(request_id, [&](RequestRecord& r) {
+      r.model = c.model;
+      r.mode = c.choice.mode;
+    });
+    // Admission before the prompt is tokenized: a full queue costs the server no tokenizer work.
+    if (!engine.has_room()) throw ApiError(429, "rate_limit_exceeded", "the server is busy (queue full); retry later");
     auto ch = std::make_shared<Channel>();
-    const uint64_t number = ++counter;  // the request's id and, without a seed, its sampling seed
-    auto job = make_job(c, ch, number);
+    auto job = make_job(c, ch);
     job->client = ClientProbe(req.remote_addr, req.remote_port, req.local_port);
     const int64_t prompt_tokens = int64_t(job->prompt.size());
-    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(number);
+    record(request_id, [&](RequestRecord& r) { r.prompt_tokens = prompt_tokens; });
+    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + request_id;
     const int64_t created = unix_now();
+    auto active_request = std::make_shared<Active>(this, request_id);
+    ch->submitted = Clock::now();
     if (!engine.submit(job))
       throw ApiError(429, "rate_limit_exceeded", "the server is busy (queue full); retry later");
+    auto finished = [this, request_id, ch, prompt_tokens] {
+      metrics.tokens(prompt_tokens, ch->completion_tokens);
+      record(request_id, [&](RequestRecord& r) {
+        r.completion_tokens = ch->completion_tokens;
+        r.finish_reason = ch->finish_reason;
+      });
+    };
     if (!c.stream) {
       std::unique_lock<std::mutex> lk(ch->mu);
       ch->cv.wait(lk, [&] { return ch->done; });
-      if (ch->finish_reason == "cancelled") {  // the client left while it waited: nobody to answer
+      lk.unlock();
+      finished();
+      if (ch->finish_reason == "cancelled") {  // the client left: nobody to answer
         res.status = 499;
         return;
       }
-      if (ch->finish_reason == "error") throw ApiError(500, "server_error", "generation failed");
+      if (ch->finish_reason == "error" || ch->finish_reason == "cut") throw ending_error(ch->finish_reason);
       std::string text;
       for (const auto& d : ch->deltas) text += d;
       Json choice = chat ? Json{{"index", 0},
@@ -151,7 +270,8 @@ struct Server {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, c, ch, job, id, created, prompt_tokens, first = true](size_t, httplib::DataSink& sink) mutable {
+        [this, c, ch, job, id, created, prompt_tokens, finished, active_request, first = true](
+            size_t, httplib::DataSink& sink) mutable {
           auto send = [&](const Json& j) {
             const std::string line = "data: " + j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
             return sink.write(line.data(), line.size());
@@ -172,8 +292,9 @@ struct Server {
               return job->cancelled = true, false;
           if (!sink.is_writable()) return job->cancelled = true, false;
           if (!done) return true;
-          if (ch->finish_reason == "error")  // an error event in place of a normal end
-            send(Json::parse(error_body(ApiError(500, "server_error", "generation failed"))));
+          finished();
+          if (ch->finish_reason == "error" || ch->finish_reason == "cut")  // an error event in place of a normal end
+            send(Json::parse(error_body(ending_error(ch->finish_reason))));
           else
             send(chunk(c, id, created, c.chat ? Json::object() : Json(""), ch->finish_reason));
           if (c.include_usage) {
@@ -190,11 +311,101 @@ struct Server {
         [job](bool) { job->cancelled = true; });
   }
 
+  Json model_object(const std::string& name) const {
+    return Json{{"id", name}, {"object", "model"}, {"created", 0}, {"owned_by", "taia"}};
+  }
+
   Json models_list() const {
     Json data = Json::array();
-    for (const auto& name : served_model_names(adapter_names))
-      data.push_back(Json{{"id", name}, {"object", "model"}, {"created", 0}, {"owned_by", "taia"}});
+    for (const auto& name : served_model_names(adapter_names)) data.push_back(model_object(name));
     return Json{{"object", "list"}, {"data", data}};
+  }
+
+  Json model_by_id(const std::string& name) const {
+    for (const auto& served : served_model_names(adapter_names))
+      if (served == name) return model_object(name);
+    throw ApiError(404, "invalid_request_error", "The model '" + name + "' does not exist", "model");
+  }
+
+  // Before every route: the request's id, the browser policy, CORS preflights.
+  httplib::Server::HandlerResponse before_route(const httplib::Request& req, httplib::Response& res) {
+    const std::string request_id = random_id();
+    res.set_header("X-Request-Id", request_id);
+    {
+      std::lock_guard<std::mutex> lk(records_mu);
+      records[request_id].start = Clock::now();
+    }
+    const std::string origin = req.get_header_value("Origin");
+    if (auto refused = check_browser_policy(policy, req.method, req.get_header_value("Host"), origin,
+                                            req.get_header_value("Content-Type"))) {
+      send_error(res, *refused);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!origin.empty() && cors_allowed(policy, origin)) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+    }
+    if (req.method == "OPTIONS") {  // a preflight: what a permitted page may send
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Max-Age", "600");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+
+  // After every response: one JSON access-log line and the request counters.
+  void after_response(const httplib::Request& req, const httplib::Response& res) {
+    const std::string request_id = res.get_header_value("X-Request-Id");
+    RequestRecord r;
+    {
+      std::lock_guard<std::mutex> lk(records_mu);
+      auto it = records.find(request_id);
+      if (it != records.end()) {
+        r = it->second;
+        records.erase(it);
+      }
+    }
+    metrics.request_done(res.status, r.mode);
+    if (options.access_log == "off") return;
+    char when[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    Json line{{"time", when}, {"id", request_id.empty() ? Json(nullptr) : Json(request_id)}, {"method", req.method},
+              {"path", req.path}, {"status", res.status}, {"remote", req.remote_addr}};
+    if (r.start != Clock::time_point{}) line["ms"] = seconds_since(r.start) * 1000.0;
+    if (!r.model.empty()) {
+      line["model"] = r.model;
+      line["mode"] = r.mode;
+      line["prompt_tokens"] = r.prompt_tokens;
+      line["completion_tokens"] = r.completion_tokens;
+      line["finish_reason"] = r.finish_reason;
+    }
+    log_line(line.dump(-1, ' ', false, Json::error_handler_t::replace));
+  }
+
+  // SIGTERM / SIGINT: no new connections, running completions finish for up to --drain-timeout,
+  // then the rest are cut. Returns once every completion has been answered.
+  void drain(int port, int signal_number) {
+    draining = true;
+    std::unique_lock<std::mutex> lk(records_mu);
+    std::cerr << "taia serve: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM") << ": draining "
+              << active.size() << " running request(s) for up to " << options.drain_timeout_s
+              << " s (a second signal exits at once)" << std::endl;
+    if (!stop_listening(port))  // new connections refused; the open ones served to their end
+      std::cerr << "taia serve: warning: the listening socket was not found; new requests get 503" << std::endl;
+    const auto deadline = Clock::now() + std::chrono::duration<double>(options.drain_timeout_s);
+    active_cv.wait_until(lk, deadline, [&] { return active.empty(); });
+    if (active.empty()) {
+      std::cerr << "taia serve: drained; exiting" << std::endl;
+      return;
+    }
+    std::string ids;
+    for (const auto& id : active) ids += (ids.empty() ? "" : ", ") + id;
+    std::cerr << "taia serve: drain timeout: cutting " << active.size() << " request(s): " << ids << std::endl;
+    lk.unlock();
+    engine.cut_all();
   }
 };
 
@@ -212,30 +423,32 @@ void guarded(httplib::Response& res, F&& f) {
   }
 }
 
-}  // namespace
-
-void serve(const Model& model, const Tokenizer& tok, const ChatTemplate& chat, std::vector<NamedAdapter> adapters,
-           const ServeOptions& options, const std::function<void(int port)>& ready) {
-  Server s(model, tok, chat, std::move(adapters), options);
-  httplib::Server http;
-  http.new_task_queue = [n = options.max_connections] { return new httplib::ThreadPool(size_t(n)); };
-  http.set_payload_max_length(size_t(options.limits.max_body_bytes));
+void add_routes(httplib::Server& http, Server& s) {
   http.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(compare_page_html(), "text/html; charset=utf-8");
   });
-  http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("{\"status\":\"ok\"}", "application/json");
+  http.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
+    res.set_content(s.draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}", "application/json");
   });
-  http.Get("/v1/models", [&](const httplib::Request& req, httplib::Response& res) {
+  http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
+    res.set_content(s.metrics.render(s.engine.waiting(), s.engine.running()), "text/plain; version=0.0.4");
+  });
+  http.Get("/v1/models", [&s](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] {
       s.check_key(req);
       res.set_content(s.models_list().dump(), "application/json");
     });
   });
-  http.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
+  http.Get("/v1/models/(.+)", [&s](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] {
+      s.check_key(req);
+      res.set_content(s.model_by_id(req.matches[1]).dump(), "application/json");
+    });
+  });
+  http.Post("/v1/chat/completions", [&s](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] { s.complete(req, res, true); });
   });
-  http.Post("/v1/completions", [&](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/v1/completions", [&s](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] { s.complete(req, res, false); });
   });
   // Statuses httplib sets itself (unknown path 404, body over the limit 413): an OpenAI error body.
@@ -246,11 +459,78 @@ void serve(const Model& model, const Tokenizer& tok, const ChatTemplate& chat, s
                                                     : "request failed";
     send_error(res, ApiError(res.status, "invalid_request_error", message));
   });
+  http.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
+    return s.before_route(req, res);
+  });
+  http.set_logger([&s](const httplib::Request& req, const httplib::Response& res) { s.after_response(req, res); });
+}
+
+// SIGTERM and SIGINT, blocked in every thread serve() starts, are taken by one thread: the first
+// drains, a second ends the process at once.
+class SignalWatch {
+ public:
+  SignalWatch() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  ~SignalWatch() {
+    finished_ = true;
+    if (thread_.joinable()) thread_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  void start(const std::function<void(int)>& on_first) {
+    thread_ = std::thread([this, on_first] {
+      bool drained = false;
+      while (!finished_) {
+        const timespec wait{0, 100 * 1000 * 1000};
+        const int sig = sigtimedwait(&set_, nullptr, &wait);
+        if (sig <= 0) continue;
+        if (drained) {
+          std::cerr << "taia serve: second signal: exiting now" << std::endl;
+          _exit(1);
+        }
+        drained = true;
+        std::thread(on_first, sig).detach();  // keeps watching for the second signal meanwhile
+      }
+    });
+  }
+
+ private:
+  sigset_t set_, old_;
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+void serve(const Model& model, const Tokenizer& tok, const ChatTemplate& chat, std::vector<NamedAdapter> adapters,
+           const ServeOptions& options, const std::function<void(int port)>& ready) {
+  SignalWatch signals;  // before any thread starts: they inherit the blocked mask
+  Server s(model, tok, chat, std::move(adapters), options);
+  httplib::Server http;
+  http.new_task_queue = [n = options.max_connections] { return new httplib::ThreadPool(size_t(n)); };
+  http.set_payload_max_length(size_t(options.limits.max_body_bytes));
+  add_routes(http, s);
   const int port = options.port == 0 ? http.bind_to_any_port(options.host)
                                      : (http.bind_to_port(options.host, options.port) ? options.port : -1);
   TAIA_CHECK(port > 0, "[serve] cannot listen on ", options.host, ":", options.port);
+  std::mutex drain_mu;
+  std::condition_variable drain_cv;
+  bool drain_done = false;
+  signals.start([&](int sig) {
+    s.drain(port, sig);
+    std::lock_guard<std::mutex> lk(drain_mu);
+    drain_done = true;
+    drain_cv.notify_all();
+  });
   ready(port);
   http.listen_after_bind();
+  // listen returns once the listening socket is shut down and every connection's thread has
+  // finished (keep-alive ones after their idle timeout); the drain may still be logging its end.
+  std::unique_lock<std::mutex> lk(drain_mu);
+  drain_cv.wait(lk, [&] { return drain_done || !s.draining; });
 }
 
 }  // namespace taia::serve

@@ -1,6 +1,8 @@
 // `taia serve`: the OpenAI-compatible HTTP server (cpp-httplib) around one loaded base, its
-// adapters and the batching engine. Endpoints: GET /health, GET /v1/models, POST
-// /v1/chat/completions and /v1/completions (JSON or server-sent events). docs/SERVING.md.
+// adapters and the batching engine. Endpoints: GET /health, GET /metrics, GET /v1/models and
+// /v1/models/{id}, POST /v1/chat/completions and /v1/completions (JSON or server-sent events).
+// Every request gets a random id (X-Request-Id) and a JSON access-log line; the browser policy
+// (serve/policy.h) runs before every route; SIGTERM / SIGINT drain. docs/SERVING.md.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -20,12 +22,15 @@ namespace taia::serve {
 struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string api_key;        // empty: no key asked
+  std::vector<std::string> api_keys;  // any of them is accepted; empty: no key asked
   int64_t parallel = 4;       // jobs decoded together
   int64_t max_connections = 32;
   int64_t max_queue = 0;      // requests waiting for a slot; more are refused with 429 (0: 4 x parallel)
   DecoderSettings decoder;    // --compute, --exact-activations, --kv-dtype (its cache's type)
   Limits limits;
+  std::vector<std::string> allow_hosts, cors_origins;  // serve/policy.h
+  double drain_timeout_s = 30;  // after SIGTERM / SIGINT: how long running requests may finish
+  std::string access_log = "-";  // one JSON line per request: "-" stderr, "off", or a file (appended)
 };
 
 struct NamedAdapter {
@@ -33,8 +38,10 @@ struct NamedAdapter {
   std::unique_ptr<LoraAdapter> adapter;
 };
 
-// Serves until stop() is called from another thread (or the process ends). `ready` is called
-// with the bound port once listening (port 0 picks a free one).
+// Serves until SIGTERM or SIGINT: then stops accepting, lets running requests finish for up to
+// drain_timeout_s, cuts the rest (each stream ends with an error event and [DONE]) and returns;
+// a second signal ends the process at once. `ready` is called with the bound port once listening
+// (port 0 picks a free one). Blocks SIGTERM and SIGINT in the calling thread while it serves.
 void serve(const Model& model, const Tokenizer& tok, const ChatTemplate& chat, std::vector<NamedAdapter> adapters,
            const ServeOptions& options, const std::function<void(int port)>& ready);
 

@@ -10,7 +10,16 @@
    negative max_tokens, invalid UTF-8, unsupported fields, a wrong or missing API key: OpenAI-shaped
    errors 400 / 401 / 404 / 413, the server still answering afterwards.
 6. A client that disconnects mid-stream frees its slot (--parallel 1: the next request is served);
-   a burst past --max-queue gets 429.
+   a burst past --max-queue gets 429 with Retry-After; a non-streaming client that leaves is
+   cancelled within a step (its log line: 499, few tokens).
+7. Operators: random X-Request-Id echoed and used in completion ids, one JSON access-log line per
+   request, /metrics counts equal to the client's, GET /v1/models/{id}, keys from --api-key-file
+   and TAIA_API_KEY, unseeded sampling that differs across restarts.
+8. The browser policy: a foreign Host or Origin 403, a text/plain POST 415, --cors-origin's
+   preflight and headers.
+9. Drain: SIGTERM with 4 streams running: each ends with its final chunk and [DONE], new
+   connections refused, exit 0; with --drain-timeout 0 each is cut with an error event and [DONE],
+   the log naming the cut requests.
 
 usage: /usr/bin/python3 test_serve.py TAIA_BINARY FIXTURES WORK_DIR
 """
@@ -20,6 +29,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,38 +66,59 @@ check(r.returncode == 0, "trained the adapter", r.stderr[-500:])
 
 
 class Server:
-    def __init__(self, *extra):
+    def __init__(self, *extra, env=None):
         self.p = subprocess.Popen([TAIA, "serve", "-m", MODEL, "--adapter", f"tiny={adapter}", "--port", "0",
-                                   "--threads", "2", *extra], stderr=subprocess.PIPE, text=True)
+                                   "--threads", "2", *extra], stderr=subprocess.PIPE, text=True,
+                                  env=env or os.environ)
         line = self.p.stderr.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         if not m:
             self.p.kill()
             raise SystemExit("taia serve did not start: " + line + self.p.stderr.read()[-2000:])
         self.url = f"http://127.0.0.1:{m.group(1)}"
+        self.port = int(m.group(1))
+        self.lines = []  # stderr after the first line: access-log JSON and messages
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.p.stderr.readline, "")),
+                                       daemon=True)
+        self.reader.start()
+
+    def log(self):
+        """The access-log lines so far, parsed."""
+        out = []
+        for line in list(self.lines):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+        return out
 
     def stop(self):
         self.p.terminate()
-        self.p.wait(timeout=10)
+        code = self.p.wait(timeout=20)
+        self.reader.join(timeout=5)
+        return code
 
 
-def request(url, body=None, key=None, raw=None, method=None):
-    """(status, parsed JSON or text)."""
+def request(url, body=None, key=None, raw=None, method=None, headers=None, full=False):
+    """(status, parsed JSON or text), and the response headers with full=True."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"))
     req.add_header("Content-Type", "application/json")
     if key:
         req.add_header("Authorization", "Bearer " + key)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:
             text = resp.read().decode()
-            status = resp.status
+            status, got_headers = resp.status, resp.headers
     except urllib.error.HTTPError as e:
-        text, status = e.read().decode(), e.code
+        text, status, got_headers = e.read().decode(), e.code, e.headers
     try:
-        return status, json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError:
-        return status, text
+        parsed = text
+    return (status, parsed, got_headers) if full else (status, parsed)
 
 
 PROMPTS = ["Once upon a time", "Lily and Tom went to the park.", "The little dog"]
@@ -132,6 +163,7 @@ try:
     req = urllib.request.Request(s.url + "/v1/chat/completions", method="POST", data=json.dumps(
         {"model": "tiny:taia", "messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 12,
          "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}).encode())
+    req.add_header("Content-Type", "application/json")
     events = []
     with urllib.request.urlopen(req, timeout=120) as resp:
         for line in resp.read().decode().split("\n\n"):
@@ -267,7 +299,7 @@ try:
     check(st == 200, "the right API key: 200", body)
     sock = socket.create_connection(("127.0.0.1", int(s.url.rsplit(":", 1)[1])))
     payload = json.dumps({"model": "tiny", "prompt": "Once upon a time", "max_tokens": 400, "stream": True})
-    sock.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekret\r\n"
+    sock.sendall(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sekret\r\n"
                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)).encode())
     sock.recv(512)
     sock.close()
@@ -277,12 +309,14 @@ try:
     check(st == 200 and time.time() - t0 < 30, "after a client left mid-stream, its slot serves the next request",
           (st, body, time.time() - t0))
     # A burst beyond one running and one waiting request (--parallel 1 --max-queue 1): 429s, the rest served.
-    statuses = []
+    statuses, retry_after = [], []
 
     def burst():
-        st, body = request(s.url + "/v1/completions", {"model": "tiny", "prompt": "Once", "max_tokens": 400,
-                                                       "temperature": 0}, key="sekret")
+        st, body, hdr = request(s.url + "/v1/completions", {"model": "tiny", "prompt": "Once", "max_tokens": 400,
+                                                            "temperature": 0}, key="sekret", full=True)
         statuses.append((st, body["error"]["type"] if st != 200 else None))
+        if st == 429:
+            retry_after.append(hdr.get("Retry-After"))
 
     threads = [threading.Thread(target=burst) for _ in range(12)]
     for t in threads:
@@ -292,7 +326,160 @@ try:
     check(any(x == (429, "rate_limit_exceeded") for x in statuses) and (200, None) in statuses
           and all(x in [(200, None), (429, "rate_limit_exceeded")] for x in statuses),
           "a burst past --max-queue gets 429 (rate_limit_exceeded), the others are served", statuses)
+    check(retry_after and all(r == "1" for r in retry_after), "429 carries Retry-After", retry_after)
+    # A non-streaming client that leaves: its job is cancelled at the next step, not run to max_tokens.
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    payload = json.dumps({"model": "tiny", "prompt": "Once upon a time", "max_tokens": 400, "temperature": 1,
+                          "stop": ["zzzz"]})
+    sock.sendall(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sekret\r\n"
+                  "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)).encode())
+    sock.close()
+    deadline = time.time() + 30
+    while time.time() < deadline and not [x for x in s.log() if x.get("status") == 499]:
+        time.sleep(0.05)
+    left = [x for x in s.log() if x.get("status") == 499]
+    check(len(left) == 1 and left[0]["finish_reason"] == "cancelled" and left[0]["completion_tokens"] < 200,
+          "a non-streaming client that left: cancelled at the next step (log: 499, few tokens)", left)
 finally:
     s.stop()
+
+# ---- 7. operators: ids, access log, /metrics, /v1/models/{id}, key file + env, random seeds
+keys = os.path.join(WORK, "keys.txt")
+with open(keys, "w") as f:
+    f.write("# two keys\nkey-one\nkey-two\n")
+s = Server("--api-key-file", keys, "--parallel", "2", env=dict(os.environ, TAIA_API_KEY="key-env"))
+try:
+    for key in ("key-one", "key-two", "key-env"):
+        st, body = request(s.url + "/v1/models", key=key)
+        check(st == 200, f"API key {key} (file / TAIA_API_KEY) accepted", body)
+    st, body = request(s.url + "/v1/models", key="key-three")
+    check(st == 401, "a key in neither: 401", body)
+    st, body = request(s.url + "/v1/models/tiny:taia", key="key-one")
+    check(st == 200 and body == {"id": "tiny:taia", "object": "model", "created": 0, "owned_by": "taia"},
+          "GET /v1/models/{id}", body)
+    st, body = request(s.url + "/v1/models/tiny:sideways", key="key-one")
+    check(st == 404 and body["error"]["param"] == "model", "GET /v1/models/{unknown}: 404", body)
+    sent = {"200": 0, "400": 0}
+    tokens = 0
+    ids = set()
+    for i in range(6):
+        model = ["base", "tiny:taia", "tiny:taif"][i % 3]
+        st, body, hdr = request(s.url + "/v1/completions", {"model": model, "prompt": PROMPTS[i % 3], "max_tokens": 5 + i,
+                                                            "temperature": 0}, key="key-one", full=True)
+        sent[str(st)] += 1
+        tokens += body["usage"]["completion_tokens"]
+        rid = hdr.get("X-Request-Id", "")
+        check(re.fullmatch(r"[0-9a-f]{32}", rid) is not None and body["id"] == "cmpl-" + rid,
+              f"request {i}: a random X-Request-Id, the completion's id", (rid, body["id"]))
+        ids.add(rid)
+    st, body = request(s.url + "/v1/completions", {"model": "base", "prompt": "x", "max_tokens": -1}, key="key-one")
+    sent["400"] += 1
+    st, metrics = request(s.url + "/metrics")
+    counts = {}
+    for line in metrics.splitlines():
+        m = re.match(r'taia_requests_total\{status="(\d+)",mode="([^"]+)"\} (\d+)', line)
+        if m:
+            counts[(m.group(1), m.group(2))] = int(m.group(3))
+    gen = re.search(r"^taia_generation_tokens_total (\d+)$", metrics, re.M)
+    ttft = re.search(r"^taia_time_to_first_token_seconds_count (\d+)$", metrics, re.M)
+    check(counts.get(("200", "base")) == 2 and counts.get(("200", "taia")) == 2 and counts.get(("200", "taif")) == 2
+          and sum(n for (st, mode), n in counts.items() if st == "400") == 1 and gen and int(gen.group(1)) == tokens
+          and ttft and int(ttft.group(1)) == 6 and "taia_queue_waiting 0" in metrics,
+          "/metrics: requests by status and mode, generated tokens and TTFT count = the client's", (counts, tokens))
+    log = [x for x in s.log() if x.get("path") == "/v1/completions" and x.get("status") == 200]
+    check(len(log) == 6 and {x["id"] for x in log} == ids and all(x["completion_tokens"] > 0 and x["mode"] and
+                                                                  x["ms"] >= 0 for x in log),
+          "one JSON access-log line per completion: id, mode, tokens, ms", log[:2])
+finally:
+    s.stop()
+# Unseeded sampling: two fresh servers answer the same sampled request differently.
+answers = []
+for _ in range(2):
+    s = Server()
+    try:
+        st, body = request(s.url + "/v1/completions", {"model": "base", "prompt": "Once", "max_tokens": 32,
+                                                       "temperature": 1})
+        answers.append(body["choices"][0]["text"] if st == 200 else None)
+    finally:
+        s.stop()
+check(None not in answers and answers[0] != answers[1], "unseeded sampling differs across restarts", answers)
+
+# ---- 8. the browser policy
+s = Server("--cors-origin", "https://app.example")
+try:
+    st, body = request(s.url + "/health", headers={"Host": "evil.example"})
+    check(st == 403 and "Host" in body["error"]["message"], "a foreign Host (DNS rebinding): 403", body)
+    st, body = request(s.url + "/v1/models", headers={"Origin": "https://evil.example"})
+    check(st == 403 and "Origin" in body["error"]["message"], "a foreign Origin: 403", body)
+    st, body = request(s.url + "/v1/completions", raw=json.dumps({"model": "base", "prompt": "x"}).encode(),
+                       headers={"Content-Type": "text/plain"})
+    check(st == 415, "a text/plain POST (a CSRF form): 415", body)
+    st, body, hdr = request(s.url + "/v1/completions", method="OPTIONS", headers={"Origin": "https://app.example"},
+                            full=True)
+    check(st == 204 and hdr.get("Access-Control-Allow-Origin") == "https://app.example"
+          and "POST" in hdr.get("Access-Control-Allow-Methods", ""), "--cors-origin: the preflight is answered",
+          (st, dict(hdr)))
+    st, body, hdr = request(s.url + "/v1/completions", {"model": "base", "prompt": "Once", "max_tokens": 3},
+                            headers={"Origin": "https://app.example"}, full=True)
+    check(st == 200 and hdr.get("Access-Control-Allow-Origin") == "https://app.example",
+          "--cors-origin: its requests are served with the CORS header", (st, dict(hdr)))
+    st, body = request(s.url + "/v1/models", headers={"Origin": s.url})
+    check(st == 200, "the server's own origin (the page at /) is served", body)
+finally:
+    s.stop()
+
+
+# ---- 9. drain on SIGTERM
+def open_stream(url, max_tokens):
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    payload = json.dumps({"model": "tiny", "prompt": "Once upon a time", "max_tokens": max_tokens, "stream": True,
+                          "temperature": 1, "stop": ["zzzz"]})
+    sock.sendall(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  "Content-Length: %d\r\n\r\n%s" % (len(payload), payload)).encode())
+    sock.settimeout(60)
+    first = sock.recv(4096)
+    return sock, first
+
+
+def read_all(sock):
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if b"data: [DONE]" in data:
+            break
+    sock.close()
+    return data.decode(errors="replace")
+
+
+for timeout, label in (("30", "finish"), ("0", "cut")):
+    s = Server("--parallel", "4", "--drain-timeout", timeout)
+    streams = [open_stream(s.url, 500) for _ in range(4)]
+    s.p.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    try:
+        socket.create_connection(("127.0.0.1", s.port), timeout=2).close()
+        refused = False
+    except OSError:
+        refused = True
+    bodies = [(first.decode(errors="replace") + read_all(sock)) for sock, first in streams]
+    code = s.p.wait(timeout=60)
+    s.reader.join(timeout=5)
+    text = "".join(s.lines)
+    ended = ["data: [DONE]" in b for b in bodies]  # the stream's last event (chunk framing around it)
+    if label == "finish":
+        check(all(ended) and all('"finish_reason":"length"' in b for b in bodies) and code == 0 and refused
+              and "drained" in text, "SIGTERM: running streams finish with their final chunk and [DONE], new "
+              "connections refused, exit 0", (ended, code, refused, text[-400:]))
+    else:
+        cut = re.search(r"cutting (\d+) request\(s\): (.*)", text)
+        check(all(ended) and all("shutting down" in b for b in bodies) and code == 0 and cut and int(cut.group(1)) == 4,
+              "--drain-timeout 0: each stream cut with an error event and [DONE], the log names them, exit 0",
+              (ended, code, text[-600:], bodies[0][-300:]))
 
 finish()

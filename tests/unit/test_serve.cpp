@@ -8,6 +8,7 @@
 
 #include "serve/api.h"
 #include "serve/client_probe.h"
+#include "serve/policy.h"
 
 using namespace taia;
 using namespace taia::serve;
@@ -144,4 +145,48 @@ TEST(ServeClientProbe, SeesTheClientLeave) {
   EXPECT_FALSE(unknown.gone());
   close(server_side);
   close(listener);
+}
+
+// The listening socket is found by its port and shut down: new connections are refused.
+TEST(ServeClientProbe, StopListeningRefusesNewConnections) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  EXPECT_FALSE(stop_listening(1));  // no listener on port 1 here
+  EXPECT_TRUE(stop_listening(ntohs(addr.sin_port)));
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_NE(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  close(client);
+  close(listener);
+}
+
+TEST(ServePolicy, HostOriginAndContentType) {
+  EXPECT_EQ(host_name("localhost:8080"), "localhost");
+  EXPECT_EQ(host_name("[::1]:80"), "[::1]");
+  EXPECT_EQ(host_name("127.0.0.1"), "127.0.0.1");
+  const auto loopback = make_policy("127.0.0.1", {}, {});
+  EXPECT_FALSE(check_browser_policy(loopback, "GET", "localhost:8080", "", ""));
+  EXPECT_FALSE(check_browser_policy(loopback, "GET", "[::1]:8080", "", ""));
+  const auto rebinding = check_browser_policy(loopback, "GET", "attacker.example:8080", "", "");
+  ASSERT_TRUE(rebinding);
+  EXPECT_EQ(rebinding->status, 403);
+  // The page at / calls its own origin; another origin is refused; a form's content type is refused.
+  EXPECT_FALSE(check_browser_policy(loopback, "POST", "127.0.0.1:8080", "http://127.0.0.1:8080", "application/json"));
+  EXPECT_EQ(check_browser_policy(loopback, "GET", "127.0.0.1:8080", "https://evil.example", "")->status, 403);
+  EXPECT_EQ(check_browser_policy(loopback, "POST", "127.0.0.1:8080", "", "text/plain")->status, 415);
+  EXPECT_FALSE(check_browser_policy(loopback, "POST", "127.0.0.1:8080", "", "application/json; charset=utf-8"));
+  // Bound to every address: any Host unless names are given; --cors-origin lets a page elsewhere in.
+  const auto open = make_policy("0.0.0.0", {}, {"https://app.example"});
+  EXPECT_FALSE(check_browser_policy(open, "GET", "server.lan:8080", "", ""));
+  EXPECT_FALSE(check_browser_policy(open, "GET", "server.lan:8080", "https://app.example", ""));
+  EXPECT_TRUE(check_browser_policy(open, "GET", "server.lan:8080", "https://other.example", ""));
+  const auto named = make_policy("0.0.0.0", {"server.lan"}, {"*"});
+  EXPECT_FALSE(check_browser_policy(named, "GET", "server.lan:8080", "https://any.example", ""));
+  EXPECT_EQ(check_browser_policy(named, "GET", "other.lan", "", "")->status, 403);
 }

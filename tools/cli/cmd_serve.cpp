@@ -1,17 +1,21 @@
 // taia serve: an OpenAI-compatible HTTP server; each request picks its adapter and mode.
+#include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "common.h"
 #include "core/error.h"
 #include "model/adapter.h"
 #include "model/tokenizer_loader.h"
+#include "core/mmap_file.h"
+#include "serve/policy.h"
 #include "serve/server.h"
 
 namespace taia::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, tokenizer, chat_template;
+  std::string model, tokenizer, chat_template, api_key_file;
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   std::vector<std::string> adapters;  // NAME=PATH
   serve::ServeOptions o;
@@ -19,6 +23,24 @@ struct ServeArgs {
   int threads = 0;
   bool no_mmap = false;
 };
+
+// Keys from --api-key (repeatable; visible in `ps`), --api-key-file (one per line, '#' comments)
+// and TAIA_API_KEY (comma-separated): any of them is accepted.
+void collect_api_keys(ServeArgs& a) {
+  if (!a.api_key_file.empty()) {
+    std::stringstream in(read_text_file(a.api_key_file));
+    for (std::string line; std::getline(in, line);) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      if (!line.empty() && line[0] != '#') a.o.api_keys.push_back(line);
+    }
+    TAIA_CHECK(!a.o.api_keys.empty(), a.api_key_file, ": no API key (one per line)");
+  }
+  if (const char* env = std::getenv("TAIA_API_KEY")) {
+    std::stringstream in(env);
+    for (std::string key; std::getline(in, key, ',');)
+      if (!key.empty()) a.o.api_keys.push_back(key);
+  }
+}
 
 void run_serve(ServeArgs& a) {
   std::vector<std::pair<std::string, std::string>> named;
@@ -33,6 +55,7 @@ void run_serve(ServeArgs& a) {
     named.push_back({name, spec.substr(eq + 1)});
   }
   a.o.limits.max_body_bytes = parse_byte_size(a.max_body, "--max-body");
+  collect_api_keys(a);
   auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
   TAIA_CHECK(tok->vocab_size() <= model->config.vocab_size, a.model, ": the tokenizer has ", tok->vocab_size(),
@@ -45,6 +68,9 @@ void run_serve(ServeArgs& a) {
     std::cerr << "taia serve: listening on http://" << a.o.host << ":" << port << " (models: base";
     for (const auto& [name, path] : named) std::cerr << ", " << name << ":{vanilla,taia,taif}";
     std::cerr << "; chat template " << chat.name << ")" << std::endl;
+    if (!serve::is_loopback_address(a.o.host) && a.o.api_keys.empty())
+      std::cerr << "taia serve: warning: listening on " << a.o.host << " without an API key: anyone who can reach "
+                << "this address can use the server (--api-key-file or TAIA_API_KEY)" << std::endl;
   });
 }
 
@@ -61,7 +87,17 @@ void register_serve(CLI::App& app) {
                   "served as NAME:vanilla, NAME:taia, NAME:taif");
   cmd->add_option("--host", o.host, "Address to bind (127.0.0.1: this machine only)")->capture_default_str();
   cmd->add_option("--port", o.port, "Port (0: any free one, printed)")->check(CLI::Range(0, 65535))->capture_default_str();
-  cmd->add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' on every /v1 request");
+  cmd->add_option("--api-key", o.api_keys, "Require 'Authorization: Bearer KEY' on every /v1 request (repeatable; "
+                  "visible in ps: prefer --api-key-file or TAIA_API_KEY)");
+  cmd->add_option("--api-key-file", args->api_key_file, "API keys, one per line ('#' comments); any is accepted");
+  cmd->add_option("--allow-host", o.allow_hosts, "A Host name this server answers to (repeatable; bound to loopback, "
+                  "loopback names are always allowed: other names are refused against DNS rebinding)");
+  cmd->add_option("--cors-origin", o.cors_origins, "An Origin whose pages may call the API (repeatable; '*': any); "
+                  "other cross-origin requests are refused");
+  cmd->add_option("--drain-timeout", o.drain_timeout_s, "Seconds running requests may finish after SIGTERM / "
+                  "SIGINT before they are cut")->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+  cmd->add_option("--access-log", o.access_log, "One JSON line per request: - (stderr), off, or a file (appended)")
+      ->capture_default_str();
   cmd->add_option("--parallel", o.parallel, "Requests decoded together (continuous batching)")
       ->check(CLI::Range(int64_t(1), int64_t(256)))->capture_default_str();
   cmd->add_option("--ctx", o.limits.ctx, "Positions per request, prompt + reply (default: min(4096, the model's))")
