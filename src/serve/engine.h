@@ -29,6 +29,7 @@ namespace taia::serve {
 struct Job {
   std::vector<int32_t> prompt;
   const LoraAdapter* adapter = nullptr;  // nullptr: the base
+  std::shared_ptr<const LoraAdapter> adapter_ref;  // keeps a run-time adapter alive while the job runs
   ModuleMask mask{};
   SamplingParams sampling;
   int64_t max_tokens = 16;

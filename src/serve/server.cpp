@@ -19,6 +19,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "serve/adapter_registry.h"
 #include "serve/client_probe.h"
 #include "serve/engine.h"
 #include "serve/metrics.h"
@@ -80,9 +81,8 @@ struct Server {
   const Model& model;
   const Tokenizer& tok;
   const ChatTemplate& chat;
-  std::vector<NamedAdapter> adapters;
-  std::vector<std::string> adapter_names;
   ServeOptions options;
+  AdapterRegistry adapters;
   BrowserPolicy policy;
   Metrics metrics;  // before the engine: the engine's last callbacks (at its destruction) count in it
   Engine engine;
@@ -95,14 +95,19 @@ struct Server {
   std::ofstream log_file;
 
   Server(const Model& m, const Tokenizer& t, const ChatTemplate& c, std::vector<NamedAdapter> a, const ServeOptions& o)
-      : model(m), tok(t), chat(c), adapters(std::move(a)), options(o),
+      : model(m), tok(t), chat(c), options(o), adapters(pinned(std::move(a)), m.config, o.adapter_dir, o.max_adapters),
         policy(make_policy(o.host, o.allow_hosts, o.cors_origins)),
         engine(m, t, o.parallel, o.limits.ctx, o.max_queue > 0 ? o.max_queue : 4 * o.parallel, o.decoder) {
-    for (const auto& n : adapters) adapter_names.push_back(n.name);
     if (options.access_log != "-" && options.access_log != "off") {
       log_file.open(options.access_log, std::ios::app);
       TAIA_CHECK(log_file.good(), "[serve] --access-log ", options.access_log, ": cannot open for appending");
     }
+  }
+
+  static std::vector<AdapterRegistry::Named> pinned(std::vector<NamedAdapter> given) {
+    std::vector<AdapterRegistry::Named> out;
+    for (auto& n : given) out.push_back({n.name, std::move(n.adapter)});
+    return out;
   }
 
   void log_line(const std::string& line) {
@@ -142,8 +147,12 @@ struct Server {
   std::shared_ptr<Job> make_job(const Completion& c, std::shared_ptr<Channel> ch) {
     auto job = std::make_shared<Job>();
     job->prompt = prompt_ids(c);
-    for (const auto& n : adapters)
-      if (n.name == c.choice.adapter) job->adapter = n.adapter.get();
+    if (!c.choice.adapter.empty()) {
+      job->adapter_ref = adapters.use(c.choice.adapter);
+      if (!job->adapter_ref)  // deleted or evicted since the request was parsed
+        throw ApiError(404, "invalid_request_error", "The model '" + c.model + "' does not exist", "model");
+      job->adapter = job->adapter_ref.get();
+    }
     job->mask = parse_mode(c.choice.mode);
     if (!job->adapter) job->mask = ModuleMask{};
     job->sampling.temperature = c.temperature;
@@ -219,7 +228,7 @@ struct Server {
   void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
     check_key(req);
     if (draining) throw ApiError(503, "server_error", "the server is shutting down");
-    const Completion c = parse_completion_request(req.body, chat, options.limits, adapter_names);
+    const Completion c = parse_completion_request(req.body, chat, options.limits, adapters.names());
     const std::string request_id = res.get_header_value("X-Request-Id");
     record(request_id, [&](RequestRecord& r) {
       r.model = c.model;
@@ -317,14 +326,42 @@ struct Server {
 
   Json models_list() const {
     Json data = Json::array();
-    for (const auto& name : served_model_names(adapter_names)) data.push_back(model_object(name));
+    for (const auto& name : served_model_names(adapters.names())) data.push_back(model_object(name));
     return Json{{"object", "list"}, {"data", data}};
   }
 
   Json model_by_id(const std::string& name) const {
-    for (const auto& served : served_model_names(adapter_names))
+    for (const auto& served : served_model_names(adapters.names()))
       if (served == name) return model_object(name);
     throw ApiError(404, "invalid_request_error", "The model '" + name + "' does not exist", "model");
+  }
+
+  // POST /v1/adapters {"name", "path"}: path relative to --adapter-dir.
+  Json load_adapter(const httplib::Request& req) {
+    check_key(req);
+    Json body;
+    try {
+      body = Json::parse(req.body);
+    } catch (const std::exception&) {
+      throw ApiError(400, "invalid_request_error", "expected a JSON object {\"name\", \"path\"}");
+    }
+    if (!body.is_object() || !body.value("name", Json()).is_string() || !body.value("path", Json()).is_string())
+      throw ApiError(400, "invalid_request_error", "expected a JSON object {\"name\": string, \"path\": string}");
+    for (const auto& [key, value] : body.items())
+      if (key != "name" && key != "path") throw ApiError(400, "invalid_request_error", "unknown field '" + key + "'", key);
+    const std::string name = body["name"];
+    const std::vector<std::string> evicted = adapters.load(name, body["path"]);
+    Json models = Json::array();
+    for (const char* mode : {"vanilla", "taia", "taif"}) models.push_back(name + ":" + mode);
+    return Json{{"id", name}, {"object", "adapter"}, {"path", body["path"]}, {"models", models}, {"evicted", evicted}};
+  }
+
+  Json delete_adapter(const httplib::Request& req) {
+    check_key(req);
+    const std::string name = req.matches[1];
+    if (!adapters.remove(name))
+      throw ApiError(404, "invalid_request_error", "no adapter named '" + name + "' is loaded", "name");
+    return Json{{"id", name}, {"object", "adapter"}, {"deleted", true}};
   }
 
   // Before every route: the request's id, the browser policy, CORS preflights.
@@ -347,7 +384,7 @@ struct Server {
     }
     if (req.method == "OPTIONS") {  // a preflight: what a permitted page may send
       res.status = 204;
-      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
       res.set_header("Access-Control-Max-Age", "600");
       return httplib::Server::HandlerResponse::Handled;
@@ -444,6 +481,18 @@ void add_routes(httplib::Server& http, Server& s) {
       s.check_key(req);
       res.set_content(s.model_by_id(req.matches[1]).dump(), "application/json");
     });
+  });
+  http.Get("/v1/adapters", [&s](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] {
+      s.check_key(req);
+      res.set_content(s.adapters.list().dump(), "application/json");
+    });
+  });
+  http.Post("/v1/adapters", [&s](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] { res.set_content(s.load_adapter(req).dump(), "application/json"); });
+  });
+  http.Delete("/v1/adapters/(.+)", [&s](const httplib::Request& req, httplib::Response& res) {
+    guarded(res, [&] { res.set_content(s.delete_adapter(req).dump(), "application/json"); });
   });
   http.Post("/v1/chat/completions", [&s](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] { s.complete(req, res, true); });

@@ -1,6 +1,7 @@
 // `taia serve`: the OpenAI-compatible HTTP server (cpp-httplib) around one loaded base, its
 // adapters and the batching engine. Endpoints: GET /health, GET /metrics, GET /v1/models and
-// /v1/models/{id}, POST /v1/chat/completions and /v1/completions (JSON or server-sent events).
+// /v1/models/{id}, POST /v1/chat/completions and /v1/completions (JSON or server-sent events),
+// GET / POST /v1/adapters and DELETE /v1/adapters/{name} (serve/adapter_registry.h).
 // Every request gets a random id (X-Request-Id) and a JSON access-log line; the browser policy
 // (serve/policy.h) runs before every route; SIGTERM / SIGINT drain. docs/SERVING.md.
 #pragma once
@@ -31,6 +32,8 @@ struct ServeOptions {
   std::vector<std::string> allow_hosts, cors_origins;  // serve/policy.h
   double drain_timeout_s = 30;  // after SIGTERM / SIGINT: how long running requests may finish
   std::string access_log = "-";  // one JSON line per request: "-" stderr, "off", or a file (appended)
+  std::string adapter_dir;       // POST /v1/adapters loads from under it (empty: run-time loading off)
+  int64_t max_adapters = 16;     // adapters held at once (start + run time); run-time ones evicted LRU
 };
 
 struct NamedAdapter {

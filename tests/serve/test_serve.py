@@ -17,6 +17,8 @@
    and TAIA_API_KEY, unseeded sampling that differs across restarts.
 8. The browser policy: a foreign Host or Origin 403, a text/plain POST 415, --cors-origin's
    preflight and headers.
+10. Adapters at run time: POST /v1/adapters from under --adapter-dir (its greedy text = taia
+   generate's), paths outside refused, DELETE, --max-adapters evicting the least recently used.
 9. Drain: SIGTERM with 4 streams running: each ends with its final chunk and [DONE], new
    connections refused, exit 0; with --drain-timeout 0 each is cut with an error event and [DONE],
    the log naming the cut requests.
@@ -428,6 +430,51 @@ try:
 finally:
     s.stop()
 
+
+# ---- 10. adapters at run time
+lib = os.path.join(WORK, "adapters")
+os.makedirs(lib, exist_ok=True)
+shutil.copytree(adapter, os.path.join(lib, "one"), dirs_exist_ok=True)
+shutil.copytree(adapter, os.path.join(lib, "two"), dirs_exist_ok=True)
+s = Server("--adapter-dir", lib, "--max-adapters", "2", "--api-key", "k")
+try:
+    st, body = request(s.url + "/v1/adapters", {"name": "late", "path": "one"})
+    check(st == 401, "loading an adapter needs the key", body)
+    st, body = request(s.url + "/v1/adapters", {"name": "late", "path": "one"}, key="k")
+    check(st == 200 and body["models"] == ["late:vanilla", "late:taia", "late:taif"] and body["evicted"] == ["tiny"]
+          or st == 200 and body["evicted"] == [], "POST /v1/adapters loads one", body)
+    st, body = request(s.url + "/v1/completions", {"model": "late:taia", "prompt": PROMPTS[0], "max_tokens": 24,
+                                                   "temperature": 0}, key="k")
+    check(st == 200 and body["choices"][0]["text"] == expected[("tiny:taia", PROMPTS[0])],
+          "a run-time adapter's greedy text = taia generate --mode taia", body)
+    for label, path, status in (("'..'", "../adapter", 403), ("an absolute path", "/etc", 400),
+                                ("a missing folder", "nope", 404), ("not an adapter", ".", 400)):
+        st, body = request(s.url + "/v1/adapters", {"name": "x", "path": path}, key="k")
+        check(st == status and "error" in body, f"POST /v1/adapters with {label}: {status}", (st, body))
+    st, body = request(s.url + "/v1/adapters", {"name": "late", "path": "two"}, key="k")
+    check(st == 409, "a name already loaded: 409", body)
+    # --max-adapters 2: tiny (given at start, pinned) + late; loading another evicts late.
+    st, body = request(s.url + "/v1/adapters", {"name": "later", "path": "two"}, key="k")
+    check(st == 200 and body["evicted"] == ["late"], "--max-adapters: the least recently used run-time one evicted",
+          body)
+    st, body = request(s.url + "/v1/completions", {"model": "late:taia", "prompt": "x", "max_tokens": 2}, key="k")
+    check(st == 404, "an evicted adapter's models: 404", body)
+    st, body = request(s.url + "/v1/adapters/later", method="DELETE", key="k")
+    check(st == 200 and body["deleted"] is True, "DELETE /v1/adapters/{name}", body)
+    st, body = request(s.url + "/v1/models", key="k")
+    check(st == 200 and [m["id"] for m in body["data"]] == ["base", "tiny:vanilla", "tiny:taia", "tiny:taif"],
+          "after DELETE, /v1/models lists what is left", body)
+    st, body = request(s.url + "/v1/adapters/later", method="DELETE", key="k")
+    check(st == 404, "DELETE of an adapter not loaded: 404", body)
+finally:
+    s.stop()
+s = Server()
+try:
+    st, body = request(s.url + "/v1/adapters", {"name": "late", "path": "one"})
+    check(st == 403 and "--adapter-dir" in body["error"]["message"], "without --adapter-dir: run-time loading off",
+          body)
+finally:
+    s.stop()
 
 # ---- 9. drain on SIGTERM
 def open_stream(url, max_tokens):

@@ -96,6 +96,10 @@ void register_serve(CLI::App& app) {
                   "other cross-origin requests are refused");
   cmd->add_option("--drain-timeout", o.drain_timeout_s, "Seconds running requests may finish after SIGTERM / "
                   "SIGINT before they are cut")->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+  cmd->add_option("--adapter-dir", o.adapter_dir, "Allow POST /v1/adapters to load adapters from under this folder "
+                  "(paths relative to it; nothing outside)")->check(CLI::ExistingDirectory);
+  cmd->add_option("--max-adapters", o.max_adapters, "Adapters held at once; loading one more evicts the least "
+                  "recently used run-time one")->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
   cmd->add_option("--access-log", o.access_log, "One JSON line per request: - (stderr), off, or a file (appended)")
       ->capture_default_str();
   cmd->add_option("--parallel", o.parallel, "Requests decoded together (continuous batching)")
