@@ -44,39 +44,48 @@ void embed_rows(float* out, const TensorView& embed, const int32_t* tokens, int6
 
 }  // namespace
 
+// Refuses an adapter made for another shape of model (layers, layout, module shapes) and a mask
+// that splits a fused module.
+void Decoder::check_adapter(const LoraAdapter& adapter, const ModuleMask& mask) const {
+  const ModelConfig& c = model_.config;
+  TAIA_CHECK(int64_t(adapter.layers.size()) == c.num_layers, "[Decoder::set_adapter] the adapter has ",
+             adapter.layers.size(), " layers, the model ", c.num_layers);
+  TAIA_CHECK(adapter.layout == c.proj_layout(), "[Decoder::set_adapter] the adapter's modules are ",
+             adapter.layout == ProjLayout::Fused ? "fused" : "split", ", the model's are not");
+  check_fused_targets(mask, c.proj_layout(), "[Decoder::set_adapter] modules");
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (const LoraModule* m = adapter.find(l, Proj(i))) {
+        const auto [in, out] = module_shape(c, Proj(i));
+        TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] ", adapter.module_name(l, Proj(i)),
+                   " is [", m->out, ", ", m->in, "] in the adapter but [", out, ", ", in, "] in the model");
+      }
+  for (int64_t l = 0; l < int64_t(adapter.molora.layers.size()); ++l)
+    for (int i = 0; i < kNumProj; ++i)
+      if (const MoloraModule* m = adapter.molora.find(l, Proj(i))) {
+        const auto [in, out] = module_shape(c, Proj(i));
+        TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] the experts of ",
+                   adapter.module_name(l, Proj(i)), " are [", m->out, ", ", m->in, "] but the model's projection is [",
+                   out, ", ", in, "]");
+      }
+}
+
 void Decoder::set_adapter(const LoraAdapter* adapter, const ModuleMask& mask) {
-  if (adapter) {
-    const ModelConfig& c = model_.config;
-    TAIA_CHECK(int64_t(adapter->layers.size()) == c.num_layers, "[Decoder::set_adapter] the adapter has ",
-               adapter->layers.size(), " layers, the model ", c.num_layers);
-    TAIA_CHECK(adapter->layout == c.proj_layout(), "[Decoder::set_adapter] the adapter's modules are ",
-               adapter->layout == ProjLayout::Fused ? "fused" : "split", ", the model's are not");
-    check_fused_targets(mask, c.proj_layout(), "[Decoder::set_adapter] modules");
-    for (int64_t l = 0; l < c.num_layers; ++l)
-      for (int i = 0; i < kNumProj; ++i)
-        if (const LoraModule* m = adapter->find(l, Proj(i))) {
-          const auto [in, out] = module_shape(c, Proj(i));
-          TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] ", adapter->module_name(l, Proj(i)),
-                     " is [", m->out, ", ", m->in, "] in the adapter but [", out, ", ", in, "] in the model");
-        }
-  }
-  if (adapter)
-    for (int64_t l = 0; l < int64_t(adapter->molora.layers.size()); ++l)
-      for (int i = 0; i < kNumProj; ++i)
-        if (const MoloraModule* m = adapter->molora.find(l, Proj(i))) {
-          const auto [in, out] = module_shape(model_.config, Proj(i));
-          TAIA_CHECK(m->in == in && m->out == out, "[Decoder::set_adapter] the experts of ",
-                     adapter->module_name(l, Proj(i)), " are [", m->out, ", ", m->in, "] but the model's projection is [",
-                     out, ", ", in, "]");
-        }
+  if (adapter) check_adapter(*adapter, mask);
   adapter_ = adapter;
   mask_ = mask;
 }
 
-void Decoder::set_row_masks(const std::vector<ModuleMask>* row_masks) {
-  TAIA_CHECK(!row_masks || !adapter_ || adapter_->molora.layers.empty(), "[Decoder::set_row_masks] per-row modes "
-             "apply plain LoRA modules; this adapter has MoLoRA experts");
-  row_masks_ = row_masks;
+void Decoder::set_row_adapters(const std::vector<RowAdapter>* rows) {
+  if (rows) {
+    std::vector<RowAdapter> checked;
+    for (const RowAdapter& r : *rows)
+      if (r.adapter && std::find(checked.begin(), checked.end(), r) == checked.end()) {
+        check_adapter(*r.adapter, r.mask);
+        checked.push_back(r);
+      }
+  }
+  row_adapters_ = rows;
 }
 
 void Decoder::set_compute(Precision precision) {
@@ -119,10 +128,28 @@ void Decoder::project_shared(int64_t layer, const std::vector<Proj>& ps, const s
 }
 
 // y += scale * B A x for p's module when the adapter applies it (unmerged), or p's mixture of
-// experts (MoLoRA: each row routed to its experts).
+// experts (MoLoRA: each row routed to its experts). With per-row adapters, each run of consecutive
+// rows sharing an adapter and mode gets that adapter's module for its rows.
 void Decoder::add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T) {
-  if (!adapter_ || !mask_[size_t(p)]) return;
-  if (const MoloraModule* mm = adapter_->molora.find(layer, p)) {
+  if (!row_adapters_) {
+    if (adapter_ && mask_[size_t(p)]) add_adapter_rows(*adapter_, layer, p, lin, y, x, 0, T);
+    return;
+  }
+  const std::vector<RowAdapter>& rows = *row_adapters_;
+  TAIA_CHECK(int64_t(rows.size()) == T, "[Decoder] expected ", T, " row adapters, got ", rows.size());
+  for (int64_t begin = 0, end = 0; begin < T; begin = end) {
+    end = begin + 1;
+    while (end < T && rows[size_t(end)] == rows[size_t(begin)]) ++end;
+    const RowAdapter& r = rows[size_t(begin)];
+    if (r.adapter && r.mask[size_t(p)]) add_adapter_rows(*r.adapter, layer, p, lin, y, x, begin, end);
+  }
+}
+
+// Rows [begin, end) of y [T, out] += adapter's module of p applied to the same rows of x [T, in].
+void Decoder::add_adapter_rows(const LoraAdapter& adapter, int64_t layer, Proj p, const Linear& lin, float* y,
+                               const float* x, int64_t begin, int64_t end) {
+  const int64_t T = end - begin;
+  if (const MoloraModule* mm = adapter.molora.find(layer, p)) {
     const int64_t slots = T * mm->top_k;
     experts_.logits.resize(size_t(T * mm->experts));
     experts_.expert.resize(size_t(slots));
@@ -130,7 +157,7 @@ void Decoder::add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const
     experts_.u.resize(size_t(slots * mm->rank));
     const MoloraRouting<float> r{experts_.logits.data(), experts_.expert.data(), experts_.gate.data(),
                                  experts_.u.data()};
-    molora_forward<float>(y, r, x, mm->weights(), T);
+    molora_forward<float>(y + begin * mm->out, r, x + begin * mm->in, mm->weights(), T);
     if (expert_counts_) {
       if (expert_counts_->size() <= size_t(layer)) expert_counts_->resize(size_t(layer) + 1);
       std::vector<int64_t>& c = (*expert_counts_)[size_t(layer)][size_t(p)];
@@ -139,17 +166,13 @@ void Decoder::add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const
     }
     return;
   }
-  const auto m = adapter_->view(layer, p, proj_row_offset(model_.config, p), lin.weight.shape[0]);
+  const auto m = adapter.view(layer, p, proj_row_offset(model_.config, p), lin.weight.shape[0]);
   if (!m) return;
   lora_u_.resize(size_t(T * m->rank));
-  linear_forward_few_rows(lora_u_.data(), x, TensorView("lora_A", DType::F32, {m->rank, m->in},
-                                                        const_cast<float*>(m->A)), T);
-  if (row_masks_) {  // rows whose mode leaves p out add nothing: their A x is zeroed
-    TAIA_CHECK(int64_t(row_masks_->size()) == T, "[Decoder] expected ", T, " row masks, got ", row_masks_->size());
-    for (int64_t t = 0; t < T; ++t)
-      if (!(*row_masks_)[size_t(t)][size_t(p)]) std::fill_n(lora_u_.data() + t * m->rank, m->rank, 0.0f);
-  }
-  sgemm(false, true, T, m->out, m->rank, m->scale, lora_u_.data(), m->rank, m->B, m->rank, 1.0f, y, m->out);
+  linear_forward_few_rows(lora_u_.data(), x + begin * m->in,
+                          TensorView("lora_A", DType::F32, {m->rank, m->in}, const_cast<float*>(m->A)), T);
+  sgemm(false, true, T, m->out, m->rank, m->scale, lora_u_.data(), m->rank, m->B, m->rank, 1.0f, y + begin * m->out,
+        m->out);
 }
 
 int64_t PackedBatch::add(int32_t token, int64_t position, int64_t slot, const KeySpans& attend) {

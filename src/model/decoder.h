@@ -50,6 +50,13 @@ struct RunState {
 
 // How a Decoder computes, the settings of every command that runs a model (--compute,
 // --exact-activations, --kv-dtype; tools/cli/common.h declares them once).
+// One row's adapter and mode in a packed batch (Decoder::set_row_adapters).
+struct RowAdapter {
+  const LoraAdapter* adapter = nullptr;  // nullptr: the base
+  ModuleMask mask{};
+  bool operator==(const RowAdapter& o) const { return adapter == o.adapter && mask == o.mask; }
+};
+
 struct DecoderSettings {
   Precision precision = Precision::F32;
   bool exact_activations = false;
@@ -78,10 +85,12 @@ class Decoder {
   // Runs with the adapter's modules in `mask` applied unmerged (y += scale * B A x); switching
   // modes needs no reload. nullptr or an empty mask: the base model.
   void set_adapter(const LoraAdapter* adapter, const ModuleMask& mask);
-  // Per-row modes for the following forward_packed calls (`taia serve`: one batch, rows in
-  // different modes): row t gets the adapter's modules in (*row_masks)[t] only; set_adapter's
-  // mask must hold all of them. Plain LoRA only (a MoLoRA adapter is refused). nullptr: off.
-  void set_row_masks(const std::vector<ModuleMask>* row_masks);
+  // Per-row adapters and modes for the following forward_packed calls (`taia serve`: one pass
+  // for a batch whose rows use different adapters and modes): the base projections run once for
+  // every row; each run of consecutive rows with the same adapter and mode adds that adapter's
+  // modules (LoRA or MoLoRA) for its rows, so rows grouped by adapter make fewer, larger
+  // products. Overrides set_adapter while set; nullptr: off.
+  void set_row_adapters(const std::vector<RowAdapter>* rows);
 
   // From now on, fn(layer, p, out, T) sees each sub-layer's output out [T, D] before it joins the
   // residual stream: p = O (the attention block) or Down (the FFN), after the sandwich norm where
@@ -124,6 +133,9 @@ class Decoder {
   void project_shared(int64_t layer, const std::vector<Proj>& ps, const std::vector<const Linear*>& lins,
                       const std::vector<float*>& ys, const float* x, int64_t T);
   void add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T);
+  void add_adapter_rows(const LoraAdapter& adapter, int64_t layer, Proj p, const Linear& lin, float* y,
+                        const float* x, int64_t begin, int64_t end);
+  void check_adapter(const LoraAdapter& adapter, const ModuleMask& mask) const;
   bool check_packed_batch(const KVCache& cache, const PackedBatch& b) const;
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);
   const KeySpans* layer_spans(int64_t layer, const KVCache& cache, const PackedBatch& b);
@@ -143,7 +155,7 @@ class Decoder {
   PackedBatch plain_;  // forward()'s rows
   const LoraAdapter* adapter_ = nullptr;
   ModuleMask mask_{};
-  const std::vector<ModuleMask>* row_masks_ = nullptr;  // [T] per-row modes, or all rows mask_
+  const std::vector<RowAdapter>* row_adapters_ = nullptr;  // [T] per-row adapters and modes, or none
   std::vector<float> lora_u_;  // [T, r]
   struct ExpertScratch {        // one MoLoRA projection's routing of T rows (k experts each)
     std::vector<float> logits;  // [T, E]

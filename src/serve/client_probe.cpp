@@ -43,10 +43,9 @@ void for_each_fd(F&& f) {
   closedir(dir);
 }
 
-}  // namespace
-
-bool stop_listening(int port) {
-  bool found = false;
+// This process's listening socket on `port`, or -1.
+int listening_socket(int port) {
+  int found = -1;
   for_each_fd([&](int fd) {
     int listening = 0;
     socklen_t n = sizeof(listening);
@@ -58,10 +57,22 @@ bool stop_listening(int port) {
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ln) != 0 || !address_of(local, host, own_port) ||
         own_port != port)
       return false;
-    found = shutdown(fd, SHUT_RD) == 0;
+    found = fd;
     return true;
   });
   return found;
+}
+
+}  // namespace
+
+bool stop_listening(int port) {
+  const int fd = listening_socket(port);
+  return fd >= 0 && shutdown(fd, SHUT_RD) == 0;
+}
+
+bool set_listen_backlog(int port, int backlog) {
+  const int fd = listening_socket(port);
+  return fd >= 0 && listen(fd, backlog) == 0;  // listen() again on a listening socket sets its backlog
 }
 
 ClientProbe::ClientProbe(const std::string& remote_addr, int remote_port, int local_port) {

@@ -16,6 +16,9 @@ namespace taia::serve {
 
 // Shuts down this process's listening socket on `port`; false when none was found.
 bool stop_listening(int port);
+// Sets the accept queue of this process's listening socket on `port` (cpp-httplib 0.11 listens
+// with a fixed backlog of 5: a burst of clients past it has its SYNs dropped); false when none.
+bool set_listen_backlog(int port, int backlog);
 
 class ClientProbe {
  public:

@@ -212,55 +212,50 @@ void Engine::step(std::vector<Running>& running) {
   }
   running_ = int64_t(running.size());
   for (auto& d : departed) d->on_done("cancelled", 0);
-  // 2. One packed batch per adapter, each row in its own mode (Decoder::set_row_masks); a MoLoRA
-  // adapter's rows are grouped by mode instead. Rows: the prompts of new jobs, the pending token
-  // of the others.
-  struct Group {  // one forward pass: its rows, their jobs, each row's mode and the modes' union
-    PackedBatch batch;
-    std::vector<Running*> members;
-    std::vector<ModuleMask> row_masks;  // [rows]
-    ModuleMask mask{};
+  // 2. One packed batch of every running job's rows (the prompts of new jobs, the pending token of
+  // the others), ordered by adapter and mode: one forward pass runs the base projections once for
+  // all rows and each adapter's modules on its own consecutive rows (Decoder::set_row_adapters).
+  std::vector<Running*> members;
+  for (Running& r : running) members.push_back(&r);
+  auto row_adapter = [](const Running* r) {
+    return RowAdapter{r->job->adapter, r->job->adapter ? r->job->mask : ModuleMask{}};
   };
-  using Key = std::pair<const LoraAdapter*, ModuleMask>;
-  std::map<Key, Group> groups;
-  for (Running& r : running) {
-    const LoraAdapter* a = r.job->adapter;
-    const ModuleMask mask = a ? r.job->mask : ModuleMask{};
-    Group& g = groups[{a, a && a->molora.layers.empty() ? ModuleMask{} : mask}];
-    auto& pb = g.batch;
-    auto& members = g.members;
-    for (int i = 0; i < kNumProj; ++i) g.mask[size_t(i)] = g.mask[size_t(i)] || mask[size_t(i)];
-    const int64_t base = r.region * ctx_;
-    if (!r.prefilled) {
-      for (size_t t = 0; t < r.job->prompt.size(); ++t) {
-        r.logit_row = pb.add(r.job->prompt[t], int64_t(t), base + int64_t(t), span_of(base, base + int64_t(t) + 1));
-        g.row_masks.push_back(mask);
+  std::stable_sort(members.begin(), members.end(), [&](const Running* a, const Running* b) {
+    const RowAdapter x = row_adapter(a), y = row_adapter(b);
+    return std::less<const LoraAdapter*>()(x.adapter, y.adapter) || (x.adapter == y.adapter && x.mask < y.mask);
+  });
+  PackedBatch pb;
+  std::vector<RowAdapter> rows;  // [batch rows]
+  for (Running* r : members) {
+    const int64_t base = r->region * ctx_;
+    if (!r->prefilled) {
+      for (size_t t = 0; t < r->job->prompt.size(); ++t) {
+        r->logit_row = pb.add(r->job->prompt[t], int64_t(t), base + int64_t(t), span_of(base, base + int64_t(t) + 1));
+        rows.push_back(row_adapter(r));
       }
     } else {
-      r.logit_row = pb.add(r.pending, r.len, base + r.len, span_of(base, base + r.len + 1));
-      g.row_masks.push_back(mask);
+      r->logit_row = pb.add(r->pending, r->len, base + r->len, span_of(base, base + r->len + 1));
+      rows.push_back(row_adapter(r));
     }
-    pb.logit_rows.push_back(r.logit_row);
-    members.push_back(&r);
+    pb.logit_rows.push_back(r->logit_row);
   }
-  // 3. Forward each group, sample each job's next token.
+  // 3. Forward the batch, sample each job's next token.
   const int64_t V = model_.config.vocab_size, sampled = std::min<int64_t>(V, tok_.vocab_size());
-  std::vector<float> logits;
-  for (auto& [key, g] : groups) {
-    auto& pb = g.batch;
-    auto& members = g.members;
-    decoder_.set_adapter(key.first, g.mask);
-    decoder_.set_row_masks(key.first && key.first->molora.layers.empty() ? &g.row_masks : nullptr);
-    logits.resize(pb.logit_rows.size() * size_t(V));
+  std::vector<float> logits(pb.logit_rows.size() * size_t(V));
+  decoder_.set_row_adapters(&rows);
+  try {
     decoder_.forward_packed(cache_, pb, logits.data());
-    decoder_.set_row_masks(nullptr);
-    for (size_t i = 0; i < members.size(); ++i) {
-      Running& r = *members[i];
-      r.len = r.prefilled ? r.len + 1 : int64_t(r.job->prompt.size());
-      r.prefilled = true;
-      const int32_t next = r.sampler->sample(logits.data() + i * size_t(V), sampled, r.history);
-      finish_if_done(r, next);
-    }
+  } catch (...) {
+    decoder_.set_row_adapters(nullptr);
+    throw;
+  }
+  decoder_.set_row_adapters(nullptr);
+  for (size_t i = 0; i < members.size(); ++i) {
+    Running& r = *members[i];
+    r.len = r.prefilled ? r.len + 1 : int64_t(r.job->prompt.size());
+    r.prefilled = true;
+    const int32_t next = r.sampler->sample(logits.data() + i * size_t(V), sampled, r.history);
+    finish_if_done(r, next);
   }
   running.erase(std::remove_if(running.begin(), running.end(), [](const Running& r) { return r.done; }),
                 running.end());

@@ -1,8 +1,8 @@
 // `taia serve`'s engine: continuous batching of generation jobs on one loaded base. Each job has
 // its own adapter and mode (applied unmerged), sampling, stop strings and token budget. One
 // worker thread owns the Decoder; every step admits waiting jobs into free cache regions (their
-// prompts prefilled in the step's pass) and advances every running job by one token, one
-// forward pass per (adapter, mode) group of the step's rows. Text reaches the job's callbacks as
+// prompts prefilled in the step's pass) and advances every running job by one token, in one
+// forward pass whatever the jobs' adapters and modes (Decoder::set_row_adapters). Text reaches the job's callbacks as
 // UTF-8-complete deltas, held back while it could be the start of a stop string.
 #pragma once
 #include <atomic>

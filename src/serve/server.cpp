@@ -93,11 +93,14 @@ struct Server {
   std::condition_variable active_cv;
   std::mutex log_mu;
   std::ofstream log_file;
+  size_t max_token_bytes = 1;  // the longest text one token decodes to
 
   Server(const Model& m, const Tokenizer& t, const ChatTemplate& c, std::vector<NamedAdapter> a, const ServeOptions& o)
       : model(m), tok(t), chat(c), options(o), adapters(pinned(std::move(a)), m.config, o.adapter_dir, o.max_adapters),
         policy(make_policy(o.host, o.allow_hosts, o.cors_origins)),
         engine(m, t, o.parallel, o.limits.ctx, o.max_queue > 0 ? o.max_queue : 4 * o.parallel, o.decoder) {
+    for (int32_t id = 0; id < int32_t(tok.vocab_size()); ++id)
+      max_token_bytes = std::max(max_token_bytes, tok.decode({id}, /*skip_special=*/false).size());
     if (options.access_log != "-" && options.access_log != "off") {
       log_file.open(options.access_log, std::ios::app);
       TAIA_CHECK(log_file.good(), "[serve] --access-log ", options.access_log, ": cannot open for appending");
@@ -127,6 +130,25 @@ struct Server {
     if (!ok) throw ApiError(401, "invalid_request_error", "Incorrect API key provided (Authorization: Bearer KEY)");
   }
 
+  int64_t prompt_token_limit() const {
+    return options.limits.max_prompt_tokens > 0 ? std::min(options.limits.max_prompt_tokens, engine.ctx() - 1)
+                                                : engine.ctx() - 1;
+  }
+
+  // A prompt longer than the token limit could hold is refused on its bytes, before tokenizing:
+  // a token stands for at most max_token_bytes bytes of text (x4: normalizers such as NFKC may
+  // shrink text, e.g. a 3-byte fullwidth letter to 1 byte).
+  void check_prompt_bytes(const Completion& c) const {
+    size_t bytes = c.prompt.size();
+    for (const auto& m : c.messages) bytes += m.content.size();
+    const size_t most = size_t(prompt_token_limit()) * max_token_bytes * 4;
+    if (bytes > most)
+      throw ApiError(400, "invalid_request_error",
+                     "the prompt has " + std::to_string(bytes) + " bytes, more than " +
+                         std::to_string(prompt_token_limit()) + " tokens (--ctx) can hold; refused before tokenizing",
+                     c.chat ? "messages" : "prompt");
+  }
+
   std::vector<int32_t> prompt_ids(const Completion& c) const {
     std::vector<int32_t> ids;
     if (c.chat) {
@@ -134,8 +156,7 @@ struct Server {
     } else {
       ids = tok.encode(c.prompt, /*add_bos=*/true).ids;
     }
-    const int64_t most = options.limits.max_prompt_tokens > 0 ? std::min(options.limits.max_prompt_tokens, engine.ctx() - 1)
-                                                              : engine.ctx() - 1;
+    const int64_t most = prompt_token_limit();
     if (ids.empty() || int64_t(ids.size()) > most)
       throw ApiError(400, "invalid_request_error",
                      "the prompt has " + std::to_string(ids.size()) + " tokens; this server takes 1.." +
@@ -234,8 +255,12 @@ struct Server {
       r.model = c.model;
       r.mode = c.choice.mode;
     });
-    // Admission before the prompt is tokenized: a full queue costs the server no tokenizer work.
+    if (c.stream && req.version == "HTTP/1.0")
+      throw ApiError(400, "invalid_request_error", "streaming needs HTTP/1.1 (chunked transfer); send it without "
+                     "\"stream\" over HTTP/1.0", "stream");
+    // Admission and the prompt's size before it is tokenized: neither costs tokenizer work.
     if (!engine.has_room()) throw ApiError(429, "rate_limit_exceeded", "the server is busy (queue full); retry later");
+    check_prompt_bytes(c);
     auto ch = std::make_shared<Channel>();
     auto job = make_job(c, ch);
     job->client = ClientProbe(req.remote_addr, req.remote_port, req.local_port);
@@ -377,6 +402,21 @@ struct Server {
                                             req.get_header_value("Content-Type"))) {
       send_error(res, *refused);
       return httplib::Server::HandlerResponse::Handled;
+    }
+    // Before the body is read (httplib reads it after this handler): a body of unknown length
+    // (chunked) is refused, as --max-body cannot bound it here, and so is one without the key.
+    if (req.has_header("Transfer-Encoding") || (req.method == "POST" && !req.has_header("Content-Length"))) {
+      send_error(res, ApiError(411, "invalid_request_error", "a request body needs Content-Length (a chunked body "
+                               "is refused: its size is unknown until it has been read)"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.path.rfind("/v1/", 0) == 0 && req.method != "OPTIONS") {
+      try {
+        check_key(req);
+      } catch (const ApiError& e) {
+        send_error(res, e);
+        return httplib::Server::HandlerResponse::Handled;
+      }
     }
     if (!origin.empty() && cors_allowed(policy, origin)) {
       res.set_header("Access-Control-Allow-Origin", origin);
@@ -565,6 +605,9 @@ void serve(const Model& model, const Tokenizer& tok, const ChatTemplate& chat, s
   const int port = options.port == 0 ? http.bind_to_any_port(options.host)
                                      : (http.bind_to_port(options.host, options.port) ? options.port : -1);
   TAIA_CHECK(port > 0, "[serve] cannot listen on ", options.host, ":", options.port);
+  if (!set_listen_backlog(port, options.backlog))
+    std::cerr << "taia serve: warning: the listening socket was not found; its backlog stays cpp-httplib's 5"
+              << std::endl;
   std::mutex drain_mu;
   std::condition_variable drain_cv;
   bool drain_done = false;

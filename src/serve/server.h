@@ -26,6 +26,7 @@ struct ServeOptions {
   std::vector<std::string> api_keys;  // any of them is accepted; empty: no key asked
   int64_t parallel = 4;       // jobs decoded together
   int64_t max_connections = 32;
+  int backlog = 512;          // connections the kernel queues before they are accepted
   int64_t max_queue = 0;      // requests waiting for a slot; more are refused with 429 (0: 4 x parallel)
   DecoderSettings decoder;    // --compute, --exact-activations, --kv-dtype (its cache's type)
   Limits limits;

@@ -135,52 +135,67 @@ std::vector<float> logits_of(const Model& m, const LoraAdapter* a, const ModuleM
   return out;
 }
 
-// Per-row modes (taia serve's batches): two sequences packed in one pass, one in TAIA mode and
-// one in TAIF mode, give each the logits of its own mode run alone (row masks zero A x for the
-// modules a row's mode leaves out), and a MoLoRA adapter is refused.
-TEST(Lora, RowMasksGiveEachRowItsOwnMode) {
+// Per-row adapters and modes (taia serve's one pass per step): four sequences packed in one pass
+// — adapter A in TAIA mode, adapter B in vanilla mode, a MoLoRA adapter in TAIF mode, the base —
+// give each the logits of its own adapter and mode run alone.
+TEST(Lora, RowAdaptersGiveEachRowItsOwnAdapterAndMode) {
   const ModelConfig c = tiny();
   LoraConfig lc;
   lc.rank = 3;
   lc.alpha = 5;
-  LoraAdapter a = LoraAdapter::create(c, lc, 4);
   Rng rng(7);
-  for (auto& layer : a.layers)
+  auto randomized = [&](LoraAdapter a) {
+    for (auto& layer : a.layers)
+      for (auto& m : layer)
+        if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
+    return a;
+  };
+  const LoraAdapter first = randomized(LoraAdapter::create(c, lc, 4));
+  const LoraAdapter second = randomized(LoraAdapter::create(c, lc, 5));
+  MoloraConfig mc;
+  mc.experts = 2;
+  mc.top_k = 2;
+  LoraAdapter experts = LoraAdapter::create_with_experts(c, lc, mc, 6);
+  for (auto& layer : experts.molora.layers)
     for (auto& m : layer)
       if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
   auto model = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
   const std::vector<int32_t> ids{1, 5, 9, 2, 7, 3, 11};
-  const ModuleMask taia_mask = parse_mode("taia"), taif_mask = parse_mode("taif");
-  const auto taia_alone = logits_of(*model, &a, taia_mask), taif_alone = logits_of(*model, &a, taif_mask);
-  ASSERT_GT(test::max_abs_diff(taia_alone, taif_alone), 1e-3f);
-  // Sequence 0 in slots 0..6 (TAIA), sequence 1 in slots 7..13 (TAIF), every row's logits.
+  const std::vector<RowAdapter> sequences{
+      {&first, parse_mode("taia")}, {&second, parse_mode("vanilla")}, {&experts, parse_mode("taif")}, {nullptr, {}}};
+  std::vector<std::vector<float>> alone;
+  for (const RowAdapter& r : sequences) alone.push_back(logits_of(*model, r.adapter, r.mask));
+  ASSERT_GT(test::max_abs_diff(alone[0], alone[3]), 1e-3f);
+  ASSERT_GT(test::max_abs_diff(alone[1], alone[3]), 1e-3f);
+  ASSERT_GT(test::max_abs_diff(alone[2], alone[3]), 1e-3f);
+  // Sequence s in slots s*7 .. s*7+6, every row's logits.
   PackedBatch pb;
-  std::vector<ModuleMask> masks;
-  const int64_t n = int64_t(ids.size());
-  for (int64_t s = 0; s < 2; ++s)
+  std::vector<RowAdapter> rows;
+  const int64_t n = int64_t(ids.size()), S = int64_t(sequences.size());
+  for (int64_t q = 0; q < S; ++q)
     for (int64_t t = 0; t < n; ++t) {
       KeySpans span;
-      span.begin[0] = s * n;
-      span.end[0] = s * n + t + 1;
-      pb.logit_rows.push_back(pb.add(ids[size_t(t)], t, s * n + t, span));
-      masks.push_back(s == 0 ? taia_mask : taif_mask);
+      span.begin[0] = q * n;
+      span.end[0] = q * n + t + 1;
+      pb.logit_rows.push_back(pb.add(ids[size_t(t)], t, q * n + t, span));
+      rows.push_back(sequences[size_t(q)]);
     }
   Decoder d(*model);
-  d.set_adapter(&a, parse_mode("vanilla"));
-  d.set_row_masks(&masks);
-  KVCache cache(c, 2 * n);
+  d.set_row_adapters(&rows);
+  KVCache cache(c, S * n);
   const size_t V = size_t(c.vocab_size);
-  std::vector<float> out(size_t(2 * n) * V);
+  std::vector<float> out(size_t(S * n) * V);
   d.forward_packed(cache, pb, out.data());
-  const std::vector<float> first(out.begin(), out.begin() + int64_t(size_t(n) * V));
-  const std::vector<float> second(out.begin() + int64_t(size_t(n) * V), out.end());
-  EXPECT_LE(test::max_abs_diff(first, taia_alone), 1e-5f);
-  EXPECT_LE(test::max_abs_diff(second, taif_alone), 1e-5f);
-  MoloraConfig mc;
-  mc.experts = 2;
-  LoraAdapter experts = LoraAdapter::create_with_experts(c, lc, mc, 4);
-  d.set_adapter(&experts, parse_mode("vanilla"));
-  EXPECT_THROW(d.set_row_masks(&masks), Error);
+  for (int64_t q = 0; q < S; ++q) {
+    const std::vector<float> got(out.begin() + int64_t(size_t(q * n) * V), out.begin() + int64_t(size_t((q + 1) * n) * V));
+    EXPECT_LE(test::max_abs_diff(got, alone[size_t(q)]), 1e-5f) << "sequence " << q;
+  }
+  // An adapter of another model's shape is refused when the rows are set.
+  ModelConfig deeper = c;
+  deeper.num_layers += 1;
+  const LoraAdapter other = LoraAdapter::create(deeper, lc, 4);
+  const std::vector<RowAdapter> bad{{&other, parse_mode("taia")}};
+  EXPECT_THROW(d.set_row_adapters(&bad), Error);
 }
 
 TEST(Lora, Phi3AdaptsTheFusedModules) {

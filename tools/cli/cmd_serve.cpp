@@ -113,6 +113,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-body", args->max_body, "Largest request body (413 beyond)")->capture_default_str();
   cmd->add_option("--max-connections", o.max_connections, "Connections served at once (the rest wait)")
       ->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
+  cmd->add_option("--backlog", o.backlog, "Connections the kernel queues before they are accepted (capped by "
+                  "net.core.somaxconn)")->check(CLI::Range(1, 65535))->capture_default_str();
   cmd->add_option("--max-queue", o.max_queue, "Requests waiting for a slot; more get 429 (0: 4 x --parallel)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   add_tokenizer_option(cmd, &args->tokenizer);
