@@ -19,6 +19,9 @@
    preflight and headers.
 10. Adapters at run time: POST /v1/adapters from under --adapter-dir (its greedy text = taia
    generate's), paths outside refused, DELETE, --max-adapters evicting the least recently used.
+11. Hostile clients: a chunked body of 64 MiB (no Content-Length) refused before it is read, RSS
+   flat; the key checked before a body is read; a burst of 64 connections all accepted (--backlog);
+   a stream over HTTP/1.0 answered with a plain error; a 600 KB prompt refused on its bytes.
 9. Drain: SIGTERM with 4 streams running: each ends with its final chunk and [DONE], new
    connections refused, exit 0; with --drain-timeout 0 each is cut with an error event and [DONE],
    the log naming the cut requests.
@@ -473,6 +476,88 @@ try:
     st, body = request(s.url + "/v1/adapters", {"name": "late", "path": "one"})
     check(st == 403 and "--adapter-dir" in body["error"]["message"], "without --adapter-dir: run-time loading off",
           body)
+finally:
+    s.stop()
+
+# ---- 11. hostile clients
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def raw_exchange(port, head, body_chunks=(), timeout=10):
+    """Sends a request head (and body pieces while the server reads), returns the response bytes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(head.encode())
+    try:
+        for piece in body_chunks:
+            sock.sendall(piece)
+    except OSError:
+        pass  # the server answered and closed while the body was still coming
+    data = b""
+    try:
+        while True:
+            got = sock.recv(65536)
+            if not got:
+                break
+            data += got
+    except OSError:
+        pass
+    sock.close()
+    return data.decode(errors="replace")
+
+
+s = Server("--api-key", "k", "--max-connections", "8")
+try:
+    before = rss_kib(s.p.pid)
+    piece = b"%x\r\n%s\r\n" % (1 << 20, b"a" * (1 << 20))
+    t0 = time.time()
+    reply = raw_exchange(s.port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n", [piece] * 64)
+    grew = rss_kib(s.p.pid) - before
+    check(reply.startswith("HTTP/1.1 411") and grew < 16 * 1024 and time.time() - t0 < 30,
+          "a 64 MiB chunked body: 411 before it is read, RSS +%d KiB" % grew, (reply[:200], grew))
+    reply = raw_exchange(s.port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 50000000\r\n\r\n")
+    check(reply.startswith("HTTP/1.1 401"), "no key: 401 before a 50 MB body is read (none was sent)", reply[:200])
+    body = json.dumps({"model": "base", "prompt": "Once", "max_tokens": 4, "stream": True})
+    reply = raw_exchange(s.port, "POST /v1/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer k\r\n"
+                         "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    check(" 400 " in reply.split("\r\n")[0] and "Content-Length" in reply and "chunked" not in reply.lower().split(
+          "\r\n\r\n")[0] and "HTTP/1.1" in reply, "a stream over HTTP/1.0: a plain JSON error, no chunking",
+          reply[:300])
+    st, body = request(s.url + "/v1/completions", {"model": "base", "prompt": "a " * 300000, "max_tokens": 4},
+                       key="k")
+    check(st == 400 and "before tokenizing" in body["error"]["message"], "a 600 KB prompt: refused on its bytes",
+          body)
+    # 64 connections at once (8 served at a time): none refused, each answered.
+    answered = []
+
+    def health():
+        try:
+            r = raw_exchange(s.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                             timeout=60)
+            answered.append(r.startswith("HTTP/1.1 200"))
+        except OSError as e:
+            answered.append(repr(e))
+
+    threads = [threading.Thread(target=health) for _ in range(64)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(answered.count(True) == 64 and time.time() - t0 < 30,
+          "a burst of 64 connections: every one accepted and answered", (answered[:5], time.time() - t0))
+    # The kernel's accept queue is --backlog's (default 512, capped by somaxconn), not httplib's 5.
+    if shutil.which("ss"):
+        out = subprocess.run(["ss", "-ltnH", f"sport = :{s.port}"], capture_output=True, text=True).stdout.split()
+        want = min(512, int(open("/proc/sys/net/core/somaxconn").read()))
+        check(len(out) >= 3 and out[2] == str(want), f"the listening socket's backlog is {want} (ss)", out)
+    else:
+        print("skip: ss (iproute2) not installed; the backlog was not read back")
 finally:
     s.stop()
 
