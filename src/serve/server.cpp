@@ -246,14 +246,27 @@ struct Server {
     if (it != records.end()) f(it->second);
   }
 
-  void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
+  // One completion request between its admission and its last byte.
+  struct Reply {
+    Completion c;
+    std::string request_id, id;  // id: "chatcmpl-" / "cmpl-" + request_id
+    int64_t created = 0, prompt_tokens = 0;
+    std::shared_ptr<Channel> ch;
+    std::shared_ptr<Job> job;
+    std::shared_ptr<Active> active;
+  };
+
+  // Parses, checks and queues a completion request; throws its ApiError.
+  std::shared_ptr<Reply> admit(const httplib::Request& req, const httplib::Response& res, bool chat) {
     check_key(req);
     if (draining) throw ApiError(503, "server_error", "the server is shutting down");
-    const Completion c = parse_completion_request(req.body, chat, options.limits, adapters.names());
-    const std::string request_id = res.get_header_value("X-Request-Id");
-    record(request_id, [&](RequestRecord& r) {
-      r.model = c.model;
-      r.mode = c.choice.mode;
+    auto r = std::make_shared<Reply>();
+    r->c = parse_completion_request(req.body, chat, options.limits, adapters.names());
+    const Completion& c = r->c;
+    r->request_id = res.get_header_value("X-Request-Id");
+    record(r->request_id, [&](RequestRecord& rec) {
+      rec.model = c.model;
+      rec.mode = c.choice.mode;
     });
     if (c.stream && req.version == "HTTP/1.0")
       throw ApiError(400, "invalid_request_error", "streaming needs HTTP/1.1 (chunked transfer); send it without "
@@ -261,88 +274,106 @@ struct Server {
     // Admission and the prompt's size before it is tokenized: neither costs tokenizer work.
     if (!engine.has_room()) throw ApiError(429, "rate_limit_exceeded", "the server is busy (queue full); retry later");
     check_prompt_bytes(c);
-    auto ch = std::make_shared<Channel>();
-    auto job = make_job(c, ch);
-    job->client = ClientProbe(req.remote_addr, req.remote_port, req.local_port);
-    const int64_t prompt_tokens = int64_t(job->prompt.size());
-    record(request_id, [&](RequestRecord& r) { r.prompt_tokens = prompt_tokens; });
-    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + request_id;
-    const int64_t created = unix_now();
-    auto active_request = std::make_shared<Active>(this, request_id);
-    ch->submitted = Clock::now();
-    if (!engine.submit(job))
+    r->ch = std::make_shared<Channel>();
+    r->job = make_job(c, r->ch);
+    r->job->client = ClientProbe(req.remote_addr, req.remote_port, req.local_port);
+    r->prompt_tokens = int64_t(r->job->prompt.size());
+    record(r->request_id, [&](RequestRecord& rec) { rec.prompt_tokens = r->prompt_tokens; });
+    r->id = (chat ? "chatcmpl-" : "cmpl-") + r->request_id;
+    r->created = unix_now();
+    r->active = std::make_shared<Active>(this, r->request_id);
+    r->ch->submitted = Clock::now();
+    if (!engine.submit(r->job))
       throw ApiError(429, "rate_limit_exceeded", "the server is busy (queue full); retry later");
-    auto finished = [this, request_id, ch, prompt_tokens] {
-      metrics.tokens(prompt_tokens, ch->completion_tokens);
-      record(request_id, [&](RequestRecord& r) {
-        r.completion_tokens = ch->completion_tokens;
-        r.finish_reason = ch->finish_reason;
-      });
-    };
-    if (!c.stream) {
-      std::unique_lock<std::mutex> lk(ch->mu);
-      ch->cv.wait(lk, [&] { return ch->done; });
-      lk.unlock();
-      finished();
-      if (ch->finish_reason == "cancelled") {  // the client left: nobody to answer
-        res.status = 499;
-        return;
-      }
-      if (ch->finish_reason == "error" || ch->finish_reason == "cut") throw ending_error(ch->finish_reason);
-      std::string text;
-      for (const auto& d : ch->deltas) text += d;
-      Json choice = chat ? Json{{"index", 0},
-                                {"message", {{"role", "assistant"}, {"content", text}}},
-                                {"finish_reason", ch->finish_reason}}
-                         : Json{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", ch->finish_reason}};
-      Json body{{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
-                {"model", c.model}, {"choices", Json::array({choice})},
-                {"usage", usage(prompt_tokens, ch->completion_tokens)}};
-      res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    return r;
+  }
+
+  // The reply has ended: its tokens counted, its end noted for the access log.
+  void finished(const Reply& r) {
+    metrics.tokens(r.prompt_tokens, r.ch->completion_tokens);
+    record(r.request_id, [&](RequestRecord& rec) {
+      rec.completion_tokens = r.ch->completion_tokens;
+      rec.finish_reason = r.ch->finish_reason;
+    });
+  }
+
+  // A non-streaming reply: waits for the end, then one JSON object.
+  void respond_whole(const Reply& r, httplib::Response& res) {
+    {
+      std::unique_lock<std::mutex> lk(r.ch->mu);
+      r.ch->cv.wait(lk, [&] { return r.ch->done; });
+    }
+    finished(r);
+    const Channel& ch = *r.ch;
+    if (ch.finish_reason == "cancelled") {  // the client left: nobody to answer
+      res.status = 499;
       return;
     }
+    if (ch.finish_reason == "error" || ch.finish_reason == "cut") throw ending_error(ch.finish_reason);
+    std::string text;
+    for (const auto& d : ch.deltas) text += d;
+    const bool chat = r.c.chat;
+    Json choice = chat ? Json{{"index", 0},
+                              {"message", {{"role", "assistant"}, {"content", text}}},
+                              {"finish_reason", ch.finish_reason}}
+                       : Json{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", ch.finish_reason}};
+    Json body{{"id", r.id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", r.created},
+              {"model", r.c.model}, {"choices", Json::array({choice})},
+              {"usage", usage(r.prompt_tokens, ch.completion_tokens)}};
+    res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+  }
+
+  // One call of a streaming reply's content provider: the deltas that came since, and at the end
+  // the last chunk (or an error event), the usage chunk when asked, and [DONE]. False: the client
+  // is gone (its job is cancelled).
+  bool stream_some(Reply& r, bool& first, httplib::DataSink& sink) {
+    const Completion& c = r.c;
+    auto send = [&](const Json& j) {
+      const std::string line = "data: " + j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
+      return sink.write(line.data(), line.size());
+    };
+    if (first) {
+      first = false;
+      if (c.chat && !send(chunk(c, r.id, r.created, Json{{"role", "assistant"}, {"content", ""}}, nullptr)))
+        return r.job->cancelled = true, false;
+    }
+    std::unique_lock<std::mutex> lk(r.ch->mu);
+    r.ch->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return r.ch->done || !r.ch->deltas.empty(); });
+    std::deque<std::string> deltas;
+    deltas.swap(r.ch->deltas);
+    const bool done = r.ch->done;
+    lk.unlock();
+    for (const auto& d : deltas)
+      if (!send(chunk(c, r.id, r.created, c.chat ? Json{{"content", d}} : Json(d), nullptr)))
+        return r.job->cancelled = true, false;
+    if (!sink.is_writable()) return r.job->cancelled = true, false;
+    if (!done) return true;
+    finished(r);
+    const std::string& reason = r.ch->finish_reason;
+    if (reason == "error" || reason == "cut")  // an error event in place of a normal end
+      send(Json::parse(error_body(ending_error(reason))));
+    else
+      send(chunk(c, r.id, r.created, c.chat ? Json::object() : Json(""), reason));
+    if (c.include_usage) {
+      Json u = chunk(c, r.id, r.created, Json::object(), nullptr);
+      u["choices"] = Json::array();
+      u["usage"] = usage(r.prompt_tokens, r.ch->completion_tokens);
+      send(u);
+    }
+    const std::string end = "data: [DONE]\n\n";
+    sink.write(end.data(), end.size());
+    sink.done();
+    return true;
+  }
+
+  void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
+    std::shared_ptr<Reply> r = admit(req, res, chat);
+    if (!r->c.stream) return respond_whole(*r, res);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, c, ch, job, id, created, prompt_tokens, finished, active_request, first = true](
-            size_t, httplib::DataSink& sink) mutable {
-          auto send = [&](const Json& j) {
-            const std::string line = "data: " + j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
-            return sink.write(line.data(), line.size());
-          };
-          if (first) {
-            first = false;
-            if (c.chat && !send(chunk(c, id, created, Json{{"role", "assistant"}, {"content", ""}}, nullptr)))
-              return job->cancelled = true, false;
-          }
-          std::unique_lock<std::mutex> lk(ch->mu);
-          ch->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return ch->done || !ch->deltas.empty(); });
-          std::deque<std::string> deltas;
-          deltas.swap(ch->deltas);
-          const bool done = ch->done;
-          lk.unlock();
-          for (const auto& d : deltas)
-            if (!send(chunk(c, id, created, c.chat ? Json{{"content", d}} : Json(d), nullptr)))
-              return job->cancelled = true, false;
-          if (!sink.is_writable()) return job->cancelled = true, false;
-          if (!done) return true;
-          finished();
-          if (ch->finish_reason == "error" || ch->finish_reason == "cut")  // an error event in place of a normal end
-            send(Json::parse(error_body(ending_error(ch->finish_reason))));
-          else
-            send(chunk(c, id, created, c.chat ? Json::object() : Json(""), ch->finish_reason));
-          if (c.include_usage) {
-            Json u = chunk(c, id, created, Json::object(), nullptr);
-            u["choices"] = Json::array();
-            u["usage"] = usage(prompt_tokens, ch->completion_tokens);
-            send(u);
-          }
-          const std::string end = "data: [DONE]\n\n";
-          sink.write(end.data(), end.size());
-          sink.done();
-          return true;
-        },
-        [job](bool) { job->cancelled = true; });
+        [this, r, first = true](size_t, httplib::DataSink& sink) mutable { return stream_some(*r, first, sink); },
+        [job = r->job](bool) { job->cancelled = true; });
   }
 
   Json model_object(const std::string& name) const {

@@ -112,22 +112,29 @@ TEST(ServeApi, ErrorBodyAndKeyComparison) {
 }
 
 // The probe finds a connection's socket by its addresses and sees the client close it.
-TEST(ServeClientProbe, SeesTheClientLeave) {
+// A socket listening on a free loopback port; addr receives its address.
+int loopback_listener(sockaddr_in& addr) {
   const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in addr{};
+  addr = sockaddr_in{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
   socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(listener, 4) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return -1;
+  return listener;
+}
+
+TEST(ServeClientProbe, SeesTheClientLeave) {
+  sockaddr_in addr{};
+  const int listener = loopback_listener(addr);
+  ASSERT_GE(listener, 0);
   const int client = socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   const int server_side = accept(listener, nullptr, nullptr);
   ASSERT_GE(server_side, 0);
   sockaddr_in client_addr{};
-  len = sizeof(client_addr);
+  socklen_t len = sizeof(client_addr);
   ASSERT_EQ(getsockname(client, reinterpret_cast<sockaddr*>(&client_addr), &len), 0);
   const ClientProbe probe("127.0.0.1", ntohs(client_addr.sin_port), ntohs(addr.sin_port));
   EXPECT_TRUE(probe.found());
@@ -149,15 +156,10 @@ TEST(ServeClientProbe, SeesTheClientLeave) {
 
 // The listening socket is found by its port and shut down: new connections are refused.
 TEST(ServeClientProbe, StopListeningRefusesNewConnections) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int listener = loopback_listener(addr);
+  ASSERT_GE(listener, 0);
+  EXPECT_TRUE(set_listen_backlog(ntohs(addr.sin_port), 64));
   EXPECT_FALSE(stop_listening(1));  // no listener on port 1 here
   EXPECT_TRUE(stop_listening(ntohs(addr.sin_port)));
   const int client = socket(AF_INET, SOCK_STREAM, 0);
