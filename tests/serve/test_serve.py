@@ -379,20 +379,52 @@ try:
         ids.add(rid)
     st, body = request(s.url + "/v1/completions", {"model": "base", "prompt": "x", "max_tokens": -1}, key="key-one")
     sent["400"] += 1
-    st, metrics = request(s.url + "/metrics")
-    counts = {}
-    for line in metrics.splitlines():
-        m = re.match(r'taia_requests_total\{status="(\d+)",mode="([^"]+)"\} (\d+)', line)
-        if m:
-            counts[(m.group(1), m.group(2))] = int(m.group(3))
+    # 12 more at once (a load on --parallel 2): the counters must still match the client's.
+    lock = threading.Lock()
+
+    def concurrent(i):
+        reply = request(s.url + "/v1/completions", {"model": ["base", "tiny:taia", "tiny:taif"][i % 3],
+                                                              "prompt": PROMPTS[i % 3], "max_tokens": 3 + i,
+                                                              "temperature": 0}, key="key-one")
+        with lock:
+            replies.append(reply)
+
+    replies = []
+    threads = [threading.Thread(target=concurrent, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tokens += sum(b["usage"]["completion_tokens"] for st, b in replies if st == 200)
+    check(len(replies) == 12 and all(st == 200 for st, _ in replies), "12 concurrent completions served",
+          [st for st, _ in replies])
+    def scrape():
+        st, text = request(s.url + "/metrics")
+        found = {}
+        for line in text.splitlines():
+            m = re.match(r'taia_requests_total\{status="(\d+)",mode="([^"]+)"\} (\d+)', line)
+            if m:
+                found[(m.group(1), m.group(2))] = int(m.group(3))
+        return text, found
+
+    # A request is counted once its response has gone out (the access-log hook): the last
+    # client may read its reply a moment before; wait for it (bounded).
+    deadline = time.time() + 10
+    metrics, counts = scrape()
+    while time.time() < deadline and sum(n for (st, mode), n in counts.items() if mode != "none") < 18:
+        time.sleep(0.05)
+        metrics, counts = scrape()
     gen = re.search(r"^taia_generation_tokens_total (\d+)$", metrics, re.M)
     ttft = re.search(r"^taia_time_to_first_token_seconds_count (\d+)$", metrics, re.M)
-    check(counts.get(("200", "base")) == 2 and counts.get(("200", "taia")) == 2 and counts.get(("200", "taif")) == 2
+    check(counts.get(("200", "base")) == 6 and counts.get(("200", "taia")) == 6 and counts.get(("200", "taif")) == 6
           and sum(n for (st, mode), n in counts.items() if st == "400") == 1 and gen and int(gen.group(1)) == tokens
-          and ttft and int(ttft.group(1)) == 6 and "taia_queue_waiting 0" in metrics,
+          and ttft and int(ttft.group(1)) == 18 and "taia_queue_waiting 0" in metrics,
           "/metrics: requests by status and mode, generated tokens and TTFT count = the client's", (counts, tokens))
+    deadline = time.time() + 10
+    while time.time() < deadline and len([x for x in s.log() if x.get("path") == "/v1/completions"]) < 19:
+        time.sleep(0.05)
     log = [x for x in s.log() if x.get("path") == "/v1/completions" and x.get("status") == 200]
-    check(len(log) == 6 and {x["id"] for x in log} == ids and all(x["completion_tokens"] > 0 and x["mode"] and
+    check(len(log) == 18 and ids <= {x["id"] for x in log} and all(x["completion_tokens"] > 0 and x["mode"] and
                                                                   x["ms"] >= 0 for x in log),
           "one JSON access-log line per completion: id, mode, tokens, ms", log[:2])
 finally:
