@@ -90,8 +90,16 @@ bool Engine::submit(std::shared_ptr<Job> job) {
 }
 
 bool Engine::has_room() {
-  std::lock_guard<std::mutex> lk(mu_);
-  return int64_t(queue_.size()) < max_queue_;
+  std::vector<std::shared_ptr<Job>> departed;
+  bool room = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (int64_t(queue_.size()) >= max_queue_) departed = take_departed();  // as submit: they hold no place
+    room = int64_t(queue_.size()) < max_queue_;
+    waiting_ = int64_t(queue_.size());
+  }
+  for (auto& d : departed) d->on_done("cancelled", 0);
+  return room;
 }
 
 void Engine::cut_all() {

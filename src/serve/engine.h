@@ -57,7 +57,8 @@ class Engine {
   // Queues a job; false when the queue is full (the caller answers 429). Waiting jobs whose client
   // has left are dropped first (ended "cancelled"), so they hold no place.
   bool submit(std::shared_ptr<Job> job);
-  // Whether the queue has a place now (checked before a request is tokenized; submit decides).
+  // Whether the queue has a place now (checked before a request is tokenized; submit decides);
+  // as submit, waiting jobs whose client left are dropped first.
   bool has_room();
   // Ends every running and waiting job with "cut" at the next step (a drain that ran out of time).
   void cut_all();

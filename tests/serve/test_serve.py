@@ -352,7 +352,7 @@ finally:
 keys = os.path.join(WORK, "keys.txt")
 with open(keys, "w") as f:
     f.write("# two keys\nkey-one\nkey-two\n")
-s = Server("--api-key-file", keys, "--parallel", "2", env=dict(os.environ, TAIA_API_KEY="key-env"))
+s = Server("--api-key-file", keys, "--parallel", "2", "--max-queue", "32", env=dict(os.environ, TAIA_API_KEY="key-env"))
 try:
     for key in ("key-one", "key-two", "key-env"):
         st, body = request(s.url + "/v1/models", key=key)
