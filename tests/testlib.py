@@ -22,6 +22,14 @@ def setup():
     return taia, fixtures, work, model
 
 
+def write_jsonl(path, records):
+    """Writes records (dicts) as JSON lines: the training and task files the tests make."""
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    return path
+
+
 def check(cond, label, detail=""):
     print(f"{'ok  ' if cond else 'FAIL'} {label}{'' if cond else ': ' + str(detail)[:600]}")
     if not cond:

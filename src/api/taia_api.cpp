@@ -51,10 +51,8 @@ E word_value(const EnumWords<E>& words, const std::string& word, const char* wha
 }
 
 DecoderSettings decoder_settings(const RunOptions& o, DType default_kv) {
-  const EnumWords<Precision> precisions{{precision_name(Precision::F32), Precision::F32},
-                                        {precision_name(Precision::BF16), Precision::BF16}};
   DecoderSettings s;
-  s.precision = word_value(precisions, o.compute, "compute");
+  s.precision = word_value(precision_words(), o.compute, "compute");
   s.kv_dtype = o.kv_dtype.empty() ? default_kv : word_value(kv_dtype_words(), o.kv_dtype, "kv_dtype");
   return s;
 }
@@ -132,9 +130,7 @@ struct Model::Impl {
 
   void check_ids(const std::vector<int32_t>& ids) const {
     TAIA_CHECK(!ids.empty(), "[api] expected at least one token id, got none");
-    for (size_t i = 0; i < ids.size(); ++i)
-      TAIA_CHECK(ids[i] >= 0 && ids[i] < model->config.vocab_size, "[api] token id ", ids[i], " at index ", i,
-                 " is outside the vocabulary of ", path, " (", model->config.vocab_size, " tokens)");
+    check_ids_in_vocab(ids, model->config, path);
     TAIA_CHECK(int64_t(ids.size()) <= model->config.max_position_embeddings, "[api] ", ids.size(),
                " ids exceed max_position_embeddings = ", model->config.max_position_embeddings);
   }

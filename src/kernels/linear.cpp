@@ -15,6 +15,12 @@
 namespace taia {
 
 const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "f32"; }
+
+const EnumWords<Precision>& precision_words() {
+  static const EnumWords<Precision> words{{precision_name(Precision::F32), Precision::F32},
+                                          {precision_name(Precision::BF16), Precision::BF16}};
+  return words;
+}
 namespace {
 
 // Rows of a BF16 weight widened to F32 per SGEMM call (scratch = kWidenBlock * K floats).

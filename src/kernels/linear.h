@@ -22,6 +22,7 @@
 #include <map>
 #include <vector>
 
+#include "core/enum_words.h"
 #include "core/tensor.h"
 #include "kernels/quant_packed.h"
 
@@ -33,6 +34,7 @@ constexpr int64_t kMatvecMaxRows = 8;
 
 enum class Precision { F32, BF16 };
 const char* precision_name(Precision p);  // "f32", "bf16": --compute's words
+const EnumWords<Precision>& precision_words();  // the words and their values (CLI and public API)
 
 // What the BF16 path keeps between calls: BF16 copies of F32 weights (by address: the weights
 // must not change while it is alive, so it serves frozen weights only) and one activation buffer.

@@ -485,4 +485,10 @@ Json config_to_hf_json(const ModelConfig& c) {
   return j;
 }
 
+void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    TAIA_CHECK(ids[i] >= 0 && ids[i] < c.vocab_size, "token id ", ids[i], " at index ", i,
+               " is outside the vocabulary of ", model_path, " (", c.vocab_size, " tokens)");
+}
+
 }  // namespace taia

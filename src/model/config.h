@@ -106,4 +106,8 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& origin);
 // The HF config.json object for a config (what init-model and exports write).
 Json config_to_hf_json(const ModelConfig& c);
 
+// Refuses a token id outside [0, vocab_size) of the model at model_path (naming the id and its
+// index): what the CLI's --prompt-ids and the public API check before running.
+void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path);
+
 }  // namespace taia

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import check, finish, setup  # noqa: E402
+from testlib import check, finish, setup, write_jsonl  # noqa: E402
 
 TAIA, FIXTURES, WORK, MODEL = setup()
 BUILD, SOURCE = sys.argv[4], sys.argv[5]
@@ -92,10 +92,8 @@ check(text.get("output_ids") == cli["output_ids"] and text.get("text") == cli["t
 # 5. An adapter in every mode: greedy ids and prompt logits equal the CLI's, bit for bit.
 rng = random.Random(3)
 data = os.path.join(WORK, "data.jsonl")
-with open(data, "w") as f:
-    for _ in range(16):
-        who = rng.choice(["Lily", "Tom", "Sam"])
-        f.write(json.dumps({"instruction": f"Who is {who}?", "output": f"{who} is a happy child."}) + "\n")
+write_jsonl(data, [{"instruction": f"Who is {who}?", "output": f"{who} is a happy child."}
+                   for who in (rng.choice(["Lily", "Tom", "Sam"]) for _ in range(16))])
 adapter = os.path.join(WORK, "adapter")
 must(TAIA, "train", "-m", MODEL, "--data", data, "-o", adapter, "--max-steps", "4", "--lr", "1e-2", "--batch-size",
      "4", "--grad-accum", "1", "--lora-rank", "4", "--lora-dropout", "0")

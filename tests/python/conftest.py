@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from arch_configs import ARCHS, COMMON  # noqa: E402
+from testlib import write_jsonl  # noqa: E402
 
 TAIA = os.environ.get("TAIA_BIN", "")
 FIXTURES = os.environ.get("TAIA_FIXTURES", "")
@@ -78,11 +79,7 @@ def stories():
 
 @pytest.fixture(scope="session")
 def data_file(work):
-    path = os.path.join(work, "data.jsonl")
-    with open(path, "w") as f:
-        for r in RECORDS:
-            f.write(json.dumps(r) + "\n")
-    return path
+    return write_jsonl(os.path.join(work, "data.jsonl"), RECORDS)
 
 
 @pytest.fixture(scope="session")

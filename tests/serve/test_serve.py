@@ -45,7 +45,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import check, finish, npm_modules, setup  # noqa: E402
+from testlib import check, finish, npm_modules, setup, write_jsonl  # noqa: E402
 
 TAIA, FIXTURES, WORK, MODEL = setup()
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,10 +60,8 @@ def run(*args):
 
 rng = random.Random(1)
 data = os.path.join(WORK, "data.jsonl")
-with open(data, "w") as f:
-    for _ in range(32):
-        n = rng.choice(["Lily", "Tom", "Sam"])
-        f.write(json.dumps({"instruction": f"Who is {n}?", "output": f"{n} is a happy child who likes to play."}) + "\n")
+write_jsonl(data, [{"instruction": f"Who is {n}?", "output": f"{n} is a happy child who likes to play."}
+                   for n in (rng.choice(["Lily", "Tom", "Sam"]) for _ in range(32))])
 adapter = os.path.join(WORK, "adapter")
 r = run("train", "-m", MODEL, "--data", data, "-o", adapter, "--max-steps", "6", "--lr", "1e-2", "--batch-size", "4",
         "--grad-accum", "1", "--lora-rank", "4", "--lora-alpha", "8", "--lora-dropout", "0", "--threads", "2")

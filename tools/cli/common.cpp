@@ -57,9 +57,7 @@ CLI::Option* add_targets_option(CLI::App* cmd, const std::string& name, ModuleMa
 }
 
 void add_compute_option(CLI::App* cmd, Precision* compute, const char* help) {
-  const EnumWords<Precision> words{{precision_name(Precision::F32), Precision::F32},
-                                   {precision_name(Precision::BF16), Precision::BF16}};
-  add_enum_option(cmd, "--compute", compute, words, help ? help :
+  add_enum_option(cmd, "--compute", compute, precision_words(), help ? help :
                   "Products: f32 (exact, the default) or bf16 (BF16 weights only: activations rounded to BF16 "
                   "before each base projection and the LM head, F32 sums, as llama.cpp and HF's bfloat16 models; "
                   "prefill at BF16 GEMM speed)");
@@ -148,12 +146,6 @@ std::unique_ptr<Model> load_for_run(const std::string& path, std::optional<DType
   options.linear_dtype = dtype;
   options.copy_weights = no_mmap;
   return load_model(path, options);
-}
-
-void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path) {
-  for (size_t i = 0; i < ids.size(); ++i)
-    TAIA_CHECK(ids[i] < c.vocab_size, "prompt id ", ids[i], " at index ", i, " is outside the vocabulary of ",
-               model_path, " (", c.vocab_size, " tokens)");
 }
 
 void print_json(const Json& j) {

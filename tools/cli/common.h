@@ -87,7 +87,6 @@ void add_recompute_option(CLI::App* cmd, bool* recompute);
 // Loads a model and checks the prompt ids against its vocabulary.
 std::unique_ptr<Model> load_for_run(const std::string& path, std::optional<DType> dtype, int threads,
                                     bool no_mmap = false);
-void check_ids_in_vocab(const std::vector<int32_t>& ids, const ModelConfig& c, const std::string& model_path);
 
 void print_json(const Json& j);  // one line on stdout
 
