@@ -13,6 +13,7 @@ message. docs/PYTHON.md has the guide.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import queue
@@ -221,9 +222,9 @@ class Model:
         return f"taia.Model({self.path!r})"
 
 
-_GENERATE_DEFAULTS = dict(adapter=None, mode=None, max_tokens=64, temperature=0.8, top_k=0, top_p=1.0,
-                          repetition_penalty=1.0, seed=0, stop=None, chat=False, ignore_eos=False, compute="f32",
-                          kv_dtype=None)
+# stream's options: generate's, with generate's defaults (one signature declares them).
+_GENERATE_DEFAULTS = {name: p.default for name, p in inspect.signature(Model.generate).parameters.items()
+                      if name not in ("self", "prompt", "details")}
 
 
 def _generate_options(options: Dict[str, Any]) -> Dict[str, Any]:

@@ -21,14 +21,15 @@ size_t stop_prefix_at_end(const std::string& text, const std::vector<std::string
 
 StopText::StopText(const std::vector<std::string>& stop) {
   for (const auto& s : stop)
-    if (!s.empty()) stop_.push_back(s);
+    if (!s.empty()) {
+      stop_.push_back(s);
+      longest_ = std::max(longest_, s.size());
+    }
 }
 
 bool StopText::append(const std::string& piece) {
   // A stop string can only end inside the new piece: search from where it could begin.
-  size_t longest = 0;
-  for (const auto& s : stop_) longest = std::max(longest, s.size());
-  const size_t from = text_.size() > longest ? text_.size() - longest : 0;
+  const size_t from = text_.size() > longest_ ? text_.size() - longest_ : 0;
   text_ += piece;
   size_t cut = std::string::npos;
   for (const auto& s : stop_)

@@ -23,6 +23,7 @@ class StopText {
 
  private:
   std::vector<std::string> stop_;
+  size_t longest_ = 0;  // bytes of the longest stop string
   std::string text_;
   size_t emitted_ = 0;  // bytes of text_ handed out
   bool stopped_ = false;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <iterator>
-#include <map>
 
 #include "core/error.h"
 #include "generate/generate.h"
@@ -21,7 +20,6 @@ struct Engine::Running {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<IncrementalDecoder> detok;
   std::unique_ptr<StopText> text;  // the reply so far, cut at a stop string; what was sent
-  int64_t logit_row = -1;    // this step's row in its group's logits
   bool done = false;
 };
 
@@ -82,11 +80,15 @@ bool Engine::submit(std::shared_ptr<Job> job) {
       queue_.push_back(std::move(job));
       queued = true;
     }
-    waiting_ = int64_t(queue_.size());
   }
   for (auto& d : departed) d->on_done("cancelled", 0);
   if (queued) cv_.notify_all();
   return queued;
+}
+
+int64_t Engine::waiting() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return int64_t(queue_.size());
 }
 
 bool Engine::has_room() {
@@ -96,7 +98,6 @@ bool Engine::has_room() {
     std::lock_guard<std::mutex> lk(mu_);
     if (int64_t(queue_.size()) >= max_queue_) departed = take_departed();  // as submit: they hold no place
     room = int64_t(queue_.size()) < max_queue_;
-    waiting_ = int64_t(queue_.size());
   }
   for (auto& d : departed) d->on_done("cancelled", 0);
   return room;
@@ -116,7 +117,6 @@ void Engine::cut(std::vector<Running>& running) {
     std::lock_guard<std::mutex> lk(mu_);
     queued.swap(queue_);
     cutting_ = false;
-    waiting_ = 0;
   }
   for (Running& r : running)
     if (!r.done) r.job->on_done("cut", int64_t(r.output.size()));
@@ -216,7 +216,6 @@ void Engine::step(std::vector<Running>& running) {
       r.detok = std::make_unique<IncrementalDecoder>(tok_, /*skip_special=*/true);
       r.text = std::make_unique<StopText>(r.job->stop);
     }
-    waiting_ = int64_t(queue_.size());
   }
   running_ = int64_t(running.size());
   for (auto& d : departed) d->on_done("cancelled", 0);
@@ -236,16 +235,17 @@ void Engine::step(std::vector<Running>& running) {
   std::vector<RowAdapter> rows;  // [batch rows]
   for (Running* r : members) {
     const int64_t base = r->region * ctx_;
+    int64_t logit_row = -1;  // the job's last row: its next token's logits
     if (!r->prefilled) {
       for (size_t t = 0; t < r->job->prompt.size(); ++t) {
-        r->logit_row = pb.add(r->job->prompt[t], int64_t(t), base + int64_t(t), span_of(base, base + int64_t(t) + 1));
+        logit_row = pb.add(r->job->prompt[t], int64_t(t), base + int64_t(t), span_of(base, base + int64_t(t) + 1));
         rows.push_back(row_adapter(r));
       }
     } else {
-      r->logit_row = pb.add(r->pending, r->len, base + r->len, span_of(base, base + r->len + 1));
+      logit_row = pb.add(r->pending, r->len, base + r->len, span_of(base, base + r->len + 1));
       rows.push_back(row_adapter(r));
     }
-    pb.logit_rows.push_back(r->logit_row);
+    pb.logit_rows.push_back(logit_row);
   }
   // 3. Forward the batch, sample each job's next token.
   const int64_t V = model_.config.vocab_size, sampled = std::min<int64_t>(V, tok_.vocab_size());

@@ -63,7 +63,7 @@ class Engine {
   // Ends every running and waiting job with "cut" at the next step (a drain that ran out of time).
   void cut_all();
   int64_t ctx() const { return ctx_; }
-  int64_t waiting() const { return waiting_.load(); }  // jobs in the queue
+  int64_t waiting();                                    // jobs in the queue
   int64_t running() const { return running_.load(); }  // jobs holding a cache region
 
  private:
@@ -86,7 +86,7 @@ class Engine {
   std::deque<std::shared_ptr<Job>> queue_;
   bool stopping_ = false;
   bool cutting_ = false;
-  std::atomic<int64_t> waiting_{0}, running_{0};  // for /metrics
+  std::atomic<int64_t> running_{0};  // jobs holding a region (the worker's own list), for /metrics
   std::thread worker_;
 };
 

@@ -113,8 +113,7 @@ struct Server {
     return out;
   }
 
-  void log_line(const std::string& line) {
-    if (options.access_log == "off") return;
+  void log_line(const std::string& line) {  // after_response skips it with --access-log off
     std::lock_guard<std::mutex> lk(log_mu);
     std::ostream& out = log_file.is_open() ? static_cast<std::ostream&>(log_file) : std::cerr;
     out << line << std::endl;
@@ -258,7 +257,6 @@ struct Server {
 
   // Parses, checks and queues a completion request; throws its ApiError.
   std::shared_ptr<Reply> admit(const httplib::Request& req, const httplib::Response& res, bool chat) {
-    check_key(req);
     if (draining) throw ApiError(503, "server_error", "the server is shutting down");
     auto r = std::make_shared<Reply>();
     r->c = parse_completion_request(req.body, chat, options.limits, adapters.names());
@@ -394,7 +392,6 @@ struct Server {
 
   // POST /v1/adapters {"name", "path"}: path relative to --adapter-dir.
   Json load_adapter(const httplib::Request& req) {
-    check_key(req);
     Json body;
     try {
       body = Json::parse(req.body);
@@ -413,7 +410,6 @@ struct Server {
   }
 
   Json delete_adapter(const httplib::Request& req) {
-    check_key(req);
     const std::string name = req.matches[1];
     if (!adapters.remove(name))
       throw ApiError(404, "invalid_request_error", "no adapter named '" + name + "' is loaded", "name");
@@ -441,6 +437,11 @@ struct Server {
                                "is refused: its size is unknown until it has been read)"));
       return httplib::Server::HandlerResponse::Handled;
     }
+    if (!origin.empty() && cors_allowed(policy, origin)) {  // first: a permitted page can read its 401
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+    }
+    // The one key check of every /v1 request (the handlers do not repeat it).
     if (req.path.rfind("/v1/", 0) == 0 && req.method != "OPTIONS") {
       try {
         check_key(req);
@@ -448,10 +449,6 @@ struct Server {
         send_error(res, e);
         return httplib::Server::HandlerResponse::Handled;
       }
-    }
-    if (!origin.empty() && cors_allowed(policy, origin)) {
-      res.set_header("Access-Control-Allow-Origin", origin);
-      res.set_header("Vary", "Origin");
     }
     if (req.method == "OPTIONS") {  // a preflight: what a permitted page may send
       res.status = 204;
@@ -541,23 +538,14 @@ void add_routes(httplib::Server& http, Server& s) {
   http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
     res.set_content(s.metrics.render(s.engine.waiting(), s.engine.running()), "text/plain; version=0.0.4");
   });
-  http.Get("/v1/models", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      s.check_key(req);
-      res.set_content(s.models_list().dump(), "application/json");
-    });
+  http.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
+    guarded(res, [&] { res.set_content(s.models_list().dump(), "application/json"); });
   });
   http.Get("/v1/models/(.+)", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      s.check_key(req);
-      res.set_content(s.model_by_id(req.matches[1]).dump(), "application/json");
-    });
+    guarded(res, [&] { res.set_content(s.model_by_id(req.matches[1]).dump(), "application/json"); });
   });
-  http.Get("/v1/adapters", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] {
-      s.check_key(req);
-      res.set_content(s.adapters.list().dump(), "application/json");
-    });
+  http.Get("/v1/adapters", [&s](const httplib::Request&, httplib::Response& res) {
+    guarded(res, [&] { res.set_content(s.adapters.list().dump(), "application/json"); });
   });
   http.Post("/v1/adapters", [&s](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] { res.set_content(s.load_adapter(req).dump(), "application/json"); });
