@@ -16,7 +16,7 @@ PACKAGES=(
   libsentencepiece-dev   # SentencePiece .model files
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev       # benchmarks
-  libcpp-httplib-dev     # taia serve (HTTP)
+  libboost-dev           # taia serve (HTTP: Boost.Beast + Boost.Asio)
   openmpi-bin libopenmpi-dev  # data-parallel training (mpirun -np K taia train); optional at build time
   clang libclang-rt-dev  # sanitizer pass of scripts/test.sh (ASan + UBSan runtimes, libFuzzer)
   python3-torch python3-numpy  # the PyTorch reference for parity tests (/usr/bin/python3)

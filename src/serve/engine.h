@@ -18,7 +18,6 @@
 
 #include "generate/sampling.h"
 #include "model/decoder.h"
-#include "serve/client_probe.h"
 #include "model/kv_cache.h"
 #include "model/lora.h"
 #include "model/modes.h"
@@ -39,9 +38,9 @@ struct Job {
   std::function<void(const std::string&)> on_text;
   std::function<void(const std::string& finish_reason, int64_t completion_tokens)> on_done;
   std::atomic<bool> cancelled{false};  // the client went away: the slot is freed at the next step
-  ClientProbe client;                  // asks the connection whether the client is still there
+  std::function<bool()> client_gone;   // asks the connection whether the client has closed it
   // Its client left (a failed write, or a closed connection while the job waited).
-  bool departed() const { return cancelled.load() || client.gone(); }
+  bool departed() const { return cancelled.load() || (client_gone && client_gone()); }
 };
 
 class Engine {

@@ -1,6 +1,5 @@
 #include "serve/server.h"
 
-#include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -20,8 +19,8 @@
 
 #include "core/error.h"
 #include "serve/adapter_registry.h"
-#include "serve/client_probe.h"
 #include "serve/engine.h"
+#include "serve/http.h"
 #include "serve/metrics.h"
 #include "serve/page.h"
 #include "serve/policy.h"
@@ -64,7 +63,7 @@ struct Channel {
   bool any_text = false;
 };
 
-void send_error(httplib::Response& res, const ApiError& e) {
+void send_error(HttpResponse& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 429) res.set_header("Retry-After", "1");
   res.set_content(error_body(e), "application/json");
@@ -119,9 +118,9 @@ struct Server {
     out << line << std::endl;
   }
 
-  void check_key(const httplib::Request& req) const {
+  void check_key(const HttpRequest& req) const {
     if (options.api_keys.empty()) return;
-    const std::string auth = req.get_header_value("Authorization");
+    const std::string auth = req.header("Authorization");
     const std::string prefix = "Bearer ";
     const std::string given = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : std::string();
     bool ok = false;
@@ -256,25 +255,22 @@ struct Server {
   };
 
   // Parses, checks and queues a completion request; throws its ApiError.
-  std::shared_ptr<Reply> admit(const httplib::Request& req, const httplib::Response& res, bool chat) {
+  std::shared_ptr<Reply> admit(const HttpRequest& req, const HttpResponse& res, bool chat) {
     if (draining) throw ApiError(503, "server_error", "the server is shutting down");
     auto r = std::make_shared<Reply>();
     r->c = parse_completion_request(req.body, chat, options.limits, adapters.names());
     const Completion& c = r->c;
-    r->request_id = res.get_header_value("X-Request-Id");
+    r->request_id = res.header("X-Request-Id");
     record(r->request_id, [&](RequestRecord& rec) {
       rec.model = c.model;
       rec.mode = c.choice.mode;
     });
-    if (c.stream && req.version == "HTTP/1.0")
-      throw ApiError(400, "invalid_request_error", "streaming needs HTTP/1.1 (chunked transfer); send it without "
-                     "\"stream\" over HTTP/1.0", "stream");
     // Admission and the prompt's size before it is tokenized: neither costs tokenizer work.
     if (!engine.has_room()) throw ApiError(429, "rate_limit_exceeded", "the server is busy (queue full); retry later");
     check_prompt_bytes(c);
     r->ch = std::make_shared<Channel>();
     r->job = make_job(c, r->ch);
-    r->job->client = ClientProbe(req.remote_addr, req.remote_port, req.local_port);
+    r->job->client_gone = req.client_gone;
     r->prompt_tokens = int64_t(r->job->prompt.size());
     record(r->request_id, [&](RequestRecord& rec) { rec.prompt_tokens = r->prompt_tokens; });
     r->id = (chat ? "chatcmpl-" : "cmpl-") + r->request_id;
@@ -296,7 +292,7 @@ struct Server {
   }
 
   // A non-streaming reply: waits for the end, then one JSON object.
-  void respond_whole(const Reply& r, httplib::Response& res) {
+  void respond_whole(const Reply& r, HttpResponse& res) {
     {
       std::unique_lock<std::mutex> lk(r.ch->mu);
       r.ch->cv.wait(lk, [&] { return r.ch->done; });
@@ -323,17 +319,17 @@ struct Server {
 
   // One call of a streaming reply's content provider: the deltas that came since, and at the end
   // the last chunk (or an error event), the usage chunk when asked, and [DONE]. False: the client
-  // is gone (its job is cancelled).
-  bool stream_some(Reply& r, bool& first, httplib::DataSink& sink) {
+  // is gone (its job is cancelled) or the stream is complete.
+  bool stream_some(Reply& r, bool& first, BodyWriter& sink) {
     const Completion& c = r.c;
-    auto send = [&](const Json& j) {
-      const std::string line = "data: " + j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
-      return sink.write(line.data(), line.size());
+    std::string events;  // what this call sends, in one write (one chunk)
+    auto add = [&](const Json& j) {
+      events += "data: " + j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
     };
+    if (!sink.write({})) return r.job->cancelled = true, false;  // the head did not reach the client
     if (first) {
       first = false;
-      if (c.chat && !send(chunk(c, r.id, r.created, Json{{"role", "assistant"}, {"content", ""}}, nullptr)))
-        return r.job->cancelled = true, false;
+      if (c.chat) add(chunk(c, r.id, r.created, Json{{"role", "assistant"}, {"content", ""}}, nullptr));
     }
     std::unique_lock<std::mutex> lk(r.ch->mu);
     r.ch->cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return r.ch->done || !r.ch->deltas.empty(); });
@@ -341,37 +337,32 @@ struct Server {
     deltas.swap(r.ch->deltas);
     const bool done = r.ch->done;
     lk.unlock();
-    for (const auto& d : deltas)
-      if (!send(chunk(c, r.id, r.created, c.chat ? Json{{"content", d}} : Json(d), nullptr)))
-        return r.job->cancelled = true, false;
-    if (!sink.is_writable()) return r.job->cancelled = true, false;
-    if (!done) return true;
-    finished(r);
-    const std::string& reason = r.ch->finish_reason;
-    if (reason == "error" || reason == "cut")  // an error event in place of a normal end
-      send(Json::parse(error_body(ending_error(reason))));
-    else
-      send(chunk(c, r.id, r.created, c.chat ? Json::object() : Json(""), reason));
-    if (c.include_usage) {
-      Json u = chunk(c, r.id, r.created, Json::object(), nullptr);
-      u["choices"] = Json::array();
-      u["usage"] = usage(r.prompt_tokens, r.ch->completion_tokens);
-      send(u);
+    for (const auto& d : deltas) add(chunk(c, r.id, r.created, c.chat ? Json{{"content", d}} : Json(d), nullptr));
+    if (done) {
+      finished(r);
+      const std::string& reason = r.ch->finish_reason;
+      if (reason == "error" || reason == "cut")  // an error event in place of a normal end
+        add(Json::parse(error_body(ending_error(reason))));
+      else
+        add(chunk(c, r.id, r.created, c.chat ? Json::object() : Json(""), reason));
+      if (c.include_usage) {
+        Json u = chunk(c, r.id, r.created, Json::object(), nullptr);
+        u["choices"] = Json::array();
+        u["usage"] = usage(r.prompt_tokens, r.ch->completion_tokens);
+        add(u);
+      }
+      events += "data: [DONE]\n\n";
     }
-    const std::string end = "data: [DONE]\n\n";
-    sink.write(end.data(), end.size());
-    sink.done();
-    return true;
+    if (!sink.write(events)) return r.job->cancelled = true, false;
+    return !done;
   }
 
-  void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
+  void complete(const HttpRequest& req, HttpResponse& res, bool chat) {
     std::shared_ptr<Reply> r = admit(req, res, chat);
     if (!r->c.stream) return respond_whole(*r, res);
+    res.set_header("Content-Type", "text/event-stream");
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, r, first = true](size_t, httplib::DataSink& sink) mutable { return stream_some(*r, first, sink); },
-        [job = r->job](bool) { job->cancelled = true; });
+    res.stream = [this, r, first = true](BodyWriter& sink) mutable { return stream_some(*r, first, sink); };
   }
 
   Json model_object(const std::string& name) const {
@@ -391,7 +382,7 @@ struct Server {
   }
 
   // POST /v1/adapters {"name", "path"}: path relative to --adapter-dir.
-  Json load_adapter(const httplib::Request& req) {
+  Json load_adapter(const HttpRequest& req) {
     Json body;
     try {
       body = Json::parse(req.body);
@@ -409,33 +400,25 @@ struct Server {
     return Json{{"id", name}, {"object", "adapter"}, {"path", body["path"]}, {"models", models}, {"evicted", evicted}};
   }
 
-  Json delete_adapter(const httplib::Request& req) {
-    const std::string name = req.matches[1];
+  Json delete_adapter(const std::string& name) {
     if (!adapters.remove(name))
       throw ApiError(404, "invalid_request_error", "no adapter named '" + name + "' is loaded", "name");
     return Json{{"id", name}, {"object", "adapter"}, {"deleted", true}};
   }
 
-  // Before every route: the request's id, the browser policy, CORS preflights.
-  httplib::Server::HandlerResponse before_route(const httplib::Request& req, httplib::Response& res) {
+  // Before every route, once the head is in and before the body is read: the request's id, the
+  // browser policy, the key of /v1 requests, CORS preflights. True when it has answered.
+  bool before_body(const HttpRequest& req, HttpResponse& res) {
     const std::string request_id = random_id();
     res.set_header("X-Request-Id", request_id);
     {
       std::lock_guard<std::mutex> lk(records_mu);
       records[request_id].start = Clock::now();
     }
-    const std::string origin = req.get_header_value("Origin");
-    if (auto refused = check_browser_policy(policy, req.method, req.get_header_value("Host"), origin,
-                                            req.get_header_value("Content-Type"))) {
+    const std::string origin = req.header("Origin");
+    if (auto refused = check_browser_policy(policy, req.method, req.header("Host"), origin, req.header("Content-Type"))) {
       send_error(res, *refused);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    // Before the body is read (httplib reads it after this handler): a body of unknown length
-    // (chunked) is refused, as --max-body cannot bound it here, and so is one without the key.
-    if (req.has_header("Transfer-Encoding") || (req.method == "POST" && !req.has_header("Content-Length"))) {
-      send_error(res, ApiError(411, "invalid_request_error", "a request body needs Content-Length (a chunked body "
-                               "is refused: its size is unknown until it has been read)"));
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     if (!origin.empty() && cors_allowed(policy, origin)) {  // first: a permitted page can read its 401
       res.set_header("Access-Control-Allow-Origin", origin);
@@ -447,7 +430,7 @@ struct Server {
         check_key(req);
       } catch (const ApiError& e) {
         send_error(res, e);
-        return httplib::Server::HandlerResponse::Handled;
+        return true;
       }
     }
     if (req.method == "OPTIONS") {  // a preflight: what a permitted page may send
@@ -455,14 +438,14 @@ struct Server {
       res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
       res.set_header("Access-Control-Max-Age", "600");
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
+    return false;
   }
 
   // After every response: one JSON access-log line and the request counters.
-  void after_response(const httplib::Request& req, const httplib::Response& res) {
-    const std::string request_id = res.get_header_value("X-Request-Id");
+  void after_response(const HttpRequest& req, const HttpResponse& res) {
+    const std::string request_id = res.header("X-Request-Id");
     RequestRecord r;
     {
       std::lock_guard<std::mutex> lk(records_mu);
@@ -491,15 +474,15 @@ struct Server {
   }
 
   // SIGTERM / SIGINT: no new connections, running completions finish for up to --drain-timeout,
-  // then the rest are cut. Returns once every completion has been answered.
-  void drain(int port, int signal_number) {
+  // then the rest are cut. Returns once every completion has been answered (the cut ones within
+  // 5 s more: a client that does not read its end is not waited for).
+  void drain(HttpServer& http, int signal_number) {
     draining = true;
     std::unique_lock<std::mutex> lk(records_mu);
     std::cerr << "taia serve: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM") << ": draining "
               << active.size() << " running request(s) for up to " << options.drain_timeout_s
               << " s (a second signal exits at once)" << std::endl;
-    if (!stop_listening(port))  // new connections refused; the open ones served to their end
-      std::cerr << "taia serve: warning: the listening socket was not found; new requests get 503" << std::endl;
+    http.stop_accepting();  // new connections refused; the open ones served to their end
     const auto deadline = Clock::now() + std::chrono::duration<double>(options.drain_timeout_s);
     active_cv.wait_until(lk, deadline, [&] { return active.empty(); });
     if (active.empty()) {
@@ -511,12 +494,15 @@ struct Server {
     std::cerr << "taia serve: drain timeout: cutting " << active.size() << " request(s): " << ids << std::endl;
     lk.unlock();
     engine.cut_all();
+    // The cut replies end with an error event and [DONE] before the connections close.
+    lk.lock();
+    active_cv.wait_for(lk, std::chrono::seconds(5), [&] { return active.empty(); });
   }
 };
 
 // Runs a handler, turning its errors into OpenAI-shaped responses.
 template <class F>
-void guarded(httplib::Response& res, F&& f) {
+void guarded(HttpResponse& res, F&& f) {
   try {
     f();
   } catch (const ApiError& e) {
@@ -528,49 +514,41 @@ void guarded(httplib::Response& res, F&& f) {
   }
 }
 
-void add_routes(httplib::Server& http, Server& s) {
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(compare_page_html(), "text/html; charset=utf-8");
-  });
-  http.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
-    res.set_content(s.draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}", "application/json");
-  });
-  http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
-    res.set_content(s.metrics.render(s.engine.waiting(), s.engine.running()), "text/plain; version=0.0.4");
-  });
-  http.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) {
-    guarded(res, [&] { res.set_content(s.models_list().dump(), "application/json"); });
-  });
-  http.Get("/v1/models/(.+)", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] { res.set_content(s.model_by_id(req.matches[1]).dump(), "application/json"); });
-  });
-  http.Get("/v1/adapters", [&s](const httplib::Request&, httplib::Response& res) {
-    guarded(res, [&] { res.set_content(s.adapters.list().dump(), "application/json"); });
-  });
-  http.Post("/v1/adapters", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] { res.set_content(s.load_adapter(req).dump(), "application/json"); });
-  });
-  http.Delete("/v1/adapters/(.+)", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] { res.set_content(s.delete_adapter(req).dump(), "application/json"); });
-  });
-  http.Post("/v1/chat/completions", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] { s.complete(req, res, true); });
-  });
-  http.Post("/v1/completions", [&s](const httplib::Request& req, httplib::Response& res) {
-    guarded(res, [&] { s.complete(req, res, false); });
-  });
-  // Statuses httplib sets itself (unknown path 404, body over the limit 413): an OpenAI error body.
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    const std::string message = res.status == 404   ? "no such endpoint: " + req.method + " " + req.path
-                                : res.status == 413 ? "request body exceeds the server's limit"
-                                                    : "request failed";
-    send_error(res, ApiError(res.status, "invalid_request_error", message));
-  });
-  http.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
-    return s.before_route(req, res);
-  });
-  http.set_logger([&s](const httplib::Request& req, const httplib::Response& res) { s.after_response(req, res); });
+// The name after `prefix` in `path` ("" when the path is not prefix + a name).
+std::string name_after(const std::string& path, const std::string& prefix) {
+  return path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 ? path.substr(prefix.size()) : "";
+}
+
+// Every endpoint, by method and path (the path percent-decoded by the HTTP layer).
+void route(Server& s, const HttpRequest& req, HttpResponse& res) {
+  const std::string& m = req.method;
+  const std::string& p = req.path;
+  auto json = [&](const Json& j) { res.set_content(j.dump(), "application/json"); };
+  if (m == "GET" && p == "/") return res.set_content(compare_page_html(), "text/html; charset=utf-8");
+  if (m == "GET" && p == "/health")
+    return res.set_content(s.draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}", "application/json");
+  if (m == "GET" && p == "/metrics")
+    return res.set_content(s.metrics.render(s.engine.waiting(), s.engine.running()), "text/plain; version=0.0.4");
+  if (m == "GET" && p == "/v1/models") return json(s.models_list());
+  if (m == "GET" && !name_after(p, "/v1/models/").empty()) return json(s.model_by_id(name_after(p, "/v1/models/")));
+  if (m == "GET" && p == "/v1/adapters") return json(s.adapters.list());
+  if (m == "POST" && p == "/v1/adapters") return json(s.load_adapter(req));
+  if (m == "DELETE" && !name_after(p, "/v1/adapters/").empty())
+    return json(s.delete_adapter(name_after(p, "/v1/adapters/")));
+  if (m == "POST" && p == "/v1/chat/completions") return s.complete(req, res, true);
+  if (m == "POST" && p == "/v1/completions") return s.complete(req, res, false);
+  throw ApiError(404, "invalid_request_error", "no such endpoint: " + m + " " + p);
+}
+
+HttpHandlers handlers_of(Server& s) {
+  HttpHandlers h;
+  h.before_body = [&s](const HttpRequest& req, HttpResponse& res) { return s.before_body(req, res); };
+  h.handle = [&s](const HttpRequest& req, HttpResponse& res) { guarded(res, [&] { route(s, req, res); }); };
+  h.error = [](HttpResponse& res, int status, const std::string& message) {
+    send_error(res, ApiError(status, status >= 500 ? "server_error" : "invalid_request_error", message));
+  };
+  h.after = [&s](const HttpRequest& req, const HttpResponse& res) { s.after_response(req, res); };
+  return h;
 }
 
 // SIGTERM and SIGINT, blocked in every thread serve() starts, are taken by one thread: the first
@@ -617,31 +595,25 @@ void serve(const Model& model, const Tokenizer& tok, const ChatTemplate& chat, s
            const ServeOptions& options, const std::function<void(int port)>& ready) {
   SignalWatch signals;  // before any thread starts: they inherit the blocked mask
   Server s(model, tok, chat, std::move(adapters), options);
-  httplib::Server http;
-  http.new_task_queue = [n = options.max_connections] { return new httplib::ThreadPool(size_t(n)); };
-  http.set_payload_max_length(size_t(options.limits.max_body_bytes));
-  add_routes(http, s);
-  const int port = options.port == 0 ? http.bind_to_any_port(options.host)
-                                     : (http.bind_to_port(options.host, options.port) ? options.port : -1);
-  TAIA_CHECK(port > 0, "[serve] cannot listen on ", options.host, ":", options.port);
-  if (!set_listen_backlog(port, options.backlog))
-    std::cerr << "taia serve: warning: the listening socket was not found; its backlog stays cpp-httplib's 5"
-              << std::endl;
+  HttpLimits limits = options.http;
+  limits.max_body_bytes = options.limits.max_body_bytes;
+  HttpServer http(limits, handlers_of(s));
+  const int port = http.listen(options.host, options.port);
   std::mutex drain_mu;
   std::condition_variable drain_cv;
   bool drain_done = false;
   signals.start([&](int sig) {
-    s.drain(port, sig);
+    s.drain(http, sig);
     std::lock_guard<std::mutex> lk(drain_mu);
     drain_done = true;
     drain_cv.notify_all();
   });
   ready(port);
-  http.listen_after_bind();
-  // listen returns once the listening socket is shut down and every connection's thread has
-  // finished (keep-alive ones after their idle timeout); the drain may still be logging its end.
-  std::unique_lock<std::mutex> lk(drain_mu);
-  drain_cv.wait(lk, [&] { return drain_done || !s.draining; });
+  {
+    std::unique_lock<std::mutex> lk(drain_mu);
+    drain_cv.wait(lk, [&] { return drain_done; });
+  }
+  http.stop();  // the drained connections closed, the layer's threads ended
 }
 
 }  // namespace taia::serve

@@ -1,4 +1,4 @@
-// `taia serve`: the OpenAI-compatible HTTP server (cpp-httplib) around one loaded base, its
+// `taia serve`: the OpenAI-compatible HTTP server (serve/http.h) around one loaded base, its
 // adapters and the batching engine. Endpoints: GET /health, GET /metrics, GET /v1/models and
 // /v1/models/{id}, POST /v1/chat/completions and /v1/completions (JSON or server-sent events),
 // GET / POST /v1/adapters and DELETE /v1/adapters/{name} (serve/adapter_registry.h).
@@ -15,6 +15,7 @@
 #include "model/lora.h"
 #include "model/weights.h"
 #include "serve/api.h"
+#include "serve/http.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,8 +26,7 @@ struct ServeOptions {
   int port = 8080;
   std::vector<std::string> api_keys;  // any of them is accepted; empty: no key asked
   int64_t parallel = 4;       // jobs decoded together
-  int64_t max_connections = 32;
-  int backlog = 512;          // connections the kernel queues before they are accepted
+  HttpLimits http;            // backlog, connections, header limits, --request-timeout (its body limit: limits')
   int64_t max_queue = 0;      // requests waiting for a slot; more are refused with 429 (0: 4 x parallel)
   DecoderSettings decoder;    // --compute, --exact-activations, --kv-dtype (its cache's type)
   Limits limits;

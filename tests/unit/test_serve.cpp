@@ -1,13 +1,8 @@
 // taia serve's request layer: model names and modes, the fields read and refused, limits, the
-// API key comparison; the probe that sees a waiting request's client leave.
-#include <arpa/inet.h>
+// API key comparison, the browser policy.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "serve/api.h"
-#include "serve/client_probe.h"
 #include "serve/policy.h"
 
 using namespace taia;
@@ -109,63 +104,6 @@ TEST(ServeApi, ErrorBodyAndKeyComparison) {
   EXPECT_FALSE(constant_time_equal("sekret", "sekret2"));
   EXPECT_FALSE(constant_time_equal("", "x"));
   EXPECT_TRUE(constant_time_equal("", ""));
-}
-
-// The probe finds a connection's socket by its addresses and sees the client close it.
-// A socket listening on a free loopback port; addr receives its address.
-int loopback_listener(sockaddr_in& addr) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  addr = sockaddr_in{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(listener, 4) != 0 ||
-      getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return -1;
-  return listener;
-}
-
-TEST(ServeClientProbe, SeesTheClientLeave) {
-  sockaddr_in addr{};
-  const int listener = loopback_listener(addr);
-  ASSERT_GE(listener, 0);
-  const int client = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  const int server_side = accept(listener, nullptr, nullptr);
-  ASSERT_GE(server_side, 0);
-  sockaddr_in client_addr{};
-  socklen_t len = sizeof(client_addr);
-  ASSERT_EQ(getsockname(client, reinterpret_cast<sockaddr*>(&client_addr), &len), 0);
-  const ClientProbe probe("127.0.0.1", ntohs(client_addr.sin_port), ntohs(addr.sin_port));
-  EXPECT_TRUE(probe.found());
-  EXPECT_FALSE(probe.gone());
-  ASSERT_EQ(send(client, "x", 1, 0), 1);  // a pipelined byte: still there
-  usleep(20000);
-  EXPECT_FALSE(probe.gone());
-  char byte = 0;
-  ASSERT_EQ(recv(server_side, &byte, 1, 0), 1);  // the server reads it (unread data would look alive)
-  close(client);
-  usleep(20000);
-  EXPECT_TRUE(probe.gone());
-  const ClientProbe unknown("127.0.0.1", 1, 2);  // no such connection: never gone
-  EXPECT_FALSE(unknown.found());
-  EXPECT_FALSE(unknown.gone());
-  close(server_side);
-  close(listener);
-}
-
-// The listening socket is found by its port and shut down: new connections are refused.
-TEST(ServeClientProbe, StopListeningRefusesNewConnections) {
-  sockaddr_in addr{};
-  const int listener = loopback_listener(addr);
-  ASSERT_GE(listener, 0);
-  EXPECT_TRUE(set_listen_backlog(ntohs(addr.sin_port), 64));
-  EXPECT_FALSE(stop_listening(1));  // no listener on port 1 here
-  EXPECT_TRUE(stop_listening(ntohs(addr.sin_port)));
-  const int client = socket(AF_INET, SOCK_STREAM, 0);
-  EXPECT_NE(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  close(client);
-  close(listener);
 }
 
 TEST(ServePolicy, HostOriginAndContentType) {

@@ -19,7 +19,7 @@ struct ServeArgs {
   std::optional<DType> dtype;  // --dtype (nullopt: as stored)
   std::vector<std::string> adapters;  // NAME=PATH
   serve::ServeOptions o;
-  std::string max_body = "1M";
+  std::string max_body = "1M", max_header_bytes = "16K";
   int threads = 0;
   bool no_mmap = false;
 };
@@ -55,6 +55,9 @@ void run_serve(ServeArgs& a) {
     named.push_back({name, spec.substr(eq + 1)});
   }
   a.o.limits.max_body_bytes = parse_byte_size(a.max_body, "--max-body");
+  a.o.http.max_header_bytes = parse_byte_size(a.max_header_bytes, "--max-header-bytes");
+  if (a.o.http.max_header_bytes < 256 || a.o.http.max_header_bytes > (int64_t(1) << 30))
+    throw CLI::ValidationError("--max-header-bytes", "expected 256 bytes .. 1G, got " + a.max_header_bytes);
   collect_api_keys(a);
   auto model = load_for_run(a.model, a.dtype, a.threads, a.no_mmap);
   auto tok = load_tokenizer(a.tokenizer.empty() ? a.model : a.tokenizer);
@@ -110,10 +113,19 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20))->capture_default_str();
   cmd->add_option("--max-prompt-tokens", o.limits.max_prompt_tokens, "Longest prompt (0: --ctx - 1)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--max-body", args->max_body, "Largest request body (413 beyond)")->capture_default_str();
-  cmd->add_option("--max-connections", o.max_connections, "Connections served at once (the rest wait)")
+  cmd->add_option("--max-body", args->max_body, "Largest request body, Content-Length or chunked (413 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--max-header-bytes", args->max_header_bytes, "Largest request head: request line and headers "
+                  "(431 beyond)")->capture_default_str();
+  cmd->add_option("--max-headers", o.http.max_headers, "Most header lines in a request (431 beyond)")
+      ->check(CLI::Range(int64_t(1), int64_t(10000)))->capture_default_str();
+  cmd->add_option("--request-timeout", o.http.request_timeout_s, "Seconds a request's head and body may take to "
+                  "arrive (then the connection closes); also the limit of each write")
+      ->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  cmd->add_option("--max-connections", o.http.max_connections, "Open connections; at the limit the one waiting "
+                  "longest for its request is closed, so a new client is served")
       ->check(CLI::Range(int64_t(1), int64_t(4096)))->capture_default_str();
-  cmd->add_option("--backlog", o.backlog, "Connections the kernel queues before they are accepted (capped by "
+  cmd->add_option("--backlog", o.http.backlog, "Connections the kernel queues before they are accepted (capped by "
                   "net.core.somaxconn)")->check(CLI::Range(1, 65535))->capture_default_str();
   cmd->add_option("--max-queue", o.max_queue, "Requests waiting for a slot; more get 429 (0: 4 x --parallel)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
