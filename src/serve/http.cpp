@@ -360,8 +360,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void discard() {
-    auto sink = std::make_shared<std::array<char, 16384>>();
-    stream_.async_read_some(asio::buffer(*sink), [self = shared_from_this(), sink](beast::error_code ec, size_t) {
+    if (!discard_buffer_) discard_buffer_ = std::make_unique<std::array<char, 16384>>();  // one, reused
+    stream_.async_read_some(asio::buffer(*discard_buffer_), [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec || self->closed_) return self->close();
       self->discard();
     });
@@ -470,6 +470,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point since_ = Clock::now();
   bool closed_ = false, head_seen_ = false, keep_alive_ = false;
   int64_t requests_ = 0;  // handled on this connection so far
+  std::unique_ptr<std::array<char, 16384>> discard_buffer_;  // what linger_close reads and drops
 };
 
 // Accepts while fewer than max_connections are open; at the limit, new clients wait in the
@@ -491,6 +492,8 @@ void HttpServer::Impl::wait_for_room() {
   acceptor.async_wait(tcp::acceptor::wait_read, [this](beast::error_code ec) {
     waiting_for_room = false;
     if (ec || stopping || !acceptor.is_open()) return;
+    connections.remove_if([](const std::shared_ptr<Connection>& c) { return c->closed(); });
+    if (int64_t(connections.size()) < limits.max_connections) return accept_next();  // room came meanwhile
     if (make_room()) return;  // its close calls accept_next
     auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
     timer->async_wait([this, timer](beast::error_code) { accept_next(); });
