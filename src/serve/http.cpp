@@ -1,5 +1,6 @@
 #include "serve/http.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -194,15 +195,15 @@ struct HttpServer::Impl {
 };
 
 // One client connection: its requests one after another (pipelined ones from the buffer).
-// Reading and writing happen on the I/O thread; a worker thread runs the handler and hands each
-// write to the I/O thread, waiting for it.
+// Reading happens on the I/O thread; a worker thread runs the handler and writes its response.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(HttpServer::Impl& server, tcp::socket socket)
       : s_(server), stream_(std::move(socket)), buffer_(size_t(server.limits.max_header_bytes) + 65536) {
-    // A second descriptor for the same socket, closed only with this object: client_gone may peek
-    // at it from another thread without racing the I/O thread's close (the number is never reused
-    // while it is held). close() shuts the socket down through it, so the peer still sees the end.
+    // A second descriptor for the same socket, closed only with this object: the worker thread
+    // writes through it and client_gone peeks at it from other threads without racing the I/O
+    // thread's close (the number is never reused while it is held). close() shuts the socket down
+    // through it, so the peer still sees the end and a worker's write fails at once.
     probe_fd_ = ::dup(stream_.socket().native_handle());
     beast::error_code ec;
     const auto peer = stream_.socket().remote_endpoint(ec);
@@ -409,7 +410,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool write(std::string_view bytes) override {
       if (!ok_) return false;
       if (bytes.empty()) return true;
-      if (!chunked_) return ok_ = c_.write_from_worker(std::string(bytes));
+      if (!chunked_) return ok_ = c_.write_from_worker(bytes);
       char size[20];
       std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
       return ok_ = c_.write_from_worker(size + std::string(bytes) + "\r\n");
@@ -437,17 +438,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return !chunked || write_from_worker("0\r\n\r\n");
   }
 
-  // Hands one write to the I/O thread and waits for it (each write within --request-timeout).
-  bool write_from_worker(const std::string& bytes) {
-    std::promise<bool> done;
-    auto written = done.get_future();
-    asio::post(stream_.get_executor(), [self = shared_from_this(), &bytes, &done] {
-      if (self->closed_) return done.set_value(false);
-      self->stream_.expires_after(self->s_.timeout());
-      asio::async_write(self->stream_, asio::buffer(bytes),
-                        [&done](beast::error_code ec, size_t) { done.set_value(!ec); });
-    });
-    return written.get();
+  // Writes from the worker thread straight to the socket, through the second descriptor: the I/O
+  // thread does nothing with this connection while its request runs (a hand-over to it would
+  // cost two thread switches per write). Each write within --request-timeout.
+  bool write_from_worker(std::string_view bytes) {
+    const auto deadline = Clock::now() + s_.timeout();
+    size_t at = 0;
+    while (at < bytes.size()) {
+      const ssize_t n = ::send(probe_fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        at += size_t(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;  // reset, or shut down by close()
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;  // the client does not read
+      pollfd ready{probe_fd_, POLLOUT, 0};
+      if (::poll(&ready, 1, int(std::min<int64_t>(left, 1 << 30))) < 0 && errno != EINTR) return false;
+    }
+    return true;
   }
 
   bool peer_closed() const {
