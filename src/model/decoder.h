@@ -133,8 +133,16 @@ class Decoder {
   void project_shared(int64_t layer, const std::vector<Proj>& ps, const std::vector<const Linear*>& lins,
                       const std::vector<float*>& ys, const float* x, int64_t T);
   void add_lora(int64_t layer, Proj p, const Linear& lin, float* y, const float* x, int64_t T);
+  struct AdapterRun {  // consecutive rows [begin, end) of a packed batch with one adapter applying p
+    const LoraAdapter* adapter;
+    int64_t begin, end;
+  };
+  static constexpr int64_t kRunsTogetherMaxRows = 64;  // steps up to this many rows: runs share a region
+  void add_lora_runs_together(const std::vector<AdapterRun>& runs, int64_t layer, Proj p, const Linear& lin,
+                              float* y, const float* x);
   void add_adapter_rows(const LoraAdapter& adapter, int64_t layer, Proj p, const Linear& lin, float* y,
                         const float* x, int64_t begin, int64_t end);
+  static void add_lora_view_rows(const LoraView& m, float* y, const float* x, int64_t begin, int64_t end, float* u);
   void check_adapter(const LoraAdapter& adapter, const ModuleMask& mask) const;
   bool check_packed_batch(const KVCache& cache, const PackedBatch& b) const;
   void layer_forward(int64_t layer, KVCache& cache, const PackedBatch& b, bool contiguous);

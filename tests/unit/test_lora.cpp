@@ -135,6 +135,38 @@ std::vector<float> logits_of(const Model& m, const LoraAdapter* a, const ModuleM
   return out;
 }
 
+// Each sequence (the 7 ids of logits_of) packed with the others in one pass, its rows under its
+// own adapter and mode, gives the logits of that adapter and mode run alone.
+void expect_packed_rows_match_alone(const Model& model, const std::vector<RowAdapter>& sequences) {
+  const std::vector<int32_t> ids{1, 5, 9, 2, 7, 3, 11};
+  std::vector<std::vector<float>> alone;
+  for (const RowAdapter& r : sequences) alone.push_back(logits_of(model, r.adapter, r.mask));
+  for (size_t q = 0; q + 1 < sequences.size(); ++q)  // the last is the base: every other one differs
+    ASSERT_GT(test::max_abs_diff(alone[q], alone.back()), 1e-3f) << "sequence " << q;
+  // Sequence s in slots s*7 .. s*7+6, every row's logits.
+  PackedBatch pb;
+  std::vector<RowAdapter> rows;
+  const int64_t n = int64_t(ids.size()), S = int64_t(sequences.size());
+  for (int64_t q = 0; q < S; ++q)
+    for (int64_t t = 0; t < n; ++t) {
+      KeySpans span;
+      span.begin[0] = q * n;
+      span.end[0] = q * n + t + 1;
+      pb.logit_rows.push_back(pb.add(ids[size_t(t)], t, q * n + t, span));
+      rows.push_back(sequences[size_t(q)]);
+    }
+  Decoder d(model);
+  d.set_row_adapters(&rows);
+  KVCache cache(model.config, S * n);
+  const size_t V = size_t(model.config.vocab_size);
+  std::vector<float> out(size_t(S * n) * V);
+  d.forward_packed(cache, pb, out.data());
+  for (int64_t q = 0; q < S; ++q) {
+    const std::vector<float> got(out.begin() + int64_t(size_t(q * n) * V), out.begin() + int64_t(size_t((q + 1) * n) * V));
+    EXPECT_LE(test::max_abs_diff(got, alone[size_t(q)]), 1e-5f) << "sequence " << q;
+  }
+}
+
 // Per-row adapters and modes (taia serve's one pass per step): four sequences packed in one pass
 // — adapter A in TAIA mode, adapter B in vanilla mode, a MoLoRA adapter in TAIF mode, the base —
 // give each the logits of its own adapter and mode run alone.
@@ -160,42 +192,39 @@ TEST(Lora, RowAdaptersGiveEachRowItsOwnAdapterAndMode) {
     for (auto& m : layer)
       if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
   auto model = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
-  const std::vector<int32_t> ids{1, 5, 9, 2, 7, 3, 11};
   const std::vector<RowAdapter> sequences{
       {&first, parse_mode("taia")}, {&second, parse_mode("vanilla")}, {&experts, parse_mode("taif")}, {nullptr, {}}};
-  std::vector<std::vector<float>> alone;
-  for (const RowAdapter& r : sequences) alone.push_back(logits_of(*model, r.adapter, r.mask));
-  ASSERT_GT(test::max_abs_diff(alone[0], alone[3]), 1e-3f);
-  ASSERT_GT(test::max_abs_diff(alone[1], alone[3]), 1e-3f);
-  ASSERT_GT(test::max_abs_diff(alone[2], alone[3]), 1e-3f);
-  // Sequence s in slots s*7 .. s*7+6, every row's logits.
-  PackedBatch pb;
-  std::vector<RowAdapter> rows;
-  const int64_t n = int64_t(ids.size()), S = int64_t(sequences.size());
-  for (int64_t q = 0; q < S; ++q)
-    for (int64_t t = 0; t < n; ++t) {
-      KeySpans span;
-      span.begin[0] = q * n;
-      span.end[0] = q * n + t + 1;
-      pb.logit_rows.push_back(pb.add(ids[size_t(t)], t, q * n + t, span));
-      rows.push_back(sequences[size_t(q)]);
-    }
+  expect_packed_rows_match_alone(*model, sequences);
   Decoder d(*model);
-  d.set_row_adapters(&rows);
-  KVCache cache(c, S * n);
-  const size_t V = size_t(c.vocab_size);
-  std::vector<float> out(size_t(S * n) * V);
-  d.forward_packed(cache, pb, out.data());
-  for (int64_t q = 0; q < S; ++q) {
-    const std::vector<float> got(out.begin() + int64_t(size_t(q * n) * V), out.begin() + int64_t(size_t((q + 1) * n) * V));
-    EXPECT_LE(test::max_abs_diff(got, alone[size_t(q)]), 1e-5f) << "sequence " << q;
-  }
   // An adapter of another model's shape is refused when the rows are set.
   ModelConfig deeper = c;
   deeper.num_layers += 1;
   const LoraAdapter other = LoraAdapter::create(deeper, lc, 4);
   const std::vector<RowAdapter> bad{{&other, parse_mode("taia")}};
   EXPECT_THROW(d.set_row_adapters(&bad), Error);
+}
+
+// Many adapters in one step (serve with 8 fine-tunes): 5 LoRA adapters, one run each, go through
+// the path that shares one parallel region among the runs (Decoder::add_lora_runs_together), and
+// still give each sequence its own adapter's logits.
+TEST(Lora, ManyRowAdaptersShareOneParallelRegion) {
+  const ModelConfig c = tiny();
+  LoraConfig lc;
+  lc.rank = 2;
+  lc.alpha = 3;
+  Rng rng(11);
+  std::vector<LoraAdapter> adapters;
+  for (uint64_t seed = 20; seed < 25; ++seed) {
+    adapters.push_back(LoraAdapter::create(c, lc, seed));
+    for (auto& layer : adapters.back().layers)
+      for (auto& m : layer)
+        if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
+  }
+  auto model = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
+  std::vector<RowAdapter> sequences;
+  for (const LoraAdapter& a : adapters) sequences.push_back({&a, parse_mode(sequences.size() % 2 ? "taia" : "vanilla")});
+  sequences.push_back({nullptr, {}});
+  expect_packed_rows_match_alone(*model, sequences);
 }
 
 TEST(Lora, Phi3AdaptsTheFusedModules) {
