@@ -48,41 +48,24 @@ class RawClient {
   // Everything until the server closes, or what came within `seconds`.
   std::string read_until_closed(double seconds, bool* closed = nullptr) {
     std::string out;
-    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-    for (;;) {
-      const int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count());
-      if (left <= 0) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, left) <= 0) break;
-      char buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        if (closed) *closed = true;
-        return out;
-      }
-      out.append(buf, size_t(n));
+    const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    bool peer_closed = false;
+    while (read_more(out, end, peer_closed)) {
     }
-    if (closed) *closed = false;
+    if (closed) *closed = peer_closed;
     return out;
   }
   // Reads until `count` occurrences of `marker` have arrived (or `seconds` pass).
   std::string read_until(const std::string& marker, int count, double seconds) {
     std::string out;
-    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     auto occurrences = [&] {
       int n = 0;
       for (size_t at = out.find(marker); at != std::string::npos; at = out.find(marker, at + 1)) ++n;
       return n;
     };
-    while (occurrences() < count) {
-      const int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count());
-      if (left <= 0) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, left) <= 0) break;
-      char buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, size_t(n));
+    bool peer_closed = false;
+    while (occurrences() < count && read_more(out, end, peer_closed)) {
     }
     return out;
   }
@@ -92,9 +75,30 @@ class RawClient {
   }
 
  private:
+  // Appends what arrives before `end`; false once the time is up or the server closed.
+  bool read_more(std::string& out, Clock::time_point end, bool& peer_closed) {
+    const int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count());
+    if (left <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, left) <= 0) return false;
+    char buf[65536];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return !(peer_closed = true);
+    out.append(buf, size_t(n));
+    return true;
+  }
+
   int fd_ = -1;
   bool connected_ = false;
 };
+
+// Polls `done` every 5 ms for up to `seconds`; its last answer.
+template <class F>
+bool wait_for(F done, double seconds) {
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  while (!done() && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return done();
+}
 
 int status_of(const std::string& reply) { return reply.size() > 12 ? std::stoi(reply.substr(9, 3)) : 0; }
 
@@ -303,12 +307,9 @@ TEST(HttpLayer, WaitingHandlerSeesItsClientLeave) {
   {
     RawClient c(s.port);
     ASSERT_TRUE(c.send_text("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"));
-    const auto end = Clock::now() + std::chrono::seconds(5);
-    while (s.handled == 0 && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(wait_for([&] { return s.handled > 0; }, 5));
   }  // closed here
-  const auto end = Clock::now() + std::chrono::seconds(10);
-  while (!s.saw_gone && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_TRUE(s.saw_gone);
+  EXPECT_TRUE(wait_for([&] { return s.saw_gone.load(); }, 10));
 }
 
 TEST(HttpLayer, AtTheLimitANewClientWaitsForRoom) {
@@ -317,8 +318,7 @@ TEST(HttpLayer, AtTheLimitANewClientWaitsForRoom) {
   TestServer s(l);
   RawClient busy(s.port);
   ASSERT_TRUE(busy.send_text("GET /block HTTP/1.1\r\nHost: x\r\n\r\n"));
-  const auto end = Clock::now() + std::chrono::seconds(5);
-  while (s.handled == 0 && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(wait_for([&] { return s.handled > 0; }, 5));
   RawClient next(s.port);  // in the kernel's backlog while the only connection runs a request
   ASSERT_TRUE(next.send_text("GET /next HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(next.read_until("GET /next", 1, 0.5), "");

@@ -135,6 +135,14 @@ std::vector<float> logits_of(const Model& m, const LoraAdapter* a, const ModuleM
   return out;
 }
 
+// The adapter with every LoRA B drawn at random (created B is zero: the adapter would change nothing).
+LoraAdapter with_random_b(LoraAdapter a, Rng& rng) {
+  for (auto& layer : a.layers)
+    for (auto& m : layer)
+      if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
+  return a;
+}
+
 // Each sequence (the 7 ids of logits_of) packed with the others in one pass, its rows under its
 // own adapter and mode, gives the logits of that adapter and mode run alone.
 void expect_packed_rows_match_alone(const Model& model, const std::vector<RowAdapter>& sequences) {
@@ -176,14 +184,8 @@ TEST(Lora, RowAdaptersGiveEachRowItsOwnAdapterAndMode) {
   lc.rank = 3;
   lc.alpha = 5;
   Rng rng(7);
-  auto randomized = [&](LoraAdapter a) {
-    for (auto& layer : a.layers)
-      for (auto& m : layer)
-        if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
-    return a;
-  };
-  const LoraAdapter first = randomized(LoraAdapter::create(c, lc, 4));
-  const LoraAdapter second = randomized(LoraAdapter::create(c, lc, 5));
+  const LoraAdapter first = with_random_b(LoraAdapter::create(c, lc, 4), rng);
+  const LoraAdapter second = with_random_b(LoraAdapter::create(c, lc, 5), rng);
   MoloraConfig mc;
   mc.experts = 2;
   mc.top_k = 2;
@@ -214,12 +216,7 @@ TEST(Lora, ManyRowAdaptersShareOneParallelRegion) {
   lc.alpha = 3;
   Rng rng(11);
   std::vector<LoraAdapter> adapters;
-  for (uint64_t seed = 20; seed < 25; ++seed) {
-    adapters.push_back(LoraAdapter::create(c, lc, seed));
-    for (auto& layer : adapters.back().layers)
-      for (auto& m : layer)
-        if (m) for (float& b : m->B) b = float(0.3 * rng.normal());
-  }
+  for (uint64_t seed = 20; seed < 25; ++seed) adapters.push_back(with_random_b(LoraAdapter::create(c, lc, seed), rng));
   auto model = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
   std::vector<RowAdapter> sequences;
   for (const LoraAdapter& a : adapters) sequences.push_back({&a, parse_mode(sequences.size() % 2 ? "taia" : "vanilla")});
