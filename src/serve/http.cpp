@@ -52,7 +52,7 @@ std::string decoded_path(std::string_view target) {
   std::string out;
   out.reserve(target.size());
   for (size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == '%' && i + 2 < target.size() + 0 && hex_digit(target[i + 1]) >= 0 && hex_digit(target[i + 2]) >= 0) {
+    if (target[i] == '%' && i + 2 < target.size() && hex_digit(target[i + 1]) >= 0 && hex_digit(target[i + 2]) >= 0) {
       out += char(hex_digit(target[i + 1]) * 16 + hex_digit(target[i + 2]));
       i += 2;
     } else {
