@@ -19,6 +19,7 @@
 #include "model/loader.h"
 #include "model/modes.h"
 #include "model/peft_adapter.h"
+#include "model/update_controls.h"
 #include "model/tokenizer_loader.h"
 #include "tokenizer/chat_template.h"
 
@@ -112,15 +113,20 @@ struct Model::Impl {
     return *tokenizer;
   }
 
+  // A decoder and the adapter it runs (an update-size control's derived one lives as long).
+  struct ModeDecoder {
+    ModeAdapter run;
+    std::unique_ptr<Decoder> decoder;  // declared after `run`: destroyed before the adapter it reads
+    Decoder* operator->() const { return decoder.get(); }
+    Decoder& operator*() const { return *decoder; }
+  };
+
   // A decoder running options.mode over the adapter (unmerged), configured by options.
-  std::unique_ptr<Decoder> decoder(const RunOptions& o, DType default_kv) const {
+  ModeDecoder decoder(const RunOptions& o, DType default_kv) const {
     const LoraAdapter* a = run_adapter(o);
     const std::string mode = o.mode.empty() ? (a ? kDefaultMode : kBaseMode) : o.mode;
-    const ModuleMask mask = parse_mode(mode);
-    const bool any = std::any_of(mask.begin(), mask.end(), [](bool b) { return b; });
-    TAIA_CHECK(!any || a, "[api] mode '", mode, "' needs an adapter: call load_adapter first or pass one");
-    auto d = std::make_unique<Decoder>(*model);
-    d->set_adapter(a, mask);
+    ModeDecoder d{adapter_for_mode(a, parse_mode_spec(mode), "[api]"), std::make_unique<Decoder>(*model)};
+    d->set_adapter(d.run.adapter, d.run.mask);
     d->configure(decoder_settings(o, default_kv));
     return d;
   }

@@ -10,6 +10,7 @@
 #include "core/progress.h"
 #include "eval/grading.h"
 #include "eval/prompts.h"
+#include "model/update_controls.h"
 #include "eval/results.h"
 #include "eval/scorers.h"
 
@@ -71,14 +72,10 @@ std::string entry_line(const std::string& key, const std::string& mode, const Js
   return buf;
 }
 
-std::vector<std::pair<std::string, ModuleMask>> checked_modes(const EvalSettings& s, const LoraAdapter* adapter) {
-  std::vector<std::pair<std::string, ModuleMask>> modes;
-  for (const auto& m : s.modes) {
-    const ModuleMask mask = parse_mode(m);
-    const bool any = std::any_of(mask.begin(), mask.end(), [](bool b) { return b; });
-    TAIA_CHECK(!any || adapter, "[eval] mode '", m, "' needs an adapter (--adapter DIR)");
-    modes.push_back({m, mask});
-  }
+// Each mode's adapter and mask (an update-size control: its derived adapter, made once here).
+std::vector<std::pair<std::string, ModeAdapter>> checked_modes(const EvalSettings& s, const LoraAdapter* adapter) {
+  std::vector<std::pair<std::string, ModeAdapter>> modes;
+  for (const auto& m : s.modes) modes.push_back({m, adapter_for_mode(adapter, parse_mode_spec(m), "[eval]")});
   return modes;
 }
 
@@ -108,8 +105,8 @@ Json run_eval(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter
       const auto prepare_start = Clock::now();
       const Prepared prepared = prompts.prepare(task, picked, shots);
       timing.prepare += seconds_since(prepare_start);
-      for (const auto& [mode, mask] : modes) {
-        decoder.set_adapter(adapter, mask);
+      for (const auto& [mode, run] : modes) {
+        decoder.set_adapter(run.adapter, run.mask);
         const Json e = score_in_mode(scorer, decoder, task, picked, prepared, shots, key, mode, s, out_dir, timing);
         results["tasks"][key][mode] = e;
         log(entry_line(key, mode, e));

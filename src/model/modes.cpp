@@ -1,5 +1,8 @@
 #include "model/modes.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "core/error.h"
 
 namespace taia {
@@ -40,9 +43,21 @@ const std::vector<std::string>& finetuned_mode_names() {
   return names;
 }
 
+const std::vector<ModeInfo>& control_table() {
+  static const std::vector<ModeInfo> table = {
+      {"random-half", "random-half-N: a random set of the trained modules with as many parameters as the attention "
+                      "set (draw N, default 1)", kAll},
+      {"scaled", "all updates, each layer's scaled to the norm of its attention update", kAll},
+  };
+  return table;
+}
+
 std::string modes_help() {
   std::string s;
   for (const ModeInfo& m : mode_table()) s += std::string(s.empty() ? "" : "; ") + m.name + " = " + m.help;
+  s += "; update-size controls: ";
+  for (const ModeInfo& m : control_table()) s += std::string(m.name) + " = " + m.help + "; ";
+  s.resize(s.size() - 2);
   return s;
 }
 
@@ -89,15 +104,74 @@ std::string targets_to_string(const ModuleMask& t, ProjLayout layout) {
   return s;
 }
 
+bool ModeSpec::any() const {
+  return control != UpdateControl::None || std::any_of(mask.begin(), mask.end(), [](bool b) { return b; });
+}
+
+namespace {
+// "random-half" -> 1, "random-half-7" -> 7; nullopt for anything else.
+std::optional<uint64_t> random_half_draw(const std::string& m) {
+  const std::string prefix = "random-half";
+  if (m.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  if (m.size() == prefix.size()) return 1;
+  if (m[prefix.size()] != '-' || m.size() == prefix.size() + 1 || m.size() > prefix.size() + 10) return std::nullopt;
+  uint64_t n = 0;
+  for (size_t i = prefix.size() + 1; i < m.size(); ++i) {
+    if (m[i] < '0' || m[i] > '9') return std::nullopt;
+    n = n * 10 + uint64_t(m[i] - '0');
+  }
+  if (n == 0) return std::nullopt;
+  return n;
+}
+}  // namespace
+
+ModeSpec parse_mode_spec(const std::string& m) {
+  ModeSpec spec;
+  spec.name = m;
+  if (const auto draw = random_half_draw(m)) {
+    spec.mask = kAll;
+    spec.control = UpdateControl::RandomHalf;
+    spec.draw = *draw;
+    return spec;
+  }
+  if (m.compare(0, 11, "random-half") == 0)
+    fail("[mode] expected random-half or random-half-N with N a draw number from 1, got '", m, "'");
+  if (m == "scaled") {
+    spec.mask = kAll;
+    spec.control = UpdateControl::Scaled;
+    return spec;
+  }
+  spec.mask = parse_mode(m);
+  return spec;
+}
+
+bool is_mode(const std::string& m) {
+  try {
+    parse_mode_spec(m);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+bool is_named_mode(const std::string& m) {
+  const auto& names = mode_names();
+  return std::find(names.begin(), names.end(), m) != names.end() ||
+         (is_mode(m) && parse_mode_spec(m).control != UpdateControl::None);
+}
+
 ModuleMask parse_mode(const std::string& m) {
   for (const ModeInfo& info : mode_table())
     if (m == info.name) return info.mask;
+  TAIA_CHECK(m != "scaled" && m.compare(0, 11, "random-half") != 0, "[mode] '", m,
+             "' is an update-size control, computed from the update itself; here expected base, vanilla, taia, taif "
+             "or a module list");
   try {
     return parse_targets(m);
   } catch (const Error& e) {  // say what a mode can be, not only what a module list can be
     std::string names;
     for (const ModeInfo& info : mode_table()) names += info.name + std::string(", ");
-    fail("[mode] expected ", names, "or a module list; ", e.what());
+    fail("[mode] expected ", names, "random-half[-N], scaled or a module list; ", e.what());
   }
 }
 

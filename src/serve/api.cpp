@@ -162,9 +162,8 @@ ModelChoice resolve_model(const std::string& model, const std::optional<std::str
     c.adapter = name;
   }
   if (taia_mode) c.mode = *taia_mode;
-  const auto& modes = mode_names();
-  if (std::find(modes.begin(), modes.end(), c.mode) == modes.end())
-    throw bad(taia_mode ? "taia_mode" : "model", "mode expected base, vanilla, taia or taif, got '" + c.mode + "'");
+  if (!is_named_mode(c.mode))
+    throw bad(taia_mode ? "taia_mode" : "model", std::string("mode expected ") + kNamedModesWords + ", got '" + c.mode + "'");
   if (c.adapter.empty() && c.mode != "base")
     throw bad(taia_mode ? "taia_mode" : "model", "the base model has no '" + c.mode + "' mode; name an adapter");
   return c;

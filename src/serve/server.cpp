@@ -18,6 +18,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "model/update_controls.h"
 #include "serve/adapter_registry.h"
 #include "serve/engine.h"
 #include "serve/http.h"
@@ -92,6 +93,17 @@ struct Server {
   std::condition_variable active_cv;
   std::mutex log_mu;
   std::ofstream log_file;
+  // The update-size controls' derived adapters (model/update_controls.h), made on first use of an
+  // (adapter, mode) and kept for the next requests: at most kMaxDerived, the oldest dropped (a job
+  // holds its own reference). An entry is found again only while its source adapter lives.
+  struct Derived {
+    std::weak_ptr<const LoraAdapter> source;
+    std::string mode;
+    std::shared_ptr<const LoraAdapter> adapter;
+  };
+  static constexpr size_t kMaxDerived = 16;
+  std::mutex derived_mu;
+  std::deque<Derived> derived;
   size_t max_token_bytes = 1;  // the longest text one token decodes to
 
   Server(const Model& m, const Tokenizer& t, const ChatTemplate& c, std::vector<NamedAdapter> a, const ServeOptions& o)
@@ -110,6 +122,17 @@ struct Server {
     std::vector<AdapterRegistry::Named> out;
     for (auto& n : given) out.push_back({n.name, std::move(n.adapter)});
     return out;
+  }
+
+  std::shared_ptr<const LoraAdapter> derived_adapter(const std::shared_ptr<const LoraAdapter>& source, const ModeSpec& mode) {
+    std::lock_guard<std::mutex> lk(derived_mu);
+    for (const Derived& d : derived)  // same owner, still alive: the same adapter object
+      if (d.mode == mode.name && !d.source.expired() && !d.source.owner_before(source) && !source.owner_before(d.source))
+        return d.adapter;
+    auto made = adapter_for_mode(source.get(), mode, "[serve]").derived;
+    if (derived.size() == kMaxDerived) derived.pop_front();
+    derived.push_back({source, mode.name, made});
+    return made;
   }
 
   void log_line(const std::string& line) {  // after_response skips it with --access-log off
@@ -172,8 +195,12 @@ struct Server {
         throw ApiError(404, "invalid_request_error", "The model '" + c.model + "' does not exist", "model");
       job->adapter = job->adapter_ref.get();
     }
-    job->mask = parse_mode(c.choice.mode);
-    if (!job->adapter) job->mask = ModuleMask{};
+    const ModeSpec mode = parse_mode_spec(c.choice.mode);
+    job->mask = job->adapter ? mode.mask : ModuleMask{};
+    if (job->adapter && mode.control != UpdateControl::None) {  // its derived adapter, every module
+      job->adapter_ref = derived_adapter(job->adapter_ref, mode);
+      job->adapter = job->adapter_ref.get();
+    }
     job->sampling.temperature = c.temperature;
     job->sampling.top_p = c.top_p;
     job->sampling.seed = c.seed ? *c.seed : random_u64();

@@ -167,6 +167,30 @@ if qwen and os.path.isdir(qwen):
                   for f in ("tokenizer.json", "tokenizer_config.json"))
     check(r1.returncode == 0 and r2.returncode == 0 and r3.returncode == 0 and present and same,
           "hf export and full fine-tuning carry the tokenizer files", r1.stderr + r2.stderr + r3.stderr)
+    # The update-size controls: an exported scaled adapter run as vanilla is the scaled mode run
+    # unmerged; a full merge of random-half keeps whole tensors (fine-tuned or the base's) within
+    # the attention set's parameter count; a draw 0 is a usage error.
+    scaled_out = os.path.join(WORK, "q_scaled")
+    r = run("export", "-m", qmodel, "--adapter", lora_out, "--mode", "scaled", "--format", "peft", "-o", scaled_out)
+    g1 = run("generate", "-m", qmodel, "--adapter", lora_out, "--mode", "scaled", "--prompt-ids", "1,5,9", "-n", "6",
+             "--temperature", "0", "--format", "json")
+    g2 = run("generate", "-m", qmodel, "--adapter", scaled_out, "--mode", "vanilla", "--prompt-ids", "1,5,9", "-n", "6",
+             "--temperature", "0", "--format", "json")
+    ids = [json.loads(g.stdout)["output_ids"] if g.returncode == 0 else None for g in (g1, g2)]
+    check(r.returncode == 0 and ids[0] is not None and ids[0] == ids[1],
+          "export --mode scaled (peft) run as vanilla == generate --mode scaled", r.stderr + g1.stderr + g2.stderr)
+    merged_half = os.path.join(WORK, "q_half")
+    r = run("merge", "--base", qmodel, "--finetuned", full_out, "--mode", "random-half-2", "--out", merged_half,
+            "--format", "json")
+    m = json.loads(r.stdout) if r.returncode == 0 else {}
+    upd, prov = m.get("update", {}), m.get("provenance", {})
+    proj = [v for k, v in prov.items() if "_proj." in k]
+    check(r.returncode == 0 and m.get("mode") == "random-half-2" and 0 < upd.get("parameters", 0) <=
+          upd.get("attention_parameters", -1) and set(proj) == {"base", "finetuned"},
+          "merge --finetuned --mode random-half-2: whole tensors, <= the attention set's parameters",
+          r.stderr + str(upd)[:300])
+    r = run("generate", "-m", qmodel, "--adapter", lora_out, "--mode", "random-half-0", "--prompt-ids", "1", "-n", "1")
+    check(r.returncode == 2 and "random-half" in r.stderr, "--mode random-half-0: usage error", r.stderr)
     r = run("generate", "-m", qmodel, "--prompt-ids", "1", "--prompt", "x")
     check(r.returncode == 2, "--prompt-ids and --prompt together: usage error")
 

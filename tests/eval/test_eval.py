@@ -206,8 +206,17 @@ check(abs(bits - got["value"]) < 1e-4 and got["n"] == len(ids) - 1, "bits per to
       (bits, got))
 check(abs(got["perplexity"] - 2 ** got["value"]) < 1e-6 * got["perplexity"], "perplexity = 2^bits")
 
-# ---- 3. mode switching in one run == separate runs on merged exports
-for mode in ("vanilla", "taia", "taif"):
+# ---- 3. mode switching in one run == separate runs on merged exports (the update-size controls
+# too: eval derives their adapters unmerged, merge folds the same update into the weights)
+controls = os.path.join(WORK, "controls")
+r = taia("eval", "-m", MODEL, "--adapter", adapter, "--tasks", TASK_ARG, "--modes", "scaled,random-half-2", "--out",
+         controls, *COMMON)
+check(r.returncode == 0 and set(results(controls)["tasks"][stem(TASKS[0])]) == {"scaled", "random-half-2"},
+      "eval --modes scaled,random-half-2", r.stderr)
+for key in results(controls)["tasks"]:
+    res["tasks"][key].update(results(controls)["tasks"][key])
+for mode in ("vanilla", "taia", "taif", "scaled", "random-half-2"):
+    one_run = controls if mode in ("scaled", "random-half-2") else run
     merged = os.path.join(WORK, f"merged_{mode}")
     r = taia("merge", "--base", MODEL, "--adapter", adapter, "--mode", mode, "--out", merged)
     check(r.returncode == 0, f"merge {mode}", r.stderr)
@@ -224,7 +233,7 @@ for mode in ("vanilla", "taia", "taif"):
         tol = 5e-4 * max(1.0, abs(b["value"])) if a["kind"] == "perplexity" else 0.0
         same = abs(a["value"] - b["value"]) <= tol
         if a["kind"] != "perplexity":
-            same = same and [x["extracted"] for x in samples(run, key, mode)] == \
+            same = same and [x["extracted"] for x in samples(one_run, key, mode)] == \
                 [x["extracted"] for x in samples(sep, key, "base")]
         check(same, f"{key}: {mode} unmerged in one run == merged export", (a["value"], b["value"]))
 

@@ -217,6 +217,14 @@ try:
                                                    "max_tokens": 24, "temperature": 0})
     check(st == 200 and body["choices"][0]["text"] == expected[("tiny:taif", PROMPTS[0])],
           "taia_mode overrides the model name's mode", body)
+    # The update-size controls serve as any mode does: each answer equals `taia generate`'s, twice
+    # (the second request reuses the derived adapter).
+    for control in ("scaled", "random-half-2"):
+        want = generate(PROMPTS[1], control)
+        got = [request(s.url + "/v1/completions", {"model": "tiny:" + control, "prompt": PROMPTS[1], "max_tokens": 24,
+                                                   "temperature": 0}) for _ in range(2)]
+        check(want is not None and all(st == 200 and b["choices"][0]["text"] == want for st, b in got),
+              f"tiny:{control} equals generate --mode {control}", (want, got))
 
     # ---- the official openai npm client: chat, streaming chat and completions, every adapter mode
     modules = npm_modules(["openai@4"], os.path.join("openai", "package.json"))
@@ -281,6 +289,8 @@ try:
         ("invalid UTF-8", "/v1/completions", b'{"model": "base", "prompt": "\xff\xfe"}', 400, None),
         ("huge body", "/v1/completions", b'{"model": "base", "prompt": "' + b"a" * (2 << 20) + b'"}', 413, None),
         ("mode of the base", "/v1/completions", {"model": "base:taia", "prompt": "x"}, 400, "model"),
+        ("control of the base", "/v1/completions", {"model": "base:scaled", "prompt": "x"}, 400, "model"),
+        ("draw 0", "/v1/completions", {"model": "tiny:random-half-0", "prompt": "x"}, 400, "model"),
         ("unknown endpoint", "/v1/embeddings", {"model": "base", "input": "x"}, 404, None),
     ]
     for label, path, body, status, param in bad:

@@ -10,6 +10,7 @@
 #include "eval/drift.h"
 #include "io/gguf.h"
 #include "model/adapter.h"
+#include "model/update_controls.h"
 #include "model/inspect.h"
 #include "model/loader.h"
 #include "io/gguf_keys.h"
@@ -50,10 +51,11 @@ void run_analyze(const AnalyzeArgs& a) {
   const auto sequences = data_file_sequences(a.data, a.model);
   Json r{{"path", a.path}, {"model", a.model}, {"data", a.data.path}, {"sequences", int64_t(sequences.size())}};
   if (is_adapter(a.path)) {
-    const ModuleMask mask = a.modes.mask("vanilla");
+    const ModeSpec mode = a.modes.spec("vanilla");
     auto adapter = load_adapter(a.path, base->config);
+    const ModuleMask mask = apply_mode_in_place(*adapter, mode);  // a control: its weighted adapter
     r["kind"] = "adapter";
-    r["mode"] = mode_name(mask);
+    r["mode"] = mode.control == UpdateControl::None ? mode_name(mask) : mode.name;
     r["drift"] = drift_json(measure_drift(*base, nullptr, adapter.get(), mask, sequences));
     r["modules"] = is_directory(a.path) ? inspect_path(a.path)["modules"] : Json::array();
   } else {

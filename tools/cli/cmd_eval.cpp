@@ -95,7 +95,7 @@ void run_eval_cmd(EvalArgs& a) {
   s.modes = split_list(modes, modes.find(';') != std::string::npos ? ';' : ',');
   for (const auto& m : s.modes) {
     try {
-      parse_mode(m);
+      parse_mode_spec(m);
     } catch (const Error& e) {
       throw CLI::ValidationError("--modes", e.what());
     }

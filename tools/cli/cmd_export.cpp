@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "model/adapter.h"
+#include "model/update_controls.h"
 #include "model/init.h"
 #include "model/gguf_lora.h"
 #include "model/merge.h"
@@ -49,7 +50,7 @@ std::string gguf_summary(const Json& details) {
 }
 
 void run_export(const ExportArgs& a) {
-  const ModuleMask mask = a.modes.mask();
+  const ModeSpec mode = a.modes.spec();
   TAIA_CHECK(a.dtype.empty() || a.format_name == "gguf", "[export] --dtype applies to --format gguf");
   Json details = Json::object();
   // A quantized base is dequantized for the formats that merge: BF16 for an HF folder, F32 for a
@@ -59,7 +60,9 @@ void run_export(const ExportArgs& a) {
   if (a.format_name == "gguf") lo.block_dtype = DType::F32;
   auto model = load_model(a.model, lo);
   auto adapter = load_adapter(a.adapter, model->config);
+  const ModuleMask mask = apply_mode_in_place(*adapter, mode);  // a control: its weighted adapter, every module
   const int64_t modules = count_modules(*adapter, mask);
+  const std::string mode_label = mode.control == UpdateControl::None ? mode_name(mask) : mode.name;
   if (a.format_name == "hf") {
     merge_adapter(*model, *adapter, mask);
     save_model_folder(*model, a.out, model_file_dtype(*model), a.model);
@@ -78,13 +81,13 @@ void run_export(const ExportArgs& a) {
     save_peft_adapter(*adapter, a.out, model->source_path);
   }
   const std::string note = a.format_name == "hf" ? missing_tokenizer_note(a.out, a.model) : "";
-  Json report{{"out", a.out}, {"format", a.format_name}, {"mode", mode_name(mask)}, {"modules", modules}};
+  Json report{{"out", a.out}, {"format", a.format_name}, {"mode", mode_label}, {"modules", modules}};
   report.update(details);
   if (!note.empty()) report["note"] = note;
   if (a.json)
     print_json(report);
   else
-    std::cout << "wrote " << a.out << " (" << a.format_name << ", " << mode_name(mask) << ", " << modules
+    std::cout << "wrote " << a.out << " (" << a.format_name << ", " << mode_label << ", " << modules
               << " adapter modules" << gguf_summary(details) << ")" << (note.empty() ? "" : "; " + note) << std::endl;
 }
 

@@ -8,6 +8,7 @@
 #include "model/init.h"
 #include "model/merge.h"
 #include "model/adapter.h"
+#include "model/update_controls.h"
 
 namespace taia::cli {
 namespace {
@@ -21,7 +22,7 @@ struct MergeArgs {
 
 void run_merge(const MergeArgs& a) {
   TAIA_CHECK(a.finetuned.empty() != a.adapter.empty(), "[merge] expected exactly one of --finetuned and --adapter");
-  const ModuleMask mask = a.modes.mask();
+  const ModeSpec mode = a.modes.spec();
   LoadOptions lo;
   lo.linear_dtype = a.dtype;
   lo.block_dtype = DType::BF16;  // a quantized base merges in BF16 (what an HF folder of it holds)
@@ -30,12 +31,23 @@ void run_merge(const MergeArgs& a) {
   if (!a.adapter.empty()) {
     TAIA_CHECK(a.revert.empty(), "[merge] --revert applies to --finetuned merges only");
     result = load_model(a.base, lo);
-    merge_adapter(*result, *load_adapter(a.adapter, result->config), mask);
+    auto adapter = load_adapter(a.adapter, result->config);
+    merge_adapter(*result, *adapter, apply_mode_in_place(*adapter, mode));
   } else {
     result = load_model(a.finetuned, lo);
     auto base = load_model(a.base, lo);
     Json prov = Json::object();
-    for (const auto& [name, from] : merge_full(*result, *base, mask, parse_revert(a.revert))) prov[name] = from;
+    for (const auto& [name, from] : merge_full(*result, *base, mode.mask, parse_revert(a.revert))) prov[name] = from;
+    if (mode.control != UpdateControl::None) {  // a control: every projection's update weighted (0 = the base's bits)
+      const ModuleWeights w = mode_weights(mode, full_update_sizes(*result, *base));
+      report["update"] = describe_mode_weights(full_update_sizes(*result, *base), w, result->config.proj_layout());
+      merge_full_weighted(*result, *base, w);
+      for (auto& [name, from] : prov.items())
+        if (const auto p = proj_of_tensor(name)) {
+          const double wi = w[size_t(hf_tensor_layer(name))][size_t(module_slot(*p, result->config.proj_layout()))];
+          from = wi == 0 ? "base" : wi == 1 ? "finetuned" : "scaled";
+        }
+    }
     report["provenance"] = prov;
   }
   // The tokenizer files and generation config come from the base (an adapter merge) or from the
@@ -44,12 +56,12 @@ void run_merge(const MergeArgs& a) {
   save_model_folder(*result, a.out, model_file_dtype(*result), source);
   const std::string note = missing_tokenizer_note(a.out, source);
   report["out"] = a.out;
-  report["mode"] = mode_name(mask);
+  report["mode"] = mode.control == UpdateControl::None ? mode_name(mode.mask) : mode.name;
   if (!note.empty()) report["note"] = note;
   if (a.format == OutputFormat::Json)
     print_json(report);
   else
-    std::cout << "wrote " << a.out << " (" << mode_name(mask) << ")" << (note.empty() ? "" : "; " + note) << std::endl;
+    std::cout << "wrote " << a.out << " (" << report["mode"].get<std::string>() << ")" << (note.empty() ? "" : "; " + note) << std::endl;
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
 #include "common.h"
 #include "in_process.h"
 
+#include <algorithm>
 #include <iostream>
 
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/threading.h"
 #include "model/adapter.h"
+#include "model/update_controls.h"
 #include "model/merge.h"
 #include "model/tokenizer_loader.h"
 #include "train/data.h"
@@ -160,9 +162,19 @@ std::string missing_tokenizer_note(const std::string& folder, const std::string&
          " to taia eval / generate";
 }
 
-void add_mode_options(CLI::App* cmd, ModeArgs* args, const char* default_mode) {
-  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run (default " + std::string(default_mode) + "): " + modes_help())
-                   ->check(CLI::IsMember(mode_names()));
+void add_mode_options(CLI::App* cmd, ModeArgs* args, const char* default_mode, bool controls) {
+  std::string help = modes_help();
+  if (!controls) help = help.substr(0, help.find("; update-size controls"));
+  auto* mode = cmd->add_option("--mode", args->mode, "Which updates run (default " + std::string(default_mode) + "): " + help)
+                   ->check(CLI::Validator(
+                       [controls](std::string& m) -> std::string {
+                         const auto& names = mode_names();
+                         if (controls ? is_named_mode(m) : std::find(names.begin(), names.end(), m) != names.end())
+                           return "";
+                         return std::string("expected ") + (controls ? kNamedModesWords : "base, vanilla, taia or taif") +
+                                ", got '" + m + "'";
+                       },
+                       "MODE"));
   cmd->add_option("--modules", args->modules, "Explicit module list instead of --mode, e.g. q,k,v,o")->excludes(mode);
 }
 
@@ -201,8 +213,8 @@ std::unique_ptr<LoraAdapter> apply_adapter_args(const AdapterArgs& a, Model& mod
       throw CLI::ValidationError("--mode/--modules", "need --adapter");
     return nullptr;
   }
-  const ModuleMask mask = a.modes.mask();
   auto adapter = load_adapter(a.adapter, model.config);
+  const ModuleMask mask = apply_mode_in_place(*adapter, a.modes.spec());
   if (a.merge)
     merge_adapter(model, *adapter, mask);
   else

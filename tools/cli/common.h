@@ -94,15 +94,20 @@ void print_json(const Json& j);  // one line on stdout
 // that the vocabulary stays in the source (a GGUF file) and how to pass it.
 std::string missing_tokenizer_note(const std::string& folder, const std::string& source);
 
-// --mode base|vanilla|taia|taif or --modules q,k,... (the modes of model/modes.h), declared
-// once for every command; --modules overrides --mode, and neither given means taia.
+// --mode base|vanilla|taia|taif|random-half[-N]|scaled or --modules q,k,... (the modes of
+// model/modes.h), declared once for every command; --modules overrides --mode, and neither given
+// means taia. `controls`: whether the command takes the update-size controls.
 struct ModeArgs {
   std::string mode, modules;
   ModuleMask mask(const char* default_mode = kDefaultMode) const {
     return select_modules(mode, modules, default_mode);
   }
+  // With the update-size controls (random-half[-N], scaled): for commands that hold the update.
+  ModeSpec spec(const char* default_mode = kDefaultMode) const {
+    return parse_mode_spec(!modules.empty() ? modules : mode.empty() ? std::string(default_mode) : mode);
+  }
 };
-void add_mode_options(CLI::App* cmd, ModeArgs* args, const char* default_mode = kDefaultMode);
+void add_mode_options(CLI::App* cmd, ModeArgs* args, const char* default_mode = kDefaultMode, bool controls = true);
 
 // A data file in train's formats (--data) tokenized as training does: the tokenizer (the model's
 // unless --tokenizer), the chat template (recognised unless --chat-template), --max-length.
