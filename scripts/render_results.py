@@ -38,6 +38,7 @@ class Run:
         self.rows = {(r["experiment"], r["task"]): r for r in self.summary["rows"]}
         self.settings = self.summary["settings"]
         self.experiments = self.settings["experiments"]
+        self.modes = self.settings.get("modes", MODES)  # the run's table columns (older runs: the four)
 
     def has(self, experiment, task, mode="base"):
         row = self.rows.get((experiment, task))
@@ -114,7 +115,8 @@ def recipe(run):
 
 def result_table(run):
     """Every 0-shot row, and the few-shot rows joined per experiment."""
-    lines = ["| experiment | task | " + " | ".join(MODES) + " |", "|---|---|" + "---|" * len(MODES)]
+    modes = run.modes
+    lines = ["| experiment | task | " + " | ".join(modes) + " |", "|---|---|" + "---|" * len(modes)]
     for experiment in run.experiments:
         shots = {}
         for (e, task), row in run.rows.items():
@@ -125,11 +127,12 @@ def result_table(run):
                 shots.setdefault(name, []).append((k, row))
                 continue
             lines.append(f"| {experiment} | {task} | " + " | ".join(value(row, m) if m in row["modes"] else ""
-                                                                  for m in MODES) + " |")
+                                                                  for m in modes) + " |")
         for name, rows in shots.items():
             rows.sort(key=lambda kr: kr[0])
             ks = "/".join(str(k) for k, _ in rows)
-            cells = [" / ".join(f"{100 * r['modes'][m]['mean']:.1f}" for _, r in rows) for m in MODES]
+            cells = [" / ".join(f"{100 * r['modes'][m]['mean']:.1f}" for _, r in rows) if all(
+                m in r["modes"] for _, r in rows) else "" for m in modes]
             lines.append(f"| {experiment} | {name}@{ks}shot | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -138,13 +141,99 @@ def paired_table(run):
     return run.paired_md
 
 
+def _p(v):
+    return "" if v is None else f"{v:.3f}" if v >= 0.001 else "< 0.001"
+
+
 def claims(run):
-    lines = ["| experiment | claim | difference (points, 95 % interval) | verdict |", "|---|---|---|---|"]
+    corrected = any("verdict_corrected" in c for c in run.summary["claims"])
+    lines = ["| experiment | claim | difference (points, 95 % interval) | verdict |" +
+             (" Holm p | simultaneous interval | verdict (Holm) |" if corrected else ""),
+             "|---|---|---|---|" + ("---|---|---|" if corrected else "")]
     for c in run.summary["claims"]:
         k = 100.0
-        lines.append(f"| {c['experiment']} | {c['claim']} | {k * c['mean']:+.1f} [{k * c['low']:+.1f}, "
-                     f"{k * c['high']:+.1f}] | {c['verdict']} |")
+        line = (f"| {c['experiment']} | {c['claim']} | {k * c['mean']:+.1f} [{k * c['low']:+.1f}, "
+                f"{k * c['high']:+.1f}] | {c['verdict']} |")
+        if corrected and c.get("verdict_corrected"):
+            line += (f" {_p(c.get('p_holm'))} | [{k * c['low_corrected']:+.1f}, {k * c['high_corrected']:+.1f}] | "
+                     f"{c['verdict_corrected']} |")
+        elif corrected:
+            line += " | | outside the family |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+# The paper's claims and the test of each in the third edition's run (claim text prefix, experiments).
+OVERVIEW = [
+    ("OOD fine-tuning: TAIA keeps more pretrained knowledge than vanilla", "paired TAIA - vanilla on knowledge_chat",
+     "TAIA keeps more pretrained knowledge than vanilla", ("facts-lora", "facts-full", "skill-lora")),
+    ("... because the FFN update is the harmful part (not because TAIA moves less)", "C1: TAIA - scaled (vanilla at TAIA's norm)",
+     "C1:", ("facts-lora", "facts-full", "skill-lora", "country-lora")),
+    ("", "C2: TAIA - random-half (whole modules, the attention set's parameters)", "C2:",
+     ("facts-lora", "facts-full", "skill-lora", "country-lora")),
+    ("", "C3: TAIA - early (vanilla stopped at TAIA's norm)", "C3:", ("facts-lora", "skill-lora", "country-lora")),
+    ("", "TAIA - TAIF", "TAIA beats TAIF on the knowledge test", ("facts-lora", "facts-full", "skill-lora")),
+    ("TAIA beats the base model", "paired TAIA - base on knowledge_chat", "TAIA beats the base model",
+     ("facts-lora", "facts-full", "skill-lora")),
+    ("TAIA learns a skill from OOD data", "H1: TAIA - base on the composed skill", "H1:", ("country-lora",)),
+    ("", "B1: TAIA - always the majority answer", "B1:", ("country-lora",)),
+    ("", "B2: TAIA - TAIA after permuted labels", "B2:", ("country-lora",)),
+    ("", "C4-C6: TAIA - each update-size control on the skill", ("C4:", "C5:", "C6:"), ("country-lora",)),
+    ("TAIA keeps in-context learning", "P1: the base gains from demonstrations (precondition)", "P1:", None),
+    ("", "I1: TAIA's ICL slope - vanilla's", "I1:", ("facts-lora", "facts-full", "skill-lora", "country-lora")),
+]
+
+
+def overview(run):
+    """The opening table: each claim of the paper, its test, the Holm verdict with the simultaneous
+    interval per experiment; scale and worlds from the run."""
+    r = dict(kv.split("=", 1) for kv in run.summary["pretrained"]["recipe"].split()[1:])
+    worlds = run.settings.get("world_seeds", [run.settings.get("world_seed", 0)])
+    scale = f"{r['layers']} layers x {r['hidden']}, {len(worlds)} world{'s' if len(worlds) > 1 else ''}, {len(run.settings['seeds'])} seeds"
+    lines = [f"Run `{run.name}` ({scale}). Each cell: the verdict after Holm's correction over the run's "
+             f"{len(run.summary['claims'])} claims, the difference in points and its simultaneous interval.", "",
+             "| the paper's claim | the test | " + " | ".join(
+                 ["verdicts (Holm), difference [simultaneous interval]"]) + " |", "|---|---|---|"]
+    for paper, test, prefixes, experiments in OVERVIEW:
+        prefixes = prefixes if isinstance(prefixes, tuple) else (prefixes,)
+        cells = []
+        for c in run.summary["claims"]:
+            if not any(c["claim"].startswith(p) for p in prefixes):
+                continue
+            if experiments is not None and c["experiment"] not in experiments:
+                continue
+            label = c["claim"].split(":")[0] + " " if len(prefixes) > 1 else ""
+            if c.get("verdict_corrected"):
+                cells.append(f"{label}`{c['experiment']}` {c['verdict_corrected']} {100 * c['mean']:+.1f} "
+                             f"[{100 * c['low_corrected']:+.1f}, {100 * c['high_corrected']:+.1f}]")
+            else:  # outside the family (a precondition, or a claim not judged): its 95 % interval
+                cells.append(f"{label}`{c['experiment']}` {c['verdict']} {100 * c['mean']:+.1f} "
+                             f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] (95 %)")
+        lines.append(f"| {paper} | {test} | " + ("; ".join(cells) if cells else "not run") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def baselines(run):
+    """The skill's reference levels and the ICL precondition, from the run's pretrained facts."""
+    p = run.summary["pretrained"]
+    out = []
+    b = p.get("skill_baselines")
+    if b:
+        out.append(f"- **Country test references** ({b['n']} held-out people): chance {100 * b['chance']:.2f} %, always "
+                   f"answering the fine-tuning set's most frequent country ({b['majority_answer']}) "
+                   f"{100 * b['majority_acc']:.1f} %" + (
+                       f"; TAIA after the label-permuted run {run.pct('country_shuffled-lora', 'country', 'taia')} %, "
+                       f"vanilla {run.pct('country_shuffled-lora', 'country', 'vanilla')} %"
+                       if run.has("country_shuffled-lora", "country", "taia") else "") + ".")
+    icl = p.get("icl_base_slope")
+    if icl:
+        ks = [t for t in ("icl_k0", "icl_k1", "icl_k2", "icl_k4", "icl_k8") if run.has(run.experiments[0], t)]
+        e = run.experiments[0]
+        out.append(f"- **In-context-learning precondition**: the base's accuracy at {', '.join(t[5:] for t in ks)} "
+                   f"shots: {' / '.join(run.pct(e, t, 'base') for t in ks)} %; slope {100 * icl['mean']:+.1f} points "
+                   f"per doubling of 1 + shots [{100 * icl['low']:+.1f}, {100 * icl['high']:+.1f}] over {icl['n']} "
+                   f"examples.")
+    return "\n".join(wrap(line, indent="  ") for line in out) + "\n"
 
 
 def _knowledge_sentence(run, experiment):
@@ -244,7 +333,8 @@ def wrap(text, width=100, indent=""):
 
 
 BLOCKS = {"run_header": run_header, "recipe": recipe, "result_table": result_table, "paired_table": paired_table,
-          "claims": claims, "beside_paper": beside_paper, "readme_demo": readme_demo}
+          "claims": claims, "beside_paper": beside_paper, "readme_demo": readme_demo, "overview": overview,
+          "baselines": baselines}
 
 
 def render(root, text, where):

@@ -125,7 +125,7 @@ struct Model::Impl {
   ModeDecoder decoder(const RunOptions& o, DType default_kv) const {
     const LoraAdapter* a = run_adapter(o);
     const std::string mode = o.mode.empty() ? (a ? kDefaultMode : kBaseMode) : o.mode;
-    ModeDecoder d{adapter_for_mode(a, parse_mode_spec(mode), "[api]"), std::make_unique<Decoder>(*model)};
+    ModeDecoder d{adapter_for_mode(a, parse_mode_spec(mode), "[api]", ": call load_adapter first or pass one"), std::make_unique<Decoder>(*model)};
     d->set_adapter(d.run.adapter, d.run.mask);
     d->configure(decoder_settings(o, default_kv));
     return d;

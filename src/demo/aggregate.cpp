@@ -1,5 +1,6 @@
 #include "demo/aggregate.h"
 
+#include "demo/finetune.h"
 #include "demo/util.h"
 #include "demo/world.h"
 #include "eval/stats.h"
@@ -8,12 +9,16 @@
 namespace taia::demo {
 namespace {
 
-// The task keys of a run in table order: the task files' order, then the few-shot counts.
+// The task keys of a run in table order: the task files' order, the in-context-learning test and
+// its slope, then the few-shot counts.
 std::vector<std::string> ordered_task_keys(const Scores& scores, const TaskSet& tasks) {
   std::vector<std::string> order;
   for (const Task& t : tasks.main)
     for (const auto& [key, modes] : scores)
       if (split_shots(key).first == t.name && split_shots(key).second == 0) order.push_back(key);
+  for (const Task& t : tasks.icl)
+    if (scores.count(t.name)) order.push_back(t.name);
+  if (scores.count(kIclSlopeTask)) order.push_back(kIclSlopeTask);
   for (const auto& [key, modes] : scores)
     if (split_shots(key).second > 0) order.push_back(key);
   return order;
@@ -35,11 +40,19 @@ std::vector<double> seed_values(const std::vector<Scores>& runs, const std::stri
 
 }  // namespace
 
-const std::vector<std::string>& demo_modes() { return mode_names(); }
+const std::vector<std::string>& demo_modes() {
+  static const std::vector<std::string> modes = [] {
+    std::vector<std::string> m = mode_names();
+    for (const char* c : {"scaled", kRandomHalfMode, kEarlyMode}) m.push_back(c);
+    return m;
+  }();
+  return modes;
+}
 
 const std::vector<std::pair<std::string, std::string>>& paired_differences() {
   static const std::vector<std::pair<std::string, std::string>> pairs = {
-      {"taia", "vanilla"}, {"taia", kBaseMode}, {"taia", "taif"}};
+      {"taia", "vanilla"}, {"taia", kBaseMode}, {"taia", "taif"},
+      {"taia", "scaled"},  {"taia", kRandomHalfMode}, {"taia", kEarlyMode}};
   return pairs;
 }
 
@@ -137,6 +150,18 @@ const std::vector<ClaimSpec>& claim_specs() {
       {"ood", "TAIA beats TAIF on the knowledge test", "knowledge_chat", "taia-taif"},
       {"ood", "TAIA keeps in-context learning better than vanilla (4-shot knowledge test)", "knowledge_chat@4shot",
        "taia-vanilla"},
+      // Third edition (docs/REPRODUCTION.md, pre-registered): is it the FFN, or a smaller update?
+      {"ood", "C1: TAIA keeps more knowledge than vanilla scaled to TAIA's norm", "knowledge_chat", "taia-scaled"},
+      {"ood", "C2: TAIA keeps more knowledge than a random half of the modules", "knowledge_chat", "taia-random-half"},
+      {"ood", "C3: TAIA keeps more knowledge than vanilla stopped at TAIA's norm", "knowledge_chat", "taia-early"},
+      {"ood", "I1: TAIA keeps in-context learning better than vanilla (ICL slope)", kIclSlopeTask, "taia-vanilla"},
+      {"country", "C1: TAIA keeps more knowledge than vanilla scaled to TAIA's norm", "knowledge_chat", "taia-scaled"},
+      {"country", "C2: TAIA keeps more knowledge than a random half of the modules", "knowledge_chat", "taia-random-half"},
+      {"country", "C3: TAIA keeps more knowledge than vanilla stopped at TAIA's norm", "knowledge_chat", "taia-early"},
+      {"country", "C4: TAIA's composed skill against vanilla scaled to TAIA's norm", "country", "taia-scaled"},
+      {"country", "C5: TAIA's composed skill against a random half of the modules", "country", "taia-random-half"},
+      {"country", "C6: TAIA's composed skill against vanilla stopped at TAIA's norm", "country", "taia-early"},
+      {"country", "I1: TAIA keeps in-context learning better than vanilla (ICL slope)", kIclSlopeTask, "taia-vanilla"},
       {"country", "H1: TAIA beats the base on the composed skill", "country", "taia-base"},
       {"country", "H2: TAIA beats TAIF on the composed skill", "country", "taia-taif"},
       {"country", "H3: TAIA is at least as good as vanilla on the composed skill", "country", "taia-vanilla"},
@@ -151,7 +176,9 @@ std::vector<Claim> judge_claims(const std::vector<AggregateRow>& rows) {
   for (const AggregateRow& row : rows) {
     const std::string kind = row.experiment.substr(0, row.experiment.find('-'));
     for (const ClaimSpec& c : claim_specs()) {
-      const bool applies = std::string(c.kind) == "ood" ? (kind == "facts" || kind == "skill") : is_country_kind(kind);
+      // country_shuffled is the label control of country: its rows are read beside country's, no claim of its own
+      const bool applies = std::string(c.kind) == "ood" ? (kind == "facts" || kind == "skill")
+                                                        : is_country_kind(kind) && kind != "country_shuffled";
       auto it = row.paired.find(c.pair);
       if (!applies || row.task != c.task || it == row.paired.end()) continue;
       const PairedDifference& d = it->second;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -13,6 +14,7 @@
 #include "core/progress.h"
 #include "core/threading.h"
 #include "demo/aggregate.h"
+#include "demo/baselines.h"
 #include "demo/finetune.h"
 #include "demo/pretrain.h"
 #include "demo/util.h"
@@ -55,7 +57,8 @@ Preset resolve_preset(const DemoOptions& o) {
     TAIA_CHECK(std::find(kinds.begin(), kinds.end(), kind) != kinds.end() &&
                    std::any_of(train_methods().begin(), train_methods().end(),
                                [&](const auto& m) { return m.first == method; }),
-               "[demo] experiment expected KIND-METHOD with KIND facts, skill, country, country_new or country_mix "
+               "[demo] experiment expected KIND-METHOD with KIND facts, skill, country, country_new, country_mix or "
+               "country_shuffled "
                "and METHOD lora, molora or full (e.g. facts-lora), got '", e, "'");
     TAIA_CHECK(!is_country_kind(kind) || !own_model, "[demo] the ", kind, " experiment needs the generated world (its "
                "pretraining text states the city -> country map); with --model use facts or skill");
@@ -142,7 +145,8 @@ std::vector<std::vector<int32_t>> drift_text(const TaskSet& tasks, const Tokeniz
 std::map<std::string, std::vector<Scores>> run_experiments(const RunContext& ctx, const Preset& p,
                                                            std::chrono::steady_clock::time_point demo_start,
                                                            const Log& log, Curves* curves,
-                                                           std::map<std::string, std::vector<Json>>* drift) {
+                                                           std::map<std::string, std::vector<Json>>* drift,
+                                                           std::map<std::string, std::vector<Json>>* updates) {
   std::map<std::string, std::vector<Scores>> by_experiment;
   const int64_t total_runs = int64_t(p.experiments.size() * p.seeds.size());
   const auto t_runs = std::chrono::steady_clock::now();
@@ -155,6 +159,7 @@ std::map<std::string, std::vector<Scores>> run_experiments(const RunContext& ctx
         curves->push_back({experiment + " seed " + std::to_string(seed), read_metrics(r.train_dir + "/metrics.jsonl")});
       by_experiment[experiment].push_back(std::move(r.scores));
       (*drift)[experiment].push_back(std::move(r.drift));
+      (*updates)[experiment].push_back(std::move(r.updates));
       ++done;
       const double runs_time = seconds_since(t_runs);
       log("[demo] " + std::to_string(done) + "/" + std::to_string(total_runs) + " " + experiment + " seed " +
@@ -212,14 +217,35 @@ std::map<std::string, std::map<std::string, MeanDrift>> mean_drift(const std::ma
   return out;
 }
 
+// The claims with the run's family corrected (eval/aggregate_results: Holm, Bonferroni): the family
+// is every claim about TAIA; P1 (a precondition) stays out, and while any world's P1 fails the ICL
+// claims (I1) are "not judged" and out of it too.
+std::vector<Claim> corrected_family(std::vector<Claim> claims) {
+  const bool icl_ok = std::all_of(claims.begin(), claims.end(), [](const Claim& c) {
+    return c.claim.rfind("P1:", 0) != 0 || c.verdict == "reproduced";
+  });
+  std::vector<Claim> family, outside;
+  for (Claim& c : claims) {
+    const bool precondition = c.claim.rfind("P1:", 0) == 0, icl = c.claim.rfind("I1:", 0) == 0;
+    if (icl && !icl_ok) c.verdict = "not judged (P1 failed)";
+    (precondition || (icl && !icl_ok) ? outside : family).push_back(std::move(c));
+  }
+  correct_for_multiplicity(family);
+  family.insert(family.end(), outside.begin(), outside.end());
+  return family;
+}
+
 // results.json (report format), summary.json, table.md, paired.md and report.html in out_dir.
 // extra: the drift and, with --sweep, the sweep.
 DemoSummary write_outputs(const std::string& out, const Aggregate& agg, const Json& settings, const Json& pretrained,
-                          const Curves& curves, AggregateResults extra, double seconds) {
+                          const Curves& curves, AggregateResults extra, const std::vector<Claim>& more_claims,
+                          const Json& updates, double seconds) {
   for (const AggregateRow& row : agg.rows)
     if (!row.paired.empty()) extra.paired[row.key()] = row.paired;
   extra.claims = judge_claims(agg.rows);
-  Json results{{"tasks", agg.results}, {"settings", settings}};
+  extra.claims.insert(extra.claims.end(), more_claims.begin(), more_claims.end());
+  extra.claims = corrected_family(std::move(extra.claims));
+  Json results{{"tasks", agg.results}, {"settings", settings}, {"control_updates", updates}};
   extra.add_to(results);
   const DemoSummary summary{agg.rows, extra.claims, pretrained, settings, out, seconds};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
@@ -240,9 +266,12 @@ struct WorldRuns {
   std::map<std::string, std::vector<Scores>> runs;
   std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> sweep;  // (attention, FFN rank) -> per seed
   std::map<std::string, std::vector<Json>> drift;
+  std::map<std::string, std::vector<Json>> updates;  // experiment -> per seed: what each control kept
   Json pretrained;
   std::string base_path, chat_template_name;
   TaskSet tasks;
+  std::optional<SkillBaselines> skill;       // when a country experiment runs
+  std::optional<PairedDifference> icl_base;  // when the ICL test runs
 };
 
 std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> run_rank_sweep(const RunContext& ctx, const DemoOptions& o,
@@ -276,10 +305,24 @@ WorldRuns run_world(const DemoOptions& o, const Preset& p, uint64_t world_seed, 
                        EvalRun{&p, chat_template, o.progress}, out_dir, o.threads, o.progress,
                        drift_text(w.tasks, *tok, base->config.max_position_embeddings)};
   const Scores base_scores = evaluate_base(ctx, own_model, log, &w.pretrained);
+  if (!w.tasks.icl.empty()) {
+    w.icl_base = base_icl_slope(out_dir + "/runs/base/eval-icl", w.tasks.icl_shots);
+    w.pretrained["icl_base_slope"] = w.icl_base->to_json();
+  }
+  if (std::any_of(p.experiments.begin(), p.experiments.end(), [](const std::string& e) { return e.rfind("country-", 0) == 0; })) {
+    FinetuneSet set;  // the country set's answers (their counts are the same for every seed)
+    set.kind = "country";
+    set.records = p.finetune_records;
+    set.noise = o.noise;
+    set.mix = o.mix;
+    set.seed = p.seeds.front();
+    w.skill = skill_baselines(world, finetune_records(world, set));
+    w.pretrained["skill_baselines"] = w.skill->to_json();
+  }
   const std::string pretrain_metrics = fs::path(w.base_path).parent_path().string() + "/pretrain-metrics.jsonl";
   if (!own_model && file_exists(pretrain_metrics) && curves->empty())
     curves->push_back({"pretraining", read_metrics(pretrain_metrics)});
-  w.runs = run_experiments(ctx, p, t0, log, curves, &w.drift);
+  w.runs = run_experiments(ctx, p, t0, log, curves, &w.drift, &w.updates);
   if (o.sweep == "ranks") w.sweep = run_rank_sweep(ctx, o, p, log);
   // Each run carries its world's base scores, so that aggregation and paired differences pair a
   // run with the base it started from.
@@ -358,7 +401,9 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
   std::map<std::string, std::vector<Scores>> runs;
   std::map<std::string, std::vector<Json>> drift;
   std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> sweep;
-  Json pretrained, per_world = Json::array();
+  Json pretrained, per_world = Json::array(), updates = Json::object();
+  std::vector<double> majority_per_run;  // each country-lora run's world's majority level
+  std::vector<std::pair<uint64_t, PairedDifference>> icl_per_world;
   WorldRuns first;
   for (size_t i = 0; i < worlds.size(); ++i) {
     if (worlds.size() > 1) log("[demo] world " + std::to_string(worlds[i]) + " (" + std::to_string(i + 1) + "/" +
@@ -370,6 +415,11 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
       for (Scores& s : seeds) runs[experiment].push_back(std::move(s));
     for (auto& [experiment, seeds] : w.drift)
       for (Json& d : seeds) drift[experiment].push_back(std::move(d));
+    for (auto& [experiment, seeds] : w.updates)
+      for (Json& u : seeds) updates[experiment].push_back(std::move(u));
+    if (w.skill && w.runs.count("country-lora"))
+      for (size_t k = 0; k < w.runs.at("country-lora").size(); ++k) majority_per_run.push_back(w.skill->majority_acc);
+    if (w.icl_base) icl_per_world.push_back({worlds[i], *w.icl_base});
     for (auto& [ranks, seeds] : w.sweep)
       for (Scores& s : seeds) sweep[ranks].push_back(std::move(s));
     per_world.push_back(w.pretrained);
@@ -393,7 +443,8 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
     settings["sweep"] = Json{{"kind", "ranks"}, {"ranks", o.sweep_ranks}, {"experiment", sweep_experiment(p)}};
     extra.sweep = sweep_means(sweep_experiment(p), o.sweep_ranks, sweep, first.tasks);
   }
-  return write_outputs(o.out_dir, agg, settings, pretrained, curves, extra, seconds_since(t0));
+  return write_outputs(o.out_dir, agg, settings, pretrained, curves, extra,
+                       baseline_claims(agg.rows, majority_per_run, icl_per_world), updates, seconds_since(t0));
 }
 
 std::string demo_table_markdown(const std::vector<AggregateRow>& rows) {

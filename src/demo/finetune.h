@@ -3,6 +3,7 @@
 // modes (LoRA: the adapter applied unmerged; full: the fine-tuned model merged module by module
 // with the base).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -30,8 +31,19 @@ struct RunContext {
   std::vector<std::vector<int32_t>> drift_text;
 };
 
+// The update-size controls the demo compares TAIA with (docs/REPRODUCTION.md): scaled, three
+// random-half draws (scored each, reported as their mean under kRandomHalfMode) and, for LoRA
+// runs, early: the run's own checkpoint (one every early_every(steps) steps: about 30 in a run)
+// whose whole update norm is nearest the norm of TAIA's kept update, run as vanilla.
+const std::vector<std::string>& demo_control_modes();   // scaled, random-half-1, -2, -3
+const std::vector<std::string>& random_half_draws();    // random-half-1, -2, -3
+inline constexpr const char* kRandomHalfMode = "random-half";
+inline constexpr const char* kEarlyMode = "early";
+inline int64_t early_every(int64_t steps) { return std::max<int64_t>(1, steps / 30); }
+
 struct RunResult {
-  Scores scores;         // vanilla / taia / taif per task
+  Scores scores;         // vanilla / taia / taif / the controls per task
+  Json updates = Json::object();  // control -> what it kept (describe_mode_weights; early: its step and norms)
   Json drift;            // mode -> drift_json (eval/drift.h) on ctx.drift_text
   TrainSummary training;
   std::string train_dir;  // adapter or model folder with metrics.jsonl

@@ -26,19 +26,23 @@ Preset preset_by_name(const std::string& name) {
     p.pretrain_steps = 1200;
     p.pretrain_batch = 16;
     p.pretrain_lr = 3e-3;
-    p.experiments = {"facts-lora", "facts-full", "skill-lora", "country-lora"};
+    // country_shuffled-lora: country's label control (third edition, docs/REPRODUCTION.md)
+    p.experiments = {"facts-lora", "facts-full", "skill-lora", "country-lora", "country_shuffled-lora"};
     p.finetune_records = 1200;
     p.finetune_steps = 300;
     p.lora_lr = 2e-3;
     p.retention_docs = 160;
     p.full_lr = 5e-4;
     p.seeds = {1, 2, 3};
-    p.shots = {0, 1, 2, 3, 4};
+    // Third edition: the in-context-learning test replaces the 1-4-shot knowledge questions (which
+    // repeated the knowledge result: no mode, the base included, gained from their shots).
+    p.shots = {0};
+    p.icl_shots = {0, 1, 2, 4, 8};
     p.skill_examples = 100;
     if (name == "full") {  // the default's settings on 3 worlds x 3 seeds, every method
       p.worlds = {0, 1, 2};
       p.experiments = {"facts-lora",   "facts-molora",   "facts-full",   "skill-lora", "skill-molora",
-                       "skill-full",   "country-lora",   "country-molora", "country-full"};
+                       "skill-full",   "country-lora",   "country-molora", "country-full", "country_shuffled-lora"};
     }
     if (name == "large") {  // the model-scale axis: the default's world, corpus and fine-tuning on a
       // 16.1M-parameter, 8-layer model (pilot 3's shape with a wider FFN; lr 1e-3 as pilot 3)
@@ -68,6 +72,8 @@ Preset preset_by_name(const std::string& name) {
     p.full_lr = 5e-4;
     p.seeds = {1, 2};
     p.shots = {0, 2};
+    p.icl_shots = {0, 2};
+    p.icl_examples = 30;
     p.skill_examples = 30;
   } else {
     fail("[demo] preset expected one of default, quick, full, large, got '", name, "'");

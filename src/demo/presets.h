@@ -38,6 +38,9 @@ struct Preset {
   std::vector<uint64_t> worlds;
   // evaluation
   std::vector<int64_t> shots;  // few-shot counts on the chat knowledge questions (log-likelihood; 0 always runs)
+  // The in-context-learning test (world.h's icl_task): its shot counts (empty: not run) and examples.
+  std::vector<int64_t> icl_shots;
+  int64_t icl_examples = 100;
   int64_t skill_examples = 0, max_new_tokens = 16;
 };
 

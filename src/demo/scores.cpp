@@ -1,5 +1,7 @@
 #include "demo/scores.h"
 
+#include <cmath>
+#include <algorithm>
 #include <cstdlib>
 
 #include "demo/util.h"
@@ -43,6 +45,12 @@ TaskSet write_tasks(const World& w, const Preset& p, uint64_t world_seed, const 
     write_jsonl(d + "country.jsonl", country_task(w));
     files = {d + "knowledge_chat.jsonl", d + "knowledge_chat_gen.jsonl", d + "knowledge_chat_restated.jsonl",
              d + "knowledge_completion.jsonl", d + "country.jsonl"};
+    for (int64_t k : p.icl_shots) {
+      const std::string f = d + icl_task_name(k) + ".jsonl";
+      write_jsonl(f, icl_task(w, k, p.icl_examples));
+      set.icl.push_back(load_task(f));
+      set.icl_shots.push_back(k);
+    }
     fewshot_task = d + "knowledge_chat.jsonl";
     set.fewshot_file = d + "knowledge_chat_demos.jsonl";
   } else {
@@ -55,13 +63,45 @@ TaskSet write_tasks(const World& w, const Preset& p, uint64_t world_seed, const 
   write_jsonl(d + "skill.jsonl", skill_task(w, p.skill_examples));
   for (const char* f : {"facts.jsonl", "skill.jsonl", "retention.jsonl"}) files.push_back(d + f);
   for (const auto& f : files) set.main.push_back(load_task(f));
+  const std::vector<std::string> control_tasks = own_text ? std::vector<std::string>{"facts", "retention"}
+                                                          : std::vector<std::string>{"knowledge_chat", "knowledge_completion",
+                                                                                     "country", "facts"};
+  for (const Task& t : set.main)
+    if (std::find(control_tasks.begin(), control_tasks.end(), t.name) != control_tasks.end()) set.controls.push_back(t);
   set.fewshot.push_back(load_task(fewshot_task));
   return set;
 }
 
+std::string icl_task_name(int64_t shots) { return "icl_k" + std::to_string(shots); }
+
+void add_icl_slopes(const std::vector<int64_t>& shots, Scores* scores) {
+  if (shots.size() < 2) return;
+  std::vector<double> x;  // log2(1 + K)
+  for (int64_t k : shots) x.push_back(std::log2(1.0 + double(k)));
+  double mx = 0;
+  for (double v : x) mx += v / double(x.size());
+  double sxx = 0;
+  for (double v : x) sxx += (v - mx) * (v - mx);
+  const auto& first = (*scores)[icl_task_name(shots[0])];
+  for (const auto& [mode, entry] : first) {
+    double sxy = 0, my = 0;
+    bool all = true;
+    for (size_t i = 0; i < shots.size() && all; ++i) {
+      auto it = scores->find(icl_task_name(shots[i]));
+      all = it != scores->end() && it->second.count(mode);
+      if (all) my += it->second.at(mode)["value"].get<double>() / double(shots.size());
+    }
+    if (!all) continue;
+    for (size_t i = 0; i < shots.size(); ++i)
+      sxy += (x[i] - mx) * (scores->at(icl_task_name(shots[i])).at(mode)["value"].get<double>() - my);
+    (*scores)[kIclSlopeTask][mode] = Json{{"metric", "slope"}, {"value", sxy / sxx}, {"n", entry["n"]},
+                                          {"stderr", 0.0}, {"kind", "icl_slope"}};
+  }
+}
+
 Scores evaluate_modes(Decoder& decoder, const Tokenizer& tok, const LoraAdapter* adapter,
                       const std::vector<std::string>& modes, const TaskSet& tasks, const EvalRun& run,
-                      const std::map<std::string, std::string>& rename, const std::string& out_dir) {
+                      const std::map<std::string, std::string>& rename, const std::string& out_dir, bool controls_only) {
   Scores scores;
   EvalSettings s;
   s.modes = modes;
@@ -71,7 +111,16 @@ Scores evaluate_modes(Decoder& decoder, const Tokenizer& tok, const LoraAdapter*
   s.max_length = 256;
   s.progress = run.progress;
   const auto quiet = [](const std::string&) {};
+  if (controls_only) {
+    collect(run_eval(decoder, tok, adapter, tasks.controls, s, out_dir, Json{{"demo", true}}, quiet), rename, 0, &scores);
+    return scores;
+  }
   collect(run_eval(decoder, tok, adapter, tasks.main, s, out_dir, Json{{"demo", true}}, quiet), rename, 0, &scores);
+  if (!tasks.icl.empty()) {  // each record brings its own demonstrations: 0 drawn shots
+    collect(run_eval(decoder, tok, adapter, tasks.icl, s, out_dir + "-icl", Json{{"demo", true}}, quiet), rename, 0,
+            &scores);
+    add_icl_slopes(tasks.icl_shots, &scores);
+  }
   std::vector<int64_t> shots;
   for (int64_t k : run.preset->shots)
     if (k > 0) shots.push_back(k);

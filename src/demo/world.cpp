@@ -1,6 +1,7 @@
 #include "demo/world.h"
 
 #include <algorithm>
+#include <numeric>
 #include <set>
 
 #include "core/error.h"
@@ -74,6 +75,17 @@ void shuffle(Rng& r, std::vector<T>& v) {
 }
 double uniform(Rng& r) { return double(r.next_u64() >> 11) * (1.0 / 9007199254740992.0); }
 
+// A name of the world's shape: two words of 2 and 2-3 syllables ("Kemo Talira").
+std::string random_name(Rng& r) {
+  auto word = [&](int syllables) {
+    std::string s;
+    for (int i = 0; i < syllables; ++i) s += pick(r, kSyllables);
+    s[0] = char(s[0] - 'a' + 'A');
+    return s;
+  };
+  return word(2) + " " + word(2 + int(pick(r, 2)));  // as make_world always wrote it (same draw order)
+}
+
 std::string filler_sentence(Rng& r, const World& w) {
   const int n = int(2 + pick(r, 98));
   switch (pick(r, 5)) {
@@ -140,14 +152,8 @@ World make_world(uint64_t seed, const WorldSizes& sizes) {
   w.jobs = kJobs;
   Rng r(seed * 0x9e3779b97f4a7c15ull + 17);
   std::set<std::string> used;
-  auto word = [&](int syllables) {
-    std::string s;
-    for (int i = 0; i < syllables; ++i) s += pick(r, kSyllables);
-    s[0] = char(s[0] - 'a' + 'A');
-    return s;
-  };
   while (int64_t(w.people.size()) < total) {
-    std::string name = word(2) + " " + word(2 + int(pick(r, 2)));
+    std::string name = random_name(r);
     if (!used.insert(name).second) continue;
     Person p;
     p.name = name;
@@ -247,12 +253,13 @@ std::pair<std::string, std::string> skill_problem(Rng& r, bool held_out, double 
 }  // namespace
 
 const std::vector<std::string>& finetune_kinds() {
-  static const std::vector<std::string> kinds = {"facts", "skill", "country", "country_new", "country_mix"};
+  static const std::vector<std::string> kinds = {"facts", "skill", "country", "country_new", "country_mix",
+                                                 "country_shuffled"};
   return kinds;
 }
 
 bool is_country_kind(const std::string& kind) {
-  return kind == "country" || kind == "country_new" || kind == "country_mix";
+  return kind == "country" || kind == "country_new" || kind == "country_mix" || kind == "country_shuffled";
 }
 
 namespace {
@@ -262,7 +269,7 @@ namespace {
 std::vector<const Person*> country_people(const World& w, const std::string& kind) {
   std::vector<const Person*> people;
   if (kind != "country_new") people = w.group(Group::KnownMix);
-  if (kind != "country")
+  if (kind != "country" && kind != "country_shuffled")
     for (const Person* p : w.group(Group::Fresh)) people.push_back(p);
   TAIA_CHECK(!people.empty(), "[finetune_records] the ", kind, " set asks about ",
              kind == "country" ? "known_mix" : kind == "country_new" ? "fresh" : "known_mix and fresh",
@@ -273,14 +280,16 @@ std::vector<const Person*> country_people(const World& w, const std::string& kin
 // The seed of a kind's record stream (the first three kept from before the data axes, so that
 // their records stay what earlier runs trained on).
 uint64_t kind_salt(const std::string& kind) {
-  return kind == "facts" ? 5 : kind == "skill" ? 7 : kind == "country" ? 9 : kind == "country_new" ? 11 : 13;
+  return kind == "facts" ? 5 : kind == "skill" ? 7 : kind == "country" ? 9 : kind == "country_new" ? 11
+       : kind == "country_mix" ? 13 : 15;
 }
 
 }  // namespace
 
 std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
   TAIA_CHECK(std::find(finetune_kinds().begin(), finetune_kinds().end(), set.kind) != finetune_kinds().end(),
-             "[finetune_records] kind expected facts, skill, country, country_new or country_mix, got '", set.kind, "'");
+             "[finetune_records] kind expected facts, skill, country, country_new, country_mix or country_shuffled, got '",
+             set.kind, "'");
   TAIA_CHECK(set.noise >= 0 && set.noise <= 1 && set.mix >= 0 && set.mix <= 1 && set.records > 0,
              "[finetune_records] expected 0 <= noise <= 1, 0 <= mix <= 1, records > 0, got ", set.noise, ", ",
              set.mix, ", ", set.records);
@@ -300,6 +309,14 @@ std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
   };
   const std::vector<const Person*> asked = is_country_kind(set.kind) ? country_people(w, set.kind)
                                                                      : std::vector<const Person*>{};
+  // country_shuffled: each person answered with the country of another (a seeded permutation of
+  // the people): the same answers as often as in "country", no link to the person's city.
+  std::vector<size_t> label_of(asked.size());
+  std::iota(label_of.begin(), label_of.end(), size_t(0));
+  if (set.kind == "country_shuffled") {
+    Rng permute(set.seed * 0x9e3779b97f4a7c15ull + 71);
+    shuffle(permute, label_of);
+  }
   std::vector<Json> out;
   for (int64_t i = 0; i < set.records; ++i) {
     if (set.mix > 0 && uniform(r) < set.mix) {
@@ -312,7 +329,7 @@ std::vector<Json> finetune_records(const World& w, const FinetuneSet& set) {
     }
     if (!asked.empty()) {
       const Person& p = *asked[size_t(i) % asked.size()];
-      size_t country = size_t(p.city);
+      size_t country = size_t(asked[label_of[size_t(i) % asked.size()]]->city);
       if (uniform(r) < set.noise) country = (country + 1 + pick(r, w.countries.size() - 1)) % w.countries.size();
       out.push_back(chat(fill_in(kCountryQuestions[size_t(i / int64_t(asked.size())) % kCountryQuestions.size()],
                                  p.name, ""), answer(w.countries[country])));
@@ -373,6 +390,26 @@ std::vector<Json> country_task(const World& w) {
   for (const Person* p : w.group(Group::KnownTest))
     out.push_back(Json{{"question", fill_in(kCountryQuestions[0], p->name, "")}, {"answer_prefix", "The answer is"},
                        {"choices", w.countries}, {"answer", w.countries[size_t(p->city)]}});
+  return out;
+}
+
+std::vector<Json> icl_task(const World& w, int64_t shots, int64_t n) {
+  std::set<std::string> taken;
+  for (const Person& p : w.people) taken.insert(p.name);
+  Rng r(w.seed * 0x94d049bb133111ebull + 97);  // the same draws for every shot count: examples nest
+  std::vector<Json> out;
+  for (int64_t i = 0; i < n; ++i) {
+    std::string name = random_name(r);
+    while (!taken.insert(name).second) name = random_name(r);
+    const std::string& job = w.jobs[pick(r, w.jobs.size())];
+    Json demos = Json::array();  // the trained phrasings in turn, then the test's own question
+    for (int64_t k = 0; k < shots; ++k)
+      demos.push_back(Json{{"question", fill_in(kJobQuestions[size_t(1 + k % kTrainedQuestions) % kTrainedQuestions],
+                                                name, "")},
+                           {"answer", answer(job)}});
+    out.push_back(Json{{"question", fill_in(kJobQuestions[0], name, "")}, {"answer_prefix", "The answer is"},
+                       {"choices", w.jobs}, {"answer", job}, {"demos", demos}});
+  }
   return out;
 }
 

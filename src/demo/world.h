@@ -59,6 +59,8 @@ int64_t phrasings_per_fact();
 // city -> country map is in the pretraining text): a skill composed of knowledge the base has.
 // Its data axes: "country_new" asks it of the fresh people (their city was never stated, so each
 // answer is a new fact), "country_mix" of both groups (half and half when they are the same size).
+// Its label control: "country_shuffled" asks "country"'s questions with the answers permuted across
+// the people (the same answers as often, none tied to the person's city).
 struct FinetuneSet {
   std::string kind = "facts";  // one of finetune_kinds()
   int64_t records = 600;
@@ -66,8 +68,8 @@ struct FinetuneSet {
   uint64_t seed = 0;
 };
 std::vector<Json> finetune_records(const World& w, const FinetuneSet& set);
-const std::vector<std::string>& finetune_kinds();  // facts, skill, country, country_new, country_mix
-bool is_country_kind(const std::string& kind);     // country, country_new or country_mix
+const std::vector<std::string>& finetune_kinds();  // facts, skill, country, country_new, country_mix, country_shuffled
+bool is_country_kind(const std::string& kind);     // the country kinds (country_shuffled included)
 
 // Evaluation task files (generic JSONL records of docs/EVAL.md).
 std::vector<Json> knowledge_chat_mc(const World& w, Group g);    // chat question, "The answer is" + options
@@ -80,5 +82,11 @@ std::vector<Json> skill_task(const World& w, int64_t n);          // held-out ar
 // The composition test: the country each known_test person was born in (chat, "The answer is" +
 // the countries): held-out people, never asked about in fine-tuning.
 std::vector<Json> country_task(const World& w);
+// The in-context-learning test: made-up people never in the world, each asked "What is the job
+// of X?" after `shots` demonstrations answering the same question about X in the fine-tuning
+// phrasings (records with their own "demos"): only the prompt says the answer. Choices: the jobs
+// (chance 1/12). The same n people and jobs at every shot count.
+std::vector<Json> icl_task(const World& w, int64_t shots, int64_t n);
+
 
 }  // namespace taia::demo

@@ -1,6 +1,9 @@
 #include "eval/aggregate_results.h"
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "eval/stats.h"
 
 namespace taia {
 namespace {
@@ -65,14 +68,66 @@ AggregateRow AggregateRow::from_json(const Json& j, const std::string& where) {
 }
 
 Json Claim::to_json() const {
-  return Json{{"experiment", experiment}, {"claim", claim},         {"task", task},
-              {"pair", pair},             {"mean", difference.mean}, {"low", difference.low},
-              {"high", difference.high},  {"n", difference.n},       {"verdict", verdict}};
+  Json j{{"experiment", experiment}, {"claim", claim},         {"task", task},
+         {"pair", pair},             {"mean", difference.mean}, {"low", difference.low},
+         {"high", difference.high},  {"n", difference.n},       {"verdict", verdict}};
+  if (!verdict_corrected.empty()) {
+    auto number = [](double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); };
+    j["p"] = number(p);
+    j["p_holm"] = number(p_holm);
+    j["low_corrected"] = number(low_corrected);
+    j["high_corrected"] = number(high_corrected);
+    j["verdict_corrected"] = verdict_corrected;
+  }
+  return j;
 }
 
 Claim Claim::from_json(const Json& j, const std::string& where) {
-  return {json_string(j, "experiment", where), json_string(j, "claim", where), json_string(j, "task", where),
+  Claim c{json_string(j, "experiment", where), json_string(j, "claim", where), json_string(j, "task", where),
           json_string(j, "pair", where),       json_string(j, "verdict", where), PairedDifference::from_json(j, where)};
+  if (j.contains("verdict_corrected")) {
+    c.verdict_corrected = json_string(j, "verdict_corrected", where);
+    auto number = [&](const char* key) {
+      TAIA_CHECK(j.contains(key) && (j[key].is_number() || j[key].is_null()), where, ": field '", key,
+                 "' expected a number or null");
+      return j[key].is_null() ? NAN : j[key].get<double>();
+    };
+    c.p = number("p");
+    c.p_holm = number("p_holm");
+    c.low_corrected = number("low_corrected");
+    c.high_corrected = number("high_corrected");
+  }
+  return c;
+}
+
+void correct_for_multiplicity(std::vector<Claim>& claims) {
+  std::vector<double> p;
+  for (Claim& c : claims) {
+    const PairedDifference& d = c.difference;
+    c.p = NAN;
+    if (d.n >= 2) {
+      const double se = (d.high - d.low) / (2 * t_quantile_975(int(d.n) - 1));
+      c.p = se > 0 ? t_two_sided_p(d.mean / se, int(d.n) - 1) : d.mean != 0 ? 0.0 : 1.0;
+    }
+    p.push_back(std::isnan(c.p) ? 1.0 : c.p);
+  }
+  const std::vector<double> holm = holm_adjust(p);
+  const double level = 1 - 0.05 / double(std::max<size_t>(claims.size(), 1));
+  for (size_t i = 0; i < claims.size(); ++i) {
+    Claim& c = claims[i];
+    const PairedDifference& d = c.difference;
+    c.p_holm = std::isnan(c.p) ? NAN : holm[i];
+    c.low_corrected = c.high_corrected = d.mean;
+    if (d.n >= 2) {
+      const double se = (d.high - d.low) / (2 * t_quantile_975(int(d.n) - 1));
+      const double half = t_quantile(1 - (1 - level) / 2, int(d.n) - 1) * se;
+      c.low_corrected = d.mean - half;
+      c.high_corrected = d.mean + half;
+    }
+    c.verdict_corrected = std::isnan(c.p) ? "not shown (one run)"
+                          : c.p_holm < 0.05 ? (d.mean > 0 ? "reproduced" : "contradicted")
+                                            : "not shown";
+  }
 }
 
 Json MeanDrift::to_json() const {

@@ -4,6 +4,7 @@
 // drift of each mode and the rank sweep. Each type has one to_json / from_json; the JSON is the
 // results.json / summary.json format of docs/REPRODUCTION.md.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -47,10 +48,19 @@ struct AggregateRow {
 struct Claim {
   std::string experiment, claim, task, pair, verdict;
   PairedDifference difference;
+  // Multiplicity (a run's claims are one family): the two-sided t-test's p, Holm's adjusted p,
+  // the Bonferroni (simultaneous) interval at 1 - 0.05 / family size, and the verdict by Holm's p
+  // at 0.05. Absent (NaN / empty) in results written before they existed.
+  double p = NAN, p_holm = NAN, low_corrected = NAN, high_corrected = NAN;
+  std::string verdict_corrected;
   std::string key() const { return experiment + " · " + task; }
   Json to_json() const;
   static Claim from_json(const Json& j, const std::string& where);
 };
+
+// Fills each claim's p, Holm-adjusted p, Bonferroni interval and corrected verdict, the claims
+// being one family (eval/stats: Student's t, n - 1 degrees of freedom, as their 95 % intervals).
+void correct_for_multiplicity(std::vector<Claim>& claims);
 
 // Per layer, how far a mode moves the attention block's and the FFN's outputs from the base's
 // (relative norm of the change; mean cosine), mean over runs.

@@ -75,7 +75,7 @@ std::string entry_line(const std::string& key, const std::string& mode, const Js
 // Each mode's adapter and mask (an update-size control: its derived adapter, made once here).
 std::vector<std::pair<std::string, ModeAdapter>> checked_modes(const EvalSettings& s, const LoraAdapter* adapter) {
   std::vector<std::pair<std::string, ModeAdapter>> modes;
-  for (const auto& m : s.modes) modes.push_back({m, adapter_for_mode(adapter, parse_mode_spec(m), "[eval]")});
+  for (const auto& m : s.modes) modes.push_back({m, adapter_for_mode(adapter, parse_mode_spec(m), "[eval]", " (--adapter DIR)")});
   return modes;
 }
 

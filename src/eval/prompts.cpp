@@ -133,6 +133,10 @@ Dialogue PromptBuilder::dialogue(const Task& task, const TaskExample& e, size_t 
                                  int64_t shots) const {
   Dialogue d;
   d.answer_prefix = e.answer_prefix;
+  if (!e.demos.empty()) {  // the record's own demonstrations; drawn ones would mix two designs
+    TAIA_CHECK(shots == 0, e.where, ": the record has its own demos; expected --shots 0, got ", shots);
+    d.demos = e.demos;
+  }
   if (!pool.examples.empty()) {
     std::vector<size_t> order(pool.examples.size());
     std::iota(order.begin(), order.end(), size_t(0));

@@ -24,4 +24,14 @@ struct Interval {
 };
 Interval mean_interval_95(const std::vector<double>& v);
 
+// Student's t with df degrees of freedom (df >= 1): the two-sided tail P(|T| >= |t|), from the
+// regularized incomplete beta function I_x(df/2, 1/2) at x = df / (df + t^2) (a continued
+// fraction, double precision); and the quantile q with P(T <= q) = p, by bisection on it.
+double t_two_sided_p(double t, int df);
+double t_quantile(double p, int df);
+
+// Holm's step-down adjustment of p-values (family-wise error): sorted ascending, the i-th (from 0)
+// times (m - i), made non-decreasing, capped at 1; returned in the input's order.
+std::vector<double> holm_adjust(const std::vector<double>& p);
+
 }  // namespace taia

@@ -316,6 +316,19 @@ void parse_generic_choices(const Json& j, const std::string& where, TaskExample*
   }
 }
 
+// "demos": [{"question": Q, "answer": A}, ...]: the record's own demonstrations (A is the whole reply).
+void parse_record_demos(const Json& j, const std::string& where, bool is_raw, TaskExample* e) {
+  auto d = j.find("demos");
+  if (d == j.end()) return;
+  TAIA_CHECK(!is_raw, where, ": field 'demos' expected with 'question' or 'prompt' (a 'context' holds its own text)");
+  TAIA_CHECK(d->is_array(), where, ": field 'demos' expected a list of {\"question\", \"answer\"}, got ", d->type_name());
+  for (size_t i = 0; i < d->size(); ++i) {
+    const std::string w = where + ": demos[" + std::to_string(i) + "]";
+    TAIA_CHECK((*d)[i].is_object(), w, ": expected an object with 'question' and 'answer', got ", (*d)[i].type_name());
+    e->demos.push_back({need_string((*d)[i], "question", w), need_string((*d)[i], "answer", w)});
+  }
+}
+
 // The generic schema (docs/EVAL.md). The first record's kind is the task's kind.
 TaskExample parse_generic(const Json& j, const std::string& where, Task* task, bool first) {
   TAIA_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
@@ -341,6 +354,7 @@ TaskExample parse_generic(const Json& j, const std::string& where, Task* task, b
   e.question = is_raw ? need_string(j, "context", where)
                : j.contains("question") ? need_string(j, "question", where) : need_string(j, "prompt", where);
   e.answer_prefix = json_string_or(j, "answer_prefix", "", where);
+  parse_record_demos(j, where, is_raw, &e);
   if (k == TaskKind::Refusal) return e;
   if (k == TaskKind::MultipleChoice) {
     parse_generic_choices(j, where, &e);
@@ -367,7 +381,7 @@ struct Layout {
 // Fields that change a task's kind or its gold answer: a layout that leaves one unread would
 // score another task than the file holds.
 const std::vector<std::string> kTaskShaping = {"options", "choices", "choices.label", "choices.text",
-                                               "answer_idx", "gold", "answerKey", "aliases"};
+                                               "answer_idx", "gold", "answerKey", "aliases", "demos"};
 
 bool has(const Json& j, const char* key) { return j.contains(key); }
 
@@ -409,7 +423,7 @@ const std::vector<Layout>& layouts() {
        {}, {"gsm8k", TaskKind::Generative, true, false}, parse_gsm8k},
       {"generic", "question / prompt / context / text (+ choices, answer; docs/EVAL.md)",
        [](const Json& j) { return has(j, "question") || has(j, "prompt") || has(j, "context") || has(j, "text"); },
-       {"choices"}, {"generic", TaskKind::Generative, false, false}, nullptr},
+       {"choices", "demos"}, {"generic", TaskKind::Generative, false, false}, nullptr},
   };
   return table;
 }

@@ -28,6 +28,9 @@ struct TaskExample {
   std::vector<std::string> aliases;  // generative: other accepted answers (llm-foundry "aliases")
   std::string solution;              // worked answer for few-shot demonstrations
   std::string answer_prefix;         // optional text the reply starts with (generic schema)
+  // The record's own demonstrations (generic schema "demos": [{"question", "answer"}]), rendered
+  // before its question as earlier turns; a task of such records runs with 0 drawn shots.
+  std::vector<std::pair<std::string, std::string>> demos;
   std::string text;                  // perplexity: the text
 };
 

@@ -198,8 +198,8 @@ LoraAdapter weighted_adapter(const LoraAdapter& adapter, const ModuleWeights& w)
   return out;
 }
 
-ModeAdapter adapter_for_mode(const LoraAdapter* adapter, const ModeSpec& mode, const char* where) {
-  TAIA_CHECK(!mode.any() || adapter, where, " mode '", mode.name, "' needs an adapter; none was given");
+ModeAdapter adapter_for_mode(const LoraAdapter* adapter, const ModeSpec& mode, const char* where, const char* how) {
+  TAIA_CHECK(!mode.any() || adapter, where, " mode '", mode.name, "' needs an adapter", how);
   if (mode.control == UpdateControl::None) return ModeAdapter{adapter, mode.mask, nullptr};
   auto derived = std::make_shared<const LoraAdapter>(
       weighted_adapter(*adapter, mode_weights(mode, lora_update_sizes(*adapter))));

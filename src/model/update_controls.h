@@ -50,13 +50,14 @@ LoraAdapter weighted_adapter(const LoraAdapter& adapter, const ModuleWeights& we
 
 // The adapter and mask a decoder runs a mode with: a plain mode's mask over `adapter` as it is,
 // a control's derived adapter (owned by `derived`) with every module. A mode with updates and no
-// adapter is refused, naming `where`.
+// adapter is refused, naming `where` and saying `how` to give one.
 struct ModeAdapter {
   const LoraAdapter* adapter = nullptr;
   ModuleMask mask{};
   std::shared_ptr<const LoraAdapter> derived;
 };
-ModeAdapter adapter_for_mode(const LoraAdapter* adapter, const ModeSpec& mode, const char* where);
+ModeAdapter adapter_for_mode(const LoraAdapter* adapter, const ModeSpec& mode, const char* where,
+                             const char* how = "");
 
 // For a caller holding its own copy of the adapter: a control applied in place (the adapter
 // becomes weighted_adapter's), returning the mask to run it with (a plain mode: its own mask).

@@ -38,12 +38,17 @@ want = {"knowledge_chat", "knowledge_chat_gen", "knowledge_chat_restated", "know
 check(want <= tasks, "every task scored", sorted(tasks))
 check(any(t.startswith("knowledge_chat@") and t.endswith("shot") for t in tasks), "few-shot rows present",
       sorted(tasks))
+check({"icl_k0", "icl_k2", "icl_slope"} <= tasks, "the in-context-learning rows and their slope", sorted(tasks))
 exps = {row["experiment"] for row in rows}
 check(exps == set(settings["experiments"]) and {"facts-lora", "facts-full"} <= exps, "every experiment has rows", exps)
 bad = []
+control_tasks = {"knowledge_chat", "knowledge_completion", "country", "facts"}  # the controls' tasks
 for row in rows:
     modes = row["modes"]
-    if set(modes) != {"base", "vanilla", "taia", "taif"}:
+    # the update-size controls on their tasks (early: LoRA runs only); the four plain modes everywhere
+    controls = {"scaled", "random-half"} | ({"early"} if row["experiment"].endswith("-lora") else set())
+    expected = {"base", "vanilla", "taia", "taif"} | (controls if row["task"] in control_tasks else set())
+    if set(modes) != expected:
         bad.append((row["experiment"], row["task"], "modes", sorted(modes)))
         continue
     for m, e in modes.items():
@@ -55,11 +60,35 @@ for row in rows:
         if row["metric"] == "bits_per_token":
             if not all(v > 0 for v in vals):
                 bad.append((row["task"], m, "bits", vals))
+        elif row["metric"] == "slope":  # accuracy per log2(1 + shots): at most 1 / log2(1 + K) either way
+            if not all(-1 <= v <= 1 for v in vals):
+                bad.append((row["task"], m, "slope", vals))
         elif not all(0 <= v <= 1 for v in vals):
             bad.append((row["task"], m, "acc", vals))
     if modes["base"]["std"] != 0:
         bad.append((row["task"], "base std", modes["base"]))
-check(not bad, "each row: four modes, one value per seed, mean = mean of values, values in range", bad[:5])
+check(not bad, "each row: its modes (controls on the main tasks), one value per seed, mean = mean of values, values "
+      "in range", bad[:5])
+# What each control kept, per run: random-half whole modules within the attention set's parameters,
+# scaled the attention update's norm, early a checkpoint before the last step.
+ups = json.load(open(os.path.join(out1, "results.json"))).get("control_updates", {})
+bad = []
+for experiment, runs in ups.items():
+    for u in runs:
+        for draw in ("random-half-1", "random-half-2", "random-half-3"):
+            if not 0 < u[draw]["parameters"] <= u[draw]["attention_parameters"]:
+                bad.append((experiment, draw, u[draw]["parameters"], u[draw]["attention_parameters"]))
+        if abs(u["scaled"]["norm"] - u["scaled"]["attention_norm"]) > 1e-6 * u["scaled"]["attention_norm"]:
+            bad.append((experiment, "scaled", u["scaled"]["norm"], u["scaled"]["attention_norm"]))
+        if experiment.endswith("-lora") and not (u["early"]["step"] % u["early"]["every"] == 0 and 0 < u["early"]["step"]
+                                                 <= u["early"]["steps"] and u["early"]["every"] >= 1):
+            bad.append((experiment, "early", u["early"]))
+check(set(ups) == exps and all(len(v) == len(settings["seeds"]) for v in ups.values()) and not bad,
+      "control_updates: random-half within the attention set's parameters, scaled at its norm, early a checkpoint",
+      bad[:3] or ups.keys())
+rh = [json.loads(l) for l in open(os.path.join(out1, "data", "icl_k2.jsonl"))]
+check(all(len(x["demos"]) == 2 and all(d["answer"] == "The answer is " + x["answer"] + "." for d in x["demos"])
+          for x in rh), "ICL records: 2 demonstrations giving the example's answer", rh[:1])
 
 # The knowledge is in the weights: plain-text completion of the pretrained facts, far above chance.
 pre = summary["pretrained"]
@@ -86,10 +115,24 @@ check(lora and lora["taia"]["attention"] == lora["vanilla"]["attention"][:1] + l
       "LoRA drift: TAIF leaves layer 0's attention output alone, TAIA and vanilla move it alike", lora)
 check("Where the update goes" in html, "the report draws the drift")
 claims = json.load(open(os.path.join(out1, "results.json"))).get("claims", [])
-check(len(claims) == 3 * len(exps) and all(
-      c["verdict"] in ("reproduced", "contradicted", "not shown") and (c["verdict"] != "reproduced" or c["low"] > 0)
-      and (c["verdict"] != "contradicted" or c["high"] < 0) for c in claims),
-      "three claims judged per experiment, each verdict matching its interval", claims[:2])
+by_exp = {}
+for c in claims:
+    by_exp.setdefault(c["experiment"], set()).add(c["claim"].split(":")[0] if ":" in c["claim"] else c["pair"])
+check(by_exp.get("facts-lora", set()) >= {"taia-vanilla", "taia-base", "taia-taif", "C1", "C2", "C3", "I1"} and
+      by_exp.get("facts-full", set()) >= {"C1", "C2", "I1"} and "C3" not in by_exp.get("facts-full", set()) and
+      by_exp.get("base (world 0)") == {"P1"},
+      "claims: the paper's three, C1-C3 (no early for full), I1 per experiment, P1 for the base", by_exp)
+p1_holds = all(c["verdict"] == "reproduced" for c in claims if c["claim"].startswith("P1:"))
+family = [c for c in claims if "verdict_corrected" in c]
+outside = [c for c in claims if "verdict_corrected" not in c]
+check(all(c["verdict"] in ("reproduced", "contradicted", "not shown") and (c["verdict"] != "reproduced" or c["low"] > 0)
+          and (c["verdict"] != "contradicted" or c["high"] < 0) and c["low_corrected"] <= c["low"] and
+          c["high_corrected"] >= c["high"] and c["p"] <= c["p_holm"] <= 1 and
+          (c["verdict_corrected"] == "not shown" or c["verdict"] == c["verdict_corrected"]) for c in family),
+      "each verdict matches its interval; Holm's p >= p, the simultaneous interval holds the 95 % one", family[:2])
+check(all(c["claim"].startswith("P1:") or (c["claim"].startswith("I1:") and not p1_holds) for c in outside) and
+      all(c["verdict"] == "not judged (P1 failed)" for c in outside if c["claim"].startswith("I1:")),
+      "outside the family: the precondition P1, and I1 only while P1 fails (then not judged)", outside[:2])
 check(html.index("Verdicts") < html.index("Scores"), "the report opens with the verdicts")
 first_claim = claims[0]["claim"] if claims else "(no claim)"
 check(html.index("Scores") < html.find("<h3>" + first_claim) < html.find("<h3>Other scores") <
@@ -141,7 +184,7 @@ check(r4.returncode == 0, "taia demo --experiments facts-molora exits 0", r4.std
 if r4.returncode == 0:
     rows4 = json.loads(r4.stdout)["rows"]
     check(rows4 and all(row["experiment"] == "facts-molora" and set(row["modes"]) == {"base", "vanilla", "taia", "taif"}
-                        for row in rows4), "MoLoRA rows with the four modes", rows4[:1])
+                        for row in rows4), "MoLoRA rows with the four modes (no update-size controls)", rows4[:1])
     check(os.path.exists(os.path.join(out4, "runs", "facts-molora", "seed1", "train", "molora_config.json")),
           "the MoLoRA run's adapter holds its experts")
 

@@ -398,6 +398,70 @@ TEST(Scoring, ContextTasksScoreThePlainTextCompletion) {
   EXPECT_EQ(results["tasks"]["completion"]["base"]["n"].get<int64_t>(), 2);
 }
 
+// A record's own "demos" come before its question as earlier chat turns (and drawn shots are
+// refused beside them); a malformed list names the record and the entry.
+TEST(Tasks, RecordDemosAreRenderedAsEarlierTurns) {
+  const auto tok = load_tokenizer(test::fixtures_dir() + "/models/stories260K/tok512.model");
+  ModelConfig c = test::small_config(512, 32, 64, 2, 4, 2, 8, 64);
+  auto m = init_model(c, 11, DType::F32, InitScheme::Full, 0.2f);
+  Decoder d(*m);
+  const std::string path = write_temp(
+      "demos.jsonl",
+      "{\"question\": \"Q3\", \"choices\": [\"a\", \"b\"], \"answer\": 1, \"demos\": [{\"question\": \"Q1\", "
+      "\"answer\": \"R1\"}, {\"question\": \"Q2\", \"answer\": \"R2\"}]}\n");
+  const Task task = load_task(path);
+  ASSERT_EQ(task.examples[0].demos.size(), 2u);
+  EvalSettings s;
+  s.progress = false;
+  s.chat_template = "chatml";
+  const std::string out = test::temp_dir() + "/demos";
+  run_eval(d, *tok, nullptr, {task}, s, out, Json::object(), [](const std::string&) {});
+  const auto records = read_json_records(out + "/samples/demos.base.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  const std::string prompt = records[0].value["prompt"].get<std::string>();
+  const size_t q1 = prompt.find("Q1"), r1 = prompt.find("R1"), q2 = prompt.find("Q2"), r2 = prompt.find("R2"),
+               q3 = prompt.find("Q3");
+  EXPECT_TRUE(q1 < r1 && r1 < q2 && q2 < r2 && r2 < q3 && q3 != std::string::npos) << prompt;
+  EXPECT_NE(prompt.find("<|im_start|>assistant\nR1"), std::string::npos) << prompt;
+  s.shots = {2};
+  EXPECT_NE(error_of([&] { run_eval(d, *tok, nullptr, {task}, s, out, Json::object(), [](const std::string&) {}); })
+                .find("has its own demos; expected --shots 0"),
+            std::string::npos);
+  const std::string bad = write_temp("bad_demos.jsonl", "{\"question\": \"Q\", \"answer\": \"1\", \"demos\": [{\"question\": \"x\"}]}\n");
+  EXPECT_NE(error_of([&] { load_task(bad); }).find("bad_demos.jsonl:1: demos[0]: missing field 'answer'"), std::string::npos)
+      << error_of([&] { load_task(bad); });
+}
+
+// Student's t tails against textbook critical values (two-sided 5 % and 1 %), the quantile
+// inverting them, and Holm's adjustment worked by hand.
+TEST(Stats, StudentTTailsQuantilesAndHolm) {
+  EXPECT_NEAR(t_two_sided_p(12.706, 1), 0.05, 1e-4);
+  EXPECT_NEAR(t_two_sided_p(4.303, 2), 0.05, 1e-4);
+  EXPECT_NEAR(t_two_sided_p(-2.776, 4), 0.05, 1e-4);
+  EXPECT_NEAR(t_two_sided_p(3.169, 10), 0.01, 1e-4);
+  EXPECT_NEAR(t_two_sided_p(1.959964, 100000), 0.05, 1e-4);
+  EXPECT_DOUBLE_EQ(t_two_sided_p(0, 5), 1.0);
+  EXPECT_NEAR(t_quantile(0.975, 4), 2.776445, 1e-5);
+  EXPECT_NEAR(t_quantile(0.995, 10), 3.169273, 1e-5);
+  EXPECT_NEAR(t_quantile(0.025, 2), -4.302653, 1e-5);
+  const std::vector<double> adjusted = holm_adjust({0.01, 0.04, 0.03, 0.005});
+  // sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> non-decreasing 0.04 -> 0.06
+  const std::vector<double> want{0.03, 0.06, 0.06, 0.02};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(adjusted[i], want[i], 1e-12) << i;
+  // A claim family: the p of a difference whose interval just touches 0 is 0.05; Holm over two.
+  std::vector<Claim> claims(2);
+  claims[0].difference = PairedDifference{1.0, 0.0, 2.0, 5};  // half-width t(4) * se = 1
+  claims[1].difference = PairedDifference{-3.0, -4.0, -2.0, 5};
+  correct_for_multiplicity(claims);
+  EXPECT_NEAR(claims[0].p, 0.05, 1e-3);
+  EXPECT_NEAR(claims[0].p_holm, 0.05, 1e-3);  // the larger p, times 1
+  EXPECT_NEAR(claims[1].p_holm, 2 * claims[1].p, 1e-12);
+  EXPECT_EQ(claims[1].verdict_corrected, "contradicted");
+  EXPECT_EQ(claims[0].verdict_corrected, "not shown");
+  EXPECT_LT(claims[0].low_corrected, 0.0);  // the simultaneous interval is wider than the 95 % one
+  EXPECT_GT(claims[0].high_corrected, 2.0);
+}
+
 // Student's t quantiles against textbook values, and a 95 % interval.
 TEST(Stats, StudentTQuantilesAndIntervals) {
   EXPECT_NEAR(t_quantile_975(1), 12.706, 1e-3);

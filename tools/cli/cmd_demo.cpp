@@ -58,6 +58,7 @@ void register_demo(CLI::App& app) {
                   "Comma-separated KIND-METHOD, KIND facts (new facts about fresh people), skill (arithmetic) or "
                   "country (the country known people were born in: a skill composed of pretraining knowledge), "
                   "country_new (the same question about fresh people: new facts), country_mix (both), "
+                  "country_shuffled (country's questions, the answers permuted across the people: its label control), "
                   "METHOD lora, molora (the paper's MoLoRA: 4 experts, top-1 on the FFN, LoRA on attention) or full "
                   "(default: the preset's)")
       ->delimiter(',');
