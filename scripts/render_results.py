@@ -190,8 +190,11 @@ def overview(run):
     r = dict(kv.split("=", 1) for kv in run.summary["pretrained"]["recipe"].split()[1:])
     worlds = run.settings.get("world_seeds", [run.settings.get("world_seed", 0)])
     scale = f"{r['layers']} layers x {r['hidden']}, {len(worlds)} world{'s' if len(worlds) > 1 else ''}, {len(run.settings['seeds'])} seeds"
-    lines = [f"Run `{run.name}` ({scale}). Each cell: the verdict after Holm's correction over the run's "
-             f"{len(run.summary['claims'])} claims, the difference in points and its simultaneous interval.", "",
+    family = sum(1 for c in run.summary["claims"] if c.get("verdict_corrected"))
+    lines = [wrap(f"Run `{run.name}` ({scale}). Each cell: the verdict after Holm's correction over the run's family "
+                  f"of {family} claims about TAIA (in brackets the uncorrected verdict where it differs), the "
+                  f"difference in points and its simultaneous interval; a precondition and the claims it leaves "
+                  f"unjudged stand outside the family, with their 95 % interval."), "",
              "| the paper's claim | the test | " + " | ".join(
                  ["verdicts (Holm), difference [simultaneous interval]"]) + " |", "|---|---|---|"]
     for paper, test, prefixes, experiments in OVERVIEW:
@@ -204,7 +207,8 @@ def overview(run):
                 continue
             label = c["claim"].split(":")[0] + " " if len(prefixes) > 1 else ""
             if c.get("verdict_corrected"):
-                cells.append(f"{label}`{c['experiment']}` {c['verdict_corrected']} {100 * c['mean']:+.1f} "
+                raw = f" ({c['verdict']})" if c["verdict"] != c["verdict_corrected"] else ""
+                cells.append(f"{label}`{c['experiment']}` {c['verdict_corrected']}{raw} {100 * c['mean']:+.1f} "
                              f"[{100 * c['low_corrected']:+.1f}, {100 * c['high_corrected']:+.1f}]")
             else:  # outside the family (a precondition, or a claim not judged): its 95 % interval
                 cells.append(f"{label}`{c['experiment']}` {c['verdict']} {100 * c['mean']:+.1f} "
@@ -314,6 +318,16 @@ def readme_demo(run):
               f"(TAIA > base {h1['verdict'] if h1 else 'not paired'} over the seeds; chance 6.25 %), vanilla "
               f"{run.pct(c, 'country', 'vanilla')} "
               f"%, TAIF {run.pct(c, 'country', 'taif')} %.")
+    if run.has(e, kc, "scaled") and run.has(e, kc, "random-half") and run.has(e, kc, "early"):
+        stands = [x for x in run.summary["claims"] if x.get("verdict_corrected") in ("reproduced", "contradicted")]
+        same = all((run.claim(e, kc, p) or {}).get("verdict") == "not shown" for p in ("taia-scaled", "taia-random-half"))
+        s += (f" Against updates of TAIA's size (`{e}`, knowledge): vanilla scaled to TAIA's norm "
+              f"{run.pct(e, kc, 'scaled')} %, a random half of the modules {run.pct(e, kc, 'random-half')} %, vanilla "
+              f"stopped at TAIA's norm {run.pct(e, kc, 'early')} %" +
+              (" — TAIA's differences from the first two hold 0, so the knowledge kept comes with moving less, not "
+               "with dropping the FFN in particular" if same else "") +
+              f"; after Holm's correction over the run's claims {len(stands)} verdict"
+              f"{'s stand' if len(stands) != 1 else ' stands'} ({len(run.settings['seeds'])} seeds).")
     return wrap(s) + "\n"
 
 
