@@ -15,6 +15,7 @@
 #include "core/threading.h"
 #include "demo/aggregate.h"
 #include "demo/baselines.h"
+#include "demo/noise_sweep.h"
 #include "demo/finetune.h"
 #include "demo/pretrain.h"
 #include "demo/util.h"
@@ -34,11 +35,11 @@ namespace {
 using Log = std::function<void(const std::string&)>;
 namespace fs = std::filesystem;
 
-// The experiment the rank sweep repeats: the preset's first LoRA experiment.
-std::string sweep_experiment(const Preset& p) {
+// The experiment a sweep repeats: the preset's first LoRA experiment.
+std::string sweep_experiment(const Preset& p, const std::string& sweep = "ranks") {
   for (const auto& e : p.experiments)
     if (e.size() > 5 && e.compare(e.size() - 5, 5, "-lora") == 0) return e;
-  fail("[demo] --sweep ranks repeats a LoRA experiment; --experiments has none (e.g. add facts-lora)");
+  fail("[demo] --sweep ", sweep, " repeats a LoRA experiment; --experiments has none (e.g. add facts-lora)");
 }
 
 // The preset with the options' overrides, checked.
@@ -64,9 +65,12 @@ Preset resolve_preset(const DemoOptions& o) {
                "pretraining text states the city -> country map); with --model use facts or skill");
   }
   TAIA_CHECK(!p.seeds.empty(), "[demo] expected at least one seed");
-  TAIA_CHECK(o.sweep.empty() || o.sweep == "ranks", "[demo] --sweep expected ranks, got '", o.sweep, "'");
+  TAIA_CHECK(o.sweep.empty() || o.sweep == "ranks" || o.sweep == "noise", "[demo] --sweep expected ranks or noise, got '",
+             o.sweep, "'");
   TAIA_CHECK(!o.sweep_ranks.empty(), "[demo] --sweep-ranks expected at least one rank");
-  if (o.sweep == "ranks") sweep_experiment(p);  // refused before any run, not after them
+  TAIA_CHECK(!o.sweep_noise.empty(), "[demo] --sweep-noise expected at least one level");
+  for (double v : o.sweep_noise) TAIA_CHECK(v >= 0 && v <= 1, "[demo] --sweep-noise expected levels in [0, 1], got ", v);
+  if (!o.sweep.empty()) sweep_experiment(p, o.sweep);  // refused before any run, not after them
   for (int64_t r : o.sweep_ranks) TAIA_CHECK(r >= 1 && r <= 4096, "[demo] --sweep-ranks expected ranks 1..4096, got ", r);
   TAIA_CHECK(!own_model || o.mix == 0, "[demo] --mix adds questions about the generated world's pretrained people; "
              "with --model the model never read them: expected --mix 0, got ", o.mix);
@@ -217,6 +221,21 @@ std::map<std::string, std::map<std::string, MeanDrift>> mean_drift(const std::ma
   return out;
 }
 
+// One log line per noise level: TAIA - vanilla on the knowledge test, then where TAIA stops winning.
+void log_noise_sweep(const Json& sweep, const Log& log) {
+  for (const Json& l : sweep["levels"]) {
+    const Json& k = l["knowledge_chat"];
+    if (k.is_null()) continue;
+    const Json& d = k["difference"];
+    log("[demo] noise " + fmt(l["noise"].get<double>(), 2) + ": knowledge TAIA " + fmt(100 * k["taia"].get<double>()) +
+        " vs vanilla " + fmt(100 * k["vanilla"].get<double>()) + " %, difference " + fmt(100 * d["mean"].get<double>()) +
+        " [" + fmt(100 * d["low"].get<double>()) + ", " + fmt(100 * d["high"].get<double>()) + "]");
+  }
+  const Json& stop = sweep["taia_stops_winning_at"];
+  log(stop.is_null() ? "[demo] TAIA keeps more knowledge than vanilla at every noise level"
+                     : "[demo] TAIA stops winning on knowledge at noise " + fmt(stop.get<double>(), 2));
+}
+
 // The claims with the run's family corrected (eval/aggregate_results: Holm, Bonferroni): the family
 // is every claim about TAIA; P1 (a precondition) stays out, and while any world's P1 fails the ICL
 // claims (I1) are "not judged" and out of it too.
@@ -239,13 +258,14 @@ std::vector<Claim> corrected_family(std::vector<Claim> claims) {
 // extra: the drift and, with --sweep, the sweep.
 DemoSummary write_outputs(const std::string& out, const Aggregate& agg, const Json& settings, const Json& pretrained,
                           const Curves& curves, AggregateResults extra, const std::vector<Claim>& more_claims,
-                          const Json& updates, double seconds) {
+                          const Json& updates, const Json& noise_sweep, double seconds) {
   for (const AggregateRow& row : agg.rows)
     if (!row.paired.empty()) extra.paired[row.key()] = row.paired;
   extra.claims = judge_claims(agg.rows);
   extra.claims.insert(extra.claims.end(), more_claims.begin(), more_claims.end());
   extra.claims = corrected_family(std::move(extra.claims));
   Json results{{"tasks", agg.results}, {"settings", settings}, {"control_updates", updates}};
+  if (!noise_sweep.is_null()) results["noise_sweep"] = noise_sweep;
   extra.add_to(results);
   const DemoSummary summary{agg.rows, extra.claims, pretrained, settings, out, seconds};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
@@ -265,6 +285,7 @@ namespace {
 struct WorldRuns {
   std::map<std::string, std::vector<Scores>> runs;
   std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> sweep;  // (attention, FFN rank) -> per seed
+  std::map<double, std::vector<Scores>> noise_sweep;                   // noise level -> per seed
   std::map<std::string, std::vector<Json>> drift;
   std::map<std::string, std::vector<Json>> updates;  // experiment -> per seed: what each control kept
   Json pretrained;
@@ -324,6 +345,7 @@ WorldRuns run_world(const DemoOptions& o, const Preset& p, uint64_t world_seed, 
     curves->push_back({"pretraining", read_metrics(pretrain_metrics)});
   w.runs = run_experiments(ctx, p, t0, log, curves, &w.drift, &w.updates);
   if (o.sweep == "ranks") w.sweep = run_rank_sweep(ctx, o, p, log);
+  if (o.sweep == "noise") w.noise_sweep = run_noise_sweep(ctx, sweep_experiment(p, "noise"), p.seeds, o.sweep_noise, log);
   // Each run carries its world's base scores, so that aggregation and paired differences pair a
   // run with the base it started from.
   auto add_base = [&](std::vector<Scores>& seeds) {
@@ -332,6 +354,7 @@ WorldRuns run_world(const DemoOptions& o, const Preset& p, uint64_t world_seed, 
   };
   for (auto& [experiment, seeds] : w.runs) add_base(seeds);
   for (auto& [ranks, seeds] : w.sweep) add_base(seeds);
+  for (auto& [level, seeds] : w.noise_sweep) add_base(seeds);
   return w;
 }
 
@@ -401,6 +424,7 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
   std::map<std::string, std::vector<Scores>> runs;
   std::map<std::string, std::vector<Json>> drift;
   std::map<std::pair<int64_t, int64_t>, std::vector<Scores>> sweep;
+  std::map<double, std::vector<Scores>> noise_sweep;
   Json pretrained, per_world = Json::array(), updates = Json::object();
   std::vector<double> majority_per_run;  // each country-lora run's world's majority level
   std::vector<std::pair<uint64_t, PairedDifference>> icl_per_world;
@@ -422,6 +446,8 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
     if (w.icl_base) icl_per_world.push_back({worlds[i], *w.icl_base});
     for (auto& [ranks, seeds] : w.sweep)
       for (Scores& s : seeds) sweep[ranks].push_back(std::move(s));
+    for (auto& [level, seeds] : w.noise_sweep)
+      for (Scores& s : seeds) noise_sweep[level].push_back(std::move(s));
     per_world.push_back(w.pretrained);
     if (i == 0) first = std::move(w);
   }
@@ -443,8 +469,14 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
     settings["sweep"] = Json{{"kind", "ranks"}, {"ranks", o.sweep_ranks}, {"experiment", sweep_experiment(p)}};
     extra.sweep = sweep_means(sweep_experiment(p), o.sweep_ranks, sweep, first.tasks);
   }
+  Json noise = nullptr;
+  if (o.sweep == "noise") {
+    settings["sweep"] = Json{{"kind", "noise"}, {"levels", o.sweep_noise}, {"experiment", sweep_experiment(p, "noise")}};
+    noise = noise_sweep_json(sweep_experiment(p, "noise"), noise_sweep);
+    log_noise_sweep(noise, log);
+  }
   return write_outputs(o.out_dir, agg, settings, pretrained, curves, extra,
-                       baseline_claims(agg.rows, majority_per_run, icl_per_world), updates, seconds_since(t0));
+                       baseline_claims(agg.rows, majority_per_run, icl_per_world), updates, noise, seconds_since(t0));
 }
 
 std::string demo_table_markdown(const std::vector<AggregateRow>& rows) {

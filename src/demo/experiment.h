@@ -34,6 +34,9 @@ struct DemoOptions {
   // FFN rank) in sweep_ranks x sweep_ranks and every seed (the paper's open rank-ratio question).
   std::string sweep;
   std::vector<int64_t> sweep_ranks{4, 16, 64};
+  // "noise": the first LoRA experiment again for every share of wrong fine-tuning answers here and
+  // every seed (the paper's open noise question; demo/noise_sweep.h).
+  std::vector<double> sweep_noise{0, 0.1, 0.3, 0.5};
 };
 
 // OUT/summary.json: the aggregated table, the claims, the pretrained model's facts, settings.

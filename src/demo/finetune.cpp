@@ -202,7 +202,7 @@ RunResult finetune_and_evaluate(const RunContext& ctx, const std::string& experi
     }
   // The update-size controls (early: LoRA runs), never in the rank sweep nor in the label control
   // country_shuffled (which only the plain modes' country scores are read of).
-  const bool controls = !ranks && kind != "country_shuffled";
+  const bool controls = ctx.controls && !ranks && kind != "country_shuffled";
   const bool early = controls && method == TrainMethod::Lora;
   if (early) options.save_every = early_every(options.max_steps);
   remove_folder(options.out_dir);  // a previous run's adapter and checkpoints

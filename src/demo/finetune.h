@@ -29,6 +29,7 @@ struct RunContext {
   // Held-out text (the retention documents, tokenized) on which each run's drift is measured:
   // per layer, how far the attention and FFN outputs move from the base's in each mode.
   std::vector<std::vector<int32_t>> drift_text;
+  bool controls = true;  // the update-size controls (off in sweeps: their runs answer another question)
 };
 
 // The update-size controls the demo compares TAIA with (docs/REPRODUCTION.md): scaled, three

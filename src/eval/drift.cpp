@@ -1,5 +1,6 @@
 #include "eval/drift.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/dtype.h"
@@ -69,6 +70,80 @@ std::vector<LayerDrift> measure_drift(const Model& base, const Model* finetuned,
     });
   }
   return drift;
+}
+
+std::vector<NeuronDrift> measure_neuron_drift(const Model& base, const Model* finetuned, const LoraAdapter* adapter,
+                                              const ModuleMask& mask, const std::vector<std::vector<int32_t>>& sequences) {
+  TAIA_CHECK(adapter || finetuned, "[analyze] expected an adapter or a fine-tuned model");
+  const ModelConfig& c = base.config;
+  TAIA_CHECK(!finetuned || (finetuned->config.num_layers == c.num_layers &&
+                            finetuned->config.intermediate_size == c.intermediate_size),
+             "[analyze] the fine-tuned model's shape (layers, FFN width) is not the base's");
+  std::vector<NeuronDrift> drift(size_t(c.num_layers));
+  Decoder base_run(base);
+  Decoder tuned_run(finetuned ? *finetuned : base);
+  if (!finetuned) tuned_run.set_adapter(adapter, mask);
+  std::vector<std::vector<float>> base_hidden(size_t(c.num_layers));  // [layer][T, I]
+  auto run = [](Decoder& d, const std::vector<int32_t>& ids, const Decoder::FfnHiddenObserver& seen) {
+    d.observe_ffn_hidden(seen);
+    KVCache cache(d.model().config, int64_t(ids.size()));
+    std::vector<float> logits(size_t(d.model().config.vocab_size));
+    d.forward(cache, ids.data(), int64_t(ids.size()), logits.data(), false);
+    d.observe_ffn_hidden(nullptr);
+  };
+  for (const std::vector<int32_t>& ids : sequences) {
+    if (ids.empty()) continue;
+    for (int32_t id : ids)
+      TAIA_CHECK(id >= 0 && id < c.vocab_size, "[analyze] token id ", id, " is outside the vocabulary");
+    run(base_run, ids, [&](int64_t l, const float* h, int64_t T, int64_t I) {
+      base_hidden[size_t(l)].assign(h, h + T * I);
+    });
+    run(tuned_run, ids, [&](int64_t l, const float* h, int64_t T, int64_t I) {
+      NeuronDrift& n = drift[size_t(l)];
+      n.diff_sq.resize(size_t(I), 0.0);
+      n.base_sq.resize(size_t(I), 0.0);
+      const std::vector<float>& b = base_hidden[size_t(l)];
+      TAIA_CHECK(b.size() == size_t(T * I), "[analyze] layer ", l, ": FFN width differs between the two runs");
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < I; ++i) {
+          const double x = b[size_t(t * I + i)], y = h[t * I + i];
+          n.diff_sq[size_t(i)] += (y - x) * (y - x);
+          n.base_sq[size_t(i)] += x * x;
+        }
+      n.tokens += T;
+    });
+  }
+  return drift;
+}
+
+Json neurons_json(const std::vector<NeuronDrift>& layers, int64_t top) {
+  Json out = Json::array();
+  int64_t tokens = 0;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const NeuronDrift& n = layers[l];
+    tokens = n.tokens;
+    const double per_token = n.tokens > 0 ? 1.0 / double(n.tokens) : 0.0;
+    std::vector<size_t> order(n.diff_sq.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    const size_t k = std::min(order.size(), size_t(std::max<int64_t>(top, 0)));
+    std::partial_sort(order.begin(), order.begin() + int64_t(k), order.end(), [&](size_t a, size_t b) {
+      return n.diff_sq[a] != n.diff_sq[b] ? n.diff_sq[a] > n.diff_sq[b] : a < b;
+    });
+    double total = 0, top_sum = 0;
+    for (double d : n.diff_sq) total += d;
+    Json neurons = Json::array();
+    for (size_t j = 0; j < k; ++j) {
+      const size_t i = order[j];
+      top_sum += n.diff_sq[i];
+      neurons.push_back({{"neuron", int64_t(i)}, {"rms_change", std::sqrt(n.diff_sq[i] * per_token)},
+                         {"base_rms", std::sqrt(n.base_sq[i] * per_token)}});
+    }
+    out.push_back({{"layer", int64_t(l)},
+                   {"rms_change", n.diff_sq.empty() ? 0.0 : std::sqrt(total * per_token / double(n.diff_sq.size()))},
+                   {"top_share", total > 0 ? top_sum / total : 0.0},
+                   {"neurons", neurons}});
+  }
+  return {{"layers", out}, {"tokens", tokens}};
 }
 
 Json weight_update_norms(const Model& base, const Model& finetuned) {

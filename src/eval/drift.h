@@ -30,6 +30,21 @@ struct LayerDrift {
 std::vector<LayerDrift> measure_drift(const Model& base, const Model* finetuned, const LoraAdapter* adapter,
                                       const ModuleMask& mask, const std::vector<std::vector<int32_t>>& sequences);
 
+// Per layer and FFN neuron (a row of down_proj's input, act(gate) * up), over every token of the
+// text: the sums of (h_ft - h_base)^2 and h_base^2 (`taia analyze --neurons`).
+struct NeuronDrift {
+  std::vector<double> diff_sq, base_sq;  // [intermediate]
+  int64_t tokens = 0;
+};
+// As measure_drift, for the FFN's hidden activations: one entry per layer.
+std::vector<NeuronDrift> measure_neuron_drift(const Model& base, const Model* finetuned, const LoraAdapter* adapter,
+                                              const ModuleMask& mask, const std::vector<std::vector<int32_t>>& sequences);
+// Per layer the `top` neurons whose activation moved most (root mean square of the change over
+// the tokens), largest first: {"layers": [{"layer", "rms_change" (all neurons), "top_share" (the
+// top neurons' share of the layer's squared change), "neurons": [{"neuron", "rms_change",
+// "base_rms"}]}], "tokens"}.
+Json neurons_json(const std::vector<NeuronDrift>& layers, int64_t top);
+
 // Per projection of a fine-tuned model: ||W_ft - W_base||_F / ||W_base||_F (and the absolute
 // norm), for every layer; the shapes must match.
 Json weight_update_norms(const Model& base, const Model& finetuned);

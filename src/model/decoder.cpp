@@ -409,6 +409,7 @@ void Decoder::layer_forward(int64_t l, KVCache& cache, const PackedBatch& b, boo
     StepTimer t(p, DecodeStep::Activation);
     glu_forward(r.activation, s_.gate.data(), s_.gate.data(), s_.up.data(), T * I);
   }
+  if (ffn_observer_) ffn_observer_(l, s_.gate.data(), T, I);
   sublayer_output(l, r, Proj::Down, L.down, L.ffn_out_norm, s_.gate.data(), T);
 }
 

@@ -97,6 +97,11 @@ class Decoder {
   // the model has one (`taia analyze`). nullptr stops it.
   using SublayerObserver = std::function<void(int64_t layer, Proj p, const float* out, int64_t T)>;
   void observe_sublayers(SublayerObserver fn) { observer_ = std::move(fn); }
+  // From now on, fn(layer, hidden, T, I) sees each FFN's hidden activations hidden [T, I] (the
+  // input of down_proj: act(gate) * up), one value per neuron and token (`taia analyze
+  // --neurons`). nullptr stops it.
+  using FfnHiddenObserver = std::function<void(int64_t layer, const float* hidden, int64_t T, int64_t I)>;
+  void observe_ffn_hidden(FfnHiddenObserver fn) { ffn_observer_ = std::move(fn); }
 
   // MoLoRA: from now on, (*counts)[layer][p][e] += the routing slots expert e of projection p
   // receives (sized as needed); nullptr stops counting.
@@ -173,6 +178,7 @@ class Decoder {
   } experts_;
   ExpertSlotCounts* expert_counts_ = nullptr;
   SublayerObserver observer_;
+  FfnHiddenObserver ffn_observer_;
   // [T] the batch's spans under the window of window_spans_for_ (0: not built), in the rows of a
   // ring of ring_rows_for_ rows (0: slots are rows).
   std::vector<KeySpans> window_spans_;

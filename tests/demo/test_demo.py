@@ -227,6 +227,28 @@ if r6.returncode == 0:
     check(q[0] == 2 and g[0] == 8, "the a2-f8 run has attention rank 2 and FFN rank 8", (q, g))
     check("Rank ratio" in open(os.path.join(out6, "report.html")).read(), "the report draws the heat maps")
 
+# ---- 3e. the noise sweep: TAIA - vanilla per share of wrong answers, paired over the seeds
+out7 = os.path.join(work, "noise")
+r7 = demo(out7, "--seeds", "1,2", "--experiments", "facts-lora", "--sweep", "noise", "--sweep-noise", "0,0.5")
+check(r7.returncode == 0, "taia demo --sweep noise exits 0", r7.stderr[-1500:])
+if r7.returncode == 0:
+    ns = json.load(open(os.path.join(out7, "results.json")))["noise_sweep"]
+    lv = ns["levels"]
+    ok = ns["experiment"] == "facts-lora" and [x["noise"] for x in lv] == [0, 0.5] and all(
+        x["n"] == 2 and x["knowledge_chat"]["difference"]["n"] == 2 and abs(
+            x["knowledge_chat"]["difference"]["mean"] - (x["knowledge_chat"]["taia"] - x["knowledge_chat"]["vanilla"]))
+        < 1e-12 for x in lv)
+    first_not_above = next((x["noise"] for x in lv if not x["knowledge_chat"]["difference"]["low"] > 0), None)
+    check(ok and ns["taia_stops_winning_at"] == first_not_above,
+          "noise sweep: per level TAIA - vanilla over 2 seeds, and the first level whose interval is not above 0", ns)
+    records = [json.loads(l) for l in open(os.path.join(out7, "sweep-noise", "noise-0.50", "runs", "facts-lora", "seed1",
+                                                        "train.jsonl"))]
+    clean = [json.loads(l) for l in open(os.path.join(out7, "sweep-noise", "noise-0.00", "runs", "facts-lora", "seed1",
+                                                      "train.jsonl"))]
+    right = {r["messages"][0]["content"]: r["messages"][-1]["content"] for r in clean}
+    changed = sum(right.get(r["messages"][0]["content"]) != r["messages"][-1]["content"] for r in records) / len(records)
+    check(0.3 < changed < 0.7, "the 0.5 level's fine-tuning set has about half its answers changed", changed)
+
 # ---- 4. bad options
 r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad"), "--cache", cache, "--experiments",
                     "facts-bogus"], capture_output=True, text=True)

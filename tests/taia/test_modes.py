@@ -311,6 +311,22 @@ check(fv is not None and av is not None and all(
       abs(a["ffn"]["relative_change"] - b["ffn"]["relative_change"]) < 1e-3 * max(1e-3, b["ffn"]["relative_change"]) + 1e-5
       for a, b in zip(fv["drift"]["layers"], av["drift"]["layers"])),
       "analyze: the merged vanilla model moves as the adapter applied unmerged", None)
+# --neurons: per mode and layer the FFN neurons that moved most. TAIF's first layer sees the base's
+# attention output, TAIA's its own; with the FFN-only adapter TAIA (attention only) moves no neuron.
+nv = analyze(adapter, "--neurons", "4")
+check(nv is not None and set(nv["neurons"]) == {"vanilla", "taia", "taif"} and all(
+      len(lay["neurons"]) == 4 and lay["neurons"][0]["rms_change"] >= lay["neurons"][-1]["rms_change"] > 0
+      for lay in nv["neurons"]["vanilla"]["layers"]), "analyze --neurons 4: four neurons per layer and mode, largest "
+      "first", nv and nv["neurons"]["vanilla"]["layers"][:1])
+nf = analyze(ffn_adapter, "--neurons", "2", "--mode", "taia")
+check(nf is not None and list(nf["neurons"]) == ["taia"] and all(
+      lay["rms_change"] == 0 for lay in nf["neurons"]["taia"]["layers"]),
+      "analyze --neurons --mode taia of an FFN-only adapter: no neuron moves", nf and nf["neurons"])
+nm = analyze(merged_vanilla, "--neurons", "2")
+check(nm is not None and list(nm["neurons"]) == ["finetuned"] and abs(
+      nm["neurons"]["finetuned"]["layers"][0]["rms_change"] - nv["neurons"]["vanilla"]["layers"][0]["rms_change"]) <=
+      1e-3 * nv["neurons"]["vanilla"]["layers"][0]["rms_change"] + 1e-6,
+      "analyze --neurons on the merged vanilla model: its first layer's neurons move as the adapter's", nm and nm["neurons"])
 r = taia("analyze", merged_vanilla, "-m", MODEL, "--data", data, "--mode", "taia")
 check(r.returncode == 2 and "fine-tuned model" in r.stderr, "analyze: --mode with a fine-tuned model is a usage error",
       r.stderr[-200:])

@@ -64,5 +64,33 @@ TEST(Drift, AnFfnUpdateLeavesTheFirstAttentionOutputAlone) {
   EXPECT_EQ(j["tokens"].get<int64_t>(), 12);
 }
 
+// --neurons: an update of one row of the last layer's up_proj moves that FFN neuron alone (its
+// hidden activation act(gate) * up), and nothing in the layers before; the report names it first.
+TEST(Drift, OneUpRowMovesOneNamedNeuron) {
+  auto base = init_model(config(), 3, DType::F32, InitScheme::Full, 0.1f);
+  LoraAdapter up = adapter(base->config, "up", 0.0);
+  const int64_t last = base->config.num_layers - 1, neuron = 17;
+  LoraModule* m = up.find(last, Proj::Up);
+  ASSERT_NE(m, nullptr);
+  for (int64_t r = 0; r < m->rank; ++r) m->B[size_t(neuron * m->rank + r)] = 0.7f;  // row `neuron` of B
+  const auto d = measure_neuron_drift(*base, nullptr, &up, parse_mode("vanilla"), text());
+  ASSERT_EQ(d.size(), size_t(base->config.num_layers));
+  for (int64_t l = 0; l < last; ++l)
+    for (double x : d[size_t(l)].diff_sq) EXPECT_EQ(x, 0.0) << "layer " << l;
+  for (size_t i = 0; i < d[size_t(last)].diff_sq.size(); ++i)
+    if (int64_t(i) == neuron) EXPECT_GT(d[size_t(last)].diff_sq[i], 1e-6);
+    else EXPECT_EQ(d[size_t(last)].diff_sq[i], 0.0) << "neuron " << i;
+  EXPECT_EQ(d[size_t(last)].tokens, 12);
+  const Json j = neurons_json(d, 3);
+  const Json& top = j["layers"][size_t(last)];
+  EXPECT_EQ(top["neurons"][0]["neuron"].get<int64_t>(), neuron);
+  EXPECT_NEAR(top["top_share"].get<double>(), 1.0, 1e-12);
+  EXPECT_EQ(top["neurons"].size(), 3u);
+  EXPECT_EQ(j["layers"][0]["rms_change"].get<double>(), 0.0);
+  // taia leaves the FFN alone: no neuron moves.
+  for (const NeuronDrift& l : measure_neuron_drift(*base, nullptr, &up, parse_mode("taia"), text()))
+    for (double x : l.diff_sq) EXPECT_EQ(x, 0.0);
+}
+
 }  // namespace
 }  // namespace taia

@@ -1,6 +1,8 @@
 // taia analyze: where a fine-tuning update goes. On the given text, per layer, how far the
 // attention and the FFN outputs move between the base and the fine-tuned model (relative norm of
-// the change, cosine), and the update norm of every module.
+// the change, cosine), and the update norm of every module; with --neurons K, per layer the K FFN
+// neurons whose activations moved most (for an adapter: in each of vanilla, taia and taif, or in
+// the one mode given).
 #include <cstdio>
 #include <iostream>
 
@@ -22,8 +24,30 @@ struct AnalyzeArgs {
   std::string path, model;
   DataFileArgs data;
   ModeArgs modes;
+  int64_t neurons = 0;  // 0: no neuron report
   OutputFormat format = OutputFormat::Text;
 };
+
+// The neuron report as text: per mode and layer, the top neurons "index (rms change)".
+std::string neurons_to_text(const Json& by_mode) {
+  std::string out;
+  for (const auto& [mode, report] : by_mode.items()) {
+    out += "FFN neurons whose activations moved most (" + mode + "; root mean square change per token):\n";
+    for (const Json& l : report["layers"]) {
+      char head[96];
+      std::snprintf(head, sizeof(head), "  layer %3lld (all: %.4g, top share %.2f):", (long long)l["layer"].get<int64_t>(),
+                    l["rms_change"].get<double>(), l["top_share"].get<double>());
+      out += head;
+      for (const Json& n : l["neurons"]) {
+        char item[64];
+        std::snprintf(item, sizeof(item), " %lld (%.4g)", (long long)n["neuron"].get<int64_t>(), n["rms_change"].get<double>());
+        out += item;
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
 
 // A PEFT folder or a GGUF file whose general.type is "adapter": an adapter; anything else a
 // fine-tuned model (HF folder or GGUF).
@@ -58,6 +82,18 @@ void run_analyze(const AnalyzeArgs& a) {
     r["mode"] = mode.control == UpdateControl::None ? mode_name(mask) : mode.name;
     r["drift"] = drift_json(measure_drift(*base, nullptr, adapter.get(), mask, sequences));
     r["modules"] = is_directory(a.path) ? inspect_path(a.path)["modules"] : Json::array();
+    if (a.neurons > 0) {  // the plain modes side by side, unless one mode was asked for
+      r["neurons"] = Json::object();
+      const bool one = !a.modes.mode.empty() || !a.modes.modules.empty();
+      if (one) {
+        r["neurons"][r["mode"].get<std::string>()] =
+            neurons_json(measure_neuron_drift(*base, nullptr, adapter.get(), mask, sequences), a.neurons);
+      } else {
+        auto plain = load_adapter(a.path, base->config);
+        for (const std::string& m : finetuned_mode_names())
+          r["neurons"][m] = neurons_json(measure_neuron_drift(*base, nullptr, plain.get(), parse_mode(m), sequences), a.neurons);
+      }
+    }
   } else {
     if (!a.modes.mode.empty() || !a.modes.modules.empty())
       throw CLI::ValidationError("--mode/--modules", "apply to an adapter; " + a.path + " is a fine-tuned model");
@@ -65,6 +101,9 @@ void run_analyze(const AnalyzeArgs& a) {
     r["kind"] = "finetuned";
     r["drift"] = drift_json(measure_drift(*base, finetuned.get(), nullptr, ModuleMask{}, sequences));
     r["modules"] = weight_update_norms(*base, *finetuned);
+    if (a.neurons > 0)
+      r["neurons"] = Json{{"finetuned", neurons_json(measure_neuron_drift(*base, finetuned.get(), nullptr, ModuleMask{}, sequences),
+                                                     a.neurons)}};
   }
   if (a.format == OutputFormat::Json) {
     print_json(r);
@@ -72,7 +111,7 @@ void run_analyze(const AnalyzeArgs& a) {
   }
   std::cout << a.path << " (" << r["kind"].get<std::string>() << (r.contains("mode") ? ", mode " + r["mode"].get<std::string>() : "")
             << ") against " << a.model << " on " << r["drift"]["tokens"].get<int64_t>() << " tokens of " << a.data.path
-            << "\n" << layers_to_text(r);
+            << "\n" << layers_to_text(r) << (r.contains("neurons") ? neurons_to_text(r["neurons"]) : std::string());
 }
 
 }  // namespace
@@ -86,6 +125,11 @@ void register_analyze(CLI::App& app) {
   cmd->add_option("-m,--model", args->model, "The base model (GGUF file or HF folder)")->required();
   add_data_file_options(cmd, &args->data);
   add_mode_options(cmd, &args->modes, "vanilla");
+  cmd->add_option("--neurons", args->neurons,
+                  "Also name, per layer, the K FFN neurons whose activations (act(gate) * up, the input of down_proj) "
+                  "moved most on the text: for an adapter in vanilla, taia and taif (or the --mode given), for a "
+                  "fine-tuned model as it is")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   add_format_option(cmd, &args->format);
   cmd->callback([args] { run_analyze(*args); });
 }

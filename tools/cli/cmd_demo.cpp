@@ -63,8 +63,14 @@ void register_demo(CLI::App& app) {
                   "(default: the preset's)")
       ->delimiter(',');
   cmd->add_option("--sweep", o.sweep, "ranks: after the experiments, the first LoRA experiment again for every attention "
-                  "rank x FFN rank of --sweep-ranks (alpha 2 x rank) and seed; the report draws a heat map per mode")
-      ->check(CLI::IsMember({"ranks"}));
+                  "rank x FFN rank of --sweep-ranks (alpha 2 x rank) and seed; the report draws a heat map per mode. "
+                  "noise: the first LoRA experiment again for every share of wrong answers of --sweep-noise and seed: "
+                  "TAIA - vanilla per level and the level where TAIA stops winning (results.json noise_sweep)")
+      ->check(CLI::IsMember({"ranks", "noise"}));
+  cmd->add_option("--sweep-noise", o.sweep_noise, "The shares of wrong fine-tuning answers of --sweep noise")
+      ->delimiter(',')
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--sweep-ranks", o.sweep_ranks, "The ranks of --sweep ranks")
       ->delimiter(',')
       ->check(CLI::Range(int64_t(1), int64_t(4096)))
