@@ -171,6 +171,10 @@ const std::vector<ClaimSpec>& claim_specs() {
 
 }  // namespace
 
+std::string verdict_of(const PairedDifference& d) {
+  return d.n < 2 ? "not shown (one run)" : d.low > 0 ? "reproduced" : d.high < 0 ? "contradicted" : "not shown";
+}
+
 std::vector<Claim> judge_claims(const std::vector<AggregateRow>& rows) {
   std::vector<Claim> out;
   for (const AggregateRow& row : rows) {
@@ -182,9 +186,7 @@ std::vector<Claim> judge_claims(const std::vector<AggregateRow>& rows) {
       auto it = row.paired.find(c.pair);
       if (!applies || row.task != c.task || it == row.paired.end()) continue;
       const PairedDifference& d = it->second;
-      const std::string verdict = d.n < 2 ? "not shown (one run)" : d.low > 0 ? "reproduced" : d.high < 0 ? "contradicted"
-                                                                                                      : "not shown";
-      out.push_back(Claim{row.experiment, c.claim, row.task, c.pair, verdict, d});
+      out.push_back(Claim{row.experiment, c.claim, row.task, c.pair, verdict_of(d), d});
     }
   }
   return out;

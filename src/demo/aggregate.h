@@ -36,6 +36,8 @@ Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
 // docs/REPRODUCTION.md), each judged on its paired difference: "reproduced" (95 % interval above
 // 0), "contradicted" (below 0), "not shown" (it contains 0, or fewer than two runs).
 std::vector<Claim> judge_claims(const std::vector<AggregateRow>& rows);
+// That verdict of one paired difference.
+std::string verdict_of(const PairedDifference& d);
 
 // The paired differences as a Markdown table (0-shot rows): "mean [low, high]" per pair.
 std::string paired_table_markdown(const std::vector<AggregateRow>& rows);

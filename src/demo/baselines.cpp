@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "demo/aggregate.h"
 #include "demo/scores.h"
 #include "eval/stats.h"
 
@@ -16,10 +17,6 @@ std::string answer_of(const Json& record) {
   TAIA_CHECK(a.rfind(prefix, 0) == 0 && a.size() > prefix.size() + 1 && a.back() == '.',
              "[demo] a country record's answer expected 'The answer is X.', got '", a, "'");
   return a.substr(prefix.size(), a.size() - prefix.size() - 1);
-}
-
-std::string verdict_of(const PairedDifference& d) {
-  return d.n < 2 ? "not shown (one run)" : d.low > 0 ? "reproduced" : d.high < 0 ? "contradicted" : "not shown";
 }
 
 const AggregateRow* find_row(const std::vector<AggregateRow>& rows, const std::string& experiment, const std::string& task) {
@@ -60,7 +57,7 @@ SkillBaselines skill_baselines(const World& w, const std::vector<Json>& country_
 }
 
 PairedDifference base_icl_slope(const std::string& eval_dir, const std::vector<int64_t>& shots) {
-  TAIA_CHECK(shots.size() >= 2, "[demo] the ICL slope needs two shot counts or more, got ", shots.size());
+  const std::vector<double> w = icl_slope_weights(shots);
   std::vector<std::vector<double>> correct;  // [shot count][example]
   for (int64_t k : shots) {
     const std::string path = eval_dir + "/samples/" + icl_task_name(k) + ".base.jsonl";
@@ -72,16 +69,11 @@ PairedDifference base_icl_slope(const std::string& eval_dir, const std::vector<i
     TAIA_CHECK(correct.back().size() == correct.front().size(), path, ": ", correct.back().size(),
                " samples, expected ", correct.front().size(), " (as at ", shots.front(), " shots)");
   }
-  std::vector<double> x;
-  for (int64_t k : shots) x.push_back(std::log2(1.0 + double(k)));
-  double mx = 0, sxx = 0;
-  for (double v : x) mx += v / double(x.size());
-  for (double v : x) sxx += (v - mx) * (v - mx);
   std::vector<double> slopes;  // one per example
   for (size_t e = 0; e < correct.front().size(); ++e) {
-    double sxy = 0;
-    for (size_t i = 0; i < x.size(); ++i) sxy += (x[i] - mx) * correct[i][e];
-    slopes.push_back(sxy / sxx);
+    double slope = 0;
+    for (size_t i = 0; i < w.size(); ++i) slope += w[i] * correct[i][e];
+    slopes.push_back(slope);
   }
   return interval_of(slopes);
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "core/error.h"
 #include "demo/util.h"
 #include "eval/evaluate.h"
 
@@ -74,27 +75,31 @@ TaskSet write_tasks(const World& w, const Preset& p, uint64_t world_seed, const 
 
 std::string icl_task_name(int64_t shots) { return "icl_k" + std::to_string(shots); }
 
-void add_icl_slopes(const std::vector<int64_t>& shots, Scores* scores) {
-  if (shots.size() < 2) return;
+std::vector<double> icl_slope_weights(const std::vector<int64_t>& shots) {
+  TAIA_CHECK(shots.size() >= 2, "[demo] the ICL slope needs two shot counts or more, got ", shots.size());
   std::vector<double> x;  // log2(1 + K)
   for (int64_t k : shots) x.push_back(std::log2(1.0 + double(k)));
-  double mx = 0;
+  double mx = 0, sxx = 0;
   for (double v : x) mx += v / double(x.size());
-  double sxx = 0;
   for (double v : x) sxx += (v - mx) * (v - mx);
+  for (double& v : x) v = (v - mx) / sxx;
+  return x;
+}
+
+void add_icl_slopes(const std::vector<int64_t>& shots, Scores* scores) {
+  if (shots.size() < 2) return;
+  const std::vector<double> w = icl_slope_weights(shots);
   const auto& first = (*scores)[icl_task_name(shots[0])];
   for (const auto& [mode, entry] : first) {
-    double sxy = 0, my = 0;
+    double slope = 0;
     bool all = true;
     for (size_t i = 0; i < shots.size() && all; ++i) {
       auto it = scores->find(icl_task_name(shots[i]));
       all = it != scores->end() && it->second.count(mode);
-      if (all) my += it->second.at(mode)["value"].get<double>() / double(shots.size());
+      if (all) slope += w[i] * it->second.at(mode)["value"].get<double>();
     }
     if (!all) continue;
-    for (size_t i = 0; i < shots.size(); ++i)
-      sxy += (x[i] - mx) * (scores->at(icl_task_name(shots[i])).at(mode)["value"].get<double>() - my);
-    (*scores)[kIclSlopeTask][mode] = Json{{"metric", "slope"}, {"value", sxy / sxx}, {"n", entry["n"]},
+    (*scores)[kIclSlopeTask][mode] = Json{{"metric", "slope"}, {"value", slope}, {"n", entry["n"]},
                                           {"stderr", 0.0}, {"kind", "icl_slope"}};
   }
 }

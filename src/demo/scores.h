@@ -35,6 +35,9 @@ struct TaskSet {
 // mode the OLS slope of accuracy on log2(1 + K) over the shot counts.
 std::string icl_task_name(int64_t shots);
 inline constexpr const char* kIclSlopeTask = "icl_slope";
+// w_i = (x_i - mean x) / sum (x_j - mean x)^2 with x = log2(1 + K): the OLS slope of any y over
+// the shot counts is sum w_i y_i (the weights sum to 0). Two shot counts or more.
+std::vector<double> icl_slope_weights(const std::vector<int64_t>& shots);
 // Adds scores[kIclSlopeTask][mode] for every mode scored at every shot count.
 void add_icl_slopes(const std::vector<int64_t>& shots, Scores* scores);
 

@@ -39,8 +39,9 @@ void run_merge(const MergeArgs& a) {
     Json prov = Json::object();
     for (const auto& [name, from] : merge_full(*result, *base, mode.mask, parse_revert(a.revert))) prov[name] = from;
     if (mode.control != UpdateControl::None) {  // a control: every projection's update weighted (0 = the base's bits)
-      const ModuleWeights w = mode_weights(mode, full_update_sizes(*result, *base));
-      report["update"] = describe_mode_weights(full_update_sizes(*result, *base), w, result->config.proj_layout());
+      const UpdateSizes sizes = full_update_sizes(*result, *base);
+      const ModuleWeights w = mode_weights(mode, sizes);
+      report["update"] = describe_mode_weights(sizes, w, result->config.proj_layout());
       merge_full_weighted(*result, *base, w);
       for (auto& [name, from] : prov.items())
         if (const auto p = proj_of_tensor(name)) {
