@@ -1,5 +1,7 @@
 #include "demo/aggregate.h"
 
+#include <algorithm>
+
 #include "demo/finetune.h"
 #include "demo/util.h"
 #include "demo/world.h"
@@ -56,10 +58,16 @@ const std::vector<std::pair<std::string, std::string>>& paired_differences() {
   return pairs;
 }
 
+PairedDifference paired_interval(const std::vector<double>& d, size_t worlds) {
+  const Interval iv = clustered_mean_interval_95(d, worlds);
+  return PairedDifference{iv.mean, iv.low, iv.high, iv.n, worlds > 1 ? "world" : "run"};
+}
+
 namespace {
 
-// Per pair (a, b): the run-by-run differences a - b, their mean and 95 % interval.
-std::map<std::string, PairedDifference> paired(const std::map<std::string, ModeSpread>& modes) {
+// Per pair (a, b): the run-by-run differences a - b, their mean and 95 % interval (over worlds
+// when there are several).
+std::map<std::string, PairedDifference> paired(const std::map<std::string, ModeSpread>& modes, size_t worlds) {
   std::map<std::string, PairedDifference> out;
   for (const auto& [a, b] : paired_differences()) {
     if (!modes.count(a) || !modes.count(b)) continue;
@@ -68,8 +76,7 @@ std::map<std::string, PairedDifference> paired(const std::map<std::string, ModeS
     if (va.size() != vb.size() || va.empty()) continue;
     std::vector<double> d;
     for (size_t i = 0; i < va.size(); ++i) d.push_back(va[i] - vb[i]);
-    const Interval iv = mean_interval_95(d);
-    out[a + "-" + b] = PairedDifference{iv.mean, iv.low, iv.high, iv.n};
+    out[a + "-" + b] = paired_interval(d, worlds);
   }
   return out;
 }
@@ -78,7 +85,7 @@ std::map<std::string, PairedDifference> paired(const std::map<std::string, ModeS
 
 Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
                                const std::map<std::string, std::vector<Scores>>& runs_by_experiment,
-                               const TaskSet& tasks) {
+                               const TaskSet& tasks, size_t worlds) {
   Aggregate out;
   for (const auto& experiment : experiments) {
     const std::vector<Scores>& runs = runs_by_experiment.at(experiment);
@@ -98,7 +105,7 @@ Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
                                             {"n", int64_t(values.size())}, {"task", row.key()},
                                             {"shots", split_shots(task).second}};
       }
-      row.paired = paired(row.modes);
+      row.paired = paired(row.modes, worlds);
       out.rows.push_back(std::move(row));
     }
   }
@@ -131,6 +138,12 @@ std::string paired_table_markdown(const std::vector<AggregateRow>& rows) {
     }
     s += "\n";
   }
+  const bool by_world = std::any_of(rows.begin(), rows.end(), [](const AggregateRow& r) {
+    return !r.paired.empty() && r.paired.begin()->second.unit == "world";
+  });
+  s += by_world ? "\nn: worlds. Each world's runs are averaged first; the 95 % intervals are over the per-world "
+                  "means (Student's t, n - 1 degrees of freedom).\n"
+                : "\nn: runs of one world (Student's t over the runs, n - 1 degrees of freedom).\n";
   return s;
 }
 

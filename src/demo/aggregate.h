@@ -25,11 +25,17 @@ struct Aggregate {
 // The differences the paper's claims are about, each taken within one run (same world and seed).
 const std::vector<std::pair<std::string, std::string>>& paired_differences();  // (taia, vanilla), ...
 
-// runs_by_experiment: experiment -> the Scores of each run, the run's base model scored under
-// "base"; tasks: the order of the rows.
+// The mean and 95 % interval of run-by-run differences d (world-major: each world's seeds
+// together). One world: over the runs (unit "run", df = runs - 1). Several: worlds are the
+// clusters, the interval is over the per-world means (unit "world", df = worlds - 1).
+PairedDifference paired_interval(const std::vector<double>& d, size_t worlds);
+
+// runs_by_experiment: experiment -> the Scores of each run (world-major), the run's base model
+// scored under "base"; tasks: the order of the rows; worlds: how many worlds the runs come from
+// (the clusters of the paired intervals).
 Aggregate aggregate_over_seeds(const std::vector<std::string>& experiments,
                                const std::map<std::string, std::vector<Scores>>& runs_by_experiment,
-                               const TaskSet& tasks);
+                               const TaskSet& tasks, size_t worlds);
 
 // The paper's claims as they apply to each experiment (facts / skill: TAIA keeps more knowledge
 // than vanilla, beats the base and TAIF on the OOD knowledge test; country: H1-H4 of

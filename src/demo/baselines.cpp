@@ -25,10 +25,6 @@ const AggregateRow* find_row(const std::vector<AggregateRow>& rows, const std::s
   return nullptr;
 }
 
-PairedDifference interval_of(const std::vector<double>& d) {
-  const Interval iv = mean_interval_95(d);
-  return PairedDifference{iv.mean, iv.low, iv.high, iv.n};
-}
 
 }  // namespace
 
@@ -75,11 +71,13 @@ PairedDifference base_icl_slope(const std::string& eval_dir, const std::vector<i
     for (size_t i = 0; i < w.size(); ++i) slope += w[i] * correct[i][e];
     slopes.push_back(slope);
   }
-  return interval_of(slopes);
+  const Interval iv = mean_interval_95(slopes);
+  return PairedDifference{iv.mean, iv.low, iv.high, iv.n, "example"};
 }
 
 std::vector<Claim> baseline_claims(const std::vector<AggregateRow>& rows, const std::vector<double>& majority_per_run,
-                                   const std::vector<std::pair<uint64_t, PairedDifference>>& icl_per_world) {
+                                   const std::vector<std::pair<uint64_t, PairedDifference>>& icl_per_world,
+                                   size_t worlds) {
   std::vector<Claim> out;
   for (const auto& [world, d] : icl_per_world)
     out.push_back(Claim{"base (world " + std::to_string(world) + ")",
@@ -91,7 +89,7 @@ std::vector<Claim> baseline_claims(const std::vector<AggregateRow>& rows, const 
   if (majority_per_run.size() == taia.size()) {
     std::vector<double> d;
     for (size_t i = 0; i < taia.size(); ++i) d.push_back(taia[i] - majority_per_run[i]);
-    const PairedDifference pd = interval_of(d);
+    const PairedDifference pd = paired_interval(d, worlds);
     out.push_back(Claim{"country-lora", "B1: TAIA's composed skill beats always answering the majority answer",
                         "country", "taia-majority", verdict_of(pd), pd});
   }
@@ -100,7 +98,7 @@ std::vector<Claim> baseline_claims(const std::vector<AggregateRow>& rows, const 
     const std::vector<double>& s = shuffled->modes.at("taia").values;
     std::vector<double> d;
     for (size_t i = 0; i < taia.size(); ++i) d.push_back(taia[i] - s[i]);
-    const PairedDifference pd = interval_of(d);
+    const PairedDifference pd = paired_interval(d, worlds);
     out.push_back(Claim{"country-lora", "B2: TAIA's composed skill beats TAIA after fine-tuning on permuted labels",
                         "country", "taia-taia(shuffled)", verdict_of(pd), pd});
   }

@@ -32,8 +32,10 @@ PairedDifference base_icl_slope(const std::string& eval_dir, const std::vector<i
 // Claims beside the paired ones: B1 TAIA's composed skill above the majority answer (per run:
 // TAIA's country accuracy minus its world's majority level), B2 above the same seeds' TAIA after
 // the label-permuted run (country-lora vs country_shuffled-lora), P1 the base gains from
-// demonstrations (per world). `majority_per_run`: each country-lora run's world's majority level.
+// demonstrations (per world). `majority_per_run`: each country-lora run's world's majority level;
+// worlds: the clusters of B1's and B2's intervals (paired_interval).
 std::vector<Claim> baseline_claims(const std::vector<AggregateRow>& rows, const std::vector<double>& majority_per_run,
-                                   const std::vector<std::pair<uint64_t, PairedDifference>>& icl_per_world);
+                                   const std::vector<std::pair<uint64_t, PairedDifference>>& icl_per_world,
+                                   size_t worlds);
 
 }  // namespace taia::demo

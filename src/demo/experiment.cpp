@@ -400,6 +400,14 @@ RankSweep sweep_means(const std::string& experiment, const std::vector<int64_t>&
   return out;
 }
 
+// The (world, seed) of each run in the order of every per-run list of the results (world-major).
+Json run_order(const std::vector<uint64_t>& worlds, const std::vector<uint64_t>& seeds) {
+  Json order = Json::array();
+  for (uint64_t w : worlds)
+    for (uint64_t s : seeds) order.push_back(Json{{"world", w}, {"seed", s}});
+  return order;
+}
+
 // The worlds of a run: --world-seeds, else the preset's, else the one of --world-seed.
 std::vector<uint64_t> world_seeds(const DemoOptions& o, const Preset& p) {
   const std::vector<uint64_t> w = !o.world_seeds.empty() ? o.world_seeds
@@ -455,13 +463,17 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
   if (worlds.size() > 1) pretrained["worlds"] = per_world;
 
   // 4. Mean and spread over the runs (seeds, and worlds); paired differences; the outputs.
-  const Aggregate agg = aggregate_over_seeds(p.experiments, runs, first.tasks);
+  const Aggregate agg = aggregate_over_seeds(p.experiments, runs, first.tasks, worlds.size());
   Json settings = demo_settings(o, p, first.base_path, first.chat_template_name);
   settings["world_seeds"] = worlds;
+  settings["run_order"] = run_order(worlds, p.seeds);
+  settings["interval_unit"] = worlds.size() > 1 ? "world" : "run";
   if (worlds.size() > 1) {
     settings["spread"] = "standard deviation over worlds x seeds";
     settings["note"] = "value = mean over worlds x seeds, ± = sample standard deviation over the " +
-                       std::to_string(worlds.size() * p.seeds.size()) + " runs (not a standard error)";
+                       std::to_string(worlds.size() * p.seeds.size()) + " runs (not a standard error); paired "
+                       "intervals over the " + std::to_string(worlds.size()) + " per-world means (df " +
+                       std::to_string(worlds.size() - 1) + ")";
   }
   AggregateResults extra;
   extra.drift = mean_drift(drift);
@@ -472,11 +484,11 @@ DemoSummary run_demo(const DemoOptions& o, const Log& log) {
   Json noise = nullptr;
   if (o.sweep == "noise") {
     settings["sweep"] = Json{{"kind", "noise"}, {"levels", o.sweep_noise}, {"experiment", sweep_experiment(p, "noise")}};
-    noise = noise_sweep_json(sweep_experiment(p, "noise"), noise_sweep);
+    noise = noise_sweep_json(sweep_experiment(p, "noise"), noise_sweep, worlds.size());
     log_noise_sweep(noise, log);
   }
   return write_outputs(o.out_dir, agg, settings, pretrained, curves, extra,
-                       baseline_claims(agg.rows, majority_per_run, icl_per_world), updates, noise, seconds_since(t0));
+                       baseline_claims(agg.rows, majority_per_run, icl_per_world, worlds.size()), updates, noise, seconds_since(t0));
 }
 
 std::string demo_table_markdown(const std::vector<AggregateRow>& rows) {

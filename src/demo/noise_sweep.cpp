@@ -1,5 +1,6 @@
 #include "demo/noise_sweep.h"
 
+#include "demo/aggregate.h"
 #include "demo/util.h"
 #include "eval/stats.h"
 
@@ -8,7 +9,7 @@ namespace {
 
 // TAIA and vanilla on `task` over the runs, and their run-by-run difference; null when a run
 // lacks either.
-Json paired_on(const std::vector<Scores>& runs, const std::string& task) {
+Json paired_on(const std::vector<Scores>& runs, const std::string& task, size_t worlds) {
   std::vector<double> taia, vanilla, diff;
   for (const Scores& s : runs) {
     auto it = s.find(task);
@@ -17,9 +18,7 @@ Json paired_on(const std::vector<Scores>& runs, const std::string& task) {
     vanilla.push_back(it->second.at("vanilla")["value"].get<double>());
     diff.push_back(taia.back() - vanilla.back());
   }
-  const Interval d = mean_interval_95(diff);
-  return Json{{"taia", mean_of(taia)}, {"vanilla", mean_of(vanilla)},
-              {"difference", Json{{"mean", d.mean}, {"low", d.low}, {"high", d.high}, {"n", d.n}}}};
+  return Json{{"taia", mean_of(taia)}, {"vanilla", mean_of(vanilla)}, {"difference", paired_interval(diff, worlds).to_json()}};
 }
 
 }  // namespace
@@ -43,11 +42,12 @@ std::map<double, std::vector<Scores>> run_noise_sweep(const RunContext& ctx, con
   return out;
 }
 
-Json noise_sweep_json(const std::string& experiment, const std::map<double, std::vector<Scores>>& runs) {
+Json noise_sweep_json(const std::string& experiment, const std::map<double, std::vector<Scores>>& runs,
+                      size_t worlds) {
   Json levels = Json::array(), stops = nullptr;
   for (const auto& [level, seeds] : runs) {
     Json l{{"noise", level}, {"n", int64_t(seeds.size())}};
-    for (const char* task : {"knowledge_chat", "facts"}) l[task] = paired_on(seeds, task);
+    for (const char* task : {"knowledge_chat", "facts"}) l[task] = paired_on(seeds, task, worlds);
     const Json& k = l["knowledge_chat"];
     if (stops.is_null() && !k.is_null() && !(k["difference"]["low"].get<double>() > 0)) stops = level;
     levels.push_back(l);

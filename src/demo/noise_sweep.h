@@ -22,9 +22,10 @@ std::map<double, std::vector<Scores>> run_noise_sweep(const RunContext& ctx, con
                                                        const std::function<void(const std::string&)>& log);
 
 // {"experiment", "levels": [{"noise", "n", "knowledge_chat": {"taia", "vanilla", "difference":
-// {mean, low, high, n}}, "facts": {...}}], "taia_stops_winning_at": the first level whose
+// {mean, low, high, n, unit}}, "facts": {...}}], "taia_stops_winning_at": the first level whose
 // knowledge difference is not above 0, or null}. tasks: the rows' task names (knowledge_chat,
-// facts) where the runs have them.
-Json noise_sweep_json(const std::string& experiment, const std::map<double, std::vector<Scores>>& runs);
+// facts) where the runs have them. runs: per level, world-major; worlds: the intervals' clusters.
+Json noise_sweep_json(const std::string& experiment, const std::map<double, std::vector<Scores>>& runs,
+                      size_t worlds);
 
 }  // namespace taia::demo

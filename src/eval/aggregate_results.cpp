@@ -32,11 +32,17 @@ Json json_of(const std::map<std::string, T>& m) {
 
 }  // namespace
 
-Json PairedDifference::to_json() const { return Json{{"mean", mean}, {"low", low}, {"high", high}, {"n", n}}; }
+Json PairedDifference::to_json() const {
+  return Json{{"mean", mean}, {"low", low}, {"high", high}, {"n", n}, {"unit", unit}};
+}
 
 PairedDifference PairedDifference::from_json(const Json& j, const std::string& where) {
-  return {json_number(j, "mean", where), json_number(j, "low", where), json_number(j, "high", where),
-          json_int(j, "n", where)};
+  PairedDifference d{json_number(j, "mean", where), json_number(j, "low", where), json_number(j, "high", where),
+                     json_int(j, "n", where), json_string_or(j, "unit", "run", where)};
+  TAIA_CHECK(d.unit == "run" || d.unit == "world" || d.unit == "example", where,
+             ": field 'unit' expected \"run\", \"world\" or \"example\", got \"",
+             d.unit, "\"");
+  return d;
 }
 
 Json ModeSpread::to_json() const { return Json{{"mean", mean}, {"std", std}, {"values", values}}; }
@@ -70,7 +76,8 @@ AggregateRow AggregateRow::from_json(const Json& j, const std::string& where) {
 Json Claim::to_json() const {
   Json j{{"experiment", experiment}, {"claim", claim},         {"task", task},
          {"pair", pair},             {"mean", difference.mean}, {"low", difference.low},
-         {"high", difference.high},  {"n", difference.n},       {"verdict", verdict}};
+         {"high", difference.high},  {"n", difference.n},       {"verdict", verdict},
+         {"unit", difference.unit}};
   if (!verdict_corrected.empty()) {
     auto number = [](double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); };
     j["p"] = number(p);

@@ -15,10 +15,13 @@
 
 namespace taia {
 
-// a - b taken within each run, then averaged: mean and 95 % interval over n runs.
+// a - b taken within each run, then averaged: mean and 95 % interval over n units, the runs
+// ("run") or, with several worlds, the per-world means of the runs ("world": df = worlds - 1).
 struct PairedDifference {
   double mean = 0, low = 0, high = 0;
   int64_t n = 0;
+  std::string unit = "run";  // what n counts: "run", "world" or "example" (the base's ICL slope);
+                             // "run" in results written before worlds were clusters
   bool excludes_zero() const { return low > 0 || high < 0; }
   Json to_json() const;
   static PairedDifference from_json(const Json& j, const std::string& where);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/error.h"
+
 namespace taia {
 namespace {
 
@@ -120,6 +122,17 @@ Interval mean_interval_95(const std::vector<double>& v) {
   r.low = r.mean - half;
   r.high = r.mean + half;
   return r;
+}
+
+Interval clustered_mean_interval_95(const std::vector<double>& v, size_t clusters) {
+  if (clusters <= 1 || v.empty()) return mean_interval_95(v);
+  TAIA_CHECK(v.size() % clusters == 0, "[stats] clustered interval: expected a multiple of ", clusters,
+             " values (one group per cluster), got ", v.size());
+  const size_t per = v.size() / clusters;
+  std::vector<double> means;  // [clusters]
+  for (size_t c = 0; c < clusters; ++c)
+    means.push_back(mean_of(std::vector<double>(v.begin() + long(c * per), v.begin() + long((c + 1) * per))));
+  return mean_interval_95(means);
 }
 
 }  // namespace taia

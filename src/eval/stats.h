@@ -1,6 +1,7 @@
 // Summary statistics of a list of scores, shared by the evaluation (per-example scores) and the
 // demo (one score per fine-tuning seed).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,6 +24,11 @@ struct Interval {
   int64_t n = 0;
 };
 Interval mean_interval_95(const std::vector<double>& v);
+// The same with the values in `clusters` equal consecutive groups (the demo's runs, world-major:
+// each world's seeds together): one mean per group, then the interval over the groups' means, so
+// n = clusters and df = clusters - 1 (runs sharing a pretrained model are not independent).
+// clusters <= 1: mean_interval_95(v). Throws when v.size() is not a multiple of clusters.
+Interval clustered_mean_interval_95(const std::vector<double>& v, size_t clusters);
 
 // Student's t with df degrees of freedom (df >= 1): the two-sided tail P(|T| >= |t|), from the
 // regularized incomplete beta function I_x(df/2, 1/2) at x = df / (df + t^2) (a continued

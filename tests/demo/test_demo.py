@@ -202,10 +202,18 @@ if r5.returncode == 0:
           "worlds x seeds = 4 values per mode; the base varies between worlds", row["modes"]["base"])
     d = row["paired"]["taia-vanilla"]
     want = [a - b for a, b in zip(row["modes"]["taia"]["values"], row["modes"]["vanilla"]["values"])]
-    check(d["n"] == 4 and abs(d["mean"] - sum(want) / 4) < 1e-12 and d["low"] < d["mean"] < d["high"],
-          "paired difference TAIA - vanilla: mean of the run-by-run differences inside its 95 % interval", d)
+    # Worlds are the clusters: the interval is over the two per-world means (t with 1 df = 12.706),
+    # the runs in run_order's world-major order.
+    check(s5["settings"]["run_order"] == [{"world": w, "seed": k} for w in (0, 1) for k in (1, 2)]
+          and s5["settings"]["interval_unit"] == "world", "run_order and the interval unit", s5["settings"])
+    world_means = [(want[0] + want[1]) / 2, (want[2] + want[3]) / 2]
+    half = 12.706 * abs(world_means[0] - world_means[1]) / 2
+    check(d["n"] == 2 and d["unit"] == "world" and abs(d["mean"] - sum(want) / 4) < 1e-12
+          and abs((d["high"] - d["low"]) / 2 - half) < 1e-3 * max(half, 1e-9),
+          "paired difference TAIA - vanilla: the mean of the run-by-run differences, its 95 % interval over the "
+          "2 world means", (d, world_means))
     paired_md = open(os.path.join(out5, "paired.md")).read()
-    check("taia − vanilla" in paired_md and "| facts-lora | knowledge_chat | acc | 4 |" in paired_md,
+    check("taia − vanilla" in paired_md and "| facts-lora | knowledge_chat | acc | 2 |" in paired_md,
           "paired.md tabulates the differences", paired_md[:300])
     check("Paired differences" in open(os.path.join(out5, "report.html")).read(), "the report shows them")
 

@@ -478,6 +478,29 @@ TEST(Stats, StudentTQuantilesAndIntervals) {
   EXPECT_EQ(mean_interval_95({7.0}).low, 7.0);
 }
 
+// Worlds as clusters: three worlds of two runs each -> the interval over the three world means
+// (2, 3, 7: mean 4, sd sqrt(7)) with t(2), not over the six runs with t(5).
+TEST(Stats, ClusteredIntervalIsOverTheClusterMeans) {
+  const std::vector<double> runs{1.0, 3.0, 2.0, 4.0, 6.0, 8.0};
+  const Interval c = clustered_mean_interval_95(runs, 3);
+  EXPECT_EQ(c.n, 3);
+  EXPECT_DOUBLE_EQ(c.mean, 4.0);
+  EXPECT_NEAR(c.high - c.mean, 4.302653 * std::sqrt(7.0 / 3.0), 1e-3);
+  const Interval flat = mean_interval_95(runs);
+  EXPECT_EQ(flat.n, 6);
+  EXPECT_LT(flat.high - flat.mean, c.high - c.mean);  // treating the runs as independent is narrower
+  EXPECT_DOUBLE_EQ(clustered_mean_interval_95(runs, 1).high, flat.high);
+  EXPECT_THROW(clustered_mean_interval_95({1.0, 2.0, 3.0}, 2), Error);
+  // The unit travels with the difference through results.json and is checked on reading.
+  const PairedDifference d{c.mean, c.low, c.high, c.n, "world"};
+  EXPECT_EQ(PairedDifference::from_json(d.to_json(), "t").unit, "world");
+  Json old = d.to_json();
+  old.erase("unit");
+  EXPECT_EQ(PairedDifference::from_json(old, "t").unit, "run");
+  old["unit"] = "seed";
+  EXPECT_THROW(PairedDifference::from_json(old, "t"), Error);
+}
+
 }  // namespace
 }  // namespace taia
 
