@@ -184,36 +184,51 @@ OVERVIEW = [
 ]
 
 
-def overview(run):
-    """The opening table: each claim of the paper, its test, the Holm verdict with the simultaneous
-    interval per experiment; scale and worlds from the run."""
+def _scale(run):
+    """The run's model size, worlds, seeds and the intervals' degrees of freedom."""
     r = dict(kv.split("=", 1) for kv in run.summary["pretrained"]["recipe"].split()[1:])
     worlds = run.settings.get("world_seeds", [run.settings.get("world_seed", 0)])
-    scale = f"{r['layers']} layers x {r['hidden']}, {len(worlds)} world{'s' if len(worlds) > 1 else ''}, {len(run.settings['seeds'])} seeds"
-    family = sum(1 for c in run.summary["claims"] if c.get("verdict_corrected"))
-    lines = [wrap(f"Run `{run.name}` ({scale}). Each cell: the verdict after Holm's correction over the run's family "
-                  f"of {family} claims about TAIA (in brackets the uncorrected verdict where it differs), the "
-                  f"difference in points and its simultaneous interval; a precondition and the claims it leaves "
-                  f"unjudged stand outside the family, with their 95 % interval."), "",
-             "| the paper's claim | the test | " + " | ".join(
-                 ["verdicts (Holm), difference [simultaneous interval]"]) + " |", "|---|---|---|"]
+    seeds = len(run.settings["seeds"])
+    by_world = run.settings.get("interval_unit") == "world"
+    df = len(worlds) - 1 if by_world else len(worlds) * seeds - 1
+    return (f"{r['layers']} layers x {r['hidden']}, {len(worlds)} world{'s' if len(worlds) > 1 else ''} x {seeds} "
+            f"seeds, intervals over {'worlds' if by_world else 'runs'} (df {df})")
+
+
+def _overview_cells(run, prefixes, experiments):
+    cells = []
+    for c in run.summary["claims"]:
+        if not any(c["claim"].startswith(p) for p in prefixes):
+            continue
+        if experiments is not None and c["experiment"] not in experiments:
+            continue
+        label = c["claim"].split(":")[0] + " " if len(prefixes) > 1 else ""
+        if c.get("verdict_corrected"):
+            raw = f" ({c['verdict']})" if c["verdict"] != c["verdict_corrected"] else ""
+            cells.append(f"{label}`{c['experiment']}` {c['verdict_corrected']}{raw} {100 * c['mean']:+.1f} "
+                         f"[{100 * c['low_corrected']:+.1f}, {100 * c['high_corrected']:+.1f}]")
+        else:  # outside the family (a precondition, or a claim not judged): its 95 % interval
+            cells.append(f"{label}`{c['experiment']}` {c['verdict']} {100 * c['mean']:+.1f} "
+                         f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] (95 %)")
+    return "; ".join(cells) if cells else "not run"
+
+
+def overview(runs):
+    """The opening table: each claim of the paper, its test, and per run (a column each: its scale,
+    worlds and degrees of freedom) the Holm verdicts with the simultaneous intervals."""
+    runs = runs if isinstance(runs, list) else [runs]
+    family = ", ".join(f"`{run.name}` {sum(1 for c in run.summary['claims'] if c.get('verdict_corrected'))}"
+                       for run in runs)
+    lines = [wrap("Each cell: the verdict after Holm's correction over the run's family of claims about TAIA "
+                  f"({family} claims; in brackets the uncorrected verdict where it differs), the difference in "
+                  "points and its simultaneous interval; a precondition and the claims it leaves unjudged stand "
+                  "outside the family, with their 95 % interval."), "",
+             "| the paper's claim | the test | " + " | ".join(f"`{run.name}`: {_scale(run)}" for run in runs) + " |",
+             "|---|---|" + "---|" * len(runs)]
     for paper, test, prefixes, experiments in OVERVIEW:
         prefixes = prefixes if isinstance(prefixes, tuple) else (prefixes,)
-        cells = []
-        for c in run.summary["claims"]:
-            if not any(c["claim"].startswith(p) for p in prefixes):
-                continue
-            if experiments is not None and c["experiment"] not in experiments:
-                continue
-            label = c["claim"].split(":")[0] + " " if len(prefixes) > 1 else ""
-            if c.get("verdict_corrected"):
-                raw = f" ({c['verdict']})" if c["verdict"] != c["verdict_corrected"] else ""
-                cells.append(f"{label}`{c['experiment']}` {c['verdict_corrected']}{raw} {100 * c['mean']:+.1f} "
-                             f"[{100 * c['low_corrected']:+.1f}, {100 * c['high_corrected']:+.1f}]")
-            else:  # outside the family (a precondition, or a claim not judged): its 95 % interval
-                cells.append(f"{label}`{c['experiment']}` {c['verdict']} {100 * c['mean']:+.1f} "
-                             f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] (95 %)")
-        lines.append(f"| {paper} | {test} | " + ("; ".join(cells) if cells else "not run") + " |")
+        lines.append(f"| {paper} | {test} | " +
+                     " | ".join(_overview_cells(run, prefixes, experiments) for run in runs) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -349,6 +364,7 @@ def wrap(text, width=100, indent=""):
 BLOCKS = {"run_header": run_header, "recipe": recipe, "result_table": result_table, "paired_table": paired_table,
           "claims": claims, "beside_paper": beside_paper, "readme_demo": readme_demo, "overview": overview,
           "baselines": baselines}
+MULTI_RUN_BLOCKS = {"overview"}
 
 
 def render(root, text, where):
@@ -360,13 +376,16 @@ def render(root, text, where):
         if name not in BLOCKS:
             problems.append(f"{where}: unknown block '{name}' (expected one of {', '.join(BLOCKS)})")
             return m.group(0)
-        try:
-            run = runs.setdefault(run_name, Run(root, run_name))
+        try:  # RUN, or RUN+RUN+... for a block that sets runs side by side (overview)
+            loaded = [runs.setdefault(n, Run(root, n)) for n in run_name.split("+")]
         except (OSError, ValueError, KeyError) as e:
             problems.append(f"{where}: block {name} {run_name}: cannot read docs/results/{run_name}: {e}")
             return m.group(0)
+        if len(loaded) > 1 and name not in MULTI_RUN_BLOCKS:
+            problems.append(f"{where}: block {name} takes one run, got '{run_name}'")
+            return m.group(0)
         try:
-            return m.group(1) + BLOCKS[name](run) + m.group(5)
+            return m.group(1) + BLOCKS[name](loaded if name in MULTI_RUN_BLOCKS else loaded[0]) + m.group(5)
         except (KeyError, IndexError, TypeError) as e:
             problems.append(f"{where}: block {name} {run_name}: the results lack what it renders ({e!r})")
             return m.group(0)

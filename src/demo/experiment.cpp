@@ -45,6 +45,7 @@ std::string sweep_experiment(const Preset& p, const std::string& sweep = "ranks"
 // The preset with the options' overrides, checked.
 Preset resolve_preset(const DemoOptions& o) {
   Preset p = preset_by_name(o.preset);
+  if (!o.scale.empty()) apply_scale(p, o.scale);  // before the overrides: --full-lr wins over the rule
   if (!o.seeds.empty()) p.seeds = o.seeds;
   if (!o.experiments.empty()) p.experiments = o.experiments;
   if (o.finetune_steps > 0) p.finetune_steps = o.finetune_steps;
@@ -176,6 +177,7 @@ std::map<std::string, std::vector<Scores>> run_experiments(const RunContext& ctx
 
 Json demo_settings(const DemoOptions& o, const Preset& p, const std::string& base_path, const std::string& chat) {
   return Json{{"preset", p.name},
+              {"scale", o.scale.empty() ? Json(nullptr) : Json(o.scale)},
               {"world_seed", o.world_seed},
               {"seeds", p.seeds},
               {"experiments", p.experiments},

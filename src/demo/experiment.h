@@ -18,6 +18,7 @@ namespace taia::demo {
 
 struct DemoOptions {
   std::string preset = "default";
+  std::string scale;  // empty: the preset's model; "2m", "6m" or "16m": presets.h apply_scale
   std::string out_dir = "taia-demo";
   std::string cache_dir;   // empty: $XDG_CACHE_HOME/taia or ~/.cache/taia
   std::string model_path;  // a user's model: no pretraining, retention on its own text

@@ -81,4 +81,31 @@ Preset preset_by_name(const std::string& name) {
   return p;
 }
 
+const std::vector<std::string>& scale_names() {
+  static const std::vector<std::string> names = {"2m", "6m", "16m"};
+  return names;
+}
+
+void apply_scale(Preset& p, const std::string& scale) {
+  TAIA_CHECK(p.name == "default" || p.name == "full", "[demo] --scale sets the model size of the default or full "
+             "preset's recipe; --preset ", p.name, " fixes its own model");
+  struct Shape {
+    const char* name;
+    int64_t hidden, intermediate, layers, heads;
+  };
+  static const Shape shapes[] = {{"2m", 192, 512, 4, 4}, {"6m", 288, 768, 6, 6}, {"16m", 384, 1152, 8, 6}};
+  const Shape* s = nullptr;
+  for (const Shape& c : shapes)
+    if (scale == c.name) s = &c;
+  TAIA_CHECK(s, "[demo] --scale expected 2m, 6m or 16m, got '", scale, "'");
+  const Preset reference = preset_by_name(p.name);  // the 2m size's learning rates
+  const double width_ratio = double(shapes[0].hidden) / double(s->hidden);
+  p.hidden = s->hidden;
+  p.intermediate = s->intermediate;
+  p.layers = s->layers;
+  p.heads = s->heads;
+  p.pretrain_lr = reference.pretrain_lr * width_ratio;
+  p.full_lr = reference.full_lr * width_ratio;
+}
+
 }  // namespace taia::demo

@@ -47,4 +47,18 @@ struct Preset {
 const std::vector<std::string>& preset_names();  // "default", "quick", "full", "large"
 Preset preset_by_name(const std::string& name);
 
+// The matched scale axis (third edition, item 5; docs/REPRODUCTION.md): one recipe at three
+// model sizes. Everything but the shape and two learning rates stays the preset's (the same world,
+// corpus, pretraining steps and batch, fine-tuning records, steps and LoRA settings); the learning
+// rates follow one rule, lr = the 2m size's lr x 192 / hidden (Adam on hidden-width matrices:
+// the update per weight shrinks as the width grows), pretraining and full fine-tuning alike; the
+// LoRA learning rate stays (its rank does not change with the model).
+//   2m:  4 layers x 192, FFN 512, 4 heads  (2.16M parameters; the default preset's shape)
+//   6m:  6 layers x 288, FFN 768, 6 heads  (6.57M)
+//   16m: 8 layers x 384, FFN 1152, 6 heads (16.1M; --preset large's shape, whose lr 1e-3 was not
+//        set by this rule)
+const std::vector<std::string>& scale_names();  // "2m", "6m", "16m"
+// p with the size's shape and learning rates; p must be the default or full preset.
+void apply_scale(Preset& p, const std::string& scale);
+
 }  // namespace taia::demo

@@ -60,4 +60,10 @@ open(os.path.join(copy, "README.md"), "w").write(readme.replace("<!-- rendered: 
 r = render(copy, "--check")
 check(r.returncode == 1 and "cannot read docs/results/no-such-run-" in r.stdout,
       "a block naming a run that is not committed fails, naming it", r.stdout[-500:])
+m = re.search(r"<!-- rendered: readme_demo (\S+) -->", readme)
+open(os.path.join(copy, "README.md"), "w").write(readme.replace(m.group(0), m.group(0).replace(
+    m.group(1), m.group(1) + "+" + m.group(1)), 1))
+r = render(copy, "--check")
+check(r.returncode == 1 and "block readme_demo takes one run" in r.stdout,
+      "only the overview sets runs side by side: another block given two runs fails, naming it", r.stdout[-500:])
 finish()

@@ -3,11 +3,13 @@
 // text, the chat markers as single pieces, the same bytes for the same input).
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
+#include "demo/presets.h"
 #include "demo/world.h"
 #include "model/tokenizer_loader.h"
 #include "test_util.h"
@@ -227,6 +229,51 @@ TEST(DemoWorld, CountryDataAxesAskTheirGroupsOnly) {
   EXPECT_NO_THROW(finetune_records(no_fresh, bad));
   bad.kind = "countries";
   EXPECT_THROW(finetune_records(w, bad), Error);
+}
+
+// The matched scale axis: 2m is the default preset exactly (the same cache key, so the default's
+// runs are its 2m point); the larger sizes change the shape and the two learning rates by the
+// width rule, nothing else; presets with their own model refuse it.
+TEST(DemoPresets, ScaleAxisIsOneRecipe) {
+  const Preset def = preset_by_name("default");
+  Preset two = def;
+  apply_scale(two, "2m");
+  EXPECT_EQ(two.hidden, def.hidden);
+  EXPECT_EQ(two.layers, def.layers);
+  EXPECT_DOUBLE_EQ(two.pretrain_lr, def.pretrain_lr);
+  EXPECT_DOUBLE_EQ(two.full_lr, def.full_lr);
+  Preset six = def, sixteen = def;
+  apply_scale(six, "6m");
+  apply_scale(sixteen, "16m");
+  EXPECT_EQ(six.hidden, 288);
+  EXPECT_EQ(six.layers, 6);
+  EXPECT_EQ(six.hidden % six.heads, 0);
+  EXPECT_DOUBLE_EQ(six.pretrain_lr, 2e-3);  // 3e-3 x 192 / 288
+  EXPECT_EQ(sixteen.hidden, 384);
+  EXPECT_EQ(sixteen.intermediate, 1152);
+  EXPECT_DOUBLE_EQ(sixteen.pretrain_lr, 1.5e-3);
+  EXPECT_DOUBLE_EQ(sixteen.full_lr, 2.5e-4);
+  for (const Preset* q : {&six, &sixteen}) {  // the recipe: data, steps and LoRA as the default's
+    EXPECT_EQ(q->pretrain_steps, def.pretrain_steps);
+    EXPECT_EQ(q->pretrain_batch, def.pretrain_batch);
+    EXPECT_EQ(q->corpus_rounds, def.corpus_rounds);
+    EXPECT_EQ(q->vocab, def.vocab);
+    EXPECT_EQ(q->finetune_steps, def.finetune_steps);
+    EXPECT_DOUBLE_EQ(q->lora_lr, def.lora_lr);
+    EXPECT_EQ(q->lora_rank, def.lora_rank);
+  }
+  Preset quick = preset_by_name("quick"), large = preset_by_name("large");
+  auto error_of = [](const std::function<void()>& f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_NE(error_of([&] { apply_scale(quick, "6m"); }).find("--preset quick fixes its own model"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_scale(large, "6m"); }).find("--preset large fixes its own model"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_scale(six, "4m"); }).find("expected 2m, 6m or 16m, got '4m'"), std::string::npos);
 }
 
 TEST(SpmTrainer, TrainsAModelOurLoaderReadsWithExactRoundTrips) {

@@ -48,6 +48,10 @@ void register_demo(CLI::App& app) {
               "base / vanilla / taia / taif");
   cmd->add_flag("--quick", args->quick, "The quick preset (about 30 s on 2 cores; the CI smoke test)");
   cmd->add_option("--preset", o.preset, "default, quick, full (3 worlds x 3 seeds, every kind and method) or large (the default with a 16M-parameter, 8-layer model)")->check(CLI::IsMember(demo::preset_names()))->capture_default_str();
+  cmd->add_option("--scale", o.scale, "The matched scale axis: the default (or full) preset's recipe at model size 2m "
+                  "(its own 4 x 192), 6m (6 x 288) or 16m (8 x 384), pretraining and full fine-tuning lr x 192 / "
+                  "hidden; the same data, steps and LoRA settings")
+      ->check(CLI::IsMember(demo::scale_names()));
   cmd->add_option("-o,--out", o.out_dir, "Output folder (table.md, summary.json, results.json, report.html, runs/)")
       ->capture_default_str();
   cmd->add_option("--cache", o.cache_dir, "Cache folder for the pretrained model (default: ~/.cache/taia)");
