@@ -255,6 +255,61 @@ def baselines(run):
     return "\n".join(wrap(line, indent="  ") for line in out) + "\n"
 
 
+def noise_sweep(run):
+    """The noise sweep (results.json noise_sweep): per share of wrong fine-tuning answers, TAIA and
+    vanilla on the knowledge test and the new facts, and TAIA - vanilla with its 95 % interval."""
+    sw = json.load(open(os.path.join(run.dir, "results.json")))["noise_sweep"]
+    lines = [f"Experiment `{sw['experiment']}`; accuracy in %, mean over the runs of each level; TAIA - vanilla "
+             f"paired within runs, 95 % interval over the {_unit_phrase(sw['levels'][0]['knowledge_chat']['difference'])}.",
+             "", "| wrong answers | knowledge_chat: TAIA / vanilla | TAIA - vanilla | facts: TAIA / vanilla | TAIA - vanilla |",
+             "|---|---|---|---|---|"]
+    for lv in sw["levels"]:
+        cells = []
+        for task in ("knowledge_chat", "facts"):
+            t = lv.get(task)
+            if t is None:
+                cells += ["", ""]
+                continue
+            d = t["difference"]
+            cells += [f"{100 * t['taia']:.1f} / {100 * t['vanilla']:.1f}",
+                      f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"]
+        lines.append(f"| {100 * lv['noise']:.0f} % | " + " | ".join(cells) + " |")
+    stop = sw["taia_stops_winning_at"]
+    lines.append("")
+    lines.append(wrap("The first level whose knowledge interval is not above 0 (TAIA stops winning): " +
+                      (f"{100 * stop:.0f} % wrong answers." if stop is not None else "none of these levels.")))
+    return "\n".join(lines) + "\n"
+
+
+def _unit_phrase(d):
+    return f"{d['n']} {d.get('unit', 'run')}s"
+
+
+def neurons(run):
+    """`taia analyze --neurons` on one of the run's adapters (docs/results/RUN/neurons.json, with
+    neurons-command.txt): per layer and mode the RMS change of all FFN neurons' activations and of
+    the top ones, and which neurons those are."""
+    j = json.load(open(os.path.join(run.dir, "neurons.json")))
+    modes = [m for m in ("taia", "taif", "vanilla") if m in j["neurons"]]
+    k = len(j["neurons"][modes[0]]["layers"][0]["neurons"])
+    path = j["path"].rstrip("/")
+    shown = "runs/" + path.split("/runs/", 1)[1] if "/runs/" in path else path
+    lines = [wrap(f"Adapter `{shown}` on "
+                  f"{j['neurons'][modes[0]]['tokens']} tokens of held-out text. Per layer and mode: the root mean "
+                  f"square change per token of all FFN neurons' activations act(gate) * up / the mean of the top {k} "
+                  f"/ the top {k} neurons' indices."), "",
+             "| layer | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for i, layer in enumerate(j["neurons"][modes[0]]["layers"]):
+        cells = []
+        for m in modes:
+            L = j["neurons"][m]["layers"][i]
+            top = L["neurons"]
+            cells.append(f"{L['rms_change']:.3f} / {sum(n['rms_change'] for n in top) / len(top):.3f} / "
+                         + ", ".join(str(n["neuron"]) for n in top))
+        lines.append(f"| {layer['layer']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _knowledge_sentence(run, experiment):
     kc = "knowledge_chat"
     return (f"TAIA {run.pct(experiment, kc, 'taia')} vs vanilla {run.pct(experiment, kc, 'vanilla')} "
@@ -363,7 +418,7 @@ def wrap(text, width=100, indent=""):
 
 BLOCKS = {"run_header": run_header, "recipe": recipe, "result_table": result_table, "paired_table": paired_table,
           "claims": claims, "beside_paper": beside_paper, "readme_demo": readme_demo, "overview": overview,
-          "baselines": baselines}
+          "baselines": baselines, "noise_sweep": noise_sweep, "neurons": neurons}
 MULTI_RUN_BLOCKS = {"overview"}
 
 
