@@ -259,8 +259,9 @@ def noise_sweep(run):
     """The noise sweep (results.json noise_sweep): per share of wrong fine-tuning answers, TAIA and
     vanilla on the knowledge test and the new facts, and TAIA - vanilla with its 95 % interval."""
     sw = json.load(open(os.path.join(run.dir, "results.json")))["noise_sweep"]
-    lines = [f"Experiment `{sw['experiment']}`; accuracy in %, mean over the runs of each level; TAIA - vanilla "
-             f"paired within runs, 95 % interval over the {_unit_phrase(sw['levels'][0]['knowledge_chat']['difference'])}.",
+    lines = [wrap(f"Experiment `{sw['experiment']}`; accuracy in %, mean over the runs of each level; TAIA - "
+                  f"vanilla paired within runs, 95 % interval over the "
+                  f"{_unit_phrase(sw['levels'][0]['knowledge_chat']['difference'])}."),
              "", "| wrong answers | knowledge_chat: TAIA / vanilla | TAIA - vanilla | facts: TAIA / vanilla | TAIA - vanilla |",
              "|---|---|---|---|---|"]
     for lv in sw["levels"]:
