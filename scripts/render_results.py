@@ -192,7 +192,7 @@ def _scale(run):
     by_world = run.settings.get("interval_unit") == "world"
     df = len(worlds) - 1 if by_world else len(worlds) * seeds - 1
     return (f"{r['layers']} layers x {r['hidden']}, {len(worlds)} world{'s' if len(worlds) > 1 else ''} x {seeds} "
-            f"seeds, intervals over {'worlds' if by_world else 'runs'} (df {df})")
+            f"seed{'s' if seeds > 1 else ''}, intervals over {'worlds' if by_world else 'runs'} (df {df})")
 
 
 def _overview_cells(run, prefixes, experiments):

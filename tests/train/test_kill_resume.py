@@ -62,6 +62,8 @@ ref_losses = losses(ref)
 
 def complete_checkpoints(out):
     found = []
+    if not os.path.isdir(out):  # killed before it made its output folder (a loaded machine): nothing to check
+        return found
     for n in sorted(os.listdir(out)):
         d = os.path.join(out, n)
         if n.startswith("checkpoint-") and ".tmp" not in n and os.path.exists(os.path.join(d, "COMPLETE")):
