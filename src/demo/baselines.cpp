@@ -25,7 +25,6 @@ const AggregateRow* find_row(const std::vector<AggregateRow>& rows, const std::s
   return nullptr;
 }
 
-
 }  // namespace
 
 Json SkillBaselines::to_json() const {
