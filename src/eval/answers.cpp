@@ -4,16 +4,12 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "core/strings.h"
 #include "eval/task_records.h"
 #include "eval/tasks.h"
 
 namespace taia {
 namespace {
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
@@ -65,7 +61,7 @@ std::optional<std::string> letter_in(const std::string& text, const std::vector<
 }  // namespace
 
 std::optional<Extracted> extract_answer(const std::string& reply, const AnswerStyle& style) {
-  const std::string low = lower(reply);
+  const std::string low = ascii_lower(reply);
   const size_t p = low.find("answer is");
   if (p != std::string::npos) {
     std::string rest = reply.substr(p + 9);

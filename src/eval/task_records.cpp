@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace taia {
 
@@ -27,10 +28,6 @@ int64_t label_index(const std::vector<std::string>& labels, const std::string& k
 }
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // A required string field ("file:line: missing field 'answer' (expected a string)").
 std::string need_string(const Json& j, const char* key, const std::string& where) {

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/mmap_file.h"
+#include "core/strings.h"
 #include "eval/task_records.h"
 #include "io/csv.h"
 
@@ -31,15 +32,6 @@ const std::vector<std::string>& task_format_names() {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string stem_of(const std::string& path) {
   std::string base = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
   const size_t dot = base.find('.');
@@ -50,7 +42,7 @@ void load_csv(Task& t) {
   const std::vector<CsvRow> rows = parse_csv(read_text_file(t.path), t.path);
   TAIA_CHECK(!rows.empty(), t.path, ": no rows");
   std::vector<std::string> head;
-  for (const auto& f : rows[0].fields) head.push_back(lower(trim_space(f)));
+  for (const auto& f : rows[0].fields) head.push_back(ascii_lower(trim_space(f)));
   const bool advbench_header = std::find(head.begin(), head.end(), "goal") != head.end();
   if (t.format.empty()) t.format = advbench_header ? "advbench" : "mmlu";
   size_t first = 0;
@@ -136,7 +128,7 @@ Task load_task(const std::string& path, const std::string& format) {
   t.path = path;
   t.name = stem_of(path);
   t.format = format;
-  const std::string lp = lower(path);
+  const std::string lp = ascii_lower(path);
   if (format == "text" || (format.empty() && (ends_with(lp, ".txt") || ends_with(lp, ".md")))) {
     t.format = "text";
     t.kind = TaskKind::Perplexity;
@@ -230,7 +222,7 @@ std::vector<Task> load_tasks(const std::string& path, const std::string& format)
   std::vector<std::string> files;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
-    const std::string name = entry.path().filename().string(), low = lower(name);
+    const std::string name = entry.path().filename().string(), low = ascii_lower(name);
     if (entry.is_regular_file() && (ends_with(low, ".csv") || ends_with(low, ".json") || ends_with(low, ".jsonl")))
       files.push_back(entry.path().string());
   }
@@ -238,7 +230,7 @@ std::vector<Task> load_tasks(const std::string& path, const std::string& format)
   TAIA_CHECK(!files.empty(), path, ": a task folder expected *.csv, *.json or *.jsonl files, found none");
   std::sort(files.begin(), files.end());
   const std::string folder = last_component(path);
-  const std::string group = is_split_name(lower(folder)) ? last_component(parent_of(path)) : folder;
+  const std::string group = is_split_name(ascii_lower(folder)) ? last_component(parent_of(path)) : folder;
   std::vector<Task> tasks;
   for (const auto& f : files) {
     Task t = load_task(f, format);

@@ -3,16 +3,13 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/json_util.h"
+#include "core/strings.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/sentencepiece_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace taia {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string token_string(const Json& v) {
   if (v.is_string()) return v.get<std::string>();

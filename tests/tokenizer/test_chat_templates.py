@@ -158,10 +158,17 @@ def run_chat(taia, tokenizer, cases, template=None):
     return [json.loads(l) for l in r.stdout.splitlines()]
 
 
-def decode(taia, tokenizer, ids):
-    r = subprocess.run([taia, "tokenize", "--decode", "--tokenizer", tokenizer], input=json.dumps({"ids": ids}) + "\n",
-                       capture_output=True, text=True, timeout=60)
-    return json.loads(r.stdout)["text"]
+def decode_all(taia, tokenizer, id_lists):
+    """Decodes every id list in one taia call (one tokenizer load: a call per list took 90 s)."""
+    r = subprocess.run([taia, "tokenize", "--decode", "--tokenizer", tokenizer],
+                       input="".join(json.dumps({"ids": ids}) + "\n" for ids in id_lists),
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    texts = [json.loads(l)["text"] for l in r.stdout.splitlines()]
+    if len(texts) != len(id_lists):
+        raise RuntimeError(f"taia tokenize --decode: expected {len(id_lists)} lines, got {len(texts)}")
+    return texts
 
 
 def masked_runs(ids, mask):
@@ -246,8 +253,11 @@ def main():
                                ("alpaca", "mistral"), ("raw", "llama3")):
         tok_dir = os.path.join(tok_root, tok_name)
         cases = [c for c in CASES if alternating(c)] if template == "mistral" else CASES
-        for k, (o, c) in enumerate(zip(run_chat(taia, tok_dir, cases, template), cases)):
-            runs = [decode(taia, tok_dir, r) for r in masked_runs(o["ids"], o["mask"])]
+        rendered = run_chat(taia, tok_dir, cases, template)
+        runs_per_case = [masked_runs(o["ids"], o["mask"]) for o in rendered]
+        texts = iter(decode_all(taia, tok_dir, [r for runs in runs_per_case for r in runs]))
+        for k, c in enumerate(cases):
+            runs = [next(texts) for _ in runs_per_case[k]]
             if template in ("phi3", "phi4"):  # SentencePiece prefixes the "\n" after <|end|> with its own "▁" token
                 runs = [r.replace("<|end|> \n", "<|end|>\n") for r in runs]
             want = trained_parts(template, c["messages"], c.get("enable_thinking"))

@@ -17,7 +17,7 @@ namespace taia {
 namespace {
 
 // GQA (k, v narrower than q, o) and an FFN wider than the hidden size: modules of three sizes.
-ModelConfig tiny() { return test::small_config(40, 16, 24, 3, 4, 2, 4, 32); }
+ModelConfig gqa_config() { return test::small_config(40, 16, 24, 3, 4, 2, 4, 32); }
 
 LoraAdapter random_adapter(const ModelConfig& c, uint64_t seed) {
   LoraConfig lc;
@@ -84,7 +84,7 @@ TEST(UpdateControls, ModeNamesParse) {
 }
 
 TEST(UpdateControls, LoraNormIsTheDenseProductsNorm) {
-  const LoraAdapter a = random_adapter(tiny(), 5);
+  const LoraAdapter a = random_adapter(gqa_config(), 5);
   const UpdateSizes sizes = lora_update_sizes(a);
   for (int64_t l = 0; l < 3; ++l)
     for (int i = 0; i < kNumProj; ++i) {
@@ -98,7 +98,7 @@ TEST(UpdateControls, LoraNormIsTheDenseProductsNorm) {
 // scaled: each module of layer l is f_l s B A with f_l = ||attention dW_l|| / ||dW_l||, so the
 // layer's kept update has the norm of its attention update (checked on the merged weights).
 TEST(UpdateControls, ScaledKeepsEachLayersAttentionNorm) {
-  const ModelConfig c = tiny();
+  const ModelConfig c = gqa_config();
   const LoraAdapter a = random_adapter(c, 6);
   auto base = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
   const ModeAdapter run = adapter_for_mode(&a, parse_mode_spec("scaled"), "[test]");
@@ -129,7 +129,7 @@ TEST(UpdateControls, ScaledKeepsEachLayersAttentionNorm) {
 // random-half-N: whole modules, kept or dropped; as many parameters as the attention set (at
 // most, within one module); a draw is the same every time, and draws differ.
 TEST(UpdateControls, RandomHalfKeepsWholeModulesWithTheAttentionSetsParameters) {
-  const ModelConfig c = tiny();
+  const ModelConfig c = gqa_config();
   const LoraAdapter a = random_adapter(c, 7);
   auto base = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
   const UpdateSizes sizes = lora_update_sizes(a);
@@ -184,7 +184,7 @@ TEST(UpdateControls, RandomHalfKeepsWholeModulesWithTheAttentionSetsParameters) 
 // Full fine-tuning: scaled writes W0 + f_l (W1 - W0) with f_l from the dense differences;
 // random-half leaves a kept tensor's fine-tuned bits and copies a dropped one's base bits.
 TEST(UpdateControls, FullFineTuningIsWeightedTensorByTensor) {
-  const ModelConfig c = tiny();
+  const ModelConfig c = gqa_config();
   auto base = init_model(c, 3, DType::F32, InitScheme::Full, 0.1f);
   auto tuned = init_model(c, 4, DType::F32, InitScheme::Full, 0.1f);
   auto diff = [&](const Model& m1, int64_t l, Proj p) {
@@ -223,7 +223,7 @@ TEST(UpdateControls, FullFineTuningIsWeightedTensorByTensor) {
 }
 
 TEST(UpdateControls, MoloraExpertsAreRefusedByName) {
-  const ModelConfig c = tiny();
+  const ModelConfig c = gqa_config();
   LoraConfig lc;
   lc.rank = 2;
   lc.targets = parse_targets("attn");
