@@ -185,7 +185,11 @@ const std::vector<ClaimSpec>& claim_specs() {
 }  // namespace
 
 std::string verdict_of(const PairedDifference& d) {
-  return d.n < 2 ? "not shown (one run)" : d.low > 0 ? "reproduced" : d.high < 0 ? "contradicted" : "not shown";
+  return d.n < 2         ? "not shown (one run)"
+         : d.no_spread() ? "not shown (no spread)"
+         : d.low > 0     ? "reproduced"
+         : d.high < 0    ? "contradicted"
+                         : "not shown";
 }
 
 std::vector<Claim> judge_claims(const std::vector<AggregateRow>& rows) {

@@ -49,6 +49,10 @@ Preset resolve_preset(const DemoOptions& o) {
   if (!o.seeds.empty()) p.seeds = o.seeds;
   if (!o.experiments.empty()) p.experiments = o.experiments;
   if (o.finetune_steps > 0) p.finetune_steps = o.finetune_steps;
+  if (o.context_dialogues > 0) {
+    TAIA_CHECK(o.model_path.empty(), "[demo] --context-dialogues sets the pretraining corpus; --model has no pretraining");
+    p.context_dialogues = o.context_dialogues;
+  }
   if (o.lora_lr > 0) p.lora_lr = o.lora_lr;
   if (o.full_lr > 0) p.full_lr = o.full_lr;
   const bool own_model = !o.model_path.empty();
@@ -185,6 +189,7 @@ Json demo_settings(const DemoOptions& o, const Preset& p, const std::string& bas
               {"noise", o.noise},
               {"mix", o.mix},
               {"finetune_steps", p.finetune_steps},
+              {"context_dialogues", p.context_dialogues},
               {"finetune_batch", p.finetune_batch},
               {"finetune_records", p.finetune_records},
               {"lora", Json{{"rank", p.lora_rank}, {"alpha", p.lora_alpha}, {"lr", p.lora_lr}, {"targets", "all"}}},

@@ -49,7 +49,10 @@ Json noise_sweep_json(const std::string& experiment, const std::map<double, std:
     Json l{{"noise", level}, {"n", int64_t(seeds.size())}};
     for (const char* task : {"knowledge_chat", "facts"}) l[task] = paired_on(seeds, task, worlds);
     const Json& k = l["knowledge_chat"];
-    if (stops.is_null() && !k.is_null() && !(k["difference"]["low"].get<double>() > 0)) stops = level;
+    if (stops.is_null() && !k.is_null()) {
+      const auto d = PairedDifference::from_json(k["difference"], "[demo] noise sweep");
+      if (!(d.excludes_zero() && d.low > 0)) stops = level;  // TAIA's win is not shown at this level
+    }
     levels.push_back(l);
   }
   return Json{{"experiment", experiment}, {"levels", levels}, {"taia_stops_winning_at", stops}};

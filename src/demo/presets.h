@@ -19,6 +19,11 @@ struct Preset {
   // pretraining on long ones (with pretrain_max_length to hold them) keeps a 4-shot prompt inside
   // the length the model was trained on.
   int64_t chat_turns_per_doc = 3;
+  // Design C's base (issue 36): pretraining dialogues about made-up people answered within the
+  // dialogue (world.h's context_dialogues), so that reading an answer from the context pays; 0 in
+  // every preset (their bases do not learn in context: docs/REPRODUCTION.md), set by
+  // --context-dialogues.
+  int64_t context_dialogues = 0, context_people = 2, context_turns = 8;
   int64_t retention_docs = 0;  // held-out pretraining documents scored for retention
   double filler = 0.15;
   // model (LLaMA architecture) and its tokenizer

@@ -55,6 +55,8 @@ std::string pretrain_recipe(const Preset& p, uint64_t world_seed) {
     << " intermediate=" << p.intermediate << " layers=" << p.layers << " heads=" << p.heads
     << " max_positions=" << p.max_positions << " steps=" << p.pretrain_steps << " batch=" << p.pretrain_batch
     << " max_length=" << p.pretrain_max_length << " lr=" << p.pretrain_lr;
+  if (p.context_dialogues > 0)  // only then: the other recipes keep their cache entries
+    s << " context_dialogues=" << p.context_dialogues << "x" << p.context_people << "/" << p.context_turns;
   return s.str();
 }
 
@@ -73,23 +75,31 @@ void remove_dead_builds(const std::string& dir) {
 }
 
 // The pretraining documents: fact documents about the known people with the chat dialogues
-// spread evenly among them (a fixed interleaving, no RNG).
+// (and design C's context dialogues) spread evenly among them (a fixed interleaving, no RNG).
 struct Corpus {
   std::vector<std::string> documents;
-  size_t fact_documents = 0, chat_documents = 0;
+  size_t fact_documents = 0, chat_documents = 0, context_dialogues = 0;
 };
+
+// a and b merged, each kept in order, b's items spread evenly among a's.
+std::vector<std::string> interleave(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::vector<std::string> out;
+  for (size_t i = 0, j = 0; i < a.size() || j < b.size();) {
+    const bool take_a = i < a.size() && (j >= b.size() || (i + 1) * b.size() <= (j + 1) * a.size());
+    out.push_back(take_a ? a[i++] : b[j++]);
+  }
+  return out;
+}
 
 Corpus build_corpus(const Preset& p, const World& w, uint64_t world_seed) {
   const auto facts = pretraining_documents(w, p.corpus_rounds, p.filler, p.sentences_per_doc, world_seed * 2 + 1);
   const auto chats = chat_documents(w, p.corpus_rounds, p.chat_turns_per_doc, world_seed * 2 + 1);
+  const auto contexts = context_dialogues(w, p.context_dialogues, p.context_people, p.context_turns, world_seed * 2 + 1);
   Corpus c;
   c.fact_documents = facts.size();
   c.chat_documents = chats.size();
-  for (size_t fact = 0, chat = 0; fact < facts.size() || chat < chats.size();) {
-    const bool take_fact =
-        fact < facts.size() && (chat >= chats.size() || (fact + 1) * chats.size() <= (chat + 1) * facts.size());
-    c.documents.push_back(take_fact ? facts[fact++] : chats[chat++]);
-  }
+  c.context_dialogues = contexts.size();
+  c.documents = interleave(facts, interleave(chats, contexts));
   return c;
 }
 
@@ -205,7 +215,9 @@ std::string ensure_pretrained(const Preset& p, const World& w, const PretrainSet
   for (const auto& d : corpus.documents) text += d + "\n\n";
   write_file_atomic(tmp + "/corpus.txt", text);
   log("[demo] corpus: " + std::to_string(corpus.fact_documents) + " fact documents, " +
-      std::to_string(corpus.chat_documents) + " chat documents, " + std::to_string(text.size()) +
+      std::to_string(corpus.chat_documents) + " chat documents, " +
+      (corpus.context_dialogues ? std::to_string(corpus.context_dialogues) + " context dialogues, " : "") +
+      std::to_string(text.size()) +
       " bytes; training the tokenizer (SentencePiece BPE, " + std::to_string(p.vocab) + " pieces)");
   write_tokenizer(p, corpus, tmp + "/init");
   write_initial_model(p, s.world_seed, tmp + "/init");

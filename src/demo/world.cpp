@@ -208,6 +208,42 @@ std::vector<std::string> chat_documents(const World& w, int64_t rounds, int64_t 
   return join_into_documents(turns, per_doc, "");
 }
 
+std::vector<std::string> context_dialogues(const World& w, int64_t n, int64_t people, int64_t turns, uint64_t seed) {
+  TAIA_CHECK(n >= 0 && people > 0 && turns >= 2 * people, "[context_dialogues] expected n >= 0, people > 0 and turns >= ",
+             "2 x people, got ", n, ", ", people, ", ", turns);
+  std::set<std::string> taken;
+  for (const Person& p : w.people) taken.insert(p.name);
+  const std::string empty_question = fill_in(kJobQuestions[0], "", "");  // "What is the job of ?"
+  const size_t name_at = empty_question.find('?');
+  for (const Json& e : icl_task(w, 0, 1000)) {  // the ICL test's people
+    const std::string q = e["question"].get<std::string>();
+    taken.insert(q.substr(name_at, q.size() - empty_question.size()));
+  }
+  Rng r(seed * 0x2545f4914f6cdd1dull + 31);
+  const ChatTemplate chatml = chat_template_by_name("chatml");
+  std::vector<std::string> docs;
+  for (int64_t d = 0; d < n; ++d) {
+    std::vector<std::pair<std::string, size_t>> cast;  // (name, job)
+    while (int64_t(cast.size()) < people) {
+      std::string name = random_name(r);
+      if (taken.insert(name).second) cast.emplace_back(name, pick(r, w.jobs.size()));
+    }
+    std::vector<size_t> order;  // who is asked at each turn: everyone twice, the rest at random
+    for (int64_t k = 0; k < 2 * people; ++k) order.push_back(size_t(k % people));
+    while (int64_t(order.size()) < turns) order.push_back(pick(r, cast.size()));
+    shuffle(r, order);
+    std::string text;
+    for (size_t who : order)
+      text += render_chat(chatml,
+                          {{"user", fill_in(pick(r, kJobQuestions), cast[who].first, "")},
+                           {"assistant", answer(w.jobs[cast[who].second])}},
+                          /*add_generation_prompt=*/false, "", "")
+                  .text;
+    docs.push_back(text);
+  }
+  return docs;
+}
+
 namespace {
 
 // The words of the copying skill: every third is held out for the test.

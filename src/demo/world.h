@@ -48,6 +48,13 @@ std::vector<std::string> pretraining_documents(const World& w, int64_t rounds, d
 // base models are, and its chat skill is what fine-tuning can keep or break.
 std::vector<std::string> chat_documents(const World& w, int64_t rounds, int64_t per_doc, uint64_t seed);
 
+// Context dialogues (ChatML text, design C's base only): each about `people` made-up people never
+// in the world nor in icl_task's first 1000 examples, `turns` question-answer turns asking their
+// jobs (every job question phrasing); each person is asked at least twice, so after a person's
+// first answer every later one can only be read from the dialogue itself. Each document has its
+// own people (no name comes back in another), so nothing about them can be stored in the weights.
+std::vector<std::string> context_dialogues(const World& w, int64_t n, int64_t people, int64_t turns, uint64_t seed);
+
 // The number of fact phrasings per attribute in the corpus.
 int64_t phrasings_per_fact();
 

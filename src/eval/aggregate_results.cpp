@@ -114,7 +114,7 @@ void correct_for_multiplicity(std::vector<Claim>& claims) {
     c.p = NAN;
     if (d.n >= 2) {
       const double se = (d.high - d.low) / (2 * t_quantile_975(int(d.n) - 1));
-      c.p = se > 0 ? t_two_sided_p(d.mean / se, int(d.n) - 1) : d.mean != 0 ? 0.0 : 1.0;
+      c.p = se > 0 ? t_two_sided_p(d.mean / se, int(d.n) - 1) : 1.0;  // no spread: no evidence
     }
     p.push_back(std::isnan(c.p) ? 1.0 : c.p);
   }
@@ -131,9 +131,10 @@ void correct_for_multiplicity(std::vector<Claim>& claims) {
       c.low_corrected = d.mean - half;
       c.high_corrected = d.mean + half;
     }
-    c.verdict_corrected = std::isnan(c.p) ? "not shown (one run)"
-                          : c.p_holm < 0.05 ? (d.mean > 0 ? "reproduced" : "contradicted")
-                                            : "not shown";
+    c.verdict_corrected = std::isnan(c.p)     ? "not shown (one run)"
+                          : d.no_spread()     ? "not shown (no spread)"
+                          : c.p_holm < 0.05   ? (d.mean > 0 ? "reproduced" : "contradicted")
+                                              : "not shown";
   }
 }
 

@@ -22,7 +22,10 @@ struct PairedDifference {
   int64_t n = 0;
   std::string unit = "run";  // what n counts: "run", "world" or "example" (the base's ICL slope);
                              // "run" in results written before worlds were clusters
-  bool excludes_zero() const { return low > 0 || high < 0; }
+  // Runs that all gave the same difference (ties are common: accuracies move in steps of one
+  // example) make a t interval of zero width; it carries no evidence, so nothing is judged on it.
+  bool no_spread() const { return n >= 2 && low == high; }
+  bool excludes_zero() const { return !no_spread() && (low > 0 || high < 0); }
   Json to_json() const;
   static PairedDifference from_json(const Json& j, const std::string& where);
 };

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -229,6 +230,50 @@ TEST(DemoWorld, CountryDataAxesAskTheirGroupsOnly) {
   EXPECT_NO_THROW(finetune_records(no_fresh, bad));
   bad.kind = "countries";
   EXPECT_THROW(finetune_records(w, bad), Error);
+}
+
+// Design C's context dialogues: each document's people are new (not in the world, not the ICL
+// test's, not another document's), each asked at least twice with one job throughout, so every
+// answer after a person's first is in the dialogue already.
+TEST(DemoWorld, ContextDialoguesAnswerFromTheDialogueOnly) {
+  const World w = make_world(5, {12, 6, 8});
+  const auto docs = context_dialogues(w, 40, 3, 9, 7);
+  ASSERT_EQ(docs.size(), 40u);
+  EXPECT_EQ(docs, context_dialogues(w, 40, 3, 9, 7));
+  EXPECT_NE(docs, context_dialogues(w, 40, 3, 9, 8));
+  std::set<std::string> excluded;
+  for (const Person& p : w.people) excluded.insert(p.name);
+  std::set<std::string> icl_questions;
+  for (const Json& e : icl_task(w, 0, 1000)) icl_questions.insert(e["question"].get<std::string>());
+  const std::regex turn("<\\|im_start\\|>user\n([^<]*)<\\|im_end\\|>\n<\\|im_start\\|>assistant\n"
+                        "The answer is ([a-z]+)\\.<\\|im_end\\|>\n");
+  const std::regex name_re("[A-Z][a-z]+ [A-Z][a-z]+");
+  std::set<std::string> seen_in_other_docs;
+  for (const std::string& doc : docs) {
+    std::map<std::string, std::vector<std::string>> answers;  // name -> its answers in order
+    size_t turns = 0, covered = 0;
+    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), turn); it != std::sregex_iterator(); ++it, ++turns) {
+      ASSERT_EQ(size_t((*it).position()), covered) << doc;  // the turns tile the document
+      covered += size_t((*it).length());
+      const std::string q = (*it)[1];
+      std::smatch m;
+      ASSERT_TRUE(std::regex_search(q, m, name_re)) << q;
+      answers[m.str()].push_back((*it)[2]);
+      EXPECT_EQ(icl_questions.count("What is the job of " + m.str() + "?"), 0u) << m.str();
+    }
+    EXPECT_EQ(covered, doc.size());
+    EXPECT_EQ(turns, 9u);
+    ASSERT_EQ(answers.size(), 3u) << doc;
+    for (const auto& [name, said] : answers) {
+      EXPECT_GE(said.size(), 2u) << name;
+      EXPECT_TRUE(std::all_of(said.begin(), said.end(), [&](const std::string& a) { return a == said[0]; })) << name;
+      EXPECT_NE(std::find(w.jobs.begin(), w.jobs.end(), said[0]), w.jobs.end()) << said[0];
+      EXPECT_EQ(excluded.count(name), 0u) << name << " is in the world";
+      EXPECT_TRUE(seen_in_other_docs.insert(name).second) << name << " comes back in another document";
+    }
+  }
+  EXPECT_TRUE(context_dialogues(w, 0, 2, 8, 1).empty());
+  EXPECT_THROW(context_dialogues(w, 5, 3, 5, 1), Error);  // fewer turns than two per person
 }
 
 // The matched scale axis: 2m is the default preset exactly (the same cache key, so the default's

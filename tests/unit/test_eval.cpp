@@ -460,6 +460,15 @@ TEST(Stats, StudentTTailsQuantilesAndHolm) {
   EXPECT_EQ(claims[0].verdict_corrected, "not shown");
   EXPECT_LT(claims[0].low_corrected, 0.0);  // the simultaneous interval is wider than the 95 % one
   EXPECT_GT(claims[0].high_corrected, 2.0);
+  // Two runs with the same difference: a zero-width interval, no evidence either way.
+  std::vector<Claim> tied(2);
+  tied[0].difference = PairedDifference{16.0, 16.0, 16.0, 2};
+  tied[1].difference = PairedDifference{-3.0, -4.0, -2.0, 5};
+  correct_for_multiplicity(tied);
+  EXPECT_TRUE(tied[0].difference.no_spread() && !tied[0].difference.excludes_zero());
+  EXPECT_DOUBLE_EQ(tied[0].p, 1.0);
+  EXPECT_EQ(tied[0].verdict_corrected, "not shown (no spread)");
+  EXPECT_EQ(tied[1].verdict_corrected, "contradicted");
 }
 
 // Student's t quantiles against textbook values, and a 95 % interval.
