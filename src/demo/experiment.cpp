@@ -49,9 +49,17 @@ Preset resolve_preset(const DemoOptions& o) {
   if (!o.seeds.empty()) p.seeds = o.seeds;
   if (!o.experiments.empty()) p.experiments = o.experiments;
   if (o.finetune_steps > 0) p.finetune_steps = o.finetune_steps;
+  if (o.pretrain_steps > 0) {
+    TAIA_CHECK(o.model_path.empty(), "[demo] --pretrain-steps sets the pretraining; --model has no pretraining");
+    p.pretrain_steps = o.pretrain_steps;
+  }
   if (o.context_dialogues > 0) {
     TAIA_CHECK(o.model_path.empty(), "[demo] --context-dialogues sets the pretraining corpus; --model has no pretraining");
     p.context_dialogues = o.context_dialogues;
+    p.context_people = o.context_people;
+    p.context_turns = o.context_turns;
+    TAIA_CHECK(p.context_turns >= 2 * p.context_people, "[demo] --context-turns expected at least 2 x --context-people (",
+               2 * p.context_people, "), got ", p.context_turns);
   }
   if (o.lora_lr > 0) p.lora_lr = o.lora_lr;
   if (o.full_lr > 0) p.full_lr = o.full_lr;
@@ -189,6 +197,7 @@ Json demo_settings(const DemoOptions& o, const Preset& p, const std::string& bas
               {"noise", o.noise},
               {"mix", o.mix},
               {"finetune_steps", p.finetune_steps},
+              {"pretrain_steps", p.pretrain_steps},
               {"context_dialogues", p.context_dialogues},
               {"finetune_batch", p.finetune_batch},
               {"finetune_records", p.finetune_records},

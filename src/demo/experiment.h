@@ -28,8 +28,9 @@ struct DemoOptions {
   std::vector<std::string> experiments;  // empty: the preset's
   double noise = 0.0, mix = 0.0;
   int64_t finetune_steps = 0;  // 0: the preset's
+  int64_t pretrain_steps = 0;  // 0: the preset's (another cache entry otherwise)
   // Design C's base: this many context dialogues in the pretraining corpus (presets.h; 0: none).
-  int64_t context_dialogues = 0;
+  int64_t context_dialogues = 0, context_people = 2, context_turns = 8;
   double lora_lr = 0, full_lr = 0;
   int threads = 0;
   bool progress = true;

@@ -125,11 +125,16 @@ check(by_exp.get("facts-lora", set()) >= {"taia-vanilla", "taia-base", "taia-tai
 p1_holds = all(c["verdict"] == "reproduced" for c in claims if c["claim"].startswith("P1:"))
 family = [c for c in claims if "verdict_corrected" in c]
 outside = [c for c in claims if "verdict_corrected" not in c]
-check(all(c["verdict"] in ("reproduced", "contradicted", "not shown") and (c["verdict"] != "reproduced" or c["low"] > 0)
-          and (c["verdict"] != "contradicted" or c["high"] < 0) and c["low_corrected"] <= c["low"] and
+# Runs that all tie give a zero-width interval: "not shown (no spread)" before and after Holm, p = 1.
+check(all(c["verdict"] in ("reproduced", "contradicted", "not shown", "not shown (no spread)")
+          and (c["verdict"] != "reproduced" or c["low"] > 0) and (c["verdict"] != "contradicted" or c["high"] < 0)
+          and ((c["low"] == c["high"]) == (c["verdict"] == "not shown (no spread)") ==
+               (c["verdict_corrected"] == "not shown (no spread)"))
+          and (c["low"] != c["high"] or c["p"] == 1) and c["low_corrected"] <= c["low"] and
           c["high_corrected"] >= c["high"] and c["p"] <= c["p_holm"] <= 1 and
-          (c["verdict_corrected"] == "not shown" or c["verdict"] == c["verdict_corrected"]) for c in family),
-      "each verdict matches its interval; Holm's p >= p, the simultaneous interval holds the 95 % one", family[:2])
+          (c["verdict_corrected"].startswith("not shown") or c["verdict"] == c["verdict_corrected"]) for c in family),
+      "each verdict matches its interval; Holm's p >= p, the simultaneous interval holds the 95 % one",
+      [c for c in family if c["low"] == c["high"]][:2] or family[:2])
 check(all(c["claim"].startswith("P1:") or (c["claim"].startswith("I1:") and not p1_holds) for c in outside) and
       all(c["verdict"] == "not judged (P1 failed)" for c in outside if c["claim"].startswith("I1:")),
       "outside the family: the precondition P1, and I1 only while P1 fails (then not judged)", outside[:2])
@@ -275,4 +280,11 @@ check(r.returncode == 1 and "/nonexistent/model" in r.stderr, "missing model: ex
 r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad3"), "--model", stories, "--mix", "0.2"],
                    capture_output=True, text=True)
 check(r.returncode == 1 and "--mix" in r.stderr, "--mix with --model: exit 1 saying why", r.stderr[-300:])
+for extra, word in ((["--model", stories, "--pretrain-steps", "5"], "--pretrain-steps"),
+                    (["--model", stories, "--context-dialogues", "5"], "--context-dialogues"),
+                    (["--context-dialogues", "5", "--context-people", "3", "--context-turns", "4"], "--context-turns")):
+    r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad4"), "--cache", cache, *extra],
+                       capture_output=True, text=True)
+    check(r.returncode == 1 and word in r.stderr and "[demo] corpus" not in r.stderr,
+          f"{' '.join(extra[-2:])}: exit 1 naming {word}, before any pretraining", r.stderr[-300:])
 finish()
