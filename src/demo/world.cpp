@@ -208,17 +208,30 @@ std::vector<std::string> chat_documents(const World& w, int64_t rounds, int64_t 
   return join_into_documents(turns, per_doc, "");
 }
 
+namespace {
+
+// The ICL test's made-up people and their jobs: the same draws for every n (examples nest).
+std::vector<std::pair<std::string, size_t>> icl_people(const World& w, int64_t n) {
+  std::set<std::string> taken;
+  for (const Person& p : w.people) taken.insert(p.name);
+  Rng r(w.seed * 0x94d049bb133111ebull + 97);
+  std::vector<std::pair<std::string, size_t>> out;
+  for (int64_t i = 0; i < n; ++i) {
+    std::string name = random_name(r);
+    while (!taken.insert(name).second) name = random_name(r);
+    out.emplace_back(name, pick(r, w.jobs.size()));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> context_dialogues(const World& w, int64_t n, int64_t people, int64_t turns, uint64_t seed) {
   TAIA_CHECK(n >= 0 && people > 0 && turns >= 2 * people, "[context_dialogues] expected n >= 0, people > 0 and turns >= ",
              "2 x people, got ", n, ", ", people, ", ", turns);
   std::set<std::string> taken;
   for (const Person& p : w.people) taken.insert(p.name);
-  const std::string empty_question = fill_in(kJobQuestions[0], "", "");  // "What is the job of ?"
-  const size_t name_at = empty_question.find('?');
-  for (const Json& e : icl_task(w, 0, 1000)) {  // the ICL test's people
-    const std::string q = e["question"].get<std::string>();
-    taken.insert(q.substr(name_at, q.size() - empty_question.size()));
-  }
+  for (const auto& person : icl_people(w, 1000)) taken.insert(person.first);
   Rng r(seed * 0x2545f4914f6cdd1dull + 31);
   const ChatTemplate chatml = chat_template_by_name("chatml");
   std::vector<std::string> docs;
@@ -430,14 +443,9 @@ std::vector<Json> country_task(const World& w) {
 }
 
 std::vector<Json> icl_task(const World& w, int64_t shots, int64_t n) {
-  std::set<std::string> taken;
-  for (const Person& p : w.people) taken.insert(p.name);
-  Rng r(w.seed * 0x94d049bb133111ebull + 97);  // the same draws for every shot count: examples nest
   std::vector<Json> out;
-  for (int64_t i = 0; i < n; ++i) {
-    std::string name = random_name(r);
-    while (!taken.insert(name).second) name = random_name(r);
-    const std::string& job = w.jobs[pick(r, w.jobs.size())];
+  for (const auto& [name, job_index] : icl_people(w, n)) {  // the same people at every shot count
+    const std::string& job = w.jobs[job_index];
     Json demos = Json::array();  // the trained phrasings in turn, then the test's own question
     for (int64_t k = 0; k < shots; ++k)
       demos.push_back(Json{{"question", fill_in(kJobQuestions[size_t(1 + k % kTrainedQuestions) % kTrainedQuestions],

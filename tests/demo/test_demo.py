@@ -272,6 +272,9 @@ r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad_sweep
                     "facts-full", "--sweep", "ranks"], capture_output=True, text=True)
 check(r.returncode == 1 and "repeats a LoRA experiment" in r.stderr and "[demo] 1/" not in r.stderr,
       "--sweep ranks without a LoRA experiment: refused before any run", r.stderr[-300:])
+r = subprocess.run([taia, "demo", "--context-people", "1"], capture_output=True, text=True)
+check(r.returncode == 2 and "--context-dialogues" in r.stderr, "--context-people without --context-dialogues: usage "
+      "error naming it (exit 2)", (r.returncode, r.stderr[-300:]))
 r = subprocess.run([taia, "demo", "--noise", "2"], capture_output=True, text=True)
 check(r.returncode == 2, "--noise outside [0, 1]: usage error (exit 2)", r.returncode)
 r = subprocess.run([taia, "demo", "--quick", "-o", os.path.join(work, "bad2"), "--model", "/nonexistent/model"],

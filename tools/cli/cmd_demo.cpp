@@ -91,14 +91,14 @@ void register_demo(CLI::App& app) {
   cmd->add_option("--steps", o.finetune_steps, "Fine-tuning steps (default: the preset's)")->check(CLI::PositiveNumber);
   cmd->add_option("--pretrain-steps", o.pretrain_steps, "Pretraining steps (default: the preset's)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--context-dialogues", o.context_dialogues,
+  auto* context_dialogues = cmd->add_option("--context-dialogues", o.context_dialogues,
                   "Design C's base: this many pretraining dialogues about made-up people, each asked their job "
                   "again after a first answer, so that an answer can be read from the context (default 0: none)")
       ->check(CLI::Range(int64_t(1), int64_t(100000)));
   cmd->add_option("--context-people", o.context_people, "People per context dialogue")
-      ->check(CLI::Range(int64_t(1), int64_t(16)))->capture_default_str();
+      ->check(CLI::Range(int64_t(1), int64_t(16)))->needs(context_dialogues)->capture_default_str();
   cmd->add_option("--context-turns", o.context_turns, "Question-answer turns per context dialogue (at least 2 per person)")
-      ->check(CLI::Range(int64_t(2), int64_t(64)))->capture_default_str();
+      ->check(CLI::Range(int64_t(2), int64_t(64)))->needs(context_dialogues)->capture_default_str();
   cmd->add_option("--lora-lr", o.lora_lr, "LoRA learning rate (default: the preset's)")->check(CLI::PositiveNumber);
   cmd->add_option("--full-lr", o.full_lr, "Full fine-tuning learning rate (default: the preset's)")
       ->check(CLI::PositiveNumber);
